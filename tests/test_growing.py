@@ -1,0 +1,208 @@
+"""Region growing (Section 3.3, Eq. 3): hand-checkable cases, the sequential reference, invariants."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from scipy import ndimage as ndi
+
+from dsrg.growing import grow, label_map
+from dsrg.io import InputError
+
+INF = float("inf")
+
+
+def _probs_from_argmax(argmax: np.ndarray, conf: np.ndarray, c: int) -> torch.Tensor:
+    """(H, W) argmax class + its probability -> (1, C, H, W) probabilities summing to 1."""
+    h, w = argmax.shape
+    p = np.zeros((c, h, w), np.float32)
+    rest = (1.0 - conf) / (c - 1)
+    p[:] = rest
+    np.put_along_axis(p, argmax[None], conf[None].astype(np.float32), axis=0)
+    return torch.from_numpy(p)[None]
+
+
+def test_six_by_six_two_classes_and_a_blocked_pixel():
+    # Classes: 0 background, 1 "cat", 2 "dog" (absent). One cat seed at (1,1), one bg seed at (5,5).
+    # The network is confident of "cat" on the 3x3 block rows 0-2 x cols 0-2, except (0,2)
+    # which is a background seed (a seed of exactly one OTHER class: never added to cat).
+    # (2,4) is cat with high confidence but not connected to the block (col 3 is low confidence).
+    # The bottom-right 2x2 block is confident background and touches the bg seed at (5,5).
+    argmax = np.zeros((6, 6), np.int64)
+    conf = np.full((6, 6), 0.5)
+    argmax[0:3, 0:3] = 1; conf[0:3, 0:3] = 0.9
+    argmax[2, 4] = 1; conf[2, 4] = 0.95
+    conf[4:6, 4:6] = 0.995
+    probs = _probs_from_argmax(argmax, conf, 3)
+    seeds = torch.zeros(1, 3, 6, 6, dtype=torch.bool)
+    seeds[0, 1, 1, 1] = True
+    seeds[0, 0, 5, 5] = True
+    seeds[0, 0, 0, 2] = True
+    labels = torch.tensor([[True, True, False]])
+
+    out = grow(seeds, probs, labels, theta_fg=0.85, theta_bg=0.99)[0]
+
+    cat = np.zeros((6, 6), bool); cat[0:3, 0:3] = True; cat[0, 2] = False  # the blocked pixel
+    # (0,2) was labelled cat by the network (0.9 > 0.85) so it is in cat's component, but it is a
+    # background seed only, so it is never added to cat; the component still reaches through it
+    # only via its 8-neighbours, which are in the block anyway.
+    bg = np.zeros((6, 6), bool); bg[4:6, 4:6] = True; bg[0, 2] = True
+    np.testing.assert_array_equal(out[1].numpy(), cat)
+    np.testing.assert_array_equal(out[0].numpy(), bg)
+    assert not out[2].any()                     # absent class never grows
+
+
+def test_strict_threshold_and_one_sided_variants():
+    argmax = np.array([[1, 1, 1, 0, 0, 0]]); conf = np.array([[0.85, 0.9, 0.9, 0.995, 0.99, 0.995]])
+    probs = _probs_from_argmax(argmax, conf, 2)
+    seeds = torch.zeros(1, 2, 1, 6, dtype=torch.bool)
+    seeds[0, 1, 0, 0] = True   # cat seed where p = 0.85 exactly: stays a seed, the label map keeps cat
+    seeds[0, 0, 0, 5] = True
+    labels = torch.tensor([[True, True]])
+    out = grow(seeds, probs, labels)[0]
+    assert out[1, 0].tolist() == [True, True, True, False, False, False]
+    # (0,4) has p = 0.99, not > 0.99: it breaks the background run, so only (0,5) (the seed) stays.
+    assert out[0, 0].tolist() == [False, False, False, False, False, True]
+    fg_only = grow(seeds, probs, labels, theta_bg=INF)[0]
+    assert fg_only[0, 0].tolist() == [False] * 5 + [True]
+    bg_only = grow(seeds, probs, labels, theta_fg=INF)[0]
+    assert bg_only[1, 0].tolist() == [True] + [False] * 5
+
+
+def test_seed_label_map_takes_the_highest_seeded_class():
+    seeds = torch.zeros(1, 3, 1, 2, dtype=torch.bool)
+    seeds[0, 1, 0, 0] = seeds[0, 2, 0, 0] = True
+    probs = torch.full((1, 3, 1, 2), 1 / 3)
+    lab = label_map(seeds, probs, torch.tensor([[True, True, True]]))
+    assert lab.tolist() == [[[2, -1]]]
+
+
+def test_bad_inputs_name_the_argument():
+    seeds = torch.zeros(2, 3, 4, 4, dtype=torch.bool)
+    probs = torch.rand(2, 3, 4, 4)
+    labels = torch.ones(2, 3, dtype=torch.bool)
+    with pytest.raises(InputError, match="probs: expected shape"):
+        grow(seeds, probs[:, :2], labels)
+    with pytest.raises(InputError, match="seeds: expected dtype torch.bool"):
+        grow(seeds.float(), probs, labels)
+    with pytest.raises(InputError, match="background"):
+        grow(seeds, probs, labels & torch.tensor([False, True, True]))
+    with pytest.raises(InputError, match="theta_fg"):
+        grow(seeds, probs, labels, theta_fg=1.5)
+
+
+# ---- the literal sequential reference: per image, per class in order, as the public code reads ----
+
+def reference_grow(seeds, probs, labels, theta_fg, theta_bg):
+    seeds = seeds.numpy().copy(); probs = probs.numpy(); labels = labels.numpy()
+    out = seeds.copy()
+    b, c = labels.shape
+    for i in range(b):
+        present = np.flatnonzero(labels[i])
+        sub = probs[i][present]
+        k = present[sub.argmax(0)]
+        pmax = sub.max(0)
+        lab = np.full(k.shape, -1)
+        for cls in range(c):                       # highest seeded class wins
+            lab[seeds[i, cls]] = cls
+        lab[(k > 0) & (pmax > theta_fg)] = k[(k > 0) & (pmax > theta_fg)]
+        lab[(k == 0) & (pmax > theta_bg)] = 0
+        for cls in present:                        # in order; earlier growth visible to later classes
+            comp, n = ndi.label(lab == cls, structure=np.ones((3, 3)))
+            for j in range(1, n + 1):
+                region = comp == j
+                if not (region & seeds[i, cls]).any():
+                    continue
+                for y, x in zip(*np.nonzero(region)):
+                    held = out[i, :, y, x]
+                    if held.sum() == 1 and not held[cls]:
+                        continue
+                    out[i, cls, y, x] = True
+    return torch.from_numpy(out)
+
+
+@st.composite
+def growing_inputs(draw):
+    b = draw(st.integers(1, 3)); c = draw(st.integers(2, 5))
+    h = draw(st.integers(1, 9)); w = draw(st.integers(1, 9))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, c, h, w, generator=g) * draw(st.sampled_from([1.0, 3.0, 8.0]))
+    probs = logits.softmax(1)
+    seeds = torch.rand(b, c, h, w, generator=g) < draw(st.sampled_from([0.05, 0.2, 0.5]))
+    labels = torch.rand(b, c, generator=g) < 0.6
+    labels[:, 0] = True
+    seeds &= labels[:, :, None, None]               # cues only for present classes, as seeds.py makes them
+    theta_fg = draw(st.sampled_from([0.3, 0.5, 0.85, INF]))
+    theta_bg = draw(st.sampled_from([0.3, 0.6, 0.99, INF]))
+    return seeds, probs, labels, theta_fg, theta_bg
+
+
+@settings(max_examples=150, deadline=None)
+@given(growing_inputs())
+def test_batched_grow_equals_the_sequential_reference(inputs):
+    assert torch.equal(grow(*inputs), reference_grow(*inputs))
+
+
+@settings(max_examples=100, deadline=None)
+@given(growing_inputs())
+def test_growing_never_removes_a_seed_nor_grows_an_absent_class(inputs):
+    seeds, probs, labels, tf, tb = inputs
+    out = grow(seeds, probs, labels, tf, tb)
+    assert not (seeds & ~out).any()
+    absent = ~labels[:, :, None, None].expand_as(out)
+    assert torch.equal(out[absent], seeds[absent])
+
+
+@settings(max_examples=100, deadline=None)
+@given(growing_inputs())
+def test_growth_stays_in_components_touching_a_seed_of_its_class(inputs):
+    seeds, probs, labels, tf, tb = inputs
+    out = grow(seeds, probs, labels, tf, tb).numpy()
+    lab = label_map(seeds, probs, labels, tf, tb).numpy()
+    new = out & ~seeds.numpy()
+    b, c = labels.shape
+    for i in range(b):
+        for cls in range(c):
+            comp, _ = ndi.label(lab[i] == cls, structure=np.ones((3, 3)))
+            seeded = set(np.unique(comp[seeds[i, cls].numpy()])) - {0}
+            assert set(np.unique(comp[new[i, cls]])) <= seeded
+
+
+def _agree_with_seeds(seeds, probs, labels):
+    """Make the network's argmax equal the seed label at every seed pixel."""
+    lab = label_map(seeds, probs, labels, INF, INF)          # the seed label map alone
+    onehot = torch.nn.functional.one_hot(lab.clamp(min=0), probs.shape[1]).permute(0, 3, 1, 2).bool()
+    boosted = torch.where(onehot, probs + 2.0, probs)
+    boosted = boosted / boosted.sum(1, keepdim=True)
+    return torch.where((lab >= 0).unsqueeze(1), boosted, probs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(growing_inputs(), st.floats(0.0, 0.2))
+def test_growth_is_monotone_in_the_thresholds_where_the_network_agrees_with_the_seeds(inputs, delta):
+    seeds, probs, labels, tf, tb = inputs
+    probs = _agree_with_seeds(seeds, probs, labels)
+    loose = grow(seeds, probs, labels, tf, tb)
+    tight = grow(seeds, probs, labels, min(tf + delta, 1.0) if tf < INF else tf,
+                 min(tb + delta, 1.0) if tb < INF else tb)
+    assert not (tight & ~loose).any()             # a higher threshold never grows more
+
+
+def test_a_lower_threshold_can_grow_less_when_it_overwrites_a_seed():
+    # Row: cat seed | cat seed | cat 0.9 (not a seed). The middle seed pixel is confidently background
+    # (0.995). With theta_bg = 0.99 it is relabelled background, which cuts the right pixel off the
+    # left seed; with theta_bg = inf it keeps its seed label and the right pixel is reached.
+    argmax = np.array([[1, 0, 1]]); conf = np.array([[0.9, 0.995, 0.9]])
+    probs = _probs_from_argmax(argmax, conf, 2)
+    seeds = torch.zeros(1, 2, 1, 3, dtype=torch.bool); seeds[0, 1, 0, :2] = True
+    labels = torch.ones(1, 2, dtype=torch.bool)
+    assert grow(seeds, probs, labels, 0.85, 0.99)[0, 1, 0].tolist() == [True, True, False]
+    assert grow(seeds, probs, labels, 0.85, INF)[0, 1, 0].tolist() == [True, True, True]
+
+
+def test_grow_keeps_the_device_and_needs_no_gradient():
+    probs = torch.rand(1, 2, 3, 3, requires_grad=True)
+    seeds = torch.zeros(1, 2, 3, 3, dtype=torch.bool); seeds[0, 1, 1, 1] = True
+    out = grow(seeds, probs.softmax(1), torch.ones(1, 2, dtype=torch.bool), 0.0, 0.0)
+    assert out.dtype == torch.bool and out.device == seeds.device and not out.requires_grad
