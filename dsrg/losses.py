@@ -1,0 +1,86 @@
+"""Losses of DSRG step 1 (Section 3.2): seeding losses (Eq. 1 and SEC's) and the boundary loss.
+
+All take batched tensors ``(B, C, H, W)`` on any device, are safe on empty seed sets (an image with no
+seed of a kind contributes 0 for that term) and return a scalar averaged over the batch. Seeds are
+constants: the grown cues carry no gradient (growing is not differentiable).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checks import expect_shape
+
+SMOOTH_EPS = 1e-4
+
+
+def smoothed_softmax(logits: torch.Tensor, eps: float = SMOOTH_EPS) -> torch.Tensor:
+    """The authors' smoothed softmax: ``p = softmax(logits) + eps``, renormalised over classes (dim 1).
+
+    It bounds ``-log p`` by about ``-log(eps)`` so seed pixels the network gets badly wrong do not blow up.
+    """
+    p = logits.softmax(dim=1) + eps
+    return p / p.sum(dim=1, keepdim=True)
+
+
+def _seed_terms(probs: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    expect_shape("probs", probs, (None, None, None, None))
+    expect_shape("cues", cues, tuple(probs.shape))
+    w = cues.to(probs.dtype).detach()
+    nll = -torch.log(probs) * w                      # (B, C, H, W), zero off the seeds
+    return nll, w
+
+
+def balanced_seed_loss(probs: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+    """Balanced seeding loss, Eq. (1).
+
+    Per image: the mean of ``-log H[u, c]`` over all foreground seed entries (every foreground class
+    pooled, normalised by ``sum_{c in C} |S_c|``) plus the mean over background seed pixels
+    (normalised by ``|S_0|``); then the mean over the batch.
+
+    Args:
+        probs: float ``(B, C, H, W)`` class probabilities (use :func:`smoothed_softmax`).
+        cues: bool ``(B, C, H, W)`` seed cues (multi-hot), channel 0 = background.
+    Returns:
+        scalar tensor.
+    """
+    nll, w = _seed_terms(probs, cues)
+    bg = nll[:, 0].sum(dim=(1, 2)) / w[:, 0].sum(dim=(1, 2)).clamp(min=1)
+    fg = nll[:, 1:].sum(dim=(1, 2, 3)) / w[:, 1:].sum(dim=(1, 2, 3)).clamp(min=1)
+    return (bg + fg).mean()
+
+
+def sec_seed_loss(probs: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+    """SEC's seeding loss (Kolesnikov & Lampert, ECCV 2016): the ablation baseline of Table 2.
+
+    Per image, one mean of ``-log H[u, c]`` over all seed entries, background and foreground pooled;
+    then the mean over the batch. Shapes as :func:`balanced_seed_loss`.
+    """
+    nll, w = _seed_terms(probs, cues)
+    return (nll.sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3)).clamp(min=1)).mean()
+
+
+def boundary_loss(probs: torch.Tensor, crf_probs: torch.Tensor,
+                  ratio_clip: tuple[float, float] | None = None) -> torch.Tensor:
+    """Constrain-to-boundary loss of SEC, used by Eq. (2): mean over batch and pixels of KL(Q || P).
+
+    ``KL(Q || P)[u] = sum_c Q[u, c] * log(Q[u, c] / P[u, c])`` where ``P`` is the network's (smoothed)
+    output and ``Q`` its dense-CRF refinement (:func:`dsrg.crf.crf_train`). ``Q`` is a constant (it is
+    detached: SEC's later fix; the gradient flows into ``P`` only).
+
+    Args:
+        probs: float ``(B, C, H, W)``, P.
+        crf_probs: float ``(B, C, H, W)``, Q.
+        ratio_clip: ``None`` (default: SEC's definition, which the paper cites) or ``(lo, hi)`` to
+            clamp ``Q / P`` as the DSRG code does with ``(0.05, 20)``.
+    Returns:
+        scalar tensor.
+    """
+    expect_shape("probs", probs, (None, None, None, None))
+    expect_shape("crf_probs", crf_probs, tuple(probs.shape))
+    q = crf_probs.detach().to(probs.dtype)
+    ratio = q / probs
+    if ratio_clip is not None:
+        ratio = ratio.clamp(*ratio_clip)
+    kl = (q * torch.log(ratio)).sum(dim=1)             # (B, H, W)
+    return kl.mean()
