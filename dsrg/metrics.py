@@ -1,0 +1,126 @@
+"""Evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy (Section 4.1), and the quality of
+the dynamic supervision against ground truth (Section 4.5, Fig. 4).
+
+mIoU is the standard one: the mean over classes present in the ground truth or the prediction
+(classes with neither are NaN and left out), ground-truth 255 ignored. The authors' public evaluator
+averages only over classes with a true positive and reads palette PNGs as grayscale; we do neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .checks import expect_shape
+from .io import InputError
+
+IGNORE = 255
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
+
+
+def confusion_matrix(pred, gt, num_classes: int, ignore: int = IGNORE) -> torch.Tensor:
+    """Counts ``M[g, p]`` of pixels with ground truth ``g`` predicted ``p``.
+
+    Args:
+        pred: integer ``(...)`` predicted classes (tensor or array, any shape).
+        gt: integer, same shape; pixels equal to ``ignore`` are left out.
+        num_classes: C.
+    Returns:
+        int64 ``(C, C)`` on ``gt``'s device.
+    """
+    pred, gt = _as_tensor(pred), _as_tensor(gt)
+    if pred.shape != gt.shape:
+        raise InputError(f"pred and gt: shapes differ, {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    gt = gt.long().reshape(-1); pred = pred.long().reshape(-1).to(gt.device)
+    keep = gt != ignore
+    gt, pred = gt[keep], pred[keep]
+    bad = (gt < 0) | (gt >= num_classes)
+    if bad.any():
+        raise InputError(f"gt: class value {int(gt[bad][0])} outside 0..{num_classes - 1} (and {ignore} = ignore)")
+    bad = (pred < 0) | (pred >= num_classes)
+    if bad.any():
+        raise InputError(f"pred: class value {int(pred[bad][0])} outside 0..{num_classes - 1}")
+    return torch.bincount(gt * num_classes + pred, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
+def iou_per_class(conf: torch.Tensor) -> torch.Tensor:
+    """IoU of each class from a confusion matrix; NaN for a class absent from both gt and prediction."""
+    conf = conf.double()
+    tp = conf.diag()
+    union = conf.sum(0) + conf.sum(1) - tp
+    return torch.where(union > 0, tp / union.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+
+
+def mean_iou(conf: torch.Tensor) -> float:
+    """Mean IoU over the classes present in ground truth or prediction."""
+    return float(torch.nanmean(iou_per_class(conf)))
+
+
+def pixel_accuracy(conf: torch.Tensor) -> float:
+    """Fraction of non-ignored pixels predicted right."""
+    total = conf.sum()
+    return float(conf.diag().sum().double() / total) if total > 0 else float("nan")
+
+
+@dataclass
+class ConfusionMeter:
+    """Accumulates a confusion matrix over a dataset: ``update(pred, gt)`` then ``summary()``."""
+
+    num_classes: int
+    conf: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        self.conf = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+
+    def update(self, pred, gt) -> None:
+        self.conf += confusion_matrix(pred, gt, self.num_classes).cpu()
+
+    def summary(self) -> dict:
+        return {"iou": iou_per_class(self.conf).tolist(), "miou": mean_iou(self.conf),
+                "pixel_accuracy": pixel_accuracy(self.conf)}
+
+
+def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNORE) -> torch.Tensor:
+    """Per-class counts for the quality of a (multi-hot) cue map against ground truth, Section 4.5.
+
+    Only labelled pixels count as predictions: an unlabelled pixel (no cue) predicts nothing, so it is
+    neither a false positive nor a true positive; a ground-truth pixel left unlabelled is a miss.
+    Pixels whose ground truth is ``ignore`` are left out.
+
+    Args:
+        cues: bool ``(B, C, H, W)``, the supervision (seed cues or grown cues).
+        gt: integer ``(B, H, W)`` ground truth.
+    Returns:
+        int64 ``(3, C)``: rows = true positives, labelled pixels, ground-truth pixels of each class.
+    """
+    expect_shape("cues", cues, (None, None, None, None), torch.bool)
+    b, c, h, w = cues.shape
+    gt = _as_tensor(gt).to(cues.device)
+    expect_shape("gt", gt, (b, h, w))
+    valid = (gt != ignore).unsqueeze(1)
+    onehot = (gt.long().unsqueeze(1) == torch.arange(c, device=cues.device).view(1, c, 1, 1)) & valid
+    labelled = cues & valid
+    dims = (0, 2, 3)
+    return torch.stack([(labelled & onehot).sum(dims), labelled.sum(dims), onehot.sum(dims)]).cpu()
+
+
+def supervision_quality(counts: torch.Tensor) -> dict:
+    """Mean precision, recall and IoU over classes (Fig. 4) from summed :func:`supervision_counts`.
+
+    Per class c: precision = TP / labelled, recall = TP / ground truth, IoU = TP / (labelled + gt - TP);
+    each averaged over the classes that have labelled or ground-truth pixels (a class with no labelled
+    pixel has undefined precision and is left out of that mean).
+    """
+    tp, lab, gtc = counts.double()
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    prec = torch.where(lab > 0, tp / lab.clamp(min=1), nan)
+    rec = torch.where(gtc > 0, tp / gtc.clamp(min=1), nan)
+    union = lab + gtc - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    return {"precision": float(torch.nanmean(prec)), "recall": float(torch.nanmean(rec)),
+            "iou": float(torch.nanmean(iou)), "labelled_fraction": float(lab.sum() / gtc.sum().clamp(min=1))}

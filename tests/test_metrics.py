@@ -1,0 +1,61 @@
+"""Metrics on maps small enough to count by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dsrg.io import InputError
+from dsrg.metrics import (ConfusionMeter, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy,
+                          supervision_counts, supervision_quality)
+
+
+def test_confusion_iou_and_accuracy_by_hand():
+    gt = np.array([[0, 0, 1, 1], [0, 255, 1, 2]])
+    pred = np.array([[0, 1, 1, 1], [0, 2, 0, 2]])
+    conf = confusion_matrix(pred, gt, 4)
+    # gt 0: pred 0,1,0 ; gt 1: pred 1,1,0 ; gt 2: pred 2 ; the 255 pixel is ignored.
+    assert conf.tolist() == [[2, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    iou = iou_per_class(conf)
+    assert iou[0].item() == pytest.approx(2 / 4) and iou[1].item() == pytest.approx(2 / 4)
+    assert iou[2].item() == 1.0 and math.isnan(iou[3].item())        # class 3: in neither -> left out
+    assert mean_iou(conf) == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    assert pixel_accuracy(conf) == pytest.approx(5 / 7)
+
+
+def test_a_class_only_predicted_counts_with_iou_zero():
+    conf = confusion_matrix(np.array([0, 3]), np.array([0, 0]), 4)
+    assert mean_iou(conf) == pytest.approx((0.5 + 0.0) / 2)
+
+
+def test_meter_accumulates_over_images():
+    m = ConfusionMeter(2)
+    m.update(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    m.update(torch.tensor([1, 1]), torch.tensor([0, 1]))
+    s = m.summary()
+    assert s["pixel_accuracy"] == pytest.approx(3 / 4) and s["miou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_bad_values_are_named():
+    with pytest.raises(InputError, match="gt: class value 7"):
+        confusion_matrix(np.array([0]), np.array([7]), 3)
+    with pytest.raises(InputError, match="shapes differ"):
+        confusion_matrix(np.zeros(2), np.zeros(3), 3)
+
+
+def test_supervision_quality_counts_labelled_pixels_only():
+    # 1 image, classes bg/cat, 2x3 ground truth:  bg bg cat / bg cat 255
+    gt = torch.tensor([[[0, 0, 1], [0, 1, 255]]])
+    cues = torch.zeros(1, 2, 2, 3, dtype=torch.bool)
+    cues[0, 0, 0, 0] = True              # bg cue on bg: TP
+    cues[0, 1, 0, 2] = True              # cat cue on cat: TP
+    cues[0, 1, 0, 1] = True              # cat cue on bg: FP for cat
+    cues[0, 1, 1, 2] = True              # on an ignored pixel: left out
+    counts = supervision_counts(cues, gt)
+    assert counts.tolist() == [[1, 1], [1, 2], [3, 2]]
+    q = supervision_quality(counts)
+    assert q["precision"] == pytest.approx((1 + 0.5) / 2)
+    assert q["recall"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert q["iou"] == pytest.approx((1 / 3 + 1 / 3) / 2)   # bg 1/(1+3-1), cat 1/(2+2-1)
+    assert q["labelled_fraction"] == pytest.approx(3 / 5)
