@@ -1,0 +1,250 @@
+"""Reader for any dataset root in the PASCAL VOC 2012 on-disk layout.
+
+Layout (``<id>`` is one line of the split file)::
+
+    <root>/JPEGImages/<id>.jpg                 RGB image
+    <root>/SegmentationClass/<id>.png          label map (absent for VOC test)
+    <root>/ImageSets/Segmentation/<split>.txt  one id per line
+    <root>/class_names.txt                     optional: one class name per line, background first
+
+Conventions (those of VOC and of the paper):
+
+* a label map is ``uint8 (H, W)``: value ``c`` in ``[0, num_classes)`` is class ``c`` (0 = background),
+  ``IGNORE = 255`` marks object borders and "difficult" pixels and is ignored by losses and metrics;
+* VOC's ``SegmentationClass`` PNGs are palette images: the label is the palette INDEX, never the
+  grayscale luminance of the palette colour;
+* image-level labels are a ``bool (num_classes,)`` vector whose entry 0 (background) is always True.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from dsrg.io import InputError, atomic_path, read_rgb
+
+VOC_CLASSES: list[str] = [
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+]
+IGNORE = 255
+
+
+def voc_palette() -> np.ndarray:
+    """The standard VOC colour map: ``uint8 (256, 3)``; row ``i`` is the RGB colour of label ``i``.
+
+    The bits of ``i`` are dealt out in turn to R, G and B, from each channel's most significant bit
+    down (index 1 = (128, 0, 0), 2 = (0, 128, 0), 255 = (224, 224, 192)).
+    """
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for index in range(256):
+        value, rgb = index, [0, 0, 0]
+        for bit in range(8):
+            for channel in range(3):
+                rgb[channel] |= ((value >> channel) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = rgb
+    return palette
+
+
+def _rgb_to_index(rgb: np.ndarray, path: Path) -> np.ndarray:
+    """Map an RGB label image ``uint8 (H, W, 3)`` to palette indices ``uint8 (H, W)``."""
+    codes = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    palette = voc_palette().astype(np.int32)
+    palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    order = np.argsort(palette_codes)
+    pos = np.clip(np.searchsorted(palette_codes[order], codes), 0, 255)
+    known = palette_codes[order][pos] == codes
+    if not known.all():
+        y, x = np.argwhere(~known)[0]
+        raise InputError(f"label image {path}: colour {tuple(int(v) for v in rgb[y, x])} at (y={y}, x={x}) "
+                         "is not a VOC palette colour (RGB label PNGs must use the VOC colour map)")
+    return order[pos].astype(np.uint8)
+
+
+def read_label_png(path: str | os.PathLike, num_classes: int) -> np.ndarray:
+    """Read a label map as ``uint8 (H, W)`` of class indices, ``IGNORE`` (255) kept as is.
+
+    Mode "P" gives the palette index, mode "L" the stored values (SBD-converted
+    "SegmentationClassAug" files), mode "RGB" the VOC palette index of each colour. Any value that
+    is neither ``< num_classes`` nor 255, any other mode, and a missing or corrupt file raise
+    InputError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"label file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            data = np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read label image {path}: {exc} (expected a readable PNG file)") from exc
+    if mode in ("P", "L"):
+        mask = data.astype(np.uint8)
+    elif mode == "RGB":
+        mask = _rgb_to_index(data, path)
+    else:
+        raise InputError(f"label image {path} has mode {mode!r}; expected 'P' (palette), 'L' (indices) or 'RGB' "
+                         "(VOC colours)")
+    bad = (mask >= num_classes) & (mask != IGNORE)
+    if bad.any():
+        value = int(mask[bad][0])
+        raise InputError(f"label image {path} holds value {value}, which is not a class; "
+                         f"allowed: 0..{num_classes - 1} ({num_classes} classes) or {IGNORE} (ignore)")
+    return mask
+
+
+def write_label_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a label map ``(H, W)`` with values in 0..255 as a palette PNG with the VOC colour map (atomic)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.size == 0:
+        raise InputError(f"label map for {path} must be a non-empty (H, W) array, got shape {mask.shape}")
+    if mask.dtype != np.uint8:
+        if not np.issubdtype(mask.dtype, np.integer) or mask.min() < 0 or mask.max() > 255:
+            raise InputError(f"label map for {path} must hold integers in 0..255, got dtype {mask.dtype}")
+        mask = mask.astype(np.uint8)
+    height, width = mask.shape
+    im = Image.frombytes("P", (width, height), np.ascontiguousarray(mask).tobytes())
+    im.putpalette(voc_palette().tobytes())
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header; InputError if missing or unreadable."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except FileNotFoundError as exc:
+        raise InputError(f"image file not found: {path}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    return height, width
+
+
+def _read_class_names(path: Path) -> list[str]:
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise InputError(f"{path} is empty; expected one class name per line, background first")
+    return names
+
+
+class VOCSegmentation:
+    """The images, label maps and image-level labels of one split of a VOC-layout root.
+
+    ``ds[i]`` is ``dict(id=str, image=uint8 (H, W, 3) RGB, mask=uint8 (H, W) or None,
+    labels=bool (num_classes,))``; ``labels[c]`` is True for each class in the mask (255 ignored)
+    and ``labels[0]`` (background) is always True. ``mask`` is None, and asking for labels raises,
+    when the root has no ``SegmentationClass`` folder (VOC test). Class names come from
+    ``class_names``, else ``<root>/class_names.txt``, else ``VOC_CLASSES``.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", class_names: Sequence[str] | None = None):
+        self.root = Path(root)
+        self.split = split
+        if not self.root.is_dir():
+            raise InputError(f"dataset root not found: {self.root} (expected a folder in the PASCAL VOC layout)")
+        if not (self.root / "JPEGImages").is_dir():
+            raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg)")
+        self.ids = self._read_split()
+        if class_names is None:
+            names_file = self.root / "class_names.txt"
+            class_names = _read_class_names(names_file) if names_file.is_file() else VOC_CLASSES
+        self.class_names = list(class_names)
+        if not 2 <= len(self.class_names) <= IGNORE:
+            raise InputError(f"need between 2 and {IGNORE} class names (background first), "
+                             f"got {len(self.class_names)}")
+        self.num_classes = len(self.class_names)
+        self.has_masks = (self.root / "SegmentationClass").is_dir()
+
+    def _read_split(self) -> list[str]:
+        sets = self.root / "ImageSets" / "Segmentation"
+        split_file = sets / f"{self.split}.txt"
+        if not split_file.is_file():
+            found = sorted(p.stem for p in sets.glob("*.txt")) if sets.is_dir() else []
+            have = f"splits found: {', '.join(found)}" if found else f"no split files in {sets}"
+            raise InputError(f"split file not found: {split_file} ({have})")
+        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        if not ids:
+            raise InputError(f"split file {split_file} lists no image ids (expected one id per line)")
+        return ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image_path(self, i: int) -> Path:
+        return self.root / "JPEGImages" / f"{self.ids[i]}.jpg"
+
+    def mask_path(self, i: int) -> Path:
+        return self.root / "SegmentationClass" / f"{self.ids[i]}.png"
+
+    def image(self, i: int) -> np.ndarray:
+        """The RGB image of item ``i``: ``uint8 (H, W, 3)``."""
+        path = self.image_path(i)
+        if not path.is_file():
+            raise InputError(f"image of id '{self.ids[i]}' (split '{self.split}') not found: {path}")
+        try:
+            return read_rgb(path)
+        except InputError as exc:
+            raise InputError(f"image of id '{self.ids[i]}': {exc}") from exc
+
+    def mask(self, i: int) -> np.ndarray | None:
+        """The label map of item ``i``: ``uint8 (H, W)``, checked against its image's size; None without masks."""
+        if not self.has_masks:
+            return None
+        path = self.mask_path(i)
+        if not path.is_file():
+            raise InputError(f"label map of id '{self.ids[i]}' (split '{self.split}') not found: {path}")
+        try:
+            mask = read_label_png(path, self.num_classes)
+        except InputError as exc:
+            raise InputError(f"label map of id '{self.ids[i]}': {exc}") from exc
+        image_hw = _image_size(self.image_path(i)) if self.image_path(i).is_file() else None
+        if image_hw is not None and mask.shape != image_hw:
+            raise InputError(f"id '{self.ids[i]}': label map {path} is {mask.shape[0]}x{mask.shape[1]} (HxW) "
+                             f"but its image is {image_hw[0]}x{image_hw[1]}")
+        return mask
+
+    def labels(self, i: int) -> np.ndarray:
+        """Image-level labels of item ``i``: ``bool (num_classes,)``, background (0) always True."""
+        mask = self.mask(i)
+        if mask is None:
+            raise InputError(f"{self.root} has no SegmentationClass folder, so image-level labels of "
+                             f"id '{self.ids[i]}' cannot be derived")
+        return labels_from_mask(mask, self.num_classes)
+
+    def __getitem__(self, i: int) -> dict:
+        image = self.image(i)
+        mask = self.mask(i)
+        labels = None if mask is None else labels_from_mask(mask, self.num_classes)
+        return dict(id=self.ids[i], image=image, mask=mask, labels=labels)
+
+    def check(self) -> list[str]:
+        """Open every listed file; return one human-readable line per problem (empty list: all good)."""
+        problems = []
+        seen: set[str] = set()
+        for i, image_id in enumerate(self.ids):
+            if image_id in seen:
+                problems.append(f"id '{image_id}' is listed twice in split '{self.split}'")
+            seen.add(image_id)
+            for read in (self.image, self.mask):
+                try:
+                    read(i)
+                except InputError as exc:
+                    problems.append(str(exc))
+        return problems
+
+
+def labels_from_mask(mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """``bool (num_classes,)``: True for each class present in ``mask`` (255 ignored) and for background."""
+    values = np.unique(mask)
+    labels = np.zeros(num_classes, dtype=bool)
+    labels[values[values < num_classes]] = True
+    labels[0] = True
+    return labels

@@ -1,0 +1,206 @@
+"""Synthetic demo dataset: VOC layout, deterministic, atomic, and shaped like the paper's problem."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dsrg.data.synthetic as synthetic
+from dsrg.data.synthetic import (PARTNERS, SYNTH_CLASSES, SynthConfig, border_band, render_image, render_scene,
+                                 write_dataset)
+from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
+from dsrg.io import InputError
+
+TINY = SynthConfig(n_train=6, n_val=3, size=64)
+SAMPLE = SynthConfig(size=64)  # for render_scene only: counts do not matter
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def scenes(n: int, cfg: SynthConfig = SAMPLE):
+    return [render_scene(cfg, "train", i) for i in range(n)]
+
+
+# ----------------------------------------------------------------------------- writing
+
+def test_same_config_gives_byte_identical_files(tmp_path):
+    first = files_of(write_dataset(tmp_path / "a", TINY, progress=False))
+    second = files_of(write_dataset(tmp_path / "b", TINY, progress=False))
+    assert first.keys() == second.keys() and first == second
+
+
+def test_an_image_does_not_depend_on_the_counts(tmp_path):
+    small = write_dataset(tmp_path / "a", replace(TINY, n_train=3), progress=False)
+    large = write_dataset(tmp_path / "b", TINY, progress=False)
+    for name in ("JPEGImages/train_00002.jpg", "SegmentationClass/train_00002.png", "JPEGImages/val_00001.jpg"):
+        assert (small / name).read_bytes() == (large / name).read_bytes()
+
+
+def test_layout_counts_and_metadata(tmp_path):
+    root = write_dataset(tmp_path / "synth", TINY, progress=False)
+    assert len(list((root / "JPEGImages").glob("*.jpg"))) == 9
+    assert len(list((root / "SegmentationClass").glob("*.png"))) == 9
+    assert (root / "class_names.txt").read_text().split() == SYNTH_CLASSES
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["generator"] == "dsrg.data.synthetic" and meta["counts"] == {"train": 6, "val": 3}
+    assert meta["config"]["size"] == 64 and meta["config"]["n_train"] == 6
+    train, val = VOCSegmentation(root, "train"), VOCSegmentation(root, "val")
+    assert (len(train), len(val)) == (6, 3) and train.class_names == SYNTH_CLASSES
+    assert train.check() == [] and val.check() == []
+
+
+def test_masks_read_back_with_objects_and_border_band(tmp_path):
+    ds = VOCSegmentation(write_dataset(tmp_path / "synth", TINY, progress=False), "train")
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["image"].shape == (64, 64, 3) and item["mask"].shape == (64, 64)
+        assert 1 <= item["labels"][1:].sum() <= 3
+        assert (item["mask"] == IGNORE).any() and (item["mask"] == 0).any()
+        np.testing.assert_array_equal(item["mask"], render_image(TINY, "train", i)[1])
+
+
+def test_rewriting_the_same_config_is_a_no_op(tmp_path):
+    root = write_dataset(tmp_path / "synth", TINY, progress=False)
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    assert write_dataset(root, TINY, progress=False) == root
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+def test_rewriting_with_another_config_raises(tmp_path):
+    root = write_dataset(tmp_path / "synth", TINY, progress=False)
+    with pytest.raises(InputError, match="another config.*seed"):
+        write_dataset(root, replace(TINY, seed=1), progress=False)
+
+
+def test_existing_folder_without_metadata_raises(tmp_path):
+    (tmp_path / "synth").mkdir()
+    with pytest.raises(InputError, match="no dataset.json"):
+        write_dataset(tmp_path / "synth", TINY, progress=False)
+
+
+@pytest.mark.parametrize("field, value", [("n_train", 0), ("size", 8), ("border", -1), ("pair_prob", 1.5),
+                                          ("part_max", 0.05), ("max_objects", 4), ("seed", True),
+                                          ("jpeg_quality", 0)])
+def test_bad_config_value_names_the_field(tmp_path, field, value):
+    with pytest.raises(InputError, match=rf"{field}={value!r}.*expected"):
+        write_dataset(tmp_path / "synth", replace(TINY, **{field: value}), progress=False)
+    assert not (tmp_path / "synth").exists()
+
+
+def test_numpy_scalars_in_the_config_are_stored_as_json(tmp_path):
+    root = write_dataset(tmp_path / "synth", replace(TINY, n_val=np.int64(2), clutter=np.float32(0.5)), progress=False)
+    assert json.loads((root / "dataset.json").read_text())["config"]["n_val"] == 2
+    assert write_dataset(root, replace(TINY, n_val=2, clutter=0.5), progress=False) == root
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def failing(cfg, split, index):
+        calls.append(index)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return render_image(cfg, split, index)
+
+    monkeypatch.setattr(synthetic, "render_image", failing)
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(tmp_path / "synth", TINY, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(InputError, match="'test'"):
+        render_image(TINY, "test", 0)
+
+
+# ----------------------------------------------------------------------------- what the data shows
+
+def test_each_scene_has_one_to_three_objects_and_consistent_mask():
+    for scene in scenes(40):
+        assert 1 <= len(scene.objects) <= 3
+        for k, obj in enumerate(scene.objects, start=1):
+            labelled = (scene.instances == k) & (scene.mask != IGNORE)
+            assert labelled.any() and (scene.mask[labelled] == obj.cls).all()
+            assert (scene.instances == k).sum() >= 0.6 * obj.body.sum()  # later objects hide at most 40%
+        assert np.isin(scene.mask[scene.instances == 0], [0, IGNORE]).all()
+        np.testing.assert_array_equal(scene.mask == IGNORE, border_band(scene.instances, SAMPLE.border))
+
+
+def test_border_band_is_as_wide_as_asked():
+    instances = np.zeros((10, 20), np.uint8)
+    instances[:, 10:] = 1
+    for width in (0, 1, 2, 3, 4):
+        band = border_band(instances, width)
+        assert band.sum(axis=1).tolist() == [width] * 10
+    assert not border_band(np.ones((5, 5), np.uint8), 3).any()  # the image edge is no boundary
+
+
+def test_every_class_appears_in_a_moderate_sample():
+    present = Counter(obj.cls for scene in scenes(80) for obj in scene.objects)
+    assert set(present) == set(range(1, len(SYNTH_CLASSES)))
+
+
+def test_partner_classes_co_occur_more_than_others():
+    pairs, singles = Counter(), Counter()
+    for scene in scenes(200):
+        present = sorted({SYNTH_CLASSES[o.cls] for o in scene.objects})
+        singles.update(present)
+        pairs.update(itertools.combinations(present, 2))
+    for a, b in [("cat", "dog"), ("fox", "gnu")]:
+        assert PARTNERS[a] == b
+        assert pairs[(a, b)] / singles[a] > 0.35  # like horse -> person in VOC
+    assert max(pairs[p] for p in pairs if not set(p) <= {"cat", "dog"} and not set(p) <= {"fox", "gnu"}) \
+        < min(pairs[("cat", "dog")], pairs[("fox", "gnu")]) / 2
+
+
+def test_discriminative_part_is_small_and_visible():
+    visible_fractions = []
+    for scene in scenes(40):
+        for k, obj in enumerate(scene.objects, start=1):
+            visible = scene.instances == k
+            assert 0.09 <= obj.part.sum() / obj.body.sum() <= 0.16  # part_min..part_max of the whole body
+            assert (obj.part <= visible).all()  # never hidden by a later object
+            visible_fractions.append(obj.part.sum() / visible.sum())
+    assert 0.10 <= np.median(visible_fractions) <= 0.16 and max(visible_fractions) < 0.4
+
+
+def test_parts_differ_by_class_and_bodies_do_not():
+    """Mean head colour separates classes far more than mean body colour does."""
+    heads, bodies = {}, {}
+    for scene in scenes(120):
+        for k, obj in enumerate(scene.objects, start=1):
+            body_only = (scene.instances == k) & ~obj.part
+            heads.setdefault(obj.cls, []).append(scene.image[obj.part].mean(0))
+            bodies.setdefault(obj.cls, []).append(scene.image[body_only].mean(0))
+
+    def spread(groups):  # spread of the class means relative to the spread within classes
+        means = np.array([np.mean(v, 0) for v in groups.values()])
+        within = np.mean([np.std(v, 0).mean() for v in groups.values()])
+        return means.std(0).mean() / within
+
+    assert spread(heads) > 3 * spread(bodies)
+
+
+def test_objects_are_more_saturated_than_background():
+    def saturation(pixels):
+        return (pixels.max(1).astype(float) - pixels.min(1)) / np.maximum(pixels.max(1), 1)
+
+    for scene in scenes(20):
+        objects = scene.image[(scene.mask > 0) & (scene.mask != IGNORE)]
+        background = scene.image[scene.mask == 0]
+        assert np.median(saturation(objects)) > np.median(saturation(background)) + 0.15
+        assert background.std() > 5  # not a flat colour
+
+
+def test_read_back_masks_match_rendered_masks_through_png(tmp_path):
+    root = write_dataset(tmp_path / "synth", TINY, progress=False)
+    mask = read_label_png(root / "SegmentationClass" / "val_00002.png", len(SYNTH_CLASSES))
+    np.testing.assert_array_equal(mask, render_image(TINY, "val", 2)[1])
