@@ -486,7 +486,7 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
     """
     import time
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = len(dataset) if limit is None else min(limit, len(dataset))
     cue_bg = cue_all = bg_all = scored = 0
