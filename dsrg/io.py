@@ -82,14 +82,19 @@ def save_image(path: str | os.PathLike, image: Image.Image, **kwargs: Any) -> No
         image.save(tmp, format=Image.registered_extensions()[Path(path).suffix.lower()], **kwargs)
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as ``uint8`` RGB ``(H, W, 3)``; a missing or corrupt file raises InputError."""
+def load_image(path: str | os.PathLike, what: str = "image", expected: str = "a readable JPEG/PNG file") -> Image.Image:
+    """Open and fully read an image file; a missing or corrupt file raises InputError naming ``what``."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"image file not found: {path}")
+        raise InputError(f"{what} file not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            return im.copy()
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path}: {exc} (expected a readable JPEG/PNG file)") from exc
+        raise InputError(f"cannot read {what} {path}: {exc} (expected {expected})") from exc
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as ``uint8`` RGB ``(H, W, 3)``; a missing or corrupt file raises InputError."""
+    return np.asarray(load_image(path).convert("RGB"))

@@ -72,7 +72,7 @@ from scipy.sparse import coo_matrix, csc_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
 
-from dsrg.io import InputError
+from dsrg.io import InputError, load_image
 
 __all__ = [
     "BACKGROUND_THRESHOLD",
@@ -172,17 +172,11 @@ def read_saliency_png(path: str | os.PathLike, size: Sequence[int] | None = None
     """
     path = Path(path)
     size = _check_size(size, f"saliency map {path}")
-    if not path.is_file():
-        raise InputError(f"saliency map not found: {path} (expected a grayscale PNG)")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("L", "I", "F") or im.mode.startswith("I;16"):
-                arr = np.asarray(im)
-            else:  # palette, RGB(A), LA, 1, CMYK, ...: luminance
-                arr = np.asarray(im.convert("L"))
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read saliency map {path}: {exc} (expected a grayscale PNG)") from exc
+    im = load_image(path, "saliency map", "a grayscale PNG")
+    if im.mode in ("L", "I", "F") or im.mode.startswith("I;16"):
+        arr = np.asarray(im)
+    else:  # palette, RGB(A), LA, 1, CMYK, ...: luminance
+        arr = np.asarray(im.convert("L"))
     if arr.ndim != 2:
         raise InputError(f"saliency map {path} has shape {arr.shape}; expected a single-channel image")
     try:

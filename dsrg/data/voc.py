@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from dsrg.io import InputError, atomic_path, read_rgb
+from dsrg.io import InputError, atomic_path, load_image, read_rgb
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -75,16 +75,8 @@ def read_label_png(path: str | os.PathLike, num_classes: int) -> np.ndarray:
     is neither ``< num_classes`` nor 255, any other mode, and a missing or corrupt file raise
     InputError naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"label file not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            data = np.asarray(im)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read label image {path}: {exc} (expected a readable PNG file)") from exc
+    im = load_image(path, "label image", "a readable PNG file")
+    mode, data = im.mode, np.asarray(im)
     if mode in ("P", "L"):
         mask = data.astype(np.uint8)
     elif mode == "RGB":
