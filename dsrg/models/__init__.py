@@ -1,0 +1,13 @@
+"""Networks for DSRG: VGG16 / ResNet-101 trunks, DeepLab-ASPP, the CAM classifier, weight loading."""
+
+from .cam import CAMNet
+from .deeplab import ASPP_DILATIONS, DeepLabASPP, caffe_param_groups, output_size
+from .resnet import Bottleneck, ResNet101
+from .vgg import VGG16_CONFIG, VGG16Features, make_vgg16_features, scale_channels
+from .weights import CAFFE_VGG16_KEYMAP, HEAD_PREFIXES, load_backbone, read_state_dict, rename_keys
+
+__all__ = [
+    "ASPP_DILATIONS", "Bottleneck", "CAFFE_VGG16_KEYMAP", "CAMNet", "DeepLabASPP", "HEAD_PREFIXES",
+    "ResNet101", "VGG16_CONFIG", "VGG16Features", "caffe_param_groups", "load_backbone",
+    "make_vgg16_features", "output_size", "read_state_dict", "rename_keys", "scale_channels",
+]

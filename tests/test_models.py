@@ -1,0 +1,291 @@
+"""Tests for dsrg.models: shapes, torchvision-compatible names, CAMs, weight loading, LR groups."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dsrg.io import InputError
+from dsrg.models import (CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, load_backbone,
+                         output_size, rename_keys)
+
+SMALL = 0.125
+VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def torchvision_vgg16_feature_shapes() -> dict[str, tuple[int, ...]]:
+    """Expected ``features.*`` keys/shapes of torchvision's vgg16, built from the VGG16 config."""
+    shapes, idx, in_ch = {}, 0, 3
+    for item in VGG16_CFG:
+        if item == "M":
+            idx += 1
+            continue
+        shapes[f"features.{idx}.weight"] = (item, in_ch, 3, 3)
+        shapes[f"features.{idx}.bias"] = (item,)
+        idx += 2  # conv + ReLU
+        in_ch = item
+    return shapes
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# ---- output grids -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet101"])
+def test_deeplab_321_input_gives_41x41_logits(backbone):
+    model = DeepLabASPP(backbone, num_classes=21, width=SMALL).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 321, 321))
+    assert out.shape == (1, 21, 41, 41)
+    assert model.output_size(321) == 41 == output_size(321, backbone)
+
+
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet101"])
+@pytest.mark.parametrize("size", [33, 40, 65, 96])
+def test_output_size_helper_matches_forward(backbone, size):
+    model = DeepLabASPP(backbone, num_classes=3, width=SMALL).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, size, size + 8))
+    assert out.shape[2:] == (output_size(size, backbone), output_size(size + 8, backbone))
+
+
+def test_vgg_trunk_pool4_pool5_keep_resolution_and_conv5_is_dilated():
+    f = VGG16Features(width=SMALL).features
+    pools = [m for m in f if isinstance(m, nn.MaxPool2d)]
+    assert [p.stride for p in pools] == [2, 2, 2, 1, 1]
+    assert all(p.ceil_mode for p in pools[:3])
+    assert [f[i].dilation for i in (24, 26, 28)] == [(2, 2)] * 3
+    assert [f[i].padding for i in (24, 26, 28)] == [(2, 2)] * 3
+
+
+def test_width_scales_vgg_channels():
+    convs = [m for m in VGG16Features(width=SMALL).features if isinstance(m, nn.Conv2d)]
+    assert sorted({c.out_channels for c in convs}) == [8, 16, 32, 64]
+    assert convs[-1].out_channels == 64
+
+
+def test_bad_input_and_arguments_raise_input_error():
+    model = DeepLabASPP("vgg16", num_classes=3, width=SMALL)
+    with pytest.raises(InputError, match="images"):
+        model(torch.randn(1, 1, 33, 33))
+    with pytest.raises(InputError, match="floating"):
+        model(torch.zeros(1, 3, 33, 33, dtype=torch.uint8))
+    with pytest.raises(InputError, match="backbone"):
+        DeepLabASPP("alexnet")
+    with pytest.raises(InputError, match="width"):
+        VGG16Features(width=0)
+
+
+# ---- torchvision-compatible names ---------------------------------------------------------------
+
+def test_vgg16_state_dict_equals_torchvision_features_keys_and_shapes():
+    got = {k: tuple(v.shape) for k, v in VGG16Features(width=1.0).state_dict().items()}
+    expected = torchvision_vgg16_feature_shapes()
+    assert list(got) == list(expected)  # same keys, same order
+    assert got == expected
+    assert list(expected)[0] == "features.0.weight" and list(expected)[-1] == "features.28.bias"
+
+
+def resnet_expected_param_count(blocks=(3, 4, 23, 3), widths=(64, 128, 256, 512), classes=1000) -> int:
+    """Parameter count of torchvision's resnet101 from the architecture.
+
+    By hand: stem conv 3*64*49 = 9,408 + bn 128. A Bottleneck(in, p) has in*p + 9p^2 + 4p^2
+    conv weights and 2p + 2p + 8p BN params; a downsample adds in*4p + 8p.
+      layer1 (p=64):  75,008 + 2 * 70,400          =    215,808
+      layer2 (p=128): 379,392 + 3 * 280,064        =  1,219,584
+      layer3 (p=256): 1,512,448 + 22 * 1,117,184   = 26,090,496
+      layer4 (p=512): 6,039,552 + 2 * 4,462,592    = 14,964,736
+      fc: 2048 * 1000 + 1000                       =  2,049,000
+    Total 9,536 + 215,808 + 1,219,584 + 26,090,496 + 14,964,736 + 2,049,000 = 44,549,160.
+    """
+    total, inp = 3 * 64 * 49 + 2 * 64, 64
+    for n, p in zip(blocks, widths):
+        for i in range(n):
+            total += inp * p + 9 * p * p + 4 * p * p + 12 * p
+            if i == 0:
+                total += inp * 4 * p + 8 * p
+            inp = 4 * p
+    return total + inp * classes + classes
+
+
+def test_resnet101_parameter_count_equals_torchvision():
+    model = ResNet101(width=1.0, include_fc=True)
+    assert resnet_expected_param_count() == 44_549_160
+    assert sum(p.numel() for p in model.parameters()) == 44_549_160
+
+
+def test_resnet101_state_dict_has_torchvision_names():
+    sd = ResNet101(width=1.0, include_fc=True).state_dict()
+    for layer, n in zip(range(1, 5), (3, 4, 23, 3)):
+        assert {k.split(".")[1] for k in sd if k.startswith(f"layer{layer}.")} == {str(i) for i in range(n)}
+        assert [k for k in sd if k.startswith(f"layer{layer}.") and ".downsample." in k] == [
+            f"layer{layer}.0.downsample.{s}" for s in (
+                "0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked")]
+    assert tuple(sd["layer3.22.bn3.running_var"].shape) == (1024,)
+    assert tuple(sd["layer4.0.downsample.1.weight"].shape) == (2048,)
+    assert tuple(sd["layer4.0.downsample.0.weight"].shape) == (2048, 1024, 1, 1)
+    assert tuple(sd["conv1.weight"].shape) == (64, 3, 7, 7)
+    assert tuple(sd["fc.weight"].shape) == (1000, 2048) and "fc.bias" in sd
+    assert "bn1.num_batches_tracked" in sd and "layer1.0.conv2.weight" in sd
+    # 104 BatchNorms (1 stem + 33 blocks * 3 + 4 downsamples) * 5 entries, 104 convs, fc weight/bias
+    assert len(sd) == 104 * 5 + 104 + 2
+
+
+def test_resnet_layer3_layer4_are_dilated_not_strided():
+    m = ResNet101(width=SMALL)
+    assert m.layer3[0].conv2.stride == (1, 1) and m.layer3[5].conv2.dilation == (2, 2)
+    assert m.layer4[0].conv2.stride == (1, 1) and m.layer4[2].conv2.dilation == (4, 4)
+    assert m.layer2[0].conv2.stride == (2, 2)
+
+
+def test_resnet_batchnorm_frozen_by_default_and_unfreezable():
+    m = ResNet101(width=SMALL).train()
+    assert not any(bn.training for bn in m.batchnorms())
+    assert not m.bn1.weight.requires_grad
+    before = m.bn1.running_mean.clone()
+    m(torch.randn(2, 3, 33, 33))
+    assert torch.equal(m.bn1.running_mean, before)
+    m.set_freeze_bn(False)
+    assert all(bn.training for bn in m.batchnorms()) and m.bn1.weight.requires_grad
+    m(torch.randn(2, 3, 33, 33))
+    assert not torch.equal(m.bn1.running_mean, before)
+
+
+# ---- CAM net ------------------------------------------------------------------------------------
+
+def test_cam_global_average_equals_logits():
+    net = CAMNet(num_classes=20, width=SMALL).eval()
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        cams, logits = net.cams(x), net(x)
+    assert logits.shape == (2, 20)
+    assert cams.shape == (2, 20, net.output_size(64), net.output_size(48))
+    torch.testing.assert_close(cams.mean(dim=(2, 3)), logits, rtol=1e-5, atol=1e-5)
+
+
+def test_cam_net_321_gives_41x41_maps_and_fc6_is_undilated_3x3():
+    net = CAMNet(num_classes=20, width=SMALL).eval()
+    with torch.no_grad():
+        assert net.cams(torch.randn(1, 3, 321, 321)).shape == (1, 20, 41, 41)
+    assert net.fc6.kernel_size == (3, 3) and net.fc6.dilation == (1, 1)
+    assert net.fc6.out_channels == net.fc7.out_channels == 128
+
+
+# ---- weight loading -----------------------------------------------------------------------------
+
+def _save(state, path):
+    torch.save(state, path)
+    return path
+
+
+def test_load_backbone_round_trip_ignores_classifier_keys(tmp_path):
+    src = VGG16Features(width=SMALL)
+    state = dict(src.state_dict())
+    state["classifier.0.weight"] = torch.randn(4, 4)  # torchvision head: ignored
+    state["classifier.6.bias"] = torch.randn(10)
+    path = _save(state, tmp_path / "vgg.pth")
+    dst = VGG16Features(width=SMALL)
+    loaded = load_backbone(dst, path)
+    assert loaded == sorted(src.state_dict())
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v)
+
+
+def test_load_backbone_accepts_state_dict_wrapper_and_resnet_without_fc(tmp_path):
+    src = ResNet101(width=SMALL, include_fc=True)
+    path = _save({"state_dict": src.state_dict()}, tmp_path / "r.pth")
+    dst = DeepLabASPP("resnet101", num_classes=3, width=SMALL)
+    load_backbone(dst.backbone, path)
+    assert torch.equal(dst.backbone.layer3[22].bn3.running_var, src.layer3[22].bn3.running_var)
+    assert torch.equal(dst.backbone.conv1.weight, src.conv1.weight)
+
+
+def test_load_backbone_tolerates_missing_num_batches_tracked(tmp_path):
+    state = {k: v for k, v in ResNet101(width=SMALL).state_dict().items() if not k.endswith("num_batches_tracked")}
+    load_backbone(ResNet101(width=SMALL), _save(state, tmp_path / "old.pth"))
+
+
+def test_load_backbone_lists_missing_unexpected_and_shape_mismatch(tmp_path):
+    state = dict(VGG16Features(width=SMALL).state_dict())
+    del state["features.28.bias"]
+    state["features.99.weight"] = torch.zeros(1)
+    state["features.0.weight"] = torch.zeros(5, 3, 3, 3)
+    dst = VGG16Features(width=SMALL)
+    before = dst.features[2].weight.clone()
+    with pytest.raises(InputError) as err:
+        load_backbone(dst, _save(state, tmp_path / "bad.pth"))
+    msg = str(err.value)
+    assert "missing keys (1): features.28.bias" in msg
+    assert "unexpected keys (1): features.99.weight" in msg
+    assert "features.0.weight: expected (8, 3, 3, 3), found (5, 3, 3, 3)" in msg
+    assert torch.equal(dst.features[2].weight, before)  # nothing loaded
+
+
+def test_load_backbone_width_mismatch_reports_every_conv(tmp_path):
+    path = _save(VGG16Features(width=0.25).state_dict(), tmp_path / "wide.pth")
+    with pytest.raises(InputError, match=r"shape mismatches \(26\)"):
+        load_backbone(VGG16Features(width=SMALL), path)
+
+
+def test_load_backbone_missing_or_unreadable_file_raises(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_backbone(VGG16Features(width=SMALL), tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot read"):
+        load_backbone(VGG16Features(width=SMALL), tmp_path / "junk.pth")
+
+
+def test_caffe_keymap_points_at_vgg_convs_and_cam_fc_layers(tmp_path):
+    cam = CAMNet(num_classes=20, width=SMALL)
+    convs = [f"features.{i}" for i, m in enumerate(cam.features) if isinstance(m, nn.Conv2d)]
+    assert [v for k, v in CAFFE_VGG16_KEYMAP.items() if k.startswith("conv")] == convs
+    inverse = {v: k for k, v in CAFFE_VGG16_KEYMAP.items()}
+    caffe_state = {}
+    for key, value in cam.state_dict().items():
+        layer, _, suffix = key.rpartition(".")
+        if layer in inverse:
+            caffe_state[f"{inverse[layer]}.{suffix}"] = value
+    assert rename_keys(caffe_state, CAFFE_VGG16_KEYMAP).keys() <= cam.state_dict().keys()
+    fresh = CAMNet(num_classes=20, width=SMALL)
+    load_backbone(fresh, _save(caffe_state, tmp_path / "caffe.pth"), keymap=CAFFE_VGG16_KEYMAP)
+    assert torch.equal(fresh.fc6.weight, cam.fc6.weight) and torch.equal(fresh.features[0].bias, cam.features[0].bias)
+
+
+# ---- learning-rate groups -----------------------------------------------------------------------
+
+def _groups_by_name(model, lr=1e-3, wd=5e-4):
+    return {g["name"]: g for g in model.param_groups(lr, wd)}
+
+
+def test_vgg_deeplab_param_groups_use_caffe_multipliers():
+    model = DeepLabASPP("vgg16", num_classes=21, width=SMALL)
+    groups = _groups_by_name(model, lr=1.0, wd=0.5)
+    assert {n: (g["lr"], g["weight_decay"]) for n, g in groups.items()} == {
+        "weight": (1.0, 0.5), "bias": (2.0, 0.0), "last_weight": (10.0, 0.5), "last_bias": (20.0, 0.0)}
+    last = {id(p) for b in model.aspp for p in b.fc8.parameters()}
+    assert {id(p) for p in groups["last_weight"]["params"] + groups["last_bias"]["params"]} == last
+    assert any(p is model.aspp[0].fc6.weight for p in groups["weight"]["params"])
+    all_ids = [id(p) for g in groups.values() for p in g["params"]]
+    assert sorted(all_ids) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
+    torch.optim.SGD(model.param_groups(1e-3, 5e-4), lr=1e-3, momentum=0.9)
+
+
+def test_resnet_deeplab_param_groups_skip_frozen_bn_and_boost_aspp():
+    model = DeepLabASPP("resnet101", num_classes=21, width=SMALL)
+    groups = _groups_by_name(model)
+    assert {id(p) for p in groups["last_weight"]["params"]} == {id(c.weight) for c in model.aspp}
+    assert {id(p) for p in groups["last_bias"]["params"]} == {id(c.bias) for c in model.aspp}
+    assert "bias" not in groups  # backbone convs have no bias; BN affine params are frozen
+    grouped = {id(p) for g in groups.values() for p in g["params"]}
+    assert id(model.backbone.bn1.weight) not in grouped
+
+
+def test_cam_param_groups_boost_fc8():
+    net = CAMNet(num_classes=20, width=SMALL)
+    groups = _groups_by_name(net, lr=1.0, wd=1.0)
+    assert groups["last_weight"]["params"] == [net.fc8.weight] and groups["last_weight"]["lr"] == 10.0
+    assert groups["last_bias"]["params"] == [net.fc8.bias] and groups["last_bias"]["lr"] == 20.0
