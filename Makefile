@@ -35,7 +35,7 @@ test-all: $(STAMP)
 data: $(STAMP)
 	$(VENV)/bin/dsrg data synth --out $(DATA)
 
-bench: $(STAMP)
+bench: data
 	$(PY) benchmarks/grow.py
 	$(PY) benchmarks/synth.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
