@@ -1,6 +1,7 @@
 """The ``dsrg`` command.
 
     dsrg data synth --out DIR [key=value ...]   write the embedded dataset (VOC layout)
+    dsrg data check --root DIR [--sample N]     validate a dataset root before training
 
 Every ``key=value`` overrides a field of the step's typed config (see ``dsrg.config``).
 """
@@ -25,6 +26,18 @@ def _data_synth(args: argparse.Namespace) -> None:
           f"in {time.perf_counter() - start:.1f} s")
 
 
+def _data_check(args: argparse.Namespace) -> int:
+    from .data.check import check_voc_root
+
+    report, problems = check_voc_root(args.root, sample=None if args.all else args.sample)
+    for line in report:
+        print(line)
+    for line in problems:
+        print(f"problem: {line}")
+    print(f"{args.root}: {'OK' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsrg", description="Deep Seeded Region Growing (CVPR 2018) in PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,17 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.add_argument("overrides", nargs="*", metavar="key=value", help="fields of SynthConfig")
     synth.set_defaults(func=_data_synth)
+    check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files")
+    check.add_argument("--dataset", choices=["voc"], default="voc", help="the root's format")
+    check.add_argument("--root", required=True, help="dataset root folder")
+    check.add_argument("--sample", type=int, default=50, help="files opened per split (default 50)")
+    check.add_argument("--all", action="store_true", help="open every file")
+    check.set_defaults(func=_data_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except InputError as exc:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,3 +29,38 @@ def test_the_console_script_is_installed():
     assert script.exists(), f"console script missing: {script} (is the package installed with pip -e .?)"
     r = subprocess.run([str(script), "data", "synth", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--out" in r.stdout
+
+
+def _tiny_synth(tmp_path):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--quiet", "n_train=5", "n_val=3", "size=64"]) == 0
+    return out
+
+
+def test_data_check_passes_a_good_root_and_reports_counts(tmp_path, capsys):
+    root = _tiny_synth(tmp_path)
+    capsys.readouterr()
+    assert main(["data", "check", "--root", str(root), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "split 'train': 5 images (expected 5), 5 opened, 0 problems" in out and out.strip().endswith("OK")
+
+
+def test_data_check_names_each_defect(tmp_path, capsys):
+    root = _tiny_synth(tmp_path)
+    ids = (root / "ImageSets/Segmentation/train.txt").read_text().split()
+    (root / "JPEGImages" / f"{ids[0]}.jpg").unlink()                       # a missing image
+    (root / "SegmentationClass" / f"{ids[1]}.png").write_bytes(b"not a png")  # a corrupt label map
+    with open(root / "ImageSets/Segmentation/val.txt", "a") as f:           # one more than expected
+        f.write(ids[2] + "\n")
+    capsys.readouterr()
+    assert main(["data", "check", "--root", str(root), "--all"]) == 1
+    out = capsys.readouterr().out
+    assert f"image of id '{ids[0]}' (split 'train') not found" in out
+    assert f"label map of id '{ids[1]}'" in out and "cannot read label image" in out
+    assert "split 'val' lists 4 images; expected 3" in out
+    assert out.strip().endswith("3 problems")
+
+
+def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
+    assert main(["data", "check", "--root", str(tmp_path)]) == 2
+    assert "no ImageSets/Segmentation folder" in capsys.readouterr().err

@@ -217,14 +217,16 @@ class VOCSegmentation:
         labels = None if mask is None else labels_from_mask(mask, self.num_classes)
         return dict(id=self.ids[i], image=image, mask=mask, labels=labels)
 
-    def check(self) -> list[str]:
-        """Open every listed file; return one human-readable line per problem (empty list: all good)."""
+    def check(self, indices: Sequence[int] | None = None) -> list[str]:
+        """Open the listed files (all, or those of ``indices``); return one human-readable line per problem
+        (empty list: all good). Ids listed twice are always reported."""
         problems = []
         seen: set[str] = set()
-        for i, image_id in enumerate(self.ids):
+        for image_id in self.ids:
             if image_id in seen:
                 problems.append(f"id '{image_id}' is listed twice in split '{self.split}'")
             seen.add(image_id)
+        for i in range(len(self.ids)) if indices is None else indices:
             for read in (self.image, self.mask):
                 try:
                     read(i)
