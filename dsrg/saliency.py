@@ -63,6 +63,7 @@ Every map this module returns is ``float32 (H, W)`` in ``[0, 1]``, normalised pe
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -71,6 +72,7 @@ from PIL import Image
 from scipy.sparse import coo_matrix, csc_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
+from tqdm import tqdm
 
 from dsrg.io import InputError, load_image
 
@@ -478,10 +480,6 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
         (background pixels that are cues), ``cue_fraction`` (cue pixels / scored pixels),
         ``images`` and ``seconds_per_image``.
     """
-    import time
-
-    from tqdm import tqdm
-
     n = len(dataset) if limit is None else min(limit, len(dataset))
     cue_bg = cue_all = bg_all = scored = 0
     start = time.perf_counter()

@@ -57,6 +57,8 @@ def normalize_per_image(maps: torch.Tensor) -> torch.Tensor:
     """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1].
 
     A constant map carries no information; it becomes all ones (no background cue), the safe side.
+    The same rule as :func:`dsrg.saliency.normalize` (NumPy, one map at image resolution); here it is
+    applied again on the output grid, after resizing, so that the threshold reads a [0, 1] map there.
     """
     flat = maps.reshape(maps.shape[0], -1).float()
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
