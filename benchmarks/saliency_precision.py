@@ -31,7 +31,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from dsrg.saliency import BACKGROUND_THRESHOLD, METHODS, SaliencyFolder, compute_saliency
+from dsrg.saliency import (BACKGROUND_THRESHOLD, METHODS, SaliencyFolder, background_cue_counts,
+                           background_cues, compute_saliency)
 
 IGNORE = 255
 
@@ -50,14 +51,11 @@ class Tally:
     image_precisions: list[float] = field(default_factory=list)
 
     def add(self, sal: np.ndarray, mask: np.ndarray, threshold: float, seconds: float) -> None:
-        valid = mask != IGNORE
-        bg = (mask == 0) & valid
-        cue = (sal < threshold) & valid
-        n_cue, n_cue_bg = int(cue.sum()), int((cue & bg).sum())
+        n_cue_bg, n_cue, n_bg, n_valid = background_cue_counts(sal, mask, threshold, IGNORE)
         self.cue_bg += n_cue_bg
         self.cue += n_cue
-        self.bg += int(bg.sum())
-        self.valid += int(valid.sum())
+        self.bg += n_bg
+        self.valid += n_valid
         self.images += 1
         self.seconds += seconds
         if n_cue:
@@ -105,7 +103,7 @@ def figure_row(image: np.ndarray, mask: np.ndarray, maps: list[np.ndarray], thre
     obj = (mask != 0) & (mask != IGNORE)
     for sal in maps:
         tiles.append(np.repeat(np.round(sal * 255).astype(np.uint8)[..., None], 3, 2))
-        cue = sal < threshold
+        cue = background_cues(sal, threshold)
         over = image.astype(np.float32)
         over[cue] = 0.35 * over[cue] + 0.65 * np.array([40, 90, 255])
         over[cue & obj] = (255, 0, 0)

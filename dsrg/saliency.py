@@ -83,6 +83,8 @@ __all__ = [
     "RBD_MAX_SEGMENTS",
     "RBD_SCALES",
     "SaliencyFolder",
+    "background_cue_counts",
+    "background_cue_quality",
     "background_cues",
     "compute_saliency",
     "normalize",
@@ -489,13 +491,23 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
             sal = SaliencyFolder(folder)(item["id"], item["mask"].shape)
         else:
             sal = compute_saliency(item["image"], method)
-        valid = item["mask"] != 255
-        cue = background_cues(sal, threshold) & valid
-        is_bg = (item["mask"] == 0) & valid
-        cue_bg += int((cue & is_bg).sum()); cue_all += int(cue.sum())
-        bg_all += int(is_bg.sum()); scored += int(valid.sum())
+        counts = background_cue_counts(sal, item["mask"], threshold)
+        cue_bg += counts[0]; cue_all += counts[1]; bg_all += counts[2]; scored += counts[3]
     seconds = time.perf_counter() - start
     return {"precision": cue_bg / cue_all if cue_all else float("nan"),
             "recall": cue_bg / bg_all if bg_all else float("nan"),
             "cue_fraction": cue_all / scored if scored else float("nan"),
             "images": n, "seconds_per_image": seconds / max(n, 1)}
+
+
+def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = BACKGROUND_THRESHOLD,
+                          ignore: int = 255) -> tuple[int, int, int, int]:
+    """Pixel counts of one image's background cue against its ground truth ``mask`` (0 = background).
+
+    Returns ``(cue pixels on background, cue pixels, background pixels, scored pixels)``; pixels whose
+    ground truth is ``ignore`` are not scored.
+    """
+    valid = mask != ignore
+    cue = background_cues(sal, threshold) & valid
+    is_bg = (mask == 0) & valid
+    return int((cue & is_bg).sum()), int(cue.sum()), int(is_bg.sum()), int(valid.sum())
