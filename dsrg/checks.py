@@ -26,3 +26,9 @@ def expect_probability(name: str, value: float, allow_inf: bool = False) -> None
     if not ok:
         extra = " or inf" if allow_inf else ""
         raise InputError(f"{name}: expected a value in [0, 1]{extra}, got {value!r}")
+
+
+def expect_positive_int(name: str, value: object) -> None:
+    """Raise InputError unless ``value`` is an int >= 1 (a bool is not accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name}: expected a positive integer, got {value!r}")

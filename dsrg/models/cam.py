@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..io import InputError
+from ..checks import expect_positive_int
 from .deeplab import caffe_param_groups
 from .vgg import check_images, init_conv_, make_vgg16_features, scale_channels, VGG16Features
 
@@ -32,8 +32,7 @@ class CAMNet(nn.Module):
 
     def __init__(self, num_classes: int = 20, width: float = 1.0, dropout: float = 0.5) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise InputError(f"num_classes: expected a positive integer, got {num_classes!r}")
+        expect_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
         self.features = make_vgg16_features(width)
         trunk_ch, hidden = scale_channels(512, width), scale_channels(1024, width)

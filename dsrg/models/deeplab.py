@@ -26,6 +26,7 @@ from typing import Iterable, Literal
 import torch
 from torch import nn
 
+from ..checks import expect_positive_int
 from ..io import InputError
 from .resnet import ResNet101
 from .vgg import VGG16Features, check_images, scale_channels
@@ -87,8 +88,7 @@ class DeepLabASPP(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise InputError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise InputError(f"num_classes: expected a positive integer, got {num_classes!r}")
+        expect_positive_int("num_classes", num_classes)
         self.backbone_name = backbone
         self.num_classes = num_classes
         if backbone == "vgg16":
