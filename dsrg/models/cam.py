@@ -30,11 +30,12 @@ class CAMNet(nn.Module):
     ``cams``: ``(B, 3, H, W)`` -> ``(B, num_classes, h, w)``, ``h = output_size(H)`` (41 for 321).
     """
 
-    def __init__(self, num_classes: int = 20, width: float = 1.0, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 20, width: float = 1.0, dropout: float = 0.5,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         expect_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
-        self.features = make_vgg16_features(width)
+        self.features = make_vgg16_features(width, batch_norm)
         trunk_ch, hidden = scale_channels(512, width), scale_channels(1024, width)
         self.fc6 = nn.Conv2d(trunk_ch, hidden, 3, padding=1)
         self.fc7 = nn.Conv2d(hidden, hidden, 1)

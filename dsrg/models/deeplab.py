@@ -84,7 +84,7 @@ class DeepLabASPP(nn.Module):
     """
 
     def __init__(self, backbone: Literal["vgg16", "resnet101"] = "vgg16", num_classes: int = 21,
-                 width: float = 1.0, freeze_bn: bool = True) -> None:
+                 width: float = 1.0, freeze_bn: bool = True, dropout: float = 0.5, batch_norm: bool = False) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise InputError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
@@ -92,10 +92,10 @@ class DeepLabASPP(nn.Module):
         self.backbone_name = backbone
         self.num_classes = num_classes
         if backbone == "vgg16":
-            self.backbone: nn.Module = VGG16Features(width)
+            self.backbone: nn.Module = VGG16Features(width, batch_norm)
             self.pool5a: nn.Module = nn.AvgPool2d(3, stride=1, padding=1)
             hidden = scale_channels(1024, width)
-            self.aspp = nn.ModuleList(VGGASPPBranch(self.backbone.out_channels, hidden, num_classes, d)
+            self.aspp = nn.ModuleList(VGGASPPBranch(self.backbone.out_channels, hidden, num_classes, d, dropout)
                                       for d in ASPP_DILATIONS)
             last_layers = [b.fc8 for b in self.aspp]
             for branch in self.aspp:
@@ -103,6 +103,8 @@ class DeepLabASPP(nn.Module):
                     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
                     nn.init.zeros_(conv.bias)
         else:
+            if batch_norm:
+                raise InputError("batch_norm: the vgg16_bn option is for backbone='vgg16' (ResNet-101 has its own)")
             self.backbone = ResNet101(width, freeze_bn=freeze_bn)
             self.pool5a = nn.Identity()
             self.aspp = nn.ModuleList(nn.Conv2d(self.backbone.out_channels, num_classes, 3, padding=d, dilation=d)

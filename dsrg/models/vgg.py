@@ -15,6 +15,10 @@ pool5 at 30), so a torchvision ``vgg16`` state dict's ``features.*`` entries loa
 The fully connected ``classifier.*`` of torchvision (25088->4096->4096->1000) is not part of
 this trunk.
 
+``batch_norm=True`` inserts a BatchNorm after every convolution, in torchvision's ``vgg16_bn`` layout
+(so a ``vgg16_bn`` state dict's ``features.*`` loads). It is not the paper's network: it is an
+option for the CPU demo, where the trunk trains from random weights and BatchNorm makes that fast.
+
 ``width`` scales every channel count (``round(c * width)``, at least 1) keeping the topology,
 for fast CPU demos and tests: ``width=0.125`` gives 8, 16, 32, 64, 64 channels.
 """
@@ -58,8 +62,9 @@ def pool_output_size(n: int, kernel: int, stride: int, padding: int, ceil_mode: 
     return out
 
 
-def make_vgg16_features(width: float = 1.0) -> nn.Sequential:
-    """The modified VGG16 trunk as one ``nn.Sequential`` (torchvision indices), ``(B,3,H,W) -> (B,C,h,w)``."""
+def make_vgg16_features(width: float = 1.0, batch_norm: bool = False) -> nn.Sequential:
+    """The modified VGG16 trunk as one ``nn.Sequential`` (torchvision indices of ``vgg16``, or of
+    ``vgg16_bn`` with ``batch_norm``), ``(B,3,H,W) -> (B,C,h,w)``."""
     layers: list[nn.Module] = []
     in_ch, pools_seen = 3, 0
     for item in VGG16_CONFIG:
@@ -71,6 +76,8 @@ def make_vgg16_features(width: float = 1.0) -> nn.Sequential:
             dilation = 2 if pools_seen == 4 else 1  # conv5 block follows pool4
             out_ch = scale_channels(int(item), width)
             layers.append(nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.ReLU(inplace=True))
             in_ch = out_ch
     return nn.Sequential(*layers)
@@ -92,10 +99,10 @@ class VGG16Features(nn.Module):
     (41 for 321). State-dict keys: ``features.0.weight`` ... ``features.28.bias``.
     """
 
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, batch_norm: bool = False) -> None:
         super().__init__()
         self.width = float(width)
-        self.features = make_vgg16_features(width)
+        self.features = make_vgg16_features(width, batch_norm)
         self.out_channels = scale_channels(512, width)
         init_conv_(self)
 

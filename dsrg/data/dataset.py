@@ -1,0 +1,115 @@
+"""The datasets the pipeline steps read, opened from a profile's ``data`` section.
+
+``open_split(data_cfg, split)`` gives a :class:`dsrg.data.voc.VOCSegmentation`; with
+``dataset: synthetic`` the embedded dataset is written to ``root`` first when it is missing.
+The torch datasets below return uint8 images (normalisation happens on the device, see
+:func:`dsrg.data.transforms.normalize`); batches are built by :func:`collate`. Training items are
+asked for by ``(index, aug_seed)``: the random flip or crop of that item is drawn from ``aug_seed``
+alone, so a resumed run sees exactly the batches an uninterrupted one would (``aug_seed=None``: no
+augmentation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..io import InputError
+from ..profile import DataConfig
+from . import transforms as T
+from .voc import VOCSegmentation, read_label_png
+
+
+def open_split(data: DataConfig, split: str, progress: bool = False) -> VOCSegmentation:
+    """The split ``split`` of the profile's dataset (the embedded one is written if missing)."""
+    if data.dataset == "synthetic":
+        from ..config import apply_overrides
+        from .synthetic import SynthConfig, write_dataset
+
+        # writes the dataset when missing; an existing root must hold this exact config (else InputError)
+        write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
+    return VOCSegmentation(data.root, split)
+
+
+def _rng(aug_seed: int | None) -> np.random.Generator | None:
+    return None if aug_seed is None else np.random.default_rng(aug_seed)
+
+
+def _key(key) -> tuple[int, int | None]:
+    return (key, None) if isinstance(key, (int, np.integer)) else (int(key[0]), key[1])
+
+
+class ClassificationSet(Dataset):
+    """Items ``(index, image uint8 (3, S, S) warped to S = size, labels bool (C,))``; random mirror."""
+
+    def __init__(self, ds: VOCSegmentation, size: int) -> None:
+        self.ds, self.size = ds, size
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        i, aug = _key(key)
+        image = T.resize_image(self.ds.image(i), self.size)
+        rng = _rng(aug)
+        if rng is not None and rng.random() < 0.5:
+            image = image[:, ::-1]
+        return i, T.to_chw(image), torch.from_numpy(self.ds.labels(i))
+
+
+class SeedSet(Dataset):
+    """DSRG step 1 items: ``(index, image uint8 (3, S, S), cues bool (C, h, w), labels bool (C,),
+    gt int64 (h, w))``; ``gt`` (for the Fig. 4 records) is the label map resized to the cue grid by
+    nearest neighbour, all ``IGNORE`` when the split has no label maps. The random mirror flips the
+    image, the cues and ``gt`` together (the authors' step 1)."""
+
+    def __init__(self, ds: VOCSegmentation, size: int, cues) -> None:
+        self.ds, self.size, self.cues = ds, size, cues
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        i, aug = _key(key)
+        image = T.resize_image(self.ds.image(i), self.size)
+        cues, labels = self.cues.get(self.ds.ids[i])
+        h, w = cues.shape[1:]
+        mask = self.ds.mask(i) if self.ds.has_masks else None
+        gt = T.resize_label(mask, (h, w)) if mask is not None else np.full((h, w), T.IGNORE, np.uint8)
+        rng = _rng(aug)
+        if rng is not None and rng.random() < 0.5:
+            image, cues, gt = image[:, ::-1], cues[:, :, ::-1], gt[:, ::-1]
+        return (i, T.to_chw(image), torch.from_numpy(np.ascontiguousarray(cues)), torch.from_numpy(labels),
+                torch.from_numpy(np.ascontiguousarray(gt).astype(np.int64)))
+
+
+class PseudoLabelSet(Dataset):
+    """Retraining items ``(index, image uint8 (3, c, c), label int64 (c, c))``, ``c = crop``: DeepLab's
+    random crop (padding with 0 / IGNORE where the image is smaller) and mirror of the image and its
+    pseudo label (``label_dir/<id>.png``)."""
+
+    def __init__(self, ds: VOCSegmentation, label_dir: Path, crop: int) -> None:
+        self.ds, self.label_dir, self.crop = ds, Path(label_dir), crop
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        i, aug = _key(key)
+        image = self.ds.image(i)
+        path = self.label_dir / f"{self.ds.ids[i]}.png"
+        label = read_label_png(path, self.ds.num_classes)
+        if label.shape != image.shape[:2]:
+            raise InputError(f"pseudo label {path} is {label.shape[0]}x{label.shape[1]}, "
+                             f"its image {image.shape[0]}x{image.shape[1]}")
+        image, label = T.random_crop(image, label, self.crop, _rng(aug) or np.random.default_rng(0))
+        return i, T.to_chw(image), torch.from_numpy(label.astype(np.int64))
+
+
+def collate(items):
+    """Stack same-sized items field by field (index becomes a LongTensor)."""
+    fields = list(zip(*items))
+    return [torch.tensor(fields[0])] + [torch.stack(f) for f in fields[1:]]

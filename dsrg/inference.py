@@ -1,0 +1,61 @@
+"""Multi-scale inference with a dense CRF: the pseudo labels and the final test (reference, "Schedules").
+
+For one image: the network's logits at each input size, upsampled (bilinear) to the image, summed;
+softmax; optionally the test-time CRF (s = 1, unary -log p, :func:`dsrg.crf.crf_test`); argmax over
+all classes. The CRF of image k runs in a process pool while the network works on image k + 1.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .crf import TEST_PARAMS, _dense_crf_one
+from .data import transforms as T
+from .train import autocast
+
+
+def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[tuple[int, int]],
+                     device: torch.device, normalize: str, amp: bool = True) -> torch.Tensor:
+    """Softmax of the summed logits ``(C, H, W)`` (float32, CPU) of ``image`` uint8 ``(H, W, 3)``,
+    the network run at each ``(h, w)`` in ``sizes``."""
+    h, w = image.shape[:2]
+    total = None
+    with torch.no_grad():
+        for size in sizes:
+            x = T.to_chw(T.resize_image(image, size)).unsqueeze(0).to(device)
+            with autocast(device, amp):
+                logits = model(T.normalize(x, normalize))
+            up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+            total = up if total is None else total + up
+    return total[0].softmax(0).cpu()
+
+
+def _crf_label(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
+    q = _dense_crf_one(-np.log(np.clip(probs, 1e-12, None)).astype(np.float32), image, TEST_PARAMS)
+    return q.argmax(0).astype(np.uint8)
+
+
+def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], sizes_of, device: torch.device,
+            normalize: str, crf: bool = True, workers: int = 2, amp: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)``; ``sizes_of(h, w)`` gives the input sizes."""
+    model.eval()
+    if not crf:
+        for image_id, image in images:
+            p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp)
+            yield image_id, p.argmax(0).numpy().astype(np.uint8)
+        return
+    pending: list[tuple[str, Future]] = []
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        for image_id, image in images:
+            p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp)
+            pending.append((image_id, pool.submit(_crf_label, p.numpy(), image)))
+            while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
+                done_id, fut = pending.pop(0)
+                yield done_id, fut.result()
+        for done_id, fut in pending:
+            yield done_id, fut.result()

@@ -1,0 +1,121 @@
+"""The run folder: one sub-folder per pipeline step, named by a hash of everything that decides its output.
+
+    <run>/cls-<hash>/        train-cls      model.pt, log.jsonl, done.json
+    <run>/seeds-<hash>/      seeds          cues.npz, quality.json, done.json
+    <run>/seg-<hash>/        train-seg      model.pt, log.jsonl, supervision.csv, fig1.npz, done.json
+    <run>/pseudo-<hash>/     pseudo-labels  labels/<id>.png, done.json
+    <run>/retrain-<hash>/    retrain        model.pt, log.jsonl, done.json
+    <run>/eval-<hash>/       evaluate       metrics.json, per_image.csv, pred/<id>.png, done.json
+
+A step's hash covers its own config section, the data it reads and its upstream step's hash, so
+changing ``seg.theta_fg`` makes a new ``seg-*``, ``pseudo-*``, ``retrain-*`` and ``eval-*`` folder
+while ``cls-*`` and ``seeds-*`` are reused. Settings that do not change results (device, progress
+bars, checkpoint interval, worker counts, the run folder itself) are left out of the hash.
+A step is complete when its ``done.json`` exists; it is written last, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from .io import InputError, write_json
+from .profile import Profile, section_dict
+
+STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
+COMMANDS = {"cls": "train-cls", "seeds": "seeds", "seg": "train-seg", "pseudo": "pseudo-labels",
+            "retrain": "retrain", "eval": "evaluate"}
+_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images"}
+
+
+def _strip(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if key in _NOT_RESULTS:
+            continue
+        out[k] = _strip(v, key + ".") if isinstance(v, dict) else v
+    return out
+
+
+def eval_source(cfg: Profile) -> str:
+    """The step whose model ``evaluate`` reads: ``retrain`` or ``seg``."""
+    if cfg.eval.model == "auto":
+        return "retrain" if cfg.retrain.enabled else "seg"
+    return cfg.eval.model
+
+
+def upstream(cfg: Profile, step: str) -> str | None:
+    """The step whose outputs ``step`` reads (None for the first)."""
+    if step == "cls":
+        return None
+    if step == "seeds":
+        return "cls" if cfg.seeds.source == "cam" else None
+    if step == "eval":
+        return eval_source(cfg)
+    return {"seg": "seeds", "pseudo": "seg", "retrain": "pseudo"}[step]
+
+
+def step_config(cfg: Profile, step: str) -> dict:
+    """Everything that decides ``step``'s output (before the upstream hash)."""
+    data = section_dict(cfg, "data")["data"]
+    own: dict = {"step": step, "seed": cfg.seed, "data": data}
+    if step == "eval":
+        own["eval"] = section_dict(cfg, "eval")["eval"]
+    else:
+        own[step] = section_dict(cfg, step)[step]
+    if step == "seg" and cfg.seg.init == "cls":
+        own["init_from"] = step_hash(cfg, "cls")
+    prev = upstream(cfg, step)
+    if prev is not None:
+        own["upstream"] = step_hash(cfg, prev)
+    return _strip(own)
+
+
+def step_hash(cfg: Profile, step: str) -> str:
+    text = json.dumps(step_config(cfg, step), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def step_dir(cfg: Profile, step: str) -> Path:
+    if step not in STEPS:
+        raise InputError(f"step: expected one of {STEPS}, got {step!r}")
+    return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
+
+
+def is_done(folder: Path) -> bool:
+    return (folder / "done.json").is_file()
+
+
+def done_info(folder: Path) -> dict:
+    return json.loads((folder / "done.json").read_text())
+
+
+def require(cfg: Profile, step: str) -> Path:
+    """The completed output folder of ``step``, or an InputError saying which command makes it."""
+    folder = step_dir(cfg, step)
+    if not is_done(folder):
+        raise InputError(f"step '{COMMANDS[step]}' has no complete output for this profile in {folder}; "
+                         f"run `dsrg {COMMANDS[step]}` (or `dsrg run`) with the same profile and overrides first")
+    return folder
+
+
+def start(cfg: Profile, step: str) -> Path:
+    """Create ``step``'s folder (if needed) and write its ``config.json``; return the folder."""
+    folder = step_dir(cfg, step)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", {"step": COMMANDS[step], "hash": step_hash(cfg, step),
+                                        "config": step_config(cfg, step), "profile": cfg.name})
+    return folder
+
+
+def finish(folder: Path, started: float, **summary) -> dict:
+    """Write ``done.json`` (wall time and a summary) last, marking the step complete."""
+    from .provenance import machine
+
+    info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary}
+    write_json(folder / "done.json", info)
+    return info

@@ -1,0 +1,70 @@
+"""What every step sets up: seeds, device, torchrun world, the networks of a profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import runs
+from ..models.cam import CAMNet
+from ..models.deeplab import DeepLabASPP
+from ..models.weights import load_backbone
+from ..profile import Profile
+from ..train import World, barrier, init_world, load_model, resolve_device
+
+
+@dataclass
+class Context:
+    cfg: Profile
+    device: torch.device
+    world: World
+
+
+def setup(cfg: Profile) -> Context:
+    """Seed torch, pick the device, join torchrun's process group if launched by it."""
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    world = init_world(device)
+    return Context(cfg, device, world)
+
+
+def begin(ctx: Context, step: str) -> tuple[Path, bool]:
+    """The step's folder and whether it is already complete (then the step returns at once)."""
+    folder = runs.step_dir(ctx.cfg, step)
+    if runs.is_done(folder):
+        return folder, True
+    if ctx.world.main:
+        runs.start(ctx.cfg, step)
+    barrier(ctx.world)
+    return folder, False
+
+
+def build_cls_net(cfg: Profile, num_classes: int) -> CAMNet:
+    """The CAM classifier over the ``num_classes - 1`` foreground classes, backbone weights loaded."""
+    net = CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)
+    if cfg.cls.backbone_weights:
+        trunk = nn.Module()
+        trunk.features = net.features
+        load_backbone(trunk, cfg.cls.backbone_weights)
+    return net
+
+
+def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: str = "imagenet") -> DeepLabASPP:
+    """DeepLab-ASPP of the profile; ``init``: ``imagenet`` (``seg.backbone_weights`` if given), ``cls``
+    (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or a path to a model.pt."""
+    s = cfg.seg
+    net = DeepLabASPP(s.backbone, num_classes, s.width, dropout=s.dropout, batch_norm=s.batch_norm)
+    if init == "imagenet" and s.backbone_weights:
+        load_backbone(net.backbone, s.backbone_weights)
+    elif init == "cls":
+        cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net_plain(cfg, num_classes), device)
+        net.backbone.features.load_state_dict(cls_net.features.state_dict())
+    return net.to(device)
+
+
+def build_cls_net_plain(cfg: Profile, num_classes: int) -> CAMNet:
+    """The CAM classifier's architecture without loading any weights (to read a saved model into)."""
+    return CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)

@@ -1,0 +1,71 @@
+"""``dsrg evaluate``: multi-scale inference + test-time CRF on a split; per-class IoU, mIoU, pixel accuracy.
+
+Scales ``eval.scales`` of the original size (0.75/1/1.25), logits summed, CRF (s = 1). The mIoU is
+the standard one: mean over the classes present in the ground truth or the prediction, 255 ignored
+(:mod:`dsrg.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
+failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only,
+in the layout the evaluation server takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import runs
+from ..data.dataset import open_split
+from ..data.voc import write_label_png
+from ..inference import predict
+from ..io import write_json, write_text
+from ..metrics import ConfusionMeter, confusion_matrix, mean_iou
+from ..profile import Profile
+from ..train import load_model
+from .common import begin, build_seg_net, setup
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "eval")
+    if done or not ctx.world.main:
+        return folder
+    started = time.perf_counter()
+    source = runs.eval_source(cfg)
+    ds = open_split(cfg.data, cfg.eval.split)
+    model = load_model(runs.require(cfg, source) / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
+                       ctx.device)
+    pred_dir = folder / "pred"
+    pred_dir.mkdir(exist_ok=True)
+    meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
+    rows = []
+
+    def sizes_of(h, w):
+        return [(max(8, round(h * s)), max(8, round(w * s))) for s in cfg.eval.scales]
+
+    images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
+    index = {image_id: i for i, image_id in enumerate(ds.ids)}
+    for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
+                                        cfg.seg.crf_workers or 1, cfg.amp),
+                                total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
+        write_label_png(pred_dir / f"{image_id}.png", label)
+        if meter is not None:
+            gt = ds.mask(index[image_id])
+            meter.update(label, gt)
+            rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+    summary = {"model": source, "split": cfg.eval.split, "images": len(ds)}
+    if meter is not None:
+        result = meter.summary()
+        summary.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],
+                       iou={name: None if math.isnan(v) else v for name, v in zip(ds.class_names, result["iou"])})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["id", "miou"])
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(folder / "per_image.csv", buf.getvalue())
+    write_json(folder / "metrics.json", summary)
+    runs.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"})
+    return folder

@@ -1,0 +1,39 @@
+"""``dsrg run``: every step of the pipeline in order; steps whose output is complete are skipped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import runs
+from ..profile import Profile
+from ..train import barrier
+from . import evaluate, pseudo_labels, retrain, seeds, train_cls, train_seg
+from .common import setup
+
+MODULES = {"cls": train_cls, "seeds": seeds, "seg": train_seg, "pseudo": pseudo_labels, "retrain": retrain,
+           "eval": evaluate}
+
+
+def planned_steps(cfg: Profile) -> list[str]:
+    steps = ["cls"] if cfg.seeds.source == "cam" or cfg.seg.init == "cls" else []
+    steps += ["seeds", "seg"]
+    if cfg.retrain.enabled or runs.eval_source(cfg) == "retrain":
+        steps += ["pseudo", "retrain"]
+    return steps + ["eval"]
+
+
+def run(cfg: Profile, resume: bool = False) -> dict[str, Path]:
+    """Run (or skip) each planned step; return ``{step: folder}``. Prints one line per step."""
+    ctx = setup(cfg)
+    folders = {}
+    for step in planned_steps(cfg):
+        folder = runs.step_dir(cfg, step)
+        skipped = runs.is_done(folder)
+        tick = time.perf_counter()
+        folders[step] = MODULES[step].run(cfg, resume=resume)
+        barrier(ctx.world)
+        if ctx.world.main:
+            wall = "done before" if skipped else f"{time.perf_counter() - tick:.1f} s"
+            print(f"[dsrg run] {runs.COMMANDS[step]:<14} {folder}  ({wall})", flush=True)
+    return folders

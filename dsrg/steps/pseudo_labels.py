@@ -1,0 +1,51 @@
+"""``dsrg pseudo-labels``: the retraining targets (reference, "Schedules").
+
+The step-1 model on every training image at the square input sizes ``pseudo.sizes`` (241/321/401 at
+paper scale), logits upsampled to the image and summed, softmax, test-time CRF (s = 1), argmax over
+all classes. Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU
+against the ground truth in ``done.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import runs
+from ..data.dataset import open_split
+from ..data.voc import write_label_png
+from ..inference import predict
+from ..metrics import ConfusionMeter
+from ..profile import Profile
+from ..train import load_model
+from .common import begin, build_seg_net, setup
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "pseudo")
+    if done or not ctx.world.main:
+        return folder
+    started = time.perf_counter()
+    ds = open_split(cfg.data, cfg.data.train_split)
+    model = load_model(runs.require(cfg, "seg") / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
+                       ctx.device)
+    out = folder / "labels"
+    out.mkdir(exist_ok=True)
+    meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
+    todo = [i for i in range(len(ds)) if not (resume and (out / f"{ds.ids[i]}.png").is_file())]
+    images = ((ds.ids[i], ds.image(i)) for i in todo)
+    sizes = [(s, s) for s in cfg.pseudo.sizes]
+    index = {image_id: i for i, image_id in enumerate(ds.ids)}
+    for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
+                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, cfg.amp),
+                                total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
+        write_label_png(out / f"{image_id}.png", label)
+        if meter is not None:
+            meter.update(label, ds.mask(index[image_id]))
+    summary = meter.summary() if meter is not None and not resume else None
+    runs.finish(folder, started, images=len(ds), quality=summary)
+    return folder

@@ -1,0 +1,51 @@
+"""``dsrg retrain``: fully-supervised training on the pseudo labels (Section 4.1, "+Retrain" of Table 2).
+
+DeepLab-ASPP initialised from the step-1 model (``retrain.init=seg``, as the authors) or from ImageNet
+weights, random ``crop_size`` crops and mirror, cross-entropy with 255 ignored, poly lr.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch.nn.functional as F
+
+from .. import runs
+from ..data import transforms as T
+from ..data.dataset import PseudoLabelSet, open_split
+from ..profile import Profile
+from ..train import autocast, fit, load_model, make_optimizer, save_model
+from .common import begin, build_seg_net, setup
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "retrain")
+    if done:
+        return folder
+    started = time.perf_counter()
+    labels_dir = runs.require(cfg, "pseudo") / "labels"
+    train = open_split(cfg.data, cfg.data.train_split)
+    if cfg.retrain.init == "seg":
+        model = load_model(runs.require(cfg, "seg") / "model.pt",
+                           build_seg_net(cfg, train.num_classes, ctx.device, "none"), ctx.device)
+    else:
+        model = build_seg_net(cfg, train.num_classes, ctx.device, "imagenet")
+    optimizer = make_optimizer(model.param_groups(cfg.retrain.lr, cfg.retrain.weight_decay), cfg.retrain)
+
+    def step(net, batch, it):
+        _, images, labels = batch
+        with autocast(ctx.device, cfg.amp):
+            logits = net(T.normalize(images, cfg.data.normalize))
+        up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=False)
+        return {"loss": F.cross_entropy(up, labels, ignore_index=T.IGNORE)}
+
+    fit(model, optimizer, cfg.retrain, cfg, folder, PseudoLabelSet(train, labels_dir, cfg.retrain.crop_size), step,
+        device=ctx.device, world=ctx.world, desc="retrain", resume=resume)
+    if not ctx.world.main:
+        return folder
+    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
+    (folder / "ckpt.pt").unlink(missing_ok=True)
+    runs.finish(folder, started, iterations=cfg.retrain.iterations)
+    return folder

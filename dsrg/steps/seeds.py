@@ -1,0 +1,90 @@
+"""``dsrg seeds``: the seed cues of every training image, stored once (Section 3.1).
+
+``seeds.source=cam``: CAMs of the trained classifier (``train-cls``) on the output grid give the
+foreground cues (:func:`dsrg.seeds.cam_foreground_cues`), saliency below ``bg_threshold`` the
+background cues (computed with ``seeds.saliency`` or read from ``seeds.saliency_dir``).
+``seeds.source=authors``: the authors' ``localization_cues*.pickle`` is imported instead
+(:mod:`dsrg.data.authors_cues`), so training can start from the paper's own cues.
+
+Output: ``cues.npz`` (:class:`dsrg.cues.CueStore`) and, when the split has label maps, the cues'
+precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 point) in ``done.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import runs
+from ..cues import CueStore
+from ..data import transforms as T
+from ..data.authors_cues import load_authors_cues
+from ..data.dataset import open_split
+from ..io import InputError
+from ..metrics import supervision_counts, supervision_quality
+from ..profile import Profile
+from ..saliency import SaliencyFolder, compute_saliency
+from ..seeds import make_cues
+from ..train import autocast, load_model
+from .common import begin, build_cls_net, setup
+
+
+def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    model = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes), device).eval()
+    folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
+    out = {}
+    for i in tqdm(range(len(ds)), desc="seeds", unit="img", disable=not cfg.progress):
+        image, labels = ds.image(i), torch.from_numpy(ds.labels(i))
+        x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
+        with torch.no_grad(), autocast(device, cfg.amp):
+            cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
+        cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
+        sal = folder(ds.ids[i], size=image.shape[:2]) if folder is not None \
+            else compute_saliency(image, cfg.seeds.saliency)
+        cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
+                         cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
+        out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
+    return out
+
+
+def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from ..models.deeplab import output_size
+
+    grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
+    loaded = load_authors_cues(cfg.seeds.authors_pickle, cfg.seeds.authors_list, ds.num_classes, grid)
+    missing = [i for i in ds.ids if i not in loaded]
+    if missing:
+        raise InputError(f"the cue pickle {cfg.seeds.authors_pickle} has no cues for {len(missing)} images of split "
+                         f"'{ds.split}' (first: {missing[:5]})")
+    return {i: (loaded[i][1], loaded[i][0]) for i in ds.ids}
+
+
+def cue_quality(store: CueStore, ds) -> dict | None:
+    """Fig. 4's measures of the stored cues against the label maps resized to the grid (None without masks)."""
+    if not ds.has_masks:
+        return None
+    counts = None
+    for i, image_id in enumerate(ds.ids):
+        cues, _ = store.get(image_id)
+        gt = T.resize_label(ds.mask(i), store.grid).astype(np.int64)
+        c = supervision_counts(torch.from_numpy(cues)[None], torch.from_numpy(gt)[None])
+        counts = c if counts is None else counts + c
+    return supervision_quality(counts)
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "seeds")
+    if done or not ctx.world.main:
+        return folder
+    started = time.perf_counter()
+    ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
+    items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
+    store = CueStore.from_dense(items)
+    store.save(folder / "cues.npz")
+    runs.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds))
+    return folder

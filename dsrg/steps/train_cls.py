@@ -1,0 +1,84 @@
+"""``dsrg train-cls``: the multi-label classification network whose CAMs give the foreground seeds.
+
+Image-level labels only (from the annotation, never its pixels). Loss: binary cross-entropy over the
+foreground classes (SEC's classifier, Section 3.1 of the paper). Output: ``model.pt``, ``log.jsonl``,
+and in ``done.json`` the mean average precision and exact-match accuracy on the validation split.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import runs
+from ..data import transforms as T
+from ..data.dataset import ClassificationSet, open_split
+from ..profile import Profile
+from ..train import autocast, fit, make_optimizer, save_model
+from .common import begin, build_cls_net, setup
+
+
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes (with at least one positive) of the average precision of ``scores`` (N, K)."""
+    aps = []
+    for k in range(scores.shape[1]):
+        pos = targets[:, k].astype(bool)
+        if not pos.any():
+            continue
+        order = np.argsort(-scores[:, k], kind="stable")
+        hits = pos[order]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32):
+    """Logits ``(N, K)`` and targets ``(N, K)`` of a split (no augmentation)."""
+    items = ClassificationSet(ds, size)
+    model.eval()
+    logits, targets = [], []
+    with torch.no_grad():
+        for start in range(0, len(items), batch):
+            chunk = [items[i] for i in range(start, min(start + batch, len(items)))]
+            x = torch.stack([c[1] for c in chunk]).to(device)
+            with autocast(device, amp):
+                logits.append(model(T.normalize(x, normalize)).float().cpu())
+            targets.append(torch.stack([c[2][1:] for c in chunk]))
+    return torch.cat(logits).numpy(), torch.cat(targets).numpy()
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "cls")
+    if done:
+        return folder
+    started = time.perf_counter()
+    train = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
+    model = build_cls_net(cfg, train.num_classes).to(ctx.device)
+    optimizer = make_optimizer(model.param_groups(cfg.cls.lr, cfg.cls.weight_decay), cfg.cls)
+    normalize = cfg.data.normalize
+
+    def step(net, batch, it):
+        _, images, labels = batch
+        with autocast(ctx.device, cfg.amp):
+            logits = net(T.normalize(images, normalize))
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels[:, 1:].float())
+        return {"loss": loss}
+
+    fit(model, optimizer, cfg.cls, cfg, folder, ClassificationSet(train, cfg.cls.input_size), step,
+        device=ctx.device, world=ctx.world, desc="train-cls", resume=resume)
+    if not ctx.world.main:
+        return folder
+    val = open_split(cfg.data, cfg.data.val_split)
+    scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp)
+    summary = {"val_map": average_precision(scores, targets),
+               "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
+               "iterations": cfg.cls.iterations}
+    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
+    (folder / "ckpt.pt").unlink(missing_ok=True)
+    runs.finish(folder, started, **summary)
+    return folder

@@ -1,0 +1,152 @@
+"""``dsrg train-seg``: DSRG step 1 (Section 3.2, Figure 2), the segmentation network trained from seeds.
+
+Each iteration, for a batch of images warped to ``seg.input_size`` with their ORIGINAL cues:
+
+1. forward DeepLab-ASPP, smoothed softmax ``P`` (:func:`dsrg.losses.smoothed_softmax`);
+2. training-time dense CRF on the output grid, ``Q`` (:func:`dsrg.crf.crf_train`, s = 12);
+3. region growing from the original cues with ``Q`` clipped and renormalised (Eq. 3,
+   :func:`dsrg.growing.grow`, ``theta_fg`` / ``theta_bg``; ``growing=false`` keeps the cues);
+4. seeding loss on the grown cues (Eq. 1 balanced, or SEC's) + ``boundary_weight`` x boundary loss
+   KL(Q || P) (Eq. 2); SGD with the Caffe lr multipliers.
+
+Records (Section 4.5, Fig. 4 and Fig. 1), written at each epoch: ``supervision.csv`` (precision,
+recall, IoU of the supervision actually used in that epoch's iterations, against the ground truth
+on the grid, labelled pixels only; row 0 = the seeds) and ``fig1.npz`` (the grown supervision of the
+first ``record_images`` training images, network in eval mode, after each epoch).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import runs
+from ..crf import CLIP, crf_train
+from ..cues import CueStore
+from ..data import transforms as T
+from ..data.dataset import SeedSet, collate, open_split
+from ..growing import grow
+from ..io import InputError, atomic_path, write_text
+from ..losses import balanced_seed_loss, boundary_loss, sec_seed_loss, smoothed_softmax
+from ..metrics import supervision_counts, supervision_quality
+from ..profile import Profile
+from ..train import all_reduce_sum, autocast, fit, make_optimizer, save_model
+from .common import begin, build_seg_net, setup
+
+BOUNDARY_CLIP = (0.05, 20.0)
+
+
+def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
+                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals), and the grown cues (bool)."""
+    s = cfg.seg
+    probs = smoothed_softmax(logits.float())
+    q = crf_train(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers)
+    if s.growing:
+        refined = q.clamp(min=CLIP)
+        grown = grow(cues, refined / refined.sum(1, keepdim=True), labels, s.theta_fg, s.theta_bg)
+    else:
+        grown = cues
+    return probs, q, grown
+
+
+class Records:
+    """Per-epoch supervision quality (Fig. 4) and supervision maps of fixed images (Fig. 1)."""
+
+    def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None):
+        self.cfg, self.folder, self.dataset, self.ctx = cfg, folder, dataset, ctx
+        self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64)
+        self.rows = [] if seeds_quality is None else [{"epoch": 0, **seeds_quality}]
+        k = min(cfg.seg.record_images, len(dataset))
+        self.fixed = collate([dataset[i] for i in range(k)]) if k else None
+        self.maps: list[np.ndarray] = []
+        if self.fixed is not None:
+            self.maps.append(self.fixed[2].numpy())      # epoch 0: the seeds
+
+    def add(self, grown: torch.Tensor, gt: torch.Tensor) -> None:
+        self.counts += supervision_counts(grown, gt)
+
+    def epoch_end(self, model, epoch: int) -> None:
+        counts = all_reduce_sum(self.counts.clone(), self.ctx.world)
+        self.counts.zero_()
+        if not self.ctx.world.main:
+            return
+        if int(counts[2].sum()) > 0:
+            self.rows.append({"epoch": epoch, **supervision_quality(counts)})
+            self._write_csv()
+        if self.fixed is not None:
+            _, images, cues, labels, _ = [t.to(self.ctx.device) for t in self.fixed]
+            was = model.training
+            model.eval()
+            with torch.no_grad(), autocast(self.ctx.device, self.cfg.amp):
+                logits = model(T.normalize(images, self.cfg.data.normalize))
+            model.train(was)
+            self.maps.append(supervision(self.cfg, logits, images, cues, labels)[2].cpu().numpy())
+            ids = [self.dataset.ds.ids[int(i)] for i in self.fixed[0]]
+            with atomic_path(self.folder / "fig1.npz") as tmp:
+                np.savez_compressed(tmp, ids=np.array(ids), supervision=np.stack(self.maps),
+                                    epochs=np.arange(len(self.maps)))
+
+    def _write_csv(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.folder / "supervision.csv", buf.getvalue())
+
+    def state_dict(self) -> dict:
+        return {"counts": self.counts.clone(), "rows": list(self.rows), "maps": list(self.maps)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts, self.rows, self.maps = state["counts"].clone(), list(state["rows"]), list(state["maps"])
+
+
+def run(cfg: Profile, resume: bool = False) -> Path:
+    ctx = setup(cfg)
+    folder, done = begin(ctx, "seg")
+    if done:
+        return folder
+    started = time.perf_counter()
+    seeds_dir = runs.require(cfg, "seeds")
+    store = CueStore.load(seeds_dir / "cues.npz")
+    train = open_split(cfg.data, cfg.data.train_split)
+    model = build_seg_net(cfg, train.num_classes, ctx.device, cfg.seg.init)
+    grid = (model.output_size(cfg.seg.input_size),) * 2
+    if store.grid != grid:
+        raise InputError(f"the seed cues are on a {store.grid[0]}x{store.grid[1]} grid but seg.input_size="
+                         f"{cfg.seg.input_size} gives a {grid[0]}x{grid[1]} output; use the input size the cues "
+                         f"were made for")
+    if store.num_classes != train.num_classes:
+        raise InputError(f"the seed cues have {store.num_classes} classes, the dataset {train.num_classes}")
+    dataset = SeedSet(train, cfg.seg.input_size, store)
+    records = Records(cfg, folder, dataset, ctx, runs.done_info(seeds_dir).get("quality"))
+    optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
+    seed_loss = balanced_seed_loss if cfg.seg.seed_loss == "balanced" else sec_seed_loss
+    clip = BOUNDARY_CLIP if cfg.seg.boundary_clip else None
+
+    def step(net, batch, it):
+        _, images, cues, labels, gt = batch
+        with autocast(ctx.device, cfg.amp):
+            logits = net(T.normalize(images, cfg.data.normalize))
+        probs, q, grown = supervision(cfg, logits, images, cues, labels)
+        records.add(grown, gt)
+        seed = seed_loss(probs, grown)
+        bound = boundary_loss(probs, q, clip)
+        loss = seed + cfg.seg.boundary_weight * bound
+        return {"loss": loss, "seed_loss": seed.detach(), "boundary_loss": bound.detach(),
+                "grown_fraction": grown.any(1).float().mean()}
+
+    fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
+        desc="train-seg", resume=resume, records=records)
+    if not ctx.world.main:
+        return folder
+    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
+    (folder / "ckpt.pt").unlink(missing_ok=True)
+    last = records.rows[-1] if records.rows else None
+    runs.finish(folder, started, iterations=cfg.seg.iterations, supervision_last_epoch=last)
+    return folder

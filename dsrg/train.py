@@ -1,0 +1,246 @@
+"""The training loop shared by ``train-cls``, ``train-seg`` and ``retrain``; devices and torchrun.
+
+One iteration = one global batch of ``batch_size`` images, drawn without replacement from a per-epoch
+permutation fixed by ``(seed, epoch)``; each item's random flip/crop is drawn from its own seed
+(:mod:`dsrg.data.dataset`). With torchrun (``WORLD_SIZE > 1``) every process takes its slice of the
+global batch and DistributedDataParallel averages the gradients, so the update equals the one-process
+update on the same global batch. Checkpoints (model, optimizer, RNG state, the step's records) are
+written atomically every ``ckpt_every`` iterations; ``resume=True`` continues from the last one and
+ends with the same weights as an uninterrupted run (CPU, same thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as tdist
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .data.dataset import collate
+from .io import InputError, atomic_path, write_text
+
+
+# ----------------------------------------------------------------------------- devices, processes
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device=cuda but torch sees no CUDA device (use device=cpu or device=auto)")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"device: expected one of ['auto', 'cpu', 'cuda'], got {name!r}")
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; nothing on CPU (full float32, deterministic)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_world(device: torch.device) -> World:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    size = int(os.environ.get("WORLD_SIZE", 1))
+    if size > 1 and not tdist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                 timeout=datetime.timedelta(hours=12))
+    if tdist.is_initialized():
+        return World(tdist.get_rank(), tdist.get_world_size())
+    return World()
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        tdist.barrier()
+
+
+def all_reduce_mean(values: dict[str, float], world: World) -> dict[str, float]:
+    if world.size == 1 or not values:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64)
+    tdist.all_reduce(t)
+    return dict(zip(values, (t / world.size).tolist()))
+
+
+def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
+    if world.size > 1:
+        t = t.clone()
+        tdist.all_reduce(t)
+    return t
+
+
+# ----------------------------------------------------------------------------- schedule and batches
+
+def lr_factor(sec, it: int) -> float:
+    """Multiplier of the base lr at iteration ``it``: ``step`` (x ``lr_gamma`` every ``lr_step``) or
+    ``poly`` (``(1 - it / iterations) ** lr_power``, DeepLab's)."""
+    if sec.lr_policy == "step":
+        return sec.lr_gamma ** (it // sec.lr_step)
+    return max(0.0, 1.0 - it / max(1, sec.iterations)) ** sec.lr_power
+
+
+def make_optimizer(groups: list[dict], sec) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper), or Adam (a demo option); ``groups`` carry their own lr / decay."""
+    if sec.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=sec.lr)
+    return torch.optim.SGD(groups, lr=sec.lr, momentum=sec.momentum)
+
+
+def iterations_per_epoch(n: int, batch_size: int) -> int:
+    if n < batch_size:
+        raise InputError(f"batch_size={batch_size} but the training split has only {n} images")
+    return n // batch_size
+
+
+def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world: World) -> list[list]:
+    """For each iteration in ``[start, stop)``, this process's ``(index, aug_seed)`` items."""
+    per_epoch = iterations_per_epoch(n, batch_size)
+    if batch_size % world.size:
+        raise InputError(f"batch_size={batch_size} is not divisible by the {world.size} processes")
+    out, perm, perm_epoch = [], None, -1
+    for it in range(start, stop):
+        epoch, pos = divmod(it, per_epoch)
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+            perm_epoch = epoch
+        items = [(perm[pos * batch_size + k], (seed * 1_000_003 + it) * 4096 + k) for k in range(batch_size)]
+        out.append(items[world.rank::world.size])
+    return out
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _read_log(path: Path, before: int) -> list[str]:
+    if not path.is_file():
+        return []
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["it"] < before:
+                keep.append(line)
+        except (ValueError, KeyError):
+            break  # a line cut by a kill ends the usable log
+    return keep
+
+
+def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, folder: Path, dataset: Dataset,
+        step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
+        desc: str, resume: bool = False, records: Any = None) -> None:
+    """Train ``model`` for ``sec.iterations`` iterations.
+
+    Args:
+        sec: the step's config section (batch_size, iterations, lr policy fields).
+        cfg: the profile (seed, ckpt_every, progress, data.loader_workers).
+        step: ``step(model, batch, it) -> {"loss": tensor, name: float, ...}`` (forward and losses; the
+            loop does backward and the update). ``batch`` is the collated list of the dataset's fields.
+        records: optional object with ``epoch_end(model, epoch)``, ``state_dict()``, ``load_state_dict()``
+            (the step's per-epoch records, checkpointed with the weights).
+    Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds) and ``ckpt.pt``.
+    """
+    ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
+    for g in optimizer.param_groups:
+        g.setdefault("initial_lr", g["lr"])
+    start, state = 0, None
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if records is not None and state.get("records") is not None:
+            records.load_state_dict(state["records"])
+        start = int(state["iteration"])
+    if world.main:
+        kept = _read_log(log_path, start)
+        write_text(log_path, "".join(line + "\n" for line in kept))
+    net = model
+    if world.size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    n = len(dataset)
+    per_epoch = iterations_per_epoch(n, sec.batch_size)
+    keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
+    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=cfg.data.loader_workers, collate_fn=collate,
+                             pin_memory=device.type == "cuda"))
+    if state is not None:  # after the loader drew its base seed, as the uninterrupted run did at iteration 0
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+    bar = tqdm(total=sec.iterations, initial=start, desc=desc, unit="it", disable=not (cfg.progress and world.main),
+               dynamic_ncols=True)
+    log = open(log_path, "a") if world.main else None
+    try:
+        tick = time.perf_counter()
+        for it, batch in zip(range(start, sec.iterations), loader):
+            factor = lr_factor(sec, it)
+            for g in optimizer.param_groups:
+                g["lr"] = g["initial_lr"] * factor
+            net.train()
+            batch = [b.to(device, non_blocking=True) for b in batch]
+            out = step(net, batch, it)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            stats = all_reduce_mean({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}, world)
+            now = time.perf_counter()
+            seconds, tick = now - tick, now
+            if log is not None:
+                log.write(json.dumps({"it": it, "epoch": it // per_epoch, "lr": sec.lr * factor,
+                                      **{k: round(v, 6) for k, v in stats.items()}, "s": round(seconds, 4)}) + "\n")
+                log.flush()
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{sec.batch_size / max(seconds, 1e-9):.1f}")
+            bar.update(1)
+            if records is not None and (it + 1) % per_epoch == 0:
+                records.epoch_end(model, (it + 1) // per_epoch)
+            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations and world.main:
+                save_checkpoint(ckpt, model, optimizer, it + 1, device, records)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+
+
+def save_checkpoint(path: Path, model, optimizer, iteration: int, device: torch.device, records=None) -> None:
+    state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "rng_cpu": torch.get_rng_state(),
+             "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+             "records": records.state_dict() if records is not None else None}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def save_model(path: Path, model: torch.nn.Module, **meta) -> None:
+    """The final weights (``state_dict``) and what built them, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), **meta}, tmp)
+
+
+def load_model(path: Path, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if not Path(path).is_file():
+        raise InputError(f"model file not found: {path}")
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["state_dict"])
+    return model.to(device)

@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny profile whose whole pipeline runs in seconds on a CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsrg.profile import load_profile
+
+# 16 training images of 64 x 64 (a 9 x 9 output grid), networks at 1/16 width, a few iterations per step.
+TINY = ["data.synth=[n_train=16,n_val=4,size=64]", "cls.width=0.0625", "seg.width=0.0625", "cls.input_size=64",
+        "seg.input_size=64", "cls.batch_size=4", "seg.batch_size=4", "retrain.batch_size=4", "cls.iterations=4",
+        "seg.iterations=8", "retrain.iterations=4", "retrain.crop_size=48", "pseudo.sizes=[48,64]",
+        "seg.record_images=2", "progress=false", "ckpt_every=3", "seeds.saliency=spectral_residual"]
+
+
+def tiny_overrides(root, out, *extra: str) -> list[str]:
+    return [f"data.root={root}", f"out={out}", *TINY, *extra]
+
+
+def tiny_profile(root, out, *extra: str):
+    return load_profile("demo", tiny_overrides(root, out, *extra))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One complete tiny pipeline run: ``(cfg, {step: folder})``."""
+    from dsrg.steps import pipeline
+
+    base = tmp_path_factory.mktemp("tiny")
+    cfg = tiny_profile(base / "synth", base / "run")
+    return cfg, pipeline.run(cfg)

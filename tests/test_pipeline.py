@@ -1,0 +1,151 @@
+"""The pipeline steps on a tiny profile: each step's outputs, skipping, reuse of upstream steps, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dsrg import runs
+from dsrg.cli import main
+from dsrg.cues import CueStore
+from dsrg.data.voc import VOCSegmentation, read_label_png
+from dsrg.io import InputError
+from dsrg.profile import available_profiles, load_profile
+from dsrg.steps import pipeline
+
+from conftest import tiny_overrides, tiny_profile
+
+
+def test_every_step_is_done_and_named_by_its_hash(tiny_run):
+    cfg, folders = tiny_run
+    assert list(folders) == ["cls", "seeds", "seg", "pseudo", "retrain", "eval"]
+    for step, folder in folders.items():
+        assert folder.name == f"{step}-{runs.step_hash(cfg, step)}"
+        assert runs.is_done(folder), step
+        assert json.loads((folder / "config.json").read_text())["hash"] == runs.step_hash(cfg, step)
+        assert not (folder / "ckpt.pt").exists(), "the checkpoint of a finished step is removed"
+
+
+def test_train_cls_writes_a_model_and_a_log_line_per_iteration(tiny_run):
+    cfg, folders = tiny_run
+    lines = [json.loads(x) for x in (folders["cls"] / "log.jsonl").read_text().splitlines()]
+    assert [x["it"] for x in lines] == list(range(cfg.cls.iterations))
+    assert all(np.isfinite(x["loss"]) and x["lr"] > 0 for x in lines)
+    info = runs.done_info(folders["cls"])
+    assert 0.0 <= info["val_map"] <= 1.0 and info["wall_s"] > 0
+    assert "fc8.weight" in torch.load(folders["cls"] / "model.pt", weights_only=False)["state_dict"]
+
+
+def test_seeds_store_cues_of_present_classes_on_the_output_grid(tiny_run):
+    cfg, folders = tiny_run
+    store = CueStore.load(folders["seeds"] / "cues.npz")
+    ds = VOCSegmentation(cfg.data.root, "train")
+    assert store.ids == ds.ids and store.grid == (9, 9)
+    for i, image_id in enumerate(ds.ids):
+        cues, labels = store.get(image_id)
+        assert np.array_equal(labels, ds.labels(i))
+        assert not cues[~labels].any(), "no cue for a class absent from the image"
+    quality = runs.done_info(folders["seeds"])["quality"]
+    assert set(quality) >= {"precision", "recall", "iou"}
+
+
+def test_train_seg_records_supervision_quality_per_epoch_and_fig1_maps(tiny_run):
+    cfg, folders = tiny_run
+    rows = list(csv.DictReader((folders["seg"] / "supervision.csv").open()))
+    epochs = cfg.seg.iterations // (16 // cfg.seg.batch_size)
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs + 1))   # row 0: the seeds
+    seeds_q = runs.done_info(folders["seeds"])["quality"]
+    assert float(rows[0]["precision"]) == pytest.approx(seeds_q["precision"])
+    fig1 = np.load(folders["seg"] / "fig1.npz")
+    assert fig1["supervision"].shape == (epochs + 1, 2, 8, 9, 9) and fig1["supervision"].dtype == bool
+    store = CueStore.load(folders["seeds"] / "cues.npz")
+    first = store.get(str(fig1["ids"][0]))[0]
+    assert np.array_equal(fig1["supervision"][0, 0], first), "epoch 0 shows the original seeds"
+    assert (fig1["supervision"][-1, 0] >= first).all(), "growing never removes a seed"
+    log = [json.loads(x) for x in (folders["seg"] / "log.jsonl").read_text().splitlines()]
+    assert {"seed_loss", "boundary_loss", "lr", "loss"} <= set(log[0])
+
+
+def test_pseudo_labels_and_predictions_are_palette_pngs_of_the_image_size(tiny_run):
+    cfg, folders = tiny_run
+    ds = VOCSegmentation(cfg.data.root, "train")
+    labels = sorted(p.stem for p in (folders["pseudo"] / "labels").glob("*.png"))
+    assert labels == sorted(ds.ids)
+    assert read_label_png(folders["pseudo"] / "labels" / f"{ds.ids[0]}.png", 8).shape == (64, 64)
+    metrics = json.loads((folders["eval"] / "metrics.json").read_text())
+    assert metrics["model"] == "retrain" and metrics["split"] == "val" and 0.0 <= metrics["miou"] <= 1.0
+    assert len(list((folders["eval"] / "pred").glob("*.png"))) == 4
+    assert len(list(csv.DictReader((folders["eval"] / "per_image.csv").open()))) == 4
+
+
+def test_a_second_run_skips_complete_steps(tiny_run, capsys):
+    cfg, folders = tiny_run
+    stamp = (folders["seg"] / "model.pt").stat().st_mtime_ns
+    pipeline.run(cfg)
+    assert (folders["seg"] / "model.pt").stat().st_mtime_ns == stamp
+    assert capsys.readouterr().out.count("done before") == 6
+
+
+def test_changing_a_seg_setting_reuses_cls_and_seeds():
+    base = tiny_profile("/data/x", "/runs/x")
+    other = tiny_profile("/data/x", "/runs/x", "seg.theta_fg=0.9")
+    for step in ("cls", "seeds"):
+        assert runs.step_dir(base, step) == runs.step_dir(other, step)
+    for step in ("seg", "pseudo", "retrain", "eval"):
+        assert runs.step_dir(base, step) != runs.step_dir(other, step)
+    assert runs.step_dir(base, "seg") == runs.step_dir(tiny_profile("/data/x", "/runs/x", "device=cpu"), "seg")
+
+
+def test_a_step_without_its_upstream_says_which_command_to_run(tmp_path):
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run")
+    with pytest.raises(InputError, match="dsrg seeds"):
+        runs.require(cfg, "seeds")
+
+
+def test_the_bundled_profiles_load_with_the_papers_settings():
+    assert {"demo", "voc-vgg16", "voc-resnet101", "coco-vgg16"} <= set(available_profiles())
+    voc = load_profile("voc-vgg16")
+    assert (voc.seg.batch_size, voc.seg.iterations, voc.seg.lr, voc.seg.lr_step, voc.seg.lr_gamma) == \
+        (20, 8000, 5e-4, 2000, 0.1)
+    assert (voc.seg.theta_fg, voc.seg.theta_bg, voc.seg.momentum, voc.seg.weight_decay) == (0.85, 0.99, 0.9, 5e-4)
+    assert (voc.retrain.batch_size, voc.retrain.iterations, voc.retrain.lr, voc.retrain.lr_policy) == \
+        (10, 20000, 1e-3, "poly")
+    assert voc.pseudo.sizes == [241, 321, 401] and voc.eval.scales == [0.75, 1.0, 1.25]
+    assert load_profile("voc-resnet101").seg.backbone == "resnet101"
+    assert load_profile("voc-vgg16", ["seg.theta_bg=.inf"]).seg.theta_bg == float("inf")
+
+
+@pytest.mark.parametrize("override, named", [
+    ("seg.seed_loss=focal", "balanced"),
+    ("seg.theta_fg=1.5", "seg.theta_fg"),
+    ("seg.thetafg=0.9", "seg.thetafg"),
+    ("seg.iterations=many", "seg.iterations"),
+    ("device=tpu", "cuda"),
+    ("nokey", "key=value"),
+])
+def test_a_bad_profile_value_is_named_with_what_is_allowed(override, named):
+    with pytest.raises(InputError, match=named):
+        load_profile("demo", [override])
+
+
+def test_an_unknown_profile_lists_the_bundled_ones():
+    with pytest.raises(InputError, match="voc-vgg16"):
+        load_profile("voc-vg16")
+
+
+def test_dsrg_run_on_the_command_line_reports_errors_cleanly(tmp_path, capsys):
+    assert main(["run", "--profile", "demo", "seg.seed_loss=focal"]) == 2
+    assert "seg.seed_loss" in capsys.readouterr().err
+
+
+def test_cues_on_another_grid_are_refused_with_the_sizes(tiny_run, tmp_path):
+    cfg, folders = tiny_run
+    from dsrg.steps import train_seg
+
+    other = tiny_profile(cfg.data.root, cfg.out, "seg.input_size=96")
+    with pytest.raises(InputError, match="9x9 grid"):
+        train_seg.run(other)
