@@ -5,14 +5,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data/synthetic
 
-.PHONY: help setup test test-all book data bench clean
+.PHONY: help setup test test-all book data demo bench bench-demo clean
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
 	@echo "make test      run the test suite (slow and GPU tests skipped)"
 	@echo "make test-all  run every test, slow ones included (GPU tests skip without CUDA)"
 	@echo "make data      write the embedded dataset to $(DATA)"
+	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
 	@echo "make bench     run the benchmarks in benchmarks/"
+	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
 
 # The virtual environment: torch first, pinned exactly (a CPU wheel here; unpinned pulls CUDA builds),
 # then the package with every pinned dependency (pyproject.toml).
@@ -39,6 +41,12 @@ bench: data
 	$(PY) benchmarks/grow.py
 	$(PY) benchmarks/synth.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
+
+demo: $(STAMP)
+	$(VENV)/bin/dsrg run --profile demo
+
+bench-demo: $(STAMP)
+	$(PY) benchmarks/demo.py
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .

@@ -1,7 +1,10 @@
 """The ``dsrg`` command.
 
     dsrg data synth --out DIR [key=value ...]   write the embedded dataset (VOC layout)
-    dsrg data check --root DIR [--sample N]     validate a dataset root before training
+    dsrg data check [--dataset voc|coco] --root DIR [--sample N]   validate a dataset root before training
+    dsrg data download voc|sbd|coco --root DIR  fetch an official archive (resumable, verified) and unpack it
+    dsrg data train-aug --voc-root DIR --sbd-root DIR   VOC 2012 + SBD: the train_aug split (10,582 images)
+    dsrg data coco --root DIR --out DIR [--split train2014 val2014]   COCO 2014 -> a VOC-layout root
     dsrg run --profile demo [key=value ...]     the whole pipeline, skipping complete steps
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
 
@@ -32,15 +35,46 @@ def _data_synth(args: argparse.Namespace) -> None:
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from .data.check import check_voc_root
+    from .data.check import check_coco_root, check_voc_root
 
-    report, problems = check_voc_root(args.root, sample=None if args.all else args.sample)
+    check = check_coco_root if args.dataset == "coco" else check_voc_root
+    report, problems = check(args.root, sample=None if args.all else args.sample)
     for line in report:
         print(line)
     for line in problems:
         print(f"problem: {line}")
     print(f"{args.root}: {'OK' if not problems else f'{len(problems)} problems'}")
     return 1 if problems else 0
+
+
+def _data_download(args: argparse.Namespace) -> None:
+    from .data.download import download
+
+    root = download(args.kind, args.root, progress=not args.quiet, keep_archives=args.keep_archives)
+    print(f"{args.kind}: {root}")
+    if args.kind == "sbd":
+        print(f"next: dsrg data train-aug --voc-root <VOC2012 root> --sbd-root {root}")
+    elif args.kind == "coco":
+        print(f"next: dsrg data coco --root {root} --out <folder>")
+
+
+def _data_train_aug(args: argparse.Namespace) -> None:
+    from .data.sbd import TRAIN_AUG_COUNT, make_train_aug
+
+    root = make_train_aug(args.voc_root, args.sbd_root, args.out, progress=not args.quiet)
+    n = len((root / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split())
+    note = "" if n == TRAIN_AUG_COUNT else f" (the full VOC 2012 + SBD give {TRAIN_AUG_COUNT})"
+    print(f"train_aug: {n} images{note}; data.root={root} data.train_split=train_aug")
+
+
+def _data_coco(args: argparse.Namespace) -> None:
+    from .data.coco import convert_coco
+
+    for split in args.split:
+        start = time.perf_counter()
+        out = convert_coco(args.root, split, args.out, progress=not args.quiet)
+        n = len((out / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split())
+        print(f"{split}: {n} images in {out} ({time.perf_counter() - start:.1f} s)")
 
 
 STEP_COMMANDS = {
@@ -92,7 +126,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsrg", description="Deep Seeded Region Growing (CVPR 2018) in PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("data", help="datasets: write the embedded one")
+    data = sub.add_parser("data", help="datasets: write the embedded one, check, download or convert real ones")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="write the embedded dataset in the PASCAL VOC layout",
                                 description="Write the embedded dataset. Overrides: n_train=, n_val=, size=, seed=, ...")
@@ -101,11 +135,37 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("overrides", nargs="*", metavar="key=value", help="fields of SynthConfig")
     synth.set_defaults(func=_data_synth)
     check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files")
-    check.add_argument("--dataset", choices=["voc"], default="voc", help="the root's format")
+    check.add_argument("--dataset", choices=["voc", "coco"], default="voc",
+                       help="the root's format: voc (any VOC-layout root) or coco (a COCO 2014 root)")
     check.add_argument("--root", required=True, help="dataset root folder")
     check.add_argument("--sample", type=int, default=50, help="files opened per split (default 50)")
     check.add_argument("--all", action="store_true", help="open every file")
     check.set_defaults(func=_data_check)
+    dl = data_sub.add_parser("download", help="download and unpack VOC 2012, SBD or COCO 2014 (resumable)",
+                             description="Download an official archive into ROOT (resumable .part file, "
+                                         "checksum verified), unpack it there and mark it done.")
+    dl.add_argument("kind", choices=["voc", "sbd", "coco"])
+    dl.add_argument("--root", required=True, help="folder to download and unpack into")
+    dl.add_argument("--keep-archives", action="store_true", help="keep the archives after unpacking")
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.set_defaults(func=_data_download)
+    aug = data_sub.add_parser("train-aug", help="VOC 2012 + SBD: write the train_aug split and SegmentationClassAug",
+                              description="Build train_aug = VOC train + SBD train + SBD val - VOC val from the "
+                                          "data's own list files (10,582 images for the full data).")
+    aug.add_argument("--voc-root", required=True, help="the VOC 2012 root (VOCdevkit/VOC2012)")
+    aug.add_argument("--sbd-root", required=True, help="SBD's benchmark_RELEASE/dataset (or benchmark_RELEASE)")
+    aug.add_argument("--out", default=None, help="write into this folder instead of the VOC root")
+    aug.add_argument("--quiet", action="store_true", help="no progress bar")
+    aug.set_defaults(func=_data_train_aug)
+    coco = data_sub.add_parser("coco", help="convert COCO 2014 into a VOC-layout root (81 classes)",
+                               description="Convert COCO instance annotations into semantic label maps "
+                                           "(crowd = 255) in the VOC layout; done once, resumable.")
+    coco.add_argument("--root", required=True, help="COCO root: annotations/instances_<split>.json, <split>/")
+    coco.add_argument("--split", nargs="+", default=["train2014", "val2014"],
+                      help="splits to convert (default: train2014 val2014)")
+    coco.add_argument("--out", required=True, help="the VOC-layout root to write")
+    coco.add_argument("--quiet", action="store_true", help="no progress bar")
+    coco.set_defaults(func=_data_coco)
     run = sub.add_parser("run", help="the whole pipeline (train-cls .. evaluate), skipping complete steps")
     _add_pipeline_args(run)
     for name, (_, text) in STEP_COMMANDS.items():

@@ -149,3 +149,47 @@ def test_cues_on_another_grid_are_refused_with_the_sizes(tiny_run, tmp_path):
     other = tiny_profile(cfg.data.root, cfg.out, "seg.input_size=96")
     with pytest.raises(InputError, match="9x9 grid"):
         train_seg.run(other)
+
+
+def test_seeds_import_the_authors_cue_pickle(tiny_run, tmp_path):
+    from dsrg.data.authors_cues import save_authors_cues
+    from dsrg.steps import seeds
+
+    cfg, folders = tiny_run
+    store = CueStore.load(folders["seeds"] / "cues.npz")
+    entries = {image_id: tuple(reversed(store.get(image_id))) for image_id in reversed(store.ids)}  # (labels, cues)
+    save_authors_cues(tmp_path / "localization_cues-sal.pickle", tmp_path / "input_list.txt", entries)
+    other = tiny_profile(cfg.data.root, tmp_path / "run", "seeds.source=authors",
+                         f"seeds.authors_pickle={tmp_path / 'localization_cues-sal.pickle'}",
+                         f"seeds.authors_list={tmp_path / 'input_list.txt'}")
+    imported = CueStore.load(seeds.run(other) / "cues.npz")
+    assert imported.ids == store.ids
+    for image_id in store.ids:
+        for a, b in zip(imported.get(image_id), store.get(image_id)):
+            assert np.array_equal(a, b)
+
+
+def test_the_authors_pickle_must_cover_the_training_split(tiny_run, tmp_path):
+    from dsrg.data.authors_cues import save_authors_cues
+    from dsrg.steps import seeds
+
+    cfg, folders = tiny_run
+    store = CueStore.load(folders["seeds"] / "cues.npz")
+    save_authors_cues(tmp_path / "cues.pickle", tmp_path / "list.txt",
+                      {i: tuple(reversed(store.get(i))) for i in store.ids[:3]})
+    other = tiny_profile(cfg.data.root, tmp_path / "run", "seeds.source=authors",
+                         f"seeds.authors_pickle={tmp_path / 'cues.pickle'}", f"seeds.authors_list={tmp_path / 'list.txt'}")
+    with pytest.raises(InputError, match="no cues for 13 images"):
+        seeds.run(other)
+
+
+def test_backbone_weights_that_do_not_fit_are_refused_with_the_keys(tmp_path):
+    from dsrg.models.deeplab import DeepLabASPP
+    from dsrg.steps.common import build_seg_net
+
+    path = tmp_path / "vgg16-wrong-width.pth"
+    torch.save(DeepLabASPP("vgg16", 8, width=0.125).backbone.state_dict(), path)
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run", "seg.batch_norm=false", "seg.init=imagenet",
+                       f"seg.backbone_weights={path}")
+    with pytest.raises(InputError, match=r"shape mismatches .*features\.0\.weight"):
+        build_seg_net(cfg, 8, torch.device("cpu"))

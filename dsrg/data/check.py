@@ -1,9 +1,14 @@
 """``dsrg data check``: validate a dataset root before hours of training.
 
-For a root in the PASCAL VOC layout (the real VOC 2012 or the embedded dataset): every split file found,
-its image count against the expected count (VOC 2012's published counts, or the embedded dataset's own
-``dataset.json``), and a sample of its files opened and checked (images readable, label maps readable,
-of known classes and of their image's size). One line per problem.
+For a root in the PASCAL VOC layout (the real VOC 2012, a root converted from COCO, or the embedded
+dataset): every split file found, its image count against the expected count (VOC 2012's published
+counts, train_aug's 10,582 included, or the root's own ``dataset.json``), and a sample of its files opened
+and checked (images readable, label maps readable, of known classes and of their image's size).
+
+For a COCO 2014 root (``--dataset coco``): the layout, each split's image count against 82,783
+(train2014) / 40,504 (val2014) both in the folder and in its annotation file, the annotation file's
+validity and categories, every listed image file present, and a sample of images opened fully and
+their label maps decoded. One line per problem.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import numpy as np
 from dsrg.data.voc import VOC_CLASSES, VOCSegmentation
 from dsrg.io import InputError
 
-# Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper).
-VOC2012_COUNTS = {"train": 1464, "val": 1449, "trainval": 2913, "test": 1456}
+# Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
+# + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
+VOC2012_COUNTS = {"train": 1464, "val": 1449, "trainval": 2913, "test": 1456, "train_aug": 10582}
 
 
 def expected_counts(root: Path, class_names: list[str]) -> dict[str, int]:
@@ -64,5 +70,115 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         opened = n if idx is None else len(set(idx))
         report.append(f"split '{split}': {n} images" + (f" (expected {want})" if want is not None else "")
                       + f", {opened} opened, {len(found)} problems"
-                      + ("" if ds.has_masks else ", no SegmentationClass masks"))
+                      + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
+                      + ("" if ds.has_masks else f", no {ds.label_dir} masks"))
+    if expected is not None and expected == VOC2012_COUNTS and "train_aug" not in splits:
+        report.append("no train_aug split (the paper trains on train_aug, 10582 images): make it with "
+                      "dsrg data train-aug --voc-root DIR --sbd-root DIR")
+    return report, problems
+
+
+def _sample_indices(n: int, sample: int | None) -> list[int]:
+    if sample is None or sample >= n:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, sample).round().astype(int).tolist()))
+
+
+def _name_some(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def check_coco_split(root: Path, split: str, want: int | None, names: list[str] | None,
+                     sample: int | None) -> tuple[str, list[str]]:
+    """Check one COCO split: ``(report line, problems)``; see :func:`check_coco_root`."""
+    from dsrg.data.coco import annotation_file, category_mapping, coco_label_map, load_coco
+    from dsrg.io import read_rgb
+
+    problems: list[str] = []
+    image_dir = root / split
+    if not image_dir.is_dir():
+        problems.append(f"split '{split}': image folder {image_dir} not found (from {split}.zip)")
+        files = None
+    else:
+        files = {p.name for p in image_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+        if want is not None and len(files) != want:
+            problems.append(f"split '{split}': folder {image_dir} holds {len(files)} images; expected {want}")
+    try:
+        coco = load_coco(annotation_file(root, split))
+    except InputError as exc:
+        problems.append(f"split '{split}': {exc}")
+        return f"split '{split}': annotations not usable" + (
+            "" if files is None else f", {len(files)} image files"), problems
+    images = sorted(coco.imgs.values(), key=lambda img: img["id"])
+    if want is not None and len(images) != want:
+        problems.append(f"split '{split}': {annotation_file(root, split)} lists {len(images)} images; "
+                        f"expected {want}")
+    class_names, id_to_label = category_mapping(coco)
+    if names is not None and class_names != names:
+        problems.append(f"split '{split}': the categories of {annotation_file(root, split)} "
+                        f"({len(class_names) - 1}) are not the expected {len(names) - 1}")
+    if files is not None:
+        missing = [img["file_name"] for img in images if img["file_name"] not in files]
+        if missing:
+            problems.append(f"split '{split}': {len(missing)} images listed in the annotations are missing "
+                            f"from {image_dir}: {_name_some(missing)}")
+    opened = 0
+    if files is not None:
+        for i in _sample_indices(len(images), sample):
+            img = images[i]
+            path = image_dir / img["file_name"]
+            if img["file_name"] not in files:
+                continue
+            opened += 1
+            try:
+                hw = read_rgb(path).shape[:2]
+                if hw != (img["height"], img["width"]):
+                    raise InputError(f"COCO image {path} is {hw[0]}x{hw[1]} (HxW) but its annotation entry "
+                                     f"says {img['height']}x{img['width']}")
+                coco_label_map(coco, img["id"], id_to_label)
+            except InputError as exc:
+                problems.append(f"split '{split}': {exc}")
+    report = (f"split '{split}': {len(images)} images" + (f" (expected {want})" if want is not None else "")
+              + f", {len(coco.anns)} annotations, {len(class_names) - 1} categories, {opened} opened, "
+              f"{len(problems)} problems")
+    return report, problems
+
+
+def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[list[str], list[str]]:
+    """Check a COCO 2014 root (``annotations/instances_<split>.json``, ``<split>/`` image folders).
+
+    Splits checked: train2014 and val2014, against COCO 2014's counts and 80 categories; a root with
+    a ``dataset.json`` (the embedded dataset in COCO form) is checked against its own counts and
+    class names instead. A split that is absent is a problem.
+
+    Args:
+        sample: images opened (fully decoded) and label maps decoded per split, evenly spaced; None: all.
+    Returns:
+        ``(report, problems)``: one line per split, and one line per problem.
+    """
+    from dsrg.data.coco import COCO2014_COUNTS, COCO_CLASSES
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"COCO root not found: {root}")
+    if not (root / "annotations").is_dir():
+        hint = (" (this looks like a converted VOC-layout root: check it with --dataset voc)"
+                if (root / "ImageSets" / "Segmentation").is_dir() else "")
+        raise InputError(f"{root}: no annotations folder (expected the COCO 2014 layout: "
+                         f"annotations/instances_train2014.json, train2014/, val2014/){hint}")
+    counts: dict[str, int] = dict(COCO2014_COUNTS)
+    names: list[str] | None = list(COCO_CLASSES)
+    info = root / "dataset.json"
+    if info.is_file():
+        try:
+            meta = json.loads(info.read_text())
+            counts = {str(k): int(v) for k, v in meta["counts"].items()}
+            names = meta.get("class_names")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"cannot read {info}: {exc!r} (expected JSON with the counts per split)") from exc
+    report, problems = [], []
+    for split in sorted(counts):
+        line, found = check_coco_split(root, split, counts.get(split), names, sample)
+        report.append(line)
+        problems += found
     return report, problems

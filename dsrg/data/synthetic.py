@@ -37,7 +37,7 @@ from dsrg.data.voc import IGNORE, write_label_png
 from dsrg.io import InputError, atomic_dir, save_image, write_json, write_text
 
 GENERATOR = "dsrg.data.synthetic"
-VERSION = 1
+VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38) and heads (20-30% of the body)
 SYNTH_CLASSES: list[str] = ["background", "ant", "bee", "cat", "dog", "eel", "fox", "gnu"]
 # Classes that often appear together (like person + horse in VOC): a second object is the first's partner
 # with probability ``pair_prob``.
@@ -62,8 +62,10 @@ class SynthConfig:
     min_objects: int = 1
     max_objects: int = 3
     pair_prob: float = 0.7     # chance that the second object is the first one's partner class
-    part_min: float = 0.10     # head area / body area is drawn uniformly in [part_min, part_max]
-    part_max: float = 0.15
+    part_min: float = 0.20     # head area / body area is drawn uniformly in [part_min, part_max]
+    part_max: float = 0.30
+    object_min: float = 0.20   # an object's half-length is drawn in [object_min, object_max] x size
+    object_max: float = 0.38
     clutter: float = 1.0       # amount of background clutter (0: gradient only)
     noise: float = 3.0         # std of the per-pixel Gaussian noise, in grey levels
 
@@ -93,6 +95,9 @@ def validate_config(cfg: SynthConfig) -> None:
     check("pair_prob", is_num(cfg.pair_prob) and 0 <= cfg.pair_prob <= 1, "a number in [0, 1]")
     check("part_min", is_num(cfg.part_min) and 0.02 <= cfg.part_min <= 0.5, "a number in [0.02, 0.5]")
     check("part_max", is_num(cfg.part_max) and cfg.part_min <= cfg.part_max <= 0.5, "a number in [part_min, 0.5]")
+    check("object_min", is_num(cfg.object_min) and 0.05 <= cfg.object_min <= 0.45, "a number in [0.05, 0.45]")
+    check("object_max", is_num(cfg.object_max) and cfg.object_min <= cfg.object_max <= 0.45,
+          "a number in [object_min, 0.45]")
     check("clutter", is_num(cfg.clutter) and 0 <= cfg.clutter <= 3, "a number in [0, 3]")
     check("noise", is_num(cfg.noise) and 0 <= cfg.noise <= 30, "a number in [0, 30]")
 
@@ -179,10 +184,11 @@ class Blob:
     rho: np.ndarray
 
 
-def blob(size: int, rng: np.random.Generator) -> Blob:
-    """A random rounded blob: a rotated ellipse whose outline wobbles with 2nd and 3rd harmonics."""
+def blob(size: int, rng: np.random.Generator, extent: tuple[float, float] = (0.12, 0.28)) -> Blob:
+    """A random rounded blob: a rotated ellipse whose outline wobbles with 2nd and 3rd harmonics;
+    its half-length is drawn in ``extent`` (fractions of ``size``)."""
     yy, xx = grid(size)
-    a = rng.uniform(0.12, 0.28) * size
+    a = rng.uniform(*extent) * size
     b = a * rng.uniform(0.45, 0.85)
     cy, cx = rng.uniform(0.2, 0.8, 2) * size
     theta = rng.uniform(0, 2 * np.pi)
@@ -281,7 +287,7 @@ def place_objects(cfg: SynthConfig, rng: np.random.Generator) -> tuple[list[Scen
     kernel = np.ones((2 * cfg.border + 3,) * 2, np.uint8)
     for cls in pick_classes(n, cfg.pair_prob, rng):
         for _ in range(20):
-            shape = blob(cfg.size, rng)
+            shape = blob(cfg.size, rng, (cfg.object_min, cfg.object_max))
             if fits(shape.body, instances, objects, keep_out):
                 break
         else:

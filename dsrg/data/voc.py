@@ -108,7 +108,7 @@ def write_label_png(path: str | os.PathLike, mask: np.ndarray) -> None:
         im.save(tmp, format="PNG")
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header; InputError if missing or unreadable."""
     try:
         with Image.open(path) as im:
@@ -133,11 +133,16 @@ class VOCSegmentation:
     ``ds[i]`` is ``dict(id=str, image=uint8 (H, W, 3) RGB, mask=uint8 (H, W) or None,
     labels=bool (num_classes,))``; ``labels[c]`` is True for each class in the mask (255 ignored)
     and ``labels[0]`` (background) is always True. ``mask`` is None, and asking for labels raises,
-    when the root has no ``SegmentationClass`` folder (VOC test). Class names come from
+    when the root has no label folder (VOC test). Class names come from
     ``class_names``, else ``<root>/class_names.txt``, else ``VOC_CLASSES``.
+
+    Label maps are read from ``<root>/<label_dir>/<id>.png``; ``label_dir`` defaults to
+    ``SegmentationClassAug`` for split ``train_aug`` when that folder exists (VOC 2012 + SBD, see
+    :func:`dsrg.data.sbd.make_train_aug`), else ``SegmentationClass``.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", class_names: Sequence[str] | None = None):
+    def __init__(self, root: str | os.PathLike, split: str = "train", class_names: Sequence[str] | None = None,
+                 label_dir: str | None = None):
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
@@ -153,7 +158,11 @@ class VOCSegmentation:
             raise InputError(f"need between 2 and {IGNORE} class names (background first), "
                              f"got {len(self.class_names)}")
         self.num_classes = len(self.class_names)
-        self.has_masks = (self.root / "SegmentationClass").is_dir()
+        if label_dir is None:
+            aug = "SegmentationClassAug"
+            label_dir = aug if split == "train_aug" and (self.root / aug).is_dir() else "SegmentationClass"
+        self.label_dir = label_dir
+        self.has_masks = (self.root / self.label_dir).is_dir()
 
     def _read_split(self) -> list[str]:
         sets = self.root / "ImageSets" / "Segmentation"
@@ -174,7 +183,7 @@ class VOCSegmentation:
         return self.root / "JPEGImages" / f"{self.ids[i]}.jpg"
 
     def mask_path(self, i: int) -> Path:
-        return self.root / "SegmentationClass" / f"{self.ids[i]}.png"
+        return self.root / self.label_dir / f"{self.ids[i]}.png"
 
     def image(self, i: int) -> np.ndarray:
         """The RGB image of item ``i``: ``uint8 (H, W, 3)``."""
@@ -197,7 +206,7 @@ class VOCSegmentation:
             mask = read_label_png(path, self.num_classes)
         except InputError as exc:
             raise InputError(f"label map of id '{self.ids[i]}': {exc}") from exc
-        image_hw = _image_size(self.image_path(i)) if self.image_path(i).is_file() else None
+        image_hw = image_size(self.image_path(i)) if self.image_path(i).is_file() else None
         if image_hw is not None and mask.shape != image_hw:
             raise InputError(f"id '{self.ids[i]}': label map {path} is {mask.shape[0]}x{mask.shape[1]} (HxW) "
                              f"but its image is {image_hw[0]}x{image_hw[1]}")
@@ -207,7 +216,7 @@ class VOCSegmentation:
         """Image-level labels of item ``i``: ``bool (num_classes,)``, background (0) always True."""
         mask = self.mask(i)
         if mask is None:
-            raise InputError(f"{self.root} has no SegmentationClass folder, so image-level labels of "
+            raise InputError(f"{self.root} has no {self.label_dir} folder, so image-level labels of "
                              f"id '{self.ids[i]}' cannot be derived")
         return labels_from_mask(mask, self.num_classes)
 

