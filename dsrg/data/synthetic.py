@@ -37,7 +37,7 @@ from dsrg.data.voc import IGNORE, write_label_png
 from dsrg.io import InputError, atomic_dir, save_image, write_json, write_text
 
 GENERATOR = "dsrg.data.synthetic"
-VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38) and heads (20-30% of the body)
+VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38), heads 20-30% of the body, body_hint
 SYNTH_CLASSES: list[str] = ["background", "ant", "bee", "cat", "dog", "eel", "fox", "gnu"]
 # Classes that often appear together (like person + horse in VOC): a second object is the first's partner
 # with probability ``pair_prob``.
@@ -66,6 +66,7 @@ class SynthConfig:
     part_max: float = 0.30
     object_min: float = 0.20   # an object's half-length is drawn in [object_min, object_max] x size
     object_max: float = 0.38
+    body_hint: float = 0.25    # share of the class's head colour mixed into its body colour (0: bodies alike)
     clutter: float = 1.0       # amount of background clutter (0: gradient only)
     noise: float = 3.0         # std of the per-pixel Gaussian noise, in grey levels
 
@@ -98,6 +99,7 @@ def validate_config(cfg: SynthConfig) -> None:
     check("object_min", is_num(cfg.object_min) and 0.05 <= cfg.object_min <= 0.45, "a number in [0.05, 0.45]")
     check("object_max", is_num(cfg.object_max) and cfg.object_min <= cfg.object_max <= 0.45,
           "a number in [object_min, 0.45]")
+    check("body_hint", is_num(cfg.body_hint) and 0 <= cfg.body_hint <= 1, "a number in [0, 1]")
     check("clutter", is_num(cfg.clutter) and 0 <= cfg.clutter <= 3, "a number in [0, 3]")
     check("noise", is_num(cfg.noise) and 0 <= cfg.noise <= 30, "a number in [0, 30]")
 
@@ -208,13 +210,18 @@ def part_mask(shape: Blob, fraction: float) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- object appearance
 
-def body_texture(shape: Blob, rng: np.random.Generator) -> np.ndarray:
-    """Body paint ``float32 (size, size, 3)``; one distribution for every class.
+def body_texture(shape: Blob, rng: np.random.Generator, cls: int = 0, hint: float = 0.0) -> np.ndarray:
+    """Body paint ``float32 (size, size, 3)``.
 
-    Brownish base colour, mottled, with darker spots, shaded darker towards the outline.
+    Brownish base colour, mottled, with darker spots, shaded darker towards the outline. ``hint`` turns
+    the base hue that share of the way towards class ``cls``'s head hue (the short way round): a weak cue
+    that the body belongs to the class (as a cat's fur does), far weaker than the head's colour and stripes.
     """
     size = shape.body.shape[0]
-    colour = hsv(rng.uniform(15, 45), rng.uniform(0.4, 0.7), rng.uniform(0.5, 0.85))
+    hue = rng.uniform(15, 45)
+    if hint > 0:
+        hue += hint * ((PART_HUES[cls] - hue + 180) % 360 - 180)
+    colour = hsv(hue, rng.uniform(0.4, 0.7), rng.uniform(0.5, 0.85))
     tone = 1 + 0.15 * smooth_field(size, 10, rng)
     tone = np.where(smooth_field(size, 14, rng) > 0.5, 0.72 * tone, tone)
     return colour * (tone * shading(shape))[..., None]
@@ -331,7 +338,7 @@ def render_scene(cfg: SynthConfig, split: str, index: int) -> Scene:
     classes = np.zeros_like(instances)
     for k, obj in enumerate(objects, start=1):
         visible = instances == k
-        paint = np.where(obj.part[..., None], part_texture(obj.cls, obj.shape, rng), body_texture(obj.shape, rng))
+        paint = np.where(obj.part[..., None], part_texture(obj.cls, obj.shape, rng), body_texture(obj.shape, rng, obj.cls, cfg.body_hint))
         image[visible] = paint[visible]
         classes[visible] = obj.cls
     image = cv2.GaussianBlur(image, (0, 0), 0.6)
