@@ -42,17 +42,29 @@ def _crf_label(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
 
 def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], sizes_of, device: torch.device,
             normalize: str, crf: bool = True, workers: int = 2, amp: bool = True) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)``; ``sizes_of(h, w)`` gives the input sizes."""
+    """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)`` or ``(id, image, allowed)``;
+    ``sizes_of(h, w)`` gives the input sizes. ``allowed`` (bool ``(C,)``, optional) restricts the
+    prediction to those classes (their probabilities renormalised before the CRF)."""
     model.eval()
+
+    def probs_of(item):
+        image_id, image, *allowed = item
+        p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp)
+        if allowed:
+            keep = torch.as_tensor(allowed[0], dtype=torch.bool).view(-1, 1, 1)
+            p = torch.where(keep, p, torch.zeros_like(p))
+            p = p / p.sum(0, keepdim=True).clamp(min=1e-12)
+        return image_id, image, p
+
     if not crf:
-        for image_id, image in images:
-            p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp)
+        for item in images:
+            image_id, _, p = probs_of(item)
             yield image_id, p.argmax(0).numpy().astype(np.uint8)
         return
     pending: list[tuple[str, Future]] = []
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        for image_id, image in images:
-            p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp)
+        for item in images:
+            image_id, image, p = probs_of(item)
             pending.append((image_id, pool.submit(_crf_label, p.numpy(), image)))
             while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
                 done_id, fut = pending.pop(0)

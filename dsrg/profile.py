@@ -105,6 +105,7 @@ class SegConfig:
 class PseudoConfig:
     sizes: list[int] = field(default_factory=lambda: [241, 321, 401])   # square input sides, logits summed
     crf: bool = True
+    restrict_to_labels: bool = False      # argmax over the image's labelled classes (authors: all classes)
 
 
 @dataclass

@@ -193,3 +193,25 @@ def test_backbone_weights_that_do_not_fit_are_refused_with_the_keys(tmp_path):
                        f"seg.backbone_weights={path}")
     with pytest.raises(InputError, match=r"shape mismatches .*features\.0\.weight"):
         build_seg_net(cfg, 8, torch.device("cpu"))
+
+
+def test_a_split_without_label_maps_gets_predictions_in_the_servers_layout(tiny_run, tmp_path):
+    import shutil
+
+    from dsrg.steps import evaluate
+
+    cfg, folders = tiny_run
+    root = __import__("pathlib").Path(cfg.data.root)
+    ids = [f"test_{k:05d}" for k in range(2)]
+    for k, image_id in enumerate(ids):
+        shutil.copy(root / "JPEGImages" / f"val_{k:05d}.jpg", root / "JPEGImages" / f"{image_id}.jpg")
+    (root / "ImageSets" / "Segmentation" / "test.txt").write_text("".join(f"{i}\n" for i in ids))
+    try:
+        folder = evaluate.run(tiny_profile(cfg.data.root, cfg.out, "eval.split=test"))
+    finally:
+        (root / "ImageSets" / "Segmentation" / "test.txt").unlink()
+        for image_id in ids:
+            (root / "JPEGImages" / f"{image_id}.jpg").unlink()
+    server = folder / "results" / "VOC2012" / "Segmentation" / "comp6_test_cls"
+    assert sorted(p.stem for p in server.glob("*.png")) == ids
+    assert "miou" not in json.loads((folder / "metrics.json").read_text())

@@ -3,8 +3,9 @@
 Scales ``eval.scales`` of the original size (0.75/1/1.25), logits summed, CRF (s = 1). The mIoU is
 the standard one: mean over the classes present in the ground truth or the prediction, 255 ignored
 (:mod:`dsrg.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
-failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only,
-in the layout the evaluation server takes.
+failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
+the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
+(``tar -czf results.tgz -C <eval folder> results``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ..train import load_model
 from .common import begin, build_seg_net, setup
 
 
+SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
+
+
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
     folder, done = begin(ctx, "eval")
@@ -38,9 +42,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     ds = open_split(cfg.data, cfg.eval.split)
     model = load_model(runs.require(cfg, source) / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
                        ctx.device)
-    pred_dir = folder / "pred"
-    pred_dir.mkdir(exist_ok=True)
-    meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
+    labelled = ds.has_masks and ds.mask_path(0).is_file()
+    pred_dir = folder / ("pred" if labelled else SERVER_LAYOUT)
+    pred_dir.mkdir(parents=True, exist_ok=True)
+    meter = ConfusionMeter(ds.num_classes) if labelled else None
     rows = []
 
     def sizes_of(h, w):
@@ -56,7 +61,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
             gt = ds.mask(index[image_id])
             meter.update(label, gt)
             rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
-    summary = {"model": source, "split": cfg.eval.split, "images": len(ds)}
+    summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:
         result = meter.summary()
         summary.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],

@@ -2,7 +2,7 @@
 
 The step-1 model on every training image at the square input sizes ``pseudo.sizes`` (241/321/401 at
 paper scale), logits upsampled to the image and summed, softmax, test-time CRF (s = 1), argmax over
-all classes. Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU
+all classes (``pseudo.restrict_to_labels=true``: over the image's labelled classes only, an option). Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU
 against the ground truth in ``done.json``.
 """
 
@@ -37,7 +37,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
     todo = [i for i in range(len(ds)) if not (resume and (out / f"{ds.ids[i]}.png").is_file())]
-    images = ((ds.ids[i], ds.image(i)) for i in todo)
+    if cfg.pseudo.restrict_to_labels:
+        images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
+    else:
+        images = ((ds.ids[i], ds.image(i)) for i in todo)
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
