@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .crf import TEST_PARAMS, _dense_crf_one
+from .crf import CRFParams, _dense_crf_one
 from .data import transforms as T
 from .train import autocast
 
@@ -35,16 +35,18 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
     return total[0].softmax(0).cpu()
 
 
-def _crf_label(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
-    q = _dense_crf_one(-np.log(np.clip(probs, 1e-12, None)).astype(np.float32), image, TEST_PARAMS)
+def _crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
+    q = _dense_crf_one(-np.log(np.clip(probs, 1e-12, None)).astype(np.float32), image, params)
     return q.argmax(0).astype(np.uint8)
 
 
 def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], sizes_of, device: torch.device,
-            normalize: str, crf: bool = True, workers: int = 2, amp: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+            normalize: str, crf: bool = True, workers: int = 2, amp: bool = True,
+            crf_scale: float = 1.0) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)`` or ``(id, image, allowed)``;
     ``sizes_of(h, w)`` gives the input sizes. ``allowed`` (bool ``(C,)``, optional) restricts the
-    prediction to those classes (their probabilities renormalised before the CRF)."""
+    prediction to those classes (their probabilities renormalised before the CRF). ``crf_scale`` is the
+    test-time CRF's ``s`` (1 in the paper: its pixel distances are meant for VOC's ~500 px images)."""
     model.eval()
 
     def probs_of(item):
@@ -65,7 +67,7 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for item in images:
             image_id, image, p = probs_of(item)
-            pending.append((image_id, pool.submit(_crf_label, p.numpy(), image)))
+            pending.append((image_id, pool.submit(_crf_label, p.numpy(), image, CRFParams(scale=crf_scale))))
             while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
                 done_id, fut = pending.pop(0)
                 yield done_id, fut.result()

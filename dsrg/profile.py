@@ -105,6 +105,7 @@ class SegConfig:
 class PseudoConfig:
     sizes: list[int] = field(default_factory=lambda: [241, 321, 401])   # square input sides, logits summed
     crf: bool = True
+    crf_scale: float = 1.0                # the test-time CRF's s (pixel distances / s); 1 for VOC-sized images
     restrict_to_labels: bool = False      # argmax over the image's labelled classes (authors: all classes)
 
 
@@ -130,6 +131,7 @@ class EvalConfig:
     split: str = "val"
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     crf: bool = True
+    crf_scale: float = 1.0
     model: str = "auto"                   # auto (retrain when enabled, else seg) | seg | retrain
 
 
@@ -246,6 +248,8 @@ def validate(cfg: Profile) -> None:
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
          "a non-empty list of input sides >= 16 px")
+    for key in ("pseudo.crf_scale", "eval.crf_scale"):
+        need(key, _get(cfg, key) > 0, "a scale > 0")
     need("eval.scales", len(cfg.eval.scales) > 0 and all(s > 0 for s in cfg.eval.scales),
          "a non-empty list of scales > 0")
     if cfg.seeds.saliency == "folder" and cfg.seeds.source == "cam":

@@ -125,6 +125,7 @@ def test_the_bundled_profiles_load_with_the_papers_settings():
     ("seg.thetafg=0.9", "seg.thetafg"),
     ("seg.iterations=many", "seg.iterations"),
     ("device=tpu", "cuda"),
+    ("eval.crf_scale=0", "eval.crf_scale"),
     ("nokey", "key=value"),
 ])
 def test_a_bad_profile_value_is_named_with_what_is_allowed(override, named):

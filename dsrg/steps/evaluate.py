@@ -54,7 +54,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                                        cfg.seg.crf_workers or 1, cfg.amp),
+                                        cfg.seg.crf_workers or 1, cfg.amp,
+                                        cfg.eval.crf_scale),
                                 total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
         write_label_png(pred_dir / f"{image_id}.png", label)
         if meter is not None:

@@ -44,7 +44,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
-                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, cfg.amp),
+                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, cfg.amp,
+                                        cfg.pseudo.crf_scale),
                                 total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
         write_label_png(out / f"{image_id}.png", label)
         if meter is not None:
