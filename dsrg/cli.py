@@ -17,6 +17,7 @@ for multi-GPU data parallel training.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -99,7 +100,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         from .steps import pipeline
 
         folders = pipeline.run(cfg, resume=args.resume)
-        if "eval" in folders and runs.is_done(folders["eval"]) and int(__import__("os").environ.get("RANK", 0)) == 0:
+        if "eval" in folders and runs.is_done(folders["eval"]) and int(os.environ.get("RANK", 0)) == 0:
             info = runs.done_info(folders["eval"])
             if "miou" in info:
                 print(f"[dsrg run] mIoU on {info['split']} ({info['model']} model): {100 * info['miou']:.1f}")

@@ -17,22 +17,28 @@ from .io import InputError
 T = TypeVar("T")
 
 
+def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, explain) -> Any:
+    """``schema`` (a dataclass or instance) merged with ``layers`` (dicts / OmegaConf configs) and then
+    ``key=value`` ``overrides``, as a dataclass instance. Any failure is an InputError:
+    ``explain(key, reason)`` words it; ``example`` shows the ``key=value`` form."""
+    for item in overrides:
+        if "=" not in item:
+            raise InputError(f"override {item!r}: expected key=value, e.g. {example}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), *layers, OmegaConf.from_dotlist(list(overrides)))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(explain(key, reason)) from None
+
+
 def apply_overrides(cfg: T, overrides: Sequence[str] = ()) -> T:
     """Return a copy of the dataclass ``cfg`` with ``key=value`` overrides applied (nested keys: ``a.b=1``)."""
     fields = {f.name: f.type for f in dataclasses.fields(cfg)}
-    for item in overrides:
-        if "=" not in item:
-            raise InputError(f"override {item!r}: expected key=value, e.g. {next(iter(fields))}=...")
-    base = OmegaConf.structured(cfg)
-    try:
-        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
-        out = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "?"
-        allowed = ", ".join(f"{k}: {getattr(t, '__name__', t)}" for k, t in fields.items())
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"config key {key!r}: {reason}. Allowed keys: {allowed}") from None
-    return out
+    allowed = ", ".join(f"{k}: {getattr(t, '__name__', t)}" for k, t in fields.items())
+    return merge(cfg, [], overrides, f"{next(iter(fields))}=...",
+                 lambda key, reason: f"config key {key!r}: {reason}. Allowed keys: {allowed}")
 
 
 def to_dict(cfg: Any) -> dict:

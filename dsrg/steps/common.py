@@ -13,7 +13,7 @@ from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone
 from ..profile import Profile
-from ..train import World, barrier, init_world, load_model, resolve_device
+from ..train import World, barrier, init_world, load_model, resolve_device, save_model
 
 
 @dataclass
@@ -46,10 +46,11 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     return folder, False
 
 
-def build_cls_net(cfg: Profile, num_classes: int) -> CAMNet:
-    """The CAM classifier over the ``num_classes - 1`` foreground classes, backbone weights loaded."""
+def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
+    """The CAM classifier over the ``num_classes - 1`` foreground classes; ``cls.backbone_weights`` are
+    loaded unless ``backbone_weights`` is False (a trained model is about to be read into it)."""
     net = CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)
-    if cfg.cls.backbone_weights:
+    if backbone_weights and cfg.cls.backbone_weights:
         trunk = nn.Module()
         trunk.features = net.features
         load_backbone(trunk, cfg.cls.backbone_weights)
@@ -58,17 +59,21 @@ def build_cls_net(cfg: Profile, num_classes: int) -> CAMNet:
 
 def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: str = "imagenet") -> DeepLabASPP:
     """DeepLab-ASPP of the profile; ``init``: ``imagenet`` (``seg.backbone_weights`` if given), ``cls``
-    (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or a path to a model.pt."""
+    (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or ``none`` (random weights,
+    for a trained model to be read into)."""
     s = cfg.seg
     net = DeepLabASPP(s.backbone, num_classes, s.width, dropout=s.dropout, batch_norm=s.batch_norm)
     if init == "imagenet" and s.backbone_weights:
         load_backbone(net.backbone, s.backbone_weights)
     elif init == "cls":
-        cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net_plain(cfg, num_classes), device)
+        cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
         net.backbone.features.load_state_dict(cls_net.features.state_dict())
     return net.to(device)
 
 
-def build_cls_net_plain(cfg: Profile, num_classes: int) -> CAMNet:
-    """The CAM classifier's architecture without loading any weights (to read a saved model into)."""
-    return CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)
+
+def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:
+    """End of a training step: save the final weights, drop the checkpoint they supersede, write done.json."""
+    save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
+    (folder / "ckpt.pt").unlink(missing_ok=True)
+    return runs.finish(folder, started, **summary)

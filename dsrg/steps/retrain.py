@@ -15,8 +15,8 @@ from .. import runs
 from ..data import transforms as T
 from ..data.dataset import PseudoLabelSet, open_split
 from ..profile import Profile
-from ..train import autocast, fit, load_model, make_optimizer, save_model
-from .common import begin, build_seg_net, setup
+from ..train import autocast, fit, load_model, make_optimizer
+from .common import begin, build_seg_net, finish_training, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -45,7 +45,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         device=ctx.device, world=ctx.world, desc="retrain", resume=resume)
     if not ctx.world.main:
         return folder
-    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
-    (folder / "ckpt.pt").unlink(missing_ok=True)
-    runs.finish(folder, started, iterations=cfg.retrain.iterations)
+    finish_training(folder, started, model, train, iterations=cfg.retrain.iterations)
     return folder

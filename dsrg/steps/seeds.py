@@ -34,7 +34,8 @@ from .common import begin, build_cls_net, setup
 
 
 def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    model = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes), device).eval()
+    model = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
+                       device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
     out = {}
     for i in tqdm(range(len(ds)), desc="seeds", unit="img", disable=not cfg.progress):

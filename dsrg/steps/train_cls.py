@@ -14,12 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import runs
 from ..data import transforms as T
 from ..data.dataset import ClassificationSet, open_split
 from ..profile import Profile
-from ..train import autocast, fit, make_optimizer, save_model
-from .common import begin, build_cls_net, setup
+from ..train import autocast, fit, make_optimizer
+from .common import begin, build_cls_net, finish_training, setup
 
 
 def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
@@ -78,7 +77,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     summary = {"val_map": average_precision(scores, targets),
                "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
                "iterations": cfg.cls.iterations}
-    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
-    (folder / "ckpt.pt").unlink(missing_ok=True)
-    runs.finish(folder, started, **summary)
+    finish_training(folder, started, model, train, **summary)
     return folder

@@ -35,8 +35,8 @@ from ..io import InputError, atomic_path, write_text
 from ..losses import balanced_seed_loss, boundary_loss, sec_seed_loss, smoothed_softmax
 from ..metrics import supervision_counts, supervision_quality
 from ..profile import Profile
-from ..train import all_reduce_sum, autocast, fit, make_optimizer, save_model
-from .common import begin, build_seg_net, setup
+from ..train import all_reduce_sum, autocast, fit, make_optimizer
+from .common import begin, build_seg_net, finish_training, setup
 
 BOUNDARY_CLIP = (0.05, 20.0)
 
@@ -145,8 +145,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         desc="train-seg", resume=resume, records=records)
     if not ctx.world.main:
         return folder
-    save_model(folder / "model.pt", model, num_classes=train.num_classes, class_names=train.class_names)
-    (folder / "ckpt.pt").unlink(missing_ok=True)
     last = records.rows[-1] if records.rows else None
-    runs.finish(folder, started, iterations=cfg.seg.iterations, supervision_last_epoch=last)
+    finish_training(folder, started, model, train, iterations=cfg.seg.iterations, supervision_last_epoch=last)
     return folder
