@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import imgviz
@@ -13,9 +14,9 @@ from pycocotools import mask as mask_utils
 
 from dsrg.cli import main
 from dsrg.data.check import check_coco_root, check_voc_root
-from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, category_mapping, coco_label_map,
-                            convert_coco, image_labels, load_coco, write_synthetic_coco)
-from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, render_scene
+from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, SYNTH_COCO_CLASSES, category_mapping,
+                            coco_label_map, convert_coco, image_labels, load_coco, write_synthetic_coco)
+from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, class_names, render_scene
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
 from dsrg.io import InputError
 
@@ -249,16 +250,57 @@ def test_a_missing_image_file_is_named(coco_root, tmp_path):
 
 @pytest.fixture(scope="module")
 def synth_coco(tmp_path_factory) -> tuple[Path, SynthConfig]:
+    """The embedded COCO form with its default class count; returns it and the config it was drawn with."""
     cfg = SynthConfig(n_train=4, n_val=2, size=64)
-    return write_synthetic_coco(tmp_path_factory.mktemp("synth") / "coco", cfg), cfg
+    root = write_synthetic_coco(tmp_path_factory.mktemp("synth") / "coco", cfg)
+    return root, replace(cfg, classes=SYNTH_COCO_CLASSES)
 
 
 def test_synthetic_coco_uses_non_contiguous_category_ids(synth_coco):
     root, _ = synth_coco
     data = json.loads(ann_file(root).read_text())
-    assert [c["id"] for c in data["categories"]] == [3, 5, 7, 9, 11, 13, 15]
-    assert [c["name"] for c in data["categories"]] == SYNTH_CLASSES[1:]
+    assert [c["id"] for c in data["categories"]] == [2 * c + 1 for c in range(1, SYNTH_COCO_CLASSES + 1)]
+    assert [c["name"] for c in data["categories"]] == class_names(SYNTH_COCO_CLASSES)[1:]
     assert all(isinstance(a["segmentation"]["counts"], str) for a in data["annotations"])
+
+
+def test_synthetic_coco_has_more_classes_than_the_voc_form(synth_coco, tmp_path):
+    root, _ = synth_coco
+    assert SYNTH_COCO_CLASSES > len(SYNTH_CLASSES) - 1 == 7
+    data = json.loads(ann_file(root).read_text())
+    assert len(data["categories"]) == SYNTH_COCO_CLASSES
+    assert json.loads((root / "dataset.json").read_text())["config"]["classes"] == SYNTH_COCO_CLASSES
+    out = convert_coco(root, SPLIT, tmp_path / "voc", progress=False)
+    ds = VOCSegmentation(out, SPLIT)
+    assert ds.num_classes == SYNTH_COCO_CLASSES + 1
+    assert max(int(ds.mask(i).max()) for i in range(len(ds))) > 7
+
+
+def test_synthetic_coco_class_count_can_be_chosen(tmp_path):
+    small = SynthConfig(n_train=2, n_val=1, size=48)
+    for cfg, classes, expected in [(small, 9, 9), (replace(small, classes=4), None, 4), (small, 7, 7),
+                                   (replace(small, classes=11), 11, 11)]:
+        root = write_synthetic_coco(tmp_path / f"c{expected}", cfg, classes=classes)
+        data = json.loads(ann_file(root).read_text())
+        assert [c["name"] for c in data["categories"]] == class_names(expected)[1:]
+        assert {a["category_id"] for a in data["annotations"]} <= {2 * c + 1 for c in range(1, expected + 1)}
+    with pytest.raises(InputError, match=r"classes=9 contradicts the config's classes=4"):
+        write_synthetic_coco(tmp_path / "x", replace(small, classes=4), classes=9)
+    with pytest.raises(InputError, match=r"classes=0 is not allowed; expected an integer in 1\.\.26"):
+        write_synthetic_coco(tmp_path / "x", small, classes=0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_synthetic_coco_written_before_the_classes_field_still_counts_as_7_classes(tmp_path):
+    cfg = SynthConfig(n_train=2, n_val=1, size=48)
+    root = write_synthetic_coco(tmp_path / "coco", cfg, classes=7)
+    meta = json.loads((root / "dataset.json").read_text())
+    del meta["config"]["classes"]  # as written before SynthConfig had it
+    (root / "dataset.json").write_text(json.dumps(meta))
+    mtime = ann_file(root).stat().st_mtime_ns
+    assert write_synthetic_coco(root, cfg, classes=7) == root and ann_file(root).stat().st_mtime_ns == mtime
+    with pytest.raises(InputError, match=r"this config \(classes: 7 there, 15 asked\)"):
+        write_synthetic_coco(root, cfg)
 
 
 def test_synthetic_coco_converts_back_to_the_synthetic_label_maps(synth_coco, tmp_path):
@@ -266,7 +308,7 @@ def test_synthetic_coco_converts_back_to_the_synthetic_label_maps(synth_coco, tm
     out = tmp_path / "voc"
     for split in ("train2014", "val2014"):
         convert_coco(root, split, out, progress=False)
-    assert (out / "class_names.txt").read_text().splitlines() == SYNTH_CLASSES
+    assert (out / "class_names.txt").read_text().splitlines() == class_names(cfg.classes)
     for split, coco_split, n in (("train", "train2014", 4), ("val", "val2014", 2)):
         ds = VOCSegmentation(out, coco_split)
         assert len(ds) == n
@@ -283,7 +325,7 @@ def test_synthetic_coco_is_written_once_per_config(synth_coco):
     root, cfg = synth_coco
     mtime = ann_file(root).stat().st_mtime_ns
     assert write_synthetic_coco(root, cfg) == root and ann_file(root).stat().st_mtime_ns == mtime
-    with pytest.raises(InputError, match="does not hold the synthetic COCO dataset of this config"):
+    with pytest.raises(InputError, match="does not hold the synthetic COCO dataset of this config.*n_train: 4 there"):
         write_synthetic_coco(root, SynthConfig(n_train=5, n_val=2, size=64))
 
 
@@ -292,7 +334,8 @@ def test_synthetic_coco_is_written_once_per_config(synth_coco):
 def test_check_coco_root_passes_the_synthetic_one(synth_coco):
     report, problems = check_coco_root(synth_coco[0], sample=None)
     assert problems == []
-    assert report[0].startswith("split 'train2014': 4 images (expected 4)") and "7 categories, 4 opened" in report[0]
+    assert report[0].startswith("split 'train2014': 4 images (expected 4)")
+    assert f"{SYNTH_COCO_CLASSES} categories, 4 opened" in report[0]
 
 
 def test_check_coco_root_compares_with_coco_2014_and_names_each_problem(coco_root):
@@ -328,7 +371,7 @@ def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
     assert main(["data", "coco", "--root", str(root), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "train2014: 4 images" in printed and "val2014: 2 images" in printed
-    assert read_label_png(next((out / "SegmentationClass").glob("*.png")), 8).dtype == np.uint8
+    assert read_label_png(next((out / "SegmentationClass").glob("*.png")), SYNTH_COCO_CLASSES + 1).dtype == np.uint8
     assert main(["data", "check", "--dataset", "coco", "--root", str(root)]) == 0
     assert capsys.readouterr().out.strip().endswith("OK")
     assert main(["data", "check", "--dataset", "voc", "--root", str(out)]) == 0

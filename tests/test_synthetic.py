@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections import Counter
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 
 import dsrg.data.synthetic as synthetic
-from dsrg.data.synthetic import (PARTNERS, SYNTH_CLASSES, SynthConfig, border_band, render_image, render_scene,
-                                 write_dataset)
+from dsrg.cli import main
+from dsrg.data.synthetic import (CLASS_NAMES, MAX_CLASSES, PART_CROSSED, PART_HUES, PART_STRIPE_ANGLES, PARTNERS,
+                                 SYNTH_CLASSES, SynthConfig, border_band, class_names, pick_classes, render_image,
+                                 render_scene, write_dataset)
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
 from dsrg.io import InputError
 
@@ -204,3 +207,113 @@ def test_read_back_masks_match_rendered_masks_through_png(tmp_path):
     root = write_dataset(tmp_path / "synth", TINY, progress=False)
     mask = read_label_png(root / "SegmentationClass" / "val_00002.png", len(SYNTH_CLASSES))
     np.testing.assert_array_equal(mask, render_image(TINY, "val", 2)[1])
+
+
+# ----------------------------------------------------------------------------- number of classes
+
+def sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+# Computed before ``SynthConfig.classes`` existed: the default 7-class output must not change (the demo's
+# measured numbers depend on it). Hashes of the raw rendered arrays (no JPEG/PNG encoder involved).
+PINNED = {
+    ("train", 3): ("0badb8feacd4ea57919337a1989e029de00ff2266256f3339bc91b7a814fb962",
+                   "e2abbc521a159a362feaab657078e7ff670417191382c88d4691e5a2337cdf6b"),
+    ("val", 1): ("0cfbe1bbb805e5d91a8cf2fad06a1873e5ed9d4cfb658966ff41a9798235892d",
+                 "f7aebfdee151b15eda85f8c8718e7a158ef04254e60a28c37cd09f63d91c2acc"),
+}
+
+
+@pytest.mark.parametrize("split, index", sorted(PINNED))
+def test_default_seven_class_scenes_are_unchanged(split, index):
+    image, mask = render_image(SynthConfig(size=64), split, index)
+    assert (sha256(image), sha256(mask)) == PINNED[(split, index)]
+    assert render_image(SynthConfig(size=64, classes=7), split, index)[1].tobytes() == mask.tobytes()
+
+
+def test_the_first_seven_classes_keep_their_names_and_heads():
+    assert SYNTH_CLASSES == ["background", "ant", "bee", "cat", "dog", "eel", "fox", "gnu"] == class_names()
+    assert PART_HUES[:8] == [None, 80.0, 120.0, 165.0, 205.0, 245.0, 285.0, 325.0]
+    assert PART_STRIPE_ANGLES[:8] == [None, 0.0, 26.0, 51.0, 77.0, 103.0, 129.0, 154.0]
+    assert PART_CROSSED[1:8] == [False] * 7
+
+
+def test_every_class_has_a_unique_name_and_a_unique_head():
+    assert len(CLASS_NAMES) == MAX_CLASSES + 1 >= 21 and len(set(CLASS_NAMES)) == len(CLASS_NAMES)
+    heads = {(PART_HUES[c], PART_STRIPE_ANGLES[c], PART_CROSSED[c]) for c in range(1, MAX_CLASSES + 1)}
+    assert len(heads) == MAX_CLASSES
+    assert all(0 <= PART_STRIPE_ANGLES[c] < 180 for c in range(1, MAX_CLASSES + 1))
+    for c in range(1, MAX_CLASSES + 1):  # body hues are 15..45 degrees; head hues vary by +-6
+        assert min(abs((PART_HUES[c] - h + 180) % 360 - 180) for h in (15, 45)) >= 24
+
+
+@pytest.mark.parametrize("classes", [1, 3, 15, 20, MAX_CLASSES])
+def test_n_class_scenes_only_hold_class_ids_up_to_n(classes):
+    cfg = SynthConfig(size=48, classes=classes)
+    seen = set()
+    for i in range(30):
+        scene = render_scene(cfg, "train", i)
+        ids = set(np.unique(scene.mask).tolist())
+        assert ids <= set(range(classes + 1)) | {IGNORE}
+        seen |= ids - {0, IGNORE}
+        assert all(1 <= obj.cls <= classes for obj in scene.objects)
+    assert max(seen) <= classes
+
+
+@pytest.mark.parametrize("classes, n_scenes", [(3, 30), (15, 80), (20, 120), (MAX_CLASSES, 150)])
+def test_every_one_of_n_classes_appears_in_a_modest_sample(classes, n_scenes):
+    present = Counter(obj.cls for i in range(n_scenes)
+                      for obj in render_scene(SynthConfig(size=48, classes=classes), "train", i).objects)
+    assert set(present) == set(range(1, classes + 1))
+
+
+def test_pick_classes_keeps_partners_within_the_classes():
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # 3 classes: cat's partner (dog, 4) is not among them
+        picked = pick_classes(3, 1.0, rng, 3)
+        assert set(picked) <= {1, 2, 3}
+    partners = Counter()
+    for _ in range(600):  # 15 classes: jay (10) and owl (15) are partners, like cat and dog
+        picked = pick_classes(2, 1.0, rng, 15)
+        assert set(picked) <= set(range(1, 16))
+        partners[tuple(sorted(picked))] += 1
+    assert PARTNERS["jay"] == "owl" and partners[(10, 15)] > 10 and partners[(3, 4)] > 10
+    others = [n for pair, n in partners.items() if pair not in {(3, 4), (6, 7), (10, 15)}]
+    assert min(partners[(10, 15)], partners[(3, 4)]) > 2 * max(others)
+
+
+@pytest.mark.parametrize("value", [0, MAX_CLASSES + 1, -3, 2.5, True, "7", None])
+def test_bad_class_count_names_the_field_and_the_range(tmp_path, value):
+    expected = rf"classes={value!r} is not allowed; expected an integer in 1\.\.{MAX_CLASSES}"
+    with pytest.raises(InputError, match=expected):
+        write_dataset(tmp_path / "synth", replace(TINY, classes=value), progress=False)
+    assert not (tmp_path / "synth").exists()
+    with pytest.raises(InputError, match=rf"classes={value!r} is not allowed"):
+        class_names(value)
+
+
+def test_n_class_dataset_lists_its_classes(tmp_path):
+    root = write_dataset(tmp_path / "synth", replace(TINY, classes=12), progress=False)
+    assert (root / "class_names.txt").read_text().split() == CLASS_NAMES[:13]
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["config"]["classes"] == 12 and list(meta["images_per_class"]["train"]) == CLASS_NAMES[1:13]
+    assert VOCSegmentation(root, "train").num_classes == 13 and VOCSegmentation(root, "val").check() == []
+
+
+def test_a_dataset_written_before_the_classes_field_counts_as_7_classes(tmp_path):
+    root = write_dataset(tmp_path / "synth", TINY, progress=False)
+    meta = json.loads((root / "dataset.json").read_text())
+    del meta["config"]["classes"]  # as written before SynthConfig had it
+    (root / "dataset.json").write_text(json.dumps(meta))
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    assert write_dataset(root, TINY, progress=False) == root
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+    with pytest.raises(InputError, match="another config.*classes: 7 there, 9 asked"):
+        write_dataset(root, replace(TINY, classes=9), progress=False)
+
+
+def test_cli_synth_takes_the_class_count(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--quiet", "n_train=2", "n_val=1", "size=32", "classes=4"]) == 0
+    assert (out / "class_names.txt").read_text().split() == CLASS_NAMES[:5]

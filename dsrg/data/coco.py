@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -301,44 +302,69 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
 
 SYNTH_SPLITS = {"train": "train2014", "val": "val2014"}
 SYNTH_COCO_GENERATOR = "dsrg.data.coco.write_synthetic_coco"
+# Object classes of the embedded dataset in COCO form (``write_synthetic_coco``'s default): more than the VOC
+# form's 7 (``SynthConfig.classes``), as COCO has more classes than VOC. Classes 8..14 are the generator's
+# tier-1 heads (hues between the first 7, stripes turned 90 degrees), 15 its first tier-2 head (darker,
+# crossed stripes); see ``dsrg.data.synthetic``.
+SYNTH_COCO_CLASSES = 15
 
 
 def synthetic_category_id(cls: int) -> int:
-    """Category id of synthetic class ``cls`` (1..7) in the COCO form: ``2 * cls + 1``, not contiguous on purpose."""
+    """Category id of synthetic class ``cls`` (1..N) in the COCO form: ``2 * cls + 1``, not contiguous on purpose."""
     return 2 * cls + 1
 
 
-def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool = False) -> Path:
-    """Write the embedded dataset (``dsrg.data.synthetic``, same scenes as ``write_dataset``) in the COCO layout.
+def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool = False,
+                         classes: int | None = None) -> Path:
+    """Write the embedded dataset (``dsrg.data.synthetic``: the scenes ``write_dataset`` draws for the same config,
+    ``classes`` included) in the COCO layout.
 
     ``out/annotations/instances_{train2014,val2014}.json`` (one RLE annotation per visible object,
     categories with ids ``2 * c + 1``), ``out/{train2014,val2014}/COCO_<split>_<12-digit id>.jpg``
     (image id = index + 1) and ``out/dataset.json`` (config, counts, class names). :func:`convert_coco`
-    on it gives back the synthetic label maps, except on their 255 border band (COCO has none). If
-    ``out`` already holds this config nothing is written; anything else there is an InputError.
+    on it gives back the synthetic label maps (``classes`` + 1 labels), except on their 255 border band
+    (COCO has none). If ``out`` already holds this config nothing is written; anything else there is an
+    InputError.
+
+    ``classes`` (the number of object classes drawn) defaults to ``cfg.classes`` when ``cfg`` asks for
+    another count than the VOC form's default (7), else to ``SYNTH_COCO_CLASSES`` (15): pass ``classes=7``
+    for the VOC form's classes. A ``classes`` that contradicts a non-default ``cfg.classes`` is an InputError.
     """
     from pycocotools import mask as mask_utils
 
-    from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, config_dict, render_scene, validate_config
+    from dsrg.data.synthetic import (DEFAULT_CLASSES, SynthConfig, class_names, config_dict, render_scene,
+                                     stored_config, validate_config)
 
     cfg = SynthConfig() if cfg is None else cfg
+    if classes is None:
+        classes = SYNTH_COCO_CLASSES if cfg.classes == DEFAULT_CLASSES else cfg.classes
+    elif cfg.classes not in (DEFAULT_CLASSES, classes):
+        raise InputError(f"synthetic COCO dataset: classes={classes!r} contradicts the config's "
+                         f"classes={cfg.classes!r}; give the class count once")
+    cfg = replace(cfg, classes=classes)
     validate_config(cfg)
     cfg = SynthConfig(**config_dict(cfg))
+    names = class_names(cfg.classes)
     out = Path(out)
     meta = {"generator": SYNTH_COCO_GENERATOR, "config": config_dict(cfg),
             "counts": {SYNTH_SPLITS["train"]: cfg.n_train, SYNTH_SPLITS["val"]: cfg.n_val},
-            "class_names": SYNTH_CLASSES}
+            "class_names": names}
     if out.exists():
         try:
             existing = json.loads((out / "dataset.json").read_text())
         except (OSError, ValueError):
             existing = None
+        if isinstance(existing, dict):  # written before a SynthConfig field existed: that field's old value
+            existing = {**existing, "config": stored_config(existing.get("config"))}
         if existing == meta:
             return out
-        raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config; "
-                         "delete it or choose another folder")
+        stored = existing.get("config") if isinstance(existing, dict) else None
+        diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
+                if isinstance(stored, dict) else [])
+        raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
+                         f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
     categories = [{"id": synthetic_category_id(c), "name": name, "supercategory": "synthetic"}
-                  for c, name in enumerate(SYNTH_CLASSES) if c > 0]
+                  for c, name in enumerate(names) if c > 0]
     with atomic_dir(out) as tmp:
         ann_id = 0
         for split, n in (("train", cfg.n_train), ("val", cfg.n_val)):

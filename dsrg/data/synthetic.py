@@ -2,16 +2,31 @@
 
 The scenes are built to show the problem DSRG solves:
 
-* 7 foreground classes, 1 to 3 objects per image; some classes come in pairs (``PARTNERS``), so
-  an image-level label alone does not say which object is which;
+* ``SynthConfig.classes`` foreground classes (7 by default, up to ``MAX_CLASSES`` = 26; the COCO form,
+  ``dsrg.data.coco.write_synthetic_coco``, draws 15), 1 to 3 objects per image; some classes come in
+  pairs (``PARTNERS``), so an image-level label alone does not say which object is which;
 * every object has a body drawn from ONE distribution shared by all classes (a random rounded
   blob, brownish, spotted, shaded) and a small "head" (``part_min``..``part_max`` of the body
-  area, at one end of its long axis) whose colour and stripe direction tell the class. A classifier
-  trained on image labels localises the heads only (small, sparse seeds); the body has to be
-  reached by growing from them;
+  area, at one end of its long axis) whose colour and stripe pattern tell the class (see below). A
+  classifier trained on image labels localises the heads only (small, sparse seeds); the body has to
+  be reached by growing from them;
 * bodies are more saturated than the background, which is cluttered (gradient, mottling, a
   grating, low-contrast blobs and lines, noise) and desaturated, so a saliency map can point at
   background without being trivial.
+
+Classes come in tiers of 7 (``CLASS_TIERS``). Tier 0 (classes 1..7: ant, bee, cat, dog, eel, fox, gnu)
+are the original heads: 7 hues 40-45 degrees apart (``PART_HUES``), each with stripes in its own
+direction (``PART_STRIPE_ANGLES``, 180/7 degrees apart). Class ``c`` of tier ``t = (c - 1) // 7``
+takes the hue and angle of tier-0 class ``(c - 1) % 7 + 1`` shifted by the tier's offsets:
+
+* tier 1 (8..14): hue +20 degrees (halfway between two tier-0 hues), stripes turned 90 degrees;
+* tier 2 (15..21): tier-0 hue, darker, crossed stripes (a check) turned 45 degrees;
+* tier 3 (22..26): hue +20 degrees, darker, crossed stripes turned 135 degrees.
+
+So any two classes differ in hue, stripe direction or pattern/brightness. Names are short animal
+names, one per letter: ``CLASS_NAMES[c]`` (``class_names(n)`` for background + the first ``n``).
+With the default 7 classes the output is byte-identical to what this generator wrote before
+``classes`` existed.
 
 Masks follow VOC: class index on each visible object, 0 on background, 255 on a band of
 ``border`` px along every object boundary (against background and against other objects).
@@ -38,15 +53,48 @@ from dsrg.io import InputError, atomic_dir, save_image, write_json, write_text
 
 GENERATOR = "dsrg.data.synthetic"
 VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38), heads 20-30% of the body, body_hint
-SYNTH_CLASSES: list[str] = ["background", "ant", "bee", "cat", "dog", "eel", "fox", "gnu"]
+# (``classes`` came later without a new version: its default, 7, draws exactly what version 2 drew.)
+DEFAULT_CLASSES = 7  # foreground classes of the VOC-layout embedded dataset (SynthConfig.classes)
+MAX_CLASSES = 26     # one animal name per letter
+# Background + one name per foreground class, index 0..MAX_CLASSES; a dataset of n classes uses the first n.
+CLASS_NAMES: list[str] = ["background", "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibis", "jay",
+                          "koi", "lynx", "mole", "newt", "owl", "pig", "quail", "rat", "seal", "toad", "unau",
+                          "vole", "wasp", "xerus", "yak", "zebu"]
+SYNTH_CLASSES: list[str] = CLASS_NAMES[:DEFAULT_CLASSES + 1]  # the default dataset's class names
 # Classes that often appear together (like person + horse in VOC): a second object is the first's partner
-# with probability ``pair_prob``.
-PARTNERS: dict[str, str] = {"cat": "dog", "dog": "cat", "fox": "gnu", "gnu": "fox"}
-# Head colour (hue in degrees) and stripe direction (degrees) of each foreground class, index 1..7.
-# Body hues (15..45 degrees, brownish) are kept apart from every head hue.
-PART_HUES = [None, 80.0, 120.0, 165.0, 205.0, 245.0, 285.0, 325.0]
-PART_STRIPE_ANGLES = [None, 0.0, 26.0, 51.0, 77.0, 103.0, 129.0, 154.0]
+# with probability ``pair_prob`` (a pair counts only when the dataset has both classes).
+PARTNERS: dict[str, str] = {"cat": "dog", "dog": "cat", "fox": "gnu", "gnu": "fox",
+                            "jay": "owl", "owl": "jay", "koi": "seal", "seal": "koi"}
+# Head look per tier of 7 classes: (hue offset in degrees, stripe angle offset in degrees, crossed stripes,
+# range of the HSV value). Tier 0 is the original 7 classes; see the module docstring.
+CLASS_TIERS: list[tuple[float, float, bool, tuple[float, float]]] = [
+    (0.0, 0.0, False, (0.8, 0.95)),
+    (20.0, 90.0, False, (0.8, 0.95)),
+    (0.0, 45.0, True, (0.5, 0.65)),
+    (20.0, 135.0, True, (0.5, 0.65)),
+]
+_BASE_HUES = [80.0, 120.0, 165.0, 205.0, 245.0, 285.0, 325.0]
+_BASE_ANGLES = [0.0, 26.0, 51.0, 77.0, 103.0, 129.0, 154.0]
+# Head colour (hue in degrees), stripe direction (degrees, in [0, 180)), crossed stripes and HSV value range of
+# each foreground class, index 1..MAX_CLASSES (index 0, background, is None). Classes 1..7 keep the values of
+# version 2 exactly. Body hues (15..45 degrees, brownish) are kept apart from every head hue (the closest,
+# class 14's 345 +- 6 degrees, stays 24 degrees away).
+PART_HUES: list[float | None] = [None] + [
+    _BASE_HUES[(c - 1) % 7] + CLASS_TIERS[(c - 1) // 7][0] for c in range(1, MAX_CLASSES + 1)]
+PART_STRIPE_ANGLES: list[float | None] = [None] + [
+    (_BASE_ANGLES[(c - 1) % 7] + CLASS_TIERS[(c - 1) // 7][1]) % 180 for c in range(1, MAX_CLASSES + 1)]
+PART_CROSSED: list[bool | None] = [None] + [CLASS_TIERS[(c - 1) // 7][2] for c in range(1, MAX_CLASSES + 1)]
+PART_VALUES: list[tuple[float, float] | None] = [None] + [
+    CLASS_TIERS[(c - 1) // 7][3] for c in range(1, MAX_CLASSES + 1)]
 SPLIT_CODES = {"train": 0, "val": 1}
+
+
+def class_names(classes: int = DEFAULT_CLASSES) -> list[str]:
+    """Background + the names of foreground classes 1..``classes``."""
+    if not (isinstance(classes, (int, np.integer)) and not isinstance(classes, bool) and 1 <= classes <= MAX_CLASSES):
+        raise InputError(f"synthetic dataset: classes={classes!r} is not allowed; expected an integer in "
+                         f"1..{MAX_CLASSES}")
+    return CLASS_NAMES[:int(classes) + 1]
 
 
 @dataclass(frozen=True)
@@ -69,6 +117,7 @@ class SynthConfig:
     body_hint: float = 0.25    # share of the class's head colour mixed into its body colour (0: bodies alike)
     clutter: float = 1.0       # amount of background clutter (0: gradient only)
     noise: float = 3.0         # std of the per-pixel Gaussian noise, in grey levels
+    classes: int = DEFAULT_CLASSES  # foreground classes drawn, 1..MAX_CLASSES (COCO form: 15, see dsrg.data.coco)
 
 
 def validate_config(cfg: SynthConfig) -> None:
@@ -102,6 +151,8 @@ def validate_config(cfg: SynthConfig) -> None:
     check("body_hint", is_num(cfg.body_hint) and 0 <= cfg.body_hint <= 1, "a number in [0, 1]")
     check("clutter", is_num(cfg.clutter) and 0 <= cfg.clutter <= 3, "a number in [0, 3]")
     check("noise", is_num(cfg.noise) and 0 <= cfg.noise <= 30, "a number in [0, 30]")
+    check("classes", is_int(cfg.classes) and 1 <= cfg.classes <= MAX_CLASSES,
+          f"an integer in 1..{MAX_CLASSES} (the number of foreground classes)")
 
 
 # ----------------------------------------------------------------------------- colours and fields
@@ -228,13 +279,16 @@ def body_texture(shape: Blob, rng: np.random.Generator, cls: int = 0, hint: floa
 
 
 def part_texture(cls: int, shape: Blob, rng: np.random.Generator) -> np.ndarray:
-    """Head paint ``float32 (size, size, 3)`` of class ``cls``: its own hue and stripe direction."""
+    """Head paint ``float32 (size, size, 3)`` of class ``cls``: its own hue, brightness and stripe pattern
+    (stripes in its direction, or crossed stripes: a check)."""
     size = shape.body.shape[0]
     yy, xx = grid(size)
-    colour = hsv(PART_HUES[cls] + rng.uniform(-6, 6), rng.uniform(0.75, 0.95), rng.uniform(0.8, 0.95))
+    colour = hsv(PART_HUES[cls] + rng.uniform(-6, 6), rng.uniform(0.75, 0.95), rng.uniform(*PART_VALUES[cls]))
     angle = np.deg2rad(PART_STRIPE_ANGLES[cls])
     period = 6.0 * size / 128
     stripes = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period) > 0
+    if PART_CROSSED[cls]:
+        stripes ^= np.sin(2 * np.pi * (yy * np.cos(angle) - xx * np.sin(angle)) / period) > 0
     return colour * ((1 - 0.35 * stripes) * shading(shape))[..., None]
 
 
@@ -247,7 +301,7 @@ def shading(shape: Blob) -> np.ndarray:
 
 @dataclass
 class SceneObject:
-    """One drawn object: its class index (1..7), its geometry and its head mask ``bool (size, size)``."""
+    """One drawn object: its class index (1..classes), its geometry and its head mask ``bool (size, size)``."""
 
     cls: int
     shape: Blob
@@ -259,15 +313,17 @@ class SceneObject:
         return self.shape.body
 
 
-def pick_classes(n: int, pair_prob: float, rng: np.random.Generator) -> list[int]:
-    """``n`` class indices (1..7, repeats allowed); the second is the first's partner with ``pair_prob``."""
-    classes = [int(rng.integers(1, len(SYNTH_CLASSES)))]
+def pick_classes(n: int, pair_prob: float, rng: np.random.Generator, num_classes: int = DEFAULT_CLASSES) -> list[int]:
+    """``n`` class indices (1..``num_classes``, repeats allowed); the second is the first's partner
+    (``PARTNERS``, when that class is among the ``num_classes``) with probability ``pair_prob``."""
+    names = class_names(num_classes)
+    classes = [int(rng.integers(1, len(names)))]
     while len(classes) < n:
-        partner = PARTNERS.get(SYNTH_CLASSES[classes[0]])
-        if len(classes) == 1 and partner is not None and rng.random() < pair_prob:
-            classes.append(SYNTH_CLASSES.index(partner))
+        partner = PARTNERS.get(names[classes[0]])
+        if len(classes) == 1 and partner in names and rng.random() < pair_prob:
+            classes.append(names.index(partner))
         else:
-            classes.append(int(rng.integers(1, len(SYNTH_CLASSES))))
+            classes.append(int(rng.integers(1, len(names))))
     return [classes[i] for i in rng.permutation(n)]
 
 
@@ -292,7 +348,7 @@ def place_objects(cfg: SynthConfig, rng: np.random.Generator) -> tuple[list[Scen
     objects: list[SceneObject] = []
     keep_out: list[np.ndarray] = []
     kernel = np.ones((2 * cfg.border + 3,) * 2, np.uint8)
-    for cls in pick_classes(n, cfg.pair_prob, rng):
+    for cls in pick_classes(n, cfg.pair_prob, rng, cfg.classes):
         for _ in range(20):
             shape = blob(cfg.size, rng, (cfg.object_min, cfg.object_max))
             if fits(shape.body, instances, objects, keep_out):
@@ -364,6 +420,18 @@ def config_dict(cfg: SynthConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=lambda v: v.item()))  # numpy scalars -> Python
 
 
+# Fields added to SynthConfig after datasets were written without them, with the value those datasets had.
+LATER_FIELDS = {"classes": DEFAULT_CLASSES}
+
+
+def stored_config(config: object) -> object:
+    """A config read from a ``dataset.json``, with the fields it predates (``LATER_FIELDS``) at the values it was
+    written with; anything but a dict is returned as is."""
+    if not isinstance(config, dict):
+        return config
+    return {**LATER_FIELDS, **config}
+
+
 def _check_existing(out: Path, cfg: SynthConfig) -> bool:
     """True if ``out`` already holds this exact dataset; InputError if it holds anything else."""
     meta_path = out / "dataset.json"
@@ -375,9 +443,10 @@ def _check_existing(out: Path, cfg: SynthConfig) -> bool:
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {meta_path}: {exc}; delete {out} or choose another folder") from exc
     wanted = config_dict(cfg)
-    if meta.get("generator") == GENERATOR and meta.get("version") == VERSION and meta.get("config") == wanted:
+    stored = stored_config(meta.get("config"))
+    if meta.get("generator") == GENERATOR and meta.get("version") == VERSION and stored == wanted:
         return True
-    stored = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    stored = stored if isinstance(stored, dict) else {}
     diff = [f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if stored.get(k) != v]
     if meta.get("version") != VERSION:
         diff.insert(0, f"version: {meta.get('version')!r} there, {VERSION} asked")
@@ -400,8 +469,9 @@ def write_dataset(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), prog
     if out.exists():
         if _check_existing(out, cfg):
             return out
+    names = class_names(cfg.classes)
     jobs = [(split, i) for split, n in (("train", cfg.n_train), ("val", cfg.n_val)) for i in range(n)]
-    per_class = {split: [0] * len(SYNTH_CLASSES) for split in SPLIT_CODES}
+    per_class = {split: [0] * len(names) for split in SPLIT_CODES}
     with atomic_dir(out) as tmp:
         (tmp / "JPEGImages").mkdir()
         (tmp / "SegmentationClass").mkdir()
@@ -412,18 +482,18 @@ def write_dataset(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), prog
                        quality=cfg.jpeg_quality)
             write_label_png(tmp / "SegmentationClass" / f"{image_id(split, i)}.png", mask)
             for c in np.unique(mask):
-                if 0 < c < len(SYNTH_CLASSES):
+                if 0 < c < len(names):
                     per_class[split][c] += 1
         for split, n in (("train", cfg.n_train), ("val", cfg.n_val)):
             write_text(tmp / "ImageSets" / "Segmentation" / f"{split}.txt",
                        "".join(f"{image_id(split, i)}\n" for i in range(n)))
-        write_text(tmp / "class_names.txt", "".join(f"{name}\n" for name in SYNTH_CLASSES))
+        write_text(tmp / "class_names.txt", "".join(f"{name}\n" for name in names))
         write_json(tmp / "dataset.json", {
             "generator": GENERATOR,
             "version": VERSION,
             "config": config_dict(cfg),
             "counts": {"train": cfg.n_train, "val": cfg.n_val},
-            "class_names": SYNTH_CLASSES,
-            "images_per_class": {split: dict(zip(SYNTH_CLASSES[1:], counts[1:])) for split, counts in per_class.items()},
+            "class_names": names,
+            "images_per_class": {split: dict(zip(names[1:], counts[1:])) for split, counts in per_class.items()},
         })
     return out
