@@ -1,15 +1,20 @@
 """Time region growing on the paper profile's shapes: batch 20, 21 classes, 41 x 41.
 
-    python benchmarks/grow.py [--batch 20] [--classes 21] [--size 41] [--repeats 20]
+    python benchmarks/grow.py [--batch 20] [--classes 21] [--size 41] [--repeats 20] [--device cpu|cuda]
+                              [--json PATH]
 
-Prints the median wall time of ``dsrg.growing.grow`` and of a per-image, per-class loop over
-scipy.ndimage.label (the shape of the authors' code), with their ratio. Inputs are random but
-shaped like training: 1-3 present foreground classes per image, sparse seeds, a peaked softmax.
+Prints the median wall time of ``dsrg.growing.grow`` with its two component searches (``method="scipy"``:
+one scipy.ndimage.label on the CPU; ``method="torch"``: geodesic dilation on ``--device``) and of a
+per-image, per-class loop over scipy.ndimage.label (the shape of the authors' code), with ratios to the
+loop. All three are checked to give identical results first. Inputs are random but shaped like
+training: 1-3 present foreground classes per image, sparse seeds, a peaked softmax.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
 import time
@@ -19,6 +24,50 @@ import scipy.ndimage as ndi
 import torch
 
 from dsrg.growing import grow, label_map
+
+
+def machine_info(device: torch.device | None = None) -> dict:
+    """CPU model, cores, torch version and threads, and the GPU's name when ``device`` is CUDA."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version()}
+    if device is not None and device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def print_machine(info: dict) -> None:
+    gpu = f", GPU {info['gpu']}" if "gpu" in info else ""
+    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
+          f"({info['torch_threads']} threads){gpu}")
+
+
+def write_json(path: str | None, record: dict) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(record, f, indent=2)
+        print(f"wrote {path}")
+
+
+def timed(fn, device: torch.device):
+    """Wall time of ``fn()`` (synchronising CUDA around it) and its result."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t, out
+
+
+def median_time(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
+    fn()
+    return statistics.median(timed(fn, device)[0] for _ in range(repeats))
 
 
 def make_inputs(b: int, c: int, s: int, seed: int = 0):
@@ -48,33 +97,39 @@ def per_image_loop(seeds, probs, labels, theta_fg=0.85, theta_bg=0.99):
     return out
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--classes", type=int, default=21)
     ap.add_argument("--size", type=int, default=41)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--device", default="cpu", help="device of the torch path (cpu, cuda)")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(1)
     seeds, probs, labels = make_inputs(a.batch, a.classes, a.size)
-    assert torch.equal(grow(seeds, probs, labels), per_image_loop(seeds, probs, labels))
-    t_ours = median_time(lambda: grow(seeds, probs, labels), a.repeats)
-    t_loop = median_time(lambda: per_image_loop(seeds, probs, labels), a.repeats)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, "
-          f"torch {torch.__version__}")
+    d_seeds, d_probs, d_labels = seeds.to(dev), probs.to(dev), labels.to(dev)
+    reference = per_image_loop(seeds, probs, labels)
+    assert torch.equal(grow(seeds, probs, labels, method="scipy"), reference)
+    assert torch.equal(grow(d_seeds, d_probs, d_labels, method="torch").cpu(), reference)
+    rows = [
+        ("dsrg.growing.grow, method=scipy (batched)", "cpu",
+         median_time(lambda: grow(seeds, probs, labels, method="scipy"), a.repeats)),
+        ("dsrg.growing.grow, method=torch (geodesic dilation)", str(dev),
+         median_time(lambda: grow(d_seeds, d_probs, d_labels, method="torch"), a.repeats, dev)),
+        ("per-image loop (scipy per image, per class)", "cpu",
+         median_time(lambda: per_image_loop(seeds, probs, labels), a.repeats)),
+    ]
+    loop = rows[-1][2]
+    info = machine_info(dev)
+    print_machine(info)
     print(f"shape: batch {a.batch} x {a.classes} classes x {a.size} x {a.size}, median of {a.repeats}")
-    print(f"| method | ms per batch |\n|---|---|")
-    print(f"| dsrg.growing.grow (batched) | {t_ours * 1e3:.2f} |")
-    print(f"| per-image loop (scipy per image, per class) | {t_loop * 1e3:.2f} |")
-    print(f"ratio: {t_loop / t_ours:.1f}x")
+    print("| method | device | ms per batch | loop / this |\n|---|---|---|---|")
+    for name, where, t in rows:
+        print(f"| {name} | {where} | {t * 1e3:.2f} | {loop / t:.1f}x |")
+    write_json(a.json, {"benchmark": "grow", "machine": info, "args": vars(a),
+                        "rows": [{"method": n, "device": d, "seconds": t} for n, d, t in rows]})
 
 
 if __name__ == "__main__":

@@ -1,18 +1,52 @@
-"""Dense CRF (Kraehenbuehl & Koltun, NIPS 2011) over pydensecrf2, batched over images.
+"""Dense CRF (Kraehenbuehl & Koltun, NIPS 2011), batched over images, with two backends.
 
 Two uses in DSRG, both with the parameters of the authors' code (10 mean-field iterations):
 bilateral Potts weight 10 with ``theta_alpha = 80 / s`` and ``theta_beta = 13`` (RGB), Gaussian Potts
 weight 3 with ``theta_gamma = 3 / s``.
 
 - Training time (:func:`crf_train`): on the network's output grid (41 x 41 at paper scale) with the
-  image resized to that grid and ``s = 12``. It gives the ``Q`` of the boundary loss and, through
-  :func:`refine_for_growing`, the probabilities region growing reads (step 1 of the reference's
-  "Region growing" recipe). Unary: ``prob`` (the DSRG code feeds the probabilities themselves as
-  energy, ``-p``) or ``logprob`` (``-log p``, as SEC and the usual CRF do).
-- Test time (:func:`crf_test`): at full image resolution, ``s = 1``, unary ``-log p``.
+  image resized to that grid and ``s = 12``. It gives the ``Q`` of the boundary loss (Eq. 2) and,
+  through :func:`refine_for_growing`, the probabilities region growing reads (Eq. 3; step 1 of the
+  reference's "Region growing" recipe). Unary: ``prob`` (the DSRG code feeds the probabilities
+  themselves as energy, ``-p``) or ``logprob`` (``-log p``, as SEC and the usual CRF do).
+- Test time (:func:`crf_test`): at full image resolution, ``s = 1``, unary ``-log p`` (pydensecrf only).
 
-Inputs are torch tensors on any device; the CRF runs on the CPU (NumPy) and the result returns on the
-input's device. Many images go through a process pool (``workers``).
+Backends (``backend=`` of :func:`dense_crf`, :func:`crf_train`, :func:`refine_for_growing`):
+
+- ``"pydensecrf"``: pydensecrf2's ``DenseCRF2D`` on the CPU (NumPy, float32), one image at a time,
+  optionally in a process pool (``workers``); its message passing filters with the permutohedral
+  lattice, an approximation of the Gaussian kernels. The result returns on the input's device.
+- ``"exact"``: the same model and the same mean-field updates with the EXACT Gaussian kernels, as dense
+  ``(N, N)`` matrices (``N = h * w`` positions), batched over images with ``torch.bmm``, on the input's
+  device (CPU or CUDA) and in float64 for float64 inputs (float32 otherwise; autocast is switched off
+  inside, and float32 matmuls follow ``torch.backends.cuda.matmul.allow_tf32``, off by default: with TF32
+  on, expect differences of about 1e-3). Only for small grids: ``N <= EXACT_MAX_POSITIONS``
+  (41 x 41 = 1681 at paper scale: 11 MB per image in float32; the kernels are built once per call and
+  reused by the 10 iterations, in chunks of images of at most ``EXACT_CHUNK_BYTES`` working memory).
+- ``"auto"``: ``exact`` for CUDA tensors with a grid that small, ``pydensecrf`` otherwise, so CPU runs
+  keep pydensecrf's results.
+
+The model the exact backend reproduces, read from pydensecrf's C++ sources (densecrf.cpp, pairwise.cpp,
+labelcompatibility.cpp, permutohedral.cpp):
+
+- features ``f_i = (x_i / sxy, y_i / sxy)`` (Gaussian, ``sxy = theta_gamma / s``) and
+  ``f_i = (x_i / sxy, y_i / sxy, R_i / srgb, G_i / srgb, B_i / srgb)`` (bilateral, ``sxy = theta_alpha / s``,
+  ``srgb = theta_beta``); kernel ``k(i, j) = exp(-|f_i - f_j|^2 / 2)``, the self pair ``i = j`` INCLUDED
+  (the lattice's splat-blur-slice keeps it and nothing subtracts it);
+- ``NORMALIZE_SYMMETRIC`` (the default of ``addPairwiseGaussian`` / ``addPairwiseBilateral``):
+  ``n_i = 1 / sqrt(sum_j k(i, j))`` (the sum includes ``k(i, i) = 1``; pydensecrf adds 1e-20), and the
+  filter is ``D K D`` with ``D = diag(n)``;
+- ``PottsCompatibility(w)`` maps a filtered ``M`` to ``-w M`` and inference SUBTRACTS it, so one
+  iteration is ``Q <- softmax_c(-U + sum_k w_k D_k K_k D_k Q)`` from ``Q_0 = softmax_c(-U)``. With
+  ``sum_c Q = 1`` this equals ``softmax_c(-U - sum_k w_k D_k K_k D_k (1 - Q))``: a positive ``w`` is a
+  Potts energy ``w [l_i != l_j]`` that penalises disagreement.
+
+Kernel entries below 1e-30 are set to 0 (:func:`_exp_cut_`). The two backends then differ only by the
+lattice's approximation (entries of the normalised filter off by up to ~15 % relative, RMS ~1e-3).
+On 99 % of the positions the marginals agree to 1.5e-4 (confident maps) or 7e-3 (weak maps), but at
+isolated positions near a tie the mean field of either backend can settle on another label (difference
+up to ~1), as pydensecrf does against itself under a +-1 grey-level change of the image
+(``tests/test_crf.py::test_exact_crf_agrees_with_pydensecrf``).
 """
 
 from __future__ import annotations
@@ -29,7 +63,13 @@ from .checks import expect_shape
 from .io import InputError
 
 UNARIES = ("prob", "logprob")
+BACKENDS = ("auto", "pydensecrf", "exact")
 CLIP = 1e-4
+# The exact backend holds (images, N, N) matrices: cap N (128 x 128; 1 GiB per image in float32 beyond).
+EXACT_MAX_POSITIONS = 128 * 128
+# Working memory the exact backend allows itself for one chunk of images (two (b, N, N) buffers).
+EXACT_CHUNK_BYTES = 1 << 30
+EXP_CUT = -69.0   # exp(-69) = 1e-30: smaller kernel entries are set to 0 (see _exp_cut_)
 
 
 @dataclass(frozen=True)
@@ -67,34 +107,128 @@ def _one(args):
     return _dense_crf_one(*args)
 
 
-def _images_hwc(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """uint8 ``(B, 3, H, W)`` images -> uint8 ``(B, h, w, 3)`` resized (bilinear) to ``size``."""
+def _resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 ``(B, 3, H, W)`` images -> uint8 ``(B, h, w, 3)`` resized (bilinear) to ``size``, same device."""
     x = images.detach()
     if tuple(x.shape[2:]) != tuple(size):
         x = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False).round().clamp(0, 255)
-    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str = "logprob",
-              workers: int | None = None) -> torch.Tensor:
-    """Dense-CRF marginals for a batch.
+def _images_hwc(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``(B, 3, H, W)`` images -> NumPy uint8 ``(B, h, w, 3)`` resized (bilinear) to ``size``."""
+    return _resize_images(images, size).cpu().numpy()
+
+
+def resolve_backend(backend: str, probs: torch.Tensor) -> str:
+    """The backend :func:`dense_crf` uses for ``probs`` (``(B, C, h, w)``): ``"pydensecrf"`` or ``"exact"``.
+
+    ``"auto"`` is ``"exact"`` on a CUDA tensor whose grid has at most ``EXACT_MAX_POSITIONS`` positions,
+    ``"pydensecrf"`` otherwise. Raises InputError for an unknown name, or ``"exact"`` on a grid too large.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    n = int(probs.shape[-2]) * int(probs.shape[-1]) if probs.dim() >= 2 else 0
+    if backend == "auto":
+        return "exact" if probs.is_cuda and n <= EXACT_MAX_POSITIONS else "pydensecrf"
+    if backend == "exact" and n > EXACT_MAX_POSITIONS:
+        raise InputError(f"backend='exact' holds dense (h*w) x (h*w) kernels: at most {EXACT_MAX_POSITIONS} "
+                         f"positions, got {probs.shape[-2]} x {probs.shape[-1]} = {n}; use backend='pydensecrf'")
+    return backend
+
+
+def unary_energy(probs: torch.Tensor, unary: str) -> torch.Tensor:
+    """The unary energy ``U`` of the CRF: ``-log p`` (``"logprob"``, p clipped at 1e-12) or ``-p`` (``"prob"``)."""
+    return -probs.clamp(min=1e-12).log() if unary == "logprob" else -probs
+
+
+def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
+    """``exp`` in place, with ``exp(arg) < 1e-30`` (``arg < EXP_CUT``) set to exactly 0.
+
+    Against the self term ``k(i, i) = 1`` such an entry is below the resolution of float32 and float64
+    alike, so the marginals cannot tell; left in, the far tails of the Gaussians (``-|f_i - f_j|^2 / 2``
+    reaches -10^4 on a 41 x 41 grid at s = 12) become subnormal numbers, which make CPU arithmetic on the
+    whole matrix many times slower."""
+    return arg.masked_fill_(arg < EXP_CUT, -float("inf")).exp_()
+
+
+def pairwise_matrix(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The exact, normalised pairwise filter of one mean-field step, weights included.
+
+    ``A = w_b D_b K_b D_b + w_g D_g K_g D_g`` (module docstring: bilateral ``K_b``, Gaussian ``K_g``, their
+    symmetric normalisations ``D``), so that one step reads ``Q <- softmax(-U + A Q)``.
 
     Args:
-        probs: float ``(B, C, H, W)`` class probabilities.
-        images: uint8 ``(B, 3, H', W')`` RGB images; resized to ``(H, W)`` if their size differs.
+        rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the matrix is built on.
         params: pairwise parameters and scale.
-        unary: ``"logprob"`` (energy ``-log p``) or ``"prob"`` (energy ``-p``, the DSRG code's choice).
-        workers: processes for the batch; None = ``min(B, os.cpu_count())`` when B > 1, else 1.
+        dtype: float dtype of the result.
     Returns:
-        float ``(B, C, H, W)`` marginals on ``probs``' device and dtype.
+        ``(B, N, N)`` with ``N = h * w``, positions in row-major (y, x) order; symmetric.
     """
-    expect_shape("probs", probs, (None, None, None, None))
+    b, h, w, _ = rgb.shape
+    dev = rgb.device
+    n = h * w
+    yy, xx = torch.meshgrid(torch.arange(h, device=dev, dtype=dtype), torch.arange(w, device=dev, dtype=dtype),
+                            indexing="ij")
+    yy, xx = yy.reshape(n), xx.reshape(n)
+    # Squared pixel distances, exact integers in any float dtype for grids this small.
+    pos2 = (yy[:, None] - yy[None]).square_() + (xx[:, None] - xx[None]).square_()      # (N, N)
+
+    def normalise_(k: torch.Tensor) -> torch.Tensor:
+        norm = k.sum(-1).add_(1e-20).rsqrt_()                                             # (..., N)
+        return k.mul_(norm.unsqueeze(-1)).mul_(norm.unsqueeze(-2))
+
+    out = torch.zeros(b, n, n, device=dev, dtype=dtype)
+    if params.bilateral_weight != 0:
+        sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
+        col = rgb.reshape(b, n, 3).to(dtype)
+        for ch in range(3):   # one (B, N, N) temporary at a time; integer differences, exact
+            out.add_((col[:, :, None, ch] - col[:, None, :, ch]).square_())
+        out.mul_(-0.5 / srgb ** 2).add_(pos2, alpha=-0.5 / sxy ** 2)
+        normalise_(_exp_cut_(out)).mul_(params.bilateral_weight)
+    if params.gaussian_weight != 0:
+        sxy = params.theta_gamma / params.scale
+        kg = normalise_(_exp_cut_(pos2.mul(-0.5 / sxy ** 2)))                              # shared by the batch
+        out.add_(kg, alpha=params.gaussian_weight)
+    return out
+
+
+def mean_field(energy: torch.Tensor, pairwise: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Mean-field inference as pydensecrf's ``DenseCRF::inference``, batched.
+
+    Args:
+        energy: ``(B, C, N)`` unary energy ``U``.
+        pairwise: ``(B, N, N)`` (or ``(N, N)``) filter ``A`` of :func:`pairwise_matrix`, same dtype.
+        iterations: mean-field steps; 0 returns ``softmax(-U)``.
+    Returns:
+        ``(B, C, N)`` marginals ``Q``.
+    """
+    neg_u = -energy.transpose(1, 2)                            # (B, N, C): positions as rows for matmul
+    q = neg_u.softmax(-1)
+    for _ in range(iterations):
+        q = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q).softmax(-1)
+    return q.transpose(1, 2)
+
+
+def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str) -> torch.Tensor:
     b, c, h, w = probs.shape
-    expect_shape("images", images, (b, 3, None, None))
-    if images.dtype != torch.uint8:
-        raise InputError(f"images: expected uint8 RGB values, got {images.dtype}")
-    if unary not in UNARIES:
-        raise InputError(f"unary: expected one of {UNARIES}, got {unary!r}")
+    n = h * w
+    dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
+    energy = unary_energy(probs.detach().to(dtype), unary).reshape(b, c, n)
+    rgb = _resize_images(images.to(probs.device), (h, w))
+    per_image = 2 * n * n * torch.finfo(dtype).bits // 8
+    chunk = max(1, EXACT_CHUNK_BYTES // max(per_image, 1))
+    out = []
+    for i in range(0, b, chunk):
+        a = pairwise_matrix(rgb[i:i + chunk], params, dtype)
+        out.append(mean_field(energy[i:i + chunk], a, params.iterations))
+        del a
+    return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
+
+
+def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
+                          workers: int | None) -> torch.Tensor:
+    b, c, h, w = probs.shape
     p = probs.detach().float().cpu().numpy()
     energy = -np.log(np.clip(p, 1e-12, None)) if unary == "logprob" else -p
     rgb = _images_hwc(images, (h, w))
@@ -108,24 +242,55 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
     return torch.from_numpy(np.stack(out)).to(device=probs.device, dtype=probs.dtype)
 
 
+def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str = "logprob",
+              workers: int | None = None, backend: str = "pydensecrf") -> torch.Tensor:
+    """Dense-CRF marginals for a batch.
+
+    Args:
+        probs: float ``(B, C, H, W)`` class probabilities.
+        images: uint8 ``(B, 3, H', W')`` RGB images; resized to ``(H, W)`` if their size differs.
+        params: pairwise parameters and scale.
+        unary: ``"logprob"`` (energy ``-log p``) or ``"prob"`` (energy ``-p``, the DSRG code's choice).
+        workers: processes for the batch (pydensecrf backend only); None = ``min(B, os.cpu_count())``
+            when B > 1, else 1.
+        backend: ``"pydensecrf"``, ``"exact"`` or ``"auto"`` (module docstring).
+    Returns:
+        float ``(B, C, H, W)`` marginals on ``probs``' device and dtype. No gradient.
+    """
+    expect_shape("probs", probs, (None, None, None, None))
+    b, c, h, w = probs.shape
+    expect_shape("images", images, (b, 3, None, None))
+    if images.dtype != torch.uint8:
+        raise InputError(f"images: expected uint8 RGB values, got {images.dtype}")
+    if unary not in UNARIES:
+        raise InputError(f"unary: expected one of {UNARIES}, got {unary!r}")
+    if resolve_backend(backend, probs) == "exact":
+        # No autocast: a bf16 matmul would cost the marginals two decimal digits.
+        with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
+            return _dense_crf_exact(probs, images, params, unary)
+    return _dense_crf_pydensecrf(probs, images, params, unary, workers)
+
+
 def crf_train(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob", workers: int | None = 1,
-              params: CRFParams = TRAIN_PARAMS) -> torch.Tensor:
+              params: CRFParams = TRAIN_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
     """Training-time CRF on the output grid (s = 12); the images are resized to the grid.
 
-    Default unary ``prob``: the DSRG code's energy ``-p``. Shapes as :func:`dense_crf`.
+    Default unary ``prob``: the DSRG code's energy ``-p``. ``backend`` as :func:`dense_crf`
+    (``"auto"`` runs the exact batched CRF on CUDA). Shapes as :func:`dense_crf`.
     """
-    return dense_crf(probs, images, params, unary, workers)
+    return dense_crf(probs, images, params, unary, workers, backend)
 
 
 def refine_for_growing(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob",
-                       workers: int | None = 1) -> torch.Tensor:
+                       workers: int | None = 1, backend: str = "pydensecrf") -> torch.Tensor:
     """Step 1 of region growing: CRF-refine the smoothed softmax at the output grid, clip to >= 1e-4,
-    renormalise over classes. ``(B, C, h, w)`` in, ``(B, C, h, w)`` out."""
-    q = crf_train(probs, images, unary, workers).clamp(min=CLIP)
+    renormalise over classes. ``(B, C, h, w)`` in, ``(B, C, h, w)`` out; ``backend`` as :func:`dense_crf`."""
+    q = crf_train(probs, images, unary, workers, backend=backend).clamp(min=CLIP)
     return q / q.sum(dim=1, keepdim=True)
 
 
 def crf_test(probs: torch.Tensor, images: torch.Tensor, workers: int | None = None,
              params: CRFParams = TEST_PARAMS) -> torch.Tensor:
-    """Test-time CRF at full resolution (s = 1), unary ``-log p``. Shapes as :func:`dense_crf`."""
+    """Test-time CRF at full resolution (s = 1), unary ``-log p``, pydensecrf (a full-resolution image
+    is far too large for the exact backend's dense kernels). Shapes as :func:`dense_crf`."""
     return dense_crf(probs, images, params, "logprob", workers)

@@ -28,8 +28,20 @@ background needs ``pmax > max(theta_bg, theta_fg)``. Here each side uses its own
 what the paper's one-sided variants (Section 4.4, ``theta_fg = inf``: grow background only) mean;
 for ``theta_bg >= theta_fg`` the two agree.
 
-Growing is bookkeeping on bool/argmax data: it runs on the CPU through SciPy and returns the result
-on the input's device. No gradient flows through it.
+Two ways to find the components that touch a seed (``method`` of :func:`grow`), with identical
+results (``tests/test_growing.py`` compares them on random inputs):
+
+- ``"scipy"``: one ``scipy.ndimage.label`` over the stacked planes on the CPU (the tensors go to the CPU
+  and the result comes back to the input's device);
+- ``"torch"``: geodesic dilation on the tensors' device: ``reached = seeds & candidate``, then
+  ``reached = maxpool3x3(reached) & candidate`` until nothing changes (8-connectivity; every plane is
+  its own image of the pooling, so nothing crosses between planes). Reached is monotone, so a round of
+  ``check_every`` dilations that changes nothing means a fixed point: the check (one device sync) runs
+  once per round. The number of dilations is the longest geodesic distance from a seed inside its
+  component (about the grid side for compact regions).
+- ``"auto"``: ``"torch"`` for CUDA tensors, ``"scipy"`` otherwise.
+
+No gradient flows through growing.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage as ndi
 import torch
+import torch.nn.functional as F
 
 from .checks import expect_probability, expect_shape
 from .io import InputError
@@ -46,6 +59,8 @@ _EIGHT_CONNECTED_PLANES = np.zeros((3, 3, 3), dtype=bool)
 _EIGHT_CONNECTED_PLANES[1] = True
 
 UNLABELLED = -1
+METHODS = ("auto", "scipy", "torch")
+CHECK_EVERY = 8
 
 
 def label_map(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
@@ -72,8 +87,48 @@ def label_map(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     return torch.where(grow_fg | grow_bg, k, lab)
 
 
+def reach_scipy(candidate: np.ndarray, plane_seeds: np.ndarray) -> np.ndarray:
+    """The pixels of ``candidate`` 8-connected (within their plane) to a pixel of ``plane_seeds & candidate``.
+
+    Args:
+        candidate, plane_seeds: bool ``(P, H, W)`` NumPy arrays, one plane per (image, class).
+    Returns:
+        bool ``(P, H, W)``.
+    """
+    components, n = ndi.label(candidate, structure=_EIGHT_CONNECTED_PLANES)
+    touched = np.zeros(n + 1, dtype=bool)
+    touched[components[plane_seeds & candidate]] = True
+    touched[0] = False
+    return touched[components]
+
+
+def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every: int = CHECK_EVERY) -> torch.Tensor:
+    """:func:`reach_scipy` by geodesic dilation on the tensors' device (module docstring).
+
+    Args:
+        candidate, plane_seeds: bool ``(P, H, W)`` tensors on one device.
+        check_every: dilations between two convergence checks (each check is one device sync).
+    Returns:
+        bool ``(P, H, W)`` on that device.
+    """
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise InputError(f"check_every: expected a positive integer, got {check_every!r}")
+    if candidate.numel() == 0:
+        return candidate.clone()
+    # max_pool2d has no bool kernel: half on CUDA (exact for 0/1), float32 on the CPU.
+    dtype = torch.float16 if candidate.is_cuda else torch.float32
+    mask = candidate.unsqueeze(1).to(dtype)                                  # (P, 1, H, W)
+    reached = (plane_seeds & candidate).unsqueeze(1).to(dtype)
+    while True:
+        before = reached
+        for _ in range(check_every):
+            reached = F.max_pool2d(reached, 3, stride=1, padding=1).mul_(mask)
+        if torch.equal(reached, before):
+            return reached.squeeze(1).bool()
+
+
 def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
-         theta_fg: float = 0.85, theta_bg: float = 0.99) -> torch.Tensor:
+         theta_fg: float = 0.85, theta_bg: float = 0.99, method: str = "auto") -> torch.Tensor:
     """One region-growing step DSRG(S, H) (Section 3.3, Eq. 3) for a batch.
 
     Args:
@@ -82,9 +137,12 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         labels: bool ``(B, C)``, classes present in each image; column 0 (background) must be True.
         theta_fg: threshold shared by the foreground classes (``inf`` switches foreground growth off).
         theta_bg: background threshold (``inf`` switches background growth off).
+        method: ``"auto"``, ``"scipy"`` or ``"torch"`` (module docstring); the result does not depend on it.
     Returns:
         bool ``(B, C, H, W)`` on ``seeds``' device: ``seeds`` OR the grown pixels.
     """
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     expect_shape("seeds", seeds, (None, None, None, None), torch.bool)
     b, c, h, w = seeds.shape
     expect_shape("probs", probs, (b, c, h, w))
@@ -95,19 +153,19 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         raise InputError("labels: column 0 (background) must be True for every image")
     expect_probability("theta_fg", theta_fg, allow_inf=True)
     expect_probability("theta_bg", theta_bg, allow_inf=True)
+    if method == "auto":
+        method = "torch" if seeds.is_cuda else "scipy"
 
     with torch.no_grad():
+        if method == "torch":
+            return _grow_torch(seeds, probs.detach().to(seeds.device), labels.to(seeds.device), theta_fg, theta_bg)
         lab = label_map(seeds, probs.detach(), labels, theta_fg, theta_bg).cpu().numpy()
         seeds_np = seeds.cpu().numpy()
         # Only the (image, class) planes of present classes can grow: label just those.
         img, cls = np.nonzero(labels.cpu().numpy())
         candidate = lab[img] == cls[:, None, None]                    # (P, H, W)
         plane_seeds = seeds_np[img, cls]                              # (P, H, W)
-        components, n = ndi.label(candidate, structure=_EIGHT_CONNECTED_PLANES)
-        touched = np.zeros(n + 1, dtype=bool)
-        touched[components[plane_seeds & candidate]] = True
-        touched[0] = False
-        reached = touched[components]
+        reached = reach_scipy(candidate, plane_seeds)
 
         # A pixel that is a seed of exactly one other class is never added.
         single = seeds_np.sum(axis=1) == 1                            # (B, H, W)
@@ -115,3 +173,18 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         grown = seeds_np.copy()
         grown[img, cls] |= reached & ~owned_by_other
     return torch.from_numpy(grown).to(seeds.device)
+
+
+def _grow_torch(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
+                theta_fg: float, theta_bg: float) -> torch.Tensor:
+    """:func:`grow` with every step on ``seeds``' device (shapes as there)."""
+    lab = label_map(seeds, probs, labels, theta_fg, theta_bg)                 # (B, H, W)
+    img, cls = torch.nonzero(labels, as_tuple=True)
+    candidate = lab[img] == cls.view(-1, 1, 1)                               # (P, H, W)
+    plane_seeds = seeds[img, cls]                                            # (P, H, W)
+    reached = reach_torch(candidate, plane_seeds)
+    single = seeds.sum(dim=1) == 1                                           # (B, H, W)
+    owned_by_other = single[img] & ~plane_seeds
+    grown = seeds.clone()
+    grown[img, cls] = plane_seeds | (reached & ~owned_by_other)
+    return grown

@@ -94,6 +94,9 @@ class SegConfig(Schedule):
     theta_fg: float = 0.85                # .inf turns foreground growing off
     theta_bg: float = 0.99                # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
+    crf_scale: float = 12.0               # the training-time CRF's s on the output grid (authors' code: 12)
+    crf_backend: str = "auto"             # pydensecrf | exact (dense kernels, torch) | auto (exact on CUDA)
+    grow_method: str = "auto"             # scipy | torch (on the device) | auto (torch on CUDA); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
@@ -162,6 +165,8 @@ CHOICES: dict[str, tuple] = {
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": ("balanced", "sec"),
     "seg.crf_unary": ("prob", "logprob"),
+    "seg.crf_backend": ("auto", "pydensecrf", "exact"),
+    "seg.grow_method": ("auto", "scipy", "torch"),
     "retrain.init": ("seg", "imagenet"),
     "eval.model": ("auto", "seg", "retrain"),
 }
@@ -232,7 +237,7 @@ def validate(cfg: Profile) -> None:
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
          "a non-empty list of input sides >= 16 px")
-    for key in ("pseudo.crf_scale", "eval.crf_scale"):
+    for key in ("seg.crf_scale", "pseudo.crf_scale", "eval.crf_scale"):
         need(key, _get(cfg, key) > 0, "a scale > 0")
     need("eval.scales", len(cfg.eval.scales) > 0 and all(s > 0 for s in cfg.eval.scales),
          "a non-empty list of scales > 0")

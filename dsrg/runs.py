@@ -27,7 +27,7 @@ from .profile import Profile, section_dict
 STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
 COMMANDS = {"cls": "train-cls", "seeds": "seeds", "seg": "train-seg", "pseudo": "pseudo-labels",
             "retrain": "retrain", "eval": "evaluate"}
-_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images"}
+_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method"}
 
 
 def _strip(d: dict, prefix: str = "") -> dict:
@@ -66,6 +66,10 @@ def step_config(cfg: Profile, step: str) -> dict:
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
         own[step] = section_dict(cfg, step)[step]
+    if step == "seg" and cfg.seg.crf_backend == "auto":
+        # "auto" means exact on CUDA and pydensecrf on the CPU: hash what will run (they differ slightly).
+        from .train import resolve_device
+        own["seg"]["crf_backend"] = "exact" if resolve_device(cfg.device).type == "cuda" else "pydensecrf"
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
     prev = upstream(cfg, step)

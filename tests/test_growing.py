@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from scipy import ndimage as ndi
 
-from dsrg.growing import grow, label_map
+from dsrg.growing import grow, label_map, reach_scipy, reach_torch
 from dsrg.io import InputError
 
 INF = float("inf")
@@ -89,6 +89,8 @@ def test_bad_inputs_name_the_argument():
         grow(seeds, probs, labels & torch.tensor([False, True, True]))
     with pytest.raises(InputError, match="theta_fg"):
         grow(seeds, probs, labels, theta_fg=1.5)
+    with pytest.raises(InputError, match="method: expected one of"):
+        grow(seeds, probs, labels, method="cuda")
 
 
 # ---- the literal sequential reference: per image, per class in order, as the public code reads ----
@@ -206,3 +208,69 @@ def test_grow_keeps_the_device_and_needs_no_gradient():
     seeds = torch.zeros(1, 2, 3, 3, dtype=torch.bool); seeds[0, 1, 1, 1] = True
     out = grow(seeds, probs.softmax(1), torch.ones(1, 2, dtype=torch.bool), 0.0, 0.0)
     assert out.dtype == torch.bool and out.device == seeds.device and not out.requires_grad
+
+
+# ---- the device path (geodesic dilation in torch) gives the scipy path's result exactly ----
+
+@settings(max_examples=150, deadline=None)
+@given(growing_inputs())
+def test_torch_growing_equals_scipy_growing(inputs):
+    scipy_out = grow(*inputs, method="scipy")
+    torch_out = grow(*inputs, method="torch")
+    assert torch_out.dtype == torch.bool and torch.equal(torch_out, scipy_out)
+    assert torch.equal(grow(*inputs), scipy_out)                  # auto = scipy on the CPU
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 8])
+def test_torch_growing_equals_scipy_on_training_shaped_batches(check_every):
+    """Batch 6 x 21 classes x 41 x 41 with smooth (blobby) probabilities: long components and many seeds."""
+    g = torch.Generator().manual_seed(check_every)
+    b, c, s = 6, 21, 41
+    labels = torch.zeros(b, c, dtype=torch.bool)
+    labels[:, 0] = True
+    for i in range(b):
+        labels[i, 1 + torch.randperm(c - 1, generator=g)[:3]] = True
+    logits = torch.nn.functional.avg_pool2d(torch.randn(b, c, s, s, generator=g), 5, 1, 2) * 12
+    probs = logits.softmax(1)
+    seeds = (torch.rand(b, c, s, s, generator=g) < 0.03) & labels[:, :, None, None]
+    for tf, tb in [(0.85, 0.99), (0.3, 0.3), (INF, 0.5)]:
+        lab = label_map(seeds, probs, labels, tf, tb)
+        img, cls = torch.nonzero(labels, as_tuple=True)
+        cand = lab[img] == cls.view(-1, 1, 1)
+        ps = seeds[img, cls]
+        expected = torch.from_numpy(reach_scipy(cand.numpy(), ps.numpy()))
+        assert torch.equal(reach_torch(cand, ps, check_every=check_every), expected)
+        assert torch.equal(grow(seeds, probs, labels, tf, tb, method="torch"),
+                           grow(seeds, probs, labels, tf, tb, method="scipy"))
+
+
+def test_torch_reachability_follows_a_serpentine_and_never_crosses_planes():
+    """A one-pixel-wide serpentine (a geodesic path of ~n^2/2 pixels) is reached end to end; a diagonal
+    line (8-connected only through corners) too; the serpentine in a plane without a seed stays
+    unreached although the plane before it is fully reached."""
+    n = 15
+    snake = np.zeros((n, n), bool)
+    snake[0::2] = True                                         # full rows 0, 2, 4, ...
+    for r in range(1, n, 2):                                   # one connector per gap, alternating ends
+        snake[r, n - 1 if (r // 2) % 2 == 0 else 0] = True
+    diag = np.eye(n, dtype=bool)
+    cand = np.stack([snake, snake, diag])
+    seeds = np.zeros_like(cand); seeds[0, 0, 0] = True; seeds[2, n - 1, n - 1] = True
+    expected = reach_scipy(cand, seeds)
+    assert expected[0].sum() == snake.sum() and not expected[1].any() and expected[2].sum() == n
+    for k in (1, 5, 64):
+        got = reach_torch(torch.from_numpy(cand), torch.from_numpy(seeds), check_every=k)
+        np.testing.assert_array_equal(got.numpy(), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_growing_on_cuda_stays_on_the_device_and_equals_scipy():
+    g = torch.Generator().manual_seed(0)
+    b, c, s = 4, 21, 41
+    labels = torch.rand(b, c, generator=g) < 0.2
+    labels[:, 0] = True
+    probs = (torch.nn.functional.avg_pool2d(torch.randn(b, c, s, s, generator=g), 5, 1, 2) * 12).softmax(1)
+    seeds = (torch.rand(b, c, s, s, generator=g) < 0.05) & labels[:, :, None, None]
+    want = grow(seeds, probs, labels, method="scipy")
+    got = grow(seeds.cuda(), probs.cuda(), labels.cuda())          # auto = torch on CUDA
+    assert got.is_cuda and torch.equal(got.cpu(), want)

@@ -3,7 +3,7 @@
 Each iteration, for a batch of images warped to ``seg.input_size`` with their ORIGINAL cues:
 
 1. forward DeepLab-ASPP, smoothed softmax ``P`` (:func:`dsrg.losses.smoothed_softmax`);
-2. training-time dense CRF on the output grid, ``Q`` (:func:`dsrg.crf.crf_train`, s = 12);
+2. training-time dense CRF on the output grid, ``Q`` (:func:`dsrg.crf.crf_train`, s = ``seg.crf_scale``, 12 as the authors);
 3. region growing from the original cues with ``Q`` clipped and renormalised (Eq. 3,
    :func:`dsrg.growing.grow`, ``theta_fg`` / ``theta_bg``; ``growing=false`` keeps the cues);
 4. seeding loss on the grown cues (Eq. 1 balanced, or SEC's) + ``boundary_weight`` x boundary loss
@@ -18,6 +18,7 @@ first ``record_images`` training images, network in eval mode, after each epoch)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..crf import CLIP, crf_train
+from ..crf import CLIP, TRAIN_PARAMS, crf_train
 from ..cues import CueStore
 from ..data import transforms as T
 from ..data.dataset import SeedSet, collate, open_split
@@ -46,10 +47,12 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals), and the grown cues (bool)."""
     s = cfg.seg
     probs = smoothed_softmax(logits.float())
-    q = crf_train(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers)
+    params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
+    q = crf_train(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers, params=params,
+                  backend=s.crf_backend)
     if s.growing:
         refined = q.clamp(min=CLIP)
-        grown = grow(cues, refined / refined.sum(1, keepdim=True), labels, s.theta_fg, s.theta_bg)
+        grown = grow(cues, refined / refined.sum(1, keepdim=True), labels, s.theta_fg, s.theta_bg, s.grow_method)
     else:
         grown = cues
     return probs, q, grown

@@ -1,0 +1,144 @@
+"""Time one full DSRG training step (Section 3.2, Figure 2) and split it into its parts.
+
+    python benchmarks/step.py [--model vgg16|resnet101] [--batch 20] [--size 321] [--width 1.0]
+                              [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|torch|auto]
+                              [--repeats 5] [--no-amp] [--threads 0] [--json PATH]
+
+The step is composed as ``dsrg.steps.train_seg`` composes it (``step`` and ``supervision`` there):
+forward DeepLab-ASPP on the normalised images (bf16 autocast on CUDA unless ``--no-amp``), smoothed
+softmax ``P``; the training-time CRF ``Q`` on the output grid (s = 12, unary ``-p``); region growing from
+the cues with ``Q`` clipped at 1e-4 and renormalised (theta_fg 0.85, theta_bg 0.99); the balanced
+seeding loss (Eq. 1) + the boundary loss KL(Q || P) (Eq. 2); backward and an SGD update with the Caffe
+lr multipliers. The weights are random (speed does not depend on them); images are random scenes and
+the cues sparse random seeds of 1-3 present classes on the output grid.
+
+Rows (median over ``--repeats`` steps after one warm-up step, CUDA synchronised between parts):
+forward + backward (forward, backward and optimizer step), CRF, growing, losses; total; images per
+second. Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size
+(``getrusage``) on the CPU. At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short
+CPU run: ``--batch 2 --size 161 --width 0.25``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+
+import torch
+
+from grow import machine_info, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
+
+from dsrg.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
+from dsrg.data import transforms as T
+from dsrg.growing import grow
+from dsrg.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
+from dsrg.models import DeepLabASPP
+from dsrg.train import autocast
+
+PARTS = ("forward", "crf", "growing", "losses", "backward")
+
+
+def make_batch(b: int, c: int, size: int, grid: int, seed: int = 0):
+    """uint8 images ``(b, 3, size, size)`` (blocks of flat colour), bool cues ``(b, c, grid, grid)``,
+    bool labels ``(b, c)`` (background + 1-3 classes)."""
+    g = torch.Generator().manual_seed(seed)
+    blocks = torch.randint(0, 256, (b, 3, 6, 6), generator=g, dtype=torch.uint8)
+    images = torch.nn.functional.interpolate(blocks.float(), size=(size, size), mode="nearest").to(torch.uint8)
+    labels = torch.zeros(b, c, dtype=torch.bool)
+    labels[:, 0] = True
+    for i in range(b):
+        labels[i, 1 + torch.randperm(c - 1, generator=g)[: int(torch.randint(1, 4, (1,), generator=g))]] = True
+    cues = (torch.rand(b, c, grid, grid, generator=g) < 0.05) & labels[:, :, None, None]
+    return images, cues, labels
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="vgg16", choices=["vgg16", "resnet101"])
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--size", type=int, default=321, help="input side (321 at paper scale)")
+    ap.add_argument("--width", type=float, default=1.0, help="channel factor of the network")
+    ap.add_argument("--classes", type=int, default=21)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--crf", default="auto", choices=["exact", "pydensecrf", "auto"], help="CRF backend")
+    ap.add_argument("--crf-workers", type=int, default=1, help="processes for pydensecrf")
+    ap.add_argument("--unary", default="prob", choices=["prob", "logprob"])
+    ap.add_argument("--grow", default="auto", choices=["scipy", "torch", "auto"], help="growing method")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    a = ap.parse_args()
+    dev = torch.device(a.device)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+
+    model = DeepLabASPP(a.model, a.classes, a.width).to(dev).train()
+    optimizer = torch.optim.SGD(model.param_groups(5e-4, 5e-4), lr=5e-4, momentum=0.9)
+    grid = model.output_size(a.size)
+    images, cues, labels = (t.to(dev) for t in make_batch(a.batch, a.classes, a.size, grid))
+    amp = not a.no_amp
+    crf_backend = resolve_backend(a.crf, torch.empty(1, 1, grid, grid, device=dev))
+    grow_method = a.grow if a.grow != "auto" else ("torch" if dev.type == "cuda" else "scipy")
+
+    def one_step() -> dict:
+        times = {}
+        def forward():
+            with autocast(dev, amp):
+                logits = model(T.normalize(images, "torchvision"))
+            return smoothed_softmax(logits.float())
+        times["forward"], probs = timed(forward, dev)
+        times["crf"], q = timed(lambda: crf_train(probs.detach(), images, unary=a.unary, workers=a.crf_workers,
+                                                  params=TRAIN_PARAMS, backend=crf_backend), dev)
+
+        def growing():
+            refined = q.clamp(min=CLIP)
+            return grow(cues, refined / refined.sum(1, keepdim=True), labels, 0.85, 0.99, method=grow_method)
+        times["growing"], grown = timed(growing, dev)
+        times["losses"], loss = timed(lambda: balanced_seed_loss(probs, grown) + boundary_loss(probs, q), dev)
+
+        def backward():
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        times["backward"], _ = timed(backward, dev)
+        return times
+
+    one_step()                                       # warm-up (cuDNN autotuning, allocator, pools)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    runs = [one_step() for _ in range(a.repeats)]
+    med = {k: statistics.median(r[k] for r in runs) for k in PARTS}
+    total = statistics.median(sum(r.values()) for r in runs)
+    rows = [("forward + backward (incl. optimizer step)", med["forward"] + med["backward"]),
+            (f"CRF ({crf_backend}, {grid} x {grid})", med["crf"]),
+            (f"growing ({grow_method})", med["growing"]),
+            ("losses (Eq. 1 + Eq. 2)", med["losses"]),
+            ("total", total)]
+    if dev.type == "cuda":
+        peak, peak_what = torch.cuda.max_memory_allocated(dev), "torch.cuda.max_memory_allocated"
+    else:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak, peak_what = rss * (1 if sys.platform == "darwin" else 1024), "peak RSS of the process"
+
+    info = machine_info(dev)
+    print_machine(info)
+    print(f"step: {a.model} width {a.width}, batch {a.batch} x {a.size} x {a.size} -> {grid} x {grid} grid, "
+          f"{a.classes} classes, {dev}{', bf16 autocast' if amp and dev.type == 'cuda' else ''}, "
+          f"median of {a.repeats}")
+    print("| part | ms per step | share |\n|---|---|---|")
+    for name, t in rows:
+        print(f"| {name} | {t * 1e3:.1f} | {100 * t / total:.0f} % |")
+    print(f"images per second: {a.batch / total:.2f}")
+    print(f"peak memory ({peak_what}): {peak / 2**20:.0f} MiB")
+    write_json(a.json, {"benchmark": "step", "machine": info, "args": vars(a), "grid": grid,
+                        "crf_backend": crf_backend, "grow_method": grow_method,
+                        "seconds": {**med, "total": total}, "images_per_second": a.batch / total,
+                        "peak_memory_bytes": peak, "peak_memory_kind": peak_what})
+
+
+if __name__ == "__main__":
+    main()
