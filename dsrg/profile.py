@@ -84,6 +84,7 @@ class SegConfig(Schedule):
     backbone: str = "vgg16"               # vgg16 | resnet101
     width: float = 1.0
     batch_norm: bool = False              # demo option (vgg16 only): vgg16_bn trunk
+    freeze_bn: bool = True                # resnet101: BatchNorm frozen as DeepLab (false: train it, from random weights)
     dropout: float = 0.5
     init: str = "imagenet"                # imagenet (backbone_weights, or random when "") | cls (the CAM net's trunk)
     backbone_weights: str = ""

@@ -377,3 +377,41 @@ def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
     assert main(["data", "check", "--dataset", "voc", "--root", str(out)]) == 0
     assert main(["data", "check", "--dataset", "coco", "--root", str(out)]) == 2
     assert "--dataset voc" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- embedded_coco_root
+
+def test_embedded_coco_root_writes_converts_and_is_idempotent(tmp_path):
+    from dsrg.data.coco import embedded_coco_root
+
+    out = embedded_coco_root(tmp_path / "e", ["n_train=6", "n_val=2", "size=48"])
+    assert out == tmp_path / "e" / "COCO2014" and (tmp_path / "e" / "coco" / "annotations").is_dir()
+    for split, n in (("train2014", 6), ("val2014", 2)):
+        ds = VOCSegmentation(out, split)
+        assert len(ds) == n and ds.num_classes == SYNTH_COCO_CLASSES + 1 == 16
+        assert ds.check() == []
+    files = sorted(p for p in (tmp_path / "e").rglob("*") if p.is_file())
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert embedded_coco_root(tmp_path / "e", SynthConfig(n_train=6, n_val=2, size=48)) == out
+    assert sorted(p for p in (tmp_path / "e").rglob("*") if p.is_file()) == files
+    assert [p.stat().st_mtime_ns for p in files] == mtimes  # nothing rewritten
+    (out / "ImageSets" / "Segmentation" / "val2014.txt").unlink()  # an interrupted conversion resumes
+    embedded_coco_root(tmp_path / "e", ["n_train=6", "n_val=2", "size=48"])
+    assert len(VOCSegmentation(out, "val2014")) == 2
+    with pytest.raises(InputError, match="n_train: 6 there, 7 asked"):
+        embedded_coco_root(tmp_path / "e", ["n_train=7", "n_val=2", "size=48"])
+
+
+@pytest.mark.parametrize("name, size, n_train", [("demo-coco", 128, 1000), ("smoke-coco", 64, 16)])
+def test_the_embedded_coco_profiles_load_and_name_the_converted_root(name, size, n_train):
+    from dsrg.config import apply_overrides
+    from dsrg.profile import load_profile
+
+    cfg = load_profile(name)
+    assert cfg.name == name and cfg.data.dataset == "voc" and Path(cfg.data.root).name == "COCO2014"
+    assert (cfg.data.train_split, cfg.data.val_split, cfg.eval.split) == ("train2014", "val2014", "val2014")
+    synth = apply_overrides(SynthConfig(), cfg.data.synth)
+    assert (synth.size, synth.n_train) == (size, n_train) and cfg.cls.input_size == size
+    base = load_profile(name.removesuffix("-coco"))
+    assert (cfg.cls, cfg.seeds, cfg.seg, cfg.pseudo, cfg.retrain) == (base.cls, base.seeds, base.seg, base.pseudo,
+                                                                       base.retrain)

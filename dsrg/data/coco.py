@@ -392,3 +392,41 @@ def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool
                         "images": images, "annotations": annotations, "categories": categories})
         write_json(tmp / "dataset.json", meta)
     return out
+
+
+def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,
+                       progress: bool = False) -> Path:
+    """The embedded dataset as COCO, converted to the VOC layout the pipeline reads; returns the converted root.
+
+    Writes the COCO form (:func:`write_synthetic_coco`) to ``root/coco`` when missing, then converts both
+    splits (``train2014``, ``val2014``; :func:`convert_coco`) into ``root/COCO2014`` when not converted yet,
+    and returns ``root/COCO2014``: the ``data.root`` of the ``demo-coco`` and ``smoke-coco`` profiles is
+    ``<root>/COCO2014`` (``data.dataset: voc``, so the pipeline reads it as it would read real COCO and
+    does not write it; call this first, as ``notebooks/table3_coco.md`` does).
+
+    ``synth``: a ``SynthConfig``, or a list of its ``key=value`` overrides (a profile's ``data.synth``),
+    None for the defaults (the demo's 1000 / 200 images of 128 px). ``classes``: as in
+    :func:`write_synthetic_coco` (default ``SYNTH_COCO_CLASSES`` = 15). Idempotent: the COCO form is
+    kept when it holds this config (another config there is an InputError), and a split counts as
+    converted when its ``ImageSets/Segmentation/<split>.txt`` exists (written last) and ``dataset.json``
+    records its image count; an interrupted conversion resumes.
+    """
+    from dsrg.config import apply_overrides
+    from dsrg.data.synthetic import SynthConfig
+
+    if synth is None:
+        synth = SynthConfig()
+    elif not isinstance(synth, SynthConfig):
+        synth = apply_overrides(SynthConfig(), [str(s) for s in synth])
+    root = Path(root)
+    coco = write_synthetic_coco(root / "coco", synth, progress=progress, classes=classes)
+    counts = json.loads((coco / "dataset.json").read_text())["counts"]
+    out = root / "COCO2014"
+    for split in SYNTH_SPLITS.values():
+        meta_path = out / "dataset.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        done = (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() \
+            and meta.get("counts", {}).get(split) == counts[split]
+        if not done:
+            convert_coco(coco, split, out, progress=progress)
+    return out

@@ -62,7 +62,8 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
     (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or ``none`` (random weights,
     for a trained model to be read into)."""
     s = cfg.seg
-    net = DeepLabASPP(s.backbone, num_classes, s.width, dropout=s.dropout, batch_norm=s.batch_norm)
+    net = DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
+                      batch_norm=s.batch_norm)
     if init == "imagenet" and s.backbone_weights:
         load_backbone(net.backbone, s.backbone_weights)
     elif init == "cls":

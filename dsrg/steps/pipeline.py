@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 from .. import runs
 from ..profile import Profile
@@ -23,11 +24,14 @@ def planned_steps(cfg: Profile) -> list[str]:
     return steps + ["eval"]
 
 
-def run(cfg: Profile, resume: bool = False) -> dict[str, Path]:
-    """Run (or skip) each planned step; return ``{step: folder}``. Prints one line per step."""
+def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -> dict[str, Path]:
+    """Run (or skip) each planned step (or those of them in ``only``); return ``{step: folder}``.
+    Prints one line per step."""
     ctx = setup(cfg)
     folders = {}
     for step in planned_steps(cfg):
+        if only is not None and step not in only:
+            continue
         folder = runs.step_dir(cfg, step)
         skipped = runs.is_done(folder)
         tick = time.perf_counter()

@@ -1,0 +1,198 @@
+"""Experiments by their settings: what the book's notebooks ask for.
+
+An experiment is a profile plus ``key=value`` overrides. :func:`run` runs the pipeline steps it needs and
+returns an :class:`Experiment` that reads the results. Nothing is cached here: each step's folder is named
+by a hash of everything that decides its output (:mod:`dsrg.runs`), and a complete folder is reused. So
+rebuilding the book, or re-running a notebook with one parameter changed, trains only the steps whose
+settings changed, and notebooks that ask for the same settings (Table 2's +DSRG and Table 4's centre cell,
+Table 2 and Fig. 4) share the same folders.
+
+The rows of the paper's tables are named here, once (:data:`ABLATION`, :func:`theta_grid`), so every
+notebook and test means the same thing by "+BSL".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import runs
+from .io import InputError
+from .profile import Profile, load_profile
+
+# Table 2 (Section 4.4): each row is the previous one plus one change.
+ABLATION: dict[str, list[str]] = {
+    "baseline": ["seg.seed_loss=sec", "seg.growing=false", "retrain.enabled=false"],
+    "+BSL": ["seg.seed_loss=balanced", "seg.growing=false", "retrain.enabled=false"],
+    "+DSRG": ["seg.seed_loss=balanced", "seg.growing=true", "retrain.enabled=false"],
+    "+Retrain": ["seg.seed_loss=balanced", "seg.growing=true", "retrain.enabled=true"],
+}
+
+
+# Table 1 (Section 4.2): our rows of the comparison. ResNet-101 cannot start from the (VGG) CAM net, so it
+# starts from ImageNet weights (seg.backbone_weights; random where none are given, as on the demo).
+TABLE1: dict[str, list[str]] = {
+    "SEC": ABLATION["baseline"],
+    "DSRG (VGG16)": ABLATION["+Retrain"],
+    "DSRG (Resnet101)": ABLATION["+Retrain"] + ["seg.backbone=resnet101", "seg.init=imagenet"],
+}
+
+
+def _theta(v: float) -> str:
+    return ".inf" if math.isinf(v) else repr(float(v))
+
+
+def theta_overrides(theta_bg: float, theta_fg: float) -> list[str]:
+    """The +DSRG setting with the growing thresholds ``theta_bg`` / ``theta_fg`` (``inf`` = that side off)."""
+    return ABLATION["+DSRG"] + [f"seg.theta_bg={_theta(theta_bg)}", f"seg.theta_fg={_theta(theta_fg)}"]
+
+
+@dataclass
+class Experiment:
+    """A finished (or partly finished) run: its profile and the folder of each step."""
+
+    cfg: Profile
+    folders: dict[str, Path] = field(default_factory=dict)
+
+    def folder(self, step: str) -> Path:
+        if step not in self.folders:
+            raise InputError(f"experiment {self.cfg.name!r}: no {step!r} step was run (ran: {list(self.folders)})")
+        return self.folders[step]
+
+    def _json(self, step: str, name: str) -> dict:
+        path = self.folder(step) / name
+        if not path.is_file():
+            raise InputError(f"{path}: missing; the step '{runs.COMMANDS[step]}' did not write it")
+        return json.loads(path.read_text())
+
+    def metrics(self) -> dict:
+        """``evaluate``'s ``metrics.json``: ``miou``, ``pixel_accuracy``, ``iou`` per class, ``model``, ``split``."""
+        return self._json("eval", "metrics.json")
+
+    @property
+    def miou(self) -> float:
+        return float(self.metrics()["miou"])
+
+    def per_class_iou(self) -> pd.Series:
+        """IoU per class (class names as index), in the dataset's class order (``metrics.json`` sorts
+        its keys)."""
+        m = self.metrics()
+        names = self.dataset(m["split"]).class_names
+        return pd.Series({k: (np.nan if m["iou"].get(k) is None else float(m["iou"][k])) for k in names}, name="iou")
+
+    def seeds_quality(self) -> dict | None:
+        """The seeds' precision / recall / IoU against the ground truth (from ``seeds``' ``done.json``;
+        None where the dataset has no ground truth)."""
+        return self._json("seeds", "done.json").get("quality")
+
+    def supervision(self) -> pd.DataFrame:
+        """Fig. 4's curve: precision, recall, IoU of the supervision per epoch (row 0 = the seeds)."""
+        path = self.folder("seg") / "supervision.csv"
+        with open(path, newline="") as f:
+            return pd.DataFrame([{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]).astype(
+                {"epoch": int})
+
+    def fig1(self) -> dict[str, np.ndarray]:
+        """Fig. 1's maps: ``ids`` (K,), ``supervision`` bool (E+1, K, C, h, w) (index 0 = the seeds, then
+        the grown supervision after each epoch) and ``epochs`` (E+1,)."""
+        with np.load(self.folder("seg") / "fig1.npz", allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def per_image(self) -> pd.DataFrame:
+        """Each evaluated image's mIoU (``id``, ``miou``): for picking examples by rule."""
+        return pd.read_csv(self.folder("eval") / "per_image.csv", dtype={"id": str})
+
+    def dataset(self, split: str | None = None):
+        """The experiment's dataset split (default: the training split), as the pipeline reads it."""
+        from .data.dataset import open_split
+
+        return open_split(self.cfg.data, split or self.cfg.data.train_split)
+
+    def predictions(self) -> Path:
+        return Path(self.metrics()["predictions"])
+
+    def wall_times(self) -> dict[str, float]:
+        """Seconds each step took when it ran (not this call: reused steps keep their first time)."""
+        return {step: runs.done_info(f)["wall_s"] for step, f in self.folders.items() if runs.is_done(f)}
+
+    def machine(self) -> str:
+        """The machine that ran the last step (from its ``done.json``)."""
+        last = list(self.folders.values())[-1]
+        return runs.done_info(last).get("machine", "unknown")
+
+    def provenance(self) -> str:
+        """One line for a caption: dataset, profile, machine."""
+        data = self.cfg.data
+        return f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}, machine: {self.machine()}"
+
+
+def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
+    """The profile ``name`` with ``overrides`` (validated; see :func:`dsrg.profile.load_profile`).
+
+    ``base``: the folder that relative ``data.root`` and ``out`` paths are relative to (a notebook in
+    ``notebooks/`` passes ``".."``, the project root); None = the working directory.
+    """
+    cfg = load_profile(name, list(overrides))
+    if base is not None:
+        if not Path(cfg.data.root).is_absolute():
+            cfg.data.root = str(Path(base) / cfg.data.root)
+        cfg.out = str(Path(base) / cfg.run_dir) if not cfg.run_dir.is_absolute() else cfg.out
+    return cfg
+
+
+def run(name: str = "demo", overrides: Sequence[str] = (), *, base: str | Path | None = None,
+        steps: Sequence[str] | None = None) -> Experiment:
+    """Run (or reuse) the experiment ``name`` + ``overrides`` and return it.
+
+    ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
+    ``["cls", "seeds"]``); by default every planned step up to ``evaluate``.
+    """
+    from .steps import pipeline
+
+    cfg = profile(name, overrides, base)
+    planned = pipeline.planned_steps(cfg)
+    if steps is not None:
+        unknown = [s for s in steps if s not in planned]
+        if unknown:
+            raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
+        planned = [s for s in planned if s in steps]
+    return Experiment(cfg, pipeline.run(cfg, only=planned))
+
+
+def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
+             base: str | Path | None = None) -> dict[str, Experiment]:
+    """Table 2's rows (``baseline``, ``+BSL``, ``+DSRG``, ``+Retrain``), each run or reused."""
+    unknown = [r for r in rows if r not in ABLATION]
+    if unknown:
+        raise InputError(f"rows: unknown {unknown}; expected some of {list(ABLATION)}")
+    return {r: run(name, [*overrides, *ABLATION[r]], base=base) for r in rows}
+
+
+def notebook_overrides(data_root: str | None = None, out: str | None = None, device: str | None = None,
+                       seed: int | None = None, iterations: int | None = None,
+                       extra: Sequence[str] = ()) -> list[str]:
+    """The ``key=value`` overrides of a notebook's parameters cell (None keeps the profile's value).
+
+    ``iterations`` sets ``seg.iterations`` (DSRG step 1, the step every table is about); any other field
+    goes in ``extra`` (e.g. ``["retrain.iterations=1000", "eval.crf=false"]``).
+    """
+    out_list = [f"{k}={v}" for k, v in (("data.root", data_root), ("out", out), ("device", device),
+                                          ("seed", seed), ("seg.iterations", iterations)) if v is not None]
+    return out_list + list(extra)
+
+
+def miou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:
+    """Per-class IoU (%) and mIoU (%) of several experiments: one row each, classes as columns."""
+    rows = {}
+    for label, e in experiments.items():
+        s = e.per_class_iou() * 100
+        s["mIoU"] = e.miou * 100
+        rows[label] = s
+    return pd.DataFrame(rows).T

@@ -1,0 +1,68 @@
+"""The book's notebooks run end to end on the smoke profile (seconds per step).
+
+Each MyST notebook is converted by jupytext and executed by nbval (``--nbval-lax``: every cell must run;
+outputs are not compared) in a scratch copy of the project layout (``notebooks/``, with data, runs and
+figures beside it), with ``DSRG_NOTEBOOK_PROFILE=smoke`` read by each parameters cell. The notebooks
+share runs as in the book: the ones after the first reuse its run folders.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run nbval once over every notebook; ``(base folder, pytest output)``."""
+    base = tmp_path_factory.mktemp("book")
+    nb_dir = base / "notebooks"
+    nb_dir.mkdir()
+    for md in NOTEBOOKS:
+        jupytext.write(jupytext.read(md), nb_dir / f"{md.stem}.ipynb")
+    env = {**os.environ, "DSRG_NOTEBOOK_PROFILE": "smoke", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p", "no:cacheprovider",
+                           "-o", "addopts=", str(nb_dir)], cwd=nb_dir, env=env, capture_output=True, text=True,
+                          timeout=1500)
+    return base, proc
+
+
+def test_there_is_a_notebook_for_every_table_and_figure_of_the_paper():
+    prefixes = {p.stem.split("_")[0] for p in NOTEBOOKS}
+    assert {"table1", "table2", "table3", "table4", "fig3", "fig4"} <= prefixes  # Fig. 1 is made by fig4
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_with_the_smoke_profile(executed, md):
+    base, proc = executed
+    name = f"{md.stem}.ipynb"
+    failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR")) and name in line]
+    assert not failed, f"{name} failed under nbval:\n" + "\n".join(failed) + "\n" + proc.stdout[-6000:]
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_notebooks_save_their_figures_and_tables(executed):
+    base, proc = executed
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    figures = {p.name for p in (base / "figures").iterdir()}
+    for stem in ("table1_miou", "table2_miou", "table3_miou", "table4_ours", "fig4_supervision",
+                 "fig1_supervision", "fig3_qualitative"):
+        assert {f"{stem}.png", f"{stem}.svg"} <= figures, f"{stem}: png/svg missing in {sorted(figures)}"
+    for stem in ("table1_ours", "table2_ours", "table2_miou", "table3_ours", "table4_ours", "fig4_ours"):
+        assert f"{stem}.csv" in figures, f"{stem}.csv missing"
+
+
+def test_notebooks_hold_no_outputs_in_git():
+    for md in NOTEBOOKS:
+        nb = jupytext.read(md)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), md.name
+        tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{md.name}: expected one cell tagged 'parameters' for papermill"
