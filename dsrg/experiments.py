@@ -7,7 +7,7 @@ rebuilding the book, or re-running a notebook with one parameter changed, trains
 settings changed, and notebooks that ask for the same settings (Table 2's +DSRG and Table 4's centre cell,
 Table 2 and Fig. 4) share the same folders.
 
-The rows of the paper's tables are named here, once (:data:`ABLATION`, :func:`theta_grid`), so every
+The rows of the paper's tables are named here, once (:data:`ABLATION`, :func:`theta_overrides`), so every
 notebook and test means the same thing by "+BSL".
 """
 

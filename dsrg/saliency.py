@@ -122,7 +122,7 @@ def normalize(sal: np.ndarray) -> np.ndarray:
     A **constant map returns all ones**: it carries no information, and all zeros would make the
     whole image a background cue (``< 0.06``), i.e. confidently wrong labels on the object. All ones
     gives *no* background cue, which is the safe failure (the image then trains on its foreground
-    seeds only). Non-finite values raise :class:`InputError`.
+    seeds only). Non-finite values raise :class:`~dsrg.io.InputError`.
     """
     sal = np.asarray(sal)
     if sal.ndim != 2:
@@ -170,9 +170,9 @@ def read_saliency_png(path: str | os.PathLike, size: Sequence[int] | None = None
 
     Accepts 8-bit or 16-bit grayscale PNGs (and JPEGs, 32-bit integer or float TIFF-like modes);
     colour files are turned to luminance. ``size = (H, W)`` is the image's size: a map of another
-    size raises :class:`InputError` naming the file and both sizes, unless ``resize=True``, which
+    size raises :class:`~dsrg.io.InputError` naming the file and both sizes, unless ``resize=True``, which
     bilinearly resizes it (after normalisation). A missing or unreadable file raises
-    :class:`InputError`.
+    :class:`~dsrg.io.InputError`.
     """
     path = Path(path)
     size = _check_size(size, f"saliency map {path}")
@@ -199,7 +199,7 @@ class SaliencyFolder:
     """Precomputed saliency maps, one file ``<folder>/<image_id><suffix>`` per image.
 
     ``SaliencyFolder(folder)(image_id, size)`` returns the map as :func:`read_saliency_png` does
-    (``float32 (H, W)`` in ``[0, 1]``). A missing folder or file raises :class:`InputError` naming
+    (``float32 (H, W)`` in ``[0, 1]``). A missing folder or file raises :class:`~dsrg.io.InputError` naming
     it; a size mismatch raises unless ``resize=True``.
     """
 

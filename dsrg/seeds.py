@@ -4,10 +4,12 @@ The cues are multi-hot bool tensors ``(B, C, h, w)`` on the network's output gri
 background, a foreground channel set only for the classes present in the image.
 
 Foreground rules (for each present class, on its CAM heatmap):
+
 - ``fraction_of_max`` (default, the authors' public code): ``heat > fraction * max(heat)``;
 - ``top_fraction`` (the paper's wording, "top 20% of the largest value", read as a rank): the pixels
   whose heat is in the top ``fraction`` of the heatmap's values (``heat >= quantile(1 - fraction)``).
   The reference notes call this rule ``top_quantile``.
+
 Background rule (the paper): saliency normalised to [0, 1] per image, ``saliency < 0.06``.
 """
 
