@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data/synthetic
 
-.PHONY: help setup test test-all book data demo bench bench-demo clean
+.PHONY: help setup test test-all book data demo bench bench-demo clean lab chromium
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
@@ -15,6 +15,8 @@ help:
 	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
 	@echo "make bench     run the benchmarks in benchmarks/"
 	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
+	@echo "make lab       JupyterLab on the venv's kernel; the .md notebooks open as notebooks (jupytext)"
+	@echo "make chromium  install Debian's chromium for the book's browser tests if missing (root + apt only)"
 
 # The virtual environment: torch first, pinned exactly (a CPU wheel here; unpinned pulls CUDA builds),
 # then the package with every pinned dependency (pyproject.toml).
@@ -28,10 +30,31 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test: chromium $(STAMP)
 	$(PY) -m pytest -m "not slow and not gpu"
 
-test-all: $(STAMP)
+# Headless Chromium for tests/test_book.py's browser checks (they skip without it). Installed from
+# Debian's packages where we are root and apt-get answers (about 70 s the first time); anywhere else,
+# or if apt fails, a note is printed and `make test` goes on.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    echo "installing Debian's chromium for the book's browser tests (apt-get, about a minute)" && \
+	    { timeout 900 sh -c 'apt-get update -qq -o Acquire::Retries=1 -o Acquire::http::Timeout=30 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1; } && \
+	    command -v chromium >/dev/null 2>&1; } || \
+	  echo "no chromium installed: tests/test_book.py's browser checks use google-chrome if on PATH, else skip"
+
+# JupyterLab on the project's venv kernel. jupytext's server extension serves notebooks/*.md as
+# notebooks; the override below (written into the venv, not your home) makes a double click open
+# Markdown/MyST files with the "Jupytext Notebook" viewer. Extra options: make lab LAB_ARGS="--port 8899".
+LAB_ARGS ?=
+lab: $(STAMP)
+	@$(VENV)/bin/jupytext-config --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
+	  set-default-viewer markdown myst
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+test-all: chromium $(STAMP)
 	$(PY) -m pytest
 
 data: $(STAMP)

@@ -178,14 +178,15 @@ def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[s
 def notebook_overrides(data_root: str | None = None, out: str | None = None, device: str | None = None,
                        seed: int | None = None, iterations: int | None = None,
                        extra: Sequence[str] = ()) -> list[str]:
-    """The ``key=value`` overrides of a notebook's parameters cell (None keeps the profile's value).
+    """The ``key=value`` overrides of a notebook's parameters cell (None keeps the profile's value), and
+    ``progress=false``.
 
     ``iterations`` sets ``seg.iterations`` (DSRG step 1, the step every table is about); any other field
     goes in ``extra`` (e.g. ``["retrain.iterations=1000", "eval.crf=false"]``).
     """
     out_list = [f"{k}={v}" for k, v in (("data.root", data_root), ("out", out), ("device", device),
                                           ("seed", seed), ("seg.iterations", iterations)) if v is not None]
-    return out_list + list(extra)
+    return ["progress=false", *out_list, *extra]     # no progress bars in a rendered page
 
 
 def miou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:

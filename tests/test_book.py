@@ -1,0 +1,348 @@
+"""The book builds with ``-W`` on the smoke profile, its links resolve, and its pages render in Chromium.
+
+The module-scoped fixture copies the book's sources (``git ls-files``: tracked and untracked-not-ignored
+files, so no ``.venv``, ``runs``, ``data``, ``_build`` or ``figures``) into a scratch folder and runs
+``jupyter-book build -W -n --keep-going`` on the copy with ``DSRG_NOTEBOOK_PROFILE=smoke``; the notebooks
+then write their data, runs and figures inside the copy (``base=".."`` from ``notebooks/``). It takes
+one to three minutes on two cores.
+
+Browser checks (headless Chromium; skipped with the reason when no ``chromium``, ``chromium-browser`` or
+``google-chrome`` is on PATH or in ``$CHROMIUM``; ``make test`` installs Debian's ``chromium`` where it
+is root and apt answers). No WebDriver is needed: for each results page, a copy of the page is written
+to a scratch folder with a ``<base href>`` pointing at the page's folder in the build (so its relative
+URLs load the built files) and a ``<script>`` that, on ``window.onload`` (fired once every image and
+stylesheet has loaded or failed), appends ``<pre id="dsrg-render-check">`` holding a JSON report: the
+number of ``<img>``, those not ``complete`` with ``naturalWidth > 0``, the tables in the page's
+article, and the local stylesheets that failed. Chromium loads it with ``--headless --dump-dom
+--virtual-time-budget`` and every host name unresolvable (``--host-resolver-rules``: the check is
+offline and the same with or without a network); the test parses the report from the dumped DOM.
+``test_render_check_sees_a_broken_image`` shows on a two-image page that the check tells a broken
+image from a good one.
+
+``test_make_lab_serves_markdown_notebooks_as_notebooks`` starts ``make lab`` (JupyterLab with jupytext)
+on a free local port with no token, asks its contents API for ``notebooks/table2_ablation.md`` and
+checks that it comes as a notebook on the venv's kernel and that Markdown/MyST files open with the
+"Jupytext Notebook" viewer by default; then it ends the server's process group.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import screenshots  # noqa: E402  (scripts/screenshots.py: the Chromium finder and its flags)
+
+RESULT_PAGES = screenshots.RESULT_PAGES
+PAGES_WITH_TABLES = {"table1_comparison", "table2_ablation", "table3_coco", "table4_thresholds"}
+SKIP_DIRS = {".git", ".venv", "runs", "data", "_build", "figures", ".pytest_cache", ".hypothesis", "__pycache__"}
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"
+
+
+# --------------------------------------------------------------------------- the smoke build
+
+def _source_files() -> list[Path]:
+    """The repository's files as git sees them (tracked or new, not ignored); a walk where git is absent."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+        files = [Path(p) for p in out.split("\0") if p]
+    except (OSError, subprocess.SubprocessError):
+        files = [p.relative_to(ROOT) for p in ROOT.rglob("*") if p.is_file()]
+    return [p for p in files if not SKIP_DIRS & set(p.parts) and not p.name.endswith(".egg-info")
+            and (ROOT / p).is_file()]
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """``(copy, completed process, seconds)`` of ``jupyter-book build -W -n --keep-going`` on a smoke copy."""
+    if not JUPYTER_BOOK.exists():
+        pytest.skip(f"jupyter-book is not installed beside {sys.executable} (the `book` extra)")
+    copy = tmp_path_factory.mktemp("book-src")
+    for rel in _source_files():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, copy / rel)
+    env = {**os.environ, "DSRG_NOTEBOOK_PROFILE": "smoke"}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.pop("MPLBACKEND", None)  # the notebooks' figures need the inline backend
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([str(JUPYTER_BOOK), "build", "-W", "-n", "--keep-going", str(copy)], cwd=copy,
+                              env=env, capture_output=True, text=True, timeout=1500)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the smoke build ran past {e.timeout} s:\n{_tail((e.stdout or b'').decode(errors='replace'))}")
+    return copy, proc, time.perf_counter() - t0
+
+
+def _tail(text: str, n: int = 8000) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)[-n:]
+
+
+def _log(proc) -> str:
+    warnings = [line for line in _tail(proc.stdout + proc.stderr, 10**7).splitlines()
+                if re.search(r"(WARNING|ERROR|CRITICAL)\b", line) and "Kernel is running over TCP" not in line]
+    return ("warnings and errors:\n" + "\n".join(warnings[-60:]) + "\n\nlog tail:\n" + _tail(proc.stdout, 6000)
+            + "\n" + _tail(proc.stderr, 3000))
+
+
+@pytest.fixture(scope="module")
+def html_dir(smoke_book):
+    copy, proc, _ = smoke_book
+    out = copy / "_build" / "html"
+    if not (out / "index.html").exists():
+        pytest.fail(f"the smoke build wrote no {out}/index.html (exit {proc.returncode}):\n{_log(proc)}")
+    return out
+
+
+def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
+    copy, proc, seconds = smoke_book
+    assert proc.returncode == 0, f"jupyter-book build -W failed (exit {proc.returncode}, {seconds:.0f} s):\n{_log(proc)}"
+    for stem in RESULT_PAGES:  # the notebooks ran in the copy and wrote beside it, not in the repository
+        assert (copy / "notebooks" / f"{stem}.md").exists()
+    assert (copy / "figures").is_dir() and any((copy / "figures").glob("*.png")), "the notebooks saved no figure"
+    assert (copy / "runs" / "smoke").is_dir(), "the notebooks wrote no runs/smoke in the copy"
+
+
+def _toc_files(toc: dict) -> list[str]:
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    walk(toc.get("sections"))
+    return files
+
+
+def test_every_page_of_the_toc_is_built(smoke_book, html_dir):
+    toc = yaml.safe_load((smoke_book[0] / "_toc.yml").read_text())
+    files = _toc_files(toc)
+    assert {f"notebooks/{stem}" for stem in RESULT_PAGES} <= set(files), "a results notebook is not in _toc.yml"
+    missing = [f for f in files if not (html_dir / f"{Path(f).with_suffix('')}.html").is_file()]
+    assert not missing, f"pages of _toc.yml not built: {missing}"
+    assert (html_dir / "index.html").is_file()
+
+
+class _Links(HTMLParser):
+    ATTRS = {("img", "src"), ("a", "href"), ("link", "href"), ("script", "src"), ("source", "src")}
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if (tag, name) in self.ATTRS and value is not None:
+                self.urls.append((f"<{tag} {name}>", value))
+
+
+def _local_target(page: Path, html_root: Path, url: str) -> Path | None:
+    """The file a local URL of ``page`` points to; None for an external or fragment-only URL."""
+    parts = urlsplit(url.strip())
+    if parts.scheme or parts.netloc or not parts.path:
+        return None
+    path = unquote(parts.path)
+    target = html_root / path.lstrip("/") if path.startswith("/") else page.parent / path
+    return target / "index.html" if target.is_dir() else target
+
+
+def test_local_links_and_images_resolve(html_dir):
+    pages = [p for p in html_dir.rglob("*.html") if p.relative_to(html_dir).parts[0] not in {"_static", "_sources"}]
+    assert len(pages) > 5
+    broken, checked = [], 0
+    for page in pages:
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        for what, url in parser.urls:
+            target = _local_target(page, html_dir, url)
+            if target is None:
+                continue
+            checked += 1
+            if not target.is_file():
+                broken.append(f"{page.relative_to(html_dir)}: {what} {url}")
+    assert checked > 50
+    assert not broken, f"{len(broken)} local links point to no file:\n" + "\n".join(sorted(set(broken))[:80])
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+REPORT_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var links = Array.prototype.slice.call(document.querySelectorAll('link[rel~="stylesheet"]'));
+  var report = {
+    images: imgs.length,
+    broken: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+                .map(function (i) { return i.getAttribute("src"); }),
+    tables: document.querySelectorAll("article table, main table").length,
+    failed_css: links.filter(function (l) { return l.href.indexOf("file:") === 0 && !l.sheet; })
+                     .map(function (l) { return l.getAttribute("href"); }),
+    title: document.title
+  };
+  var pre = document.createElement("pre");
+  pre.id = "dsrg-render-check";
+  pre.textContent = JSON.stringify(report);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = screenshots.find_chromium()
+    if path is None:
+        pytest.skip("no Chromium on PATH (chromium, chromium-browser, google-chrome) nor in $CHROMIUM: "
+                    "`make chromium` as root installs Debian's, or `apt-get install chromium`")
+    return path
+
+
+def render_report(chromium: str, page: Path, scratch: Path) -> dict:
+    """Load ``page`` in headless Chromium and return the report of REPORT_SCRIPT (see the module docstring)."""
+    text = page.read_text(encoding="utf-8")
+    base = f'<base href="{html.escape(page.parent.resolve().as_uri())}/">'
+    text, n = re.subn(r"<head\b[^>]*>", lambda m: m.group(0) + base, text, count=1, flags=re.I)
+    assert n == 1, f"{page}: no <head>"
+    text = re.sub(r"</body\s*>", REPORT_SCRIPT + "</body>", text, count=1, flags=re.I)
+    probe = scratch / f"render-check-{page.stem}.html"
+    probe.write_text(text, encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="dsrg-chromium-") as profile:
+        proc = subprocess.run([*screenshots.chromium_command(chromium, profile), "--window-size=1280,2000",
+                               "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="dsrg-render-check"[^>]*>(.*?)</pre>', proc.stdout, flags=re.S)
+    assert found, (f"{page.name}: Chromium gave no report (exit {proc.returncode}; did the load event fire?)\n"
+                   f"{proc.stderr[-3000:]}")
+    return json.loads(html.unescape(found.group(1)))
+
+
+# A 2 x 1 PNG, red and green.
+_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAD0lEQVR4nGP4z8DA8J8BAAf/Af8Bf4mnAAAAAElFTkSuQmCC")
+
+
+def test_render_check_sees_a_broken_image(chromium, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "good.png").write_bytes(_PNG)
+    page = site / "page.html"
+    page.write_text('<!DOCTYPE html><html><head><title>t</title></head><body><article>'
+                    '<img src="good.png"><img src="missing.png"><table><tr><td>1</td></tr></table>'
+                    "</article></body></html>")
+    report = render_report(chromium, page, tmp_path)
+    assert report["images"] == 2 and report["broken"] == ["missing.png"] and report["tables"] == 1, report
+
+
+@pytest.mark.parametrize("stem", RESULT_PAGES)
+def test_results_page_renders_in_chromium(chromium, html_dir, tmp_path, stem):
+    page = html_dir / "notebooks" / f"{stem}.html"
+    assert page.is_file(), f"{page} was not built"
+    report = render_report(chromium, page, tmp_path)
+    assert report["images"] >= 1, f"{stem}: no image on the page: {report}"
+    assert not report["broken"], f"{stem}: images that did not load: {report['broken']}"
+    assert not report["failed_css"], f"{stem}: stylesheets that did not load: {report['failed_css']}"
+    if stem in PAGES_WITH_TABLES:
+        assert report["tables"] >= 1, f"{stem}: no table in the page: {report}"
+
+
+def test_screenshots_script_takes_a_png(chromium, html_dir, tmp_path):
+    script = ROOT / "scripts" / "screenshots.py"
+    proc = subprocess.run([sys.executable, str(script), "--html", str(html_dir), "--out", str(tmp_path),
+                           "--chromium", chromium, "--height", "800", "table2_ablation"],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    png = tmp_path / "notebooks__table2_ablation.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+# --------------------------------------------------------------------------- make lab
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str, timeout: float = 10) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read().decode())
+
+
+def test_make_lab_serves_markdown_notebooks_as_notebooks(tmp_path):
+    venv_bin = ROOT / ".venv" / "bin"
+    if not (venv_bin / "jupyter-lab").exists():
+        pytest.skip("jupyterlab is not installed in .venv (the `book` extra)")
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    port = _free_port()
+    lab_args = (f"LAB_ARGS=--no-browser --port={port} --ip=127.0.0.1 --ServerApp.port_retries=0 "
+                "--IdentityProvider.token= --ServerApp.password=")
+    log = (tmp_path / "lab.log").open("w")
+    # -o: take the venv as made; the server and make share a new process group, ended below.
+    proc = subprocess.Popen(["make", "--no-print-directory", "-o", ".venv/.installed-stamp", "lab", lab_args],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, meta = time.monotonic() + 90, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                meta = _get_json(f"{base}/api/contents/notebooks/table2_ablation.md?content=0", timeout=5)
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert meta is not None, f"JupyterLab did not answer on {base}:\n{(tmp_path / 'lab.log').read_text()[-4000:]}"
+        assert meta["type"] == "notebook", meta
+        nb = _get_json(f"{base}/api/contents/notebooks/table2_ablation.md")["content"]
+        assert nb["metadata"]["kernelspec"]["name"] == "python3"
+        assert any("parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+        spec = _get_json(f"{base}/api/kernelspecs")["kernelspecs"]["python3"]["spec"]
+        assert Path(spec["argv"][0]).parent.resolve() == venv_bin.resolve(), spec["argv"]
+        docmanager = _get_json(f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin")
+        viewers = {**docmanager["schema"]["properties"]["defaultViewers"].get("default", {}),
+                   **docmanager["settings"].get("defaultViewers", {})}
+        assert viewers.get("markdown") == "Jupytext Notebook" and viewers.get("myst") == "Jupytext Notebook", viewers
+    finally:
+        _end_group(proc)
+        log.close()
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group that ``proc`` leads (make and the server it started); SIGKILL after 20 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        proc.poll()
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
