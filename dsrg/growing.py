@@ -159,20 +159,48 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     with torch.no_grad():
         if method == "torch":
             return _grow_torch(seeds, probs.detach().to(seeds.device), labels.to(seeds.device), theta_fg, theta_bg)
-        lab = label_map(seeds, probs.detach(), labels, theta_fg, theta_bg).cpu().numpy()
         seeds_np = seeds.cpu().numpy()
         # Only the (image, class) planes of present classes can grow: label just those.
         img, cls = np.nonzero(labels.cpu().numpy())
+        lab = _label_map_planes(seeds_np, probs.detach().cpu().numpy(), img, cls, theta_fg, theta_bg)
         candidate = lab[img] == cls[:, None, None]                    # (P, H, W)
         plane_seeds = seeds_np[img, cls]                              # (P, H, W)
         reached = reach_scipy(candidate, plane_seeds)
 
         # A pixel that is a seed of exactly one other class is never added.
-        single = seeds_np.sum(axis=1) == 1                            # (B, H, W)
+        single = np.count_nonzero(seeds_np, axis=1) == 1             # (B, H, W)
         owned_by_other = single[img] & ~plane_seeds
         grown = seeds_np.copy()
         grown[img, cls] |= reached & ~owned_by_other
     return torch.from_numpy(grown).to(seeds.device)
+
+
+def _label_map_planes(seeds: np.ndarray, probs: np.ndarray, img: np.ndarray, cls: np.ndarray,
+                      theta_fg: float, theta_bg: float) -> np.ndarray:
+    """:func:`label_map` in NumPy over the present planes only (the CPU path of :func:`grow`).
+
+    ``img``, ``cls``: the present (image, class) pairs as ``np.nonzero(labels)`` gives them: each image's
+    planes contiguous, classes ascending, background first (every image has it). An image holds a few of
+    the C classes, so the argmax runs over its K present planes, packed into ``(B, K, H*W)``, instead of
+    C; ties go to the lowest class index, as ``torch.max`` does. Returns int64 ``(B, H, W)``.
+    """
+    b, c, h, w = seeds.shape
+    lab = np.full((b, h, w), UNLABELLED, dtype=np.int64)
+    for k in range(c):                  # seed label: the highest seeded class index, -1 where no seed
+        lab[seeds[:, k]] = k
+    if len(img) == 0:                   # an empty batch
+        return lab
+    starts = np.flatnonzero(np.r_[True, img[1:] != img[:-1]])        # first plane of each image
+    slot = np.arange(len(img)) - starts[img]                          # the plane's place in its image
+    packed = np.full((b, int(slot.max()) + 1, h * w), -1.0, dtype=probs.dtype)
+    packed[img, slot] = probs[img, cls].reshape(len(img), h * w)
+    classes = np.zeros((b, packed.shape[1]), dtype=np.int64)
+    classes[img, slot] = cls
+    best = packed.argmax(axis=1)                                      # (B, H*W), first maximum
+    pmax = np.take_along_axis(packed, best[:, None], axis=1)[:, 0].reshape(b, h, w)
+    k = np.take_along_axis(classes, best, axis=1).reshape(b, h, w)
+    grow = ((k > 0) & (pmax > theta_fg)) | ((k == 0) & (pmax > theta_bg))
+    return np.where(grow, k, lab)
 
 
 def _grow_torch(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,

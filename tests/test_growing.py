@@ -274,3 +274,17 @@ def test_growing_on_cuda_stays_on_the_device_and_equals_scipy():
     want = grow(seeds, probs, labels, method="scipy")
     got = grow(seeds.cuda(), probs.cuda(), labels.cuda())          # auto = torch on CUDA
     assert got.is_cuda and torch.equal(got.cpu(), want)
+
+
+@pytest.mark.parametrize("method", ["scipy", "torch"])
+def test_a_tie_between_two_classes_goes_to_the_lower_class(method):
+    # One image, classes 0 (background), 1 and 2; every pixel is 0.5 / 0.5 between classes 1 and 2.
+    seeds = torch.zeros(1, 3, 1, 3, dtype=torch.bool)
+    seeds[0, 1, 0, 0] = True                     # a class-1 seed at the left end
+    seeds[0, 2, 0, 2] = True                     # a class-2 seed at the right end
+    probs = torch.tensor([0.0, 0.5, 0.5]).view(1, 3, 1, 1).expand(1, 3, 1, 3).contiguous()
+    labels = torch.ones(1, 3, dtype=torch.bool)
+    grown = grow(seeds, probs, labels, theta_fg=0.4, theta_bg=0.99, method=method)
+    # The middle pixel is labelled 1 (the tie's lower class) and touches the class-1 seed: it joins class 1.
+    assert grown[0, 1, 0].tolist() == [True, True, False]
+    assert grown[0, 2, 0].tolist() == [False, False, True]
