@@ -87,11 +87,6 @@ class Experiment:
         names = self.dataset(m["split"]).class_names
         return pd.Series({k: (np.nan if m["iou"].get(k) is None else float(m["iou"][k])) for k in names}, name="iou")
 
-    def seeds_quality(self) -> dict | None:
-        """The seeds' precision / recall / IoU against the ground truth (from ``seeds``' ``done.json``;
-        None where the dataset has no ground truth)."""
-        return self._json("seeds", "done.json").get("quality")
-
     def supervision(self) -> pd.DataFrame:
         """Fig. 4's curve: precision, recall, IoU of the supervision per epoch (row 0 = the seeds)."""
         path = self.folder("seg") / "supervision.csv"
@@ -117,10 +112,6 @@ class Experiment:
 
     def predictions(self) -> Path:
         return Path(self.metrics()["predictions"])
-
-    def wall_times(self) -> dict[str, float]:
-        """Seconds each step took when it ran (not this call: reused steps keep their first time)."""
-        return {step: runs.done_info(f)["wall_s"] for step, f in self.folders.items() if runs.is_done(f)}
 
     def machine(self) -> str:
         """The machine that ran the last step (from its ``done.json``)."""
@@ -157,13 +148,12 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, base: str | Path |
     from .steps import pipeline
 
     cfg = profile(name, overrides, base)
-    planned = pipeline.planned_steps(cfg)
     if steps is not None:
+        planned = pipeline.planned_steps(cfg)
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-        planned = [s for s in planned if s in steps]
-    return Experiment(cfg, pipeline.run(cfg, only=planned))
+    return Experiment(cfg, pipeline.run(cfg, only=steps))
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
