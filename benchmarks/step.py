@@ -1,7 +1,7 @@
 """Time one full DSRG training step (Section 3.2, Figure 2) and split it into its parts.
 
     python benchmarks/step.py [--model vgg16|resnet101] [--batch 20] [--size 321] [--width 1.0]
-                              [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|torch|auto]
+                              [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|numba|torch|auto]
                               [--repeats 5] [--no-amp] [--threads 0] [--json PATH]
 
 The step is composed as ``dsrg.steps.train_seg`` composes it (``step`` and ``supervision`` there):
@@ -32,7 +32,7 @@ from grow import machine_info, print_machine, timed, write_json  # benchmarks/ i
 
 from dsrg.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
 from dsrg.data import transforms as T
-from dsrg.growing import grow
+from dsrg.growing import METHODS, grow, resolve_method
 from dsrg.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
 from dsrg.models import DeepLabASPP
 from dsrg.train import autocast
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--crf", default="auto", choices=["exact", "pydensecrf", "auto"], help="CRF backend")
     ap.add_argument("--crf-workers", type=int, default=1, help="processes for pydensecrf")
     ap.add_argument("--unary", default="prob", choices=["prob", "logprob"])
-    ap.add_argument("--grow", default="auto", choices=["scipy", "torch", "auto"], help="growing method")
+    ap.add_argument("--grow", default="auto", choices=METHODS, help="growing method")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -82,7 +82,7 @@ def main() -> None:
     images, cues, labels = (t.to(dev) for t in make_batch(a.batch, a.classes, a.size, grid))
     amp = not a.no_amp
     crf_backend = resolve_backend(a.crf, torch.empty(1, 1, grid, grid, device=dev))
-    grow_method = a.grow if a.grow != "auto" else ("torch" if dev.type == "cuda" else "scipy")
+    grow_method = resolve_method(a.grow, dev)
 
     def one_step() -> dict:
         times = {}

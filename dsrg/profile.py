@@ -97,7 +97,7 @@ class SegConfig(Schedule):
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = 12.0               # the training-time CRF's s on the output grid (authors' code: 12)
     crf_backend: str = "auto"             # pydensecrf | exact (dense kernels, torch) | auto (exact on CUDA)
-    grow_method: str = "auto"             # scipy | torch (on the device) | auto (torch on CUDA); same result
+    grow_method: str = "auto"             # scipy | numba | torch (on the device) | auto (torch on CUDA, else numba); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
@@ -167,7 +167,7 @@ CHOICES: dict[str, tuple] = {
     "seg.seed_loss": ("balanced", "sec"),
     "seg.crf_unary": ("prob", "logprob"),
     "seg.crf_backend": ("auto", "pydensecrf", "exact"),
-    "seg.grow_method": ("auto", "scipy", "torch"),
+    "seg.grow_method": ("auto", "scipy", "numba", "torch"),
     "retrain.init": ("seg", "imagenet"),
     "eval.model": ("auto", "seg", "retrain"),
 }

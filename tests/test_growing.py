@@ -214,18 +214,47 @@ def test_grow_keeps_the_device_and_needs_no_gradient():
 
 @settings(max_examples=150, deadline=None)
 @given(growing_inputs())
-def test_torch_growing_equals_scipy_growing(inputs):
+def test_torch_and_numba_growing_equal_scipy_growing(inputs):
     scipy_out = grow(*inputs, method="scipy")
-    torch_out = grow(*inputs, method="torch")
-    assert torch_out.dtype == torch.bool and torch.equal(torch_out, scipy_out)
-    assert torch.equal(grow(*inputs), scipy_out)                  # auto = scipy on the CPU
+    for method in ("torch", "numba"):
+        out = grow(*inputs, method=method)
+        assert out.dtype == torch.bool and torch.equal(out, scipy_out), method
+    assert torch.equal(grow(*inputs), scipy_out)                  # auto = numba on the CPU
 
 
-@pytest.mark.parametrize("check_every", [1, 3, 8])
-def test_torch_growing_equals_scipy_on_training_shaped_batches(check_every):
-    """Batch 6 x 21 classes x 41 x 41 with smooth (blobby) probabilities: long components and many seeds."""
-    g = torch.Generator().manual_seed(check_every)
-    b, c, s = 6, 21, 41
+def test_numba_growing_takes_float64_and_half_probabilities():
+    seeds, probs, labels = _blobby_batch(seed=5, b=3, s=17)
+    want = grow(seeds, probs, labels, method="scipy")
+    for dtype in (torch.float64, torch.float16):
+        p = probs.to(dtype)
+        assert torch.equal(grow(seeds, p, labels, method="numba"), grow(seeds, p, labels, method="scipy")), dtype
+    assert torch.equal(grow(seeds, probs, labels, method="numba"), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_a_probability_equal_to_the_threshold_in_its_precision_does_not_grow(dtype):
+    # theta_fg = 0.85 rounded to the tensor's precision; "> theta" is strict in every method.
+    at = torch.tensor(0.85, dtype=dtype)
+    probs = torch.stack([1 - at, at]).view(1, 2, 1, 1).expand(1, 2, 1, 2).contiguous()
+    seeds = torch.zeros(1, 2, 1, 2, dtype=torch.bool); seeds[0, 1, 0, 0] = True
+    labels = torch.ones(1, 2, dtype=torch.bool)
+    for method in ("scipy", "numba", "torch"):
+        assert grow(seeds, probs, labels, 0.85, 0.99, method=method)[0, 1, 0].tolist() == [True, False], method
+        assert grow(seeds, probs, labels, 0.84, 0.99, method=method)[0, 1, 0].tolist() == [True, True], method
+
+
+def test_without_numba_auto_falls_back_to_scipy_and_numba_says_what_is_missing(monkeypatch):
+    import dsrg.growing as growing
+    seeds, probs, labels = _blobby_batch(seed=6, b=2, s=9)
+    monkeypatch.setattr(growing, "_numba_kernel", lambda: None)
+    assert torch.equal(grow(seeds, probs, labels), grow(seeds, probs, labels, method="scipy"))
+    with pytest.raises(InputError, match="needs the numba package"):
+        grow(seeds, probs, labels, method="numba")
+
+
+def _blobby_batch(seed: int, b: int = 6, c: int = 21, s: int = 41):
+    """A training-shaped batch: 3 present foreground classes per image, smooth (blobby) probabilities."""
+    g = torch.Generator().manual_seed(seed)
     labels = torch.zeros(b, c, dtype=torch.bool)
     labels[:, 0] = True
     for i in range(b):
@@ -233,6 +262,13 @@ def test_torch_growing_equals_scipy_on_training_shaped_batches(check_every):
     logits = torch.nn.functional.avg_pool2d(torch.randn(b, c, s, s, generator=g), 5, 1, 2) * 12
     probs = logits.softmax(1)
     seeds = (torch.rand(b, c, s, s, generator=g) < 0.03) & labels[:, :, None, None]
+    return seeds, probs, labels
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 8])
+def test_torch_and_numba_growing_equal_scipy_on_training_shaped_batches(check_every):
+    """Batch 6 x 21 classes x 41 x 41 with smooth (blobby) probabilities: long components and many seeds."""
+    seeds, probs, labels = _blobby_batch(check_every)
     for tf, tb in [(0.85, 0.99), (0.3, 0.3), (INF, 0.5)]:
         lab = label_map(seeds, probs, labels, tf, tb)
         img, cls = torch.nonzero(labels, as_tuple=True)
@@ -240,8 +276,9 @@ def test_torch_growing_equals_scipy_on_training_shaped_batches(check_every):
         ps = seeds[img, cls]
         expected = torch.from_numpy(reach_scipy(cand.numpy(), ps.numpy()))
         assert torch.equal(reach_torch(cand, ps, check_every=check_every), expected)
-        assert torch.equal(grow(seeds, probs, labels, tf, tb, method="torch"),
-                           grow(seeds, probs, labels, tf, tb, method="scipy"))
+        want = grow(seeds, probs, labels, tf, tb, method="scipy")
+        assert torch.equal(grow(seeds, probs, labels, tf, tb, method="torch"), want)
+        assert torch.equal(grow(seeds, probs, labels, tf, tb, method="numba"), want)
 
 
 def test_torch_reachability_follows_a_serpentine_and_never_crosses_planes():
@@ -276,7 +313,7 @@ def test_growing_on_cuda_stays_on_the_device_and_equals_scipy():
     assert got.is_cuda and torch.equal(got.cpu(), want)
 
 
-@pytest.mark.parametrize("method", ["scipy", "torch"])
+@pytest.mark.parametrize("method", ["scipy", "numba", "torch"])
 def test_a_tie_between_two_classes_goes_to_the_lower_class(method):
     # One image, classes 0 (background), 1 and 2; every pixel is 0.5 / 0.5 between classes 1 and 2.
     seeds = torch.zeros(1, 3, 1, 3, dtype=torch.bool)
