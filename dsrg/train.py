@@ -51,6 +51,17 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+def channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Store the model's 4-D weights channels-last (NHWC), in place; returns the model.
+
+    Convolutions then run, and hand their outputs on, in NHWC: oneDNN on the CPU and cuDNN's tensor-core
+    kernels are faster that way (``benchmarks/step.py``: about 1.3x for a whole demo training step on two
+    CPU cores). Inputs need no conversion. Values are the same up to float rounding, like a change of
+    thread count; checkpoints load into a model of either layout.
+    """
+    return model.to(memory_format=torch.channels_last)
+
+
 @dataclass
 class World:
     rank: int = 0
@@ -163,6 +174,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds) and ``ckpt.pt``.
     """
     ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
+    channels_last(model)
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])
     start, state = 0, None
@@ -243,4 +255,4 @@ def load_model(path: Path, model: torch.nn.Module, device: torch.device) -> torc
         raise InputError(f"model file not found: {path}")
     state = torch.load(path, map_location=device, weights_only=False)
     model.load_state_dict(state["state_dict"])
-    return model.to(device)
+    return channels_last(model.to(device))

@@ -98,12 +98,21 @@ class ResNet101(nn.Module):
         self._apply_bn_freeze()
 
     def _init_weights(self) -> None:
+        """He-normal convolutions, unit BatchNorm, and a zero scale on each block's last BatchNorm.
+
+        The zero scale (Goyal et al. 2017, torchvision's ``zero_init_residual``) makes every block start as
+        the identity. It only matters without ImageNet weights (the demo's ResNet-101 row): with unit
+        scales the 33 blocks' outputs add up on the shortcut path, and training from random weights
+        diverges within a few iterations (the seeding loss jumps to its clip). Loaded weights replace it."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
 
     def batchnorms(self) -> list[nn.BatchNorm2d]:
         return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
