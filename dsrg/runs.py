@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from .io import InputError, write_json
+from .io import InputError, locked, write_json
 from .profile import Profile, section_dict
 
 STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
@@ -87,6 +87,12 @@ def step_dir(cfg: Profile, step: str) -> Path:
     if step not in STEPS:
         raise InputError(f"step: expected one of {STEPS}, got {step!r}")
     return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
+
+
+def step_lock(cfg: Profile, step: str):
+    """The lock (:func:`dsrg.io.locked`) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
+    folder = step_dir(cfg, step)
+    return locked(folder.parent / f".{folder.name}.lock")
 
 
 def is_done(folder: Path) -> bool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -216,3 +219,21 @@ def test_a_split_without_label_maps_gets_predictions_in_the_servers_layout(tiny_
     server = folder / "results" / "VOC2012" / "Segmentation" / "comp6_test_cls"
     assert sorted(p.stem for p in server.glob("*.png")) == ids
     assert "miou" not in json.loads((folder / "metrics.json").read_text())
+
+
+def test_two_processes_running_the_same_experiment_train_each_step_once(tmp_path):
+    """Two `dsrg run` at once on one run folder (two notebooks that share a run): the steps' locks make
+    the second process wait for each step and reuse it, and the dataset is written once."""
+    cmd = [sys.executable, "-m", "dsrg.cli", "run", "--profile", "demo",
+           *tiny_overrides(tmp_path / "synth", tmp_path / "run")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    lines = [line for out, _ in outs for line in out.splitlines() if line.startswith("[dsrg run]") and "/" in line]
+    for step in runs.STEPS:
+        mine = [line for line in lines if f"{step}-" in line]
+        assert len(mine) == 2, (step, lines)
+        assert sum("done before" in line for line in mine) == 1, (step, mine)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".synth.lock", "run", "synth"]  # no half-written copy

@@ -39,7 +39,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dsrg.data.voc import IGNORE, image_size, write_label_png
-from dsrg.io import InputError, atomic_dir, atomic_path, save_image, write_json, write_text
+from dsrg.io import InputError, atomic_dir, atomic_path, locked, save_image, write_json, write_text
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
 COCO_CLASSES: list[str] = [
@@ -419,14 +419,15 @@ def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int 
     elif not isinstance(synth, SynthConfig):
         synth = apply_overrides(SynthConfig(), [str(s) for s in synth])
     root = Path(root)
-    coco = write_synthetic_coco(root / "coco", synth, progress=progress, classes=classes)
-    counts = json.loads((coco / "dataset.json").read_text())["counts"]
     out = root / "COCO2014"
-    for split in SYNTH_SPLITS.values():
-        meta_path = out / "dataset.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        done = (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() \
-            and meta.get("counts", {}).get(split) == counts[split]
-        if not done:
-            convert_coco(coco, split, out, progress=progress)
+    with locked(root / ".embedded-coco.lock"):  # a second caller waits, then finds it written
+        coco = write_synthetic_coco(root / "coco", synth, progress=progress, classes=classes)
+        counts = json.loads((coco / "dataset.json").read_text())["counts"]
+        for split in SYNTH_SPLITS.values():
+            meta_path = out / "dataset.json"
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            done = (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() \
+                and meta.get("counts", {}).get(split) == counts[split]
+            if not done:
+                convert_coco(coco, split, out, progress=progress)
     return out

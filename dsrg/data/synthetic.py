@@ -49,7 +49,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dsrg.data.voc import IGNORE, write_label_png
-from dsrg.io import InputError, atomic_dir, save_image, write_json, write_text
+from dsrg.io import InputError, atomic_dir, locked, save_image, write_json, write_text
 
 GENERATOR = "dsrg.data.synthetic"
 VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38), heads 20-30% of the body, body_hint
@@ -466,9 +466,13 @@ def write_dataset(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), prog
     validate_config(cfg)
     cfg = SynthConfig(**config_dict(cfg))  # plain Python numbers, exactly as stored in dataset.json
     out = Path(out)
-    if out.exists():
-        if _check_existing(out, cfg):
+    with locked(out.parent / f".{out.name}.lock"):  # a second writer waits, then finds it written
+        if out.exists() and _check_existing(out, cfg):
             return out
+        return _write(out, cfg, progress)
+
+
+def _write(out: Path, cfg: SynthConfig, progress: bool) -> Path:
     names = class_names(cfg.classes)
     jobs = [(split, i) for split, n in (("train", cfg.n_train), ("val", cfg.n_val)) for i in range(n)]
     per_class = {split: [0] * len(names) for split in SPLIT_CODES}

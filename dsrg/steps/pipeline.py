@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -33,9 +34,12 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
         if only is not None and step not in only:
             continue
         folder = runs.step_dir(cfg, step)
-        skipped = runs.is_done(folder)
-        tick = time.perf_counter()
-        folders[step] = MODULES[step].run(cfg, resume=resume)
+        # One process per step folder: another one running this step (a notebook beside this one) is
+        # waited for, and its output reused. Under torchrun the ranks run the step together, unlocked.
+        with runs.step_lock(cfg, step) if ctx.world.size == 1 else contextlib.nullcontext():
+            skipped = runs.is_done(folder)
+            tick = time.perf_counter()
+            folders[step] = MODULES[step].run(cfg, resume=resume)
         barrier(ctx.world)
         if ctx.world.main:
             wall = "done before" if skipped else f"{time.perf_counter() - tick:.1f} s"
