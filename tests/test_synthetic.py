@@ -116,7 +116,8 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "render_image", failing)
     with pytest.raises(KeyboardInterrupt):
         write_dataset(tmp_path / "synth", TINY, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    # Only the writers' (empty) lock file stays: no dataset, no temporary folder.
+    assert [(p.name, p.stat().st_size) for p in tmp_path.iterdir()] == [(".synth.lock", 0)]
 
 
 def test_unknown_split_is_refused():
