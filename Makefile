@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= data/synthetic
+# notebooks executed at once by `make book` (scripts/execute_notebooks.py)
+BOOK_JOBS ?= 2
 
 .PHONY: help setup test test-all book data demo bench bench-demo clean lab chromium
 
@@ -72,6 +74,7 @@ bench-demo: $(STAMP)
 	$(PY) benchmarks/demo.py
 
 book: $(STAMP)
+	$(PY) scripts/execute_notebooks.py --jobs $(BOOK_JOBS)
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 
 clean:

@@ -9,7 +9,7 @@ iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.crf.crf_train(backend="py
 (``--workers`` processes; 1 = one image after another) and ``backend="exact"`` on ``--device``, median
 wall time per batch (CUDA synchronised), ratio; then the agreement of the two: max, mean and 99th
 percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
-real-looking scenes (a colour gradient, three flat-coloured discs with sharp edges, grey-level noise)
+real-looking scenes (a colour gradient, three shaded discs with sharp edges, grey-level noise; ``make_scenes``)
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
 """
 
@@ -26,7 +26,11 @@ from dsrg.crf import crf_train
 
 
 def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
-    """uint8 ``(b, 3, size, size)`` images and float32 ``(b, c, size, size)`` probabilities."""
+    """``b`` real-looking scenes, ``size`` x ``size``: a smooth colour gradient and 3 discs of one colour
+    each, shaded top to bottom (sharp edges, grey-level noise 4), and probabilities whose logits favour each
+    disc's class (class 0 elsewhere) by ``margin`` over N(0, 1) noise. ``tests/test_crf.py`` measures the
+    two backends' agreement on these scenes too. Returns uint8 ``(b, 3, size, size)`` images and float32
+    ``(b, c, size, size)`` probabilities."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size] / size
     imgs, probs = [], []
@@ -37,7 +41,7 @@ def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
             cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.35)
             disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
             lab[disc] = rng.integers(1, c) if c > 1 else 0
-            img[disc] = rng.uniform(0, 255, 3)
+            img[disc] = rng.uniform(0, 255, 3) + 30 * yy[disc][:, None] * rng.normal(size=3)
         imgs.append(np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8))
         logits = rng.normal(0, 1, (c, size, size))
         np.put_along_axis(logits, lab[None], np.take_along_axis(logits, lab[None], 0) + margin, 0)

@@ -33,7 +33,7 @@ compares them on random inputs):
 
 - ``"scipy"``: one ``scipy.ndimage.label`` over the stacked planes on the CPU (the tensors go to the CPU
   and the result comes back to the input's device);
-- ``"numba"``: one compiled sweep over the batch on the CPU (:func:`_numba_kernel`): per image, the label
+- ``"numba"``: one compiled sweep over the batch on the CPU (``_numba_kernel``): per image, the label
   map in two passes over the planes, then a flood fill from the seeds through equal labels (an explicit
   stack, 8 neighbours). It reads every plane once and labels no component that no seed touches, which
   makes it the fastest CPU path (``benchmarks/grow.py``). It needs ``numba`` (a dependency; compiled on
@@ -229,7 +229,7 @@ def _grow_torch(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
 
 
 def resolve_method(method: str, device: torch.device) -> str:
-    """The method that ``method`` (one of :data:`METHODS`) runs as for tensors on ``device``."""
+    """The method that ``method`` (one of ``METHODS``) runs as for tensors on ``device``."""
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if method != "auto":

@@ -90,7 +90,7 @@ def step_dir(cfg: Profile, step: str) -> Path:
 
 
 def step_lock(cfg: Profile, step: str):
-    """The lock (:func:`dsrg.io.locked`) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
+    """The lock (``dsrg.io.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
     folder = step_dir(cfg, step)
     return locked(folder.parent / f".{folder.name}.lock")
 

@@ -84,11 +84,17 @@ def smoke_book(tmp_path_factory):
     env.setdefault("OMP_NUM_THREADS", "1")
     env.pop("MPLBACKEND", None)  # the notebooks' figures need the inline backend
     t0 = time.perf_counter()
-    try:
+    try:  # as `make book`: the notebooks two at a time into the execution cache, then the build
+        pre = subprocess.run([sys.executable, str(copy / "scripts" / "execute_notebooks.py"), "--root", str(copy),
+                              "--jobs", "2", "--threads", "1"], cwd=copy, env=env, capture_output=True, text=True,
+                             timeout=1500)
+        if pre.returncode != 0:
+            pytest.fail(f"scripts/execute_notebooks.py failed (exit {pre.returncode}):\n{_tail(pre.stdout + pre.stderr)}")
         proc = subprocess.run([str(JUPYTER_BOOK), "build", "-W", "-n", "--keep-going", str(copy)], cwd=copy,
                               env=env, capture_output=True, text=True, timeout=1500)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the smoke build ran past {e.timeout} s:\n{_tail((e.stdout or b'').decode(errors='replace'))}")
+    proc.pre_executed = pre.stdout
     return copy, proc, time.perf_counter() - t0
 
 
@@ -119,6 +125,17 @@ def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
         assert (copy / "notebooks" / f"{stem}.md").exists()
     assert (copy / "figures").is_dir() and any((copy / "figures").glob("*.png")), "the notebooks saved no figure"
     assert (copy / "runs" / "smoke").is_dir(), "the notebooks wrote no runs/smoke in the copy"
+
+
+def test_the_build_reuses_the_notebooks_executed_side_by_side(smoke_book):
+    """scripts/execute_notebooks.py stores each notebook under the key the build looks up: the build
+    executes none of notebooks/ again (it would log "Executing notebook" for them)."""
+    copy, proc, _ = smoke_book
+    executed = [line for line in proc.pre_executed.splitlines() if line.startswith("[execute] notebooks/")]
+    assert len(executed) == len(RESULT_PAGES), proc.pre_executed
+    runs = [line for line in _tail(proc.stdout + proc.stderr, 10**7).splitlines() if "Executing notebook" in line]
+    assert any("performance" in line for line in runs), runs      # book/performance.md: the build runs it
+    assert not [line for line in runs if "notebooks/" in line], runs
 
 
 def _toc_files(toc: dict) -> list[str]:

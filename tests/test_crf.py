@@ -1,6 +1,9 @@
 """Dense CRF: it sharpens a noisy two-region map along the image's edge; the exact batched backend solves
 pydensecrf's model (its kernels, normalisation and update), batched, in float32 and float64."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +11,9 @@ import torch
 from dsrg.crf import (EXACT_MAX_POSITIONS, CRFParams, crf_test, crf_train, dense_crf, mean_field, pairwise_matrix,
                       refine_for_growing, resolve_backend)
 from dsrg.io import InputError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from crf import make_scenes  # noqa: E402  (benchmarks/crf.py)
 
 
 def two_region_case(h=24, w=24, noise=0.25, seed=0):
@@ -75,26 +81,11 @@ def test_bad_crf_inputs_are_named():
 
 
 def scene(b, c, size, sharp, seed):
-    """``b`` real-looking images, ``size`` x ``size``: a smooth colour gradient and 3 discs of flat colour
-    (sharp edges, grey-level noise 4), and probabilities whose logits favour each disc's class (and
-    class 0 elsewhere) by ``sharp`` over N(0, 1) noise. uint8 ``(b, 3, s, s)``, float32 ``(b, c, s, s)``."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size] / size
-    imgs, probs = [], []
-    for _ in range(b):
-        lab = np.zeros((size, size), np.int64)
-        img = rng.uniform(0, 255, 3) + 60 * (yy[..., None] * rng.normal(size=3) + xx[..., None] * rng.normal(size=3))
-        for _ in range(3):
-            cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.35)
-            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2
-            lab[disc] = rng.integers(1, c)
-            img[disc] = rng.uniform(0, 255, 3) + 30 * yy[disc][:, None] * rng.normal(size=3)
-        imgs.append(np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8))
-        logits = rng.normal(0, 1, (c, size, size))
-        np.put_along_axis(logits, lab[None], np.take_along_axis(logits, lab[None], 0) + sharp, 0)
-        probs.append(np.exp(logits) / np.exp(logits).sum(0))
-    return (torch.from_numpy(np.stack(probs)).float(),
-            torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous())
+    """The CRF benchmark's scenes (``benchmarks/crf.py``: ``make_scenes``): ``b`` images with a colour
+    gradient and 3 shaded discs, probabilities favouring each disc's class by ``sharp`` over N(0, 1)
+    noise. float32 ``(b, c, s, s)``, uint8 ``(b, 3, s, s)``."""
+    images, probs = make_scenes(b, c, size, margin=sharp, seed=seed)
+    return probs, images
 
 
 # Per regime: the logit margin of the scene, and the bounds asserted on the per-position difference
