@@ -150,8 +150,6 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     Returns:
         bool ``(B, C, H, W)`` on ``seeds``' device: ``seeds`` OR the grown pixels.
     """
-    if method not in METHODS:
-        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     expect_shape("seeds", seeds, (None, None, None, None), torch.bool)
     b, c, h, w = seeds.shape
     expect_shape("probs", probs, (b, c, h, w))
