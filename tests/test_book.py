@@ -45,10 +45,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+import execute_notebooks  # noqa: E402  (scripts/execute_notebooks.py: the table of contents' files)
 import screenshots  # noqa: E402  (scripts/screenshots.py: the Chromium finder and its flags)
 
 RESULT_PAGES = screenshots.RESULT_PAGES
@@ -138,25 +138,8 @@ def test_the_build_reuses_the_notebooks_executed_side_by_side(smoke_book):
     assert not [line for line in runs if "notebooks/" in line], runs
 
 
-def _toc_files(toc: dict) -> list[str]:
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(entry.get(key))
-
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    walk(toc.get("sections"))
-    return files
-
-
 def test_every_page_of_the_toc_is_built(smoke_book, html_dir):
-    toc = yaml.safe_load((smoke_book[0] / "_toc.yml").read_text())
-    files = _toc_files(toc)
+    files = execute_notebooks.toc_files(smoke_book[0])
     assert {f"notebooks/{stem}" for stem in RESULT_PAGES} <= set(files), "a results notebook is not in _toc.yml"
     missing = [f for f in files if not (html_dir / f"{Path(f).with_suffix('')}.html").is_file()]
     assert not missing, f"pages of _toc.yml not built: {missing}"
