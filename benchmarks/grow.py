@@ -6,7 +6,8 @@
 Prints the median wall time of ``dsrg.growing.grow`` with its three methods (``method="scipy"``: one
 scipy.ndimage.label on the CPU; ``method="numba"``: one compiled sweep over the batch on the CPU;
 ``method="torch"``: geodesic dilation on ``--device``) and of a per-image, per-class loop over
-scipy.ndimage.label (the shape of the authors' code), with ratios to the loop. All three are checked to give identical results first. Inputs are random but shaped like
+scipy.ndimage.label (the shape of the authors' code), with ratios to the loop. The three methods are first
+checked to give the loop's result exactly. Inputs are random but shaped like
 training: 1-3 present foreground classes per image, sparse seeds, a peaked softmax.
 """
 
