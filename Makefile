@@ -7,7 +7,7 @@ DATA   ?= data/synthetic
 # notebooks executed at once by `make book` (scripts/execute_notebooks.py)
 BOOK_JOBS ?= 2
 
-.PHONY: help setup test test-all book data demo bench bench-demo clean lab chromium
+.PHONY: help setup test test-all book data demo bench bench-gpu bench-demo clean lab chromium
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
@@ -15,7 +15,8 @@ help:
 	@echo "make test-all  run every test, slow ones included (GPU tests skip without CUDA)"
 	@echo "make data      write the embedded dataset to $(DATA)"
 	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
-	@echo "make bench     run the benchmarks in benchmarks/"
+	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
+	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
 	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
 	@echo "make lab       JupyterLab on the venv's kernel; the .md notebooks open as notebooks (jupytext)"
 	@echo "make chromium  install Debian's chromium for the book's browser tests if missing (root + apt only)"
@@ -64,8 +65,19 @@ data: $(STAMP)
 
 bench: data
 	$(PY) benchmarks/grow.py
+	$(PY) benchmarks/crf.py
+	$(PY) benchmarks/step.py --batch 2 --size 161 --width 0.25
 	$(PY) benchmarks/synth.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
+
+# On a machine with CUDA: the paper profile's shapes (batch 20, 21 classes, 41 x 41; VGG16 at 321 x 321),
+# recorded in benchmarks/results/, where the book's performance chapter reads them.
+RESULTS ?= benchmarks/results
+bench-gpu: $(STAMP)
+	@$(PY) -c 'import torch, sys; torch.cuda.is_available() or sys.exit("make bench-gpu: no CUDA device here")'
+	$(PY) benchmarks/grow.py --device cuda --json $(RESULTS)/grow-gpu.json
+	$(PY) benchmarks/crf.py --device cuda --json $(RESULTS)/crf-gpu.json
+	$(PY) benchmarks/step.py --device cuda --batch 20 --size 321 --crf exact --json $(RESULTS)/step-gpu.json
 
 demo: $(STAMP)
 	$(VENV)/bin/dsrg run --profile demo

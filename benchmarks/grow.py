@@ -14,16 +14,17 @@ training: 1-3 present foreground classes per image, sparse seeds, a peaked softm
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndi
 import torch
 
+import dsrg.io
 from dsrg.growing import grow, label_map, resolve_method
 
 
@@ -49,9 +50,10 @@ def print_machine(info: dict) -> None:
 
 
 def write_json(path: str | None, record: dict) -> None:
+    """Write ``record`` to ``path`` (if given) atomically, creating its folder."""
     if path:
-        with open(path, "w") as f:
-            json.dump(record, f, indent=2)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        dsrg.io.write_json(path, record)
         print(f"wrote {path}")
 
 
