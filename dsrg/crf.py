@@ -51,6 +51,7 @@ up to ~1), as pydensecrf does against itself under a +-1 grey-level change of th
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -226,6 +227,17 @@ def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParam
     return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
 
 
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes for pydensecrf (training and test time). The workers are forked
+    from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and
+    its threads can deadlock, so they then come from a fork server (that imports this module once)."""
+    if torch.cuda.is_initialized():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return ProcessPoolExecutor(max_workers=workers)
+
+
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
                           workers: int | None) -> torch.Tensor:
     b, c, h, w = probs.shape
@@ -235,7 +247,7 @@ def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRF
     jobs = [(energy[i], rgb[i], params) for i in range(b)]
     workers = min(b, os.cpu_count() or 1) if workers is None else workers
     if workers > 1 and b > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             out = list(pool.map(_one, jobs))
     else:
         out = [_one(j) for j in jobs]

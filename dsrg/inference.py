@@ -7,14 +7,14 @@ all classes. The CRF of image k runs in a process pool while the network works o
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .crf import CRFParams, _dense_crf_one
+from .crf import CRFParams, _dense_crf_one, process_pool
 from .data import transforms as T
 from .train import autocast
 
@@ -64,7 +64,7 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
             yield image_id, p.argmax(0).numpy().astype(np.uint8)
         return
     pending: list[tuple[str, Future]] = []
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    with process_pool(max(1, workers)) as pool:
         for item in images:
             image_id, image, p = probs_of(item)
             pending.append((image_id, pool.submit(_crf_label, p.numpy(), image, CRFParams(scale=crf_scale))))

@@ -66,10 +66,17 @@ def step_config(cfg: Profile, step: str) -> dict:
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
         own[step] = section_dict(cfg, step)[step]
+    from .train import resolve_device
+
+    cuda = resolve_device(cfg.device).type == "cuda"
+    if cuda:
+        own["amp"] = cfg.amp        # bf16 autocast changes the numbers; on the CPU it is never used
     if step == "seg" and cfg.seg.crf_backend == "auto":
-        # "auto" means exact on CUDA and pydensecrf on the CPU: hash what will run (they differ slightly).
-        from .train import resolve_device
-        own["seg"]["crf_backend"] = "exact" if resolve_device(cfg.device).type == "cuda" else "pydensecrf"
+        # hash the backend that will run (they differ slightly): crf.resolve_backend's rule
+        from .crf import EXACT_MAX_POSITIONS
+        from .models.deeplab import output_size
+        small = output_size(cfg.seg.input_size, cfg.seg.backbone) ** 2 <= EXACT_MAX_POSITIONS
+        own["seg"]["crf_backend"] = "exact" if cuda and small else "pydensecrf"
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
     prev = upstream(cfg, step)

@@ -4,9 +4,11 @@ One iteration = one global batch of ``batch_size`` images, drawn without replace
 permutation fixed by ``(seed, epoch)``; each item's random flip/crop is drawn from its own seed
 (:mod:`dsrg.data.dataset`). With torchrun (``WORLD_SIZE > 1``) every process takes its slice of the
 global batch and DistributedDataParallel averages the gradients, so the update equals the one-process
-update on the same global batch. Checkpoints (model, optimizer, RNG state, the step's records) are
-written atomically every ``ckpt_every`` iterations; ``resume=True`` continues from the last one and
-ends with the same weights as an uninterrupted run (CPU, same thread count).
+update on the same global batch; trainable BatchNorm layers (the demo profiles) share their batch
+statistics across CUDA processes (SyncBatchNorm), while CPU processes (gloo) normalise over their own
+slice. Checkpoints (model, optimizer, RNG state, the step's records) are written atomically every
+``ckpt_every`` iterations; ``resume=True`` continues from the last one and ends with the same weights as
+an uninterrupted run (CPU, same thread count).
 """
 
 from __future__ import annotations
@@ -90,18 +92,28 @@ def barrier(world: World) -> None:
         tdist.barrier()
 
 
+def collective_device() -> torch.device:
+    """Where the process group reduces: NCCL takes CUDA tensors only, gloo CPU tensors."""
+    if tdist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(values: dict[str, float], world: World) -> dict[str, float]:
+    """The mean of each value over the processes."""
     if world.size == 1 or not values:
         return values
-    t = torch.tensor(list(values.values()), dtype=torch.float64)
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=collective_device())
     tdist.all_reduce(t)
     return dict(zip(values, (t / world.size).tolist()))
 
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
+    """The sum of ``t`` over the processes, on ``t``'s device (``t`` itself is left as it is)."""
     if world.size > 1:
-        t = t.clone()
-        tdist.all_reduce(t)
+        u = t.to(collective_device(), copy=True)
+        tdist.all_reduce(u)
+        t = u.to(t.device)
     return t
 
 
@@ -170,7 +182,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         step: ``step(model, batch, it) -> {"loss": tensor, name: float, ...}`` (forward and losses; the
             loop does backward and the update). ``batch`` is the collated list of the dataset's fields.
         records: optional object with ``epoch_end(model, epoch)``, ``state_dict()``, ``load_state_dict()``
-            (the step's per-epoch records, checkpointed with the weights).
+            (the step's per-epoch records, checkpointed with the weights). Every process calls each of
+            them, so they may reduce across processes; only the main process writes.
     Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds) and ``ckpt.pt``.
     """
     ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
@@ -179,7 +192,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         g.setdefault("initial_lr", g["lr"])
     start, state = 0, None
     if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        # on the CPU: the RNG states must stay there, and the records' counters are CPU tensors;
+        # load_state_dict copies the weights and the optimizer's state onto the parameters' device
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if records is not None and state.get("records") is not None:
@@ -190,6 +205,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         write_text(log_path, "".join(line + "\n" for line in kept))
     net = model
     if world.size > 1:
+        if device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # in place below the top module
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     n = len(dataset)
@@ -227,19 +244,23 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             bar.update(1)
             if records is not None and (it + 1) % per_epoch == 0:
                 records.epoch_end(model, (it + 1) // per_epoch)
-            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations and world.main:
-                save_checkpoint(ckpt, model, optimizer, it + 1, device, records)
+            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations:
+                kept = records.state_dict() if records is not None else None   # every process: may reduce
+                if world.main:
+                    save_checkpoint(ckpt, model, optimizer, it + 1, device, kept)
     finally:
         bar.close()
         if log is not None:
             log.close()
 
 
-def save_checkpoint(path: Path, model, optimizer, iteration: int, device: torch.device, records=None) -> None:
+def save_checkpoint(path: Path, model, optimizer, iteration: int, device: torch.device,
+                    records: dict | None = None) -> None:
+    """Weights, optimizer, RNG states and the step's ``records`` state, atomically."""
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "rng_cpu": torch.get_rng_state(),
              "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-             "records": records.state_dict() if records is not None else None}
+             "records": records}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dsrg.crf import (EXACT_MAX_POSITIONS, CRFParams, crf_test, crf_train, dense_crf, mean_field, pairwise_matrix,
-                      refine_for_growing, resolve_backend)
+                      process_pool, refine_for_growing, resolve_backend)
 from dsrg.io import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -65,6 +65,17 @@ def test_a_batch_in_a_process_pool_equals_one_by_one():
     pooled = crf_test(probs, images, workers=2)
     single = torch.cat([crf_test(c[0], c[1], workers=1) for c in cases])
     assert torch.allclose(pooled, single)
+
+
+def test_once_cuda_is_initialised_the_pool_workers_come_from_a_fork_server(monkeypatch):
+    """Forking a process that holds a CUDA context can deadlock the child, so the pydensecrf workers are
+    started by a fork server then, with the same results."""
+    assert process_pool(1)._mp_context.get_start_method() == "fork"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert process_pool(1)._mp_context.get_start_method() == "forkserver"
+    cases = [two_region_case(seed=s) for s in range(2)]
+    probs = torch.cat([c[0] for c in cases]); images = torch.cat([c[1] for c in cases])
+    assert torch.allclose(crf_test(probs, images, workers=2), crf_test(probs, images, workers=1))
 
 
 def test_bad_crf_inputs_are_named():

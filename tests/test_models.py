@@ -135,6 +135,17 @@ def test_resnet101_state_dict_has_torchvision_names():
     assert len(sd) == 104 * 5 + 104 + 2
 
 
+def test_frozen_resnet_batchnorm_stays_frozen_after_conversion_to_sync_batchnorm():
+    """Multi-GPU training converts BatchNorm to SyncBatchNorm (dsrg.train.fit); the freeze must survive it."""
+    m = ResNet101(width=SMALL)
+    keys = list(m.state_dict())
+    torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)
+    assert isinstance(m.bn1, torch.nn.SyncBatchNorm) and list(m.state_dict()) == keys
+    m.train()
+    assert m.batchnorms() and not any(bn.training for bn in m.batchnorms())
+    assert not m.bn1.weight.requires_grad
+
+
 def test_resnet_layer3_layer4_are_dilated_not_strided():
     m = ResNet101(width=SMALL)
     assert m.layer3[0].conv2.stride == (1, 1) and m.layer3[5].conv2.dilation == (2, 2)

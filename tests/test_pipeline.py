@@ -33,6 +33,28 @@ def test_every_step_is_done_and_named_by_its_hash(tiny_run):
         assert not (folder / "ckpt.pt").exists(), "the checkpoint of a finished step is removed"
 
 
+def _hashes_on(monkeypatch, device: str, *overrides: str) -> dict[str, str]:
+    """Every step's hash of the voc-vgg16 profile with ``overrides``, as if ``device`` were the device."""
+    monkeypatch.setattr("dsrg.train.resolve_device", lambda _: torch.device(device))
+    cfg = load_profile("voc-vgg16", list(overrides))
+    return {step: runs.step_hash(cfg, step) for step in ("cls", "seeds", "seg", "pseudo", "retrain", "eval")}
+
+
+def test_bf16_autocast_names_other_runs_on_cuda_and_is_ignored_on_the_cpu(monkeypatch):
+    assert _hashes_on(monkeypatch, "cpu", "amp=true") == _hashes_on(monkeypatch, "cpu", "amp=false")
+    on, off = _hashes_on(monkeypatch, "cuda", "amp=true"), _hashes_on(monkeypatch, "cuda", "amp=false")
+    assert all(on[step] != off[step] for step in on)
+
+
+def test_the_auto_crf_backend_is_hashed_as_the_backend_that_will_run(monkeypatch):
+    """On CUDA, "auto" is the exact CRF up to a 128 x 128 grid (321 px in: 41 x 41) and pydensecrf above."""
+    exact, lattice = "seg.crf_backend=exact", "seg.crf_backend=pydensecrf"
+    for device, size, same_as in [("cuda", 321, exact), ("cuda", 1201, lattice), ("cpu", 321, lattice)]:
+        size_args = (f"seg.input_size={size}",)
+        auto = _hashes_on(monkeypatch, device, *size_args)["seg"]
+        assert auto == _hashes_on(monkeypatch, device, *size_args, same_as)["seg"], (device, size)
+
+
 def test_train_cls_writes_a_model_and_a_log_line_per_iteration(tiny_run):
     cfg, folders = tiny_run
     lines = [json.loads(x) for x in (folders["cls"] / "log.jsonl").read_text().splitlines()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from dsrg.profile import load_profile
 from dsrg.steps import seeds, train_cls
 from dsrg.train import World, batch_keys, lr_factor
 
-from conftest import tiny_overrides, tiny_profile
+from conftest import tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
@@ -51,10 +52,15 @@ def test_batches_split_one_global_batch_across_processes():
     assert len(set(epoch0)) == 8, "an epoch draws without replacement"
 
 
-def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _kill_and_resume(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
+    """Kill ``dsrg train-cls`` after its first checkpoint, resume it, and train the same step uninterrupted:
+    the two final state dicts (resumed, uninterrupted). Checks the log has each iteration once."""
     root = tmp_path / "synth"
     write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
-    args = tiny_overrides(root, tmp_path / "killed", "cls.iterations=24")
+    args = tiny_overrides(root, tmp_path / "killed", "cls.iterations=24", *extra)
     proc = _dsrg("train-cls", "--profile", "demo", *args)
     cfg = load_profile("demo", args)
     folder = runs.step_dir(cfg, "cls")
@@ -69,29 +75,74 @@ def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
 
     resumed = _dsrg("train-cls", "--profile", "demo", "--resume", *args)
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
-    full = _dsrg("train-cls", "--profile", "demo", *tiny_overrides(root, tmp_path / "full", "cls.iterations=24"))
+    full = _dsrg("train-cls", "--profile", "demo",
+                 *tiny_overrides(root, tmp_path / "full", "cls.iterations=24", *extra))
     assert full.wait(timeout=300) == 0, full.stdout.read()
 
     log = [json.loads(x)["it"] for x in (folder / "log.jsonl").read_text().splitlines()]
     assert log == list(range(24)), "the log has each iteration once"
     a, b = _weights(folder), _weights(tmp_path / "full" / folder.name)
     assert a.keys() == b.keys()
+    return a, b
+
+
+def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
+    a, b = _kill_and_resume(tmp_path)
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
 
-def test_two_cpu_processes_under_torchrun_give_the_one_process_loss(tmp_path):
-    root = tmp_path / "synth"
-    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=4")
-    cfg = tiny_profile(root, tmp_path / "one", *extra)
-    train_cls.run(cfg)
-    seeds.run(cfg)
-    shutil.copytree(tmp_path / "one", tmp_path / "two")
-    args = ["train-seg", "--profile", "demo", *tiny_overrides(root, tmp_path / "two", *extra)]
+@pytest.mark.gpu
+@CUDA
+def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path):
+    """On CUDA the checkpoint holds CPU RNG state and CPU counters next to CUDA weights; cuDNN's kernels
+    may add in a different order from run to run, hence a tolerance instead of equality."""
+    a, b = _kill_and_resume(tmp_path, "device=cuda", "amp=false")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4), k
+
+
+def _torchrun(port: int, *args: str) -> None:
+    """``dsrg *args`` in two processes under torchrun, to its end."""
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29533", "-m", "dsrg.cli", *args], env=ENV, capture_output=True,
+                          "--master_port", str(port), "-m", "dsrg.cli", *args], env=ENV, capture_output=True,
                          text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+
+
+def _kill_with_children(pid: int) -> None:
+    """SIGKILL ``pid`` and its children (torchrun starts its workers in sessions of their own)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            children.append(int(stat.parent.name))
+    for p in [pid, *children]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def _seeded(tmp_path: Path, *extra: str) -> tuple[list[str], object]:
+    """Train the tiny classifier and seeds into ``tmp_path / "one"``: the overrides and the profile."""
+    args = tiny_overrides(tmp_path / "synth", tmp_path / "one", *extra)
+    cfg = load_profile("demo", args)
+    train_cls.run(cfg)
+    seeds.run(cfg)
+    return args, cfg
+
+
+def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
+    """``dsrg train-seg`` under torchrun with two processes logs the losses of one process on the same
+    global batch (one epoch of 4 iterations, so the supervision counts are reduced once too)."""
+    root = tmp_path / "synth"
+    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=4", *extra)
+    _, cfg = _seeded(tmp_path, *extra)
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    args = ["train-seg", "--profile", "demo", *tiny_overrides(root, tmp_path / "two", *extra)]
+    _torchrun(port, *args)
     single = _dsrg(*args[:3], *tiny_overrides(root, tmp_path / "one", *extra))
     assert single.wait(timeout=300) == 0, single.stdout.read()
     name = runs.step_dir(cfg, "seg").name
@@ -100,3 +151,42 @@ def test_two_cpu_processes_under_torchrun_give_the_one_process_loss(tmp_path):
     assert len(one) == len(two) == 4
     for a, b in zip(one, two):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3, abs=1e-5), (a, b)
+    epochs = [[row.split(",")[0] for row in (tmp_path / d / name / "supervision.csv").read_text().splitlines()]
+              for d in ("one", "two")]
+    assert epochs[0] == epochs[1] == ["epoch", "0", "1"], "the epoch's supervision counts were reduced and written"
+
+
+def test_two_cpu_processes_under_torchrun_give_the_one_process_loss(tmp_path):
+    _two_processes_against_one(tmp_path, 29533)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpus_under_torchrun_give_the_one_gpu_loss(tmp_path):
+    """NCCL reduces CUDA tensors only: the loop's loss means and the supervision counts go through it."""
+    _two_processes_against_one(tmp_path, 29534, "device=cuda", "amp=false")
+
+
+def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_supervision_records(tmp_path):
+    """The checkpoint holds the epoch's supervision counts so far summed over the processes (each process
+    has counted its own images), so a resumed run writes the uninterrupted run's Fig. 4 records."""
+    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=8")
+    _, cfg = _seeded(tmp_path, *extra)
+    for copy in ("killed", "full"):
+        shutil.copytree(tmp_path / "one", tmp_path / copy)
+    killed = ["train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "killed", *extra)]
+    folder = tmp_path / "killed" / runs.step_dir(cfg, "seg").name
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29535", "-m", "dsrg.cli", *killed], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    _kill_with_children(proc.pid)
+    proc.wait()
+    assert (folder / "ckpt.pt").exists() and not runs.is_done(folder), "killed after a checkpoint, mid-epoch"
+    _torchrun(29536, *killed, "--resume")
+    _torchrun(29537, "train-seg", "--profile", "demo",
+              *tiny_overrides(tmp_path / "synth", tmp_path / "full", *extra))
+    full = tmp_path / "full" / folder.name
+    assert (folder / "supervision.csv").read_text() == (full / "supervision.csv").read_text()

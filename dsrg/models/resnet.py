@@ -114,8 +114,9 @@ class ResNet101(nn.Module):
             if isinstance(m, Bottleneck):
                 nn.init.zeros_(m.bn3.weight)
 
-    def batchnorms(self) -> list[nn.BatchNorm2d]:
-        return [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+    def batchnorms(self) -> list[nn.modules.batchnorm._BatchNorm]:
+        """Every BatchNorm layer, SyncBatchNorm included (multi-GPU training converts them)."""
+        return [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def _apply_bn_freeze(self) -> None:
         for bn in self.batchnorms():

@@ -24,14 +24,16 @@ class Context:
 
 
 def setup(cfg: Profile) -> Context:
-    """Seed torch, pick the device, join torchrun's process group if launched by it.
+    """Pick the device, join torchrun's process group if launched by it, seed torch.
 
+    Each process seeds with ``seed + rank``, so processes draw different dropout masks (rank 0, and a
+    single process, with ``seed``); DistributedDataParallel gives every process rank 0's initial weights.
     Denormal floats are flushed to zero on the CPU: tiny activations late in training otherwise slow
     CPU kernels by an order of magnitude (results stay deterministic)."""
-    torch.manual_seed(cfg.seed)
     torch.set_flush_denormal(True)
     device = resolve_device(cfg.device)
     world = init_world(device)
+    torch.manual_seed(cfg.seed + world.rank)
     return Context(cfg, device, world)
 
 

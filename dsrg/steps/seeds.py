@@ -29,7 +29,7 @@ from ..metrics import supervision_counts, supervision_quality
 from ..profile import Profile
 from ..saliency import SaliencyFolder, compute_saliency
 from ..seeds import make_cues
-from ..train import autocast, load_model
+from ..train import load_model
 from .common import begin, build_cls_net, setup
 
 
@@ -41,7 +41,7 @@ def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray
     for i in tqdm(range(len(ds)), desc="seeds", unit="img", disable=not cfg.progress):
         image, labels = ds.image(i), torch.from_numpy(ds.labels(i))
         x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
-        with torch.no_grad(), autocast(device, cfg.amp):
+        with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
             cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
         cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
         sal = folder(ds.ids[i], size=image.shape[:2]) if folder is not None \

@@ -103,10 +103,15 @@ class Records:
         write_text(self.folder / "supervision.csv", buf.getvalue())
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts.clone(), "rows": list(self.rows), "maps": list(self.maps)}
+        """Called by every process: the epoch's counts so far are summed over the processes."""
+        return {"counts": all_reduce_sum(self.counts, self.ctx.world), "rows": list(self.rows),
+                "maps": list(self.maps)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.counts, self.rows, self.maps = state["counts"].clone(), list(state["rows"]), list(state["maps"])
+        """The saved counts (already summed) go to the main process; the others start the epoch at zero."""
+        counts = state["counts"].clone()
+        self.counts = counts if self.ctx.world.main else torch.zeros_like(counts)
+        self.rows, self.maps = list(state["rows"]), list(state["maps"])
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
