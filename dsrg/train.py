@@ -3,12 +3,14 @@
 One iteration = one global batch of ``batch_size`` images, drawn without replacement from a per-epoch
 permutation fixed by ``(seed, epoch)``; each item's random flip/crop is drawn from its own seed
 (:mod:`dsrg.data.dataset`). With torchrun (``WORLD_SIZE > 1``) every process takes its slice of the
-global batch and DistributedDataParallel averages the gradients, so the update equals the one-process
-update on the same global batch; trainable BatchNorm layers (the demo profiles) share their batch
-statistics across CUDA processes (SyncBatchNorm), while CPU processes (gloo) normalise over their own
-slice. Checkpoints (model, optimizer, RNG state, the step's records) are written atomically every
-``ckpt_every`` iterations; ``resume=True`` continues from the last one and ends with the same weights as
-an uninterrupted run (CPU, same thread count).
+global batch and DistributedDataParallel averages the gradients. Each process normalises its loss over
+its own slice (the seed pixels of the seeding loss, the valid pixels of the cross-entropy), so the update
+is close to, not bit-equal with, the one-process update on the same global batch
+(``tests/test_training.py`` bounds the difference of the losses). Trainable BatchNorm layers (the demo
+profiles) share their batch statistics across CUDA processes (SyncBatchNorm); CPU processes (gloo)
+normalise over their own slice. Checkpoints (model, optimizer, RNG state, the step's records) are written
+atomically every ``ckpt_every`` iterations; ``resume=True`` continues from the last one and ends with the
+same weights as an uninterrupted run (CPU, same thread count).
 """
 
 from __future__ import annotations
