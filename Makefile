@@ -85,9 +85,11 @@ demo: $(STAMP)
 bench-demo: $(STAMP)
 	$(PY) benchmarks/demo.py
 
+# The demo book goes to _build/html; with DSRG_NOTEBOOK_PROFILE=smoke (say), to _build/smoke/_build/html,
+# with its own execution cache (scripts/execute_notebooks.py --output-dir).
 book: $(STAMP)
 	$(PY) scripts/execute_notebooks.py --jobs $(BOOK_JOBS)
-	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+	$(VENV)/bin/jupyter-book build -W -n --keep-going --path-output "$$($(PY) scripts/execute_notebooks.py --output-dir)" .
 
 clean:
 	rm -rf _build .pytest_cache

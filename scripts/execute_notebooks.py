@@ -15,12 +15,18 @@ Notebooks that share an experiment (Table 2's rows in Table 1, Fig. 3 and Fig. 4
 the pipeline locks each step's run folder (:func:`dsrg.runs.step_lock`), so the second waits and reuses.
 The longest notebooks go first (``ORDER``: measured on the demo); a notebook that fails is reported with
 its traceback and the script exits non-zero after the others finish.
+
+The notebooks read their profile from ``DSRG_NOTEBOOK_PROFILE`` (and ``DSRG_NOTEBOOK_COCO_PROFILE``), which
+the cache key cannot see. So a book of another profile than the demo is built in a folder of its own,
+``_build/<profile>/`` (:func:`output_dir`; ``--output-dir`` prints it for ``jupyter-book build --path-output``),
+with its own execution cache: a smoke build never shows up in the demo book, nor the other way round.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +41,16 @@ ORDER = ["table3_coco", "table1_comparison", "table2_ablation", "table4_threshol
          "fig3_qualitative", "embedded_dataset"]
 NOTEBOOK_DIR = "notebooks"
 MD_READER = {"type": "plugin", "name": "myst_nb_md"}  # myst-nb's reader of MyST Markdown notebooks
+PROFILE_VARIABLES = ("DSRG_NOTEBOOK_PROFILE", "DSRG_NOTEBOOK_COCO_PROFILE")
+
+
+def output_dir(root: Path, env=os.environ) -> Path:
+    """The folder ``jupyter-book build --path-output`` gets: ``root`` for the demo profile (the book of
+    ``make book``), else ``root/_build/<profile>`` (the profiles in the environment, made file-name safe)."""
+    chosen = [env[v] for v in PROFILE_VARIABLES if env.get(v)]
+    if chosen in ([], ["demo"]):
+        return root
+    return root / "_build" / "+".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", c).strip("_.") or "_" for c in chosen)
 
 
 def toc_files(root: Path) -> list[str]:
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per kernel (OMP_NUM_THREADS); 0: the cores shared out among the jobs")
     ap.add_argument("--dry-run", action="store_true", help="list what would run and what the cache holds")
+    ap.add_argument("--output-dir", action="store_true",
+                    help="print the build folder of the profile in the environment (see above) and exit")
     a = ap.parse_args(argv)
     if a.jobs < 1 or a.threads < 0:
         ap.error("--jobs must be at least 1 and --threads at least 0")
@@ -98,12 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     from jupyter_cache.base import CacheBundleIn
 
     root = a.root.resolve()
+    out = output_dir(root)
+    if a.output_dir:
+        print(out)
+        return 0
     config = yaml.safe_load((root / "_config.yml").read_text()) or {}
     execute_cfg = config.get("execute", {})
     if execute_cfg.get("execute_notebooks") != "cache":
         print("execute_notebooks is not 'cache' in _config.yml: nothing to pre-execute")
         return 0
-    cache = get_cache(str(root / "_build" / ".jupyter_cache"))
+    cache = get_cache(str(out / "_build" / ".jupyter_cache"))
     todo = []
     for path in book_notebooks(root):
         nb = read_notebook(path, config)

@@ -90,11 +90,12 @@ def smoke_book(tmp_path_factory):
                              timeout=1500)
         if pre.returncode != 0:
             pytest.fail(f"scripts/execute_notebooks.py failed (exit {pre.returncode}):\n{_tail(pre.stdout + pre.stderr)}")
-        proc = subprocess.run([str(JUPYTER_BOOK), "build", "-W", "-n", "--keep-going", str(copy)], cwd=copy,
-                              env=env, capture_output=True, text=True, timeout=1500)
+        out = execute_notebooks.output_dir(copy, env)    # as make book: _build/smoke for this profile
+        proc = subprocess.run([str(JUPYTER_BOOK), "build", "-W", "-n", "--keep-going", "--path-output", str(out),
+                               str(copy)], cwd=copy, env=env, capture_output=True, text=True, timeout=1500)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the smoke build ran past {e.timeout} s:\n{_tail((e.stdout or b'').decode(errors='replace'))}")
-    proc.pre_executed = pre.stdout
+    proc.pre_executed, proc.out = pre.stdout, out
     return copy, proc, time.perf_counter() - t0
 
 
@@ -112,7 +113,7 @@ def _log(proc) -> str:
 @pytest.fixture(scope="module")
 def html_dir(smoke_book):
     copy, proc, _ = smoke_book
-    out = copy / "_build" / "html"
+    out = proc.out / "_build" / "html"
     if not (out / "index.html").exists():
         pytest.fail(f"the smoke build wrote no {out}/index.html (exit {proc.returncode}):\n{_log(proc)}")
     return out
@@ -125,6 +126,19 @@ def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
         assert (copy / "notebooks" / f"{stem}.md").exists()
     assert (copy / "figures").is_dir() and any((copy / "figures").glob("*.png")), "the notebooks saved no figure"
     assert (copy / "runs" / "smoke").is_dir(), "the notebooks wrote no runs/smoke in the copy"
+
+
+def test_a_book_of_another_profile_is_built_apart_from_the_demo_book(smoke_book):
+    """The execution cache's key is the notebooks' code, which does not see DSRG_NOTEBOOK_PROFILE: the smoke
+    book has its own folder and cache, and the demo book's (_build/html, _build/.jupyter_cache) stay empty."""
+    copy, proc, _ = smoke_book
+    assert proc.out == copy / "_build" / "smoke"
+    assert (proc.out / "_build" / ".jupyter_cache").is_dir() and (proc.out / "_build" / "html").is_dir()
+    assert not (copy / "_build" / ".jupyter_cache").exists() and not (copy / "_build" / "html").exists()
+    assert execute_notebooks.output_dir(copy, {}) == execute_notebooks.output_dir(
+        copy, {"DSRG_NOTEBOOK_PROFILE": "demo"}) == copy
+    assert execute_notebooks.output_dir(copy, {"DSRG_NOTEBOOK_PROFILE": "../my profiles/voc.yaml"}) == \
+        copy / "_build" / "my_profiles_voc.yaml"
 
 
 def test_the_build_reuses_the_notebooks_executed_side_by_side(smoke_book):
