@@ -177,6 +177,25 @@ def test_cues_on_another_grid_are_refused_with_the_sizes(tiny_run, tmp_path):
         train_seg.run(other)
 
 
+def test_the_cuda_defaults_train_on_the_cpu_and_torch_growing_trains_as_numba(tiny_run, tmp_path):
+    """On CUDA, train-seg defaults to the exact CRF and growing by torch; the same composition runs here,
+    and since all growing methods give the same cues, torch and numba train to the same log."""
+    import shutil
+
+    from dsrg.steps import train_seg
+
+    cfg, _ = tiny_run
+    logs = {}
+    for method in ("torch", "numba"):
+        shutil.copytree(cfg.out, tmp_path / method)      # its cls and seeds steps are reused
+        other = tiny_profile(cfg.data.root, tmp_path / method, "seg.crf_backend=exact", f"seg.grow_method={method}")
+        lines = [json.loads(x) for x in (train_seg.run(other) / "log.jsonl").read_text().splitlines()]
+        logs[method] = [{k: v for k, v in x.items() if k != "s"} for x in lines]     # "s": wall seconds
+    assert len(logs["torch"]) == cfg.seg.iterations
+    assert all(np.isfinite(x["loss"]) for x in logs["torch"])
+    assert logs["torch"] == logs["numba"]
+
+
 def test_seeds_import_the_authors_cue_pickle(tiny_run, tmp_path):
     from dsrg.data.authors_cues import save_authors_cues
     from dsrg.steps import seeds
