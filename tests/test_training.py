@@ -102,11 +102,15 @@ def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path)
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4), k
 
 
+def _torchrun_command(port: int, *args: str) -> list[str]:
+    """``dsrg *args`` in two processes under torchrun."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            "-m", "dsrg.cli", *args]
+
+
 def _torchrun(port: int, *args: str) -> None:
     """``dsrg *args`` in two processes under torchrun, to its end."""
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(port), "-m", "dsrg.cli", *args], env=ENV, capture_output=True,
-                         text=True, timeout=600)
+    ddp = subprocess.run(_torchrun_command(port, *args), env=ENV, capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
 
 
@@ -125,13 +129,12 @@ def _kill_with_children(pid: int) -> None:
             os.kill(p, signal.SIGKILL)
 
 
-def _seeded(tmp_path: Path, *extra: str) -> tuple[list[str], object]:
-    """Train the tiny classifier and seeds into ``tmp_path / "one"``: the overrides and the profile."""
-    args = tiny_overrides(tmp_path / "synth", tmp_path / "one", *extra)
-    cfg = load_profile("demo", args)
+def _seeded(tmp_path: Path, *extra: str):
+    """Train the tiny classifier and seeds into ``tmp_path / "one"``; returns the profile."""
+    cfg = load_profile("demo", tiny_overrides(tmp_path / "synth", tmp_path / "one", *extra))
     train_cls.run(cfg)
     seeds.run(cfg)
-    return args, cfg
+    return cfg
 
 
 def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
@@ -139,7 +142,7 @@ def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
     global batch (one epoch of 4 iterations, so the supervision counts are reduced once too)."""
     root = tmp_path / "synth"
     extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=4", *extra)
-    _, cfg = _seeded(tmp_path, *extra)
+    cfg = _seeded(tmp_path, *extra)
     shutil.copytree(tmp_path / "one", tmp_path / "two")
     args = ["train-seg", "--profile", "demo", *tiny_overrides(root, tmp_path / "two", *extra)]
     _torchrun(port, *args)
@@ -172,14 +175,13 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_supervision_r
     """The checkpoint holds the epoch's supervision counts so far summed over the processes (each process
     has counted its own images), so a resumed run writes the uninterrupted run's Fig. 4 records."""
     extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=8")
-    _, cfg = _seeded(tmp_path, *extra)
+    cfg = _seeded(tmp_path, *extra)
     for copy in ("killed", "full"):
         shutil.copytree(tmp_path / "one", tmp_path / copy)
     killed = ["train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "killed", *extra)]
     folder = tmp_path / "killed" / runs.step_dir(cfg, "seg").name
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29535", "-m", "dsrg.cli", *killed], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(_torchrun_command(29535, *killed), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
