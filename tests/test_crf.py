@@ -1,6 +1,7 @@
 """Dense CRF: it sharpens a noisy two-region map along the image's edge; the exact batched backend solves
 pydensecrf's model (its kernels, normalisation and update), batched, in float32 and float64."""
 
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_a_batch_in_a_process_pool_equals_one_by_one():
 def test_once_cuda_is_initialised_the_pool_workers_come_from_a_fork_server(monkeypatch):
     """Forking a process that holds a CUDA context can deadlock the child, so the pydensecrf workers are
     started by a fork server then, with the same results."""
-    assert process_pool(1)._mp_context.get_start_method() == "fork"
+    assert process_pool(1)._mp_context.get_start_method() == multiprocessing.get_start_method()  # fork on 3.11
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert process_pool(1)._mp_context.get_start_method() == "forkserver"
     cases = [two_region_case(seed=s) for s in range(2)]
