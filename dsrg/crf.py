@@ -112,7 +112,7 @@ def _resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """uint8 ``(B, 3, H, W)`` images -> uint8 ``(B, h, w, 3)`` resized (bilinear) to ``size``, same device."""
     x = images.detach()
     if tuple(x.shape[2:]) != tuple(size):
-        x = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False).round().clamp(0, 255)
+        x = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=True).round().clamp(0, 255)
     return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
@@ -294,10 +294,12 @@ def crf_train(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob", wo
 
 
 def refine_for_growing(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob",
-                       workers: int | None = 1, backend: str = "pydensecrf") -> torch.Tensor:
-    """Step 1 of region growing: CRF-refine the smoothed softmax at the output grid, clip to >= 1e-4,
-    renormalise over classes. ``(B, C, h, w)`` in, ``(B, C, h, w)`` out; ``backend`` as :func:`dense_crf`."""
-    q = crf_train(probs, images, unary, workers, backend=backend).clamp(min=CLIP)
+                       workers: int | None = 1, backend: str = "pydensecrf",
+                       params: CRFParams = TRAIN_PARAMS) -> torch.Tensor:
+    """Step 1 of region growing, as the authors' CRF layer: CRF-refine the smoothed softmax at the output
+    grid, clip to >= 1e-4, renormalise over classes; the boundary loss takes the same ``Q``.
+    ``(B, C, h, w)`` in, ``(B, C, h, w)`` out; ``backend`` as :func:`dense_crf`."""
+    q = crf_train(probs, images, unary, workers, params=params, backend=backend).clamp(min=CLIP)
     return q / q.sum(dim=1, keepdim=True)
 
 

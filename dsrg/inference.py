@@ -18,6 +18,10 @@ from .crf import CRFParams, _dense_crf_one, process_pool
 from .data import transforms as T
 from .train import autocast
 
+#: Probabilities are clipped here before the test-time CRF's unary -log p (the authors' eps): at most
+#: 11.5, so the CRF can still overturn a confident but isolated pixel.
+PROB_FLOOR = 1e-5
+
 
 def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[tuple[int, int]],
                      device: torch.device, normalize: str, amp: bool = True) -> torch.Tensor:
@@ -30,13 +34,13 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
             x = T.to_chw(T.resize_image(image, size)).unsqueeze(0).to(device)
             with autocast(device, amp):
                 logits = model(T.normalize(x, normalize))
-            up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+            up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=True)
             total = up if total is None else total + up
     return total[0].softmax(0).cpu()
 
 
 def _crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
-    q = _dense_crf_one(-np.log(np.clip(probs, 1e-12, None)).astype(np.float32), image, params)
+    q = _dense_crf_one(-np.log(np.clip(probs, PROB_FLOOR, None)).astype(np.float32), image, params)
     return q.argmax(0).astype(np.uint8)
 
 

@@ -60,6 +60,7 @@ class ClsConfig(Schedule):
     batch_norm: bool = False              # demo option: vgg16_bn trunk (the paper: plain vgg16)
     dropout: float = 0.5
     backbone_weights: str = ""            # torchvision vgg16 state dict; "" = random init
+    fc_init: str = "imagenet"             # imagenet: fc6/fc7 decimated from the weights' classifier (DeepLab) | random
     input_size: int = 321
 
 
@@ -88,6 +89,7 @@ class SegConfig(Schedule):
     dropout: float = 0.5
     init: str = "imagenet"                # imagenet (backbone_weights, or random when "") | cls (the CAM net's trunk)
     backbone_weights: str = ""
+    fc_init: str = "imagenet"             # vgg16: each ASPP branch's fc6/fc7 decimated from the weights' classifier | random
     input_size: int = 321
     lr: float = 5e-4
     seed_loss: str = "balanced"           # balanced (Eq. 1) | sec (the baseline)
@@ -120,6 +122,7 @@ class RetrainConfig(Schedule):
     iterations: int = 20000
     lr_policy: str = "poly"
     crop_size: int = 321
+    loss_grid: str = "output"             # output: labels subsampled to the logit grid (authors) | input: logits upsampled
 
 
 @dataclass
@@ -169,6 +172,8 @@ CHOICES: dict[str, tuple] = {
     "seg.crf_backend": ("auto", "pydensecrf", "exact"),
     "seg.grow_method": ("auto", "scipy", "numba", "torch"),
     "retrain.init": ("seg", "imagenet"),
+    "retrain.loss_grid": ("output", "input"),
+    "cls.fc_init": ("imagenet", "random"), "seg.fc_init": ("imagenet", "random"),
     "eval.model": ("auto", "seg", "retrain"),
 }
 

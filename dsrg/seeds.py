@@ -84,7 +84,7 @@ def saliency_background_cues(saliency: torch.Tensor, size: tuple[int, int] | Non
         raise InputError(f"threshold: expected a value in [0, 1], got {threshold!r}")
     sal = saliency.float()
     if size is not None and tuple(size) != tuple(sal.shape[1:]):
-        sal = F.interpolate(sal.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=False).squeeze(1)
+        sal = F.interpolate(sal.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=True).squeeze(1)
     return normalize_per_image(sal) < threshold
 
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from dsrg.io import InputError
-from dsrg.models import (CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, load_backbone,
-                         output_size, rename_keys)
+from dsrg.models import (CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, decimate_vgg16_fc,
+                         load_backbone, load_vgg16_fc, output_size, rename_keys)
 
 SMALL = 0.125
 VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
@@ -264,6 +264,39 @@ def test_caffe_keymap_points_at_vgg_convs_and_cam_fc_layers(tmp_path):
     fresh = CAMNet(num_classes=20, width=SMALL)
     load_backbone(fresh, _save(caffe_state, tmp_path / "caffe.pth"), keymap=CAFFE_VGG16_KEYMAP)
     assert torch.equal(fresh.fc6.weight, cam.fc6.weight) and torch.equal(fresh.features[0].bias, cam.features[0].bias)
+
+
+def _vgg16_classifier(n: int, in_ch: int) -> dict[str, torch.Tensor]:
+    """A torchvision-style vgg16 classifier with ``n`` filters whose entries count up (index = value)."""
+    return {"classifier.0.weight": torch.arange(n * in_ch * 49.0).view(n, in_ch * 49),
+            "classifier.0.bias": torch.arange(float(n)),
+            "classifier.3.weight": torch.arange(float(n * n)).view(n, n), "classifier.3.bias": -torch.arange(float(n))}
+
+
+def test_decimated_fc6_takes_every_fourth_filter_and_taps_0_3_6_of_its_7x7_kernel(tmp_path):
+    fc = decimate_vgg16_fc(_save(_vgg16_classifier(8, 2), tmp_path / "vgg16.pth"))
+    assert fc["fc6.weight"].shape == (2, 2, 3, 3) and fc["fc7.weight"].shape == (2, 2, 1, 1)
+    w6 = torch.arange(8 * 2 * 49.0).view(8, 2, 7, 7)
+    assert fc["fc6.weight"][1, 1, 2, 0] == w6[4, 1, 6, 0]           # filter 4, input 1, row 6, column 0
+    assert fc["fc6.weight"][0, 0, 1, 2] == w6[0, 0, 3, 6]
+    assert fc["fc7.weight"][1, 0, 0, 0] == 4 * 8 + 0 and fc["fc7.weight"][0, 1, 0, 0] == 4  # W7[4, 0], W7[0, 4]
+    assert fc["fc6.bias"].tolist() == [0.0, 4.0] and fc["fc7.bias"].tolist() == [0.0, -4.0]
+
+
+def test_fc_layers_of_the_cam_net_and_every_aspp_branch_load_the_reduced_classifier(tmp_path):
+    path = _save(_vgg16_classifier(4 * 128, 64), tmp_path / "vgg16.pth")  # width 1/8: fc6 64 -> 128, fc7 128
+    cam, seg = CAMNet(num_classes=20, width=SMALL), DeepLabASPP("vgg16", 21, width=SMALL)
+    load_vgg16_fc([cam, *seg.aspp], path)
+    fc = decimate_vgg16_fc(path)
+    for module in (cam, *seg.aspp):
+        assert torch.equal(module.fc6.weight, fc["fc6.weight"]) and torch.equal(module.fc7.bias, fc["fc7.bias"])
+
+
+def test_a_file_without_vgg16s_classifier_or_of_another_width_is_refused_for_the_fc_layers(tmp_path):
+    with pytest.raises(InputError, match=r"classifier\.0\.weight missing.*fc_init=random"):
+        decimate_vgg16_fc(_save(VGG16Features(width=SMALL).state_dict(), tmp_path / "features-only.pth"))
+    with pytest.raises(InputError, match=r"fc6\.weight: expected \(128, 64, 3, 3\), found \(256, 64, 3, 3\)"):
+        load_vgg16_fc([CAMNet(num_classes=20, width=SMALL)], _save(_vgg16_classifier(1024, 64), tmp_path / "w.pth"))
 
 
 # ---- learning-rate groups -----------------------------------------------------------------------

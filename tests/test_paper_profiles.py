@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from dsrg.data.coco import convert_coco, write_synthetic_coco
 from dsrg.data.sbd import make_train_aug
 from dsrg.data.synthetic import SynthConfig
+from dsrg.models import ResNet101
 from dsrg.profile import load_profile
 from dsrg.steps import pipeline
 
@@ -34,7 +36,11 @@ def _run(profile: str, root, out, *extra: str) -> dict:
 def test_voc_profiles_run_on_a_voc_plus_sbd_tree(profile, tree, tmp_path):
     voc, sbd = tree
     make_train_aug(voc, sbd, progress=False)
-    metrics = _run(profile, voc, tmp_path / "run")
+    weights = []
+    if profile == "voc-resnet101":    # frozen BatchNorm needs pretrained weights: a stand-in file of that width
+        torch.save(ResNet101(width=0.0625).state_dict(), tmp_path / "resnet101.pth")
+        weights = [f"seg.backbone_weights={tmp_path / 'resnet101.pth'}"]
+    metrics = _run(profile, voc, tmp_path / "run", *weights)
     assert metrics["split"] == "val" and metrics["images"] == 1 and 0.0 <= metrics["miou"] <= 1.0
 
 

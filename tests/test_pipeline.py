@@ -240,6 +240,39 @@ def test_backbone_weights_that_do_not_fit_are_refused_with_the_keys(tmp_path):
         build_seg_net(cfg, 8, torch.device("cpu"))
 
 
+def test_imagenet_weights_start_the_fc_layers_of_both_nets_unless_fc_init_is_random(tmp_path):
+    from dsrg.models.deeplab import DeepLabASPP
+    from dsrg.models.weights import decimate_vgg16_fc
+    from dsrg.steps.common import build_cls_net, build_seg_net
+
+    state = dict(DeepLabASPP("vgg16", 8, width=0.0625).backbone.state_dict())   # trunk 32, fc6/fc7 64
+    state.update({"classifier.0.weight": torch.randn(256, 32 * 49), "classifier.0.bias": torch.randn(256),
+                  "classifier.3.weight": torch.randn(256, 256), "classifier.3.bias": torch.randn(256)})
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    weights = ["seg.batch_norm=false", "cls.batch_norm=false", "seg.init=imagenet",
+               f"seg.backbone_weights={path}", f"cls.backbone_weights={path}"]
+    fc6 = decimate_vgg16_fc(path)["fc6.weight"]
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run", *weights)
+    seg, cls = build_seg_net(cfg, 8, torch.device("cpu")), build_cls_net(cfg, 8)
+    assert all(torch.equal(branch.fc6.weight, fc6) for branch in seg.aspp) and torch.equal(cls.fc6.weight, fc6)
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run", *weights, "seg.fc_init=random", "cls.fc_init=random")
+    seg, cls = build_seg_net(cfg, 8, torch.device("cpu")), build_cls_net(cfg, 8)
+    assert not any(torch.equal(branch.fc6.weight, fc6) for branch in seg.aspp) and not torch.equal(cls.fc6.weight, fc6)
+
+
+def test_resnet101_with_frozen_batchnorm_is_refused_without_pretrained_weights(tmp_path):
+    from dsrg.steps.common import build_seg_net
+
+    frozen = tiny_profile(tmp_path / "synth", tmp_path / "run", "seg.backbone=resnet101", "seg.batch_norm=false",
+                          "seg.init=imagenet")
+    with pytest.raises(InputError, match="seg.backbone_weights.*seg.freeze_bn=false"):
+        build_seg_net(frozen, 8, torch.device("cpu"))
+    trainable = tiny_profile(tmp_path / "synth", tmp_path / "run", "seg.backbone=resnet101", "seg.batch_norm=false",
+                             "seg.init=imagenet", "seg.freeze_bn=false")
+    assert build_seg_net(trainable, 8, torch.device("cpu")).backbone_name == "resnet101"
+
+
 def test_a_split_without_label_maps_gets_predictions_in_the_servers_layout(tiny_run, tmp_path):
     import shutil
 

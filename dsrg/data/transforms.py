@@ -20,6 +20,9 @@ NORMALIZE = ("torchvision", "caffe")
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255
 _CAFFE_MEAN_BGR = torch.tensor([104.0, 117.0, 123.0])
+#: The colour crops are padded with: the Caffe mean (ImageNet's, within one level), so padding
+#: normalises to about 0 as in the authors' pipeline (mean subtracted, then zero-padded).
+PAD_RGB = (123, 117, 104)
 
 
 def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -38,6 +41,16 @@ def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
+def subsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Label maps ``(B, H, W)`` -> ``(B, h, w)`` sampled at the rows and columns ``round(i (H-1) / (h-1))``:
+    the pixel under each cell of the network's output grid (pixel 8i for 321 -> 41), as DeepLab's
+    ``label_shrink``. No new values, 255 stays 255."""
+    h, w = size
+    rows = torch.linspace(0, labels.shape[1] - 1, h, device=labels.device).round().long()
+    cols = torch.linspace(0, labels.shape[2] - 1, w, device=labels.device).round().long()
+    return labels[:, rows][:, :, cols]
+
+
 def to_chw(image: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` NumPy -> uint8 ``(3, H, W)`` tensor."""
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
@@ -54,13 +67,13 @@ def normalize(images: torch.Tensor, mode: str = "torchvision") -> torch.Tensor:
 
 
 def random_crop(image: np.ndarray, label: np.ndarray, crop: int, rng: np.random.Generator):
-    """DeepLab's training crop: pad to at least ``crop`` (image with 0, label with IGNORE), take a random
+    """DeepLab's training crop: pad to at least ``crop`` (image with :data:`PAD_RGB`, label with IGNORE), take a random
     ``crop x crop`` window, mirror with probability 1/2. ``(H, W, 3)`` and ``(H, W)`` in; ``(crop, crop, 3)``
     and ``(crop, crop)`` out."""
     h, w = label.shape
     ph, pw = max(crop - h, 0), max(crop - w, 0)
     if ph or pw:
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+        image = np.stack([np.pad(image[..., k], ((0, ph), (0, pw)), constant_values=PAD_RGB[k]) for k in range(3)], -1)
         label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
     y = int(rng.integers(0, image.shape[0] - crop + 1))
     x = int(rng.integers(0, image.shape[1] - crop + 1))

@@ -9,6 +9,12 @@ full-width checkpoint). Keys under the "head" prefixes (:data:`HEAD_PREFIXES`: t
 either side. BatchNorm ``num_batches_tracked`` buffers may be absent from the file (old
 torchvision checkpoints lack them).
 
+``decimate_vgg16_fc(path)`` turns torchvision's fully-connected ``classifier.0`` / ``classifier.3``
+(fc6 4096 x 512 x 7 x 7, fc7 4096 x 4096) into DeepLab's reduced 1024-channel ``fc6`` (3x3) /
+``fc7`` (1x1) convolutions, and ``load_vgg16_fc(module, path)`` copies them into the ``fc6`` /
+``fc7`` of a CAM net or of every ASPP branch: the paper's "all initialized by the VGG-16 pretrained
+on ImageNet" (the authors start both nets from DeepLab's ``vgg16_20M`` init, which is this reduction).
+
 Converted Caffe weights (e.g. DeepLab's VGG16 ``init.caffemodel`` exported as ``{layer}.weight`` /
 ``{layer}.bias``) are renamed with ``keymap=CAFFE_VGG16_KEYMAP``. Note that Caffe VGG16 expects BGR
 inputs in 0-255 minus the mean (104, 117, 123), torchvision RGB in 0-1 normalised by ImageNet mean/std.
@@ -71,6 +77,52 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if bad:
         raise InputError(f"backbone weights {path}: expected tensor values under string keys; bad entries: {bad[:10]}")
     return dict(obj)
+
+
+#: DeepLab-LargeFOV's reduction of VGG16's fc layers: every 4th of the 4096 filters (and of fc7's
+#: 4096 inputs) and taps 0, 3, 6 of fc6's 7 x 7 kernel, which at output stride 8 sit 12 px apart.
+FC_CHANNEL_STEP, FC6_TAP_STEP = 4, 3
+
+
+def decimate_vgg16_fc(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """DeepLab's reduced ``fc6`` / ``fc7`` from a torchvision vgg16 state dict's classifier.
+
+    Returns ``{"fc6.weight": (1024, 512, 3, 3), "fc6.bias": (1024,), "fc7.weight": (1024, 1024, 1, 1),
+    "fc7.bias": (1024,)}``: ``fc6.weight[o, i, y, x] = W6[4o, i, 3y, 3x]`` with ``W6`` = ``classifier.0.weight``
+    viewed as (4096, 512, 7, 7); ``fc7.weight[o, i] = W7[4o, 4i]``; biases every 4th entry.
+    Raises InputError naming the keys when the file has no such classifier.
+    """
+    state = read_state_dict(path)
+    keys = ("classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias")
+    shapes = {k: tuple(state[k].shape) if k in state else None for k in keys}
+    n = shapes["classifier.0.weight"][0] if shapes["classifier.0.weight"] else 0
+    fits = (n and n % FC_CHANNEL_STEP == 0 and len(shapes["classifier.0.weight"]) == 2
+            and shapes["classifier.0.weight"][1] % 49 == 0 and shapes["classifier.0.bias"] == (n,)
+            and shapes["classifier.3.weight"] == (n, n) and shapes["classifier.3.bias"] == (n,))
+    if not fits:
+        found = ", ".join(f"{k} {shapes[k] or 'missing'}" for k in keys)
+        raise InputError(f"backbone weights {path}: fc_init=imagenet reduces torchvision vgg16's classifier "
+                         f"(classifier.0 (4096, 25088), classifier.3 (4096, 4096)) to fc6/fc7, but the file has "
+                         f"{found}; set cls.fc_init=random / seg.fc_init=random to start fc6/fc7 at random")
+    c, t = FC_CHANNEL_STEP, FC6_TAP_STEP
+    w6 = state["classifier.0.weight"].view(n, -1, 7, 7)[::c, :, ::t, ::t]
+    w7 = state["classifier.3.weight"][::c, ::c]
+    return {"fc6.weight": w6.contiguous(), "fc6.bias": state["classifier.0.bias"][::c].clone(),
+            "fc7.weight": w7.contiguous()[:, :, None, None], "fc7.bias": state["classifier.3.bias"][::c].clone()}
+
+
+def load_vgg16_fc(modules: list[nn.Module], path: str | os.PathLike) -> None:
+    """Copy :func:`decimate_vgg16_fc` of ``path`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
+    each VGG ASPP branch); InputError when their shapes are not full width (``width=1``)."""
+    fc = decimate_vgg16_fc(path)
+    for module in modules:
+        own = {k: v for k, v in module.state_dict().items() if k in fc}
+        bad = [f"{k}: expected {tuple(v.shape)}, found {tuple(fc[k].shape)}" for k, v in own.items()
+               if v.shape != fc[k].shape]
+        if bad or len(own) != len(fc):
+            raise InputError(f"backbone weights {path}: the reduced fc6/fc7 do not fit {type(module).__name__} "
+                             f"({', '.join(bad) or 'no fc6/fc7'}); full-width networks (width=1) take them")
+        module.load_state_dict(fc, strict=False)
 
 
 def _is_head(key: str, heads: tuple[str, ...]) -> bool:

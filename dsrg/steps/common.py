@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from .. import runs
+from ..io import InputError
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
-from ..models.weights import load_backbone
+from ..models.weights import load_backbone, load_vgg16_fc
 from ..profile import Profile
 from ..train import World, barrier, init_world, load_model, resolve_device, save_model
 
@@ -50,24 +51,35 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
 
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
     """The CAM classifier over the ``num_classes - 1`` foreground classes; ``cls.backbone_weights`` are
-    loaded unless ``backbone_weights`` is False (a trained model is about to be read into it)."""
+    loaded unless ``backbone_weights`` is False (a trained model is about to be read into it), with
+    fc6/fc7 reduced from the file's classifier when ``cls.fc_init=imagenet``."""
     net = CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)
     if backbone_weights and cfg.cls.backbone_weights:
         trunk = nn.Module()
         trunk.features = net.features
         load_backbone(trunk, cfg.cls.backbone_weights)
+        if cfg.cls.fc_init == "imagenet":
+            load_vgg16_fc([net], cfg.cls.backbone_weights)
     return net
 
 
 def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: str = "imagenet") -> DeepLabASPP:
     """DeepLab-ASPP of the profile; ``init``: ``imagenet`` (``seg.backbone_weights`` if given), ``cls``
     (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or ``none`` (random weights,
-    for a trained model to be read into)."""
+    for a trained model to be read into). With ImageNet VGG16 weights and ``seg.fc_init=imagenet`` every
+    ASPP branch's fc6/fc7 start from the file's reduced classifier, as DeepLab's init model."""
     s = cfg.seg
+    if init == "imagenet" and s.backbone == "resnet101" and s.freeze_bn and not s.backbone_weights:
+        # each block's last BatchNorm starts at scale 0: frozen, no residual branch could ever train
+        raise InputError("seg.backbone_weights: a torchvision resnet101 state dict is needed with "
+                         "seg.freeze_bn=true (frozen BatchNorm keeps pretrained statistics); to train "
+                         "ResNet-101 from random weights set seg.freeze_bn=false")
     net = DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
                       batch_norm=s.batch_norm)
     if init == "imagenet" and s.backbone_weights:
         load_backbone(net.backbone, s.backbone_weights)
+        if s.backbone == "vgg16" and s.fc_init == "imagenet":
+            load_vgg16_fc(list(net.aspp), s.backbone_weights)
     elif init == "cls":
         cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
         net.backbone.features.load_state_dict(cls_net.features.state_dict())

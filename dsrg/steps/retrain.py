@@ -1,7 +1,9 @@
 """``dsrg retrain``: fully-supervised training on the pseudo labels (Section 4.1, "+Retrain" of Table 2).
 
 DeepLab-ASPP initialised from the step-1 model (``retrain.init=seg``, as the authors) or from ImageNet
-weights, random ``crop_size`` crops and mirror, cross-entropy with 255 ignored, poly lr.
+weights, random ``crop_size`` crops and mirror, cross-entropy with 255 ignored, poly lr. The loss is
+taken on the logit grid against labels subsampled to it (``retrain.loss_grid=output``: the authors'
+``label_shrink``, pixel 8i of a 321 crop for cell i) or on the crop against upsampled logits (``input``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         _, images, labels = batch
         with autocast(ctx.device, cfg.amp):
             logits = net(T.normalize(images, cfg.data.normalize))
-        up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=False)
+        if cfg.retrain.loss_grid == "output":
+            return {"loss": F.cross_entropy(logits.float(), T.subsample_labels(labels, logits.shape[2:]),
+                                            ignore_index=T.IGNORE)}
+        up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=True)
         return {"loss": F.cross_entropy(up, labels, ignore_index=T.IGNORE)}
 
     fit(model, optimizer, cfg.retrain, cfg, folder, PseudoLabelSet(train, labels_dir, cfg.retrain.crop_size), step,

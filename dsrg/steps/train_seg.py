@@ -3,9 +3,10 @@
 Each iteration, for a batch of images warped to ``seg.input_size`` with their ORIGINAL cues:
 
 1. forward DeepLab-ASPP, smoothed softmax ``P`` (:func:`dsrg.losses.smoothed_softmax`);
-2. training-time dense CRF on the output grid, ``Q`` (:func:`dsrg.crf.crf_train`, s = ``seg.crf_scale``, 12 as the authors);
-3. region growing from the original cues with ``Q`` clipped and renormalised (Eq. 3,
-   :func:`dsrg.growing.grow`, ``theta_fg`` / ``theta_bg``; ``growing=false`` keeps the cues);
+2. training-time dense CRF on the output grid, clipped at 1e-4 and renormalised, ``Q``
+   (:func:`dsrg.crf.refine_for_growing`, s = ``seg.crf_scale``, 12 as the authors);
+3. region growing from the original cues with ``Q`` (Eq. 3, :func:`dsrg.growing.grow`,
+   ``theta_fg`` / ``theta_bg``; ``growing=false`` keeps the cues);
 4. seeding loss on the grown cues (Eq. 1 balanced, or SEC's) + ``boundary_weight`` x boundary loss
    KL(Q || P) (Eq. 2); SGD with the Caffe lr multipliers.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import runs
-from ..crf import CLIP, TRAIN_PARAMS, crf_train
+from ..crf import TRAIN_PARAMS, refine_for_growing
 from ..cues import CueStore
 from ..data import transforms as T
 from ..data.dataset import SeedSet, collate, open_split
@@ -44,15 +45,15 @@ BOUNDARY_CLIP = (0.05, 20.0)
 
 def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
                 labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals), and the grown cues (bool)."""
+    """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals clipped at 1e-4 and renormalised,
+    for growing and the boundary loss alike), and the grown cues (bool)."""
     s = cfg.seg
     probs = smoothed_softmax(logits.float())
     params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
-    q = crf_train(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers, params=params,
-                  backend=s.crf_backend)
+    q = refine_for_growing(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers,
+                           backend=s.crf_backend, params=params)
     if s.growing:
-        refined = q.clamp(min=CLIP)
-        grown = grow(cues, refined / refined.sum(1, keepdim=True), labels, s.theta_fg, s.theta_bg, s.grow_method)
+        grown = grow(cues, q, labels, s.theta_fg, s.theta_bg, s.grow_method)
     else:
         grown = cues
     return probs, q, grown

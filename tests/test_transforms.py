@@ -1,0 +1,34 @@
+"""Image and label transforms: where a cell of the 41 x 41 output grid sits on a 321 x 321 input."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dsrg.crf import _resize_images
+from dsrg.data import transforms as T
+
+
+def test_labels_subsampled_to_the_output_grid_take_pixel_8i_of_a_321_crop():
+    labels = torch.randint(0, 21, (2, 321, 321), dtype=torch.uint8)
+    labels[0, 8, 16] = T.IGNORE
+    out = T.subsample_labels(labels.long(), (41, 41))
+    assert out.shape == (2, 41, 41)
+    assert torch.equal(out, labels[:, ::8, ::8].long())
+    assert out[0, 1, 2] == T.IGNORE
+
+
+def test_the_training_crf_sees_the_pixel_under_each_cell():
+    images = torch.randint(0, 256, (1, 3, 321, 321), dtype=torch.uint8)
+    small = _resize_images(images, (41, 41))               # (B, h, w, 3)
+    assert torch.equal(small[0].permute(2, 0, 1), images[0, :, ::8, ::8])
+
+
+def test_a_crop_larger_than_the_image_pads_it_with_the_mean_colour_and_the_label_with_ignore():
+    image = np.full((2, 3, 3), 7, np.uint8)
+    label = np.ones((2, 3), np.uint8)
+    crop_image, crop_label = T.random_crop(image, label, 4, np.random.default_rng(0))
+    assert crop_image.shape == (4, 4, 3) and crop_label.shape == (4, 4)
+    padded = crop_label == T.IGNORE
+    assert padded.sum() == 16 - 6
+    assert (crop_image[padded] == T.PAD_RGB).all() and (crop_image[~padded] == 7).all()
