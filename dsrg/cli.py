@@ -105,6 +105,9 @@ def _pipeline(args: argparse.Namespace) -> int:
             if "miou" in info:
                 print(f"[dsrg run] mIoU on {info['split']} ({info['model']} model): {100 * info['miou']:.1f}")
         return 0
+    from .preflight import check_inputs
+
+    check_inputs(cfg, [step for step, command in runs.COMMANDS.items() if command == args.command])
     module = importlib.import_module(f".steps.{STEP_COMMANDS[args.command][0]}", __package__)
     folder = module.run(cfg, resume=args.resume)
     if runs.is_done(folder):

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from .config import merge
 from .io import InputError
@@ -193,10 +194,38 @@ def _profile_path(name: str) -> Path:
                      f"or the path of a YAML file")
 
 
+def _read_yaml(path: Path):
+    """The profile file as an OmegaConf mapping; bad YAML or encoding is an InputError naming file, line, column."""
+    try:
+        layer = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as exc:
+        def at(mark) -> str:
+            return f"line {mark.line + 1}, column {mark.column + 1}"
+
+        mark = exc.problem_mark or exc.context_mark
+        where = f", {at(mark)}" if mark is not None else ""
+        context = f" ({exc.context} at {at(exc.context_mark)})" if exc.context and exc.context_mark else ""
+        raise InputError(f"profile {path}{where}: {exc.problem or exc.context}{context}; expected YAML "
+                         f"mappings of section: {{key: value}}, each key once") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"profile {path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"profile {path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text "
+                         f"(expected a UTF-8 YAML file)") from None
+    if not isinstance(layer, DictConfig):
+        raise InputError(f"profile {path}: expected a YAML mapping of sections (data:, cls:, seg:, ...), "
+                         "got a list")
+    return layer
+
+
 def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
     """The profile ``name`` (a bundled name or a YAML path) with ``key=value`` overrides applied, validated."""
+    if not (PROFILE_DIR / f"{name}.yaml").is_file() and Path(name).is_file() \
+            and Path(name).suffix not in (".yaml", ".yml"):
+        raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
-    cfg: Profile = merge(Profile, [OmegaConf.load(path)], overrides, "seg.iterations=100",
+    cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
                          lambda key, reason: f"profile {name!r}, key {key!r}: {reason}. The keys and their types "
                                              f"are the fields of dsrg.profile.Profile (e.g. seg.theta_fg: float, "
                                              f"seg.growing: bool)")
@@ -225,8 +254,10 @@ def validate(cfg: Profile) -> None:
     for sec in ("cls", "seg", "retrain"):
         need(f"{sec}.batch_size", _get(cfg, f"{sec}.batch_size") >= 1, "an integer >= 1")
         need(f"{sec}.iterations", _get(cfg, f"{sec}.iterations") >= 0, "an integer >= 0")
-        need(f"{sec}.lr", _get(cfg, f"{sec}.lr") > 0, "a learning rate > 0")
+        need(f"{sec}.lr", 0 < _get(cfg, f"{sec}.lr") < math.inf, "a finite learning rate > 0")
         need(f"{sec}.lr_step", _get(cfg, f"{sec}.lr_step") >= 1, "an integer >= 1")
+        need(f"{sec}.lr_gamma", 0 < _get(cfg, f"{sec}.lr_gamma") < math.inf, "a finite factor > 0")
+        need(f"{sec}.lr_power", 0 < _get(cfg, f"{sec}.lr_power") < math.inf, "a finite power > 0")
         need(f"{sec}.momentum", 0 <= _get(cfg, f"{sec}.momentum") < 1, "a value in [0, 1)")
         need(f"{sec}.weight_decay", _get(cfg, f"{sec}.weight_decay") >= 0, "a value >= 0")
     for sec in ("cls", "seg"):
@@ -240,18 +271,28 @@ def validate(cfg: Profile) -> None:
         v = _get(cfg, key)
         need(key, (0 <= v <= 1) or v == math.inf, "a probability in [0, 1], or .inf to turn that side off")
     need("seg.record_images", cfg.seg.record_images >= 0, "an integer >= 0")
+    need("seg.boundary_weight", 0 <= cfg.seg.boundary_weight < math.inf, "a finite weight >= 0")
+    need("seg.crf_workers", cfg.seg.crf_workers >= 1, "a number of processes >= 1")
+    need("data.loader_workers", cfg.data.loader_workers >= 0, "a number of DataLoader processes >= 0")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
          "a non-empty list of input sides >= 16 px")
     for key in ("seg.crf_scale", "pseudo.crf_scale", "eval.crf_scale"):
         need(key, _get(cfg, key) > 0, "a scale > 0")
-    need("eval.scales", len(cfg.eval.scales) > 0 and all(s > 0 for s in cfg.eval.scales),
-         "a non-empty list of scales > 0")
+    need("eval.scales", len(cfg.eval.scales) > 0 and all(0 < s <= 8 for s in cfg.eval.scales),
+         "a non-empty list of scales of the image size in (0, 8]")
     if cfg.seeds.saliency == "folder" and cfg.seeds.source == "cam":
         need("seeds.saliency_dir", bool(cfg.seeds.saliency_dir), "a folder of saliency PNGs with seeds.saliency=folder")
+    need("seeds.saliency_dir", cfg.seeds.saliency == "folder" or not cfg.seeds.saliency_dir,
+         f"no value with seeds.saliency={cfg.seeds.saliency} (it would be ignored); add seeds.saliency=folder "
+         f"to read the maps from it")
     if cfg.seeds.source == "authors":
         need("seeds.authors_pickle", bool(cfg.seeds.authors_pickle), "the path of localization_cues*.pickle")
         need("seeds.authors_list", bool(cfg.seeds.authors_list), "the path of the image list (id key per line)")
+    for key in ("seeds.authors_pickle", "seeds.authors_list"):
+        need(key, cfg.seeds.source == "authors" or not _get(cfg, key),
+             f"no value with seeds.source={cfg.seeds.source} (it would be ignored); add seeds.source=authors "
+             f"to train on the authors' cues")
     if cfg.seg.init == "cls":
         need("seg.backbone", cfg.seg.backbone == "vgg16", "vgg16 with seg.init=cls (the CAM net is a VGG16)")
         need("seg.width", cfg.seg.width == cfg.cls.width, f"cls.width ({cfg.cls.width}) with seg.init=cls")

@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +138,11 @@ def make_optimizer(groups: list[dict], sec) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=sec.lr, momentum=sec.momentum)
 
 
-def iterations_per_epoch(n: int, batch_size: int) -> int:
+def iterations_per_epoch(n: int, batch_size: int, key: str = "batch_size") -> int:
+    """Whole batches per epoch; ``key`` names the batch size in the error when the split is too small."""
     if n < batch_size:
-        raise InputError(f"batch_size={batch_size} but the training split has only {n} images")
+        raise InputError(f"{key}={batch_size} but the training split has only {n} images; "
+                         f"expected {key} <= {n}")
     return n // batch_size
 
 
@@ -173,6 +177,51 @@ def _read_log(path: Path, before: int) -> list[str]:
     return keep
 
 
+def _section(desc: str) -> str:
+    """The config section of a training step from its command name (``train-seg`` -> ``seg``)."""
+    from .runs import COMMANDS
+
+    return next((step for step, command in COMMANDS.items() if command == desc), desc)
+
+
+def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -> InputError:
+    key = _section(desc)
+    losses = ", ".join(f"{k}={v}" for k, v in stats.items() if "loss" in k)
+    return InputError(f"{desc}: the loss is not finite at iteration {it} ({losses}; {key}.lr={sec.lr:g}, "
+                      f"lr at this iteration {sec.lr * factor:g}); training stopped and no model was saved. "
+                      f"Try a lower learning rate, e.g. {key}.lr={sec.lr / 10:g}")
+
+
+def _checkpoint_notice(ckpt: Path, desc: str) -> None:
+    """Without --resume: say that an interrupted run's checkpoint exists (it is overwritten as training goes)."""
+    try:   # mmap: reads the iteration, not the weights
+        it = int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["iteration"])
+        what = f"holds an interrupted run at iteration {it}; starting over (`--resume` continues it)"
+    except Exception:  # noqa: BLE001 (any unreadable file: it is only a notice)
+        what = "is an unreadable checkpoint of an interrupted run; starting over (it will be overwritten)"
+    print(f"{desc}: note: {ckpt} {what}", file=sys.stderr, flush=True)
+
+
+def _load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
+    """Restore model, optimizer and records from ``ckpt``; an unusable file is an InputError with the ways out."""
+    # on the CPU: the RNG states must stay there, and the records' counters are CPU tensors;
+    # load_state_dict copies the weights and the optimizer's state onto the parameters' device
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if records is not None and state.get("records") is not None:
+            records.load_state_dict(state["records"])
+        int(state["iteration"])
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (a truncated zip, a pickle error, missing keys, other shapes...)
+        raise InputError(f"cannot resume from the checkpoint {ckpt}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''} (expected a ckpt.pt written by this step). "
+                         f"Delete it to start the step over, or run without --resume") from exc
+    return state
+
+
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, folder: Path, dataset: Dataset,
         step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
         desc: str, resume: bool = False, records: Any = None) -> None:
@@ -194,14 +243,10 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         g.setdefault("initial_lr", g["lr"])
     start, state = 0, None
     if resume and ckpt.is_file():
-        # on the CPU: the RNG states must stay there, and the records' counters are CPU tensors;
-        # load_state_dict copies the weights and the optimizer's state onto the parameters' device
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if records is not None and state.get("records") is not None:
-            records.load_state_dict(state["records"])
+        state = _load_checkpoint(ckpt, model, optimizer, records)
         start = int(state["iteration"])
+    elif ckpt.is_file() and world.main:
+        _checkpoint_notice(ckpt, desc)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
@@ -212,7 +257,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     n = len(dataset)
-    per_epoch = iterations_per_epoch(n, sec.batch_size)
+    per_epoch = iterations_per_epoch(n, sec.batch_size, f"{_section(desc)}.batch_size")
     keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
     loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=cfg.data.loader_workers, collate_fn=collate,
                              pin_memory=device.type == "cuda"))
@@ -236,6 +281,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             out["loss"].backward()
             optimizer.step()
             stats = all_reduce_mean({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}, world)
+            if not math.isfinite(stats["loss"]):   # read above for the log: no extra sync; same on every rank
+                raise _diverged(desc, it, sec, factor, stats)
             now = time.perf_counter()
             seconds, tick = now - tick, now
             if log is not None:

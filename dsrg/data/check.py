@@ -44,6 +44,9 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         ``(report, problems)``: one line per split checked, and one line per problem.
     """
     root = Path(root)
+    _check_sample(sample)
+    if not root.is_dir():
+        raise InputError(f"dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
     sets = root / "ImageSets" / "Segmentation"
     if not sets.is_dir():
         raise InputError(f"{root}: no ImageSets/Segmentation folder (expected the PASCAL VOC layout)")
@@ -53,10 +56,12 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
     report, problems = [], []
     expected = None
     for split in splits:
+        before = len(problems)
         try:
             ds = VOCSegmentation(root, split)
         except InputError as exc:
             problems.append(str(exc))
+            report.append(f"split '{split}': not readable, 1 problem")
             continue
         if expected is None:
             expected = expected_counts(root, ds.class_names)
@@ -64,18 +69,24 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         want = expected.get(split)
         if want is not None and want != n:
             problems.append(f"split '{split}' lists {n} images; expected {want}")
-        idx = None if sample is None or sample >= n else np.linspace(0, n - 1, sample).round().astype(int).tolist()
-        found = ds.check(idx)
-        problems += found
-        opened = n if idx is None else len(set(idx))
+        if not ds.has_masks and not split.startswith("test"):
+            problems.append(f"split '{split}': label folder {root / ds.label_dir} not found (training needs the "
+                            f"label maps for the image-level labels, evaluation for the scores)")
+        idx = _sample_indices(n, sample)
+        problems += ds.check(idx)
         report.append(f"split '{split}': {n} images" + (f" (expected {want})" if want is not None else "")
-                      + f", {opened} opened, {len(found)} problems"
+                      + f", {len(idx)} opened, {len(problems) - before} problems"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
                       + ("" if ds.has_masks else f", no {ds.label_dir} masks"))
     if expected is not None and expected == VOC2012_COUNTS and "train_aug" not in splits:
         report.append("no train_aug split (the paper trains on train_aug, 10582 images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
     return report, problems
+
+
+def _check_sample(sample: int | None) -> None:
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 0):
+        raise InputError(f"sample (--sample): expected a number of files to open per split >= 0, got {sample!r}")
 
 
 def _sample_indices(n: int, sample: int | None) -> list[int]:
@@ -159,6 +170,7 @@ def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[l
     from dsrg.data.coco import COCO2014_COUNTS, COCO_CLASSES
 
     root = Path(root)
+    _check_sample(sample)
     if not root.is_dir():
         raise InputError(f"COCO root not found: {root}")
     if not (root / "annotations").is_dir():

@@ -4,7 +4,7 @@ Layout (``<id>`` is one line of the split file)::
 
     <root>/JPEGImages/<id>.jpg                 RGB image
     <root>/SegmentationClass/<id>.png          label map (absent for VOC test)
-    <root>/ImageSets/Segmentation/<split>.txt  one id per line
+    <root>/ImageSets/Segmentation/<split>.txt  one id per line (or DeepLab's "/JPEGImages/<id>.jpg ..." lines)
     <root>/class_names.txt                     optional: one class name per line, background first
 
 Conventions (those of VOC and of the paper):
@@ -120,8 +120,26 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
+def _read_lines(path: Path, what: str) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text "
+                         f"(expected a text file of {what}, one per line)") from None
+
+
+def split_id(line: str) -> str:
+    """The image id of a split file's line: its first column, where a path or file name such as DeepLab's
+    ``/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png`` or ``2007_000032.jpg`` gives
+    ``2007_000032`` (the folder and an image extension are dropped)."""
+    first = line.split()[0].replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = first.rpartition(".")
+    return stem if dot and ext.lower() in ("jpg", "jpeg", "png") else first
+
+
 def _read_class_names(path: Path) -> list[str]:
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in _read_lines(path, "class names") if line.strip()]
     if not names:
         raise InputError(f"{path} is empty; expected one class name per line, background first")
     return names
@@ -171,7 +189,7 @@ class VOCSegmentation:
             found = sorted(p.stem for p in sets.glob("*.txt")) if sets.is_dir() else []
             have = f"splits found: {', '.join(found)}" if found else f"no split files in {sets}"
             raise InputError(f"split file not found: {split_file} ({have})")
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        ids = [split_id(line) for line in _read_lines(split_file, "image ids") if line.strip()]
         if not ids:
             raise InputError(f"split file {split_file} lists no image ids (expected one id per line)")
         return ids

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import runs
+from ..preflight import check_inputs
 from ..profile import Profile
 from ..train import barrier
 from . import evaluate, pseudo_labels, retrain, seeds, train_cls, train_seg
@@ -27,12 +28,12 @@ def planned_steps(cfg: Profile) -> list[str]:
 
 def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -> dict[str, Path]:
     """Run (or skip) each planned step (or those of them in ``only``); return ``{step: folder}``.
-    Prints one line per step."""
+    Prints one line per step. The inputs of the steps to run are checked first (:mod:`dsrg.preflight`)."""
+    steps = [step for step in planned_steps(cfg) if only is None or step in only]
+    check_inputs(cfg, steps)
     ctx = setup(cfg)
     folders = {}
-    for step in planned_steps(cfg):
-        if only is not None and step not in only:
-            continue
+    for step in steps:
         folder = runs.step_dir(cfg, step)
         # One process per step folder: another one running this step (a notebook beside this one) is
         # waited for, and its output reused. Under torchrun the ranks run the step together, unlocked.

@@ -1,0 +1,79 @@
+"""Pre-flight: before a step starts, every input it will read is checked to exist.
+
+A typo'd split name or a missing weights file would otherwise surface only when the step that reads it
+runs, hours into a paper-scale run. :func:`check_inputs` checks, for the steps about to run (complete
+ones are skipped): the data root and each split they read (``data.train_split``, ``data.val_split``,
+``eval.split``), the batch sizes against the training split, and the files and folders named by
+``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
+``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is written by the first step, so
+only its split names are checked. Every process of a torchrun launch runs the same check.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from pathlib import Path
+from typing import Sequence
+
+from . import runs
+from .io import InputError
+from .profile import Profile
+
+TRAINING = ("cls", "seg", "retrain")     # the training steps; each one's batch size is <step>.batch_size
+
+
+def step_inputs(cfg: Profile, step: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The split keys and the ``(path key, "file" | "folder")`` inputs that ``step`` reads."""
+    splits = ["eval.split"] if step == "eval" else ["data.train_split"] + (["data.val_split"] if step == "cls" else [])
+    paths = []
+    if step == "cls" and cfg.cls.backbone_weights:
+        paths.append(("cls.backbone_weights", "file"))
+    if ((step == "seg" and cfg.seg.init == "imagenet") or (step == "retrain" and cfg.retrain.init == "imagenet")) \
+            and cfg.seg.backbone_weights:
+        paths.append(("seg.backbone_weights", "file"))
+    if step == "seeds" and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder":
+        paths.append(("seeds.saliency_dir", "folder"))
+    if step == "seeds" and cfg.seeds.source == "authors":
+        paths += [("seeds.authors_pickle", "file"), ("seeds.authors_list", "file")]
+    return splits, paths
+
+
+def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
+    """Raise InputError naming the key and the path of the first input of ``steps`` that is missing."""
+    from .data.synthetic import SPLIT_CODES
+    from .data.voc import VOCSegmentation
+
+    def get(key: str):
+        return attrgetter(key)(cfg)
+
+    steps = [s for s in steps if not runs.is_done(runs.step_dir(cfg, s))]
+    if not steps:
+        return
+    split_keys: dict[str, None] = {}
+    for step in steps:
+        splits, paths = step_inputs(cfg, step)
+        split_keys.update(dict.fromkeys(splits))
+        for key, kind in paths:
+            path = Path(get(key))
+            if not (path.is_file() if kind == "file" else path.is_dir()):
+                raise InputError(f"{key}: {kind} not found: {path}")
+    root = Path(cfg.data.root)
+    if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
+        for key in split_keys:
+            if get(key) not in SPLIT_CODES:
+                raise InputError(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
+                                 f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
+        return
+    if not root.is_dir():
+        raise InputError(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
+    sizes = {}
+    for key in split_keys:
+        try:
+            sizes[key] = len(VOCSegmentation(root, get(key)))
+        except InputError as exc:
+            raise InputError(f"{key}={get(key)}: {exc}") from None
+    for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
+        n = sizes["data.train_split"]
+        if get(key) > n:
+            raise InputError(f"{key}={get(key)} but the training split '{cfg.data.train_split}' has only {n} "
+                             f"images; expected {key} <= {n}")

@@ -1,0 +1,242 @@
+"""Bad input is refused early with an error that names the thing and what was expected; nothing is left half-done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dsrg.io import InputError
+from dsrg.profile import load_profile
+from dsrg.train import World, fit, save_checkpoint
+
+
+# ----------------------------------------------------------------------------- the training loop
+
+class Numbers(torch.utils.data.Dataset):
+    """Item ``i`` is ``(i, [i])``: a tiny dataset for the training loop."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, key):
+        i = key[0]
+        return i, torch.tensor([float(i)])
+
+
+def _fit(folder: Path, *, inf_at: int | None = None, resume: bool = False, iterations: int = 4):
+    cfg = load_profile("smoke", [f"cls.iterations={iterations}", "cls.batch_size=2", "cls.lr=0.01"])
+    model = nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.cls.lr)
+
+    def step(net, batch, it):
+        loss = net(batch[1]).pow(2).mean()
+        return {"loss": loss * float("inf") if it == inf_at else loss}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fit(model, optimizer, cfg.cls, cfg, folder, Numbers(), step, device=torch.device("cpu"), world=World(),
+        desc="train-cls", resume=resume)
+    return model, optimizer
+
+
+def test_a_loss_that_becomes_infinite_stops_training_naming_iteration_and_lr(tmp_path):
+    with pytest.raises(InputError, match=r"train-cls: the loss is not finite at iteration 2 "
+                                         r"\(loss=inf; cls\.lr=0\.01,.*e\.g\. cls\.lr=0\.001"):
+        _fit(tmp_path, inf_at=2)
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 2, "iterations 0 and 1 are logged, then it stops"
+
+
+def test_resuming_from_a_corrupt_checkpoint_names_the_file_and_the_ways_out(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match=r"ckpt\.pt.*Delete it to start the step over, or run without --resume"):
+        _fit(tmp_path, resume=True)
+
+
+def test_an_interrupted_runs_checkpoint_is_noted_when_starting_over(tmp_path, capsys):
+    model, optimizer = _fit(tmp_path / "first")
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, torch.device("cpu"))
+    _fit(tmp_path)
+    err = capsys.readouterr().err
+    assert "holds an interrupted run at iteration 3" in err and "--resume" in err
+
+
+def test_a_batch_larger_than_the_training_split_names_the_key(tmp_path):
+    cfg = load_profile("smoke", ["cls.batch_size=9"])
+    with pytest.raises(InputError, match=r"cls\.batch_size=9 but the training split has only 8 images"):
+        fit(nn.Linear(1, 1), torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), cfg.cls, cfg, tmp_path,
+            Numbers(), lambda net, batch, it: {}, device=torch.device("cpu"), world=World(), desc="train-cls")
+
+
+# ----------------------------------------------------------------------------- profile values
+
+@pytest.mark.parametrize("override, expected", [
+    ("cls.lr=inf", "cls.lr: expected a finite learning rate > 0, got inf"),
+    ("seg.lr=nan", "seg.lr: expected a finite learning rate > 0, got nan"),
+    ("retrain.lr_gamma=0", "retrain.lr_gamma: expected a finite factor > 0, got 0.0"),
+    ("seg.lr_power=-1", "seg.lr_power: expected a finite power > 0, got -1.0"),
+    ("seg.boundary_weight=-0.5", "seg.boundary_weight: expected a finite weight >= 0, got -0.5"),
+    ("seg.crf_workers=0", "seg.crf_workers: expected a number of processes >= 1, got 0"),
+    ("data.loader_workers=-1", "data.loader_workers: expected a number of DataLoader processes >= 0, got -1"),
+    ("eval.scales=[1.0,10]", "eval.scales: expected a non-empty list of scales of the image size in (0, 8]"),
+])
+def test_a_value_that_would_fail_later_is_refused_when_the_profile_loads(override, expected):
+    with pytest.raises(InputError) as exc:
+        load_profile("smoke", [override])
+    assert str(exc.value).startswith(expected)
+
+
+def test_a_saliency_folder_without_saliency_folder_says_which_setting_to_add():
+    with pytest.raises(InputError, match=r"seeds.saliency_dir: .*with seeds.saliency=spectral_residual .*"
+                                         r"add seeds.saliency=folder"):
+        load_profile("smoke", ["seeds.saliency_dir=/maps"])
+    assert load_profile("smoke", ["seeds.saliency=folder", "seeds.saliency_dir=/maps"]).seeds.saliency_dir == "/maps"
+
+
+def test_an_authors_pickle_without_source_authors_says_which_setting_to_add():
+    with pytest.raises(InputError, match=r"seeds.authors_pickle: .*with seeds.source=cam .*add seeds.source=authors"):
+        load_profile("smoke", ["seeds.authors_pickle=cues.pickle", "seeds.authors_list=list.txt"])
+    with pytest.raises(InputError, match=r"seeds.authors_list: .*add seeds.source=authors"):
+        load_profile("smoke", ["seeds.authors_list=list.txt"])
+
+
+# ----------------------------------------------------------------------------- profile files
+
+@pytest.mark.parametrize("text, expected", [
+    (b"name: x\nseg: [1, 2\ncls: {}\n", r"bad\.yaml, line 3, column 4: expected ',' or ']'.*flow sequence at line 2"),
+    (b"seg:\n  theta_fg: 0.8\nseg:\n  theta_bg: 0.9\n", r"bad\.yaml, line 3, column 1: found duplicate key seg"),
+    (b"name: x\nseg: caf\xe9\n", r"bad\.yaml, line 2: byte 0xe9 is not UTF-8 text"),
+    (b"- seg\n- cls\n", r"bad\.yaml: expected a YAML mapping of sections"),
+])
+def test_a_malformed_profile_file_is_named_with_line_and_column(tmp_path, text, expected):
+    (tmp_path / "bad.yaml").write_bytes(text)
+    with pytest.raises(InputError, match=expected):
+        load_profile(str(tmp_path / "bad.yaml"))
+
+
+def test_a_profile_file_must_end_in_yaml(tmp_path):
+    (tmp_path / "myprof.txt").write_text("name: mine\n")
+    with pytest.raises(InputError, match=r"myprof\.txt: expected a name ending in \.yaml or \.yml"):
+        load_profile(str(tmp_path / "myprof.txt"))
+    (tmp_path / "myprof.txt").rename(tmp_path / "myprof.yml")
+    assert load_profile(str(tmp_path / "myprof.yml")).name == "mine"
+
+
+# ----------------------------------------------------------------------------- dataset roots
+
+def _voc_root(root: Path, ids=("a", "b"), split_lines=None) -> Path:
+    """A VOC-layout root of 3 classes and 8 x 10 black images whose label maps hold class 1 in a corner."""
+    import numpy as np
+    from PIL import Image
+
+    from dsrg.data.voc import write_label_png
+
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for image_id in ids:
+        Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        mask = np.zeros((8, 10), np.uint8)
+        mask[:2, :2] = 1
+        write_label_png(root / "SegmentationClass" / f"{image_id}.png", mask)
+    (root / "class_names.txt").write_text("background\nbox\nball\n")
+    lines = split_lines if split_lines is not None else [f"{i}\n" for i in ids]
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(lines))
+    return root
+
+
+def test_deeplab_style_split_lines_give_the_image_ids(tmp_path):
+    from dsrg.data.voc import VOCSegmentation
+
+    root = _voc_root(tmp_path / "voc", split_lines=["/JPEGImages/a.jpg /SegmentationClassAug/a.png\n", "b.jpg\n"])
+    ds = VOCSegmentation(root, "train")
+    assert ds.ids == ["a", "b"]
+    assert ds.check() == [] and ds.labels(0).tolist()[:3] == [True, True, False]
+
+
+def test_a_split_file_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    from dsrg.data.voc import VOCSegmentation
+
+    root = _voc_root(tmp_path / "voc")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_bytes(b"a\nb\xff\n")
+    with pytest.raises(InputError, match=r"train\.txt, line 2: byte 0xff is not UTF-8 text"):
+        VOCSegmentation(root, "train")
+
+
+def test_data_check_reports_a_missing_label_folder_and_counts_every_problem_once(tmp_path, capsys):
+    from dsrg.cli import main
+
+    root = _voc_root(tmp_path / "voc")
+    (root / "SegmentationClass").rename(tmp_path / "moved")
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_bytes(b"\xff\n")
+    assert main(["data", "check", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "split 'train': 2 images, 2 opened, 1 problems" in out
+    assert f"problem: split 'train': label folder {root / 'SegmentationClass'} not found" in out
+    assert "split 'val': not readable, 1 problem" in out and "val.txt, line 1: byte 0xff" in out
+    assert out.strip().endswith("2 problems")
+
+
+def test_data_check_refuses_a_missing_root_and_a_negative_sample(tmp_path, capsys):
+    from dsrg.cli import main
+
+    assert main(["data", "check", "--root", str(tmp_path / "nowhere")]) == 2
+    assert f"dataset root not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert main(["data", "check", "--root", str(_voc_root(tmp_path / "voc")), "--sample", "-1"]) == 2
+    assert "--sample): expected a number of files to open per split >= 0, got -1" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- pre-flight
+
+def _dsrg(capsys, *args: str) -> str:
+    """Run the ``dsrg`` command; it must fail with a clean error (exit 2), whose text is returned."""
+    from dsrg.cli import main
+
+    capsys.readouterr()
+    assert main(list(args)) == 2
+    return capsys.readouterr().err
+
+
+def test_a_typod_split_of_the_embedded_dataset_stops_dsrg_run_before_anything_is_written(tmp_path, capsys):
+    err = _dsrg(capsys, "run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
+                "data.val_split=nosplit")
+    assert "data.val_split: the embedded dataset (data.dataset=synthetic) has the splits ['train', 'val'], " \
+           "got 'nosplit'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_split_file_is_named_with_its_key_before_the_step_runs(tmp_path, capsys):
+    root = _voc_root(tmp_path / "voc")
+    err = _dsrg(capsys, "evaluate", "--profile", "smoke", "data.dataset=voc", f"data.root={root}",
+                f"out={tmp_path / 'run'}", "eval.split=vall")
+    assert f"eval.split=vall: split file not found: {root / 'ImageSets/Segmentation/vall.txt'}" in err
+    assert "(splits found: train)" in err and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command, override, expected", [
+    ("seeds", "seeds.saliency=folder", "seeds.saliency_dir: folder not found: {0}/maps"),
+    ("train-seg", "seg.init=imagenet", "seg.backbone_weights: file not found: {0}/vgg16.pth"),
+    ("train-cls", "cls.backbone_weights={0}/vgg16.pth", "cls.backbone_weights: file not found: {0}/vgg16.pth"),
+    ("run", "seeds.source=authors", "seeds.authors_pickle: file not found: {0}/cues.pickle"),
+])
+def test_a_missing_input_file_or_folder_is_named_with_its_key_before_the_step_runs(tmp_path, capsys, command,
+                                                                                   override, expected):
+    extra = {"seeds.saliency=folder": [f"seeds.saliency_dir={tmp_path}/maps"],
+             "seg.init=imagenet": [f"seg.backbone_weights={tmp_path}/vgg16.pth"],
+             "seeds.source=authors": [f"seeds.authors_pickle={tmp_path}/cues.pickle",
+                                      f"seeds.authors_list={tmp_path}/list.txt"]}.get(override, [])
+    err = _dsrg(capsys, command, "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
+                override.format(tmp_path), *extra)
+    assert expected.format(tmp_path) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_larger_than_the_training_split_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
+    root = _voc_root(tmp_path / "voc")
+    err = _dsrg(capsys, "run", "--profile", "smoke", "data.dataset=voc", f"data.root={root}", f"out={tmp_path / 'run'}",
+                "data.val_split=train", "eval.split=train", "cls.batch_size=2", "seg.batch_size=2",
+                "retrain.batch_size=3")
+    assert "retrain.batch_size=3 but the training split 'train' has only 2 images; expected retrain.batch_size <= 2" \
+        in err
+    assert not (tmp_path / "run").exists()
