@@ -67,8 +67,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle / zip / unsafe-type errors all mean "not a plain state dict"
-        raise InputError(f"cannot read backbone weights {path}: {exc} "
-                         "(expected a state dict of tensors saved with torch.save)") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise InputError(f"cannot read backbone weights {path}: not a state dict of tensors written by torch.save "
+                         f"({type(exc).__name__}: {first[:200]})") from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
@@ -150,6 +151,8 @@ def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Ma
                 for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("shape mismatches", mismatched)) if items]
     if problems:
-        raise InputError(f"backbone weights {path} do not fit {type(model_backbone).__name__}: " + "; ".join(problems))
+        hint = (" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
+                "resnet101 files fit width=1 and batch_norm=false)" if mismatched or missing else "")
+        raise InputError(f"backbone weights {path} do not fit the network's trunk{hint}: " + "; ".join(problems))
     model_backbone.load_state_dict(found, strict=False)
     return sorted(found)
