@@ -18,8 +18,8 @@ from .crf import CRFParams, _dense_crf_one, process_pool
 from .data import transforms as T
 from .train import autocast
 
-#: Probabilities are clipped here before the test-time CRF's unary -log p (the authors' eps): at most
-#: 11.5, so the CRF can still overturn a confident but isolated pixel.
+#: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
+#: eps; the unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
 PROB_FLOOR = 1e-5
 
 

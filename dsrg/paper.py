@@ -129,6 +129,23 @@ def fig4() -> pd.DataFrame:
     return _attrs(df, block, from_text=bool(block["from_text"]))
 
 
+# Not the paper's numbers: DSRG step 1 in the authors' public run script (shared/reference/
+# official-implementation.md, "Schedules": 8000 iterations of batch 20 over train_aug's 10,582 images, "~15
+# epochs"). The paper gives neither an iteration count nor a number of epochs; its Fig. 4 text reports epoch 12.
+AUTHORS_STEP1 = {"iterations": 8000, "batch_size": 20, "train_images": 10582,
+                 "source": "the authors' public code (run script), not the paper"}
+
+
+def authors_step1_epochs() -> float:
+    """Epochs of DSRG step 1 in the authors' public code: 8000 x 20 / 10,582 = 15.1 (``AUTHORS_STEP1``).
+
+    An assumption for placing the paper's Fig. 4 points on a fraction-of-training axis (epoch 12 of about
+    15): the paper itself does not say how long it trained.
+    """
+    a = AUTHORS_STEP1
+    return a["iterations"] * a["batch_size"] / a["train_images"]
+
+
 def claims() -> pd.DataFrame:
     """Other numbers stated in the text (gains, fully-supervised references, seed coverage, ...).
 

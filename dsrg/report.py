@@ -56,20 +56,26 @@ def bars_beside(df: pd.DataFrame, ylabel: str, title: str, paper_col: str = "pap
     return fig
 
 
-def supervision_curves(ours: pd.DataFrame, paper: pd.DataFrame, paper_epochs: int):
+def supervision_curves(ours: pd.DataFrame, paper: pd.DataFrame, paper_epochs: float, paper_label: str | None = None):
     """Fig. 4: precision, recall and IoU (%) of the supervision over training, ours against the paper's.
 
     ``ours``: rows per epoch (``epoch`` column, fractions in [0, 1]); ``paper``: percent, indexed by epoch.
     The x axis is the fraction of training done, so runs of different lengths share it; the paper's
-    points sit at ``epoch / paper_epochs``.
+    points sit at ``epoch / paper_epochs``. The paper does not say how many epochs it trained:
+    ``paper_epochs`` is the caller's assumption (the book uses :func:`dsrg.paper.authors_step1_epochs`, the
+    authors' public schedule), and ``paper_label`` (default: the epochs and that total) says so in the legend.
     """
     last = max(int(ours["epoch"].max()), 1)
+    if paper_label is None:
+        shown = ", ".join(str(int(e)) for e in paper.index)
+        paper_label = f"paper: epochs {shown} of {paper_epochs:.1f} (length assumed)"
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
     for ax, key in zip(axes, ("precision", "recall", "iou")):
         ax.plot(ours["epoch"] / last, 100 * ours[key], "o-", color=OURS, label=f"ours ({last} epochs)")
-        ax.plot(paper.index / paper_epochs, paper[key], "s--", color=PAPER, label="paper (reported points)")
+        ax.plot(paper.index / paper_epochs, paper[key], "s--", color=PAPER, label=paper_label)
         ax.set_title({"iou": "IoU"}.get(key, key.capitalize()), fontsize=10)
         ax.set_xlabel("fraction of training (epoch / last epoch)")
+        ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("%")
     axes[0].set_ylim(0, 100)
@@ -96,3 +102,48 @@ def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}"):
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
+
+
+def eval_setting(cfg) -> str:
+    """How a profile's ``evaluate`` step tests a model, in words, from ``cfg.eval`` (so an override such as
+    ``eval.crf=false`` or ``eval.scales=[1.0]`` is what the page says).
+
+    E.g. ``"scales 0.75, 1, 1.25 of the image size (logits summed), then the dense CRF (s = 4)"``.
+    """
+    scales = [float(s) for s in cfg.eval.scales]
+    sizes = ", ".join(f"{s:g}" for s in scales)
+    text = (f"scales {sizes} of the image size (logits summed)" if len(scales) > 1
+            else f"one scale, {sizes}x the image size")
+    return text + (f", then the dense CRF (s = {float(cfg.eval.crf_scale):g})" if cfg.eval.crf else ", no CRF")
+
+
+def label_shares(experiment) -> pd.DataFrame:
+    """Share of each class among the evaluated pixels: in ``experiment``'s predictions and in the ground truth.
+
+    Reads the prediction PNGs that ``evaluate`` wrote and the split's label maps (pixels labelled 255 in
+    the ground truth are left out of both). Returns a DataFrame indexed by class name with columns
+    ``predicted`` and ``ground truth`` (fractions summing to 1).
+    """
+    from .data.voc import IGNORE, read_label_png
+
+    split = experiment.metrics()["split"]
+    ds = experiment.dataset(split)
+    pred_dir = experiment.predictions()
+    k = ds.num_classes
+    pred = np.zeros(k, np.int64)
+    true = np.zeros(k, np.int64)
+    for i, image_id in enumerate(ds.ids):
+        gt = np.asarray(ds.mask(i))
+        p = read_label_png(pred_dir / f"{image_id}.png", k)
+        valid = gt != IGNORE
+        pred += np.bincount(np.asarray(p)[valid].ravel(), minlength=k)[:k]
+        true += np.bincount(gt[valid].ravel(), minlength=k)[:k]
+    return pd.DataFrame({"predicted": pred / max(pred.sum(), 1), "ground truth": true / max(true.sum(), 1)},
+                        index=pd.Index(ds.class_names, name="class"))
+
+
+def compare_word(a: float, b: float, higher: str = "higher", lower: str = "lower", same: str = "the same",
+                 tol: float = 0.05) -> str:
+    """``higher`` if ``a > b + tol``, ``lower`` if ``a < b - tol``, else ``same``: for sentences glued from
+    measured numbers, so that the words follow the numbers of the run."""
+    return higher if a > b + tol else lower if a < b - tol else same

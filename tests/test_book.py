@@ -160,6 +160,32 @@ def test_every_page_of_the_toc_is_built(smoke_book, html_dir):
     assert (html_dir / "index.html").is_file()
 
 
+# --------------------------------------------------------------------------- glue keys (no build)
+
+GLUE_REF = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
+GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)(["'])(.+?)\2""")
+
+
+def _glue_pattern(is_f: str, key: str) -> re.Pattern:
+    """The keys a ``glue(key, ...)`` call can write: an f-string's ``{...}`` parts match any key part."""
+    escaped = re.escape(key)
+    return re.compile(re.sub(r"\\\{.*?\\\}", lambda _: "[A-Za-z0-9_.]+", escaped) if is_f else escaped)
+
+
+@pytest.mark.parametrize("page", sorted(execute_notebooks.toc_files(ROOT)), ids=lambda p: p)
+def test_every_glue_reference_is_glued_on_its_page(page):
+    """A page's ``{glue:text}`key``` must be written by a ``glue("key", ...)`` of its own code (myst-nb resolves
+    glue page by page; an unresolved key only warns at build time, which ``-W`` turns into a failed build)."""
+    path = next((ROOT / f"{page}{ext}" for ext in (".md", ".ipynb") if (ROOT / f"{page}{ext}").is_file()), None)
+    if path is None:
+        pytest.skip(f"{page}: no .md source")
+    text = path.read_text(encoding="utf-8")
+    refs = set(GLUE_REF.findall(text))
+    patterns = [_glue_pattern(is_f, key) for is_f, _, key in GLUE_CALL.findall(text)]
+    missing = sorted(k for k in refs if not any(p.fullmatch(k) for p in patterns))
+    assert not missing, f"{path.relative_to(ROOT)}: glue keys used but never glued: {missing}"
+
+
 class _Links(HTMLParser):
     ATTRS = {("img", "src"), ("a", "href"), ("link", "href"), ("script", "src"), ("source", "src")}
 

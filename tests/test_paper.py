@@ -214,6 +214,19 @@ def test_the_profile_defaults_are_the_papers_settings():
     assert prof.seg.lr == setup["lr"]
 
 
+def test_the_authors_step1_length_places_the_papers_epoch_12():
+    """Not the paper's: the authors' public schedule (8000 x 20 / 10,582 images), the same numbers as the
+    profile's default step 1 and the train_aug count, about 15 epochs; the paper's epoch 12 is before its end."""
+    from dsrg.data.sbd import TRAIN_AUG_COUNT
+    from dsrg.profile import Profile
+
+    a, prof = paper.AUTHORS_STEP1, Profile()
+    assert (a["iterations"], a["batch_size"], a["train_images"]) == (prof.seg.iterations, prof.seg.batch_size,
+                                                                     TRAIN_AUG_COUNT)
+    assert paper.authors_step1_epochs() == pytest.approx(15.12, abs=0.01)
+    assert 0 < paper.fig4().index.max() / paper.authors_step1_epochs() < 1
+
+
 # --- the transcription against the paper's text -----------------------------------------------------------
 
 def _cells(line: str) -> list[str]:

@@ -20,8 +20,8 @@ NORMALIZE = ("torchvision", "caffe")
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255
 _CAFFE_MEAN_BGR = torch.tensor([104.0, 117.0, 123.0])
-#: The colour crops are padded with: the Caffe mean (ImageNet's, within one level), so padding
-#: normalises to about 0 as in the authors' pipeline (mean subtracted, then zero-padded).
+#: The RGB colour that pads crops, the Caffe mean (ImageNet's, within one level); padding then
+#: normalises to about 0, as in the authors' pipeline (mean subtracted, then zero-padded).
 PAD_RGB = (123, 117, 104)
 
 

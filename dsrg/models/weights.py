@@ -80,9 +80,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-#: DeepLab-LargeFOV's reduction of VGG16's fc layers: every 4th of the 4096 filters (and of fc7's
-#: 4096 inputs) and taps 0, 3, 6 of fc6's 7 x 7 kernel, which at output stride 8 sit 12 px apart.
-FC_CHANNEL_STEP, FC6_TAP_STEP = 4, 3
+#: The step of DeepLab-LargeFOV's decimation of the fc filters, every 4th of 4096 (and of fc7's inputs).
+FC_CHANNEL_STEP = 4
+#: The step between the fc6 kernel taps kept, 0, 3 and 6 of 7, which at output stride 8 lie 12 px apart.
+FC6_TAP_STEP = 3
 
 
 def decimate_vgg16_fc(path: str | os.PathLike) -> dict[str, torch.Tensor]:
