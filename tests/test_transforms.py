@@ -7,6 +7,7 @@ import torch
 
 from dsrg.crf import _resize_images
 from dsrg.data import transforms as T
+from dsrg.steps.retrain import pixel_loss
 
 
 def test_labels_subsampled_to_the_output_grid_take_pixel_8i_of_a_321_crop():
@@ -32,3 +33,13 @@ def test_a_crop_larger_than_the_image_pads_it_with_the_mean_colour_and_the_label
     padded = crop_label == T.IGNORE
     assert padded.sum() == 16 - 6
     assert (crop_image[padded] == T.PAD_RGB).all() and (crop_image[~padded] == 7).all()
+
+
+def test_the_retraining_loss_reads_the_labels_under_the_grid_cells_or_upsamples_the_logits():
+    logits = torch.zeros(1, 2, 3, 3)
+    logits[0, 1] = 10.0                                    # class 1 everywhere, surely
+    labels = torch.ones(1, 17, 17, dtype=torch.long)       # cells sit on pixels 0, 8, 16
+    labels[0, 1:8] = 0                                     # rows between the cells: class 0
+    labels[0, :, 16] = T.IGNORE                            # the last column of cells: ignored
+    assert pixel_loss(logits, labels, "output") < 1e-3     # the 6 counted cells all read class 1
+    assert pixel_loss(logits, labels, "input") > 3.0       # 7 of 16 labelled rows are class 0: ~10 x 7/16

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 
 from .. import runs
@@ -19,6 +20,16 @@ from ..data.dataset import PseudoLabelSet, open_split
 from ..profile import Profile
 from ..train import autocast, fit, load_model, make_optimizer
 from .common import begin, build_seg_net, finish_training, setup
+
+
+def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, loss_grid: str = "output") -> torch.Tensor:
+    """Cross-entropy of logits ``(B, C, h, w)`` against label maps ``(B, H, W)`` (255 ignored), on the
+    logit grid against the labels subsampled to it (``"output"``, the authors' ``label_shrink``) or on
+    the label grid against bilinearly upsampled logits (``"input"``)."""
+    if loss_grid == "output":
+        return F.cross_entropy(logits.float(), T.subsample_labels(labels, logits.shape[2:]), ignore_index=T.IGNORE)
+    up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=True)
+    return F.cross_entropy(up, labels, ignore_index=T.IGNORE)
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -40,11 +51,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         _, images, labels = batch
         with autocast(ctx.device, cfg.amp):
             logits = net(T.normalize(images, cfg.data.normalize))
-        if cfg.retrain.loss_grid == "output":
-            return {"loss": F.cross_entropy(logits.float(), T.subsample_labels(labels, logits.shape[2:]),
-                                            ignore_index=T.IGNORE)}
-        up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=True)
-        return {"loss": F.cross_entropy(up, labels, ignore_index=T.IGNORE)}
+        return {"loss": pixel_loss(logits, labels, cfg.retrain.loss_grid)}
 
     fit(model, optimizer, cfg.retrain, cfg, folder, PseudoLabelSet(train, labels_dir, cfg.retrain.crop_size), step,
         device=ctx.device, world=ctx.world, desc="retrain", resume=resume)
