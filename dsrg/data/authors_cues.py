@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dsrg.data.voc import split_id
 from dsrg.io import InputError, atomic_path
 
 _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
@@ -45,7 +46,7 @@ def read_key_list(path: str | os.PathLike) -> dict[str, int]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise InputError(f"{path}:{n}: expected '<image>.jpg <key>', got {line!r}")
-        keys[Path(parts[0]).stem] = int(parts[1])
+        keys[split_id(parts[0])] = int(parts[1])
     return keys
 
 
