@@ -82,5 +82,5 @@ def boundary_loss(probs: torch.Tensor, crf_probs: torch.Tensor,
     ratio = q / probs
     if ratio_clip is not None:
         ratio = ratio.clamp(*ratio_clip)
-    kl = (q * torch.log(ratio)).sum(dim=1)             # (B, H, W)
+    kl = torch.xlogy(q, ratio).sum(dim=1)              # (B, H, W); a class with Q = 0 adds 0
     return kl.mean()

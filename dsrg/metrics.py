@@ -36,6 +36,9 @@ def confusion_matrix(pred, gt, num_classes: int, ignore: int = IGNORE) -> torch.
     pred, gt = _as_tensor(pred), _as_tensor(gt)
     if pred.shape != gt.shape:
         raise InputError(f"pred and gt: shapes differ, {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    for name, t in (("pred", pred), ("gt", gt)):
+        if t.is_floating_point() or t.is_complex():
+            raise InputError(f"{name}: expected integer class ids, got {t.dtype} (take the argmax of scores first)")
     gt = gt.long().reshape(-1); pred = pred.long().reshape(-1).to(gt.device)
     keep = gt != ignore
     gt, pred = gt[keep], pred[keep]

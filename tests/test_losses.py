@@ -92,3 +92,9 @@ def test_loss_shape_mismatch_names_the_argument():
         balanced_seed_loss(probs, cues[:, :1])
     with pytest.raises(InputError, match="crf_probs"):
         boundary_loss(probs, probs[:, :, :, :2])
+
+
+def test_boundary_loss_counts_a_class_the_crf_rules_out_as_zero_not_nan():
+    p = torch.tensor([0.5, 0.5]).view(1, 2, 1, 1)
+    q = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)            # KL = 1 log(1 / 0.5) + 0 = log 2
+    assert torch.isclose(boundary_loss(p, q), torch.log(torch.tensor(2.0)))

@@ -59,3 +59,8 @@ def test_supervision_quality_counts_labelled_pixels_only():
     assert q["recall"] == pytest.approx((1 / 3 + 1 / 2) / 2)
     assert q["iou"] == pytest.approx((1 / 3 + 1 / 3) / 2)   # bg 1/(1+3-1), cat 1/(2+2-1)
     assert q["labelled_fraction"] == pytest.approx(3 / 5)
+
+
+def test_float_predictions_are_refused_not_truncated():
+    with pytest.raises(InputError, match="pred: expected integer class ids, got torch.float32"):
+        confusion_matrix(torch.tensor([0.9, 1.2]), torch.tensor([1, 1]), 2)
