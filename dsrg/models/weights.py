@@ -86,15 +86,17 @@ FC_CHANNEL_STEP = 4
 FC6_TAP_STEP = 3
 
 
-def decimate_vgg16_fc(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def decimate_vgg16_fc(path: str | os.PathLike, state: Mapping[str, torch.Tensor] | None = None
+                      ) -> dict[str, torch.Tensor]:
     """DeepLab's reduced ``fc6`` / ``fc7`` from a torchvision vgg16 state dict's classifier.
 
     Returns ``{"fc6.weight": (1024, 512, 3, 3), "fc6.bias": (1024,), "fc7.weight": (1024, 1024, 1, 1),
     "fc7.bias": (1024,)}``: ``fc6.weight[o, i, y, x] = W6[4o, i, 3y, 3x]`` with ``W6`` = ``classifier.0.weight``
     viewed as (4096, 512, 7, 7); ``fc7.weight[o, i] = W7[4o, 4i]``; biases every 4th entry.
-    Raises InputError naming the keys when the file has no such classifier.
+    Raises InputError naming the keys when the file has no such classifier. ``state``: the file's
+    :func:`read_state_dict`, when the caller has read it already.
     """
-    state = read_state_dict(path)
+    state = read_state_dict(path) if state is None else state
     keys = ("classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias")
     shapes = {k: tuple(state[k].shape) if k in state else None for k in keys}
     n = shapes["classifier.0.weight"][0] if shapes["classifier.0.weight"] else 0
@@ -113,10 +115,11 @@ def decimate_vgg16_fc(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             "fc7.weight": w7.contiguous()[:, :, None, None], "fc7.bias": state["classifier.3.bias"][::c].clone()}
 
 
-def load_vgg16_fc(modules: list[nn.Module], path: str | os.PathLike) -> None:
+def load_vgg16_fc(modules: list[nn.Module], path: str | os.PathLike,
+                  state: Mapping[str, torch.Tensor] | None = None) -> None:
     """Copy :func:`decimate_vgg16_fc` of ``path`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
     each VGG ASPP branch); InputError when their shapes are not full width (``width=1``)."""
-    fc = decimate_vgg16_fc(path)
+    fc = decimate_vgg16_fc(path, state)
     for module in modules:
         own = {k: v for k, v in module.state_dict().items() if k in fc}
         bad = [f"{k}: expected {tuple(v.shape)}, found {tuple(fc[k].shape)}" for k, v in own.items()
@@ -132,14 +135,14 @@ def _is_head(key: str, heads: tuple[str, ...]) -> bool:
 
 
 def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
-                  heads: tuple[str, ...] = HEAD_PREFIXES) -> list[str]:
+                  heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None) -> list[str]:
     """Load a torchvision-format checkpoint into ``model_backbone``; return the loaded key names.
 
     Raises InputError (nothing is loaded) when the file is missing/unreadable or when, outside the
     ``heads`` prefixes, the module has keys the file lacks, the file has keys the module lacks, or
     shapes differ; the message lists every such key (with expected vs found shapes).
     """
-    state = read_state_dict(path)
+    state = read_state_dict(path) if state is None else state
     if keymap is not None:
         state = rename_keys(state, keymap)
     found = {k: v for k, v in state.items() if not _is_head(k, heads)}

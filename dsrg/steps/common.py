@@ -12,7 +12,7 @@ from .. import runs
 from ..io import InputError
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
-from ..models.weights import load_backbone, load_vgg16_fc
+from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
 from ..profile import Profile
 from ..train import World, barrier, init_world, load_model, resolve_device, save_model
 
@@ -57,9 +57,10 @@ def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True)
     if backbone_weights and cfg.cls.backbone_weights:
         trunk = nn.Module()
         trunk.features = net.features
-        load_backbone(trunk, cfg.cls.backbone_weights)
+        state = read_state_dict(cfg.cls.backbone_weights)      # read once for the trunk and fc6/fc7
+        load_backbone(trunk, cfg.cls.backbone_weights, state=state)
         if cfg.cls.fc_init == "imagenet":
-            load_vgg16_fc([net], cfg.cls.backbone_weights)
+            load_vgg16_fc([net], cfg.cls.backbone_weights, state)
     return net
 
 
@@ -77,9 +78,10 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
     net = DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
                       batch_norm=s.batch_norm)
     if init == "imagenet" and s.backbone_weights:
-        load_backbone(net.backbone, s.backbone_weights)
+        state = read_state_dict(s.backbone_weights)
+        load_backbone(net.backbone, s.backbone_weights, state=state)
         if s.backbone == "vgg16" and s.fc_init == "imagenet":
-            load_vgg16_fc(list(net.aspp), s.backbone_weights)
+            load_vgg16_fc(list(net.aspp), s.backbone_weights, state)
     elif init == "cls":
         cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
         net.backbone.features.load_state_dict(cls_net.features.state_dict())
