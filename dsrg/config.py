@@ -12,7 +12,7 @@ from typing import Any, Sequence, TypeVar
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .io import InputError
+from .io import InputError, first_line
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc) or type(exc).__name__
         raise InputError(explain(key, reason)) from None
 
 

@@ -28,6 +28,18 @@ class InputError(ValueError):
     """Bad user input (a missing file, a wrong shape, a bad value). The message names the thing."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" for none): the part worth quoting in an InputError."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:
+    """The InputError for a text file that is not UTF-8: ``path``, the line and the byte, and ``expected``."""
+    line = path.read_bytes()[:exc.start].count(b"\n") + 1
+    return InputError(f"{prefix}{path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text ({expected})")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it.

@@ -21,7 +21,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from .config import merge
-from .io import InputError
+from .io import InputError, not_utf8
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -210,9 +210,7 @@ def _read_yaml(path: Path):
     except yaml.YAMLError as exc:
         raise InputError(f"profile {path}: not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise InputError(f"profile {path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text "
-                         f"(expected a UTF-8 YAML file)") from None
+        raise not_utf8(path, exc, "expected a UTF-8 YAML file", prefix="profile ") from None
     if not isinstance(layer, DictConfig):
         raise InputError(f"profile {path}: expected a YAML mapping of sections (data:, cls:, seg:, ...), "
                          "got a list")

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data.dataset import collate
-from .io import InputError, atomic_path, write_text
+from .io import InputError, atomic_path, first_line, write_text
 
 
 # ----------------------------------------------------------------------------- devices, processes
@@ -217,7 +217,7 @@ def _load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 (a truncated zip, a pickle error, missing keys, other shapes...)
         raise InputError(f"cannot resume from the checkpoint {ckpt}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''} (expected a ckpt.pt written by this step). "
+                         f"{first_line(exc)} (expected a ckpt.pt written by this step). "
                          f"Delete it to start the step over, or run without --resume") from exc
     return state
 

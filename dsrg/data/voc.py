@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from dsrg.io import InputError, atomic_path, load_image, read_rgb
+from dsrg.io import InputError, atomic_path, load_image, not_utf8, read_rgb
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -124,9 +124,7 @@ def _read_lines(path: Path, what: str) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text "
-                         f"(expected a text file of {what}, one per line)") from None
+        raise not_utf8(path, exc, f"expected a text file of {what}, one per line") from None
 
 
 def split_id(line: str) -> str:

@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..io import InputError
+from ..io import InputError, first_line
 
 #: Prefixes of classification heads that a backbone never takes from a checkpoint.
 HEAD_PREFIXES: tuple[str, ...] = ("classifier.", "fc.", "fc8.")
@@ -67,9 +67,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle / zip / unsafe-type errors all mean "not a plain state dict"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise InputError(f"cannot read backbone weights {path}: not a state dict of tensors written by torch.save "
-                         f"({type(exc).__name__}: {first[:200]})") from exc
+                         f"({type(exc).__name__}: {first_line(exc)[:200]})") from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
