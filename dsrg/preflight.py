@@ -18,6 +18,7 @@ from typing import Sequence
 from . import runs
 from .io import InputError
 from .profile import Profile
+from .train import iterations_per_epoch
 
 TRAINING = ("cls", "seg", "retrain")     # the training steps; each one's batch size is <step>.batch_size
 
@@ -73,7 +74,4 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
         except InputError as exc:
             raise InputError(f"{key}={get(key)}: {exc}") from None
     for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
-        n = sizes["data.train_split"]
-        if get(key) > n:
-            raise InputError(f"{key}={get(key)} but the training split '{cfg.data.train_split}' has only {n} "
-                             f"images; expected {key} <= {n}")
+        iterations_per_epoch(sizes["data.train_split"], get(key), key, cfg.data.train_split)

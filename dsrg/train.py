@@ -138,10 +138,11 @@ def make_optimizer(groups: list[dict], sec) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=sec.lr, momentum=sec.momentum)
 
 
-def iterations_per_epoch(n: int, batch_size: int, key: str = "batch_size") -> int:
-    """Whole batches per epoch; ``key`` names the batch size in the error when the split is too small."""
+def iterations_per_epoch(n: int, batch_size: int, key: str = "batch_size", split: str | None = None) -> int:
+    """Whole batches per epoch; ``key`` (and the ``split``'s name) in the error when the split is too small."""
     if n < batch_size:
-        raise InputError(f"{key}={batch_size} but the training split has only {n} images; "
+        named = f" '{split}'" if split else ""
+        raise InputError(f"{key}={batch_size} but the training split{named} has only {n} images; "
                          f"expected {key} <= {n}")
     return n // batch_size
 
