@@ -7,6 +7,7 @@
     dsrg data coco --root DIR --out DIR [--split train2014 val2014]   COCO 2014 -> a VOC-layout root
     dsrg run --profile demo [key=value ...]     the whole pipeline, skipping complete steps
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
+    dsrg curves STEP_FOLDER [...] --out FILE    plot training steps' log.jsonl (works while they train)
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its
@@ -76,6 +77,32 @@ def _data_coco(args: argparse.Namespace) -> None:
         out = convert_coco(args.root, split, args.out, progress=not args.quiet)
         n = len((out / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split())
         print(f"{split}: {n} images in {out} ({time.perf_counter() - start:.1f} s)")
+
+
+def _curves(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .plots import curve_window, save_figure, smoothed, training_curves
+    from .runs import read_log
+
+    logs = {}
+    for folder in args.folders:
+        label = Path(folder).resolve().name if Path(folder).is_dir() else Path(folder).resolve().parent.name
+        if label in logs:
+            raise InputError(f"curves: {folder} is given twice (or two folders share the name {label!r})")
+        logs[label] = pd.DataFrame(read_log(folder))
+        if logs[label].empty:
+            raise InputError(f"curves: {folder} has logged no iteration yet")
+    window = args.window if args.window is not None else curve_window(max(len(log) for log in logs.values()))
+    fig = training_curves(logs, args.keys, window)
+    paths = save_figure(fig, Path(args.out).with_suffix(""))
+    for label, log in logs.items():
+        last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or log.columns)
+                         if k not in ("it", "epoch", "lr", "s"))
+        print(f"{label}: {len(log)} iterations (last {int(log['it'].iloc[-1])}); mean of the last {window}: {last}")
+    print("curves: " + ", ".join(str(p) for p in paths))
 
 
 STEP_COMMANDS = {
@@ -174,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_args(run)
     for name, (_, text) in STEP_COMMANDS.items():
         _add_pipeline_args(sub.add_parser(name, help=text, description=text))
+    curves = sub.add_parser("curves", help="plot the training curves of steps' log.jsonl (also while they train)",
+                            description="Plot the losses and the labelled fraction that train-cls, train-seg "
+                                        "and retrain log at every iteration, one colour per step folder, as "
+                                        "PNG and SVG.")
+    curves.add_argument("folders", nargs="+", metavar="STEP_FOLDER",
+                        help="step folders (runs/<profile>/seg-<hash>) or their log.jsonl files")
+    curves.add_argument("--out", required=True, help="the figure to write: FILE.png and FILE.svg")
+    curves.add_argument("--window", type=int, default=None,
+                        help="iterations in the moving average (default: a twentieth of the longest log)")
+    curves.add_argument("--keys", nargs="+", default=None,
+                        help="the logged quantities to plot (default: all; e.g. seed_loss boundary_loss)")
+    curves.set_defaults(func=_curves)
     return parser
 
 

@@ -94,6 +94,11 @@ class Experiment:
             return pd.DataFrame([{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]).astype(
                 {"epoch": int})
 
+    def log(self, step: str = "seg") -> pd.DataFrame:
+        """A training step's ``log.jsonl`` (``cls``, ``seg`` or ``retrain``): one row per iteration, columns
+        ``it``, ``epoch``, ``lr``, the losses and ``s``; the curves of :func:`dsrg.plots.training_curves`."""
+        return pd.DataFrame(runs.read_log(self.folder(step)))
+
     def fig1(self) -> dict[str, np.ndarray]:
         """Fig. 1's maps: ``ids`` (K,), ``supervision`` bool (E+1, K, C, h, w) (index 0 = the seeds, then
         the grown supervision after each epoch) and ``epochs`` (E+1,)."""

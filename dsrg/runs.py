@@ -110,6 +110,27 @@ def done_info(folder: Path) -> dict:
     return json.loads((folder / "done.json").read_text())
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The iterations a training step logged, in order: ``log.jsonl``, one JSON object per line with ``it``,
+    ``epoch``, ``lr``, the step's losses and ``s`` (seconds). ``path``: the file or its step folder. A line
+    cut short (a killed run) ends the log; the file is read as it stands, so a step still training works."""
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".jsonl":
+        path = path / "log.jsonl"
+    if not path.is_file():
+        raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
+                         f"in their step folder (runs/<profile>/<step>-<hash>/)")
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            int(row["it"])
+        except (ValueError, KeyError, TypeError):
+            break
+        rows.append(row)
+    return rows
+
+
 def require(cfg: Profile, step: str) -> Path:
     """The completed output folder of ``step``, or an InputError saying which command makes it."""
     folder = step_dir(cfg, step)

@@ -166,16 +166,10 @@ def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world:
 # ----------------------------------------------------------------------------- the loop
 
 def _read_log(path: Path, before: int) -> list[str]:
-    if not path.is_file():
-        return []
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["it"] < before:
-                keep.append(line)
-        except (ValueError, KeyError):
-            break  # a line cut by a kill ends the usable log
-    return keep
+    """The lines of ``log.jsonl`` before iteration ``before`` (what a resumed run keeps)."""
+    from .runs import read_log
+
+    return [json.dumps(row) for row in read_log(path) if row["it"] < before] if path.is_file() else []
 
 
 def _section(desc: str) -> str:

@@ -53,7 +53,7 @@ def test_notebooks_save_their_figures_and_tables(executed):
     base, proc = executed
     assert proc.returncode == 0, proc.stdout[-3000:]
     figures = {p.name for p in (base / "figures").iterdir()}
-    for stem in ("table1_miou", "table2_miou", "table3_miou", "table4_ours", "fig4_supervision",
+    for stem in ("table1_miou", "table2_miou", "table2_curves", "table3_miou", "table4_ours", "fig4_supervision",
                  "fig1_supervision", "fig3_qualitative"):
         assert {f"{stem}.png", f"{stem}.svg"} <= figures, f"{stem}: png/svg missing in {sorted(figures)}"
     for stem in ("table1_ours", "table2_ours", "table2_miou", "table3_ours", "table4_ours", "fig4_ours"):
@@ -66,3 +66,4 @@ def test_notebooks_hold_no_outputs_in_git():
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), md.name
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{md.name}: expected one cell tagged 'parameters' for papermill"
+

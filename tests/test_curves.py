@@ -1,0 +1,99 @@
+"""Training curves: the log a training step writes, read back and drawn (``dsrg curves``)."""
+
+import json
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from dsrg.cli import main
+from dsrg.io import InputError
+from dsrg.plots import smoothed, training_curves
+from dsrg.runs import read_log
+from dsrg.train import _read_log
+
+
+def _write_log(folder, rows, tail=""):
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in rows) + tail
+    (folder / "log.jsonl").write_text(text)
+    return folder
+
+
+def _rows(n, **columns):
+    return [{"it": i, "epoch": i // 2, "lr": 0.001, **{k: f(i) for k, f in columns.items()}, "s": 0.1}
+            for i in range(n)]
+
+
+def test_read_log_returns_the_iterations_in_order(tmp_path):
+    folder = _write_log(tmp_path / "seg-abc", _rows(3, loss=lambda i: 3.0 - i))
+    assert [r["loss"] for r in read_log(folder)] == [3.0, 2.0, 1.0]
+    assert read_log(folder / "log.jsonl") == read_log(folder)
+
+
+def test_read_log_stops_at_a_line_cut_by_a_kill(tmp_path):
+    folder = _write_log(tmp_path / "seg-abc", _rows(2, loss=lambda i: 1.0), tail='{"it": 2, "epoch": 1, "lo')
+    assert [r["it"] for r in read_log(folder)] == [0, 1]
+
+
+def test_read_log_names_a_folder_without_a_log(tmp_path):
+    with pytest.raises(InputError, match="no training log here.*log.jsonl"):
+        read_log(tmp_path)
+
+
+def test_a_resumed_step_keeps_the_log_lines_before_its_checkpoint_as_written(tmp_path):
+    folder = _write_log(tmp_path / "cls-abc", _rows(4, loss=lambda i: 0.1 * i))
+    lines = (folder / "log.jsonl").read_text().splitlines()
+    assert _read_log(folder / "log.jsonl", 2) == lines[:2]
+    assert _read_log(tmp_path / "missing.jsonl", 2) == []
+
+
+def test_smoothed_is_the_trailing_mean():
+    assert smoothed(pd.Series([0.0, 3.0, 6.0, 9.0]), 2).tolist() == [0.0, 1.5, 4.5, 7.5]
+
+
+def test_training_curves_draw_a_panel_per_quantity_and_two_lines_per_run():
+    logs = {"a": pd.DataFrame(_rows(4, loss=lambda i: 3.0 * i, seed_loss=lambda i: 1.0)),
+            "b": pd.DataFrame(_rows(4, loss=lambda i: 2.0, seed_loss=lambda i: 0.5))}
+    fig = training_curves(logs, window=2)
+    assert [ax.get_title() for ax in fig.axes] == ["total loss", "seeding loss"]
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 4                                   # raw and smoothed, for each run
+    np.testing.assert_allclose(lines[1].get_ydata(), [0.0, 1.5, 4.5, 7.5])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+
+
+def test_training_curves_name_a_quantity_a_log_lacks():
+    logs = {"cls": pd.DataFrame(_rows(2, loss=lambda i: 1.0))}
+    with pytest.raises(InputError, match=r"'cls' has no \['seed_loss'\].*it has \['loss'\]"):
+        training_curves(logs, keys=["seed_loss"])
+
+
+@pytest.mark.parametrize("window", [0, -3, 1.5, True])
+def test_training_curves_refuse_a_window_that_is_not_a_positive_count(window):
+    with pytest.raises(InputError, match="window: expected a positive number"):
+        training_curves({"a": pd.DataFrame(_rows(2, loss=lambda i: 1.0))}, window=window)
+
+
+def test_training_curves_refuse_an_empty_log():
+    with pytest.raises(InputError, match="'a' has no iterations"):
+        training_curves({"a": pd.DataFrame()})
+
+
+def test_dsrg_curves_writes_the_figure_and_prints_each_runs_last_means(tmp_path, capsys):
+    a = _write_log(tmp_path / "runs" / "seg-aaa", _rows(4, loss=lambda i: float(i)))
+    b = _write_log(tmp_path / "runs" / "seg-bbb", _rows(2, loss=lambda i: 5.0))
+    assert main(["curves", str(a), str(b / "log.jsonl"), "--out", str(tmp_path / "fig.png"), "--window", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "seg-aaa: 4 iterations (last 3); mean of the last 2: loss 2.5" in out
+    assert "seg-bbb: 2 iterations (last 1); mean of the last 2: loss 5" in out
+    assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "fig.svg").is_file()
+
+
+def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, capsys):
+    assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2
+    assert "seeds-abc/log.jsonl: no training log here" in capsys.readouterr().err
+    assert not (tmp_path / "fig.png").exists()
