@@ -8,7 +8,10 @@ share runs as in the book: the ones after the first reuse its run folders.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +70,26 @@ def test_notebooks_hold_no_outputs_in_git():
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{md.name}: expected one cell tagged 'parameters' for papermill"
 
+
+def test_papermill_parameters_reach_the_notebook(tmp_path):
+    """The notebooks' own recipe for papermill, run from a project root: jupytext writes the MyST file as a
+    notebook to stdout, papermill reads it from stdin, runs it in ``notebooks/`` and injects the ``-p``
+    parameters after the cell tagged ``parameters``."""
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "embedded_dataset.md", tmp_path / "notebooks")
+    recipe = re.search(r"`(jupytext --to ipynb -o - notebooks/embedded_dataset\.md \| papermill - out\.ipynb "
+                       r"--cwd notebooks) -p data_root [^`]*`", (ROOT / "notebooks" / "embedded_dataset.md").read_text())
+    assert recipe, "embedded_dataset.md no longer gives the papermill recipe this test runs"
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    run = subprocess.run(recipe.group(1) + " -p profile smoke -p bg_threshold 0.2 -p limit 2", shell=True,
+                         cwd=tmp_path, env=env, capture_output=True, timeout=600)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(injected) == 1 and "bg_threshold = 0.2" in "".join(injected[0]["source"])
+    text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                     for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+    assert "profile smoke" in text                                     # the smoke profile's data, not the demo's
+    assert re.search(r"built-in rbd\s+2\s+0\.2\s", text), text[-2000:]  # 2 val images scored at threshold 0.2
+    assert (tmp_path / "data" / "smoke").is_dir() and (tmp_path / "figures").is_dir()   # inside the project
