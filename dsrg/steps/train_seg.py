@@ -59,6 +59,24 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     return probs, q, grown
 
 
+def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
+           labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Eq. (2) for a batch: the seeding loss (Eq. 1, or SEC's with ``seg.seed_loss=sec``) on the grown cues,
+    plus ``seg.boundary_weight`` times the boundary loss against ``Q``.
+
+    Args as :func:`supervision`. Returns the step's log entries (``loss``, which carries the gradient,
+    ``seed_loss``, ``boundary_loss``, ``grown_fraction``: the share of pixels with a label after growing)
+    and the grown cues, bool ``(B, C, h, w)``.
+    """
+    probs, q, grown = supervision(cfg, logits, images, cues, labels)
+    seed_loss = balanced_seed_loss if cfg.seg.seed_loss == "balanced" else sec_seed_loss
+    seed = seed_loss(probs, grown)
+    bound = boundary_loss(probs, q, BOUNDARY_CLIP if cfg.seg.boundary_clip else None)
+    loss = seed + cfg.seg.boundary_weight * bound
+    return {"loss": loss, "seed_loss": seed.detach(), "boundary_loss": bound.detach(),
+            "grown_fraction": grown.any(1).float().mean()}, grown
+
+
 class Records:
     """Per-epoch supervision quality (Fig. 4) and supervision maps of fixed images (Fig. 1)."""
 
@@ -135,20 +153,14 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     dataset = SeedSet(train, cfg.seg.input_size, store)
     records = Records(cfg, folder, dataset, ctx, runs.done_info(seeds_dir).get("quality"))
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
-    seed_loss = balanced_seed_loss if cfg.seg.seed_loss == "balanced" else sec_seed_loss
-    clip = BOUNDARY_CLIP if cfg.seg.boundary_clip else None
 
     def step(net, batch, it):
         _, images, cues, labels, gt = batch
         with autocast(ctx.device, cfg.amp):
             logits = net(T.normalize(images, cfg.data.normalize))
-        probs, q, grown = supervision(cfg, logits, images, cues, labels)
+        out, grown = losses(cfg, logits, images, cues, labels)
         records.add(grown, gt)
-        seed = seed_loss(probs, grown)
-        bound = boundary_loss(probs, q, clip)
-        loss = seed + cfg.seg.boundary_weight * bound
-        return {"loss": loss, "seed_loss": seed.detach(), "boundary_loss": bound.detach(),
-                "grown_fraction": grown.any(1).float().mean()}
+        return out
 
     fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
         desc="train-seg", resume=resume, records=records)
