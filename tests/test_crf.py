@@ -1,7 +1,7 @@
 """Dense CRF: it sharpens a noisy two-region map along the image's edge; the exact batched backend solves
 pydensecrf's model (its kernels, normalisation and update), batched, in float32 and float64."""
 
-import multiprocessing
+import math
 import sys
 from pathlib import Path
 
@@ -50,6 +50,7 @@ def test_refinement_is_clipped_and_renormalised():
     probs, images, _ = two_region_case()
     q = refine_for_growing(probs, images)
     assert q.min().item() >= 1e-4 / (1 + 2e-4) - 1e-7
+    torch.testing.assert_close(q.sum(1), torch.ones(1, *q.shape[2:]), rtol=0, atol=1e-6)
 
 
 def test_images_are_resized_to_the_probability_grid():
@@ -71,7 +72,7 @@ def test_a_batch_in_a_process_pool_equals_one_by_one():
 def test_once_cuda_is_initialised_the_pool_workers_come_from_a_fork_server(monkeypatch):
     """Forking a process that holds a CUDA context can deadlock the child, so the pydensecrf workers are
     started by a fork server then, with the same results."""
-    assert process_pool(1)._mp_context.get_start_method() == multiprocessing.get_start_method()  # fork on 3.11
+    assert process_pool(1)._mp_context.get_start_method() != "forkserver"   # the default (fork on Linux)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     assert process_pool(1)._mp_context.get_start_method() == "forkserver"
     cases = [two_region_case(seed=s) for s in range(2)]
@@ -208,12 +209,27 @@ def test_exact_crf_resizes_images_and_refines_for_growing():
     torch.testing.assert_close(r.sum(1), torch.ones(1, 12, 12), rtol=0, atol=1e-5)
 
 
-def test_mean_field_accepts_one_filter_for_the_batch():
+def test_one_mean_field_step_by_hand():
+    """Two positions, two classes, U = -log p with p = (0.8, 0.2) and (0.3, 0.7), A = [[0, 1], [1, 0]]:
+    Q0 = softmax(-U) = p, and one step gives Q1[u] = softmax(-U[u] + sum_v A[u, v] Q0[v])."""
+    p = torch.tensor([[0.8, 0.3], [0.2, 0.7]], dtype=torch.float64)           # (C, N)
+    energy = -p.log().unsqueeze(0)                                             # (1, C, N)
+    a = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(mean_field(energy, a, 0)[0], p)
+    # position 0 receives position 1's marginals (0.3, 0.7) and the reverse
+    q0 = torch.tensor([0.8 * math.exp(0.3), 0.2 * math.exp(0.7)], dtype=torch.float64)
+    q1 = torch.tensor([0.3 * math.exp(0.8), 0.7 * math.exp(0.2)], dtype=torch.float64)
+    by_hand = torch.stack([q0 / q0.sum(), q1 / q1.sum()], dim=1)
+    torch.testing.assert_close(mean_field(energy, a, 1)[0], by_hand)
+
+
+def test_mean_field_of_a_batch_equals_one_image_at_a_time():
     energy = torch.randn(3, 4, 10, dtype=torch.float64)
-    a = torch.rand(10, 10, dtype=torch.float64); a = a + a.T
-    shared = mean_field(energy, a, 5)
-    expanded = mean_field(energy, a.expand(3, 10, 10), 5)
-    torch.testing.assert_close(shared, expanded, rtol=0, atol=0)
+    a = torch.rand(3, 10, 10, dtype=torch.float64); a = a + a.transpose(1, 2)
+    one_by_one = torch.cat([mean_field(energy[i:i + 1], a[i], 5) for i in range(3)])
+    torch.testing.assert_close(mean_field(energy, a, 5), one_by_one, rtol=0, atol=1e-12)
+    shared = torch.cat([mean_field(energy[i:i + 1], a[0], 5) for i in range(3)])
+    torch.testing.assert_close(mean_field(energy, a[0], 5), shared, rtol=0, atol=1e-12)
 
 
 def test_backend_is_validated_and_auto_keeps_pydensecrf_on_the_cpu():
@@ -228,6 +244,7 @@ def test_backend_is_validated_and_auto_keeps_pydensecrf_on_the_cpu():
         resolve_backend("exact", big)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_exact_crf_on_cuda_equals_the_cpu_and_auto_selects_it():
     probs, images = scene(4, 21, 41, 2.5, seed=4)

@@ -203,11 +203,15 @@ def test_a_lower_threshold_can_grow_less_when_it_overwrites_a_seed():
     assert grow(seeds, probs, labels, 0.85, INF)[0, 1, 0].tolist() == [True, True, True]
 
 
-def test_grow_keeps_the_device_and_needs_no_gradient():
-    probs = torch.rand(1, 2, 3, 3, requires_grad=True)
+@pytest.mark.parametrize("method", ["scipy", "numba", "torch"])
+def test_grow_takes_probabilities_inside_the_autograd_graph(method):
+    """The network's output still carries its graph when it reaches growing: grow reads it, detached."""
+    logits = torch.randn(1, 2, 3, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
     seeds = torch.zeros(1, 2, 3, 3, dtype=torch.bool); seeds[0, 1, 1, 1] = True
-    out = grow(seeds, probs.softmax(1), torch.ones(1, 2, dtype=torch.bool), 0.0, 0.0)
-    assert out.dtype == torch.bool and out.device == seeds.device and not out.requires_grad
+    labels = torch.ones(1, 2, dtype=torch.bool)
+    out = grow(seeds, logits.softmax(1), labels, 0.0, 0.0, method=method)
+    assert out.dtype == torch.bool
+    assert torch.equal(out, grow(seeds, logits.detach().softmax(1), labels, 0.0, 0.0, method="scipy"))
 
 
 # ---- the device path (geodesic dilation in torch) gives the scipy path's result exactly ----
@@ -300,6 +304,7 @@ def test_torch_reachability_follows_a_serpentine_and_never_crosses_planes():
         np.testing.assert_array_equal(got.numpy(), expected)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_growing_on_cuda_stays_on_the_device_and_equals_scipy():
     g = torch.Generator().manual_seed(0)

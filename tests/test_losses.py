@@ -27,6 +27,23 @@ def test_balanced_seed_loss_on_three_pixels_by_hand():
     assert balanced_seed_loss(probs, cues).item() == pytest.approx(bg + fg, rel=1e-6)
 
 
+def test_balanced_seed_loss_pools_the_foreground_classes_in_one_mean():
+    """Eq. (1) divides by sum_c |S_c| over the foreground classes, not by each class's own count.
+
+    One image, 3 classes, 5 pixels: background seed at pixel 0 (p = 0.9), cat at pixel 1 (p = 0.5),
+    dog at pixels 2-4 (p = 0.8 each).
+    """
+    probs = torch.tensor([[0.9, 0.25, 0.1, 0.1, 0.1],
+                          [0.05, 0.5, 0.1, 0.1, 0.1],
+                          [0.05, 0.25, 0.8, 0.8, 0.8]]).view(1, 3, 1, 5)
+    cues = torch.zeros(1, 3, 1, 5, dtype=torch.bool)
+    cues[0, 0, 0, 0] = True; cues[0, 1, 0, 1] = True; cues[0, 2, 0, 2:] = True
+    pooled = -(math.log(0.5) + 3 * math.log(0.8)) / 4                  # 4 foreground seeds in one mean
+    per_class = -(math.log(0.5) + math.log(0.8)) / 2                  # what Eq. (1) is not
+    assert balanced_seed_loss(probs, cues).item() == pytest.approx(-math.log(0.9) + pooled, rel=1e-6)
+    assert pooled != pytest.approx(per_class, rel=1e-3)
+
+
 def test_sec_seed_loss_pools_all_seeds_in_one_mean():
     probs, cues = three_pixel_case()
     expected = -(math.log(0.8) + math.log(0.5) + math.log(0.9)) / 3
@@ -77,6 +94,15 @@ def test_boundary_loss_is_kl_of_crf_from_network():
     p2 = torch.tensor([0.999, 0.001]).view(1, 2, 1, 1); q2 = torch.tensor([0.8, 0.2]).view(1, 2, 1, 1)
     clipped = 0.8 * math.log(0.8 / 0.999) + 0.2 * math.log(20)
     assert boundary_loss(p2, q2, ratio_clip=(0.05, 20)).item() == pytest.approx(clipped, rel=1e-6)
+
+
+def test_boundary_loss_is_the_mean_over_pixels_and_images():
+    """Two images of two pixels: KL is log 2 at one pixel (Q = (1, 0) against P = (0.5, 0.5)), 0 at the
+    three others (Q = P), so the mean is log(2) / 4."""
+    p = torch.full((2, 2, 1, 2), 0.5)
+    q = p.clone()
+    q[1, :, 0, 1] = torch.tensor([1.0, 0.0])
+    assert boundary_loss(p, q).item() == pytest.approx(math.log(2) / 4, rel=1e-6)
 
 
 def test_boundary_loss_treats_the_crf_output_as_a_constant():

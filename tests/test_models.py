@@ -217,7 +217,9 @@ def test_load_backbone_accepts_state_dict_wrapper_and_resnet_without_fc(tmp_path
 
 def test_load_backbone_tolerates_missing_num_batches_tracked(tmp_path):
     state = {k: v for k, v in ResNet101(width=SMALL).state_dict().items() if not k.endswith("num_batches_tracked")}
-    load_backbone(ResNet101(width=SMALL), _save(state, tmp_path / "old.pth"))
+    dst = ResNet101(width=SMALL)
+    load_backbone(dst, _save(state, tmp_path / "old.pth"))
+    assert torch.equal(dst.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
 
 
 def test_load_backbone_lists_missing_unexpected_and_shape_mismatch(tmp_path):

@@ -11,12 +11,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from dsrg import runs
+from dsrg import experiments, runs
 from dsrg.cli import main
 from dsrg.cues import CueStore
 from dsrg.data.voc import VOCSegmentation, read_label_png
 from dsrg.io import InputError
+from dsrg.metrics import confusion_matrix, mean_iou
 from dsrg.profile import available_profiles, load_profile
 from dsrg.steps import pipeline
 
@@ -101,10 +103,40 @@ def test_pseudo_labels_and_predictions_are_palette_pngs_of_the_image_size(tiny_r
     labels = sorted(p.stem for p in (folders["pseudo"] / "labels").glob("*.png"))
     assert labels == sorted(ds.ids)
     assert read_label_png(folders["pseudo"] / "labels" / f"{ds.ids[0]}.png", 8).shape == (64, 64)
+    for png in (folders["pseudo"] / "labels" / f"{ds.ids[0]}.png", next((folders["eval"] / "pred").glob("*.png"))):
+        with Image.open(png) as im:
+            assert im.mode == "P" and im.getpalette()[3:6] == [128, 0, 0], png   # class 1 in the VOC palette
     metrics = json.loads((folders["eval"] / "metrics.json").read_text())
     assert metrics["model"] == "retrain" and metrics["split"] == "val" and 0.0 <= metrics["miou"] <= 1.0
     assert len(list((folders["eval"] / "pred").glob("*.png"))) == 4
     assert len(list(csv.DictReader((folders["eval"] / "per_image.csv").open()))) == 4
+
+
+def test_the_evaluation_scores_the_predictions_it_saved(tiny_run):
+    """metrics.json's mIoU and per-class IoU are those of the saved prediction PNGs against the label maps."""
+    cfg, folders = tiny_run
+    ds = VOCSegmentation(cfg.data.root, "val")
+    conf = sum(confusion_matrix(read_label_png(folders["eval"] / "pred" / f"{image_id}.png", ds.num_classes),
+                                ds.mask(i), ds.num_classes) for i, image_id in enumerate(ds.ids))
+    metrics = json.loads((folders["eval"] / "metrics.json").read_text())
+    assert metrics["miou"] == pytest.approx(mean_iou(conf))
+    m = conf.numpy().astype(float)
+    with np.errstate(invalid="ignore"):
+        per_class = np.diag(m) / (m.sum(0) + m.sum(1) - np.diag(m))            # nan: class in neither
+    for name, iou in zip(ds.class_names, per_class):
+        assert (metrics["iou"][name] is None) if np.isnan(iou) else metrics["iou"][name] == pytest.approx(iou), name
+
+
+def test_each_row_of_table2_adds_one_part_to_the_row_above():
+    rows = list(experiments.ABLATION.values())
+    added = [sorted(set(below) - set(above)) for above, below in zip(rows, rows[1:])]
+    assert added == [["seg.seed_loss=balanced"], ["seg.growing=true"], ["retrain.enabled=true"]]
+    base = load_profile("demo", experiments.ABLATION["baseline"])
+    assert (base.seg.seed_loss, base.seg.growing, base.retrain.enabled) == ("sec", False, False)
+    assert experiments.TABLE1["SEC"] == experiments.ABLATION["baseline"]
+    assert experiments.TABLE1["DSRG (VGG16)"] == experiments.ABLATION["+Retrain"]
+    one_sided = load_profile("demo", experiments.theta_overrides(0.99, float("inf")))
+    assert one_sided.seg.growing and (one_sided.seg.theta_bg, one_sided.seg.theta_fg) == (0.99, float("inf"))
 
 
 def test_a_second_run_skips_complete_steps(tiny_run, capsys):
@@ -164,8 +196,10 @@ def test_an_unknown_profile_lists_the_bundled_ones():
 
 
 def test_dsrg_run_on_the_command_line_reports_errors_cleanly(tmp_path, capsys):
-    assert main(["run", "--profile", "demo", "seg.seed_loss=focal"]) == 2
+    args = ["run", "--profile", "demo", f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'runs'}"]
+    assert main(args + ["seg.seed_loss=focal"]) == 2
     assert "seg.seed_loss" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing is written before the settings are valid"
 
 
 def test_cues_on_another_grid_are_refused_with_the_sizes(tiny_run, tmp_path):

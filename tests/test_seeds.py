@@ -21,6 +21,12 @@ def test_fraction_of_max_keeps_pixels_above_a_fifth_of_the_peak():
     assert not cue[0, 0].any() and not cue[0, 2].any()       # background channel and absent class
 
 
+def test_a_pixel_at_exactly_a_fifth_of_the_peak_is_not_a_seed():
+    cams = torch.tensor([0.0, 2.0, 2.5, 10.0]).view(1, 1, 1, 4)         # 0.2 * 10 = 2: strictly above
+    assert cam_foreground_cues(torch.cat([cams, cams], 1), torch.tensor([[True, True]]))[0, 1, 0].tolist() == \
+        [False, False, True, True]
+
+
 def test_top_fraction_keeps_the_highest_ranked_pixels():
     cams, labels = one_by_five_cam()
     cue = cam_foreground_cues(cams, labels, rule="top_fraction", fraction=0.4)   # top 2 of 5
@@ -38,6 +44,11 @@ def test_background_cues_are_the_least_salient_pixels_after_normalisation():
     sal = torch.tensor([[[10.0, 10.5, 20.0], [30.0, 60.0, 110.0]]])   # (x - 10) / 100 < 0.06 -> x < 16
     assert saliency_background_cues(sal)[0].tolist() == [[True, True, False], [False, False, False]]
     assert not saliency_background_cues(torch.full((1, 2, 2), 0.5)).any()   # a flat map: no cue
+
+
+def test_a_pixel_at_exactly_the_threshold_is_not_background():
+    sal = torch.tensor([[[0.0, 5.0, 6.0, 100.0]]])                     # normalised: 0, 0.05, 0.06, 1
+    assert saliency_background_cues(sal)[0, 0].tolist() == [True, True, False, False]
 
 
 def test_background_cues_are_resized_to_the_grid():
