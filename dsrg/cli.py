@@ -223,6 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Leave torchrun's process group, if this command joined one (NCCL warns at exit otherwise)."""
+    train = sys.modules.get(f"{__package__}.train")
+    if train is not None:
+        train.leave_world()
 
 
 if __name__ == "__main__":

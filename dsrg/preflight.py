@@ -3,14 +3,15 @@
 A typo'd split name or a missing weights file would otherwise surface only when the step that reads it
 runs, hours into a paper-scale run. :func:`check_inputs` checks, for the steps about to run (complete
 ones are skipped): the data root and each split they read (``data.train_split``, ``data.val_split``,
-``eval.split``), the batch sizes against the training split, and the files and folders named by
-``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
-``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is written by the first step, so
-only its split names are checked. Every process of a torchrun launch runs the same check.
+``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
+the files and folders named by ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``,
+``seeds.authors_pickle`` and ``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is
+written by the first step, so only its split names are checked. Every process of a torchrun launch runs the same check.
 """
 
 from __future__ import annotations
 
+import os
 from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
@@ -50,6 +51,14 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     steps = [s for s in steps if not runs.is_done(runs.step_dir(cfg, s))]
     if not steps:
         return
+    processes = int(os.environ.get("WORLD_SIZE", 1))
+    for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
+        batch = get(key)
+        if batch % processes:
+            divisors = [d for d in range(1, batch + 1) if batch % d == 0]
+            raise InputError(f"{key}={batch} is not divisible by the {processes} torchrun processes (each takes "
+                             f"an equal share of one global batch): launch {', '.join(map(str, divisors))} "
+                             f"processes, or set {key} to a multiple of {processes}")
     split_keys: dict[str, None] = {}
     for step in steps:
         splits, paths = step_inputs(cfg, step)

@@ -141,7 +141,7 @@ class Profile:
     out: str = ""                         # run folder; "" = runs/<name>
     seed: int = 0
     device: str = "auto"                  # auto | cpu | cuda
-    amp: bool = True                      # bf16 autocast on CUDA (ignored on CPU; the seeds' CAMs stay float32)
+    amp: bool = True                      # bf16 autocast on GPUs with native bf16 (capability >= 8), else float32
     ckpt_every: int = 500                 # iterations between checkpoints
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)

@@ -66,11 +66,12 @@ def step_config(cfg: Profile, step: str) -> dict:
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
         own[step] = section_dict(cfg, step)[step]
-    from .train import resolve_device
+    from .train import bf16_native, resolve_device
 
-    cuda = resolve_device(cfg.device).type == "cuda"
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
     if cuda:
-        own["amp"] = cfg.amp        # bf16 autocast changes the numbers; on the CPU it is never used
+        own["amp"] = cfg.amp and bf16_native(device)   # bf16 autocast changes the numbers where it runs
     if step == "seg" and cfg.seg.crf_backend == "auto":
         # hash the backend that will run (they differ slightly): crf.resolve_backend's rule
         from .crf import EXACT_MAX_POSITIONS

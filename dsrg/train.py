@@ -46,13 +46,21 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise InputError(f"device: expected one of ['auto', 'cpu', 'cuda'], got {name!r}")
     if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        # modulo: a scheduler may show each process only its own GPU (then every process sees cuda:0)
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     return torch.device("cpu")
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively: CUDA compute capability 8.0 and up (A100, H100, RTX 30xx
+    and later). Older GPUs emulate it, slowly if at all."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when ``enabled``; nothing on CPU (full float32, deterministic)."""
-    if enabled and device.type == "cuda":
+    """bf16 autocast on a CUDA device with native bf16 when ``enabled`` (``amp``); float32 otherwise, and
+    always on the CPU (deterministic)."""
+    if enabled and bf16_native(device):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -78,8 +86,17 @@ class World:
         return self.rank == 0
 
 
+# The processes of a torchrun launch wait for each other (between steps, and while process 0 alone makes the
+# seeds, the pseudo labels or the evaluation, which can take longer than a day on COCO) on a CPU group with
+# a long timeout, not on the NCCL group: NCCL's watchdog would abort a wait past its timeout.
+WAIT_TIMEOUT = datetime.timedelta(days=30)
+_wait_group = None
+
+
 def init_world(device: torch.device) -> World:
-    """Join the torchrun process group when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, NCCL on CUDA), and the CPU
+    group that :func:`barrier` and :func:`rng_states` use."""
+    global _wait_group
     size = int(os.environ.get("WORLD_SIZE", 1))
     if size > 1 and not tdist.is_initialized():
         if device.type == "cuda":
@@ -87,13 +104,36 @@ def init_world(device: torch.device) -> World:
         tdist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                  timeout=datetime.timedelta(hours=12))
     if tdist.is_initialized():
+        if _wait_group is None:
+            _wait_group = tdist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
         return World(tdist.get_rank(), tdist.get_world_size())
     return World()
 
 
+def leave_world() -> None:
+    """Leave the process groups :func:`init_world` joined (if any)."""
+    global _wait_group
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+    _wait_group = None
+
+
 def barrier(world: World) -> None:
+    """Wait for every process (on the CPU group: no NCCL timeout however long process 0 works alone)."""
     if world.size > 1:
-        tdist.barrier()
+        tdist.barrier(group=_wait_group)
+
+
+def rng_states(device: torch.device, world: World) -> list[dict]:
+    """Every process's random-number states (``cpu``, ``cuda``), in rank order: each process draws its
+    own dropout masks, so a checkpoint keeps them all. Called by every process."""
+    mine = {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    if world.size == 1:
+        return [mine]
+    every: list = [None] * world.size
+    tdist.all_gather_object(every, mine, group=_wait_group)
+    return every
 
 
 def collective_device() -> torch.device:
@@ -164,6 +204,14 @@ def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world:
 
 
 # ----------------------------------------------------------------------------- the loop
+
+def _loader_worker(_: int) -> None:
+    """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
+    fork, can deadlock it, so the worker runs OpenCV on its own thread."""
+    import cv2
+
+    cv2.setNumThreads(0)
+
 
 def _read_log(path: Path, before: int) -> list[str]:
     """The lines of ``log.jsonl`` before iteration ``before`` (what a resumed run keeps)."""
@@ -255,11 +303,12 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     per_epoch = iterations_per_epoch(n, sec.batch_size, f"{_section(desc)}.batch_size")
     keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
     loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=cfg.data.loader_workers, collate_fn=collate,
-                             pin_memory=device.type == "cuda"))
+                             pin_memory=device.type == "cuda", worker_init_fn=_loader_worker))
     if state is not None:  # after the loader drew its base seed, as the uninterrupted run did at iteration 0
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        mine = _saved_rng(state, world)
+        torch.set_rng_state(mine["cpu"])
+        if device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], device)
     bar = tqdm(total=sec.iterations, initial=start, desc=desc, unit="it", disable=not (cfg.progress and world.main),
                dynamic_ncols=True)
     log = open(log_path, "a") if world.main else None
@@ -290,23 +339,34 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 records.epoch_end(model, (it + 1) // per_epoch)
             if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations:
                 kept = records.state_dict() if records is not None else None   # every process: may reduce
+                rngs = rng_states(device, world)                               # every process: gathers
                 if world.main:
-                    save_checkpoint(ckpt, model, optimizer, it + 1, device, kept)
+                    save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
     finally:
         bar.close()
         if log is not None:
             log.close()
 
 
-def save_checkpoint(path: Path, model, optimizer, iteration: int, device: torch.device,
+def save_checkpoint(path: Path, model, optimizer, iteration: int, rngs: list[dict],
                     records: dict | None = None) -> None:
-    """Weights, optimizer, RNG states and the step's ``records`` state, atomically."""
+    """Weights, optimizer, every process's RNG states (:func:`rng_states`) and the step's ``records``
+    state, atomically."""
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "rng_cpu": torch.get_rng_state(),
-             "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-             "records": records}
+             "rng": rngs, "records": records}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def _saved_rng(state: dict, world: World) -> dict:
+    """This process's RNG states in a checkpoint (``cpu``, ``cuda``)."""
+    if "rng" not in state:                               # written before the states of every process were kept
+        return {"cpu": state["rng_cpu"], "cuda": state.get("rng_cuda")}
+    rngs = state["rng"]
+    if len(rngs) != world.size and world.main:
+        print(f"[dsrg] resuming with {world.size} processes from a checkpoint of {len(rngs)}: the batches "
+              "are the same, the random streams (dropout) differ from an uninterrupted run", file=sys.stderr)
+    return rngs[world.rank % len(rngs)]
 
 
 def save_model(path: Path, model: torch.nn.Module, **meta) -> None:

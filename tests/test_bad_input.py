@@ -10,7 +10,7 @@ from torch import nn
 
 from dsrg.io import InputError
 from dsrg.profile import load_profile
-from dsrg.train import World, fit, save_checkpoint
+from dsrg.train import World, fit, rng_states, save_checkpoint
 
 
 # ----------------------------------------------------------------------------- the training loop
@@ -57,7 +57,7 @@ def test_resuming_from_a_corrupt_checkpoint_names_the_file_and_the_ways_out(tmp_
 
 def test_an_interrupted_runs_checkpoint_is_noted_when_starting_over(tmp_path, capsys):
     model, optimizer = _fit(tmp_path / "first")
-    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, torch.device("cpu"))
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
     _fit(tmp_path)
     err = capsys.readouterr().err
     assert "holds an interrupted run at iteration 3" in err and "--resume" in err
@@ -240,3 +240,16 @@ def test_a_batch_larger_than_the_training_split_stops_dsrg_run_before_the_first_
     assert "retrain.batch_size=3 but the training split 'train' has only 2 images; expected retrain.batch_size <= 2" \
         in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_batch_that_the_torchrun_processes_cannot_share_stops_dsrg_run_before_the_first_step(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """The paper profiles' retrain batch of 10 cannot be split over 4 GPUs: said before cls, seeds and seg run
+    for hours, not when retrain starts."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setattr("dsrg.steps.common.init_world", lambda device: World())   # no process group here
+    err = _dsrg(capsys, "run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
+                "cls.batch_size=4", "seg.batch_size=8", "retrain.batch_size=10")
+    assert "retrain.batch_size=10 is not divisible by the 4 torchrun processes" in err
+    assert "launch 1, 2, 5, 10 processes, or set retrain.batch_size to a multiple of 4" in err
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -35,9 +36,11 @@ def test_every_step_is_done_and_named_by_its_hash(tiny_run):
         assert not (folder / "ckpt.pt").exists(), "the checkpoint of a finished step is removed"
 
 
-def _hashes_on(monkeypatch, device: str, *overrides: str) -> dict[str, str]:
-    """Every step's hash of the voc-vgg16 profile with ``overrides``, as if ``device`` were the device."""
+def _hashes_on(monkeypatch, device: str, *overrides: str, capability=(9, 0)) -> dict[str, str]:
+    """Every step's hash of the voc-vgg16 profile with ``overrides``, as if ``device`` were the device (a
+    GPU of compute ``capability``)."""
     monkeypatch.setattr("dsrg.train.resolve_device", lambda _: torch.device(device))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: capability)
     cfg = load_profile("voc-vgg16", list(overrides))
     return {step: runs.step_hash(cfg, step) for step in ("cls", "seeds", "seg", "pseudo", "retrain", "eval")}
 
@@ -46,6 +49,15 @@ def test_bf16_autocast_names_other_runs_on_cuda_and_is_ignored_on_the_cpu(monkey
     assert _hashes_on(monkeypatch, "cpu", "amp=true") == _hashes_on(monkeypatch, "cpu", "amp=false")
     on, off = _hashes_on(monkeypatch, "cuda", "amp=true"), _hashes_on(monkeypatch, "cuda", "amp=false")
     assert all(on[step] != off[step] for step in on)
+
+
+def test_a_gpu_without_native_bf16_trains_in_float32_and_names_its_runs_so(monkeypatch):
+    """A V100 (compute capability 7.0) would emulate bf16: amp=true runs as amp=false there."""
+    from dsrg.train import autocast
+
+    volta = dict(capability=(7, 0))
+    assert _hashes_on(monkeypatch, "cuda", "amp=true", **volta) == _hashes_on(monkeypatch, "cuda", "amp=false", **volta)
+    assert isinstance(autocast(torch.device("cuda", 0), True), contextlib.nullcontext)
 
 
 def test_the_auto_crf_backend_is_hashed_as_the_backend_that_will_run(monkeypatch):

@@ -102,15 +102,15 @@ def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path)
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4), k
 
 
-def _torchrun_command(port: int, *args: str) -> list[str]:
-    """``dsrg *args`` in two processes under torchrun."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+def _torchrun_command(*args: str) -> list[str]:
+    """``dsrg *args`` in two processes under torchrun (``--standalone``: on a free port of its own)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
             "-m", "dsrg.cli", *args]
 
 
-def _torchrun(port: int, *args: str) -> None:
+def _torchrun(*args: str) -> None:
     """``dsrg *args`` in two processes under torchrun, to its end."""
-    ddp = subprocess.run(_torchrun_command(port, *args), env=ENV, capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(_torchrun_command(*args), env=ENV, capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
 
 
@@ -137,7 +137,7 @@ def _seeded(tmp_path: Path, *extra: str):
     return cfg
 
 
-def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
+def _two_processes_against_one(tmp_path: Path, *extra: str) -> None:
     """``dsrg train-seg`` under torchrun with two processes logs the losses of one process on the same
     global batch (one epoch of 4 iterations, so the supervision counts are reduced once too)."""
     root = tmp_path / "synth"
@@ -145,7 +145,7 @@ def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
     cfg = _seeded(tmp_path, *extra)
     shutil.copytree(tmp_path / "one", tmp_path / "two")
     args = ["train-seg", "--profile", "demo", *tiny_overrides(root, tmp_path / "two", *extra)]
-    _torchrun(port, *args)
+    _torchrun(*args)
     single = _dsrg(*args[:3], *tiny_overrides(root, tmp_path / "one", *extra))
     assert single.wait(timeout=300) == 0, single.stdout.read()
     name = runs.step_dir(cfg, "seg").name
@@ -160,7 +160,7 @@ def _two_processes_against_one(tmp_path: Path, port: int, *extra: str) -> None:
 
 
 def test_two_cpu_processes_under_torchrun_give_the_one_process_loss(tmp_path):
-    _two_processes_against_one(tmp_path, 29533)
+    _two_processes_against_one(tmp_path)
 
 
 @pytest.mark.gpu
@@ -168,19 +168,20 @@ def test_two_cpu_processes_under_torchrun_give_the_one_process_loss(tmp_path):
 def test_two_gpus_under_torchrun_give_the_one_gpu_loss(tmp_path):
     """NCCL reduces CUDA tensors only: the loop's loss means and the supervision counts go through it."""
     # seeds.saliency=rbd: GPU images often lack opencv's contrib modules (cv2.saliency)
-    _two_processes_against_one(tmp_path, 29534, "device=cuda", "amp=false", "seeds.saliency=rbd")
+    _two_processes_against_one(tmp_path, "device=cuda", "amp=false", "seeds.saliency=rbd")
 
 
-def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_supervision_records(tmp_path):
+def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_records(tmp_path):
     """The checkpoint holds the epoch's supervision counts so far summed over the processes (each process
-    has counted its own images), so a resumed run writes the uninterrupted run's Fig. 4 records."""
-    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0", "seg.iterations=8")
+    has counted its own images), and each process's random state (each draws its own dropout masks), so
+    a resumed run ends with the uninterrupted run's weights and Fig. 4 records."""
+    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "seg.dropout=0.5", "seg.iterations=8")
     cfg = _seeded(tmp_path, *extra)
     for copy in ("killed", "full"):
         shutil.copytree(tmp_path / "one", tmp_path / copy)
     killed = ["train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "killed", *extra)]
     folder = tmp_path / "killed" / runs.step_dir(cfg, "seg").name
-    proc = subprocess.Popen(_torchrun_command(29535, *killed), env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_torchrun_command(*killed), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -188,8 +189,11 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_supervision_r
     _kill_with_children(proc.pid)
     proc.wait()
     assert (folder / "ckpt.pt").exists() and not runs.is_done(folder), "killed after a checkpoint, mid-epoch"
-    _torchrun(29536, *killed, "--resume")
-    _torchrun(29537, "train-seg", "--profile", "demo",
-              *tiny_overrides(tmp_path / "synth", tmp_path / "full", *extra))
+    assert len(torch.load(folder / "ckpt.pt", weights_only=False)["rng"]) == 2, "both processes' random states"
+    _torchrun(*killed, "--resume")
+    _torchrun("train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "full", *extra))
     full = tmp_path / "full" / folder.name
     assert (folder / "supervision.csv").read_text() == (full / "supervision.csv").read_text()
+    a, b = _weights(folder), _weights(full)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
 from ..profile import Profile
-from ..train import World, barrier, init_world, load_model, resolve_device, save_model
+from ..train import World, barrier, bf16_native, init_world, load_model, resolve_device, save_model
 
 
 @dataclass
@@ -35,6 +36,10 @@ def setup(cfg: Profile) -> Context:
     device = resolve_device(cfg.device)
     world = init_world(device)
     torch.manual_seed(cfg.seed + world.rank)
+    if cfg.amp and device.type == "cuda" and not bf16_native(device) and world.main:
+        major, minor = torch.cuda.get_device_capability(device)
+        print(f"[dsrg] amp=true, but {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) "
+              "has no native bf16: training and testing in float32", file=sys.stderr)
     return Context(cfg, device, world)
 
 
