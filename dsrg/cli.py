@@ -84,7 +84,7 @@ def _curves(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from .plots import curve_window, save_figure, smoothed, training_curves
+    from .plots import curve_keys, curve_window, save_figure, smoothed, training_curves
     from .runs import read_log
 
     logs = {}
@@ -99,8 +99,7 @@ def _curves(args: argparse.Namespace) -> None:
     fig = training_curves(logs, args.keys, window)
     paths = save_figure(fig, Path(args.out).with_suffix(""))
     for label, log in logs.items():
-        last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or log.columns)
-                         if k not in ("it", "epoch", "lr", "s"))
+        last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
         print(f"{label}: {len(log)} iterations (last {int(log['it'].iloc[-1])}); mean of the last {window}: {last}")
     print("curves: " + ", ".join(str(p) for p in paths))
 

@@ -54,7 +54,11 @@ def image_grid(panels: Sequence[Sequence[np.ndarray]], titles: Sequence[str], ro
 
 CURVE_TITLES = {"loss": "total loss", "seed_loss": "seeding loss", "boundary_loss": "boundary loss",
                 "grown_fraction": "labelled pixels (fraction)"}
-_NOT_CURVES = ("it", "epoch", "lr", "s")
+
+
+def curve_keys(log: pd.DataFrame) -> list[str]:
+    """The quantities a training log holds (its columns but ``it``, ``epoch``, ``lr`` and ``s``)."""
+    return [k for k in log.columns if k not in ("it", "epoch", "lr", "s")]
 
 
 def curve_window(n: int) -> int:
@@ -80,17 +84,14 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     for label, log in logs.items():
         if len(log) == 0 or "it" not in log:
             raise InputError(f"training_curves: the log of {label!r} has no iterations")
-    if keys is None:
-        first = next(iter(logs.values()))
-        keys = [k for k in first.columns if k not in _NOT_CURVES]
-    keys = list(keys)
+    keys = curve_keys(next(iter(logs.values()))) if keys is None else list(keys)
     if not keys:
         raise InputError("training_curves: expected at least one logged quantity to plot, got none")
     missing = {label: [k for k in keys if k not in log] for label, log in logs.items()}
     if any(missing.values()):
         label, absent = next((lab, ks) for lab, ks in missing.items() if ks)
         raise InputError(f"training_curves: the log of {label!r} has no {absent} "
-                         f"(it has {[k for k in logs[label].columns if k not in _NOT_CURVES]})")
+                         f"(it has {curve_keys(logs[label])})")
     window = curve_window(max(len(log) for log in logs.values())) if window is None else window
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")

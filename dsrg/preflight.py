@@ -6,7 +6,8 @@ ones are skipped): the data root and each split they read (``data.train_split``,
 ``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
 the files and folders named by ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``,
 ``seeds.authors_pickle`` and ``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is
-written by the first step, so only its split names are checked. Every process of a torchrun launch runs the same check.
+written by the first step, so only its split names are checked. Every process of a torchrun launch runs
+the same check.
 """
 
 from __future__ import annotations
