@@ -7,6 +7,7 @@
     dsrg data coco --root DIR --out DIR [--split train2014 val2014]   COCO 2014 -> a VOC-layout root
     dsrg run --profile demo [key=value ...]     the whole pipeline, skipping complete steps
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
+    dsrg run ... --dry-run                      the resolved settings and each step's state; runs nothing
     dsrg curves STEP_FOLDER [...] --out FILE    plot training steps' log.jsonl (works while they train)
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
@@ -122,6 +123,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .profile import load_profile
 
     cfg = load_profile(args.profile, args.overrides)
+    if args.dry_run:
+        return _dry_run(cfg, args)
     if args.command == "run":
         from .steps import pipeline
 
@@ -142,12 +145,42 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(cfg, args: argparse.Namespace) -> int:
+    """``--dry-run``: the resolved settings, each step's folder and what would happen to it, and the
+    pre-flight check of the inputs; nothing is written."""
+    from omegaconf import OmegaConf
+
+    from . import runs
+    from .preflight import check_inputs
+    from .steps.pipeline import planned_steps
+
+    if args.command == "run":
+        steps = planned_steps(cfg)
+    else:
+        steps = [step for step, command in runs.COMMANDS.items() if command == args.command]
+    print(f"# profile {args.profile}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
+    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
+    print("# steps")
+    for step in steps:
+        folder = runs.step_dir(cfg, step)
+        print(f"{runs.COMMANDS[step]:<14} {folder}  {runs.step_state(folder)}")
+    check_inputs(cfg, steps)
+    if all(runs.is_done(runs.step_dir(cfg, step)) for step in steps):
+        print("# inputs: not checked, every step is done")
+    else:
+        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)")
+    return 0
+
+
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     from .profile import available_profiles
 
     p.add_argument("--profile", default="demo",
                    help=f"a bundled profile ({', '.join(available_profiles())}) or a YAML file (default demo)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted step from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved settings, each step's folder and whether it is done, interrupted or "
+                        "to run, and check the inputs; run and write nothing")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="profile fields, e.g. out=runs/x seg.theta_fg=0.9 seg.iterations=100 device=cpu")
     p.set_defaults(func=_pipeline)

@@ -132,6 +132,19 @@ def read_log(path: str | Path) -> list[dict]:
     return rows
 
 
+def step_state(folder: Path) -> str:
+    """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (with the last
+    logged iteration; ``--resume`` continues from its checkpoint) or to run."""
+    if is_done(folder):
+        wall = done_info(folder).get("wall_s")
+        return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
+    if (folder / "ckpt.pt").is_file():
+        logged = read_log(folder) if (folder / "log.jsonl").is_file() else []
+        last = f" after iteration {logged[-1]['it']}" if logged else ""
+        return f"interrupted{last}: --resume continues from its checkpoint, without it the step starts over"
+    return "to run"
+
+
 def require(cfg: Profile, step: str) -> Path:
     """The completed output folder of ``step``, or an InputError saying which command makes it."""
     folder = step_dir(cfg, step)

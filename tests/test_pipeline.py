@@ -357,3 +357,43 @@ def test_two_processes_running_the_same_experiment_train_each_step_once(tmp_path
         assert len(mine) == 2, (step, lines)
         assert sum("done before" in line for line in mine) == 1, (step, mine)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".synth.lock", "run", "synth"]  # no half-written copy
+
+
+def _tree(folder) -> set:
+    return {str(p) for p in __import__("pathlib").Path(folder).rglob("*")}
+
+
+def test_dry_run_prints_the_settings_and_each_steps_state_and_writes_nothing(tiny_run, capsys):
+    cfg, folders = tiny_run
+    before = _tree(cfg.out)
+    args = ["run", "--profile", "demo", "--dry-run", *tiny_overrides(cfg.data.root, cfg.out, "seg.theta_fg=0.9")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "theta_fg: 0.9" in out                                      # the resolved settings, as YAML
+    lines = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in
+             runs.COMMANDS.values()}
+    assert "done, reused" in lines["train-cls"] and "done, reused" in lines["seeds"]
+    for command in ("train-seg", "pseudo-labels", "retrain", "evaluate"):
+        assert lines[command].endswith("to run"), lines[command]
+    assert "# inputs: found" in out
+    assert _tree(cfg.out) == before
+
+
+def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
+    done, cut, new = tmp_path / "done", tmp_path / "cut", tmp_path / "new"
+    for folder in (done, cut):
+        folder.mkdir()
+    (done / "done.json").write_text('{"wall_s": 12.4}')
+    (cut / "ckpt.pt").write_bytes(b"")
+    (cut / "log.jsonl").write_text('{"it": 0, "loss": 1.0}\n{"it": 1, "loss": 0.9}\n')
+    assert runs.step_state(done) == "done, reused (took 12 s)"
+    assert runs.step_state(cut).startswith("interrupted after iteration 1: --resume continues")
+    assert runs.step_state(new) == "to run"
+
+
+def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
+    args = ["train-seg", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
+            f"out={tmp_path / 'run'}", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'vgg16.pth'}"]
+    assert main(args) == 2
+    assert f"seg.backbone_weights: file not found: {tmp_path / 'vgg16.pth'}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
