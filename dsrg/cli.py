@@ -187,7 +187,10 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="dsrg", description="Deep Seeded Region Growing (CVPR 2018) in PyTorch.")
+    parser.add_argument("--version", action="version", version=f"dsrg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="datasets: write the embedded one, check, download or convert real ones")
     data_sub = data.add_subparsers(dest="data_command", required=True)

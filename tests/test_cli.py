@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dsrg.cli import main
 from dsrg.data.voc import VOCSegmentation
 
@@ -64,3 +66,11 @@ def test_data_check_names_each_defect(tmp_path, capsys):
 def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert main(["data", "check", "--root", str(tmp_path)]) == 2
     assert "no ImageSets/Segmentation folder" in capsys.readouterr().err
+
+
+def test_version_is_printed(capsys):
+    import dsrg
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"dsrg {dsrg.__version__}"
