@@ -2,8 +2,10 @@
 
 For a root in the PASCAL VOC layout (the real VOC 2012, a root converted from COCO, or the embedded
 dataset): every split file found, its image count against the expected count (VOC 2012's published
-counts, train_aug's 10,582 included, or the root's own ``dataset.json``), and a sample of its files opened
-and checked (images readable, label maps readable, of known classes and of their image's size).
+counts, train_aug's 10,582 included, or the root's own ``dataset.json``), whether every image of it has
+a label map (a split where none has one is a test split, like VOC 2012 test: reported, not a problem;
+one where only some have one is a problem), and a sample of its files opened and checked (images
+readable, label maps readable, of known classes and of their image's size).
 
 For a COCO 2014 root (``--dataset coco``): the layout, each split's image count against 82,783
 (train2014) / 40,504 (val2014) both in the folder and in its annotation file, the annotation file's
@@ -69,19 +71,48 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         want = expected.get(split)
         if want is not None and want != n:
             problems.append(f"split '{split}' lists {n} images; expected {want}")
-        if not ds.has_masks and not split.startswith("test"):
+        unlabelled = unlabelled_indices(ds)
+        test_split = len(unlabelled) == n and (ds.has_masks or split.startswith("test"))
+        if not ds.has_masks and not test_split:
             problems.append(f"split '{split}': label folder {root / ds.label_dir} not found (training needs the "
                             f"label maps for the image-level labels, evaluation for the scores)")
+        elif 0 < len(unlabelled) < n:
+            problems.append(f"split '{split}': {len(unlabelled)} of {n} images have no label map in "
+                            f"{root / ds.label_dir} ({_name_some([ds.ids[i] for i in unlabelled])}); expected "
+                            f"one for every image (a split to train on or score) or for none (a test split)")
         idx = _sample_indices(n, sample)
-        problems += ds.check(idx)
+        # label maps that are missing are counted once above, not once per sampled id
+        missing = set(unlabelled)
+        problems += ds.check([i for i in idx if i not in missing])
+        problems += _image_problems(ds, [i for i in idx if i in missing])
         report.append(f"split '{split}': {n} images" + (f" (expected {want})" if want is not None else "")
                       + f", {len(idx)} opened, {len(problems) - before} problems"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
-                      + ("" if ds.has_masks else f", no {ds.label_dir} masks"))
+                      + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
+                         f"predictions for the evaluation server)" if test_split
+                         else "" if ds.has_masks else f", no {ds.label_dir} masks"))
     if expected is not None and expected == VOC2012_COUNTS and "train_aug" not in splits:
         report.append("no train_aug split (the paper trains on train_aug, 10582 images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
     return report, problems
+
+
+def unlabelled_indices(ds: VOCSegmentation) -> list[int]:
+    """The indices of the ids of ``ds`` without a label map file (all of them when the label folder is missing)."""
+    if not ds.has_masks:
+        return list(range(len(ds)))
+    return [i for i in range(len(ds)) if not ds.mask_path(i).is_file()]
+
+
+def _image_problems(ds: VOCSegmentation, indices: list[int]) -> list[str]:
+    """One line per image of ``indices`` that is missing or not readable."""
+    problems = []
+    for i in indices:
+        try:
+            ds.image(i)
+        except InputError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _check_sample(sample: int | None) -> None:

@@ -5,7 +5,8 @@ the standard one: mean over the classes present in the ground truth or the predi
 (:mod:`dsrg.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
 failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
 the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
-(``tar -czf results.tgz -C <eval folder> results``).
+(``tar -czf results.tgz -C <eval folder> results``). A split where only some images have a label map is
+refused before any inference (:func:`split_has_labels`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import runs
+from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
-from ..data.voc import write_label_png
+from ..data.voc import VOCSegmentation, write_label_png
 from ..inference import predict
-from ..io import write_json, write_text
+from ..io import InputError, write_json, write_text
 from ..metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..train import load_model
@@ -32,17 +34,37 @@ from .common import begin, build_seg_net, setup
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
 
+def split_has_labels(ds: VOCSegmentation) -> bool:
+    """True when every image of the split has its label map (it is scored), False when none has (a test
+    split: predictions for the evaluation server); InputError when only some have one."""
+    unlabelled = unlabelled_indices(ds)
+    if not unlabelled:
+        return True
+    if len(unlabelled) == len(ds):
+        return False
+    missing = set(unlabelled)
+    without = [ds.ids[i] for i in unlabelled]
+    with_maps = [image_id for i, image_id in enumerate(ds.ids) if i not in missing]
+    few, which = (without, "ids without one") if len(without) <= len(with_maps) else (with_maps, "ids with one")
+    raise InputError(
+        f"split '{ds.split}' of {ds.root}: {len(with_maps)} images have a label map in {ds.root / ds.label_dir} "
+        f"and {len(without)} have none ({which}: {', '.join(few[:3])}{', ...' if len(few) > 3 else ''}); "
+        f"expected a label map for every image (a split to score) or for none (a test split, predicted "
+        f"for the evaluation server)")
+
+
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
+    if not runs.is_done(runs.step_dir(cfg, "eval")):
+        ds = open_split(cfg.data, cfg.eval.split)
+        labelled = split_has_labels(ds)          # a split with only some label maps: refused before anything
     folder, done = begin(ctx, "eval")
     if done or not ctx.world.main:
         return folder
     started = time.perf_counter()
     source = runs.eval_source(cfg)
-    ds = open_split(cfg.data, cfg.eval.split)
     model = load_model(runs.require(cfg, source) / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
                        ctx.device)
-    labelled = ds.has_masks and ds.mask_path(0).is_file()
     pred_dir = folder / ("pred" if labelled else SERVER_LAYOUT)
     pred_dir.mkdir(parents=True, exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if labelled else None
