@@ -1,16 +1,19 @@
 """Typed configs: dataclasses, overridable by ``key=value`` strings (command line, papermill).
 
 OmegaConf checks types against the dataclass; unknown keys and bad values become InputError
-messages that name the key and what it accepts.
+messages that name the key and what it accepts (for an unknown key: the keys of its section and the
+closest one, e.g. ``unknown key 'theta_fgg' in seg (did you mean 'theta_fg'?); seg has: ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import Any, Sequence, TypeVar
 
+import yaml
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .io import InputError, first_line
 
@@ -24,21 +27,50 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
     for item in overrides:
         if "=" not in item:
             raise InputError(f"override {item!r}: expected key=value, e.g. {example}")
+        try:
+            OmegaConf.from_dotlist([item])
+        except yaml.YAMLError as exc:
+            key, _, value = item.partition("=")
+            problem = getattr(exc, "problem", None) or first_line(exc)
+            raise InputError(explain(key, f"the value {value!r} is not valid YAML ({problem}); "
+                                          "a list is written [a,b]")) from None
+    structured = OmegaConf.structured(schema)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), *layers, OmegaConf.from_dotlist(list(overrides)))
-        return OmegaConf.to_object(merged)
+        return OmegaConf.to_object(OmegaConf.merge(structured, *layers, OmegaConf.from_dotlist(list(overrides))))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
-        reason = first_line(exc) or type(exc).__name__
-        raise InputError(explain(key, reason)) from None
+        raise InputError(explain(key, _reason(exc, structured))) from None
+
+
+def _reason(exc: OmegaConfBaseException, structured) -> str:
+    """OmegaConf's error in words; an unknown key gets the allowed ones, a scalar where a list belongs an example."""
+    key, value, section = getattr(exc, "key", None), getattr(exc, "value", None), getattr(exc, "object_type", None)
+    full_key = getattr(exc, "full_key", None) or ""
+    if isinstance(exc, ConfigKeyError) and isinstance(key, str) and dataclasses.is_dataclass(section):
+        names = [f.name for f in dataclasses.fields(section)]
+        where = full_key[:-len(key)].rstrip(".") if full_key.endswith(key) else ""
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (f"unknown key {key!r} in {where}{hint}; {where} has: {', '.join(names)}" if where
+                else f"unknown key {key!r}{hint}; the keys are: {', '.join(names)}")
+    given = str(value)  # a plain value, or a node (None for null: OmegaConf's "not Optional" says it)
+    if given != "None" and not OmegaConf.is_list(value) and OmegaConf.is_list(_node(structured, full_key)):
+        return f"expected a list, e.g. {full_key}=[{given}]"
+    return first_line(exc) or type(exc).__name__
+
+
+def _node(cfg, key: str):
+    """The node at the dotted ``key`` of ``cfg``, or None."""
+    try:
+        return OmegaConf.select(cfg, key, default=None) if key else None
+    except OmegaConfBaseException:
+        return None
 
 
 def apply_overrides(cfg: T, overrides: Sequence[str] = ()) -> T:
     """Return a copy of the dataclass ``cfg`` with ``key=value`` overrides applied (nested keys: ``a.b=1``)."""
-    fields = {f.name: f.type for f in dataclasses.fields(cfg)}
-    allowed = ", ".join(f"{k}: {getattr(t, '__name__', t)}" for k, t in fields.items())
-    return merge(cfg, [], overrides, f"{next(iter(fields))}=...",
-                 lambda key, reason: f"config key {key!r}: {reason}. Allowed keys: {allowed}")
+    return merge(cfg, [], overrides, f"{dataclasses.fields(cfg)[0].name}=...",
+                 lambda key, reason: f"config key {key!r}: {reason}")
 
 
 def to_dict(cfg: Any) -> dict:

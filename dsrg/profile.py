@@ -144,6 +144,7 @@ class Profile:
     amp: bool = True                      # bf16 autocast on GPUs with native bf16 (capability >= 8), else float32
     ckpt_every: int = 500                 # iterations between checkpoints
     progress: bool = True
+    random_init: bool = False             # let a network start from random weights where no weights file is given
     data: DataConfig = field(default_factory=DataConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
     seeds: SeedsConfig = field(default_factory=SeedsConfig)
@@ -224,9 +225,8 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
     cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
-                         lambda key, reason: f"profile {name!r}, key {key!r}: {reason}. The keys and their types "
-                                             f"are the fields of dsrg.profile.Profile (e.g. seg.theta_fg: float, "
-                                             f"seg.growing: bool)")
+                         lambda key, reason: f"profile {name!r}, key {key!r}: {reason} (every key and its value: "
+                                             f"dsrg run --profile {name} --dry-run)")
     validate(cfg)
     return cfg
 

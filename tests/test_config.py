@@ -1,6 +1,6 @@
 """key=value overrides of typed configs: applied, type-checked, and bad ones named."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -21,16 +21,67 @@ def test_overrides_are_applied_with_their_types():
     assert apply_overrides(Example(), []) == Example()
 
 
-def test_an_unknown_key_is_named_with_the_allowed_keys():
-    with pytest.raises(InputError, match=r"'n_trian'.*Allowed keys: n_train: int, theta_fg: float"):
+@dataclass
+class Section:
+    theta_fg: float = 0.85
+    theta_bg: float = 0.99
+
+
+@dataclass
+class Nested:
+    seed: int = 0
+    seg: Section = field(default_factory=Section)
+    sizes: list[int] = field(default_factory=lambda: [241, 321])
+
+
+def test_an_unknown_key_is_named_with_the_allowed_keys_and_the_closest():
+    with pytest.raises(InputError, match=r"^config key 'n_trian': unknown key 'n_trian' "
+                                         r"\(did you mean 'n_train'\?\); the keys are: n_train, theta_fg, name$"):
         apply_overrides(Example(), ["n_trian=3"])
 
 
+def test_an_unknown_key_without_a_close_one_lists_the_keys_only():
+    with pytest.raises(InputError, match=r"unknown key 'xyz'; the keys are: n_train, theta_fg, name$"):
+        apply_overrides(Example(), ["xyz=3"])
+
+
+def test_an_unknown_nested_key_names_its_section_and_the_section_keys():
+    with pytest.raises(InputError, match=r"^config key 'seg.theta_fgg': unknown key 'theta_fgg' in seg "
+                                         r"\(did you mean 'theta_fg'\?\); seg has: theta_fg, theta_bg$"):
+        apply_overrides(Nested(), ["seg.theta_fgg=0.9"])
+    with pytest.raises(InputError, match=r"unknown key 'segg' \(did you mean 'seg'\?\); "
+                                         r"the keys are: seed, seg, sizes$"):
+        apply_overrides(Nested(), ["segg.theta_fg=0.9"])
+
+
+def test_a_scalar_where_a_list_belongs_shows_the_list_form():
+    with pytest.raises(InputError, match=r"^config key 'sizes': expected a list, e.g. sizes=\[64\]$"):
+        apply_overrides(Nested(), ["sizes=64"])
+    assert apply_overrides(Nested(), ["sizes=[64]"]).sizes == [64]
+
+
+def test_a_value_that_is_not_yaml_is_named():
+    with pytest.raises(InputError, match=r"^config key 'sizes': the value '\[64' is not valid YAML "
+                                         r"\(.*\); a list is written \[a,b\]$"):
+        apply_overrides(Nested(), ["sizes=[64"])
+
+
 def test_a_value_of_the_wrong_type_is_named():
-    with pytest.raises(InputError, match="n_train"):
+    with pytest.raises(InputError, match="'n_train'.*'many'.*Integer"):
         apply_overrides(Example(), ["n_train=many"])
 
 
 def test_an_override_without_equals_sign_is_rejected():
     with pytest.raises(InputError, match="expected key=value"):
         apply_overrides(Example(), ["n_train"])
+
+
+def test_a_profile_typo_and_a_scalar_list_read_well_in_the_profile_message():
+    from dsrg.profile import load_profile
+
+    with pytest.raises(InputError, match=r"^profile 'demo', key 'seg.theta_fgg': unknown key 'theta_fgg' in seg "
+                                         r"\(did you mean 'theta_fg'\?\); seg has: batch_size, .*theta_fg, theta_bg"):
+        load_profile("demo", ["seg.theta_fgg=0.9"])
+    with pytest.raises(InputError, match=r"^profile 'demo', key 'pseudo.sizes': expected a list, "
+                                         r"e.g. pseudo.sizes=\[64\] \(every key and its value: dsrg run "):
+        load_profile("demo", ["pseudo.sizes=64"])

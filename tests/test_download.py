@@ -88,6 +88,11 @@ class FakeServer:
         return Response(self.body, 200, {"Content-Length": str(len(self.body))}, break_after=brk)
 
 
+def offline(request):
+    """An opener without network."""
+    raise urllib.error.URLError("no route to host")
+
+
 @pytest.fixture
 def source(monkeypatch):
     """Replace the official sources by one test archive; returns a setter for its fields."""
@@ -156,6 +161,33 @@ def test_a_checksum_mismatch_deletes_the_download_and_unpacks_nothing(source, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_an_archive_copied_by_hand_is_checked_and_unpacked_without_network(source, tmp_path):
+    (tmp_path / "VOCtrainval.tar").write_bytes(PAYLOAD)
+    root = download("voc", tmp_path, opener=offline, progress=False)
+    assert (root / "JPEGImages/readme.txt").is_file() and (tmp_path / ".VOCtrainval.tar.done").is_file()
+
+
+def test_an_archive_copied_by_hand_that_does_not_match_is_renamed_to_bad_not_deleted(source, tmp_path):
+    source(sha256="0" * 64)
+    placed, bad = tmp_path / "VOCtrainval.tar", tmp_path / "VOCtrainval.tar.bad"
+    bad.write_bytes(b"an older bad copy")
+    placed.write_bytes(PAYLOAD)
+    server = FakeServer(PAYLOAD)
+    with pytest.raises(DownloadError, match=rf"^{re.escape(str(placed))} has SHA-256 {SHA}, expected 0{{64}}: "
+                                            rf"not the file from {re.escape(URL)} .*renamed it to "
+                                            rf"{re.escape(str(bad))} .*Check or delete"):
+        download("voc", tmp_path, opener=server, progress=False)
+    assert bad.read_bytes() == PAYLOAD and not placed.exists() and not (tmp_path / "VOCdevkit").exists()
+    assert server.requests == []  # nothing downloaded over it
+
+
+def test_an_archive_copied_by_hand_of_the_wrong_size_is_renamed_to_bad(source, tmp_path):
+    (tmp_path / "VOCtrainval.tar").write_bytes(PAYLOAD[:1000])
+    with pytest.raises(DownloadError, match=rf"VOCtrainval.tar is 1000 bytes, expected {len(PAYLOAD)}: .*renamed"):
+        download("voc", tmp_path, opener=offline, progress=False)
+    assert (tmp_path / "VOCtrainval.tar.bad").stat().st_size == 1000 and not (tmp_path / "VOCtrainval.tar").exists()
+
+
 def test_a_wrong_size_deletes_the_download(source, tmp_path):
     source(size=len(PAYLOAD) + 1)
     with pytest.raises(DownloadError, match=rf"downloaded {len(PAYLOAD)} bytes, expected {len(PAYLOAD) + 1}"):
@@ -189,12 +221,30 @@ def test_an_archive_member_outside_the_root_is_refused(source, tmp_path):
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "root" / ".evil.zip.done").exists()
 
 
-def test_a_network_error_is_a_clear_error(source, tmp_path):
-    def offline(request):
-        raise urllib.error.URLError("no route to host")
-
-    with pytest.raises(DownloadError, match=rf"cannot download {re.escape(URL)}.*no route to host"):
+def test_a_network_error_is_a_clear_error_with_the_offline_route(source, tmp_path):
+    with pytest.raises(DownloadError, match=rf"^cannot download {re.escape(URL)}: .*no route to host.*\. Without "
+                                            rf"network: fetch VOCtrainval.tar \({re.escape(URL)}\) elsewhere and "
+                                            rf"copy it into {re.escape(str(tmp_path))} .*running the same command "
+                                            "again then checks it .* and unpacks it$"):
         download("voc", tmp_path, opener=offline, progress=False)
+
+
+def test_the_offline_route_names_every_archive_still_missing(monkeypatch, tmp_path):
+    done, placed, missing, later = (Archive(f"http://example.invalid/{n}", n)
+                                    for n in ("a.zip", "b.zip", "c.zip", "d.zip"))
+    monkeypatch.setitem(dl.SOURCES, "voc", (done, missing, placed, later))
+    dl.marker_path(tmp_path, done).write_text("{}")
+    (tmp_path / "b.zip").write_bytes(b"placed by hand")  # present: checked when its turn comes
+
+    def refuse(request):
+        raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
+
+    with pytest.raises(DownloadError, match=r"HTTP 404 Not Found\. Without network: fetch "
+                                            r"c\.zip \(http://example\.invalid/c\.zip\), "
+                                            r"d\.zip \(http://example\.invalid/d\.zip\) "
+                                            r"elsewhere and copy them into .* checks them") as exc:
+        download("voc", tmp_path, opener=refuse, progress=False)
+    assert "a.zip" not in str(exc.value) and "b.zip" not in str(exc.value)
 
 
 def test_unknown_kind_lists_the_known_ones(tmp_path):

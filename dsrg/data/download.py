@@ -1,10 +1,15 @@
 """``dsrg data download``: fetch the official archives of VOC 2012, SBD and COCO 2014 (urllib only).
 
 Each archive is downloaded into ``<root>/<name>.part``, resuming with an HTTP ``Range`` request where a
-``.part`` is left from an interrupted run, then checked (byte size where known, SHA-256), renamed to
-``<root>/<name>``, unpacked into ``root`` and marked done by ``<root>/.<name>.done``; a second call skips
-it. ``<root>/dsrg-downloads.json`` records, per archive, the URL, size and the SHA-256 measured after the
-download, and whether it matched a known one.
+``.part`` is left from an interrupted run, then checked (byte size where known, SHA-256; a ``.part`` that
+fails is deleted, the next call downloads it afresh), renamed to ``<root>/<name>``, unpacked into ``root``
+and marked done by ``<root>/.<name>.done``; a second call skips it. ``<root>/dsrg-downloads.json``
+records, per archive, the URL, size and the SHA-256 measured after the download, and whether it matched
+a known one.
+
+Offline: an archive already at ``<root>/<name>`` (copied there by hand) is checked and unpacked without
+any download. One that does not match is never deleted: it is renamed to ``<root>/<name>.bad``
+(replacing an older one) and the error says so.
 
 Checksums: the SHA-256 values below are the ones torchvision's dataset code uses for the same archives
 (``torchvision/prototype/datasets/_builtin``: voc.py, sbd.py, coco.py), also found in other projects.
@@ -44,6 +49,10 @@ CHUNK = 1 << 20
 
 class DownloadError(InputError):
     """A download that failed, was incomplete or did not match its checksum; the message says what to do."""
+
+
+class UnreachableError(DownloadError):
+    """The server could not be reached or refused the file; :func:`download` adds the offline route."""
 
 
 @dataclass(frozen=True)
@@ -118,12 +127,14 @@ def fetch(archive: Archive, dest: Path, opener: Opener | None = None, progress: 
 
     A connection that breaks leaves the ``.part`` file for the next call to resume (DownloadError says
     so). A server that ignores the range request sends the whole file again, which then replaces the
-    ``.part``. A file of the wrong size or checksum is deleted and raises DownloadError. A ``dest``
-    left complete by an earlier call is verified and kept without downloading.
+    ``.part``. A ``.part`` of the wrong size or checksum is deleted and raises DownloadError. A ``dest``
+    already present (left by an earlier call, or copied there by hand) is verified and used without
+    downloading; if it does not match, it is renamed to ``dest.bad`` and DownloadError raised. A server
+    that cannot be reached or refuses the file raises UnreachableError.
     """
     opener = opener or _urlopen
     if dest.is_file():
-        return _verify(archive, dest)
+        return _verify_present(archive, dest)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.is_file() else 0
     if archive.size is not None and start > archive.size:
@@ -137,14 +148,15 @@ def fetch(archive: Archive, dest: Path, opener: Opener | None = None, progress: 
             response = opener(urllib.request.Request(archive.url, headers=headers))
         except urllib.error.HTTPError as exc:
             if not (exc.code == 416 and start):  # 416: nothing left after ``start``: the .part is complete
-                raise DownloadError(f"cannot download {archive.url}: HTTP {exc.code} {exc.reason}") from exc
+                raise UnreachableError(f"cannot download {archive.url}: HTTP {exc.code} {exc.reason}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise DownloadError(f"cannot download {archive.url}: {exc}") from exc
+            raise UnreachableError(f"cannot download {archive.url}: {exc}") from exc
         else:
             with response:
                 _receive(archive, response, part, start, progress)
-    os.replace(_checked_part(archive, part), dest)
-    return _verify(archive, dest)
+    sha256 = _verify_part(archive, part)
+    os.replace(part, dest)
+    return sha256
 
 
 def _receive(archive: Archive, response: Any, part: Path, start: int, progress: bool) -> None:
@@ -168,27 +180,42 @@ def _receive(archive: Archive, response: Any, part: Path, start: int, progress: 
                             f"run the same command again to resume from {part}")
 
 
-def _checked_part(archive: Archive, part: Path) -> Path:
+def _verify_part(archive: Archive, part: Path) -> str:
+    """The SHA-256 of the downloaded ``part``; it is deleted and DownloadError raised if size or checksum
+    are not the known ones (the next call downloads it afresh)."""
     got = part.stat().st_size if part.is_file() else 0
     if archive.size is not None and got != archive.size:
         part.unlink(missing_ok=True)
         raise DownloadError(f"{archive.name}: downloaded {got} bytes, expected {archive.size}; the partial "
                             "file was deleted, run again to download it afresh")
-    return part
+    sha256 = file_sha256(part)
+    if archive.sha256 is not None and sha256 != archive.sha256:
+        part.unlink()
+        raise DownloadError(f"{archive.name}: the download's SHA-256 {sha256} does not match the known "
+                            f"{archive.sha256} (a damaged or changed download from {archive.url}); the "
+                            "download was deleted, run again to download it afresh")
+    return sha256
 
 
-def _verify(archive: Archive, path: Path) -> str:
-    """The SHA-256 of ``path``; it is deleted and DownloadError raised if size or checksum are not the known ones."""
+def _verify_present(archive: Archive, path: Path) -> str:
+    """The SHA-256 of an archive already at ``path``; one of the wrong size or checksum is renamed to
+    ``<path>.bad`` (never deleted: it may be a hand-copied file) and DownloadError raised."""
     size = path.stat().st_size
     if archive.size is not None and size != archive.size:
-        path.unlink()
-        raise DownloadError(f"{path} is {size} bytes, expected {archive.size}; deleted it, run again")
+        raise _set_aside(archive, path, f"is {size} bytes, expected {archive.size}")
     sha256 = file_sha256(path)
     if archive.sha256 is not None and sha256 != archive.sha256:
-        path.unlink()
-        raise DownloadError(f"{path}: SHA-256 {sha256} does not match the known {archive.sha256} "
-                            f"(a damaged or changed download from {archive.url}); deleted it, run again")
+        raise _set_aside(archive, path, f"has SHA-256 {sha256}, expected {archive.sha256}")
     return sha256
+
+
+def _set_aside(archive: Archive, path: Path, problem: str) -> DownloadError:
+    """Rename ``path`` to ``<path>.bad`` (replacing an older one); the error that says so."""
+    bad = path.with_name(path.name + ".bad")
+    os.replace(path, bad)
+    return DownloadError(f"{path} {problem}: not the file from {archive.url} (damaged, incomplete or another "
+                         f"version); renamed it to {bad} (replacing any older one), nothing was deleted. Check "
+                         f"or delete {bad}, then copy the right file to {path} or run again to download it")
 
 
 def extract(path: Path, dest: Path) -> None:
@@ -225,8 +252,9 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
              keep_archives: bool = False) -> Path:
     """Download, verify and unpack the archives of ``kind`` (``voc``, ``sbd`` or ``coco``) into ``root``.
 
-    Idempotent: an archive whose marker ``<root>/.<name>.done`` exists is skipped. The archive is
-    deleted after unpacking unless ``keep_archives``. ``opener`` (default ``urllib.request.urlopen``)
+    Idempotent: an archive whose marker ``<root>/.<name>.done`` exists is skipped; one already at
+    ``<root>/<name>`` (copied by hand: the offline route, which a connection error names) is checked and
+    unpacked without downloading. The archive is deleted after unpacking unless ``keep_archives``. ``opener`` (default ``urllib.request.urlopen``)
     takes a ``urllib.request.Request`` and returns a response; tests pass a fake one.
 
     Returns:
@@ -241,9 +269,21 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
         if marker.is_file():
             continue
         path = root / archive.name
-        sha256 = fetch(archive, path, opener, progress)
+        try:
+            sha256 = fetch(archive, path, opener, progress)
+        except UnreachableError as exc:
+            raise UnreachableError(f"{exc}. {_offline_route(kind, root)}") from exc
         extract(path, root)
         write_json(marker, _record(root, archive, sha256))
         if not keep_archives:
             path.unlink()
     return root / DATASET_DIRS[kind]
+
+
+def _offline_route(kind: str, root: Path) -> str:
+    """How to go on without network: the archives of ``kind`` still missing from ``root``, and their URLs."""
+    missing = [a for a in SOURCES[kind] if not marker_path(root, a).is_file() and not (root / a.name).is_file()]
+    files = ", ".join(f"{a.name} ({a.url})" for a in missing)
+    them, names = ("them", "those names") if len(missing) > 1 else ("it", "that name")
+    return (f"Without network: fetch {files} elsewhere and copy {them} into {root} under {names}; running "
+            f"the same command again then checks {them} (SHA-256) and unpacks {them}")
