@@ -86,16 +86,29 @@ def _curves(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .plots import curve_keys, curve_window, save_figure, smoothed, training_curves
-    from .runs import read_log
+    from .runs import read_log, setting_labels
 
-    logs = {}
-    for folder in args.folders:
-        label = Path(folder).resolve().name if Path(folder).is_dir() else Path(folder).resolve().parent.name
-        if label in logs:
-            raise InputError(f"curves: {folder} is given twice (or two folders share the name {label!r})")
-        logs[label] = pd.DataFrame(read_log(folder))
-        if logs[label].empty:
-            raise InputError(f"curves: {folder} has logged no iteration yet")
+    def read_log_or_none(folder):
+        try:
+            return read_log(folder)
+        except InputError:
+            return None
+
+    folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
+    if len(set(map(str, folders))) < len(folders):
+        raise InputError("curves: a step folder is given twice")
+    have = [f for f in folders if read_log_or_none(f)]
+    if not have:
+        read_log(folders[0])                  # the error that names the first folder and what it lacks
+        raise InputError(f"curves: {folders[0]} has logged no iteration yet")
+    for f in folders:
+        if f not in have:
+            print(f"curves: skipped {f} (no logged iteration: a step that did not start, or no training step)",
+                  file=sys.stderr)
+    labels = setting_labels(have)
+    if len(set(labels)) < len(labels):       # the same settings in two run folders
+        labels = [f"{label} ({f.parent.name}/{f.name})" for label, f in zip(labels, have)]
+    logs = dict(zip(labels, (pd.DataFrame(read_log(f)) for f in have)))
     window = args.window if args.window is not None else curve_window(max(len(log) for log in logs.values()))
     fig = training_curves(logs, args.keys, window)
     paths = save_figure(fig, Path(args.out).with_suffix(""))
@@ -133,6 +146,9 @@ def _pipeline(args: argparse.Namespace) -> int:
             info = runs.done_info(folders["eval"])
             if "miou" in info:
                 print(f"[dsrg run] mIoU on {info['split']} ({info['model']} model): {100 * info['miou']:.1f}")
+            else:
+                print(f"[dsrg run] {info['split']} has no label maps: predictions for the evaluation server in "
+                      f"{info['predictions']}")
         return 0
     from .preflight import check_inputs
 
@@ -151,24 +167,32 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from . import runs
-    from .preflight import check_inputs
+    from .preflight import check_inputs, random_starts
     from .steps.pipeline import planned_steps
 
+    planned = planned_steps(cfg)
     if args.command == "run":
-        steps = planned_steps(cfg)
-    else:
-        steps = [step for step, command in runs.COMMANDS.items() if command == args.command]
+        steps = planned
+    else:   # a single step, after the steps it reads from
+        step = next(step for step, command in runs.COMMANDS.items() if command == args.command)
+        steps = planned[:planned.index(step) + 1] if step in planned else [step]
     print(f"# profile {args.profile}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
-    print("# steps")
+    print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
     for step in steps:
         folder = runs.step_dir(cfg, step)
         print(f"{runs.COMMANDS[step]:<14} {folder}  {runs.step_state(folder)}")
-    check_inputs(cfg, steps)
-    if all(runs.is_done(runs.step_dir(cfg, step)) for step in steps):
+    to_run = [step for step in steps if not runs.is_done(runs.step_dir(cfg, step))]
+    if args.command != "run" and to_run[:-1]:
+        print(f"# first run: {', '.join(runs.COMMANDS[s] for s in to_run[:-1])} (or dsrg run)")
+    check_inputs(cfg, steps if args.command == "run" else steps[-1:])
+    if not to_run:
         print("# inputs: not checked, every step is done")
     else:
         print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)")
+    empty = random_starts(cfg, to_run)
+    if empty:
+        print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
     return 0
 
 
@@ -258,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:      # the training loop has said where the run stands
+        print("dsrg: interrupted", file=sys.stderr)
+        return 130
     finally:
         _leave_process_group()
 

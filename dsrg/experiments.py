@@ -45,6 +45,11 @@ TABLE1: dict[str, list[str]] = {
 }
 
 
+# The profile's path settings: relative ones are taken from ``base`` in :func:`profile`.
+PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds.saliency_dir",
+             "seeds.authors_pickle", "seeds.authors_list")
+
+
 def _theta(v: float) -> str:
     return ".inf" if math.isinf(v) else repr(float(v))
 
@@ -132,13 +137,18 @@ class Experiment:
 def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
     """The profile ``name`` with ``overrides`` (validated; see :func:`dsrg.profile.load_profile`).
 
-    ``base``: the folder that relative ``data.root`` and ``out`` paths are relative to (a notebook in
-    ``notebooks/`` passes ``".."``, the project root); None = the working directory.
+    ``base``: the folder that relative paths (``out``, ``data.root``, the weights files, the saliency folder,
+    the authors' cue files: ``PATH_KEYS``) are relative to (a notebook in ``notebooks/`` passes ``".."``,
+    the project root); None = the working directory.
     """
     cfg = load_profile(name, list(overrides))
     if base is not None:
-        if not Path(cfg.data.root).is_absolute():
-            cfg.data.root = str(Path(base) / cfg.data.root)
+        for key in PATH_KEYS:
+            section, field_name = key.split(".")
+            holder = getattr(cfg, section)
+            value = getattr(holder, field_name)
+            if value and not Path(value).is_absolute():
+                setattr(holder, field_name, str(Path(base) / value))
         cfg.out = str(Path(base) / cfg.run_dir) if not cfg.run_dir.is_absolute() else cfg.out
     return cfg
 

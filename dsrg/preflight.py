@@ -2,8 +2,8 @@
 
 A typo'd split name or a missing weights file would otherwise surface only when the step that reads it
 runs, hours into a paper-scale run. :func:`check_inputs` checks, for the steps about to run (complete
-ones are skipped): the data root and each split they read (``data.train_split``, ``data.val_split``,
-``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
+ones are skipped): that every network starts from a weights file unless ``random_init=true``, the data
+root and each split they read (``data.train_split``, ``data.val_split``, ``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
 the files and folders named by ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``,
 ``seeds.authors_pickle`` and ``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is
 written by the first step, so only its split names are checked. Every process of a torchrun launch runs
@@ -41,6 +41,28 @@ def step_inputs(cfg: Profile, step: str) -> tuple[list[str], list[tuple[str, str
     return splits, paths
 
 
+def random_starts(cfg: Profile, steps: Sequence[str]) -> list[str]:
+    """The weights keys of ``steps`` that are empty where the paper starts from ImageNet weights, so that
+    the step's network would start from random weights."""
+    keys = []
+    if "cls" in steps and not cfg.cls.backbone_weights:
+        keys.append("cls.backbone_weights")
+    if ((("seg" in steps and cfg.seg.init == "imagenet") or ("retrain" in steps and cfg.retrain.init == "imagenet"))
+            and not cfg.seg.backbone_weights):
+        keys.append("seg.backbone_weights")
+    return keys
+
+
+def require_resnet_weights(cfg: Profile, init: str) -> None:
+    """A ResNet-101 with frozen BatchNorm (DeepLab's) cannot start from random weights: each block's last
+    BatchNorm starts at scale 0, so frozen, no residual branch could ever train."""
+    s = cfg.seg
+    if init == "imagenet" and s.backbone == "resnet101" and s.freeze_bn and not s.backbone_weights:
+        raise InputError("seg.backbone_weights: a torchvision resnet101 state dict is needed with "
+                         "seg.freeze_bn=true (frozen BatchNorm keeps pretrained statistics); to train "
+                         "ResNet-101 from random weights set seg.freeze_bn=false")
+
+
 def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     """Raise InputError naming the key and the path of the first input of ``steps`` that is missing."""
     from .data.synthetic import SPLIT_CODES
@@ -52,6 +74,15 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     steps = [s for s in steps if not runs.is_done(runs.step_dir(cfg, s))]
     if not steps:
         return
+    empty = random_starts(cfg, steps)
+    if empty and not cfg.random_init:
+        nets = {"cls.backbone_weights": "vgg16", "seg.backbone_weights": cfg.seg.backbone}
+        files = " and ".join(f"{key}=<torchvision {nets[key]} state dict>" for key in empty)
+        raise InputError(f"{' and '.join(empty)}: no weights file, so a network would start from random weights; "
+                         f"the paper starts from ImageNet: give {files}, or random_init=true to train from random "
+                         f"weights on purpose")
+    if "seg.backbone_weights" in empty:
+        require_resnet_weights(cfg, "imagenet")
     processes = int(os.environ.get("WORLD_SIZE", 1))
     for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
         batch = get(key)

@@ -132,16 +132,46 @@ def read_log(path: str | Path) -> list[dict]:
     return rows
 
 
+def setting_labels(folders: list[Path]) -> list[str]:
+    """A label per step folder for plots: the settings in which its ``config.json`` differs from the other
+    folders' (``seg.theta_fg=0.9``), or the folder's name where none differ or there is no config."""
+    flat = []
+    for folder in folders:
+        path = Path(folder) / "config.json"
+        config = json.loads(path.read_text()).get("config", {}) if path.is_file() else None
+        flat.append(None if config is None else _flatten(config))
+    known = [f for f in flat if f is not None]
+    keys = sorted({k for f in known for k in f if k not in ("upstream", "init_from")})
+    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in known}) > 1]
+    labels = []
+    for folder, f in zip(folders, flat):
+        shown = ", ".join(f"{k}={f.get(k)}" for k in differ[:3]) if f is not None and differ else ""
+        labels.append(shown + (", ..." if len(differ) > 3 and shown else "") or Path(folder).name)
+    return labels
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def step_state(folder: Path) -> str:
-    """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (with the last
-    logged iteration; ``--resume`` continues from its checkpoint) or to run."""
+    """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (``--resume``
+    continues from its checkpoint's iteration) or to run."""
     if is_done(folder):
         wall = done_info(folder).get("wall_s")
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
     if (folder / "ckpt.pt").is_file():
-        logged = read_log(folder) if (folder / "log.jsonl").is_file() else []
-        last = f" after iteration {logged[-1]['it']}" if logged else ""
-        return f"interrupted{last}: --resume continues from its checkpoint, without it the step starts over"
+        from .train import checkpoint_iteration
+
+        it = checkpoint_iteration(folder / "ckpt.pt")
+        at = f" at iteration {it}" if it is not None else " (unreadable)"
+        return f"interrupted: --resume continues from its checkpoint{at}; without it the step starts over"
     return "to run"
 
 

@@ -235,14 +235,24 @@ def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -
                       f"Try a lower learning rate, e.g. {key}.lr={sec.lr / 10:g}")
 
 
-def _checkpoint_notice(ckpt: Path, desc: str) -> None:
-    """Without --resume: say that an interrupted run's checkpoint exists (it is overwritten as training goes)."""
-    try:   # mmap: reads the iteration, not the weights
-        it = int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["iteration"])
-        what = f"holds an interrupted run at iteration {it}; starting over (`--resume` continues it)"
-    except Exception:  # noqa: BLE001 (any unreadable file: it is only a notice)
-        what = "is an unreadable checkpoint of an interrupted run; starting over (it will be overwritten)"
-    print(f"{desc}: note: {ckpt} {what}", file=sys.stderr, flush=True)
+def checkpoint_iteration(ckpt: Path) -> int | None:
+    """The iteration a checkpoint continues from (memory-mapped: the weights are not read); None when the
+    file is unreadable."""
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["iteration"])
+    except Exception:  # noqa: BLE001 (a truncated or foreign file: the callers say so)
+        return None
+
+
+def _set_aside(ckpt: Path, desc: str) -> None:
+    """Without --resume: the interrupted run's checkpoint becomes ``ckpt.prev.pt`` (a later --resume must not
+    continue it under this run's log), and a note says so."""
+    it = checkpoint_iteration(ckpt)
+    what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
+    prev = ckpt.with_name("ckpt.prev.pt")
+    os.replace(ckpt, prev)
+    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {prev} "
+          f"(`--resume` continues an interrupted run)", file=sys.stderr, flush=True)
 
 
 def _load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
@@ -289,7 +299,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         state = _load_checkpoint(ckpt, model, optimizer, records)
         start = int(state["iteration"])
     elif ckpt.is_file() and world.main:
-        _checkpoint_notice(ckpt, desc)
+        _set_aside(ckpt, desc)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
@@ -312,6 +322,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     bar = tqdm(total=sec.iterations, initial=start, desc=desc, unit="it", disable=not (cfg.progress and world.main),
                dynamic_ncols=True)
     log = open(log_path, "a") if world.main else None
+    it = start
     try:
         tick = time.perf_counter()
         for it, batch in zip(range(start, sec.iterations), loader):
@@ -342,6 +353,13 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 rngs = rng_states(device, world)                               # every process: gathers
                 if world.main:
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
+    except KeyboardInterrupt:
+        if world.main:
+            saved = checkpoint_iteration(ckpt) if ckpt.is_file() else None
+            where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
+                     f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
+            bar.write(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr)
+        raise
     finally:
         bar.close()
         if log is not None:

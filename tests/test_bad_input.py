@@ -55,12 +55,13 @@ def test_resuming_from_a_corrupt_checkpoint_names_the_file_and_the_ways_out(tmp_
         _fit(tmp_path, resume=True)
 
 
-def test_an_interrupted_runs_checkpoint_is_noted_when_starting_over(tmp_path, capsys):
+def test_an_interrupted_runs_checkpoint_is_set_aside_when_starting_over(tmp_path, capsys):
     model, optimizer = _fit(tmp_path / "first")
     save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
     _fit(tmp_path)
     err = capsys.readouterr().err
-    assert "holds an interrupted run at iteration 3" in err and "--resume" in err
+    assert "held an interrupted run at iteration 3; starting over, and it is kept as" in err and "--resume" in err
+    assert (tmp_path / "ckpt.prev.pt").is_file(), "set aside: a later --resume cannot continue it under a new log"
 
 
 def test_a_batch_larger_than_the_training_split_names_the_key(tmp_path):
@@ -252,4 +253,21 @@ def test_a_batch_that_the_torchrun_processes_cannot_share_stops_dsrg_run_before_
                 "cls.batch_size=4", "seg.batch_size=8", "retrain.batch_size=10")
     assert "retrain.batch_size=10 is not divisible by the 4 torchrun processes" in err
     assert "launch 1, 2, 5, 10 processes, or set retrain.batch_size to a multiple of 4" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_paper_profile_without_imagenet_weights_stops_before_the_first_step(tmp_path, capsys):
+    """The paper starts both networks from ImageNet: an empty weights key would silently train from random
+    weights for hours. random_init=true says it is on purpose."""
+    args = ["run", "--profile", "voc-vgg16", "--dry-run", "data.dataset=synthetic", f"data.root={tmp_path / 'synth'}",
+            "data.train_split=train", f"out={tmp_path / 'run'}"]
+    err = _dsrg(capsys, *args)
+    assert "cls.backbone_weights and seg.backbone_weights: no weights file, so a network would start from random " \
+           "weights" in err
+    assert "cls.backbone_weights=<torchvision vgg16 state dict>" in err and "random_init=true" in err
+    from dsrg.cli import main
+
+    assert main(args + ["random_init=true"]) == 0
+    err = _dsrg(capsys, *args, "seg.backbone=resnet101", "seg.width=1.0", "random_init=true")
+    assert "a torchvision resnet101 state dict is needed with seg.freeze_bn=true" in err
     assert list(tmp_path.iterdir()) == []

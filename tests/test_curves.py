@@ -97,3 +97,16 @@ def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, c
     assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2
     assert "seeds-abc/log.jsonl: no training log here" in capsys.readouterr().err
     assert not (tmp_path / "fig.png").exists()
+
+
+def test_dsrg_curves_labels_runs_by_the_settings_that_differ_and_skips_folders_without_a_log(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for name, theta in (("seg-aaa", 0.85), ("seg-bbb", 0.9)):
+        folder = _write_log(runs / name, _rows(2, loss=lambda i: 1.0))
+        (folder / "config.json").write_text(json.dumps({"config": {"seg": {"theta_fg": theta, "theta_bg": 0.99}}}))
+    (runs / "seg-ccc").mkdir()                              # a step that never started
+    assert main(["curves", str(runs / "seg-aaa"), str(runs / "seg-bbb"), str(runs / "seg-ccc"),
+                 "--out", str(tmp_path / "fig.png")]) == 0
+    captured = capsys.readouterr()
+    assert "seg.theta_fg=0.85: 2 iterations" in captured.out and "seg.theta_fg=0.9: 2 iterations" in captured.out
+    assert "skipped" in captured.err and "seg-ccc" in captured.err

@@ -94,3 +94,17 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
     assert "profile smoke" in text                                     # the smoke profile's data, not the demo's
     assert re.search(r"built-in rbd\s+2\s+0\.2\s", text), text[-2000:]  # 2 val images scored at threshold 0.2
     assert (tmp_path / "data" / "smoke").is_dir() and (tmp_path / "figures").is_dir()   # inside the project
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(md):
+    """papermill's parser gives up on a line whose comment holds '=' or brackets: such a parameter is missing
+    from `papermill --help-notebook`, and papermill warns about it."""
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    cell = next(c for c in jupytext.read(md).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    assert [p.name for p in PythonTranslator.inspect(cell)] == assigned

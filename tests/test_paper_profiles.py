@@ -23,7 +23,7 @@ from test_sbd import real, tree  # noqa: F401  (fixtures: a tiny VOCdevkit + SBD
 SHRINK = ["cls.width=0.0625", "seg.width=0.0625", "cls.input_size=64", "seg.input_size=64", "cls.batch_size=2",
           "seg.batch_size=2", "retrain.batch_size=2", "cls.iterations=2", "seg.iterations=2",
           "retrain.iterations=2", "retrain.crop_size=48", "pseudo.sizes=[48,64]", "progress=false",
-          "data.loader_workers=0", "seeds.saliency=spectral_residual"]
+          "data.loader_workers=0", "seeds.saliency=spectral_residual", "random_init=true"]
 
 
 def _run(profile: str, root, out, *extra: str) -> dict:

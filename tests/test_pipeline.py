@@ -22,6 +22,7 @@ from dsrg.io import InputError
 from dsrg.metrics import confusion_matrix, mean_iou
 from dsrg.profile import available_profiles, load_profile
 from dsrg.steps import pipeline
+from dsrg.train import save_checkpoint
 
 from conftest import tiny_overrides, tiny_profile
 
@@ -384,10 +385,12 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     for folder in (done, cut):
         folder.mkdir()
     (done / "done.json").write_text('{"wall_s": 12.4}')
-    (cut / "ckpt.pt").write_bytes(b"")
-    (cut / "log.jsonl").write_text('{"it": 0, "loss": 1.0}\n{"it": 1, "loss": 0.9}\n')
+    net = torch.nn.Linear(1, 1)
+    save_checkpoint(cut / "ckpt.pt", net, torch.optim.SGD(net.parameters(), lr=0.1), 100, [])
+    (cut / "log.jsonl").write_text("".join(f'{{"it": {i}, "loss": 1.0}}\n' for i in range(152)))
     assert runs.step_state(done) == "done, reused (took 12 s)"
-    assert runs.step_state(cut).startswith("interrupted after iteration 1: --resume continues")
+    # the checkpoint's iteration, not the log's last: --resume goes back to 100
+    assert runs.step_state(cut).startswith("interrupted: --resume continues from its checkpoint at iteration 100")
     assert runs.step_state(new) == "to run"
 
 
@@ -397,3 +400,13 @@ def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
     assert main(args) == 2
     assert f"seg.backbone_weights: file not found: {tmp_path / 'vgg16.pth'}" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_notebooks_relative_paths_are_taken_from_its_base_folder():
+    """A chapter runs in notebooks/ with base="..": a weights file named relative to the project root is
+    found there, like the data root; absolute paths and empty settings stay as they are."""
+    cfg = experiments.profile("demo", ["data.root=data/VOC2012", "cls.backbone_weights=vgg16.pth",
+                                       "seg.backbone_weights=/abs/vgg16.pth"], base="..")
+    assert cfg.data.root == "../data/VOC2012" and cfg.cls.backbone_weights == "../vgg16.pth"
+    assert cfg.seg.backbone_weights == "/abs/vgg16.pth" and cfg.seeds.saliency_dir == ""
+    assert cfg.out == "../runs/demo"

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from .. import runs
-from ..io import InputError
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
+from ..preflight import require_resnet_weights
 from ..profile import Profile
 from ..train import World, barrier, bf16_native, init_world, load_model, resolve_device, save_model
 
@@ -48,6 +48,9 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     folder = runs.step_dir(ctx.cfg, step)
     if runs.is_done(folder):
         return folder, True
+    prev = runs.upstream(ctx.cfg, step)
+    if prev is not None:            # before the folder exists: a step that cannot start leaves nothing behind
+        runs.require(ctx.cfg, prev)
     if ctx.world.main:
         runs.start(ctx.cfg, step)
     barrier(ctx.world)
@@ -75,11 +78,7 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
     for a trained model to be read into). With ImageNet VGG16 weights and ``seg.fc_init=imagenet`` every
     ASPP branch's fc6/fc7 start from the file's reduced classifier, as DeepLab's init model."""
     s = cfg.seg
-    if init == "imagenet" and s.backbone == "resnet101" and s.freeze_bn and not s.backbone_weights:
-        # each block's last BatchNorm starts at scale 0: frozen, no residual branch could ever train
-        raise InputError("seg.backbone_weights: a torchvision resnet101 state dict is needed with "
-                         "seg.freeze_bn=true (frozen BatchNorm keeps pretrained statistics); to train "
-                         "ResNet-101 from random weights set seg.freeze_bn=false")
+    require_resnet_weights(cfg, init)
     net = DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
                       batch_norm=s.batch_norm)
     if init == "imagenet" and s.backbone_weights:
