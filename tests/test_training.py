@@ -197,3 +197,19 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_r
     a, b = _weights(folder), _weights(full)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_ctrl_c_says_where_the_run_stands_and_exits_without_a_traceback(tmp_path):
+    root = tmp_path / "synth"
+    write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
+    args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=2")
+    folder = runs.step_dir(load_profile("demo", args), "cls")
+    proc = _dsrg("train-cls", "--profile", "demo", *args)
+    deadline = time.time() + 120
+    while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
+    assert "Traceback" not in out
