@@ -5,7 +5,9 @@ runs, hours into a paper-scale run. :func:`check_inputs` checks, for the steps a
 ones are skipped): that every network starts from a weights file unless ``random_init=true``, the data
 root and each split they read (``data.train_split``, ``data.val_split``, ``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
 the files and folders named by ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``,
-``seeds.authors_pickle`` and ``seeds.authors_list``. With ``data.dataset=synthetic`` a missing root is
+``seeds.authors_pickle`` and ``seeds.authors_list``, that a weights file reads as a state dict, that every
+training image (and validation image, for the classifier) has its label map, and that a saliency folder
+holds a map for every training image. With ``data.dataset=synthetic`` a missing root is
 written by the first step, so only its split names are checked. Every process of a torchrun launch runs
 the same check.
 """
@@ -19,6 +21,7 @@ from typing import Sequence
 
 from . import runs
 from .io import InputError
+from .models.weights import read_state_dict
 from .profile import Profile
 from .train import iterations_per_epoch
 
@@ -92,6 +95,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
                              f"an equal share of one global batch): launch {', '.join(map(str, divisors))} "
                              f"processes, or set {key} to a multiple of {processes}")
     split_keys: dict[str, None] = {}
+    read: set[str] = set()
     for step in steps:
         splits, paths = step_inputs(cfg, step)
         split_keys.update(dict.fromkeys(splits))
@@ -99,6 +103,12 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
             path = Path(get(key))
             if not (path.is_file() if kind == "file" else path.is_dir()):
                 raise InputError(f"{key}: {kind} not found: {path}")
+            if key.endswith("backbone_weights") and key not in read:    # unreadable or not a state dict: now
+                try:
+                    read_state_dict(path)
+                except InputError as exc:
+                    raise InputError(f"{key}: {exc}") from None
+                read.add(key)
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
         for key in split_keys:
@@ -108,11 +118,34 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
         return
     if not root.is_dir():
         raise InputError(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
-    sizes = {}
+    splits = {}
     for key in split_keys:
         try:
-            sizes[key] = len(VOCSegmentation(root, get(key)))
+            splits[key] = VOCSegmentation(root, get(key))
         except InputError as exc:
             raise InputError(f"{key}={get(key)}: {exc}") from None
     for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
-        iterations_per_epoch(sizes["data.train_split"], get(key), key, cfg.data.train_split)
+        iterations_per_epoch(len(splits["data.train_split"]), get(key), key, cfg.data.train_split)
+    # the image-level labels of training come from the label maps, as the classifier's validation does
+    labelled = ["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []
+    for key in labelled + (["data.val_split"] if "cls" in steps else []):
+        _require_label_maps(key, splits[key])
+    if "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder":
+        train = splits["data.train_split"]
+        folder = Path(cfg.seeds.saliency_dir)
+        missing = [i for i in train.ids if not (folder / f"{i}.png").is_file()]
+        if missing:
+            raise InputError(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no "
+                             f"map in {folder} (e.g. {', '.join(f'{i}.png' for i in missing[:3])}); expected one "
+                             f"<image id>.png per image of data.train_split={cfg.data.train_split}")
+
+
+def _require_label_maps(key: str, ds) -> None:
+    """Every image of the split ``key`` has its label map (the image-level labels come from them)."""
+    from .data.check import unlabelled_indices
+
+    missing = unlabelled_indices(ds)
+    if missing:
+        ids = ", ".join(ds.ids[i] for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
+                         f"{ds.root / ds.label_dir} ({ids}); training reads each image's classes from it")

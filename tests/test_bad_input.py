@@ -271,3 +271,33 @@ def test_a_paper_profile_without_imagenet_weights_stops_before_the_first_step(tm
     err = _dsrg(capsys, *args, "seg.backbone=resnet101", "seg.width=1.0", "random_init=true")
     assert "a torchvision resnet101 state dict is needed with seg.freeze_bn=true" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def _voc_run(tmp_path, *extra: str) -> list[str]:
+    root = _voc_root(tmp_path / "voc")
+    return ["run", "--profile", "smoke", "data.dataset=voc", f"data.root={root}", f"out={tmp_path / 'run'}",
+            "data.val_split=train", "eval.split=train", "cls.batch_size=2", "seg.batch_size=2",
+            "retrain.batch_size=2", *extra]
+
+
+def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
+    (tmp_path / "empty.pth").write_bytes(b"")
+    err = _dsrg(capsys, *_voc_run(tmp_path, f"cls.backbone_weights={tmp_path / 'empty.pth'}"))
+    assert f"cls.backbone_weights: cannot read backbone weights {tmp_path / 'empty.pth'}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_training_image_without_its_label_map_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
+    args = _voc_run(tmp_path)
+    (tmp_path / "voc" / "SegmentationClass" / "b.png").unlink()
+    err = _dsrg(capsys, *args)
+    assert "data.train_split=train: 1 of its 2 images have no label map" in err and "(b)" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_saliency_folder_missing_maps_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "a.png").write_bytes(b"")
+    err = _dsrg(capsys, *_voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}"))
+    assert f"seeds.saliency_dir: 1 of the 2 training images have no map in {tmp_path / 'maps'} (e.g. b.png)" in err
+    assert not (tmp_path / "run").exists()
