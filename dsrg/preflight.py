@@ -1,15 +1,15 @@
-"""Pre-flight: before a step starts, every input it will read is checked to exist.
+"""Pre-flight: before a step starts, every input it will read is checked.
 
 A typo'd split name or a missing weights file would otherwise surface only when the step that reads it
 runs, hours into a paper-scale run. :func:`check_inputs` checks, for the steps about to run (complete
-ones are skipped): that every network starts from a weights file unless ``random_init=true``, the data
-root and each split they read (``data.train_split``, ``data.val_split``, ``eval.split``), the batch sizes against the training split and the number of torchrun processes, and
-the files and folders named by ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``,
-``seeds.authors_pickle`` and ``seeds.authors_list``, that a weights file reads as a state dict, that every
-training image (and validation image, for the classifier) has its label map, and that a saliency folder
-holds a map for every training image. With ``data.dataset=synthetic`` a missing root is
-written by the first step, so only its split names are checked. Every process of a torchrun launch runs
-the same check.
+ones are skipped): that every network starts from a weights file unless ``random_init=true``; the data
+root and each split they read (``data.train_split``, ``data.val_split``, ``eval.split``); the batch sizes
+against the training split and the number of torchrun processes; the files and folders named by
+``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
+``seeds.authors_list``; that a weights file reads as a state dict; that every training image (and
+validation image, for the classifier) has its label map; and that a saliency folder holds a map for every
+training image. With ``data.dataset=synthetic`` a missing root is written by the first step, so only its
+split names are checked. Every process of a torchrun launch runs the same check.
 """
 
 from __future__ import annotations
