@@ -97,7 +97,8 @@ def _curves(args: argparse.Namespace) -> None:
     folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
     if len(set(map(str, folders))) < len(folders):
         raise InputError("curves: a step folder is given twice")
-    have = [f for f in folders if read_log_or_none(f)]
+    read = {f: read_log_or_none(f) for f in folders}
+    have = [f for f in folders if read[f]]
     if not have:
         read_log(folders[0])                  # the error that names the first folder and what it lacks
         raise InputError(f"curves: {folders[0]} has logged no iteration yet")
@@ -108,7 +109,7 @@ def _curves(args: argparse.Namespace) -> None:
     labels = setting_labels(have)
     if len(set(labels)) < len(labels):       # the same settings in two run folders
         labels = [f"{label} ({f.parent.name}/{f.name})" for label, f in zip(labels, have)]
-    logs = dict(zip(labels, (pd.DataFrame(read_log(f)) for f in have)))
+    logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
     window = args.window if args.window is not None else curve_window(max(len(log) for log in logs.values()))
     fig = training_curves(logs, args.keys, window)
     paths = save_figure(fig, Path(args.out).with_suffix(""))
