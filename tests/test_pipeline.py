@@ -410,3 +410,14 @@ def test_a_notebooks_relative_paths_are_taken_from_its_base_folder():
     assert cfg.data.root == "../data/VOC2012" and cfg.cls.backbone_weights == "../vgg16.pth"
     assert cfg.seg.backbone_weights == "/abs/vgg16.pth" and cfg.seeds.saliency_dir == ""
     assert cfg.out == "../runs/demo"
+
+
+def test_a_finished_step_drops_its_checkpoint_and_one_set_aside_by_a_start_over(tmp_path):
+    from types import SimpleNamespace
+
+    from dsrg.steps.common import finish_training
+
+    for name in ("ckpt.pt", "ckpt.prev.pt"):
+        (tmp_path / name).write_bytes(b"old")
+    finish_training(tmp_path, 0.0, torch.nn.Linear(1, 1), SimpleNamespace(num_classes=2, class_names=["a", "b"]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.json", "model.pt"]

@@ -94,7 +94,8 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
 
 
 def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:
-    """End of a training step: save the final weights, drop the checkpoint they supersede, write done.json."""
+    """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json."""
     save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
-    (folder / "ckpt.pt").unlink(missing_ok=True)
+    for name in ("ckpt.pt", "ckpt.prev.pt"):     # and an earlier run's, set aside when this one started over
+        (folder / name).unlink(missing_ok=True)
     return runs.finish(folder, started, **summary)
