@@ -34,6 +34,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def name_some(names, limit: int = 3) -> str:
+    """The first ``limit`` of ``names`` and how many more, for an error message: ``a, b, c, ... (4 more)``."""
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
 def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:
     """The InputError for a text file that is not UTF-8: ``path``, the line and the byte, and ``expected``."""
     line = path.read_bytes()[:exc.start].count(b"\n") + 1

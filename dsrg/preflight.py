@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Sequence
 
 from . import runs
-from .io import InputError
+from .io import InputError, name_some
 from .models.weights import read_state_dict
 from .profile import Profile
-from .train import iterations_per_epoch
+from .train import iterations_per_epoch, require_shared
 
 TRAINING = ("cls", "seg", "retrain")     # the training steps; each one's batch size is <step>.batch_size
 
@@ -88,14 +88,9 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
         require_resnet_weights(cfg, "imagenet")
     processes = int(os.environ.get("WORLD_SIZE", 1))
     for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
-        batch = get(key)
-        if batch % processes:
-            divisors = [d for d in range(1, batch + 1) if batch % d == 0]
-            raise InputError(f"{key}={batch} is not divisible by the {processes} torchrun processes (each takes "
-                             f"an equal share of one global batch): launch {', '.join(map(str, divisors))} "
-                             f"processes, or set {key} to a multiple of {processes}")
+        require_shared(get(key), processes, key)
     split_keys: dict[str, None] = {}
-    read: set[str] = set()
+    read: set[Path] = set()             # weights files read so far (cls and seg often share one)
     for step in steps:
         splits, paths = step_inputs(cfg, step)
         split_keys.update(dict.fromkeys(splits))
@@ -103,12 +98,12 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
             path = Path(get(key))
             if not (path.is_file() if kind == "file" else path.is_dir()):
                 raise InputError(f"{key}: {kind} not found: {path}")
-            if key.endswith("backbone_weights") and key not in read:    # unreadable or not a state dict: now
+            if key.endswith("backbone_weights") and path.resolve() not in read:   # not a state dict: now
                 try:
                     read_state_dict(path)
                 except InputError as exc:
                     raise InputError(f"{key}: {exc}") from None
-                read.add(key)
+                read.add(path.resolve())
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
         for key in split_keys:
@@ -131,13 +126,14 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     for key in labelled + (["data.val_split"] if "cls" in steps else []):
         _require_label_maps(key, splits[key])
     if "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder":
-        train = splits["data.train_split"]
-        folder = Path(cfg.seeds.saliency_dir)
-        missing = [i for i in train.ids if not (folder / f"{i}.png").is_file()]
+        from .saliency import SaliencyFolder
+
+        train, maps = splits["data.train_split"], SaliencyFolder(cfg.seeds.saliency_dir)
+        missing = [maps.path(i).name for i in train.ids if not maps.path(i).is_file()]
         if missing:
             raise InputError(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no "
-                             f"map in {folder} (e.g. {', '.join(f'{i}.png' for i in missing[:3])}); expected one "
-                             f"<image id>.png per image of data.train_split={cfg.data.train_split}")
+                             f"map in {maps.folder} (e.g. {name_some(missing)}); expected one "
+                             f"<image id>{maps.suffix} per image of data.train_split={cfg.data.train_split}")
 
 
 def _require_label_maps(key: str, ds) -> None:
@@ -146,6 +142,6 @@ def _require_label_maps(key: str, ds) -> None:
 
     missing = unlabelled_indices(ds)
     if missing:
-        ids = ", ".join(ds.ids[i] for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
-                         f"{ds.root / ds.label_dir} ({ids}); training reads each image's classes from it")
+                         f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); training reads "
+                         f"each image's classes from it")

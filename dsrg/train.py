@@ -187,11 +187,20 @@ def iterations_per_epoch(n: int, batch_size: int, key: str = "batch_size", split
     return n // batch_size
 
 
+def require_shared(batch_size: int, processes: int, key: str = "batch_size") -> None:
+    """Each of the ``processes`` takes an equal share of one global batch: InputError naming ``key`` when
+    ``batch_size`` does not divide, with the process counts that would."""
+    if batch_size % processes:
+        divisors = [d for d in range(1, batch_size + 1) if batch_size % d == 0]
+        raise InputError(f"{key}={batch_size} is not divisible by the {processes} torchrun processes (each takes "
+                         f"an equal share of one global batch): launch {', '.join(map(str, divisors))} "
+                         f"processes, or set {key} to a multiple of {processes}")
+
+
 def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world: World) -> list[list]:
     """For each iteration in ``[start, stop)``, this process's ``(index, aug_seed)`` items."""
     per_epoch = iterations_per_epoch(n, batch_size)
-    if batch_size % world.size:
-        raise InputError(f"batch_size={batch_size} is not divisible by the {world.size} processes")
+    require_shared(batch_size, world.size)
     out, perm, perm_epoch = [], None, -1
     for it in range(start, stop):
         epoch, pos = divmod(it, per_epoch)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dsrg.data.voc import VOC_CLASSES, VOCSegmentation
-from dsrg.io import InputError
+from dsrg.io import InputError, name_some
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
@@ -78,7 +78,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                             f"label maps for the image-level labels, evaluation for the scores)")
         elif 0 < len(unlabelled) < n:
             problems.append(f"split '{split}': {len(unlabelled)} of {n} images have no label map in "
-                            f"{root / ds.label_dir} ({_name_some([ds.ids[i] for i in unlabelled])}); expected "
+                            f"{root / ds.label_dir} ({name_some([ds.ids[i] for i in unlabelled])}); expected "
                             f"one for every image (a split to train on or score) or for none (a test split)")
         idx = _sample_indices(n, sample)
         # label maps that are missing are counted once above, not once per sampled id
@@ -126,10 +126,6 @@ def _sample_indices(n: int, sample: int | None) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, sample).round().astype(int).tolist()))
 
 
-def _name_some(names: list[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
-
-
 def check_coco_split(root: Path, split: str, want: int | None, names: list[str] | None,
                      sample: int | None) -> tuple[str, list[str]]:
     """Check one COCO split: ``(report line, problems)``; see :func:`check_coco_root`."""
@@ -163,7 +159,7 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
         missing = [img["file_name"] for img in images if img["file_name"] not in files]
         if missing:
             problems.append(f"split '{split}': {len(missing)} images listed in the annotations are missing "
-                            f"from {image_dir}: {_name_some(missing)}")
+                            f"from {image_dir}: {name_some(missing)}")
     opened = 0
     if files is not None:
         for i in _sample_indices(len(images), sample):

@@ -23,13 +23,12 @@ import os
 import shutil
 import zlib
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
 
 from dsrg.data.voc import image_size, write_label_png
-from dsrg.io import InputError, atomic_path, write_text
+from dsrg.io import InputError, atomic_path, name_some, write_text
 
 AUG_DIR = "SegmentationClassAug"
 TRAIN_AUG = "train_aug"
@@ -124,12 +123,6 @@ def train_aug_ids(voc_root: str | os.PathLike, sbd_root: str | os.PathLike) -> l
     return sorted(set(voc_train).union(sbd_ids) - set(voc_val))
 
 
-def _name_some(ids: Iterable[str], limit: int = 10) -> str:
-    ids = list(ids)
-    more = f", ... ({len(ids) - limit} more)" if len(ids) > limit else ""
-    return ", ".join(ids[:limit]) + more
-
-
 def _prepare_out_root(voc: Path, out: Path) -> None:
     """Make ``out`` a VOC-layout root beside ``voc``: links to its JPEGImages and SegmentationClass
     (copies where links are not possible) and copies of its split files."""
@@ -168,7 +161,7 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
     missing = [i for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:
         raise InputError(f"{len(missing)} train_aug images are missing from {voc / 'JPEGImages'}: "
-                         f"{_name_some(missing)} (SBD's images are VOC 2011 images; is {voc} a complete "
+                         f"{name_some(missing, limit=10)} (SBD's images are VOC 2011 images; is {voc} a complete "
                          "VOC 2012 trainval?)")
     out = voc if out_root is None else Path(out_root)
     if out.resolve() != voc.resolve():

@@ -24,7 +24,7 @@ from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation, write_label_png
 from ..inference import predict
-from ..io import InputError, write_json, write_text
+from ..io import InputError, name_some, write_json, write_text
 from ..metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..train import load_model
@@ -48,7 +48,7 @@ def split_has_labels(ds: VOCSegmentation) -> bool:
     few, which = (without, "ids without one") if len(without) <= len(with_maps) else (with_maps, "ids with one")
     raise InputError(
         f"split '{ds.split}' of {ds.root}: {len(with_maps)} images have a label map in {ds.root / ds.label_dir} "
-        f"and {len(without)} have none ({which}: {', '.join(few[:3])}{', ...' if len(few) > 3 else ''}); "
+        f"and {len(without)} have none ({which}: {name_some(few)}); "
         f"expected a label map for every image (a split to score) or for none (a test split, predicted "
         f"for the evaluation server)")
 
