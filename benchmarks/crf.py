@@ -5,7 +5,7 @@
                              [--json PATH]
 
 Defaults: the paper's shape (batch 20, 21 classes, 41 x 41 output grid), s = 12, 10 mean-field
-iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.crf.crf_train(backend="pydensecrf")`` on the CPU
+iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.method.crf.crf_train(backend="pydensecrf")`` on the CPU
 (``--workers`` processes; 1 = one image after another) and ``backend="exact"`` on ``--device``, median
 wall time per batch (CUDA synchronised), ratio; then the agreement of the two: max, mean and 99th
 percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
@@ -19,10 +19,9 @@ import argparse
 
 import numpy as np
 import torch
-
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
-from dsrg.crf import crf_train
+from dsrg.method.crf import crf_train
 
 
 def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):

@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from dsrg import runs
-from dsrg.io import write_json
+from dsrg.files import write_json
 from dsrg.profile import load_profile
-from dsrg.provenance import machine
+from dsrg.run import folders as runs
+from dsrg.run.dist import machine
 
 ROWS = {
     "baseline": ["seg.seed_loss=sec", "seg.growing=false", "retrain.enabled=false"],

@@ -3,7 +3,7 @@
     python benchmarks/grow.py [--batch 20] [--classes 21] [--size 41] [--repeats 50] [--device cpu|cuda]
                               [--json PATH]
 
-Prints the median wall time of ``dsrg.growing.grow`` with its three methods (``method="scipy"``: one
+Prints the median wall time of ``dsrg.method.growing.grow`` with its three methods (``method="scipy"``: one
 scipy.ndimage.label on the CPU; ``method="numba"``: one compiled sweep over the batch on the CPU;
 ``method="torch"``: geodesic dilation on ``--device``) and of a per-image, per-class loop over
 scipy.ndimage.label (the shape of the authors' code), with ratios to the loop. The three methods are first
@@ -24,8 +24,8 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-import dsrg.io
-from dsrg.growing import grow, label_map, resolve_method
+import dsrg.files
+from dsrg.method.growing import grow, label_map, resolve_method
 
 
 def machine_info(device: torch.device | None = None) -> dict:
@@ -53,7 +53,7 @@ def write_json(path: str | None, record: dict) -> None:
     """Write ``record`` to ``path`` (if given) atomically, creating its folder."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        dsrg.io.write_json(path, record)
+        dsrg.files.write_json(path, record)
         print(f"wrote {path}")
 
 
@@ -86,7 +86,7 @@ def make_inputs(b: int, c: int, s: int, seed: int = 0):
 
 
 def per_image_loop(seeds, probs, labels, theta_fg=0.85, theta_bg=0.99):
-    """The per-image, per-class loop (scipy per image), same semantics as dsrg.growing.grow."""
+    """The per-image, per-class loop (scipy per image), same semantics as dsrg.method.growing.grow."""
     out = seeds.clone()
     for i in range(seeds.shape[0]):
         lab = label_map(seeds[i:i + 1], probs[i:i + 1], labels[i:i + 1], theta_fg, theta_bg)[0].numpy()
@@ -118,11 +118,11 @@ def main() -> None:
     assert torch.equal(grow(seeds, probs, labels, method="numba"), reference)
     assert torch.equal(grow(d_seeds, d_probs, d_labels, method="torch").cpu(), reference)
     rows = [  # (key, description, device, seconds)
-        ("scipy", "dsrg.growing.grow, method=scipy (one ndimage.label)", "cpu",
+        ("scipy", "dsrg.method.growing.grow, method=scipy (one ndimage.label)", "cpu",
          median_time(lambda: grow(seeds, probs, labels, method="scipy"), a.repeats)),
-        ("numba", "dsrg.growing.grow, method=numba (compiled sweep)", "cpu",
+        ("numba", "dsrg.method.growing.grow, method=numba (compiled sweep)", "cpu",
          median_time(lambda: grow(seeds, probs, labels, method="numba"), a.repeats)),
-        ("torch", "dsrg.growing.grow, method=torch (geodesic dilation)", str(dev),
+        ("torch", "dsrg.method.growing.grow, method=torch (geodesic dilation)", str(dev),
          median_time(lambda: grow(d_seeds, d_probs, d_labels, method="torch"), a.repeats, dev)),
         ("loop", "per-image loop (scipy per image, per class)", "cpu",
          median_time(lambda: per_image_loop(seeds, probs, labels), a.repeats)),

@@ -31,8 +31,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from dsrg.saliency import (BACKGROUND_THRESHOLD, METHODS, SaliencyFolder, background_cue_counts,
-                           background_cues, compute_saliency)
+from dsrg.data.saliency import SaliencyFolder
+from dsrg.method.metrics import background_cue_counts
+from dsrg.method.saliency import METHODS, compute_saliency
+from dsrg.method.seeds import BACKGROUND_THRESHOLD, background_cues
 
 IGNORE = 255
 
@@ -114,7 +116,7 @@ def figure_row(image: np.ndarray, mask: np.ndarray, maps: list[np.ndarray], thre
 def save_figure(path: str, rows: list[np.ndarray], methods: list[str]) -> None:
     from PIL import Image, ImageDraw
 
-    from dsrg.io import save_image
+    from dsrg.files import save_image
 
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

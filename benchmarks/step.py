@@ -27,15 +27,14 @@ import statistics
 import sys
 
 import torch
-
 from grow import machine_info, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
-from dsrg.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
 from dsrg.data import transforms as T
-from dsrg.growing import METHODS, grow, resolve_method
-from dsrg.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
+from dsrg.method.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
+from dsrg.method.growing import METHODS, grow, resolve_method
+from dsrg.method.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
 from dsrg.models import DeepLabASPP
-from dsrg.train import autocast, channels_last
+from dsrg.run.dist import autocast, channels_last
 
 PARTS = ("forward", "crf", "growing", "losses", "backward")
 
@@ -76,7 +75,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
 
-    model = channels_last(DeepLabASPP(a.model, a.classes, a.width).to(dev)).train()  # as dsrg.train.fit
+    model = channels_last(DeepLabASPP(a.model, a.classes, a.width).to(dev)).train()  # as dsrg.run.train.fit
     optimizer = torch.optim.SGD(model.param_groups(5e-4, 5e-4), lr=5e-4, momentum=0.9)
     grid = model.output_size(a.size)
     images, cues, labels = (t.to(dev) for t in make_batch(a.batch, a.classes, a.size, grid))

@@ -12,8 +12,8 @@ import shutil
 import tempfile
 import time
 
-from dsrg.config import apply_overrides
 from dsrg.data.synthetic import SynthConfig, write_dataset
+from dsrg.overrides import apply_overrides
 
 
 def main() -> None:

@@ -23,12 +23,15 @@ import os
 import sys
 import time
 
-from .io import InputError
+from .errors import InputError
+
+# Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
+# loading torch.
 
 
 def _data_synth(args: argparse.Namespace) -> None:
-    from .config import apply_overrides
     from .data.synthetic import SynthConfig, write_dataset
+    from .overrides import apply_overrides
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
     start = time.perf_counter()
@@ -85,8 +88,9 @@ def _curves(args: argparse.Namespace) -> None:
 
     import pandas as pd
 
-    from .plots import curve_keys, curve_window, save_figure, smoothed, training_curves
-    from .runs import read_log, setting_labels
+    from .reproduce.figures import curve_keys, curve_window, save_figure, smoothed, training_curves
+    from .run.folders import setting_labels
+    from .run.train import read_log
 
     def read_log_or_none(folder):
         try:
@@ -119,46 +123,33 @@ def _curves(args: argparse.Namespace) -> None:
     print("curves: " + ", ".join(str(p) for p in paths))
 
 
-STEP_COMMANDS = {
-    "train-cls": ("train_cls", "train the classification network for CAMs (image-level labels only)"),
-    "seeds": ("seeds", "CAM foreground + saliency background cues of every training image (or the authors' pickle)"),
-    "train-seg": ("train_seg", "DSRG step 1: the segmentation network with region growing"),
-    "pseudo-labels": ("pseudo_labels", "multi-scale inference + CRF on the training set"),
-    "retrain": ("retrain", "fully-supervised retraining on the pseudo labels"),
-    "evaluate": ("evaluate", "multi-scale inference + CRF on a split: IoU per class, mIoU"),
-}
-
-
 def _pipeline(args: argparse.Namespace) -> int:
-    import importlib
     import json
 
-    from . import runs
     from .profile import load_profile
+    from .run import folders
+    from .run.preflight import check_inputs
+    from .steps import pipeline
 
     cfg = load_profile(args.profile, args.overrides)
     if args.dry_run:
         return _dry_run(cfg, args)
     if args.command == "run":
-        from .steps import pipeline
-
-        folders = pipeline.run(cfg, resume=args.resume)
-        if "eval" in folders and runs.is_done(folders["eval"]) and int(os.environ.get("RANK", 0)) == 0:
-            info = runs.done_info(folders["eval"])
+        done = pipeline.run(cfg, resume=args.resume)
+        if "eval" in done and folders.is_done(done["eval"]) and int(os.environ.get("RANK", 0)) == 0:
+            info = folders.done_info(done["eval"])
             if "miou" in info:
                 print(f"[dsrg run] mIoU on {info['split']} ({info['model']} model): {100 * info['miou']:.1f}")
             else:
                 print(f"[dsrg run] {info['split']} has no label maps: predictions for the evaluation server in "
                       f"{info['predictions']}")
         return 0
-    from .preflight import check_inputs
-
-    check_inputs(cfg, [step for step, command in runs.COMMANDS.items() if command == args.command])
-    module = importlib.import_module(f".steps.{STEP_COMMANDS[args.command][0]}", __package__)
-    folder = module.run(cfg, resume=args.resume)
-    if runs.is_done(folder):
+    step = folders.step_of(args.command)
+    check_inputs(cfg, [step])
+    folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
+    if folders.is_done(folder):
         print(f"{args.command}: {folder}")
-        print(json.dumps(runs.done_info(folder), indent=1))
+        print(json.dumps(folders.done_info(folder), indent=1))
     return 0
 
 
@@ -167,25 +158,25 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     pre-flight check of the inputs; nothing is written."""
     from omegaconf import OmegaConf
 
-    from . import runs
-    from .preflight import check_inputs, random_starts
+    from .run import folders
+    from .run.preflight import check_inputs, random_starts
     from .steps.pipeline import planned_steps
 
     planned = planned_steps(cfg)
     if args.command == "run":
         steps = planned
     else:   # a single step, after the steps it reads from
-        step = next(step for step, command in runs.COMMANDS.items() if command == args.command)
+        step = folders.step_of(args.command)
         steps = planned[:planned.index(step) + 1] if step in planned else [step]
     print(f"# profile {args.profile}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
     print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
     for step in steps:
-        folder = runs.step_dir(cfg, step)
-        print(f"{runs.COMMANDS[step]:<14} {folder}  {runs.step_state(folder)}")
-    to_run = [step for step in steps if not runs.is_done(runs.step_dir(cfg, step))]
+        folder = folders.step_dir(cfg, step)
+        print(f"{folders.STEPS[step].command:<14} {folder}  {folders.step_state(folder)}")
+    to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if args.command != "run" and to_run[:-1]:
-        print(f"# first run: {', '.join(runs.COMMANDS[s] for s in to_run[:-1])} (or dsrg run)")
+        print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
     check_inputs(cfg, steps if args.command == "run" else steps[-1:])
     if not to_run:
         print("# inputs: not checked, every step is done")
@@ -259,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     coco.set_defaults(func=_data_coco)
     run = sub.add_parser("run", help="the whole pipeline (train-cls .. evaluate), skipping complete steps")
     _add_pipeline_args(run)
-    for name, (_, text) in STEP_COMMANDS.items():
-        _add_pipeline_args(sub.add_parser(name, help=text, description=text))
+    from .run.folders import STEPS
+
+    for step in STEPS.values():
+        _add_pipeline_args(sub.add_parser(step.command, help=step.help, description=step.help))
     curves = sub.add_parser("curves", help="plot the training curves of steps' log.jsonl (also while they train)",
                             description="Plot the losses and the labelled fraction that train-cls, train-seg "
                                         "and retrain log at every iteration, one colour per step folder, as "
@@ -292,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _leave_process_group() -> None:
     """Leave torchrun's process group, if this command joined one (NCCL warns at exit otherwise)."""
-    train = sys.modules.get(f"{__package__}.train")
-    if train is not None:
-        train.leave_world()
+    dist = sys.modules.get(f"{__package__}.run.dist")    # imported only by commands that may have joined one
+    if dist is not None:
+        dist.leave_world()
 
 
 if __name__ == "__main__":

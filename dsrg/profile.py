@@ -20,8 +20,9 @@ from typing import Sequence
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from .config import merge
-from .io import InputError, not_utf8
+from .errors import InputError, not_utf8
+from .method import BACKGROUND_THRESHOLD, FG_FRACTION, THETA_BG, THETA_FG, TRAIN_CRF_SCALE
+from .overrides import merge
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
@@ -69,10 +70,10 @@ class ClsConfig(Schedule):
 class SeedsConfig:
     source: str = "cam"                   # cam | authors (the authors' localization_cues pickle)
     fg_rule: str = "fraction_of_max"      # fraction_of_max (authors' code) | top_fraction (paper's words)
-    fg_fraction: float = 0.2
+    fg_fraction: float = FG_FRACTION
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
-    bg_threshold: float = 0.06
+    bg_threshold: float = BACKGROUND_THRESHOLD
     authors_pickle: str = ""
     authors_list: str = ""
 
@@ -95,10 +96,10 @@ class SegConfig(Schedule):
     lr: float = 5e-4
     seed_loss: str = "balanced"           # balanced (Eq. 1) | sec (the baseline)
     growing: bool = True
-    theta_fg: float = 0.85                # .inf turns foreground growing off
-    theta_bg: float = 0.99                # .inf turns background growing off
+    theta_fg: float = THETA_FG            # .inf turns foreground growing off
+    theta_bg: float = THETA_BG            # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
-    crf_scale: float = 12.0               # the training-time CRF's s on the output grid (authors' code: 12)
+    crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
     crf_backend: str = "auto"             # pydensecrf | exact (dense kernels, torch) | auto (exact on CUDA)
     grow_method: str = "auto"             # scipy | numba | torch (on the device) | auto (torch on CUDA, else numba); same result
     boundary_weight: float = 1.0

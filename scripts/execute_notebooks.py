@@ -12,7 +12,7 @@ own folder by its own kernel (``--jobs`` at once, each kernel's torch limited to
 by default the cores shared out), and stored in ``_build/.jupyter_cache`` as myst-nb stores it. On two
 cores two one-thread kernels train about 1.2x faster together than one two-thread kernel alone.
 Notebooks that share an experiment (Table 2's rows in Table 1, Fig. 3 and Fig. 4) do not train it twice:
-the pipeline locks each step's run folder (:func:`dsrg.runs.step_lock`), so the second waits and reuses.
+the pipeline locks each step's run folder (:func:`dsrg.run.folders.step_lock`), so the second waits and reuses.
 The longest notebooks go first (``ORDER``: measured on the demo); a notebook that fails is reported with
 its traceback and the script exits non-zero after the others finish.
 

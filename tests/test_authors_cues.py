@@ -5,8 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-from dsrg.data.authors_cues import load_authors_cues, save_authors_cues
-from dsrg.io import InputError
+from dsrg.data.cues import load_authors_cues, save_authors_cues
+from dsrg.errors import InputError
 
 
 def tiny_pickle(tmp_path, entries=None):

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from dsrg.io import InputError
+from dsrg.errors import InputError
 from dsrg.profile import load_profile
-from dsrg.train import World, fit, rng_states, save_checkpoint
-
+from dsrg.run.checkpoints import save_checkpoint
+from dsrg.run.dist import World, rng_states
+from dsrg.run.train import fit
 
 # ----------------------------------------------------------------------------- the training loop
 

@@ -14,11 +14,12 @@ from pycocotools import mask as mask_utils
 
 from dsrg.cli import main
 from dsrg.data.check import check_coco_root, check_voc_root
-from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, SYNTH_COCO_CLASSES, category_mapping,
-                            coco_label_map, convert_coco, image_labels, load_coco, write_synthetic_coco)
+from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, category_mapping, coco_label_map,
+                            convert_coco, image_labels, load_coco)
 from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, class_names, render_scene
+from dsrg.data.synthetic_coco import SYNTH_COCO_CLASSES, write_synthetic_coco
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
-from dsrg.io import InputError
+from dsrg.errors import InputError
 
 SPLIT = "train2014"
 IMAGE_ID = 42
@@ -382,7 +383,7 @@ def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
 # ----------------------------------------------------------------------------- embedded_coco_root
 
 def test_embedded_coco_root_writes_converts_and_is_idempotent(tmp_path):
-    from dsrg.data.coco import embedded_coco_root
+    from dsrg.data.synthetic_coco import embedded_coco_root
 
     out = embedded_coco_root(tmp_path / "e", ["n_train=6", "n_val=2", "size=48"])
     assert out == tmp_path / "e" / "COCO2014" and (tmp_path / "e" / "coco" / "annotations").is_dir()
@@ -404,7 +405,7 @@ def test_embedded_coco_root_writes_converts_and_is_idempotent(tmp_path):
 
 @pytest.mark.parametrize("name, size, n_train", [("demo-coco", 128, 1000), ("smoke-coco", 64, 16)])
 def test_the_embedded_coco_profiles_load_and_name_the_converted_root(name, size, n_train):
-    from dsrg.config import apply_overrides
+    from dsrg.overrides import apply_overrides
     from dsrg.profile import load_profile
 
     cfg = load_profile(name)

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dsrg.config import apply_overrides
-from dsrg.io import InputError
+from dsrg.errors import InputError
+from dsrg.overrides import apply_overrides
 
 
 @dataclass

@@ -10,10 +10,9 @@ import pytest
 matplotlib.use("Agg")
 
 from dsrg.cli import main
-from dsrg.io import InputError
-from dsrg.plots import smoothed, training_curves
-from dsrg.runs import read_log
-from dsrg.train import _read_log
+from dsrg.errors import InputError
+from dsrg.reproduce.figures import smoothed, training_curves
+from dsrg.run.train import _read_log, read_log
 
 
 def _write_log(folder, rows, tail=""):

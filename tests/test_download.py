@@ -16,7 +16,7 @@ import pytest
 from dsrg.cli import main
 from dsrg.data import download as dl
 from dsrg.data.download import Archive, DownloadError, download
-from dsrg.io import InputError
+from dsrg.errors import InputError
 
 URL = "http://example.invalid/VOCtrainval.tar"
 

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_profile
 
 from dsrg.steps import pipeline
-
-from conftest import tiny_profile
 
 # GPU images often carry opencv-python without the contrib modules (cv2.saliency): our own RBD saliency
 NO_CONTRIB = ("seeds.saliency=rbd",)

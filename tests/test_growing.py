@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
-from dsrg.growing import grow, label_map, reach_scipy, reach_torch
-from dsrg.io import InputError
+from dsrg.errors import InputError
+from dsrg.method.growing import grow, label_map, reach_scipy, reach_torch
 
 INF = float("inf")
 
@@ -248,7 +249,7 @@ def test_a_probability_equal_to_the_threshold_in_its_precision_does_not_grow(dty
 
 
 def test_without_numba_auto_falls_back_to_scipy_and_numba_says_what_is_missing(monkeypatch):
-    import dsrg.growing as growing
+    import dsrg.method.growing as growing
     seeds, probs, labels = _blobby_batch(seed=6, b=2, s=9)
     monkeypatch.setattr(growing, "_numba_kernel", lambda: None)
     assert torch.equal(grow(seeds, probs, labels), grow(seeds, probs, labels, method="scipy"))

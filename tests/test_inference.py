@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsrg.inference import multiscale_probs, predict
+from dsrg.method.inference import multiscale_probs, predict
 
 
 class Constant(nn.Module):

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dsrg.io import InputError
-from dsrg.losses import balanced_seed_loss, boundary_loss, sec_seed_loss, smoothed_softmax
+from dsrg.errors import InputError
+from dsrg.method.losses import balanced_seed_loss, boundary_loss, sec_seed_loss, smoothed_softmax
 
 
 def three_pixel_case():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dsrg.io import InputError
-from dsrg.metrics import (ConfusionMeter, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy,
-                          supervision_counts, supervision_quality)
+from dsrg.errors import InputError
+from dsrg.method.metrics import (ConfusionMeter, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy,
+                                 supervision_counts, supervision_quality)
 
 
 def test_confusion_iou_and_accuracy_by_hand():

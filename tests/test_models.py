@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dsrg.io import InputError
+from dsrg.errors import InputError
 from dsrg.models import (CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, decimate_vgg16_fc,
                          load_backbone, load_vgg16_fc, output_size, rename_keys)
 
@@ -136,7 +136,7 @@ def test_resnet101_state_dict_has_torchvision_names():
 
 
 def test_frozen_resnet_batchnorm_stays_frozen_after_conversion_to_sync_batchnorm():
-    """Multi-GPU training converts BatchNorm to SyncBatchNorm (dsrg.train.fit); the freeze must survive it."""
+    """Multi-GPU training converts BatchNorm to SyncBatchNorm (dsrg.run.train.fit); the freeze must survive it."""
     m = ResNet101(width=SMALL)
     keys = list(m.state_dict())
     torch.nn.SyncBatchNorm.convert_sync_batchnorm(m)

@@ -1,5 +1,5 @@
-"""The paper's numbers (dsrg/paper_results.yaml via dsrg.paper): shapes, the headline values, and the
-consistency of each printed mIoU with its per-class values, a check on the transcription itself.
+"""The paper's numbers (dsrg/reproduce/paper_results.yaml via dsrg.reproduce.paper): shapes, the headline values,
+and the consistency of each printed mIoU with its per-class values, a check on the transcription itself.
 
 Where the paper's text is at hand (shared/paper/dsrg-cvpr2018.md), its tables are also parsed and compared
 cell by cell with the data file.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dsrg import paper
+from dsrg.reproduce import paper
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_MD = next((p for p in (ROOT / "shared/paper/dsrg-cvpr2018.md", ROOT.parent / "shared/paper/dsrg-cvpr2018.md")
@@ -30,7 +30,8 @@ def rounds_to(values, printed: float) -> bool:
 
 def test_the_data_file_ships_with_the_package():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^dsrg = \[.*"\*\.yaml"', pyproject, re.M), "package-data must include dsrg/*.yaml"
+    assert re.search(r'^dsrg = \[.*"reproduce/\*\.yaml"', pyproject, re.M), \
+        "package-data must include dsrg/reproduce/*.yaml"
     assert (Path(paper.__file__).parent / paper.RESOURCE).is_file()
 
 

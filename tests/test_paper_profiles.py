@@ -10,15 +10,15 @@ import json
 
 import pytest
 import torch
+from test_sbd import real, tree  # noqa: F401  (fixtures: a tiny VOCdevkit + SBD tree)
 
-from dsrg.data.coco import convert_coco, write_synthetic_coco
+from dsrg.data.coco import convert_coco
 from dsrg.data.sbd import make_train_aug
 from dsrg.data.synthetic import SynthConfig
+from dsrg.data.synthetic_coco import write_synthetic_coco
 from dsrg.models import ResNet101
 from dsrg.profile import load_profile
 from dsrg.steps import pipeline
-
-from test_sbd import real, tree  # noqa: F401  (fixtures: a tiny VOCdevkit + SBD tree)
 
 SHRINK = ["cls.width=0.0625", "seg.width=0.0625", "cls.input_size=64", "seg.input_size=64", "cls.batch_size=2",
           "seg.batch_size=2", "retrain.batch_size=2", "cls.iterations=2", "seg.iterations=2",

@@ -12,19 +12,19 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_overrides, tiny_profile
 from PIL import Image
 
-from dsrg import experiments, runs
 from dsrg.cli import main
-from dsrg.cues import CueStore
+from dsrg.data.cues import CueStore
 from dsrg.data.voc import VOCSegmentation, read_label_png
-from dsrg.io import InputError
-from dsrg.metrics import confusion_matrix, mean_iou
+from dsrg.errors import InputError
+from dsrg.method.metrics import confusion_matrix, mean_iou
 from dsrg.profile import available_profiles, load_profile
+from dsrg.reproduce import experiments
+from dsrg.run import folders as runs
+from dsrg.run.checkpoints import save_checkpoint
 from dsrg.steps import pipeline
-from dsrg.train import save_checkpoint
-
-from conftest import tiny_overrides, tiny_profile
 
 
 def test_every_step_is_done_and_named_by_its_hash(tiny_run):
@@ -40,7 +40,7 @@ def test_every_step_is_done_and_named_by_its_hash(tiny_run):
 def _hashes_on(monkeypatch, device: str, *overrides: str, capability=(9, 0)) -> dict[str, str]:
     """Every step's hash of the voc-vgg16 profile with ``overrides``, as if ``device`` were the device (a
     GPU of compute ``capability``)."""
-    monkeypatch.setattr("dsrg.train.resolve_device", lambda _: torch.device(device))
+    monkeypatch.setattr("dsrg.run.dist.resolve_device", lambda _: torch.device(device))
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: capability)
     cfg = load_profile("voc-vgg16", list(overrides))
     return {step: runs.step_hash(cfg, step) for step in ("cls", "seeds", "seg", "pseudo", "retrain", "eval")}
@@ -54,7 +54,7 @@ def test_bf16_autocast_names_other_runs_on_cuda_and_is_ignored_on_the_cpu(monkey
 
 def test_a_gpu_without_native_bf16_trains_in_float32_and_names_its_runs_so(monkeypatch):
     """A V100 (compute capability 7.0) would emulate bf16: amp=true runs as amp=false there."""
-    from dsrg.train import autocast
+    from dsrg.run.dist import autocast
 
     volta = dict(capability=(7, 0))
     assert _hashes_on(monkeypatch, "cuda", "amp=true", **volta) == _hashes_on(monkeypatch, "cuda", "amp=false", **volta)
@@ -244,7 +244,7 @@ def test_the_cuda_defaults_train_on_the_cpu_and_torch_growing_trains_as_numba(ti
 
 
 def test_seeds_import_the_authors_cue_pickle(tiny_run, tmp_path):
-    from dsrg.data.authors_cues import save_authors_cues
+    from dsrg.data.cues import save_authors_cues
     from dsrg.steps import seeds
 
     cfg, folders = tiny_run
@@ -262,7 +262,7 @@ def test_seeds_import_the_authors_cue_pickle(tiny_run, tmp_path):
 
 
 def test_the_authors_pickle_must_cover_the_training_split(tiny_run, tmp_path):
-    from dsrg.data.authors_cues import save_authors_cues
+    from dsrg.data.cues import save_authors_cues
     from dsrg.steps import seeds
 
     cfg, folders = tiny_run

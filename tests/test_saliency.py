@@ -1,4 +1,4 @@
-"""Tests for dsrg.saliency: normalisation, reading precomputed maps, and the built-in methods.
+"""Tests for dsrg.method.saliency: normalisation, reading precomputed maps, and the built-in methods.
 
 The built-in methods are checked on small synthetic images whose answer is known by construction:
 a saturated disc in the middle of a dull background (flat, striped, or noisy).
@@ -6,23 +6,14 @@ a saturated disc in the middle of a dull background (flat, striped, or noisy).
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from dsrg.io import InputError
-from dsrg.saliency import (
-    BACKGROUND_THRESHOLD,
-    METHODS,
-    SaliencyFolder,
-    background_cues,
-    compute_saliency,
-    normalize,
-    rbd_saliency,
-    read_saliency_png,
-    saliency_maps,
-)
+from dsrg.data.saliency import SaliencyFolder, normalize, read_saliency_png
+from dsrg.errors import InputError
+from dsrg.method.saliency import METHODS, compute_saliency, rbd_saliency, saliency_maps
+from dsrg.method.seeds import BACKGROUND_THRESHOLD, background_cues
 
 
 def disc_image(size: int = 96, background: str = "flat", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +190,7 @@ def test_saliency_maps_dispatches_to_folder_or_method(tmp_path):
 
 def test_background_cue_quality_counts_cue_pixels_against_ground_truth(tmp_path):
     from dsrg.data.voc import VOCSegmentation, write_label_png
-    from dsrg.saliency import background_cue_quality
+    from dsrg.method.saliency import background_cue_quality
 
     # One 4x4 image; the saliency map marks the left column as the only cue (< 0.06).
     root = tmp_path / "voc"

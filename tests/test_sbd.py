@@ -15,7 +15,7 @@ from dsrg.cli import main
 from dsrg.data.check import check_voc_root
 from dsrg.data.sbd import find_sbd_root, find_voc_root, make_train_aug, read_sbd_label, train_aug_ids
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png, write_label_png
-from dsrg.io import InputError
+from dsrg.errors import InputError
 
 VOC_TRAIN = ["2007_000032", "2011_000003"]
 VOC_VAL = ["2007_000033"]

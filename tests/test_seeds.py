@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from dsrg.io import InputError
-from dsrg.seeds import cam_foreground_cues, make_cues, saliency_background_cues, stack_cues
+from dsrg.errors import InputError
+from dsrg.method.seeds import cam_foreground_cues, make_cues, saliency_background_cues, stack_cues
 
 
 def one_by_five_cam():

@@ -18,7 +18,7 @@ from dsrg.data.synthetic import (CLASS_NAMES, MAX_CLASSES, PART_CROSSED, PART_HU
                                  SYNTH_CLASSES, SynthConfig, border_band, class_names, pick_classes, render_image,
                                  render_scene, write_dataset)
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
-from dsrg.io import InputError
+from dsrg.errors import InputError
 
 TINY = SynthConfig(n_train=6, n_val=3, size=64)
 SAMPLE = SynthConfig(size=64)  # for render_scene only: counts do not matter

@@ -10,7 +10,7 @@ of Eq. (1) is the mean over 24 pixels instead of the one seed pixel.
 import pytest
 import torch
 
-from dsrg.losses import balanced_seed_loss, sec_seed_loss, smoothed_softmax
+from dsrg.method.losses import balanced_seed_loss, sec_seed_loss, smoothed_softmax
 from dsrg.profile import load_profile
 from dsrg.steps.train_seg import losses
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_overrides
 
-from dsrg import runs
 from dsrg.data.synthetic import SynthConfig, write_dataset
 from dsrg.profile import load_profile
+from dsrg.run import folders as runs
+from dsrg.run.dist import World
+from dsrg.run.train import batch_keys, lr_factor
 from dsrg.steps import seeds, train_cls
-from dsrg.train import World, batch_keys, lr_factor
-
-from conftest import tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tiny_profile
 from PIL import Image
 
 from dsrg.data.check import check_voc_root
 from dsrg.data.voc import VOCSegmentation, write_label_png
-from dsrg.io import InputError
+from dsrg.errors import InputError
 from dsrg.steps.evaluate import split_has_labels
-
-from conftest import tiny_profile
 
 
 def _voc_root(root, splits: dict[str, list[str]], unlabelled=()):

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsrg.data.voc import (IGNORE, VOC_CLASSES, VOCSegmentation, read_label_png, voc_palette,
-                           write_label_png)
-from dsrg.io import InputError
+from dsrg.data.voc import IGNORE, VOC_CLASSES, VOCSegmentation, read_label_png, voc_palette, write_label_png
+from dsrg.errors import InputError
 
 VOC_ID = "2011_000003"
 

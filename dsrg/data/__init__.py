@@ -1,2 +1,3 @@
-"""Datasets: a reader for any folder in the PASCAL VOC 2012 layout (``voc``) and the embedded
-synthetic demo dataset written in that same layout (``synthetic``)."""
+"""Readers and writers of data: any folder in the PASCAL VOC 2012 layout (``voc``, ``dataset``), SBD's
+train_aug (``sbd``), COCO (``coco``), the embedded dataset (``synthetic``, ``synthetic_coco``), saliency maps
+(``saliency``) and seed cue files (``cues``)."""

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsrg.data.voc import VOC_CLASSES, VOCSegmentation
-from dsrg.io import InputError, name_some
+from ..errors import InputError, name_some
+from .voc import VOC_CLASSES, VOCSegmentation
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
@@ -129,8 +129,8 @@ def _sample_indices(n: int, sample: int | None) -> list[int]:
 def check_coco_split(root: Path, split: str, want: int | None, names: list[str] | None,
                      sample: int | None) -> tuple[str, list[str]]:
     """Check one COCO split: ``(report line, problems)``; see :func:`check_coco_root`."""
-    from dsrg.data.coco import annotation_file, category_mapping, coco_label_map, load_coco
-    from dsrg.io import read_rgb
+    from ..files import read_rgb
+    from .coco import annotation_file, category_mapping, coco_label_map, load_coco
 
     problems: list[str] = []
     image_dir = root / split
@@ -194,7 +194,7 @@ def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[l
     Returns:
         ``(report, problems)``: one line per split, and one line per problem.
     """
-    from dsrg.data.coco import COCO2014_COUNTS, COCO_CLASSES
+    from .coco import COCO2014_COUNTS, COCO_CLASSES
 
     root = Path(root)
     _check_sample(sample)

@@ -30,16 +30,15 @@ import json
 import os
 import shutil
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from dsrg.data.voc import IGNORE, image_size, write_label_png
-from dsrg.io import InputError, atomic_dir, atomic_path, locked, save_image, write_json, write_text
+from ..errors import InputError
+from ..files import atomic_path, write_json, write_text
+from .voc import IGNORE, image_size, write_label_png
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
 COCO_CLASSES: list[str] = [
@@ -295,139 +294,4 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
         write_label_png(png, coco_label_map(coco, img["id"], id_to_label))
     write_text(out / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{s}\n" for s in stems))
     _merge_dataset_json(out, split, len(stems), names)
-    return out
-
-
-# ----------------------------------------------------------------------------- embedded data as COCO
-
-SYNTH_SPLITS = {"train": "train2014", "val": "val2014"}
-SYNTH_COCO_GENERATOR = "dsrg.data.coco.write_synthetic_coco"
-# Object classes of the embedded dataset in COCO form (``write_synthetic_coco``'s default): more than the VOC
-# form's 7 (``SynthConfig.classes``), as COCO has more classes than VOC. Classes 8..14 are the generator's
-# tier-1 heads (hues between the first 7, stripes turned 90 degrees), 15 its first tier-2 head (darker,
-# crossed stripes); see ``dsrg.data.synthetic``.
-SYNTH_COCO_CLASSES = 15
-
-
-def synthetic_category_id(cls: int) -> int:
-    """Category id of synthetic class ``cls`` (1..N) in the COCO form: ``2 * cls + 1``, not contiguous on purpose."""
-    return 2 * cls + 1
-
-
-def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool = False,
-                         classes: int | None = None) -> Path:
-    """Write the embedded dataset (``dsrg.data.synthetic``: the scenes ``write_dataset`` draws for the same config,
-    ``classes`` included) in the COCO layout.
-
-    ``out/annotations/instances_{train2014,val2014}.json`` (one RLE annotation per visible object,
-    categories with ids ``2 * c + 1``), ``out/{train2014,val2014}/COCO_<split>_<12-digit id>.jpg``
-    (image id = index + 1) and ``out/dataset.json`` (config, counts, class names). :func:`convert_coco`
-    on it gives back the synthetic label maps (``classes`` + 1 labels), except on their 255 border band
-    (COCO has none). If ``out`` already holds this config nothing is written; anything else there is an
-    InputError.
-
-    ``classes`` (the number of object classes drawn) defaults to ``cfg.classes`` when ``cfg`` asks for
-    another count than the VOC form's default (7), else to ``SYNTH_COCO_CLASSES`` (15): pass ``classes=7``
-    for the VOC form's classes. A ``classes`` that contradicts a non-default ``cfg.classes`` is an InputError.
-    """
-    from pycocotools import mask as mask_utils
-
-    from dsrg.data.synthetic import (DEFAULT_CLASSES, SynthConfig, class_names, config_dict, render_scene,
-                                     stored_config, validate_config)
-
-    cfg = SynthConfig() if cfg is None else cfg
-    if classes is None:
-        classes = SYNTH_COCO_CLASSES if cfg.classes == DEFAULT_CLASSES else cfg.classes
-    elif cfg.classes not in (DEFAULT_CLASSES, classes):
-        raise InputError(f"synthetic COCO dataset: classes={classes!r} contradicts the config's "
-                         f"classes={cfg.classes!r}; give the class count once")
-    cfg = replace(cfg, classes=classes)
-    validate_config(cfg)
-    cfg = SynthConfig(**config_dict(cfg))
-    names = class_names(cfg.classes)
-    out = Path(out)
-    meta = {"generator": SYNTH_COCO_GENERATOR, "config": config_dict(cfg),
-            "counts": {SYNTH_SPLITS["train"]: cfg.n_train, SYNTH_SPLITS["val"]: cfg.n_val},
-            "class_names": names}
-    if out.exists():
-        try:
-            existing = json.loads((out / "dataset.json").read_text())
-        except (OSError, ValueError):
-            existing = None
-        if isinstance(existing, dict):  # written before a SynthConfig field existed: that field's old value
-            existing = {**existing, "config": stored_config(existing.get("config"))}
-        if existing == meta:
-            return out
-        stored = existing.get("config") if isinstance(existing, dict) else None
-        diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
-                if isinstance(stored, dict) else [])
-        raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
-                         f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
-    categories = [{"id": synthetic_category_id(c), "name": name, "supercategory": "synthetic"}
-                  for c, name in enumerate(names) if c > 0]
-    with atomic_dir(out) as tmp:
-        ann_id = 0
-        for split, n in (("train", cfg.n_train), ("val", cfg.n_val)):
-            coco_split = SYNTH_SPLITS[split]
-            images, annotations = [], []
-            for i in tqdm(range(n), desc=f"writing {coco_split}", unit="img", disable=not progress):
-                scene = render_scene(cfg, split, i)
-                height, width = scene.mask.shape
-                file_name = f"COCO_{coco_split}_{i + 1:012d}.jpg"
-                save_image(tmp / coco_split / file_name, Image.fromarray(scene.image), quality=cfg.jpeg_quality)
-                images.append({"id": i + 1, "file_name": file_name, "height": height, "width": width})
-                for k, obj in enumerate(scene.objects, start=1):
-                    visible = scene.instances == k
-                    if not visible.any():
-                        continue
-                    rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
-                    ann_id += 1
-                    annotations.append({
-                        "id": ann_id, "image_id": i + 1, "category_id": synthetic_category_id(obj.cls),
-                        "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-                        "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(), "iscrowd": 0,
-                    })
-            write_json(tmp / "annotations" / f"instances_{coco_split}.json",
-                       {"info": {"description": "dsrg embedded dataset in COCO format"}, "licenses": [],
-                        "images": images, "annotations": annotations, "categories": categories})
-        write_json(tmp / "dataset.json", meta)
-    return out
-
-
-def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,
-                       progress: bool = False) -> Path:
-    """The embedded dataset as COCO, converted to the VOC layout the pipeline reads; returns the converted root.
-
-    Writes the COCO form (:func:`write_synthetic_coco`) to ``root/coco`` when missing, then converts both
-    splits (``train2014``, ``val2014``; :func:`convert_coco`) into ``root/COCO2014`` when not converted yet,
-    and returns ``root/COCO2014``: the ``data.root`` of the ``demo-coco`` and ``smoke-coco`` profiles is
-    ``<root>/COCO2014`` (``data.dataset: voc``, so the pipeline reads it as it would read real COCO and
-    does not write it; call this first, as ``notebooks/table3_coco.md`` does).
-
-    ``synth``: a ``SynthConfig``, or a list of its ``key=value`` overrides (a profile's ``data.synth``),
-    None for the defaults (the demo's 1000 / 200 images of 128 px). ``classes``: as in
-    :func:`write_synthetic_coco` (default ``SYNTH_COCO_CLASSES`` = 15). Idempotent: the COCO form is
-    kept when it holds this config (another config there is an InputError), and a split counts as
-    converted when its ``ImageSets/Segmentation/<split>.txt`` exists (written last) and ``dataset.json``
-    records its image count; an interrupted conversion resumes.
-    """
-    from dsrg.config import apply_overrides
-    from dsrg.data.synthetic import SynthConfig
-
-    if synth is None:
-        synth = SynthConfig()
-    elif not isinstance(synth, SynthConfig):
-        synth = apply_overrides(SynthConfig(), [str(s) for s in synth])
-    root = Path(root)
-    out = root / "COCO2014"
-    with locked(root / ".embedded-coco.lock"):  # a second caller waits, then finds it written
-        coco = write_synthetic_coco(root / "coco", synth, progress=progress, classes=classes)
-        counts = json.loads((coco / "dataset.json").read_text())["counts"]
-        for split in SYNTH_SPLITS.values():
-            meta_path = out / "dataset.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-            done = (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() \
-                and meta.get("counts", {}).get(split) == counts[split]
-            if not done:
-                convert_coco(coco, split, out, progress=progress)
     return out

@@ -17,18 +17,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..io import InputError
-from ..profile import DataConfig
+from ..errors import InputError
+from ..overrides import apply_overrides
 from . import transforms as T
+from .synthetic import SynthConfig, write_dataset
 from .voc import VOCSegmentation, read_label_png
 
 
-def open_split(data: DataConfig, split: str, progress: bool = False) -> VOCSegmentation:
-    """The split ``split`` of the profile's dataset (the embedded one is written if missing)."""
+def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
+    """The split ``split`` of ``data``, a profile's data section (:class:`dsrg.profile.DataConfig`); the
+    embedded dataset is written first if missing."""
     if data.dataset == "synthetic":
-        from ..config import apply_overrides
-        from .synthetic import SynthConfig, write_dataset
-
         # writes the dataset when missing; an existing root must hold this exact config (else InputError)
         write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
     return VOCSegmentation(data.root, split)

@@ -42,7 +42,8 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from dsrg.io import InputError, write_json
+from ..errors import InputError
+from ..files import write_json
 
 CHUNK = 1 << 20
 

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dsrg.data.voc import image_size, write_label_png
-from dsrg.io import InputError, atomic_path, name_some, write_text
+from ..errors import InputError, name_some
+from ..files import atomic_path, write_text
+from .voc import image_size, write_label_png
 
 AUG_DIR = "SegmentationClassAug"
 TRAIN_AUG = "train_aug"

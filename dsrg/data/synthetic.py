@@ -3,7 +3,7 @@
 The scenes are built to show the problem DSRG solves:
 
 * ``SynthConfig.classes`` foreground classes (7 by default, up to ``MAX_CLASSES`` = 26; the COCO form,
-  ``dsrg.data.coco.write_synthetic_coco``, draws 15), 1 to 3 objects per image; some classes come in
+  ``dsrg.data.synthetic_coco.write_synthetic_coco``, draws 15), 1 to 3 objects per image; some classes come in
   pairs (``PARTNERS``), so an image-level label alone does not say which object is which;
 * every object has a body drawn from ONE distribution shared by all classes (a random rounded
   blob, brownish, spotted, shaded) and a small "head" (``part_min``..``part_max`` of the body
@@ -25,8 +25,6 @@ takes the hue and angle of tier-0 class ``(c - 1) % 7 + 1`` shifted by the tier'
 
 So any two classes differ in hue, stripe direction or pattern/brightness. Names are short animal
 names, one per letter: ``CLASS_NAMES[c]`` (``class_names(n)`` for background + the first ``n``).
-With the default 7 classes the output is byte-identical to what this generator wrote before
-``classes`` existed.
 
 Masks follow VOC: class index on each visible object, 0 on background, 255 on a band of
 ``border`` px along every object boundary (against background and against other objects).
@@ -48,8 +46,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dsrg.data.voc import IGNORE, write_label_png
-from dsrg.io import InputError, atomic_dir, locked, save_image, write_json, write_text
+from ..errors import InputError
+from ..files import atomic_dir, locked, save_image, write_json, write_text
+from .voc import IGNORE, write_label_png
 
 GENERATOR = "dsrg.data.synthetic"
 VERSION = 2  # 2: larger objects (object_min/max 0.20/0.38), heads 20-30% of the body, body_hint

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..io import InputError
+from ..errors import InputError
 
 IGNORE = 255
 NORMALIZE = ("torchvision", "caffe")

@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from dsrg.io import InputError, atomic_path, load_image, not_utf8, read_rgb
+from ..errors import InputError, not_utf8
+from ..files import atomic_path, load_image, read_rgb
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import expect_positive_int
+from ..errors import expect_positive_int
 from .deeplab import caffe_param_groups
-from .vgg import check_images, init_conv_, make_vgg16_features, scale_channels, VGG16Features
+from .vgg import VGG16Features, check_images, init_conv_, make_vgg16_features, scale_channels
 
 
 class CAMNet(nn.Module):

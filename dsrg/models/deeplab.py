@@ -26,8 +26,7 @@ from typing import Iterable, Literal
 import torch
 from torch import nn
 
-from ..checks import expect_positive_int
-from ..io import InputError
+from ..errors import InputError, expect_positive_int
 from .resnet import ResNet101
 from .vgg import VGG16Features, check_images, scale_channels
 

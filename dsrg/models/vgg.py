@@ -30,8 +30,7 @@ import math
 import torch
 from torch import nn
 
-from ..checks import expect_shape
-from ..io import InputError
+from ..errors import InputError, expect_shape
 
 #: VGG16 ("configuration D"): output channels of each 3x3 conv, ``"M"`` for a max pool.
 VGG16_CONFIG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",

@@ -2,7 +2,7 @@
 
 ``load_backbone(module, path)`` reads a file written by ``torch.save(state_dict)`` (torchvision's
 ``vgg16-397923af.pth`` / ``resnet101-*.pth`` format; a ``{"state_dict": ...}`` wrapper is accepted
-too), loads every entry whose name the module has, and raises :class:`dsrg.io.InputError` listing
+too), loads every entry whose name the module has, and raises :class:`dsrg.errors.InputError` listing
 all missing keys, unexpected keys and shape mismatches at once (e.g. a ``width=0.5`` model given a
 full-width checkpoint). Keys under the "head" prefixes (:data:`HEAD_PREFIXES`: torchvision's
 ``classifier.*`` and ``fc.*``, and our CAM net's ``fc8.*``) are neither loaded nor required, on
@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..io import InputError, first_line
+from ..errors import InputError, first_line
 
 #: Prefixes of classification heads that a backbone never takes from a checkpoint.
 HEAD_PREFIXES: tuple[str, ...] = ("classifier.", "fc.", "fc8.")

@@ -1,4 +1,4 @@
-"""What every step sets up: seeds, device, torchrun world, the networks of a profile."""
+"""What every step sets up: device, torchrun world and seeds; its folder; the networks of a profile; its end."""
 
 from __future__ import annotations
 
@@ -9,20 +9,28 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import runs
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
-from ..preflight import require_resnet_weights
 from ..profile import Profile
-from ..train import World, barrier, bf16_native, init_world, load_model, resolve_device, save_model
+from ..run import folders
+from ..run.checkpoints import load_model, save_model
+from ..run.dist import World, barrier, bf16_native, init_world, resolve_device
+from ..run.preflight import require_resnet_weights
 
 
 @dataclass
 class Context:
+    """Where a step runs: its profile, device and torchrun world."""
+
     cfg: Profile
     device: torch.device
     world: World
+
+    @property
+    def amp(self) -> bool:
+        """True where the networks run under bf16 autocast (``amp`` asked for, on a GPU with native bf16)."""
+        return self.cfg.amp and bf16_native(self.device)
 
 
 def setup(cfg: Profile) -> Context:
@@ -45,14 +53,14 @@ def setup(cfg: Profile) -> Context:
 
 def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     """The step's folder and whether it is already complete (then the step returns at once)."""
-    folder = runs.step_dir(ctx.cfg, step)
-    if runs.is_done(folder):
+    folder = folders.step_dir(ctx.cfg, step)
+    if folders.is_done(folder):
         return folder, True
-    prev = runs.upstream(ctx.cfg, step)
+    prev = folders.upstream(ctx.cfg, step)
     if prev is not None:            # before the folder exists: a step that cannot start leaves nothing behind
-        runs.require(ctx.cfg, prev)
+        folders.require(ctx.cfg, prev)
     if ctx.world.main:
-        runs.start(ctx.cfg, step)
+        folders.start(ctx.cfg, step)
     barrier(ctx.world)
     return folder, False
 
@@ -87,7 +95,7 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
         if s.backbone == "vgg16" and s.fc_init == "imagenet":
             load_vgg16_fc(list(net.aspp), s.backbone_weights, state)
     elif init == "cls":
-        cls_net = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
+        cls_net = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
         net.backbone.features.load_state_dict(cls_net.features.state_dict())
     return net.to(device)
 
@@ -98,4 +106,4 @@ def finish_training(folder: Path, started: float, model: nn.Module, ds, **summar
     save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
     for name in ("ckpt.pt", "ckpt.prev.pt"):     # and an earlier run's, set aside when this one started over
         (folder / name).unlink(missing_ok=True)
-    return runs.finish(folder, started, **summary)
+    return folders.finish(folder, started, **summary)

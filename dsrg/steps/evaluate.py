@@ -2,7 +2,7 @@
 
 Scales ``eval.scales`` of the original size (0.75/1/1.25), logits summed, CRF (s = 1). The mIoU is
 the standard one: mean over the classes present in the ground truth or the prediction, 255 ignored
-(:mod:`dsrg.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
+(:mod:`dsrg.method.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
 failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
 the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
 (``tar -czf results.tgz -C <eval folder> results``). A split where only some images have a label map is
@@ -19,17 +19,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .. import runs
 from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation, write_label_png
-from ..inference import predict
-from ..io import InputError, name_some, write_json, write_text
-from ..metrics import ConfusionMeter, confusion_matrix, mean_iou
+from ..errors import InputError, name_some
+from ..files import write_json, write_text
+from ..method.inference import predict
+from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
-from ..train import load_model
+from ..run import folders
+from ..run.checkpoints import load_model
 from .common import begin, build_seg_net, setup
-
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -55,16 +55,16 @@ def split_has_labels(ds: VOCSegmentation) -> bool:
 
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
-    if not runs.is_done(runs.step_dir(cfg, "eval")):
+    if not folders.is_done(folders.step_dir(cfg, "eval")):
         ds = open_split(cfg.data, cfg.eval.split)
         labelled = split_has_labels(ds)          # a split with only some label maps: refused before anything
     folder, done = begin(ctx, "eval")
     if done or not ctx.world.main:
         return folder
     started = time.perf_counter()
-    source = runs.eval_source(cfg)
-    model = load_model(runs.require(cfg, source) / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
-                       ctx.device)
+    source = folders.eval_source(cfg)
+    model = load_model(folders.require(cfg, source) / "model.pt",
+                       build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
     pred_dir = folder / ("pred" if labelled else SERVER_LAYOUT)
     pred_dir.mkdir(parents=True, exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if labelled else None
@@ -76,7 +76,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                                        cfg.seg.crf_workers or 1, cfg.amp,
+                                        cfg.seg.crf_workers or 1, ctx.amp,
                                         cfg.eval.crf_scale),
                                 total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
         write_label_png(pred_dir / f"{image_id}.png", label)
@@ -95,5 +95,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         writer.writerows(rows)
         write_text(folder / "per_image.csv", buf.getvalue())
     write_json(folder / "metrics.json", summary)
-    runs.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"})
+    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"})
     return folder

@@ -11,16 +11,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import runs
 from ..data.dataset import open_split
 from ..data.voc import write_label_png
-from ..inference import predict
-from ..metrics import ConfusionMeter
+from ..method.inference import predict
+from ..method.metrics import ConfusionMeter
 from ..profile import Profile
-from ..train import load_model
+from ..run import folders
+from ..run.checkpoints import load_model
 from .common import begin, build_seg_net, setup
 
 
@@ -31,7 +30,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split)
-    model = load_model(runs.require(cfg, "seg") / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
+    model = load_model(folders.require(cfg, "seg") / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
                        ctx.device)
     out = folder / "labels"
     out.mkdir(exist_ok=True)
@@ -44,12 +43,12 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
-                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, cfg.amp,
+                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, ctx.amp,
                                         cfg.pseudo.crf_scale),
                                 total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
         write_label_png(out / f"{image_id}.png", label)
         if meter is not None:
             meter.update(label, ds.mask(index[image_id]))
     summary = meter.summary() if meter is not None and not resume else None
-    runs.finish(folder, started, images=len(ds), quality=summary)
+    folders.finish(folder, started, images=len(ds), quality=summary)
     return folder

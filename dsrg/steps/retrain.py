@@ -14,11 +14,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .. import runs
 from ..data import transforms as T
 from ..data.dataset import PseudoLabelSet, open_split
 from ..profile import Profile
-from ..train import autocast, fit, load_model, make_optimizer
+from ..run import folders
+from ..run.checkpoints import load_model
+from ..run.dist import autocast
+from ..run.train import fit, make_optimizer
 from .common import begin, build_seg_net, finish_training, setup
 
 
@@ -38,10 +40,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if done:
         return folder
     started = time.perf_counter()
-    labels_dir = runs.require(cfg, "pseudo") / "labels"
+    labels_dir = folders.require(cfg, "pseudo") / "labels"
     train = open_split(cfg.data, cfg.data.train_split)
     if cfg.retrain.init == "seg":
-        model = load_model(runs.require(cfg, "seg") / "model.pt",
+        model = load_model(folders.require(cfg, "seg") / "model.pt",
                            build_seg_net(cfg, train.num_classes, ctx.device, "none"), ctx.device)
     else:
         model = build_seg_net(cfg, train.num_classes, ctx.device, "imagenet")

@@ -1,12 +1,12 @@
 """``dsrg seeds``: the seed cues of every training image, stored once (Section 3.1).
 
 ``seeds.source=cam``: CAMs of the trained classifier (``train-cls``) on the output grid give the
-foreground cues (:func:`dsrg.seeds.cam_foreground_cues`), saliency below ``bg_threshold`` the
+foreground cues (:func:`dsrg.method.seeds.cam_foreground_cues`), saliency below ``bg_threshold`` the
 background cues (computed with ``seeds.saliency`` or read from ``seeds.saliency_dir``).
 ``seeds.source=authors``: the authors' ``localization_cues*.pickle`` is imported instead
-(:mod:`dsrg.data.authors_cues`), so training can start from the paper's own cues.
+(:mod:`dsrg.data.cues`), so training can start from the paper's own cues.
 
-Output: ``cues.npz`` (:class:`dsrg.cues.CueStore`) and, when the split has label maps, the cues'
+Output: ``cues.npz`` (:class:`dsrg.data.cues.CueStore`) and, when the split has label maps, the cues'
 precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 point) in ``done.json``.
 """
 
@@ -19,22 +19,23 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import runs
-from ..cues import CueStore
 from ..data import transforms as T
-from ..data.authors_cues import load_authors_cues
+from ..data.cues import CueStore, load_authors_cues
 from ..data.dataset import open_split
-from ..io import InputError
-from ..metrics import supervision_counts, supervision_quality
+from ..data.saliency import SaliencyFolder
+from ..errors import InputError
+from ..method.metrics import supervision_counts, supervision_quality
+from ..method.saliency import compute_saliency
+from ..method.seeds import make_cues
+from ..models.deeplab import output_size
 from ..profile import Profile
-from ..saliency import SaliencyFolder, compute_saliency
-from ..seeds import make_cues
-from ..train import load_model
+from ..run import folders
+from ..run.checkpoints import load_model
 from .common import begin, build_cls_net, setup
 
 
 def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    model = load_model(runs.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
+    model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
     out = {}
@@ -53,8 +54,6 @@ def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from ..models.deeplab import output_size
-
     grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
     loaded = load_authors_cues(cfg.seeds.authors_pickle, cfg.seeds.authors_list, ds.num_classes, grid)
     missing = [i for i in ds.ids if i not in loaded]
@@ -87,5 +86,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
-    runs.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds))
+    folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds))
     return folder

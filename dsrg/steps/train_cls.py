@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from ..data import transforms as T
 from ..data.dataset import ClassificationSet, open_split
 from ..profile import Profile
-from ..train import autocast, fit, make_optimizer
+from ..run.dist import autocast
+from ..run.train import fit, make_optimizer
 from .common import begin, build_cls_net, finish_training, setup
 
 

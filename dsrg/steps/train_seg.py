@@ -2,10 +2,10 @@
 
 Each iteration, for a batch of images warped to ``seg.input_size`` with their ORIGINAL cues:
 
-1. forward DeepLab-ASPP, smoothed softmax ``P`` (:func:`dsrg.losses.smoothed_softmax`);
+1. forward DeepLab-ASPP, smoothed softmax ``P`` (:func:`dsrg.method.losses.smoothed_softmax`);
 2. training-time dense CRF on the output grid, clipped at 1e-4 and renormalised, ``Q``
-   (:func:`dsrg.crf.refine_for_growing`, s = ``seg.crf_scale``, 12 as the authors);
-3. region growing from the original cues with ``Q`` (Eq. 3, :func:`dsrg.growing.grow`,
+   (:func:`dsrg.method.crf.refine_for_growing`, s = ``seg.crf_scale``, 12 as the authors);
+3. region growing from the original cues with ``Q`` (Eq. 3, :func:`dsrg.method.growing.grow`,
    ``theta_fg`` / ``theta_bg``; ``growing=false`` keeps the cues);
 4. seeding loss on the grown cues (Eq. 1 balanced, or SEC's) + ``boundary_weight`` x boundary loss
    KL(Q || P) (Eq. 2); SGD with the Caffe lr multipliers.
@@ -27,20 +27,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import runs
-from ..crf import TRAIN_PARAMS, refine_for_growing
-from ..cues import CueStore
 from ..data import transforms as T
+from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
-from ..growing import grow
-from ..io import InputError, atomic_path, write_text
-from ..losses import balanced_seed_loss, boundary_loss, sec_seed_loss, smoothed_softmax
-from ..metrics import supervision_counts, supervision_quality
+from ..errors import InputError
+from ..files import atomic_path, write_text
+from ..method.crf import TRAIN_PARAMS, refine_for_growing
+from ..method.growing import grow
+from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
+from ..method.metrics import supervision_counts, supervision_quality
 from ..profile import Profile
-from ..train import all_reduce_sum, autocast, fit, make_optimizer
+from ..run import folders
+from ..run.dist import all_reduce_sum, autocast
+from ..run.train import fit, make_optimizer
 from .common import begin, build_seg_net, finish_training, setup
-
-BOUNDARY_CLIP = (0.05, 20.0)
 
 
 def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
@@ -61,19 +61,17 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
 
 def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
            labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Eq. (2) for a batch: the seeding loss (Eq. 1, or SEC's with ``seg.seed_loss=sec``) on the grown cues,
-    plus ``seg.boundary_weight`` times the boundary loss against ``Q``.
+    """Eq. (2) for a batch with the profile's settings (:func:`dsrg.method.losses.total_loss`) on the cues
+    grown by :func:`supervision`.
 
     Args as :func:`supervision`. Returns the step's log entries (``loss``, which carries the gradient,
     ``seed_loss``, ``boundary_loss``, ``grown_fraction``: the share of pixels with a label after growing)
     and the grown cues, bool ``(B, C, h, w)``.
     """
     probs, q, grown = supervision(cfg, logits, images, cues, labels)
-    seed_loss = balanced_seed_loss if cfg.seg.seed_loss == "balanced" else sec_seed_loss
-    seed = seed_loss(probs, grown)
-    bound = boundary_loss(probs, q, BOUNDARY_CLIP if cfg.seg.boundary_clip else None)
-    loss = seed + cfg.seg.boundary_weight * bound
-    return {"loss": loss, "seed_loss": seed.detach(), "boundary_loss": bound.detach(),
+    loss, seed, bound = total_loss(probs, q, grown, cfg.seg.seed_loss, cfg.seg.boundary_weight,
+                                   BOUNDARY_CLIP if cfg.seg.boundary_clip else None)
+    return {"loss": loss, "seed_loss": seed, "boundary_loss": bound,
             "grown_fraction": grown.any(1).float().mean()}, grown
 
 
@@ -139,7 +137,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if done:
         return folder
     started = time.perf_counter()
-    seeds_dir = runs.require(cfg, "seeds")
+    seeds_dir = folders.require(cfg, "seeds")
     store = CueStore.load(seeds_dir / "cues.npz")
     train = open_split(cfg.data, cfg.data.train_split)
     model = build_seg_net(cfg, train.num_classes, ctx.device, cfg.seg.init)
@@ -151,7 +149,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if store.num_classes != train.num_classes:
         raise InputError(f"the seed cues have {store.num_classes} classes, the dataset {train.num_classes}")
     dataset = SeedSet(train, cfg.seg.input_size, store)
-    records = Records(cfg, folder, dataset, ctx, runs.done_info(seeds_dir).get("quality"))
+    records = Records(cfg, folder, dataset, ctx, folders.done_info(seeds_dir).get("quality"))
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
 
     def step(net, batch, it):

@@ -2,7 +2,7 @@
 
 An experiment is a profile plus ``key=value`` overrides. :func:`run` runs the pipeline steps it needs and
 returns an :class:`Experiment` that reads the results. Nothing is cached here: each step's folder is named
-by a hash of everything that decides its output (:mod:`dsrg.runs`), and a complete folder is reused. So
+by a hash of everything that decides its output (:mod:`dsrg.run.folders`), and a complete folder is reused. So
 rebuilding the book, or re-running a notebook with one parameter changed, trains only the steps whose
 settings changed, and notebooks that ask for the same settings (Table 2's +DSRG and Table 4's centre cell,
 Table 2 and Fig. 4) share the same folders.
@@ -23,9 +23,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import runs
-from .io import InputError
-from .profile import Profile, load_profile
+from ..data.dataset import open_split
+from ..errors import InputError
+from ..profile import Profile, load_profile
+from ..run import folders
+from ..run.train import read_log
 
 # Table 2 (Section 4.4): each row is the previous one plus one change.
 ABLATION: dict[str, list[str]] = {
@@ -74,7 +76,7 @@ class Experiment:
     def _json(self, step: str, name: str) -> dict:
         path = self.folder(step) / name
         if not path.is_file():
-            raise InputError(f"{path}: missing; the step '{runs.COMMANDS[step]}' did not write it")
+            raise InputError(f"{path}: missing; the step '{folders.COMMANDS[step]}' did not write it")
         return json.loads(path.read_text())
 
     def metrics(self) -> dict:
@@ -101,8 +103,9 @@ class Experiment:
 
     def log(self, step: str = "seg") -> pd.DataFrame:
         """A training step's ``log.jsonl`` (``cls``, ``seg`` or ``retrain``): one row per iteration, columns
-        ``it``, ``epoch``, ``lr``, the losses and ``s``; the curves of :func:`dsrg.plots.training_curves`."""
-        return pd.DataFrame(runs.read_log(self.folder(step)))
+        ``it``, ``epoch``, ``lr``, the losses and ``s``; the curves of
+        :func:`dsrg.reproduce.figures.training_curves`."""
+        return pd.DataFrame(read_log(self.folder(step)))
 
     def fig1(self) -> dict[str, np.ndarray]:
         """Fig. 1's maps: ``ids`` (K,), ``supervision`` bool (E+1, K, C, h, w) (index 0 = the seeds, then
@@ -116,8 +119,6 @@ class Experiment:
 
     def dataset(self, split: str | None = None):
         """The experiment's dataset split (default: the training split), as the pipeline reads it."""
-        from .data.dataset import open_split
-
         return open_split(self.cfg.data, split or self.cfg.data.train_split)
 
     def predictions(self) -> Path:
@@ -126,7 +127,7 @@ class Experiment:
     def machine(self) -> str:
         """The machine that ran the last step (from its ``done.json``)."""
         last = list(self.folders.values())[-1]
-        return runs.done_info(last).get("machine", "unknown")
+        return folders.done_info(last).get("machine", "unknown")
 
     def provenance(self) -> str:
         """One line for a caption: dataset, profile, machine."""
@@ -160,7 +161,7 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, base: str | Path |
     ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
     ``["cls", "seeds"]``); by default every planned step up to ``evaluate``.
     """
-    from .steps import pipeline
+    from ..steps import pipeline
 
     cfg = profile(name, overrides, base)
     if steps is not None:

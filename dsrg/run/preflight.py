@@ -19,13 +19,15 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
-from . import runs
-from .io import InputError, name_some
-from .models.weights import read_state_dict
-from .profile import Profile
+from ..data.check import unlabelled_indices
+from ..data.saliency import SaliencyFolder
+from ..data.synthetic import SPLIT_CODES
+from ..data.voc import VOCSegmentation
+from ..errors import InputError, name_some
+from ..models.weights import read_state_dict
+from ..profile import Profile
+from . import folders
 from .train import iterations_per_epoch, require_shared
-
-TRAINING = ("cls", "seg", "retrain")     # the training steps; each one's batch size is <step>.batch_size
 
 
 def step_inputs(cfg: Profile, step: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -68,13 +70,10 @@ def require_resnet_weights(cfg: Profile, init: str) -> None:
 
 def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     """Raise InputError naming the key and the path of the first input of ``steps`` that is missing."""
-    from .data.synthetic import SPLIT_CODES
-    from .data.voc import VOCSegmentation
-
     def get(key: str):
         return attrgetter(key)(cfg)
 
-    steps = [s for s in steps if not runs.is_done(runs.step_dir(cfg, s))]
+    steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
     empty = random_starts(cfg, steps)
@@ -87,7 +86,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
     if "seg.backbone_weights" in empty:
         require_resnet_weights(cfg, "imagenet")
     processes = int(os.environ.get("WORLD_SIZE", 1))
-    for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
+    for key in [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]:
         require_shared(get(key), processes, key)
     split_keys: dict[str, None] = {}
     read: set[Path] = set()             # weights files read so far (cls and seg often share one)
@@ -119,15 +118,13 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
             splits[key] = VOCSegmentation(root, get(key))
         except InputError as exc:
             raise InputError(f"{key}={get(key)}: {exc}") from None
-    for key in [f"{step}.batch_size" for step in steps if step in TRAINING]:
+    for key in [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]:
         iterations_per_epoch(len(splits["data.train_split"]), get(key), key, cfg.data.train_split)
     # the image-level labels of training come from the label maps, as the classifier's validation does
     labelled = ["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []
     for key in labelled + (["data.val_split"] if "cls" in steps else []):
         _require_label_maps(key, splits[key])
     if "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder":
-        from .saliency import SaliencyFolder
-
         train, maps = splits["data.train_split"], SaliencyFolder(cfg.seeds.saliency_dir)
         missing = [maps.path(i).name for i in train.ids if not maps.path(i).is_file()]
         if missing:
@@ -138,8 +135,6 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
 
 def _require_label_maps(key: str, ds) -> None:
     """Every image of the split ``key`` has its label map (the image-level labels come from them)."""
-    from .data.check import unlabelled_indices
-
     missing = unlabelled_indices(ds)
     if missing:
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "

@@ -1,7 +1,8 @@
-"""The run folder: one sub-folder per pipeline step, named by a hash of everything that decides its output.
+"""The steps of the pipeline (the one table, :data:`STEPS`) and the run folder: one sub-folder per step,
+named by a hash of everything that decides its output.
 
     <run>/cls-<hash>/        train-cls      model.pt, log.jsonl, done.json
-    <run>/seeds-<hash>/      seeds          cues.npz, quality.json, done.json
+    <run>/seeds-<hash>/      seeds          cues.npz, done.json (with the cues' quality)
     <run>/seg-<hash>/        train-seg      model.pt, log.jsonl, supervision.csv, fig1.npz, done.json
     <run>/pseudo-<hash>/     pseudo-labels  labels/<id>.png, done.json
     <run>/retrain-<hash>/    retrain        model.pt, log.jsonl, done.json
@@ -19,14 +20,51 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .io import InputError, locked, write_json
-from .profile import Profile, section_dict
+from ..errors import InputError
+from ..files import locked, write_json
+from ..profile import Profile, section_dict
 
-STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
-COMMANDS = {"cls": "train-cls", "seeds": "seeds", "seg": "train-seg", "pseudo": "pseudo-labels",
-            "retrain": "retrain", "eval": "evaluate"}
+# torch is imported inside step_config and step_state, where they need it: the command line reads this table
+# to build its parser, and `dsrg --help` or `dsrg data check` should not wait for torch to load.
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step of the pipeline (paper Figure 2, Section 4.1)."""
+
+    name: str       # its profile section and its folder, <run>/<name>-<hash>/
+    command: str    # `dsrg <command>`; its module is dsrg.steps.<command>, "-" written "_"
+    trains: bool    # a training loop: <name>.batch_size, log.jsonl, checkpoints
+    help: str       # one line of `dsrg --help`
+
+    @property
+    def module(self) -> str:
+        return self.command.replace("-", "_")
+
+
+#: The pipeline's steps in order, by name; the one list of them, which the command line, the pipeline, the
+#: pre-flight check and the run folders read.
+STEPS = {step.name: step for step in (
+    Step("cls", "train-cls", True, "train the classification network for CAMs (image-level labels only)"),
+    Step("seeds", "seeds", False, "CAM foreground + saliency background cues of every training image (or the "
+                                  "authors' pickle)"),
+    Step("seg", "train-seg", True, "DSRG step 1: the segmentation network with region growing"),
+    Step("pseudo", "pseudo-labels", False, "multi-scale inference + CRF on the training set"),
+    Step("retrain", "retrain", True, "fully-supervised retraining on the pseudo labels"),
+    Step("eval", "evaluate", False, "multi-scale inference + CRF on a split: IoU per class, mIoU"),
+)}
+#: Each step's command, by step name (from :data:`STEPS`).
+COMMANDS = {name: step.command for name, step in STEPS.items()}
+
+
+def step_of(command: str) -> str:
+    """The step that ``command`` runs (``train-seg`` -> ``seg``); a name that is no command is returned as is."""
+    return next((name for name, step in STEPS.items() if step.command == command), command)
+
+
 _NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method"}
 
 
@@ -66,18 +104,17 @@ def step_config(cfg: Profile, step: str) -> dict:
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
         own[step] = section_dict(cfg, step)[step]
-    from .train import bf16_native, resolve_device
+    from ..method.crf import choose_backend
+    from ..models.deeplab import output_size
+    from .dist import bf16_native, resolve_device
 
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
     if cuda:
         own["amp"] = cfg.amp and bf16_native(device)   # bf16 autocast changes the numbers where it runs
-    if step == "seg" and cfg.seg.crf_backend == "auto":
-        # hash the backend that will run (they differ slightly): crf.resolve_backend's rule
-        from .crf import EXACT_MAX_POSITIONS
-        from .models.deeplab import output_size
-        small = output_size(cfg.seg.input_size, cfg.seg.backbone) ** 2 <= EXACT_MAX_POSITIONS
-        own["seg"]["crf_backend"] = "exact" if cuda and small else "pydensecrf"
+    if step == "seg" and cfg.seg.crf_backend == "auto":    # the backend that will run (they differ slightly)
+        own["seg"]["crf_backend"] = choose_backend("auto", output_size(cfg.seg.input_size, cfg.seg.backbone) ** 2,
+                                                   cuda)
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
     prev = upstream(cfg, step)
@@ -93,43 +130,24 @@ def step_hash(cfg: Profile, step: str) -> str:
 
 def step_dir(cfg: Profile, step: str) -> Path:
     if step not in STEPS:
-        raise InputError(f"step: expected one of {STEPS}, got {step!r}")
+        raise InputError(f"step: expected one of {tuple(STEPS)}, got {step!r}")
     return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
 
 
 def step_lock(cfg: Profile, step: str):
-    """The lock (``dsrg.io.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
+    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
     folder = step_dir(cfg, step)
     return locked(folder.parent / f".{folder.name}.lock")
 
 
 def is_done(folder: Path) -> bool:
+    """Whether the step in ``folder`` is complete: its ``done.json`` exists (written last)."""
     return (folder / "done.json").is_file()
 
 
 def done_info(folder: Path) -> dict:
+    """A complete step's ``done.json``: its wall time, machine and summary."""
     return json.loads((folder / "done.json").read_text())
-
-
-def read_log(path: str | Path) -> list[dict]:
-    """The iterations a training step logged, in order: ``log.jsonl``, one JSON object per line with ``it``,
-    ``epoch``, ``lr``, the step's losses and ``s`` (seconds). ``path``: the file or its step folder. A line
-    cut short (a killed run) ends the log; the file is read as it stands, so a step still training works."""
-    path = Path(path)
-    if path.is_dir() or path.suffix != ".jsonl":
-        path = path / "log.jsonl"
-    if not path.is_file():
-        raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
-                         f"in their step folder (runs/<profile>/<step>-<hash>/)")
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-            int(row["it"])
-        except (ValueError, KeyError, TypeError):
-            break
-        rows.append(row)
-    return rows
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
@@ -167,7 +185,7 @@ def step_state(folder: Path) -> str:
         wall = done_info(folder).get("wall_s")
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
     if (folder / "ckpt.pt").is_file():
-        from .train import checkpoint_iteration
+        from .checkpoints import checkpoint_iteration
 
         it = checkpoint_iteration(folder / "ckpt.pt")
         at = f" at iteration {it}" if it is not None else " (unreadable)"
@@ -195,7 +213,7 @@ def start(cfg: Profile, step: str) -> Path:
 
 def finish(folder: Path, started: float, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete."""
-    from .provenance import machine
+    from .dist import machine
 
     info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary}

@@ -1,6 +1,6 @@
 """The paper's reported numbers, as pandas DataFrames, for showing ours beside the paper's.
 
-All numbers live in one data file, ``dsrg/paper_results.yaml``, transcribed from Huang et al.,
+All numbers live in one data file, ``dsrg/reproduce/paper_results.yaml``, transcribed from Huang et al.,
 "Weakly-Supervised Semantic Segmentation Network with Deep Seeded Region Growing", CVPR 2018
 (the text in ``shared/paper/dsrg-cvpr2018.md``). Values are percent, exactly as printed; a cell the text
 does not give is null there and NaN here, with a note in ``df.attrs["notes"]``.
@@ -8,7 +8,7 @@ does not give is null there and NaN here, with a note in ``df.attrs["notes"]``.
 Every DataFrame carries ``attrs["source"]`` (``"Table 2"``, ``"Figure 4"``, ...), ``attrs["caption"]`` and
 ``attrs["notes"]``, so that a notebook can write::
 
-    from dsrg import paper
+    from dsrg.reproduce import paper
     t2 = paper.table2()
     print(f"Paper, {t2.attrs['source']}: {t2.attrs['caption']}")
 """

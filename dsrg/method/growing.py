@@ -1,53 +1,16 @@
-"""Deep seeded region growing, DSRG(S, H) of Section 3.3 (Eq. 3), batched.
+"""Deep seeded region growing, DSRG(S, H) of Section 3.3 (Eq. 3), batched; no gradient flows through it.
 
-Semantics are those of the authors' public code (steps 2 to 4 of "Region growing, exactly as the
-public code does it" in ``shared/reference/official-implementation.md``); step 1, the CRF refinement
-of the network's probabilities, is :func:`dsrg.crf.refine_for_growing` and is the caller's job.
+From the ORIGINAL seeds and the CRF-refined probabilities (:func:`dsrg.method.crf.refine_for_growing`, step 1
+of the authors' recipe), per image: :func:`label_map` gives each pixel the class growing may assign (the
+argmax over the present classes where it clears its threshold, else its seed class; steps 2 and 3), then every
+present class adds the 8-connected components of its label that hold one of its seeds, except pixels that are a
+seed of exactly one other class (step 4). Seeds are never removed. The thresholds compare with a strict ``>``,
+each side with its own: the book's fidelity chapter says why.
 
-For every image, starting from the ORIGINAL seed cues:
-
-2. restrict the probabilities to the classes present in the image (background always present) and
-   take, per pixel, the argmax class ``k`` and its probability ``pmax``;
-3. build a label map: the seed class of each seeded pixel (the highest class index where a pixel holds
-   several), then overwrite with ``k`` where ``k`` is a foreground class and ``pmax > theta_fg``, or
-   ``k`` is background and ``pmax > theta_bg`` (strict ``>``; the paper's Eq. 3 writes ``>=``);
-4. for each present class ``c``: the 8-connected components of pixels labelled ``c`` that contain an
-   original seed of ``c`` are added to ``c``'s seeds, except pixels that are already a seed of exactly
-   one other class. Seeds are never removed.
-
-The code visits the classes in order, and lets earlier classes' growth be seen by later classes'
-"other class" test. That order cannot change the result: a component of class ``c`` holds only
-pixels labelled ``c``, and class ``d``'s growth only adds ``d``-labelled pixels, so on ``c``'s
-pixels the seeds seen by ``c`` are always the original ones. We therefore label the components of
-every (image, present class) plane in one ``scipy.ndimage.label`` call, with no Python loop over
-images, classes or pixels; ``tests/test_growing.py`` checks this against a literal per-class sequential
-reference.
-
-Deviation, named: the public code nests the background test inside the foreground one, so there
-background needs ``pmax > max(theta_bg, theta_fg)``. Here each side uses its own threshold, which is
-what the paper's one-sided variants (Section 4.4, ``theta_fg = inf``: grow background only) mean;
-for ``theta_bg >= theta_fg`` the two agree.
-
-Three ways to run it (``method`` of :func:`grow`), with identical results (``tests/test_growing.py``
-compares them on random inputs):
-
-- ``"scipy"``: one ``scipy.ndimage.label`` over the stacked planes on the CPU (the tensors go to the CPU
-  and the result comes back to the input's device);
-- ``"numba"``: one compiled sweep over the batch on the CPU (``_numba_kernel``): per image, the label
-  map in two passes over the planes, then a flood fill from the seeds through equal labels (an explicit
-  stack, 8 neighbours). It reads every plane once and labels no component that no seed touches, which
-  makes it the fastest CPU path (``benchmarks/grow.py``). It needs ``numba`` (a dependency; compiled on
-  first use, about 1.5 s, then cached on disk);
-- ``"torch"``: geodesic dilation on the tensors' device: ``reached = seeds & candidate``, then
-  ``reached = maxpool3x3(reached) & candidate`` until nothing changes (8-connectivity; every plane is
-  its own image of the pooling, so nothing crosses between planes). Reached is monotone, so a round of
-  ``check_every`` dilations that changes nothing means a fixed point: the check (one device sync) runs
-  once per round. The number of dilations is the longest geodesic distance from a seed inside its
-  component (about the grid side for compact regions).
-- ``"auto"``: ``"torch"`` for CUDA tensors; otherwise ``"numba"``, or ``"scipy"`` where numba cannot be
-  imported.
-
-No gradient flows through growing.
+``method`` of :func:`grow` picks how the components are found, with identical results: ``scipy``
+(``ndimage.label`` on the CPU), ``torch`` (geodesic dilation on the tensors' device), ``numba`` (a compiled
+CPU sweep that is :func:`label_map` and step 4 in one pass, the rule's compiled twin), or ``auto`` (torch on
+CUDA, else numba, else scipy).
 """
 
 from __future__ import annotations
@@ -59,8 +22,8 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
-from .checks import expect_probability, expect_shape
-from .io import InputError
+from ..errors import InputError, expect_probability, expect_shape
+from . import THETA_BG, THETA_FG
 
 # Connect the 8 spatial neighbours only: never across images or classes of the stacked array.
 _EIGHT_CONNECTED_PLANES = np.zeros((3, 3, 3), dtype=bool)
@@ -72,7 +35,7 @@ CHECK_EVERY = 8
 
 
 def label_map(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
-              theta_fg: float = 0.85, theta_bg: float = 0.99) -> torch.Tensor:
+              theta_fg: float = THETA_FG, theta_bg: float = THETA_BG) -> torch.Tensor:
     """Steps 2 and 3: the per-pixel class that region growing may assign.
 
     Args:
@@ -111,7 +74,10 @@ def reach_scipy(candidate: np.ndarray, plane_seeds: np.ndarray) -> np.ndarray:
 
 
 def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every: int = CHECK_EVERY) -> torch.Tensor:
-    """:func:`reach_scipy` by geodesic dilation on the tensors' device (module docstring).
+    """:func:`reach_scipy` by geodesic dilation on the tensors' device: ``reached = seeds & candidate``, then
+    ``reached = maxpool3x3(reached) & candidate`` until nothing changes (each plane is its own image of the
+    pooling, so nothing crosses between planes). Reached only grows, so ``check_every`` dilations that change
+    nothing mean a fixed point: one check (one device sync) per round.
 
     Args:
         candidate, plane_seeds: bool ``(P, H, W)`` tensors on one device.
@@ -136,7 +102,7 @@ def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every:
 
 
 def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
-         theta_fg: float = 0.85, theta_bg: float = 0.99, method: str = "auto") -> torch.Tensor:
+         theta_fg: float = THETA_FG, theta_bg: float = THETA_BG, method: str = "auto") -> torch.Tensor:
     """One region-growing step DSRG(S, H) (Section 3.3, Eq. 3) for a batch.
 
     Args:
@@ -146,7 +112,7 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         theta_fg: threshold shared by the foreground classes (``inf`` switches foreground growth off).
         theta_bg: background threshold (``inf`` switches background growth off).
         method: ``"auto"``, ``"scipy"``, ``"numba"`` or ``"torch"`` (module docstring); the result does not
-            depend on it.
+            depend on it. ``scipy`` and ``numba`` run on the CPU and return to ``seeds``' device.
     Returns:
         bool ``(B, C, H, W)`` on ``seeds``' device: ``seeds`` OR the grown pixels.
     """
@@ -161,69 +127,25 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     expect_probability("theta_fg", theta_fg, allow_inf=True)
     expect_probability("theta_bg", theta_bg, allow_inf=True)
     method = resolve_method(method, seeds.device)
+    device = seeds.device
 
     with torch.no_grad():
-        if method == "torch":
-            return _grow_torch(seeds, probs.detach().to(seeds.device), labels.to(seeds.device), theta_fg, theta_bg)
         if method == "numba":
             return _grow_numba(seeds, probs.detach(), labels, theta_fg, theta_bg)
-        seeds_np = seeds.cpu().numpy()
-        # Only the (image, class) planes of present classes can grow: label just those.
-        img, cls = np.nonzero(labels.cpu().numpy())
-        lab = _label_map_planes(seeds_np, probs.detach().cpu().numpy(), img, cls, theta_fg, theta_bg)
-        candidate = lab[img] == cls[:, None, None]                    # (P, H, W)
-        plane_seeds = seeds_np[img, cls]                              # (P, H, W)
-        reached = reach_scipy(candidate, plane_seeds)
-
-        # A pixel that is a seed of exactly one other class is never added.
-        single = np.count_nonzero(seeds_np, axis=1) == 1             # (B, H, W)
-        owned_by_other = single[img] & ~plane_seeds
-        grown = seeds_np.copy()
-        grown[img, cls] |= reached & ~owned_by_other
-    return torch.from_numpy(grown).to(seeds.device)
-
-
-def _label_map_planes(seeds: np.ndarray, probs: np.ndarray, img: np.ndarray, cls: np.ndarray,
-                      theta_fg: float, theta_bg: float) -> np.ndarray:
-    """:func:`label_map` in NumPy over the present planes only (the CPU path of :func:`grow`).
-
-    ``img``, ``cls``: the present (image, class) pairs as ``np.nonzero(labels)`` gives them: each image's
-    planes contiguous, classes ascending, background first (every image has it). An image holds a few of
-    the C classes, so the argmax runs over its K present planes, packed into ``(B, K, H*W)``, instead of
-    C; ties go to the lowest class index, as ``torch.max`` does. Returns int64 ``(B, H, W)``.
-    """
-    b, c, h, w = seeds.shape
-    lab = np.full((b, h, w), UNLABELLED, dtype=np.int64)
-    for k in range(c):                  # seed label: the highest seeded class index, -1 where no seed
-        lab[seeds[:, k]] = k
-    if len(img) == 0:                   # an empty batch
-        return lab
-    starts = np.flatnonzero(np.r_[True, img[1:] != img[:-1]])        # first plane of each image
-    slot = np.arange(len(img)) - starts[img]                          # the plane's place in its image
-    packed = np.full((b, int(slot.max()) + 1, h * w), -1.0, dtype=probs.dtype)
-    packed[img, slot] = probs[img, cls].reshape(len(img), h * w)
-    classes = np.zeros((b, packed.shape[1]), dtype=np.int64)
-    classes[img, slot] = cls
-    best = packed.argmax(axis=1)                                      # (B, H*W), first maximum
-    pmax = np.take_along_axis(packed, best[:, None], axis=1)[:, 0].reshape(b, h, w)
-    k = np.take_along_axis(classes, best, axis=1).reshape(b, h, w)
-    grow = ((k > 0) & (pmax > theta_fg)) | ((k == 0) & (pmax > theta_bg))
-    return np.where(grow, k, lab)
-
-
-def _grow_torch(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
-                theta_fg: float, theta_bg: float) -> torch.Tensor:
-    """:func:`grow` with every step on ``seeds``' device (shapes as there)."""
-    lab = label_map(seeds, probs, labels, theta_fg, theta_bg)                 # (B, H, W)
-    img, cls = torch.nonzero(labels, as_tuple=True)
-    candidate = lab[img] == cls.view(-1, 1, 1)                               # (P, H, W)
-    plane_seeds = seeds[img, cls]                                            # (P, H, W)
-    reached = reach_torch(candidate, plane_seeds)
-    single = seeds.sum(dim=1) == 1                                           # (B, H, W)
-    owned_by_other = single[img] & ~plane_seeds
-    grown = seeds.clone()
-    grown[img, cls] = plane_seeds | (reached & ~owned_by_other)
-    return grown
+        on = seeds.device if method == "torch" else torch.device("cpu")
+        seeds, labels = seeds.to(on), labels.to(on)
+        lab = label_map(seeds, probs.detach().to(on), labels, theta_fg, theta_bg)          # (B, H, W)
+        img, cls = torch.nonzero(labels, as_tuple=True)          # the (image, class) planes that can grow
+        candidate = lab[img] == cls.view(-1, 1, 1)                                           # (P, H, W)
+        plane_seeds = seeds[img, cls]                                                        # (P, H, W)
+        if method == "torch":
+            reached = reach_torch(candidate, plane_seeds)
+        else:
+            reached = torch.from_numpy(reach_scipy(candidate.numpy(), plane_seeds.numpy()))
+        owned_by_other = (seeds.sum(dim=1) == 1)[img] & ~plane_seeds    # a seed of exactly one other class
+        grown = seeds.clone()
+        grown[img, cls] = plane_seeds | (reached & ~owned_by_other)
+    return grown.to(device)
 
 
 def resolve_method(method: str, device: torch.device) -> str:
@@ -261,11 +183,13 @@ def _grow_numba(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
 
 @functools.cache
 def _numba_kernel():
-    """The compiled sweep of ``method="numba"``, or None where numba cannot be imported.
+    """The compiled sweep of ``method="numba"``, or None where numba cannot be imported: the COMPILED TWIN of
+    :func:`label_map` and step 4 of :func:`grow` (a change to the rule there must be made here too;
+    ``tests/test_growing.py`` compares the methods on random inputs).
 
     ``kernel(seeds, probs, labels, theta_fg, theta_bg, h, w, out)``: ``seeds`` bool ``(B, C, H*W)``,
     ``probs`` float ``(B, C, H*W)``, ``labels`` bool ``(B, C)``, ``out`` a copy of ``seeds`` that the
-    grown pixels are written into. Steps 2 to 4 of the module docstring, per image:
+    grown pixels are written into. Per image:
 
     - one pass over the C seed planes: the highest seeded class and the number of seeds of each pixel;
     - one pass over the present planes: the first maximum ``k`` and its probability (ties to the lower

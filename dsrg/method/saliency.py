@@ -1,105 +1,35 @@
-"""Saliency maps for the background seed cues.
+"""Saliency for the background seeds (Section 3.1): built-in unsupervised methods, a source of maps over many
+images (computed, or read from a folder), and the precision of the background seeds they give.
 
-DSRG (Huang et al., CVPR 2018, Sec. 3.1 and 4.1) takes its background seeds from a saliency map:
-DRFI saliency (H. Jiang et al., "Salient object detection: a discriminative regional feature
-integration approach", CVPR 2013) normalised to ``[0, 1]``; every pixel whose normalised saliency
-is below ``0.06`` (:data:`BACKGROUND_THRESHOLD`) is a background cue.
-
-DRFI's trained regressor cannot be obtained offline, so this module offers two sources of maps:
-
-* **Precomputed maps** (DRFI or any other published maps), one grayscale PNG per image id in a
-  folder: :class:`SaliencyFolder` / :func:`read_saliency_png`.
-* **A built-in unsupervised method**, :func:`compute_saliency`. The default, ``method="rbd"``, is
-  *Robust Background Detection* with saliency optimisation:
-
-      W. Zhu, S. Liang, Y. Wei, J. Sun, "Saliency Optimization from Robust Background Detection",
-      CVPR 2014.
-
-  It is implemented here from the paper's description:
-
-  1. SLIC superpixels; mean CIE-Lab colour and mean (normalised) position of each.
-  2. An undirected graph joins adjacent superpixels, weighted by the Lab distance ``d_app`` of their
-     means; following the paper's implementation note, every pair of superpixels that touch the
-     image border is joined too (background split by an object still counts as border-connected).
-  3. Geodesic distance ``d_geo(p, q)`` = shortest-path length (``scipy.sparse.csgraph``).
-  4. ``S(p, q) = exp(-d_geo^2 / (2 sigma_clr^2))``; spanning area ``Area(p) = sum_q S(p, q)``; length
-     along the border ``Len(p) = sum_{q on border} S(p, q)``; boundary connectivity
-     ``BndCon(p) = Len(p) / sqrt(Area(p))``; background probability
-     ``w_bg(p) = 1 - exp(-BndCon(p)^2 / (2 sigma_bnd^2))``.
-  5. Background-weighted contrast ``wCtr(p) = sum_q d_app(p, q) w_spa(p, q) w_bg(q)`` with
-     ``w_spa = exp(-d_spa^2 / (2 sigma_spa^2))`` (positions in ``[0, 1]``).
-  6. Saliency optimisation: minimise
-     ``sum_i w_bg_i s_i^2 + sum_i w_fg_i (s_i - 1)^2 + sum_{i~j} w_ij (s_i - s_j)^2``
-     with ``w_fg = wCtr`` (scaled to ``[0, 1]``) and ``w_ij = exp(-d_app^2 / (2 sigma_clr^2)) + mu``
-     over adjacent pairs: one ``K x K`` linear system ``(diag(w_bg + w_fg) + L) s = w_fg``, ``L``
-     the graph Laplacian of ``w_ij``.
-
-  Parameters are the paper's (``sigma_clr = 10``, ``sigma_bnd = 1``, ``sigma_spa = 0.25``,
-  ``mu = 0.1``, SLIC compactness 10). Deviations: the map is averaged over three superpixel scales
-  (:data:`RBD_SCALES`, ~150/250/400 pixels per superpixel, at most :data:`RBD_MAX_SEGMENTS` in the
-  finest), which smooths out single-segmentation accidents (one superpixel leaking across an object
-  edge); on images where SLIC collapses (strong pixel noise) the compactness is raised, and a
-  block grid is the last resort. Cost: ~0.04 s for 128x128, ~0.5 s for 500x375 (one CPU core).
-
-  Why this method: the background cue only needs pixels that are **surely** background, i.e. high
-  precision of ``saliency < 0.06`` with reasonable recall. Boundary connectivity says exactly that
-  (a region is background when it is well connected to the image border), and the optimisation
-  drives such regions to saliency 0 while keeping the object's superpixels (which are in contrast
-  with the background and connected to the object) away from 0. Superpixel maps follow image edges,
-  so the cue stops at object boundaries. Frequency-domain or fixation-style methods give smooth,
-  blurry maps whose low values leak into object interiors.
-
-  Alternatives through OpenCV's ``cv2.saliency`` (``opencv-contrib``):
-  ``method="spectral_residual"`` (X. Hou, L. Zhang, "Saliency detection: a spectral residual
-  approach", CVPR 2007) and ``method="fine_grained"`` (S. Montabone, A. Soto, "Human detection
-  using a mobile platform and novel features derived from a visual saliency mechanism", Image and
-  Vision Computing 2010). Both are much weaker background-cue sources (see
-  ``benchmarks/saliency_precision.py``).
-
-Every map this module returns is ``float32 (H, W)`` in ``[0, 1]``, normalised per image by
-:func:`normalize`.
+The paper uses DRFI (Jiang et al., CVPR 2013), whose trained regressor cannot be had offline; DRFI maps read
+from a folder (:class:`dsrg.data.saliency.SaliencyFolder`) are used as they are. Built in: ``rbd``, Robust
+Background Detection (Zhu, Liang, Wei, Sun, CVPR 2014) from its paper, averaged over three superpixel scales,
+and OpenCV's ``spectral_residual`` (Hou & Zhang, CVPR 2007) and ``fine_grained`` (Montabone & Soto, 2010).
+Why RBD, and how it departs from its paper: the book's fidelity chapter. Every map is ``float32 (H, W)`` in
+``[0, 1]`` (:func:`dsrg.data.saliency.normalize`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 from scipy.sparse import coo_matrix, csc_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
 from tqdm import tqdm
 
-from dsrg.io import InputError, load_image
-
-__all__ = [
-    "BACKGROUND_THRESHOLD",
-    "FLAT_TOLERANCE",
-    "METHODS",
-    "RBD_MAX_SEGMENTS",
-    "RBD_SCALES",
-    "SaliencyFolder",
-    "background_cue_counts",
-    "background_cue_quality",
-    "background_cues",
-    "compute_saliency",
-    "normalize",
-    "rbd_saliency",
-    "read_saliency_png",
-    "saliency_maps",
-]
-
-#: The paper's threshold: normalised saliency below it is a background cue (Sec. 4.1).
-BACKGROUND_THRESHOLD = 0.06
+from ..data.saliency import SaliencyFolder, normalize
+from ..errors import InputError
+from . import BACKGROUND_THRESHOLD
+from .metrics import background_cue_counts
 
 #: Built-in methods accepted by :func:`compute_saliency`.
 METHODS = ("rbd", "spectral_residual", "fine_grained")
 
-#: An image whose every channel spans at most this many grey levels is "flat": no saliency.
+#: An image whose every channel spans at most this many grey levels is flat and has no saliency.
 FLAT_TOLERANCE = 2
 
 #: Superpixel sizes (target pixels per superpixel) averaged by ``method="rbd"``. The paper uses one
@@ -108,122 +38,6 @@ RBD_SCALES = (150, 250, 400)
 
 #: At most this many superpixels in the finest ``rbd`` segmentation (the paper's ~600 per image).
 RBD_MAX_SEGMENTS = 600
-
-
-# --------------------------------------------------------------------------------------------------
-# normalisation, reading precomputed maps
-
-
-def normalize(sal: np.ndarray) -> np.ndarray:
-    """Min-max normalise one saliency map to ``float32 (H, W)`` in ``[0, 1]``.
-
-    ``sal``: any real ``(H, W)`` array. The minimum maps to 0 and the maximum to 1.
-
-    A **constant map returns all ones**: it carries no information, and all zeros would make the
-    whole image a background cue (``< 0.06``), i.e. confidently wrong labels on the object. All ones
-    gives *no* background cue, which is the safe failure (the image then trains on its foreground
-    seeds only). Non-finite values raise :class:`~dsrg.io.InputError`.
-    """
-    sal = np.asarray(sal)
-    if sal.ndim != 2:
-        raise InputError(f"saliency map must be 2-D (H, W); got shape {sal.shape}")
-    if sal.dtype == bool or not (np.issubdtype(sal.dtype, np.integer) or np.issubdtype(sal.dtype, np.floating)):
-        raise InputError(f"saliency map must hold real numbers; got dtype {sal.dtype}")
-    sal = sal.astype(np.float64)
-    if sal.size and not np.isfinite(sal).all():
-        raise InputError("saliency map holds NaN or infinite values; expected finite numbers")
-    if sal.size == 0:
-        return sal.astype(np.float32)
-    lo, hi = float(sal.min()), float(sal.max())
-    if hi <= lo:
-        return np.ones(sal.shape, np.float32)
-    return np.clip((sal - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def background_cues(sal: np.ndarray, threshold: float = BACKGROUND_THRESHOLD) -> np.ndarray:
-    """Background cue mask ``bool (H, W)``: normalised saliency strictly below ``threshold``."""
-    return np.asarray(sal) < threshold
-
-
-def _check_size(size: Sequence[int] | None, what: str) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise InputError(f"{what}: size must be (H, W); got {size!r}") from None
-    if h <= 0 or w <= 0:
-        raise InputError(f"{what}: size must be positive (H, W); got {size!r}")
-    return h, w
-
-
-def _resize_bilinear(sal: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resize a float map ``(h, w)`` to ``size = (H, W)``, clipped to ``[0, 1]``."""
-    h, w = size
-    out = Image.fromarray(sal.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
-
-
-def read_saliency_png(path: str | os.PathLike, size: Sequence[int] | None = None,
-                      resize: bool = False) -> np.ndarray:
-    """Read a saliency map file as ``float32 (H, W)`` in ``[0, 1]`` (min-max normalised).
-
-    Accepts 8-bit or 16-bit grayscale PNGs (and JPEGs, 32-bit integer or float TIFF-like modes);
-    colour files are turned to luminance. ``size = (H, W)`` is the image's size: a map of another
-    size raises :class:`~dsrg.io.InputError` naming the file and both sizes, unless ``resize=True``, which
-    bilinearly resizes it (after normalisation). A missing or unreadable file raises
-    :class:`~dsrg.io.InputError`.
-    """
-    path = Path(path)
-    size = _check_size(size, f"saliency map {path}")
-    im = load_image(path, "saliency map", "a grayscale PNG")
-    if im.mode in ("L", "I", "F") or im.mode.startswith("I;16"):
-        arr = np.asarray(im)
-    else:  # palette, RGB(A), LA, 1, CMYK, ...: luminance
-        arr = np.asarray(im.convert("L"))
-    if arr.ndim != 2:
-        raise InputError(f"saliency map {path} has shape {arr.shape}; expected a single-channel image")
-    try:
-        sal = normalize(arr)
-    except InputError as exc:
-        raise InputError(f"saliency map {path}: {exc}") from None
-    if size is not None and sal.shape != size:
-        if not resize:
-            raise InputError(f"saliency map {path} has size (H, W) = {sal.shape} but the image has "
-                             f"{size}; pass resize=True to resize it bilinearly")
-        sal = _resize_bilinear(sal, size)
-    return sal
-
-
-class SaliencyFolder:
-    """Precomputed saliency maps, one file ``<folder>/<image_id><suffix>`` per image.
-
-    ``SaliencyFolder(folder)(image_id, size)`` returns the map as :func:`read_saliency_png` does
-    (``float32 (H, W)`` in ``[0, 1]``). A missing folder or file raises :class:`~dsrg.io.InputError` naming
-    it; a size mismatch raises unless ``resize=True``.
-    """
-
-    def __init__(self, folder: str | os.PathLike, suffix: str = ".png", resize: bool = False) -> None:
-        self.folder = Path(folder)
-        self.suffix = suffix
-        self.resize = resize
-        if not self.folder.is_dir():
-            raise InputError(f"saliency folder not found: {self.folder} "
-                             f"(expected a folder of <image_id>{suffix} maps)")
-
-    def path(self, image_id: str) -> Path:
-        """The file that holds ``image_id``'s map."""
-        return self.folder / f"{image_id}{self.suffix}"
-
-    def __call__(self, image_id: str, size: Sequence[int] | None = None) -> np.ndarray:
-        path = self.path(image_id)
-        if not path.is_file():
-            raise InputError(f"no saliency map for image {image_id!r}: {path} not found "
-                             f"in saliency folder {self.folder}")
-        return read_saliency_png(path, size=size, resize=self.resize)
-
-    def __repr__(self) -> str:
-        return f"SaliencyFolder({str(self.folder)!r}, suffix={self.suffix!r}, resize={self.resize})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -424,7 +238,7 @@ def compute_saliency(image: np.ndarray, method: str = "rbd") -> np.ndarray:
     Returns ``float32 (H, W)`` in ``[0, 1]`` (min-max normalised); deterministic. ``"rbd"`` is
     :func:`rbd_saliency`; ``"spectral_residual"`` and ``"fine_grained"`` use ``cv2.saliency``.
     A flat image (every channel within :data:`FLAT_TOLERANCE` grey levels) gives all ones, i.e. no
-    background cue, as :func:`normalize` does for a constant map.
+    background cue, as :func:`~dsrg.data.saliency.normalize` does for a constant map.
     """
     if method not in METHODS:
         raise InputError(f"unknown saliency method {method!r}; expected one of {', '.join(METHODS)}")
@@ -441,9 +255,9 @@ def saliency_maps(images: Iterable[np.ndarray], ids: Iterable[str] | None = None
                   resize: bool = False) -> Iterator[np.ndarray]:
     """Yield one normalised saliency map ``float32 (H, W)`` per image, lazily.
 
-    With ``folder`` (a path or a :class:`SaliencyFolder`) the maps are read from it by image id
+    With ``folder`` (a path or a :class:`~dsrg.data.saliency.SaliencyFolder`) the maps are read from it by image id
     (``ids`` is then required, in the same order as ``images``; each map must match its image's size
-    unless ``resize``, which applies when ``folder`` is a path: a :class:`SaliencyFolder` keeps its
+    unless ``resize``, which applies when ``folder`` is a path: a :class:`~dsrg.data.saliency.SaliencyFolder` keeps its
     own setting). Without it they are computed with ``method`` (see :func:`compute_saliency`).
     """
     if folder is None:
@@ -498,16 +312,3 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
             "recall": cue_bg / bg_all if bg_all else float("nan"),
             "cue_fraction": cue_all / scored if scored else float("nan"),
             "images": n, "seconds_per_image": seconds / max(n, 1)}
-
-
-def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = BACKGROUND_THRESHOLD,
-                          ignore: int = 255) -> tuple[int, int, int, int]:
-    """Pixel counts of one image's background cue against its ground truth ``mask`` (0 = background).
-
-    Returns ``(cue pixels on background, cue pixels, background pixels, scored pixels)``; pixels whose
-    ground truth is ``ignore`` are not scored.
-    """
-    valid = mask != ignore
-    cue = background_cues(sal, threshold) & valid
-    is_bg = (mask == 0) & valid
-    return int((cue & is_bg).sum()), int(cue.sum()), int(is_bg.sum()), int(valid.sum())

@@ -1,5 +1,5 @@
-"""Evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy (Section 4.1), and the quality of
-the dynamic supervision against ground truth (Section 4.5, Fig. 4).
+"""Evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy (Section 4.1), the quality of the
+dynamic supervision against ground truth (Section 4.5, Fig. 4) and of the background seeds.
 
 mIoU is the standard one: the mean over classes present in the ground truth or the prediction
 (classes with neither are NaN and left out), ground-truth 255 ignored. The authors' public evaluator
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checks import expect_shape
-from .io import InputError
+from ..errors import InputError, expect_shape
+from . import BACKGROUND_THRESHOLD
+from .seeds import background_cues
 
 IGNORE = 255
 
@@ -127,3 +128,16 @@ def supervision_quality(counts: torch.Tensor) -> dict:
     iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
     return {"precision": float(torch.nanmean(prec)), "recall": float(torch.nanmean(rec)),
             "iou": float(torch.nanmean(iou)), "labelled_fraction": float(lab.sum() / gtc.sum().clamp(min=1))}
+
+
+def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = BACKGROUND_THRESHOLD,
+                          ignore: int = 255) -> tuple[int, int, int, int]:
+    """Pixel counts of one image's background cue against its ground truth ``mask`` (0 = background).
+
+    Returns ``(cue pixels on background, cue pixels, background pixels, scored pixels)``; pixels whose
+    ground truth is ``ignore`` are not scored.
+    """
+    valid = mask != ignore
+    cue = background_cues(sal, threshold) & valid
+    is_bg = (mask == 0) & valid
+    return int((cue & is_bg).sum()), int(cue.sum()), int(is_bg.sum()), int(valid.sum())

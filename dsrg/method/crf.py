@@ -1,52 +1,13 @@
-"""Dense CRF (Kraehenbuehl & Koltun, NIPS 2011), batched over images, with two backends.
+"""Dense CRF (Kraehenbuehl & Koltun, NIPS 2011), batched over images, with the parameters of the authors' code
+(Section 4.1: bilateral Potts weight 10, theta_alpha = 80 / s, theta_beta = 13; Gaussian weight 3,
+theta_gamma = 3 / s; 10 mean-field iterations).
 
-Two uses in DSRG, both with the parameters of the authors' code (10 mean-field iterations):
-bilateral Potts weight 10 with ``theta_alpha = 80 / s`` and ``theta_beta = 13`` (RGB), Gaussian Potts
-weight 3 with ``theta_gamma = 3 / s``.
-
-- Training time (:func:`crf_train`): on the network's output grid (41 x 41 at paper scale) with the
-  image resized to that grid and ``s = 12``. It gives the ``Q`` of the boundary loss (Eq. 2) and,
-  through :func:`refine_for_growing`, the probabilities region growing reads (Eq. 3; step 1 of the
-  reference's "Region growing" recipe). Unary: ``prob`` (the DSRG code feeds the probabilities
-  themselves as energy, ``-p``) or ``logprob`` (``-log p``, as SEC and the usual CRF do).
-- Test time (:func:`crf_test`): at full image resolution, ``s = 1``, unary ``-log p`` (pydensecrf only).
-
-Backends (``backend=`` of :func:`dense_crf`, :func:`crf_train`, :func:`refine_for_growing`):
-
-- ``"pydensecrf"``: pydensecrf2's ``DenseCRF2D`` on the CPU (NumPy, float32), one image at a time,
-  optionally in a process pool (``workers``); its message passing filters with the permutohedral
-  lattice, an approximation of the Gaussian kernels. The result returns on the input's device.
-- ``"exact"``: the same model and the same mean-field updates with the EXACT Gaussian kernels, as dense
-  ``(N, N)`` matrices (``N = h * w`` positions), batched over images with ``torch.bmm``, on the input's
-  device (CPU or CUDA) and in float64 for float64 inputs (float32 otherwise; autocast is switched off
-  inside, and float32 matmuls follow ``torch.backends.cuda.matmul.allow_tf32``, off by default: with TF32
-  on, expect differences of about 1e-3). Only for small grids: ``N <= EXACT_MAX_POSITIONS``
-  (41 x 41 = 1681 at paper scale: 11 MB per image in float32; the kernels are built once per call and
-  reused by the 10 iterations, in chunks of images of at most ``EXACT_CHUNK_BYTES`` working memory).
-- ``"auto"``: ``exact`` for CUDA tensors with a grid that small, ``pydensecrf`` otherwise, so CPU runs
-  keep pydensecrf's results.
-
-The model the exact backend reproduces, read from pydensecrf's C++ sources (densecrf.cpp, pairwise.cpp,
-labelcompatibility.cpp, permutohedral.cpp):
-
-- features ``f_i = (x_i / sxy, y_i / sxy)`` (Gaussian, ``sxy = theta_gamma / s``) and
-  ``f_i = (x_i / sxy, y_i / sxy, R_i / srgb, G_i / srgb, B_i / srgb)`` (bilateral, ``sxy = theta_alpha / s``,
-  ``srgb = theta_beta``); kernel ``k(i, j) = exp(-|f_i - f_j|^2 / 2)``, the self pair ``i = j`` INCLUDED
-  (the lattice's splat-blur-slice keeps it and nothing subtracts it);
-- ``NORMALIZE_SYMMETRIC`` (the default of ``addPairwiseGaussian`` / ``addPairwiseBilateral``):
-  ``n_i = 1 / sqrt(sum_j k(i, j))`` (the sum includes ``k(i, i) = 1``; pydensecrf adds 1e-20), and the
-  filter is ``D K D`` with ``D = diag(n)``;
-- ``PottsCompatibility(w)`` maps a filtered ``M`` to ``-w M`` and inference SUBTRACTS it, so one
-  iteration is ``Q <- softmax_c(-U + sum_k w_k D_k K_k D_k Q)`` from ``Q_0 = softmax_c(-U)``. With
-  ``sum_c Q = 1`` this equals ``softmax_c(-U - sum_k w_k D_k K_k D_k (1 - Q))``: a positive ``w`` is a
-  Potts energy ``w [l_i != l_j]`` that penalises disagreement.
-
-Kernel entries below 1e-30 are set to 0 (:func:`_exp_cut_`). The two backends then differ only by the
-lattice's approximation (entries of the normalised filter off by up to ~15 % relative, RMS ~1e-3).
-On 99 % of the positions the marginals agree to 1.5e-4 (confident maps) or 7e-3 (weak maps), but at
-isolated positions near a tie the mean field of either backend can settle on another label (difference
-up to ~1), as pydensecrf does against itself under a +-1 grey-level change of the image
-(``tests/test_crf.py::test_exact_crf_agrees_with_pydensecrf``).
+At training time (:func:`refine_for_growing`) on the output grid with ``s = 12``: the ``Q`` of the boundary
+loss (Eq. 2) and of region growing (Eq. 3). At test time (:func:`crf_test`) at full resolution, ``s = 1``.
+Two backends: ``pydensecrf`` (the permutohedral lattice, CPU, one image at a time) and ``exact`` (the same
+model with dense ``(N, N)`` kernels in torch, batched, on the input's device; small grids only); ``auto``
+runs ``exact`` on CUDA and ``pydensecrf`` elsewhere. The model both follow, read from pydensecrf's
+sources, and how closely they agree: the book's fidelity chapter.
 """
 
 from __future__ import annotations
@@ -60,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import expect_shape
-from .io import InputError
+from ..errors import InputError, expect_shape
+from . import TRAIN_CRF_SCALE
 
 UNARIES = ("prob", "logprob")
 BACKENDS = ("auto", "pydensecrf", "exact")
@@ -87,7 +48,7 @@ class CRFParams:
     theta_gamma: float = 3.0
 
 
-TRAIN_PARAMS = CRFParams(scale=12.0)
+TRAIN_PARAMS = CRFParams(scale=TRAIN_CRF_SCALE)
 TEST_PARAMS = CRFParams(scale=1.0)
 
 
@@ -121,26 +82,36 @@ def _images_hwc(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return _resize_images(images, size).cpu().numpy()
 
 
-def resolve_backend(backend: str, probs: torch.Tensor) -> str:
-    """The backend :func:`dense_crf` uses for ``probs`` (``(B, C, h, w)``): ``"pydensecrf"`` or ``"exact"``.
-
-    ``"auto"`` is ``"exact"`` on a CUDA tensor whose grid has at most ``EXACT_MAX_POSITIONS`` positions,
-    ``"pydensecrf"`` otherwise. Raises InputError for an unknown name, or ``"exact"`` on a grid too large.
-    """
+def choose_backend(backend: str, positions: int, cuda: bool) -> str:
+    """The backend that ``backend`` runs as on a grid of ``positions`` (``h * w``) positions, on CUDA or not:
+    ``"auto"`` is ``"exact"`` on CUDA with at most ``EXACT_MAX_POSITIONS`` positions, else ``"pydensecrf"``.
+    Raises InputError for an unknown name, or ``"exact"`` on a grid too large."""
     if backend not in BACKENDS:
         raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    n = int(probs.shape[-2]) * int(probs.shape[-1]) if probs.dim() >= 2 else 0
     if backend == "auto":
-        return "exact" if probs.is_cuda and n <= EXACT_MAX_POSITIONS else "pydensecrf"
-    if backend == "exact" and n > EXACT_MAX_POSITIONS:
+        return "exact" if cuda and positions <= EXACT_MAX_POSITIONS else "pydensecrf"
+    if backend == "exact" and positions > EXACT_MAX_POSITIONS:
         raise InputError(f"backend='exact' holds dense (h*w) x (h*w) kernels: at most {EXACT_MAX_POSITIONS} "
-                         f"positions, got {probs.shape[-2]} x {probs.shape[-1]} = {n}; use backend='pydensecrf'")
+                         f"positions, got {positions}; use backend='pydensecrf'")
     return backend
 
 
-def unary_energy(probs: torch.Tensor, unary: str) -> torch.Tensor:
-    """The unary energy ``U`` of the CRF: ``-log p`` (``"logprob"``, p clipped at 1e-12) or ``-p`` (``"prob"``)."""
-    return -probs.clamp(min=1e-12).log() if unary == "logprob" else -probs
+def resolve_backend(backend: str, probs: torch.Tensor) -> str:
+    """The backend :func:`dense_crf` uses for ``probs`` (``(B, C, h, w)``): :func:`choose_backend` of its grid
+    and device."""
+    n = int(probs.shape[-2]) * int(probs.shape[-1]) if probs.dim() >= 2 else 0
+    return choose_backend(backend, n, probs.is_cuda)
+
+
+def unary_energy(probs, unary: str, floor: float = 1e-12):
+    """The CRF's unary energy ``U``: ``-log max(p, floor)`` (``"logprob"``) or ``-p`` (``"prob"``, the authors'
+    training-time choice). ``probs``: a tensor or a NumPy array, any shape; the result is of the same kind
+    and dtype. The test time CRF of the pipeline floors at 1e-5 (:data:`dsrg.method.inference.PROB_FLOOR`)."""
+    if unary != "logprob":
+        return -probs
+    if isinstance(probs, np.ndarray):
+        return -np.log(np.clip(probs, floor, None))
+    return -probs.clamp(min=floor).log()
 
 
 def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
@@ -241,8 +212,7 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
                           workers: int | None) -> torch.Tensor:
     b, c, h, w = probs.shape
-    p = probs.detach().float().cpu().numpy()
-    energy = -np.log(np.clip(p, 1e-12, None)) if unary == "logprob" else -p
+    energy = unary_energy(probs.detach().float().cpu().numpy(), unary)
     rgb = _images_hwc(images, (h, w))
     jobs = [(energy[i], rgb[i], params) for i in range(b)]
     workers = min(b, os.cpu_count() or 1) if workers is None else workers

@@ -1,4 +1,5 @@
-"""Losses of DSRG step 1 (Section 3.2): seeding losses (Eq. 1 and SEC's) and the boundary loss.
+"""Losses of DSRG step 1 (Section 3.2): seeding losses (Eq. 1 and SEC's), the boundary loss, and their sum,
+Eq. (2).
 
 All take batched tensors ``(B, C, H, W)`` on any device, are safe on empty seed sets (an image with no
 seed of a kind contributes 0 for that term) and return a scalar averaged over the batch. Seeds are
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from .checks import expect_shape
+from ..errors import InputError, expect_shape
 
 SMOOTH_EPS = 1e-4
+SEED_LOSSES = ("balanced", "sec")
+BOUNDARY_CLIP = (0.05, 20.0)     # the authors' code clamps Q / P of the boundary loss to this range
 
 
 def smoothed_softmax(logits: torch.Tensor, eps: float = SMOOTH_EPS) -> torch.Tensor:
@@ -65,7 +68,7 @@ def boundary_loss(probs: torch.Tensor, crf_probs: torch.Tensor,
     """Constrain-to-boundary loss of SEC, used by Eq. (2): mean over batch and pixels of KL(Q || P).
 
     ``KL(Q || P)[u] = sum_c Q[u, c] * log(Q[u, c] / P[u, c])`` where ``P`` is the network's (smoothed)
-    output and ``Q`` its dense-CRF refinement (:func:`dsrg.crf.crf_train`). ``Q`` is a constant (it is
+    output and ``Q`` its dense-CRF refinement (:func:`dsrg.method.crf.refine_for_growing`). ``Q`` is a constant (it is
     detached: SEC's later fix; the gradient flows into ``P`` only).
 
     Args:
@@ -84,3 +87,23 @@ def boundary_loss(probs: torch.Tensor, crf_probs: torch.Tensor,
         ratio = ratio.clamp(*ratio_clip)
     kl = torch.xlogy(q, ratio).sum(dim=1)              # (B, H, W); a class with Q = 0 adds 0
     return kl.mean()
+
+
+def total_loss(probs: torch.Tensor, crf_probs: torch.Tensor, seeds: torch.Tensor, seed_loss: str = "balanced",
+               boundary_weight: float = 1.0, ratio_clip: tuple[float, float] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (2): the seeding loss (``"balanced"``, Eq. 1, or ``"sec"``) on ``seeds`` plus ``boundary_weight``
+    times the boundary loss of ``probs`` against ``crf_probs`` (``ratio_clip`` as :func:`boundary_loss`).
+
+    Args:
+        probs: float ``(B, C, H, W)``, P (:func:`smoothed_softmax`).
+        crf_probs: float ``(B, C, H, W)``, Q.
+        seeds: bool ``(B, C, H, W)``, the supervision (the grown seeds in DSRG).
+    Returns:
+        ``(loss, seeding loss, boundary loss)``, scalar tensors; only ``loss`` keeps the graph.
+    """
+    if seed_loss not in SEED_LOSSES:
+        raise InputError(f"seed_loss: expected one of {SEED_LOSSES}, got {seed_loss!r}")
+    seed = (balanced_seed_loss if seed_loss == "balanced" else sec_seed_loss)(probs, seeds)
+    bound = boundary_loss(probs, crf_probs, ratio_clip)
+    return seed + boundary_weight * bound, seed.detach(), bound.detach()

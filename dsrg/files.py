@@ -1,7 +1,7 @@
-"""Small file helpers shared by every step: atomic writes and clear input errors.
+"""Files written whole or not at all, locks, and images read with a clear error.
 
-Nothing half-written is ever left behind: each writer writes to a temporary file in the
-destination folder and renames it into place (``os.replace`` is atomic on POSIX and Windows).
+Each writer writes to a temporary file in the destination folder and renames it into place
+(``os.replace`` is atomic on POSIX and Windows), so nothing half-written is ever left behind.
 """
 
 from __future__ import annotations
@@ -17,33 +17,13 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from .errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-class InputError(ValueError):
-    """Bad user input (a missing file, a wrong shape, a bad value). The message names the thing."""
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message ("" for none): the part worth quoting in an InputError."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def name_some(names, limit: int = 3) -> str:
-    """The first ``limit`` of ``names`` and how many more, for an error message: ``a, b, c, ... (4 more)``."""
-    names = list(names)
-    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
-
-
-def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:
-    """The InputError for a text file that is not UTF-8: ``path``, the line and the byte, and ``expected``."""
-    line = path.read_bytes()[:exc.start].count(b"\n") + 1
-    return InputError(f"{prefix}{path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text ({expected})")
 
 
 @contextlib.contextmanager

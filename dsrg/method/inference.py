@@ -1,8 +1,8 @@
-"""Multi-scale inference with a dense CRF: the pseudo labels and the final test (reference, "Schedules").
+"""Multi-scale inference with a dense CRF: the pseudo labels and the final test (the authors' recipe).
 
 For one image: the network's logits at each input size, upsampled (bilinear) to the image, summed;
-softmax; optionally the test-time CRF (s = 1, unary -log p, :func:`dsrg.crf.crf_test`); argmax over
-all classes. The CRF of image k runs in a process pool while the network works on image k + 1.
+softmax; optionally the test-time CRF (s = 1, unary -log p); argmax over all classes. The CRF of image k
+runs in a process pool while the network works on image k + 1.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .crf import CRFParams, _dense_crf_one, process_pool
-from .data import transforms as T
-from .train import autocast
+from ..data import transforms as T
+from .crf import CRFParams, _dense_crf_one, process_pool, unary_energy
 
 #: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
 #: eps; the unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
@@ -26,13 +25,14 @@ PROB_FLOOR = 1e-5
 def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[tuple[int, int]],
                      device: torch.device, normalize: str, amp: bool = True) -> torch.Tensor:
     """Softmax of the summed logits ``(C, H, W)`` (float32, CPU) of ``image`` uint8 ``(H, W, 3)``,
-    the network run at each ``(h, w)`` in ``sizes``."""
+    the network run at each ``(h, w)`` in ``sizes``; under bf16 autocast where ``amp`` and ``device`` is a
+    GPU (the caller asks only where it computes bf16 natively, :func:`dsrg.run.dist.bf16_native`)."""
     h, w = image.shape[:2]
     total = None
     with torch.no_grad():
         for size in sizes:
             x = T.to_chw(T.resize_image(image, size)).unsqueeze(0).to(device)
-            with autocast(device, amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
                 logits = model(T.normalize(x, normalize))
             up = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=True)
             total = up if total is None else total + up
@@ -40,7 +40,7 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
 
 
 def _crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
-    q = _dense_crf_one(-np.log(np.clip(probs, PROB_FLOOR, None)).astype(np.float32), image, params)
+    q = _dense_crf_one(unary_energy(probs, "logprob", PROB_FLOOR), image, params)
     return q.argmax(0).astype(np.uint8)
 
 

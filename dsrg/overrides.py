@@ -1,24 +1,23 @@
-"""Typed configs: dataclasses, overridable by ``key=value`` strings (command line, papermill).
+"""Typed configs overridden by ``key=value`` strings (the command line, papermill): a dataclass merged with
+YAML layers and overrides through OmegaConf, which checks every key and type. Used by the profiles
+(:mod:`dsrg.profile`) and the dataset generators' configs.
 
-OmegaConf checks types against the dataclass; unknown keys and bad values become InputError
-messages that name the key and what it accepts (for an unknown key: the keys of its section and the
-closest one, e.g. ``unknown key 'theta_fgg' in seg (did you mean 'theta_fg'?); seg has: ...``).
+Unknown keys and bad values become InputError messages that name the key and what it accepts (for an
+unknown key: the keys of its section and the closest one, e.g. ``unknown key 'theta_fgg' in seg (did you
+mean 'theta_fg'?); seg has: ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Sequence, TypeVar
+from typing import Any, Sequence
 
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from .io import InputError, first_line
-
-T = TypeVar("T")
-
+from .errors import InputError, first_line
 
 def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, explain) -> Any:
     """``schema`` (a dataclass or instance) merged with ``layers`` (dicts / OmegaConf configs) and then
@@ -67,12 +66,7 @@ def _node(cfg, key: str):
         return None
 
 
-def apply_overrides(cfg: T, overrides: Sequence[str] = ()) -> T:
+def apply_overrides(cfg: Any, overrides: Sequence[str] = ()) -> Any:
     """Return a copy of the dataclass ``cfg`` with ``key=value`` overrides applied (nested keys: ``a.b=1``)."""
     return merge(cfg, [], overrides, f"{dataclasses.fields(cfg)[0].name}=...",
                  lambda key, reason: f"config key {key!r}: {reason}")
-
-
-def to_dict(cfg: Any) -> dict:
-    """A plain dict of a dataclass config (for JSON records)."""
-    return dataclasses.asdict(cfg)

@@ -1,4 +1,5 @@
-"""Figures for the book: label maps in the VOC palette, image/mask grids, cue overlays, training curves.
+"""The book's figures: label maps in the VOC palette, image grids, cue overlays, training curves, and ours
+beside the paper's (bars, Fig. 4's curves, heat maps; the paper's values grey, ours blue).
 
 Functions return matplotlib Figures; :func:`save_figure` writes PNG and SVG atomically.
 """
@@ -6,6 +7,7 @@ Functions return matplotlib Figures; :func:`save_figure` writes PNG and SVG atom
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -13,8 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .data.voc import IGNORE, voc_palette
-from .io import InputError, atomic_path
+from ..data.voc import IGNORE, voc_palette
+from ..errors import InputError
+from ..files import atomic_path
+
+PAPER, OURS = "#7f7f7f", "#1f77b4"     # the paper's values grey, ours blue, in every figure
 
 
 def colorize(mask: np.ndarray) -> np.ndarray:
@@ -74,7 +79,7 @@ def smoothed(values: pd.Series, window: int) -> pd.Series:
 def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = None, window: int | None = None):
     """Training curves: one panel per logged quantity, one colour per run, against the iteration.
 
-    ``logs``: run label -> its log (:meth:`dsrg.experiments.Experiment.log`, :func:`dsrg.runs.read_log`).
+    ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
     ``keys``: the columns to plot (default: every logged quantity but ``it``, ``epoch``, ``lr`` and ``s``,
     in the first log's order). Thin lines are the values of each iteration; thick ones their trailing mean
     over ``window`` iterations (default :func:`curve_window` of the longest log).
@@ -106,6 +111,75 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, loc="best", title=f"mean of {window} it." if window > 1 else None,
                       title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- ours beside the paper's
+
+def bars_beside(df: pd.DataFrame, ylabel: str, title: str, paper_col: str = "paper", ours_col: str = "ours"):
+    """Grouped bars, one group per row of ``df``: the paper's value (grey) and ours (blue)."""
+    x = np.arange(len(df))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(df), 3.4))
+    for dx, col, colour in ((-0.2, paper_col, PAPER), (0.2, ours_col, OURS)):
+        vals = df[col].to_numpy(dtype=float)
+        bars = ax.bar(x + dx, np.nan_to_num(vals), 0.38, color=colour, label=col)
+        for b, v in zip(bars, vals):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.1f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [textwrap.fill(str(i), 12) for i in df.index])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, max(100.0, np.nanmax(df[[paper_col, ours_col]].to_numpy(dtype=float)) * 1.1))
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def supervision_curves(ours: pd.DataFrame, paper: pd.DataFrame, paper_epochs: float, paper_label: str | None = None):
+    """Fig. 4: precision, recall and IoU (%) of the supervision over training, ours against the paper's.
+
+    ``ours``: rows per epoch (``epoch`` column, fractions in [0, 1]); ``paper``: percent, indexed by epoch.
+    The x axis is the fraction of training done, so runs of different lengths share it; the paper's
+    points sit at ``epoch / paper_epochs``. The paper does not say how many epochs it trained:
+    ``paper_epochs`` is the caller's assumption (the book uses :func:`dsrg.reproduce.paper.authors_step1_epochs`, the
+    authors' public schedule), and ``paper_label`` (default: the epochs and that total) says so in the legend.
+    """
+    last = max(int(ours["epoch"].max()), 1)
+    if paper_label is None:
+        shown = ", ".join(str(int(e)) for e in paper.index)
+        paper_label = f"paper: epochs {shown} of {paper_epochs:.1f} (length assumed)"
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
+    for ax, key in zip(axes, ("precision", "recall", "iou")):
+        ax.plot(ours["epoch"] / last, 100 * ours[key], "o-", color=OURS, label=f"ours ({last} epochs)")
+        ax.plot(paper.index / paper_epochs, paper[key], "s--", color=PAPER, label=paper_label)
+        ax.set_title({"iou": "IoU"}.get(key, key.capitalize()), fontsize=10)
+        ax.set_xlabel("fraction of training (epoch / last epoch)")
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("%")
+    axes[0].set_ylim(0, 100)
+    axes[0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}"):
+    """A labelled heat map of a 2-D table (rows and columns from the DataFrame's index and columns)."""
+    values = grid.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * values.shape[1], 1.0 + 0.6 * values.shape[0]))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(values.shape[0]), [str(r) for r in grid.index])
+    ax.set_xlabel(str(grid.columns.name or ""))
+    ax.set_ylabel(str(grid.index.name or ""))
+    finite = values[np.isfinite(values)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for (r, c), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8, color="white" if v < mid else "black")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     return fig
 

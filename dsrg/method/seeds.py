@@ -1,16 +1,10 @@
-"""Seed cues (Section 3.1): foreground from CAM heatmaps, background from saliency, stacked.
+"""Seed cues (Section 3.1): foreground from CAM heatmaps, background from saliency, stacked into multi-hot
+bool tensors ``(B, C, h, w)`` on the network's output grid (channel 0 = background; a foreground channel set
+only for the classes present in the image).
 
-The cues are multi-hot bool tensors ``(B, C, h, w)`` on the network's output grid, channel 0 =
-background, a foreground channel set only for the classes present in the image.
-
-Foreground rules (for each present class, on its CAM heatmap):
-
-- ``fraction_of_max`` (default, the authors' public code): ``heat > fraction * max(heat)``;
-- ``top_fraction`` (the paper's wording, "top 20% of the largest value", read as a rank): the pixels
-  whose heat is in the top ``fraction`` of the heatmap's values (``heat >= quantile(1 - fraction)``).
-  The reference notes call this rule ``top_quantile``.
-
-Background rule (the paper): saliency normalised to [0, 1] per image, ``saliency < 0.06``.
+Foreground, per present class: ``fraction_of_max`` (the authors' code, the default), ``heat > 0.2 max(heat)``,
+or ``top_fraction`` (the paper's words read as a rank), the top 20 % of the heatmap's values. Background:
+normalised saliency ``< 0.06``.
 """
 
 from __future__ import annotations
@@ -18,14 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .checks import expect_shape
-from .io import InputError
+from ..data.saliency import normalize_maps
+from ..errors import InputError, expect_shape
+from . import BACKGROUND_THRESHOLD, FG_FRACTION
 
 FG_RULES = ("fraction_of_max", "top_fraction")
 
 
 def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "fraction_of_max",
-                        fraction: float = 0.2) -> torch.Tensor:
+                        fraction: float = FG_FRACTION) -> torch.Tensor:
     """Foreground cues from CAM heatmaps.
 
     Args:
@@ -55,23 +50,15 @@ def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "f
     return cue
 
 
-def normalize_per_image(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1].
-
-    A constant map carries no information; it becomes all ones (no background cue), the safe side.
-    The same rule as :func:`dsrg.saliency.normalize` (NumPy, one map at image resolution); here it is
-    applied again on the output grid, after resizing, so that the threshold reads a [0, 1] map there.
-    """
-    flat = maps.reshape(maps.shape[0], -1).float()
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    span = hi - lo
-    out = torch.where(span > 0, (flat - lo) / span.clamp(min=1e-12), torch.ones_like(flat))
-    return out.view_as(maps)
+def background_cues(saliency, threshold: float = BACKGROUND_THRESHOLD):
+    """The paper's background rule: normalised saliency strictly below ``threshold``. ``saliency``: a tensor
+    or an array of any shape; returns bool of the same kind and shape."""
+    return saliency < threshold
 
 
 def saliency_background_cues(saliency: torch.Tensor, size: tuple[int, int] | None = None,
-                             threshold: float = 0.06) -> torch.Tensor:
-    """Background cues: pixels whose normalised saliency is below ``threshold`` (0.06 in the paper).
+                             threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
+    """:func:`background_cues` on the output grid: the maps resized there, then normalised there again.
 
     Args:
         saliency: float ``(B, H, W)`` saliency maps (any range: normalised here per image).
@@ -85,7 +72,7 @@ def saliency_background_cues(saliency: torch.Tensor, size: tuple[int, int] | Non
     sal = saliency.float()
     if size is not None and tuple(size) != tuple(sal.shape[1:]):
         sal = F.interpolate(sal.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=True).squeeze(1)
-    return normalize_per_image(sal) < threshold
+    return background_cues(normalize_maps(sal), threshold)
 
 
 def stack_cues(foreground: torch.Tensor, background: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -103,7 +90,7 @@ def stack_cues(foreground: torch.Tensor, background: torch.Tensor, labels: torch
 
 
 def make_cues(cams: torch.Tensor, saliency: torch.Tensor, labels: torch.Tensor, rule: str = "fraction_of_max",
-              fraction: float = 0.2, bg_threshold: float = 0.06) -> torch.Tensor:
+              fraction: float = FG_FRACTION, bg_threshold: float = BACKGROUND_THRESHOLD) -> torch.Tensor:
     """CAM foreground cues + saliency background cues on the CAM grid: bool ``(B, C, h, w)``."""
     fg = cam_foreground_cues(cams, labels, rule, fraction)
     bg = saliency_background_cues(saliency, size=tuple(cams.shape[2:]), threshold=bg_threshold)

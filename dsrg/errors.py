@@ -1,0 +1,60 @@
+"""Bad input and the checks that find it: one :class:`InputError` whose message names the thing and what
+was expected, and the pieces those messages are made of."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import torch
+
+
+class InputError(ValueError):
+    """Bad user input (a missing file, a wrong shape, a bad value). The message names the thing."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" for none): the part worth quoting in an InputError."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def name_some(names, limit: int = 3) -> str:
+    """The first ``limit`` of ``names`` and how many more, for an error message: ``a, b, c, ... (4 more)``."""
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:
+    """The InputError for a text file that is not UTF-8: ``path``, the line and the byte, and ``expected``."""
+    line = path.read_bytes()[:exc.start].count(b"\n") + 1
+    return InputError(f"{prefix}{path}, line {line}: byte {exc.object[exc.start]:#04x} is not UTF-8 text ({expected})")
+
+
+def expect_shape(name: str, t: torch.Tensor, shape: Sequence[int | None], dtype: torch.dtype | None = None) -> None:
+    """Raise InputError unless the tensor ``t`` has ``len(shape)`` dims matching ``shape`` (None = any size)
+    and, if given, the torch ``dtype``."""
+    import torch  # here: the command line and the profiles import this module, and they start without torch
+
+    if not isinstance(t, torch.Tensor):
+        raise InputError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    if t.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, t.shape)):
+        raise InputError(f"{name}: expected shape {want}, got {tuple(t.shape)}")
+    if dtype is not None and t.dtype != dtype:
+        raise InputError(f"{name}: expected dtype {dtype}, got {t.dtype}")
+
+
+def expect_probability(name: str, value: float, allow_inf: bool = False) -> None:
+    """A threshold in [0, 1], or +inf where ``allow_inf`` (``inf`` switches that side off)."""
+    ok = 0.0 <= value <= 1.0 or (allow_inf and value == float("inf"))
+    if not ok:
+        extra = " or inf" if allow_inf else ""
+        raise InputError(f"{name}: expected a value in [0, 1]{extra}, got {value!r}")
+
+
+def expect_positive_int(name: str, value: object) -> None:
+    """Raise InputError unless ``value`` is an int >= 1 (a bool is not accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name}: expected a positive integer, got {value!r}")

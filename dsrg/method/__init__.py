@@ -1,0 +1,22 @@
+"""The paper's method, tensors in and tensors out, never a profile: the seed cues of Section 3.1 (``seeds``,
+``saliency``), region ``growing`` (Section 3.3, Eq. 3), the ``losses`` (Eq. 1 and 2), the dense ``crf``,
+multi-scale ``inference`` and the evaluation ``metrics`` (Section 4).
+
+The paper's thresholds are written here, once: the method's functions take them as defaults, and the
+profiles' defaults are the same names (:mod:`dsrg.profile`).
+"""
+
+#: The foreground seeds of a class are where its CAM exceeds this fraction of its maximum (Section 3.1).
+FG_FRACTION = 0.2
+
+#: The background seeds are where the normalised saliency is below this (Sections 3.1 and 4.1).
+BACKGROUND_THRESHOLD = 0.06
+
+#: The threshold theta_f of region growing for the foreground classes (Section 4.1).
+THETA_FG = 0.85
+
+#: The threshold theta_b of region growing for the background (Section 4.1).
+THETA_BG = 0.99
+
+#: The training-time CRF's scale s on the output grid (the authors' code).
+TRAIN_CRF_SCALE = 12.0

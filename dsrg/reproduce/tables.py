@@ -1,0 +1,75 @@
+"""The book's tables, ours beside the paper's, and the words glued from measured numbers.
+
+Tables are pandas DataFrames saved as CSV (:func:`save_table`); the caption with dataset, profile and
+machine comes from :meth:`dsrg.reproduce.experiments.Experiment.provenance`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.voc import IGNORE, read_label_png
+from ..files import atomic_path
+
+
+def beside(paper: pd.Series, ours: pd.Series, paper_label: str = "paper", ours_label: str = "ours") -> pd.DataFrame:
+    """Rows = the union of both indexes (paper's order first); columns paper, ours and ours - paper."""
+    index = list(paper.index) + [k for k in ours.index if k not in paper.index]
+    df = pd.DataFrame({paper_label: paper.reindex(index), ours_label: ours.reindex(index)})
+    df[f"{ours_label} - {paper_label}"] = df[ours_label] - df[paper_label]
+    return df
+
+
+def save_table(df: pd.DataFrame, path_stem: str | os.PathLike, digits: int = 2) -> Path:
+    """Write ``df`` (rounded to ``digits``) to ``<stem>.csv`` atomically; returns the path."""
+    path = Path(path_stem).with_suffix(".csv")
+    with atomic_path(path) as tmp:
+        df.round(digits).to_csv(tmp)
+    return path
+
+
+def eval_setting(cfg) -> str:
+    """How a profile's ``evaluate`` step tests a model, in words, from ``cfg.eval`` (so an override such as
+    ``eval.crf=false`` or ``eval.scales=[1.0]`` is what the page says).
+
+    E.g. ``"scales 0.75, 1, 1.25 of the image size (logits summed), then the dense CRF (s = 4)"``.
+    """
+    scales = [float(s) for s in cfg.eval.scales]
+    sizes = ", ".join(f"{s:g}" for s in scales)
+    text = (f"scales {sizes} of the image size (logits summed)" if len(scales) > 1
+            else f"one scale, {sizes}x the image size")
+    return text + (f", then the dense CRF (s = {float(cfg.eval.crf_scale):g})" if cfg.eval.crf else ", no CRF")
+
+
+def label_shares(experiment) -> pd.DataFrame:
+    """Share of each class among the evaluated pixels: in ``experiment``'s predictions and in the ground truth.
+
+    Reads the prediction PNGs that ``evaluate`` wrote and the split's label maps (pixels labelled 255 in
+    the ground truth are left out of both). Returns a DataFrame indexed by class name with columns
+    ``predicted`` and ``ground truth`` (fractions summing to 1).
+    """
+    split = experiment.metrics()["split"]
+    ds = experiment.dataset(split)
+    pred_dir = experiment.predictions()
+    k = ds.num_classes
+    pred = np.zeros(k, np.int64)
+    true = np.zeros(k, np.int64)
+    for i, image_id in enumerate(ds.ids):
+        gt = np.asarray(ds.mask(i))
+        p = read_label_png(pred_dir / f"{image_id}.png", k)
+        valid = gt != IGNORE
+        pred += np.bincount(np.asarray(p)[valid].ravel(), minlength=k)[:k]
+        true += np.bincount(gt[valid].ravel(), minlength=k)[:k]
+    return pd.DataFrame({"predicted": pred / max(pred.sum(), 1), "ground truth": true / max(true.sum(), 1)},
+                        index=pd.Index(ds.class_names, name="class"))
+
+
+def compare_word(a: float, b: float, higher: str = "higher", lower: str = "lower", same: str = "the same",
+                 tol: float = 0.05) -> str:
+    """``higher`` if ``a > b + tol``, ``lower`` if ``a < b - tol``, else ``same``: for sentences glued from
+    measured numbers, so that the words follow the numbers of the run."""
+    return higher if a > b + tol else lower if a < b - tol else same

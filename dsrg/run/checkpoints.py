@@ -1,0 +1,91 @@
+"""Checkpoints of a training step (model, optimizer, every process's RNG states, the step's records), written
+atomically every ``ckpt_every`` iterations so that ``--resume`` continues where a run stopped, and the final
+weights of a step with what built them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, first_line
+from ..files import atomic_path
+from .dist import World, channels_last
+
+
+def checkpoint_iteration(ckpt: Path) -> int | None:
+    """The iteration a checkpoint continues from (memory-mapped: the weights are not read); None when the
+    file is unreadable."""
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["iteration"])
+    except Exception:  # noqa: BLE001 (a truncated or foreign file: the callers say so)
+        return None
+
+
+def set_aside(ckpt: Path, desc: str) -> None:
+    """Without --resume: the interrupted run's checkpoint becomes ``ckpt.prev.pt`` (a later --resume must not
+    continue it under this run's log), and a note says so."""
+    it = checkpoint_iteration(ckpt)
+    what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
+    prev = ckpt.with_name("ckpt.prev.pt")
+    os.replace(ckpt, prev)
+    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {prev} "
+          f"(`--resume` continues an interrupted run)", file=sys.stderr, flush=True)
+
+
+def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
+    """Restore model, optimizer and records from ``ckpt``; an unusable file is an InputError with the ways out."""
+    # on the CPU: the RNG states must stay there, and the records' counters are CPU tensors;
+    # load_state_dict copies the weights and the optimizer's state onto the parameters' device
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if records is not None and state.get("records") is not None:
+            records.load_state_dict(state["records"])
+        int(state["iteration"])
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (a truncated zip, a pickle error, missing keys, other shapes...)
+        raise InputError(f"cannot resume from the checkpoint {ckpt}: {type(exc).__name__}: "
+                         f"{first_line(exc)} (expected a ckpt.pt written by this step). "
+                         f"Delete it to start the step over, or run without --resume") from exc
+    return state
+
+
+def save_checkpoint(path: Path, model, optimizer, iteration: int, rngs: list[dict],
+                    records: dict | None = None) -> None:
+    """Weights, optimizer, every process's RNG states (:func:`~dsrg.run.dist.rng_states`) and the step's ``records``
+    state, atomically."""
+    state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "rng": rngs, "records": records}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def saved_rng(state: dict, world: World) -> dict:
+    """This process's RNG states in a checkpoint (``cpu``, ``cuda``)."""
+    if "rng" not in state:                               # written before the states of every process were kept
+        return {"cpu": state["rng_cpu"], "cuda": state.get("rng_cuda")}
+    rngs = state["rng"]
+    if len(rngs) != world.size and world.main:
+        print(f"[dsrg] resuming with {world.size} processes from a checkpoint of {len(rngs)}: the batches "
+              "are the same, the random streams (dropout) differ from an uninterrupted run", file=sys.stderr)
+    return rngs[world.rank % len(rngs)]
+
+
+def save_model(path: Path, model: torch.nn.Module, **meta) -> None:
+    """The final weights (``state_dict``) and what built them, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), **meta}, tmp)
+
+
+def load_model(path: Path, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if not Path(path).is_file():
+        raise InputError(f"model file not found: {path}")
+    state = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(state["state_dict"])
+    return channels_last(model.to(device))

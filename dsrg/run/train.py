@@ -1,0 +1,216 @@
+"""The training loop shared by ``train-cls``, ``train-seg`` and ``retrain`` (:func:`fit`): the learning-rate
+schedule, the batches, the log (``log.jsonl``, written here and read by :func:`read_log`) and checkpoints.
+
+One iteration = one global batch of ``batch_size`` images, drawn without replacement from a per-epoch
+permutation fixed by ``(seed, epoch)``; each item's random flip or crop is drawn from its own seed
+(:mod:`dsrg.data.dataset`), so a resumed run draws the batches of an uninterrupted one and ends with its
+weights (CPU, same thread count). Under torchrun each process takes its slice of the global batch and
+DistributedDataParallel averages the gradients; trainable BatchNorm layers share their statistics across
+CUDA processes (SyncBatchNorm).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.dataset import collate
+from ..errors import InputError
+from ..files import write_text
+from .checkpoints import checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside
+from .dist import World, all_reduce_mean, channels_last, rng_states
+from .folders import step_of
+
+
+def lr_factor(sec, it: int) -> float:
+    """Multiplier of the base lr at iteration ``it``: ``step`` (x ``lr_gamma`` every ``lr_step``) or
+    ``poly`` (``(1 - it / iterations) ** lr_power``, DeepLab's)."""
+    if sec.lr_policy == "step":
+        return sec.lr_gamma ** (it // sec.lr_step)
+    return max(0.0, 1.0 - it / max(1, sec.iterations)) ** sec.lr_power
+
+
+def make_optimizer(groups: list[dict], sec) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper), or Adam (a demo option); ``groups`` carry their own lr / decay."""
+    if sec.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=sec.lr)
+    return torch.optim.SGD(groups, lr=sec.lr, momentum=sec.momentum)
+
+
+def iterations_per_epoch(n: int, batch_size: int, key: str = "batch_size", split: str | None = None) -> int:
+    """Whole batches per epoch; ``key`` (and the ``split``'s name) in the error when the split is too small."""
+    if n < batch_size:
+        named = f" '{split}'" if split else ""
+        raise InputError(f"{key}={batch_size} but the training split{named} has only {n} images; "
+                         f"expected {key} <= {n}")
+    return n // batch_size
+
+
+def require_shared(batch_size: int, processes: int, key: str = "batch_size") -> None:
+    """Each of the ``processes`` takes an equal share of one global batch: InputError naming ``key`` when
+    ``batch_size`` does not divide, with the process counts that would."""
+    if batch_size % processes:
+        divisors = [d for d in range(1, batch_size + 1) if batch_size % d == 0]
+        raise InputError(f"{key}={batch_size} is not divisible by the {processes} torchrun processes (each takes "
+                         f"an equal share of one global batch): launch {', '.join(map(str, divisors))} "
+                         f"processes, or set {key} to a multiple of {processes}")
+
+
+def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world: World) -> list[list]:
+    """For each iteration in ``[start, stop)``, this process's ``(index, aug_seed)`` items."""
+    per_epoch = iterations_per_epoch(n, batch_size)
+    require_shared(batch_size, world.size)
+    out, perm, perm_epoch = [], None, -1
+    for it in range(start, stop):
+        epoch, pos = divmod(it, per_epoch)
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+            perm_epoch = epoch
+        items = [(perm[pos * batch_size + k], (seed * 1_000_003 + it) * 4096 + k) for k in range(batch_size)]
+        out.append(items[world.rank::world.size])
+    return out
+
+
+# ----------------------------------------------------------------------------- the log
+
+def read_log(path: str | Path) -> list[dict]:
+    """The iterations a training step logged, in order: ``log.jsonl``, one JSON object per line with ``it``,
+    ``epoch``, ``lr``, the step's losses and ``s`` (seconds). ``path``: the file or its step folder. A line
+    cut short (a killed run) ends the log; the file is read as it stands, so a step still training works."""
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".jsonl":
+        path = path / "log.jsonl"
+    if not path.is_file():
+        raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
+                         f"in their step folder (runs/<profile>/<step>-<hash>/)")
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            int(row["it"])
+        except (ValueError, KeyError, TypeError):
+            break
+        rows.append(row)
+    return rows
+
+
+def _read_log(path: Path, before: int) -> list[str]:
+    """The lines of ``log.jsonl`` before iteration ``before`` (what a resumed run keeps)."""
+    return [json.dumps(row) for row in read_log(path) if row["it"] < before] if path.is_file() else []
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def _loader_worker(_: int) -> None:
+    """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
+    fork, can deadlock it, so the worker runs OpenCV on its own thread."""
+    import cv2
+
+    cv2.setNumThreads(0)
+
+
+def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -> InputError:
+    key = step_of(desc)
+    losses = ", ".join(f"{k}={v}" for k, v in stats.items() if "loss" in k)
+    return InputError(f"{desc}: the loss is not finite at iteration {it} ({losses}; {key}.lr={sec.lr:g}, "
+                      f"lr at this iteration {sec.lr * factor:g}); training stopped and no model was saved. "
+                      f"Try a lower learning rate, e.g. {key}.lr={sec.lr / 10:g}")
+
+
+def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, folder: Path, dataset: Dataset,
+        step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
+        desc: str, resume: bool = False, records: Any = None) -> None:
+    """Train ``model`` for ``sec.iterations`` iterations.
+
+    Args:
+        sec: the step's config section (batch_size, iterations, lr policy fields).
+        cfg: the profile (seed, ckpt_every, progress, data.loader_workers).
+        step: ``step(model, batch, it) -> {"loss": tensor, name: float, ...}`` (forward and losses; the
+            loop does backward and the update). ``batch`` is the collated list of the dataset's fields.
+        records: optional object with ``epoch_end(model, epoch)``, ``state_dict()``, ``load_state_dict()``
+            (the step's per-epoch records, checkpointed with the weights). Every process calls each of
+            them, so they may reduce across processes; only the main process writes.
+    Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds) and ``ckpt.pt``.
+    """
+    ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
+    channels_last(model)
+    for g in optimizer.param_groups:
+        g.setdefault("initial_lr", g["lr"])
+    start, state = 0, None
+    if resume and ckpt.is_file():
+        state = load_checkpoint(ckpt, model, optimizer, records)
+        start = int(state["iteration"])
+    elif ckpt.is_file() and world.main:
+        set_aside(ckpt, desc)
+    if world.main:
+        kept = _read_log(log_path, start)
+        write_text(log_path, "".join(line + "\n" for line in kept))
+    net = model
+    if world.size > 1:
+        if device.type == "cuda":
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # in place below the top module
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    n = len(dataset)
+    per_epoch = iterations_per_epoch(n, sec.batch_size, f"{step_of(desc)}.batch_size")
+    keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
+    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=cfg.data.loader_workers, collate_fn=collate,
+                             pin_memory=device.type == "cuda", worker_init_fn=_loader_worker))
+    if state is not None:  # after the loader drew its base seed, as the uninterrupted run did at iteration 0
+        mine = saved_rng(state, world)
+        torch.set_rng_state(mine["cpu"])
+        if device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], device)
+    bar = tqdm(total=sec.iterations, initial=start, desc=desc, unit="it", disable=not (cfg.progress and world.main),
+               dynamic_ncols=True)
+    log = open(log_path, "a") if world.main else None
+    it = start
+    try:
+        tick = time.perf_counter()
+        for it, batch in zip(range(start, sec.iterations), loader):
+            factor = lr_factor(sec, it)
+            for g in optimizer.param_groups:
+                g["lr"] = g["initial_lr"] * factor
+            net.train()
+            batch = [b.to(device, non_blocking=True) for b in batch]
+            out = step(net, batch, it)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            stats = all_reduce_mean({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}, world)
+            if not math.isfinite(stats["loss"]):   # read above for the log: no extra sync; same on every rank
+                raise _diverged(desc, it, sec, factor, stats)
+            now = time.perf_counter()
+            seconds, tick = now - tick, now
+            if log is not None:
+                log.write(json.dumps({"it": it, "epoch": it // per_epoch, "lr": sec.lr * factor,
+                                      **{k: round(v, 6) for k, v in stats.items()}, "s": round(seconds, 4)}) + "\n")
+                log.flush()
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{sec.batch_size / max(seconds, 1e-9):.1f}")
+            bar.update(1)
+            if records is not None and (it + 1) % per_epoch == 0:
+                records.epoch_end(model, (it + 1) // per_epoch)
+            if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations:
+                kept = records.state_dict() if records is not None else None   # every process: may reduce
+                rngs = rng_states(device, world)                               # every process: gathers
+                if world.main:
+                    save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
+    except KeyboardInterrupt:
+        if world.main:
+            saved = checkpoint_iteration(ckpt) if ckpt.is_file() else None
+            where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
+                     f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
+            bar.write(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
