@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 
 def _umask() -> int:
@@ -95,7 +96,63 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """``obj`` as JSON, atomically; a NaN (an undefined value, e.g. the IoU of a class that never occurs) is
+    written ``null``, which strict JSON readers accept."""
+    write_text(path, json.dumps(_nan_to_none(obj), indent=2, sort_keys=True) + "\n")
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def read_json(path: str | os.PathLike, expected: str) -> Any:
+    """A JSON file; one that is not valid JSON (cut short, edited by hand) is an InputError naming it and what
+    it should hold (``expected``)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({first_line(exc)}); expected {expected}") from None
+
+
+def read_torch(path: str | os.PathLike, expected: str, mmap: bool = False) -> Any:
+    """A file written by ``torch.save``, loaded as data only (tensors, NumPy arrays of numbers, plain values),
+    so that nothing in it can run code. A file of another kind, one cut short, or one that holds other Python
+    objects (a whole pickled model, say) is an InputError naming it and what it should hold (``expected``)."""
+    import numpy as np   # here: the command line loads this module without torch
+    import torch
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise InputError(f"{path} is empty (0 bytes); expected {expected}")
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):     # torch.save's zip, or its legacy pickle
+        raise InputError(f"{path} is not a file written by torch.save (it begins with {head!r}); expected {expected}")
+    numpy_data = [np._core.multiarray._reconstruct, np.ndarray, np.dtype] + [type(np.dtype(t)) for t in (
+        bool, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.float16,
+        np.float32, np.float64)]
+    try:
+        with torch.serialization.safe_globals(numpy_data):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (a truncated zip, a foreign pickle...)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))          # torch colours its message for terminals
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise InputError(f"{path} holds {found.group(1)}, a Python object and not only tensors (a whole model "
+                             f"saved with torch.save(model)?); dsrg loads files as data only, so that nothing in "
+                             f"them runs: save the state dict, torch.save(model.state_dict(), path). Expected "
+                             f"{expected}") from None
+        raise InputError(f"cannot read {path} ({type(exc).__name__}: {first_line(text)[:160]}): it is cut short "
+                         f"or damaged; expected {expected}") from None
 
 
 def save_image(path: str | os.PathLike, image: Image.Image, **kwargs: Any) -> None:

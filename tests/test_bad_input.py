@@ -284,7 +284,8 @@ def _voc_run(tmp_path, *extra: str) -> list[str]:
 def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
     (tmp_path / "empty.pth").write_bytes(b"")
     err = _dsrg(capsys, *_voc_run(tmp_path, f"cls.backbone_weights={tmp_path / 'empty.pth'}"))
-    assert f"cls.backbone_weights: cannot read backbone weights {tmp_path / 'empty.pth'}" in err
+    assert f"cls.backbone_weights: {tmp_path / 'empty.pth'} is empty (0 bytes); expected a torchvision state dict" \
+        in err
     assert not (tmp_path / "run").exists()
 
 

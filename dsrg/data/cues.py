@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, not_utf8
 from ..files import atomic_path
 from .voc import split_id
 
@@ -108,8 +108,12 @@ def read_key_list(path: str | os.PathLike) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"cue list file not found: {path} (expected lines like '2008_007028.jpg 0')")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc, "expected UTF-8 lines like '2008_007028.jpg 0'", prefix="cue list file ") from None
     keys: dict[str, int] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -143,6 +147,10 @@ def load_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLi
         except KeyError as exc:
             raise InputError(f"cue pickle {pickle_path}: no entry {exc.args[0]!r} for image {image_id}") from None
         where = f"cue pickle {pickle_path}, image {image_id} (key {key})"
+        for what, array in (("labels", fg), ("cues", rows)):
+            if array.size and array.dtype.kind not in "iu":
+                raise InputError(f"{where}: {what} hold {array.dtype} values; expected integers (class ids and "
+                                 f"grid positions), as in the authors' localization_cues pickles")
         if fg.size and (fg.min() < 1 or fg.max() >= num_classes):
             raise InputError(f"{where}: labels {fg.tolist()} outside 1..{num_classes - 1}")
         if rows.ndim != 2 or rows.shape[0] != 3:

@@ -29,7 +29,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..errors import InputError, first_line
+from ..errors import InputError
+from ..files import read_torch
 
 #: Prefixes of classification heads that a backbone never takes from a checkpoint.
 HEAD_PREFIXES: tuple[str, ...] = ("classifier.", "fc.", "fc8.")
@@ -60,15 +61,11 @@ def rename_keys(state: Mapping[str, torch.Tensor], keymap: Mapping[str, str]) ->
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict (or ``{"state_dict": ...}``) with ``torch.load(weights_only=True)``."""
+    """Read a state dict (or ``{"state_dict": ...}``) as data only (:func:`dsrg.files.read_torch`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"backbone weights file not found: {path} (expected a state dict saved with torch.save)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip / unsafe-type errors all mean "not a plain state dict"
-        raise InputError(f"cannot read backbone weights {path}: not a state dict of tensors written by torch.save "
-                         f"({type(exc).__name__}: {first_line(exc)[:200]})") from exc
+    obj = read_torch(path, "a torchvision state dict, such as vgg16-397923af.pth")
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
@@ -133,14 +130,40 @@ def _is_head(key: str, heads: tuple[str, ...]) -> bool:
     return key.startswith(heads)
 
 
-def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
-                  heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None) -> list[str]:
-    """Load a torchvision-format checkpoint into ``model_backbone``; return the loaded key names.
+def architecture(keys) -> str | None:
+    """The torchvision network a state dict's ``keys`` are of (``vgg16``, ``vgg16_bn``, ``resnet50``,
+    ``resnet101``, ...), or None when they look like neither a VGG nor a ResNet."""
+    keys = set(keys)
+    if "layer1.0.conv1.weight" in keys:
+        blocks = sum(1 for k in keys if k.startswith("layer3.") and k.endswith(".conv1.weight"))
+        bottleneck = "layer1.0.conv3.weight" in keys
+        depth = {(True, 6): 50, (True, 23): 101, (True, 36): 152, (False, 2): 18, (False, 6): 34}.get(
+            (bottleneck, blocks))
+        return f"resnet{depth}" if depth else "resnet"
+    if "features.0.weight" in keys:
+        return "vgg16_bn" if "features.1.running_mean" in keys else "vgg16"
+    return None
 
-    Raises InputError (nothing is loaded) when the file is missing/unreadable or when, outside the
-    ``heads`` prefixes, the module has keys the file lacks, the file has keys the module lacks, or
-    shapes differ; the message lists every such key (with expected vs found shapes).
-    """
+
+def _misfit_hint(found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
+    """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
+    theirs, ours = architecture(found), architecture(own)
+    if theirs and ours and theirs != ours:
+        choose = "cls.batch_norm / seg.batch_norm choose the layout" if "vgg" in theirs and "vgg" in ours else \
+            "give the weights of this backbone, or choose the file's with seg.backbone"
+        return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
+    return (" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
+            "resnet101 files fit width=1 and batch_norm=false)")
+
+
+def check_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
+                   heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None
+                   ) -> dict[str, torch.Tensor]:
+    """The entries of the checkpoint ``path`` that :func:`load_backbone` would load into ``model_backbone``
+    (which may live on the meta device: nothing is loaded). Raises InputError when the file is missing or
+    unreadable or when, outside the ``heads`` prefixes, the module has keys the file lacks, the file has keys
+    the module lacks, or shapes differ; the message lists every such key (with expected vs found shapes) and
+    names the network the file seems to be of."""
     state = read_state_dict(path) if state is None else state
     if keymap is not None:
         state = rename_keys(state, keymap)
@@ -154,8 +177,15 @@ def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Ma
                 for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("shape mismatches", mismatched)) if items]
     if problems:
-        hint = (" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
-                "resnet101 files fit width=1 and batch_norm=false)" if mismatched or missing else "")
-        raise InputError(f"backbone weights {path} do not fit the network's trunk{hint}: " + "; ".join(problems))
+        raise InputError(f"backbone weights {path} do not fit the network's trunk{_misfit_hint(found, own)}: "
+                         + "; ".join(problems))
+    return found
+
+
+def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
+                  heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None) -> list[str]:
+    """Load a torchvision-format checkpoint into ``model_backbone``; return the loaded key names. Nothing is
+    loaded when it does not fit (:func:`check_backbone` says why)."""
+    found = check_backbone(model_backbone, path, keymap, heads, state)
     model_backbone.load_state_dict(found, strict=False)
     return sorted(found)

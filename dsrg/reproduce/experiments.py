@@ -14,7 +14,6 @@ notebook and test means the same thing by "+BSL".
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pandas as pd
 
 from ..data.dataset import open_split
 from ..errors import InputError
+from ..files import read_json
 from ..profile import Profile, load_profile
 from ..run import folders
 from ..run.train import read_log
@@ -77,7 +77,7 @@ class Experiment:
         path = self.folder(step) / name
         if not path.is_file():
             raise InputError(f"{path}: missing; the step '{folders.COMMANDS[step]}' did not write it")
-        return json.loads(path.read_text())
+        return read_json(path, f"the {name} that the step '{folders.STEPS[step].command}' writes")
 
     def metrics(self) -> dict:
         """``evaluate``'s ``metrics.json``: ``miou``, ``pixel_accuracy``, ``iou`` per class, ``model``, ``split``."""

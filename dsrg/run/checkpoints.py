@@ -1,6 +1,9 @@
 """Checkpoints of a training step (model, optimizer, every process's RNG states, the step's records), written
 atomically every ``ckpt_every`` iterations so that ``--resume`` continues where a run stopped, and the final
 weights of a step with what built them.
+
+Both are read as data only (tensors, NumPy arrays, plain values): a run folder copied from someone else
+cannot run code when it is loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, first_line
-from ..files import atomic_path
+from ..files import atomic_path, read_torch
 from .dist import World, channels_last
 
 
@@ -20,8 +23,8 @@ def checkpoint_iteration(ckpt: Path) -> int | None:
     """The iteration a checkpoint continues from (memory-mapped: the weights are not read); None when the
     file is unreadable."""
     try:
-        return int(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["iteration"])
-    except Exception:  # noqa: BLE001 (a truncated or foreign file: the callers say so)
+        return int(read_torch(ckpt, "a checkpoint", mmap=True)["iteration"])
+    except (InputError, KeyError, TypeError, ValueError):
         return None
 
 
@@ -41,7 +44,7 @@ def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
     # on the CPU: the RNG states must stay there, and the records' counters are CPU tensors;
     # load_state_dict copies the weights and the optimizer's state onto the parameters' device
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = read_torch(ckpt, "a ckpt.pt written by this step")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if records is not None and state.get("records") is not None:
@@ -49,10 +52,11 @@ def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
         int(state["iteration"])
     except torch.cuda.OutOfMemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 (a truncated zip, a pickle error, missing keys, other shapes...)
-        raise InputError(f"cannot resume from the checkpoint {ckpt}: {type(exc).__name__}: "
-                         f"{first_line(exc)} (expected a ckpt.pt written by this step). "
-                         f"Delete it to start the step over, or run without --resume") from exc
+    except Exception as exc:  # noqa: BLE001 (unreadable, missing keys, other shapes...)
+        why = str(exc) if isinstance(exc, InputError) else \
+            f"{type(exc).__name__}: {first_line(exc)} (expected a ckpt.pt written by this step)"
+        raise InputError(f"cannot resume from the checkpoint {ckpt}: {why}. "
+                         f"Delete it to start the step over, or run without --resume") from None
     return state
 
 
@@ -84,8 +88,18 @@ def save_model(path: Path, model: torch.nn.Module, **meta) -> None:
 
 
 def load_model(path: Path, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    if not Path(path).is_file():
-        raise InputError(f"model file not found: {path}")
-    state = torch.load(path, map_location=device, weights_only=False)
-    model.load_state_dict(state["state_dict"])
+    """``model`` with the weights a finished step saved in ``path`` (:func:`save_model`), on ``device``;
+    an unreadable file, or one of another network, is an InputError saying how to make it again."""
+    path = Path(path)
+    again = f"delete the step folder {path.parent} and run the step again"
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}; {again}")
+    try:
+        state = read_torch(path, "the model.pt of a finished step")
+        model.load_state_dict(state["state_dict"])
+    except InputError as exc:
+        raise InputError(f"{exc}; {again}") from None
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{path} does not hold the weights of this profile's network ({type(exc).__name__}: "
+                         f"{first_line(exc)[:200]}); {again}") from None
     return channels_last(model.to(device))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import locked, write_json
+from ..files import locked, read_json, write_json
 from ..profile import Profile, section_dict
 
 # torch is imported inside step_config and step_state, where they need it: the command line reads this table
@@ -147,7 +147,12 @@ def is_done(folder: Path) -> bool:
 
 def done_info(folder: Path) -> dict:
     """A complete step's ``done.json``: its wall time, machine and summary."""
-    return json.loads((folder / "done.json").read_text())
+    info = read_json(folder / "done.json", f"the summary a finished step writes last; delete the step folder "
+                                           f"{folder} to run the step again")
+    if not isinstance(info, dict):
+        raise InputError(f"{folder / 'done.json'}: expected a JSON object; delete the step folder {folder} to run "
+                         f"the step again")
+    return info
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
@@ -182,14 +187,20 @@ def step_state(folder: Path) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (``--resume``
     continues from its checkpoint's iteration) or to run."""
     if is_done(folder):
-        wall = done_info(folder).get("wall_s")
+        try:
+            wall = done_info(folder).get("wall_s")
+        except InputError:
+            return "done, but its done.json is unreadable: delete the folder to run the step again"
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
     if (folder / "ckpt.pt").is_file():
         from .checkpoints import checkpoint_iteration
 
         it = checkpoint_iteration(folder / "ckpt.pt")
-        at = f" at iteration {it}" if it is not None else " (unreadable)"
-        return f"interrupted: --resume continues from its checkpoint{at}; without it the step starts over"
+        if it is None:
+            return "interrupted, and its checkpoint ckpt.pt is unreadable (cut short?): the step starts over " \
+                   "(delete ckpt.pt, or run without --resume)"
+        return f"interrupted: --resume continues from its checkpoint at iteration {it}; without it the step " \
+               f"starts over"
     return "to run"
 
 

@@ -19,12 +19,16 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from ..data.check import unlabelled_indices
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
-from ..models.weights import read_state_dict
+from ..models.deeplab import DeepLabASPP
+from ..models.vgg import VGG16Features
+from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
 from ..profile import Profile
 from . import folders
 from .train import iterations_per_epoch, require_shared
@@ -69,7 +73,7 @@ def require_resnet_weights(cfg: Profile, init: str) -> None:
 
 
 def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
-    """Raise InputError naming the key and the path of the first input of ``steps`` that is missing."""
+    """Raise one InputError listing every problem with the inputs of ``steps`` (each names its key and path)."""
     def get(key: str):
         return attrgetter(key)(cfg)
 
@@ -85,52 +89,104 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
                          f"weights on purpose")
     if "seg.backbone_weights" in empty:
         require_resnet_weights(cfg, "imagenet")
+    problems: list[str] = []
+
+    def collect(check, *args) -> None:
+        """Run ``check(*args)``; its InputError joins the problems."""
+        try:
+            check(*args)
+        except InputError as exc:
+            problems.append(str(exc))
+
     processes = int(os.environ.get("WORLD_SIZE", 1))
-    for key in [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]:
-        require_shared(get(key), processes, key)
+    trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
+    for key in trained:
+        collect(require_shared, get(key), processes, key)
     split_keys: dict[str, None] = {}
-    read: set[Path] = set()             # weights files read so far (cls and seg often share one)
+    weights: dict[str, Path] = {}
     for step in steps:
         splits, paths = step_inputs(cfg, step)
         split_keys.update(dict.fromkeys(splits))
         for key, kind in paths:
             path = Path(get(key))
             if not (path.is_file() if kind == "file" else path.is_dir()):
-                raise InputError(f"{key}: {kind} not found: {path}")
-            if key.endswith("backbone_weights") and path.resolve() not in read:   # not a state dict: now
-                try:
-                    read_state_dict(path)
-                except InputError as exc:
-                    raise InputError(f"{key}: {exc}") from None
-                read.add(path.resolve())
+                problems.append(f"{key}: {kind} not found: {path}")
+            elif key.endswith("backbone_weights"):
+                weights[key] = path
+    states: dict[Path, dict | None] = {}     # each weights file read once (cls and seg often share one)
+    for key, path in weights.items():
+        if path.resolve() not in states:
+            try:
+                states[path.resolve()] = read_state_dict(path)
+            except InputError as exc:
+                states[path.resolve()] = None
+                problems.append(f"{key}: {exc}")
+        if states[path.resolve()] is not None:
+            problems += _weights_misfit(cfg, key, path, states[path.resolve()])
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
         for key in split_keys:
             if get(key) not in SPLIT_CODES:
-                raise InputError(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
-                                 f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
+                problems.append(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
+                                f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
+        _raise(problems)
         return
     if not root.is_dir():
-        raise InputError(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
+        problems.append(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
+        _raise(problems)
     splits = {}
     for key in split_keys:
         try:
             splits[key] = VOCSegmentation(root, get(key))
         except InputError as exc:
-            raise InputError(f"{key}={get(key)}: {exc}") from None
-    for key in [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]:
-        iterations_per_epoch(len(splits["data.train_split"]), get(key), key, cfg.data.train_split)
+            problems.append(f"{key}={get(key)}: {exc}")
+    train = splits.get("data.train_split")
+    if train is not None:
+        for key in trained:
+            collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
     # the image-level labels of training come from the label maps, as the classifier's validation does
     labelled = ["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []
     for key in labelled + (["data.val_split"] if "cls" in steps else []):
-        _require_label_maps(key, splits[key])
-    if "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder":
-        train, maps = splits["data.train_split"], SaliencyFolder(cfg.seeds.saliency_dir)
+        if key in splits:
+            collect(_require_label_maps, key, splits[key])
+    if train is not None and "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder" \
+            and Path(cfg.seeds.saliency_dir).is_dir():
+        maps = SaliencyFolder(cfg.seeds.saliency_dir)
         missing = [maps.path(i).name for i in train.ids if not maps.path(i).is_file()]
         if missing:
-            raise InputError(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no "
-                             f"map in {maps.folder} (e.g. {name_some(missing)}); expected one "
-                             f"<image id>{maps.suffix} per image of data.train_split={cfg.data.train_split}")
+            problems.append(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no map in "
+                            f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
+                            f"image of data.train_split={cfg.data.train_split}")
+    _raise(problems)
+
+
+def _raise(problems: list[str]) -> None:
+    """One InputError for all the problems found (none: nothing)."""
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    if problems:
+        raise InputError(f"{len(problems)} problems with the inputs, found before any step ran:\n  - "
+                         + "\n  - ".join(problems))
+
+
+def _weights_misfit(cfg: Profile, key: str, path: Path, state: dict) -> list[str]:
+    """Why the weights file ``path`` of ``key`` does not fit the network it will initialise (built on the meta
+    device: no memory, no weights), as the step will load it; [] when it fits."""
+    with torch.device("meta"):
+        if key == "cls.backbone_weights":
+            trunk, fc = VGG16Features(cfg.cls.width, cfg.cls.batch_norm), cfg.cls.fc_init == "imagenet"
+        else:
+            s = cfg.seg
+            trunk = DeepLabASPP(s.backbone, 2, s.width, freeze_bn=s.freeze_bn, batch_norm=s.batch_norm).backbone
+            fc = s.backbone == "vgg16" and s.fc_init == "imagenet"
+    out = []
+    for check in (lambda: check_backbone(trunk, path, state=state),
+                  lambda: fc and decimate_vgg16_fc(path, state)):
+        try:
+            check()
+        except InputError as exc:
+            out.append(f"{key}: {exc}")
+    return out
 
 
 def _require_label_maps(key: str, ds) -> None:

@@ -81,7 +81,9 @@ class Records:
     def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None):
         self.cfg, self.folder, self.dataset, self.ctx = cfg, folder, dataset, ctx
         self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64)
-        self.rows = [] if seeds_quality is None else [{"epoch": 0, **seeds_quality}]
+        undefined = float("nan")        # done.json writes an undefined measure as null
+        self.rows = [] if seeds_quality is None else \
+            [{"epoch": 0, **{k: undefined if v is None else v for k, v in seeds_quality.items()}}]
         k = min(cfg.seg.record_images, len(dataset))
         self.fixed = collate([dataset[i] for i in range(k)]) if k else None
         self.maps: list[np.ndarray] = []
