@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-from .errors import InputError
+from .errors import InputError, plural
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
 # loading torch.
@@ -49,7 +49,7 @@ def _data_check(args: argparse.Namespace) -> int:
         print(line)
     for line in problems:
         print(f"problem: {line}")
-    print(f"{args.root}: {'OK' if not problems else f'{len(problems)} problems'}")
+    print(f"{args.root}: {'OK' if not problems else plural(len(problems), 'problem')}")
     return 1 if problems else 0
 
 
@@ -98,6 +98,8 @@ def _curves(args: argparse.Namespace) -> None:
         except InputError:
             return None
 
+    if Path(args.out).suffix.lower() in (".jpg", ".jpeg", ".pdf", ".eps", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
+        raise InputError(f"--out {args.out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
     folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
     if len(set(map(str, folders))) < len(folders):
         raise InputError("curves: a step folder is given twice")
@@ -177,7 +179,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if args.command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
-    check_inputs(cfg, steps if args.command == "run" else steps[-1:])
+    check_inputs(cfg, steps if args.command == "run" else steps[-1:], remember=False)
     if not to_run:
         print("# inputs: not checked, every step is done")
     else:
@@ -216,7 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.add_argument("overrides", nargs="*", metavar="key=value", help="fields of SynthConfig")
     synth.set_defaults(func=_data_synth)
-    check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files")
+    check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files",
+                                description="Validate a dataset root before training: its layout, each split's "
+                                            "image count, every label map present, and a sample of images and "
+                                            "label maps opened and checked (--all: every file). One line per "
+                                            "problem; exit status 1 when there is any.")
     check.add_argument("--dataset", choices=["voc", "coco"], default="voc",
                        help="the root's format: voc (any VOC-layout root) or coco (a COCO 2014 root)")
     check.add_argument("--root", required=True, help="dataset root folder")
@@ -248,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--out", required=True, help="the VOC-layout root to write")
     coco.add_argument("--quiet", action="store_true", help="no progress bar")
     coco.set_defaults(func=_data_coco)
-    run = sub.add_parser("run", help="the whole pipeline (train-cls .. evaluate), skipping complete steps")
+    run = sub.add_parser("run", help="the whole pipeline (train-cls .. evaluate), skipping complete steps",
+                         description="Run every step of the pipeline in order (train-cls, seeds, train-seg, "
+                                     "pseudo-labels, retrain, evaluate), each into runs/<profile>/<step>-<hash>/, "
+                                     "skipping the steps whose output is complete. The inputs of the steps to run "
+                                     "are checked first.")
     _add_pipeline_args(run)
     from .run.folders import STEPS
 
@@ -270,7 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow an option (`dsrg run --profile demo a=1 --dry-run b=2`): argparse hands
+    # those after the option back here
+    if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args) or 0
     except InputError as exc:

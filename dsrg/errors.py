@@ -26,6 +26,11 @@ def name_some(names, limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
+def plural(n: int, word: str) -> str:
+    """``1 problem``, ``2 problems``: a count and its noun."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:
     """The InputError for a text file that is not UTF-8: ``path``, the line and the byte, and ``expected``."""
     line = path.read_bytes()[:exc.start].count(b"\n") + 1

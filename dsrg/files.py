@@ -38,7 +38,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
-    os.close(fd)
+    _lock(fd)                          # while it is held, the temporary file has a live writer
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
     try:
@@ -47,6 +47,47 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int, wait: bool = True) -> bool:
+    """An exclusive advisory lock on the open file ``fd`` (released when it is closed, or its process dies);
+    False when ``wait`` is off and another process holds it. Where ``fcntl`` does not exist, True."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+
+
+# the temporary file of atomic_path: .<name>.<8 characters of mkstemp><name's suffix>
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]*)?$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` below ``folder`` that no live writer holds (what a
+    killed process leaves behind); return them. A file being written by another process stays."""
+    removed = []
+    for path in Path(folder).rglob(".*"):
+        found = _TEMPORARY.match(path.name)
+        if not path.is_file() or not found or (found["suffix"] or "") != Path(found["name"]).suffix:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextlib.contextmanager
@@ -75,19 +116,11 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
     advisory ``fcntl.flock``, released by the OS if the holder dies; where ``fcntl`` does not exist
     (Windows) the block runs unlocked.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
-        yield
-        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with open(path, "a") as f:      # closing the file releases the lock
+        _lock(f.fileno())
+        yield
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,6 +19,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .errors import InputError, first_line
 
+
 def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, explain) -> Any:
     """``schema`` (a dataclass or instance) merged with ``layers`` (dicts / OmegaConf configs) and then
     ``key=value`` ``overrides``, as a dataclass instance. Any failure is an InputError:
@@ -34,6 +35,15 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
             raise InputError(explain(key, f"the value {value!r} is not valid YAML ({problem}); "
                                           "a list is written [a,b]")) from None
     structured = OmegaConf.structured(schema)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        node = _node(structured, key)
+        if OmegaConf.is_dict(node):
+            raise InputError(explain(key, f"{key} is a section, not a value; set one of its keys, e.g. "
+                                          f"{key}.{next(iter(node))}=... ({key} has: {', '.join(node)})"))
+        if value == "" and node is not None and not OmegaConf.is_list(node):
+            raise InputError(explain(key, f"no value after '='; expected a value such as {key}={node} "
+                                          f"(its default)"))
     try:
         return OmegaConf.to_object(OmegaConf.merge(structured, *layers, OmegaConf.from_dotlist(list(overrides))))
     except OmegaConfBaseException as exc:

@@ -216,6 +216,9 @@ def _read_yaml(path: Path):
     if not isinstance(layer, DictConfig):
         raise InputError(f"profile {path}: expected a YAML mapping of sections (data:, cls:, seg:, ...), "
                          "got a list")
+    if not layer:
+        raise InputError(f"profile {path} is empty; expected YAML mappings of section: {{key: value}} (a profile "
+                         f"that keeps every default of the paper is --profile voc-vgg16)")
     return layer
 
 

@@ -27,6 +27,16 @@ def tiny_profile(root, out, *extra: str):
     return load_profile("demo", tiny_overrides(root, out, *extra))
 
 
+@pytest.fixture(autouse=True)
+def default_floating_point():
+    """Each test starts with subnormal floats kept: a step run in-process flushes them to zero for the whole
+    process (dsrg.steps.common.setup), which Hypothesis refuses to draw floats under."""
+    yield
+    import torch
+
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One complete tiny pipeline run: ``(cfg, {step: folder})``."""

@@ -174,7 +174,7 @@ def test_data_check_reports_a_missing_label_folder_and_counts_every_problem_once
     (root / "ImageSets" / "Segmentation" / "val.txt").write_bytes(b"\xff\n")
     assert main(["data", "check", "--root", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "split 'train': 2 images, 2 opened, 1 problems" in out
+    assert "split 'train': 2 images, 2 opened, 1 problem," in out
     assert f"problem: split 'train': label folder {root / 'SegmentationClass'} not found" in out
     assert "split 'val': not readable, 1 problem" in out and "val.txt, line 1: byte 0xff" in out
     assert out.strip().endswith("2 problems")

@@ -149,3 +149,197 @@ def test_an_undefined_measure_is_written_as_json_null(tmp_path):
 
     assert json.loads((tmp_path / "done.json").read_text(), parse_constant=strict) == {"iou": [0.5, None],
                                                                                        "miou": None}
+
+
+# ----------------------------------------------------------------------------- the files of a split
+
+def _voc_root(root: Path, n: int = 4) -> Path:
+    """A VOC-layout root of 3 classes and ``n`` 8 x 10 images, each label map holding class 1 in a corner."""
+    from PIL import Image
+
+    from dsrg.data.voc import write_label_png
+
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    ids = [f"im{i}" for i in range(n)]
+    for image_id in ids:
+        Image.fromarray(np.full((8, 10, 3), 90, np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        mask = np.zeros((8, 10), np.uint8)
+        mask[:2, :2] = 1
+        write_label_png(root / "SegmentationClass" / f"{image_id}.png", mask)
+    (root / "class_names.txt").write_text("background\nbox\nball\n")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+def _voc_dry(capsys, tmp_path, root: Path, *extra: str) -> tuple[int, str, str]:
+    return _dry(capsys, tmp_path, "data.dataset=voc", f"data.root={root}", "data.val_split=train",
+                "eval.split=train", "cls.batch_size=2", "seg.batch_size=2", "retrain.batch_size=2", *extra)
+
+
+def test_broken_images_and_label_maps_of_every_kind_are_listed_before_any_step(tmp_path, capsys):
+    from PIL import Image
+
+    from dsrg.data.voc import write_label_png
+
+    root = _voc_root(tmp_path / "voc", n=6)
+    jpeg = (root / "JPEGImages" / "im0.jpg").read_bytes()
+    (root / "JPEGImages" / "im0.jpg").write_bytes(jpeg[:len(jpeg) // 2])                 # cut short
+    Image.fromarray(np.zeros((5, 5), np.uint8), "P").save(root / "SegmentationClass" / "im1.png")  # another size
+    Image.fromarray(np.full((8, 10, 3), 7, np.uint8)).save(root / "SegmentationClass" / "im2.png")  # no VOC colour
+    write_label_png(root / "SegmentationClass" / "im3.png", np.full((8, 10), 42, np.uint8))  # no class
+    (root / "JPEGImages" / "im4.jpg").unlink()                                             # a label, no image
+    rc, _, err = _voc_dry(capsys, tmp_path, root)
+    assert rc == 2 and "problems with the inputs, found before any step ran" in err
+    assert "image of id 'im0'" in err and "im0.jpg" in err
+    assert "id 'im1': label map" in err and "is 5x5 (HxW) but its image is 8x10" in err
+    assert "im2.png: colour (7, 7, 7)" in err and "is not a VOC palette colour" in err
+    assert "im3.png holds value 42, which is not a class" in err
+    assert f"image of id 'im4' (split 'train'): not found: {root / 'JPEGImages' / 'im4.jpg'}" in err
+    assert "dsrg data check --root" in err and "--all" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_clean_files_are_checked_once_per_run_folder_and_never_by_the_dry_run(tmp_path, monkeypatch):
+    from dsrg.run import preflight
+
+    root = _voc_root(tmp_path / "voc")
+    cfg = load_profile("smoke", ["data.dataset=voc", f"data.root={root}", f"out={tmp_path / 'run'}",
+                                 "data.val_split=train", "eval.split=train", "cls.batch_size=2", "seg.batch_size=2",
+                                 "retrain.batch_size=2"])
+    calls = []
+    monkeypatch.setattr(preflight, "file_problems", lambda *a: calls.append(a) or [])
+    preflight.check_inputs(cfg, ["cls"], remember=False)
+    assert len(calls) == 1 and not (tmp_path / "run").exists(), "the dry run checks and writes nothing"
+    preflight.check_inputs(cfg, ["cls"])
+    preflight.check_inputs(cfg, ["cls", "seeds", "seg"])
+    assert len(calls) == 2, "checked once, then remembered"
+    (root / "JPEGImages" / "im0.jpg").write_bytes((root / "JPEGImages" / "im0.jpg").read_bytes() + b"\0")
+    preflight.check_inputs(cfg, ["cls"])
+    assert len(calls) == 3, "a changed file is checked again"
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", "--dry-run",
+                 f"out={tmp_path / 'run'}", "seg.theta_fg=0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "theta_fg: 0.9" in out and f"out: {tmp_path / 'run'}" in out
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("seg=1", "key 'seg': seg is a section, not a value; set one of its keys, e.g. seg.batch_size=..."),
+    ("seg.theta_fg=", "key 'seg.theta_fg': no value after '='; expected a value such as seg.theta_fg=0.85"),
+])
+def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, override, expected):
+    rc, _, err = _dry(capsys, tmp_path, override)
+    assert rc == 2 and expected in err
+
+
+def test_an_empty_profile_file_is_refused(tmp_path, capsys):
+    (tmp_path / "empty.yaml").write_text("")
+    capsys.readouterr()
+    assert main(["run", "--profile", str(tmp_path / "empty.yaml"), "--dry-run"]) == 2
+    assert f"profile {tmp_path / 'empty.yaml'} is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, words", [(["run"], "Run every step of the pipeline in order"),
+                                            (["data", "check"], "Validate a dataset root before training")])
+def test_run_and_data_check_describe_themselves(capsys, command, words):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0 and words in capsys.readouterr().out
+
+
+def test_curves_refuse_an_image_format_they_do_not_write(tmp_path, capsys):
+    (tmp_path / "seg-x").mkdir()
+    (tmp_path / "seg-x" / "log.jsonl").write_text('{"it": 0, "loss": 1.0}\n')
+    capsys.readouterr()
+    assert main(["curves", str(tmp_path / "seg-x"), "--out", str(tmp_path / "c.jpg")]) == 2
+    assert "give FILE, FILE.png or FILE.svg" in capsys.readouterr().err
+    assert not list(tmp_path.glob("c.*"))
+
+
+# ----------------------------------------------------------------------------- interrupted work
+
+def test_resuming_says_where_it_continues_even_without_progress_bars(tmp_path, capsys):
+    from test_bad_input import _fit
+
+    from dsrg.run.checkpoints import save_checkpoint
+    from dsrg.run.dist import World, rng_states
+
+    model, optimizer = _fit(tmp_path / "first", iterations=4)
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
+    capsys.readouterr()
+    _fit(tmp_path, resume=True, iterations=4)
+    assert f"train-cls: resuming from {tmp_path / 'ckpt.pt'} at iteration 3 of 4" in capsys.readouterr().err
+
+
+def test_starting_over_says_how_to_continue_the_run_it_set_aside(tmp_path, capsys):
+    from test_bad_input import _fit
+
+    from dsrg.run.checkpoints import save_checkpoint
+    from dsrg.run.dist import World, rng_states
+
+    model, optimizer = _fit(tmp_path / "first")
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
+    capsys.readouterr()
+    _fit(tmp_path)
+    assert "move ckpt.prev.pt back to ckpt.pt and run again with --resume" in capsys.readouterr().err
+
+
+def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_path):
+    from dsrg.files import atomic_path, remove_stale_temporaries
+
+    stale = tmp_path / "labels" / ".a.png.k3j9x_2q.png"        # the temporary file of a killed atomic write
+    stale.parent.mkdir()
+    stale.write_bytes(b"half")
+    (tmp_path / ".notes.txt").write_text("a hidden file of the user's")
+    with atomic_path(tmp_path / "model.pt") as live:
+        live.write_bytes(b"being written")
+        assert remove_stale_temporaries(tmp_path) == [stale]
+        assert live.exists()
+    assert not stale.exists() and (tmp_path / ".notes.txt").exists() and (tmp_path / "model.pt").exists()
+
+
+def test_data_check_reports_a_corrupt_image_once_and_by_its_id(tmp_path, capsys):
+    root = _voc_root(tmp_path / "voc")
+    jpeg = (root / "JPEGImages" / "im1.jpg").read_bytes()
+    (root / "JPEGImages" / "im1.jpg").write_bytes(jpeg[:20])
+    capsys.readouterr()
+    assert main(["data", "check", "--root", str(root)]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and "image of id 'im1'" in problems[0]
+
+
+def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_quality(tiny_run, tmp_path, capsys,
+                                                                                    monkeypatch):
+    import shutil
+
+    from conftest import tiny_profile
+
+    from dsrg.steps import pseudo_labels
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run")
+    for step in ("cls", "seeds", "seg"):                       # the same settings: the same folders, reused
+        shutil.copytree(done[step], tmp_path / "run" / done[step].name)
+    real, calls = pseudo_labels.write_label_png, []
+
+    def interrupted_at_the_fourth(path, label):
+        calls.append(path)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        real(path, label)
+
+    monkeypatch.setattr(pseudo_labels, "write_label_png", interrupted_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        pseudo_labels.run(mine)
+    assert "pseudo-labels: interrupted with 3 of 16 images labelled; `--resume` continues" in capsys.readouterr().err
+    folder = folders.step_dir(mine, "pseudo")
+    assert folders.step_state(folder).startswith("interrupted (3 of 16 written): --resume continues")
+    monkeypatch.setattr(pseudo_labels, "write_label_png", real)
+    pseudo_labels.run(mine, resume=True)
+    assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]

@@ -180,7 +180,7 @@ def test_convert_coco_writes_a_voc_layout_root_that_reads_back(coco_root, expect
     np.testing.assert_array_equal(ds.mask(0), expected_label)
     assert ds.check() == []
     report, problems = check_voc_root(out)
-    assert problems == [] and "split 'train2014': 1 images (expected 1)" in report[0]
+    assert problems == [] and "split 'train2014': 1 image (expected 1)" in report[0]
 
 
 def test_convert_coco_skips_converted_images_and_resumes(coco_root, tmp_path):

@@ -9,7 +9,6 @@ import re
 import tarfile
 import urllib.error
 import zipfile
-from pathlib import Path
 
 import pytest
 

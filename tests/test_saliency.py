@@ -12,7 +12,7 @@ from PIL import Image
 
 from dsrg.data.saliency import SaliencyFolder, normalize, read_saliency_png
 from dsrg.errors import InputError
-from dsrg.method.saliency import METHODS, compute_saliency, rbd_saliency, saliency_maps
+from dsrg.method.saliency import METHODS, compute_saliency, saliency_maps
 from dsrg.method.seeds import BACKGROUND_THRESHOLD, background_cues
 
 

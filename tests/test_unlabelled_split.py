@@ -81,7 +81,7 @@ def test_data_check_reports_a_split_where_some_images_lack_a_label_map_once(tmp_
     report, problems = check_voc_root(root)
     assert problems == [f"split 'val': 1 of 3 images have no label map in {root / 'SegmentationClass'} (b); "
                         f"expected one for every image (a split to train on or score) or for none (a test split)"]
-    assert report[0].startswith("split 'val': 3 images, 3 opened, 1 problems")
+    assert report[0].startswith("split 'val': 3 images, 3 opened, 1 problem")
 
 
 def test_evaluate_refuses_a_mixed_split_before_loading_the_model(tmp_path):

@@ -20,8 +20,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from ..errors import InputError, name_some
+from ..errors import InputError, name_some, plural
 from .voc import VOC_CLASSES, VOCSegmentation
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
@@ -85,8 +86,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         missing = set(unlabelled)
         problems += ds.check([i for i in idx if i not in missing])
         problems += _image_problems(ds, [i for i in idx if i in missing])
-        report.append(f"split '{split}': {n} images" + (f" (expected {want})" if want is not None else "")
-                      + f", {len(idx)} opened, {len(problems) - before} problems"
+        report.append(f"split '{split}': {plural(n, 'image')}" + (f" (expected {want})" if want is not None else "")
+                      + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
                       + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
                          f"predictions for the evaluation server)" if test_split
@@ -102,6 +103,57 @@ def unlabelled_indices(ds: VOCSegmentation) -> list[int]:
     if not ds.has_masks:
         return list(range(len(ds)))
     return [i for i in range(len(ds)) if not ds.mask_path(i).is_file()]
+
+
+def file_problems(ds: VOCSegmentation, sample: int | None = 50, labels: bool = True) -> list[str]:
+    """What a step reading the split ``ds`` would trip over, before it starts: every file's header read (an image
+    missing or not a JPEG/PNG; with ``labels``, a label map missing, not a PNG, of a mode other than palette, grey
+    or RGB, or of another size than its image) and a sample of ``sample`` of them decoded in full (a truncated
+    JPEG, a label value that is no class), evenly spaced (None: all). One line per problem, each naming the id."""
+    problems, bad = [], set()
+    labelled = labels and ds.has_masks
+    for i, image_id in enumerate(ds.ids):
+        image, label = ds.image_path(i), ds.mask_path(i)
+        found = _header(image)
+        if isinstance(found, str):
+            problems.append(f"image of id '{image_id}' (split '{ds.split}'): {found}")
+            bad.add(i)
+        elif found[0] not in ("JPEG", "PNG"):
+            problems.append(f"image of id '{image_id}': {image} is a {found[0]} file; expected a JPEG or PNG")
+            bad.add(i)
+        if not labelled:
+            continue
+        lab = _header(label)
+        if isinstance(lab, str):
+            problems.append(f"label map of id '{image_id}' (split '{ds.split}'): {lab}")
+            bad.add(i)
+        elif lab[0] != "PNG" or lab[2] not in ("P", "L", "RGB"):
+            problems.append(f"label map of id '{image_id}': {label} is a {lab[0]} of mode {lab[2]!r}; expected a "
+                            f"PNG of mode 'P' (palette), 'L' (class indices) or 'RGB' (VOC colours)")
+            bad.add(i)
+        elif not isinstance(found, str) and lab[1] != found[1]:
+            problems.append(f"id '{image_id}': label map {label} is {lab[1][0]}x{lab[1][1]} (HxW) but its image is "
+                            f"{found[1][0]}x{found[1][1]}")
+            bad.add(i)
+    reads = (ds.image, ds.mask) if labelled else (ds.image,)
+    for i in _sample_indices(len(ds), sample):
+        for read in reads if i not in bad else ():
+            try:
+                read(i)
+            except InputError as exc:
+                problems.append(str(exc))
+    return problems
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int], str] | str:
+    """``(format, (H, W), mode)`` from an image file's header, or the problem in words."""
+    if not path.is_file():
+        return f"not found: {path}"
+    try:
+        with Image.open(path) as im:
+            return im.format or "?", (im.height, im.width), im.mode
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"cannot read {path}: {exc}"
 
 
 def _image_problems(ds: VOCSegmentation, indices: list[int]) -> list[str]:

@@ -223,7 +223,10 @@ class VOCSegmentation:
             mask = read_label_png(path, self.num_classes)
         except InputError as exc:
             raise InputError(f"label map of id '{self.ids[i]}': {exc}") from exc
-        image_hw = image_size(self.image_path(i)) if self.image_path(i).is_file() else None
+        try:
+            image_hw = image_size(self.image_path(i))
+        except InputError:          # a missing or unreadable image is its own problem (image())
+            image_hw = None
         if image_hw is not None and mask.shape != image_hw:
             raise InputError(f"id '{self.ids[i]}': label map {path} is {mask.shape[0]}x{mask.shape[1]} (HxW) "
                              f"but its image is {image_hw[0]}x{image_hw[1]}")

@@ -36,7 +36,8 @@ def set_aside(ckpt: Path, desc: str) -> None:
     prev = ckpt.with_name("ckpt.prev.pt")
     os.replace(ckpt, prev)
     print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {prev} "
-          f"(`--resume` continues an interrupted run)", file=sys.stderr, flush=True)
+          f"(to continue it instead: stop this run, move {prev.name} back to {ckpt.name} and run again with "
+          f"--resume)", file=sys.stderr, flush=True)
 
 
 def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:

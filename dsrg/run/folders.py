@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.voc import VOCSegmentation
 from ..errors import InputError
 from ..files import locked, read_json, write_json
 from ..profile import Profile, section_dict
@@ -192,6 +193,11 @@ def step_state(folder: Path) -> str:
         except InputError:
             return "done, but its done.json is unreadable: delete the folder to run the step again"
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
+    labels = sum(1 for _ in (folder / "labels").glob("*.png")) if (folder / "labels").is_dir() else 0
+    if labels:                                   # pseudo-labels, interrupted
+        total = _images(folder)
+        return f"interrupted ({labels}{f' of {total}' if total else ''} written): --resume continues; without it " \
+               f"the step starts over"
     if (folder / "ckpt.pt").is_file():
         from .checkpoints import checkpoint_iteration
 
@@ -202,6 +208,15 @@ def step_state(folder: Path) -> str:
         return f"interrupted: --resume continues from its checkpoint at iteration {it}; without it the step " \
                f"starts over"
     return "to run"
+
+
+def _images(folder: Path) -> int | None:
+    """The number of images of the training split that a step folder's ``config.json`` names (None: unknown)."""
+    try:
+        data = read_json(folder / "config.json", "a step's settings")["config"]["data"]
+        return len(VOCSegmentation(data["root"], data["train_split"]))
+    except (InputError, KeyError, TypeError):
+        return None
 
 
 def require(cfg: Profile, step: str) -> Path:

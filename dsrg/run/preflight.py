@@ -14,6 +14,7 @@ split names are checked. Every process of a torchrun launch runs the same check.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from operator import attrgetter
 from pathlib import Path
@@ -21,11 +22,12 @@ from typing import Sequence
 
 import torch
 
-from ..data.check import unlabelled_indices
+from ..data.check import file_problems, unlabelled_indices
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
+from ..files import write_text
 from ..models.deeplab import DeepLabASPP
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
@@ -72,8 +74,11 @@ def require_resnet_weights(cfg: Profile, init: str) -> None:
                          "ResNet-101 from random weights set seg.freeze_bn=false")
 
 
-def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
-    """Raise one InputError listing every problem with the inputs of ``steps`` (each names its key and path)."""
+def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> None:
+    """Raise one InputError listing every problem with the inputs of ``steps`` (each names its key and path).
+
+    The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
+    fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
     def get(key: str):
         return attrgetter(key)(cfg)
 
@@ -145,10 +150,24 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
         for key in trained:
             collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
     # the image-level labels of training come from the label maps, as the classifier's validation does
-    labelled = ["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []
-    for key in labelled + (["data.val_split"] if "cls" in steps else []):
+    labelled = (["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []) + \
+        (["data.val_split"] if "cls" in steps else [])
+    complete = {}                      # split key -> whether every image has its label map
+    for key in labelled:
         if key in splits:
+            before = len(problems)
             collect(_require_label_maps, key, splits[key])
+            complete[key] = len(problems) == before
+    checked: dict[Path, list[str]] = {}     # a marker of each split's check -> its problems
+    for key, ds in splits.items():          # the label maps where training reads classes or evaluate scores
+        labels = complete.get(key, False) or key == "eval.split" and not unlabelled_indices(ds)
+        marker = cfg.run_dir / ".checked" / f"{ds.split}-{'labels-' if labels else ''}{_fingerprint(ds)}"
+        if marker not in checked:
+            checked[marker] = [] if marker.is_file() else _file_problems(ds, labels)
+    problems += [line for lines in checked.values() for line in lines]
+    if any(checked.values()):
+        problems.append(f"(dsrg data check --root {root} --all opens every file; pre-flight decodes "
+                        f"{FILE_SAMPLE} of each split and reads the others' headers)")
     if train is not None and "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder" \
             and Path(cfg.seeds.saliency_dir).is_dir():
         maps = SaliencyFolder(cfg.seeds.saliency_dir)
@@ -158,6 +177,37 @@ def check_inputs(cfg: Profile, steps: Sequence[str]) -> None:
                             f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
                             f"image of data.train_split={cfg.data.train_split}")
     _raise(problems)
+    for marker in checked if remember else ():     # all clean: the same files are not checked again
+        if not marker.is_file():
+            write_text(marker, f"{cfg.data.root}: every header read, {FILE_SAMPLE} files decoded, no problem\n")
+
+
+FILE_SAMPLE = 50     # images and label maps of each split that pre-flight decodes in full
+FILE_LINES = 10      # problems with a split's files listed one by one; the rest are counted
+
+
+def _file_problems(ds: VOCSegmentation, labels: bool) -> list[str]:
+    """:func:`dsrg.data.check.file_problems` of the split ``ds``, the first :data:`FILE_LINES` of them one by one."""
+    problems = file_problems(ds, FILE_SAMPLE, labels)
+    if len(problems) > FILE_LINES:
+        problems = problems[:FILE_LINES] + [f"... and {len(problems) - FILE_LINES} more problems with the files of "
+                                            f"split '{ds.split}'"]
+    return problems
+
+
+def _fingerprint(ds: VOCSegmentation) -> str:
+    """A digest of the split's files as they are now: ids, and each image's and label map's size and time."""
+    digest = hashlib.sha256(str(ds.root.resolve()).encode())
+    for i, image_id in enumerate(ds.ids):
+        stats = []
+        for path in (ds.image_path(i), ds.mask_path(i)):
+            try:
+                st = path.stat()
+                stats.append(f"{st.st_size}:{st.st_mtime_ns}")
+            except OSError:
+                stats.append("-")
+        digest.update(f"{image_id} {' '.join(stats)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _raise(problems: list[str]) -> None:

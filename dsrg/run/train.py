@@ -148,6 +148,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     if resume and ckpt.is_file():
         state = load_checkpoint(ckpt, model, optimizer, records)
         start = int(state["iteration"])
+        if world.main:
+            print(f"{desc}: resuming from {ckpt} at iteration {start} of {sec.iterations}", file=sys.stderr,
+                  flush=True)
     elif ckpt.is_file() and world.main:
         set_aside(ckpt, desc)
     if world.main:

@@ -12,6 +12,7 @@ from torch import nn
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
+from ..files import remove_stale_temporaries
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model, save_model
@@ -61,6 +62,7 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
         folders.require(ctx.cfg, prev)
     if ctx.world.main:
         folders.start(ctx.cfg, step)
+        remove_stale_temporaries(folder)         # what a killed run of this step left half-written
     barrier(ctx.world)
     return folder, False
 

@@ -2,19 +2,21 @@
 
 The step-1 model on every training image at the square input sizes ``pseudo.sizes`` (241/321/401 at
 paper scale), logits upsampled to the image and summed, softmax, test-time CRF (s = 1), argmax over
-all classes (``pseudo.restrict_to_labels=true``: over the image's labelled classes only, an option). Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU
-against the ground truth in ``done.json``.
+all classes (``pseudo.restrict_to_labels=true``: over the image's labelled classes only, an option).
+Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU against the
+ground truth in ``done.json``. ``--resume`` keeps the labels an interrupted run wrote.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..data.dataset import open_split
-from ..data.voc import write_label_png
+from ..data.voc import read_label_png, write_label_png
 from ..method.inference import predict
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
@@ -35,20 +37,30 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out = folder / "labels"
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
-    todo = [i for i in range(len(ds)) if not (resume and (out / f"{ds.ids[i]}.png").is_file())]
+    kept = {i for i in range(len(ds)) if resume and (out / f"{ds.ids[i]}.png").is_file()}
+    for i in sorted(kept) if meter is not None else ():     # written before an interruption: they count too
+        meter.update(read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes), ds.mask(i))
+    todo = [i for i in range(len(ds)) if i not in kept]
     if cfg.pseudo.restrict_to_labels:
         images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
     else:
         images = ((ds.ids[i], ds.image(i)) for i in todo)
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
-                                        cfg.pseudo.crf, cfg.seg.crf_workers or 1, ctx.amp,
-                                        cfg.pseudo.crf_scale),
-                                total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
-        write_label_png(out / f"{image_id}.png", label)
-        if meter is not None:
-            meter.update(label, ds.mask(index[image_id]))
-    summary = meter.summary() if meter is not None and not resume else None
+    written = len(kept)
+    try:
+        for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
+                                            cfg.pseudo.crf, cfg.seg.crf_workers or 1, ctx.amp,
+                                            cfg.pseudo.crf_scale),
+                                    total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
+            write_label_png(out / f"{image_id}.png", label)
+            written += 1
+            if meter is not None:
+                meter.update(label, ds.mask(index[image_id]))
+    except KeyboardInterrupt:
+        print(f"pseudo-labels: interrupted with {written} of {len(ds)} images labelled; `--resume` continues from "
+              f"there (the labels written are kept), without it the step starts over", file=sys.stderr, flush=True)
+        raise
+    summary = meter.summary() if meter is not None else None
     folders.finish(folder, started, images=len(ds), quality=summary)
     return folder
