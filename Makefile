@@ -68,6 +68,7 @@ bench: data
 	$(PY) benchmarks/crf.py
 	$(PY) benchmarks/step.py --batch 2 --size 161 --width 0.25
 	$(PY) benchmarks/synth.py
+	$(PY) benchmarks/preflight.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
 
 # On a machine with CUDA: the paper profile's shapes (batch 20, 21 classes, 41 x 41; VGG16 at 321 x 321),
