@@ -25,7 +25,7 @@ def test_the_tiny_pipeline_runs_on_cuda_with_bf16_autocast(tmp_path):
 
 
 def test_cpu_and_cuda_give_close_first_losses(tmp_path):
-    extra = ("cls.batch_norm=false", "cls.dropout=0", "amp=false", *NO_CONTRIB)
+    extra = ("cls.batch_norm=false", "seg.batch_norm=false", "cls.dropout=0", "amp=false", *NO_CONTRIB)
     losses = {}
     for device in ("cpu", "cuda"):
         cfg = tiny_profile(tmp_path / "synth", tmp_path / device, f"device={device}", *extra)
