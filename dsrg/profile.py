@@ -35,7 +35,7 @@ class DataConfig:
     val_split: str = "val"
     synth: list[str] = field(default_factory=list)  # with dataset=synthetic: SynthConfig overrides, e.g. [n_train=16]
     normalize: str = "torchvision"        # torchvision (RGB, ImageNet mean/std) | caffe (BGR minus 104,117,123)
-    loader_workers: int = 2               # DataLoader processes
+    loader_workers: int = -1              # DataLoader processes; -1: one per core the machine has, less one
 
 
 @dataclass
@@ -275,7 +275,8 @@ def validate(cfg: Profile) -> None:
     need("seg.record_images", cfg.seg.record_images >= 0, "an integer >= 0")
     need("seg.boundary_weight", 0 <= cfg.seg.boundary_weight < math.inf, "a finite weight >= 0")
     need("seg.crf_workers", cfg.seg.crf_workers >= 1, "a number of processes >= 1")
-    need("data.loader_workers", cfg.data.loader_workers >= 0, "a number of DataLoader processes >= 0")
+    need("data.loader_workers", cfg.data.loader_workers >= -1,
+         "a number of DataLoader processes >= 0, or -1 (one per core)")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
          "a non-empty list of input sides >= 16 px")

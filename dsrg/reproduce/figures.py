@@ -18,6 +18,7 @@ import pandas as pd
 from ..data.voc import IGNORE, voc_palette
 from ..errors import InputError
 from ..files import atomic_path
+from ..run.train import LOG_COUNTERS
 
 PAPER, OURS = "#7f7f7f", "#1f77b4"     # the paper's values grey, ours blue, in every figure
 
@@ -62,8 +63,8 @@ CURVE_TITLES = {"loss": "total loss", "seed_loss": "seeding loss", "boundary_los
 
 
 def curve_keys(log: pd.DataFrame) -> list[str]:
-    """The quantities a training log holds (its columns but ``it``, ``epoch``, ``lr`` and ``s``)."""
-    return [k for k in log.columns if k not in ("it", "epoch", "lr", "s")]
+    """The quantities a training log holds: its columns but the counters (:data:`dsrg.run.train.LOG_COUNTERS`)."""
+    return [k for k in log.columns if k not in LOG_COUNTERS]
 
 
 def curve_window(n: int) -> int:
@@ -80,7 +81,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     """Training curves: one panel per logged quantity, one colour per run, against the iteration.
 
     ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
-    ``keys``: the columns to plot (default: every logged quantity but ``it``, ``epoch``, ``lr`` and ``s``,
+    ``keys``: the columns to plot (default: every logged quantity but the counters,
     in the first log's order). Thin lines are the values of each iteration; thick ones their trailing mean
     over ``window`` iterations (default :func:`curve_window` of the longest log).
     """

@@ -237,6 +237,12 @@ def start(cfg: Profile, step: str) -> Path:
     return folder
 
 
+def timed(images: int, since: float) -> dict:
+    """``{"images": images, "s": seconds since since}``: what an inference step spent on its images, its setup
+    (reading the model) not counted; ``done.json`` keeps it as ``timed``, to project a longer split from."""
+    return {"images": images, "s": round(time.perf_counter() - since, 3)}
+
+
 def finish(folder: Path, started: float, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete."""
     from .dist import machine

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -81,10 +82,18 @@ def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world:
 
 # ----------------------------------------------------------------------------- the log
 
+#: The columns of ``log.jsonl`` that are not a logged quantity of the step: the iteration, its epoch and lr;
+#: its wall seconds ``s``, of which ``wait`` went to waiting for the batch; on CUDA ``gpu``, the seconds between
+#: CUDA events around the step's work on the GPU's timeline (``1 - gpu / s``: the share the GPU stood idle).
+TIMING = ("s", "wait", "gpu")
+LOG_COUNTERS = ("it", "epoch", "lr", *TIMING)
+
+
 def read_log(path: str | Path) -> list[dict]:
     """The iterations a training step logged, in order: ``log.jsonl``, one JSON object per line with ``it``,
     ``epoch``, ``lr``, the step's losses and ``s`` (seconds). ``path``: the file or its step folder. A line
-    cut short (a killed run) ends the log; the file is read as it stands, so a step still training works."""
+    cut short (a killed run) ends the log; the file is read as it stands, so a step still training works.
+    The timing columns are described at :data:`LOG_COUNTERS`."""
     path = Path(path)
     if path.is_dir() or path.suffix != ".jsonl":
         path = path / "log.jsonl"
@@ -108,6 +117,15 @@ def _read_log(path: Path, before: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- the loop
+
+def loader_workers(asked: int) -> int:
+    """DataLoader processes: ``asked``, or with -1 (the default) the cores this process may use, shared with the
+    other torchrun processes of the machine, less one for the training process itself; at most 12."""
+    if asked >= 0:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1, 12))
+
 
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
@@ -138,7 +156,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         records: optional object with ``epoch_end(model, epoch)``, ``state_dict()``, ``load_state_dict()``
             (the step's per-epoch records, checkpointed with the weights). Every process calls each of
             them, so they may reduce across processes; only the main process writes.
-    Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds) and ``ckpt.pt``.
+    Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds: :data:`LOG_COUNTERS`) and ``ckpt.pt``.
     """
     ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
     channels_last(model)
@@ -165,8 +183,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     n = len(dataset)
     per_epoch = iterations_per_epoch(n, sec.batch_size, f"{step_of(desc)}.batch_size")
     keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
-    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=cfg.data.loader_workers, collate_fn=collate,
-                             pin_memory=device.type == "cuda", worker_init_fn=_loader_worker))
+    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=loader_workers(cfg.data.loader_workers),
+                             collate_fn=collate, pin_memory=device.type == "cuda", worker_init_fn=_loader_worker))
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else None
     if state is not None:  # after the loader drew its base seed, as the uninterrupted run did at iteration 0
         mine = saved_rng(state, world)
         torch.set_rng_state(mine["cpu"])
@@ -178,24 +197,35 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     it = start
     try:
         tick = time.perf_counter()
-        for it, batch in zip(range(start, sec.iterations), loader):
+        for it in range(start, sec.iterations):
+            asked = time.perf_counter()
+            batch = next(loader)
+            waited = time.perf_counter() - asked
             factor = lr_factor(sec, it)
             for g in optimizer.param_groups:
                 g["lr"] = g["initial_lr"] * factor
             net.train()
+            if events is not None:
+                events[0].record()
             batch = [b.to(device, non_blocking=True) for b in batch]
             out = step(net, batch, it)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
-            stats = all_reduce_mean({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}, world)
+            if events is not None:
+                events[1].record()
+            stats = all_reduce_mean({k: float(v.detach()) if torch.is_tensor(v) else float(v)
+                                     for k, v in out.items()}, world)
             if not math.isfinite(stats["loss"]):   # read above for the log: no extra sync; same on every rank
                 raise _diverged(desc, it, sec, factor, stats)
             now = time.perf_counter()
             seconds, tick = now - tick, now
             if log is not None:
+                timing = {"s": round(seconds, 4), "wait": round(waited, 4)}
+                if events is not None:     # the loss read above waited for the stream: the events are done
+                    timing["gpu"] = round(events[0].elapsed_time(events[1]) / 1000, 4)
                 log.write(json.dumps({"it": it, "epoch": it // per_epoch, "lr": sec.lr * factor,
-                                      **{k: round(v, 6) for k, v in stats.items()}, "s": round(seconds, 4)}) + "\n")
+                                      **{k: round(v, 6) for k, v in stats.items()}, **timing}) + "\n")
                 log.flush()
             bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{sec.batch_size / max(seconds, 1e-9):.1f}")
             bar.update(1)

@@ -75,6 +75,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
 
     images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
+    timer = time.perf_counter()
     for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
                                         cfg.seg.crf_workers or 1, ctx.amp,
                                         cfg.eval.crf_scale),
@@ -84,6 +85,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
             gt = ds.mask(index[image_id])
             meter.update(label, gt)
             rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+    timed = folders.timed(len(ds), timer)
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:
         result = meter.summary()
@@ -95,5 +97,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         writer.writerows(rows)
         write_text(folder / "per_image.csv", buf.getvalue())
     write_json(folder / "metrics.json", summary)
-    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"})
+    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed)
     return folder

@@ -47,7 +47,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         images = ((ds.ids[i], ds.image(i)) for i in todo)
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    written = len(kept)
+    written, timer = len(kept), time.perf_counter()
     try:
         for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
                                             cfg.pseudo.crf, cfg.seg.crf_workers or 1, ctx.amp,
@@ -62,5 +62,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
               f"there (the labels written are kept), without it the step starts over", file=sys.stderr, flush=True)
         raise
     summary = meter.summary() if meter is not None else None
-    folders.finish(folder, started, images=len(ds), quality=summary)
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.timed(len(todo), timer))
     return folder

@@ -83,8 +83,11 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
+    timer = time.perf_counter()
     items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
+    timed = folders.timed(len(ds), timer)
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
-    folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds))
+    folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
+                   timed=timed)
     return folder

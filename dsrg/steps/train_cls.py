@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..data import transforms as T
 from ..data.dataset import ClassificationSet, open_split
 from ..profile import Profile
+from ..run import folders
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
 from .common import begin, build_cls_net, finish_training, setup
@@ -74,9 +75,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     val = open_split(cfg.data, cfg.data.val_split)
+    timer = time.perf_counter()
     scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp)
     summary = {"val_map": average_precision(scores, targets),
                "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
-               "iterations": cfg.cls.iterations}
+               "iterations": cfg.cls.iterations, "timed": folders.timed(len(val), timer)}
     finish_training(folder, started, model, train, **summary)
     return folder
