@@ -7,7 +7,7 @@ DATA   ?= data/synthetic
 # notebooks executed at once by `make book` (scripts/execute_notebooks.py)
 BOOK_JOBS ?= 2
 
-.PHONY: help setup test test-all book data demo bench bench-gpu bench-demo clean lab chromium
+.PHONY: help setup test test-all book data demo bench bench-gpu gpu-check bench-paper-scale bench-demo clean lab chromium
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
@@ -17,6 +17,8 @@ help:
 	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
 	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
 	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
+	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 4 min"
+	@echo "make bench-paper-scale  project a paper-scale run from a slice (CPU: about 10 min with the set)"
 	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
 	@echo "make lab       JupyterLab on the venv's kernel; the .md notebooks open as notebooks (jupytext)"
 	@echo "make chromium  install Debian's chromium for the book's browser tests if missing (root + apt only)"
@@ -71,14 +73,22 @@ bench: data
 	$(PY) benchmarks/preflight.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
 
-# On a machine with CUDA: the paper profile's shapes (batch 20, 21 classes, 41 x 41; VGG16 at 321 x 321),
-# recorded in benchmarks/results/, where the book's performance chapter reads them.
-RESULTS ?= benchmarks/results
+# On a machine with CUDA: the paper profile's shapes (batch 20, 21 classes, 41 x 41; VGG16 and ResNet-101 at
+# 321 x 321) and a paper-scale slice, recorded in benchmarks/results/, where the book's performance chapter
+# reads them. gpu-check adds the gpu tests and runs on the machine's own python3 and torch, no venv (after
+# `source .whl/device-setup.sh`: ../shared/reference/gpu.md); bench-gpu runs the benchmarks in the venv.
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py
+
 bench-gpu: $(STAMP)
-	@$(PY) -c 'import torch, sys; torch.cuda.is_available() or sys.exit("make bench-gpu: no CUDA device here")'
-	$(PY) benchmarks/grow.py --device cuda --json $(RESULTS)/grow-gpu.json
-	$(PY) benchmarks/crf.py --device cuda --json $(RESULTS)/crf-gpu.json
-	$(PY) benchmarks/step.py --device cuda --batch 20 --size 321 --crf exact --json $(RESULTS)/step-gpu.json
+	$(PY) benchmarks/gpu_check.py --only step-vgg16,step-resnet101,grow,crf,paper-scale
+
+# A paper-scale run projected from a slice of a VOC-shaped set (written once into data/paper-scale, about a
+# minute here): the CPU's figures; PAPER_SCALE_ARGS="--device cuda" for a GPU's.
+PAPER_SCALE_ARGS ?=
+bench-paper-scale: $(STAMP)
+	$(PY) benchmarks/paper_scale.py --json benchmarks/results/paper-scale-cpu.json $(PAPER_SCALE_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/dsrg run --profile demo

@@ -1,0 +1,128 @@
+"""The GPU check: on a CUDA machine, in about 4 minutes (6 with every part at its limit), the `gpu` tests and
+the paper-shape benchmarks, each under its own time limit, each recorded as JSON in benchmarks/results/ with
+the machine, then one screen of summary.
+
+    make gpu-check                      # python3 of the machine, its own torch (GPU_PYTHON=... for another)
+    python3 benchmarks/gpu_check.py [--results benchmarks/results] [--only step-vgg16,grow]
+
+Run from the project root, with the project on PYTHONPATH (no editable install needed). A part that runs past
+its limit is stopped with every process it started, and the rest go on; the summary says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def parts(results: Path) -> dict[str, tuple[list[str], int]]:
+    """``{name: (command, seconds allowed)}``; each benchmark writes ``<results>/<name>-gpu.json``."""
+    def bench(script: str, *args: str, name: str) -> list[str]:
+        return [PY, str(ROOT / "benchmarks" / script), *args, "--json", str(results / f"{name}-gpu.json")]
+
+    return {
+        "tests": ([PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-q", "-rA", str(ROOT / "tests"),
+                   "--junitxml", str(results / "tests-gpu.xml")], 120),
+        "step-vgg16": (bench("step.py", "--device", "cuda", "--batch", "20", "--size", "321", "--crf", "exact",
+                             name="step-vgg16"), 35),
+        "step-resnet101": (bench("step.py", "--device", "cuda", "--model", "resnet101", "--batch", "20", "--size",
+                                 "321", "--crf", "exact", name="step-resnet101"), 35),
+        "grow": (bench("grow.py", "--device", "cuda", name="grow"), 25),
+        "crf": (bench("crf.py", "--device", "cuda", name="crf"), 25),
+        "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "12",
+                              "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 120),
+    }
+
+
+def run_part(command: list[str], limit: int, log: Path) -> tuple[str, float]:
+    """Run ``command`` in a session of its own, output to ``log``; stop the whole session after ``limit`` s."""
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=limit)
+            status = "ok" if code == 0 else f"failed (exit {code})"
+        except subprocess.TimeoutExpired:
+            status = f"stopped after {limit} s"
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)   # whatever it left running: loader and CRF workers
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    return status, time.perf_counter() - start
+
+
+def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
+    """One screen: each part's status and time, and the figures of the records it wrote."""
+    lines = [f"{name:15} {status:24} {seconds:6.0f} s" for name, (status, seconds) in ran.items()]
+
+    def record(name: str) -> dict | None:
+        path = results / f"{name}-gpu.json"
+        return json.loads(path.read_text()) if path.is_file() and ran.get(name, ("",))[0] == "ok" else None
+
+    for name in ("step-vgg16", "step-resnet101"):
+        r = record(name)
+        if r:
+            s = r["seconds"]
+            lines.append(f"{name}: {1e3 * s['total']:.1f} ms per step ({r['images_per_second']:.0f} img/s), CRF + "
+                         f"growing {100 * (s['crf'] + s['growing']) / s['total']:.1f} %, peak "
+                         f"{r['peak_memory_bytes'] / 2**30:.1f} GiB")
+    r = record("paper-scale")
+    if r:
+        for step, m in r["steps"].items():
+            wait = f", data wait {100 * m['data_wait']:.1f} %, GPU idle {100 * m.get('gpu_idle', 0):.0f} %" \
+                if "data_wait" in m else ""
+            lines.append(f"paper-scale {step:8} projected {m['projected_s'] / 60:6.1f} min{wait}")
+        lines.append(f"paper-scale total: {r['projected_total_s'] / 60:.1f} min")
+    tests = results / "tests-gpu.xml"
+    if tests.is_file():
+        import xml.etree.ElementTree as ET
+
+        suite = ET.parse(tests).getroot()
+        suite = suite if suite.tag == "testsuite" else suite[0]
+        lines.append(f"gpu tests: {suite.get('tests')} run, {suite.get('failures')} failed, {suite.get('errors')} "
+                     f"errors, {suite.get('skipped')} skipped")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--only", default="", help="comma-separated parts (default: all)")
+    args = ap.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_check: no CUDA device here (torch.cuda.is_available() is False)")
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    todo = parts(results)
+    chosen = [p for p in args.only.split(",") if p] or list(todo)
+    unknown = sorted(set(chosen) - set(todo))
+    if unknown:
+        raise SystemExit(f"gpu_check: no part {unknown}; expected some of {sorted(todo)}")
+    print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}; logs in {results}", flush=True)
+    ran = {}
+    for name in chosen:
+        command, limit = todo[name]
+        ran[name] = run_part(command, limit, results / f"{name}-gpu.log")
+        print(f"  {name}: {ran[name][0]} in {ran[name][1]:.0f} s", flush=True)
+    text = summary(results, ran)
+    (results / "gpu-check-summary.txt").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""`make gpu-check` (benchmarks/gpu_check.py) on the CPU: a part past its limit is stopped with every process
+it started, and the summary reads the records the parts wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from gpu_check import parts, run_part, summary  # noqa: E402
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").is_dir() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_a_part_past_its_limit_is_stopped_with_the_processes_it_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time; p = subprocess.Popen(['sleep', '60']); "
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    start = time.perf_counter()
+    status, seconds = run_part([sys.executable, "-c", script], 2, tmp_path / "part.log")
+    assert status == "stopped after 2 s" and seconds < 10 and time.perf_counter() - start < 10
+    child = int(pid_file.read_text())
+    deadline = time.time() + 5
+    while _alive(child) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the grandchild went with its part"
+
+
+def test_a_failing_part_says_its_exit_status(tmp_path):
+    status, _ = run_part([sys.executable, "-c", "raise SystemExit(3)"], 10, tmp_path / "part.log")
+    assert status == "failed (exit 3)"
+
+
+def test_every_part_writes_its_record_into_the_results_folder(tmp_path):
+    for name, (command, limit) in parts(tmp_path).items():
+        assert str(tmp_path) in " ".join(command), name
+        assert 0 < limit <= 150
+    assert sum(limit for _, limit in parts(tmp_path).values()) <= 6 * 60, "six minutes at most"
+
+
+def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
+    step = {"seconds": {"total": 0.04, "crf": 0.005, "growing": 0.002}, "images_per_second": 500.0,
+            "peak_memory_bytes": 4 * 2**30}
+    (tmp_path / "step-vgg16-gpu.json").write_text(json.dumps(step))
+    scale = {"steps": {"seg": {"projected_s": 600.0, "data_wait": 0.02, "gpu_idle": 0.1},
+                       "eval": {"projected_s": 60.0}}, "projected_total_s": 660.0}
+    (tmp_path / "paper-scale-gpu.json").write_text(json.dumps(scale))
+    text = summary(tmp_path, {"step-vgg16": ("ok", 20.0), "paper-scale": ("ok", 90.0), "grow": ("stopped after 25 s",
+                                                                                                 25.0)})
+    assert "step-vgg16: 40.0 ms per step (500 img/s), CRF + growing 17.5 %, peak 4.0 GiB" in text
+    assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
+    assert "paper-scale total: 11.0 min" in text and "stopped after 25 s" in text

@@ -1,0 +1,111 @@
+"""The paper-scale benchmark's pieces (benchmarks/paper_scale.py): the VOC-shaped set and its links, the
+measures read from a step's folder, and the projection arithmetic, on numbers checkable by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dsrg.data.check import file_problems
+from dsrg.data.voc import VOCSegmentation
+from dsrg.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from paper_scale import (VOC_SIZES, inference_measures, loader_rates, pool_size, project,  # noqa: E402
+                         table, training_measures, voc_shaped_set, write_slice)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return voc_shaped_set(tmp_path_factory.mktemp("set") / "voc", pool=3, train=7, val=4, processes=2)
+
+
+def test_every_id_is_a_link_to_one_of_the_pool_images(small_set):
+    ids = (small_set / "ImageSets/Segmentation/train_aug.txt").read_text().split()
+    val = (small_set / "ImageSets/Segmentation/val.txt").read_text().split()
+    assert len(ids) == 7 and len(val) == 4 and not set(ids) & set(val)
+    pool = {os.stat(small_set / "pool" / f"{k}.jpg").st_ino: k for k in range(3)}
+    linked = [pool[os.stat(small_set / "JPEGImages" / f"{i}.jpg").st_ino] for i in ids + val]
+    assert linked == [k % 3 for k in range(11)], "id k links pool image k mod 3"
+    assert os.stat(small_set / "pool" / "0.png").st_nlink == 1 + 4      # ids 0, 3, 6 (train), 9 (val)
+
+
+def test_the_set_is_a_clean_voc_root_of_voc_sizes(small_set):
+    for split in ("train_aug", "val"):
+        ds = VOCSegmentation(small_set, split)
+        assert file_problems(ds, sample=None) == []
+        for i in range(len(ds)):
+            assert ds.image(i).shape[:2] in VOC_SIZES
+            assert set(np.unique(ds.mask(i))) <= set(range(21)) | {255}
+    assert Image.open(small_set / "SegmentationClass" / "2008_000000.png").mode == "P"
+
+
+def test_the_set_is_written_once_and_another_one_is_refused(small_set):
+    before = (small_set / "dataset.json").stat().st_mtime_ns
+    assert voc_shaped_set(small_set, pool=3, train=7, val=4) == small_set
+    assert (small_set / "dataset.json").stat().st_mtime_ns == before
+    with pytest.raises(InputError, match="delete it or give another --data folder"):
+        voc_shaped_set(small_set, pool=5, train=7, val=4)
+    made = json.loads((small_set / "dataset.json").read_text())
+    assert made["config"] == {"pool": 3, "train_aug": 7, "val": 4, "seed": 0} and made["write_s"] >= 0
+
+
+def test_pool_sizes_follow_the_voc_spread():
+    drawn = [pool_size(i, 0) for i in range(2000)]
+    assert set(drawn) <= set(VOC_SIZES)
+    share = drawn.count((375, 500)) / len(drawn)
+    assert abs(share - VOC_SIZES[(375, 500)]) < 0.05
+
+
+def test_a_slice_is_the_first_ids_of_its_split(small_set):
+    name = write_slice(small_set, "train_aug", 2)
+    assert name == "train_aug_first2"
+    assert VOCSegmentation(small_set, name).ids == ["2008_000000", "2008_000001"]
+
+
+def test_a_training_slice_leaves_its_first_iteration_out_and_projects_by_hand():
+    log = [{"it": 0, "s": 5.0, "wait": 4.0}, {"it": 1, "s": 2.0, "wait": 0.5}, {"it": 2, "s": 2.0, "wait": 0.0}]
+    m = training_measures(log, wall_s=19.0)
+    assert m["per_iteration_s"] == 2.0 and m["data_wait"] == 0.125 and m["setup_s"] == 10.0
+    assert "gpu_idle" not in m
+    assert project(m, iterations=8000) == 10.0 + 8000 * 2.0
+
+
+def test_a_classifier_slice_projects_its_validation_apart_from_its_setup():
+    log = [{"it": 0, "s": 3.0, "wait": 0.0}, {"it": 1, "s": 1.0, "wait": 0.0}]
+    m = training_measures(log, wall_s=16.0, timed={"images": 4, "s": 2.0})
+    assert m["per_iteration_s"] == 1.0 and m["per_image_s"] == 0.5 and m["setup_s"] == 10.0
+    assert project(m, iterations=100, images=1449) == 10.0 + 100 * 1.0 + 1449 * 0.5
+
+
+def test_the_gpu_idle_share_is_the_wall_time_outside_the_gpu_work():
+    log = [{"it": 0, "s": 9.0, "wait": 0, "gpu": 1.0}, {"it": 1, "s": 1.0, "wait": 0, "gpu": 0.75},
+           {"it": 2, "s": 1.0, "wait": 0, "gpu": 0.75}]
+    assert training_measures(log, wall_s=11.0)["gpu_idle"] == 0.25
+
+
+def test_an_inference_slice_projects_its_setup_once_and_its_images_by_hand():
+    m = inference_measures({"images": 20, "s": 10.0}, wall_s=14.0)
+    assert m["per_image_s"] == 0.5 and m["setup_s"] == 4.0
+    assert project(m, images=10_582) == 4.0 + 10_582 * 0.5
+
+
+def test_the_table_gives_the_projected_total():
+    train = {**training_measures([{"it": 0, "s": 1.0, "wait": 0.0}], 61.0), "full": {"iterations": 60},
+             "peak": {"rss_mib": 100}}
+    infer = {**inference_measures({"images": 2, "s": 2.0}, 2.0), "full": {"images": 60}, "peak": {"rss_mib": 50}}
+    for m in (train, infer):
+        m["projected_s"] = project(m, **m["full"])
+    text = table({"cls": train, "eval": infer})
+    assert "projected total: 3.0 min" in text, text      # (60 + 60 x 1) + (0 + 60 x 1) seconds
+
+
+def test_the_loader_rate_is_measured_for_each_training_steps_items(small_set):
+    rates = loader_rates(small_set, "train_aug", images=3)
+    assert set(rates) == {"cls", "seg", "retrain"} and all(r > 0 for r in rates.values())
