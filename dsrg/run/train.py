@@ -82,10 +82,12 @@ def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world:
 
 # ----------------------------------------------------------------------------- the log
 
-#: The columns of ``log.jsonl`` that are not a logged quantity of the step: the iteration, its epoch and lr;
-#: its wall seconds ``s``, of which ``wait`` went to waiting for the batch; on CUDA ``gpu``, the seconds between
-#: CUDA events around the step's work on the GPU's timeline (``1 - gpu / s``: the share the GPU stood idle).
+#: The timing columns of ``log.jsonl``: an iteration's wall seconds ``s``, of which ``wait`` went to waiting for
+#: its batch; on CUDA ``gpu``, the seconds between CUDA events around the step's work on the GPU's timeline
+#: (``1 - gpu / s``: the share the GPU stood idle).
 TIMING = ("s", "wait", "gpu")
+#: The columns of ``log.jsonl`` that are not a logged quantity of the step: the iteration, its epoch and lr,
+#: and :data:`TIMING`.
 LOG_COUNTERS = ("it", "epoch", "lr", *TIMING)
 
 
@@ -93,7 +95,7 @@ def read_log(path: str | Path) -> list[dict]:
     """The iterations a training step logged, in order: ``log.jsonl``, one JSON object per line with ``it``,
     ``epoch``, ``lr``, the step's losses and ``s`` (seconds). ``path``: the file or its step folder. A line
     cut short (a killed run) ends the log; the file is read as it stands, so a step still training works.
-    The timing columns are described at :data:`LOG_COUNTERS`."""
+    The timing columns are described at :data:`TIMING`."""
     path = Path(path)
     if path.is_dir() or path.suffix != ".jsonl":
         path = path / "log.jsonl"
