@@ -33,13 +33,14 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
         "tests": ([PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-q", "-rA", str(ROOT / "tests"),
                    "--junitxml", str(results / "tests-gpu.xml")], 120),
         "step-vgg16": (bench("step.py", "--device", "cuda", "--batch", "20", "--size", "321", "--crf", "exact",
-                             name="step-vgg16"), 35),
+                             name="step-vgg16"), 30),
         "step-resnet101": (bench("step.py", "--device", "cuda", "--model", "resnet101", "--batch", "20", "--size",
-                                 "321", "--crf", "exact", name="step-resnet101"), 35),
-        "grow": (bench("grow.py", "--device", "cuda", name="grow"), 25),
-        "crf": (bench("crf.py", "--device", "cuda", name="crf"), 25),
+                                 "321", "--crf", "exact", name="step-resnet101"), 30),
+        "grow": (bench("grow.py", "--device", "cuda", name="grow"), 20),
+        "crf": (bench("crf.py", "--device", "cuda", name="crf"), 20),
         "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "12",
-                              "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 120),
+                              "--pool", "400", "--data", "/tmp/dsrg-paper-scale-set", "--out",
+                              "/tmp/dsrg-paper-scale", name="paper-scale"), 140),
     }
 
 
