@@ -1,0 +1,104 @@
+"""What a resumed training step reads at its first iteration, against what the uninterrupted run read there:
+the weights, the optimizer's state, the learning rates, the random states of the CPU and of CUDA, and the batch.
+On the CPU all of it is equal. On CUDA the same comparison names the part that a checkpoint fails to restore,
+where comparing the final weights can only say that something differs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_profile
+
+from dsrg.data import transforms as T
+from dsrg.data.dataset import ClassificationSet, open_split
+from dsrg.run.train import fit, make_optimizer
+from dsrg.steps.common import build_cls_net, setup
+
+CKPT_AT = 2
+
+
+def _state(net, optimizer, batch, device) -> dict[str, list[torch.Tensor]]:
+    """Everything an iteration reads besides the code, as CPU tensors."""
+    return {
+        "weights": [p.detach().cpu().clone() for p in net.parameters()],
+        "buffers": [b.detach().cpu().clone() for b in net.buffers()],
+        "optimizer": [v.detach().cpu().clone() for s in optimizer.state.values() for v in s.values()
+                      if torch.is_tensor(v)],
+        "lr": [torch.tensor(g["lr"]) for g in optimizer.param_groups],
+        "cpu_rng": [torch.get_rng_state()],
+        "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
+        "batch": [b.detach().cpu().clone() for b in batch],
+    }
+
+
+def _train(cfg, folder, resume: bool) -> dict:
+    """Train-cls's model and loss through ``fit``, recording what each iteration read; ``{it: state}`` and
+    ``"final"``: the weights at the end."""
+    ctx = setup(cfg)
+    ds = open_split(cfg.data, cfg.data.train_split)
+    model = build_cls_net(cfg, ds.num_classes).to(ctx.device)
+    optimizer = make_optimizer(model.param_groups(cfg.cls.lr, cfg.cls.weight_decay), cfg.cls)
+    seen = {}
+
+    def step(net, batch, it):
+        seen[it] = _state(net, optimizer, batch, ctx.device)
+        _, images, labels = batch
+        logits = net(T.normalize(images, cfg.data.normalize))
+        return {"loss": F.binary_cross_entropy_with_logits(logits.float(), labels[:, 1:].float())}
+
+    fit(model, optimizer, cfg.cls, cfg, folder, ClassificationSet(ds, cfg.cls.input_size), step,
+        device=ctx.device, world=ctx.world, desc="train-cls", resume=resume)
+    seen["final"] = {"weights": [p.detach().cpu().clone() for p in model.parameters()]}
+    return seen
+
+
+def differences(a: dict, b: dict) -> dict[str, float]:
+    """``{part: largest absolute difference}`` of the parts of two recorded states that differ."""
+    out = {}
+    for part in a:
+        worst = 0.0
+        if len(a[part]) != len(b[part]):
+            out[part] = float("inf")
+            continue
+        for x, y in zip(a[part], b[part]):
+            if x.shape != y.shape:
+                worst = float("inf")
+            elif not torch.equal(x, y):
+                worst = max(worst, (x.double() - y.double()).abs().max().item())
+        if worst:
+            out[part] = worst
+    return out
+
+
+def resumed_against_uninterrupted(tmp_path, *extra: str) -> tuple[dict, dict]:
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run", "amp=false", f"ckpt_every={CKPT_AT}",
+                       f"cls.iterations={CKPT_AT + 2}", "cls.dropout=0.5", *extra)
+    whole = _train(cfg, tmp_path / "whole", resume=False)          # leaves its checkpoint of iteration CKPT_AT
+    (tmp_path / "resumed").mkdir()
+    shutil.copy(tmp_path / "whole" / "ckpt.pt", tmp_path / "resumed" / "ckpt.pt")
+    resumed = _train(cfg, tmp_path / "resumed", resume=True)
+    assert sorted(k for k in resumed if k != "final") == [CKPT_AT, CKPT_AT + 1], "it resumed at the checkpoint"
+    return whole, resumed
+
+
+def test_differences_name_the_parts_that_differ_and_by_how_much():
+    a = {"weights": [torch.zeros(2)], "lr": [torch.tensor(0.1)], "batch": [torch.ones(3)]}
+    b = {"weights": [torch.tensor([0.0, 0.25])], "lr": [torch.tensor(0.1)], "batch": [torch.ones(4)]}
+    assert differences(a, b) == {"weights": 0.25, "batch": float("inf")}
+
+
+def test_a_resumed_cpu_step_reads_at_its_first_iteration_exactly_what_the_uninterrupted_run_read(tmp_path):
+    whole, resumed = resumed_against_uninterrupted(tmp_path, "device=cpu")
+    assert differences(whole[CKPT_AT], resumed[CKPT_AT]) == {}
+    assert differences(whole["final"], resumed["final"]) == {}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_resumed_cuda_step_reads_at_its_first_iteration_what_the_uninterrupted_run_read(tmp_path):
+    whole, resumed = resumed_against_uninterrupted(tmp_path, "device=cuda")
+    assert differences(whole[CKPT_AT], resumed[CKPT_AT]) == {}, "the parts a checkpoint did not restore"
+    assert differences(whole[CKPT_AT + 1], resumed[CKPT_AT + 1]) == {}, "the parts the first resumed step changed"
