@@ -224,7 +224,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             seconds, tick = now - tick, now
             if log is not None:
                 timing = {"s": round(seconds, 4), "wait": round(waited, 4)}
-                if events is not None:     # the loss read above waited for the stream: the events are done
+                if events is not None:     # the loss read above waited for the stream: no wait here
+                    events[1].synchronize()
                     timing["gpu"] = round(events[0].elapsed_time(events[1]) / 1000, 4)
                 log.write(json.dumps({"it": it, "epoch": it // per_epoch, "lr": sec.lr * factor,
                                       **{k: round(v, 6) for k, v in stats.items()}, **timing}) + "\n")
