@@ -22,6 +22,7 @@ def test_the_tiny_pipeline_runs_on_cuda_with_bf16_autocast(tmp_path):
     assert 0.0 <= metrics["miou"] <= 1.0
     log = [json.loads(x) for x in (folders["seg"] / "log.jsonl").read_text().splitlines()]
     assert all(x["loss"] == x["loss"] for x in log), "no NaN loss under bf16"
+    assert all(0 < x["gpu"] <= x["s"] + 1e-3 for x in log), "the GPU's work, within each iteration's wall time"
 
 
 def test_cpu_and_cuda_give_close_first_losses(tmp_path):
