@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
-from .errors import InputError, plural
+from .errors import InputError, Terminated, plural
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
 # loading torch.
@@ -288,16 +289,32 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    before = _terminate_as_interrupt()
     try:
         return args.func(args) or 0
     except InputError as exc:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:      # the training loop has said where the run stands
-        print("dsrg: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:      # the step has said where the run stands
+        terminated = isinstance(exc, Terminated)
+        print(f"dsrg: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     finally:
         _leave_process_group()
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM (a cluster's pre-emption, `kill`, torchrun stopping its processes) interrupt the command as
+    Ctrl-C does; the handler it replaces, or None where signals cannot be set (not the main thread)."""
+    def interrupt(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None
 
 
 def _leave_process_group() -> None:

@@ -63,3 +63,8 @@ def expect_positive_int(name: str, value: object) -> None:
     """Raise InputError unless ``value`` is an int >= 1 (a bool is not accepted)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(f"{name}: expected a positive integer, got {value!r}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interruption by the command line (:func:`dsrg.cli.main`): every step that says
+    where an interrupted run stands says it for SIGTERM too; the command then exits with status 143."""

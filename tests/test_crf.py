@@ -11,7 +11,8 @@ import torch
 
 from dsrg.errors import InputError
 from dsrg.method.crf import (EXACT_MAX_POSITIONS, CRFParams, crf_test, crf_train, dense_crf, mean_field,
-                             pairwise_matrix, process_pool, refine_for_growing, resolve_backend)
+                             pairwise_matrix, refine_for_growing, resolve_backend)
+from dsrg.workers import process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from crf import make_scenes  # noqa: E402  (benchmarks/crf.py)

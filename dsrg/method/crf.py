@@ -12,9 +12,7 @@ sources, and how closely they agree: the book's fidelity chapter.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, expect_shape
+from ..workers import process_pool
 from . import TRAIN_CRF_SCALE
 
 UNARIES = ("prob", "logprob")
@@ -198,17 +197,6 @@ def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParam
     return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes for pydensecrf (training and test time). The workers are forked
-    from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and
-    its threads can deadlock, so they then come from a fork server (that imports this module once)."""
-    if torch.cuda.is_initialized():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    return ProcessPoolExecutor(max_workers=workers)
-
-
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
                           workers: int | None) -> torch.Tensor:
     b, c, h, w = probs.shape
@@ -217,7 +205,7 @@ def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRF
     jobs = [(energy[i], rgb[i], params) for i in range(b)]
     workers = min(b, os.cpu_count() or 1) if workers is None else workers
     if workers > 1 and b > 1:
-        with process_pool(workers) as pool:
+        with process_pool(workers, preload=[__name__]) as pool:
             out = list(pool.map(_one, jobs))
     else:
         out = [_one(j) for j in jobs]

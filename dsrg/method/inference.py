@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data import transforms as T
-from .crf import CRFParams, _dense_crf_one, process_pool, unary_energy
+from ..workers import process_pool
+from .crf import CRFParams, _dense_crf_one, unary_energy
 
 #: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
 #: eps; the unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
@@ -68,12 +69,16 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
             yield image_id, p.argmax(0).numpy().astype(np.uint8)
         return
     pending: list[tuple[str, Future]] = []
-    with process_pool(max(1, workers)) as pool:
-        for item in images:
-            image_id, image, p = probs_of(item)
-            pending.append((image_id, pool.submit(_crf_label, p.numpy(), image, CRFParams(scale=crf_scale))))
-            while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
-                done_id, fut = pending.pop(0)
+    with process_pool(max(1, workers), preload=[__name__]) as pool:
+        try:
+            for item in images:
+                image_id, image, p = probs_of(item)
+                pending.append((image_id, pool.submit(_crf_label, p.numpy(), image, CRFParams(scale=crf_scale))))
+                while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
+                    done_id, fut = pending.pop(0)
+                    yield done_id, fut.result()
+            for done_id, fut in pending:
                 yield done_id, fut.result()
-        for done_id, fut in pending:
-            yield done_id, fut.result()
+        except BaseException:        # interrupted, or closed early: the images not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

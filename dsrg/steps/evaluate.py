@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -75,16 +76,21 @@ def run(cfg: Profile, resume: bool = False) -> Path:
 
     images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    timer = time.perf_counter()
-    for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                                        cfg.seg.crf_workers or 1, ctx.amp,
-                                        cfg.eval.crf_scale),
-                                total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
-        write_label_png(pred_dir / f"{image_id}.png", label)
-        if meter is not None:
-            gt = ds.mask(index[image_id])
-            meter.update(label, gt)
-            rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+    timer, written = time.perf_counter(), 0
+    try:
+        for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
+                                            cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale),
+                                    total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
+            write_label_png(pred_dir / f"{image_id}.png", label)
+            written += 1
+            if meter is not None:
+                gt = ds.mask(index[image_id])
+                meter.update(label, gt)
+                rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+    except KeyboardInterrupt:
+        print(f"evaluate: interrupted with {written} of {len(ds)} images predicted; run it again to evaluate "
+              f"from the start", file=sys.stderr, flush=True)
+        raise
     timed = folders.timed(len(ds), timer)
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:

@@ -12,6 +12,7 @@ precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 poin
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -84,7 +85,12 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
     timer = time.perf_counter()
-    items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
+    try:
+        items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
+    except KeyboardInterrupt:
+        print(f"seeds: interrupted before the cues of the {len(ds)} images were written; run it again to "
+              f"make them from the start", file=sys.stderr, flush=True)
+        raise
     timed = folders.timed(len(ds), timer)
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")

@@ -1,0 +1,46 @@
+"""Pools of worker processes that end with the command that started them.
+
+A worker forked from a process that is then killed (``kill -KILL``, an out-of-memory kill, a cluster's
+pre-emption) would otherwise wait on its pipe for ever. Each worker of :func:`process_pool` asks the kernel
+for SIGKILL when its parent ends (Linux's ``PR_SET_PDEATHSIG``), and leaves Ctrl-C to its parent, which
+says where the run stands and closes the pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Sequence
+
+_PR_SET_PDEATHSIG = 1     # linux/prctl.h
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """In a worker: be killed when the parent ends, and ignore Ctrl-C (the terminal sends it to the whole
+    process group; the parent handles it). ``parent``: the pid the worker was forked from, if known, to
+    catch a parent that ended before the request took effect. Where ``prctl`` does not exist, only the latter."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes that end with this one (:func:`die_with_parent`). They are forked
+    from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and its
+    threads can deadlock, so they then come from a fork server that imports the modules ``preload`` once
+    (it ends when this process does, and its workers with it)."""
+    import torch
+
+    if torch.cuda.is_initialized():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(preload))
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))

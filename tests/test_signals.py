@@ -1,0 +1,146 @@
+"""SIGTERM and SIGKILL: a terminated step says where the run stands as Ctrl-C does and exits with 143, and a
+killed one leaves no worker process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import tiny_overrides
+
+from dsrg.data.synthetic import SynthConfig, write_dataset
+from dsrg.profile import load_profile
+from dsrg.run import folders as runs
+from dsrg.steps import pipeline
+from dsrg.workers import process_pool
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _dsrg(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dsrg.cli", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, and theirs (from /proc)."""
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and fields[0] != "Z":
+                child = int(stat.parent.name)
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _gone(pids: set[int], seconds: float = 10) -> set[int]:
+    """Those of ``pids`` still alive after waiting up to ``seconds``; killed, so a failing test leaves none."""
+    deadline = time.time() + seconds
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    left = {p for p in pids if _alive(p)}
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return left
+
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from /proc")
+
+
+def test_sigterm_during_training_says_where_the_run_stands_and_exits_143(tmp_path):
+    root = tmp_path / "synth"
+    write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
+    args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=2")
+    folder = runs.step_dir(load_profile("demo", args), "cls")
+    proc = _dsrg("train-cls", "--profile", "demo", *args)
+    deadline = time.time() + 120
+    while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, out
+    assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
+    assert "dsrg: terminated (SIGTERM)" in out and "Traceback" not in out
+    assert (folder / "ckpt.pt").is_file() and not runs.is_done(folder)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run with 60 validation images, every step but evaluate done: ``(overrides, eval folder)``."""
+    base = tmp_path_factory.mktemp("signals")
+    args = tiny_overrides(base / "synth", base / "run", "data.synth=[n_train=16,n_val=60,size=64]",
+                          "seg.crf_workers=2", "eval.scales=[1.0,1.5,2.0]")
+    cfg = load_profile("demo", args)
+    for step in ("cls", "seeds", "seg", "pseudo", "retrain"):
+        pipeline.MODULES[step].run(cfg)
+    return args, runs.step_dir(cfg, "eval")
+
+
+def _evaluate_until_its_workers_run(args) -> tuple[subprocess.Popen, set[int]]:
+    proc = _dsrg("evaluate", "--profile", "demo", *args)
+    deadline, workers = time.time() + 120, set()
+    while len(workers) < 2 and proc.poll() is None and time.time() < deadline:
+        workers = _children(proc.pid)
+        time.sleep(0.02)
+    assert len(workers) >= 2, f"no CRF workers seen: {proc.communicate()[0]}"
+    return proc, workers
+
+
+def test_a_killed_evaluate_leaves_no_process_behind(trained):
+    args, folder = trained
+    shutil.rmtree(folder, ignore_errors=True)
+    proc, workers = _evaluate_until_its_workers_run(args)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert _gone(workers) == set(), "the CRF workers ended with their parent"
+
+
+def test_a_terminated_evaluate_exits_143_and_leaves_no_process_behind(trained):
+    args, folder = trained
+    shutil.rmtree(folder, ignore_errors=True)
+    proc, workers = _evaluate_until_its_workers_run(args)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, out
+    assert "evaluate: interrupted" in out and "Traceback" not in out
+    assert _gone(workers) == set()
+    assert not runs.is_done(folder)
+
+
+def test_a_pool_worker_ignores_ctrl_c_and_dies_with_its_parent(tmp_path):
+    """The pool's worker, asked for its own pid and then its parent's death: the kernel ends it."""
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+              "import os, time\nfrom dsrg.workers import process_pool\n"
+              "pool = process_pool(1)\nprint(pool.submit(os.getpid).result(), flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=ENV)
+    worker = int(proc.stdout.readline())
+    os.kill(worker, signal.SIGINT)
+    time.sleep(0.3)
+    assert _alive(worker), "Ctrl-C is for the parent"
+    proc.kill()
+    proc.wait()
+    assert _gone({worker}) == set()
+    pool = process_pool(1)
+    assert pool.submit(os.getppid).result() == os.getpid()
+    pool.shutdown()
