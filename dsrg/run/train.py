@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import collate
 from ..errors import InputError
 from ..files import write_text
+from ..workers import die_with_parent
 from .checkpoints import checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside
 from .dist import World, all_reduce_mean, channels_last, rng_states
 from .folders import step_of
@@ -131,10 +132,12 @@ def loader_workers(asked: int) -> int:
 
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
-    fork, can deadlock it, so the worker runs OpenCV on its own thread."""
+    fork, can deadlock it, so the worker runs OpenCV on its own thread. It ends with its parent at once
+    (:func:`dsrg.workers.die_with_parent`), not at torch's next check of it."""
     import cv2
 
     cv2.setNumThreads(0)
+    die_with_parent()
 
 
 def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -> InputError:
