@@ -74,6 +74,7 @@ class SeedsConfig:
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
     bg_threshold: float = BACKGROUND_THRESHOLD
+    workers: int = -1                     # saliency processes; -1: one per core less one; 0 or 1: in the step
     authors_pickle: str = ""
     authors_list: str = ""
 
@@ -275,6 +276,7 @@ def validate(cfg: Profile) -> None:
     need("seg.record_images", cfg.seg.record_images >= 0, "an integer >= 0")
     need("seg.boundary_weight", 0 <= cfg.seg.boundary_weight < math.inf, "a finite weight >= 0")
     need("seg.crf_workers", cfg.seg.crf_workers >= 1, "a number of processes >= 1")
+    need("seeds.workers", cfg.seeds.workers >= -1, "a number of processes >= 0, or -1 (one per core)")
     need("data.loader_workers", cfg.data.loader_workers >= -1,
          "a number of DataLoader processes >= 0, or -1 (one per core)")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")

@@ -31,6 +31,27 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
+def auto_workers(asked: int, cap: int = 12) -> int:
+    """Worker processes: ``asked``, or with -1 the cores this process may use, shared with the other torchrun
+    processes of the machine, less one for the process itself; at most ``cap``."""
+    if asked >= 0:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1, cap))
+
+
+def _start_worker(parent: int | None = None) -> None:
+    """A pool worker: :func:`die_with_parent`, and one thread for torch (OpenMP) and OpenCV: the pool is the
+    parallelism, and a thread pool that the parent had running, copied by the fork without its threads, hangs
+    the worker's first parallel call (tests/test_signals.py shows one)."""
+    die_with_parent(parent)
+    import cv2
+    import torch
+
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+
+
 def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes that end with this one (:func:`die_with_parent`). They are forked
     from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and its
@@ -41,6 +62,6 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
     if torch.cuda.is_initialized():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(list(preload))
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(),))

@@ -4,25 +4,29 @@ there are, and the log's timing columns (the wait for each batch, on CUDA the GP
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_profile
 from torch.utils.data import DataLoader
 
+from dsrg import workers
 from dsrg.data.dataset import ClassificationSet, PseudoLabelSet, collate, open_split
 from dsrg.reproduce.figures import curve_keys
 from dsrg.run import train
 from dsrg.run.dist import World
-from dsrg.run.train import LOG_COUNTERS, batch_keys, loader_workers
+from dsrg.run.train import LOG_COUNTERS, batch_keys
+from dsrg.workers import auto_workers
 
 
 @pytest.mark.parametrize("cores, processes, expected", [(16, 1, 12), (8, 1, 7), (16, 2, 7), (2, 1, 1), (1, 1, 0)])
 def test_minus_one_gives_each_process_its_cores_less_one(monkeypatch, cores, processes, expected):
-    monkeypatch.setattr(train.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))
-    assert loader_workers(-1) == expected
-    assert loader_workers(3) == 3 and loader_workers(0) == 0
+    assert auto_workers(-1) == expected
+    assert auto_workers(3) == 3 and auto_workers(0) == 0
 
 
 def _batches(dataset, keys, workers):
@@ -73,3 +77,19 @@ def test_inference_steps_record_the_time_their_images_took(tiny_run):
     for step in ("seeds", "pseudo", "eval"):
         done = json.loads((folders[step] / "done.json").read_text())
         assert done["timed"]["images"] >= 1 and 0 < done["timed"]["s"] <= done["wall_s"], step
+
+
+@pytest.mark.parametrize("method", ["rbd", "spectral_residual"])
+def test_saliency_in_worker_processes_gives_the_cues_of_one_process(tiny_run, tmp_path, method):
+    from dsrg.steps import seeds
+
+    cfg, _ = tiny_run
+    cues = {}
+    for n in (0, 2):
+        shutil.copytree(cfg.out, tmp_path / str(n))         # its cls step is reused, its seeds made again
+        for done in (tmp_path / str(n)).glob("seeds-*"):
+            shutil.rmtree(done)
+        other = tiny_profile(cfg.data.root, tmp_path / str(n), f"seeds.saliency={method}", f"seeds.workers={n}")
+        cues[n] = np.load(seeds.run(other) / "cues.npz")
+    assert sorted(cues[0].files) == sorted(cues[2].files)
+    assert all(np.array_equal(cues[0][k], cues[2][k]) for k in cues[0].files)

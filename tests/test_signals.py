@@ -144,3 +144,19 @@ def test_a_pool_worker_ignores_ctrl_c_and_dies_with_its_parent(tmp_path):
     pool = process_pool(1)
     assert pool.submit(os.getppid).result() == os.getpid()
     pool.shutdown()
+
+
+def test_pool_workers_forked_after_the_parent_ran_threads_do_not_hang():
+    """A fork copies the state of the parent's thread pools (OpenMP's, OpenCV's) but not their threads: a worker
+    that then computed saliency hung for ever, as the seeds step did after its first images."""
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+              "import numpy as np, torch\nfrom dsrg.workers import process_pool\n"
+              "from dsrg.data.voc import VOCSegmentation\nfrom dsrg.method.saliency import compute_saliency\n"
+              "torch.set_num_threads(2)\n"
+              "image = np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8)\n"
+              "for _ in range(3):\n    compute_saliency(image, 'rbd'); torch.randn(500, 500) @ torch.randn(500, 500)\n"
+              "with process_pool(2) as pool:\n"
+              "    maps = [f.result() for f in [pool.submit(compute_saliency, image, 'rbd') for _ in range(4)]]\n"
+              "print('ok', all(np.array_equal(m, compute_saliency(image, 'rbd')) for m in maps))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok True", out.stderr

@@ -66,7 +66,7 @@ def step_of(command: str) -> str:
     return next((name for name, step in STEPS.items() if step.command == command), command)
 
 
-_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method"}
+_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seeds.workers"}
 
 
 def _strip(d: dict, prefix: str = "") -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import collate
 from ..errors import InputError
 from ..files import write_text
-from ..workers import die_with_parent
+from ..workers import auto_workers, die_with_parent
 from .checkpoints import checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside
 from .dist import World, all_reduce_mean, channels_last, rng_states
 from .folders import step_of
@@ -121,15 +120,6 @@ def _read_log(path: Path, before: int) -> list[str]:
 
 # ----------------------------------------------------------------------------- the loop
 
-def loader_workers(asked: int) -> int:
-    """DataLoader processes: ``asked``, or with -1 (the default) the cores this process may use, shared with the
-    other torchrun processes of the machine, less one for the training process itself; at most 12."""
-    if asked >= 0:
-        return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1, 12))
-
-
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
     fork, can deadlock it, so the worker runs OpenCV on its own thread. It ends with its parent at once
@@ -188,7 +178,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     n = len(dataset)
     per_epoch = iterations_per_epoch(n, sec.batch_size, f"{step_of(desc)}.batch_size")
     keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
-    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=loader_workers(cfg.data.loader_workers),
+    loader = iter(DataLoader(dataset, batch_sampler=keys, num_workers=auto_workers(cfg.data.loader_workers),
                              collate_fn=collate, pin_memory=device.type == "cuda", worker_init_fn=_loader_worker))
     events = [torch.cuda.Event(enable_timing=True) for _ in range(2)] if device.type == "cuda" else None
     if state is not None:  # after the loader drew its base seed, as the uninterrupted run did at iteration 0

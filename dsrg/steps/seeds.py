@@ -2,7 +2,8 @@
 
 ``seeds.source=cam``: CAMs of the trained classifier (``train-cls``) on the output grid give the
 foreground cues (:func:`dsrg.method.seeds.cam_foreground_cues`), saliency below ``bg_threshold`` the
-background cues (computed with ``seeds.saliency`` or read from ``seeds.saliency_dir``).
+background cues (computed with ``seeds.saliency`` in ``seeds.workers`` processes, or read from
+``seeds.saliency_dir``).
 ``seeds.source=authors``: the authors' ``localization_cues*.pickle`` is imported instead
 (:mod:`dsrg.data.cues`), so training can start from the paper's own cues.
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,6 +35,7 @@ from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
+from ..workers import auto_workers, process_pool
 from .common import begin, build_cls_net, setup
 
 
@@ -40,18 +44,45 @@ def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray
                        device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
     out = {}
-    for i in tqdm(range(len(ds)), desc="seeds", unit="img", disable=not cfg.progress):
-        image, labels = ds.image(i), torch.from_numpy(ds.labels(i))
+    images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers)) if folder is None else \
+        ((i, ds.image(i), None) for i in range(len(ds)))
+    for i, image, sal in tqdm(images, total=len(ds), desc="seeds", unit="img", disable=not cfg.progress):
+        labels = torch.from_numpy(ds.labels(i))
         x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
         with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
             cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
         cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
-        sal = folder(ds.ids[i], size=image.shape[:2]) if folder is not None \
-            else compute_saliency(image, cfg.seeds.saliency)
+        if folder is not None:
+            sal = folder(ds.ids[i], size=image.shape[:2])
         cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
                          cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
         out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
     return out
+
+
+def _with_saliency(ds, method: str, workers: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, image, saliency)`` for each image of ``ds`` in order; with ``workers`` > 1 the saliency is
+    computed in that many processes, a few images ahead of the caller (same maps: it is deterministic)."""
+    if workers <= 1:
+        for i in range(len(ds)):
+            image = ds.image(i)
+            yield i, image, compute_saliency(image, method)
+        return
+    ahead: deque = deque()
+    with process_pool(workers, preload=["dsrg.method.saliency"]) as pool:
+        try:
+            for i in range(len(ds)):
+                image = ds.image(i)
+                ahead.append((i, image, pool.submit(compute_saliency, image, method)))
+                if len(ahead) > 2 * workers:
+                    j, first, maps = ahead.popleft()
+                    yield j, first, maps.result()
+            while ahead:
+                j, first, maps = ahead.popleft()
+                yield j, first, maps.result()
+        except BaseException:        # interrupted, or closed early: the maps not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
