@@ -19,7 +19,7 @@ full schedule's wall time projected from it.
    wall time of the full schedule: the step's setup plus the per-iteration (per-image) time times the
    profile's iterations (the split's images). Then the projected total.
 4. The loader: images per second that one process turns into each training step's items, and so how many
-   loader processes a GPU's rate asks for.
+   loader processes a GPU's rate asks for; and the seeds step's saliency in one process and in one per core.
 
 ``--profile voc-resnet101`` adds ``seg.freeze_bn=false`` (the frozen-BN rule refuses random weights).
 Extra ``key=value`` overrides go to the profile (e.g. ``data.loader_workers=8``).
@@ -257,6 +257,22 @@ def loader_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
     return rates
 
 
+def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
+    """Images per second of the seeds step's saliency (``rbd``) in one process and in a pool of one process
+    per core (:func:`dsrg.steps.seeds._with_saliency`, as the step runs it)."""
+    from dsrg.data.voc import VOCSegmentation
+    from dsrg.steps.seeds import _with_saliency
+
+    ds = VOCSegmentation(root, write_slice(root, split, images))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    rates = {}
+    for workers in (0, cores):
+        start = time.perf_counter()
+        n = sum(1 for _ in _with_saliency(ds, "rbd", workers))
+        rates[f"{workers} workers" if workers else "one process"] = n / (time.perf_counter() - start)
+    return rates
+
+
 def table(result: dict) -> str:
     """The measures as a plain-text table, with the projected total."""
     lines = [f"{'step':8} {'s/it':>8} {'s/img':>7} {'data wait':>9} {'GPU idle':>8} {'peak MiB':>9} "
@@ -305,12 +321,15 @@ def main() -> None:
     print("one loader process: " + ", ".join(f"{step} {rate:.0f} img/s" for step, rate in rates.items())
           + f"; {GPU_RATE} img/s (the H200's VGG16 step) needs "
           + ", ".join(f"{math.ceil(GPU_RATE / rate)} ({step})" for step, rate in rates.items()) + " processes")
+    saliency = saliency_rates(root, "train_aug")
+    print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
     if args.device == "cuda":
         import torch
         info["gpu"] = torch.cuda.get_device_name(0)
     write_json(args.json, {"benchmark": "paper_scale", "profile": args.profile, "device": args.device,
                            "slice": args.slice, "iterations": args.iterations, "overrides": args.overrides,
                            "set": made, "steps": result, "loader_images_per_s": rates,
+                           "saliency_images_per_s": saliency,
                            "projected_total_s": sum(m["projected_s"] for m in result.values()), "machine": info})
 
 

@@ -18,7 +18,7 @@ from dsrg.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from paper_scale import (VOC_SIZES, inference_measures, loader_rates, pool_size, project,  # noqa: E402
-                         table, training_measures, voc_shaped_set, write_slice)
+                         saliency_rates, table, training_measures, voc_shaped_set, write_slice)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +109,8 @@ def test_the_table_gives_the_projected_total():
 def test_the_loader_rate_is_measured_for_each_training_steps_items(small_set):
     rates = loader_rates(small_set, "train_aug", images=3)
     assert set(rates) == {"cls", "seg", "retrain"} and all(r > 0 for r in rates.values())
+
+
+def test_the_saliency_rate_is_measured_in_one_process_and_in_one_per_core(small_set):
+    rates = saliency_rates(small_set, "train_aug", images=3)
+    assert len(rates) == 2 and "one process" in rates and all(r > 0 for r in rates.values())
