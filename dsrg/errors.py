@@ -66,5 +66,5 @@ def expect_positive_int(name: str, value: object) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interruption by the command line (:func:`dsrg.cli.main`): every step that says
+    """SIGTERM, turned into an interruption by the ``dsrg`` command line: every step that says
     where an interrupted run stands says it for SIGTERM too; the command then exits with status 143."""
