@@ -32,7 +32,7 @@ def main() -> None:
         if tmp:
             shutil.rmtree(tmp)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores")
-    print(f"| dataset | images | wall time (s) |\n|---|---|---|")
+    print("| dataset | images | wall time (s) |\n|---|---|---|")
     print(f"| embedded, {cfg.size}x{cfg.size}, seed {cfg.seed} | {cfg.n_train} train + {cfg.n_val} val | {dt:.1f} |")
 
 
