@@ -303,6 +303,7 @@ def main() -> None:
     ap.add_argument("--data", default="data/paper-scale", help="the VOC-shaped set (written once, then reused)")
     ap.add_argument("--pool", type=int, default=1000, help="distinct images the set's ids link to")
     ap.add_argument("--out", default="runs/paper-scale", help="run folder of the slice (emptied first)")
+    ap.add_argument("--saliency-images", type=int, default=60, help="images of the saliency rate measure")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("overrides", nargs="*", help="key=value for the profile")
     args = ap.parse_args()
@@ -321,7 +322,7 @@ def main() -> None:
     print("one loader process: " + ", ".join(f"{step} {rate:.0f} img/s" for step, rate in rates.items())
           + f"; {GPU_RATE} img/s (the H200's VGG16 step) needs "
           + ", ".join(f"{math.ceil(GPU_RATE / rate)} ({step})" for step, rate in rates.items()) + " processes")
-    saliency = saliency_rates(root, "train_aug")
+    saliency = saliency_rates(root, "train_aug", args.saliency_images)
     print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
     if args.device == "cuda":
         import torch

@@ -300,21 +300,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dsrg: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
         return 143 if terminated else 130
     finally:
+        if before is not _UNSET:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
         _leave_process_group()
-        if before is not None:
-            signal.signal(signal.SIGTERM, before)
+
+
+_UNSET = object()
 
 
 def _terminate_as_interrupt():
     """Make SIGTERM (a cluster's pre-emption, `kill`, torchrun stopping its processes) interrupt the command as
-    Ctrl-C does; the handler it replaces, or None where signals cannot be set (not the main thread)."""
+    Ctrl-C does, once: a second one is ignored while the command winds up. The handler it replaces (None: one not
+    set from Python), or ``_UNSET`` where signals cannot be set (not the main thread)."""
     def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
     try:
         return signal.signal(signal.SIGTERM, interrupt)
     except ValueError:
-        return None
+        return _UNSET
 
 
 def _leave_process_group() -> None:

@@ -21,8 +21,10 @@ _PR_SET_PDEATHSIG = 1     # linux/prctl.h
 def die_with_parent(parent: int | None = None) -> None:
     """In a worker: be killed when the parent ends, and ignore Ctrl-C (the terminal sends it to the whole
     process group; the parent handles it). ``parent``: the pid the worker was forked from, if known, to
-    catch a parent that ended before the request took effect. Where ``prctl`` does not exist, only the latter."""
+    catch a parent that ended before the request took effect. Where ``prctl`` does not exist, only the latter.
+    The kernel watches the thread that forked the worker: pools are made and used from the main thread."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)     # not the command's handler, copied by the fork
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -32,12 +34,16 @@ def die_with_parent(parent: int | None = None) -> None:
 
 
 def auto_workers(asked: int, cap: int = 12) -> int:
-    """Worker processes: ``asked``, or with -1 the cores this process may use, shared with the other torchrun
-    processes of the machine, less one for the process itself; at most ``cap``."""
+    """Worker processes: ``asked``, or with -1 the cores this process may use, less one for the process
+    itself, at most ``cap``; where it may use every core of the machine, they are shared with the other torchrun
+    processes on it (a process pinned to its own cores keeps them)."""
     if asked >= 0:
         return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")) - 1, cap))
+    total = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    if cores >= total:
+        cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(cores - 1, cap))
 
 
 def _start_worker(parent: int | None = None) -> None:

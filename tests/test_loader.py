@@ -93,3 +93,12 @@ def test_saliency_in_worker_processes_gives_the_cues_of_one_process(tiny_run, tm
         cues[n] = np.load(seeds.run(other) / "cues.npz")
     assert sorted(cues[0].files) == sorted(cues[2].files)
     assert all(np.array_equal(cues[0][k], cues[2][k]) for k in cues[0].files)
+
+
+def test_a_process_pinned_to_its_own_cores_keeps_them(monkeypatch):
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert auto_workers(-1) == 3, "four pinned cores, not a quarter of them"
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert auto_workers(-1) == 3, "the whole machine, shared by four processes"

@@ -160,3 +160,17 @@ def test_pool_workers_forked_after_the_parent_ran_threads_do_not_hang():
               "print('ok', all(np.array_equal(m, compute_saliency(image, 'rbd')) for m in maps))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok True", out.stderr
+
+
+def _sigterm_handler_here():
+    return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_pool_worker_does_not_keep_the_commands_sigterm_handler():
+    """A SIGTERM sent to the whole process group (a batch scheduler's) ends the workers, not raises in them."""
+    before = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with process_pool(1) as pool:
+            assert pool.submit(_sigterm_handler_here).result()
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import closing
 import math
 import sys
 import time
@@ -78,15 +79,17 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     timer, written = time.perf_counter(), 0
     try:
-        for image_id, label in tqdm(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                                            cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale),
-                                    total=len(ds), desc="evaluate", unit="img", disable=not cfg.progress):
-            write_label_png(pred_dir / f"{image_id}.png", label)
-            written += 1
-            if meter is not None:
-                gt = ds.mask(index[image_id])
-                meter.update(label, gt)
-                rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+        # closed, and its CRF workers with it, even when this loop stops on an error
+        with closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
+                             cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale)) as predictions:
+            for image_id, label in tqdm(predictions, total=len(ds), desc="evaluate", unit="img",
+                                        disable=not cfg.progress):
+                write_label_png(pred_dir / f"{image_id}.png", label)
+                written += 1
+                if meter is not None:
+                    gt = ds.mask(index[image_id])
+                    meter.update(label, gt)
+                    rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
     except KeyboardInterrupt:
         print(f"evaluate: interrupted with {written} of {len(ds)} images predicted; run it again to evaluate "
               f"from the start", file=sys.stderr, flush=True)

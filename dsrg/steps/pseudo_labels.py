@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -49,14 +50,14 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     written, timer = len(kept), time.perf_counter()
     try:
-        for image_id, label in tqdm(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize,
-                                            cfg.pseudo.crf, cfg.seg.crf_workers or 1, ctx.amp,
-                                            cfg.pseudo.crf_scale),
-                                    total=len(todo), desc="pseudo-labels", unit="img", disable=not cfg.progress):
-            write_label_png(out / f"{image_id}.png", label)
-            written += 1
-            if meter is not None:
-                meter.update(label, ds.mask(index[image_id]))
+        with closing(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize, cfg.pseudo.crf,
+                             cfg.seg.crf_workers or 1, ctx.amp, cfg.pseudo.crf_scale)) as predictions:
+            for image_id, label in tqdm(predictions, total=len(todo), desc="pseudo-labels", unit="img",
+                                        disable=not cfg.progress):
+                write_label_png(out / f"{image_id}.png", label)
+                written += 1
+                if meter is not None:
+                    meter.update(label, ds.mask(index[image_id]))
     except KeyboardInterrupt:
         print(f"pseudo-labels: interrupted with {written} of {len(ds)} images labelled; `--resume` continues from "
               f"there (the labels written are kept), without it the step starts over", file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
@@ -39,25 +40,29 @@ from ..workers import auto_workers, process_pool
 from .common import begin, build_cls_net, setup
 
 
-def cam_cues(cfg: Profile, ds, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def cam_cues(cfg: Profile, ds, device) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """The cues of every image of ``ds`` from CAMs and saliency, and the time their images took
+    (:func:`dsrg.run.folders.timed`, from the first image on: the classifier's loading not counted)."""
     model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
     out = {}
     images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers)) if folder is None else \
         ((i, ds.image(i), None) for i in range(len(ds)))
-    for i, image, sal in tqdm(images, total=len(ds), desc="seeds", unit="img", disable=not cfg.progress):
-        labels = torch.from_numpy(ds.labels(i))
-        x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
-        with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
-            cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
-        cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
-        if folder is not None:
-            sal = folder(ds.ids[i], size=image.shape[:2])
-        cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
-                         cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
-        out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
-    return out
+    timer = time.perf_counter()
+    with closing(images):             # its saliency workers end even when this loop stops on an error
+        for i, image, sal in tqdm(images, total=len(ds), desc="seeds", unit="img", disable=not cfg.progress):
+            labels = torch.from_numpy(ds.labels(i))
+            x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
+            with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
+                cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
+            cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
+            if folder is not None:
+                sal = folder(ds.ids[i], size=image.shape[:2])
+            cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
+                             cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
+            out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
+    return out, folders.timed(len(ds), timer)
 
 
 def _with_saliency(ds, method: str, workers: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -117,12 +122,13 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
     timer = time.perf_counter()
     try:
-        items = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else authors_cues(cfg, ds)
+        items, timed = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else \
+            (authors_cues(cfg, ds), None)
     except KeyboardInterrupt:
         print(f"seeds: interrupted before the cues of the {len(ds)} images were written; run it again to "
               f"make them from the start", file=sys.stderr, flush=True)
         raise
-    timed = folders.timed(len(ds), timer)
+    timed = timed or folders.timed(len(ds), timer)
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
