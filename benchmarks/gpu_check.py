@@ -38,7 +38,7 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
                                  "321", "--crf", "exact", name="step-resnet101"), 30),
         "grow": (bench("grow.py", "--device", "cuda", name="grow"), 20),
         "crf": (bench("crf.py", "--device", "cuda", name="crf"), 20),
-        "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "12",
+        "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "40",
                               "--pool", "400", "--saliency-images", "32", "--data", "/tmp/dsrg-paper-scale-set",
                               "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 150),
     }
