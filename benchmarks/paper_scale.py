@@ -262,9 +262,10 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
     per core (:func:`dsrg.steps.seeds._with_saliency`, as the step runs it)."""
     from dsrg.data.voc import VOCSegmentation
     from dsrg.steps.seeds import _with_saliency
+    from dsrg.workers import usable_cores
 
     ds = VOCSegmentation(root, write_slice(root, split, images))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     rates = {}
     for workers in (0, cores):
         start = time.perf_counter()

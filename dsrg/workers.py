@@ -12,8 +12,9 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 _PR_SET_PDEATHSIG = 1     # linux/prctl.h
 
@@ -33,6 +34,11 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), or the machine's where that cannot be read."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def auto_workers(asked: int, cap: int = 12) -> int:
     """Worker processes: ``asked``, or with -1 the cores this process may use, less one for the process
     itself, at most ``cap``; where it may use every core of the machine, they are shared with the other torchrun
@@ -40,7 +46,7 @@ def auto_workers(asked: int, cap: int = 12) -> int:
     if asked >= 0:
         return asked
     total = os.cpu_count() or 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else total
+    cores = usable_cores()
     if cores >= total:
         cores //= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(0, min(cores - 1, cap))
@@ -71,3 +77,23 @@ def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecut
         return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker, initargs=(os.getpid(),))
+
+
+def in_order(pool: ProcessPoolExecutor, jobs: Iterable[tuple[Any, Callable, tuple]],
+             ahead: int) -> Iterator[tuple[Any, Any]]:
+    """Run ``(tag, fn, args)`` jobs in ``pool`` and yield ``(tag, fn(*args))`` in the jobs' order, each as soon
+    as it is ready, with at most ``ahead`` submitted beyond the oldest one not yet yielded. An error, an
+    interruption or closing the generator cancels the jobs not started."""
+    pending: deque = deque()
+    try:
+        for tag, fn, args in jobs:
+            pending.append((tag, pool.submit(fn, *args)))
+            while len(pending) > ahead or (pending and pending[0][1].done()):
+                done, result = pending.popleft()
+                yield done, result.result()
+        while pending:
+            done, result = pending.popleft()
+            yield done, result.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise

@@ -7,7 +7,6 @@ runs in a process pool while the network works on image k + 1.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import transforms as T
-from ..workers import process_pool
+from ..workers import in_order, process_pool
 from .crf import CRFParams, _dense_crf_one, unary_energy
 
 #: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
@@ -68,17 +67,7 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
             image_id, _, p = probs_of(item)
             yield image_id, p.argmax(0).numpy().astype(np.uint8)
         return
-    pending: list[tuple[str, Future]] = []
+    params, ahead = CRFParams(scale=crf_scale), 2 * max(1, workers)
     with process_pool(max(1, workers), preload=[__name__]) as pool:
-        try:
-            for item in images:
-                image_id, image, p = probs_of(item)
-                pending.append((image_id, pool.submit(_crf_label, p.numpy(), image, CRFParams(scale=crf_scale))))
-                while len(pending) > 2 * max(1, workers) or (pending and pending[0][1].done()):
-                    done_id, fut = pending.pop(0)
-                    yield done_id, fut.result()
-            for done_id, fut in pending:
-                yield done_id, fut.result()
-        except BaseException:        # interrupted, or closed early: the images not started are dropped
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        yield from in_order(pool, ((image_id, _crf_label, (p.numpy(), image, params))
+                                   for image_id, image, p in map(probs_of, images)), ahead)

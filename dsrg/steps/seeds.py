@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator
@@ -36,7 +35,7 @@ from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
-from ..workers import auto_workers, process_pool
+from ..workers import auto_workers, in_order, process_pool
 from .common import begin, build_cls_net, setup
 
 
@@ -73,21 +72,11 @@ def _with_saliency(ds, method: str, workers: int) -> Iterator[tuple[int, np.ndar
             image = ds.image(i)
             yield i, image, compute_saliency(image, method)
         return
-    ahead: deque = deque()
+    images = (ds.image(i) for i in range(len(ds)))
+    jobs = (((i, image), compute_saliency, (image, method)) for i, image in enumerate(images))
     with process_pool(workers, preload=["dsrg.method.saliency"]) as pool:
-        try:
-            for i in range(len(ds)):
-                image = ds.image(i)
-                ahead.append((i, image, pool.submit(compute_saliency, image, method)))
-                if len(ahead) > 2 * workers:
-                    j, first, maps = ahead.popleft()
-                    yield j, first, maps.result()
-            while ahead:
-                j, first, maps = ahead.popleft()
-                yield j, first, maps.result()
-        except BaseException:        # interrupted, or closed early: the maps not started are dropped
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        for (i, image), saliency in in_order(pool, jobs, 2 * workers):
+            yield i, image, saliency
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -120,15 +109,17 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
-    timer = time.perf_counter()
     try:
-        items, timed = cam_cues(cfg, ds, ctx.device) if cfg.seeds.source == "cam" else \
-            (authors_cues(cfg, ds), None)
+        if cfg.seeds.source == "cam":
+            items, timed = cam_cues(cfg, ds, ctx.device)
+        else:
+            timer = time.perf_counter()
+            items = authors_cues(cfg, ds)
+            timed = folders.timed(len(ds), timer)
     except KeyboardInterrupt:
         print(f"seeds: interrupted before the cues of the {len(ds)} images were written; run it again to "
               f"make them from the start", file=sys.stderr, flush=True)
         raise
-    timed = timed or folders.timed(len(ds), timer)
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
