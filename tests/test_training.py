@@ -199,7 +199,10 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_r
         assert torch.equal(a[k], b[k]), k
 
 
-def test_ctrl_c_says_where_the_run_stands_and_exits_without_a_traceback(tmp_path):
+@pytest.mark.parametrize("sent, status, last_words", [(signal.SIGINT, 130, "dsrg: interrupted"),
+                                                      (signal.SIGTERM, 143, "dsrg: terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_traceback(tmp_path, sent, status,
+                                                                                   last_words):
     root = tmp_path / "synth"
     write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
     args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=2")
@@ -208,8 +211,9 @@ def test_ctrl_c_says_where_the_run_stands_and_exits_without_a_traceback(tmp_path
     deadline = time.time() + 120
     while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sent)
     out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130, out
+    assert proc.returncode == status, out
     assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
-    assert "Traceback" not in out
+    assert last_words in out and "Traceback" not in out
+    assert (folder / "ckpt.pt").is_file() and not runs.is_done(folder)
