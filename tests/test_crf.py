@@ -236,7 +236,7 @@ def test_mean_field_of_a_batch_equals_one_image_at_a_time():
 def test_backend_is_validated_and_auto_keeps_pydensecrf_on_the_cpu():
     probs, images, _ = two_region_case()
     with pytest.raises(InputError, match="backend: expected one of"):
-        crf_train(probs, images, backend="lattice")
+        crf_train(probs, images, backend="permuto")
     assert resolve_backend("auto", probs) == "pydensecrf"
     assert torch.equal(crf_train(probs, images, backend="auto"), crf_train(probs, images))
     side = int(EXACT_MAX_POSITIONS ** 0.5) + 1

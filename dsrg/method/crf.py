@@ -4,10 +4,11 @@ theta_gamma = 3 / s; 10 mean-field iterations).
 
 At training time (:func:`refine_for_growing`) on the output grid with ``s = 12``: the ``Q`` of the boundary
 loss (Eq. 2) and of region growing (Eq. 3). At test time (:func:`crf_test`) at full resolution, ``s = 1``.
-Two backends: ``pydensecrf`` (the permutohedral lattice, CPU, one image at a time) and ``exact`` (the same
-model with dense ``(N, N)`` kernels in torch, batched, on the input's device; small grids only); ``auto``
-runs ``exact`` on CUDA and ``pydensecrf`` elsewhere. The model both follow, read from pydensecrf's
-sources, and how closely they agree: the book's fidelity chapter.
+Three backends: ``pydensecrf`` (the permutohedral lattice, CPU, one image at a time), ``lattice`` (the same
+lattice in torch, :mod:`dsrg.method.lattice`, batched over images of any sizes, on the input's device) and
+``exact`` (the same model with dense ``(N, N)`` kernels in torch, batched; small grids only). At training
+time ``auto`` runs ``exact`` on CUDA, at test time ``lattice``; ``pydensecrf`` elsewhere. The model they
+follow, read from pydensecrf's sources, and how closely they agree: the book's fidelity chapter.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import torch.nn.functional as F
 from ..errors import InputError, expect_shape
 from ..workers import process_pool
 from . import TRAIN_CRF_SCALE
+from . import lattice as lat
 
 UNARIES = ("prob", "logprob")
-BACKENDS = ("auto", "pydensecrf", "exact")
+BACKENDS = ("auto", "pydensecrf", "exact", "lattice")
+TEST_BACKENDS = ("auto", "pydensecrf", "lattice")     # full-resolution images: no dense kernels
 CLIP = 1e-4
 # The exact backend holds (images, N, N) matrices: cap N (128 x 128; 1 GiB per image in float32 beyond).
 EXACT_MAX_POSITIONS = 128 * 128
@@ -92,6 +95,16 @@ def choose_backend(backend: str, positions: int, cuda: bool) -> str:
     if backend == "exact" and positions > EXACT_MAX_POSITIONS:
         raise InputError(f"backend='exact' holds dense (h*w) x (h*w) kernels: at most {EXACT_MAX_POSITIONS} "
                          f"positions, got {positions}; use backend='pydensecrf'")
+    return backend
+
+
+def choose_test_backend(backend: str, cuda: bool) -> str:
+    """The backend of the test-time CRF: ``"auto"`` is ``"lattice"`` on CUDA, else ``"pydensecrf"`` (faster
+    on CPU cores, ``benchmarks/crf.py --test-time``). Raises InputError for an unknown name."""
+    if backend not in TEST_BACKENDS:
+        raise InputError(f"test-time CRF backend: expected one of {TEST_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "lattice" if cuda else "pydensecrf"
     return backend
 
 
@@ -197,6 +210,55 @@ def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParam
     return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
 
 
+def _features(h: int, w: int, sxy: float, device: torch.device, rgb: torch.Tensor | None = None,
+              srgb: float = 1.0) -> torch.Tensor:
+    """pydensecrf's kernel features of an ``h x w`` grid, row-major: ``(x, y) / sxy`` and, with ``rgb``
+    (uint8 ``(h, w, 3)``), ``(r, g, b) / srgb``; float32 ``(h * w, 2 or 5)``, float32 divisions as its."""
+    sx = torch.tensor(float(np.float32(sxy)), device=device)
+    yy, xx = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    cols = [xx.reshape(-1) / sx, yy.reshape(-1) / sx]
+    if rgb is not None:
+        sr = torch.tensor(float(np.float32(srgb)), device=device)
+        cols += list((rgb.reshape(-1, 3).float() / sr).unbind(1))
+    return torch.stack(cols, 1)
+
+
+def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: CRFParams) -> list[torch.Tensor]:
+    """Mean-field inference on the permutohedral lattice (:mod:`dsrg.method.lattice`) for images of any
+    sizes at once, as pydensecrf computes it for each (its Gaussian kernel, then its bilateral one).
+
+    Args:
+        energies: float32 unary energies ``(C, h_k, w_k)``, one per image, all on one device.
+        rgbs: uint8 ``(h_k, w_k, 3)`` images on that device.
+        params: pairwise parameters and scale.
+    Returns:
+        the marginals ``Q``, float32 ``(C, h_k, w_k)`` per image.
+    """
+    dev = energies[0].device
+    group = torch.cat([torch.full((e.shape[1] * e.shape[2],), k, dtype=torch.long, device=dev)
+                       for k, e in enumerate(energies)])
+    kernels = []
+    for weight, sxy, srgb in ((params.gaussian_weight, params.theta_gamma / params.scale, None),
+                              (params.bilateral_weight, params.theta_alpha / params.scale, params.theta_beta)):
+        if weight == 0:
+            continue
+        features = [_features(e.shape[1], e.shape[2], sxy, dev, None if srgb is None else im, srgb or 1.0)
+                    for e, im in zip(energies, rgbs)]
+        grid = lat.build(torch.cat(features), group)
+        norm = (lat.filter(grid, torch.ones(group.shape[0], 1, device=dev)) + 1e-20).rsqrt()
+        kernels.append((grid, norm, weight))
+    neg_u = -torch.cat([e.reshape(e.shape[0], -1).T for e in energies]).float()     # (P, C)
+    q = neg_u.softmax(1)
+    for _ in range(params.iterations):
+        t = neg_u.clone()
+        for grid, norm, weight in kernels:
+            t.add_(lat.filter(grid, q * norm).mul_(norm), alpha=weight)
+        q = t.softmax(1)
+    sizes = [e.shape[1] * e.shape[2] for e in energies]
+    return [part.T.reshape(e.shape) for part, e in zip(q.split(sizes), energies)]
+
+
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
                           workers: int | None) -> torch.Tensor:
     b, c, h, w = probs.shape
@@ -223,7 +285,7 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         unary: ``"logprob"`` (energy ``-log p``) or ``"prob"`` (energy ``-p``, the DSRG code's choice).
         workers: processes for the batch (pydensecrf backend only); None = ``min(B, os.cpu_count())``
             when B > 1, else 1.
-        backend: ``"pydensecrf"``, ``"exact"`` or ``"auto"`` (module docstring).
+        backend: ``"pydensecrf"``, ``"exact"``, ``"lattice"`` or ``"auto"`` (module docstring).
     Returns:
         float ``(B, C, H, W)`` marginals on ``probs``' device and dtype. No gradient.
     """
@@ -234,10 +296,16 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         raise InputError(f"images: expected uint8 RGB values, got {images.dtype}")
     if unary not in UNARIES:
         raise InputError(f"unary: expected one of {UNARIES}, got {unary!r}")
-    if resolve_backend(backend, probs) == "exact":
+    backend = resolve_backend(backend, probs)
+    if backend == "exact":
         # No autocast: a bf16 matmul would cost the marginals two decimal digits.
         with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
             return _dense_crf_exact(probs, images, params, unary)
+    if backend == "lattice":
+        energy = unary_energy(probs.detach().float(), unary)
+        rgb = _resize_images(images.to(probs.device), (h, w))
+        with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
+            return torch.stack(lattice_crf(list(energy), list(rgb), params)).to(probs.dtype)
     return _dense_crf_pydensecrf(probs, images, params, unary, workers)
 
 
