@@ -101,7 +101,7 @@ class SegConfig(Schedule):
     theta_bg: float = THETA_BG            # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
-    crf_backend: str = "auto"             # pydensecrf | exact (dense kernels, torch) | auto (exact on CUDA)
+    crf_backend: str = "auto"             # pydensecrf | exact (dense kernels) | lattice (torch) | auto (exact on CUDA)
     grow_method: str = "auto"             # scipy | numba | torch (on the device) | auto (torch on CUDA, else numba); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
@@ -114,6 +114,7 @@ class PseudoConfig:
     sizes: list[int] = field(default_factory=lambda: [241, 321, 401])   # square input sides, logits summed
     crf: bool = True
     crf_scale: float = 1.0                # the test-time CRF's s (pixel distances / s); 1 for VOC-sized images
+    crf_backend: str = "auto"             # pydensecrf (CPU processes) | lattice (torch, batched) | auto (lattice on CUDA)
     restrict_to_labels: bool = False      # argmax over the image's labelled classes (authors: all classes)
 
 
@@ -134,6 +135,7 @@ class EvalConfig:
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     crf: bool = True
     crf_scale: float = 1.0
+    crf_backend: str = "auto"             # as pseudo.crf_backend
     model: str = "auto"                   # auto (retrain when enabled, else seg) | seg | retrain
 
 
@@ -173,7 +175,8 @@ CHOICES: dict[str, tuple] = {
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": ("balanced", "sec"),
     "seg.crf_unary": ("prob", "logprob"),
-    "seg.crf_backend": ("auto", "pydensecrf", "exact"),
+    "seg.crf_backend": ("auto", "pydensecrf", "exact", "lattice"),
+    "pseudo.crf_backend": ("auto", "pydensecrf", "lattice"), "eval.crf_backend": ("auto", "pydensecrf", "lattice"),
     "seg.grow_method": ("auto", "scipy", "numba", "torch"),
     "retrain.init": ("seg", "imagenet"),
     "retrain.loss_grid": ("output", "input"),

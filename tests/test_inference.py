@@ -36,3 +36,39 @@ def test_the_argmax_is_taken_over_all_classes_unless_restricted_to_the_labels():
     kept = dict(predict(Constant(), [("a", _image(), allowed)], lambda h, w: [(h, w)], torch.device("cpu"),
                         "torchvision", crf=True, workers=1))
     assert (kept["a"] == 1).all()
+
+
+class Blobs(nn.Module):
+    """Logits that depend on the image: a fixed random 1x1 convolution of the colours, so that the
+    probabilities vary within and between images and the CRF has something to change."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(5, 3, 1, 1, generator=torch.Generator().manual_seed(0)) * 2)
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _photos():
+    from skimage import data
+    return [("astronaut", data.astronaut()[:48, :64].copy()), ("coffee", data.coffee()[100:140, 200:230].copy()),
+            ("chelsea", data.chelsea()[:30, :50].copy())]
+
+
+def test_the_lattice_backend_labels_as_pydensecrf_in_batches_of_any_size():
+    def run(**kw):
+        return dict(predict(Blobs(), _photos(), lambda h, w: [(h, w)], torch.device("cpu"), "torchvision",
+                            crf=True, workers=1, **kw))
+
+    reference = run(crf_backend="pydensecrf")
+    no_crf = dict(predict(Blobs(), _photos(), lambda h, w: [(h, w)], torch.device("cpu"), "torchvision", crf=False))
+    assert any((reference[k] != no_crf[k]).any() for k in reference)         # the CRF changed something
+    for budget in (1, 48 * 64 + 40 * 30, 10 ** 6):                             # one image, two, all at once
+        lattice = run(crf_backend="lattice", batch_pixels=budget)
+        assert list(lattice) == list(reference)
+        for k in reference:
+            assert (lattice[k] == reference[k]).all()

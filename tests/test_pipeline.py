@@ -71,6 +71,18 @@ def test_the_auto_crf_backend_is_hashed_as_the_backend_that_will_run(monkeypatch
         assert auto == _hashes_on(monkeypatch, device, *size_args, same_as)["seg"], (device, size)
 
 
+def test_the_test_time_crf_backend_is_hashed_as_the_backend_that_will_run(monkeypatch):
+    """"auto" is the lattice on CUDA and pydensecrf on the CPU; pydensecrf, the backend of the runs made
+    before there was a choice, keeps their names; without a CRF the backend names nothing."""
+    for step, key in (("pseudo", "pseudo"), ("eval", "eval")):
+        lattice, pydensecrf = f"{key}.crf_backend=lattice", f"{key}.crf_backend=pydensecrf"
+        assert _hashes_on(monkeypatch, "cuda")[step] == _hashes_on(monkeypatch, "cuda", lattice)[step]
+        assert _hashes_on(monkeypatch, "cpu")[step] == _hashes_on(monkeypatch, "cpu", pydensecrf)[step]
+        assert _hashes_on(monkeypatch, "cpu", lattice)[step] != _hashes_on(monkeypatch, "cpu")[step]
+        assert (_hashes_on(monkeypatch, "cpu", lattice, f"{key}.crf=false")[step]
+                == _hashes_on(monkeypatch, "cpu", f"{key}.crf=false")[step])
+
+
 def test_train_cls_writes_a_model_and_a_log_line_per_iteration(tiny_run):
     cfg, folders = tiny_run
     lines = [json.loads(x) for x in (folders["cls"] / "log.jsonl").read_text().splitlines()]
@@ -422,3 +434,24 @@ def test_a_finished_step_drops_its_checkpoint_and_one_set_aside_by_a_start_over(
         (tmp_path / name).write_bytes(b"old")
     finish_training(tmp_path, 0.0, torch.nn.Linear(1, 1), SimpleNamespace(num_classes=2, class_names=["a", "b"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.json", "model.pt"]
+
+
+def test_pseudo_labels_and_evaluation_with_the_lattice_crf_equal_pydensecrf(tiny_run, tmp_path):
+    """The lattice backend is pydensecrf's model and lattice: the same labels, the same scores (a new run
+    folder for each step, named after the backend)."""
+    import shutil
+
+    from dsrg.steps import evaluate, pseudo_labels
+
+    cfg, folders = tiny_run
+    shutil.copytree(cfg.out, tmp_path / "run")
+    pseudo = pseudo_labels.run(tiny_profile(cfg.data.root, tmp_path / "run", "pseudo.crf_backend=lattice"))
+    assert pseudo.name != folders["pseudo"].name
+    for ref in sorted((folders["pseudo"] / "labels").glob("*.png")):
+        assert np.array_equal(np.array(Image.open(pseudo / "labels" / ref.name)), np.array(Image.open(ref)))
+    assert runs.done_info(pseudo)["quality"] == runs.done_info(folders["pseudo"])["quality"]
+    scored = evaluate.run(tiny_profile(cfg.data.root, tmp_path / "run", "eval.crf_backend=lattice"))
+    assert scored.name != folders["eval"].name
+    ours = json.loads((scored / "metrics.json").read_text())
+    theirs = json.loads((folders["eval"] / "metrics.json").read_text())
+    assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]

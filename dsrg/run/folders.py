@@ -105,7 +105,7 @@ def step_config(cfg: Profile, step: str) -> dict:
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
         own[step] = section_dict(cfg, step)[step]
-    from ..method.crf import choose_backend
+    from ..method.crf import choose_backend, choose_test_backend
     from ..models.deeplab import output_size
     from .dist import bf16_native, resolve_device
 
@@ -116,6 +116,12 @@ def step_config(cfg: Profile, step: str) -> dict:
     if step == "seg" and cfg.seg.crf_backend == "auto":    # the backend that will run (they differ slightly)
         own["seg"]["crf_backend"] = choose_backend("auto", output_size(cfg.seg.input_size, cfg.seg.backbone) ** 2,
                                                    cuda)
+    if step in ("pseudo", "eval"):      # the backend that will run; pydensecrf, the one before the choice, unnamed
+        backend = choose_test_backend(own[step]["crf_backend"], cuda)
+        if backend == "pydensecrf" or not own[step]["crf"]:
+            del own[step]["crf_backend"]
+        else:
+            own[step]["crf_backend"] = backend
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
     prev = upstream(cfg, step)

@@ -26,6 +26,7 @@ from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation, write_label_png
 from ..errors import InputError, name_some
 from ..files import write_json, write_text
+from ..method.crf import choose_test_backend
 from ..method.inference import predict
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
@@ -78,10 +79,11 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     timer, written = time.perf_counter(), 0
+    crf_backend = choose_test_backend(cfg.eval.crf_backend, ctx.device.type == "cuda")
     try:
         # closed, and its CRF workers with it, even when this loop stops on an error
         with closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                             cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale)) as predictions:
+                             cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale, crf_backend)) as predictions:
             for image_id, label in tqdm(predictions, total=len(ds), desc="evaluate", unit="img",
                                         disable=not cfg.progress):
                 write_label_png(pred_dir / f"{image_id}.png", label)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import open_split
 from ..data.voc import read_label_png, write_label_png
+from ..method.crf import choose_test_backend
 from ..method.inference import predict
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
@@ -49,9 +50,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     written, timer = len(kept), time.perf_counter()
+    crf_backend = choose_test_backend(cfg.pseudo.crf_backend, ctx.device.type == "cuda")
     try:
         with closing(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize, cfg.pseudo.crf,
-                             cfg.seg.crf_workers or 1, ctx.amp, cfg.pseudo.crf_scale)) as predictions:
+                             cfg.seg.crf_workers or 1, ctx.amp, cfg.pseudo.crf_scale, crf_backend)) as predictions:
             for image_id, label in tqdm(predictions, total=len(todo), desc="pseudo-labels", unit="img",
                                         disable=not cfg.progress):
                 write_label_png(out / f"{image_id}.png", label)
