@@ -1,8 +1,11 @@
-"""Time the training-time dense CRF: the exact batched CRF against pydensecrf image by image.
+"""Time the dense CRF: at training time the exact batched CRF against pydensecrf image by image; at test
+time (``--test-time``) the lattice CRF in torch against pydensecrf.
 
     python benchmarks/crf.py [--batch 20] [--classes 21] [--size 41] [--repeats 5] [--device cpu|cuda]
                              [--unary prob|logprob] [--dtype float32|float64] [--workers 1] [--threads 1]
                              [--json PATH]
+    python benchmarks/crf.py --test-time [--images 12] [--batch 12] [--height 375] [--width 500] [--classes 21]
+                             [--repeats 3] [--device cpu|cuda] [--workers 1] [--threads 1] [--json PATH]
 
 Defaults: the paper's shape (batch 20, 21 classes, 41 x 41 output grid), s = 12, 10 mean-field
 iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.method.crf.crf_train(backend="pydensecrf")`` on the CPU
@@ -11,17 +14,32 @@ wall time per batch (CUDA synchronised), ratio; then the agreement of the two: m
 percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
 real-looking scenes (a colour gradient, three shaded discs with sharp edges, grey-level noise; ``make_scenes``)
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
+
+``--test-time``: the pipeline's test-time CRF (s = 1, unary ``-log max(p, 1e-5)``, 10 iterations) on
+``--images`` photographs shipped with scikit-image, each resized and cropped to ``--height`` x ``--width``
+(VOC's typical 375 x 500), with smooth random 21-class probabilities (``make_photos``). Rows, per image:
+pydensecrf on one core (the time of one image, median over the images), pydensecrf in ``--workers``
+processes (if > 1; the batch's wall time / images), the lattice on ``--device`` one image at a time, and the
+lattice over ``--batch`` images at once (as ``predict`` runs it); each with its throughput against one
+pydensecrf core. Agreement of the lattice with pydensecrf per image: argmax agreement (median, minimum)
+and mean |Q difference|.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
-from dsrg.method.crf import crf_train
+from dsrg.method.crf import CRFParams, _dense_crf_one, crf_train, lattice_crf, unary_energy
+from dsrg.method.inference import PROB_FLOOR
+from dsrg.workers import process_pool
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
 def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
@@ -50,9 +68,97 @@ def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
             torch.from_numpy(np.stack(probs)).float())
 
 
+def make_photos(n: int, h: int, w: int, classes: int = 21, seed: int = 0):
+    """``n`` scikit-image photographs (cycling through ``PHOTOS``), each scaled to cover ``h`` x ``w``
+    and centre-cropped, with smooth random probabilities: logits N(0, 3^2) on a 16x coarser grid, upsampled
+    bilinearly (blobs with soft borders, as a network's). Returns uint8 ``(h, w, 3)`` NumPy images and
+    float32 ``(classes, h, w)`` probabilities."""
+    from skimage import data
+
+    g = torch.Generator().manual_seed(seed)
+    images, probs = [], []
+    for k in range(n):
+        photo = torch.from_numpy(np.ascontiguousarray(getattr(data, PHOTOS[k % len(PHOTOS)])()[..., :3]))
+        x = photo.permute(2, 0, 1)[None].float()
+        scale = max(h / x.shape[2], w / x.shape[3])
+        x = F.interpolate(x, size=(max(h, round(x.shape[2] * scale)), max(w, round(x.shape[3] * scale))),
+                          mode="bilinear", align_corners=False, antialias=True)
+        top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+        x = x[0, :, top:top + h, left:left + w].round().clamp(0, 255).to(torch.uint8)
+        images.append(np.ascontiguousarray(x.permute(1, 2, 0).numpy()))
+        coarse = torch.randn(1, classes, max(2, h // 16), max(2, w // 16), generator=g) * 3
+        probs.append(F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)[0].softmax(0))
+    return images, probs
+
+
+def _pydensecrf(job):
+    energy, image = job
+    return _dense_crf_one(energy, image, CRFParams())
+
+
+def test_time(a) -> None:
+    dev = torch.device(a.device)
+    images, probs = make_photos(a.images, a.height, a.width, a.classes)
+    energies = [unary_energy(p, "logprob", PROB_FLOOR) for p in probs]
+    jobs = [(e.numpy(), im) for e, im in zip(energies, images)]
+    d_energies = [e.to(dev) for e in energies]
+    d_rgbs = [torch.from_numpy(im).to(dev) for im in images]
+    batch = min(a.batch, a.images)
+
+    def lattice(k0: int, k1: int):
+        return lattice_crf(d_energies[k0:k1], d_rgbs[k0:k1], CRFParams())
+
+    one_core, reference = [], []
+    for job in jobs:
+        t, q = timed(lambda: _pydensecrf(job), torch.device("cpu"))
+        one_core.append(t)
+        reference.append(q)
+    per_image = {"pydensecrf, 1 core": statistics.median(one_core)}
+    if a.workers > 1:
+        with process_pool(a.workers, preload=[__name__]) as pool:
+            list(pool.map(_pydensecrf, jobs[:a.workers]))                      # workers started and warm
+            t, _ = timed(lambda: list(pool.map(_pydensecrf, jobs)), torch.device("cpu"))
+        per_image[f"pydensecrf, {a.workers} processes"] = t / a.images
+    lattice(0, 1)                                                               # warm-up (CUDA kernels)
+    per_image[f"lattice, {dev.type}, 1 image at a time"] = median_time(
+        lambda: [lattice(k, k + 1) for k in range(a.images)], a.repeats, dev) / a.images
+    per_image[f"lattice, {dev.type}, {batch} images at once"] = median_time(
+        lambda: [lattice(k, k + batch) for k in range(0, a.images, batch)], a.repeats, dev) / a.images
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    ours = [q.cpu() for k in range(0, a.images, batch) for q in lattice(k, k + batch)]
+    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+    agree = [(q.argmax(0).numpy() == r.argmax(0)).mean() for q, r in zip(ours, reference)]
+    diff = [np.abs(q.numpy() - r).mean() for q, r in zip(ours, reference)]
+    agreement = {"argmax_agreement_median": float(np.median(agree)), "argmax_agreement_min": float(np.min(agree)),
+                 "mean_abs_diff": float(np.mean(diff)),
+                 "max_abs_diff": float(max(np.abs(q.numpy() - r).max() for q, r in zip(ours, reference)))}
+
+    info = machine_info(dev)
+    print_machine(info)
+    print(f"test-time CRF: {a.images} photographs of {a.height} x {a.width}, {a.classes} classes, s = 1, "
+          f"10 iterations, unary -log p; lattice timings median of {a.repeats}")
+    base = per_image["pydensecrf, 1 core"]
+    print("| backend | ms per image | images/s | x one pydensecrf core |\n|---|---|---|---|")
+    for name, t in per_image.items():
+        print(f"| {name} | {t * 1e3:.1f} | {1 / t:.1f} | {base / t:.1f}x |")
+    print(f"agreement with pydensecrf: argmax equal on {100 * agreement['argmax_agreement_median']:.3f} % of the "
+          f"pixels (median over images; minimum {100 * agreement['argmax_agreement_min']:.3f} %), mean |Q diff| "
+          f"{agreement['mean_abs_diff']:.1e}, max {agreement['max_abs_diff']:.1e}")
+    if peak is not None:
+        print(f"peak CUDA memory: {peak / 2**20:.0f} MiB")
+    write_json(a.json, {"benchmark": "crf-test-time", "machine": info, "args": vars(a),
+                        "seconds_per_image": per_image, "agreement": agreement, "peak_cuda_bytes": peak})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--test-time", action="store_true", help="time the test-time CRF (lattice vs pydensecrf)")
+    ap.add_argument("--images", type=int, default=12, help="--test-time: photographs")
+    ap.add_argument("--height", type=int, default=375, help="--test-time: image height")
+    ap.add_argument("--width", type=int, default=500, help="--test-time: image width")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="images per batch (training time: 20; test time: all --images at once)")
     ap.add_argument("--classes", type=int, default=21)
     ap.add_argument("--size", type=int, default=41, help="side of the output grid")
     ap.add_argument("--repeats", type=int, default=5)
@@ -67,6 +173,10 @@ def main() -> None:
     dev = torch.device(a.device)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    if a.test_time:
+        a.batch = a.images if a.batch is None else a.batch
+        return test_time(a)
+    a.batch = 20 if a.batch is None else a.batch
     images, probs = make_scenes(a.batch, a.classes, a.size)
     d_images, d_probs = images.to(dev), probs.to(dev, getattr(torch, a.dtype))
 

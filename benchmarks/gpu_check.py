@@ -1,4 +1,4 @@
-"""The GPU check: on a CUDA machine, in about 4 minutes (6 with every part at its limit), the `gpu` tests and
+"""The GPU check: on a CUDA machine, in about 4 minutes (6.5 with every part at its limit), the `gpu` tests and
 the paper-shape benchmarks, each under its own time limit, each recorded as JSON in benchmarks/results/ with
 the machine, then one screen of summary.
 
@@ -38,6 +38,8 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
                                  "321", "--crf", "exact", name="step-resnet101"), 30),
         "grow": (bench("grow.py", "--device", "cuda", name="grow"), 20),
         "crf": (bench("crf.py", "--device", "cuda", name="crf"), 20),
+        "crf-test": (bench("crf.py", "--test-time", "--device", "cuda", "--images", "16", "--batch", "8",
+                           name="crf-test"), 25),
         "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "40",
                               "--pool", "400", "--saliency-images", "32", "--data", "/tmp/dsrg-paper-scale-set",
                               "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 150),
@@ -80,6 +82,13 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
             lines.append(f"{name}: {1e3 * s['total']:.1f} ms per step ({r['images_per_second']:.0f} img/s), CRF + "
                          f"growing {100 * (s['crf'] + s['growing']) / s['total']:.1f} %, peak "
                          f"{r['peak_memory_bytes'] / 2**30:.1f} GiB")
+    r = record("crf-test")
+    if r:
+        times, a = r["seconds_per_image"], r["agreement"]
+        base, batched = times["pydensecrf, 1 core"], min(times.values())
+        lines.append(f"crf-test: lattice {1e3 * batched:.1f} ms per image, {base / batched:.0f}x one pydensecrf core; "
+                     f"argmax agreement {100 * a['argmax_agreement_median']:.2f} % (median), "
+                     f"{100 * a['argmax_agreement_min']:.2f} % (min)")
     r = record("paper-scale")
     if r:
         for step, m in r["steps"].items():

@@ -44,7 +44,7 @@ def test_every_part_writes_its_record_into_the_results_folder(tmp_path):
     for name, (command, limit) in parts(tmp_path).items():
         assert str(tmp_path) in " ".join(command), name
         assert 0 < limit <= 150
-    assert sum(limit for _, limit in parts(tmp_path).values()) <= 6 * 60, "six minutes at most"
+    assert sum(limit for _, limit in parts(tmp_path).values()) <= 6.5 * 60, "six and a half minutes at most"
 
 
 def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
@@ -54,8 +54,15 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
     scale = {"steps": {"seg": {"projected_s": 600.0, "data_wait": 0.02, "gpu_idle": 0.1},
                        "eval": {"projected_s": 60.0}}, "projected_total_s": 660.0}
     (tmp_path / "paper-scale-gpu.json").write_text(json.dumps(scale))
+    crf = {"seconds_per_image": {"pydensecrf, 1 core": 0.6, "lattice, cuda, 1 image at a time": 0.02,
+                                 "lattice, cuda, 8 images at once": 0.01},
+           "agreement": {"argmax_agreement_median": 1.0, "argmax_agreement_min": 0.9995}}
+    (tmp_path / "crf-test-gpu.json").write_text(json.dumps(crf))
     text = summary(tmp_path, {"step-vgg16": ("ok", 20.0), "paper-scale": ("ok", 90.0), "grow": ("stopped after 25 s",
-                                                                                                 25.0)})
+                                                                                                 25.0),
+                              "crf-test": ("ok", 20.0)})
+    assert "crf-test: lattice 10.0 ms per image, 60x one pydensecrf core; argmax agreement 100.00 % (median), " \
+           "99.95 % (min)" in text
     assert "step-vgg16: 40.0 ms per step (500 img/s), CRF + growing 17.5 %, peak 4.0 GiB" in text
     assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
     assert "paper-scale total: 11.0 min" in text and "stopped after 25 s" in text

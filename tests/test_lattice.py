@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from skimage import data
 
 from dsrg.errors import InputError
 from dsrg.method import lattice as L
@@ -16,19 +15,13 @@ from dsrg.method.crf import (CRFParams, _dense_crf_one, choose_test_backend, crf
                              unary_energy)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from crf import make_scenes  # noqa: E402  (benchmarks/crf.py)
+from crf import make_photos, make_scenes  # noqa: E402  (benchmarks/crf.py)
 
-PHOTOS = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea}
-
-
-def photo_case(name, h, w, classes=21, seed=0):
-    """A crop of a scikit-image photograph and a smooth random 21-class probability map on it (logits drawn
-    on a 16x coarser grid, upsampled bilinearly: blobs with soft borders, as a network's)."""
-    img = np.ascontiguousarray(PHOTOS[name]()[:h, :w, :3])
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.randn(1, classes, max(2, h // 16), max(2, w // 16), generator=g) * 3
-    probs = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)[0].softmax(0)
-    return img, probs
+def photo_case(k, h, w, seed=0):
+    """Photograph ``k`` of ``benchmarks/crf.py``'s ``make_photos`` at ``h`` x ``w`` with its smooth random
+    21-class probabilities."""
+    images, probs = make_photos(k + 1, h, w, seed=seed)
+    return images[k], probs[k]
 
 
 def test_each_pixel_has_distinct_vertices_and_weights_that_sum_to_one():
@@ -71,10 +64,12 @@ def test_features_too_wide_to_index_are_named():
         L.build(torch.zeros(4))
 
 
-@pytest.mark.parametrize("name,h,w", [("astronaut", 96, 128), ("coffee", 120, 90), ("chelsea", 75, 150)])
-def test_lattice_crf_is_pydensecrf_on_photographs(name, h, w):
-    """The same lattice, the same update: the marginals agree to float rounding, the labels everywhere."""
-    img, probs = photo_case(name, h, w)
+@pytest.mark.parametrize("k,h,w", [(0, 96, 128), (1, 120, 90), (2, 75, 150), (3, 63, 65)])
+def test_lattice_crf_is_pydensecrf_on_photographs(k, h, w):
+    """The same lattice, the same update: the marginals agree to float rounding, the labels everywhere.
+    75 x 150 and 63 x 65 pixels are not multiples of 4: pydensecrf's lattice then also holds the vertices
+    around the origin (lattice.build), which dark pixels' blur passes through (1e-3 apart without them)."""
+    img, probs = photo_case(k, h, w)
     energy = unary_energy(probs, "logprob", 1e-5)
     ref = _dense_crf_one(energy.numpy(), img, CRFParams())
     q = lattice_crf([energy], [torch.from_numpy(img)], CRFParams())[0].numpy()
@@ -84,7 +79,7 @@ def test_lattice_crf_is_pydensecrf_on_photographs(name, h, w):
 
 @pytest.mark.slow
 def test_lattice_crf_is_pydensecrf_on_a_voc_sized_photograph():
-    img, probs = photo_case("astronaut", 375, 500)
+    img, probs = photo_case(0, 375, 500)
     energy = unary_energy(probs, "logprob", 1e-5)
     ref = _dense_crf_one(energy.numpy(), img, CRFParams())
     q = lattice_crf([energy], [torch.from_numpy(img)], CRFParams())[0].numpy()
@@ -111,15 +106,16 @@ def test_lattice_approximates_the_exact_crf_as_pydensecrf_does():
 
 
 def test_images_of_different_sizes_in_one_batch_equal_each_alone():
-    cases = [photo_case("astronaut", 40, 56, seed=1), photo_case("coffee", 33, 47, seed=2),
-             photo_case("chelsea", 48, 30, seed=3)]
+    """Equal to float rounding (the sparse products sum in another order on larger matrices)."""
+    cases = [photo_case(0, 40, 56, seed=1), photo_case(1, 33, 47, seed=2), photo_case(2, 48, 30, seed=3)]
     energies = [unary_energy(p, "logprob", 1e-5) for _, p in cases]
     rgbs = [torch.from_numpy(img) for img, _ in cases]
     together = lattice_crf(energies, rgbs, CRFParams())
     for k in range(3):
         alone = lattice_crf([energies[k]], [rgbs[k]], CRFParams())[0]
         assert together[k].shape == energies[k].shape
-        torch.testing.assert_close(together[k], alone, rtol=0, atol=1e-6)
+        torch.testing.assert_close(together[k], alone, rtol=0, atol=1e-5)
+        assert torch.equal(together[k].argmax(0), alone.argmax(0))
 
 
 def test_test_time_backend_auto_is_the_lattice_on_cuda_and_pydensecrf_on_the_cpu():
@@ -139,7 +135,7 @@ def test_dense_crf_names_an_unknown_backend():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_lattice_crf_on_cuda_equals_the_cpu():
-    img, probs = photo_case("astronaut", 375, 500)
+    img, probs = photo_case(0, 375, 500)
     energy = unary_energy(probs, "logprob", 1e-5)
     cpu = lattice_crf([energy], [torch.from_numpy(img)], CRFParams())[0]
     cuda = lattice_crf([energy.cuda()], [torch.from_numpy(img).cuda()], CRFParams())[0]

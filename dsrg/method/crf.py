@@ -245,7 +245,9 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
             continue
         features = [_features(e.shape[1], e.shape[2], sxy, dev, None if srgb is None else im, srgb or 1.0)
                     for e, im in zip(energies, rgbs)]
-        grid = lat.build(torch.cat(features), group)
+        origin = torch.tensor([k for k, e in enumerate(energies) if e.shape[1] * e.shape[2] % 4], device=dev,
+                              dtype=torch.long)                 # as pydensecrf's lattice (lattice.build)
+        grid = lat.build(torch.cat(features), group, origin)
         norm = (lat.filter(grid, torch.ones(group.shape[0], 1, device=dev)) + 1e-20).rsqrt()
         kernels.append((grid, norm, weight))
     neg_u = -torch.cat([e.reshape(e.shape[0], -1).T for e in energies]).float()     # (P, C)

@@ -21,7 +21,8 @@ from .crf import CRFParams, _dense_crf_one, lattice_crf, unary_energy
 #: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
 #: eps; the unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
 PROB_FLOOR = 1e-5
-#: Pixels the lattice CRF takes at once: 11 images of 500 x 375, about 1 GB of working memory.
+#: Pixels the lattice CRF takes at once on a GPU: 11 images of 500 x 375, a few hundred MB of working memory.
+#: On the CPU one image at a time is faster (``benchmarks/crf.py --test-time``).
 LATTICE_BATCH_PIXELS = 1 << 21
 
 
@@ -74,14 +75,13 @@ def _lattice_labels(items, params: CRFParams, device: torch.device, budget: int)
 
 def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], sizes_of, device: torch.device,
             normalize: str, crf: bool = True, workers: int = 2, amp: bool = True, crf_scale: float = 1.0,
-            crf_backend: str = "pydensecrf", batch_pixels: int = LATTICE_BATCH_PIXELS
-            ) -> Iterator[tuple[str, np.ndarray]]:
+            crf_backend: str = "pydensecrf", batch_pixels: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)`` or ``(id, image, allowed)``;
     ``sizes_of(h, w)`` gives the input sizes. ``allowed`` (bool ``(C,)``, optional) restricts the
     prediction to those classes (their probabilities renormalised before the CRF). ``crf_scale`` is the
     test-time CRF's ``s`` (1 in the paper: its pixel distances are meant for VOC's ~500 px images).
     ``crf_backend``: ``"pydensecrf"`` (``workers`` processes) or ``"lattice"`` (on ``device``, images
-    batched up to ``batch_pixels`` pixels)."""
+    batched up to ``batch_pixels`` pixels; None: :data:`LATTICE_BATCH_PIXELS` on CUDA, one image elsewhere)."""
     model.eval()
     on_device = crf and crf_backend == "lattice"
 
@@ -101,6 +101,8 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
         return
     params, ahead = CRFParams(scale=crf_scale), 2 * max(1, workers)
     if crf_backend == "lattice":
+        if batch_pixels is None:
+            batch_pixels = LATTICE_BATCH_PIXELS if device.type == "cuda" else 0
         yield from _lattice_labels(map(probs_of, images), params, device, batch_pixels)
         return
     with process_pool(max(1, workers), preload=[__name__]) as pool:

@@ -4,13 +4,16 @@
 per-pixel features ``f`` (``(P, d)``) in ``O(P d^2)``: splat each pixel onto the ``d + 1`` vertices of its
 enclosing simplex, blur along the ``d + 1`` lattice axes with ``[1/2, 1, 1/2]``, slice back, times
 ``1 / (1 + 2^-d)``. The geometry (elevation, rounding, ranks, barycentric weights, neighbours) follows
-pydensecrf's x86 build step by step, in float32, so that both build the same lattice. The pixels of several
-images form one lattice: ``group`` (``(P,)``) keeps each image's vertices its own. Any device.
+pydensecrf's x86 build step by step, in float32, so that both build the same lattice; the three stages are
+sparse matrices (splat ``(M, P)``, one blur ``(M, M)`` per axis, slice ``(P, M)``), applied by sparse
+matrix products on any device. The pixels of several images form one lattice: ``group`` (``(P,)``) keeps
+each image's vertices its own.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +30,17 @@ class Lattice(NamedTuple):
     neighbour: torch.Tensor   # (d + 1, 2, M) int64: each vertex's two neighbours per axis; M where there is none
     vertices: int             # M
     alpha: float              # 1 / (1 + 2^-d): the slice's correction of the blur's total weight
+    splat: torch.Tensor       # (M, P) sparse CSR: the barycentric weights
+    blur: tuple               # d + 1 sparse CSR (M, M): 1 on the diagonal, 1/2 to each existing neighbour
+    slice: torch.Tensor       # (P, M) sparse CSR: the barycentric weights times alpha
+
+
+def _csr(counts: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The sparse CSR matrix whose row ``i`` holds the next ``counts[i]`` of ``cols`` / ``values``."""
+    crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)       # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
 
 
 def _elevate(f: torch.Tensor) -> torch.Tensor:
@@ -96,9 +110,12 @@ def _packer(keys: torch.Tensor, groups: int, margin: int):
     return pack, unpack
 
 
-def build(features: torch.Tensor, group: torch.Tensor | None = None) -> Lattice:
+def build(features: torch.Tensor, group: torch.Tensor | None = None, origin: torch.Tensor | None = None) -> Lattice:
     """The lattice of ``features`` float ``(P, d)`` (already divided by the kernel's standard deviations),
-    pixels of image ``group[i]`` (int64 ``(P,)``, default all one image) kept apart from the others'."""
+    pixels of image ``group[i]`` (int64 ``(P,)``, default all one image) kept apart from the others'.
+    ``origin`` (int64, group ids): those images' lattices also hold the vertices around the origin, as
+    pydensecrf's does for an image whose pixel count is not a multiple of 4 (its x86 build pads the last
+    block of 4 pixels with zero features; nothing is splatted there, but the blur passes through them)."""
     if features.dim() != 2 or features.shape[1] < 1:
         raise InputError(f"features: expected (pixels, d) with d >= 1, got {tuple(features.shape)}")
     f = features.float()
@@ -106,14 +123,26 @@ def build(features: torch.Tensor, group: torch.Tensor | None = None) -> Lattice:
     d1 = d + 1
     dev = f.device
     group = torch.zeros(p, dtype=torch.long, device=dev) if group is None else group.to(dev, torch.long)
+    if origin is not None and origin.numel():
+        f = torch.cat([f, f.new_zeros(origin.numel(), d)])
+        group = torch.cat([group, origin.to(dev, torch.long)])
     rem0, rank, bary = _simplex(_elevate(f))
     # vertex r of the simplex: rem0 + canonical[r][rank], canonical[r][k] = r for k <= d - r, else r - (d + 1)
     r = torch.arange(d1, device=dev).view(1, d1, 1)
     rk = rank[:, None, :d]
     keys = rem0[:, None, :d] + torch.where(rk <= d - r, r, r - d1)                  # (P, d + 1, d)
-    pack, unpack = _packer(keys, int(group.max()) + 1 if p else 1, d1)
-    table, inverse = torch.unique(pack(keys, group[:, None]), sorted=True, return_inverse=True)
+    pack, unpack = _packer(keys, int(group.max()) + 1 if group.numel() else 1, d1)
+    # one sort gives the vertex table, each (pixel, vertex) pair's vertex, and the splat's row order
+    packed, order = torch.sort(pack(keys, group[:, None]).reshape(-1))
+    first = torch.ones_like(packed, dtype=torch.bool)
+    first[1:] = packed[1:] != packed[:-1]
+    table = packed[first]
     m = table.numel()
+    sorted_vertex = first.cumsum(0) - 1
+    vertex = torch.empty_like(sorted_vertex)
+    vertex[order] = sorted_vertex
+    vertex = vertex.view(-1, d1)[:p]
+    bary = bary[:p]
     vkeys, vgroup = unpack(table)
     neighbour = torch.empty(d1, 2, m, dtype=torch.long, device=dev)
     for j in range(d1):
@@ -121,28 +150,28 @@ def build(features: torch.Tensor, group: torch.Tensor | None = None) -> Lattice:
             nk = vkeys + step
             if j < d:
                 nk[:, j] -= step * d1        # the neighbour along axis j: every other coordinate -/+1, this one +/-d
-            packed = pack(nk, vgroup)
-            at = torch.searchsorted(table, packed).clamp_(max=max(m - 1, 0))
-            neighbour[j, side] = torch.where(table[at] == packed, at, m)
+            wanted = pack(nk, vgroup)
+            at = torch.searchsorted(table, wanted).clamp_(max=max(m - 1, 0))
+            neighbour[j, side] = torch.where(table[at] == wanted, at, m)
     alpha = float(np.float32(1.0) / (np.float32(1.0) + np.float32(2.0) ** -d))
-    return Lattice(inverse.view(p, d1), bary, neighbour, m, alpha)
+    weights = bary.reshape(-1)
+    pixel = order // d1
+    real = pixel < p                                                    # not an origin point
+    splat = _csr(torch.bincount(sorted_vertex[real], minlength=m), pixel[real], weights[order[real]], (m, p))
+    slice_ = _csr(torch.full((p,), d1, device=dev), vertex.reshape(-1), weights * alpha, (p, m))
+    own = torch.arange(m, device=dev)
+    blur = []
+    for j in range(d1):
+        cols = torch.stack([own, neighbour[j, 0], neighbour[j, 1]], 1)             # (M, 3); M: none there
+        vals = torch.tensor([1.0, 0.5, 0.5], device=dev).expand(m, 3)
+        there = cols < m
+        blur.append(_csr(there.sum(1), cols[there], vals[there], (m, m)))
+    return Lattice(vertex, bary, neighbour, m, alpha, splat, tuple(blur), slice_)
 
 
 def filter(lattice: Lattice, values: torch.Tensor) -> torch.Tensor:   # noqa: A001 (the paper's word)
     """Gaussian-filter ``values`` ``(P, C)`` over the lattice's pixels: splat, blur, slice. ``(P, C)`` out."""
-    p, c = values.shape
-    m = lattice.vertices
-    grid = values.new_zeros(m + 1, c)                       # row m: the zero of a missing neighbour
-    for r in range(lattice.vertex.shape[1]):
-        grid.index_add_(0, lattice.vertex[:, r], values * lattice.weight[:, r:r + 1])
-    spare = values.new_zeros(m + 1, c)
-    for j in range(lattice.neighbour.shape[0]):
-        n1, n2 = lattice.neighbour[j]
-        torch.add(grid.index_select(0, n1), grid.index_select(0, n2), out=spare[:m])
-        spare[:m].mul_(0.5).add_(grid[:m])
-        grid, spare = spare, grid
-    out = values.new_zeros(p, c)
-    sliced = lattice.weight * lattice.alpha
-    for r in range(lattice.vertex.shape[1]):
-        out.addcmul_(grid.index_select(0, lattice.vertex[:, r]), sliced[:, r:r + 1])
-    return out
+    grid = lattice.splat @ values
+    for blur in lattice.blur:
+        grid = blur @ grid
+    return lattice.slice @ grid
