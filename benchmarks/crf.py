@@ -16,7 +16,7 @@ real-looking scenes (a colour gradient, three shaded discs with sharp edges, gre
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
 
 ``--test-time``: the pipeline's test-time CRF (s = 1, unary ``-log max(p, 1e-5)``, 10 iterations) on
-``--images`` photographs shipped with scikit-image, each resized and cropped to ``--height`` x ``--width``
+``--images`` photographs shipped with scikit-image (:mod:`dsrg.data.photos`) at ``--height`` x ``--width``
 (VOC's typical 375 x 500), with smooth random 21-class probabilities (``make_photos``). Rows, per image:
 pydensecrf on one core (the time of one image, median over the images), pydensecrf in ``--workers``
 processes (if > 1; the batch's wall time / images), the lattice on ``--device`` one image at a time, and the
@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
+from dsrg.data.photos import photographs
 from dsrg.method.crf import CRFParams, _dense_crf_one, crf_train, lattice_crf, unary_energy
 from dsrg.method.inference import PROB_FLOOR
 from dsrg.workers import process_pool
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
 def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
@@ -69,23 +69,13 @@ def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
 
 
 def make_photos(n: int, h: int, w: int, classes: int = 21, seed: int = 0):
-    """``n`` scikit-image photographs (cycling through ``PHOTOS``), each scaled to cover ``h`` x ``w``
-    and centre-cropped, with smooth random probabilities: logits N(0, 3^2) on a 16x coarser grid, upsampled
-    bilinearly (blobs with soft borders, as a network's). Returns uint8 ``(h, w, 3)`` NumPy images and
-    float32 ``(classes, h, w)`` probabilities."""
-    from skimage import data
-
+    """``n`` photographs at ``h`` x ``w`` (:func:`dsrg.data.photos.photographs`) with smooth random
+    probabilities: logits N(0, 3^2) on a 16x coarser grid, upsampled bilinearly (blobs with soft borders, as
+    a network's). Returns uint8 ``(h, w, 3)`` NumPy images and float32 ``(classes, h, w)`` probabilities."""
     g = torch.Generator().manual_seed(seed)
     images, probs = [], []
-    for k in range(n):
-        photo = torch.from_numpy(np.ascontiguousarray(getattr(data, PHOTOS[k % len(PHOTOS)])()[..., :3]))
-        x = photo.permute(2, 0, 1)[None].float()
-        scale = max(h / x.shape[2], w / x.shape[3])
-        x = F.interpolate(x, size=(max(h, round(x.shape[2] * scale)), max(w, round(x.shape[3] * scale))),
-                          mode="bilinear", align_corners=False, antialias=True)
-        top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
-        x = x[0, :, top:top + h, left:left + w].round().clamp(0, 255).to(torch.uint8)
-        images.append(np.ascontiguousarray(x.permute(1, 2, 0).numpy()))
+    for _, image in photographs(n, h, w):
+        images.append(image)
         coarse = torch.randn(1, classes, max(2, h // 16), max(2, w // 16), generator=g) * 3
         probs.append(F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)[0].softmax(0))
     return images, probs

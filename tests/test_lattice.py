@@ -142,3 +142,17 @@ def test_lattice_crf_on_cuda_equals_the_cpu():
     assert cuda.is_cuda
     assert (cuda.cpu() - cpu).abs().max().item() < 1e-4
     assert (cuda.cpu().argmax(0) == cpu.argmax(0)).float().mean().item() >= 0.9999
+
+
+def test_the_agreement_table_compares_the_backends_on_a_trained_models_probabilities(tiny_run):
+    from dsrg.data.photos import photographs
+    from dsrg.reproduce.crf_agreement import agreement
+    from dsrg.reproduce.experiments import Experiment
+
+    cfg, folders = tiny_run
+    exp = Experiment(cfg, folders)
+    ds = exp.dataset(cfg.eval.split)
+    table = agreement(exp, [(ds.ids[0], ds.image(0)), *photographs(1, 50, 70)], "mixed")
+    assert list(table["image"]) == [ds.ids[0], "astronaut"]
+    assert list(table["pixels"]) == [64 * 64, 50 * 70]
+    assert (table["labels equal %"] == 100).all() and (table["max |dQ|"] < 1e-5).all()

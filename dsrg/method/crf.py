@@ -60,10 +60,10 @@ def _dense_crf_one(unary: np.ndarray, image: np.ndarray, p: CRFParams) -> np.nda
 
     c, h, w = unary.shape
     d = dcrf.DenseCRF2D(w, h, c)
-    d.setUnaryEnergy(np.ascontiguousarray(unary.reshape(c, -1), dtype=np.float32))
+    d.setUnaryEnergy(np.require(unary.reshape(c, -1), np.float32, ["C", "W"]))
     d.addPairwiseGaussian(sxy=p.theta_gamma / p.scale, compat=p.gaussian_weight)
     d.addPairwiseBilateral(sxy=p.theta_alpha / p.scale, srgb=p.theta_beta,
-                           rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=p.bilateral_weight)
+                           rgbim=np.require(image, np.uint8, ["C", "W"]), compat=p.bilateral_weight)
     return np.asarray(d.inference(p.iterations), dtype=np.float32).reshape(c, h, w)
 
 

@@ -108,6 +108,22 @@ def barrier(world: World) -> None:
         tdist.barrier(group=_wait_group)
 
 
+def share(n: int, world: World) -> range:
+    """This process's share of ``n`` items (the images of an inference step): every ``size``-th one from its
+    rank, so that each process gets images of every part of the split. One process: all of them."""
+    return range(world.rank, n, world.size)
+
+
+def gather(obj, world: World) -> list | None:
+    """Every process's ``obj`` (picklable), in rank order, on process 0; None on the others. Called by
+    every process (over the CPU group). One process: ``[obj]``."""
+    if world.size == 1:
+        return [obj]
+    every: list | None = [None] * world.size if world.main else None
+    tdist.gather_object(obj, every, dst=0, group=_wait_group)
+    return every
+
+
 def rng_states(device: torch.device, world: World) -> list[dict]:
     """Every process's random-number states (``cpu``, ``cuda``), in rank order: each process draws its
     own dropout masks, so a checkpoint keeps them all. Called by every process."""

@@ -6,7 +6,8 @@ the standard one: mean over the classes present in the ground truth or the predi
 failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
 the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
 (``tar -czf results.tgz -C <eval folder> results``). A split where only some images have a label map is
-refused before any inference (:func:`split_has_labels`).
+refused before any inference (:func:`split_has_labels`). Under torchrun every process predicts its share of
+the images (:func:`dsrg.run.dist.share`); the confusion matrices are summed, process 0 writes the scores.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
+from ..run.dist import all_reduce_sum, gather, share
 from .common import begin, build_seg_net, setup
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
@@ -56,13 +58,18 @@ def split_has_labels(ds: VOCSegmentation) -> bool:
         f"for the evaluation server)")
 
 
+def input_sizes(scales, h: int, w: int) -> list[tuple[int, int]]:
+    """The network's input sizes for an ``h`` x ``w`` image: each of ``scales`` of it, at least 8 pixels."""
+    return [(max(8, round(h * s)), max(8, round(w * s))) for s in scales]
+
+
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
     if not folders.is_done(folders.step_dir(cfg, "eval")):
         ds = open_split(cfg.data, cfg.eval.split)
         labelled = split_has_labels(ds)          # a split with only some label maps: refused before anything
     folder, done = begin(ctx, "eval")
-    if done or not ctx.world.main:
+    if done:
         return folder
     started = time.perf_counter()
     source = folders.eval_source(cfg)
@@ -74,9 +81,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     rows = []
 
     def sizes_of(h, w):
-        return [(max(8, round(h * s)), max(8, round(w * s))) for s in cfg.eval.scales]
+        return input_sizes(cfg.eval.scales, h, w)
 
-    images = ((ds.ids[i], ds.image(i)) for i in range(len(ds)))
+    mine = share(len(ds), ctx.world)
+    images = ((ds.ids[i], ds.image(i)) for i in mine)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     timer, written = time.perf_counter(), 0
     crf_backend = choose_test_backend(cfg.eval.crf_backend, ctx.device.type == "cuda")
@@ -84,8 +92,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         # closed, and its CRF workers with it, even when this loop stops on an error
         with closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
                              cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale, crf_backend)) as predictions:
-            for image_id, label in tqdm(predictions, total=len(ds), desc="evaluate", unit="img",
-                                        disable=not cfg.progress):
+            for image_id, label in tqdm(predictions, total=len(mine), desc="evaluate", unit="img",
+                                        disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(pred_dir / f"{image_id}.png", label)
                 written += 1
                 if meter is not None:
@@ -93,9 +101,15 @@ def run(cfg: Profile, resume: bool = False) -> Path:
                     meter.update(label, gt)
                     rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
     except KeyboardInterrupt:
-        print(f"evaluate: interrupted with {written} of {len(ds)} images predicted; run it again to evaluate "
+        print(f"evaluate: interrupted with {written} of {len(mine)} images predicted; run it again to evaluate "
               f"from the start", file=sys.stderr, flush=True)
         raise
+    if meter is not None:                            # every process's images, in the split's order
+        meter.conf = all_reduce_sum(meter.conf, ctx.world)
+    parts = gather(rows, ctx.world)
+    if not ctx.world.main:
+        return folder
+    rows = sorted((row for part in parts for row in part), key=lambda row: index[row["id"]])
     timed = folders.timed(len(ds), timer)
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:

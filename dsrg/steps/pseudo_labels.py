@@ -4,7 +4,8 @@ The step-1 model on every training image at the square input sizes ``pseudo.size
 paper scale), logits upsampled to the image and summed, softmax, test-time CRF (s = 1), argmax over
 all classes (``pseudo.restrict_to_labels=true``: over the image's labelled classes only, an option).
 Output: ``labels/<id>.png`` (VOC palette) and, when the split has label maps, their mIoU against the
-ground truth in ``done.json``. ``--resume`` keeps the labels an interrupted run wrote.
+ground truth in ``done.json``. ``--resume`` keeps the labels an interrupted run wrote. Under torchrun every
+process labels its share of the images (:func:`dsrg.run.dist.share`); the confusion matrices are summed.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from ..method.metrics import ConfusionMeter
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
+from ..run.dist import all_reduce_sum, gather, share
 from .common import begin, build_seg_net, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
     folder, done = begin(ctx, "pseudo")
-    if done or not ctx.world.main:
+    if done:
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split)
@@ -39,10 +41,11 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out = folder / "labels"
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
-    kept = {i for i in range(len(ds)) if resume and (out / f"{ds.ids[i]}.png").is_file()}
+    mine = share(len(ds), ctx.world)
+    kept = {i for i in mine if resume and (out / f"{ds.ids[i]}.png").is_file()}
     for i in sorted(kept) if meter is not None else ():     # written before an interruption: they count too
         meter.update(read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes), ds.mask(i))
-    todo = [i for i in range(len(ds)) if i not in kept]
+    todo = [i for i in mine if i not in kept]
     if cfg.pseudo.restrict_to_labels:
         images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
     else:
@@ -55,15 +58,20 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         with closing(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize, cfg.pseudo.crf,
                              cfg.seg.crf_workers or 1, ctx.amp, cfg.pseudo.crf_scale, crf_backend)) as predictions:
             for image_id, label in tqdm(predictions, total=len(todo), desc="pseudo-labels", unit="img",
-                                        disable=not cfg.progress):
+                                        disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(out / f"{image_id}.png", label)
                 written += 1
                 if meter is not None:
                     meter.update(label, ds.mask(index[image_id]))
     except KeyboardInterrupt:
-        print(f"pseudo-labels: interrupted with {written} of {len(ds)} images labelled; `--resume` continues from "
+        print(f"pseudo-labels: interrupted with {written} of {len(mine)} images labelled; `--resume` continues from "
               f"there (the labels written are kept), without it the step starts over", file=sys.stderr, flush=True)
         raise
+    if meter is not None:                            # every process's images
+        meter.conf = all_reduce_sum(meter.conf, ctx.world)
+    labelled = gather(len(todo), ctx.world)
+    if not ctx.world.main:
+        return folder
     summary = meter.summary() if meter is not None else None
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.timed(len(todo), timer))
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.timed(sum(labelled), timer))
     return folder

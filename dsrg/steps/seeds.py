@@ -9,6 +9,8 @@ background cues (computed with ``seeds.saliency`` in ``seeds.workers`` processes
 
 Output: ``cues.npz`` (:class:`dsrg.data.cues.CueStore`) and, when the split has label maps, the cues'
 precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 point) in ``done.json``.
+Under torchrun every process makes the cues of its share of the images (:func:`dsrg.run.dist.share`);
+process 0 gathers and stores them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,22 +37,27 @@ from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
+from ..run.dist import gather, share
 from ..workers import auto_workers, in_order, process_pool
 from .common import begin, build_cls_net, setup
 
 
-def cam_cues(cfg: Profile, ds, device) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """The cues of every image of ``ds`` from CAMs and saliency, and the time their images took
-    (:func:`dsrg.run.folders.timed`, from the first image on: the classifier's loading not counted)."""
+def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None
+             ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """The cues of the images ``indices`` of ``ds`` (default all) from CAMs and saliency, and the time their
+    images took (:func:`dsrg.run.folders.timed`, from the first image on: the classifier's loading not
+    counted). ``progress``: a progress bar (default ``cfg.progress``)."""
+    indices = range(len(ds)) if indices is None else indices
+    progress = cfg.progress if progress is None else progress
     model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
     out = {}
-    images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers)) if folder is None else \
-        ((i, ds.image(i), None) for i in range(len(ds)))
+    images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers), indices) \
+        if folder is None else ((i, ds.image(i), None) for i in indices)
     timer = time.perf_counter()
     with closing(images):             # its saliency workers end even when this loop stops on an error
-        for i, image, sal in tqdm(images, total=len(ds), desc="seeds", unit="img", disable=not cfg.progress):
+        for i, image, sal in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
             labels = torch.from_numpy(ds.labels(i))
             x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
             with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
@@ -61,19 +68,21 @@ def cam_cues(cfg: Profile, ds, device) -> tuple[dict[str, tuple[np.ndarray, np.n
             cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
                              cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
             out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
-    return out, folders.timed(len(ds), timer)
+    return out, folders.timed(len(indices), timer)
 
 
-def _with_saliency(ds, method: str, workers: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """``(index, image, saliency)`` for each image of ``ds`` in order; with ``workers`` > 1 the saliency is
-    computed in that many processes, a few images ahead of the caller (same maps: it is deterministic)."""
+def _with_saliency(ds, method: str, workers: int, indices: Sequence[int] | None = None
+                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, image, saliency)`` for the images ``indices`` of ``ds`` (default all) in order; with
+    ``workers`` > 1 the saliency is computed in that many processes, a few images ahead of the caller (same
+    maps: it is deterministic)."""
+    indices = range(len(ds)) if indices is None else indices
     if workers <= 1:
-        for i in range(len(ds)):
+        for i in indices:
             image = ds.image(i)
             yield i, image, compute_saliency(image, method)
         return
-    images = (ds.image(i) for i in range(len(ds)))
-    jobs = (((i, image), compute_saliency, (image, method)) for i, image in enumerate(images))
+    jobs = (((i, image), compute_saliency, (image, method)) for i, image in ((i, ds.image(i)) for i in indices))
     with process_pool(workers, preload=["dsrg.method.saliency"]) as pool:
         for (i, image), saliency in in_order(pool, jobs, 2 * workers):
             yield i, image, saliency
@@ -105,21 +114,31 @@ def cue_quality(store: CueStore, ds) -> dict | None:
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
     folder, done = begin(ctx, "seeds")
-    if done or not ctx.world.main:
+    if done:
         return folder
     started = time.perf_counter()
-    ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress)
+    ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and ctx.world.main)
     try:
         if cfg.seeds.source == "cam":
-            items, timed = cam_cues(cfg, ds, ctx.device)
-        else:
+            items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main)
+        elif ctx.world.main:                   # a file to read: process 0 alone
             timer = time.perf_counter()
             items = authors_cues(cfg, ds)
             timed = folders.timed(len(ds), timer)
+        else:
+            items, timed = {}, None
     except KeyboardInterrupt:
         print(f"seeds: interrupted before the cues of the {len(ds)} images were written; run it again to "
               f"make them from the start", file=sys.stderr, flush=True)
         raise
+    parts = gather((items, timed), ctx.world)
+    if not ctx.world.main:
+        return folder
+    if len(parts) > 1:                         # every process's cues, in the split's order; the slowest one's time
+        every = {k: v for part, _ in parts for k, v in part.items()}
+        items = {image_id: every[image_id] for image_id in ds.ids}
+        times = [t for _, t in parts if t is not None]
+        timed = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
