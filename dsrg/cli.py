@@ -12,8 +12,9 @@
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its
-last checkpoint. Launch any pipeline command with ``torchrun --nproc_per_node N -m dsrg.cli ...``
-for multi-GPU data parallel training.
+last checkpoint, pseudo-labels and evaluate from the images they wrote. Launch any pipeline command with
+``torchrun --nproc_per_node N -m dsrg.cli ...`` for multi-GPU data parallel training and inference split
+over the processes.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--profile", default="demo",
                    help=f"a bundled profile ({', '.join(available_profiles())}) or a YAML file (default demo)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted step from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted step (a training step from its last checkpoint, pseudo-labels "
+                        "and evaluate from the images they wrote)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings, each step's folder and whether it is done, interrupted or "
                         "to run, and check the inputs; run and write nothing")

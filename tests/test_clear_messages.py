@@ -343,3 +343,39 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     monkeypatch.setattr(pseudo_labels, "write_label_png", real)
     pseudo_labels.run(mine, resume=True)
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
+
+
+def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_it_kept(tiny_run, tmp_path, capsys,
+                                                                                     monkeypatch):
+    import shutil
+
+    from conftest import tiny_profile
+
+    from dsrg.steps import evaluate
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run")
+    for step in done:                                          # every step but the evaluation, reused
+        if step != "eval":
+            shutil.copytree(done[step], tmp_path / "run" / done[step].name)
+    real, calls = evaluate.write_label_png, []
+
+    def interrupted_at_the_third(path, label):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real(path, label)
+
+    monkeypatch.setattr(evaluate, "write_label_png", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run(mine)
+    assert "evaluate: interrupted with 2 of 4 images predicted; `--resume` continues" in capsys.readouterr().err
+    folder = folders.step_dir(mine, "eval")
+    assert folders.step_state(folder).startswith("interrupted (2 of 4 written): --resume continues")
+    monkeypatch.setattr(evaluate, "write_label_png", real)
+    evaluate.run(mine, resume=True)
+    ours = json.loads((folder / "metrics.json").read_text())
+    theirs = json.loads((done["eval"] / "metrics.json").read_text())
+    assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]
+    assert (folder / "per_image.csv").read_text() == (done["eval"] / "per_image.csv").read_text()
+    assert folders.done_info(folder)["timed"]["images"] == 2

@@ -199,8 +199,9 @@ def step_state(folder: Path) -> str:
         except InputError:
             return "done, but its done.json is unreadable: delete the folder to run the step again"
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
-    labels = sum(1 for _ in (folder / "labels").glob("*.png")) if (folder / "labels").is_dir() else 0
-    if labels:                                   # pseudo-labels, interrupted
+    labels = sum(1 for _ in folder.glob("labels/*.png")) + sum(1 for _ in folder.glob("pred/*.png")) + \
+        sum(1 for _ in folder.glob("results/**/*.png"))
+    if labels:                                   # pseudo-labels or evaluate, interrupted
         total = _images(folder)
         return f"interrupted ({labels}{f' of {total}' if total else ''} written): --resume continues; without it " \
                f"the step starts over"
@@ -217,10 +218,12 @@ def step_state(folder: Path) -> str:
 
 
 def _images(folder: Path) -> int | None:
-    """The number of images of the training split that a step folder's ``config.json`` names (None: unknown)."""
+    """The number of images of the split that a step folder's ``config.json`` names (None: unknown): the
+    evaluated split for ``evaluate``, else the training split."""
     try:
-        data = read_json(folder / "config.json", "a step's settings")["config"]["data"]
-        return len(VOCSegmentation(data["root"], data["train_split"]))
+        config = read_json(folder / "config.json", "a step's settings")["config"]
+        data = config["data"]
+        return len(VOCSegmentation(data["root"], config["eval"]["split"] if "eval" in config else data["train_split"]))
     except (InputError, KeyError, TypeError):
         return None
 

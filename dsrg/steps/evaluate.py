@@ -6,7 +6,8 @@ the standard one: mean over the classes present in the ground truth or the predi
 failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
 the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
 (``tar -czf results.tgz -C <eval folder> results``). A split where only some images have a label map is
-refused before any inference (:func:`split_has_labels`). Under torchrun every process predicts its share of
+refused before any inference (:func:`split_has_labels`). ``--resume`` keeps the predictions an interrupted run
+wrote (they are scored again from their files). Under torchrun every process predicts its share of
 the images (:func:`dsrg.run.dist.share`); the confusion matrices are summed, process 0 writes the scores.
 """
 
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
-from ..data.voc import VOCSegmentation, write_label_png
+from ..data.voc import VOCSegmentation, read_label_png, write_label_png
 from ..errors import InputError, name_some
 from ..files import write_json, write_text
 from ..method.crf import choose_test_backend
@@ -84,15 +85,22 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return input_sizes(cfg.eval.scales, h, w)
 
     mine = share(len(ds), ctx.world)
-    images = ((ds.ids[i], ds.image(i)) for i in mine)
+    kept = [i for i in mine if resume and (pred_dir / f"{ds.ids[i]}.png").is_file()]
+    for i in kept if meter is not None else ():      # predicted before an interruption: they count too
+        label = read_label_png(pred_dir / f"{ds.ids[i]}.png", ds.num_classes)
+        gt = ds.mask(i)
+        meter.update(label, gt)
+        rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
+    todo = sorted(set(mine) - set(kept))
+    images = ((ds.ids[i], ds.image(i)) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    timer, written = time.perf_counter(), 0
+    timer, written = time.perf_counter(), len(kept)
     crf_backend = choose_test_backend(cfg.eval.crf_backend, ctx.device.type == "cuda")
     try:
         # closed, and its CRF workers with it, even when this loop stops on an error
         with closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
                              cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale, crf_backend)) as predictions:
-            for image_id, label in tqdm(predictions, total=len(mine), desc="evaluate", unit="img",
+            for image_id, label in tqdm(predictions, total=len(todo), desc="evaluate", unit="img",
                                         disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(pred_dir / f"{image_id}.png", label)
                 written += 1
@@ -101,16 +109,17 @@ def run(cfg: Profile, resume: bool = False) -> Path:
                     meter.update(label, gt)
                     rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
     except KeyboardInterrupt:
-        print(f"evaluate: interrupted with {written} of {len(mine)} images predicted; run it again to evaluate "
-              f"from the start", file=sys.stderr, flush=True)
+        print(f"evaluate: interrupted with {written} of {len(mine)} images predicted; `--resume` continues from "
+              f"there (the predictions written are kept), without it the step starts over", file=sys.stderr,
+              flush=True)
         raise
     if meter is not None:                            # every process's images, in the split's order
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    parts = gather(rows, ctx.world)
+    parts = gather((rows, len(todo)), ctx.world)
     if not ctx.world.main:
         return folder
-    rows = sorted((row for part in parts for row in part), key=lambda row: index[row["id"]])
-    timed = folders.timed(len(ds), timer)
+    rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
+    timed = folders.timed(sum(n for _, n in parts), timer)
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:
         result = meter.summary()
