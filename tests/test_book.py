@@ -229,8 +229,14 @@ def test_local_links_and_images_resolve(html_dir):
 
 # --------------------------------------------------------------------------- headless Chromium
 
-REPORT_SCRIPT = """<script>
+REPORT_SCRIPT = r"""<script>
 window.addEventListener("load", function () {
+  // MathJax typesets after the load event: wait for it when it loaded (offline it must come from the book)
+  var mj = window.MathJax;
+  var typeset = (mj && mj.startup && mj.startup.promise) ? mj.startup.promise : Promise.resolve();
+  typeset.then(sendReport, sendReport);
+});
+function sendReport() {
   var imgs = Array.prototype.slice.call(document.images);
   var links = Array.prototype.slice.call(document.querySelectorAll('link[rel~="stylesheet"]'));
   var report = {
@@ -240,13 +246,15 @@ window.addEventListener("load", function () {
     tables: document.querySelectorAll("article table, main table").length,
     failed_css: links.filter(function (l) { return l.href.indexOf("file:") === 0 && !l.sheet; })
                      .map(function (l) { return l.getAttribute("href"); }),
-    title: document.title
+    title: document.title,
+    equations: document.querySelectorAll("mjx-container").length,
+    raw_math: (document.body.innerText.match(/\\\(|\\\[|\$\$/g) || []).length
   };
   var pre = document.createElement("pre");
   pre.id = "dsrg-render-check";
   pre.textContent = JSON.stringify(report);
   document.body.appendChild(pre);
-});
+}
 </script>"""
 
 
@@ -265,7 +273,7 @@ def render_report(chromium: str, page: Path, scratch: Path) -> dict:
     base = f'<base href="{html.escape(page.parent.resolve().as_uri())}/">'
     text, n = re.subn(r"<head\b[^>]*>", lambda m: m.group(0) + base, text, count=1, flags=re.I)
     assert n == 1, f"{page}: no <head>"
-    text = re.sub(r"</body\s*>", REPORT_SCRIPT + "</body>", text, count=1, flags=re.I)
+    text = re.sub(r"</body\s*>", lambda _: REPORT_SCRIPT + "</body>", text, count=1, flags=re.I)   # no escapes
     probe = scratch / f"render-check-{page.stem}.html"
     probe.write_text(text, encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="dsrg-chromium-") as profile:
@@ -304,6 +312,14 @@ def test_results_page_renders_in_chromium(chromium, html_dir, tmp_path, stem):
     assert not report["failed_css"], f"{stem}: stylesheets that did not load: {report['failed_css']}"
     if stem in PAGES_WITH_TABLES:
         assert report["tables"] >= 1, f"{stem}: no table in the page: {report}"
+
+
+@pytest.mark.parametrize("page", ["book/method", "notebooks/table2_ablation"])
+def test_equations_render_with_no_network(chromium, html_dir, tmp_path, page):
+    """Chromium runs with every host unresolvable (scripts/screenshots.py): MathJax must come from the book."""
+    report = render_report(chromium, html_dir / f"{page}.html", tmp_path)
+    assert report["equations"] >= 1, f"{page}: no typeset equation: {report}"
+    assert report["raw_math"] == 0, f"{page}: raw TeX left in the page text: {report}"
 
 
 def test_screenshots_script_takes_a_png(chromium, html_dir, tmp_path):
