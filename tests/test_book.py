@@ -128,6 +128,16 @@ def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
     assert (copy / "runs" / "smoke").is_dir(), "the notebooks wrote no runs/smoke in the copy"
 
 
+def test_figures_readme_names_every_kind_of_file_the_pages_save(smoke_book):
+    """figures/ is in a fresh clone (its README is tracked) and says what lands there: every file the smoke
+    build saved starts with a prefix of its table."""
+    assert "figures/README.md" in {str(p) for p in _source_files()}
+    prefixes = re.findall(r"`([a-z0-9]+_)\*`", (ROOT / "figures" / "README.md").read_text())
+    saved = [p.name for p in (smoke_book[0] / "figures").iterdir() if p.name != "README.md"]
+    assert saved and prefixes
+    assert not [name for name in saved if not name.startswith(tuple(prefixes))], (prefixes, saved)
+
+
 def test_a_book_of_another_profile_is_built_apart_from_the_demo_book(smoke_book):
     """The execution cache's key is the notebooks' code, which does not see DSRG_NOTEBOOK_PROFILE: the smoke
     book has its own folder and cache, and the demo book's (_build/html, _build/.jupyter_cache) stay empty."""
