@@ -455,3 +455,21 @@ def test_pseudo_labels_and_evaluation_with_the_lattice_crf_equal_pydensecrf(tiny
     ours = json.loads((scored / "metrics.json").read_text())
     theirs = json.loads((folders["eval"] / "metrics.json").read_text())
     assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]
+
+
+def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tmp_path):
+    """Each step's done.json keeps the code that ran it; the caption line names it and the command."""
+    from dsrg.run.provenance import code, describe
+
+    cfg, _ = tiny_run
+    overrides = [*tiny_overrides(cfg.data.root, cfg.out), "seg.seed_loss=balanced"]
+    exp = experiments.run("demo", overrides)                 # the tiny run, reused
+    recorded = runs.done_info(exp.folder("eval"))["code"]
+    assert recorded["version"] == code()["version"] and len(recorded["source"]) == 12
+    line = exp.provenance()
+    assert describe(recorded) in line and "dsrg 0.1.0" in line
+    assert line.endswith("remade by: dsrg run --profile demo " + " ".join(
+        o for o in overrides if not o.startswith("progress=")))
+    assert describe(None) == "code not recorded"
+    assert describe({"version": "0.1.0", "commit": None, "uncommitted": False, "source": "abc"}) == \
+        "dsrg 0.1.0, source abc (no git)"

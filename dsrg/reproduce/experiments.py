@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..files import read_json
 from ..profile import Profile, load_profile
 from ..run import folders
+from ..run.provenance import describe
 from ..run.train import read_log
 
 # Table 2 (Section 4.4): each row is the previous one plus one change.
@@ -67,6 +68,7 @@ class Experiment:
 
     cfg: Profile
     folders: dict[str, Path] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)     # the key=value settings it was run with
 
     def folder(self, step: str) -> Path:
         if step not in self.folders:
@@ -129,10 +131,23 @@ class Experiment:
         last = list(self.folders.values())[-1]
         return folders.done_info(last).get("machine", "unknown")
 
+    def code(self) -> str:
+        """The code that ran the last step (from its ``done.json``), in words
+        (:func:`dsrg.run.provenance.describe`)."""
+        last = list(self.folders.values())[-1]
+        return describe(folders.done_info(last).get("code"))
+
+    def command(self) -> str:
+        """The command that remakes the experiment's runs (its settings; progress bars aside)."""
+        settings = [o for o in self.overrides if not o.startswith("progress=")]
+        return " ".join(["dsrg run --profile", self.cfg.name, *settings])
+
     def provenance(self) -> str:
-        """One line for a caption: dataset, profile, machine."""
+        """One line for a caption: dataset, profile, machine, the code that ran it and the command that
+        remakes it."""
         data = self.cfg.data
-        return f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}, machine: {self.machine()}"
+        return (f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}, machine: {self.machine()}; "
+                f"{self.code()}; remade by: {self.command()}")
 
 
 def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
@@ -169,7 +184,7 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, base: str | Path |
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-    return Experiment(cfg, pipeline.run(cfg, only=steps))
+    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides))
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,

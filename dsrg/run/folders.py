@@ -255,8 +255,9 @@ def timed(images: int, since: float) -> dict:
 def finish(folder: Path, started: float, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete."""
     from .dist import machine
+    from .provenance import code
 
-    info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(),
+    info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(), "code": code(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary}
     write_json(folder / "done.json", info)
     return info
