@@ -140,13 +140,9 @@ def _pipeline(args: argparse.Namespace) -> int:
         return _dry_run(cfg, args)
     if args.command == "run":
         done = pipeline.run(cfg, resume=args.resume)
-        if "eval" in done and folders.is_done(done["eval"]) and int(os.environ.get("RANK", 0)) == 0:
-            info = folders.done_info(done["eval"])
-            if "miou" in info:
-                print(f"[dsrg run] mIoU on {info['split']} ({info['model']} model): {100 * info['miou']:.1f}")
-            else:
-                print(f"[dsrg run] {info['split']} has no label maps: predictions for the evaluation server in "
-                      f"{info['predictions']}")
+        if int(os.environ.get("RANK", 0)) == 0:
+            for line in _closing_summary(cfg, done):
+                print(line)
         return 0
     step = folders.step_of(args.command)
     check_inputs(cfg, [step])
@@ -155,6 +151,36 @@ def _pipeline(args: argparse.Namespace) -> int:
         print(f"{args.command}: {folder}")
         print(json.dumps(folders.done_info(folder), indent=1))
     return 0
+
+
+def _closing_summary(cfg, done: dict) -> list[str]:
+    """``dsrg run``'s last lines: the supervision's quality on the training set (the seeds' precision and
+    recall on the output grid; the pseudo labels' mIoU, precision and recall) and the evaluation's mIoU."""
+    from .run import folders
+
+    def info(step: str) -> dict:
+        return folders.done_info(done[step]) if step in done and folders.is_done(done[step]) else {}
+
+    def pct(q: dict, *keys: str) -> str:
+        return ", ".join(f"{k if k != 'miou' else 'mIoU'} {100 * q[k]:.1f}" for k in keys if q.get(k) is not None)
+
+    lines = []
+    seeds = info("seeds")
+    if seeds.get("quality"):
+        grid = " x ".join(map(str, seeds.get("grid", [])))
+        lines.append(f"[dsrg run] seeds on {cfg.data.train_split} ({grid} grid): "
+                     f"{pct(seeds['quality'], 'precision', 'recall')} (%)")
+    pseudo = info("pseudo")
+    if pseudo.get("quality"):
+        lines.append(f"[dsrg run] pseudo labels on {cfg.data.train_split}: "
+                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%)")
+    scored = info("eval")
+    if "miou" in scored:
+        lines.append(f"[dsrg run] mIoU on {scored['split']} ({scored['model']} model): {100 * scored['miou']:.1f}")
+    elif scored:
+        lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
+                     f"{scored['predictions']}")
+    return lines
 
 
 def _dry_run(cfg, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import torch
 
 from dsrg.errors import InputError
 from dsrg.method.metrics import (ConfusionMeter, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy,
-                                 supervision_counts, supervision_quality)
+                                 precision_per_class, recall_per_class, supervision_counts, supervision_quality)
 
 
 def test_confusion_iou_and_accuracy_by_hand():
@@ -22,6 +22,20 @@ def test_confusion_iou_and_accuracy_by_hand():
     assert iou[2].item() == 1.0 and math.isnan(iou[3].item())        # class 3: in neither -> left out
     assert mean_iou(conf) == pytest.approx((0.5 + 0.5 + 1.0) / 3)
     assert pixel_accuracy(conf) == pytest.approx(5 / 7)
+
+
+def test_precision_and_recall_per_class_by_hand():
+    """Rows ground truth, columns prediction: class 0 is 4 pixels, 3 found, 5 predicted; class 1 is 6
+    pixels, 4 found, 5 predicted; class 2 neither predicted nor present."""
+    conf = torch.tensor([[3, 1, 0], [2, 4, 0], [0, 0, 0]])
+    p, r = precision_per_class(conf), recall_per_class(conf)
+    assert p[:2].tolist() == pytest.approx([3 / 5, 4 / 5]) and math.isnan(p[2].item())
+    assert r[:2].tolist() == pytest.approx([3 / 4, 4 / 6]) and math.isnan(r[2].item())
+    meter = ConfusionMeter(3)
+    meter.conf = conf
+    s = meter.summary()
+    assert s["precision"] == pytest.approx(0.7) and s["recall"] == pytest.approx((3 / 4 + 4 / 6) / 2)
+    assert s["class_recall"][:2] == pytest.approx([3 / 4, 4 / 6])
 
 
 def test_a_class_only_predicted_counts_with_iou_zero():

@@ -473,3 +473,18 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
     assert describe(None) == "code not recorded"
     assert describe({"version": "0.1.0", "commit": None, "uncommitted": False, "source": "abc"}) == \
         "dsrg 0.1.0, source abc (no git)"
+
+
+def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, capsys):
+    """What WSSS readers look for first: the seeds' precision and recall, the pseudo labels' mIoU,
+    precision and recall on the training set, then the evaluation's mIoU (the tiny run, reused)."""
+    cfg, folders = tiny_run
+    assert main(["run", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-3:]
+    seeds = runs.done_info(folders["seeds"])["quality"]
+    pseudo = runs.done_info(folders["pseudo"])["quality"]
+    assert last[0] == (f"[dsrg run] seeds on train (9 x 9 grid): precision {100 * seeds['precision']:.1f}, "
+                       f"recall {100 * seeds['recall']:.1f} (%)")
+    assert last[1] == (f"[dsrg run] pseudo labels on train: mIoU {100 * pseudo['miou']:.1f}, precision "
+                       f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%)")
+    assert last[2].startswith("[dsrg run] mIoU on val (retrain model): ")

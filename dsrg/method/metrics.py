@@ -60,6 +60,21 @@ def iou_per_class(conf: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, tp / union.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
 
 
+def precision_per_class(conf: torch.Tensor) -> torch.Tensor:
+    """Per class, the share of the pixels predicted as it that are it (``TP / predicted``); NaN where none
+    is predicted as it. ``conf``: ``(C, C)``, rows ground truth, columns prediction."""
+    conf = conf.double()
+    predicted = conf.sum(0)
+    return torch.where(predicted > 0, conf.diag() / predicted.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+
+
+def recall_per_class(conf: torch.Tensor) -> torch.Tensor:
+    """Per class, the share of its pixels predicted as it (``TP / ground truth``); NaN where it has none."""
+    conf = conf.double()
+    truth = conf.sum(1)
+    return torch.where(truth > 0, conf.diag() / truth.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+
+
 def mean_iou(conf: torch.Tensor) -> float:
     """Mean IoU over the classes present in ground truth or prediction."""
     return float(torch.nanmean(iou_per_class(conf)))
@@ -85,8 +100,14 @@ class ConfusionMeter:
         self.conf += confusion_matrix(pred, gt, self.num_classes).cpu()
 
     def summary(self) -> dict:
+        """IoU per class (``iou``) and its mean (``miou``), pixel accuracy, and precision and recall per class
+        (``class_precision``, ``class_recall``) with their means over the classes where they are defined
+        (``precision``, ``recall``)."""
+        precision, recall = precision_per_class(self.conf), recall_per_class(self.conf)
         return {"iou": iou_per_class(self.conf).tolist(), "miou": mean_iou(self.conf),
-                "pixel_accuracy": pixel_accuracy(self.conf)}
+                "pixel_accuracy": pixel_accuracy(self.conf),
+                "precision": float(torch.nanmean(precision)), "recall": float(torch.nanmean(recall)),
+                "class_precision": precision.tolist(), "class_recall": recall.tolist()}
 
 
 def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNORE) -> torch.Tensor:
