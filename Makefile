@@ -7,7 +7,7 @@ DATA   ?= data/synthetic
 # notebooks executed at once by `make book` (scripts/execute_notebooks.py)
 BOOK_JOBS ?= 2
 
-.PHONY: help setup test test-all book data demo bench bench-gpu gpu-check bench-paper-scale bench-demo clean lab chromium
+.PHONY: help setup test test-all book data demo spread bench bench-gpu gpu-check bench-paper-scale bench-demo clean lab chromium
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-all  run every test, slow ones included (GPU tests skip without CUDA)"
 	@echo "make data      write the embedded dataset to $(DATA)"
 	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
+	@echo "make spread    Table 2's rows and Fig. 4's run over seeds 0 1 2: records in spread/ (about 1 h on 2 cores)"
 	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
 	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
 	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 4 min"
@@ -89,6 +90,11 @@ bench-gpu: $(STAMP)
 PAPER_SCALE_ARGS ?=
 bench-paper-scale: $(STAMP)
 	$(PY) benchmarks/paper_scale.py --json benchmarks/results/paper-scale-cpu.json $(PAPER_SCALE_ARGS)
+
+# The spread of Table 2 and Fig. 4 over seeds, for the book: SPREAD_ARGS="--seeds 0 1 2 3" etc.
+SPREAD_ARGS ?= --profile demo --seeds 0 1 2
+spread: $(STAMP)
+	$(VENV)/bin/dsrg spread $(SPREAD_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/dsrg run --profile demo

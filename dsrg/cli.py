@@ -218,6 +218,20 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     return 0
 
 
+def _spread(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .reproduce import spread
+
+    if len(set(args.seeds)) < 2:
+        raise InputError(f"--seeds: expected at least two different seeds, got {args.seeds}")
+    spread.measure(args.profile, args.seeds, args.out, args.runs, args.overrides)
+    records = spread.load(Path(args.out) / args.profile)
+    print(spread.miou_table(records).round(1).to_string())
+    print(spread.claims(records).to_string(index=False))
+    return 0
+
+
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     from .profile import available_profiles
 
@@ -306,6 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--keys", nargs="+", default=None,
                         help="the logged quantities to plot (default: all; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
+    spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds: the spread",
+                            description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's) with each "
+                                        "seed, in run folders of their own, and write one JSON record per row "
+                                        "and seed to OUT/<profile>/ (what the book's pages read); then print "
+                                        "the mIoU per seed, mean and standard deviation, and which claims hold "
+                                        "in every seed.")
+    spread.add_argument("--profile", default="demo", help="a bundled profile or a YAML file (default demo)")
+    spread.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
+    spread.add_argument("--out", default="spread", help="records go to OUT/<profile>/ (default spread)")
+    spread.add_argument("--runs", default=None, help="run folders (default runs/spread/<profile>)")
+    spread.add_argument("overrides", nargs="*", metavar="key=value", help="profile fields for every run")
+    spread.set_defaults(func=_spread)
     return parser
 
 

@@ -488,3 +488,16 @@ def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, caps
     assert last[1] == (f"[dsrg run] pseudo labels on train: mIoU {100 * pseudo['miou']:.1f}, precision "
                        f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%)")
     assert last[2].startswith("[dsrg run] mIoU on val (retrain model): ")
+
+
+def test_an_experiment_tells_the_quality_of_what_it_trained_on(tiny_run):
+    cfg, folders = tiny_run
+    exp = experiments.Experiment(cfg, folders)
+    table = exp.training_quality()
+    seeds = runs.done_info(folders["seeds"])["quality"]
+    pseudo = runs.done_info(folders["pseudo"])["quality"]
+    assert table.loc["seeds", "recall"] == pytest.approx(100 * seeds["recall"])
+    assert table.loc["pseudo labels", "IoU"] == pytest.approx(100 * pseudo["miou"])
+    per_class = exp.pseudo_label_classes()
+    assert list(per_class.index) == exp.dataset().class_names
+    assert per_class["recall"].tolist() == pytest.approx([100 * v for v in pseudo["class_recall"]], nan_ok=True)

@@ -103,6 +103,28 @@ class Experiment:
             return pd.DataFrame([{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]).astype(
                 {"epoch": int})
 
+    def training_quality(self) -> pd.DataFrame:
+        """What the networks were trained on, against the training set's ground truth (%): the seeds
+        (precision, recall, IoU on the output grid; Fig. 4's epoch 0) and, when the experiment retrained,
+        the pseudo labels (mIoU, precision, recall, pixel accuracy). Rows ``seeds``, ``pseudo labels``."""
+        rows = {}
+        seeds = folders.done_info(self.folder("seeds")).get("quality")
+        if seeds:
+            rows["seeds"] = {"precision": seeds["precision"], "recall": seeds["recall"], "IoU": seeds["iou"]}
+        if "pseudo" in self.folders:
+            q = folders.done_info(self.folder("pseudo")).get("quality") or {}
+            rows["pseudo labels"] = {"precision": q.get("precision"), "recall": q.get("recall"), "IoU": q.get("miou"),
+                                     "pixel accuracy": q.get("pixel_accuracy")}
+        return pd.DataFrame.from_dict(rows, orient="index").astype(float).mul(100)
+
+    def pseudo_label_classes(self) -> pd.DataFrame:
+        """The pseudo labels per class against the training set's ground truth (%): IoU, precision, recall."""
+        q = folders.done_info(self.folder("pseudo")).get("quality") or {}
+        names = self.dataset().class_names
+        columns = {"IoU": q.get("iou"), "precision": q.get("class_precision"), "recall": q.get("class_recall")}
+        return pd.DataFrame({k: v if v is not None else [None] * len(names) for k, v in columns.items()},
+                            index=names).astype(float).mul(100)
+
     def log(self, step: str = "seg") -> pd.DataFrame:
         """A training step's ``log.jsonl`` (``cls``, ``seg`` or ``retrain``): one row per iteration, columns
         ``it``, ``epoch``, ``lr``, the losses and ``s``; the curves of

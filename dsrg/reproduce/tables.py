@@ -1,7 +1,7 @@
 """The book's tables, ours beside the paper's, and the words glued from measured numbers.
 
-Tables are pandas DataFrames saved as CSV (:func:`save_table`); the caption with dataset, profile and
-machine comes from :meth:`dsrg.reproduce.experiments.Experiment.provenance`.
+Tables are pandas DataFrames saved as CSV (:func:`save_table`) and shown on a page by :func:`show`; the
+caption with dataset, profile and machine comes from :meth:`dsrg.reproduce.experiments.Experiment.provenance`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,37 @@ import pandas as pd
 
 from ..data.voc import IGNORE, read_label_png
 from ..files import atomic_path
+
+
+#: What a table shows where it has no value (the paper reports none, a class is absent, ...).
+DASH = "–"
+
+
+def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten: dict[str, str] | None = None,
+         caption: str | None = None):
+    """``df`` as a page shows it (a pandas Styler, HTML in the book): numbers to ``digits`` decimals, a dash
+    (:data:`DASH`) where there is no value, never ``NaN``; the index only where it names the rows (not a
+    0, 1, 2, ... range); the rows of the paper (index label, or its first level, equal to ``paper``) in grey
+    italics; labels in ``shorten`` (full text -> short) shortened, with the full text in the caption."""
+    t = df.copy()
+    numbered = isinstance(t.index, pd.RangeIndex)
+    notes = []
+    if shorten:
+        labels = {v for i in range(t.index.nlevels) for v in t.index.get_level_values(i)} | \
+            {v for i in range(t.columns.nlevels) for v in t.columns.get_level_values(i)}
+        used = {full: short for full, short in shorten.items() if full in labels or t.isin([full]).to_numpy().any()}
+        t = t.rename(index=used, columns=used).replace(used)
+        notes = [f"{short}: {full}" for full, short in used.items()]
+    styler = t.style.format(precision=digits, na_rep=DASH, thousands=",")
+    if numbered:
+        styler = styler.hide(axis="index")
+    elif paper is not None:                  # the paper's rows told apart at a glance
+        grey = ["color: #666; font-style: italic" if label == paper else "" for label in t.index.get_level_values(0)]
+        styler = styler.apply(lambda column: grey, axis=0)
+        styler = styler.map_index(lambda label: "color: #666; font-style: italic" if label == paper else "", axis=0,
+                                  level=0)
+    text = " ".join(part for part in (caption, "; ".join(notes) + "." if notes else None) if part)
+    return styler.set_caption(text) if text else styler
 
 
 def beside(paper: pd.Series, ours: pd.Series, paper_label: str = "paper", ours_label: str = "ours") -> pd.DataFrame:

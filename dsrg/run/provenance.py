@@ -1,5 +1,6 @@
 """The code that made a result: the package's version, the git commit of its checkout (and whether it had
-uncommitted changes), and a hash of the ``dsrg/`` source tree that needs no git. Each step's ``done.json``
+uncommitted changes), and a hash of the ``dsrg/`` source tree that needs no git (the code that makes the
+numbers: ``dsrg/reproduce/``, which only reads runs and draws the book's tables and figures, left out). Each step's ``done.json``
 keeps it (:func:`dsrg.run.folders.finish`), so a table or figure can say which code made its numbers."""
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ PACKAGE = Path(__file__).resolve().parents[1]          # dsrg/
 
 
 def source_hash() -> str:
-    """12 hex digits of SHA-256 over the ``dsrg/`` source files (``.py``, ``.yaml``), paths and bytes."""
+    """12 hex digits of SHA-256 over the ``dsrg/`` source files (``.py``, ``.yaml``; not ``dsrg/reproduce/``),
+    paths and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file()):
+    for path in sorted(p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file()
+                       and p.relative_to(PACKAGE).parts[0] != "reproduce"):
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 

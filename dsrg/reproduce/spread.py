@@ -1,0 +1,119 @@
+"""The spread of Table 2 and Fig. 4 over seeds: how much of what a page claims holds beyond one seed's luck.
+
+``make spread`` (``dsrg spread --profile demo --seeds 0 1 2``) trains Table 2's four rows (:data:`~dsrg.reproduce.
+experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step) with each of several seeds, in run
+folders of their own, and writes one small JSON record per row and seed into ``spread/<profile>/``: the
+values (mIoU; the supervision's precision, recall and IoU per epoch for +DSRG; the seeds' and the pseudo
+labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
+The book reads the records (:func:`load`, :func:`claims`); they are small and kept in git, so a page shows
+the spread without training anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..errors import InputError
+from ..files import read_json, write_json
+from ..run import folders
+from ..run.provenance import code
+from .experiments import Experiment, ablation
+
+FILE_NAMES = {"baseline": "baseline", "+BSL": "bsl", "+DSRG": "dsrg", "+Retrain": "retrain"}
+
+
+def record(exp: Experiment, row: str, seed: int) -> dict:
+    """The record of Table 2's row ``row`` trained with ``seed``."""
+    rec = {"row": row, "seed": seed, "profile": exp.cfg.name, "settings": exp.command(), "machine": exp.machine(),
+           "code": folders.done_info(exp.folder("eval")).get("code") or code(), "miou": exp.miou}
+    seeds = folders.done_info(exp.folder("seeds")).get("quality")
+    if seeds:
+        rec["seeds"] = {k: seeds[k] for k in ("precision", "recall", "iou")}
+    if "pseudo" in exp.folders:
+        quality = folders.done_info(exp.folder("pseudo")).get("quality") or {}
+        rec["pseudo"] = {k: quality.get(k) for k in ("miou", "precision", "recall")}
+    if row == "+DSRG":
+        curve = exp.supervision()
+        rec["supervision"] = {k: curve[k].tolist() for k in ("epoch", "precision", "recall", "iou")}
+    return rec
+
+
+def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
+            overrides: Sequence[str] = ()) -> list[Path]:
+    """Train (or reuse) Table 2's rows with each seed in ``runs`` (default ``runs/spread``) and write the
+    records to ``out/<profile>/<row>-seed<seed>.json``; returns their paths."""
+    runs = Path(runs or Path("runs") / "spread")
+    written = []
+    for seed in seeds:
+        rows = ablation(profile, ["progress=false", f"out={runs / str(profile)}", f"seed={seed}", *overrides])
+        for row, exp in rows.items():
+            path = Path(out) / str(profile) / f"{FILE_NAMES[row]}-seed{seed}.json"
+            write_json(path, record(exp, row, seed))
+            written.append(path)
+            print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
+    return written
+
+
+def load(folder: str | Path) -> list[dict]:
+    """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    order = list(FILE_NAMES)
+    records = [read_json(p, "a spread record (make spread)") for p in sorted(folder.glob("*-seed*.json"))]
+    return sorted(records, key=lambda r: (order.index(r["row"]) if r["row"] in order else len(order), r["seed"]))
+
+
+def miou_table(records: list[dict]) -> pd.DataFrame:
+    """mIoU (%) per row (index, Table 2's order) and seed (columns ``seed 0``, ...), with ``mean`` and
+    ``std`` (sample standard deviation, ddof 1) over the seeds."""
+    if not records:
+        raise InputError("no spread records: `make spread` writes them")
+    values = pd.DataFrame([{"row": r["row"], "seed": f"seed {r['seed']}", "miou": 100 * r["miou"]} for r in records])
+    table = values.pivot(index="row", columns="seed", values="miou")
+    table = table.reindex([r for r in FILE_NAMES if r in table.index])
+    seeds = list(table.columns)
+    table["mean"] = table[seeds].mean(axis=1)
+    table["std"] = table[seeds].std(axis=1, ddof=1)
+    return table
+
+
+def _per_seed(records: list[dict], row: str) -> dict[int, dict]:
+    return {r["seed"]: r for r in records if r["row"] == row}
+
+
+def claims(records: list[dict]) -> pd.DataFrame:
+    """The claims of Table 2's and Fig. 4's pages, each checked in every seed: one row per claim with the
+    seeds where it holds, where it does not, and ``holds`` (in every seed measured)."""
+    rows = []
+
+    def check(claim: str, outcome: dict[int, bool]) -> None:
+        rows.append({"claim": claim, "seeds": len(outcome),
+                     "holds in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if ok) or "-",
+                     "fails in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if not ok) or "-",
+                     "holds": bool(outcome) and all(outcome.values())})
+
+    order = list(FILE_NAMES)
+    for lower, upper in zip(order, order[1:]):
+        a, b = _per_seed(records, lower), _per_seed(records, upper)
+        check(f"{upper} > {lower} (mIoU)", {s: b[s]["miou"] > a[s]["miou"] for s in a if s in b})
+    dsrg = {s: r["supervision"] for s, r in _per_seed(records, "+DSRG").items() if "supervision" in r}
+    check("recall rises over the epochs (+DSRG)", {s: c["recall"][-1] > c["recall"][0] for s, c in dsrg.items()})
+    check("IoU rises over the epochs (+DSRG)", {s: c["iou"][-1] > c["iou"][0] for s, c in dsrg.items()})
+    check("precision holds: its last epoch within 5 points of the seeds' (+DSRG)",
+          {s: c["precision"][-1] >= c["precision"][0] - 0.05 for s, c in dsrg.items()})
+    return pd.DataFrame(rows)
+
+
+def source_note(records: list[dict], current: str) -> str:
+    """A sentence on the code the records were measured with against ``current`` (a source hash)."""
+    hashes = sorted({(r.get("code") or {}).get("source") for r in records} - {None})
+    if not hashes:
+        return "The records do not say which code measured them."
+    if hashes == [current]:
+        return f"The spread was measured on this code (source {current})."
+    return (f"The spread was measured on other code (source {', '.join(hashes)}; this book's is {current}): "
+            f"`make spread` measures it again.")

@@ -1,0 +1,36 @@
+"""Tables as a page shows them: one decimal, a dash for a missing value, no meaningless index, the paper's
+rows told apart, long labels shortened with their full text in the caption."""
+
+import numpy as np
+import pandas as pd
+
+from dsrg.reproduce.tables import DASH, show
+
+
+def _cells(styler) -> list[str]:
+    html = styler.to_html()
+    return [cell.split(">", 1)[1].split("<", 1)[0].strip() for cell in html.split("<td")[1:]]
+
+
+def test_missing_values_are_a_dash_and_numbers_have_one_decimal():
+    df = pd.DataFrame({"mIoU": [59.04, np.nan], "person": [pd.NA, 12.345]}, index=["paper", "ours"])
+    assert _cells(show(df)) == ["59.0", DASH, DASH, "12.3"]
+    assert "nan" not in show(df).to_html().lower()
+
+
+def test_a_numbered_index_is_not_shown_but_a_naming_one_is():
+    assert "row_heading" not in show(pd.DataFrame({"a": [1.0, 2.0]})).to_html()
+    assert "row_heading" in show(pd.DataFrame({"a": [1.0]}, index=["+DSRG"])).to_html()
+
+
+def test_the_papers_rows_are_grey_and_italic():
+    df = pd.DataFrame({"mIoU": [59.0, 61.0]}, index=pd.MultiIndex.from_tuples([("paper", "+DSRG"), ("ours", "+DSRG")]))
+    html = show(df).to_html()
+    styled = html.split("</style>")[0]
+    assert styled.count("font-style: italic") >= 1 and "row0" in styled and "row1" not in styled
+
+
+def test_long_labels_are_shortened_and_spelled_out_in_the_caption():
+    df = pd.DataFrame({"method": ["scipy.ndimage.label per image and class", "numba"], "ms": [12.0, 1.0]})
+    html = show(df, shorten={"scipy.ndimage.label per image and class": "loop"}, caption="On 2 cores.").to_html()
+    assert ">loop<" in html and "<caption>On 2 cores. loop: scipy.ndimage.label per image and class.</caption>" in html
