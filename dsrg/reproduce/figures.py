@@ -150,17 +150,40 @@ def supervision_curves(ours: pd.DataFrame, paper: pd.DataFrame, paper_epochs: fl
     if paper_label is None:
         shown = ", ".join(str(int(e)) for e in paper.index)
         paper_label = f"paper: epochs {shown} of {paper_epochs:.1f} (length assumed)"
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.8), sharey=True)      # legible at a page's width
     for ax, key in zip(axes, ("precision", "recall", "iou")):
         ax.plot(ours["epoch"] / last, 100 * ours[key], "o-", color=OURS, label=f"ours ({last} epochs)")
         ax.plot(paper.index / paper_epochs, paper[key], "s--", color=PAPER, label=paper_label)
-        ax.set_title({"iou": "IoU"}.get(key, key.capitalize()), fontsize=10)
-        ax.set_xlabel("fraction of training (epoch / last epoch)")
+        ax.set_title({"iou": "IoU"}.get(key, key.capitalize()), fontsize=12)
         ax.set_xlim(-0.03, 1.03)
+        ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("%")
+    axes[1].set_xlabel("fraction of training done", fontsize=11)
+    axes[0].set_ylabel("% of pixels", fontsize=11)
     axes[0].set_ylim(0, 100)
-    axes[0].legend(fontsize=8, loc="best")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=10, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
+def supervision_spread(records: list[dict]):
+    """Fig. 4 over seeds: the +DSRG row's precision and recall (%) per epoch, one line per seed (records of
+    :mod:`dsrg.reproduce.spread`)."""
+    curves = [r for r in records if r.get("row") == "+DSRG" and "supervision" in r]
+    if not curves:
+        raise InputError("no +DSRG spread record with a supervision curve: `make spread` writes them")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, key in zip(axes, ("precision", "recall")):
+        for r in curves:
+            c = r["supervision"]
+            ax.plot(c["epoch"], [100 * v for v in c[key]], "o-", ms=3, label=f"seed {r['seed']}")
+        ax.set_title(key.capitalize(), fontsize=12)
+        ax.set_xlabel("epoch (0 = the seeds)", fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("% (+DSRG's supervision)", fontsize=11)
+    axes[0].set_ylim(0, 100)
+    axes[1].legend(fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -1,8 +1,9 @@
 """The spread of Table 2 and Fig. 4 over seeds: how much of what a page claims holds beyond one seed's luck.
 
-``make spread`` (``dsrg spread --profile demo --seeds 0 1 2``) trains Table 2's four rows (:data:`~dsrg.reproduce.
-experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step) with each of several seeds, in run
-folders of their own, and writes one small JSON record per row and seed into ``spread/<profile>/``: the
+``make spread`` (``dsrg spread --profile demo --seeds 0 1 2``) trains Table 2's four rows
+(:data:`~dsrg.reproduce.experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step) with each of
+several seeds, in run folders of their own, and writes one small JSON record per row and seed into
+``spread/<profile>/``: the
 values (mIoU; the supervision's precision, recall and IoU per epoch for +DSRG; the seeds' and the pseudo
 labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
 The book reads the records (:func:`load`, :func:`claims`); they are small and kept in git, so a page shows
@@ -116,4 +117,4 @@ def source_note(records: list[dict], current: str) -> str:
     if hashes == [current]:
         return f"The spread was measured on this code (source {current})."
     return (f"The spread was measured on other code (source {', '.join(hashes)}; this book's is {current}): "
-            f"`make spread` measures it again.")
+            f"make spread measures it again.")

@@ -21,11 +21,12 @@ DASH = "–"
 
 
 def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten: dict[str, str] | None = None,
-         caption: str | None = None):
+         caption: str | None = None, formats: dict[str, str] | None = None):
     """``df`` as a page shows it (a pandas Styler, HTML in the book): numbers to ``digits`` decimals, a dash
     (:data:`DASH`) where there is no value, never ``NaN``; the index only where it names the rows (not a
     0, 1, 2, ... range); the rows of the paper (index label, or its first level, equal to ``paper``) in grey
-    italics; labels in ``shorten`` (full text -> short) shortened, with the full text in the caption."""
+    italics; labels in ``shorten`` (full text -> short) shortened, with the full text in the caption;
+    ``formats``: a format string for some columns (``{"mean |dQ|": "{:.1e}"}``)."""
     t = df.copy()
     numbered = isinstance(t.index, pd.RangeIndex)
     notes = []
@@ -36,6 +37,8 @@ def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten
         t = t.rename(index=used, columns=used).replace(used)
         notes = [f"{short}: {full}" for full, short in used.items()]
     styler = t.style.format(precision=digits, na_rep=DASH, thousands=",")
+    if formats:
+        styler = styler.format({k: v for k, v in formats.items() if k in t.columns}, na_rep=DASH)
     if numbered:
         styler = styler.hide(axis="index")
     elif paper is not None:                  # the paper's rows told apart at a glance
