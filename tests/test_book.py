@@ -183,6 +183,34 @@ def _glue_pattern(is_f: str, key: str) -> re.Pattern:
     return re.compile(re.sub(r"\\\{.*?\\\}", lambda _: "[A-Za-z0-9_.]+", escaped) if is_f else escaped)
 
 
+CELL = re.compile(r"```\{code-cell\}[^\n]*\n(:tags: \[([^\]]*)\])?")
+
+
+@pytest.mark.parametrize("stem", RESULT_PAGES)
+def test_a_results_page_folds_its_code_and_its_parameters(stem):
+    """A reader who never opens a fold reads the whole argument: every code cell of a results page folds its
+    code (hide-input) or all of itself (the parameters cell, which papermill needs, with hide-cell)."""
+    cells = CELL.findall((ROOT / "notebooks" / f"{stem}.md").read_text())
+    assert cells
+    for _, tags in cells:
+        tags = {t.strip() for t in tags.split(",")}
+        assert tags & {"hide-input", "hide-cell"}, f"{stem}: a code cell shows its code: tags {tags or 'none'}"
+        if "parameters" in tags:
+            assert "hide-cell" in tags, f"{stem}: the parameters cell is not folded"
+
+
+@pytest.mark.parametrize("stem", RESULT_PAGES)
+def test_a_results_page_has_no_nan_in_its_tables_and_says_what_made_them(html_dir, stem):
+    page = (html_dir / "notebooks" / f"{stem}.html").read_text(encoding="utf-8")
+    cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+             for c in re.findall(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", page, flags=re.S)]
+    assert cells or stem not in PAGES_WITH_TABLES
+    assert not {"nan", "NaN", "<NA>", "None", "NaT"} & set(cells), f"{stem}: a table shows a missing value raw"
+    if stem not in ("embedded_dataset",):          # pages of experiments: the provenance line
+        text = html.unescape(page)
+        assert "dsrg 0.1.0" in text and "remade by: dsrg run --profile smoke" in text, f"{stem}: no provenance"
+
+
 @pytest.mark.parametrize("page", sorted(execute_notebooks.toc_files(ROOT)), ids=lambda p: p)
 def test_every_glue_reference_is_glued_on_its_page(page):
     """A page's ``{glue:text}`key``` must be written by a ``glue("key", ...)`` of its own code (myst-nb resolves

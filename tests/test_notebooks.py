@@ -90,6 +90,7 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
     injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
     assert len(injected) == 1 and "bg_threshold = 0.2" in "".join(injected[0]["source"])
     text = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                     + re.sub(r"<[^>]+>", " ", "".join(o.get("data", {}).get("text/html", "")))   # tables: HTML
                      for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "profile smoke" in text                                     # the smoke profile's data, not the demo's
     assert re.search(r"built-in rbd\s+2\s+0\.2\s", text), text[-2000:]  # 2 val images scored at threshold 0.2

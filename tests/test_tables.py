@@ -34,3 +34,8 @@ def test_long_labels_are_shortened_and_spelled_out_in_the_caption():
     df = pd.DataFrame({"method": ["scipy.ndimage.label per image and class", "numba"], "ms": [12.0, 1.0]})
     html = show(df, shorten={"scipy.ndimage.label per image and class": "loop"}, caption="On 2 cores.").to_html()
     assert ">loop<" in html and "<caption>On 2 cores. loop: scipy.ndimage.label per image and class.</caption>" in html
+
+
+def test_a_column_format_leaves_the_other_columns_at_the_page_digits():
+    df = pd.DataFrame({"threshold": [0.2], "mean |dQ|": [4.5e-9]}, index=["rbd"])
+    assert _cells(show(df, formats={"mean |dQ|": "{:.1e}"})) == ["0.2", "4.5e-09"]

@@ -38,7 +38,8 @@ def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten
         notes = [f"{short}: {full}" for full, short in used.items()]
     styler = t.style.format(precision=digits, na_rep=DASH, thousands=",")
     if formats:
-        styler = styler.format({k: v for k, v in formats.items() if k in t.columns}, na_rep=DASH)
+        chosen = {k: v for k, v in formats.items() if k in t.columns}
+        styler = styler.format(chosen, na_rep=DASH, subset=list(chosen))      # the other columns keep digits
     if numbered:
         styler = styler.hide(axis="index")
     elif paper is not None:                  # the paper's rows told apart at a glance
