@@ -21,6 +21,8 @@ def test_missing_values_are_a_dash_and_numbers_have_one_decimal():
 def test_a_numbered_index_is_not_shown_but_a_naming_one_is():
     assert "row_heading" not in show(pd.DataFrame({"a": [1.0, 2.0]})).to_html()
     assert "row_heading" in show(pd.DataFrame({"a": [1.0]}, index=["+DSRG"])).to_html()
+    epochs = pd.DataFrame({"recall": [30.0, 60.0]}, index=pd.RangeIndex(0, 24, 12, name="epoch"))
+    assert ">12<" in show(epochs).to_html()                 # a named range (the epochs) means something
 
 
 def test_the_papers_rows_are_grey_and_italic():
@@ -39,3 +41,10 @@ def test_long_labels_are_shortened_and_spelled_out_in_the_caption():
 def test_a_column_format_leaves_the_other_columns_at_the_page_digits():
     df = pd.DataFrame({"threshold": [0.2], "mean |dQ|": [4.5e-9]}, index=["rbd"])
     assert _cells(show(df, formats={"mean |dQ|": "{:.1e}"})) == ["0.2", "4.5e-09"]
+
+
+def test_number_labels_read_as_typed():
+    grid = pd.DataFrame([[57.45, 57.59]], index=pd.Index([0.99], name="theta_b"),
+                        columns=pd.Index([0.95, 0.85], name="theta_f"))
+    html = show(grid, digits=2).to_html()
+    assert ">0.99<" in html and ">0.85<" in html and "0.990000" not in html

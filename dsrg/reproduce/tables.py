@@ -28,7 +28,7 @@ def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten
     italics; labels in ``shorten`` (full text -> short) shortened, with the full text in the caption;
     ``formats``: a format string for some columns (``{"mean |dQ|": "{:.1e}"}``)."""
     t = df.copy()
-    numbered = isinstance(t.index, pd.RangeIndex)
+    numbered = isinstance(t.index, pd.RangeIndex) and t.index.name is None     # 0, 1, 2, ...: no meaning
     notes = []
     if shorten:
         labels = {v for i in range(t.index.nlevels) for v in t.index.get_level_values(i)} | \
@@ -37,6 +37,8 @@ def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten
         t = t.rename(index=used, columns=used).replace(used)
         notes = [f"{short}: {full}" for full, short in used.items()]
     styler = t.style.format(precision=digits, na_rep=DASH, thousands=",")
+    for axis in ("index", "columns"):          # labels that are numbers (thresholds, epochs): as short as they go
+        styler = styler.format_index(lambda v: f"{v:g}" if isinstance(v, float) else v, axis=axis)
     if formats:
         chosen = {k: v for k, v in formats.items() if k in t.columns}
         styler = styler.format(chosen, na_rep=DASH, subset=list(chosen))      # the other columns keep digits
@@ -47,6 +49,7 @@ def show(df: pd.DataFrame, digits: int = 1, paper: str | None = "paper", shorten
         styler = styler.apply(lambda column: grey, axis=0)
         styler = styler.map_index(lambda label: "color: #666; font-style: italic" if label == paper else "", axis=0,
                                   level=0)
+    styler = styler.set_table_styles([{"selector": "td, th", "props": "padding: 0.15em 0.7em;"}], overwrite=False)
     text = " ".join(part for part in (caption, "; ".join(notes) + "." if notes else None) if part)
     return styler.set_caption(text) if text else styler
 
