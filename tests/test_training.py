@@ -23,7 +23,7 @@ from dsrg.run.dist import World
 from dsrg.run.train import batch_keys, lr_factor
 from dsrg.steps import seeds, train_cls
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONFAULTHANDLER": "1"}
 
 
 def _dsrg(*args: str, env=ENV) -> subprocess.Popen:
@@ -199,6 +199,15 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_r
         assert torch.equal(a[k], b[k]), k
 
 
+def _fail_with_stacks(proc: subprocess.Popen, why: str) -> None:
+    """Fail the test with ``why`` and where the command's threads stood: SIGABRT makes its faulthandler
+    (PYTHONFAULTHANDLER=1 in ENV) print every thread's stack."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGABRT)
+    out = proc.communicate(timeout=60)[0]
+    pytest.fail(f"{why}; its output and stacks:\n{out[-6000:]}")
+
+
 @pytest.mark.parametrize("sent, status, last_words", [(signal.SIGINT, 130, "dsrg: interrupted"),
                                                       (signal.SIGTERM, 143, "dsrg: terminated (SIGTERM)")])
 def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_traceback(tmp_path, sent, status,
@@ -211,8 +220,13 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
     deadline = time.time() + 120
     while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    if not (folder / "ckpt.pt").exists():
+        _fail_with_stacks(proc, f"train-cls wrote no checkpoint within 120 s (exit status {proc.poll()})")
     proc.send_signal(sent)
-    out = proc.communicate(timeout=120)[0]
+    try:
+        out = proc.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:
+        _fail_with_stacks(proc, f"train-cls did not end within 120 s of {signal.Signals(sent).name}")
     assert proc.returncode == status, out
     assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
     assert last_words in out and "Traceback" not in out
