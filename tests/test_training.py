@@ -204,6 +204,8 @@ def _fail_with_stacks(proc: subprocess.Popen, why: str) -> None:
     (PYTHONFAULTHANDLER=1 in ENV) print every thread's stack."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGABRT)
+        time.sleep(5)                       # the stacks are printed; the core dump that follows is not waited for
+        _kill_with_children(proc.pid)
     out = proc.communicate(timeout=60)[0]
     pytest.fail(f"{why}; its output and stacks:\n{out[-6000:]}")
 
