@@ -26,9 +26,15 @@ from dsrg.steps import seeds, train_cls
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONFAULTHANDLER": "1"}
 
 
+def _interruptible() -> None:
+    """Ctrl-C as a terminal delivers it: a command started from a background job (``cmd &``, nohup, some
+    CI runners) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _dsrg(*args: str, env=ENV) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dsrg.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_interruptible)
 
 
 def _weights(folder: Path) -> dict:
