@@ -236,8 +236,9 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
         the marginals ``Q``, float32 ``(C, h_k, w_k)`` per image.
     """
     dev = energies[0].device
-    group = torch.cat([torch.full((e.shape[1] * e.shape[2],), k, dtype=torch.long, device=dev)
-                       for k, e in enumerate(energies)])
+    sizes = [e.shape[1] * e.shape[2] for e in energies]
+    group = torch.cat([torch.full((n,), k, dtype=torch.long, device=dev) for k, n in enumerate(sizes)])
+    origin = torch.tensor([k for k, n in enumerate(sizes) if n % 4], device=dev, dtype=torch.long)  # lattice.build
     kernels = []
     for weight, sxy, srgb in ((params.gaussian_weight, params.theta_gamma / params.scale, None),
                               (params.bilateral_weight, params.theta_alpha / params.scale, params.theta_beta)):
@@ -245,8 +246,6 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
             continue
         features = [_features(e.shape[1], e.shape[2], sxy, dev, None if srgb is None else im, srgb or 1.0)
                     for e, im in zip(energies, rgbs)]
-        origin = torch.tensor([k for k, e in enumerate(energies) if e.shape[1] * e.shape[2] % 4], device=dev,
-                              dtype=torch.long)                 # as pydensecrf's lattice (lattice.build)
         grid = lat.build(torch.cat(features), group, origin)
         norm = (lat.filter(grid, torch.ones(group.shape[0], 1, device=dev)) + 1e-20).rsqrt()
         kernels.append((grid, norm, weight))
@@ -257,7 +256,6 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
         for grid, norm, weight in kernels:
             t.add_(lat.filter(grid, q * norm).mul_(norm), alpha=weight)
         q = t.softmax(1)
-    sizes = [e.shape[1] * e.shape[2] for e in energies]
     return [part.T.reshape(e.shape) for part, e in zip(q.split(sizes), energies)]
 
 

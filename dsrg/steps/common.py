@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..method.crf import choose_test_backend
+from ..method.inference import predict
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
@@ -101,6 +104,17 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
         net.backbone.features.load_state_dict(cls_net.features.state_dict())
     return net.to(device)
 
+
+
+def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
+    """:func:`dsrg.method.inference.predict` of ``model`` on ``images`` with a step's test-time CRF
+    (``section``: ``cfg.pseudo`` or ``cfg.eval``: ``crf``, ``crf_scale``, ``crf_backend``, the backend chosen
+    for the step's device), closed (and its CRF workers with it) when the caller's loop ends, even on an
+    error."""
+    cfg = ctx.cfg
+    backend = choose_test_backend(section.crf_backend, ctx.device.type == "cuda")
+    return closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, section.crf,
+                           cfg.seg.crf_workers or 1, ctx.amp, section.crf_scale, backend))
 
 
 def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-from contextlib import closing
 import math
 import sys
 import time
@@ -28,14 +27,12 @@ from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation, read_label_png, write_label_png
 from ..errors import InputError, name_some
 from ..files import write_json, write_text
-from ..method.crf import choose_test_backend
-from ..method.inference import predict
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, setup
+from .common import begin, build_seg_net, predictions, setup
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -95,12 +92,9 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     images = ((ds.ids[i], ds.image(i)) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     timer, written = time.perf_counter(), len(kept)
-    crf_backend = choose_test_backend(cfg.eval.crf_backend, ctx.device.type == "cuda")
     try:
-        # closed, and its CRF workers with it, even when this loop stops on an error
-        with closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, cfg.eval.crf,
-                             cfg.seg.crf_workers or 1, ctx.amp, cfg.eval.crf_scale, crf_backend)) as predictions:
-            for image_id, label in tqdm(predictions, total=len(todo), desc="evaluate", unit="img",
+        with predictions(ctx, model, images, sizes_of, cfg.eval) as labels:
+            for image_id, label in tqdm(labels, total=len(todo), desc="evaluate", unit="img",
                                         disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(pred_dir / f"{image_id}.png", label)
                 written += 1

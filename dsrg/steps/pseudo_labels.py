@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..data.dataset import open_split
 from ..data.voc import read_label_png, write_label_png
-from ..method.crf import choose_test_backend
-from ..method.inference import predict
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, setup
+from .common import begin, build_seg_net, predictions, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -53,11 +50,9 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     written, timer = len(kept), time.perf_counter()
-    crf_backend = choose_test_backend(cfg.pseudo.crf_backend, ctx.device.type == "cuda")
     try:
-        with closing(predict(model, images, lambda h, w: sizes, ctx.device, cfg.data.normalize, cfg.pseudo.crf,
-                             cfg.seg.crf_workers or 1, ctx.amp, cfg.pseudo.crf_scale, crf_backend)) as predictions:
-            for image_id, label in tqdm(predictions, total=len(todo), desc="pseudo-labels", unit="img",
+        with predictions(ctx, model, images, lambda h, w: sizes, cfg.pseudo) as labels:
+            for image_id, label in tqdm(labels, total=len(todo), desc="pseudo-labels", unit="img",
                                         disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(out / f"{image_id}.png", label)
                 written += 1
