@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dsrg.errors import InputError
-from dsrg.method.crf import (EXACT_MAX_POSITIONS, CRFParams, crf_test, crf_train, dense_crf, mean_field,
-                             pairwise_matrix, refine_for_growing, resolve_backend)
+from dsrg.method.crf import (EXACT_MAX_POSITIONS, CRFParams, _squared_distances, crf_kernels, crf_test, crf_train,
+                             dense_crf, mean_field, pairwise_matrix, refine_for_growing, resolve_backend)
 from dsrg.workers import process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -160,6 +160,31 @@ def test_exact_pairwise_matrix_is_the_documented_formula():
                     for pj in pos] for pi in pos])
     want = p.bilateral_weight * normalised(kb) + p.gaussian_weight * normalised(kg)
     np.testing.assert_allclose(a, want, rtol=1e-12, atol=1e-14)
+
+
+def test_colour_distances_are_exact_integers_from_factors_that_every_matmul_precision_holds():
+    """Black, white, pure and odd colours: ``a @ b`` is ``|c_i - c_j|^2`` exactly, and bfloat16 (8 significant
+    bits, fewer than TF32's 11) holds every factor without rounding."""
+    rgb = torch.tensor([[[[0, 0, 0], [255, 255, 255], [255, 0, 0], [1, 128, 254], [37, 200, 99]]]], dtype=torch.uint8)
+    a, b = _squared_distances(rgb, torch.float32)
+    col = rgb.reshape(5, 3).long()
+    want = (col[:, None] - col[None]).square().sum(-1)
+    assert torch.equal((a @ b)[0].long(), want)
+    assert want[0, 1] == 3 * 255 ** 2
+    assert torch.equal(a.bfloat16().float(), a) and torch.equal(b.bfloat16().float(), b)
+
+
+def test_factored_kernels_filter_as_the_dense_matrix():
+    """The backend's kernels (bilateral dense, Gaussian separable, normalisation on the marginals) give the
+    mean field of the written-out filter ``sum_k w_k D_k K_k D_k``."""
+    probs, images = scene(3, 5, 15, 2.0, seed=4)
+    rgb = torch.nn.functional.interpolate(images.float(), size=(15, 15), mode="bilinear", align_corners=True)
+    rgb = rgb.round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    energy = -probs.double().reshape(3, 5, -1)
+    p = CRFParams(scale=2.0)
+    factored = mean_field(energy, crf_kernels(rgb, p, torch.float64), 5)
+    dense = mean_field(energy, pairwise_matrix(rgb, p, torch.float64), 5)
+    torch.testing.assert_close(factored, dense, rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("unary", ["prob", "logprob"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,9 +32,10 @@ TEST_BACKENDS = ("auto", "pydensecrf", "lattice")     # full-resolution images: 
 CLIP = 1e-4
 # The exact backend holds (images, N, N) matrices: cap N (128 x 128; 1 GiB per image in float32 beyond).
 EXACT_MAX_POSITIONS = 128 * 128
-# Working memory the exact backend allows itself for one chunk of images (two (b, N, N) buffers).
+# Working memory the exact backend allows itself for one chunk of images (one (b, N, N) kernel).
 EXACT_CHUNK_BYTES = 1 << 30
 EXP_CUT = -69.0   # exp(-69) = 1e-30: smaller kernel entries are set to 0 (see _exp_cut_)
+_KEEP_ABOVE = float(np.nextafter(np.float32(EXP_CUT), np.float32(-np.inf)))   # the float32 just below
 
 
 @dataclass(frozen=True)
@@ -132,57 +134,132 @@ def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
     Against the self term ``k(i, i) = 1`` such an entry is below the resolution of float32 and float64
     alike, so the marginals cannot tell; left in, the far tails of the Gaussians (``-|f_i - f_j|^2 / 2``
     reaches -10^4 on a 41 x 41 grid at s = 12) become subnormal numbers, which make CPU arithmetic on the
-    whole matrix many times slower."""
-    return arg.masked_fill_(arg < EXP_CUT, -float("inf")).exp_()
+    whole matrix many times slower. One pass for the cut (``threshold_`` keeps ``arg > t``, ``t`` the float
+    just below ``EXP_CUT``), one for ``exp``."""
+    return F.threshold_(arg, _KEEP_ABOVE, -float("inf")).exp_()
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One normalised Gaussian kernel of the mean field, ``weight * D K D`` with ``D = diag(norm)``, kept
+    factored: ``apply`` filters marginals ``(B, N, C) -> K q`` without ``D``; ``norm``: ``(B or 1, N, 1)``."""
+
+    apply: Callable[[torch.Tensor], torch.Tensor]
+    norm: torch.Tensor
+    weight: float
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """``weight * D K D q`` for ``q`` ``(B, N, C)``."""
+        return self.apply(q * self.norm).mul_(self.norm * self.weight)
+
+
+def _squared_distances(rgb: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors ``a`` ``(B, N, 9)``, ``b`` ``(B, 9, N)`` with ``a @ b = |c_i - c_j|^2`` for the uint8 colours of
+    ``rgb`` ``(B, h, w, 3)``: ``-2 c_i . c_j + |c_i|^2 + |c_j|^2``, the squared norms split into base-256
+    digits. Every entry is a power of two times an integer below 256, exact in bfloat16, TF32 and float32,
+    and every partial sum an integer below 2^24: the product is exact whatever precision the matmul runs in."""
+    b = rgb.shape[0]
+    col = rgb.reshape(b, -1, 3).to(torch.int64)
+    sq = col.square().sum(-1, keepdim=True)                                             # (B, N, 1) <= 195075
+    digits = torch.cat([sq // 65536, sq // 256 % 256, sq % 256], -1)                     # (B, N, 3)
+    scale = torch.tensor([65536, 256, 1], device=rgb.device)
+    ones = torch.ones_like(digits)
+    left = torch.cat([col, digits, ones], -1)
+    right = torch.cat([-2 * col, scale.expand_as(digits), digits * scale], -1)
+    return left.to(dtype), right.to(dtype).transpose(1, 2)
+
+
+def _grid_distances(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(N, N)`` squared distances between the positions of an ``h x w`` grid, row-major (exact integers)."""
+    yy, xx = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
+    yy, xx = yy.reshape(-1), xx.reshape(-1)
+    return (yy[:, None] - yy[None]).square_() + (xx[:, None] - xx[None]).square_()
+
+
+def _normalisation(row_sums: torch.Tensor) -> torch.Tensor:
+    """pydensecrf's ``NORMALIZE_SYMMETRIC``: ``1 / sqrt(sum_j k(i, j) + 1e-20)``."""
+    return row_sums.add(1e-20).rsqrt_()
+
+
+def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> Kernel:
+    """The appearance kernel ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - |c_i - c_j|^2 / 2 srgb^2)`` of each image,
+    ``sxy = theta_alpha / s``, ``srgb = theta_beta``, as dense ``(B, N, N)`` matrices: one exact integer matmul
+    for the colour distances, the position term added in its epilogue, then the cut and ``exp`` in place.
+
+    Args:
+        rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the kernel is built on.
+    """
+    b, h, w, _ = rgb.shape
+    sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
+    left, right = _squared_distances(rgb, dtype)
+    position = _grid_distances(h, w, rgb.device, dtype).mul_(-0.5 / sxy ** 2)              # (N, N), shared
+    k = _exp_cut_(torch.baddbmm(position, left, right, alpha=-0.5 / srgb ** 2))
+    return Kernel(lambda q: torch.bmm(k, q), _normalisation(k.sum(-1, keepdim=True)), params.bilateral_weight)
+
+
+def gaussian_kernel(h: int, w: int, params: CRFParams, device: torch.device,
+                    dtype: torch.dtype = torch.float32) -> Kernel:
+    """The smoothness kernel ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2)``, ``sxy = theta_gamma / s``, shared by
+    the images of a grid: a product of one kernel along y and one along x, so it filters as two small
+    matmuls (each factor cut at ``EXP_CUT`` on its own)."""
+    sxy = params.theta_gamma / params.scale
+
+    def axis(n: int) -> torch.Tensor:
+        t = torch.arange(n, device=device, dtype=dtype)
+        return _exp_cut_((t[:, None] - t[None]).square_().mul_(-0.5 / sxy ** 2))        # (n, n)
+
+    gy, gx = axis(h), axis(w)
+
+    def apply(q: torch.Tensor) -> torch.Tensor:
+        b, n, c = q.shape
+        t = torch.matmul(gx, q.reshape(b, h, w, c))                                      # along x
+        return torch.matmul(gy, t.reshape(b, h, w * c)).reshape(b, n, c)                # along y
+
+    norm = (gy.sum(1)[:, None] * gx.sum(1)[None]).reshape(1, h * w, 1)
+    return Kernel(apply, _normalisation(norm), params.gaussian_weight)
+
+
+def crf_kernels(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> list[Kernel]:
+    """The exact backend's pairwise terms for images ``rgb`` (uint8 ``(B, h, w, 3)``), in pydensecrf's
+    order (Gaussian, then bilateral); a kernel of weight 0 is left out."""
+    _, h, w, _ = rgb.shape
+    out = []
+    if params.gaussian_weight != 0:
+        out.append(gaussian_kernel(h, w, params, rgb.device, dtype))
+    if params.bilateral_weight != 0:
+        out.append(bilateral_kernel(rgb, params, dtype))
+    return out
 
 
 def pairwise_matrix(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The exact, normalised pairwise filter of one mean-field step, weights included.
+    """The exact, normalised pairwise filter of one mean-field step, weights included, as one dense matrix.
 
     ``A = w_b D_b K_b D_b + w_g D_g K_g D_g`` (module docstring: bilateral ``K_b``, Gaussian ``K_g``, their
-    symmetric normalisations ``D``), so that one step reads ``Q <- softmax(-U + A Q)``.
+    symmetric normalisations ``D``), so that one step reads ``Q <- softmax(-U + A Q)``. The backend itself
+    keeps the kernels factored (:func:`crf_kernels`); this writes them out, for checks and figures.
 
     Args:
-        rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the matrix is built on.
-        params: pairwise parameters and scale.
-        dtype: float dtype of the result.
+        rgb: uint8 ``(B, h, w, 3)`` images on the grid.
     Returns:
         ``(B, N, N)`` with ``N = h * w``, positions in row-major (y, x) order; symmetric.
     """
     b, h, w, _ = rgb.shape
-    dev = rgb.device
     n = h * w
-    yy, xx = torch.meshgrid(torch.arange(h, device=dev, dtype=dtype), torch.arange(w, device=dev, dtype=dtype),
-                            indexing="ij")
-    yy, xx = yy.reshape(n), xx.reshape(n)
-    # Squared pixel distances, exact integers in any float dtype for grids this small.
-    pos2 = (yy[:, None] - yy[None]).square_() + (xx[:, None] - xx[None]).square_()      # (N, N)
-
-    def normalise_(k: torch.Tensor) -> torch.Tensor:
-        norm = k.sum(-1).add_(1e-20).rsqrt_()                                             # (..., N)
-        return k.mul_(norm.unsqueeze(-1)).mul_(norm.unsqueeze(-2))
-
-    out = torch.zeros(b, n, n, device=dev, dtype=dtype)
-    if params.bilateral_weight != 0:
-        sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
-        col = rgb.reshape(b, n, 3).to(dtype)
-        for ch in range(3):   # one (B, N, N) temporary at a time; integer differences, exact
-            out.add_((col[:, :, None, ch] - col[:, None, :, ch]).square_())
-        out.mul_(-0.5 / srgb ** 2).add_(pos2, alpha=-0.5 / sxy ** 2)
-        normalise_(_exp_cut_(out)).mul_(params.bilateral_weight)
-    if params.gaussian_weight != 0:
-        sxy = params.theta_gamma / params.scale
-        kg = normalise_(_exp_cut_(pos2.mul(-0.5 / sxy ** 2)))                              # shared by the batch
-        out.add_(kg, alpha=params.gaussian_weight)
+    eye = torch.eye(n, device=rgb.device, dtype=dtype).expand(b, n, n)
+    out = torch.zeros(b, n, n, device=rgb.device, dtype=dtype)
+    for kernel in crf_kernels(rgb, params, dtype):
+        out += kernel(eye)                                    # column j: the filter of the j-th unit vector
     return out
 
 
-def mean_field(energy: torch.Tensor, pairwise: torch.Tensor, iterations: int) -> torch.Tensor:
+def mean_field(energy: torch.Tensor, pairwise: torch.Tensor | list[Kernel], iterations: int) -> torch.Tensor:
     """Mean-field inference as pydensecrf's ``DenseCRF::inference``, batched.
 
     Args:
         energy: ``(B, C, N)`` unary energy ``U``.
-        pairwise: ``(B, N, N)`` (or ``(N, N)``) filter ``A`` of :func:`pairwise_matrix`, same dtype.
+        pairwise: the kernels of :func:`crf_kernels`, or a dense ``(B, N, N)`` (or ``(N, N)``) filter ``A``
+            as :func:`pairwise_matrix`, same dtype.
         iterations: mean-field steps; 0 returns ``softmax(-U)``.
     Returns:
         ``(B, C, N)`` marginals ``Q``.
@@ -190,7 +267,13 @@ def mean_field(energy: torch.Tensor, pairwise: torch.Tensor, iterations: int) ->
     neg_u = -energy.transpose(1, 2)                            # (B, N, C): positions as rows for matmul
     q = neg_u.softmax(-1)
     for _ in range(iterations):
-        q = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q).softmax(-1)
+        if torch.is_tensor(pairwise):
+            t = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q)
+        else:
+            t = neg_u.clone()
+            for kernel in pairwise:
+                t += kernel(q)
+        q = t.softmax(-1)
     return q.transpose(1, 2)
 
 
@@ -200,13 +283,12 @@ def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParam
     dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
     energy = unary_energy(probs.detach().to(dtype), unary).reshape(b, c, n)
     rgb = _resize_images(images.to(probs.device), (h, w))
-    per_image = 2 * n * n * torch.finfo(dtype).bits // 8
-    chunk = max(1, EXACT_CHUNK_BYTES // max(per_image, 1))
+    chunk = max(1, EXACT_CHUNK_BYTES // max(n * n * torch.finfo(dtype).bits // 8, 1))
     out = []
     for i in range(0, b, chunk):
-        a = pairwise_matrix(rgb[i:i + chunk], params, dtype)
-        out.append(mean_field(energy[i:i + chunk], a, params.iterations))
-        del a
+        kernels = crf_kernels(rgb[i:i + chunk], params, dtype)
+        out.append(mean_field(energy[i:i + chunk], kernels, params.iterations))
+        del kernels
     return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
 
 
