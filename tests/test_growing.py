@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from dsrg.errors import InputError
-from dsrg.method.growing import grow, label_map, reach_scipy, reach_torch
+from dsrg.method.growing import grow, grow_every_plane, label_map, reach_scipy, reach_torch
 
 INF = float("inf")
 
@@ -225,6 +225,8 @@ def test_torch_and_numba_growing_equal_scipy_growing(inputs):
         out = grow(*inputs, method=method)
         assert out.dtype == torch.bool and torch.equal(out, scipy_out), method
     assert torch.equal(grow(*inputs), scipy_out)                  # auto = numba on the CPU
+    seeds, probs, labels, tf, tb = inputs
+    assert torch.equal(grow_every_plane(seeds, label_map(seeds, probs, labels, tf, tb), labels), scipy_out)
 
 
 def test_numba_growing_takes_float64_and_half_probabilities():
@@ -284,6 +286,7 @@ def test_torch_and_numba_growing_equal_scipy_on_training_shaped_batches(check_ev
         want = grow(seeds, probs, labels, tf, tb, method="scipy")
         assert torch.equal(grow(seeds, probs, labels, tf, tb, method="torch"), want)
         assert torch.equal(grow(seeds, probs, labels, tf, tb, method="numba"), want)
+        assert torch.equal(grow_every_plane(seeds, lab, labels), want), "CUDA's path, every plane"
 
 
 def test_torch_reachability_follows_a_serpentine_and_never_crosses_planes():

@@ -135,6 +135,8 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         on = seeds.device if method == "torch" else torch.device("cpu")
         seeds, labels = seeds.to(on), labels.to(on)
         lab = label_map(seeds, probs.detach().to(on), labels, theta_fg, theta_bg)          # (B, H, W)
+        if method == "torch" and on.type == "cuda":
+            return grow_every_plane(seeds, lab, labels)
         img, cls = torch.nonzero(labels, as_tuple=True)          # the (image, class) planes that can grow
         candidate = lab[img] == cls.view(-1, 1, 1)                                           # (P, H, W)
         plane_seeds = seeds[img, cls]                                                        # (P, H, W)
@@ -146,6 +148,24 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         grown = seeds.clone()
         grown[img, cls] = plane_seeds | (reached & ~owned_by_other)
     return grown.to(device)
+
+
+def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Step 4 of :func:`grow` by :func:`reach_torch` on every (image, class) plane, an absent class's plane
+    empty: more planes than the present classes', found without the device sync that selecting those takes
+    (what :func:`grow` runs on CUDA).
+
+    Args:
+        seeds: bool ``(B, C, H, W)`` original cues; lab: int64 ``(B, H, W)`` of :func:`label_map`;
+        labels: bool ``(B, C)``.
+    Returns:
+        bool ``(B, C, H, W)``: ``seeds`` OR the grown pixels.
+    """
+    b, c, h, w = seeds.shape
+    candidate = (lab.unsqueeze(1) == torch.arange(c, device=lab.device).view(1, c, 1, 1)) & labels.view(b, c, 1, 1)
+    reached = reach_torch(candidate.view(b * c, h, w), seeds.reshape(b * c, h, w)).view(b, c, h, w)
+    owned_by_other = (seeds.sum(dim=1, keepdim=True) == 1) & ~seeds    # a seed of exactly one other class
+    return seeds | (reached & ~owned_by_other)
 
 
 def resolve_method(method: str, device: torch.device) -> str:
