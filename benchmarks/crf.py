@@ -10,7 +10,8 @@ time (``--test-time``) the lattice CRF in torch against pydensecrf.
 Defaults: the paper's shape (batch 20, 21 classes, 41 x 41 output grid), s = 12, 10 mean-field
 iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.method.crf.crf_train(backend="pydensecrf")`` on the CPU
 (``--workers`` processes; 1 = one image after another) and ``backend="exact"`` on ``--device``, median
-wall time per batch (CUDA synchronised), ratio; then the agreement of the two: max, mean and 99th
+wall time per batch (CUDA synchronised), ratio, and the share of the exact CRF's time that builds its kernels
+(``crf_kernels``; the rest is the mean field); then the agreement of the two: max, mean and 99th
 percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
 real-looking scenes (a colour gradient, three shaded discs with sharp edges, grey-level noise; ``make_scenes``)
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
@@ -36,7 +37,8 @@ import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data.photos import photographs
-from dsrg.method.crf import CRFParams, _dense_crf_one, crf_train, lattice_crf, unary_energy
+from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_one, _resize_images, crf_kernels, crf_train,
+                             lattice_crf, unary_energy)
 from dsrg.method.inference import PROB_FLOOR
 from dsrg.workers import process_pool
 
@@ -178,6 +180,8 @@ def main() -> None:
 
     t_lat = median_time(run_lattice, a.repeats)
     t_exact = median_time(run_exact, a.repeats, dev)
+    rgb = _resize_images(d_images, (a.size, a.size))
+    t_kernels = median_time(lambda: crf_kernels(rgb, TRAIN_PARAMS, getattr(torch, a.dtype)), a.repeats, dev)
     q_lat = run_lattice().double()
     _, q_exact = timed(run_exact, dev)
     d = (q_exact.cpu().double() - q_lat).abs().amax(dim=1).flatten()
@@ -194,13 +198,15 @@ def main() -> None:
     for name, where, t in [(f"pydensecrf ({a.workers} worker{'s' if a.workers > 1 else ''})", "cpu", t_lat),
                            (f"exact, batched ({a.dtype})", str(dev), t_exact)]:
         print(f"| {name} | {where} | {t * 1e3:.1f} | {t * 1e3 / a.batch:.2f} | {t_lat / t:.2f}x |")
+    print(f"of the exact CRF's time, building its kernels (crf_kernels): {t_kernels * 1e3:.1f} ms "
+          f"({100 * t_kernels / t_exact:.0f} %); the rest is the mean field and the unary")
     print(f"agreement (per position, max over classes): max |diff| {agreement['max_abs_diff']:.4f}, "
           f"mean {agreement['mean_abs_diff']:.2e}, 99th percentile {agreement['q99_abs_diff']:.2e}, "
           f"argmax agreement {100 * agreement['argmax_agreement']:.2f} %")
     if peak is not None:
         print(f"peak CUDA memory: {peak / 2**20:.0f} MiB")
     write_json(a.json, {"benchmark": "crf", "machine": info, "args": vars(a),
-                        "seconds": {"pydensecrf": t_lat, "exact": t_exact}, "agreement": agreement,
+                        "seconds": {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels}, "agreement": agreement,
                         "peak_cuda_bytes": peak})
 
 
