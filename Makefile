@@ -7,7 +7,7 @@ DATA   ?= data/synthetic
 # notebooks executed at once by `make book` (scripts/execute_notebooks.py)
 BOOK_JOBS ?= 2
 
-.PHONY: help setup test test-all book data demo spread bench bench-gpu gpu-check bench-paper-scale bench-demo clean lab chromium
+.PHONY: help setup test test-all book data demo spread bench bench-gpu gpu-check bench-paper-scale bench-demo clean lab chromium torchvision-check
 
 help:
 	@echo "make book      build the Jupyter Book on the embedded dataset (the main job)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
 	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
 	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 4 min"
+	@echo "make torchvision-check  our VGG16 / ResNet-101 against torchvision's models on the CPU (downloads its wheel once)"
 	@echo "make bench-paper-scale  project a paper-scale run from a slice (CPU: about 10 min with the set)"
 	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
 	@echo "make lab       JupyterLab on the venv's kernel; the .md notebooks open as notebooks (jupytext)"
@@ -59,6 +60,19 @@ lab: $(STAMP)
 	@$(VENV)/bin/jupytext-config --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json \
 	  set-default-viewer markdown myst
 	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Our backbones against torchvision's model definitions (tests/test_torchvision_backbones.py). The registry's
+# torchvision wheels are CUDA builds that do not import beside a CPU torch; the test then loads their pure-Python
+# models from the wheel unpacked here (downloaded once: a helper that needs the package index, never the tests).
+TORCHVISION_SOURCE ?= .cache/torchvision-0.28.0
+torchvision-check: $(STAMP)
+	@test -d $(TORCHVISION_SOURCE)/torchvision/models || { \
+	  $(PY) -m pip download --disable-pip-version-check -q --no-deps torchvision==0.28.0 -d $(TORCHVISION_SOURCE) && \
+	  $(PY) -c 'import glob, sys, zipfile; w = glob.glob(sys.argv[1] + "/torchvision-*.whl")[0]; \
+	    z = zipfile.ZipFile(w); z.extractall(sys.argv[1], [n for n in z.namelist() if n.startswith("torchvision/")])' \
+	    $(TORCHVISION_SOURCE); }
+	DSRG_TORCHVISION_SOURCE=$(TORCHVISION_SOURCE) $(PY) -m pytest -p no:cacheprovider -q -rA -m gpu \
+	  tests/test_torchvision_backbones.py
 
 test-all: chromium $(STAMP)
 	$(PY) -m pytest

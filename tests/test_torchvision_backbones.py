@@ -2,9 +2,17 @@
 checkpoint and loaded the way a user's is (dsrg.models.weights.load_backbone): a torchvision file then means
 the same network in dsrg. torchvision's models get DeepLab's changes first (3x3 pools, stride-1 pool4 and
 pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's ceil-mode stem pool), since
-ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test."""
+ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test; beside a CPU torch,
+`make torchvision-check` runs it on torchvision's model definitions alone (DSRG_TORCHVISION_SOURCE: an
+unpacked wheel, whose compiled operators, which these models never call, are not loaded)."""
 
 from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,10 +21,26 @@ from dsrg.models.resnet import ResNet101
 from dsrg.models.vgg import VGG16Features
 from dsrg.models.weights import load_backbone
 
-try:
-    import torchvision
-except Exception:  # noqa: BLE001 (ImportError, or RuntimeError beside a CPU torch)
-    torchvision = None
+
+def _torchvision():
+    """torchvision; else, with DSRG_TORCHVISION_SOURCE set, its pure-Python ``models`` package from that
+    unpacked wheel, without the package's ``__init__`` (which registers the compiled operators); else None."""
+    try:
+        import torchvision
+        return torchvision
+    except Exception:  # noqa: BLE001 (ImportError, or RuntimeError beside a CPU torch)
+        pass
+    source = os.environ.get("DSRG_TORCHVISION_SOURCE")
+    if not source or not (Path(source) / "torchvision" / "models").is_dir():
+        return None
+    package = types.ModuleType("torchvision")
+    package.__path__ = [str(Path(source) / "torchvision")]
+    sys.modules["torchvision"] = package
+    package.models = importlib.import_module("torchvision.models")
+    return package
+
+
+torchvision = _torchvision()
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(torchvision is None, reason="torchvision does not import here")]
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
