@@ -206,7 +206,8 @@ def main() -> None:
     if peak is not None:
         print(f"peak CUDA memory: {peak / 2**20:.0f} MiB")
     write_json(a.json, {"benchmark": "crf", "machine": info, "args": vars(a),
-                        "seconds": {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels}, "agreement": agreement,
+                        "seconds": {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels},
+                        "agreement": agreement,
                         "peak_cuda_bytes": peak})
 
 

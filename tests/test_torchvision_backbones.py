@@ -2,9 +2,10 @@
 checkpoint and loaded the way a user's is (dsrg.models.weights.load_backbone): a torchvision file then means
 the same network in dsrg. torchvision's models get DeepLab's changes first (3x3 pools, stride-1 pool4 and
 pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's ceil-mode stem pool), since
-ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test; beside a CPU torch,
-`make torchvision-check` runs it on torchvision's model definitions alone (DSRG_TORCHVISION_SOURCE: an
-unpacked wheel, whose compiled operators, which these models never call, are not loaded)."""
+ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test;
+beside a CPU torch, `make torchvision-check` runs it on torchvision's model definitions alone
+(DSRG_TORCHVISION_SOURCE: an unpacked wheel, whose compiled operators, which these models never call, are
+not loaded)."""
 
 from __future__ import annotations
 

@@ -162,7 +162,7 @@ def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tenso
         bool ``(B, C, H, W)``: ``seeds`` OR the grown pixels.
     """
     b, c, h, w = seeds.shape
-    candidate = (lab.unsqueeze(1) == torch.arange(c, device=lab.device).view(1, c, 1, 1)) & labels.view(b, c, 1, 1)
+    candidate = (lab.unsqueeze(1) == torch.arange(c, device=lab.device).view(1, c, 1, 1)) & labels.reshape(b, c, 1, 1)
     reached = reach_torch(candidate.view(b * c, h, w), seeds.reshape(b * c, h, w)).view(b, c, h, w)
     owned_by_other = (seeds.sum(dim=1, keepdim=True) == 1) & ~seeds    # a seed of exactly one other class
     return seeds | (reached & ~owned_by_other)
