@@ -139,18 +139,21 @@ def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
     return F.threshold_(arg, _KEEP_ABOVE, -float("inf")).exp_()
 
 
-@dataclass(frozen=True)
 class Kernel:
     """One normalised Gaussian kernel of the mean field, ``weight * D K D`` with ``D = diag(norm)``, kept
     factored: ``apply`` filters marginals ``(B, N, C) -> K q`` without ``D``; ``norm``: ``(B or 1, N, 1)``."""
 
-    apply: Callable[[torch.Tensor], torch.Tensor]
-    norm: torch.Tensor
-    weight: float
+    def __init__(self, apply: Callable[[torch.Tensor], torch.Tensor], norm: torch.Tensor, weight: float):
+        self.apply, self.norm, self.weight = apply, norm, weight
+        self.scale = norm * weight
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         """``weight * D K D q`` for ``q`` ``(B, N, C)``."""
-        return self.apply(q * self.norm).mul_(self.norm * self.weight)
+        return self.apply(q * self.norm).mul_(self.scale)
+
+    def add_message(self, t: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``t + weight * D K D q`` (a new tensor; one fused multiply-add after the filtering)."""
+        return torch.addcmul(t, self.apply(q * self.norm), self.scale)
 
 
 def _squared_distances(rgb: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,9 +273,9 @@ def mean_field(energy: torch.Tensor, pairwise: torch.Tensor | list[Kernel], iter
         if torch.is_tensor(pairwise):
             t = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q)
         else:
-            t = neg_u.clone()
+            t = neg_u
             for kernel in pairwise:
-                t += kernel(q)
+                t = kernel.add_message(t, q)
         q = t.softmax(-1)
     return q.transpose(1, 2)
 
