@@ -174,6 +174,27 @@ def test_colour_distances_are_exact_integers_from_factors_that_every_matmul_prec
     assert torch.equal(a.bfloat16().float(), a) and torch.equal(b.bfloat16().float(), b)
 
 
+def test_the_float32_filter_is_the_float64_one_to_float32_rounding():
+    """At the paper's grid and scale the colour distances reach 3 x 255^2 and cancel against the squared norms:
+    computed as exact integers before any scaling, float32 keeps the filter to a few ulps of float64 (a
+    matmul that scales its terms before summing them loses two more digits)."""
+    _, images = scene(2, 21, 41, 2.5, seed=6)
+    rgb = images.permute(0, 2, 3, 1).contiguous()
+    a32 = pairwise_matrix(rgb, CRFParams(scale=12.0), torch.float32).double()
+    a64 = pairwise_matrix(rgb, CRFParams(scale=12.0), torch.float64)
+    assert (a32 - a64).abs().max().item() <= 1e-5
+
+
+def test_kernels_and_mean_field_ignore_autocast():
+    probs, images = scene(2, 21, 17, 2.5, seed=5)
+    rgb = images.permute(0, 2, 3, 1).contiguous()
+    energy = -probs.reshape(2, 21, -1)
+    plain = mean_field(energy, crf_kernels(rgb, CRFParams(scale=12.0)), 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = mean_field(energy, crf_kernels(rgb, CRFParams(scale=12.0)), 3)
+    assert cast.dtype == torch.float32 and torch.equal(cast, plain)
+
+
 def test_factored_kernels_filter_as_the_dense_matrix():
     """The backend's kernels (bilateral dense, Gaussian separable, normalisation on the marginals) give the
     mean field of the written-out filter ``sum_k w_k D_k K_k D_k``."""

@@ -4,12 +4,13 @@ the same network in dsrg. torchvision's models get DeepLab's changes first (3x3 
 pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's ceil-mode stem pool), since
 ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test;
 beside a CPU torch, `make torchvision-check` runs it on torchvision's model definitions alone
-(DSRG_TORCHVISION_SOURCE: an unpacked wheel, whose compiled operators, which these models never call, are
-not loaded)."""
+(DSRG_TORCHVISION_SOURCE: an unpacked wheel, loaded without the package's ``__init__``, which registers the
+compiled operators that fail beside a CPU torch and that these models never call)."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
 import sys
 import types
@@ -34,8 +35,13 @@ def _torchvision():
     source = os.environ.get("DSRG_TORCHVISION_SOURCE")
     if not source or not (Path(source) / "torchvision" / "models").is_dir():
         return None
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        del sys.modules[name]                  # what a failed import of an installed torchvision left behind
+    where = str(Path(source) / "torchvision")
     package = types.ModuleType("torchvision")
-    package.__path__ = [str(Path(source) / "torchvision")]
+    package.__path__ = [where]
+    package.__spec__ = importlib.machinery.ModuleSpec("torchvision", None, is_package=True)
+    package.__spec__.submodule_search_locations = [where]
     sys.modules["torchvision"] = package
     package.models = importlib.import_module("torchvision.models")
     return package

@@ -134,8 +134,9 @@ def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
     Against the self term ``k(i, i) = 1`` such an entry is below the resolution of float32 and float64
     alike, so the marginals cannot tell; left in, the far tails of the Gaussians (``-|f_i - f_j|^2 / 2``
     reaches -10^4 on a 41 x 41 grid at s = 12) become subnormal numbers, which make CPU arithmetic on the
-    whole matrix many times slower. One pass for the cut (``threshold_`` keeps ``arg > t``, ``t`` the float
-    just below ``EXP_CUT``), one for ``exp``."""
+    whole matrix many times slower. One pass for the cut (``threshold_`` keeps ``arg > t``, ``t`` the float32
+    just below ``EXP_CUT``: in float64, arguments within float32's rounding of ``EXP_CUT`` stay), one for
+    ``exp``."""
     return F.threshold_(arg, _KEEP_ABOVE, -float("inf")).exp_()
 
 
@@ -188,7 +189,8 @@ def _normalisation(row_sums: torch.Tensor) -> torch.Tensor:
 def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> Kernel:
     """The appearance kernel ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - |c_i - c_j|^2 / 2 srgb^2)`` of each image,
     ``sxy = theta_alpha / s``, ``srgb = theta_beta``, as dense ``(B, N, N)`` matrices: one exact integer matmul
-    for the colour distances, the position term added in its epilogue, then the cut and ``exp`` in place.
+    for the colour distances, scaled and added to the position term in one pass (after the sum: a matmul
+    that scales its terms first rounds them), then the cut and ``exp`` in place.
 
     Args:
         rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the kernel is built on.
@@ -197,7 +199,8 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
     sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
     left, right = _squared_distances(rgb, dtype)
     position = _grid_distances(h, w, rgb.device, dtype).mul_(-0.5 / sxy ** 2)              # (N, N), shared
-    k = _exp_cut_(torch.baddbmm(position, left, right, alpha=-0.5 / srgb ** 2))
+    k = torch.bmm(left, right)                                                            # exact integers
+    k = _exp_cut_(torch.add(position, k, alpha=-0.5 / srgb ** 2, out=k))
     return Kernel(lambda q: torch.bmm(k, q), _normalisation(k.sum(-1, keepdim=True)), params.bilateral_weight)
 
 
@@ -225,13 +228,15 @@ def gaussian_kernel(h: int, w: int, params: CRFParams, device: torch.device,
 
 def crf_kernels(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> list[Kernel]:
     """The exact backend's pairwise terms for images ``rgb`` (uint8 ``(B, h, w, 3)``), in pydensecrf's
-    order (Gaussian, then bilateral); a kernel of weight 0 is left out."""
+    order (Gaussian, then bilateral); a kernel of weight 0 is left out. Built in ``dtype`` whatever autocast
+    is on."""
     _, h, w, _ = rgb.shape
     out = []
-    if params.gaussian_weight != 0:
-        out.append(gaussian_kernel(h, w, params, rgb.device, dtype))
-    if params.bilateral_weight != 0:
-        out.append(bilateral_kernel(rgb, params, dtype))
+    with torch.autocast(rgb.device.type, enabled=False):
+        if params.gaussian_weight != 0:
+            out.append(gaussian_kernel(h, w, params, rgb.device, dtype))
+        if params.bilateral_weight != 0:
+            out.append(bilateral_kernel(rgb, params, dtype))
     return out
 
 
@@ -265,18 +270,19 @@ def mean_field(energy: torch.Tensor, pairwise: torch.Tensor | list[Kernel], iter
             as :func:`pairwise_matrix`, same dtype.
         iterations: mean-field steps; 0 returns ``softmax(-U)``.
     Returns:
-        ``(B, C, N)`` marginals ``Q``.
+        ``(B, C, N)`` marginals ``Q``, in the inputs' dtype whatever autocast is on.
     """
     neg_u = -energy.transpose(1, 2)                            # (B, N, C): positions as rows for matmul
     q = neg_u.softmax(-1)
-    for _ in range(iterations):
-        if torch.is_tensor(pairwise):
-            t = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q)
-        else:
-            t = neg_u
-            for kernel in pairwise:
-                t = kernel.add_message(t, q)
-        q = t.softmax(-1)
+    with torch.autocast(energy.device.type, enabled=False):
+        for _ in range(iterations):
+            if torch.is_tensor(pairwise):
+                t = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q)
+            else:
+                t = neg_u
+                for kernel in pairwise:
+                    t = kernel.add_message(t, q)
+            q = t.softmax(-1)
     return q.transpose(1, 2)
 
 

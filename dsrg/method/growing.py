@@ -51,7 +51,7 @@ def label_map(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     lab = torch.where(seeds, class_index, UNLABELLED).amax(dim=1)
     # Argmax over the present classes only.
     present = labels.view(labels.shape[0], c, 1, 1)
-    masked = torch.where(present, probs, torch.tensor(-1.0, dtype=probs.dtype, device=probs.device))
+    masked = torch.where(present, probs, -1.0)          # a Python scalar: no copy from the host on CUDA
     pmax, k = masked.max(dim=1)
     grow_fg = (k > 0) & (pmax > theta_fg)
     grow_bg = (k == 0) & (pmax > theta_bg)
