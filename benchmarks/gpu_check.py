@@ -82,6 +82,17 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
             lines.append(f"{name}: {1e3 * s['total']:.1f} ms per step ({r['images_per_second']:.0f} img/s), CRF + "
                          f"growing {100 * (s['crf'] + s['growing']) / s['total']:.1f} %, peak "
                          f"{r['peak_memory_bytes'] / 2**30:.1f} GiB")
+    r = record("crf")
+    if r:
+        s = r["seconds"]
+        lines.append(f"crf: exact {1e3 * s['exact']:.2f} ms per batch (building its kernels "
+                     f"{1e3 * s.get('exact_kernels', float('nan')):.2f} ms), pydensecrf {1e3 * s['pydensecrf']:.1f} ms; "
+                     f"argmax agreement {100 * r['agreement']['argmax_agreement']:.2f} %")
+    r = record("grow")
+    if r:
+        t = {row["key"]: row["seconds"] for row in r["rows"]}
+        lines.append(f"grow: torch on CUDA {1e3 * t['torch']:.2f} ms, numba on the CPU {1e3 * t['numba']:.2f} ms "
+                     f"(target: CUDA no slower)")
     r = record("crf-test")
     if r:
         times, a = r["seconds_per_image"], r["agreement"]
