@@ -25,7 +25,7 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
     ``key=value`` ``overrides``, as a dataclass instance. Any failure is an InputError:
     ``explain(key, reason)`` words it; ``example`` shows the ``key=value`` form."""
     for item in overrides:
-        if "=" not in item:
+        if "=" not in item or not item.partition("=")[0].strip():
             raise InputError(f"override {item!r}: expected key=value, e.g. {example}")
         try:
             OmegaConf.from_dotlist([item])
@@ -65,6 +65,9 @@ def _reason(exc: OmegaConfBaseException, structured) -> str:
     given = str(value)  # a plain value, or a node (None for null: OmegaConf's "not Optional" says it)
     if given != "None" and not OmegaConf.is_list(value) and OmegaConf.is_list(_node(structured, full_key)):
         return f"expected a list, e.g. {full_key}=[{given}]"
+    wanted = {int: "an integer", float: "a number", bool: "true or false"}.get(type(_node(structured, full_key)))
+    if wanted and getattr(exc, "value", None) is not None:
+        return f"expected {wanted}, got {given!r}"
     return first_line(exc) or type(exc).__name__
 
 

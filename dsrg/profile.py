@@ -283,6 +283,7 @@ def validate(cfg: Profile) -> None:
     need("data.loader_workers", cfg.data.loader_workers >= -1,
          "a number of DataLoader processes >= 0, or -1 (one per core)")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
+    need("seed", 0 <= cfg.seed < 2 ** 31, "an integer in [0, 2^31)")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
          "a non-empty list of input sides >= 16 px")
     for key in ("seg.crf_scale", "pseudo.crf_scale", "eval.crf_scale"):

@@ -221,6 +221,54 @@ def test_clean_files_are_checked_once_per_run_folder_and_never_by_the_dry_run(tm
 
 # ----------------------------------------------------------------------------- the command line
 
+def test_the_pre_flight_check_lists_random_weights_and_a_missing_root_together(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "voc-vgg16", "--dry-run", f"data.root={tmp_path / 'VOC2012'}",
+                 f"out={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems with the inputs" in err
+    assert "cls.backbone_weights and seg.backbone_weights: no weights file" in err
+    assert f"data.root: dataset root not found: {tmp_path / 'VOC2012'}" in err
+
+
+def test_a_run_folder_that_cannot_be_made_is_named_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("not a folder")
+    for out, why in [(tmp_path / "a-file", "it is not a folder you can write to"),
+                     (tmp_path / "a-file" / "run", "it cannot be created (Not a directory)")]:
+        rc, _, err = _dry(capsys, tmp_path, f"out={out}")
+        assert rc == 2 and f"out: cannot keep the run folder in {out}: {why}" in err
+    rc, _, _ = _dry(capsys, tmp_path, f"out={tmp_path / 'new' / 'run'}")
+    assert rc == 0 and not (tmp_path / "new").exists(), "the dry run leaves no folder behind"
+
+
+def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_path, capsys):
+    from dsrg.data.synthetic import SynthConfig, write_dataset
+
+    write_dataset(tmp_path / "synth", SynthConfig(n_train=3, n_val=2, size=32), progress=False)
+    rc, _, err = _dry(capsys, tmp_path)
+    assert rc == 2 and f"{tmp_path / 'synth'} holds a synthetic dataset with another config (n_train: 3 there" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("seed=-1", "seed: expected an integer in [0, 2^31), got -1"),
+    ("seg.iterations=2.5", "key 'seg.iterations': expected an integer, got '2.5'"),
+    ("amp=maybe", "key 'amp': expected true or false, got 'maybe'"),
+    ("=3", "override '=3': expected key=value"),
+])
+def test_a_value_of_the_wrong_kind_says_what_was_expected(tmp_path, capsys, override, expected):
+    rc, _, err = _dry(capsys, tmp_path, override)
+    assert rc == 2 and expected in err and "Traceback" not in err
+
+
+def test_resume_with_nothing_to_resume_says_it_starts_over(tmp_path, capsys):
+    from test_bad_input import _fit
+
+    capsys.readouterr()
+    _fit(tmp_path, resume=True, iterations=2)
+    assert "--resume, but" in capsys.readouterr().err
+
+
 def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", "--dry-run",

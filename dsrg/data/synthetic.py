@@ -453,6 +453,14 @@ def _check_existing(out: Path, cfg: SynthConfig) -> bool:
                      "delete it or choose another folder")
 
 
+def require_written_as(out: str | os.PathLike, cfg: SynthConfig) -> None:
+    """InputError if ``out`` exists and holds anything but the dataset of ``cfg`` (what :func:`write_dataset`
+    would refuse); nothing is written."""
+    validate_config(cfg)
+    if Path(out).exists():
+        _check_existing(Path(out), SynthConfig(**config_dict(cfg)))
+
+
 def write_dataset(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> Path:
     """Write the synthetic dataset in the VOC layout into ``out`` and return ``out``.
 

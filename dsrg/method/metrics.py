@@ -139,7 +139,8 @@ def supervision_quality(counts: torch.Tensor) -> dict:
 
     Per class c: precision = TP / labelled, recall = TP / ground truth, IoU = TP / (labelled + gt - TP);
     each averaged over the classes that have labelled or ground-truth pixels (a class with no labelled
-    pixel has undefined precision and is left out of that mean).
+    pixel has undefined precision and is left out of that mean). ``labelled_fraction``: labels per scored
+    pixel (a pixel labelled for two classes counts twice, so it can pass 1).
     """
     tp, lab, gtc = counts.double()
     nan = torch.tensor(float("nan"), dtype=torch.float64)

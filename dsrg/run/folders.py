@@ -240,7 +240,11 @@ def require(cfg: Profile, step: str) -> Path:
 def start(cfg: Profile, step: str) -> Path:
     """Create ``step``'s folder (if needed) and write its ``config.json``; return the folder."""
     folder = step_dir(cfg, step)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"out: cannot create the step folder {folder} ({exc.strerror}); expected a folder to "
+                         f"write the run into (out=... or, by default, runs/<profile>)") from None
     write_json(folder / "config.json", {"step": COMMANDS[step], "hash": step_hash(cfg, step),
                                         "config": step_config(cfg, step), "profile": cfg.name})
     return folder

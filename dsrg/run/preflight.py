@@ -9,11 +9,14 @@ against the training split and the number of torchrun processes; the files and f
 ``seeds.authors_list``; that a weights file reads as a state dict; that every training image (and
 validation image, for the classifier) has its label map; and that a saliency folder holds a map for every
 training image. With ``data.dataset=synthetic`` a missing root is written by the first step, so only its
-split names are checked. Every process of a torchrun launch runs the same check.
+split names are checked, and an existing root must hold the dataset of ``data.synth``. The run folder
+(``out``) must be a folder that can be created and written. Every process of a torchrun launch runs the same
+check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from operator import attrgetter
@@ -24,13 +27,14 @@ import torch
 
 from ..data.check import file_problems, unlabelled_indices
 from ..data.saliency import SaliencyFolder
-from ..data.synthetic import SPLIT_CODES
+from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
 from ..files import write_text
 from ..models.deeplab import DeepLabASPP
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
+from ..overrides import apply_overrides
 from ..profile import Profile
 from . import folders
 from .train import iterations_per_epoch, require_shared
@@ -85,15 +89,6 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
-    empty = random_starts(cfg, steps)
-    if empty and not cfg.random_init:
-        nets = {"cls.backbone_weights": "vgg16", "seg.backbone_weights": cfg.seg.backbone}
-        files = " and ".join(f"{key}=<torchvision {nets[key]} state dict>" for key in empty)
-        raise InputError(f"{' and '.join(empty)}: no weights file, so a network would start from random weights; "
-                         f"the paper starts from ImageNet: give {files}, or random_init=true to train from random "
-                         f"weights on purpose")
-    if "seg.backbone_weights" in empty:
-        require_resnet_weights(cfg, "imagenet")
     problems: list[str] = []
 
     def collect(check, *args) -> None:
@@ -102,6 +97,17 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             check(*args)
         except InputError as exc:
             problems.append(str(exc))
+
+    empty = random_starts(cfg, steps)
+    if empty and not cfg.random_init:
+        nets = {"cls.backbone_weights": "vgg16", "seg.backbone_weights": cfg.seg.backbone}
+        files = " and ".join(f"{key}=<torchvision {nets[key]} state dict>" for key in empty)
+        problems.append(f"{' and '.join(empty)}: no weights file, so a network would start from random weights; "
+                        f"the paper starts from ImageNet: give {files}, or random_init=true to train from random "
+                        f"weights on purpose")
+    elif "seg.backbone_weights" in empty:
+        collect(require_resnet_weights, cfg, "imagenet")
+    collect(_require_run_folder, cfg.run_dir)
 
     processes = int(os.environ.get("WORLD_SIZE", 1))
     trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
@@ -129,6 +135,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         if states[path.resolve()] is not None:
             problems += _weights_misfit(cfg, key, path, states[path.resolve()])
     root = Path(cfg.data.root)
+    if cfg.data.dataset == "synthetic":
+        collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
     if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
         for key in split_keys:
             if get(key) not in SPLIT_CODES:
@@ -208,6 +216,25 @@ def _fingerprint(ds: VOCSegmentation) -> str:
                 stats.append("-")
         digest.update(f"{image_id} {' '.join(stats)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _require_run_folder(run_dir: Path) -> None:
+    """InputError naming ``out`` unless ``run_dir`` is a folder, or can be made in a folder that can be written."""
+    if run_dir.exists():
+        ok, why = run_dir.is_dir() and os.access(run_dir, os.W_OK | os.X_OK), "it is not a folder you can write to"
+    else:                  # made and removed again: only making it says whether it can be (e.g. under /proc)
+        missing = [p for p in [run_dir.absolute(), *run_dir.absolute().parents] if not p.exists()]
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)       # exist_ok: another torchrun process's probe
+            ok, why = True, ""
+        except OSError as exc:
+            ok, why = False, f"it cannot be created ({exc.strerror})"
+        for made in missing:
+            with contextlib.suppress(OSError):                 # gone already, or in use by then
+                made.rmdir()
+    if not ok:
+        raise InputError(f"out: cannot keep the run folder in {run_dir}: {why}; expected a folder to write the "
+                         f"run into (out=... or, by default, runs/<profile>)")
 
 
 def _raise(problems: list[str]) -> None:

@@ -166,6 +166,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                   flush=True)
     elif ckpt.is_file() and world.main:
         set_aside(ckpt, desc)
+    elif resume and world.main:
+        print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
+              f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0", file=sys.stderr, flush=True)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
