@@ -142,7 +142,8 @@ def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
 
 class Kernel:
     """One normalised Gaussian kernel of the mean field, ``weight * D K D`` with ``D = diag(norm)``, kept
-    factored: ``apply`` filters marginals ``(B, N, C) -> K q`` without ``D``; ``norm``: ``(B or 1, N, 1)``."""
+    factored: ``apply`` filters marginals (positions by classes, batched or not) ``q -> K q`` without ``D``;
+    ``norm`` broadcasts against ``q`` (``(B or 1, N, 1)`` dense, ``(P, 1)`` on the lattice)."""
 
     def __init__(self, apply: Callable[[torch.Tensor], torch.Tensor], norm: torch.Tensor, weight: float):
         self.apply, self.norm, self.weight = apply, norm, weight
@@ -272,18 +273,24 @@ def mean_field(energy: torch.Tensor, pairwise: torch.Tensor | list[Kernel], iter
     Returns:
         ``(B, C, N)`` marginals ``Q``, in the inputs' dtype whatever autocast is on.
     """
-    neg_u = -energy.transpose(1, 2)                            # (B, N, C): positions as rows for matmul
-    q = neg_u.softmax(-1)
+    if torch.is_tensor(pairwise):                    # the filter written out: one kernel, D = I, weight 1
+        a = pairwise
+        pairwise = [Kernel(lambda q: torch.matmul(a, q), torch.ones((), dtype=a.dtype, device=a.device), 1.0)]
     with torch.autocast(energy.device.type, enabled=False):
-        for _ in range(iterations):
-            if torch.is_tensor(pairwise):
-                t = torch.baddbmm(neg_u, pairwise.expand(neg_u.shape[0], -1, -1), q)
-            else:
-                t = neg_u
-                for kernel in pairwise:
-                    t = kernel.add_message(t, q)
-            q = t.softmax(-1)
+        q = _mean_field_steps(-energy.transpose(1, 2), pairwise, iterations)   # positions as rows for matmul
     return q.transpose(1, 2)
+
+
+def _mean_field_steps(neg_u: torch.Tensor, kernels: list[Kernel], iterations: int) -> torch.Tensor:
+    """``Q = softmax(-U)``, then ``iterations`` times ``Q <- softmax(-U + sum_k w_k D_k K_k D_k Q)``, classes on
+    the last axis of ``neg_u`` (``-U``): the update of :func:`mean_field` and :func:`lattice_crf` alike."""
+    q = neg_u.softmax(-1)
+    for _ in range(iterations):
+        t = neg_u
+        for kernel in kernels:
+            t = kernel.add_message(t, q)
+        q = t.softmax(-1)
+    return q
 
 
 def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str) -> torch.Tensor:
@@ -338,15 +345,10 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
         features = [_features(e.shape[1], e.shape[2], sxy, dev, None if srgb is None else im, srgb or 1.0)
                     for e, im in zip(energies, rgbs)]
         grid = lat.build(torch.cat(features), group, origin)
-        norm = (lat.filter(grid, torch.ones(group.shape[0], 1, device=dev)) + 1e-20).rsqrt()
-        kernels.append((grid, norm, weight))
+        norm = _normalisation(lat.filter(grid, torch.ones(group.shape[0], 1, device=dev)))
+        kernels.append(Kernel(lambda q, grid=grid: lat.filter(grid, q), norm, weight))
     neg_u = -torch.cat([e.reshape(e.shape[0], -1).T for e in energies]).float()     # (P, C)
-    q = neg_u.softmax(1)
-    for _ in range(params.iterations):
-        t = neg_u.clone()
-        for grid, norm, weight in kernels:
-            t.add_(lat.filter(grid, q * norm).mul_(norm), alpha=weight)
-        q = t.softmax(1)
+    q = _mean_field_steps(neg_u, kernels, params.iterations)
     return [part.T.reshape(e.shape) for part, e in zip(q.split(sizes), energies)]
 
 
