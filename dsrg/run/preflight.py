@@ -137,13 +137,13 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
         collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
-    if cfg.data.dataset == "synthetic" and not root.exists():   # written by the first step that opens it
-        for key in split_keys:
-            if get(key) not in SPLIT_CODES:
-                problems.append(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
-                                f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
-        _raise(problems)
-        return
+        if not root.exists():                                       # written by the first step that opens it
+            for key in split_keys:
+                if get(key) not in SPLIT_CODES:
+                    problems.append(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
+                                    f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
+            _raise(problems)
+            return
     if not root.is_dir():
         problems.append(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
         _raise(problems)
