@@ -166,11 +166,10 @@ def _squared_distances(rgb: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Ten
     b = rgb.shape[0]
     col = rgb.reshape(b, -1, 3).to(torch.int64)
     sq = col.square().sum(-1, keepdim=True)                                             # (B, N, 1) <= 195075
-    digits = torch.cat([sq // 65536, sq // 256 % 256, sq % 256], -1)                     # (B, N, 3)
-    scale = torch.tensor([65536, 256, 1], device=rgb.device)
-    ones = torch.ones_like(digits)
-    left = torch.cat([col, digits, ones], -1)
-    right = torch.cat([-2 * col, scale.expand_as(digits), digits * scale], -1)
+    hi, mid, lo = sq // 65536, sq // 256 % 256, sq % 256                                 # base-256 digits
+    one = torch.ones_like(sq)
+    left = torch.cat([col, hi, mid, lo, one, one, one], -1)
+    right = torch.cat([-2 * col, 65536 * one, 256 * one, one, 65536 * hi, 256 * mid, lo], -1)
     return left.to(dtype), right.to(dtype).transpose(1, 2)
 
 
