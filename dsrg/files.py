@@ -90,6 +90,15 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def not_a_folder(path: str | os.PathLike) -> str:
+    """Why ``path`` is not a folder, for a message ``f"{what} {not_a_folder(p)}: {p}"``: ``not found``, or
+    ``is a file, not a folder`` (or the like, for anything else that stands there)."""
+    path = Path(path)
+    if not path.exists():
+        return "not found"
+    return "is a file, not a folder" if path.is_file() else "is not a folder"
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (which must not exist)."""
@@ -114,13 +123,26 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
     Processes that write the same output (two notebooks that share a run, a book build that executes
     notebooks side by side) take the same lock: the second waits, then finds the output complete. An
     advisory ``fcntl.flock``, released by the OS if the holder dies; where ``fcntl`` does not exist
-    (Windows) the block runs unlocked.
+    (Windows) the block runs unlocked. The holder deletes the file as it leaves; a waiter that then finds
+    its file gone from ``path`` takes the lock of a fresh one, so nothing stays behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:      # closing the file releases the lock
+    while True:
+        f = open(path, "a")
         _lock(f.fileno())
+        try:
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        f.close()               # the holder before us removed this file: lock the one at ``path`` now
+    try:
         yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()       # while still held: no one can lock it after us
+        f.close()               # closing the file releases the lock
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

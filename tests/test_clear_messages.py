@@ -352,6 +352,29 @@ def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_p
     assert not stale.exists() and (tmp_path / ".notes.txt").exists() and (tmp_path / "model.pt").exists()
 
 
+def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
+    import threading
+
+    from dsrg.files import locked
+
+    lock, order = tmp_path / ".out.lock", []
+
+    def second():
+        with locked(lock):                  # waits for the first, whose file is gone when it gets it
+            order.append("second")
+
+    with locked(lock):
+        assert lock.exists()
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive(), "the second writer waits while the first holds the lock"
+        order.append("first")
+    waiter.join(10)
+    assert order == ["first", "second"]
+    assert not lock.exists(), "nothing stays beside the output"
+
+
 def test_data_check_reports_a_corrupt_image_once_and_by_its_id(tmp_path, capsys):
     root = _voc_root(tmp_path / "voc")
     jpeg = (root / "JPEGImages" / "im1.jpg").read_bytes()
