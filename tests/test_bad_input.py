@@ -181,11 +181,15 @@ def test_data_check_reports_a_missing_label_folder_and_counts_every_problem_once
     assert out.strip().endswith("2 problems")
 
 
-def test_data_check_refuses_a_missing_root_and_a_negative_sample(tmp_path, capsys):
+def test_data_check_refuses_a_missing_root_a_file_as_root_and_a_negative_sample(tmp_path, capsys):
     from dsrg.cli import main
 
     assert main(["data", "check", "--root", str(tmp_path / "nowhere")]) == 2
     assert f"dataset root not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    (tmp_path / "VOC2012.tar").write_bytes(b"an archive, not yet unpacked")
+    for dataset in ("voc", "coco"):
+        assert main(["data", "check", "--root", str(tmp_path / "VOC2012.tar"), "--dataset", dataset]) == 2
+        assert f"root is a file, not a folder: {tmp_path / 'VOC2012.tar'}" in capsys.readouterr().err
     assert main(["data", "check", "--root", str(_voc_root(tmp_path / "voc")), "--sample", "-1"]) == 2
     assert "--sample): expected a number of files to open per split >= 0, got -1" in capsys.readouterr().err
 

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, name_some, plural
+from ..files import not_a_folder
 from .voc import VOC_CLASSES, VOCSegmentation
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
@@ -49,7 +50,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
     root = Path(root)
     _check_sample(sample)
     if not root.is_dir():
-        raise InputError(f"dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
+        raise InputError(f"dataset root {not_a_folder(root)}: {root} (expected a folder in the PASCAL VOC layout)")
     sets = root / "ImageSets" / "Segmentation"
     if not sets.is_dir():
         raise InputError(f"{root}: no ImageSets/Segmentation folder (expected the PASCAL VOC layout)")
@@ -251,7 +252,8 @@ def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[l
     root = Path(root)
     _check_sample(sample)
     if not root.is_dir():
-        raise InputError(f"COCO root not found: {root}")
+        raise InputError(f"COCO root {not_a_folder(root)}: {root} (expected the COCO 2014 layout: "
+                         "annotations/, train2014/, val2014/)")
     if not (root / "annotations").is_dir():
         hint = (" (this looks like a converted VOC-layout root: check it with --dataset voc)"
                 if (root / "ImageSets" / "Segmentation").is_dir() else "")

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError, name_some
-from ..files import atomic_path, write_text
+from ..files import atomic_path, not_a_folder, write_text
 from .voc import image_size, write_label_png
 
 AUG_DIR = "SegmentationClassAug"
@@ -88,7 +88,8 @@ def find_sbd_root(path: str | os.PathLike) -> Path:
         if (candidate / "cls").is_dir():
             return candidate
     if not path.is_dir():
-        raise InputError(f"SBD root not found: {path} (expected benchmark_RELEASE/dataset from benchmark.tgz)")
+        raise InputError(f"SBD root {not_a_folder(path)}: {path} "
+                         "(expected benchmark_RELEASE/dataset from benchmark.tgz)")
     raise InputError(f"{path} has no cls folder (expected the SBD layout benchmark_RELEASE/dataset/cls/<id>.mat)")
 
 
@@ -100,7 +101,8 @@ def find_voc_root(path: str | os.PathLike) -> Path:
         if (candidate / "JPEGImages").is_dir():
             return candidate
     if not path.is_dir():
-        raise InputError(f"VOC root not found: {path} (expected VOCdevkit/VOC2012 from VOCtrainval_11-May-2012.tar)")
+        raise InputError(f"VOC root {not_a_folder(path)}: {path} "
+                         "(expected VOCdevkit/VOC2012 from VOCtrainval_11-May-2012.tar)")
     raise InputError(f"{path} has no JPEGImages folder (expected the VOC 2012 layout VOCdevkit/VOC2012)")
 
 

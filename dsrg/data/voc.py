@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, not_utf8
-from ..files import atomic_path, load_image, read_rgb
+from ..files import atomic_path, load_image, not_a_folder, read_rgb
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -163,7 +163,8 @@ class VOCSegmentation:
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
-            raise InputError(f"dataset root not found: {self.root} (expected a folder in the PASCAL VOC layout)")
+            raise InputError(f"dataset root {not_a_folder(self.root)}: {self.root} "
+                             "(expected a folder in the PASCAL VOC layout)")
         if not (self.root / "JPEGImages").is_dir():
             raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg)")
         self.ids = self._read_split()

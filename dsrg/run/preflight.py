@@ -30,7 +30,7 @@ from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
-from ..files import write_text
+from ..files import not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
@@ -145,7 +145,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             _raise(problems)
             return
     if not root.is_dir():
-        problems.append(f"data.root: dataset root not found: {root} (expected a folder in the PASCAL VOC layout)")
+        problems.append(f"data.root: dataset root {not_a_folder(root)}: {root} "
+                        "(expected a folder in the PASCAL VOC layout)")
         _raise(problems)
     splits = {}
     for key in split_keys:
