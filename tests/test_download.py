@@ -228,6 +228,16 @@ def test_a_network_error_is_a_clear_error_with_the_offline_route(source, tmp_pat
         download("voc", tmp_path, opener=offline, progress=False)
 
 
+def test_a_failed_download_leaves_no_folder_it_made_unless_a_part_is_there_to_resume(source, tmp_path):
+    root = tmp_path / "data" / "voc"
+    with pytest.raises(DownloadError, match=rf"copy it into the folder {re.escape(str(root))} \(make it first\)"):
+        download("voc", root, opener=offline, progress=False)
+    assert list(tmp_path.iterdir()) == [], "no empty data/voc left behind"
+    with pytest.raises(DownloadError, match="resume"):
+        download("voc", root, opener=FakeServer(PAYLOAD, break_after=7000), progress=False)
+    assert [p.name for p in root.iterdir()] == ["VOCtrainval.tar.part"]
+
+
 def test_the_offline_route_names_every_archive_still_missing(monkeypatch, tmp_path):
     done, placed, missing, later = (Archive(f"http://example.invalid/{n}", n)
                                     for n in ("a.zip", "b.zip", "c.zip", "d.zip"))

@@ -29,6 +29,7 @@ the unpacked data on top of the archive.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -264,27 +265,36 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
     if kind not in SOURCES:
         raise InputError(f"unknown dataset {kind!r} to download; expected one of {', '.join(SOURCES)}")
     root = Path(root)
+    made = [p for p in (root, *root.parents) if not p.exists()]     # the deepest first
     root.mkdir(parents=True, exist_ok=True)
-    for archive in SOURCES[kind]:
-        marker = marker_path(root, archive)
-        if marker.is_file():
-            continue
-        path = root / archive.name
-        try:
-            sha256 = fetch(archive, path, opener, progress)
-        except UnreachableError as exc:
-            raise UnreachableError(f"{exc}. {_offline_route(kind, root)}") from exc
-        extract(path, root)
-        write_json(marker, _record(root, archive, sha256))
-        if not keep_archives:
-            path.unlink()
+    try:
+        for archive in SOURCES[kind]:
+            marker = marker_path(root, archive)
+            if marker.is_file():
+                continue
+            path = root / archive.name
+            try:
+                sha256 = fetch(archive, path, opener, progress)
+            except UnreachableError as exc:
+                raise UnreachableError(f"{exc}. {_offline_route(kind, root, made=root in made)}") from exc
+            extract(path, root)
+            write_json(marker, _record(root, archive, sha256))
+            if not keep_archives:
+                path.unlink()
+    except BaseException:
+        for folder in made:                 # the folders this call made, where nothing came into them
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return root / DATASET_DIRS[kind]
 
 
-def _offline_route(kind: str, root: Path) -> str:
-    """How to go on without network: the archives of ``kind`` still missing from ``root``, and their URLs."""
+def _offline_route(kind: str, root: Path, made: bool = False) -> str:
+    """How to go on without network: the archives of ``kind`` still missing from ``root``, and their URLs
+    (``made``: this call made ``root``, and removes it again)."""
     missing = [a for a in SOURCES[kind] if not marker_path(root, a).is_file() and not (root / a.name).is_file()]
     files = ", ".join(f"{a.name} ({a.url})" for a in missing)
     them, names = ("them", "those names") if len(missing) > 1 else ("it", "that name")
-    return (f"Without network: fetch {files} elsewhere and copy {them} into {root} under {names}; running "
+    into = f"the folder {root} (make it first)" if made else str(root)
+    return (f"Without network: fetch {files} elsewhere and copy {them} into {into} under {names}; running "
             f"the same command again then checks {them} (SHA-256) and unpacks {them}")
