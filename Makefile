@@ -26,11 +26,14 @@ help:
 	@echo "make chromium  install Debian's chromium for the book's browser tests if missing (root + apt only)"
 
 # The virtual environment: torch first, pinned exactly (a CPU wheel here; unpinned pulls CUDA builds),
-# then the package with every pinned dependency (pyproject.toml).
+# then the package with every pinned dependency (pyproject.toml). TORCH_INDEX: where torch comes from, e.g.
+# https://download.pytorch.org/whl/cpu on a machine without a GPU whose pip reads PyPI (PyPI's Linux wheel
+# is the CUDA build, gigabytes of it).
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "dsrg needs Python >= 3.11, found " + sys.version' 
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
+	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[book,test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
