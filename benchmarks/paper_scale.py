@@ -13,11 +13,12 @@ full schedule's wall time projected from it.
    ``--slice`` training images (seeds, pseudo-labels) and validation images (evaluate, and the validation
    that ends train-cls). Each step runs in a
    process of its own, so that its peak memory is its own.
-3. Per step: seconds per iteration (the first, warming up, left out) or per image; the share of each
-   iteration spent waiting for its batch; on CUDA the share the GPU stood idle (CUDA events around the
-   step's work, against wall time); peak memory (resident on the CPU, allocated on CUDA); and the projected
-   wall time of the full schedule: the step's setup plus the per-iteration (per-image) time times the
-   profile's iterations (the split's images). Then the projected total.
+3. Per step: seconds per iteration (the first, warming up, left out, and what it took beyond that rate
+   counted once) or per image; the share of each iteration spent waiting for its batch; on CUDA the share
+   the GPU stood idle (CUDA events around the step's work, against wall time); peak memory (resident on the
+   CPU, allocated on CUDA); and the projected wall time of the full schedule: the step's setup and warm-up
+   plus the per-iteration (per-image) time times the profile's iterations (the split's images). Then the
+   projected total.
 4. The loader: images per second that one process turns into each training step's items, and so how many
    loader processes a GPU's rate asks for; and the seeds step's saliency in one process and in one per core.
 
@@ -129,13 +130,16 @@ def write_slice(root: Path, split: str, n: int) -> str:
 
 def training_measures(log: list[dict], wall_s: float, timed: dict | None = None, warmup: int = 1) -> dict:
     """What one training step's slice says: seconds per iteration (the first ``warmup`` left out, when there
-    are more), the shares of wall time spent waiting for data and, where logged, with the GPU idle; the
-    seconds per image of what it then ran over a split (``timed``: train-cls scores the validation split);
-    its setup (the wall time outside both)."""
+    are more; ``warmup_s``: what they took beyond that rate, paid once by the full schedule too), the shares
+    of wall time spent waiting for data and, where logged, with the GPU idle; the seconds per image of what it
+    then ran over a split (``timed``: train-cls scores the validation split); its setup (the wall time outside
+    both)."""
     rows = log[warmup:] if len(log) > warmup else log
     seconds = sum(r["s"] for r in rows)
     out = {"iterations": len(log), "per_iteration_s": seconds / len(rows),
            "data_wait": sum(r.get("wait", 0.0) for r in rows) / seconds}
+    first = log[:len(log) - len(rows)]
+    out["warmup_s"] = max(0.0, sum(r["s"] for r in first) - len(first) * out["per_iteration_s"])
     if all("gpu" in r for r in rows):
         out["gpu_idle"] = max(0.0, 1.0 - sum(r["gpu"] for r in rows) / seconds)
     outside = wall_s - sum(r["s"] for r in log)
@@ -153,9 +157,9 @@ def inference_measures(timed: dict, wall_s: float) -> dict:
 
 
 def project(measures: dict, iterations: int = 0, images: int = 0) -> float:
-    """Projected wall seconds of a step: its setup, plus ``iterations`` times its seconds per iteration, plus
-    ``images`` times its seconds per image (each where the step has them)."""
-    return (measures["setup_s"] + iterations * measures.get("per_iteration_s", 0.0)
+    """Projected wall seconds of a step: its setup and warm-up, plus ``iterations`` times its seconds per
+    iteration, plus ``images`` times its seconds per image (each where the step has them)."""
+    return (measures["setup_s"] + measures.get("warmup_s", 0.0) + iterations * measures.get("per_iteration_s", 0.0)
             + images * measures.get("per_image_s", 0.0))
 
 

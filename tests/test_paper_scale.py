@@ -69,19 +69,20 @@ def test_a_slice_is_the_first_ids_of_its_split(small_set):
     assert VOCSegmentation(small_set, name).ids == ["2008_000000", "2008_000001"]
 
 
-def test_a_training_slice_leaves_its_first_iteration_out_and_projects_by_hand():
+def test_a_training_slice_rates_without_its_first_iteration_and_projects_it_once_by_hand():
     log = [{"it": 0, "s": 5.0, "wait": 4.0}, {"it": 1, "s": 2.0, "wait": 0.5}, {"it": 2, "s": 2.0, "wait": 0.0}]
     m = training_measures(log, wall_s=19.0)
     assert m["per_iteration_s"] == 2.0 and m["data_wait"] == 0.125 and m["setup_s"] == 10.0
+    assert m["warmup_s"] == 3.0, "the first iteration's 5 s: 3 s beyond the rate"
     assert "gpu_idle" not in m
-    assert project(m, iterations=8000) == 10.0 + 8000 * 2.0
+    assert project(m, iterations=8000) == 10.0 + 5.0 + 7999 * 2.0
 
 
 def test_a_classifier_slice_projects_its_validation_apart_from_its_setup():
     log = [{"it": 0, "s": 3.0, "wait": 0.0}, {"it": 1, "s": 1.0, "wait": 0.0}]
     m = training_measures(log, wall_s=16.0, timed={"images": 4, "s": 2.0})
     assert m["per_iteration_s"] == 1.0 and m["per_image_s"] == 0.5 and m["setup_s"] == 10.0
-    assert project(m, iterations=100, images=1449) == 10.0 + 100 * 1.0 + 1449 * 0.5
+    assert project(m, iterations=100, images=1449) == 10.0 + 3.0 + 99 * 1.0 + 1449 * 0.5
 
 
 def test_the_gpu_idle_share_is_the_wall_time_outside_the_gpu_work():
