@@ -40,8 +40,8 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
         "crf": (bench("crf.py", "--device", "cuda", name="crf"), 20),
         "crf-test": (bench("crf.py", "--test-time", "--device", "cuda", "--images", "16", "--batch", "8",
                            name="crf-test"), 25),
-        "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "20", "--iterations", "40",
-                              "--pool", "400", "--saliency-images", "32", "--data", "/tmp/dsrg-paper-scale-set",
+        "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "64", "--iterations", "40",
+                              "--pool", "400", "--saliency-images", "128", "--data", "/tmp/dsrg-paper-scale-set",
                               "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 150),
     }
 

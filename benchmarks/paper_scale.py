@@ -13,8 +13,9 @@ full schedule's wall time projected from it.
    ``--slice`` training images (seeds, pseudo-labels) and validation images (evaluate, and the validation
    that ends train-cls). Each step runs in a
    process of its own, so that its peak memory is its own.
-3. Per step: seconds per iteration (the first, warming up, left out, and what it took beyond that rate
-   counted once) or per image; the share of each iteration spent waiting for its batch; on CUDA the share
+3. Per step: seconds per iteration or per image, the start-up left out (a training step's first iteration;
+   an inference step's first quarter of images: worker processes starting, CUDA's first kernels, a pool
+   filling up) and what it took beyond that rate counted once; the share of each iteration spent waiting for its batch; on CUDA the share
    the GPU stood idle (CUDA events around the step's work, against wall time); peak memory (resident on the
    CPU, allocated on CUDA); and the projected wall time of the full schedule: the step's setup and warm-up
    plus the per-iteration (per-image) time times the profile's iterations (the split's images). Then the
@@ -144,16 +145,29 @@ def training_measures(log: list[dict], wall_s: float, timed: dict | None = None,
         out["gpu_idle"] = max(0.0, 1.0 - sum(r["gpu"] for r in rows) / seconds)
     outside = wall_s - sum(r["s"] for r in log)
     if timed is not None:
-        out.update(images=timed["images"], per_image_s=timed["s"] / max(1, timed["images"]))
+        images = image_rate(timed)
+        out.update(images=images["images"], per_image_s=images["per_image_s"],
+                   warmup_s=out["warmup_s"] + images["warmup_s"])
         outside -= timed["s"]
     out["setup_s"] = max(0.0, outside)
     return out
 
 
+def image_rate(timed: dict) -> dict:
+    """Seconds per image of a step's images (``done.json``'s ``timed``): over the images after the first
+    quarter where it was recorded (``start``: worker processes starting, CUDA's first kernels, a pool filling
+    up), what that quarter took beyond the rate in ``warmup_s``; else over all of them."""
+    n, s, start = timed["images"], timed["s"], timed.get("start")
+    if start is None or start["images"] >= n:
+        return {"images": n, "per_image_s": s / max(1, n), "warmup_s": 0.0}
+    rate = (s - start["s"]) / (n - start["images"])
+    return {"images": n, "per_image_s": rate, "warmup_s": max(0.0, start["s"] - start["images"] * rate)}
+
+
 def inference_measures(timed: dict, wall_s: float) -> dict:
-    """What one inference step's slice says: seconds per image and its setup (the wall time outside the images)."""
-    return {"images": timed["images"], "per_image_s": timed["s"] / max(1, timed["images"]),
-            "setup_s": max(0.0, wall_s - timed["s"])}
+    """What one inference step's slice says: seconds per image (:func:`image_rate`), its warm-up, and its setup
+    (the wall time outside the images)."""
+    return {**image_rate(timed), "setup_s": max(0.0, wall_s - timed["s"])}
 
 
 def project(measures: dict, iterations: int = 0, images: int = 0) -> float:
@@ -262,19 +276,22 @@ def loader_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
 
 
 def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
-    """Images per second of the seeds step's saliency (``rbd``) in one process and in a pool of one process
-    per core (:func:`dsrg.steps.seeds._with_saliency`, as the step runs it)."""
+    """Images per second of the seeds step's saliency (``rbd``) in one process (over a quarter of ``images``)
+    and in a pool of one process per core (:func:`dsrg.steps.seeds._with_saliency`, as the step runs it, over
+    ``images``), each rated after its first quarter (:func:`image_rate`: imports, the pool starting)."""
     from dsrg.data.voc import VOCSegmentation
+    from dsrg.run.folders import Clock
     from dsrg.steps.seeds import _with_saliency
     from dsrg.workers import usable_cores
 
-    ds = VOCSegmentation(root, write_slice(root, split, images))
     cores = usable_cores()
     rates = {}
-    for workers in (0, cores):
-        start = time.perf_counter()
-        n = sum(1 for _ in _with_saliency(ds, "rbd", workers))
-        rates[f"{workers} workers" if workers else "one process"] = n / (time.perf_counter() - start)
+    for workers, n in ((0, max(4, images // 4)), (cores, images)):
+        ds = VOCSegmentation(root, write_slice(root, split, n))
+        clock = Clock()
+        for _ in _with_saliency(ds, "rbd", workers):
+            clock.tick()
+        rates[f"{workers} workers" if workers else "one process"] = 1 / image_rate(clock.timed())["per_image_s"]
     return rates
 
 
@@ -308,7 +325,8 @@ def main() -> None:
     ap.add_argument("--data", default="data/paper-scale", help="the VOC-shaped set (written once, then reused)")
     ap.add_argument("--pool", type=int, default=1000, help="distinct images the set's ids link to")
     ap.add_argument("--out", default="runs/paper-scale", help="run folder of the slice (emptied first)")
-    ap.add_argument("--saliency-images", type=int, default=60, help="images of the saliency rate measure")
+    ap.add_argument("--saliency-images", type=int, default=60,
+                    help="images of the saliency rate measure in a pool (one process: a quarter of them)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("overrides", nargs="*", help="key=value for the profile")
     args = ap.parse_args()

@@ -97,6 +97,30 @@ def test_an_inference_slice_projects_its_setup_once_and_its_images_by_hand():
     assert project(m, images=10_582) == 4.0 + 10_582 * 0.5
 
 
+def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand(monkeypatch):
+    from dsrg.run import folders
+
+    now = iter([0.0, 5, 6, 7, 8, 9, 10, 11, 12, 12])      # started; 8 images done; timed at once
+    monkeypatch.setattr(folders.time, "perf_counter", lambda: next(now))
+    clock = folders.Clock()
+    for _ in range(8):
+        clock.tick()
+    timed = clock.timed()
+    assert timed == {"images": 8, "s": 12.0, "start": {"images": 2, "s": 6.0}}
+    m = inference_measures(timed, wall_s=14.0)
+    assert m["per_image_s"] == 1.0 and m["warmup_s"] == 4.0 and m["setup_s"] == 2.0   # 5 s for image 1: 4 s start-up
+    assert project(m, images=100) == 2.0 + 5.0 + 99 * 1.0
+
+
+def test_processes_that_split_a_step_count_every_image_in_the_slowest_ones_time():
+    from dsrg.steps.seeds import split_time
+
+    one = {"images": 8, "s": 10.0, "start": {"images": 2, "s": 4.0}}
+    two = {"images": 8, "s": 12.0, "start": {"images": 2, "s": 5.0}}
+    assert split_time([one, two]) == {"images": 16, "s": 12.0, "start": {"images": 4, "s": 5.0}}
+    assert split_time([one, {"images": 2, "s": 1.0}]) == {"images": 10, "s": 10.0}
+
+
 def test_the_table_gives_the_projected_total():
     train = {**training_measures([{"it": 0, "s": 1.0, "wait": 0.0}], 61.0), "full": {"iterations": 60},
              "peak": {"rss_mib": 100}}

@@ -250,10 +250,29 @@ def start(cfg: Profile, step: str) -> Path:
     return folder
 
 
-def timed(images: int, since: float) -> dict:
-    """``{"images": images, "s": seconds since since}``: what an inference step spent on its images, its setup
-    (reading the model) not counted; ``done.json`` keeps it as ``timed``, to project a longer split from."""
-    return {"images": images, "s": round(time.perf_counter() - since, 3)}
+class Clock:
+    """What an inference step spends on its images, its setup (reading the model) not counted, and when the
+    first quarter of them was done: that quarter holds the start-up that a longer split pays once (worker
+    processes starting, CUDA's first kernels, a pool filling up), so a projection rates the images after it
+    (``benchmarks/paper_scale.py``). ``done.json`` keeps :meth:`timed` as ``timed``."""
+
+    def __init__(self) -> None:
+        self.start, self.done = time.perf_counter(), []
+
+    def tick(self) -> None:
+        """One more image done."""
+        self.done.append(time.perf_counter())
+
+    def timed(self, images: int | None = None) -> dict:
+        """``{"images", "s", "start": {"images", "s"}}``: ``images`` (default the ticks; under torchrun, every
+        process's) in ``s`` seconds, of which the first quarter of the ticks (scaled to ``images``) in
+        ``start.s``; no ``start`` under four ticks."""
+        n = len(self.done) if images is None else images
+        out = {"images": n, "s": round(time.perf_counter() - self.start, 3)}
+        k = len(self.done) // 4
+        if k:
+            out["start"] = {"images": round(k * n / len(self.done)), "s": round(self.done[k - 1] - self.start, 3)}
+        return out
 
 
 def finish(folder: Path, started: float, **summary) -> dict:

@@ -91,13 +91,14 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     todo = sorted(set(mine) - set(kept))
     images = ((ds.ids[i], ds.image(i)) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    timer, written = time.perf_counter(), len(kept)
+    clock, written = folders.Clock(), len(kept)
     try:
         with predictions(ctx, model, images, sizes_of, cfg.eval) as labels:
             for image_id, label in tqdm(labels, total=len(todo), desc="evaluate", unit="img",
                                         disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(pred_dir / f"{image_id}.png", label)
                 written += 1
+                clock.tick()
                 if meter is not None:
                     gt = ds.mask(index[image_id])
                     meter.update(label, gt)
@@ -113,7 +114,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
-    timed = folders.timed(sum(n for _, n in parts), timer)
+    timed = clock.timed(sum(n for _, n in parts))
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:
         result = meter.summary()

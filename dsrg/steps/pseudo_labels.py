@@ -49,13 +49,14 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         images = ((ds.ids[i], ds.image(i)) for i in todo)
     sizes = [(s, s) for s in cfg.pseudo.sizes]
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    written, timer = len(kept), time.perf_counter()
+    written, clock = len(kept), folders.Clock()
     try:
         with predictions(ctx, model, images, lambda h, w: sizes, cfg.pseudo) as labels:
             for image_id, label in tqdm(labels, total=len(todo), desc="pseudo-labels", unit="img",
                                         disable=not (cfg.progress and ctx.world.main)):
                 write_label_png(out / f"{image_id}.png", label)
                 written += 1
+                clock.tick()
                 if meter is not None:
                     meter.update(label, ds.mask(index[image_id]))
     except KeyboardInterrupt:
@@ -68,5 +69,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     summary = meter.summary() if meter is not None else None
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.timed(sum(labelled), timer))
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=clock.timed(sum(labelled)))
     return folder

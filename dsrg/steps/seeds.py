@@ -45,7 +45,7 @@ from .common import begin, build_cls_net, setup
 def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None
              ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """The cues of the images ``indices`` of ``ds`` (default all) from CAMs and saliency, and the time their
-    images took (:func:`dsrg.run.folders.timed`, from the first image on: the classifier's loading not
+    images took (:meth:`dsrg.run.folders.Clock.timed`, from the first image on: the classifier's loading not
     counted). ``progress``: a progress bar (default ``cfg.progress``)."""
     indices = range(len(ds)) if indices is None else indices
     progress = cfg.progress if progress is None else progress
@@ -55,7 +55,7 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
     out = {}
     images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers), indices) \
         if folder is None else ((i, ds.image(i), None) for i in indices)
-    timer = time.perf_counter()
+    clock = folders.Clock()
     with closing(images):             # its saliency workers end even when this loop stops on an error
         for i, image, sal in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
             labels = torch.from_numpy(ds.labels(i))
@@ -68,7 +68,18 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
             cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
                              cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
             out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
-    return out, folders.timed(len(indices), timer)
+            clock.tick()
+    return out, clock.timed()
+
+
+def split_time(times: list[dict]) -> dict:
+    """The processes' :meth:`~dsrg.run.folders.Clock.timed` as one: all their images, in the slowest one's
+    seconds (its start-up too: the others' images are counted as done by then)."""
+    out = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
+    if all("start" in t for t in times):
+        out["start"] = {"images": sum(t["start"]["images"] for t in times),
+                        "s": max(t["start"]["s"] for t in times)}
+    return out
 
 
 def _with_saliency(ds, method: str, workers: int, indices: Sequence[int] | None = None
@@ -122,9 +133,9 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         if cfg.seeds.source == "cam":
             items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main)
         elif ctx.world.main:                   # a file to read: process 0 alone
-            timer = time.perf_counter()
+            clock = folders.Clock()
             items = authors_cues(cfg, ds)
-            timed = folders.timed(len(ds), timer)
+            timed = clock.timed(len(ds))
         else:
             items, timed = {}, None
     except KeyboardInterrupt:
@@ -137,8 +148,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if len(parts) > 1:                         # every process's cues, in the split's order; the slowest one's time
         every = {k: v for part, _ in parts for k, v in part.items()}
         items = {image_id: every[image_id] for image_id in ds.ids}
-        times = [t for _, t in parts if t is not None]
-        timed = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
+        timed = split_time([t for _, t in parts if t is not None])
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),

@@ -75,10 +75,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     val = open_split(cfg.data, cfg.data.val_split)
-    timer = time.perf_counter()
+    clock = folders.Clock()
     scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp)
     summary = {"val_map": average_precision(scores, targets),
                "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
-               "iterations": cfg.cls.iterations, "timed": folders.timed(len(val), timer)}
+               "iterations": cfg.cls.iterations, "timed": clock.timed(len(val))}
     finish_training(folder, started, model, train, **summary)
     return folder
