@@ -51,12 +51,16 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.close(fd)
 
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows)
+    fcntl = None
+
+
 def _lock(fd: int, wait: bool = True) -> bool:
     """An exclusive advisory lock on the open file ``fd`` (released when it is closed, or its process dies);
     False when ``wait`` is off and another process holds it. Where ``fcntl`` does not exist, True."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
+    if fcntl is None:  # pragma: no cover (Windows)
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -122,20 +126,25 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
 
     Processes that write the same output (two notebooks that share a run, a book build that executes
     notebooks side by side) take the same lock: the second waits, then finds the output complete. An
-    advisory ``fcntl.flock``, released by the OS if the holder dies; where ``fcntl`` does not exist
-    (Windows) the block runs unlocked. The holder deletes the file as it leaves; a waiter that then finds
-    its file gone from ``path`` takes the lock of a fresh one, so nothing stays behind.
+    advisory ``fcntl.flock``, released by the OS if the holder dies. The holder deletes the file as it
+    leaves; a waiter that then finds its file gone from ``path`` takes the lock of a fresh one, so nothing
+    stays behind. Where ``fcntl`` does not exist (Windows) the block runs unlocked, and no file is made.
     """
+    if fcntl is None:  # pragma: no cover (Windows)
+        yield
+        return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
+        path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
         f = open(path, "a")
-        _lock(f.fileno())
         try:
-            if os.path.samestat(os.fstat(f.fileno()), os.stat(path)):
-                break
-        except FileNotFoundError:
-            pass
+            _lock(f.fileno())
+            mine = _still_at(f, path)
+        except BaseException:
+            f.close()
+            raise
+        if mine:
+            break
         f.close()               # the holder before us removed this file: lock the one at ``path`` now
     try:
         yield
@@ -143,6 +152,14 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()       # while still held: no one can lock it after us
         f.close()               # closing the file releases the lock
+
+
+def _still_at(f, path: Path) -> bool:
+    """True when the open file ``f`` is the file at ``path`` (not removed, nor replaced, since it was opened)."""
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except OSError:             # removed (or stale, on NFS)
+        return False
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -353,26 +353,61 @@ def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_p
 
 
 def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
+    """A holds the lock; B waits on A's file; A leaves (deleting its file): B goes in. C, arriving while B
+    is in, must wait for B, although A's file is gone and C makes a new one."""
     import threading
 
     from dsrg.files import locked
 
-    lock, order = tmp_path / ".out.lock", []
+    lock = tmp_path / "run" / ".seg.lock"
+    inside, b_in, b_may_leave = [], threading.Event(), threading.Event()
 
-    def second():
-        with locked(lock):                  # waits for the first, whose file is gone when it gets it
-            order.append("second")
+    def writer(name, entered=None, leave=None):
+        with locked(lock):
+            inside.append(name)
+            if entered is not None:
+                entered.set()
+                leave.wait(10)
+            inside.remove(name)
 
+    b = threading.Thread(target=writer, args=("B", b_in, b_may_leave))
     with locked(lock):
         assert lock.exists()
-        waiter = threading.Thread(target=second)
-        waiter.start()
-        waiter.join(0.3)
-        assert waiter.is_alive(), "the second writer waits while the first holds the lock"
-        order.append("first")
-    waiter.join(10)
-    assert order == ["first", "second"]
-    assert not lock.exists(), "nothing stays beside the output"
+        b.start()
+        assert not b_in.wait(0.3), "B waits while A holds the lock"
+    assert b_in.wait(10), "B goes in once A leaves"
+    c = threading.Thread(target=writer, args=("C",))
+    c.start()
+    c.join(0.3)
+    assert c.is_alive() and inside == ["B"], "C waits for B"
+    b_may_leave.set()
+    b.join(10), c.join(10)
+    assert not b.is_alive() and not c.is_alive() and inside == []
+    assert list(lock.parent.iterdir()) == [], "nothing stays beside the output"
+
+
+def test_a_writer_waiting_for_a_lock_whose_folder_was_removed_makes_it_again(tmp_path):
+    import shutil
+    import threading
+
+    from dsrg.files import locked
+
+    lock, errors = tmp_path / "run" / ".seg.lock", []
+
+    def waiter():
+        try:
+            with locked(lock):
+                pass
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    t = threading.Thread(target=waiter)
+    with locked(lock):
+        t.start()
+        t.join(0.3)
+        shutil.rmtree(lock.parent)          # the user deletes the run folder while a notebook waits
+    t.join(10)
+    assert errors == [] and not t.is_alive()
 
 
 def test_data_check_reports_a_corrupt_image_once_and_by_its_id(tmp_path, capsys):
