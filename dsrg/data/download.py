@@ -273,28 +273,26 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
             if marker.is_file():
                 continue
             path = root / archive.name
-            try:
-                sha256 = fetch(archive, path, opener, progress)
-            except UnreachableError as exc:
-                raise UnreachableError(f"{exc}. {_offline_route(kind, root, made=root in made)}") from exc
+            sha256 = fetch(archive, path, opener, progress)
             extract(path, root)
             write_json(marker, _record(root, archive, sha256))
             if not keep_archives:
                 path.unlink()
-    except BaseException:
+    except BaseException as exc:
         for folder in made:                 # the folders this call made, where nothing came into them
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(exc, UnreachableError):
+            raise UnreachableError(f"{exc}. {_offline_route(kind, root)}") from exc
         raise
     return root / DATASET_DIRS[kind]
 
 
-def _offline_route(kind: str, root: Path, made: bool = False) -> str:
-    """How to go on without network: the archives of ``kind`` still missing from ``root``, and their URLs
-    (``made``: this call made ``root``, and removes it again)."""
+def _offline_route(kind: str, root: Path) -> str:
+    """How to go on without network: the archives of ``kind`` still missing from ``root``, and their URLs."""
     missing = [a for a in SOURCES[kind] if not marker_path(root, a).is_file() and not (root / a.name).is_file()]
     files = ", ".join(f"{a.name} ({a.url})" for a in missing)
     them, names = ("them", "those names") if len(missing) > 1 else ("it", "that name")
-    into = f"the folder {root} (make it first)" if made else str(root)
+    into = str(root) if root.is_dir() else f"the folder {root} (make it first)"
     return (f"Without network: fetch {files} elsewhere and copy {them} into {into} under {names}; running "
             f"the same command again then checks {them} (SHA-256) and unpacks {them}")
