@@ -13,13 +13,13 @@ full schedule's wall time projected from it.
    ``--slice`` training images (seeds, pseudo-labels) and validation images (evaluate, and the validation
    that ends train-cls). Each step runs in a
    process of its own, so that its peak memory is its own.
-3. Per step: seconds per iteration or per image, the start-up left out (a training step's first iteration;
-   an inference step's first quarter of images: worker processes starting, CUDA's first kernels, a pool
-   filling up) and what it took beyond that rate counted once; the share of each iteration spent waiting for its batch; on CUDA the share
-   the GPU stood idle (CUDA events around the step's work, against wall time); peak memory (resident on the
-   CPU, allocated on CUDA); and the projected wall time of the full schedule: the step's setup and warm-up
-   plus the per-iteration (per-image) time times the profile's iterations (the split's images). Then the
-   projected total.
+3. Per step: seconds per iteration or per image, the start-up left out (a training step's first
+   iteration; an inference step's first quarter of images: worker processes starting, CUDA's first
+   kernels, a pool filling up) and what it took beyond that rate counted once; the share of each iteration
+   spent waiting for its batch; on CUDA the share the GPU stood idle (CUDA events around the step's work,
+   against wall time); peak memory (resident on the CPU, allocated on CUDA); and the projected wall time of
+   the full schedule: the step's setup and warm-up plus the per-iteration (per-image) time times the
+   profile's iterations (the split's images). Then the projected total.
 4. The loader: images per second that one process turns into each training step's items, and so how many
    loader processes a GPU's rate asks for; and the seeds step's saliency in one process and in one per core.
 
@@ -140,7 +140,7 @@ def training_measures(log: list[dict], wall_s: float, timed: dict | None = None,
     out = {"iterations": len(log), "per_iteration_s": seconds / len(rows),
            "data_wait": sum(r.get("wait", 0.0) for r in rows) / seconds}
     first = log[:len(log) - len(rows)]
-    out["warmup_s"] = max(0.0, sum(r["s"] for r in first) - len(first) * out["per_iteration_s"])
+    out["warmup_s"] = sum(r["s"] for r in first) - len(first) * out["per_iteration_s"]
     if all("gpu" in r for r in rows):
         out["gpu_idle"] = max(0.0, 1.0 - sum(r["gpu"] for r in rows) / seconds)
     outside = wall_s - sum(r["s"] for r in log)
@@ -156,12 +156,13 @@ def training_measures(log: list[dict], wall_s: float, timed: dict | None = None,
 def image_rate(timed: dict) -> dict:
     """Seconds per image of a step's images (``done.json``'s ``timed``): over the images after the first
     quarter where it was recorded (``start``: worker processes starting, CUDA's first kernels, a pool filling
-    up), what that quarter took beyond the rate in ``warmup_s``; else over all of them."""
+    up), what that quarter took beyond the rate in ``warmup_s`` (less than nothing where it went faster);
+    else over all of them."""
     n, s, start = timed["images"], timed["s"], timed.get("start")
-    if start is None or start["images"] >= n:
+    if start is None or start["images"] >= n or s <= start["s"]:
         return {"images": n, "per_image_s": s / max(1, n), "warmup_s": 0.0}
     rate = (s - start["s"]) / (n - start["images"])
-    return {"images": n, "per_image_s": rate, "warmup_s": max(0.0, start["s"] - start["images"] * rate)}
+    return {"images": n, "per_image_s": rate, "warmup_s": start["s"] - start["images"] * rate}
 
 
 def inference_measures(timed: dict, wall_s: float) -> dict:
@@ -291,7 +292,8 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
         clock = Clock()
         for _ in _with_saliency(ds, "rbd", workers):
             clock.tick()
-        rates[f"{workers} workers" if workers else "one process"] = 1 / image_rate(clock.timed())["per_image_s"]
+        per_image = image_rate(clock.timed())["per_image_s"]
+        rates[f"{workers} workers" if workers else "one process"] = 1 / max(per_image, 1e-9)
     return rates
 
 

@@ -97,12 +97,11 @@ def test_an_inference_slice_projects_its_setup_once_and_its_images_by_hand():
     assert project(m, images=10_582) == 4.0 + 10_582 * 0.5
 
 
-def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand(monkeypatch):
-    from dsrg.run import folders
+def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand():
+    from dsrg.run.folders import Clock
 
-    now = iter([0.0, 5, 6, 7, 8, 9, 10, 11, 12, 12])      # started; 8 images done; timed at once
-    monkeypatch.setattr(folders.time, "perf_counter", lambda: next(now))
-    clock = folders.Clock()
+    now = iter([0.0, 5, 6, 7, 8, 9, 10, 11, 12])        # started; 8 images done, one a second after the first
+    clock = Clock(now=lambda: next(now))
     for _ in range(8):
         clock.tick()
     timed = clock.timed()
@@ -112,13 +111,24 @@ def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand(mon
     assert project(m, images=100) == 2.0 + 5.0 + 99 * 1.0
 
 
+def test_a_batch_done_at_once_counts_whole_in_the_start_up():
+    from dsrg.run.folders import Clock
+
+    now = iter([0.0, 3, 5])                              # started; a batch of 32 at 3 s, the next at 5 s
+    clock = Clock(now=lambda: next(now))
+    clock.tick(32), clock.tick(32)
+    timed = clock.timed()
+    assert timed == {"images": 64, "s": 5.0, "start": {"images": 32, "s": 3.0}}
+    assert inference_measures(timed, wall_s=5.0)["per_image_s"] == 2.0 / 32
+
+
 def test_processes_that_split_a_step_count_every_image_in_the_slowest_ones_time():
-    from dsrg.steps.seeds import split_time
+    from dsrg.run.folders import combined
 
     one = {"images": 8, "s": 10.0, "start": {"images": 2, "s": 4.0}}
     two = {"images": 8, "s": 12.0, "start": {"images": 2, "s": 5.0}}
-    assert split_time([one, two]) == {"images": 16, "s": 12.0, "start": {"images": 4, "s": 5.0}}
-    assert split_time([one, {"images": 2, "s": 1.0}]) == {"images": 10, "s": 10.0}
+    assert combined([one, two]) == {"images": 16, "s": 12.0, "start": {"images": 4, "s": 5.0}}
+    assert combined([one, {"images": 2, "s": 1.0}]) == {"images": 10, "s": 10.0}
 
 
 def test_the_table_gives_the_projected_total():

@@ -17,11 +17,13 @@ A step is complete when its ``done.json`` exists; it is written last, atomically
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..data.voc import VOCSegmentation
 from ..errors import InputError
@@ -251,28 +253,42 @@ def start(cfg: Profile, step: str) -> Path:
 
 
 class Clock:
-    """What an inference step spends on its images, its setup (reading the model) not counted, and when the
-    first quarter of them was done: that quarter holds the start-up that a longer split pays once (worker
-    processes starting, CUDA's first kernels, a pool filling up), so a projection rates the images after it
-    (``benchmarks/paper_scale.py``). ``done.json`` keeps :meth:`timed` as ``timed``."""
+    """What an inference step spends on its images, its setup (reading the model) not counted, and how many
+    were done when the first quarter of them was: that part holds the start-up that a longer split pays once
+    (worker processes starting, CUDA's first kernels, a pool filling up), so a projection rates the images
+    after it (``benchmarks/paper_scale.py``). ``done.json`` keeps :meth:`timed` as ``timed``."""
 
-    def __init__(self) -> None:
-        self.start, self.done = time.perf_counter(), []
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self.now = now
+        self.start, self.done = now(), []          # the time each image was done
 
-    def tick(self) -> None:
-        """One more image done."""
-        self.done.append(time.perf_counter())
+    def tick(self, images: int = 1) -> None:
+        """``images`` more done (a batch's at once)."""
+        self.done += [self.now()] * images
 
-    def timed(self, images: int | None = None) -> dict:
-        """``{"images", "s", "start": {"images", "s"}}``: ``images`` (default the ticks; under torchrun, every
-        process's) in ``s`` seconds, of which the first quarter of the ticks (scaled to ``images``) in
-        ``start.s``; no ``start`` under four ticks."""
-        n = len(self.done) if images is None else images
-        out = {"images": n, "s": round(time.perf_counter() - self.start, 3)}
-        k = len(self.done) // 4
-        if k:
-            out["start"] = {"images": round(k * n / len(self.done)), "s": round(self.done[k - 1] - self.start, 3)}
+    def timed(self, images: int = 0) -> dict:
+        """``{"images", "s", "start": {"images", "s"}}``: the images ticked, in ``s`` seconds up to the last
+        (what comes after, a pool closing, is setup); ``start``: the images done by the time the first quarter
+        of them was (a batch counts whole), and that time; no ``start`` under four images. Nothing ticked:
+        ``images`` in the seconds until now."""
+        if not self.done:
+            return {"images": images, "s": round(self.now() - self.start, 3)}
+        n = len(self.done)
+        out = {"images": n, "s": round(self.done[-1] - self.start, 3)}
+        if n >= 4:
+            at = self.done[n // 4 - 1]
+            out["start"] = {"images": bisect.bisect_right(self.done, at), "s": round(at - self.start, 3)}
         return out
+
+
+def combined(times: list[dict]) -> dict:
+    """The :meth:`Clock.timed` of the processes that split a step, as one: all their images in the slowest
+    one's seconds, and ``start`` as the images every process had done by the latest of their start times."""
+    out = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
+    if times and all("start" in t for t in times):
+        out["start"] = {"images": sum(t["start"]["images"] for t in times),
+                        "s": max(t["start"]["s"] for t in times)}
+    return out
 
 
 def finish(folder: Path, started: float, **summary) -> dict:

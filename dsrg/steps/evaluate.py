@@ -110,11 +110,11 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         raise
     if meter is not None:                            # every process's images, in the split's order
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    parts = gather((rows, len(todo)), ctx.world)
+    parts = gather((rows, clock.timed()), ctx.world)
     if not ctx.world.main:
         return folder
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
-    timed = clock.timed(sum(n for _, n in parts))
+    timed = folders.combined([t for _, t in parts])
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir)}
     if meter is not None:
         result = meter.summary()

@@ -65,9 +65,9 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         raise
     if meter is not None:                            # every process's images
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    labelled = gather(len(todo), ctx.world)
+    times = gather(clock.timed(), ctx.world)
     if not ctx.world.main:
         return folder
     summary = meter.summary() if meter is not None else None
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=clock.timed(sum(labelled)))
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.combined(times))
     return folder

@@ -72,16 +72,6 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
     return out, clock.timed()
 
 
-def split_time(times: list[dict]) -> dict:
-    """The processes' :meth:`~dsrg.run.folders.Clock.timed` as one: all their images, in the slowest one's
-    seconds (its start-up too: the others' images are counted as done by then)."""
-    out = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
-    if all("start" in t for t in times):
-        out["start"] = {"images": sum(t["start"]["images"] for t in times),
-                        "s": max(t["start"]["s"] for t in times)}
-    return out
-
-
 def _with_saliency(ds, method: str, workers: int, indices: Sequence[int] | None = None
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(index, image, saliency)`` for the images ``indices`` of ``ds`` (default all) in order; with
@@ -148,7 +138,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if len(parts) > 1:                         # every process's cues, in the split's order; the slowest one's time
         every = {k: v for part, _ in parts for k, v in part.items()}
         items = {image_id: every[image_id] for image_id in ds.ids}
-        timed = split_time([t for _, t in parts if t is not None])
+        timed = folders.combined([t for _, t in parts if t is not None])
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),

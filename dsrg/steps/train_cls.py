@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -37,8 +38,10 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(aps)) if aps else float("nan")
 
 
-def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32):
-    """Logits ``(N, K)`` and targets ``(N, K)`` of a split (no augmentation)."""
+def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32,
+                          tick: Callable[[int], None] | None = None):
+    """Logits ``(N, K)`` and targets ``(N, K)`` of a split (no augmentation); ``tick(n)`` after each batch of
+    ``n`` images (a :class:`~dsrg.run.folders.Clock`'s)."""
     items = ClassificationSet(ds, size)
     model.eval()
     logits, targets = [], []
@@ -49,6 +52,8 @@ def classification_scores(model, ds, size: int, device, normalize: str, amp: boo
             with autocast(device, amp):
                 logits.append(model(T.normalize(x, normalize)).float().cpu())
             targets.append(torch.stack([c[2][1:] for c in chunk]))
+            if tick is not None:
+                tick(len(chunk))
     return torch.cat(logits).numpy(), torch.cat(targets).numpy()
 
 
@@ -76,9 +81,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     val = open_split(cfg.data, cfg.data.val_split)
     clock = folders.Clock()
-    scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp)
+    scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp,
+                                            tick=clock.tick)
     summary = {"val_map": average_precision(scores, targets),
                "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
-               "iterations": cfg.cls.iterations, "timed": clock.timed(len(val))}
+               "iterations": cfg.cls.iterations, "timed": clock.timed()}
     finish_training(folder, started, model, train, **summary)
     return folder
