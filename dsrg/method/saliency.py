@@ -87,12 +87,23 @@ def _region_means(labels: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
 
 
 def _adjacent_pairs(labels: np.ndarray) -> np.ndarray:
-    """Unordered pairs ``(i, j)``, ``i < j``, of 4-adjacent regions: ``int (E, 2)``."""
-    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
-    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
+    """Unordered pairs ``(i, j)``, ``i < j``, of 4-adjacent regions, sorted: ``int64 (E, 2)``."""
+    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()]).astype(np.int64)
+    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()]).astype(np.int64)
     keep = a != b
-    pairs = np.stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])], 1)
-    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    k = int(labels.max()) + 1
+    codes = np.unique(np.minimum(a[keep], b[keep]) * k + np.maximum(a[keep], b[keep]))   # one number a pair
+    return np.stack([codes // k, codes % k], 1)
+
+
+def _pairwise_distances(points: np.ndarray, squared: bool = False) -> np.ndarray:
+    """Euclidean distances between the rows of ``points (K, D)``: ``(K, K)``, summed over D in order (as
+    ``((p[:, None] - p[None]) ** 2).sum(-1)``, without its ``(K, K, D)`` array)."""
+    d2 = np.zeros((len(points), len(points)))
+    for column in points.T:
+        diff = column[:, None] - column[None, :]
+        d2 += diff * diff
+    return d2 if squared else np.sqrt(d2)
 
 
 def _border_regions(labels: np.ndarray) -> np.ndarray:
@@ -115,6 +126,21 @@ def _solve_smooth(pairs: np.ndarray, w_ij: np.ndarray, diag: np.ndarray, rhs: np
     return spsolve(csc_matrix((vals, (rows, cols)), shape=(k, k)), rhs)
 
 
+def _geodesic_distances(d_app: np.ndarray, pairs: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Shortest-path colour distances ``(K, K)`` (inf when disconnected) on the graph of RBD: an edge between
+    adjacent superpixels (``pairs (E, 2)``, ``i < j``) and between any two border ones (``border``, sorted:
+    as Zhu et al. do, it raises the boundary connectivity of background split by an object touching the
+    border), weighted by ``d_app (K, K)``."""
+    k = len(d_app)
+    bi, bj = np.triu_indices(len(border), 1)
+    edges = np.concatenate([pairs[:, 0] * k + pairs[:, 1], border[bi] * k + border[bj]])
+    gi, gj = edges // k, edges % k
+    # a tiny floor keeps zero-distance edges in the sparse graph (a stored 0 would mean "no edge")
+    gw = np.maximum(d_app[gi, gj], 1e-6)
+    graph = coo_matrix((gw, (gi, gj)), shape=(k, k)).tocsr()
+    return shortest_path(graph, method="D", directed=False)
+
+
 def _rbd_superpixel_saliency(lab: np.ndarray, pos: np.ndarray, pairs: np.ndarray, border: np.ndarray,
                              sigma_clr: float, sigma_bnd: float, sigma_spa: float,
                              mu: float) -> tuple[np.ndarray, np.ndarray]:
@@ -125,17 +151,8 @@ def _rbd_superpixel_saliency(lab: np.ndarray, pos: np.ndarray, pairs: np.ndarray
     Zhu et al. 2014: boundary connectivity, background-weighted contrast, saliency optimisation.
     """
     k = len(lab)
-    d_app = np.sqrt(((lab[:, None, :] - lab[None, :, :]) ** 2).sum(-1))  # (K, K)
-
-    # graph: adjacent pairs, plus every pair of border superpixels (as Zhu et al. do: it raises the
-    # boundary connectivity of background split by an object touching the border)
-    bi, bj = np.triu_indices(len(border), 1)
-    gi = np.concatenate([pairs[:, 0], border[bi]])
-    gj = np.concatenate([pairs[:, 1], border[bj]])
-    # a tiny floor keeps zero-distance edges in the sparse graph (a stored 0 would mean "no edge")
-    gw = np.maximum(d_app[gi, gj], 1e-6)
-    graph = coo_matrix((gw, (gi, gj)), shape=(k, k)).tocsr()
-    d_geo = shortest_path(graph, method="D", directed=False)  # (K, K), inf when disconnected
+    d_app = _pairwise_distances(lab)  # (K, K)
+    d_geo = _geodesic_distances(d_app, pairs, border)
 
     s = np.exp(-(d_geo ** 2) / (2.0 * sigma_clr ** 2))  # exp(-inf) = 0
     area = s.sum(1)  # >= 1: S(p, p) = 1
@@ -143,7 +160,7 @@ def _rbd_superpixel_saliency(lab: np.ndarray, pos: np.ndarray, pairs: np.ndarray
     bnd_con = len_bnd / np.sqrt(area)
     w_bg = 1.0 - np.exp(-(bnd_con ** 2) / (2.0 * sigma_bnd ** 2))
 
-    d_spa2 = ((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1)
+    d_spa2 = _pairwise_distances(pos, squared=True)
     w_spa = np.exp(-d_spa2 / (2.0 * sigma_spa ** 2))
     w_ctr = (d_app * w_spa * w_bg[None, :]).sum(1)  # no BLAS call: see _solve_smooth
     ctr_range = w_ctr.max() - w_ctr.min()
