@@ -142,6 +142,20 @@ def test_rbd_finds_the_disc_and_cues_only_background(background):
     assert cue[~disc].mean() > 0.5  # and the cue covers most of the background
 
 
+def test_rbd_weighs_an_edge_between_adjacent_border_superpixels_once():
+    """Three superpixels in a row, all on the border: the adjacent pairs (0, 1), (1, 2) are also border
+    pairs. Colour distances 3 (0-1), 4 (1-2), 6 (0-2): the geodesic 0-1 is 3, not 3 + 3."""
+    from dsrg.method.saliency import _geodesic_distances
+
+    d_app = np.array([[0.0, 3, 6], [3, 0, 4], [6, 4, 0]])
+    d_geo = _geodesic_distances(d_app, np.array([[0, 1], [1, 2]]), np.array([0, 1, 2]))
+    np.testing.assert_array_equal(d_geo, [[0, 3, 6], [3, 0, 4], [6, 4, 0]])
+    inner = _geodesic_distances(d_app, np.array([[0, 1], [1, 2]]), np.array([0, 2]))   # 1 not on the border
+    np.testing.assert_array_equal(inner, d_app)
+    apart = _geodesic_distances(d_app, np.array([[0, 1]]), np.array([0]))              # 2 reached by nothing
+    assert apart[0, 1] == 3 and np.isinf(apart[0, 2])
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_returns_a_normalised_map_of_the_image_shape(method):
     image, _ = disc_image(64, "stripes")

@@ -130,10 +130,10 @@ def _geodesic_distances(d_app: np.ndarray, pairs: np.ndarray, border: np.ndarray
     """Shortest-path colour distances ``(K, K)`` (inf when disconnected) on the graph of RBD: an edge between
     adjacent superpixels (``pairs (E, 2)``, ``i < j``) and between any two border ones (``border``, sorted:
     as Zhu et al. do, it raises the boundary connectivity of background split by an object touching the
-    border), weighted by ``d_app (K, K)``."""
+    border), each weighted by ``d_app (K, K)`` once, also where two border superpixels are adjacent."""
     k = len(d_app)
     bi, bj = np.triu_indices(len(border), 1)
-    edges = np.concatenate([pairs[:, 0] * k + pairs[:, 1], border[bi] * k + border[bj]])
+    edges = np.unique(np.concatenate([pairs[:, 0] * k + pairs[:, 1], border[bi] * k + border[bj]]))
     gi, gj = edges // k, edges % k
     # a tiny floor keeps zero-distance edges in the sparse graph (a stored 0 would mean "no edge")
     gw = np.maximum(d_app[gi, gj], 1e-6)
