@@ -26,6 +26,12 @@ from .overrides import merge
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
+#: The fields that name a file or a folder. A step's folder hashes them resolved (absolute, links followed:
+#: ``data/x`` from the project and ``../data/x`` from ``notebooks/`` are one run, :func:`dsrg.run.folders.step_config`);
+#: a notebook's relative ones are taken from its base folder (:func:`dsrg.reproduce.experiments.profile`).
+PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds.saliency_dir",
+             "seeds.authors_pickle", "seeds.authors_list")
+
 
 @dataclass
 class DataConfig:

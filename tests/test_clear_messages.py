@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -485,3 +486,20 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]
     assert (folder / "per_image.csv").read_text() == (done["eval"] / "per_image.csv").read_text()
     assert folders.done_info(folder)["timed"]["images"] == 2
+
+
+def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected():
+    from dsrg.reproduce import experiments as ex
+
+    assert ex.notebook_overrides(extra="seg.theta_fg=0.9 eval.crf=false")[-2:] == ["seg.theta_fg=0.9", "eval.crf=false"]
+    with pytest.raises(InputError, match=r"^overrides: expected key=value strings.*got \[3\]"):
+        ex.notebook_overrides(extra=[3])
+    assert ex.whole_number("n_first", 4) == 4 and ex.whole_number("limit", None, 1, none=True) is None
+    for name, call, expected in [("n_first", lambda: ex.whole_number("n_first", "two"), ">= 0, got 'two'"),
+                                 ("limit", lambda: ex.whole_number("limit", 0, 1, none=True), ">= 1 or None, got 0"),
+                                 ("n_best", lambda: ex.whole_number("n_best", True), "got True"),
+                                 ("one_sided", lambda: ex.flag("one_sided", "no"), "True or False, got 'no'"),
+                                 ("theta_b", lambda: ex.numbers("theta_b", "0.99"), "list of numbers")]:
+        with pytest.raises(InputError, match=f"^{name}: expected .*{re.escape(expected)}"):
+            call()
+    assert ex.numbers("theta_f", 0.85) == [0.85] and ex.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,7 @@ import pandas as pd
 from ..data.dataset import open_split
 from ..errors import InputError
 from ..files import read_json
-from ..profile import Profile, load_profile
+from ..profile import PATH_KEYS, Profile, load_profile
 from ..run import folders
 from ..run.provenance import describe
 from ..run.train import read_log
@@ -46,11 +47,6 @@ TABLE1: dict[str, list[str]] = {
     "DSRG (VGG16)": ABLATION["+Retrain"],
     "DSRG (Resnet101)": ABLATION["+Retrain"] + ["seg.backbone=resnet101", "seg.init=imagenet"],
 }
-
-
-# The profile's path settings: relative ones are taken from ``base`` in :func:`profile`.
-PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds.saliency_dir",
-             "seeds.authors_pickle", "seeds.authors_list")
 
 
 def _theta(v: float) -> str:
@@ -227,9 +223,41 @@ def notebook_overrides(data_root: str | None = None, out: str | None = None, dev
     ``iterations`` sets ``seg.iterations`` (DSRG step 1, the step every table is about); any other field
     goes in ``extra`` (e.g. ``["retrain.iterations=1000", "eval.crf=false"]``).
     """
+    if isinstance(extra, str):                  # papermill -p overrides "a=1 b=2": words, as a shell splits them
+        extra = shlex.split(extra)
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(x, str) for x in extra):
+        raise InputError(f"overrides: expected key=value strings, e.g. ['retrain.iterations=1000'] (papermill: "
+                         f"-y 'overrides: [retrain.iterations=1000]'), got {extra!r}")
     out_list = [f"{k}={v}" for k, v in (("data.root", data_root), ("out", out), ("device", device),
                                           ("seed", seed), ("seg.iterations", iterations)) if v is not None]
     return ["progress=false", *out_list, *extra]     # no progress bars in a rendered page
+
+
+def whole_number(name: str, value, minimum: int = 0, none: bool = False) -> int | None:
+    """A notebook parameter that counts something: ``value`` itself, or an InputError naming ``name`` (None
+    allowed where ``none``)."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name}: expected a whole number >= {minimum}{' or None' if none else ''}, got {value!r}")
+    return value
+
+
+def flag(name: str, value) -> bool:
+    """A notebook parameter that switches something: ``value`` itself, or an InputError naming ``name``."""
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def numbers(name: str, value) -> list[float]:
+    """A notebook parameter that lists values: a list of numbers (one number: a list of it), or an InputError
+    naming ``name``."""
+    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if not isinstance(values, (list, tuple)) or not values or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise InputError(f"{name}: expected a list of numbers, e.g. [0.99, 0.95], got {value!r}")
+    return [float(v) for v in values]
 
 
 def miou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Callable
 from ..data.voc import VOCSegmentation
 from ..errors import InputError
 from ..files import locked, read_json, write_json
-from ..profile import Profile, section_dict
+from ..profile import PATH_KEYS, Profile, section_dict
 
 # torch is imported inside step_config and step_state, where they need it: the command line reads this table
 # to build its parser, and `dsrg --help` or `dsrg data check` should not wait for torch to load.
@@ -72,11 +73,14 @@ _NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "
 
 
 def _strip(d: dict, prefix: str = "") -> dict:
+    """``d`` without the settings that do not change results, its paths resolved (:data:`PATH_KEYS`)."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if key in _NOT_RESULTS:
             continue
+        if key in PATH_KEYS and v:
+            v = os.path.realpath(os.path.expanduser(v))
         out[k] = _strip(v, key + ".") if isinstance(v, dict) else v
     return out
 
@@ -100,7 +104,7 @@ def upstream(cfg: Profile, step: str) -> str | None:
 
 
 def step_config(cfg: Profile, step: str) -> dict:
-    """Everything that decides ``step``'s output (before the upstream hash)."""
+    """Everything that decides ``step``'s output (before the upstream hash), its paths resolved."""
     data = section_dict(cfg, "data")["data"]
     own: dict = {"step": step, "seed": cfg.seed, "data": data}
     if step == "eval":
