@@ -334,9 +334,36 @@ def test_starting_over_says_how_to_continue_the_run_it_set_aside(tmp_path, capsy
 
     model, optimizer = _fit(tmp_path / "first")
     save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
+    first = [{"it": it, "loss": 100.0 + it} for it in range(5)]              # the interrupted run's log
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in first))
     capsys.readouterr()
-    _fit(tmp_path)
-    assert "move ckpt.prev.pt back to ckpt.pt and run again with --resume" in capsys.readouterr().err
+    _fit(tmp_path, iterations=2)                                               # starts over, and ends
+    advice = "move ckpt.prev.pt back to ckpt.pt and move log.prev.jsonl back to log.jsonl, and run again with --resume"
+    assert advice in capsys.readouterr().err
+    for name, prev in (("ckpt.pt", "ckpt.prev.pt"), ("log.jsonl", "log.prev.jsonl")):
+        (tmp_path / prev).replace(tmp_path / name)                             # the advice, followed
+    _fit(tmp_path, resume=True, iterations=5)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [row["it"] for row in log] == [0, 1, 2, 3, 4], "one run's log: no line of the run that started over"
+    assert [row["loss"] for row in log[:3]] == [100.0, 101.0, 102.0]
+
+
+def test_resume_without_a_checkpoint_names_the_run_that_was_set_aside(tmp_path, capsys):
+    from test_bad_input import _fit
+
+    from dsrg.run.checkpoints import save_checkpoint
+    from dsrg.run.dist import World, rng_states
+    from dsrg.run.folders import step_state
+
+    model, optimizer = _fit(tmp_path / "first")
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
+    _fit(tmp_path, iterations=2)
+    (tmp_path / "ckpt.pt").unlink(missing_ok=True)
+    note = "ckpt.prev.pt holds an earlier run set aside at iteration 3 (to continue it: move ckpt.prev.pt back"
+    assert note in step_state(tmp_path)
+    capsys.readouterr()
+    _fit(tmp_path, resume=True, iterations=2)
+    assert note in capsys.readouterr().err
 
 
 def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_path):

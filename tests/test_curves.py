@@ -93,8 +93,11 @@ def test_dsrg_curves_writes_the_figure_and_prints_each_runs_last_means(tmp_path,
 
 
 def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, capsys):
+    (tmp_path / "seeds-abc").mkdir()
     assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2
     assert "seeds-abc/log.jsonl: no training log here" in capsys.readouterr().err
+    assert main(["curves", str(tmp_path / "nope"), "--out", str(tmp_path / "fig.png")]) == 2
+    assert f"{tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "fig.png").exists()
 
 
@@ -109,3 +112,31 @@ def test_dsrg_curves_labels_runs_by_the_settings_that_differ_and_skips_folders_w
     captured = capsys.readouterr()
     assert "seg.theta_fg=0.85: 2 iterations" in captured.out and "seg.theta_fg=0.9: 2 iterations" in captured.out
     assert "skipped" in captured.err and "seg-ccc" in captured.err
+
+
+def _step(folder, step, config, upstream=None, log=True):
+    if log:
+        _write_log(folder, _rows(2, loss=lambda i: 1.0))
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"step": step, **config, **({"upstream": upstream} if upstream else {})}
+    (folder / "config.json").write_text(json.dumps({"config": config}))
+    return folder
+
+
+def test_runs_that_differ_upstream_are_labelled_by_the_upstream_setting(tmp_path):
+    from dsrg.run.folders import setting_labels
+
+    runs = tmp_path / "runs"
+    for seg_hash, iterations, retrain_hash in (("s1", 4, "r1"), ("s2", 8, "r2")):
+        _step(runs / f"seg-{seg_hash}", "seg", {"seg": {"iterations": iterations}}, log=False)
+        _step(runs / f"retrain-{retrain_hash}", "retrain", {"retrain": {"iterations": 4}}, upstream=seg_hash)
+    assert setting_labels([runs / "retrain-r1", runs / "retrain-r2"]) == ["seg.iterations=4", "seg.iterations=8"]
+
+
+def test_runs_of_several_steps_are_labelled_by_their_step_not_by_what_one_of_them_lacks(tmp_path):
+    from dsrg.run.folders import setting_labels
+
+    runs = tmp_path / "runs"
+    cls = _step(runs / "cls-c1", "cls", {"cls": {"iterations": 500}, "seed": 0})
+    retrain = _step(runs / "retrain-r1", "retrain", {"retrain": {"iterations": 750}, "seed": 0})
+    assert setting_labels([cls, retrain]) == ["train-cls", "retrain"]

@@ -445,7 +445,7 @@ def test_a_finished_step_drops_its_checkpoint_and_one_set_aside_by_a_start_over(
 
     from dsrg.steps.common import finish_training
 
-    for name in ("ckpt.pt", "ckpt.prev.pt"):
+    for name in ("ckpt.pt", "ckpt.prev.pt", "log.prev.jsonl"):
         (tmp_path / name).write_bytes(b"old")
     finish_training(tmp_path, 0.0, torch.nn.Linear(1, 1), SimpleNamespace(num_classes=2, class_names=["a", "b"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.json", "model.pt"]

@@ -28,16 +28,34 @@ def checkpoint_iteration(ckpt: Path) -> int | None:
         return None
 
 
+#: Where :func:`set_aside` keeps an interrupted run's checkpoint and training log.
+SET_ASIDE = {"ckpt.pt": "ckpt.prev.pt", "log.jsonl": "log.prev.jsonl"}
+
+
 def set_aside(ckpt: Path, desc: str) -> None:
-    """Without --resume: the interrupted run's checkpoint becomes ``ckpt.prev.pt`` (a later --resume must not
-    continue it under this run's log), and a note says so."""
+    """Without --resume: the interrupted run's checkpoint and log become ``ckpt.prev.pt`` and ``log.prev.jsonl``
+    (a later --resume must not continue it under this run's log), and a note says so."""
     it = checkpoint_iteration(ckpt)
     what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
-    prev = ckpt.with_name("ckpt.prev.pt")
-    os.replace(ckpt, prev)
-    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {prev} "
-          f"(to continue it instead: stop this run, move {prev.name} back to {ckpt.name} and run again with "
-          f"--resume)", file=sys.stderr, flush=True)
+    for name, prev in SET_ASIDE.items():
+        if (ckpt.parent / name).is_file():
+            os.replace(ckpt.parent / name, ckpt.parent / prev)
+    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {SET_ASIDE['ckpt.pt']} with its "
+          f"log {SET_ASIDE['log.jsonl']} (to continue it instead: stop this run, {how_to_continue()}, and run "
+          f"again with --resume)", file=sys.stderr, flush=True)
+
+
+def how_to_continue() -> str:
+    """The moves that bring back a run :func:`set_aside` kept."""
+    return " and ".join(f"move {prev} back to {name}" for name, prev in SET_ASIDE.items())
+
+
+def set_aside_note(folder: Path) -> str:
+    """`` (ckpt.prev.pt holds an earlier run set aside at iteration N: ...)`` where one is kept, else ``""``."""
+    prev = folder / SET_ASIDE["ckpt.pt"]
+    it = checkpoint_iteration(prev) if prev.is_file() else None
+    return "" if it is None else (f"; {prev.name} holds an earlier run set aside at iteration {it} (to continue "
+                                  f"it: {how_to_continue()}, then --resume)")
 
 
 def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:

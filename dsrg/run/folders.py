@@ -169,21 +169,42 @@ def done_info(folder: Path) -> dict:
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
-    """A label per step folder for plots: the settings in which its ``config.json`` differs from the other
-    folders' (``seg.theta_fg=0.9``), or the folder's name where none differ or there is no config."""
-    flat = []
-    for folder in folders:
-        path = Path(folder) / "config.json"
-        config = json.loads(path.read_text()).get("config", {}) if path.is_file() else None
-        flat.append(None if config is None else _flatten(config))
+    """A label per step folder for plots: the settings in which it differs from the other folders
+    (``seg.theta_fg=0.9``), its own ``config.json`` and those of the steps upstream of it in its run folder
+    (a retrain that differs by its train-seg's iterations says ``seg.iterations=4``); led by the step where
+    the folders are of several steps; the folder's name where nothing else tells them apart."""
+    flat = [_settings(Path(folder)) for folder in folders]
     known = [f for f in flat if f is not None]
-    keys = sorted({k for f in known for k in f if k not in ("upstream", "init_from")})
-    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in known}) > 1]
+    keys = sorted({k for f in known for k in f} - {"step", "upstream", "init_from"})
+    shared = [k for k in keys if all(k in f for f in known)]        # what one step has not set is no difference
+    differ = [k for k in shared if len({json.dumps(f[k], sort_keys=True) for f in known}) > 1]
+    steps = len({f.get("step") for f in known}) > 1
     labels = []
     for folder, f in zip(folders, flat):
-        shown = ", ".join(f"{k}={f.get(k)}" for k in differ[:3]) if f is not None and differ else ""
-        labels.append(shown + (", ..." if len(differ) > 3 and shown else "") or Path(folder).name)
+        shown = ", ".join(f"{k}={f[k]}" for k in differ[:3]) if f is not None else ""
+        shown += ", ..." if len(differ) > 3 and shown else ""
+        if steps and f is not None:
+            shown = f"{COMMANDS.get(f.get('step'), f.get('step'))}" + (f": {shown}" if shown else "")
+        labels.append(shown or Path(folder).name)
     return labels
+
+
+def _settings(folder: Path, depth: int = 0) -> dict | None:
+    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (found beside
+    it by their hash) where it does not set a key itself; None without a config."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(path.read_text()).get("config", {})
+    except (ValueError, AttributeError):
+        return None
+    flat = _flatten(config) if isinstance(config, dict) else {}
+    up = flat.get("upstream")
+    above = next(folder.parent.glob(f"*-{up}"), None) if isinstance(up, str) and depth < len(STEPS) else None
+    if above is not None:
+        flat = {**(_settings(above, depth + 1) or {}), **flat}
+    return flat
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -220,7 +241,9 @@ def step_state(folder: Path) -> str:
                    "(delete ckpt.pt, or run without --resume)"
         return f"interrupted: --resume continues from its checkpoint at iteration {it}; without it the step " \
                f"starts over"
-    return "to run"
+    from .checkpoints import set_aside_note
+
+    return "to run" + set_aside_note(folder)
 
 
 def _images(folder: Path) -> int | None:

@@ -26,7 +26,8 @@ from ..data.dataset import collate
 from ..errors import InputError
 from ..files import write_text
 from ..workers import auto_workers, die_with_parent
-from .checkpoints import checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside
+from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
+                          set_aside_note)
 from .dist import World, all_reduce_mean, channels_last, rng_states
 from .folders import step_of
 
@@ -99,6 +100,9 @@ def read_log(path: str | Path) -> list[dict]:
     path = Path(path)
     if path.is_dir() or path.suffix != ".jsonl":
         path = path / "log.jsonl"
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: no such folder; expected the step folder of a training step "
+                         f"(runs/<profile>/<step>-<hash>/)")
     if not path.is_file():
         raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
                          f"in their step folder (runs/<profile>/<step>-<hash>/)")
@@ -168,7 +172,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         set_aside(ckpt, desc)
     elif resume and world.main:
         print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
-              f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0", file=sys.stderr, flush=True)
+              f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0{set_aside_note(folder)}",
+              file=sys.stderr, flush=True)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))

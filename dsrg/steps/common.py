@@ -18,7 +18,7 @@ from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
 from ..files import remove_stale_temporaries
 from ..profile import Profile
 from ..run import folders
-from ..run.checkpoints import load_model, save_model
+from ..run.checkpoints import SET_ASIDE, load_model, save_model
 from ..run.dist import World, barrier, bf16_native, init_world, resolve_device
 from ..run.preflight import require_resnet_weights
 
@@ -120,6 +120,6 @@ def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
 def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:
     """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json."""
     save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
-    for name in ("ckpt.pt", "ckpt.prev.pt"):     # and an earlier run's, set aside when this one started over
+    for name in ("ckpt.pt", *SET_ASIDE.values()):    # and an earlier run's, set aside when this one started over
         (folder / name).unlink(missing_ok=True)
     return folders.finish(folder, started, **summary)
