@@ -11,7 +11,8 @@ Defaults: the paper's shape (batch 20, 21 classes, 41 x 41 output grid), s = 12,
 iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.method.crf.crf_train(backend="pydensecrf")`` on the CPU
 (``--workers`` processes; 1 = one image after another) and ``backend="exact"`` on ``--device``, median
 wall time per batch (CUDA synchronised), ratio, and the share of the exact CRF's time that builds its kernels
-(``crf_kernels``; the rest is the mean field); then the agreement of the two: max, mean and 99th
+(``crf_kernels``; the rest is the mean field), and on CUDA its time captured as one CUDA graph (the launch
+overhead, by difference); then the agreement of the two: max, mean and 99th
 percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
 real-looking scenes (a colour gradient, three shaded discs with sharp edges, grey-level noise; ``make_scenes``)
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
@@ -37,11 +38,32 @@ import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data.photos import photographs
-from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_one, _resize_images, crf_kernels, crf_train,
-                             lattice_crf, unary_energy)
+from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_exact, _dense_crf_one, _resize_images, crf_kernels,
+                             crf_train, lattice_crf, unary_energy)
 from dsrg.method.inference import PROB_FLOOR
 from dsrg.workers import process_pool
 
+
+
+def graph_time(fn, repeats: int, device: torch.device) -> float | str | None:
+    """Median seconds of ``fn()`` captured once as a CUDA graph and replayed (its kernels launched as one), so
+    that the launch overhead of running it op by op shows by difference; the reason where it cannot be
+    captured; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    try:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):                        # warm-up off the default stream, as capture asks
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return median_time(graph.replay, repeats, device)
+    except Exception as exc:  # noqa: BLE001 (a host sync or a host copy inside: say which)
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
 def make_scenes(b: int, c: int, size: int, margin: float = 3.0, seed: int = 0):
@@ -182,6 +204,7 @@ def main() -> None:
     t_exact = median_time(run_exact, a.repeats, dev)
     rgb = _resize_images(d_images, (a.size, a.size))
     t_kernels = median_time(lambda: crf_kernels(rgb, TRAIN_PARAMS, getattr(torch, a.dtype)), a.repeats, dev)
+    t_graph = graph_time(lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary), a.repeats, dev)
     q_lat = run_lattice().double()
     _, q_exact = timed(run_exact, dev)
     d = (q_exact.cpu().double() - q_lat).abs().amax(dim=1).flatten()
@@ -203,10 +226,18 @@ def main() -> None:
     print(f"agreement (per position, max over classes): max |diff| {agreement['max_abs_diff']:.4f}, "
           f"mean {agreement['mean_abs_diff']:.2e}, 99th percentile {agreement['q99_abs_diff']:.2e}, "
           f"argmax agreement {100 * agreement['argmax_agreement']:.2f} %")
+    if isinstance(t_graph, float):
+        print(f"the exact CRF captured as one CUDA graph: {t_graph * 1e3:.2f} ms (launching its kernels one by "
+              f"one costs {(t_exact - t_graph) * 1e3:.2f} ms of the {t_exact * 1e3:.2f})")
+    elif t_graph is not None:
+        print(f"the exact CRF could not be captured as a CUDA graph: {t_graph}")
     if peak is not None:
         print(f"peak CUDA memory: {peak / 2**20:.0f} MiB")
-    write_json(a.json, {"benchmark": "crf", "machine": info, "args": vars(a),
-                        "seconds": {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels},
+    seconds = {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels}
+    if isinstance(t_graph, float):
+        seconds["exact_graph"] = t_graph
+    write_json(a.json, {"benchmark": "crf", "machine": info, "args": vars(a), "seconds": seconds,
+                        **({"exact_graph_error": t_graph} if isinstance(t_graph, str) else {}),
                         "agreement": agreement,
                         "peak_cuda_bytes": peak})
 

@@ -88,7 +88,9 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
         kernels = 1e3 * s.get("exact_kernels", float("nan"))
         lines.append(f"crf: exact {1e3 * s['exact']:.2f} ms per batch (building its kernels {kernels:.2f} ms), "
                      f"pydensecrf {1e3 * s['pydensecrf']:.1f} ms; "
-                     f"argmax agreement {100 * r['agreement']['argmax_agreement']:.2f} %")
+                     f"argmax agreement {100 * r['agreement']['argmax_agreement']:.2f} %"
+                     + (f"; as one CUDA graph {1e3 * s['exact_graph']:.2f} ms" if "exact_graph" in s else "")
+                     + (f"; no CUDA graph ({r['exact_graph_error']})" if "exact_graph_error" in r else ""))
     r = record("grow")
     if r:
         t = {row["key"]: row["seconds"] for row in r["rows"]}

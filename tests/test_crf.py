@@ -15,7 +15,7 @@ from dsrg.method.crf import (EXACT_MAX_POSITIONS, CRFParams, _squared_distances,
 from dsrg.workers import process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from crf import make_scenes  # noqa: E402  (benchmarks/crf.py)
+from crf import graph_time, make_scenes  # noqa: E402  (benchmarks/crf.py)
 
 
 def two_region_case(h=24, w=24, noise=0.25, seed=0):
@@ -299,3 +299,7 @@ def test_exact_crf_on_cuda_equals_the_cpu_and_auto_selects_it():
     cuda = crf_train(probs.double().cuda(), images.cuda(), backend="auto")
     assert cuda.is_cuda and resolve_backend("auto", probs.cuda()) == "exact"
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=0, atol=1e-9)
+
+
+def test_the_cuda_graph_timing_of_the_crf_benchmark_is_left_out_off_cuda():
+    assert graph_time(lambda: torch.zeros(1), 3, torch.device("cpu")) is None
