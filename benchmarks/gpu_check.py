@@ -109,7 +109,12 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
             wait = f", data wait {100 * m['data_wait']:.1f} %, GPU idle {100 * m.get('gpu_idle', 0):.0f} %" \
                 if "data_wait" in m else ""
             lines.append(f"paper-scale {step:8} projected {m['projected_s'] / 60:6.1f} min{wait}")
-        lines.append(f"paper-scale total: {r['projected_total_s'] / 60:.1f} min")
+        lines.append(f"paper-scale total: {r['projected_total_s'] / 60:.1f} min (target: under 30 min)")
+        rates = r.get("saliency_images_per_s", {})
+        pool = next((k for k in rates if k != "one process"), None)
+        if "one process" in rates and pool:
+            lines.append(f"saliency: one process {rates['one process']:.2f} img/s, {pool} {rates[pool]:.2f} img/s, "
+                         f"{rates[pool] / rates['one process']:.1f}x (target: 12x on 16 cores)")
     tests = results / "tests-gpu.xml"
     if tests.is_file():
         import xml.etree.ElementTree as ET

@@ -52,7 +52,8 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
             "peak_memory_bytes": 4 * 2**30}
     (tmp_path / "step-vgg16-gpu.json").write_text(json.dumps(step))
     scale = {"steps": {"seg": {"projected_s": 600.0, "data_wait": 0.02, "gpu_idle": 0.1},
-                       "eval": {"projected_s": 60.0}}, "projected_total_s": 660.0}
+                       "eval": {"projected_s": 60.0}}, "projected_total_s": 660.0,
+             "saliency_images_per_s": {"one process": 2.0, "16 workers": 26.0}}
     (tmp_path / "paper-scale-gpu.json").write_text(json.dumps(scale))
     crf = {"seconds_per_image": {"pydensecrf, 1 core": 0.6, "lattice, cuda, 1 image at a time": 0.02,
                                  "lattice, cuda, 8 images at once": 0.01},
@@ -72,4 +73,5 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
            "99.95 % (min)" in text
     assert "step-vgg16: 40.0 ms per step (500 img/s), CRF + growing 17.5 %, peak 4.0 GiB" in text
     assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
-    assert "paper-scale total: 11.0 min" in text and "stopped after 25 s" in text
+    assert "paper-scale total: 11.0 min (target: under 30 min)" in text and "stopped after 25 s" in text
+    assert "saliency: one process 2.00 img/s, 16 workers 26.00 img/s, 13.0x (target: 12x on 16 cores)" in text
