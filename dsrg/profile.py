@@ -26,9 +26,9 @@ from .overrides import merge
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 
-#: The fields that name a file or a folder. A step's folder hashes them resolved (absolute, links followed:
-#: ``data/x`` from the project and ``../data/x`` from ``notebooks/`` are one run, :func:`dsrg.run.folders.step_config`);
-#: a notebook's relative ones are taken from its base folder (:func:`dsrg.reproduce.experiments.profile`).
+#: The fields that name a file or a folder. A notebook's relative ones are taken from its ``base`` folder
+#: (:func:`dsrg.reproduce.experiments.profile`), and a step's folder hashes them as written from there
+#: (:func:`dsrg.run.folders.step_config`): ``data/x`` from the project and from ``notebooks/`` is one run.
 PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds.saliency_dir",
              "seeds.authors_pickle", "seeds.authors_list")
 
@@ -149,6 +149,7 @@ class EvalConfig:
 class Profile:
     name: str = "custom"
     out: str = ""                         # run folder; "" = runs/<name>
+    base: str = ""                        # the folder relative paths are written from ("" = here; notebooks: "..")
     seed: int = 0
     device: str = "auto"                  # auto | cpu | cuda
     amp: bool = True                      # bf16 autocast on GPUs with native bf16 (capability >= 8), else float32

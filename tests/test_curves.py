@@ -127,16 +127,30 @@ def test_runs_that_differ_upstream_are_labelled_by_the_upstream_setting(tmp_path
     from dsrg.run.folders import setting_labels
 
     runs = tmp_path / "runs"
-    for seg_hash, iterations, retrain_hash in (("s1", 4, "r1"), ("s2", 8, "r2")):
+    for seg_hash, iterations, retrain_hash in (("5e9000000a", 4, "7e7000000a"), ("5e9000000b", 8, "7e7000000b")):
         _step(runs / f"seg-{seg_hash}", "seg", {"seg": {"iterations": iterations}}, log=False)
         _step(runs / f"retrain-{retrain_hash}", "retrain", {"retrain": {"iterations": 4}}, upstream=seg_hash)
-    assert setting_labels([runs / "retrain-r1", runs / "retrain-r2"]) == ["seg.iterations=4", "seg.iterations=8"]
+    _step(runs / "old-seg-5e9000000a", "seg", {"seg": {"iterations": 99}}, log=False)   # a copy by hand: not read
+    folders = [runs / "retrain-7e7000000a", runs / "retrain-7e7000000b"]
+    assert setting_labels(folders) == ["seg.iterations=4", "seg.iterations=8"]
 
 
-def test_runs_of_several_steps_are_labelled_by_their_step_not_by_what_one_of_them_lacks(tmp_path):
+def test_runs_of_several_steps_are_labelled_by_their_step_and_what_differs_within_it(tmp_path):
     from dsrg.run.folders import setting_labels
 
     runs = tmp_path / "runs"
     cls = _step(runs / "cls-c1", "cls", {"cls": {"iterations": 500}, "seed": 0})
-    retrain = _step(runs / "retrain-r1", "retrain", {"retrain": {"iterations": 750}, "seed": 0})
-    assert setting_labels([cls, retrain]) == ["train-cls", "retrain"]
+    r1 = _step(runs / "retrain-r1", "retrain", {"retrain": {"iterations": 750}, "seed": 0})
+    r2 = _step(runs / "retrain-r2", "retrain", {"retrain": {"iterations": 1000}, "seed": 0})
+    assert setting_labels([cls, r1, r2]) == ["train-cls", "retrain: retrain.iterations=750",
+                                             "retrain: retrain.iterations=1000"]
+
+
+def test_odd_config_files_give_the_folder_name_not_an_error(tmp_path):
+    from dsrg.run.folders import setting_labels
+
+    odd = _step(tmp_path / "seg-x", ["seg"], {"seg": {"iterations": 1}}, upstream="**")
+    broken = tmp_path / "seg-y"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    assert setting_labels([odd, broken]) == ["seg-x", "seg-y"]

@@ -426,18 +426,23 @@ def test_a_notebooks_relative_paths_are_taken_from_its_base_folder():
 
 
 def test_a_path_written_another_way_is_the_same_run(tmp_path, monkeypatch):
-    """The CLI in the project (data/smoke) and a notebook in notebooks/ (../data/smoke) name one data folder:
-    the same step folders. From notebooks/, data/smoke is another folder, and another run."""
-    (tmp_path / "notebooks").mkdir()
-    monkeypatch.chdir(tmp_path)
-    hashes = {step: runs.step_hash(load_profile("smoke", ["data.root=data/smoke"]), step) for step in runs.STEPS}
-    monkeypatch.chdir(tmp_path / "notebooks")
-    for root in ("../data/smoke", "./../data/smoke/", str(tmp_path / "data" / "smoke")):
-        cfg = load_profile("smoke", [f"data.root={root}"])
-        assert {step: runs.step_hash(cfg, step) for step in runs.STEPS} == hashes, root
-    assert runs.step_hash(load_profile("smoke", ["data.root=data/smoke"]), "cls") != hashes["cls"]
-    assert runs.step_config(load_profile("smoke", ["data.root=../data/smoke"]), "cls")["data"]["root"] == \
-        str((tmp_path / "data" / "smoke").resolve())
+    """The CLI in the project (data/smoke, runs/smoke) and a notebook in notebooks/ (base="..": ../data/smoke,
+    ../runs/smoke) name the same step folders, and so does a copy of the project elsewhere; ./data/smoke/ is
+    data/smoke. Another data folder is another run."""
+    def hashes(cfg):
+        return {step: runs.step_hash(cfg, step) for step in runs.STEPS}
+
+    for project in ("a", "b"):
+        (tmp_path / project / "notebooks").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    cli = hashes(load_profile("smoke", ["data.root=data/smoke"]))
+    assert hashes(load_profile("smoke", ["data.root=./data/smoke/"])) == cli
+    assert hashes(load_profile("smoke", ["data.root=data/other"]))["cls"] != cli["cls"]
+    for project in ("a", "b"):
+        monkeypatch.chdir(tmp_path / project / "notebooks")
+        assert hashes(experiments.profile("smoke", ["data.root=data/smoke"], base="..")) == cli, project
+    cfg = experiments.profile("smoke", ["data.root=/data/VOC2012"], base="..")
+    assert cfg.data.root == "/data/VOC2012" and runs.step_config(cfg, "cls")["data"]["root"] == "/data/VOC2012"
 
 
 def test_a_finished_step_drops_its_checkpoint_and_one_set_aside_by_a_start_over(tmp_path):

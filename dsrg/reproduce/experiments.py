@@ -184,6 +184,7 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
             if value and not Path(value).is_absolute():
                 setattr(holder, field_name, str(Path(base) / value))
         cfg.out = str(Path(base) / cfg.run_dir) if not cfg.run_dir.is_absolute() else cfg.out
+        cfg.base = str(base)
     return cfg
 
 

@@ -21,6 +21,7 @@ import bisect
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,16 +73,18 @@ def step_of(command: str) -> str:
 _NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seeds.workers"}
 
 
-def _strip(d: dict, prefix: str = "") -> dict:
-    """``d`` without the settings that do not change results, its paths resolved (:data:`PATH_KEYS`)."""
+def _strip(d: dict, base: str, prefix: str = "") -> dict:
+    """``d`` without the settings that do not change results, its paths (:data:`PATH_KEYS`) as written from
+    ``base`` (the profile's: ``../data/x`` from a notebook whose base is ``..`` is ``data/x``, as from the
+    project), normalised (``./data/x/`` is ``data/x``); absolute ones as written, normalised."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if key in _NOT_RESULTS:
             continue
         if key in PATH_KEYS and v:
-            v = os.path.realpath(os.path.expanduser(v))
-        out[k] = _strip(v, key + ".") if isinstance(v, dict) else v
+            v = os.path.normpath(v if os.path.isabs(v) else os.path.relpath(v, base or "."))
+        out[k] = _strip(v, base, key + ".") if isinstance(v, dict) else v
     return out
 
 
@@ -104,7 +107,8 @@ def upstream(cfg: Profile, step: str) -> str | None:
 
 
 def step_config(cfg: Profile, step: str) -> dict:
-    """Everything that decides ``step``'s output (before the upstream hash), its paths resolved."""
+    """Everything that decides ``step``'s output (before the upstream hash), its paths as written from the
+    profile's base folder."""
     data = section_dict(cfg, "data")["data"]
     own: dict = {"step": step, "seed": cfg.seed, "data": data}
     if step == "eval":
@@ -133,7 +137,7 @@ def step_config(cfg: Profile, step: str) -> dict:
     prev = upstream(cfg, step)
     if prev is not None:
         own["upstream"] = step_hash(cfg, prev)
-    return _strip(own)
+    return _strip(own, cfg.base)
 
 
 def step_hash(cfg: Profile, step: str) -> str:
@@ -169,41 +173,46 @@ def done_info(folder: Path) -> dict:
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
-    """A label per step folder for plots: the settings in which it differs from the other folders
+    """A label per step folder for plots: the settings in which it differs from the other folders of its step
     (``seg.theta_fg=0.9``), its own ``config.json`` and those of the steps upstream of it in its run folder
     (a retrain that differs by its train-seg's iterations says ``seg.iterations=4``); led by the step where
     the folders are of several steps; the folder's name where nothing else tells them apart."""
     flat = [_settings(Path(folder)) for folder in folders]
-    known = [f for f in flat if f is not None]
-    keys = sorted({k for f in known for k in f} - {"step", "upstream", "init_from"})
-    shared = [k for k in keys if all(k in f for f in known)]        # what one step has not set is no difference
-    differ = [k for k in shared if len({json.dumps(f[k], sort_keys=True) for f in known}) > 1]
-    steps = len({f.get("step") for f in known}) > 1
+    step_of_each = [f.get("step") if f is not None and isinstance(f.get("step"), str) else None for f in flat]
+    several = len({s for s in step_of_each if s is not None}) > 1
+    differ: dict[str | None, list[str]] = {}
+    for step in set(step_of_each):
+        group = [f for f, s in zip(flat, step_of_each) if s == step and f is not None]
+        keys = sorted({k for f in group for k in f} - {"step", "upstream", "init_from"})
+        shared = [k for k in keys if all(k in f for f in group)]     # what one run has not set is no difference
+        differ[step] = [k for k in shared if len({json.dumps(f[k], sort_keys=True, default=str) for f in group}) > 1]
     labels = []
-    for folder, f in zip(folders, flat):
-        shown = ", ".join(f"{k}={f[k]}" for k in differ[:3]) if f is not None else ""
-        shown += ", ..." if len(differ) > 3 and shown else ""
-        if steps and f is not None:
-            shown = f"{COMMANDS.get(f.get('step'), f.get('step'))}" + (f": {shown}" if shown else "")
+    for folder, f, step in zip(folders, flat, step_of_each):
+        keys = differ[step]
+        shown = ", ".join(f"{k}={f[k]}" for k in keys[:3]) + (", ..." if len(keys) > 3 else "") if f else ""
+        if several and step is not None:
+            shown = COMMANDS.get(step, step) + (f": {shown}" if shown else "")
         labels.append(shown or Path(folder).name)
     return labels
 
 
+_HASH = re.compile(r"[0-9a-f]{10}")
+
+
 def _settings(folder: Path, depth: int = 0) -> dict | None:
-    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (found beside
-    it by their hash) where it does not set a key itself; None without a config."""
-    path = folder / "config.json"
-    if not path.is_file():
-        return None
+    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (the folder beside
+    it named ``<step>-<its hash>``) where it does not set a key itself; None without a readable config."""
     try:
-        config = json.loads(path.read_text()).get("config", {})
-    except (ValueError, AttributeError):
+        config = json.loads((folder / "config.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
         return None
     flat = _flatten(config) if isinstance(config, dict) else {}
     up = flat.get("upstream")
-    above = next(folder.parent.glob(f"*-{up}"), None) if isinstance(up, str) and depth < len(STEPS) else None
-    if above is not None:
-        flat = {**(_settings(above, depth + 1) or {}), **flat}
+    if isinstance(up, str) and _HASH.fullmatch(up) and depth < len(STEPS):
+        above = next((folder.parent / f"{step}-{up}" for step in STEPS
+                      if (folder.parent / f"{step}-{up}").is_dir()), None)
+        if above is not None:
+            flat = {**(_settings(above, depth + 1) or {}), **flat}
     return flat
 
 
