@@ -357,13 +357,26 @@ def test_resume_without_a_checkpoint_names_the_run_that_was_set_aside(tmp_path, 
 
     model, optimizer = _fit(tmp_path / "first")
     save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps({"it": it, "loss": 1.0}) + "\n" for it in range(4)))
     _fit(tmp_path, iterations=2)
     (tmp_path / "ckpt.pt").unlink(missing_ok=True)
-    note = "ckpt.prev.pt holds an earlier run set aside at iteration 3 (to continue it: move ckpt.prev.pt back"
+    note = ("ckpt.prev.pt holds an earlier run set aside at iteration 3 (to continue it: move ckpt.prev.pt back "
+            "to ckpt.pt and move log.prev.jsonl back to log.jsonl, then --resume)")
     assert note in step_state(tmp_path)
     capsys.readouterr()
     _fit(tmp_path, resume=True, iterations=2)
     assert note in capsys.readouterr().err
+    (tmp_path / "log.prev.jsonl").unlink()                  # as set aside before logs were kept with it
+    assert "(to continue it: move ckpt.prev.pt back to ckpt.pt and delete log.jsonl, then --resume)" in \
+        step_state(tmp_path)
+
+
+def test_a_file_given_as_a_training_log_that_is_not_one_says_so(tmp_path):
+    from dsrg.run.train import read_log
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(InputError, match="config.json: not a training log; expected a training step's folder"):
+        read_log(tmp_path / "config.json")
 
 
 def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_path):

@@ -41,21 +41,25 @@ def set_aside(ckpt: Path, desc: str) -> None:
         if (ckpt.parent / name).is_file():
             os.replace(ckpt.parent / name, ckpt.parent / prev)
     print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {SET_ASIDE['ckpt.pt']} with its "
-          f"log {SET_ASIDE['log.jsonl']} (to continue it instead: stop this run, {how_to_continue()}, and run "
-          f"again with --resume)", file=sys.stderr, flush=True)
+          f"log {SET_ASIDE['log.jsonl']} (to continue it instead: stop this run, {how_to_continue(ckpt.parent)}, "
+          f"and run again with --resume)", file=sys.stderr, flush=True)
 
 
-def how_to_continue() -> str:
-    """The moves that bring back a run :func:`set_aside` kept."""
-    return " and ".join(f"move {prev} back to {name}" for name, prev in SET_ASIDE.items())
+def how_to_continue(folder: Path) -> str:
+    """The moves that bring back the run :func:`set_aside` kept in ``folder`` (a log it did not keep, as before
+    it kept logs: the log removed, so that no other run's lines stay in it)."""
+    moves = [f"move {prev} back to {name}" for name, prev in SET_ASIDE.items() if (folder / prev).is_file()]
+    if not (folder / SET_ASIDE["log.jsonl"]).is_file():
+        moves.append("delete log.jsonl")
+    return " and ".join(moves)
 
 
 def set_aside_note(folder: Path) -> str:
-    """`` (ckpt.prev.pt holds an earlier run set aside at iteration N: ...)`` where one is kept, else ``""``."""
+    """``; ckpt.prev.pt holds an earlier run set aside at iteration N (...)`` where one is kept, else ``""``."""
     prev = folder / SET_ASIDE["ckpt.pt"]
     it = checkpoint_iteration(prev) if prev.is_file() else None
     return "" if it is None else (f"; {prev.name} holds an earlier run set aside at iteration {it} (to continue "
-                                  f"it: {how_to_continue()}, then --resume)")
+                                  f"it: {how_to_continue(folder)}, then --resume)")
 
 
 def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:

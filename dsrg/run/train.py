@@ -98,6 +98,8 @@ def read_log(path: str | Path) -> list[dict]:
     cut short (a killed run) ends the log; the file is read as it stands, so a step still training works.
     The timing columns are described at :data:`TIMING`."""
     path = Path(path)
+    if path.is_file() and path.suffix != ".jsonl":
+        raise InputError(f"{path}: not a training log; expected a training step's folder or its log.jsonl")
     if path.is_dir() or path.suffix != ".jsonl":
         path = path / "log.jsonl"
     if not path.parent.is_dir():
