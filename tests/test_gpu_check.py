@@ -59,7 +59,8 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
                                  "lattice, cuda, 8 images at once": 0.01},
            "agreement": {"argmax_agreement_median": 1.0, "argmax_agreement_min": 0.9995}}
     (tmp_path / "crf-test-gpu.json").write_text(json.dumps(crf))
-    exact = {"seconds": {"exact": 0.0021, "exact_kernels": 0.0009, "pydensecrf": 0.11, "exact_graph": 0.0012},
+    exact = {"seconds": {"exact": 0.0021, "exact_kernels": 0.0009, "pydensecrf": 0.11, "exact_graph": 0.0012,
+                         "exact_unchecked": 0.0019},
              "agreement": {"argmax_agreement": 0.9999}}
     (tmp_path / "crf-gpu.json").write_text(json.dumps(exact))
     (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": [{"key": "torch", "seconds": 0.0008}]}))
@@ -67,7 +68,7 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
                                                                                                  25.0),
                               "crf-test": ("ok", 20.0), "crf": ("ok", 3.0)})
     assert "crf: exact 2.10 ms per batch (building its kernels 0.90 ms), pydensecrf 110.0 ms" in text
-    assert "; as one CUDA graph 1.20 ms" in text
+    assert "; as one CUDA graph 1.20 ms (op by op 1.90 ms)" in text
     assert "grow: torch" not in text, "a part that did not pass has no figures"
     assert "crf-test: lattice 10.0 ms per image, 60x one pydensecrf core; argmax agreement 100.00 % (median), " \
            "99.95 % (min)" in text
