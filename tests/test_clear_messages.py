@@ -348,6 +348,22 @@ def test_starting_over_says_how_to_continue_the_run_it_set_aside(tmp_path, capsy
     assert [row["loss"] for row in log[:3]] == [100.0, 101.0, 102.0]
 
 
+def test_a_second_start_over_says_it_replaces_the_run_set_aside_before(tmp_path, capsys):
+    from test_bad_input import _fit
+
+    from dsrg.run.checkpoints import save_checkpoint
+    from dsrg.run.dist import World, rng_states
+
+    model, optimizer = _fit(tmp_path / "first")
+    for iteration in (3, 2):                     # interrupted at 3, started over; interrupted at 2, started over
+        save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, iteration, rng_states(torch.device("cpu"), World()))
+        (tmp_path / "log.jsonl").write_text(json.dumps({"it": iteration, "loss": 1.0}) + "\n")
+        capsys.readouterr()
+        _fit(tmp_path, iterations=2)
+    assert "in place of the run set aside before at iteration 3" in capsys.readouterr().err
+    assert json.loads((tmp_path / "log.prev.jsonl").read_text())["it"] == 2, "the pair is one run's"
+
+
 def test_resume_without_a_checkpoint_names_the_run_that_was_set_aside(tmp_path, capsys):
     from test_bad_input import _fit
 

@@ -34,15 +34,20 @@ SET_ASIDE = {"ckpt.pt": "ckpt.prev.pt", "log.jsonl": "log.prev.jsonl"}
 
 def set_aside(ckpt: Path, desc: str) -> None:
     """Without --resume: the interrupted run's checkpoint and log become ``ckpt.prev.pt`` and ``log.prev.jsonl``
-    (a later --resume must not continue it under this run's log), and a note says so."""
+    (a later --resume must not continue it under this run's log), in place of a pair set aside before (said),
+    and a note says so."""
     it = checkpoint_iteration(ckpt)
     what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
+    older = ckpt.parent / SET_ASIDE["ckpt.pt"]
+    before = checkpoint_iteration(older) if older.is_file() else None
     for name, prev in SET_ASIDE.items():
+        (ckpt.parent / prev).unlink(missing_ok=True)               # never one run's checkpoint beside another's log
         if (ckpt.parent / name).is_file():
             os.replace(ckpt.parent / name, ckpt.parent / prev)
+    replaced = f", in place of the run set aside before at iteration {before}" if before is not None else ""
     print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {SET_ASIDE['ckpt.pt']} with its "
-          f"log {SET_ASIDE['log.jsonl']} (to continue it instead: stop this run, {how_to_continue(ckpt.parent)}, "
-          f"and run again with --resume)", file=sys.stderr, flush=True)
+          f"log {SET_ASIDE['log.jsonl']}{replaced} (to continue it instead: stop this run, "
+          f"{how_to_continue(ckpt.parent)}, and run again with --resume)", file=sys.stderr, flush=True)
 
 
 def how_to_continue(folder: Path) -> str:
