@@ -104,6 +104,25 @@ def not_a_folder(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
+def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
+    """Make the folder ``path`` and its missing parents for the ``with`` block; those it made are removed
+    again where they stayed empty, after an error in the block (or in making them), or always where not
+    ``keep``. Nothing else is touched: a folder made by someone else meanwhile, or holding files, stays."""
+    path = Path(path)
+    made = [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]    # the deepest first
+    failed = True
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        failed = False
+    finally:
+        if failed or not keep:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (which must not exist)."""
     path = Path(path)

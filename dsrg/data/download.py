@@ -29,7 +29,6 @@ the unpacked data on top of the archive.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -44,7 +43,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..files import write_json
+from ..files import made_folders, write_json
 
 CHUNK = 1 << 20
 
@@ -265,26 +264,20 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
     if kind not in SOURCES:
         raise InputError(f"unknown dataset {kind!r} to download; expected one of {', '.join(SOURCES)}")
     root = Path(root)
-    made = [p for p in (root, *root.parents) if not p.exists()]     # the deepest first
-    root.mkdir(parents=True, exist_ok=True)
     try:
-        for archive in SOURCES[kind]:
-            marker = marker_path(root, archive)
-            if marker.is_file():
-                continue
-            path = root / archive.name
-            sha256 = fetch(archive, path, opener, progress)
-            extract(path, root)
-            write_json(marker, _record(root, archive, sha256))
-            if not keep_archives:
-                path.unlink()
-    except BaseException as exc:
-        for folder in made:                 # the folders this call made, where nothing came into them
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(exc, UnreachableError):
-            raise UnreachableError(f"{exc}. {_offline_route(kind, root)}") from exc
-        raise
+        with made_folders(root):            # a failure leaves no empty folder that this call made
+            for archive in SOURCES[kind]:
+                marker = marker_path(root, archive)
+                if marker.is_file():
+                    continue
+                path = root / archive.name
+                sha256 = fetch(archive, path, opener, progress)
+                extract(path, root)
+                write_json(marker, _record(root, archive, sha256))
+                if not keep_archives:
+                    path.unlink()
+    except UnreachableError as exc:
+        raise UnreachableError(f"{exc}. {_offline_route(kind, root)}") from exc
     return root / DATASET_DIRS[kind]
 
 

@@ -16,7 +16,6 @@ check.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from operator import attrgetter
@@ -30,7 +29,7 @@ from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
-from ..files import not_a_folder, write_text
+from ..files import made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
@@ -224,15 +223,11 @@ def _require_run_folder(run_dir: Path) -> None:
     if run_dir.exists():
         ok, why = run_dir.is_dir() and os.access(run_dir, os.W_OK | os.X_OK), "it is not a folder you can write to"
     else:                  # made and removed again: only making it says whether it can be (e.g. under /proc)
-        missing = [p for p in [run_dir.absolute(), *run_dir.absolute().parents] if not p.exists()]
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)       # exist_ok: another torchrun process's probe
-            ok, why = True, ""
+            with made_folders(run_dir, keep=False):            # exist_ok inside: another torchrun process's probe
+                ok, why = True, ""
         except OSError as exc:
             ok, why = False, f"it cannot be created ({exc.strerror})"
-        for made in missing:
-            with contextlib.suppress(OSError):                 # gone already, or in use by then
-                made.rmdir()
     if not ok:
         raise InputError(f"out: cannot keep the run folder in {run_dir}: {why}; expected a folder to write the "
                          f"run into (out=... or, by default, runs/<profile>)")
