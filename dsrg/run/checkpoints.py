@@ -21,10 +21,10 @@ from .dist import World, channels_last
 
 def checkpoint_iteration(ckpt: Path) -> int | None:
     """The iteration a checkpoint continues from (memory-mapped: the weights are not read); None when the
-    file is unreadable."""
+    file is missing or unreadable."""
     try:
         return int(read_torch(ckpt, "a checkpoint", mmap=True)["iteration"])
-    except (InputError, KeyError, TypeError, ValueError):
+    except (OSError, InputError, KeyError, TypeError, ValueError):     # OSError: no such file
         return None
 
 
@@ -38,8 +38,7 @@ def set_aside(ckpt: Path, desc: str) -> None:
     and a note says so."""
     it = checkpoint_iteration(ckpt)
     what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
-    older = ckpt.parent / SET_ASIDE["ckpt.pt"]
-    before = checkpoint_iteration(older) if older.is_file() else None
+    before = checkpoint_iteration(ckpt.parent / SET_ASIDE["ckpt.pt"])
     for name, prev in SET_ASIDE.items():
         (ckpt.parent / prev).unlink(missing_ok=True)               # never one run's checkpoint beside another's log
         if (ckpt.parent / name).is_file():
@@ -61,10 +60,9 @@ def how_to_continue(folder: Path) -> str:
 
 def set_aside_note(folder: Path) -> str:
     """``; ckpt.prev.pt holds an earlier run set aside at iteration N (...)`` where one is kept, else ``""``."""
-    prev = folder / SET_ASIDE["ckpt.pt"]
-    it = checkpoint_iteration(prev) if prev.is_file() else None
-    return "" if it is None else (f"; {prev.name} holds an earlier run set aside at iteration {it} (to continue "
-                                  f"it: {how_to_continue(folder)}, then --resume)")
+    it = checkpoint_iteration(folder / SET_ASIDE["ckpt.pt"])
+    return "" if it is None else (f"; {SET_ASIDE['ckpt.pt']} holds an earlier run set aside at iteration {it} (to "
+                                  f"continue it: {how_to_continue(folder)}, then --resume)")
 
 
 def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:

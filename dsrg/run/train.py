@@ -244,7 +244,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
     except KeyboardInterrupt:
         if world.main:
-            saved = checkpoint_iteration(ckpt) if ckpt.is_file() else None
+            saved = checkpoint_iteration(ckpt)
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
             bar.write(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr)
