@@ -86,14 +86,19 @@ def _region_means(labels: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
     return sums / count[:, None]
 
 
+def _unique_pairs(i: np.ndarray, j: np.ndarray, k: int) -> np.ndarray:
+    """The distinct pairs ``(i, j)`` of ids below ``k``, sorted: ``int64 (E, 2)`` (one number a pair, so that
+    ``np.unique`` sorts numbers, not rows)."""
+    codes = np.unique(i.astype(np.int64) * k + j)
+    return np.stack([codes // k, codes % k], 1)
+
+
 def _adjacent_pairs(labels: np.ndarray) -> np.ndarray:
     """Unordered pairs ``(i, j)``, ``i < j``, of 4-adjacent regions, sorted: ``int64 (E, 2)``."""
-    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()]).astype(np.int64)
-    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()]).astype(np.int64)
+    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
+    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
     keep = a != b
-    k = int(labels.max()) + 1
-    codes = np.unique(np.minimum(a[keep], b[keep]) * k + np.maximum(a[keep], b[keep]))   # one number a pair
-    return np.stack([codes // k, codes % k], 1)
+    return _unique_pairs(np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep]), int(labels.max()) + 1)
 
 
 def _pairwise_distances(points: np.ndarray, squared: bool = False) -> np.ndarray:
@@ -133,8 +138,7 @@ def _geodesic_distances(d_app: np.ndarray, pairs: np.ndarray, border: np.ndarray
     border), each weighted by ``d_app (K, K)`` once, also where two border superpixels are adjacent."""
     k = len(d_app)
     bi, bj = np.triu_indices(len(border), 1)
-    edges = np.unique(np.concatenate([pairs[:, 0] * k + pairs[:, 1], border[bi] * k + border[bj]]))
-    gi, gj = edges // k, edges % k
+    gi, gj = _unique_pairs(np.concatenate([pairs[:, 0], border[bi]]), np.concatenate([pairs[:, 1], border[bj]]), k).T
     # a tiny floor keeps zero-distance edges in the sparse graph (a stored 0 would mean "no edge")
     gw = np.maximum(d_app[gi, gj], 1e-6)
     graph = coo_matrix((gw, (gi, gj)), shape=(k, k)).tocsr()
