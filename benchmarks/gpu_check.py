@@ -71,9 +71,13 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
     """One screen: each part's status and time, and the figures of the records it wrote."""
     lines = [f"{name:15} {status:24} {seconds:6.0f} s" for name, (status, seconds) in ran.items()]
 
-    def record(name: str) -> dict | None:
+    def record(name: str, staged: bool = False) -> dict | None:
+        """The part's record where it passed, or (``staged``: a part that writes its record in stages) where it
+        was stopped after writing one."""
         path = results / f"{name}-gpu.json"
-        return json.loads(path.read_text()) if path.is_file() and ran.get(name, ("",))[0] == "ok" else None
+        status = ran.get(name, ("",))[0]
+        ok = status == "ok" or (staged and status.startswith("stopped"))
+        return json.loads(path.read_text()) if path.is_file() and ok else None
 
     for name in ("step-vgg16", "step-resnet101"):
         r = record(name)
@@ -104,7 +108,7 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
         lines.append(f"crf-test: lattice {1e3 * batched:.1f} ms per image, {base / batched:.0f}x one pydensecrf core; "
                      f"argmax agreement {100 * a['argmax_agreement_median']:.2f} % (median), "
                      f"{100 * a['argmax_agreement_min']:.2f} % (min)")
-    r = record("paper-scale")
+    r = record("paper-scale", staged=True)      # its projection is written before its further measures
     if r:
         for step, m in r["steps"].items():
             wait = f", data wait {100 * m['data_wait']:.1f} %, GPU idle {100 * m.get('gpu_idle', 0):.0f} %" \
@@ -116,6 +120,11 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
         if "one process" in rates and pool:
             lines.append(f"saliency: one process {rates['one process']:.2f} img/s, {pool} {rates[pool]:.2f} img/s, "
                          f"{rates[pool] / rates['one process']:.1f}x (target: 12x on 16 cores)")
+        o = r.get("overlap")
+        if o:
+            lines.append(f"paper-scale total with seeds.overlap (saliency during train-cls, an estimate): "
+                         f"{o['projected_total_s'] / 60:.1f} min; seeds {o['seeds_projected_s'] / 60:.1f} min, "
+                         f"{o['hidden_s'] / 60:.1f} min of saliency hidden")
     tests = results / "tests-gpu.xml"
     if tests.is_file():
         import xml.etree.ElementTree as ET

@@ -22,6 +22,9 @@ full schedule's wall time projected from it.
    profile's iterations (the split's images). Then the projected total.
 4. The loader: images per second that one process turns into each training step's items, and so how many
    loader processes a GPU's rate asks for; and the seeds step's saliency in one process and in one per core.
+5. ``dsrg run``'s ``seeds.overlap``: the seeds step once more with its saliency begun early (the early pool
+   timed alone, then the step, left its CAMs), and from it an estimate of the seeds step and of the total when
+   train-cls leaves the pool the cores it does not use.
 
 ``--profile voc-resnet101`` adds ``seg.freeze_bn=false`` (the frozen-BN rule refuses random weights).
 Extra ``key=value`` overrides go to the profile (e.g. ``data.loader_workers=8``).
@@ -192,7 +195,8 @@ def slice_overrides(args, root: Path) -> list[str]:
 
 
 def run_one(profile: str, step: str, overrides: list[str]) -> None:
-    """Run one step in this process and print its peak memory as JSON on the last line of stdout."""
+    """Run one step in this process and print its peak memory as JSON on the last line of stdout (``seeds-early``:
+    :func:`seeds_early`, with the pool's timing too)."""
     import torch
 
     from dsrg.profile import load_profile
@@ -201,11 +205,44 @@ def run_one(profile: str, step: str, overrides: list[str]) -> None:
     cfg = load_profile(profile, overrides)
     if cfg.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    pipeline.MODULES[step].run(cfg)
+    extra = seeds_early(cfg) if step == "seeds-early" else {}
+    if step != "seeds-early":
+        pipeline.MODULES[step].run(cfg)
     peak = {"rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if cfg.device == "cuda":
         peak["cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    print(json.dumps(peak))
+    print(json.dumps({**peak, **extra}))
+
+
+def seeds_early(cfg) -> dict:
+    """The seeds step as ``dsrg run`` runs it with ``seeds.overlap`` (its saliency begun while train-cls trains),
+    in two measures: the early pool (lowest priority, one process per core less one) over the slice alone,
+    timed image by image in order, and then the step itself, which is left the CAMs. Its folder is beside the
+    slice's (``<out>-early``), with the slice's classifier linked in. Returns ``{"saliency": timed, "workers"}``."""
+    from dsrg.data.dataset import open_split
+    from dsrg.run import folders
+    from dsrg.run.folders import Clock
+    from dsrg.steps import seeds
+    from dsrg.workers import auto_workers
+
+    cls = folders.step_dir(cfg, "cls")
+    cfg.out = f"{cfg.out}-early"
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    Path(cfg.out).mkdir(parents=True)
+    (Path(cfg.out) / cls.name).symlink_to(cls.resolve())
+    ds = open_split(cfg.data, cfg.data.train_split)
+    workers = max(1, auto_workers(cfg.seeds.workers))
+    clock = Clock()
+    early = seeds.EarlyBackgrounds(ds, range(len(ds)), cfg.seeds, seeds.cam_grid(cfg), workers)
+    try:
+        for i in range(len(ds)):
+            early.get(i)
+            clock.tick()
+        saliency = clock.timed()
+        seeds.run(cfg, early=early)
+    finally:
+        early.close()
+    return {"saliency": saliency, "workers": workers}
 
 
 def measure(args, overrides: list[str]) -> dict:
@@ -243,6 +280,46 @@ def measure(args, overrides: list[str]) -> dict:
     return result
 
 
+def measure_seeds_early(args, overrides: list[str]) -> dict:
+    """The seeds step with its saliency begun early (:func:`seeds_early`), in a process of its own, after
+    :func:`measure`: the early pool's rate and the step's own (the CAMs), each projected to the split."""
+    from dsrg.profile import load_profile
+    from dsrg.run import folders
+
+    proc = subprocess.run([sys.executable, __file__, "--one", "seeds-early", "--profile", args.profile, *overrides],
+                          stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        raise SystemExit(f"paper_scale: the seeds step with early saliency failed (exit {proc.returncode})")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    cfg = load_profile(args.profile, [*overrides, f"out={args.out}-early"])
+    done = folders.done_info(folders.step_dir(cfg, "seeds"))
+    cams = inference_measures(done["timed"], done["wall_s"])
+    pool = image_rate(out["saliency"])
+    return {"workers": out["workers"], "saliency": {**pool, "projected_s": pool["warmup_s"] + TRAIN_IDS *
+                                                     pool["per_image_s"]},
+            "cams": {**cams, "projected_s": project(cams, images=TRAIN_IDS)}}
+
+
+def overlap_estimate(result: dict, early: dict, cores: int, loader: dict[str, float], device: str,
+                     batch_size: int) -> dict:
+    """The seeds step's projected time when its saliency begins with train-cls (``seeds.overlap``), an estimate
+    from the measures: train-cls leaves the early pool the cores that its own process and its loader processes
+    do not take (none on the CPU, where training takes every core): one for itself, and as many as its
+    batches of ``batch_size`` images at its rate ask of loader processes at one process's rate (``loader``).
+    The pool's time beyond what train-cls hides is the step's, or its CAMs' where those take longer."""
+    cls, sal, cams = result["cls"], early["saliency"], early["cams"]
+    taken = 0.0
+    if device == "cuda":
+        images_per_s = batch_size / cls["per_iteration_s"]
+        taken = 1 + images_per_s / loader["cls"]
+    share = 0.0 if device != "cuda" else min(1.0, max(0.0, cores - taken) / early["workers"])
+    hidden = min(sal["projected_s"], share * cls["projected_s"])
+    seeds = cams["setup_s"] + cams["warmup_s"] + max(TRAIN_IDS * cams["per_image_s"], sal["projected_s"] - hidden)
+    total = sum(m["projected_s"] for m in result.values()) - result["seeds"]["projected_s"] + seeds
+    return {"cores_left_to_saliency": share * early["workers"], "hidden_s": hidden, "seeds_projected_s": seeds,
+            "projected_total_s": total}
+
+
 def loader_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
     """Images per second that one process turns into training items (read, decode, resize or crop, flip),
     for each training step's dataset at the paper's sizes; the seeding step's cues are random ones."""
@@ -278,11 +355,12 @@ def loader_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
 
 def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
     """Images per second of the seeds step's saliency (``rbd``) in one process (over a quarter of ``images``)
-    and in a pool of one process per core (:func:`dsrg.steps.seeds._with_saliency`, as the step runs it, over
+    and in a pool of one process per core (:func:`dsrg.steps.seeds._with_backgrounds`, as the step runs it, over
     ``images``), each rated after its first quarter (:func:`image_rate`: imports, the pool starting)."""
     from dsrg.data.voc import VOCSegmentation
+    from dsrg.profile import SeedsConfig
     from dsrg.run.folders import Clock
-    from dsrg.steps.seeds import _with_saliency
+    from dsrg.steps.seeds import _with_backgrounds
     from dsrg.workers import usable_cores
 
     cores = usable_cores()
@@ -290,7 +368,7 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
     for workers, n in ((0, max(4, images // 4)), (cores, images)):
         ds = VOCSegmentation(root, write_slice(root, split, n))
         clock = Clock()
-        for _ in _with_saliency(ds, "rbd", workers):
+        for _ in _with_backgrounds(ds, SeedsConfig(saliency="rbd"), (41, 41), workers):
             clock.tick()
         per_image = image_rate(clock.timed())["per_image_s"]
         rates[f"{workers} workers" if workers else "one process"] = 1 / max(per_image, 1e-9)
@@ -343,21 +421,33 @@ def main() -> None:
     overrides = slice_overrides(args, root)
     result = measure(args, overrides)
     print(table(result))
-    rates = loader_rates(root, "train_aug")
-    print("one loader process: " + ", ".join(f"{step} {rate:.0f} img/s" for step, rate in rates.items())
-          + f"; {GPU_RATE} img/s (the H200's VGG16 step) needs "
-          + ", ".join(f"{math.ceil(GPU_RATE / rate)} ({step})" for step, rate in rates.items()) + " processes")
-    saliency = saliency_rates(root, "train_aug", args.saliency_images)
-    print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
     if args.device == "cuda":
         import torch
         info["gpu"] = torch.cuda.get_device_name(0)
-    write_json(args.json, {"benchmark": "paper_scale", "profile": args.profile, "device": args.device,
-                           "slice": args.slice, "iterations": args.iterations, "overrides": args.overrides,
-                           "set": made, "steps": result, "loader_images_per_s": rates,
-                           "saliency_images_per_s": saliency,
-                           "projected_total_s": sum(m["projected_s"] for m in result.values()), "machine": info})
+    # written now and again after each further measure: a run stopped by a time limit keeps what it measured
+    record = {"benchmark": "paper_scale", "profile": args.profile, "device": args.device, "slice": args.slice,
+              "iterations": args.iterations, "overrides": args.overrides, "set": made, "steps": result,
+              "projected_total_s": sum(m["projected_s"] for m in result.values()), "machine": info}
+    write_json(args.json, record)
+    rates = record["loader_images_per_s"] = loader_rates(root, "train_aug")
+    print("one loader process: " + ", ".join(f"{step} {rate:.0f} img/s" for step, rate in rates.items())
+          + f"; {GPU_RATE} img/s (the H200's VGG16 step) needs "
+          + ", ".join(f"{math.ceil(GPU_RATE / rate)} ({step})" for step, rate in rates.items()) + " processes")
+    saliency = record["saliency_images_per_s"] = saliency_rates(root, "train_aug", args.saliency_images)
+    print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
+    write_json(args.json, record)
+    from dsrg.profile import load_profile
+    from dsrg.workers import usable_cores
 
+    early = record["seeds_early"] = measure_seeds_early(args, overrides)
+    overlap = record["overlap"] = overlap_estimate(result, early, usable_cores(), rates, args.device,
+                                                   load_profile(args.profile, args.overrides).cls.batch_size)
+    print(f"seeds with its saliency begun early ({early['workers']} lowest-priority processes): saliency "
+          f"{early['saliency']['projected_s'] / 60:.1f} min alone, CAMs {early['cams']['projected_s'] / 60:.1f} min; "
+          f"train-cls leaves it {overlap['cores_left_to_saliency']:.1f} cores (an estimate), hiding "
+          f"{overlap['hidden_s'] / 60:.1f} min: seeds {overlap['seeds_projected_s'] / 60:.1f} min, projected total "
+          f"{overlap['projected_total_s'] / 60:.1f} min")
+    write_json(args.json, record)
 
 if __name__ == "__main__":
     main()

@@ -81,6 +81,7 @@ class SeedsConfig:
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
     bg_threshold: float = BACKGROUND_THRESHOLD
     workers: int = -1                     # saliency processes; -1: one per core less one; 0 or 1: in the step
+    overlap: str = "gpu"                  # dsrg run: saliency begun with train-cls on: gpu | always | never
     authors_pickle: str = ""
     authors_list: str = ""
 
@@ -178,6 +179,7 @@ CHOICES: dict[str, tuple] = {
     "seeds.source": ("cam", "authors"),
     "seeds.fg_rule": ("fraction_of_max", "top_fraction"),
     "seeds.saliency": ("rbd", "spectral_residual", "fine_grained", "folder"),
+    "seeds.overlap": ("gpu", "always", "never"),
     "seg.backbone": ("vgg16", "resnet101"),
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": ("balanced", "sec"),

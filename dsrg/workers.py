@@ -52,11 +52,13 @@ def auto_workers(asked: int, cap: int = 12) -> int:
     return max(0, min(cores - 1, cap))
 
 
-def _start_worker(parent: int | None = None) -> None:
+def _start_worker(parent: int | None = None, nice: int = 0) -> None:
     """A pool worker: :func:`die_with_parent`, and one thread for torch (OpenMP) and OpenCV: the pool is the
     parallelism, and a thread pool that the parent had running, copied by the fork without its threads, hangs
-    the worker's first parallel call (tests/test_signals.py shows one)."""
+    the worker's first parallel call (tests/test_signals.py shows one). ``nice``: added to its niceness."""
     die_with_parent(parent)
+    if nice:
+        os.nice(nice)
     import cv2
     import torch
 
@@ -64,19 +66,21 @@ def _start_worker(parent: int | None = None) -> None:
     torch.set_num_threads(1)
 
 
-def process_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+def process_pool(workers: int, preload: Sequence[str] = (), nice: int = 0) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes that end with this one (:func:`die_with_parent`). They are forked
     from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and its
     threads can deadlock, so they then come from a fork server that imports the modules ``preload`` once
-    (it ends when this process does, and its workers with it)."""
+    (it ends when this process does, and its workers with it). ``nice`` 19: workers that take only the cores
+    that nothing else asks for (work done while this process trains)."""
     import torch
 
     if torch.cuda.is_initialized():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(list(preload))
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                                   initargs=(None, nice))
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_start_worker, initargs=(os.getpid(),))
+                               initializer=_start_worker, initargs=(os.getpid(), nice))
 
 
 def in_order(pool: ProcessPoolExecutor, jobs: Iterable[tuple[Any, Callable, tuple]],

@@ -76,3 +76,21 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
     assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
     assert "paper-scale total: 11.0 min (target: under 30 min)" in text and "stopped after 25 s" in text
     assert "saliency: one process 2.00 img/s, 16 workers 26.00 img/s, 13.0x (target: 12x on 16 cores)" in text
+
+
+def test_a_paper_scale_run_stopped_after_its_projection_still_shows_it(tmp_path):
+    scale = {"steps": {"eval": {"projected_s": 60.0}}, "projected_total_s": 60.0}
+    (tmp_path / "paper-scale-gpu.json").write_text(json.dumps(scale))
+    (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": [{"key": "torch", "seconds": 0.0008}]}))
+    text = summary(tmp_path, {"paper-scale": ("stopped after 150 s", 150.0), "grow": ("stopped after 20 s", 20.0)})
+    assert "paper-scale total: 1.0 min (target: under 30 min)" in text
+    assert "grow: torch" not in text, "a part that writes its record at its end: none where it was stopped"
+
+
+def test_the_summary_gives_the_total_with_the_saliency_during_train_cls(tmp_path):
+    scale = {"steps": {"eval": {"projected_s": 60.0}}, "projected_total_s": 1500.0,
+             "overlap": {"projected_total_s": 1380.0, "seeds_projected_s": 120.0, "hidden_s": 240.0}}
+    (tmp_path / "paper-scale-gpu.json").write_text(json.dumps(scale))
+    text = summary(tmp_path, {"paper-scale": ("ok", 140.0)})
+    assert "paper-scale total with seeds.overlap (saliency during train-cls, an estimate): 23.0 min; seeds 2.0 min, " \
+           "4.0 min of saliency hidden" in text

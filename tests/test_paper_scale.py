@@ -17,8 +17,9 @@ from dsrg.data.voc import VOCSegmentation
 from dsrg.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from paper_scale import (VOC_SIZES, inference_measures, loader_rates, pool_size, project,  # noqa: E402
-                         saliency_rates, table, training_measures, voc_shaped_set, write_slice)
+from paper_scale import (TRAIN_IDS, VOC_SIZES, inference_measures, loader_rates,  # noqa: E402
+                         overlap_estimate, pool_size, project, saliency_rates, table, training_measures,
+                         voc_shaped_set, write_slice)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,26 @@ def test_the_loader_rate_is_measured_for_each_training_steps_items(small_set):
 def test_the_saliency_rate_is_measured_in_one_process_and_in_one_per_core(small_set):
     rates = saliency_rates(small_set, "train_aug", images=3)
     assert len(rates) == 2 and "one process" in rates and all(r > 0 for r in rates.values())
+
+
+def _overlap(cores: int, device: str = "cuda") -> dict:
+    """train-cls 300 s at 0.04 s per batch of 20 (500 img/s), a loader process 250 img/s: it takes 1 + 2 cores.
+    Saliency alone 400 s in 12 processes; the CAMs 5 s setup, 1 s warm-up, 0.01 s per image."""
+    result = {"cls": {"per_iteration_s": 0.04, "projected_s": 300.0}, "seeds": {"projected_s": 500.0},
+              "seg": {"projected_s": 1000.0}}
+    early = {"workers": 12, "saliency": {"projected_s": 400.0},
+             "cams": {"setup_s": 5.0, "warmup_s": 1.0, "per_image_s": 0.01}}
+    return overlap_estimate(result, early, cores, {"cls": 250.0}, device, batch_size=20)
+
+
+def test_the_overlap_hides_the_saliency_behind_train_cls_by_hand():
+    cams = 5 + 1 + TRAIN_IDS * 0.01                                    # 111.82 s
+    on16 = _overlap(16)              # 16 - 3 cores left >= 12 processes: all of train-cls's 300 s hides saliency
+    assert on16["hidden_s"] == pytest.approx(300.0)
+    assert on16["seeds_projected_s"] == pytest.approx(cams)            # the 100 s left run beside the CAMs
+    assert on16["projected_total_s"] == pytest.approx(300 + cams + 1000)
+    on8 = _overlap(8)                # 5 cores left to 12 processes: 5 / 12 of train-cls's time
+    assert on8["hidden_s"] == pytest.approx(300 * 5 / 12)
+    assert on8["seeds_projected_s"] == pytest.approx(6 + 400 - 125)
+    on_cpu = _overlap(16, "cpu")     # training on the CPU takes every core: nothing hidden
+    assert on_cpu["hidden_s"] == 0 and on_cpu["seeds_projected_s"] == pytest.approx(6 + 400)

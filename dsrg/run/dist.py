@@ -2,9 +2,9 @@
 collectives and random states), and the machine a number came from.
 
 With torchrun (``WORLD_SIZE > 1``) each process joins a process group (gloo on CPU, NCCL on CUDA) and a CPU
-group that the waits and the gathers of RNG states use, with a 30-day timeout: process 0 alone makes the
-seeds, the pseudo labels and the evaluation while the others wait, for longer than a day on COCO, and NCCL's
-watchdog would abort a wait that long.
+group that the waits and the gathers use, with a 30-day timeout: the inference steps are shared out
+(:func:`share`), but what is not (process 0 reading the authors' cues, measuring and writing a step's output)
+keeps the others waiting at the step's end, and NCCL's watchdog would abort a long wait.
 """
 
 from __future__ import annotations

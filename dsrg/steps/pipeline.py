@@ -35,16 +35,25 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     check_inputs(cfg, steps)
     ctx = setup(cfg)
     out = {}
-    for step in steps:
-        folder = folders.step_dir(cfg, step)
-        # One process per step folder: another one running this step (a notebook beside this one) is
-        # waited for, and its output reused. Under torchrun the ranks run the step together, unlocked.
-        with folders.step_lock(cfg, step) if ctx.world.size == 1 else contextlib.nullcontext():
-            skipped = folders.is_done(folder)
-            tick = time.perf_counter()
-            out[step] = MODULES[step].run(cfg, resume=resume)
-        barrier(ctx.world)
-        if ctx.world.main:
-            wall = "done before" if skipped else f"{time.perf_counter() - tick:.1f} s"
-            print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  ({wall})", flush=True)
+    early = seeds.start_early(cfg, ctx.device, ctx.world, steps)   # the seeds' saliency, while train-cls trains
+    try:
+        for step in steps:
+            folder = folders.step_dir(cfg, step)
+            # One process per step folder: another one running this step (a notebook beside this one) is
+            # waited for, and its output reused. Under torchrun the ranks run the step together, unlocked.
+            with folders.step_lock(cfg, step) if ctx.world.size == 1 else contextlib.nullcontext():
+                skipped = folders.is_done(folder)
+                tick = time.perf_counter()
+                given = {"early": early} if step == "seeds" and early is not None else {}
+                out[step] = MODULES[step].run(cfg, resume=resume, **given)
+            barrier(ctx.world)
+            if ctx.world.main:
+                wall = "done before" if skipped else f"{time.perf_counter() - tick:.1f} s"
+                print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  ({wall})", flush=True)
+            if step == "seeds" and early is not None:
+                early.close()
+                early = None
+    finally:
+        if early is not None:
+            early.close()
     return out

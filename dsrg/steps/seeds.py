@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import Future
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -32,7 +33,8 @@ from ..data.saliency import SaliencyFolder
 from ..errors import InputError
 from ..method.metrics import supervision_counts, supervision_quality
 from ..method.saliency import compute_saliency
-from ..method.seeds import make_cues
+from ..method.seeds import cam_foreground_cues, saliency_background_cues, stack_cues
+from ..models.cam import CAMNet
 from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
@@ -42,51 +44,120 @@ from ..workers import auto_workers, in_order, process_pool
 from .common import begin, build_cls_net, setup
 
 
-def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None
-             ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None,
+             early: EarlyBackgrounds | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """The cues of the images ``indices`` of ``ds`` (default all) from CAMs and saliency, and the time their
     images took (:meth:`dsrg.run.folders.Clock.timed`, from the first image on: the classifier's loading not
-    counted). ``progress``: a progress bar (default ``cfg.progress``)."""
+    counted). ``progress``: a progress bar (default ``cfg.progress``). ``early``: their background cues, begun
+    before this step (:func:`start_early`)."""
     indices = range(len(ds)) if indices is None else indices
     progress = cfg.progress if progress is None else progress
     model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
     folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
+    grid = cam_grid(cfg)
+    if early is not None:
+        images = ((i, ds.image(i), early.get(i)) for i in indices)
+    elif folder is not None:
+        images = ((i, ds.image(i), None) for i in indices)
+    else:
+        images = _with_backgrounds(ds, cfg.seeds, grid, auto_workers(cfg.seeds.workers), indices)
     out = {}
-    images = _with_saliency(ds, cfg.seeds.saliency, auto_workers(cfg.seeds.workers), indices) \
-        if folder is None else ((i, ds.image(i), None) for i in indices)
     clock = folders.Clock()
     with closing(images):             # its saliency workers end even when this loop stops on an error
-        for i, image, sal in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
-            labels = torch.from_numpy(ds.labels(i))
+        for i, image, background in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
+            labels = torch.from_numpy(ds.labels(i))[None]
             x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
             with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
                 cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
             cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
             if folder is not None:
-                sal = folder(ds.ids[i], size=image.shape[:2])
-            cues = make_cues(cams, torch.from_numpy(np.asarray(sal, np.float32))[None], labels[None],
-                             cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
-            out[ds.ids[i]] = (cues[0].numpy(), labels.numpy())
+                background = _background(folder(ds.ids[i], size=image.shape[:2]), cfg.seeds, grid)
+            fg = cam_foreground_cues(cams, labels, cfg.seeds.fg_rule, cfg.seeds.fg_fraction)
+            cues = stack_cues(fg, torch.from_numpy(background)[None], labels)
+            out[ds.ids[i]] = (cues[0].numpy(), labels[0].numpy())
             clock.tick()
     return out, clock.timed()
 
 
-def _with_saliency(ds, method: str, workers: int, indices: Sequence[int] | None = None
-                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """``(index, image, saliency)`` for the images ``indices`` of ``ds`` (default all) in order; with
-    ``workers`` > 1 the saliency is computed in that many processes, a few images ahead of the caller (same
-    maps: it is deterministic)."""
+def cam_grid(cfg: Profile) -> tuple[int, int]:
+    """``(h, w)`` of the CAMs, where the cues live: the classifier's output for its square input."""
+    side = CAMNet.output_size(cfg.cls.input_size)
+    return side, side
+
+
+def _background(saliency: np.ndarray, sec, grid: tuple[int, int]) -> np.ndarray:
+    """The background cue, bool ``(h, w)`` on ``grid``, of one saliency map (``sec``: the seeds section)."""
+    sal = torch.from_numpy(np.asarray(saliency, np.float32))[None]
+    return saliency_background_cues(sal, size=grid, threshold=sec.bg_threshold)[0].numpy()
+
+
+def _saliency_background(image: np.ndarray, sec, grid: tuple[int, int]) -> np.ndarray:
+    """A saliency worker's job: the background cue of one image (its saliency map is not sent back)."""
+    return _background(compute_saliency(image, sec.saliency), sec, grid)
+
+
+def _with_backgrounds(ds, sec, grid: tuple[int, int], workers: int, indices: Sequence[int] | None = None
+                      ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(index, image, background cue)`` for the images ``indices`` of ``ds`` (default all) in order, the cues
+    with saliency ``sec.saliency`` on ``grid``; with ``workers`` > 1 computed in that many processes, a few
+    images ahead of the caller (the same cues: saliency is deterministic)."""
     indices = range(len(ds)) if indices is None else indices
     if workers <= 1:
         for i in indices:
             image = ds.image(i)
-            yield i, image, compute_saliency(image, method)
+            yield i, image, _saliency_background(image, sec, grid)
         return
-    jobs = (((i, image), compute_saliency, (image, method)) for i, image in ((i, ds.image(i)) for i in indices))
+    jobs = (((i, image), _saliency_background, (image, sec, grid))
+            for i, image in ((i, ds.image(i)) for i in indices))
     with process_pool(workers, preload=["dsrg.method.saliency"]) as pool:
-        for (i, image), saliency in in_order(pool, jobs, 2 * workers):
-            yield i, image, saliency
+        for (i, image), background in in_order(pool, jobs, 2 * workers):
+            yield i, image, background
+
+
+def _backgrounds_of(ds, indices: Sequence[int], sec, grid: tuple[int, int]) -> list[np.ndarray]:
+    """An early worker's job: the background cues of the images ``indices`` of ``ds``, read there."""
+    return [_saliency_background(ds.image(i), sec, grid) for i in indices]
+
+
+class EarlyBackgrounds:
+    """The background cues of images of a split, computed by a pool of lowest-priority processes while
+    earlier steps run (every image submitted at once, in chunks); :meth:`get` waits for one image's."""
+
+    def __init__(self, ds, indices: Sequence[int], sec, grid: tuple[int, int], workers: int, chunk: int = 8):
+        self.pool = process_pool(workers, preload=["dsrg.method.saliency"], nice=19)
+        self.parts: dict[int, tuple[Future, int]] = {}
+        indices = list(indices)
+        for k in range(0, len(indices), chunk):
+            part = indices[k:k + chunk]
+            future = self.pool.submit(_backgrounds_of, ds, part, sec, grid)
+            self.parts.update((i, (future, j)) for j, i in enumerate(part))
+
+    def get(self, i: int) -> np.ndarray:
+        """Image ``i``'s background cue, bool ``(h, w)`` (waits for it)."""
+        future, j = self.parts[i]
+        return future.result()[j]
+
+    def close(self) -> None:
+        """Cancel what has not started; the workers end after their current chunk (or with this process)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+OVERLAP = {"never": (), "gpu": ("cuda",), "always": ("cpu", "cuda")}   # seeds.overlap: on these devices
+
+
+def start_early(cfg: Profile, device: torch.device, world, steps: Sequence[str]) -> EarlyBackgrounds | None:
+    """For ``dsrg run``: begin the saliency of the seeds step while train-cls trains, where it will run
+    (``steps``), its saliency is computed (not read from a folder) and ``seeds.overlap`` asks for it on
+    ``device`` (by default: on a GPU, where training leaves the cores idle). None where not."""
+    if not ({"cls", "seeds"} <= set(steps) and cfg.seeds.source == "cam" and cfg.seeds.saliency != "folder"
+            and device.type in OVERLAP[cfg.seeds.overlap]):
+        return None
+    if folders.is_done(folders.step_dir(cfg, "cls")) or folders.is_done(folders.step_dir(cfg, "seeds")):
+        return None
+    ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and world.main)
+    return EarlyBackgrounds(ds, share(len(ds), world), cfg.seeds, cam_grid(cfg),
+                            max(1, auto_workers(cfg.seeds.workers)))
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -112,7 +183,7 @@ def cue_quality(store: CueStore, ds) -> dict | None:
     return supervision_quality(counts)
 
 
-def run(cfg: Profile, resume: bool = False) -> Path:
+def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = None) -> Path:
     ctx = setup(cfg)
     folder, done = begin(ctx, "seeds")
     if done:
@@ -121,7 +192,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and ctx.world.main)
     try:
         if cfg.seeds.source == "cam":
-            items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main)
+            items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main,
+                                    early)
         elif ctx.world.main:                   # a file to read: process 0 alone
             clock = folders.Clock()
             items = authors_cues(cfg, ds)

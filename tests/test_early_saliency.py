@@ -1,0 +1,135 @@
+"""`dsrg run` computes the seeds step's saliency while train-cls trains (``seeds.overlap``): the same cues."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_profile
+
+from dsrg.models.cam import CAMNet
+from dsrg.run import folders
+from dsrg.run.dist import World
+from dsrg.steps import pipeline, seeds
+
+CPU = torch.device("cpu")
+
+
+def _without_seeds(tmp_path, cfg, name: str, *extra: str):
+    """A copy of the tiny run whose seeds (and later steps) are to be made again; its profile."""
+    shutil.copytree(cfg.out, tmp_path / name)
+    for done in (tmp_path / name).glob("*-*"):
+        if not done.name.startswith("cls-"):
+            shutil.rmtree(done)
+    return tiny_profile(cfg.data.root, tmp_path / name, *extra)
+
+
+def test_the_cues_begun_early_are_the_cues_the_step_makes_itself(tiny_run, tmp_path):
+    cfg, _ = tiny_run
+    own = np.load(seeds.run(_without_seeds(tmp_path, cfg, "own", "seeds.workers=2")) / "cues.npz")
+    other = _without_seeds(tmp_path, cfg, "early", "seeds.workers=2")
+    early = seeds.EarlyBackgrounds(*_split(other), other.seeds, seeds.cam_grid(other), workers=2, chunk=3)
+    try:
+        made = np.load(seeds.run(other, early=early) / "cues.npz")
+    finally:
+        early.close()
+    assert sorted(own.files) == sorted(made.files)
+    assert all(np.array_equal(own[k], made[k]) for k in own.files)
+
+
+def _split(cfg):
+    from dsrg.data.dataset import open_split
+
+    ds = open_split(cfg.data, cfg.data.train_split)
+    return ds, range(len(ds))
+
+
+def test_the_cam_grid_is_the_grid_of_the_cams():
+    for side in (64, 97, 321):
+        cams = CAMNet(num_classes=2, width=0.125).eval().cams(torch.zeros(1, 3, side, side))
+        assert seeds.cam_grid(tiny_profile("d", "r", f"cls.input_size={side}")) == tuple(cams.shape[2:])
+
+
+def test_dsrg_run_hands_the_early_cues_to_the_seeds_step_which_then_computes_no_saliency(tiny_run, tmp_path,
+                                                                                         monkeypatch):
+    cfg, _ = tiny_run
+    other = _without_seeds(tmp_path, cfg, "run", "seeds.overlap=always", "seeds.workers=2")
+    shutil.rmtree(folders.step_dir(other, "cls"))            # train-cls runs, so the saliency is begun early
+
+    def no_saliency_here(*args, **kwargs):
+        raise AssertionError("the seeds step computed saliency of its own")
+
+    monkeypatch.setattr(seeds, "_with_backgrounds", no_saliency_here)
+    pipeline.run(other, only=["cls", "seeds"])
+    own = np.load(folders.step_dir(cfg, "seeds") / "cues.npz")
+    made = np.load(folders.step_dir(other, "seeds") / "cues.npz")
+    assert all(np.array_equal(own[k], made[k]) for k in own.files)
+
+
+def test_saliency_is_begun_early_only_where_asked_and_useful(tiny_run, tmp_path):
+    cfg, _ = tiny_run
+    steps = pipeline.planned_steps(cfg)
+    fresh = tiny_profile(cfg.data.root, tmp_path / "fresh")                 # nothing made yet
+    assert seeds.start_early(fresh, CPU, World(), steps) is None, "default: on a GPU only"
+    for extra in (("seeds.overlap=never",), ("seeds.overlap=always", "seeds.saliency=folder",
+                                              f"seeds.saliency_dir={tmp_path}")):
+        assert seeds.start_early(tiny_profile(cfg.data.root, tmp_path / "fresh", *extra),
+                                 torch.device("cuda"), World(), steps) is None, extra
+    done = tiny_profile(cfg.data.root, cfg.out, "seeds.overlap=always")
+    assert seeds.start_early(done, CPU, World(), steps) is None, "train-cls is done: nothing to overlap"
+    always = tiny_profile(cfg.data.root, tmp_path / "fresh", "seeds.overlap=always")
+    assert seeds.start_early(always, CPU, World(), ["seeds", "seg"]) is None, "no train-cls in this run"
+    early = seeds.start_early(always, CPU, World(), steps)
+    try:
+        assert isinstance(early, seeds.EarlyBackgrounds)
+    finally:
+        early.close()
+
+
+def test_the_early_workers_take_only_cores_nothing_else_asks_for(tiny_run):
+    cfg, _ = tiny_run
+    early = seeds.EarlyBackgrounds(*_split(cfg), cfg.seeds, seeds.cam_grid(cfg), workers=1)
+    try:
+        assert early.pool.submit(os.nice, 0).result(timeout=60) == min(19, os.nice(0) + 19)
+    finally:
+        early.close()
+
+
+def test_a_failing_train_cls_ends_the_early_workers(tiny_run, tmp_path, monkeypatch):
+    cfg, _ = tiny_run
+    other = _without_seeds(tmp_path, cfg, "failing", "seeds.overlap=always", "seeds.workers=2")
+    shutil.rmtree(folders.step_dir(other, "cls"))
+    pids, kept, start = [], [], seeds.start_early
+
+    def start_and_note(*args):
+        early = start(*args)
+        pids.extend(early.pool._processes)       # the workers, started with the first job
+        kept.append(early)                       # held on to: the pool is not ended by being forgotten
+        return early
+
+    monkeypatch.setattr(seeds, "start_early", start_and_note)
+
+    def fails(cfg, resume=False):
+        raise RuntimeError("train-cls failed")
+
+    monkeypatch.setattr(pipeline.MODULES["cls"], "run", fails)
+    with pytest.raises(RuntimeError, match="train-cls failed"):
+        pipeline.run(other)
+    assert pids
+    deadline = time.time() + 60
+    while any(_running(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _running(pid)], "every early worker ended"
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` is a process that has not ended (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
