@@ -9,11 +9,12 @@ time (``--test-time``) the lattice CRF in torch against pydensecrf.
 
 Defaults: the paper's shape (batch 20, 21 classes, 41 x 41 output grid), s = 12, 10 mean-field
 iterations, the DSRG code's unary ``-p``. Rows: ``dsrg.method.crf.crf_train(backend="pydensecrf")`` on the CPU
-(``--workers`` processes; 1 = one image after another) and ``backend="exact"`` on ``--device``, median
+(``--workers`` processes; 1 = one image after another), ``backend="exact"`` and ``"exact_bf16"`` on ``--device``, median
 wall time per batch (CUDA synchronised), ratio, and the share of the exact CRF's time that builds its kernels
 (``crf_kernels``; the rest is the mean field), and on CUDA its time captured as one CUDA graph (the launch
 overhead, by difference); then the agreement of the two: max, mean and 99th
-percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement. The inputs are
+percentile over positions of ``max_c |Q_exact - Q_pydensecrf|``, and argmax agreement (for ``exact_bf16``: mean
+and argmax agreement, and its mean difference to ``exact``; on CUDA its graph's time too). The inputs are
 real-looking scenes (a colour gradient, three shaded discs with sharp edges, grey-level noise; ``make_scenes``)
 with probabilities whose logits favour each disc's class by 3 over N(0, 1) noise.
 
@@ -147,6 +148,8 @@ def test_time(a) -> None:
     bare = lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary)  # noqa: E731
     t_bare = median_time(bare, a.repeats, dev) if dev.type == "cuda" else None
     t_graph = graph_time(bare, a.repeats, dev)
+    t_graph_bf16 = graph_time(lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary, torch.bfloat16),
+                              a.repeats, dev)
     agree = [(q.argmax(0).numpy() == r.argmax(0)).mean() for q, r in zip(ours, reference)]
     diff = [np.abs(q.numpy() - r).mean() for q, r in zip(ours, reference)]
     agreement = {"argmax_agreement_median": float(np.median(agree)), "argmax_agreement_min": float(np.min(agree)),
@@ -202,11 +205,12 @@ def main() -> None:
     def run_lattice():
         return crf_train(probs, images, unary=a.unary, workers=a.workers, backend="pydensecrf")
 
-    def run_exact():
-        return crf_train(d_probs, d_images, unary=a.unary, backend="exact")
+    def run_exact(backend: str = "exact"):
+        return crf_train(d_probs, d_images, unary=a.unary, backend=backend)
 
     t_lat = median_time(run_lattice, a.repeats)
     t_exact = median_time(run_exact, a.repeats, dev)
+    t_bf16 = median_time(lambda: run_exact("exact_bf16"), a.repeats, dev)
     rgb = _resize_images(d_images, (a.size, a.size))
     t_kernels = median_time(lambda: crf_kernels(rgb, TRAIN_PARAMS, getattr(torch, a.dtype)), a.repeats, dev)
     q_lat = run_lattice().double()
@@ -215,12 +219,18 @@ def main() -> None:
     agreement = {"max_abs_diff": d.max().item(), "mean_abs_diff": d.mean().item(),
                  "q99_abs_diff": d.quantile(0.99).item() if d.numel() <= 16_000_000 else float("nan"),
                  "argmax_agreement": (q_exact.cpu().argmax(1) == q_lat.argmax(1)).float().mean().item()}
+    q_bf16 = run_exact("exact_bf16").cpu().double()
+    agreement_bf16 = {"mean_abs_diff": (q_bf16 - q_lat).abs().amax(dim=1).mean().item(),
+                      "argmax_agreement": (q_bf16.argmax(1) == q_lat.argmax(1)).float().mean().item(),
+                      "mean_abs_diff_to_exact": (q_bf16 - q_exact.cpu().double()).abs().amax(dim=1).mean().item()}
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
     # last: its warm-up and capture do not count in the peak, and a failed capture cannot touch the rows above;
     # against _dense_crf_exact op by op (crf_train adds its input checks, which hold host syncs)
     bare = lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary)  # noqa: E731
     t_bare = median_time(bare, a.repeats, dev) if dev.type == "cuda" else None
     t_graph = graph_time(bare, a.repeats, dev)
+    t_graph_bf16 = graph_time(lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary, torch.bfloat16),
+                              a.repeats, dev)
 
     info = machine_info(dev)
     print_machine(info)
@@ -228,26 +238,34 @@ def main() -> None:
           f"10 iterations, median of {a.repeats}")
     print("| backend | device | ms per batch | ms per image | pydensecrf / this |\n|---|---|---|---|---|")
     for name, where, t in [(f"pydensecrf ({a.workers} worker{'s' if a.workers > 1 else ''})", "cpu", t_lat),
-                           (f"exact, batched ({a.dtype})", str(dev), t_exact)]:
+                           (f"exact, batched ({a.dtype})", str(dev), t_exact),
+                           ("exact_bf16, batched (appearance kernel in bfloat16)", str(dev), t_bf16)]:
         print(f"| {name} | {where} | {t * 1e3:.1f} | {t * 1e3 / a.batch:.2f} | {t_lat / t:.2f}x |")
     print(f"of the exact CRF's time, building its kernels (crf_kernels): {t_kernels * 1e3:.1f} ms "
           f"({100 * t_kernels / t_exact:.0f} %); the rest is the mean field and the unary")
     print(f"agreement (per position, max over classes): max |diff| {agreement['max_abs_diff']:.4f}, "
           f"mean {agreement['mean_abs_diff']:.2e}, 99th percentile {agreement['q99_abs_diff']:.2e}, "
           f"argmax agreement {100 * agreement['argmax_agreement']:.2f} %")
+    print(f"exact_bf16 against pydensecrf: mean |diff| {agreement_bf16['mean_abs_diff']:.2e}, argmax agreement "
+          f"{100 * agreement_bf16['argmax_agreement']:.2f} %; against exact: mean |diff| "
+          f"{agreement_bf16['mean_abs_diff_to_exact']:.2e}")
     if isinstance(t_graph, float):
         print(f"the exact CRF captured as one CUDA graph: {t_graph * 1e3:.2f} ms (launching its kernels one by "
               f"one costs {(t_bare - t_graph) * 1e3:.2f} ms of the {t_bare * 1e3:.2f} without crf_train's checks)")
     elif t_graph is not None:
         print(f"the exact CRF could not be captured as a CUDA graph: {t_graph}")
+    if isinstance(t_graph_bf16, float):
+        print(f"exact_bf16 captured as one CUDA graph: {t_graph_bf16 * 1e3:.2f} ms")
     if peak is not None:
         print(f"peak CUDA memory: {peak / 2**20:.0f} MiB")
-    seconds = {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels}
+    seconds = {"pydensecrf": t_lat, "exact": t_exact, "exact_kernels": t_kernels, "exact_bf16": t_bf16}
     if isinstance(t_graph, float):
         seconds.update(exact_graph=t_graph, exact_unchecked=t_bare)
+    if isinstance(t_graph_bf16, float):
+        seconds.update(exact_bf16_graph=t_graph_bf16)
     write_json(a.json, {"benchmark": "crf", "machine": info, "args": vars(a), "seconds": seconds,
                         **({"exact_graph_error": t_graph} if isinstance(t_graph, str) else {}),
-                        "agreement": agreement,
+                        "agreement": agreement, "agreement_bf16": agreement_bf16,
                         "peak_cuda_bytes": peak})
 
 

@@ -96,6 +96,18 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
                      + (f"; as one CUDA graph {1e3 * s['exact_graph']:.2f} ms (op by op "
                         f"{1e3 * s.get('exact_unchecked', float('nan')):.2f} ms)" if "exact_graph" in s else "")
                      + (f"; no CUDA graph ({r['exact_graph_error']})" if "exact_graph_error" in r else ""))
+        if "exact_bf16" in s:
+            lines.append(f"crf: exact_bf16 {1e3 * s['exact_bf16']:.2f} ms per batch"
+                         + (f", as one CUDA graph {1e3 * s['exact_bf16_graph']:.2f} ms" if "exact_bf16_graph" in s
+                            else "")
+                         + f"; argmax agreement with pydensecrf {100 * r['agreement_bf16']['argmax_agreement']:.2f} %")
+            for name in ("step-vgg16", "step-resnet101"):
+                step = record(name)
+                if step:     # its CRF's time scaled by exact_bf16 / exact, as measured by this part
+                    t = step["seconds"]
+                    crf = t["crf"] * s["exact_bf16"] / s["exact"]
+                    lines.append(f"{name} with exact_bf16 (an estimate): CRF + growing "
+                                 f"{100 * (crf + t['growing']) / (t['total'] - t['crf'] + crf):.1f} %")
     r = record("grow")
     if r:
         t = {row["key"]: row["seconds"] for row in r["rows"]}

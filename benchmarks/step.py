@@ -61,7 +61,8 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=1.0, help="channel factor of the network")
     ap.add_argument("--classes", type=int, default=21)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--crf", default="auto", choices=["exact", "pydensecrf", "auto"], help="CRF backend")
+    ap.add_argument("--crf", default="auto", choices=["exact", "exact_bf16", "pydensecrf", "auto"],
+                    help="CRF backend")
     ap.add_argument("--crf-workers", type=int, default=1, help="processes for pydensecrf")
     ap.add_argument("--unary", default="prob", choices=["prob", "logprob"])
     ap.add_argument("--grow", default="auto", choices=METHODS, help="growing method")

@@ -108,7 +108,7 @@ class SegConfig(Schedule):
     theta_bg: float = THETA_BG            # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
-    crf_backend: str = "auto"             # pydensecrf | exact (dense kernels) | lattice (torch) | auto (exact on CUDA)
+    crf_backend: str = "auto"             # pydensecrf | exact (dense) | exact_bf16 | lattice | auto (exact on CUDA)
     grow_method: str = "auto"             # scipy | numba | torch (on the device) | auto (torch on CUDA, else numba); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
@@ -184,7 +184,7 @@ CHOICES: dict[str, tuple] = {
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": ("balanced", "sec"),
     "seg.crf_unary": ("prob", "logprob"),
-    "seg.crf_backend": ("auto", "pydensecrf", "exact", "lattice"),
+    "seg.crf_backend": ("auto", "pydensecrf", "exact", "exact_bf16", "lattice"),
     "pseudo.crf_backend": ("auto", "pydensecrf", "lattice"), "eval.crf_backend": ("auto", "pydensecrf", "lattice"),
     "seg.grow_method": ("auto", "scipy", "numba", "torch"),
     "retrain.init": ("seg", "imagenet"),

@@ -60,8 +60,8 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
            "agreement": {"argmax_agreement_median": 1.0, "argmax_agreement_min": 0.9995}}
     (tmp_path / "crf-test-gpu.json").write_text(json.dumps(crf))
     exact = {"seconds": {"exact": 0.0021, "exact_kernels": 0.0009, "pydensecrf": 0.11, "exact_graph": 0.0012,
-                         "exact_unchecked": 0.0019},
-             "agreement": {"argmax_agreement": 0.9999}}
+                         "exact_unchecked": 0.0019, "exact_bf16": 0.00105},
+             "agreement": {"argmax_agreement": 0.9999}, "agreement_bf16": {"argmax_agreement": 0.9998}}
     (tmp_path / "crf-gpu.json").write_text(json.dumps(exact))
     (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": [{"key": "torch", "seconds": 0.0008}]}))
     text = summary(tmp_path, {"step-vgg16": ("ok", 20.0), "paper-scale": ("ok", 90.0), "grow": ("stopped after 25 s",
@@ -73,6 +73,9 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
     assert "crf-test: lattice 10.0 ms per image, 60x one pydensecrf core; argmax agreement 100.00 % (median), " \
            "99.95 % (min)" in text
     assert "step-vgg16: 40.0 ms per step (500 img/s), CRF + growing 17.5 %, peak 4.0 GiB" in text
+    assert "crf: exact_bf16 1.05 ms per batch; argmax agreement with pydensecrf 99.98 %" in text
+    # the step's CRF, 5 ms, at exact_bf16's half of exact's time: (2.5 + 2) / (40 - 5 + 2.5)
+    assert "step-vgg16 with exact_bf16 (an estimate): CRF + growing 12.0 %" in text
     assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
     assert "paper-scale total: 11.0 min (target: under 30 min)" in text and "stopped after 25 s" in text
     assert "saliency: one process 2.00 img/s, 16 workers 26.00 img/s, 13.0x (target: 12x on 16 cores)" in text

@@ -6,8 +6,9 @@ At training time (:func:`refine_for_growing`) on the output grid with ``s = 12``
 loss (Eq. 2) and of region growing (Eq. 3). At test time (:func:`crf_test`) at full resolution, ``s = 1``.
 Three backends: ``pydensecrf`` (the permutohedral lattice, CPU, one image at a time), ``lattice`` (the same
 lattice in torch, :mod:`dsrg.method.lattice`, batched over images of any sizes, on the input's device) and
-``exact`` (the same model with dense ``(N, N)`` kernels in torch, batched; small grids only). At training
-time ``auto`` runs ``exact`` on CUDA, at test time ``lattice``; ``pydensecrf`` elsewhere. The model they
+``exact`` (the same model with dense ``(N, N)`` kernels in torch, batched; small grids only; ``exact_bf16``
+keeps its appearance kernel in bfloat16 for the matmuls). At training time ``auto`` runs ``exact`` on CUDA, at
+test time ``lattice``; ``pydensecrf`` elsewhere. The model they
 follow, read from pydensecrf's sources, and how closely they agree: the book's fidelity chapter.
 """
 
@@ -27,7 +28,8 @@ from . import TRAIN_CRF_SCALE
 from . import lattice as lat
 
 UNARIES = ("prob", "logprob")
-BACKENDS = ("auto", "pydensecrf", "exact", "lattice")
+BACKENDS = ("auto", "pydensecrf", "exact", "exact_bf16", "lattice")
+EXACT = ("exact", "exact_bf16")                        # the dense backends, and their limit below
 TEST_BACKENDS = ("auto", "pydensecrf", "lattice")     # full-resolution images: no dense kernels
 CLIP = 1e-4
 # The exact backend holds (images, N, N) matrices: cap N (128 x 128; 1 GiB per image in float32 beyond).
@@ -89,13 +91,13 @@ def _images_hwc(images: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 def choose_backend(backend: str, positions: int, cuda: bool) -> str:
     """The backend that ``backend`` runs as on a grid of ``positions`` (``h * w``) positions, on CUDA or not:
     ``"auto"`` is ``"exact"`` on CUDA with at most ``EXACT_MAX_POSITIONS`` positions, else ``"pydensecrf"``.
-    Raises InputError for an unknown name, or ``"exact"`` on a grid too large."""
+    Raises InputError for an unknown name, or a dense backend on a grid too large."""
     if backend not in BACKENDS:
         raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
         return "exact" if cuda and positions <= EXACT_MAX_POSITIONS else "pydensecrf"
-    if backend == "exact" and positions > EXACT_MAX_POSITIONS:
-        raise InputError(f"backend='exact' holds dense (h*w) x (h*w) kernels: at most {EXACT_MAX_POSITIONS} "
+    if backend in EXACT and positions > EXACT_MAX_POSITIONS:
+        raise InputError(f"backend='{backend}' holds dense (h*w) x (h*w) kernels: at most {EXACT_MAX_POSITIONS} "
                          f"positions, got {positions}; use backend='pydensecrf'")
     return backend
 
@@ -186,7 +188,8 @@ def _normalisation(row_sums: torch.Tensor) -> torch.Tensor:
     return row_sums.add(1e-20).rsqrt_()
 
 
-def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> Kernel:
+def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32,
+                     matmul_dtype: torch.dtype | None = None) -> Kernel:
     """The appearance kernel ``k(i, j) = exp(-|p_i - p_j|^2 / 2 sxy^2 - |c_i - c_j|^2 / 2 srgb^2)`` of each image,
     ``sxy = theta_alpha / s``, ``srgb = theta_beta``, as dense ``(B, N, N)`` matrices: one exact integer matmul
     for the colour distances, scaled and added to the position term in one pass (after the sum: a matmul
@@ -194,6 +197,9 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
 
     Args:
         rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the kernel is built on.
+        matmul_dtype: where given (bfloat16), the matrix is kept in it after its normalisation is taken in
+            ``dtype``, and filters marginals rounded to it (the products accumulate in float32); the filtered
+            marginals come back in ``dtype``.
     """
     b, h, w, _ = rgb.shape
     sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
@@ -201,7 +207,11 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
     position = _grid_distances(h, w, rgb.device, dtype).mul_(-0.5 / sxy ** 2)              # (N, N), shared
     k = torch.bmm(left, right)                                                            # exact integers
     k = _exp_cut_(torch.add(position, k, alpha=-0.5 / srgb ** 2, out=k))
-    return Kernel(lambda q: torch.bmm(k, q), _normalisation(k.sum(-1, keepdim=True)), params.bilateral_weight)
+    norm = _normalisation(k.sum(-1, keepdim=True))
+    if matmul_dtype is None or matmul_dtype == dtype:
+        return Kernel(lambda q: torch.bmm(k, q), norm, params.bilateral_weight)
+    k = k.to(matmul_dtype)
+    return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype)).to(dtype), norm, params.bilateral_weight)
 
 
 def gaussian_kernel(h: int, w: int, params: CRFParams, device: torch.device,
@@ -226,17 +236,18 @@ def gaussian_kernel(h: int, w: int, params: CRFParams, device: torch.device,
     return Kernel(apply, _normalisation(norm), params.gaussian_weight)
 
 
-def crf_kernels(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32) -> list[Kernel]:
+def crf_kernels(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = torch.float32,
+                matmul_dtype: torch.dtype | None = None) -> list[Kernel]:
     """The exact backend's pairwise terms for images ``rgb`` (uint8 ``(B, h, w, 3)``), in pydensecrf's
     order (Gaussian, then bilateral); a kernel of weight 0 is left out. Built in ``dtype`` whatever autocast
-    is on."""
+    is on; the bilateral one multiplies in ``matmul_dtype`` where given (:func:`bilateral_kernel`)."""
     _, h, w, _ = rgb.shape
     out = []
     with torch.autocast(rgb.device.type, enabled=False):
         if params.gaussian_weight != 0:
             out.append(gaussian_kernel(h, w, params, rgb.device, dtype))
         if params.bilateral_weight != 0:
-            out.append(bilateral_kernel(rgb, params, dtype))
+            out.append(bilateral_kernel(rgb, params, dtype, matmul_dtype))
     return out
 
 
@@ -292,7 +303,8 @@ def _mean_field_steps(neg_u: torch.Tensor, kernels: list[Kernel], iterations: in
     return q
 
 
-def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str) -> torch.Tensor:
+def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
+                     matmul_dtype: torch.dtype | None = None) -> torch.Tensor:
     b, c, h, w = probs.shape
     n = h * w
     dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
@@ -301,7 +313,7 @@ def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParam
     chunk = max(1, EXACT_CHUNK_BYTES // max(n * n * torch.finfo(dtype).bits // 8, 1))
     out = []
     for i in range(0, b, chunk):
-        kernels = crf_kernels(rgb[i:i + chunk], params, dtype)
+        kernels = crf_kernels(rgb[i:i + chunk], params, dtype, matmul_dtype)
         out.append(mean_field(energy[i:i + chunk], kernels, params.iterations))
         del kernels
     return torch.cat(out).reshape(b, c, h, w).to(probs.dtype)
@@ -377,7 +389,8 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         unary: ``"logprob"`` (energy ``-log p``) or ``"prob"`` (energy ``-p``, the DSRG code's choice).
         workers: processes for the batch (pydensecrf backend only); None = ``min(B, os.cpu_count())``
             when B > 1, else 1.
-        backend: ``"pydensecrf"``, ``"exact"``, ``"lattice"`` or ``"auto"`` (module docstring).
+        backend: ``"pydensecrf"``, ``"exact"``, ``"exact_bf16"``, ``"lattice"`` or ``"auto"`` (module
+            docstring).
     Returns:
         float ``(B, C, H, W)`` marginals on ``probs``' device and dtype. No gradient.
     """
@@ -389,10 +402,11 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
     if unary not in UNARIES:
         raise InputError(f"unary: expected one of {UNARIES}, got {unary!r}")
     backend = resolve_backend(backend, probs)
-    if backend == "exact":
-        # No autocast: a bf16 matmul would cost the marginals two decimal digits.
+    if backend in EXACT:
+        # No autocast: only exact_bf16's appearance kernel multiplies in bf16 (the fidelity chapter's figures)
         with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
-            return _dense_crf_exact(probs, images, params, unary)
+            return _dense_crf_exact(probs, images, params, unary,
+                                    torch.bfloat16 if backend == "exact_bf16" else None)
     if backend == "lattice":
         energy = unary_energy(probs.detach().float(), unary)
         rgb = _resize_images(images.to(probs.device), (h, w))
