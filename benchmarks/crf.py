@@ -143,13 +143,6 @@ def test_time(a) -> None:
         torch.cuda.reset_peak_memory_stats(dev)
     ours = [q.cpu() for k in range(0, a.images, batch) for q in lattice(k, k + batch)]
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-    # last: its warm-up and capture do not count in the peak, and a failed capture cannot touch the rows above;
-    # against _dense_crf_exact op by op (crf_train adds its input checks, which hold host syncs)
-    bare = lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary)  # noqa: E731
-    t_bare = median_time(bare, a.repeats, dev) if dev.type == "cuda" else None
-    t_graph = graph_time(bare, a.repeats, dev)
-    t_graph_bf16 = graph_time(lambda: _dense_crf_exact(d_probs, d_images, TRAIN_PARAMS, a.unary, torch.bfloat16),
-                              a.repeats, dev)
     agree = [(q.argmax(0).numpy() == r.argmax(0)).mean() for q, r in zip(ours, reference)]
     diff = [np.abs(q.numpy() - r).mean() for q, r in zip(ours, reference)]
     agreement = {"argmax_agreement_median": float(np.median(agree)), "argmax_agreement_min": float(np.min(agree)),

@@ -1,6 +1,8 @@
 """The pins of pyproject.toml and environment.yml agree, and the layout is as the README says."""
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -42,3 +44,12 @@ def test_layout_and_the_readme_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_no_name_is_used_undefined_or_imported_unused():
+    """Pyflakes' checks (ruff's F rules) over the code, the benchmarks and the tests: a name used before it is
+    defined fails only on the path that reaches it, which may be one that only a GPU machine takes."""
+    paths = [str(ROOT / d) for d in ("dsrg", "benchmarks", "tests", "scripts")]
+    found = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F", "--ignore", "F811",
+                            "--output-format", "concise", *paths], capture_output=True, text=True)
+    assert found.returncode == 0, found.stdout + found.stderr
