@@ -14,6 +14,7 @@ follow, read from pydensecrf's sources, and how closely they agree: the book's f
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -197,9 +198,9 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
 
     Args:
         rgb: uint8 ``(B, h, w, 3)`` images on the grid, on the device the kernel is built on.
-        matmul_dtype: where given (bfloat16), the matrix is kept in it after its normalisation is taken in
-            ``dtype``, and filters marginals rounded to it (the products accumulate in float32); the filtered
-            marginals come back in ``dtype``.
+        matmul_dtype: where given (bfloat16), the matrix and the marginals it filters are rounded to it, its
+            normalisation taken before in ``dtype``; the products of those rounded numbers are summed in ``dtype``
+            (on CUDA in float32 from a matrix stored in ``matmul_dtype``).
     """
     b, h, w, _ = rgb.shape
     sxy, srgb = params.theta_alpha / params.scale, params.theta_beta
@@ -210,8 +211,22 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
     norm = _normalisation(k.sum(-1, keepdim=True))
     if matmul_dtype is None or matmul_dtype == dtype:
         return Kernel(lambda q: torch.bmm(k, q), norm, params.bilateral_weight)
-    k = k.to(matmul_dtype)
-    return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype)).to(dtype), norm, params.bilateral_weight)
+    if dtype == torch.float32 and _rounded_inputs_float32_sums(k.device, matmul_dtype):
+        k = k.to(matmul_dtype)               # half the bytes to read; a product in float32 from its inputs
+        return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype), out_dtype=dtype), norm, params.bilateral_weight)
+    k = k.to(matmul_dtype).to(dtype)         # the same numbers where no such product exists (the CPU)
+    return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype).to(dtype)), norm, params.bilateral_weight)
+
+
+@functools.cache
+def _rounded_inputs_float32_sums(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``device`` multiplies ``dtype`` matrices into float32 (``torch.bmm(..., out_dtype=float32)``,
+    CUDA): products of bfloat16 numbers summed in float32, as the emulation in float32 computes them."""
+    try:
+        x = torch.ones(1, 1, 1, dtype=dtype, device=device)
+        return torch.bmm(x, x, out_dtype=torch.float32).dtype == torch.float32
+    except (NotImplementedError, RuntimeError, TypeError):
+        return False
 
 
 def gaussian_kernel(h: int, w: int, params: CRFParams, device: torch.device,
