@@ -216,9 +216,13 @@ def run_one(profile: str, step: str, overrides: list[str]) -> None:
 
 def seeds_early(cfg) -> dict:
     """The seeds step as ``dsrg run`` runs it with ``seeds.overlap`` (its saliency begun while train-cls trains),
-    in two measures: the early pool (lowest priority, one process per core less one) over the slice alone,
-    timed image by image in order, and then the step itself, which is left the CAMs. Its folder is beside the
-    slice's (``<out>-early``), with the slice's classifier linked in. Returns ``{"saliency": timed, "workers"}``."""
+    in two measures: the early pool (lowest priority, ``seeds.workers`` processes) over the slice alone, one
+    image to a job, timed as the images come done (the pool's throughput: in the order they were asked for, a
+    slow image would hold the count back), and then the step itself, which is left the CAMs. Its folder is
+    beside the slice's (``<out>-early``), with the slice's classifier linked in. Returns
+    ``{"saliency": timed, "workers"}``."""
+    from concurrent.futures import as_completed
+
     from dsrg.data.dataset import open_split
     from dsrg.run import folders
     from dsrg.run.folders import Clock
@@ -233,10 +237,9 @@ def seeds_early(cfg) -> dict:
     ds = open_split(cfg.data, cfg.data.train_split)
     workers = max(1, auto_workers(cfg.seeds.workers))
     clock = Clock()
-    early = seeds.EarlyBackgrounds(ds, range(len(ds)), cfg.seeds, seeds.cam_grid(cfg), workers)
+    early = seeds.EarlyBackgrounds(ds, range(len(ds)), cfg.seeds, seeds.cam_grid(cfg), workers, chunk=1)
     try:
-        for i in range(len(ds)):
-            early.get(i)
+        for _ in as_completed({future for future, _ in early.parts.values()}):
             clock.tick()
         saliency = clock.timed()
         seeds.run(cfg, early=early)

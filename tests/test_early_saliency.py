@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -81,8 +82,10 @@ def test_saliency_is_begun_early_only_where_asked_and_useful(tiny_run, tmp_path)
                                  torch.device("cuda"), World(), steps) is None, extra
     done = tiny_profile(cfg.data.root, cfg.out, "seeds.overlap=always")
     assert seeds.start_early(done, CPU, World(), steps) is None, "train-cls is done: nothing to overlap"
-    always = tiny_profile(cfg.data.root, tmp_path / "fresh", "seeds.overlap=always")
+    always = tiny_profile(cfg.data.root, tmp_path / "fresh", "seeds.overlap=always", "seeds.workers=2")
     assert seeds.start_early(always, CPU, World(), ["seeds", "seg"]) is None, "no train-cls in this run"
+    in_step = tiny_profile(cfg.data.root, tmp_path / "fresh", "seeds.overlap=always", "seeds.workers=1")
+    assert seeds.start_early(in_step, CPU, World(), steps) is None, "seeds.workers=1: saliency in the step"
     early = seeds.start_early(always, CPU, World(), steps)
     try:
         assert isinstance(early, seeds.EarlyBackgrounds)
@@ -133,3 +136,45 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_cues_whose_worker_was_killed_are_computed_in_the_step(tiny_run):
+    cfg, _ = tiny_run
+    ds, indices = _split(cfg)
+    grid = seeds.cam_grid(cfg)
+    early = seeds.EarlyBackgrounds(ds, indices, cfg.seeds, grid, workers=1, chunk=len(ds))
+    try:
+        for pid in early.pool._processes:
+            os.kill(pid, signal.SIGKILL)                 # as the kernel's out-of-memory killer would
+        for i in indices:
+            expected = seeds._saliency_background(ds.image(i), cfg.seeds, grid)
+            assert np.array_equal(early.get(i), expected), i
+    finally:
+        early.close()
+
+
+def test_the_cues_of_the_step_are_the_papers_rule_on_its_cams_and_saliency(tiny_run):
+    """Against :func:`dsrg.method.seeds.make_cues` (CAM foreground + saliency background on the CAM grid) on the
+    CAMs of the trained classifier and the saliency of the image, computed here."""
+    from dsrg.data import transforms as T
+    from dsrg.data.cues import CueStore
+    from dsrg.method.saliency import compute_saliency
+    from dsrg.method.seeds import make_cues
+    from dsrg.run.checkpoints import load_model
+    from dsrg.steps.common import build_cls_net
+
+    cfg, run = tiny_run
+    ds, _ = _split(cfg)
+    store = CueStore.load(run["seeds"] / "cues.npz")
+    model = load_model(run["cls"] / "model.pt", build_cls_net(cfg, ds.num_classes, False), CPU).eval()
+    for i in range(3):
+        image = ds.image(i)
+        x = T.normalize(T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0), cfg.data.normalize)
+        with torch.no_grad():
+            cams = model.cams(x).float()
+        cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1)
+        sal = torch.from_numpy(compute_saliency(image, cfg.seeds.saliency))[None]
+        labels = torch.from_numpy(ds.labels(i))[None]
+        expected = make_cues(cams, sal, labels, cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
+        stored, _ = store.get(ds.ids[i])
+        assert np.array_equal(stored, expected[0].numpy()), ds.ids[i]

@@ -15,9 +15,11 @@ process 0 gathers and stores them.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -115,28 +117,44 @@ def _with_backgrounds(ds, sec, grid: tuple[int, int], workers: int, indices: Seq
             yield i, image, background
 
 
-def _backgrounds_of(ds, indices: Sequence[int], sec, grid: tuple[int, int]) -> list[np.ndarray]:
-    """An early worker's job: the background cues of the images ``indices`` of ``ds``, read there."""
-    return [_saliency_background(ds.image(i), sec, grid) for i in indices]
+def _backgrounds_of(images, sec, grid: tuple[int, int]) -> list[np.ndarray]:
+    """An early worker's job: the background cues of every image of ``images`` (a dataset of a few ids), read there."""
+    return [_saliency_background(images.image(j), sec, grid) for j in range(len(images))]
+
+
+def _few(ds, indices: Sequence[int]):
+    """``ds`` holding only the ids ``indices``: what a job sends instead of every id of the split."""
+    few = copy.copy(ds)
+    few.ids = [ds.ids[i] for i in indices]
+    return few
 
 
 class EarlyBackgrounds:
     """The background cues of images of a split, computed by a pool of lowest-priority processes while
-    earlier steps run (every image submitted at once, in chunks); :meth:`get` waits for one image's."""
+    earlier steps run (every image submitted at once, ``chunk`` to a job); :meth:`get` waits for one image's,
+    or computes it here where the pool broke (a worker killed while training ran)."""
 
     def __init__(self, ds, indices: Sequence[int], sec, grid: tuple[int, int], workers: int, chunk: int = 8):
+        self.ds, self.sec, self.grid = ds, sec, grid
         self.pool = process_pool(workers, preload=["dsrg.method.saliency"], nice=19)
         self.parts: dict[int, tuple[Future, int]] = {}
         indices = list(indices)
-        for k in range(0, len(indices), chunk):
-            part = indices[k:k + chunk]
-            future = self.pool.submit(_backgrounds_of, ds, part, sec, grid)
-            self.parts.update((i, (future, j)) for j, i in enumerate(part))
+        try:
+            for k in range(0, len(indices), chunk):
+                part = indices[k:k + chunk]
+                future = self.pool.submit(_backgrounds_of, _few(ds, part), sec, grid)
+                self.parts.update((i, (future, j)) for j, i in enumerate(part))
+        except BaseException:
+            self.close()
+            raise
 
     def get(self, i: int) -> np.ndarray:
         """Image ``i``'s background cue, bool ``(h, w)`` (waits for it)."""
         future, j = self.parts[i]
-        return future.result()[j]
+        try:
+            return future.result()[j]
+        except BrokenProcessPool:
+            return _saliency_background(self.ds.image(i), self.sec, self.grid)
 
     def close(self) -> None:
         """Cancel what has not started; the workers end after their current chunk (or with this process)."""
@@ -149,15 +167,17 @@ OVERLAP = {"never": (), "gpu": ("cuda",), "always": ("cpu", "cuda")}   # seeds.o
 def start_early(cfg: Profile, device: torch.device, world, steps: Sequence[str]) -> EarlyBackgrounds | None:
     """For ``dsrg run``: begin the saliency of the seeds step while train-cls trains, where it will run
     (``steps``), its saliency is computed (not read from a folder) and ``seeds.overlap`` asks for it on
-    ``device`` (by default: on a GPU, where training leaves the cores idle). None where not."""
+    ``device`` (by default: on a GPU, where training leaves most cores idle) with ``seeds.workers`` processes
+    (0 or 1: the saliency stays in the step). None where not."""
     if not ({"cls", "seeds"} <= set(steps) and cfg.seeds.source == "cam" and cfg.seeds.saliency != "folder"
             and device.type in OVERLAP[cfg.seeds.overlap]):
         return None
-    if folders.is_done(folders.step_dir(cfg, "cls")) or folders.is_done(folders.step_dir(cfg, "seeds")):
+    workers = auto_workers(cfg.seeds.workers)
+    if workers <= 1 or folders.is_done(folders.step_dir(cfg, "cls")) or \
+            folders.is_done(folders.step_dir(cfg, "seeds")):     # seeds.workers 0 or 1: saliency in the step
         return None
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and world.main)
-    return EarlyBackgrounds(ds, share(len(ds), world), cfg.seeds, cam_grid(cfg),
-                            max(1, auto_workers(cfg.seeds.workers)))
+    return EarlyBackgrounds(ds, share(len(ds), world), cfg.seeds, cam_grid(cfg), workers)
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
