@@ -306,21 +306,22 @@ def measure_seeds_early(args, overrides: list[str]) -> dict:
 def overlap_estimate(result: dict, early: dict, cores: int, loader: dict[str, float], device: str,
                      batch_size: int) -> dict:
     """The seeds step's projected time when its saliency begins with train-cls (``seeds.overlap``), an estimate
-    from the measures: train-cls leaves the early pool the cores that its own process and its loader processes
-    do not take (none on the CPU, where training takes every core): one for itself, and as many as its
-    batches of ``batch_size`` images at its rate ask of loader processes at one process's rate (``loader``).
-    The pool's time beyond what train-cls hides is the step's, or its CAMs' where those take longer."""
+    from the measures. On CUDA, train-cls leaves the early pool the cores that its own process and its loader
+    processes do not take: one for itself, and as many as its batches of ``batch_size`` images at its rate ask
+    of loader processes at one process's rate (``loader``). The pool's time beyond what train-cls hides is the
+    step's, or its CAMs' (on the GPU) where those take longer. On the CPU the overlap is not used (training and
+    CAMs take every core): the seeds step as measured."""
+    plain = sum(m["projected_s"] for m in result.values())
+    if device != "cuda":
+        return {"cores_left_to_saliency": 0.0, "hidden_s": 0.0, "seeds_projected_s": result["seeds"]["projected_s"],
+                "projected_total_s": plain}
     cls, sal, cams = result["cls"], early["saliency"], early["cams"]
-    taken = 0.0
-    if device == "cuda":
-        images_per_s = batch_size / cls["per_iteration_s"]
-        taken = 1 + images_per_s / loader["cls"]
-    share = 0.0 if device != "cuda" else min(1.0, max(0.0, cores - taken) / early["workers"])
+    taken = 1 + batch_size / cls["per_iteration_s"] / loader["cls"]
+    share = min(1.0, max(0.0, cores - taken) / early["workers"])
     hidden = min(sal["projected_s"], share * cls["projected_s"])
     seeds = cams["setup_s"] + cams["warmup_s"] + max(TRAIN_IDS * cams["per_image_s"], sal["projected_s"] - hidden)
-    total = sum(m["projected_s"] for m in result.values()) - result["seeds"]["projected_s"] + seeds
     return {"cores_left_to_saliency": share * early["workers"], "hidden_s": hidden, "seeds_projected_s": seeds,
-            "projected_total_s": total}
+            "projected_total_s": plain - result["seeds"]["projected_s"] + seeds}
 
 
 def loader_rates(root: Path, split: str, images: int = 60) -> dict[str, float]:
