@@ -239,7 +239,8 @@ def seeds_early(cfg) -> dict:
     clock = Clock()
     early = seeds.EarlyBackgrounds(ds, range(len(ds)), cfg.seeds, seeds.cam_grid(cfg), workers, chunk=1)
     try:
-        for _ in as_completed({future for future, _ in early.parts.values()}):
+        for future in as_completed({future for future, _ in early.parts.values()}):
+            future.result()                  # a failed image fails the measure: it does not count as done
             clock.tick()
         saliency = clock.timed()
         seeds.run(cfg, early=early)

@@ -11,8 +11,8 @@ import torch
 
 from dsrg.errors import InputError
 from dsrg.method.crf import (EXACT_MAX_POSITIONS, TRAIN_PARAMS, CRFParams, _squared_distances, bilateral_kernel,
-                             crf_kernels, crf_test, crf_train, dense_crf, mean_field, pairwise_matrix,
-                             refine_for_growing, resolve_backend)
+                             _rounded_inputs_float32_sums, crf_kernels, crf_test, crf_train, dense_crf,
+                             mean_field, pairwise_matrix, refine_for_growing, resolve_backend)
 from dsrg.workers import process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -337,6 +337,7 @@ def test_exact_crf_on_cuda_equals_the_cpu_and_auto_selects_it():
     cuda = crf_train(probs.double().cuda(), images.cuda(), backend="auto")
     assert cuda.is_cuda and resolve_backend("auto", probs.cuda()) == "exact"
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=0, atol=1e-9)
+    assert _rounded_inputs_float32_sums(torch.device("cuda", 0), torch.bfloat16), "bf16 in, float32 out on CUDA"
     bf16 = crf_train(probs.cuda(), images.cuda(), backend="exact_bf16")
     assert (bf16.cpu() - cpu).abs().amax(dim=1).mean().item() <= 3e-5, "bf16 on CUDA: within rounding of exact"
     emulated = crf_train(probs, images, backend="exact_bf16")               # the CPU's float32 sums

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -138,19 +139,42 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_cues_whose_worker_was_killed_are_computed_in_the_step(tiny_run):
+def test_cues_whose_workers_were_killed_are_made_by_a_new_pool_and_then_by_the_step(tiny_run, monkeypatch):
     cfg, _ = tiny_run
     ds, indices = _split(cfg)
     grid = seeds.cam_grid(cfg)
-    early = seeds.EarlyBackgrounds(ds, indices, cfg.seeds, grid, workers=1, chunk=len(ds))
+    sec = dataclasses.replace(cfg.seeds, saliency="rbd")        # slow enough that a kill finds work in hand
+    expected = [seeds._saliency_background(ds.image(i), sec, grid) for i in indices]
+    here, make = [], seeds._saliency_background
+    monkeypatch.setattr(seeds, "_saliency_background", lambda *a: here.append(1) or make(*a))
+    early = seeds.EarlyBackgrounds(ds, indices, sec, grid, workers=1, chunk=len(ds) // 2)
+
+    def kill_the_workers():
+        pids = list(early.pool._processes)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)               # as the kernel's out-of-memory killer would
+        return pids
+
     try:
-        for pid in early.pool._processes:
-            os.kill(pid, signal.SIGKILL)                 # as the kernel's out-of-memory killer would
-        for i in indices:
-            expected = seeds._saliency_background(ds.image(i), cfg.seeds, grid)
-            assert np.array_equal(early.get(i), expected), i
+        first = kill_the_workers()
+        assert np.array_equal(early.get(0), expected[0])
+        assert early.restarts == 0 and list(early.pool._processes) != first, "a new pool"
+        assert not here, "made by the new pool"
+        kill_the_workers()
+        for i in indices:                              # the second break: the step makes what is left
+            assert np.array_equal(early.get(i), expected[i]), i
+        assert here, "made here"
     finally:
         early.close()
+
+
+def test_a_job_carries_only_the_ids_of_its_images(tiny_run):
+    cfg, _ = tiny_run
+    ds, _ = _split(cfg)
+    ids = list(ds.ids)
+    few = seeds._few(ds, [2, 5])
+    assert few.ids == [ids[2], ids[5]] and ds.ids == ids
+    assert np.array_equal(few.image(1), ds.image(5))
 
 
 def test_the_cues_of_the_step_are_the_papers_rule_on_its_cams_and_saliency(tiny_run):

@@ -211,17 +211,19 @@ def bilateral_kernel(rgb: torch.Tensor, params: CRFParams, dtype: torch.dtype = 
     norm = _normalisation(k.sum(-1, keepdim=True))
     if matmul_dtype is None or matmul_dtype == dtype:
         return Kernel(lambda q: torch.bmm(k, q), norm, params.bilateral_weight)
-    if dtype == torch.float32 and _rounded_inputs_float32_sums(k.device, matmul_dtype):
+    if dtype == torch.float32 and k.is_cuda and _rounded_inputs_float32_sums(k.device, matmul_dtype):
         k = k.to(matmul_dtype)               # half the bytes to read; a product in float32 from its inputs
         return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype), out_dtype=dtype), norm, params.bilateral_weight)
     k = k.to(matmul_dtype).to(dtype)         # the same numbers where no such product exists (the CPU)
     return Kernel(lambda q: torch.bmm(k, q.to(matmul_dtype).to(dtype)), norm, params.bilateral_weight)
 
 
+@torch.compiler.disable
 @functools.cache
 def _rounded_inputs_float32_sums(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``device`` multiplies ``dtype`` matrices into float32 (``torch.bmm(..., out_dtype=float32)``,
-    CUDA): products of bfloat16 numbers summed in float32, as the emulation in float32 computes them."""
+    """Whether CUDA ``device`` multiplies ``dtype`` matrices into float32 (``torch.bmm(..., out_dtype=float32)``):
+    products of bfloat16 numbers summed in float32, as the emulation in float32 computes them. Asked once per
+    device, outside any compiled graph (a traced probe would answer for a stand-in of the op)."""
     try:
         x = torch.ones(1, 1, 1, dtype=dtype, device=device)
         return torch.bmm(x, x, out_dtype=torch.float32).dtype == torch.float32

@@ -131,18 +131,22 @@ def _few(ds, indices: Sequence[int]):
 
 class EarlyBackgrounds:
     """The background cues of images of a split, computed by a pool of lowest-priority processes while
-    earlier steps run (every image submitted at once, ``chunk`` to a job); :meth:`get` waits for one image's,
-    or computes it here where the pool broke (a worker killed while training ran)."""
+    earlier steps run (every image submitted at once, ``chunk`` to a job); :meth:`get` waits for one image's.
+    A pool broken by a killed worker (out of memory while training ran) is started again once for the cues
+    not yet made; after a second break the step makes them itself."""
 
     def __init__(self, ds, indices: Sequence[int], sec, grid: tuple[int, int], workers: int, chunk: int = 8):
-        self.ds, self.sec, self.grid = ds, sec, grid
-        self.pool = process_pool(workers, preload=["dsrg.method.saliency"], nice=19)
+        self.ds, self.sec, self.grid, self.workers, self.restarts = ds, sec, grid, workers, 1
         self.parts: dict[int, tuple[Future, int]] = {}
         indices = list(indices)
+        self._submit([indices[k:k + chunk] for k in range(0, len(indices), chunk)])
+
+    def _submit(self, chunks: list[list[int]]) -> None:
+        """A fresh pool for ``chunks`` of image indices; an interruption here closes it."""
+        self.pool = process_pool(self.workers, preload=["dsrg.method.saliency"], nice=19)
         try:
-            for k in range(0, len(indices), chunk):
-                part = indices[k:k + chunk]
-                future = self.pool.submit(_backgrounds_of, _few(ds, part), sec, grid)
+            for part in chunks:
+                future = self.pool.submit(_backgrounds_of, _few(self.ds, part), self.sec, self.grid)
                 self.parts.update((i, (future, j)) for j, i in enumerate(part))
         except BaseException:
             self.close()
@@ -154,7 +158,16 @@ class EarlyBackgrounds:
         try:
             return future.result()[j]
         except BrokenProcessPool:
-            return _saliency_background(self.ds.image(i), self.sec, self.grid)
+            if not self.restarts:
+                return _saliency_background(self.ds.image(i), self.sec, self.grid)
+            self.restarts -= 1
+            self.close()
+            chunks: dict[Future, list[int]] = {}
+            for k, (f, _) in self.parts.items():
+                if not f.done() or f.cancelled() or f.exception() is not None:      # not made
+                    chunks.setdefault(f, []).append(k)
+            self._submit(list(chunks.values()))
+            return self.get(i)
 
     def close(self) -> None:
         """Cancel what has not started; the workers end after their current chunk (or with this process)."""
