@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -202,3 +205,25 @@ def test_the_cues_of_the_step_are_the_papers_rule_on_its_cams_and_saliency(tiny_
         expected = make_cues(cams, sal, labels, cfg.seeds.fg_rule, cfg.seeds.fg_fraction, cfg.seeds.bg_threshold)
         stored, _ = store.get(ds.ids[i])
         assert np.array_equal(stored, expected[0].numpy()), ds.ids[i]
+
+
+def test_two_processes_under_torchrun_begin_their_shares_early_to_the_same_run(tiny_run, tmp_path):
+    """Each process begins the saliency of its own share (``dsrg.run.dist.share``): two torchrun processes give
+    the cues, and then the evaluation, that the same two give without the overlap."""
+    from conftest import tiny_overrides
+
+    cfg, _ = tiny_run
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    made = {}
+    for overlap in ("always", "never"):
+        out = tmp_path / overlap
+        args = tiny_overrides(cfg.data.root, out, f"seeds.overlap={overlap}", "seeds.workers=2")
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                               "-m", "dsrg.cli", "run", "--profile", "demo", *args], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        made[overlap] = tiny_profile(cfg.data.root, out, f"seeds.overlap={overlap}", "seeds.workers=2")
+    cues = [folders.step_dir(made[k], "seeds") / "cues.npz" for k in made]
+    assert cues[0].name == cues[1].name and cues[0].read_bytes() == cues[1].read_bytes()
+    metrics = [json.loads((folders.step_dir(made[k], "eval") / "metrics.json").read_text()) for k in made]
+    assert [m["iou"] for m in metrics] == [metrics[1]["iou"]] * 2
