@@ -96,8 +96,10 @@ bench: data
 # reads them. gpu-check adds the gpu tests and runs on the machine's own python3 and torch, no venv (after
 # `source .whl/device-setup.sh`: ../shared/reference/gpu.md); bench-gpu runs the benchmarks in the venv.
 GPU_PYTHON ?= python3
+# GPU_CHECK_ARGS: e.g. --results DIR (where the records go; default benchmarks/results) or --only grow,crf
+GPU_CHECK_ARGS ?=
 gpu-check:
-	$(GPU_PYTHON) benchmarks/gpu_check.py
+	$(GPU_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu_check.py --only step-vgg16,step-resnet101,grow,crf,paper-scale
