@@ -61,9 +61,10 @@ def test_batches_split_one_global_batch_across_processes():
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _kill_and_resume(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
+def _kill_and_resume(tmp_path: Path, *extra: str, twice: bool = False) -> tuple[dict, ...]:
     """Kill ``dsrg train-cls`` after its first checkpoint, resume it, and train the same step uninterrupted:
-    the two final state dicts (resumed, uninterrupted). Checks the log has each iteration once."""
+    the two final state dicts (resumed, uninterrupted), and with ``twice`` a second uninterrupted one (another
+    process: the noise floor). Checks the log has each iteration once."""
     root = tmp_path / "synth"
     write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
     args = tiny_overrides(root, tmp_path / "killed", "cls.iterations=24", *extra)
@@ -89,7 +90,12 @@ def _kill_and_resume(tmp_path: Path, *extra: str) -> tuple[dict, dict]:
     assert log == list(range(24)), "the log has each iteration once"
     a, b = _weights(folder), _weights(tmp_path / "full" / folder.name)
     assert a.keys() == b.keys()
-    return a, b
+    if not twice:
+        return a, b
+    again = _dsrg("train-cls", "--profile", "demo", *tiny_overrides(root, tmp_path / "again", "cls.iterations=24",
+                                                                    *extra))
+    assert again.wait(timeout=300) == 0, again.stdout.read()
+    return a, b, _weights(tmp_path / "again" / folder.name)
 
 
 def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
@@ -101,11 +107,19 @@ def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
 @pytest.mark.gpu
 @CUDA
 def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path):
-    """On CUDA the checkpoint holds CPU RNG state and CPU counters next to CUDA weights; cuDNN's kernels
-    may add in a different order from run to run, hence a tolerance instead of equality."""
-    a, b = _kill_and_resume(tmp_path, "device=cuda", "amp=false")
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-4), k
+    """On CUDA, kernels may add in another order from run to run: the resumed weights are held to the noise
+    floor measured beside them, the largest difference between two uninterrupted runs in two processes (ten
+    times it, and at least 1e-6), not to a bound chosen beforehand. Prints both (``pytest -rA``)."""
+    a, b, again = _kill_and_resume(tmp_path, "device=cuda", "amp=false", twice=True)
+
+    def worst(x: dict, y: dict) -> dict[str, float]:
+        return {k: (x[k].double() - y[k].double()).abs().max().item() for k in x if x[k].is_floating_point()}
+
+    floor, resumed = max(worst(b, again).values()), worst(a, b)
+    largest = sorted(resumed.items(), key=lambda kv: -kv[1])[:5]
+    print(f"two uninterrupted CUDA runs differ by at most {floor:.2e}; resumed against uninterrupted "
+          f"{largest[0][1]:.2e} ({largest[0][0]})")
+    assert largest[0][1] <= max(10 * floor, 1e-6), f"noise floor {floor:.2e}; largest differences {largest}"
 
 
 def _torchrun_command(*args: str) -> list[str]:
