@@ -70,8 +70,8 @@ def process_pool(workers: int, preload: Sequence[str] = (), nice: int = 0) -> Pr
     """A pool of ``workers`` processes that end with this one (:func:`die_with_parent`). They are forked
     from this process, unless CUDA is initialised here: a fork of a process holding a CUDA context and its
     threads can deadlock, so they then come from a fork server that imports the modules ``preload`` once
-    (it ends when this process does, and its workers with it). ``nice`` 19: workers that take only the cores
-    that nothing else asks for (work done while this process trains)."""
+    (it ends when this process does, and its workers with it). ``nice`` 19: workers that the kernel serves after
+    every other process (work done while this process trains)."""
     import torch
 
     if torch.cuda.is_initialized():
