@@ -90,6 +90,7 @@ bench: data
 	$(PY) benchmarks/synth.py
 	$(PY) benchmarks/preflight.py
 	$(PY) benchmarks/saliency_precision.py --root $(DATA) --split val
+	$(PY) benchmarks/overlap.py data.root=$(DATA)
 
 # On a machine with CUDA: the paper profile's shapes (batch 20, 21 classes, 41 x 41; VGG16 and ResNet-101 at
 # 321 x 321) and a paper-scale slice, recorded in benchmarks/results/, where the book's performance chapter

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,13 @@ def test_two_processes_under_torchrun_begin_their_shares_early_to_the_same_run(t
     assert cues[0].name == cues[1].name and cues[0].read_bytes() == cues[1].read_bytes()
     metrics = [json.loads((folders.step_dir(made[k], "eval") / "metrics.json").read_text()) for k in made]
     assert [m["iou"] for m in metrics] == [metrics[1]["iou"]] * 2
+
+
+def test_the_overlap_benchmark_times_train_cls_and_counts_the_cues_made_meanwhile(tiny_run):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from conftest import tiny_overrides
+    from overlap import one_round
+
+    cfg, _ = tiny_run
+    seconds, made = one_round("demo", tiny_overrides(cfg.data.root, "unused"), workers=2)
+    assert seconds > 0 and 0 <= made <= 16
