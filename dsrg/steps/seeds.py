@@ -3,7 +3,8 @@
 ``seeds.source=cam``: CAMs of the trained classifier (``train-cls``) on the output grid give the
 foreground cues (:func:`dsrg.method.seeds.cam_foreground_cues`), saliency below ``bg_threshold`` the
 background cues (computed with ``seeds.saliency`` in ``seeds.workers`` processes, or read from
-``seeds.saliency_dir``).
+``seeds.saliency_dir``). ``dsrg run`` may begin those processes while train-cls trains (``seeds.overlap``,
+:func:`start_early`); the step then reads their cues.
 ``seeds.source=authors``: the authors' ``localization_cues*.pickle`` is imported instead
 (:mod:`dsrg.data.cues`), so training can start from the paper's own cues.
 
