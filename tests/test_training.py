@@ -80,22 +80,18 @@ def _kill_and_resume(tmp_path: Path, *extra: str, twice: bool = False) -> tuple[
     killed_at = json.loads((folder / "log.jsonl").read_text().splitlines()[-1])["it"]
     assert killed_at < 23
 
-    resumed = _dsrg("train-cls", "--profile", "demo", "--resume", *args)
-    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
-    full = _dsrg("train-cls", "--profile", "demo",
-                 *tiny_overrides(root, tmp_path / "full", "cls.iterations=24", *extra))
-    assert full.wait(timeout=300) == 0, full.stdout.read()
+    uninterrupted = ["full", "again"] if twice else ["full"]
+    procs = [_dsrg("train-cls", "--profile", "demo", "--resume", *args)] + [     # side by side: each on its own
+        _dsrg("train-cls", "--profile", "demo", *tiny_overrides(root, tmp_path / name, "cls.iterations=24", *extra))
+        for name in uninterrupted]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stdout.read()
 
     log = [json.loads(x)["it"] for x in (folder / "log.jsonl").read_text().splitlines()]
     assert log == list(range(24)), "the log has each iteration once"
-    a, b = _weights(folder), _weights(tmp_path / "full" / folder.name)
-    assert a.keys() == b.keys()
-    if not twice:
-        return a, b
-    again = _dsrg("train-cls", "--profile", "demo", *tiny_overrides(root, tmp_path / "again", "cls.iterations=24",
-                                                                    *extra))
-    assert again.wait(timeout=300) == 0, again.stdout.read()
-    return a, b, _weights(tmp_path / "again" / folder.name)
+    out = (_weights(folder), *(_weights(tmp_path / name / folder.name) for name in uninterrupted))
+    assert all(w.keys() == out[0].keys() for w in out)
+    return out
 
 
 def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
