@@ -9,13 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import tiny_profile
+from test_signals import _gone
 
 from dsrg.models.cam import CAMNet
 from dsrg.run import folders
@@ -128,19 +128,7 @@ def test_a_failing_train_cls_ends_the_early_workers(tiny_run, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="train-cls failed"):
         pipeline.run(other)
     assert pids
-    deadline = time.time() + 60
-    while any(_running(pid) for pid in pids) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in pids if _running(pid)], "every early worker ended"
-
-
-def _running(pid: int) -> bool:
-    """True while ``pid`` is a process that has not ended (a zombie has)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not _gone(set(pids), seconds=60), "every early worker ended"
 
 
 def test_cues_whose_workers_were_killed_are_made_by_a_new_pool_and_then_by_the_step(tiny_run, monkeypatch):
