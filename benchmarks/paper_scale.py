@@ -220,7 +220,7 @@ def seeds_early(cfg) -> dict:
     image to a job, timed as the images come done (the pool's throughput: in the order they were asked for, a
     slow image would hold the count back), and then the step itself, which is left the CAMs. Its folder is
     beside the slice's (``<out>-early``), with the slice's classifier linked in. Returns
-    ``{"saliency": timed, "workers"}``."""
+    ``{"saliency": timed, "workers", "folder": the step's}``."""
     from concurrent.futures import as_completed
 
     from dsrg.data.dataset import open_split
@@ -243,10 +243,10 @@ def seeds_early(cfg) -> dict:
             future.result()                  # a failed image fails the measure: it does not count as done
             clock.tick()
         saliency = clock.timed()
-        seeds.run(cfg, early=early)
+        folder = seeds.run(cfg, early=early)
     finally:
         early.close()
-    return {"saliency": saliency, "workers": workers}
+    return {"saliency": saliency, "workers": workers, "folder": str(folder)}
 
 
 def measure(args, overrides: list[str]) -> dict:
@@ -287,7 +287,6 @@ def measure(args, overrides: list[str]) -> dict:
 def measure_seeds_early(args, overrides: list[str]) -> dict:
     """The seeds step with its saliency begun early (:func:`seeds_early`), in a process of its own, after
     :func:`measure`: the early pool's rate and the step's own (the CAMs), each projected to the split."""
-    from dsrg.profile import load_profile
     from dsrg.run import folders
 
     proc = subprocess.run([sys.executable, __file__, "--one", "seeds-early", "--profile", args.profile, *overrides],
@@ -295,8 +294,7 @@ def measure_seeds_early(args, overrides: list[str]) -> dict:
     if proc.returncode:
         raise SystemExit(f"paper_scale: the seeds step with early saliency failed (exit {proc.returncode})")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    cfg = load_profile(args.profile, [*overrides, f"out={args.out}-early"])
-    done = folders.done_info(folders.step_dir(cfg, "seeds"))
+    done = folders.done_info(Path(out["folder"]))
     cams = inference_measures(done["timed"], done["wall_s"])
     pool = image_rate(out["saliency"])
     return {"workers": out["workers"], "saliency": {**pool, "projected_s": pool["warmup_s"] + TRAIN_IDS *
