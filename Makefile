@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[book,test]'
+	@# Triton, for region growing's CUDA kernel: torch's CUDA wheels bring their own; elsewhere its interpreter
+	@# runs the kernel's tests on the CPU (tests/test_growing.py).
+	$(PY) -c 'import triton' 2>/dev/null || $(PY) -m pip install --disable-pip-version-check -q \
+	  'triton==3.9.0; platform_system == "Linux" and platform_machine == "x86_64"'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

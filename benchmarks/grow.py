@@ -3,11 +3,11 @@
     python benchmarks/grow.py [--batch 20] [--classes 21] [--size 41] [--repeats 50] [--device cpu|cuda]
                               [--json PATH]
 
-Prints the median wall time of ``dsrg.method.growing.grow`` with its three methods (``method="scipy"``: one
+Prints the median wall time of ``dsrg.method.growing.grow`` with its methods (``method="scipy"``: one
 scipy.ndimage.label on the CPU; ``method="numba"``: one compiled sweep over the batch on the CPU;
-``method="torch"``: geodesic dilation on ``--device``) and of a per-image, per-class loop over
-scipy.ndimage.label (the shape of the authors' code), with ratios to the loop. The three methods are first
-checked to give the loop's result exactly. Inputs are random but shaped like
+``method="torch"``: geodesic dilation on ``--device``; on CUDA ``method="triton"``: one kernel, where it passes
+its check there) and of a per-image, per-class loop over scipy.ndimage.label (the shape of the authors' code),
+with ratios to the loop. Every method is first checked to give the loop's result exactly. Inputs are random but shaped like
 training: 1-3 present foreground classes per image, sparse seeds, a peaked softmax.
 """
 
@@ -25,7 +25,7 @@ import scipy.ndimage as ndi
 import torch
 
 import dsrg.files
-from dsrg.method.growing import grow, label_map, resolve_method
+from dsrg.method.growing import grow, label_map, resolve_method, triton_works
 
 
 def machine_info(device: torch.device | None = None) -> dict:
@@ -127,6 +127,11 @@ def main() -> None:
         ("loop", "per-image loop (scipy per image, per class)", "cpu",
          median_time(lambda: per_image_loop(seeds, probs, labels), a.repeats)),
     ]
+    triton = dev.type == "cuda" and triton_works(dev)         # where it does not, stderr has said why
+    if triton:
+        assert torch.equal(grow(d_seeds, d_probs, d_labels, method="triton").cpu(), reference)
+        rows.insert(3, ("triton", "dsrg.method.growing.grow, method=triton (one kernel)", str(dev),
+                        median_time(lambda: grow(d_seeds, d_probs, d_labels, method="triton"), a.repeats, dev)))
     loop = rows[-1][3]
     cpu_default = resolve_method("auto", torch.device("cpu"))
     info = machine_info(dev)
@@ -137,6 +142,7 @@ def main() -> None:
     for _, name, where, t in rows:
         print(f"| {name} | {where} | {t * 1e3:.2f} | {loop / t:.1f}x |")
     write_json(a.json, {"benchmark": "grow", "machine": info, "args": vars(a), "cpu_default": cpu_default,
+                        "device_default": resolve_method("auto", dev, a.size),
                         "rows": [{"key": k, "method": n, "device": d, "seconds": t} for k, n, d, t in rows]})
 
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 from hypothesis import settings
 
 from dsrg.profile import load_profile
+
+# Without CUDA, Triton's interpreter runs region growing's CUDA kernel on CPU tensors (tests/test_growing.py).
+# Set before anything imports triton, which reads it as it defines its own functions.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 # Property tests draw the same examples on every run (a run passes or fails on the code, not on luck) and
 # keep no example database in the working tree.

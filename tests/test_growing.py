@@ -1,5 +1,9 @@
 """Region growing (Section 3.3, Eq. 3): hand-checkable cases, the sequential reference, invariants."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +12,8 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from dsrg.errors import InputError
-from dsrg.method.growing import grow, grow_every_plane, label_map, reach_scipy, reach_torch
+from dsrg.method import growing
+from dsrg.method.growing import grow, grow_every_plane, label_map, reach_scipy, reach_torch, reach_triton
 
 INF = float("inf")
 
@@ -318,7 +323,128 @@ def test_growing_on_cuda_stays_on_the_device_and_equals_scipy():
     probs = (torch.nn.functional.avg_pool2d(torch.randn(b, c, s, s, generator=g), 5, 1, 2) * 12).softmax(1)
     seeds = (torch.rand(b, c, s, s, generator=g) < 0.05) & labels[:, :, None, None]
     want = grow(seeds, probs, labels, method="scipy")
-    got = grow(seeds.cuda(), probs.cuda(), labels.cuda())          # auto = torch on CUDA
+    got = grow(seeds.cuda(), probs.cuda(), labels.cuda())          # auto on CUDA: triton (or torch)
+    assert got.is_cuda and torch.equal(got.cpu(), want)
+
+
+@pytest.fixture
+def interpreted_triton():
+    """Triton's interpreter: the CUDA kernel of method='triton' run on CPU tensors (conftest.py turns it on
+    where there is no CUDA)."""
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("Triton's interpreter is off (CUDA runs the kernel itself: the gpu tests)")
+
+
+def test_triton_reaches_through_a_spiral_a_staircase_and_blobs(interpreted_triton):
+    """The check planes of ``triton_works``: a corridor that turns 4 times per lap (one round of row and column
+    fills cannot finish it), a chain joined only at corners, random blobs with scattered seeds, an empty
+    plane; and random planes of other shapes (sides not powers of two, a single row)."""
+    cand, seeds = growing._check_planes(torch.device("cpu"), 13)
+    expected = reach_scipy(cand.numpy(), seeds.numpy())
+    assert expected[0].sum() == cand[0].sum() and expected[1].sum() == cand[1].sum(), "spiral and stairs: whole"
+    np.testing.assert_array_equal(reach_triton(cand, seeds).numpy(), expected)
+    rng = np.random.default_rng(1)
+    for p, h, w in [(3, 5, 12), (2, 1, 9), (1, 11, 3)]:
+        cand = rng.random((p, h, w)) < 0.6
+        seeds = rng.random((p, h, w)) < 0.1
+        got = reach_triton(torch.from_numpy(cand), torch.from_numpy(seeds))
+        np.testing.assert_array_equal(got.numpy(), reach_scipy(cand, seeds), err_msg=f"{p} x {h} x {w}")
+
+
+def test_triton_growing_equals_scipy_growing(interpreted_triton):
+    seeds, probs, labels = _blobby_batch(seed=3, b=2, c=4, s=11)
+    for tf, tb in [(0.85, 0.99), (0.3, 0.3)]:
+        assert torch.equal(grow(seeds, probs, labels, tf, tb, method="triton"),
+                           grow(seeds, probs, labels, tf, tb, method="scipy")), (tf, tb)
+
+
+def test_the_triton_kernel_compiles_for_hopper_and_ampere():
+    """What the CPU can tell of the CUDA build: Triton compiles the kernel to a cubin for sm_90 (H100, H200)
+    and sm_80 (A100) at the block shapes that ``reach_triton`` launches, with the block barriers it relies on
+    (in a process of its own: the interpreter, on in this one, defines Triton's functions for the CPU)."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    built = subprocess.run([sys.executable, "-c", COMPILE_FOR_CUDA], env=env, capture_output=True, text=True)
+    if "no CUDA build:" in built.stdout:
+        pytest.skip(built.stdout.strip())
+    assert built.returncode == 0 and built.stdout.split() == ["90-64:ok", "90-128:ok", "80-16:ok"], \
+        built.stdout + built.stderr
+
+
+COMPILE_FOR_CUDA = """
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource, compile
+from dsrg.method._reach_triton import reach_kernel
+signature = {"cand_ptr": "*u8", "seed_ptr": "*u8", "padded_ptr": "*u8", "out_ptr": "*u8", "h": "i32", "w": "i32",
+             "BH": "constexpr", "BW": "constexpr"}
+for arch, side, warps in [(90, 64, 4), (90, 128, 8), (80, 16, 4)]:
+    try:
+        built = compile(ASTSource(fn=reach_kernel, signature=signature, constexprs={"BH": side, "BW": side}),
+                        target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
+    except (FileNotFoundError, ImportError) as exc:           # a triton without its NVIDIA tools
+        raise SystemExit(print(f"no CUDA build: {exc}"))
+    print(f"{arch}-{side}:" + ("ok" if built.asm["cubin"] and "bar.sync" in built.asm["ptx"] else "no-barrier"))
+"""
+
+
+def test_triton_growing_says_what_it_needs(monkeypatch):
+    seeds, probs, labels = _blobby_batch(seed=4, b=1, c=3, s=9)
+    monkeypatch.setattr(growing, "_triton_kernel", lambda: None)
+    with pytest.raises(InputError, match="needs the triton package"):
+        grow(seeds, probs, labels, method="triton")
+    monkeypatch.setattr(growing, "_triton_kernel", lambda: object())     # a compiled (not interpreted) kernel
+    with pytest.raises(InputError, match="runs on CUDA tensors"):
+        grow(seeds, probs, labels, method="triton")
+    big = torch.zeros(1, 129, 3, dtype=torch.bool)
+    monkeypatch.setattr(growing, "_interpreted", lambda kernel: True)
+    with pytest.raises(InputError, match="at most 128 x 128"):
+        reach_triton(big, big)
+
+
+def test_auto_growing_on_cuda_takes_triton_where_it_works_and_the_planes_fit(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(growing, "triton_works", lambda device: True)
+    assert growing.resolve_method("auto", cuda, 41) == "triton"
+    assert growing.resolve_method("auto", cuda, growing.TRITON_MAX_SIDE + 1) == "torch"
+    monkeypatch.setattr(growing, "triton_works", lambda device: False)
+    assert growing.resolve_method("auto", cuda, 41) == "torch"
+    assert growing.resolve_method("auto", torch.device("cpu"), 41) in ("numba", "scipy")
+
+
+def test_a_triton_kernel_that_fails_or_disagrees_is_not_used_and_the_reason_is_said(monkeypatch, capsys):
+    monkeypatch.setattr(growing, "_triton_kernel", lambda: object())
+    works = growing.triton_works.__wrapped__                     # not the answer cached per device
+
+    def broken(candidate, seeds):
+        raise RuntimeError("PTX .version 9.1 does not support .target sm_120\nmore lines")
+    monkeypatch.setattr(growing, "reach_triton", broken)
+    assert works(torch.device("cpu")) is False
+    assert "not used (RuntimeError: PTX .version 9.1 does not support .target sm_120); growing runs " \
+           "method='torch'" in capsys.readouterr().err
+    monkeypatch.setattr(growing, "reach_triton", lambda candidate, seeds: candidate & seeds)   # never grows
+    assert works(torch.device("cpu")) is False
+    assert "grew other regions than method='torch'" in capsys.readouterr().err
+    monkeypatch.setattr(growing, "reach_triton", growing.reach_torch)
+    assert works(torch.device("cpu")) is True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_growing_on_cuda_equals_scipy_and_is_what_auto_runs():
+    pytest.importorskip("triton")
+    cuda = torch.device("cuda")
+    assert growing.triton_works(cuda), "the Triton kernel failed its check on this GPU (stderr says why)"
+    assert growing.resolve_method("auto", cuda, 41) == "triton"
+    rng = np.random.default_rng(2)
+    for p, h, w in [(64, 41, 41), (8, 17, 17), (4, 5, 128), (3, 100, 7)]:
+        cand = rng.random((p, h, w)) < rng.uniform(0.4, 0.7)
+        seeds = rng.random((p, h, w)) < 0.02
+        got = reach_triton(torch.from_numpy(cand).to(cuda), torch.from_numpy(seeds).to(cuda))
+        np.testing.assert_array_equal(got.cpu().numpy(), reach_scipy(cand, seeds), err_msg=f"{p} x {h} x {w}")
+    seeds, probs, labels = _blobby_batch(seed=7, b=20, c=21, s=41)
+    want = grow(seeds, probs, labels, method="scipy")
+    got = grow(seeds.to(cuda), probs.to(cuda), labels.to(cuda), method="triton")
     assert got.is_cuda and torch.equal(got.cpu(), want)
 
 

@@ -8,21 +8,23 @@ seed of exactly one other class (step 4). Seeds are never removed. The threshold
 each side with its own: the book's fidelity chapter says why.
 
 ``method`` of :func:`grow` picks how the components are found, with identical results: ``scipy``
-(``ndimage.label`` on the CPU), ``torch`` (geodesic dilation on the tensors' device), ``numba`` (a compiled
-CPU sweep that is :func:`label_map` and step 4 in one pass, the rule's compiled twin), or ``auto`` (torch on
-CUDA, else numba, else scipy).
+(``ndimage.label`` on the CPU), ``torch`` (geodesic dilation on the tensors' device), ``triton`` (one kernel on
+CUDA that grows every plane to its fixed point without the host), ``numba`` (a compiled CPU sweep that is
+:func:`label_map` and step 4 in one pass, the rule's compiled twin), or ``auto`` (triton on CUDA where it
+compiles and passes its check there, else torch; numba on the CPU, else scipy).
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, expect_probability, expect_shape
+from ..errors import InputError, expect_probability, expect_shape, first_line
 from . import THETA_BG, THETA_FG
 
 # Connect the 8 spatial neighbours only: never across images or classes of the stacked array.
@@ -30,8 +32,10 @@ _EIGHT_CONNECTED_PLANES = np.zeros((3, 3, 3), dtype=bool)
 _EIGHT_CONNECTED_PLANES[1] = True
 
 UNLABELLED = -1
-METHODS = ("auto", "scipy", "numba", "torch")
+METHODS = ("auto", "scipy", "numba", "torch", "triton")
 CHECK_EVERY = 8
+#: The longest side of a plane that :func:`reach_triton` grows in one program (larger planes: ``torch``).
+TRITON_MAX_SIDE = 128
 
 
 def label_map(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
@@ -101,6 +105,88 @@ def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every:
             return reached.squeeze(1).bool()
 
 
+def reach_triton(candidate: torch.Tensor, plane_seeds: torch.Tensor) -> torch.Tensor:
+    """:func:`reach_scipy` in one kernel launch on CUDA, with no host sync: each plane is one Triton program
+    that grows ``seeds & candidate`` to its fixed point. A round fills along the rows, then the columns,
+    through runs of candidate pixels (a prefix scan each way), then dilates once by 3 x 3 inside the candidate
+    (the diagonal steps); rounds repeat until one adds nothing. Every round adds only pixels connected to what
+    was reached, and a round that adds nothing leaves no 8-neighbour in the candidate unreached: exactly the
+    components that hold a seed. CPU tensors run in Triton's interpreter (``TRITON_INTERPRET=1``, the tests).
+
+    Args:
+        candidate, plane_seeds: bool ``(P, H, W)`` on one CUDA device, ``H, W <=`` :data:`TRITON_MAX_SIDE`.
+    Returns:
+        bool ``(P, H, W)`` on that device.
+    """
+    kernel = _triton_kernel()
+    p, h, w = candidate.shape
+    if kernel is None:
+        raise InputError("method='triton' needs the triton package (it comes with torch's CUDA wheels for Linux); "
+                         "method='torch' gives the same result without it")
+    if not candidate.is_cuda and not _interpreted(kernel):
+        raise InputError(f"method='triton' runs on CUDA tensors, got tensors on {candidate.device}; "
+                         f"method='numba' or 'scipy' gives the same result on the CPU")
+    if max(h, w) > TRITON_MAX_SIDE:
+        raise InputError(f"method='triton' grows planes of at most {TRITON_MAX_SIDE} x {TRITON_MAX_SIDE} pixels, "
+                         f"got {h} x {w}; method='torch' gives the same result")
+    if candidate.numel() == 0:
+        return candidate.clone()
+    cand = candidate.contiguous().view(torch.uint8)
+    seeds = plane_seeds.contiguous().view(torch.uint8)
+    padded = torch.zeros(p, h + 2, w + 2, dtype=torch.uint8, device=candidate.device)   # border: never reached
+    out = torch.empty(p, h, w, dtype=torch.uint8, device=candidate.device)
+    bh, bw = _power_of_two(h), _power_of_two(w)
+    kernel[(p,)](cand, seeds, padded, out, h, w, BH=bh, BW=bw, num_warps=4 if bh * bw <= 4096 else 8)
+    return out.view(torch.bool)
+
+
+def _power_of_two(n: int) -> int:
+    """The least power of two ``>= n`` (Triton's block sides)."""
+    return 1 << max(0, n - 1).bit_length()
+
+
+@functools.cache
+def triton_works(device: torch.device) -> bool:
+    """Whether :func:`reach_triton` compiles on CUDA ``device`` and finds there what :func:`reach_torch` finds
+    on a check of planes with long, winding and diagonal paths; asked once per device. Where it does not, it
+    says why on stderr and ``auto`` growing runs ``torch`` (same result, more kernel launches)."""
+    if _triton_kernel() is None:
+        return False
+    try:
+        candidate, seeds = _check_planes(device)
+        if torch.equal(reach_triton(candidate, seeds), reach_torch(candidate, seeds)):
+            return True
+        why = "it grew other regions than method='torch' on the check planes"
+    except Exception as exc:  # noqa: BLE001 (a compiler or driver error of any kind: fall back, said)
+        why = f"{type(exc).__name__}: {first_line(exc)}"
+    print(f"[dsrg] region growing on {device}: the Triton kernel is not used ({why}); "
+          f"growing runs method='torch' (same result)", file=sys.stderr, flush=True)
+    return False
+
+
+def _check_planes(device: torch.device, n: int = 41) -> tuple[torch.Tensor, torch.Tensor]:
+    """Planes whose regions only a correct fixed point finds: a spiral corridor seeded at its outer end, a
+    staircase joined only at corners, random blobs, an empty plane. Bool ``(4, n, n)`` each."""
+    spiral = np.zeros((n, n), bool)
+    top, left, bottom, right = 0, 0, n - 1, n - 1
+    while top <= bottom and left <= right:           # a corridor one pixel wide, a wall between its turns
+        spiral[top, left:right + 1] = True
+        spiral[top:bottom + 1, right] = True
+        spiral[bottom, left:right + 1] = True
+        spiral[top + 2:bottom + 1, left] = True
+        if top + 2 <= bottom:
+            spiral[top + 2, left:left + 2] = True
+        top, left, bottom, right = top + 2, left + 2, bottom - 2, right - 2
+    stairs = np.eye(n, dtype=bool) | np.eye(n, k=2, dtype=bool)
+    rng = np.random.default_rng(0)
+    blobs = ndi.binary_opening(rng.random((n, n)) < 0.6)
+    candidate = np.stack([spiral, stairs, blobs, np.zeros((n, n), bool)])
+    seeds = np.zeros_like(candidate)
+    seeds[0, 0, 0] = seeds[1, 0, 0] = True
+    seeds[2] = rng.random((n, n)) < 0.01
+    return torch.from_numpy(candidate).to(device), torch.from_numpy(seeds).to(device)
+
+
 def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
          theta_fg: float = THETA_FG, theta_bg: float = THETA_BG, method: str = "auto") -> torch.Tensor:
     """One region-growing step DSRG(S, H) (Section 3.3, Eq. 3) for a batch.
@@ -108,11 +194,12 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     Args:
         seeds: bool ``(B, C, H, W)``, the ORIGINAL seed cues (multi-hot; channel 0 = background).
         probs: float ``(B, C, H, W)``, class probabilities (already CRF-refined if the caller refines).
-        labels: bool ``(B, C)``, classes present in each image; column 0 (background) must be True.
+        labels: bool ``(B, C)``, classes present in each image; column 0 (background) must be True
+            (checked where ``labels`` is on the CPU).
         theta_fg: threshold shared by the foreground classes (``inf`` switches foreground growth off).
         theta_bg: background threshold (``inf`` switches background growth off).
-        method: ``"auto"``, ``"scipy"``, ``"numba"`` or ``"torch"`` (module docstring); the result does not
-            depend on it. ``scipy`` and ``numba`` run on the CPU and return to ``seeds``' device.
+        method: ``"auto"``, ``"scipy"``, ``"numba"``, ``"torch"`` or ``"triton"`` (module docstring); the result
+            does not depend on it. ``scipy`` and ``numba`` run on the CPU and return to ``seeds``' device.
     Returns:
         bool ``(B, C, H, W)`` on ``seeds``' device: ``seeds`` OR the grown pixels.
     """
@@ -122,19 +209,21 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     if not probs.is_floating_point():
         raise InputError(f"probs: expected a floating-point tensor of probabilities, got {probs.dtype}")
     expect_shape("labels", labels, (b, c), torch.bool)
-    if b and not bool(labels[:, 0].all()):
+    if b and not labels.is_cuda and not bool(labels[:, 0].all()):      # on CUDA: no read back (a host sync)
         raise InputError("labels: column 0 (background) must be True for every image")
     expect_probability("theta_fg", theta_fg, allow_inf=True)
     expect_probability("theta_bg", theta_bg, allow_inf=True)
-    method = resolve_method(method, seeds.device)
+    method = resolve_method(method, seeds.device, max(h, w))
     device = seeds.device
 
     with torch.no_grad():
         if method == "numba":
             return _grow_numba(seeds, probs.detach(), labels, theta_fg, theta_bg)
-        on = seeds.device if method == "torch" else torch.device("cpu")
+        on = torch.device("cpu") if method == "scipy" else seeds.device
         seeds, labels = seeds.to(on), labels.to(on)
         lab = label_map(seeds, probs.detach().to(on), labels, theta_fg, theta_bg)          # (B, H, W)
+        if method == "triton":
+            return grow_every_plane(seeds, lab, labels, reach_triton)
         if method == "torch" and on.type == "cuda":
             return grow_every_plane(seeds, lab, labels)
         img, cls = torch.nonzero(labels, as_tuple=True)          # the (image, class) planes that can grow
@@ -150,10 +239,10 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     return grown.to(device)
 
 
-def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Step 4 of :func:`grow` by :func:`reach_torch` on every (image, class) plane, an absent class's plane
-    empty: more planes than the present classes', found without the device sync that selecting those takes
-    (what :func:`grow` runs on CUDA).
+def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tensor, reach=None) -> torch.Tensor:
+    """Step 4 of :func:`grow` by ``reach`` (:func:`reach_torch`, or :func:`reach_triton`) on every (image, class)
+    plane, an absent class's plane empty: more planes than the present classes', found without the device
+    sync that selecting those takes (what :func:`grow` runs on CUDA).
 
     Args:
         seeds: bool ``(B, C, H, W)`` original cues; lab: int64 ``(B, H, W)`` of :func:`label_map`;
@@ -162,20 +251,24 @@ def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tenso
         bool ``(B, C, H, W)``: ``seeds`` OR the grown pixels.
     """
     b, c, h, w = seeds.shape
+    reach = reach or reach_torch
     candidate = (lab.unsqueeze(1) == torch.arange(c, device=lab.device).view(1, c, 1, 1)) & labels.reshape(b, c, 1, 1)
-    reached = reach_torch(candidate.view(b * c, h, w), seeds.reshape(b * c, h, w)).view(b, c, h, w)
+    reached = reach(candidate.view(b * c, h, w), seeds.reshape(b * c, h, w)).view(b, c, h, w)
     owned_by_other = (seeds.sum(dim=1, keepdim=True) == 1) & ~seeds    # a seed of exactly one other class
     return seeds | (reached & ~owned_by_other)
 
 
-def resolve_method(method: str, device: torch.device) -> str:
-    """The method that ``method`` (one of ``METHODS``) runs as for tensors on ``device``."""
+def resolve_method(method: str, device: torch.device, side: int = 0) -> str:
+    """The method that ``method`` (one of ``METHODS``) runs as for tensors on ``device``, planes of at most
+    ``side`` pixels a side: ``auto`` is ``triton`` on CUDA where :func:`triton_works` there and the planes fit
+    (:data:`TRITON_MAX_SIDE`), else ``torch``; ``numba`` on the CPU where numba imports, else ``scipy``."""
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    if torch.device(device).type == "cuda":
-        return "torch"
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "triton" if side <= TRITON_MAX_SIDE and triton_works(device) else "torch"
     return "numba" if _numba_kernel() is not None else "scipy"
 
 
@@ -283,3 +376,20 @@ def _numba_kernel():
                         out[b, lab[at], p] = True
 
     return kernel
+
+
+def _interpreted(kernel) -> bool:
+    """Whether ``kernel`` runs in Triton's interpreter (on CPU tensors), as with ``TRITON_INTERPRET=1``."""
+    return type(kernel).__name__ == "InterpretedFunction"
+
+
+@functools.cache
+def _triton_kernel():
+    """The kernel of :func:`reach_triton` (:mod:`dsrg.method._reach_triton`), or None where triton cannot be
+    imported. Triton's interpreter version, which runs on CPU tensors, where ``TRITON_INTERPRET=1`` when it is
+    first asked for."""
+    try:
+        from ._reach_triton import reach_kernel
+    except ImportError:
+        return None
+    return reach_kernel
