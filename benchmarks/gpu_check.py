@@ -83,9 +83,13 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
         r = record(name)
         if r:
             s = r["seconds"]
+            parts = (f"one CUDA graph {1e3 * s['graph']:.2f} ms; op by op CRF {1e3 * s['crf']:.2f} ms, growing "
+                     f"{1e3 * s['growing']:.2f} ms" if "graph" in s else
+                     f"CRF {1e3 * s['crf']:.2f} ms, growing {1e3 * s['growing']:.2f} ms")
             lines.append(f"{name}: {1e3 * s['total']:.1f} ms per step ({r['images_per_second']:.0f} img/s), CRF + "
-                         f"growing {100 * (s['crf'] + s['growing']) / s['total']:.1f} %, peak "
-                         f"{r['peak_memory_bytes'] / 2**30:.1f} GiB")
+                         f"growing {100 * s.get('graph', s['crf'] + s['growing']) / s['total']:.1f} %"
+                         + (f" ({parts} with {r['grow_method']})" if "grow_method" in r else "")
+                         + f", peak {r['peak_memory_bytes'] / 2**30:.1f} GiB")
     r = record("crf")
     if r:
         s = r["seconds"]
@@ -103,16 +107,18 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
                          + f"; argmax agreement with pydensecrf {100 * r['agreement_bf16']['argmax_agreement']:.2f} %")
             for name in ("step-vgg16", "step-resnet101"):
                 step = record(name)
-                if step:     # its CRF's time scaled by exact_bf16 / exact, as measured by this part
+                if step:     # its CRF's time op by op scaled by exact_bf16 / exact, as measured by this part
                     t = step["seconds"]
+                    op_by_op = t["total"] - t.get("graph", t["crf"] + t["growing"]) + t["crf"] + t["growing"]
                     crf = t["crf"] * s["exact_bf16"] / s["exact"]
-                    lines.append(f"{name} with exact_bf16 (an estimate): CRF + growing "
-                                 f"{100 * (crf + t['growing']) / (t['total'] - t['crf'] + crf):.1f} %")
+                    lines.append(f"{name} with exact_bf16 op by op (an estimate): CRF + growing "
+                                 f"{100 * (crf + t['growing']) / (op_by_op - t['crf'] + crf):.1f} %")
     r = record("grow")
     if r:
         t = {row["key"]: row["seconds"] for row in r["rows"]}
-        lines.append(f"grow: torch on CUDA {1e3 * t['torch']:.2f} ms, numba on the CPU {1e3 * t['numba']:.2f} ms "
-                     f"(target: CUDA no slower)")
+        triton = f"triton on CUDA {1e3 * t['triton']:.2f} ms, " if "triton" in t else "no triton (the log says why), "
+        lines.append(f"grow: {triton}torch on CUDA {1e3 * t['torch']:.2f} ms, numba on the CPU "
+                     f"{1e3 * t['numba']:.2f} ms (target: CUDA no slower)")
     r = record("crf-test")
     if r:
         times, a = r["seconds_per_image"], r["agreement"]

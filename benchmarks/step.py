@@ -2,7 +2,7 @@
 
     python benchmarks/step.py [--model vgg16|resnet101] [--batch 20] [--size 321] [--width 1.0]
                               [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|numba|torch|auto]
-                              [--repeats 5] [--no-amp] [--threads 0] [--json PATH]
+                              [--repeats 5] [--no-amp] [--no-graph] [--threads 0] [--json PATH]
 
 The step is composed as ``dsrg.steps.train_seg`` composes it (``step`` and ``supervision`` there):
 forward DeepLab-ASPP on the normalised images (bf16 autocast on CUDA unless ``--no-amp``), smoothed
@@ -13,8 +13,9 @@ lr multipliers. The weights are random (speed does not depend on them); images a
 the cues sparse random seeds of 1-3 present classes on the output grid.
 
 Rows (median over ``--repeats`` steps after one warm-up step, CUDA synchronised between parts):
-forward + backward (forward, backward and optimizer step), CRF, growing, losses; total; images per
-second. Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size
+forward + backward (forward, backward and optimizer step), CRF, growing, losses; on CUDA, where training
+would (``seg.cuda_graph``, :func:`dsrg.steps.train_seg.graphed`), the CRF and growing replayed as one CUDA
+graph too, which the total then counts in place of the two; total; images per second. Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size
 (``getrusage``) on the CPU. At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short
 CPU run: ``--batch 2 --size 161 --width 0.25``.
 """
@@ -34,10 +35,10 @@ from dsrg.method.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
 from dsrg.method.growing import METHODS, grow, resolve_method
 from dsrg.method.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
 from dsrg.models import DeepLabASPP
+from dsrg.profile import SegConfig
+from dsrg.run import graphs
 from dsrg.run.dist import autocast, channels_last
-
-PARTS = ("forward", "crf", "growing", "losses", "backward")
-
+from dsrg.steps.train_seg import graphed, refine_and_grow
 
 def make_batch(b: int, c: int, size: int, grid: int, seed: int = 0):
     """uint8 images ``(b, 3, size, size)`` (blocks of flat colour), bool cues ``(b, c, grid, grid)``,
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--grow", default="auto", choices=METHODS, help="growing method")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    ap.add_argument("--no-graph", action="store_true", help="no CUDA graph of the CRF and growing")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = ap.parse_args()
@@ -82,7 +84,9 @@ def main() -> None:
     images, cues, labels = (t.to(dev) for t in make_batch(a.batch, a.classes, a.size, grid))
     amp = not a.no_amp
     crf_backend = resolve_backend(a.crf, torch.empty(1, 1, grid, grid, device=dev))
-    grow_method = resolve_method(a.grow, dev)
+    grow_method = resolve_method(a.grow, dev, grid)
+    seg = SegConfig(crf_backend=crf_backend, grow_method=grow_method, crf_unary=a.unary, crf_workers=a.crf_workers)
+    graph = not a.no_graph and graphed(seg, torch.empty(1, 1, grid, grid, device=dev))
 
     def one_step() -> dict:
         times = {}
@@ -98,6 +102,13 @@ def main() -> None:
             refined = q.clamp(min=CLIP)
             return grow(cues, refined / refined.sum(1, keepdim=True), labels, 0.85, 0.99, method=grow_method)
         times["growing"], grown = timed(growing, dev)
+        if graph:                                    # as train_seg.supervision replays them
+            key = ("step-benchmark", crf_backend, grow_method)
+            times["graph"], (q_graph, grown_graph) = timed(
+                lambda: graphs.replay(lambda *x: refine_and_grow(seg, *x), key, probs.detach(), images, cues, labels,
+                                      what="the benchmark's CRF and growing"), dev)
+            refined = q.clamp(min=CLIP)
+            assert torch.equal(q_graph, refined / refined.sum(1, keepdim=True)) and torch.equal(grown_graph, grown)
         times["losses"], loss = timed(lambda: balanced_seed_loss(probs, grown) + boundary_loss(probs, q), dev)
 
         def backward():
@@ -111,11 +122,13 @@ def main() -> None:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     runs = [one_step() for _ in range(a.repeats)]
-    med = {k: statistics.median(r[k] for r in runs) for k in PARTS}
-    total = statistics.median(sum(r.values()) for r in runs)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    # with the graph, a step is what training runs: the graph in place of the CRF and growing op by op
+    total = statistics.median(sum(r.values()) - (r["crf"] + r["growing"] if graph else 0) for r in runs)
     rows = [("forward + backward (incl. optimizer step)", med["forward"] + med["backward"]),
-            (f"CRF ({crf_backend}, {grid} x {grid})", med["crf"]),
-            (f"growing ({grow_method})", med["growing"]),
+            (f"CRF ({crf_backend}, {grid} x {grid}){', op by op' if graph else ''}", med["crf"]),
+            (f"growing ({grow_method}){', op by op' if graph else ''}", med["growing"]),
+            *([("CRF + growing as one CUDA graph", med["graph"])] if graph else []),
             ("losses (Eq. 1 + Eq. 2)", med["losses"]),
             ("total", total)]
     if dev.type == "cuda":
@@ -131,11 +144,12 @@ def main() -> None:
           f"median of {a.repeats}")
     print("| part | ms per step | share |\n|---|---|---|")
     for name, t in rows:
-        print(f"| {name} | {t * 1e3:.1f} | {100 * t / total:.0f} % |")
+        share = "not in the total" if name.endswith("op by op") else f"{100 * t / total:.0f} %"
+        print(f"| {name} | {t * 1e3:.1f} | {share} |")
     print(f"images per second: {a.batch / total:.2f}")
     print(f"peak memory ({peak_what}): {peak / 2**20:.0f} MiB")
     write_json(a.json, {"benchmark": "step", "machine": info, "args": vars(a), "grid": grid,
-                        "crf_backend": crf_backend, "grow_method": grow_method,
+                        "crf_backend": crf_backend, "grow_method": grow_method, "graph": graph,
                         "seconds": {**med, "total": total}, "images_per_second": a.batch / total,
                         "peak_memory_bytes": peak, "peak_memory_kind": peak_what})
 

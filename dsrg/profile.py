@@ -109,11 +109,12 @@ class SegConfig(Schedule):
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
     crf_backend: str = "auto"             # pydensecrf | exact (dense) | exact_bf16 | lattice | auto (exact on CUDA)
-    grow_method: str = "auto"             # scipy | numba | torch (on the device) | auto (torch on CUDA, else numba); same result
+    grow_method: str = "auto"             # scipy | numba | torch | triton (CUDA) | auto (triton/torch on CUDA, else numba); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
     crf_workers: int = 1
+    cuda_graph: bool = True               # on CUDA: the exact CRF and triton growing replayed as one CUDA graph; same result
 
 
 @dataclass
@@ -186,7 +187,7 @@ CHOICES: dict[str, tuple] = {
     "seg.crf_unary": ("prob", "logprob"),
     "seg.crf_backend": ("auto", "pydensecrf", "exact", "exact_bf16", "lattice"),
     "pseudo.crf_backend": ("auto", "pydensecrf", "lattice"), "eval.crf_backend": ("auto", "pydensecrf", "lattice"),
-    "seg.grow_method": ("auto", "scipy", "numba", "torch"),
+    "seg.grow_method": ("auto", "scipy", "numba", "torch", "triton"),
     "retrain.init": ("seg", "imagenet"),
     "retrain.loss_grid": ("output", "input"),
     "cls.fc_init": ("imagenet", "random"), "seg.fc_init": ("imagenet", "random"),

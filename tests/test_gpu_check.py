@@ -75,7 +75,7 @@ def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
     assert "step-vgg16: 40.0 ms per step (500 img/s), CRF + growing 17.5 %, peak 4.0 GiB" in text
     assert "crf: exact_bf16 1.05 ms per batch; argmax agreement with pydensecrf 99.98 %" in text
     # the step's CRF, 5 ms, at exact_bf16's half of exact's time: (2.5 + 2) / (40 - 5 + 2.5)
-    assert "step-vgg16 with exact_bf16 (an estimate): CRF + growing 12.0 %" in text
+    assert "step-vgg16 with exact_bf16 op by op (an estimate): CRF + growing 12.0 %" in text
     assert "paper-scale seg      projected   10.0 min, data wait 2.0 %, GPU idle 10 %" in text
     assert "paper-scale total: 11.0 min (target: under 30 min)" in text and "stopped after 25 s" in text
     assert "saliency: one process 2.00 img/s, 16 workers 26.00 img/s, 13.0x (target: 12x on 16 cores)" in text
@@ -97,3 +97,23 @@ def test_the_summary_gives_the_total_with_the_saliency_during_train_cls(tmp_path
     text = summary(tmp_path, {"paper-scale": ("ok", 140.0)})
     assert "paper-scale total with seeds.overlap (saliency during train-cls, an estimate): 23.0 min; seeds 2.0 min, " \
            "4.0 min of saliency hidden" in text
+
+
+def test_the_summary_names_the_steps_growing_method_and_times_triton_beside_torch(tmp_path):
+    step = {"seconds": {"total": 0.04, "crf": 0.005, "growing": 0.0002}, "images_per_second": 500.0,
+            "peak_memory_bytes": 4 * 2**30, "grow_method": "triton"}
+    (tmp_path / "step-vgg16-gpu.json").write_text(json.dumps(step))
+    rows = [{"key": k, "seconds": t} for k, t in [("scipy", 0.01), ("numba", 0.0006), ("torch", 0.0008),
+                                                    ("triton", 0.0002), ("loop", 0.014)]]
+    (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": rows}))
+    text = summary(tmp_path, {"step-vgg16": ("ok", 20.0), "grow": ("ok", 9.0)})
+    assert "CRF + growing 13.0 % (CRF 5.00 ms, growing 0.20 ms with triton), peak 4.0 GiB" in text
+    assert "grow: triton on CUDA 0.20 ms, torch on CUDA 0.80 ms, numba on the CPU 0.60 ms" in text
+    step["seconds"].update(graph=0.0012, total=0.0362)        # the graph in place of the 5.2 ms op by op
+    step["images_per_second"] = 20 / 0.0362
+    (tmp_path / "step-vgg16-gpu.json").write_text(json.dumps(step))
+    text = summary(tmp_path, {"step-vgg16": ("ok", 20.0)})
+    assert ("step-vgg16: 36.2 ms per step (552 img/s), CRF + growing 3.3 % (one CUDA graph 1.20 ms; op by op CRF "
+            "5.00 ms, growing 0.20 ms with triton)") in text
+    (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": [r for r in rows if r["key"] != "triton"]}))
+    assert "grow: no triton (the log says why), torch on CUDA 0.80 ms" in summary(tmp_path, {"grow": ("ok", 9.0)})

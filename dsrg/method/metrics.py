@@ -121,7 +121,8 @@ def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNOR
         cues: bool ``(B, C, H, W)``, the supervision (seed cues or grown cues).
         gt: integer ``(B, H, W)`` ground truth.
     Returns:
-        int64 ``(3, C)``: rows = true positives, labelled pixels, ground-truth pixels of each class.
+        int64 ``(3, C)`` on ``cues``' device: rows = true positives, labelled pixels, ground-truth pixels of
+        each class.
     """
     expect_shape("cues", cues, (None, None, None, None), torch.bool)
     b, c, h, w = cues.shape
@@ -131,7 +132,7 @@ def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNOR
     onehot = (gt.long().unsqueeze(1) == torch.arange(c, device=cues.device).view(1, c, 1, 1)) & valid
     labelled = cues & valid
     dims = (0, 2, 3)
-    return torch.stack([(labelled & onehot).sum(dims), labelled.sum(dims), onehot.sum(dims)]).cpu()
+    return torch.stack([(labelled & onehot).sum(dims), labelled.sum(dims), onehot.sum(dims)])
 
 
 def supervision_quality(counts: torch.Tensor) -> dict:

@@ -70,8 +70,8 @@ def step_of(command: str) -> str:
     return next((name for name, step in STEPS.items() if step.command == command), command)
 
 
-_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seeds.workers",
-                "seeds.overlap"}
+_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
+                "seeds.workers", "seeds.overlap"}
 
 
 def _strip(d: dict, base: str, prefix: str = "") -> dict:

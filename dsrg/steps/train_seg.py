@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import time
 from pathlib import Path
@@ -32,12 +33,12 @@ from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError
 from ..files import atomic_path, write_text
-from ..method.crf import TRAIN_PARAMS, refine_for_growing
-from ..method.growing import grow
+from ..method.crf import EXACT, TRAIN_PARAMS, refine_for_growing, resolve_backend
+from ..method.growing import grow, resolve_method
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
 from ..method.metrics import supervision_counts, supervision_quality
 from ..profile import Profile
-from ..run import folders
+from ..run import folders, graphs
 from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
 from .common import begin, build_seg_net, finish_training, setup
@@ -46,17 +47,34 @@ from .common import begin, build_seg_net, finish_training, setup
 def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
                 labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals clipped at 1e-4 and renormalised,
-    for growing and the boundary loss alike), and the grown cues (bool)."""
+    for growing and the boundary loss alike), and the grown cues (bool). Steps 2 and 3 as one CUDA graph
+    where ``seg.cuda_graph`` and both run on the device without the host (:func:`graphed`)."""
     s = cfg.seg
     probs = smoothed_softmax(logits.float())
-    params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
-    q = refine_for_growing(probs.detach(), images, unary=s.crf_unary, workers=s.crf_workers,
-                           backend=s.crf_backend, params=params)
-    if s.growing:
-        grown = grow(cues, q, labels, s.theta_fg, s.theta_bg, s.grow_method)
+    work = functools.partial(refine_and_grow, s)
+    if s.cuda_graph and graphed(s, probs):
+        key = ("train-seg", s.crf_unary, s.crf_backend, s.crf_scale, s.growing, s.theta_fg, s.theta_bg, s.grow_method)
+        q, grown = graphs.replay(work, key, probs.detach(), images, cues, labels, what="train-seg's CRF and growing")
     else:
-        grown = cues
+        q, grown = work(probs.detach(), images, cues, labels)
     return probs, q, grown
+
+
+def refine_and_grow(s, probs: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
+                    labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 2 and 3 with the settings of ``s`` (``cfg.seg``): ``Q`` and the grown cues."""
+    params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
+    q = refine_for_growing(probs, images, unary=s.crf_unary, workers=s.crf_workers, backend=s.crf_backend,
+                           params=params)
+    return q, grow(cues, q, labels, s.theta_fg, s.theta_bg, s.grow_method) if s.growing else cues
+
+
+def graphed(s, probs: torch.Tensor) -> bool:
+    """Whether the CRF and growing of ``s`` (``cfg.seg``) on ``probs`` run on its CUDA device without reading
+    anything back, so that they can be captured as one CUDA graph: the exact CRF, and growing off or triton."""
+    side = max(probs.shape[-2:])
+    return (probs.is_cuda and resolve_backend(s.crf_backend, probs) in EXACT
+            and (not s.growing or resolve_method(s.grow_method, probs.device, side) == "triton"))
 
 
 def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
@@ -80,7 +98,8 @@ class Records:
 
     def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None):
         self.cfg, self.folder, self.dataset, self.ctx = cfg, folder, dataset, ctx
-        self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64)
+        # summed on the device where the step runs (no copy back, which would stall it every iteration)
+        self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64, device=ctx.device)
         undefined = float("nan")        # done.json writes an undefined measure as null
         self.rows = [] if seeds_quality is None else \
             [{"epoch": 0, **{k: undefined if v is None else v for k, v in seeds_quality.items()}}]
@@ -94,7 +113,7 @@ class Records:
         self.counts += supervision_counts(grown, gt)
 
     def epoch_end(self, model, epoch: int) -> None:
-        counts = all_reduce_sum(self.counts.clone(), self.ctx.world)
+        counts = all_reduce_sum(self.counts, self.ctx.world).to("cpu", copy=True)
         self.counts.zero_()
         if not self.ctx.world.main:
             return
@@ -123,12 +142,12 @@ class Records:
 
     def state_dict(self) -> dict:
         """Called by every process: the epoch's counts so far are summed over the processes."""
-        return {"counts": all_reduce_sum(self.counts, self.ctx.world), "rows": list(self.rows),
+        return {"counts": all_reduce_sum(self.counts, self.ctx.world).to("cpu", copy=True), "rows": list(self.rows),
                 "maps": list(self.maps)}
 
     def load_state_dict(self, state: dict) -> None:
         """The saved counts (already summed) go to the main process; the others start the epoch at zero."""
-        counts = state["counts"].clone()
+        counts = state["counts"].to(self.ctx.device, copy=True)
         self.counts = counts if self.ctx.world.main else torch.zeros_like(counts)
         self.rows, self.maps = list(state["rows"]), list(state["maps"])
 
@@ -162,8 +181,11 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         records.add(grown, gt)
         return out
 
-    fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
-        desc="train-seg", resume=resume, records=records)
+    try:
+        fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
+            desc="train-seg", resume=resume, records=records)
+    finally:
+        graphs.forget()                       # the memory of the step's CUDA graphs, if any
     if not ctx.world.main:
         return folder
     last = records.rows[-1] if records.rows else None
