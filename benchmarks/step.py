@@ -119,6 +119,8 @@ def main() -> None:
         return times
 
     one_step()                                       # warm-up (cuDNN autotuning, allocator, pools)
+    if graph and not graphs.captured():              # the work could not be captured (stderr said why)
+        graph = False
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     runs = [one_step() for _ in range(a.repeats)]

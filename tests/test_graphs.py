@@ -46,7 +46,7 @@ def test_a_replayed_graph_gives_what_op_by_op_gives_for_each_new_input():
         got = graphs.replay(work, "work", x, y)
         want = work(x, y)
         assert all(torch.equal(a, b) for a, b in zip(got, want)), seed
-    assert len(graphs._graphs) == 1, "captured once, replayed for the other inputs"
+    assert graphs.captured() == 1, "captured once, replayed for the other inputs"
     got[0].zero_()                                            # the caller's copy: the graph's output stays
     assert torch.equal(graphs.replay(work, "work", x, y)[0], want[0])
 
@@ -59,6 +59,8 @@ def test_work_that_reads_a_value_back_runs_op_by_op_and_says_why_once(capsys):
     x = torch.ones(3, device="cuda")
     assert graphs.replay(work, "reads", x, what="the test's work")[0].tolist() == [3, 3, 3]
     assert "the test's work runs op by op, not as one CUDA graph:" in capsys.readouterr().err
+    assert torch.cuda.current_stream() == torch.cuda.default_stream(), "the work after it runs where it ran before"
+    assert not graphs.captured()
     assert graphs.replay(work, "reads", 2 * x)[0].tolist() == [12, 12, 12]
     assert capsys.readouterr().err == ""
 
@@ -79,6 +81,6 @@ def test_the_training_steps_crf_and_growing_as_one_graph_equal_them_op_by_op():
         p1, q1, g1 = supervision(on, logits, images, cues, labels)
         p2, q2, g2 = supervision(off, logits, images, cues, labels)
         assert torch.equal(q1, q2) and torch.equal(g1, g2), seed
-    assert len(graphs._graphs) == 1
+    assert graphs.captured() == 1
     q, grown = refine_and_grow(seg, p1.detach(), images, cues, labels)
     assert torch.equal(q, q1) and torch.equal(grown, g1)

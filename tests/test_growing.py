@@ -361,8 +361,9 @@ def test_triton_growing_equals_scipy_growing(interpreted_triton):
 
 def test_the_triton_kernel_compiles_for_hopper_and_ampere():
     """What the CPU can tell of the CUDA build: Triton compiles the kernel to a cubin for sm_90 (H100, H200)
-    and sm_80 (A100) at the block shapes that ``reach_triton`` launches, with the block barriers it relies on
-    (in a process of its own: the interpreter, on in this one, defines Triton's functions for the CPU)."""
+    and sm_80 (A100) at the block shapes that ``reach_triton`` launches, with a block barrier between the
+    round's store of its reached set and the reads of its neighbours (in a process of its own: the
+    interpreter, on in this one, defines Triton's functions for the CPU)."""
     pytest.importorskip("triton")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     built = subprocess.run([sys.executable, "-c", COMPILE_FOR_CUDA], env=env, capture_output=True, text=True)
@@ -384,7 +385,10 @@ for arch, side, warps in [(90, 64, 4), (90, 128, 8), (80, 16, 4)]:
                         target=GPUTarget("cuda", arch, 32), options={"num_warps": warps})
     except (FileNotFoundError, ImportError) as exc:           # a triton without its NVIDIA tools
         raise SystemExit(print(f"no CUDA build: {exc}"))
-    print(f"{arch}-{side}:" + ("ok" if built.asm["cubin"] and "bar.sync" in built.asm["ptx"] else "no-barrier"))
+    ptx = built.asm["ptx"]
+    first_store = ptx.index("st.global")                      # the loop's first store of its reached set
+    barrier, next_load = ptx.find("bar.sync", first_store), ptx.find("ld.global", first_store)
+    print(f"{arch}-{side}:" + ("ok" if built.asm["cubin"] and -1 < barrier < next_load else "no-barrier"))
 """
 
 
@@ -407,6 +411,7 @@ def test_auto_growing_on_cuda_takes_triton_where_it_works_and_the_planes_fit(mon
     monkeypatch.setattr(growing, "triton_works", lambda device: True)
     assert growing.resolve_method("auto", cuda, 41) == "triton"
     assert growing.resolve_method("auto", cuda, growing.TRITON_MAX_SIDE + 1) == "torch"
+    assert growing.resolve_method("auto", cuda) == "torch", "planes not known to fit"
     monkeypatch.setattr(growing, "triton_works", lambda device: False)
     assert growing.resolve_method("auto", cuda, 41) == "torch"
     assert growing.resolve_method("auto", torch.device("cpu"), 41) in ("numba", "scipy")
@@ -424,9 +429,20 @@ def test_a_triton_kernel_that_fails_or_disagrees_is_not_used_and_the_reason_is_s
            "method='torch'" in capsys.readouterr().err
     monkeypatch.setattr(growing, "reach_triton", lambda candidate, seeds: candidate & seeds)   # never grows
     assert works(torch.device("cpu")) is False
-    assert "grew other regions than method='torch'" in capsys.readouterr().err
+    assert "grew other regions than method='torch' on the 41 x 41 check planes" in capsys.readouterr().err
+    sides = []
+
+    def right_at_41_only(candidate, seeds):
+        sides.append(candidate.shape[-1])
+        return growing.reach_torch(candidate, seeds) if candidate.shape[-1] == 41 else candidate & seeds
+    monkeypatch.setattr(growing, "reach_triton", right_at_41_only)
+    assert works(torch.device("cpu")) is False and sides == [41, 121], "the largest block is checked too"
+    assert "on the 121 x 121 check planes" in capsys.readouterr().err
     monkeypatch.setattr(growing, "reach_triton", growing.reach_torch)
     assert works(torch.device("cpu")) is True
+    monkeypatch.setattr(growing, "_triton_kernel", lambda: None)
+    assert works(torch.device("cpu")) is False
+    assert "not used (triton cannot be imported)" in capsys.readouterr().err
 
 
 @pytest.mark.gpu
@@ -446,6 +462,19 @@ def test_triton_growing_on_cuda_equals_scipy_and_is_what_auto_runs():
     want = grow(seeds, probs, labels, method="scipy")
     got = grow(seeds.to(cuda), probs.to(cuda), labels.to(cuda), method="triton")
     assert got.is_cuda and torch.equal(got.cpu(), want)
+    if torch.cuda.device_count() > 1:                       # launched on the tensors' GPU, not the current one
+        other = torch.device("cuda", 1)
+        got = grow(seeds.to(other), probs.to(other), labels.to(other), method="triton")
+        assert got.device == other and torch.equal(got.cpu(), want)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_growing_asked_for_where_it_failed_its_check_is_refused(monkeypatch):
+    monkeypatch.setattr(growing, "triton_works", lambda device: False)
+    seeds, probs, labels = (t.cuda() for t in _blobby_batch(seed=8, b=1, c=3, s=9))
+    with pytest.raises(InputError, match="method='triton' failed its check on cuda"):
+        grow(seeds, probs, labels, method="triton")
 
 
 @pytest.mark.parametrize("method", ["scipy", "numba", "torch"])

@@ -12,17 +12,28 @@ import triton.language as tl
 
 
 @triton.jit
-def _then(a1, c1, a2, c2):  # pragma: no cover (compiled)
-    # a step "x -> a | (c & x)" after another: reached if reached here, or passed on through a candidate
-    return a2 | (c2 & a1), c2 & c1
+def _max(a, b):  # pragma: no cover (compiled)
+    return tl.maximum(a, b)
 
 
 @triton.jit
-def _fill(reached, cand, axis: tl.constexpr):  # pragma: no cover (compiled)
-    # every candidate pixel of a run (along axis) that holds a reached pixel: a prefix scan each way
-    forward, _ = tl.associative_scan((reached, cand), axis, _then)
-    back, _ = tl.associative_scan((forward, cand), axis, _then, reverse=True)
-    return back
+def _min(a, b):  # pragma: no cover (compiled)
+    return tl.minimum(a, b)
+
+
+@triton.jit
+def _fill(reached, cand, at, axis: tl.constexpr, far: tl.constexpr):  # pragma: no cover (compiled)
+    # Every candidate pixel of a run along ``axis`` that holds a reached pixel: the nearest reached or
+    # non-candidate pixel before it (or after it) is a reached one. ``at``: the positions along the axis; each
+    # such pixel is coded by its position and its kind (odd before, even after: reached), so that one running
+    # maximum (minimum) finds the nearest and says its kind. Only max and min scans, whose result does not
+    # depend on the order in which a scan combines.
+    is_reached, is_wall = reached != 0, cand == 0
+    before = tl.associative_scan(tl.where(is_reached, 2 * at + 1, tl.where(is_wall, 2 * at, -1)), axis, _max)
+    after = tl.associative_scan(tl.where(is_reached, 2 * at, tl.where(is_wall, 2 * at + 1, far)), axis, _min,
+                                reverse=True)
+    through = ((before % 2) == 1) | (((after % 2) == 0) & (after < far))
+    return (through & (cand != 0)).to(tl.uint8)
 
 
 @triton.jit
@@ -30,6 +41,8 @@ def reach_kernel(cand_ptr, seed_ptr, padded_ptr, out_ptr, h, w, BH: tl.constexpr
     plane = tl.program_id(0).to(tl.int64)
     ys = tl.arange(0, BH)[:, None]
     xs = tl.arange(0, BW)[None, :]
+    along_rows = xs + 0 * ys                       # each pixel's position along its row, and its column
+    along_cols = ys + 0 * xs
     inside = (ys < h) & (xs < w)
     at = plane * h * w + ys * w + xs
     cand = tl.load(cand_ptr + at, mask=inside, other=0)
@@ -38,7 +51,8 @@ def reach_kernel(cand_ptr, seed_ptr, padded_ptr, out_ptr, h, w, BH: tl.constexpr
     pad = padded_ptr + plane * (h + 2) * wp
     more = tl.sum(reached.to(tl.int32)) > 0
     while more:
-        reached = _fill(_fill(reached, cand, 1), cand, 0)          # along rows, then along columns
+        reached = _fill(reached, cand, along_rows, 1, 2 * (BH + BW))   # along rows, then along columns
+        reached = _fill(reached, cand, along_cols, 0, 2 * (BH + BW))
         tl.store(pad + (ys + 1) * wp + xs + 1, reached, mask=inside)
         tl.debug_barrier()                                          # the whole plane stored before reads
         grown = reached

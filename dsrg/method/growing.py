@@ -16,6 +16,7 @@ compiles and passes its check there, else torch; numba on the CPU, else scipy).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 
@@ -108,8 +109,8 @@ def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every:
 def reach_triton(candidate: torch.Tensor, plane_seeds: torch.Tensor) -> torch.Tensor:
     """:func:`reach_scipy` in one kernel launch on CUDA, with no host sync: each plane is one Triton program
     that grows ``seeds & candidate`` to its fixed point. A round fills along the rows, then the columns,
-    through runs of candidate pixels (a prefix scan each way), then dilates once by 3 x 3 inside the candidate
-    (the diagonal steps); rounds repeat until one adds nothing. Every round adds only pixels connected to what
+    the runs of candidate pixels that hold a reached one (running maxima and minima of positions), then
+    dilates once by 3 x 3 inside the candidate (the diagonal steps); rounds repeat until one adds nothing. Every round adds only pixels connected to what
     was reached, and a round that adds nothing leaves no 8-neighbour in the candidate unreached: exactly the
     components that hold a seed. CPU tensors run in Triton's interpreter (``TRITON_INTERPRET=1``, the tests).
 
@@ -136,7 +137,9 @@ def reach_triton(candidate: torch.Tensor, plane_seeds: torch.Tensor) -> torch.Te
     padded = torch.zeros(p, h + 2, w + 2, dtype=torch.uint8, device=candidate.device)   # border: never reached
     out = torch.empty(p, h, w, dtype=torch.uint8, device=candidate.device)
     bh, bw = _power_of_two(h), _power_of_two(w)
-    kernel[(p,)](cand, seeds, padded, out, h, w, BH=bh, BW=bw, num_warps=4 if bh * bw <= 4096 else 8)
+    warps = 4 if bh * bw <= 1024 else 8 if bh * bw <= 4096 else 16      # fewer values per thread to hold
+    with torch.cuda.device(candidate.device) if candidate.is_cuda else contextlib.nullcontext():
+        kernel[(p,)](cand, seeds, padded, out, h, w, BH=bh, BW=bw, num_warps=warps)   # on the tensors' GPU
     return out.view(torch.bool)
 
 
@@ -148,20 +151,29 @@ def _power_of_two(n: int) -> int:
 @functools.cache
 def triton_works(device: torch.device) -> bool:
     """Whether :func:`reach_triton` compiles on CUDA ``device`` and finds there what :func:`reach_torch` finds
-    on a check of planes with long, winding and diagonal paths; asked once per device. Where it does not, it
-    says why on stderr and ``auto`` growing runs ``torch`` (same result, more kernel launches)."""
+    on a check of planes with long, winding and diagonal paths, at the paper's grid and at the largest block;
+    asked once per device. Where it does not, it says why on stderr, ``auto`` growing runs ``torch`` (same
+    result, more kernel launches) and ``triton`` is refused."""
     if _triton_kernel() is None:
-        return False
-    try:
-        candidate, seeds = _check_planes(device)
-        if torch.equal(reach_triton(candidate, seeds), reach_torch(candidate, seeds)):
+        why = "triton cannot be imported"
+    else:
+        try:
+            for n in (41, TRITON_MAX_SIDE - 7):
+                candidate, seeds = _check_planes(device, n)
+                if not torch.equal(reach_triton(candidate, seeds), reach_torch(candidate, seeds)):
+                    raise _Disagrees(f"it grew other regions than method='torch' on the {n} x {n} check planes")
             return True
-        why = "it grew other regions than method='torch' on the check planes"
-    except Exception as exc:  # noqa: BLE001 (a compiler or driver error of any kind: fall back, said)
-        why = f"{type(exc).__name__}: {first_line(exc)}"
+        except _Disagrees as exc:
+            why = str(exc)
+        except Exception as exc:  # noqa: BLE001 (a compiler or driver error of any kind: fall back, said)
+            why = f"{type(exc).__name__}: {first_line(exc)}"
     print(f"[dsrg] region growing on {device}: the Triton kernel is not used ({why}); "
           f"growing runs method='torch' (same result)", file=sys.stderr, flush=True)
     return False
+
+
+class _Disagrees(Exception):
+    """The Triton kernel's regions differ from the torch method's on a check plane."""
 
 
 def _check_planes(device: torch.device, n: int = 41) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,6 +235,9 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
         seeds, labels = seeds.to(on), labels.to(on)
         lab = label_map(seeds, probs.detach().to(on), labels, theta_fg, theta_bg)          # (B, H, W)
         if method == "triton":
+            if on.type == "cuda" and not triton_works(on):
+                raise InputError(f"method='triton' failed its check on {on} (stderr says why); method='torch' "
+                                 f"gives the same result")
             return grow_every_plane(seeds, lab, labels, reach_triton)
         if method == "torch" and on.type == "cuda":
             return grow_every_plane(seeds, lab, labels)
@@ -258,17 +273,19 @@ def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tenso
     return seeds | (reached & ~owned_by_other)
 
 
-def resolve_method(method: str, device: torch.device, side: int = 0) -> str:
+def resolve_method(method: str, device: torch.device, side: int | None = None) -> str:
     """The method that ``method`` (one of ``METHODS``) runs as for tensors on ``device``, planes of at most
     ``side`` pixels a side: ``auto`` is ``triton`` on CUDA where :func:`triton_works` there and the planes fit
-    (:data:`TRITON_MAX_SIDE`), else ``torch``; ``numba`` on the CPU where numba imports, else ``scipy``."""
+    (:data:`TRITON_MAX_SIDE`; ``side`` None: not known to fit), else ``torch``; ``numba`` on the CPU where
+    numba imports, else ``scipy``."""
     if method not in METHODS:
         raise InputError(f"method: expected one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
     device = torch.device(device)
     if device.type == "cuda":
-        return "triton" if side <= TRITON_MAX_SIDE and triton_works(device) else "torch"
+        fits = side is not None and side <= TRITON_MAX_SIDE
+        return "triton" if fits and triton_works(device) else "torch"
     return "numba" if _numba_kernel() is not None else "scipy"
 
 

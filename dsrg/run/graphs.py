@@ -4,9 +4,10 @@ launch as one (``seg.cuda_graph``).
 
 :func:`replay` captures ``fn`` the first time it meets a key (the caller's settings and the inputs' shapes,
 dtypes and device) and checks the capture against ``fn`` run op by op on the same inputs; after that, each
-call copies its inputs into the graph's and replays it. Where ``fn`` cannot be captured (it reads a value back
-to the host, say) or its replay differs, ``fn`` runs op by op for that key from then on, and stderr says why,
-once. Tensors off CUDA always run op by op.
+call copies its inputs into the graph's and replays it. Where ``fn`` cannot be captured (it waits for the
+device, to read a value back say: the op-by-op warm-up runs with such waits made errors) or its replay
+differs, ``fn`` runs op by op for that key from then on, and stderr says why, once. Tensors off CUDA always
+run op by op.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Callable, Hashable
 
 import torch
 
-from ..errors import first_line
+from ..errors import InputError, first_line
 
 #: At most this many graphs are kept (each holds its inputs, outputs and the memory its work allocated);
 #: further keys run op by op.
@@ -57,21 +58,32 @@ def replay(fn: Callable[..., tuple[torch.Tensor, ...]], key: Hashable, *inputs: 
     return tuple(t.clone() for t in entry.outputs)
 
 
+def captured() -> int:
+    """How many graphs are held (work that runs op by op holds none)."""
+    return sum(isinstance(entry, _Graph) for entry in _graphs.values())
+
+
 def forget() -> None:
     """Drop every captured graph (and the memory each holds)."""
     _graphs.clear()
 
 
 def _capture(fn, inputs: tuple[torch.Tensor, ...]) -> _Graph | str:
-    """The graph of ``fn`` on copies of ``inputs``, checked against ``fn`` op by op; or why not."""
+    """The graph of ``fn`` on copies of ``inputs``, checked against ``fn`` op by op; or why not. An InputError
+    of ``fn`` (its inputs are wrong) is raised as it is."""
     device = inputs[0].device
+    current = torch.cuda.current_stream(device)
+    sync_mode = torch.cuda.get_sync_debug_mode()
     try:
         mine = tuple(t.detach().clone() for t in inputs)
         side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side), torch.no_grad():     # warm-up: lazy set-up, library handles, probes
+        side.wait_stream(current)
+        # warm-up (lazy set-up, library handles, probes), where work that waits for the device fails
+        torch.cuda.set_sync_debug_mode("error")
+        with torch.cuda.stream(side), torch.no_grad():
             expected = fn(*mine)
-        torch.cuda.current_stream(device).wait_stream(side)
+        torch.cuda.set_sync_debug_mode(sync_mode)
+        current.wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: a loader's pinning thread may allocate while this thread captures
         with torch.cuda.graph(graph, capture_error_mode="thread_local"), torch.no_grad():
@@ -82,5 +94,10 @@ def _capture(fn, inputs: tuple[torch.Tensor, ...]) -> _Graph | str:
                 return (f"its replay differs from op by op (largest difference "
                         f"{(got.double() - want.double()).abs().max().item():.2e})")
         return _Graph(graph, mine, tuple(outputs))
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 (any capture error: the work still runs, op by op)
         return f"{type(exc).__name__}: {first_line(exc)}"
+    finally:
+        torch.cuda.set_sync_debug_mode(sync_mode)
+        torch.cuda.set_stream(current)        # a failed capture can leave its stream the current one
