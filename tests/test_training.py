@@ -114,8 +114,20 @@ def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path)
     floor, resumed = max(worst(b, again).values()), worst(a, b)
     largest = sorted(resumed.items(), key=lambda kv: -kv[1])[:5]
     print(f"two uninterrupted CUDA runs differ by at most {floor:.2e}; resumed against uninterrupted "
-          f"{largest[0][1]:.2e} ({largest[0][0]})")
+          f"{largest[0][1]:.2e} ({largest[0][0]}); {_first_logged_difference(tmp_path)}")
     assert largest[0][1] <= max(10 * floor, 1e-6), f"noise floor {floor:.2e}; largest differences {largest}"
+
+
+def _first_logged_difference(tmp_path: Path) -> str:
+    """Where the resumed run's log (losses to 6 digits) first departs from the uninterrupted run's: at the
+    iteration it resumed from, a multiple of ckpt_every (what it read there differs), or later (the
+    arithmetic differs)."""
+    logs = [[json.loads(x) for x in next((tmp_path / name).rglob("log.jsonl")).read_text().splitlines()]
+            for name in ("killed", "full")]
+    for one, other in zip(*logs):
+        if one["loss"] != other["loss"]:
+            return f"the logged losses first differ at iteration {one['it']} ({one['loss']} against {other['loss']})"
+    return "the logged losses are equal at every iteration"
 
 
 def _torchrun_command(*args: str) -> list[str]:
