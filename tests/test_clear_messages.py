@@ -222,6 +222,17 @@ def test_clean_files_are_checked_once_per_run_folder_and_never_by_the_dry_run(tm
 
 # ----------------------------------------------------------------------------- the command line
 
+def test_triton_growing_on_the_cpu_is_refused_before_any_step_runs(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", "--dry-run", "device=cpu", "seg.grow_method=triton",
+                 f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "seg.grow_method=triton: the Triton kernel grows regions on CUDA, and this run's device is the CPU " \
+           "(device=cpu); expected numba, scipy, torch or auto there" in err
+    assert main(["run", "--profile", "smoke", "--dry-run", "device=cpu", "seg.grow_method=numba",
+                 f"data.root={tmp_path / 'data'}", f"out={tmp_path / 'run'}"]) == 0
+
+
 def test_the_pre_flight_check_lists_random_weights_and_a_missing_root_together(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--profile", "voc-vgg16", "--dry-run", f"data.root={tmp_path / 'VOC2012'}",

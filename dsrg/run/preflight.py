@@ -36,6 +36,7 @@ from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
 from ..overrides import apply_overrides
 from ..profile import Profile
 from . import folders
+from .dist import resolve_device
 from .train import iterations_per_epoch, require_shared
 
 
@@ -107,6 +108,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     elif "seg.backbone_weights" in empty:
         collect(require_resnet_weights, cfg, "imagenet")
     collect(_require_run_folder, cfg.run_dir)
+    if "seg" in steps:
+        collect(_require_cuda_for_triton, cfg)
 
     processes = int(os.environ.get("WORLD_SIZE", 1))
     trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
@@ -231,6 +234,14 @@ def _require_run_folder(run_dir: Path) -> None:
     if not ok:
         raise InputError(f"out: cannot keep the run folder in {run_dir}: {why}; expected a folder to write the "
                          f"run into (out=... or, by default, runs/<profile>)")
+
+
+def _require_cuda_for_triton(cfg: Profile) -> None:
+    """InputError naming ``seg.grow_method`` when it asks for the Triton kernel and the run's device is the CPU."""
+    if cfg.seg.grow_method == "triton" and resolve_device(cfg.device).type != "cuda":
+        raise InputError(f"seg.grow_method=triton: the Triton kernel grows regions on CUDA, and this run's device "
+                         f"is the CPU (device={cfg.device}); expected numba, scipy, torch or auto there (the same "
+                         f"result)")
 
 
 def _raise(problems: list[str]) -> None:
