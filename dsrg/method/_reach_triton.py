@@ -29,7 +29,8 @@ def _fill(reached, cand, at, axis: tl.constexpr, far: tl.constexpr):  # pragma: 
     # maximum (minimum) finds the nearest and says its kind. Only max and min scans, whose result does not
     # depend on the order in which a scan combines.
     is_reached, is_wall = reached != 0, cand == 0
-    before = tl.associative_scan(tl.where(is_reached, 2 * at + 1, tl.where(is_wall, 2 * at, -1)), axis, _max)
+    # none before: -2, even whichever sign convention % follows
+    before = tl.associative_scan(tl.where(is_reached, 2 * at + 1, tl.where(is_wall, 2 * at, -2)), axis, _max)
     after = tl.associative_scan(tl.where(is_reached, 2 * at, tl.where(is_wall, 2 * at + 1, far)), axis, _min,
                                 reverse=True)
     through = ((before % 2) == 1) | (((after % 2) == 0) & (after < far))
