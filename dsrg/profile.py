@@ -155,6 +155,7 @@ class Profile:
     seed: int = 0
     device: str = "auto"                  # auto | cpu | cuda
     amp: bool = True                      # bf16 autocast on GPUs with native bf16 (capability >= 8), else float32
+    deterministic: bool = False           # CUDA: deterministic kernels only, so that a run repeats bit for bit (slower)
     ckpt_every: int = 500                 # iterations between checkpoints
     progress: bool = True
     random_init: bool = False             # let a network start from random weights where no weights file is given

@@ -105,7 +105,8 @@ def test_an_interrupted_step_resumes_to_the_same_weights(tmp_path):
 def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path):
     """On CUDA, kernels may add in another order from run to run: the resumed weights are held to the noise
     floor measured beside them, the largest difference between two uninterrupted runs in two processes (ten
-    times it, and at least 1e-6), not to a bound chosen beforehand. Prints both (``pytest -rA``)."""
+    times it, and at least 1e-6), not to a bound chosen beforehand. Prints both (``pytest -rA``), and where the
+    logged losses part (the step is chaotic: tests/test_resume_state.py)."""
     a, b, again = _kill_and_resume(tmp_path, "device=cuda", "amp=false", twice=True)
 
     def worst(x: dict, y: dict) -> dict[str, float]:
@@ -116,6 +117,32 @@ def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path)
     print(f"two uninterrupted CUDA runs differ by at most {floor:.2e}; resumed against uninterrupted "
           f"{largest[0][1]:.2e} ({largest[0][0]}); {_first_logged_difference(tmp_path)}")
     assert largest[0][1] <= max(10 * floor, 1e-6), f"noise floor {floor:.2e}; largest differences {largest}"
+
+
+@pytest.mark.gpu
+@CUDA
+def test_with_deterministic_kernels_an_interrupted_cuda_step_resumes_to_the_same_weights(tmp_path):
+    """``deterministic=true``: every kernel deterministic, so a resumed run is held to the uninterrupted one
+    exactly, as on the CPU. This demo step is chaotic (on the CPU, one float rounding step on the first
+    convolution's weights at iteration 3 moves the final weights by 3e-2): a single rounding that differs
+    anywhere shows."""
+    a, b = _kill_and_resume(tmp_path, "device=cuda", "amp=false", "deterministic=true")
+    differ = {k: (a[k].double() - b[k].double()).abs().max().item() for k in a if not torch.equal(a[k], b[k])}
+    assert not differ, f"{_first_logged_difference(tmp_path)}; largest differences " \
+                       f"{sorted(differ.items(), key=lambda kv: -kv[1])[:5]}"
+
+
+def test_deterministic_true_turns_on_deterministic_kernels_for_the_step(tmp_path):
+    probe = ("import torch; from dsrg.profile import load_profile; from dsrg.steps.common import setup; "
+             "import os; setup(load_profile('smoke', ['deterministic=true', 'device=cpu'])); "
+             "print(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, "
+             "torch.backends.cudnn.benchmark, os.environ.get('CUBLAS_WORKSPACE_CONFIG'))")
+    env = {k: v for k, v in ENV.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False", ":4096:8"], out.stderr
+    out = subprocess.run([sys.executable, "-c", probe.replace("true", "false")], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split()[:2] == ["False", "False"]
 
 
 def _first_logged_difference(tmp_path: Path) -> str:

@@ -49,6 +49,16 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
+def use_deterministic_kernels() -> None:
+    """Deterministic kernels only, for the rest of the process (``deterministic=true``): cuDNN's deterministic
+    algorithms without autotuning, cuBLAS with a fixed workspace (which must be set before its first use), and
+    torch's deterministic implementation of every op that has one (a warning for one that has none)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:
     """Store the model's 4-D weights channels-last (NHWC), in place; returns the model.
 

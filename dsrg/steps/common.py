@@ -19,7 +19,7 @@ from ..files import remove_stale_temporaries
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import SET_ASIDE, load_model, save_model
-from ..run.dist import World, barrier, bf16_native, init_world, resolve_device
+from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
 
 
@@ -43,8 +43,11 @@ def setup(cfg: Profile) -> Context:
     Each process seeds with ``seed + rank``, so processes draw different dropout masks (rank 0, and a
     single process, with ``seed``); DistributedDataParallel gives every process rank 0's initial weights.
     Denormal floats are flushed to zero on the CPU: tiny activations late in training otherwise slow
-    CPU kernels by an order of magnitude (results stay deterministic)."""
+    CPU kernels by an order of magnitude (results stay deterministic). With ``deterministic``, only
+    deterministic kernels from here on (:func:`~dsrg.run.dist.use_deterministic_kernels`)."""
     torch.set_flush_denormal(True)
+    if cfg.deterministic:
+        use_deterministic_kernels()
     device = resolve_device(cfg.device)
     world = init_world(device)
     torch.manual_seed(cfg.seed + world.rank)
