@@ -122,10 +122,9 @@ def test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights(tmp_path)
 @pytest.mark.gpu
 @CUDA
 def test_with_deterministic_kernels_an_interrupted_cuda_step_resumes_to_the_same_weights(tmp_path):
-    """``deterministic=true``: every kernel deterministic, so a resumed run is held to the uninterrupted one
-    exactly, as on the CPU. This demo step is chaotic (on the CPU, one float rounding step on the first
-    convolution's weights at iteration 3 moves the final weights by 3e-2): a single rounding that differs
-    anywhere shows."""
+    """``deterministic=true``: every kernel this step runs deterministic, so a resumed run is held to the
+    uninterrupted one exactly, as on the CPU. The step is chaotic: one rounding that differs early in the
+    network shows (tests/test_resume_state.py)."""
     a, b = _kill_and_resume(tmp_path, "device=cuda", "amp=false", "deterministic=true")
     differ = {k: (a[k].double() - b[k].double()).abs().max().item() for k in a if not torch.equal(a[k], b[k])}
     assert not differ, f"{_first_logged_difference(tmp_path)}; largest differences " \

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import os
 import platform
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -49,14 +50,19 @@ def autocast(device: torch.device, enabled: bool):
     return contextlib.nullcontext()
 
 
-def use_deterministic_kernels() -> None:
-    """Deterministic kernels only, for the rest of the process (``deterministic=true``): cuDNN's deterministic
-    algorithms without autotuning, cuBLAS with a fixed workspace (which must be set before its first use), and
-    torch's deterministic implementation of every op that has one (a warning for one that has none)."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
+def use_deterministic_kernels(on: bool) -> None:
+    """Deterministic kernels only (``deterministic=true``), or torch's defaults again, from here on in the
+    process: cuDNN's deterministic algorithms, and torch's deterministic implementation of every op that has
+    one (a warning for one that has none); on, also cuBLAS with a fixed workspace, which cuBLAS reads at its
+    first use in the process: where CUDA has already been used, a note says how to make sure of it."""
+    torch.backends.cudnn.deterministic = on
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    if on and "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            print("[dsrg] deterministic=true: CUDA was used in this process before, so cuBLAS may keep the "
+                  "workspace it began with; for runs that repeat bit for bit, start Python with "
+                  "CUBLAS_WORKSPACE_CONFIG=:4096:8 set", file=sys.stderr, flush=True)
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
 
 
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:

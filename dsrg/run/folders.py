@@ -10,8 +10,9 @@ named by a hash of everything that decides its output.
 
 A step's hash covers its own config section, the data it reads and its upstream step's hash, so
 changing ``seg.theta_fg`` makes a new ``seg-*``, ``pseudo-*``, ``retrain-*`` and ``eval-*`` folder
-while ``cls-*`` and ``seeds-*`` are reused. Settings that do not change results (device, progress
-bars, checkpoint interval, worker counts, the run folder itself) are left out of the hash.
+while ``cls-*`` and ``seeds-*`` are reused. Settings that do not change results, or change them only as
+floats round (device, deterministic kernels, progress bars, checkpoint interval, worker counts, the run
+folder itself), are left out of the hash.
 A step is complete when its ``done.json`` exists; it is written last, atomically.
 """
 

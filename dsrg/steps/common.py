@@ -43,11 +43,10 @@ def setup(cfg: Profile) -> Context:
     Each process seeds with ``seed + rank``, so processes draw different dropout masks (rank 0, and a
     single process, with ``seed``); DistributedDataParallel gives every process rank 0's initial weights.
     Denormal floats are flushed to zero on the CPU: tiny activations late in training otherwise slow
-    CPU kernels by an order of magnitude (results stay deterministic). With ``deterministic``, only
-    deterministic kernels from here on (:func:`~dsrg.run.dist.use_deterministic_kernels`)."""
+    CPU kernels by an order of magnitude (results stay deterministic). ``deterministic`` decides whether
+    only deterministic kernels run (:func:`~dsrg.run.dist.use_deterministic_kernels`)."""
     torch.set_flush_denormal(True)
-    if cfg.deterministic:
-        use_deterministic_kernels()
+    use_deterministic_kernels(cfg.deterministic)
     device = resolve_device(cfg.device)
     world = init_world(device)
     torch.manual_seed(cfg.seed + world.rank)
