@@ -1,7 +1,7 @@
 """Time one full DSRG training step (Section 3.2, Figure 2) and split it into its parts.
 
     python benchmarks/step.py [--model vgg16|resnet101] [--batch 20] [--size 321] [--width 1.0]
-                              [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|numba|torch|auto]
+                              [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|numba|torch|triton|auto]
                               [--repeats 5] [--no-amp] [--no-graph] [--threads 0] [--json PATH]
 
 The step is composed as ``dsrg.steps.train_seg`` composes it (``step`` and ``supervision`` there):
@@ -15,8 +15,8 @@ the cues sparse random seeds of 1-3 present classes on the output grid.
 Rows (median over ``--repeats`` steps after one warm-up step, CUDA synchronised between parts):
 forward + backward (forward, backward and optimizer step), CRF, growing, losses; on CUDA, where training
 would (``seg.cuda_graph``, :func:`dsrg.steps.train_seg.graphed`), the CRF and growing replayed as one CUDA
-graph too, which the total then counts in place of the two; total; images per second. Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size
-(``getrusage``) on the CPU. At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short
+graph too, which the total then counts in place of the two; total; images per second. Peak memory:
+``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size (``getrusage``) on the CPU. At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short
 CPU run: ``--batch 2 --size 161 --width 0.25``.
 """
 

@@ -110,9 +110,10 @@ def reach_triton(candidate: torch.Tensor, plane_seeds: torch.Tensor) -> torch.Te
     """:func:`reach_scipy` in one kernel launch on CUDA, with no host sync: each plane is one Triton program
     that grows ``seeds & candidate`` to its fixed point. A round fills along the rows, then the columns,
     the runs of candidate pixels that hold a reached one (running maxima and minima of positions), then
-    dilates once by 3 x 3 inside the candidate (the diagonal steps); rounds repeat until one adds nothing. Every round adds only pixels connected to what
-    was reached, and a round that adds nothing leaves no 8-neighbour in the candidate unreached: exactly the
-    components that hold a seed. CPU tensors run in Triton's interpreter (``TRITON_INTERPRET=1``, the tests).
+    dilates once by 3 x 3 inside the candidate (the diagonal steps); rounds repeat until one adds nothing.
+    Every round adds only pixels connected to what was reached, and a round that adds nothing leaves no
+    8-neighbour in the candidate unreached: exactly the components that hold a seed. CPU tensors run in
+    Triton's interpreter (``TRITON_INTERPRET=1``, the tests).
 
     Args:
         candidate, plane_seeds: bool ``(P, H, W)`` on one CUDA device, ``H, W <=`` :data:`TRITON_MAX_SIDE`.
