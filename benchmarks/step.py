@@ -16,8 +16,9 @@ Rows (median over ``--repeats`` steps after one warm-up step, CUDA synchronised 
 forward + backward (forward, backward and optimizer step), CRF, growing, losses; on CUDA, where training
 would (``seg.cuda_graph``, :func:`dsrg.steps.train_seg.graphed`), the CRF and growing replayed as one CUDA
 graph too, which the total then counts in place of the two; total; images per second. Peak memory:
-``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size (``getrusage``) on the CPU. At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short
-CPU run: ``--batch 2 --size 161 --width 0.25``.
+``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set size (``getrusage``) on the CPU.
+At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short CPU run: ``--batch 2 --size 161
+--width 0.25``.
 """
 
 from __future__ import annotations
