@@ -41,6 +41,7 @@ from dsrg.run import graphs
 from dsrg.run.dist import autocast, channels_last
 from dsrg.steps.train_seg import graphed, refine_and_grow
 
+
 def make_batch(b: int, c: int, size: int, grid: int, seed: int = 0):
     """uint8 images ``(b, 3, size, size)`` (blocks of flat colour), bool cues ``(b, c, grid, grid)``,
     bool labels ``(b, c)`` (background + 1-3 classes)."""
@@ -104,10 +105,10 @@ def main() -> None:
             return grow(cues, refined / refined.sum(1, keepdim=True), labels, 0.85, 0.99, method=grow_method)
         times["growing"], grown = timed(growing, dev)
         if graph:                                    # as train_seg.supervision replays them
-            key = ("step-benchmark", crf_backend, grow_method)
             times["graph"], (q_graph, grown_graph) = timed(
-                lambda: graphs.replay(lambda *x: refine_and_grow(seg, *x), key, probs.detach(), images, cues, labels,
-                                      what="the benchmark's CRF and growing"), dev)
+                lambda: graphs.replay(lambda *x: refine_and_grow(seg, *x), ("step-benchmark", repr(seg)),
+                                      probs.detach(), images, cues, labels, what="the benchmark's CRF and growing"),
+                dev)
             refined = q.clamp(min=CLIP)
             assert torch.equal(q_graph, refined / refined.sum(1, keepdim=True)) and torch.equal(grown_graph, grown)
         times["losses"], loss = timed(lambda: balanced_seed_loss(probs, grown) + boundary_loss(probs, q), dev)

@@ -155,26 +155,20 @@ def triton_works(device: torch.device) -> bool:
     on a check of planes with long, winding and diagonal paths, at the paper's grid and at the largest block;
     asked once per device. Where it does not, it says why on stderr, ``auto`` growing runs ``torch`` (same
     result, more kernel launches) and ``triton`` is refused."""
-    if _triton_kernel() is None:
-        why = "triton cannot be imported"
-    else:
-        try:
-            for n in (41, TRITON_MAX_SIDE - 7):
-                candidate, seeds = _check_planes(device, n)
-                if not torch.equal(reach_triton(candidate, seeds), reach_torch(candidate, seeds)):
-                    raise _Disagrees(f"it grew other regions than method='torch' on the {n} x {n} check planes")
-            return True
-        except _Disagrees as exc:
-            why = str(exc)
-        except Exception as exc:  # noqa: BLE001 (a compiler or driver error of any kind: fall back, said)
-            why = f"{type(exc).__name__}: {first_line(exc)}"
+    why = "triton cannot be imported" if _triton_kernel() is None else None
+    try:
+        for n in (41, TRITON_MAX_SIDE - 7) if why is None else ():
+            candidate, seeds = _check_planes(device, n)
+            if not torch.equal(reach_triton(candidate, seeds), reach_torch(candidate, seeds)):
+                why = f"it grew other regions than method='torch' on the {n} x {n} check planes"
+                break
+    except Exception as exc:  # noqa: BLE001 (a compiler or driver error of any kind: fall back, said)
+        why = f"{type(exc).__name__}: {first_line(exc)}"
+    if why is None:
+        return True
     print(f"[dsrg] region growing on {device}: the Triton kernel is not used ({why}); "
           f"growing runs method='torch' (same result)", file=sys.stderr, flush=True)
     return False
-
-
-class _Disagrees(Exception):
-    """The Triton kernel's regions differ from the torch method's on a check plane."""
 
 
 def _check_planes(device: torch.device, n: int = 41) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,7 +249,7 @@ def grow(seeds: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor,
     return grown.to(device)
 
 
-def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tensor, reach=None) -> torch.Tensor:
+def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tensor, reach=reach_torch) -> torch.Tensor:
     """Step 4 of :func:`grow` by ``reach`` (:func:`reach_torch`, or :func:`reach_triton`) on every (image, class)
     plane, an absent class's plane empty: more planes than the present classes', found without the device
     sync that selecting those takes (what :func:`grow` runs on CUDA).
@@ -267,7 +261,6 @@ def grow_every_plane(seeds: torch.Tensor, lab: torch.Tensor, labels: torch.Tenso
         bool ``(B, C, H, W)``: ``seeds`` OR the grown pixels.
     """
     b, c, h, w = seeds.shape
-    reach = reach or reach_torch
     candidate = (lab.unsqueeze(1) == torch.arange(c, device=lab.device).view(1, c, 1, 1)) & labels.reshape(b, c, 1, 1)
     reached = reach(candidate.view(b * c, h, w), seeds.reshape(b * c, h, w)).view(b, c, h, w)
     owned_by_other = (seeds.sum(dim=1, keepdim=True) == 1) & ~seeds    # a seed of exactly one other class

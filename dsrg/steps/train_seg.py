@@ -53,8 +53,8 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     probs = smoothed_softmax(logits.float())
     work = functools.partial(refine_and_grow, s)
     if s.cuda_graph and graphed(s, probs):
-        key = ("train-seg", s.crf_unary, s.crf_backend, s.crf_scale, s.growing, s.theta_fg, s.theta_bg, s.grow_method)
-        q, grown = graphs.replay(work, key, probs.detach(), images, cues, labels, what="train-seg's CRF and growing")
+        q, grown = graphs.replay(work, ("train-seg", repr(s)), probs.detach(), images, cues, labels,   # every setting
+                                 what="train-seg's CRF and growing")
     else:
         q, grown = work(probs.detach(), images, cues, labels)
     return probs, q, grown
