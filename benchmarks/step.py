@@ -4,12 +4,12 @@
                               [--device cpu|cuda] [--crf exact|pydensecrf|auto] [--grow scipy|numba|torch|triton|auto]
                               [--repeats 5] [--no-amp] [--no-graph] [--threads 0] [--json PATH]
 
-The step is composed as ``dsrg.steps.train_seg`` composes it (``step`` and ``supervision`` there):
-forward DeepLab-ASPP on the normalised images (bf16 autocast on CUDA unless ``--no-amp``), smoothed
-softmax ``P``; the training-time CRF ``Q`` on the output grid (s = 12, unary ``-p``); region growing from
-the cues with ``Q`` clipped at 1e-4 and renormalised (theta_fg 0.85, theta_bg 0.99); the balanced
-seeding loss (Eq. 1) + the boundary loss KL(Q || P) (Eq. 2); backward and an SGD update with the Caffe
-lr multipliers. The weights are random (speed does not depend on them); images are random scenes and
+The step is ``dsrg.steps.train_seg``'s, with the paper's settings (``SegConfig``'s defaults) and its
+functions: forward DeepLab-ASPP on the normalised images (bf16 autocast on CUDA unless ``--no-amp``),
+smoothed softmax ``P``; ``Q``, the training-time CRF on the output grid clipped and renormalised
+(``refine``); region growing from the cues with ``Q`` (``grow_cues``); the balanced seeding loss (Eq. 1) +
+the boundary loss KL(Q || P) (Eq. 2, ``loss_terms``); backward and an SGD update with the Caffe lr
+multipliers. The weights are random (speed does not depend on them); images are random scenes and
 the cues sparse random seeds of 1-3 present classes on the output grid.
 
 Rows (median over ``--repeats`` steps after one warm-up step, CUDA synchronised between parts):
@@ -32,14 +32,14 @@ import torch
 from grow import machine_info, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data import transforms as T
-from dsrg.method.crf import CLIP, TRAIN_PARAMS, crf_train, resolve_backend
-from dsrg.method.growing import METHODS, grow, resolve_method
-from dsrg.method.losses import balanced_seed_loss, boundary_loss, smoothed_softmax
+from dsrg.method.crf import resolve_backend
+from dsrg.method.growing import METHODS, resolve_method
+from dsrg.method.losses import smoothed_softmax
 from dsrg.models import DeepLabASPP
 from dsrg.profile import SegConfig
 from dsrg.run import graphs
 from dsrg.run.dist import autocast, channels_last
-from dsrg.steps.train_seg import graphed, refine_and_grow
+from dsrg.steps.train_seg import graphed, grow_cues, loss_terms, refine, refine_and_grow
 
 
 def make_batch(b: int, c: int, size: int, grid: int, seed: int = 0):
@@ -97,21 +97,15 @@ def main() -> None:
                 logits = model(T.normalize(images, "torchvision"))
             return smoothed_softmax(logits.float())
         times["forward"], probs = timed(forward, dev)
-        times["crf"], q = timed(lambda: crf_train(probs.detach(), images, unary=a.unary, workers=a.crf_workers,
-                                                  params=TRAIN_PARAMS, backend=crf_backend), dev)
-
-        def growing():
-            refined = q.clamp(min=CLIP)
-            return grow(cues, refined / refined.sum(1, keepdim=True), labels, 0.85, 0.99, method=grow_method)
-        times["growing"], grown = timed(growing, dev)
+        times["crf"], q = timed(lambda: refine(seg, probs.detach(), images), dev)
+        times["growing"], grown = timed(lambda: grow_cues(seg, cues, q, labels), dev)
         if graph:                                    # as train_seg.supervision replays them
             times["graph"], (q_graph, grown_graph) = timed(
                 lambda: graphs.replay(lambda *x: refine_and_grow(seg, *x), ("step-benchmark", repr(seg)),
                                       probs.detach(), images, cues, labels, what="the benchmark's CRF and growing"),
                 dev)
-            refined = q.clamp(min=CLIP)
-            assert torch.equal(q_graph, refined / refined.sum(1, keepdim=True)) and torch.equal(grown_graph, grown)
-        times["losses"], loss = timed(lambda: balanced_seed_loss(probs, grown) + boundary_loss(probs, q), dev)
+            assert torch.equal(q_graph, q) and torch.equal(grown_graph, grown)
+        times["losses"], (loss, _, _) = timed(lambda: loss_terms(seg, probs, q, grown), dev)
 
         def backward():
             optimizer.zero_grad(set_to_none=True)

@@ -1,10 +1,12 @@
 """`make gpu-check` (benchmarks/gpu_check.py) on the CPU: a part past its limit is stopped with every process
-it started, and the summary reads the records the parts wrote."""
+it started, the summary reads the records the parts wrote, and the parts' scripts run here at small shapes, so
+that the GPU minutes are not lost to a script that fails before it measures."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -117,3 +119,21 @@ def test_the_summary_names_the_steps_growing_method_and_times_triton_beside_torc
             "5.00 ms, growing 0.20 ms with triton)") in text
     (tmp_path / "grow-gpu.json").write_text(json.dumps({"rows": [r for r in rows if r["key"] != "triton"]}))
     assert "grow: no triton (the log says why), torch on CUDA 0.80 ms" in summary(tmp_path, {"grow": ("ok", 9.0)})
+
+
+def test_the_benchmarks_of_the_gpu_check_run_here_and_the_summary_reads_their_records(tmp_path):
+    """The same scripts as :func:`parts`, on the CPU at small shapes; their own records, not hand-made ones."""
+    small = {"step-vgg16": ["step.py", "--batch", "1", "--size", "65", "--width", "0.125", "--repeats", "1"],
+             "grow": ["grow.py", "--batch", "2", "--size", "21", "--repeats", "2"],
+             "crf": ["crf.py", "--batch", "2", "--size", "21", "--repeats", "1"],
+             "crf-test": ["crf.py", "--test-time", "--images", "2", "--height", "60", "--width", "80", "--repeats", "1"]}
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    for name, (script, *args) in small.items():
+        assert script in " ".join(parts(tmp_path)[name][0]), f"{name} runs {script} in the gpu check"
+        done = subprocess.run([sys.executable, str(bench / script), *args, "--device", "cpu",
+                               "--json", str(tmp_path / f"{name}-gpu.json")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{script}: {done.stderr[-2000:]}"
+    text = summary(tmp_path, {name: ("ok", 1.0) for name in small})
+    for line in ("step-vgg16: ", "crf: exact ", "crf: exact_bf16 ", "step-vgg16 with exact_bf16", "grow: ",
+                 "crf-test: lattice "):
+        assert f"\n{line}" in text, f"no line {line!r} in:\n{text}"

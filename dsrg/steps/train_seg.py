@@ -60,13 +60,29 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     return probs, q, grown
 
 
+def refine(s, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Step 2 with the settings of ``s`` (``cfg.seg``): ``Q``, ``(B, C, h, w)``."""
+    params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
+    return refine_for_growing(probs, images, unary=s.crf_unary, workers=s.crf_workers, backend=s.crf_backend,
+                              params=params)
+
+
+def grow_cues(s, cues: torch.Tensor, q: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Step 3 with the settings of ``s``: the cues grown with ``Q`` (the cues themselves where ``growing=false``)."""
+    return grow(cues, q, labels, s.theta_fg, s.theta_bg, s.grow_method) if s.growing else cues
+
+
 def refine_and_grow(s, probs: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
                     labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 2 and 3 with the settings of ``s`` (``cfg.seg``): ``Q`` and the grown cues."""
-    params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
-    q = refine_for_growing(probs, images, unary=s.crf_unary, workers=s.crf_workers, backend=s.crf_backend,
-                           params=params)
-    return q, grow(cues, q, labels, s.theta_fg, s.theta_bg, s.grow_method) if s.growing else cues
+    q = refine(s, probs, images)
+    return q, grow_cues(s, cues, q, labels)
+
+
+def loss_terms(s, probs: torch.Tensor, q: torch.Tensor, grown: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step 4 with the settings of ``s``: Eq. (2), as :func:`dsrg.method.losses.total_loss` returns it."""
+    return total_loss(probs, q, grown, s.seed_loss, s.boundary_weight, BOUNDARY_CLIP if s.boundary_clip else None)
 
 
 def graphed(s, probs: torch.Tensor) -> bool:
@@ -87,8 +103,7 @@ def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch
     and the grown cues, bool ``(B, C, h, w)``.
     """
     probs, q, grown = supervision(cfg, logits, images, cues, labels)
-    loss, seed, bound = total_loss(probs, q, grown, cfg.seg.seed_loss, cfg.seg.boundary_weight,
-                                   BOUNDARY_CLIP if cfg.seg.boundary_clip else None)
+    loss, seed, bound = loss_terms(cfg.seg, probs, q, grown)
     return {"loss": loss, "seed_loss": seed, "boundary_loss": bound,
             "grown_fraction": grown.any(1).float().mean()}, grown
 
