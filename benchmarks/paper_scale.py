@@ -413,6 +413,8 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("overrides", nargs="*", help="key=value for the profile")
     args = ap.parse_args()
+    from dsrg.profile import load_profile
+    load_profile(args.profile, args.overrides)              # a bad key=value fails now, not after the set
     info = machine_info()
     print_machine(info)
     t = time.perf_counter()
@@ -439,7 +441,6 @@ def main() -> None:
     saliency = record["saliency_images_per_s"] = saliency_rates(root, "train_aug", args.saliency_images)
     print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
     write_json(args.json, record)
-    from dsrg.profile import load_profile
     from dsrg.workers import usable_cores
 
     early = record["seeds_early"] = measure_seeds_early(args, overrides)
@@ -453,4 +454,7 @@ def main() -> None:
     write_json(args.json, record)
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as e:                                  # a bad argument: its message, not a traceback
+        raise SystemExit(f"paper_scale: {e}") from None

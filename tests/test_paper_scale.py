@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -174,3 +175,12 @@ def test_the_overlap_hides_the_saliency_behind_train_cls_by_hand():
     on_cpu = _overlap(16, "cpu")     # not used on the CPU, where training and the CAMs take every core
     assert on_cpu["hidden_s"] == 0 and on_cpu["seeds_projected_s"] == 500.0
     assert on_cpu["projected_total_s"] == 300 + 500 + 1000
+
+
+def test_a_bad_profile_key_is_named_before_the_set_is_written(tmp_path):
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "paper_scale.py"),
+                           "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "retrain.input_size=97"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("paper_scale: profile 'voc-vgg16', key 'retrain.input_size': unknown key")
+    assert "did you mean 'crop_size'?" in done.stderr and not (tmp_path / "set").exists()
