@@ -1,6 +1,6 @@
-"""The GPU check: on a CUDA machine, in about 4 minutes (6.5 with every part at its limit), the `gpu` tests and
-the paper-shape benchmarks, each under its own time limit, each recorded as JSON in benchmarks/results/ with
-the machine, then one screen of summary.
+"""The GPU check: on a CUDA machine, in about 5 minutes (6 min 40 s with every part at its limit), the `gpu`
+tests and the paper-shape benchmarks, each under its own time limit, each recorded as JSON in
+benchmarks/results/ with the machine, then one screen of summary.
 
     make gpu-check                      # python3 of the machine, its own torch (GPU_PYTHON=... for another)
     python3 benchmarks/gpu_check.py [--results benchmarks/results] [--only step-vgg16,grow]
@@ -29,21 +29,28 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
     def bench(script: str, *args: str, name: str) -> list[str]:
         return [PY, str(ROOT / "benchmarks" / script), *args, "--json", str(results / f"{name}-gpu.json")]
 
-    return {
+    def tests(name: str, *where: str) -> list[str]:
         # -v: each test's outcome is in the log as it ends, so a part stopped at its limit still says them
-        "tests": ([PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", "-rA", str(ROOT / "tests"),
-                   "--continue-on-collection-errors", "--junitxml", str(results / "tests-gpu.xml")], 130),
+        return [PY, "-m", "pytest", "-p", "no:cacheprovider", "-m", "gpu", "-v", "-rA", *where,
+                "--continue-on-collection-errors", "--junitxml", str(results / f"{name}-gpu.xml")]
+
+    resume = [str(ROOT / "tests" / f) for f in ("test_training.py", "test_resume_state.py")]
+    return {
+        "tests": (tests("tests", str(ROOT / "tests"), *(f"--ignore={f}" for f in resume)), 85),
+        # kill-and-resume: seven training processes, each starting CUDA; apart, so that neither part's limit
+        # costs the other's record
+        "tests-resume": (tests("tests-resume", *resume), 75),
         "step-vgg16": (bench("step.py", "--device", "cuda", "--batch", "20", "--size", "321", "--crf", "exact",
                              name="step-vgg16"), 30),
         "step-resnet101": (bench("step.py", "--device", "cuda", "--model", "resnet101", "--batch", "20", "--size",
                                  "321", "--crf", "exact", name="step-resnet101"), 30),
         "grow": (bench("grow.py", "--device", "cuda", name="grow"), 20),
         "crf": (bench("crf.py", "--device", "cuda", name="crf"), 20),
-        "crf-test": (bench("crf.py", "--test-time", "--device", "cuda", "--images", "16", "--batch", "8",
+        "crf-test": (bench("crf.py", "--test-time", "--device", "cuda", "--images", "8", "--batch", "8",
                            name="crf-test"), 25),
         "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "64", "--iterations", "40",
                               "--pool", "400", "--saliency-images", "96", "--data", "/tmp/dsrg-paper-scale-set",
-                              "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 130),
+                              "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 115),
     }
 
 
@@ -144,14 +151,15 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
             lines.append(f"paper-scale total with seeds.overlap (saliency during train-cls, an estimate): "
                          f"{o['projected_total_s'] / 60:.1f} min; seeds {o['seeds_projected_s'] / 60:.1f} min, "
                          f"{o['hidden_s'] / 60:.1f} min of saliency hidden")
-    tests = results / "tests-gpu.xml"
-    if tests.is_file():
-        import xml.etree.ElementTree as ET
+    for name in ("tests", "tests-resume"):
+        xml = results / f"{name}-gpu.xml"
+        if xml.is_file():
+            import xml.etree.ElementTree as ET
 
-        suite = ET.parse(tests).getroot()
-        suite = suite if suite.tag == "testsuite" else suite[0]
-        lines.append(f"gpu tests: {suite.get('tests')} run, {suite.get('failures')} failed, {suite.get('errors')} "
-                     f"errors, {suite.get('skipped')} skipped")
+            suite = ET.parse(xml).getroot()
+            suite = suite if suite.tag == "testsuite" else suite[0]
+            lines.append(f"gpu {name}: {suite.get('tests')} run, {suite.get('failures')} failed, "
+                         f"{suite.get('errors')} errors, {suite.get('skipped')} skipped")
     return "\n".join(lines)
 
 

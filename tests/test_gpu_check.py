@@ -46,7 +46,17 @@ def test_every_part_writes_its_record_into_the_results_folder(tmp_path):
     for name, (command, limit) in parts(tmp_path).items():
         assert str(tmp_path) in " ".join(command), name
         assert 0 < limit <= 150
-    assert sum(limit for _, limit in parts(tmp_path).values()) <= 6.5 * 60, "six and a half minutes at most"
+    assert sum(limit for _, limit in parts(tmp_path).values()) <= 400, "6 min 40 s at most"
+
+
+def test_the_two_test_parts_run_every_gpu_test_file_once(tmp_path):
+    tests = Path(__file__).resolve().parent
+    gpu_files = {f.name for f in tests.glob("test_*.py") if "mark.gpu" in f.read_text()}
+    everything, resume = parts(tmp_path)["tests"][0], parts(tmp_path)["tests-resume"][0]
+    ignored = {Path(a.split("=", 1)[1]).name for a in everything if a.startswith("--ignore=")}
+    in_resume = {Path(a).name for a in resume if a.endswith(".py")}
+    assert str(tests) in everything and ignored == in_resume and in_resume <= gpu_files
+    assert {"test_training.py", "test_resume_state.py"} <= in_resume, "the kill-and-resume tests, apart"
 
 
 def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
@@ -137,3 +147,12 @@ def test_the_benchmarks_of_the_gpu_check_run_here_and_the_summary_reads_their_re
     for line in ("step-vgg16: ", "crf: exact ", "crf: exact_bf16 ", "step-vgg16 with exact_bf16", "grow: ",
                  "crf-test: lattice "):
         assert f"\n{line}" in text, f"no line {line!r} in:\n{text}"
+
+
+def test_the_summary_counts_the_tests_of_each_test_part(tmp_path):
+    (tmp_path / "tests-gpu.xml").write_text('<testsuites><testsuite tests="9" failures="1" errors="0" skipped="2">'
+                                            '</testsuite></testsuites>')
+    (tmp_path / "tests-resume-gpu.xml").write_text('<testsuite tests="4" failures="0" errors="0" skipped="1"/>')
+    text = summary(tmp_path, {"tests": ("failed (exit 1)", 80.0), "tests-resume": ("ok", 60.0)})
+    assert "gpu tests: 9 run, 1 failed, 0 errors, 2 skipped" in text
+    assert "gpu tests-resume: 4 run, 0 failed, 0 errors, 1 skipped" in text

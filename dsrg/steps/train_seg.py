@@ -34,7 +34,7 @@ from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError
 from ..files import atomic_path, write_text
 from ..method.crf import EXACT, TRAIN_PARAMS, refine_for_growing, resolve_backend
-from ..method.growing import grow, resolve_method
+from ..method.growing import grow, resolve_method, triton_works
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
 from ..method.metrics import supervision_counts, supervision_quality
 from ..profile import Profile
@@ -89,8 +89,9 @@ def graphed(s, probs: torch.Tensor) -> bool:
     """Whether the CRF and growing of ``s`` (``cfg.seg``) on ``probs`` run on its CUDA device without reading
     anything back, so that they can be captured as one CUDA graph: the exact CRF, and growing off or triton."""
     side = max(probs.shape[-2:])
-    return (probs.is_cuda and resolve_backend(s.crf_backend, probs) in EXACT
-            and (not s.growing or resolve_method(s.grow_method, probs.device, side) == "triton"))
+    return (probs.is_cuda and resolve_backend(s.crf_backend, probs) in EXACT     # the kernel's check: not captured
+            and (not s.growing or (resolve_method(s.grow_method, probs.device, side) == "triton"
+                                   and triton_works(probs.device))))
 
 
 def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
