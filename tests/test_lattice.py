@@ -35,6 +35,14 @@ def test_each_pixel_has_distinct_vertices_and_weights_that_sum_to_one():
     assert lattice.alpha == pytest.approx(1 / (1 + 2 ** -5))
 
 
+def test_its_sparse_matrices_are_csr_as_torch_and_cusparse_take_it():
+    """Each row's columns increasing and distinct: torch checks that only on request, cuSPARSE assumes it."""
+    lattice = L.build(torch.rand(400, 5) * 4, torch.arange(400) % 2, origin=torch.tensor([1]))
+    for m in (lattice.splat, lattice.slice, *lattice.blur):
+        with torch.sparse.check_sparse_tensor_invariants():             # raises where a row is out of order
+            torch.sparse_csr_tensor(m.crow_indices(), m.col_indices(), m.values(), m.shape)
+
+
 def test_a_lone_pixel_at_the_origin_by_hand():
     """d = 1, one pixel at 0: it lies on vertex 0 (weight 1; vertex 1 weight 0). Blur along axis 0 (vertex
     k's neighbours k + 1, k - 1): vertex 0 keeps 1, vertex 1 gets 0.5; along axis 1 (k - 1, k + 1): vertex 0

@@ -36,7 +36,8 @@ class Lattice(NamedTuple):
 
 
 def _csr(counts: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """The sparse CSR matrix whose row ``i`` holds the next ``counts[i]`` of ``cols`` / ``values``."""
+    """The sparse CSR matrix whose row ``i`` holds the next ``counts[i]`` of ``cols`` / ``values`` (each row's
+    columns increasing and distinct, as torch and cuSPARSE take CSR; not checked here, a test does)."""
     crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)       # "sparse CSR support is in beta"
@@ -132,8 +133,9 @@ def build(features: torch.Tensor, group: torch.Tensor | None = None, origin: tor
     rk = rank[:, None, :d]
     keys = rem0[:, None, :d] + torch.where(rk <= d - r, r, r - d1)                  # (P, d + 1, d)
     pack, unpack = _packer(keys, int(group.max()) + 1 if group.numel() else 1, d1)
-    # one sort gives the vertex table, each (pixel, vertex) pair's vertex, and the splat's row order
-    packed, order = torch.sort(pack(keys, group[:, None]).reshape(-1))
+    # one sort gives the vertex table, each (pixel, vertex) pair's vertex, and the splat's row order (stable:
+    # within a vertex, its pixels in increasing order, as a CSR row's columns must be)
+    packed, order = torch.sort(pack(keys, group[:, None]).reshape(-1), stable=True)
     first = torch.ones_like(packed, dtype=torch.bool)
     first[1:] = packed[1:] != packed[:-1]
     table = packed[first]
@@ -158,12 +160,14 @@ def build(features: torch.Tensor, group: torch.Tensor | None = None, origin: tor
     pixel = order // d1
     real = pixel < p                                                    # not an origin point
     splat = _csr(torch.bincount(sorted_vertex[real], minlength=m), pixel[real], weights[order[real]], (m, p))
-    slice_ = _csr(torch.full((p,), d1, device=dev), vertex.reshape(-1), weights * alpha, (p, m))
+    cols, at = vertex.sort(1)                                           # each row's columns in order
+    slice_ = _csr(torch.full((p,), d1, device=dev), cols.reshape(-1), (bary * alpha).gather(1, at).reshape(-1),
+                  (p, m))
     own = torch.arange(m, device=dev)
     blur = []
     for j in range(d1):
-        cols = torch.stack([own, neighbour[j, 0], neighbour[j, 1]], 1)             # (M, 3); M: none there
-        vals = torch.tensor([1.0, 0.5, 0.5], device=dev).expand(m, 3)
+        cols, at = torch.stack([own, neighbour[j, 0], neighbour[j, 1]], 1).sort(1)  # (M, 3); M: none there
+        vals = torch.tensor([1.0, 0.5, 0.5], device=dev).expand(m, 3).gather(1, at)
         there = cols < m
         blur.append(_csr(there.sum(1), cols[there], vals[there], (m, m)))
     return Lattice(vertex, bary, neighbour, m, alpha, splat, tuple(blur), slice_)
