@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -140,14 +141,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def locked(path: str | os.PathLike) -> Iterator[None]:
+def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if missing) for the ``with`` block.
 
     Processes that write the same output (two notebooks that share a run, a book build that executes
-    notebooks side by side) take the same lock: the second waits, then finds the output complete. An
-    advisory ``fcntl.flock``, released by the OS if the holder dies. The holder deletes the file as it
-    leaves; a waiter that then finds its file gone from ``path`` takes the lock of a fresh one, so nothing
-    stays behind. Where ``fcntl`` does not exist (Windows) the block runs unlocked, and no file is made.
+    notebooks side by side) take the same lock: the second waits, then finds the output complete; it says
+    ``waiting`` on stderr, once, where it has to wait. An advisory ``fcntl.flock``, released by the OS if the
+    holder dies. The holder deletes the file as it leaves; a waiter that then finds its file gone from
+    ``path`` takes the lock of a fresh one, so nothing stays behind. Where ``fcntl`` does not exist (Windows)
+    the block runs unlocked, and no file is made.
     """
     if fcntl is None:  # pragma: no cover (Windows)
         yield
@@ -157,7 +159,11 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
         f = open(path, "a")
         try:
-            _lock(f.fileno())
+            if not _lock(f.fileno(), wait=False):
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
+                    waiting = None
+                _lock(f.fileno())
             mine = _still_at(f, path)
         except BaseException:
             f.close()

@@ -154,9 +154,12 @@ def step_dir(cfg: Profile, step: str) -> Path:
 
 
 def step_lock(cfg: Profile, step: str):
-    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``."""
+    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``; a process that
+    has to wait for it says so."""
     folder = step_dir(cfg, step)
-    return locked(folder.parent / f".{folder.name}.lock")
+    return locked(folder.parent / f".{folder.name}.lock",
+                  waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
+                          f"it to end, then its output is used (Ctrl-C stops waiting)")
 
 
 def is_done(folder: Path) -> bool:
