@@ -44,11 +44,34 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         if value == "" and node is not None and not OmegaConf.is_list(node):
             raise InputError(explain(key, f"no value after '='; expected a value such as {key}={node} "
                                           f"(its default)"))
+    for layer in (*layers, OmegaConf.from_dotlist(list(overrides))):
+        _check_shapes(structured, OmegaConf.to_container(layer) if OmegaConf.is_config(layer) else layer, explain)
     try:
         return OmegaConf.to_object(OmegaConf.merge(structured, *layers, OmegaConf.from_dotlist(list(overrides))))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         raise InputError(explain(key, _reason(exc, structured))) from None
+
+
+def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
+    """A section, a list or a single value of the schema given as another kind in ``layer`` (a YAML file's
+    ``seg: 3``, an override's ``pseudo.sizes={a: 1}``) is an InputError naming its key (OmegaConf's own
+    message for it names no key)."""
+    for name, value in layer.items():
+        key = f"{prefix}{name}"
+        node = _node(structured, key)
+        kind = "nothing" if value is None else "a list" if isinstance(value, list) else \
+            "a mapping" if isinstance(value, dict) else repr(value)
+        if OmegaConf.is_dict(node):
+            if not isinstance(value, dict):
+                first = next(iter(node), "...")
+                raise InputError(explain(key, f"{key} is a section: expected its keys, e.g. {key}: {{{first}: ...}} "
+                                              f"in YAML or {key}.{first}=... on the command line; got {kind}"))
+            _check_shapes(structured, value, explain, f"{key}.")
+        elif OmegaConf.is_list(node) and isinstance(value, dict):
+            raise InputError(explain(key, f"expected a list, e.g. {key}=[{','.join(map(str, node))}]; got {kind}"))
+        elif node is not None and not OmegaConf.is_config(node) and isinstance(value, (dict, list)):
+            raise InputError(explain(key, f"expected one value such as {node} (its default); got {kind}"))
 
 
 def _reason(exc: OmegaConfBaseException, structured) -> str:

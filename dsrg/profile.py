@@ -243,9 +243,10 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
             and Path(name).suffix not in (".yaml", ".yml"):
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
+    shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() else "demo"     # a file's own may be what fails
     cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
                          lambda key, reason: f"profile {name!r}, key {key!r}: {reason} (every key and its value: "
-                                             f"dsrg run --profile {name} --dry-run)")
+                                             f"dsrg run --profile {shown} --dry-run)")
     validate(cfg)
     return cfg
 

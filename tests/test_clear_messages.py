@@ -298,6 +298,30 @@ def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, 
     assert rc == 2 and expected in err
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
+    ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
+])
+def test_a_list_given_a_mapping_or_a_value_given_a_list_is_named(tmp_path, capsys, override, expected):
+    rc, _, err = _dry(capsys, tmp_path, override)
+    assert rc == 2 and expected in err
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("seg: 3", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML or "
+               "seg.batch_size=... on the command line; got 3"),
+    ("seg: [1, 2]", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
+    ("seg:\n", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
+    ("seg:\n  theta_fg: {a: 1}\n", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a mapping"),
+])
+def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(tmp_path, capsys, text, expected):
+    (tmp_path / "p.yaml").write_text(text)
+    capsys.readouterr()
+    assert main(["run", "--profile", str(tmp_path / "p.yaml"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "(every key and its value: dsrg run --profile demo --dry-run)" in err, err
+
+
 def test_an_empty_profile_file_is_refused(tmp_path, capsys):
     (tmp_path / "empty.yaml").write_text("")
     capsys.readouterr()
