@@ -62,7 +62,7 @@ def test_training_curves_draw_a_panel_per_quantity_and_two_lines_per_run():
     lines = fig.axes[0].get_lines()
     assert len(lines) == 4                                   # raw and smoothed, for each run
     np.testing.assert_allclose(lines[1].get_ydata(), [0.0, 1.5, 4.5, 7.5])
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]          # below the panels
 
 
 def test_training_curves_name_a_quantity_a_log_lacks():
@@ -154,3 +154,16 @@ def test_odd_config_files_give_the_folder_name_not_an_error(tmp_path):
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     assert setting_labels([odd, broken]) == ["seg-x", "seg-y"]
+
+
+def test_a_label_names_the_steps_own_settings_before_the_rest_and_the_upstream_ones(tmp_path):
+    from dsrg.run.folders import setting_labels
+
+    runs, folders = tmp_path / "runs", []
+    for cls_hash, k in (("c1a0000000", 1), ("c1b0000000", 2)):
+        _step(runs / f"cls-{cls_hash}", "cls", {"cls": {"iterations": 100 * k}}, log=False)
+        folders.append(_step(runs / f"seg-s{k}", "seg", {"data": {"root": f"data/{k}"},
+                                                          "seg": {"theta_fg": k / 10, "iterations": 10 * k}},
+                             upstream=cls_hash))
+    assert setting_labels(folders) == ["seg.iterations=10, seg.theta_fg=0.1, data.root=data/1, ...",
+                                       "seg.iterations=20, seg.theta_fg=0.2, data.root=data/2, ..."]

@@ -101,7 +101,12 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     window = curve_window(max(len(log) for log in logs.values())) if window is None else window
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys) + 0.6, 3.0), squeeze=False)
+    # the legend below the panels, where it hides no curve: as many columns as its labels fit across (about
+    # 0.075 inch a character at its size, 0.6 for the line beside each)
+    width = 3.4 * len(keys) + 0.6
+    columns = max(1, min(len(logs), 3, int(width // (0.075 * max(map(len, logs)) + 0.6))))
+    rows = -(-len(logs) // columns)
+    fig, axes = plt.subplots(1, len(keys), figsize=(width, 3.0 + 0.22 * rows), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for i, (label, log) in enumerate(logs.items()):
             colour = f"C{i % 10}"
@@ -110,9 +115,9 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
         ax.set_title(CURVE_TITLES.get(key, key), fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="best", title=f"mean of {window} it." if window > 1 else None,
-                      title_fontsize=7)
-    fig.tight_layout()
+    legend = fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize=8,
+                        frameon=False, title=f"mean of {window} it." if window > 1 else None, title_fontsize=7)
+    fig.tight_layout(rect=(0, legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height, 1, 1))
     return fig
 
 

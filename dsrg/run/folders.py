@@ -193,7 +193,9 @@ def setting_labels(folders: list[Path]) -> list[str]:
         differ[step] = [k for k in shared if len({json.dumps(f[k], sort_keys=True, default=str) for f in group}) > 1]
     labels = []
     for folder, f, step in zip(folders, flat, step_of_each):
-        keys = differ[step]
+        own = _flatten(_own_config(Path(folder)) or {})
+        # the step's own section first, then its other settings, then its upstream steps'
+        keys = sorted(differ[step], key=lambda k: (not k.startswith(f"{step}."), k not in own, k))
         shown = ", ".join(f"{k}={f[k]}" for k in keys[:3]) + (", ..." if len(keys) > 3 else "") if f else ""
         if several and step is not None:
             shown = COMMANDS.get(step, step) + (f": {shown}" if shown else "")
@@ -204,14 +206,22 @@ def setting_labels(folders: list[Path]) -> list[str]:
 _HASH = re.compile(r"[0-9a-f]{10}")
 
 
-def _settings(folder: Path, depth: int = 0) -> dict | None:
-    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (the folder beside
-    it named ``<step>-<its hash>``) where it does not set a key itself; None without a readable config."""
+def _own_config(folder: Path) -> dict | None:
+    """The ``config`` of a step folder's ``config.json``; None without a readable one."""
     try:
         config = json.loads((folder / "config.json").read_text()).get("config", {})
     except (OSError, ValueError, AttributeError):
         return None
-    flat = _flatten(config) if isinstance(config, dict) else {}
+    return config if isinstance(config, dict) else {}
+
+
+def _settings(folder: Path, depth: int = 0) -> dict | None:
+    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (the folder beside
+    it named ``<step>-<its hash>``) where it does not set a key itself; None without a readable config."""
+    config = _own_config(folder)
+    if config is None:
+        return None
+    flat = _flatten(config)
     up = flat.get("upstream")
     if isinstance(up, str) and _HASH.fullmatch(up) and depth < len(STEPS):
         above = next((folder.parent / f"{step}-{up}" for step in STEPS
