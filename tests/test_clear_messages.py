@@ -70,6 +70,22 @@ def test_a_whole_pickled_model_is_refused_with_the_way_out_and_no_unsafe_advice(
     assert "weights_only=False" not in err and "\x1b" not in err
 
 
+def test_one_unreadable_weights_file_given_to_both_networks_is_named_for_each(tmp_path, capsys):
+    (tmp_path / "notes.pth").write_text("hello\n")
+    rc, _, err = _dry(capsys, tmp_path, "seg.init=imagenet", f"cls.backbone_weights={tmp_path / 'notes.pth'}",
+                      f"seg.backbone_weights={tmp_path / 'notes.pth'}")
+    assert rc == 2 and "2 problems with the inputs" in err
+    assert "cls.backbone_weights: " in err and "seg.backbone_weights: " in err
+
+
+def test_the_keys_of_a_misfit_weights_file_are_listed_up_to_eight(tmp_path, capsys):
+    torch.save(ResNet101(width=0.0625).state_dict(), tmp_path / "resnet.pth")
+    rc, _, err = _dry(capsys, tmp_path, "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'resnet.pth'}")
+    missing = err.split("missing keys (", 1)[1].split(";", 1)[0]          # "26): a, b, ..., and 18 more"
+    count, names = int(missing.split(")")[0]), missing.split("): ", 1)[1]
+    assert count > 8 and names.count(", ") == 8 and names.endswith(f", and {count - 8} more")
+
+
 def test_a_weights_file_that_would_run_code_runs_nothing(tmp_path, capsys):
     torch.save({"features.0.weight": Marker(tmp_path / "ran")}, tmp_path / "evil.pth")
     rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'evil.pth'}")

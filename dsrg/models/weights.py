@@ -173,7 +173,7 @@ def check_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: M
     unexpected = sorted(k for k in found if k not in own)
     mismatched = sorted(f"{k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}"
                         for k, v in found.items() if k in own and v.shape != own[k].shape)
-    problems = [f"{title} ({len(items)}): {', '.join(items)}"
+    problems = [f"{title} ({len(items)}): {', '.join(items[:8])}{f', and {len(items) - 8} more' * (len(items) > 8)}"
                 for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("shape mismatches", mismatched)) if items]
     if problems:

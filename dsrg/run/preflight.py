@@ -126,16 +126,15 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
                 problems.append(f"{key}: {kind} not found: {path}")
             elif key.endswith("backbone_weights"):
                 weights[key] = path
-    states: dict[Path, dict | None] = {}     # each weights file read once (cls and seg often share one)
+    states: dict[Path, dict | InputError] = {}    # each weights file read once (cls and seg often share one)
     for key, path in weights.items():
         if path.resolve() not in states:
             try:
                 states[path.resolve()] = read_state_dict(path)
             except InputError as exc:
-                states[path.resolve()] = None
-                problems.append(f"{key}: {exc}")
-        if states[path.resolve()] is not None:
-            problems += _weights_misfit(cfg, key, path, states[path.resolve()])
+                states[path.resolve()] = exc
+        state = states[path.resolve()]
+        problems += [f"{key}: {state}"] if isinstance(state, InputError) else _weights_misfit(cfg, key, path, state)
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
         collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
