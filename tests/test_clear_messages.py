@@ -294,6 +294,9 @@ def test_resume_with_nothing_to_resume_says_it_starts_over(tmp_path, capsys):
 
     capsys.readouterr()
     _fit(tmp_path, resume=True, iterations=2)
+    assert f"train-cls: --resume: nothing to resume in {tmp_path} (this step has not run before); starting" \
+        in capsys.readouterr().err
+    _fit(tmp_path, resume=True, iterations=2)                  # it ran, and wrote no checkpoint in 2 iterations
     assert "--resume, but" in capsys.readouterr().err
 
 

@@ -172,6 +172,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                   flush=True)
     elif ckpt.is_file() and world.main:
         set_aside(ckpt, desc)
+    elif resume and world.main and not log_path.is_file() and not set_aside_note(folder):
+        print(f"{desc}: --resume: nothing to resume in {folder} (this step has not run before); starting",
+              file=sys.stderr, flush=True)
     elif resume and world.main:
         print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
               f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0{set_aside_note(folder)}",
