@@ -38,9 +38,14 @@ def _data_synth(args: argparse.Namespace) -> None:
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
     start = time.perf_counter()
-    out = write_dataset(args.out, cfg, progress=not args.quiet)
-    print(f"embedded dataset: {out} ({cfg.n_train} train + {cfg.n_val} val, {cfg.size}x{cfg.size}) "
-          f"in {time.perf_counter() - start:.1f} s")
+    if args.coco:
+        from .data.synthetic_coco import embedded_coco_root
+
+        out = embedded_coco_root(args.out, cfg, progress=not args.quiet)
+    else:
+        out = write_dataset(args.out, cfg, progress=not args.quiet)
+    print(f"embedded dataset{' in the COCO layout, converted' if args.coco else ''}: {out} ({cfg.n_train} train "
+          f"+ {cfg.n_val} val, {cfg.size}x{cfg.size}) in {time.perf_counter() - start:.1f} s")
 
 
 def _data_check(args: argparse.Namespace) -> int:
@@ -263,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Write the embedded dataset. Overrides: n_train=, n_val=, size=, seed=, ...")
     synth.add_argument("--out", required=True, help="folder to create")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.add_argument("--coco", action="store_true",
+                       help="in the COCO 2014 layout (OUT/coco), converted as real COCO is (OUT/COCO2014: the "
+                            "data.root of the demo-coco and smoke-coco profiles)")
     synth.add_argument("overrides", nargs="*", metavar="key=value", help="fields of SynthConfig")
     synth.set_defaults(func=_data_synth)
     check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files",

@@ -416,3 +416,13 @@ def test_the_embedded_coco_profiles_load_and_name_the_converted_root(name, size,
     base = load_profile(name.removesuffix("-coco"))
     assert (cfg.cls, cfg.seeds, cfg.seg, cfg.pseudo, cfg.retrain) == (base.cls, base.seeds, base.seg, base.pseudo,
                                                                        base.retrain)
+
+
+def test_dsrg_data_synth_coco_writes_what_the_coco_smoke_profile_reads_and_its_absence_says_so(tmp_path, capsys):
+    root = tmp_path / "smoke-coco"
+    args = ["run", "--profile", "smoke-coco", "--dry-run", f"data.root={root / 'COCO2014'}", f"out={tmp_path / 'r'}"]
+    assert main(args) == 2
+    assert f"written by: dsrg data synth --coco --out {root} n_train=16 n_val=4 size=64" in capsys.readouterr().err
+    assert main(["data", "synth", "--coco", "--quiet", "--out", str(root), "n_train=16", "n_val=4", "size=64"]) == 0
+    assert (root / "COCO2014" / "ImageSets" / "Segmentation" / "train2014.txt").read_text().count("\n") == 16
+    assert main(args) == 0
