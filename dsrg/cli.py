@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from .errors import InputError, Terminated, plural
 
@@ -37,7 +38,7 @@ def _data_synth(args: argparse.Namespace) -> None:
     from .overrides import apply_overrides
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
-    start = time.perf_counter()
+    start, there = time.perf_counter(), Path(args.out).exists()
     if args.coco:
         from .data.synthetic_coco import embedded_coco_root
 
@@ -45,7 +46,8 @@ def _data_synth(args: argparse.Namespace) -> None:
     else:
         out = write_dataset(args.out, cfg, progress=not args.quiet)
     print(f"embedded dataset{' in the COCO layout, converted' if args.coco else ''}: {out} ({cfg.n_train} train "
-          f"+ {cfg.n_val} val, {cfg.size}x{cfg.size}) in {time.perf_counter() - start:.1f} s")
+          f"+ {cfg.n_val} val, {cfg.size}x{cfg.size}) "
+          + ("already there, with these settings" if there else f"in {time.perf_counter() - start:.1f} s"))
 
 
 def _data_check(args: argparse.Namespace) -> int:
@@ -219,7 +221,10 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     if not to_run:
         print("# inputs: not checked, every step is done")
     else:
-        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)")
+        later = cfg.data.dataset == "synthetic" and not Path(cfg.data.root).exists()
+        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
+              if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
+                                f"embedded dataset is written into {cfg.data.root} by the first step")
     empty = random_starts(cfg, to_run)
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")

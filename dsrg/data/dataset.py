@@ -11,6 +11,8 @@ augmentation).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,8 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
     embedded dataset is written first if missing."""
     if data.dataset == "synthetic":
         # writes the dataset when missing; an existing root must hold this exact config (else InputError)
+        if not Path(data.root).exists() and os.environ.get("RANK", "0") == "0":
+            print(f"[dsrg] writing the embedded dataset into {data.root}", file=sys.stderr, flush=True)
         write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
     return VOCSegmentation(data.root, split)
 
