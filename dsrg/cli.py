@@ -38,7 +38,9 @@ def _data_synth(args: argparse.Namespace) -> None:
     from .overrides import apply_overrides
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
-    start, there = time.perf_counter(), Path(args.out).exists()
+    made = [Path(args.out) / "COCO2014" / "ImageSets" / "Segmentation" / f"{split}.txt"
+            for split in ("train2014", "val2014")] if args.coco else [Path(args.out)]    # what it writes last
+    start, there = time.perf_counter(), all(path.exists() for path in made)
     if args.coco:
         from .data.synthetic_coco import embedded_coco_root
 

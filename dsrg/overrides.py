@@ -58,6 +58,8 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
     ``seg: 3``, an override's ``pseudo.sizes={a: 1}``) is an InputError naming its key (OmegaConf's own
     message for it names no key)."""
     for name, value in layer.items():
+        if not isinstance(name, str) or "." in name:          # not a key of the schema: OmegaConf names it
+            continue
         key = f"{prefix}{name}"
         node = _node(structured, key)
         kind = "nothing" if value is None else "a list" if isinstance(value, list) else \

@@ -332,6 +332,7 @@ def test_a_list_given_a_mapping_or_a_value_given_a_list_is_named(tmp_path, capsy
     ("seg: [1, 2]", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
     ("seg:\n", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
     ("seg:\n  theta_fg: {a: 1}\n", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a mapping"),
+    ("'seg.lr': [1]", "key 'seg.lr': unknown key 'seg.lr'"),                # a dotted name is no path in YAML
 ])
 def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(tmp_path, capsys, text, expected):
     (tmp_path / "p.yaml").write_text(text)

@@ -426,3 +426,7 @@ def test_dsrg_data_synth_coco_writes_what_the_coco_smoke_profile_reads_and_its_a
     assert main(["data", "synth", "--coco", "--quiet", "--out", str(root), "n_train=16", "n_val=4", "size=64"]) == 0
     assert (root / "COCO2014" / "ImageSets" / "Segmentation" / "train2014.txt").read_text().count("\n") == 16
     assert main(args) == 0
+    assert main(["data", "synth", "--coco", "--out", str(root), "n_train=16", "n_val=4", "size=64"]) == 0
+    assert "already there, with these settings" in capsys.readouterr().out
+    assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'demo' / 'COCO2014'}"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(f"written by: dsrg data synth --coco --out {tmp_path / 'demo'}")

@@ -1,6 +1,7 @@
 """Training curves: the log a training step writes, read back and drawn (``dsrg curves``)."""
 
 import json
+import os
 
 import matplotlib
 import numpy as np
@@ -167,3 +168,17 @@ def test_a_label_names_the_steps_own_settings_before_the_rest_and_the_upstream_o
                              upstream=cls_hash))
     assert setting_labels(folders) == ["seg.iterations=10, seg.theta_fg=0.1, data.root=data/1, ...",
                                        "seg.iterations=20, seg.theta_fg=0.2, data.root=data/2, ..."]
+
+
+def test_the_curves_draw_with_any_matplotlib_backend(tmp_path):
+    """The legend's room below the panels is measured without asking the canvas for a renderer (only Agg's
+    has one)."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, pandas as pd; from dsrg.reproduce.figures import training_curves; "
+            "log = pd.DataFrame({'it': np.arange(5), 'loss': np.arange(5.0)}); "
+            f"training_curves({{'a': log, 'b': log}}).savefig({str(tmp_path / 'c.svg')!r})")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and (tmp_path / "c.svg").stat().st_size > 0, done.stderr[-2000:]

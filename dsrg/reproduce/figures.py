@@ -117,7 +117,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
         ax.grid(alpha=0.3)
     legend = fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize=8,
                         frameon=False, title=f"mean of {window} it." if window > 1 else None, title_fontsize=7)
-    fig.tight_layout(rect=(0, legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height, 1, 1))
+    fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height, 1, 1))
     return fig
 
 

@@ -146,11 +146,11 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             _raise(problems)
             return
     if not root.is_dir():
-        coco = root.name == "COCO2014" and cfg.data.synth      # a profile on the embedded set in the COCO layout
+        coco = cfg.name in ("demo-coco", "smoke-coco")          # the profiles on the embedded set in the COCO layout
         problems.append(f"data.root: dataset root {not_a_folder(root)}: {root} "
                         "(expected a folder in the PASCAL VOC layout)"
-                        + (f"; the embedded set this profile reads is written by: dsrg data synth --coco --out "
-                           f"{root.parent} {' '.join(cfg.data.synth)}" if coco else ""))
+                        + ("; the embedded set this profile reads is written by: " + " ".join(
+                            ["dsrg data synth --coco --out", str(root.parent), *cfg.data.synth]) if coco else ""))
         _raise(problems)
     splits = {}
     for key in split_keys:
