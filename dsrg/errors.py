@@ -3,6 +3,7 @@ was expected, and the pieces those messages are made of."""
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -53,7 +54,8 @@ def expect_shape(name: str, t: torch.Tensor, shape: Sequence[int | None], dtype:
 
 def expect_probability(name: str, value: float, allow_inf: bool = False) -> None:
     """A threshold in [0, 1], or +inf where ``allow_inf`` (``inf`` switches that side off)."""
-    ok = 0.0 <= value <= 1.0 or (allow_inf and value == float("inf"))
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = number and (0.0 <= value <= 1.0 or (allow_inf and value == float("inf")))
     if not ok:
         extra = " or inf" if allow_inf else ""
         raise InputError(f"{name}: expected a value in [0, 1]{extra}, got {value!r}")

@@ -207,7 +207,8 @@ def _profile_path(name: str) -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    raise InputError(f"profile {name!r} not found: expected one of {available_profiles()} "
+    where = f" (not in {Path.cwd()})" if path.suffix in (".yaml", ".yml") and not path.is_absolute() else ""
+    raise InputError(f"profile {name!r} not found{where}: expected one of {available_profiles()} "
                      f"or the path of a YAML file")
 
 

@@ -614,3 +614,31 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
         with pytest.raises(InputError, match=f"^{name}: expected .*{re.escape(expected)}"):
             call()
     assert ex.numbers("theta_f", 0.85) == [0.85] and ex.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]
+
+
+@pytest.mark.parametrize("threshold", ["abc", 7, True])
+def test_a_background_threshold_that_is_no_probability_is_named(threshold):
+    from dsrg.method.seeds import background_cues
+
+    with pytest.raises(InputError, match=r"threshold: expected a value in \[0, 1\]"):
+        background_cues(np.zeros((2, 2)), threshold)
+
+
+def test_the_embedded_dataset_pointed_at_a_real_voc_root_says_which_profile_reads_it(tmp_path):
+    from dsrg.data.synthetic import write_dataset
+
+    (tmp_path / "VOC2012" / "JPEGImages").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"holds a dataset in the VOC layout.*\(voc-vgg16, voc-resnet101\)"):
+        write_dataset(tmp_path / "VOC2012", progress=False)
+    assert sorted(p.name for p in (tmp_path / "VOC2012").iterdir()) == ["JPEGImages"], "nothing written there"
+
+
+def test_a_notebooks_profile_file_is_read_from_the_project_root_too(tmp_path, monkeypatch):
+    from dsrg.reproduce import experiments
+
+    (tmp_path / "mine.yaml").write_text("name: mine\nseg:\n  theta_fg: 0.7\n")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")                    # where a notebook runs
+    assert experiments.profile("mine.yaml", base="..").seg.theta_fg == 0.7
+    with pytest.raises(InputError, match=rf"profile 'other.yaml' not found \(not in {tmp_path / 'notebooks'}\)"):
+        experiments.profile("other.yaml", base="..")

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -182,3 +183,13 @@ def test_the_curves_draw_with_any_matplotlib_backend(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and (tmp_path / "c.svg").stat().st_size > 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("profile, folder", [("demo", "../figures"), ("demo-coco", "../figures"),
+                                             ("smoke", "../figures/smoke"), ("smoke-coco", "../figures/smoke"),
+                                             ("coco-vgg16", "../figures/coco-vgg16"), ("my/runs/x.yaml", "../figures/x")])
+def test_a_page_run_with_another_profile_saves_apart_from_the_demo_books_figures(profile, folder):
+    from dsrg.reproduce.figures import figures_folder
+
+    assert figures_folder(None, profile) == Path(folder)
+    assert figures_folder("elsewhere", profile) == Path("elsewhere")

@@ -56,7 +56,8 @@ def test_notebook_runs_with_the_smoke_profile(executed, md):
 def test_notebooks_save_their_figures_and_tables(executed):
     base, proc = executed
     assert proc.returncode == 0, proc.stdout[-3000:]
-    figures = {p.name for p in (base / "figures").iterdir()}
+    figures = {p.name for p in (base / "figures" / "smoke").iterdir()}        # not the demo book's figures/
+    assert not (base / "figures").is_dir() or not any(p.is_file() for p in (base / "figures").iterdir())
     for stem in ("table1_miou", "table2_miou", "table2_curves", "table3_miou", "table4_ours", "fig4_supervision",
                  "fig1_supervision", "fig3_qualitative"):
         assert {f"{stem}.png", f"{stem}.svg"} <= figures, f"{stem}: png/svg missing in {sorted(figures)}"
@@ -70,6 +71,20 @@ def test_notebooks_hold_no_outputs_in_git():
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), md.name
         tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{md.name}: expected one cell tagged 'parameters' for papermill"
+
+
+def test_a_notebook_saved_from_jupyterlab_is_left_as_it_is_in_git(tmp_path):
+    """jupytext's contents manager (what `make lab` saves with) under the project's jupytext.toml: no
+    jupytext or format version added to the header."""
+    from jupytext.sync_contentsmanager import TextFileContentsManager
+
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    (tmp_path / "notebooks").mkdir()
+    md = NOTEBOOKS[0]
+    shutil.copy(md, tmp_path / "notebooks" / md.name)
+    cm = TextFileContentsManager(root_dir=str(tmp_path))
+    cm.save(cm.get(f"notebooks/{md.name}"), f"notebooks/{md.name}")
+    assert (tmp_path / "notebooks" / md.name).read_text() == md.read_text()
 
 
 def test_papermill_parameters_reach_the_notebook(tmp_path):

@@ -165,6 +165,14 @@ def test_each_row_of_table2_adds_one_part_to_the_row_above():
     assert one_sided.seg.growing and (one_sided.seg.theta_bg, one_sided.seg.theta_fg) == (0.99, float("inf"))
 
 
+def test_a_setting_that_a_tables_row_sets_itself_is_refused_not_overruled(tmp_path):
+    with pytest.raises(InputError, match=r"overrides: seg.growing=false: the table's row sets seg.growing=true itself"):
+        experiments.ablation("smoke", [f"out={tmp_path}", "seg.growing=false"], rows=["+DSRG"])
+    with pytest.raises(InputError, match=r"seg.theta_fg=0.9: the table's row sets seg.theta_fg=0.8 itself"):
+        experiments.run("smoke", [f"out={tmp_path}", "seg.theta_fg=0.9"], row=experiments.theta_overrides(0.99, 0.8))
+    assert not any(tmp_path.iterdir()), "refused before anything ran"
+
+
 def test_a_second_run_skips_complete_steps(tiny_run, capsys):
     cfg, folders = tiny_run
     stamp = (folders["seg"] / "model.pt").stat().st_mtime_ns

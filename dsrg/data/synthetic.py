@@ -435,6 +435,10 @@ def _check_existing(out: Path, cfg: SynthConfig) -> bool:
     """True if ``out`` already holds this exact dataset; InputError if it holds anything else."""
     meta_path = out / "dataset.json"
     if not meta_path.is_file():
+        if (out / "JPEGImages").is_dir() or (out / "SegmentationClass").is_dir():
+            raise InputError(f"{out} holds a dataset in the VOC layout, and this profile writes the embedded one "
+                             f"there (data.dataset=synthetic); to read real data use a profile made for it "
+                             f"(voc-vgg16, voc-resnet101) or data.dataset=voc")
         raise InputError(f"{out} exists but is not a synthetic dataset (no dataset.json); "
                          "delete it or choose another folder")
     try:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.saliency import normalize_maps
-from ..errors import InputError, expect_shape
+from ..errors import InputError, expect_probability, expect_shape
 from . import BACKGROUND_THRESHOLD, FG_FRACTION
 
 FG_RULES = ("fraction_of_max", "top_fraction")
@@ -53,6 +53,7 @@ def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "f
 def background_cues(saliency, threshold: float = BACKGROUND_THRESHOLD):
     """The paper's background rule: normalised saliency strictly below ``threshold``. ``saliency``: a tensor
     or an array of any shape; returns bool of the same kind and shape."""
+    expect_probability("threshold", threshold)
     return saliency < threshold
 
 

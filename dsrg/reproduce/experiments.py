@@ -173,8 +173,11 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
 
     ``base``: the folder that relative paths (``out``, ``data.root``, the weights files, the saliency folder,
     the authors' cue files: ``PATH_KEYS``) are relative to (a notebook in ``notebooks/`` passes ``".."``,
-    the project root); None = the working directory.
+    the project root); None = the working directory. A profile given as a relative YAML path is read from
+    ``base`` too, where it is not in the working directory.
     """
+    if base is not None and not Path(name).is_file() and (Path(base) / name).is_file():
+        name = str(Path(base) / name)
     cfg = load_profile(name, list(overrides))
     if base is not None:
         for key in PATH_KEYS:
@@ -188,15 +191,25 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     return cfg
 
 
-def run(name: str = "demo", overrides: Sequence[str] = (), *, base: str | Path | None = None,
-        steps: Sequence[str] | None = None) -> Experiment:
-    """Run (or reuse) the experiment ``name`` + ``overrides`` and return it.
+def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str] = (),
+        base: str | Path | None = None, steps: Sequence[str] | None = None) -> Experiment:
+    """Run (or reuse) the experiment ``name`` + ``overrides`` + a table's ``row`` (its settings, e.g.
+    ``ABLATION["+DSRG"]``) and return it. A key of ``overrides`` that ``row`` sets too is an InputError (the
+    row's value would overrule it unseen).
 
     ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
     ``["cls", "seeds"]``); by default every planned step up to ``evaluate``.
     """
     from ..steps import pipeline
 
+    keys = {item.partition("=")[0].strip(): item for item in row}
+    clash = [item for item in overrides if item.partition("=")[0].strip() in keys]
+    if clash:
+        raise InputError(f"overrides: {', '.join(clash)}: the table's row sets "
+                         f"{', '.join(keys[c.partition('=')[0].strip()] for c in clash)} itself, which would "
+                         f"overrule it; leave it out of the overrides, or run that setting alone "
+                         f"(experiments.run)")
+    overrides = [*overrides, *row]
     cfg = profile(name, overrides, base)
     if steps is not None:
         planned = pipeline.planned_steps(cfg)
@@ -212,7 +225,7 @@ def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[s
     unknown = [r for r in rows if r not in ABLATION]
     if unknown:
         raise InputError(f"rows: unknown {unknown}; expected some of {list(ABLATION)}")
-    return {r: run(name, [*overrides, *ABLATION[r]], base=base) for r in rows}
+    return {r: run(name, overrides, row=ABLATION[r], base=base) for r in rows}
 
 
 def notebook_overrides(data_root: str | None = None, out: str | None = None, device: str | None = None,

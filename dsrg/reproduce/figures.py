@@ -213,6 +213,18 @@ def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}"):
     return fig
 
 
+def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | os.PathLike = "..") -> Path:
+    """Where a page saves its figures and tables: ``folder`` where given, else ``<base>/figures`` for the demo
+    book (profile ``demo``) and ``<base>/figures/<profile>`` for any other (a YAML path: its stem), so that a
+    page run with another profile never overwrites the demo book's files. A profile's COCO twin
+    (``<name>-coco``, Table 3's) saves beside it."""
+    if folder is not None:
+        return Path(folder)
+    name = Path(profile).stem if Path(profile).suffix in (".yaml", ".yml") else str(profile)
+    name = name.removesuffix("-coco")
+    return Path(base) / "figures" / ("" if name == "demo" else name)
+
+
 def save_figure(fig, path_stem: str | os.PathLike) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomic); returns the paths."""
     out = []
