@@ -164,7 +164,8 @@ class Experiment:
         """One line for a caption: dataset, profile, machine, the code that ran it and the command that
         remakes it."""
         data = self.cfg.data
-        return (f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}, machine: {self.machine()}; "
+        smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
+        return (f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}; "
                 f"{self.code()}; remade by: {self.command()}")
 
 
