@@ -130,13 +130,16 @@ def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
 
 def test_figures_readme_names_every_kind_of_file_the_pages_save(smoke_book):
     """figures/ is in a fresh clone (its README is tracked) and says what lands there: every file the smoke
-    build saved starts with a prefix of its table."""
+    build saved starts with a prefix of its table; the pages of the smoke profile save into figures/smoke/,
+    not over the demo book's (the performance chapter, of the machine, into figures/)."""
     tracked = subprocess.run(["git", "ls-files", "figures"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert "figures/README.md" in tracked or not (ROOT / ".git").exists()
     prefixes = re.findall(r"`([a-z0-9]+_)\*`", (ROOT / "figures" / "README.md").read_text())
-    saved = [p.name for p in (smoke_book[0] / "figures").iterdir() if p.name != "README.md"]
+    saved = [p for p in (smoke_book[0] / "figures").rglob("*") if p.is_file() and p.name != "README.md"]
     assert saved and prefixes
-    assert not [name for name in saved if not name.startswith(tuple(prefixes))], (prefixes, saved)
+    assert not [p.name for p in saved if not p.name.startswith(tuple(prefixes))], (prefixes, saved)
+    pages = [p for p in saved if not p.name.startswith("performance_")]
+    assert pages and all(p.parent == smoke_book[0] / "figures" / "smoke" for p in pages), pages
 
 
 def test_a_book_of_another_profile_is_built_apart_from_the_demo_book(smoke_book):
