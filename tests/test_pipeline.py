@@ -498,6 +498,11 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
     assert describe(recorded) in line and "dsrg 0.1.0" in line
     assert line.endswith("remade by: dsrg run --profile demo " + " ".join(
         o for o in overrides if not o.startswith("progress=")))
+    shared = overrides[:-1]
+    rows = experiments.run("demo", shared, row=["seg.seed_loss=balanced"])   # the same run, as a table's row
+    assert rows.provenance() == line
+    assert rows.provenance(rows=True).endswith("each row remade by: dsrg run --profile demo " + " ".join(
+        o for o in shared if not o.startswith("progress=")) + " plus its row's settings")
     assert describe(None) == "code not recorded"
     assert describe({"version": "0.1.0", "commit": None, "uncommitted": False, "source": "abc"}) == \
         "dsrg 0.1.0, source abc (no git)"

@@ -65,6 +65,7 @@ class Experiment:
     cfg: Profile
     folders: dict[str, Path] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)     # the key=value settings it was run with
+    row: list[str] = field(default_factory=list)           # those of them that are its table row's, last
 
     def folder(self, step: str) -> Path:
         if step not in self.folders:
@@ -160,13 +161,20 @@ class Experiment:
         settings = [o for o in self.overrides if not o.startswith("progress=")]
         return " ".join(["dsrg run --profile", self.cfg.name, *settings])
 
-    def provenance(self) -> str:
+    def provenance(self, rows: bool = False) -> str:
         """One line for a caption: dataset, profile, machine, the code that ran it and the command that
-        remakes it."""
+        remakes it; ``rows``: for a claim over all the rows of its table, each row remade by the shared
+        command with that row's settings."""
         data = self.cfg.data
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
+        if rows:
+            shared = [o for o in self.overrides[:len(self.overrides) - len(self.row)] if not o.startswith("progress=")]
+            command = " ".join(["dsrg run --profile", self.cfg.name, *shared])
+            remade = f"each row remade by: {command} plus its row's settings"
+        else:
+            remade = f"remade by: {self.command()}"
         return (f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}; "
-                f"{self.code()}; remade by: {self.command()}")
+                f"{self.code()}; {remade}")
 
 
 def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
@@ -217,7 +225,7 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides))
+    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides), list(row))
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
