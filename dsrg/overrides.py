@@ -44,10 +44,11 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         if value == "" and node is not None and not OmegaConf.is_list(node):
             raise InputError(explain(key, f"no value after '='; expected a value such as {key}={node} "
                                           f"(its default)"))
-    for layer in (*layers, OmegaConf.from_dotlist(list(overrides))):
+    layers = [*layers, OmegaConf.from_dotlist(list(overrides))]
+    for layer in layers:
         _check_shapes(structured, OmegaConf.to_container(layer) if OmegaConf.is_config(layer) else layer, explain)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(structured, *layers, OmegaConf.from_dotlist(list(overrides))))
+        return OmegaConf.to_object(OmegaConf.merge(structured, *layers))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         raise InputError(explain(key, _reason(exc, structured))) from None
