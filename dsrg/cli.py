@@ -20,7 +20,6 @@ over the processes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
@@ -156,8 +155,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         return 0
     step = folders.step_of(args.command)
     check_inputs(cfg, [step])
-    # one process per step folder, as in `dsrg run` (under torchrun the ranks run the step together, unlocked)
-    with folders.step_lock(cfg, step) if int(os.environ.get("WORLD_SIZE", 1)) == 1 else contextlib.nullcontext():
+    with folders.step_lock(cfg, step, int(os.environ.get("WORLD_SIZE", 1))):      # as `dsrg run` takes it
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder):
         print(f"{args.command}: {folder}")

@@ -19,6 +19,7 @@ A step is complete when its ``done.json`` exists; it is written last, atomically
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import json
 import os
@@ -153,9 +154,13 @@ def step_dir(cfg: Profile, step: str) -> Path:
     return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
 
 
-def step_lock(cfg: Profile, step: str):
-    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``; a process that
-    has to wait for it says so."""
+def step_lock(cfg: Profile, step: str, processes: int = 1):
+    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``, so that one process
+    runs a step folder (another one running it, a notebook beside this one, is waited for and its output
+    reused); a process that has to wait says so. Under torchrun (``processes`` > 1) the ranks run the step
+    together: no lock."""
+    if processes > 1:
+        return contextlib.nullcontext()
     folder = step_dir(cfg, step)
     return locked(folder.parent / f".{folder.name}.lock",
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -39,9 +38,7 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     try:
         for step in steps:
             folder = folders.step_dir(cfg, step)
-            # One process per step folder: another one running this step (a notebook beside this one) is
-            # waited for, and its output reused. Under torchrun the ranks run the step together, unlocked.
-            with folders.step_lock(cfg, step) if ctx.world.size == 1 else contextlib.nullcontext():
+            with folders.step_lock(cfg, step, ctx.world.size):
                 skipped = folders.is_done(folder)
                 tick = time.perf_counter()
                 given = {"early": early} if step == "seeds" and early is not None else {}
