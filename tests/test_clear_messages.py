@@ -283,6 +283,8 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
     ("seg.iterations=2.5", "key 'seg.iterations': expected an integer, got '2.5'"),
     ("amp=maybe", "key 'amp': expected true or false, got 'maybe'"),
     ("=3", "override '=3': expected key=value"),
+    ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
+    ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
 ])
 def test_a_value_of_the_wrong_kind_says_what_was_expected(tmp_path, capsys, override, expected):
     rc, _, err = _dry(capsys, tmp_path, override)
@@ -313,15 +315,6 @@ def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
     ("seg.theta_fg=", "key 'seg.theta_fg': no value after '='; expected a value such as seg.theta_fg=0.85"),
 ])
 def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, override, expected):
-    rc, _, err = _dry(capsys, tmp_path, override)
-    assert rc == 2 and expected in err
-
-
-@pytest.mark.parametrize("override, expected", [
-    ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
-    ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
-])
-def test_a_list_given_a_mapping_or_a_value_given_a_list_is_named(tmp_path, capsys, override, expected):
     rc, _, err = _dry(capsys, tmp_path, override)
     assert rc == 2 and expected in err
 
