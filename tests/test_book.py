@@ -197,7 +197,8 @@ def test_a_results_page_folds_its_code_and_its_parameters(stem):
     assert cells
     for _, tags in cells:
         tags = {t.strip() for t in tags.split(",")}
-        assert tags & {"hide-input", "hide-cell"}, f"{stem}: a code cell shows its code: tags {tags or 'none'}"
+        assert tags & {"hide-input", "hide-cell", "remove-cell"}, \
+            f"{stem}: a code cell shows its code: tags {tags or 'none'}"
         if "parameters" in tags:
             assert "hide-cell" in tags, f"{stem}: the parameters cell is not folded"
 
@@ -226,6 +227,21 @@ def test_every_glue_reference_is_glued_on_its_page(page):
     patterns = [_glue_pattern(is_f, key) for is_f, _, key in GLUE_CALL.findall(text)]
     missing = sorted(k for k in refs if not any(p.fullmatch(k) for p in patterns))
     assert not missing, f"{path.relative_to(ROOT)}: glue keys used but never glued: {missing}"
+
+
+@pytest.mark.parametrize("page", sorted(execute_notebooks.toc_files(ROOT)), ids=lambda p: p)
+def test_a_page_that_quotes_glued_numbers_shows_its_text_with_them_outside_the_book(page):
+    """Papermill's output and JupyterLab show ``{glue:text}`` roles as written: a page that has them glues
+    with ``dsrg.reproduce.glued.glue`` (which keeps the values) and ends with a cell the book removes that
+    shows its own text with them (``page_text`` of its own file)."""
+    path = ROOT / f"{page}.md"
+    if not path.is_file() or not GLUE_REF.search(path.read_text(encoding="utf-8")):
+        pytest.skip(f"{page}: no glued numbers")
+    text = path.read_text(encoding="utf-8")
+    assert "from myst_nb import glue" not in text and "from dsrg.reproduce.glued import glue" in text, page
+    last = text.rstrip().rsplit("```{code-cell}", 1)[1]
+    assert ":tags: [remove-cell]" in last and f'page_text("{path.name}")' in last, \
+        f"{page}: its last cell is not page_text of its own file, removed from the book:\n{last}"
 
 
 class _Links(HTMLParser):
