@@ -51,6 +51,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import execute_notebooks  # noqa: E402  (scripts/execute_notebooks.py: the table of contents' files)
 import screenshots  # noqa: E402  (scripts/screenshots.py: the Chromium finder and its flags)
 
+from dsrg.reproduce import sources  # noqa: E402
+
 RESULT_PAGES = screenshots.RESULT_PAGES
 PAGES_WITH_TABLES = {"table1_comparison", "table2_ablation", "table3_coco", "table4_thresholds"}
 SKIP_DIRS = {".git", ".venv", "runs", "data", "_build", "figures", ".pytest_cache", ".hypothesis", "__pycache__"}
@@ -135,11 +137,18 @@ def test_figures_readme_names_every_kind_of_file_the_pages_save(smoke_book):
     tracked = subprocess.run(["git", "ls-files", "figures"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert "figures/README.md" in tracked or not (ROOT / ".git").exists()
     prefixes = re.findall(r"`([a-z0-9]+_)\*`", (ROOT / "figures" / "README.md").read_text())
-    saved = [p for p in (smoke_book[0] / "figures").rglob("*") if p.is_file() and p.name != "README.md"]
+    saved = [p for p in (smoke_book[0] / "figures").rglob("*") if p.is_file() and p.name not in ("README.md",
+                                                                                                   "sources.json")]
     assert saved and prefixes
     assert not [p.name for p in saved if not p.name.startswith(tuple(prefixes))], (prefixes, saved)
     pages = [p for p in saved if not p.name.startswith("performance_")]
     assert pages and all(p.parent == smoke_book[0] / "figures" / "smoke" for p in pages), pages
+    for folder in {p.parent for p in saved}:     # each file says what made it
+        index = sources.read(folder)
+        unlisted = sorted(p.name for p in saved if p.parent == folder and p.name not in index)
+        assert not unlisted, f"{folder}: not in {sources.INDEX}: {unlisted}"
+        assert all("smoke" in e["source"] or "benchmarks/" in e["source"] or "paper" in e["source"]
+                   for e in index.values()), index
 
 
 def test_a_book_of_another_profile_is_built_apart_from_the_demo_book(smoke_book):

@@ -1,2 +1,3 @@
 """What the book's chapters call: experiments by their settings (``experiments``), the paper's reported numbers
-(``paper``), and the figures and tables that set ours beside them (``figures``, ``tables``)."""
+(``paper``), the figures and tables that set ours beside them (``figures``, ``tables``), what made each file
+they save (``sources``), and the numbers their text quotes (``glued``)."""

@@ -19,6 +19,7 @@ from ..data.voc import IGNORE, voc_palette
 from ..errors import InputError
 from ..files import atomic_path
 from ..run.train import LOG_COUNTERS
+from . import sources
 
 PAPER, OURS = "#7f7f7f", "#1f77b4"     # the paper's values grey, ours blue, in every figure
 
@@ -225,12 +226,14 @@ def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | o
     return Path(base) / "figures" / ("" if name == "demo" else name)
 
 
-def save_figure(fig, path_stem: str | os.PathLike) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomic); returns the paths."""
+def save_figure(fig, path_stem: str | os.PathLike, source: str) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomic); returns the paths. ``source``, what made
+    it (its page's caption line), goes into both files' metadata and the folder's ``sources.json``."""
     out = []
     for ext in (".png", ".svg"):
         path = Path(path_stem).with_suffix(ext)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext[1:], dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=ext[1:], dpi=150, bbox_inches="tight", metadata={"Source": source})
         out.append(path)
+    sources.record(out, source)
     return out

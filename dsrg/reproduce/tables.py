@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..data.voc import IGNORE, read_label_png
 from ..files import atomic_path
+from . import sources
 
 
 #: What a table shows where it has no value (the paper reports none, a class is absent, ...).
@@ -62,11 +63,14 @@ def beside(paper: pd.Series, ours: pd.Series, paper_label: str = "paper", ours_l
     return df
 
 
-def save_table(df: pd.DataFrame, path_stem: str | os.PathLike, digits: int = 2) -> Path:
-    """Write ``df`` (rounded to ``digits``) to ``<stem>.csv`` atomically; returns the path."""
+def save_table(df: pd.DataFrame, path_stem: str | os.PathLike, source: str, digits: int = 2,
+               index: bool = True) -> Path:
+    """Write ``df`` (rounded to ``digits``) to ``<stem>.csv`` atomically; returns the path. ``source``, what
+    made it (its page's caption line), goes into the folder's ``sources.json``."""
     path = Path(path_stem).with_suffix(".csv")
     with atomic_path(path) as tmp:
-        df.round(digits).to_csv(tmp)
+        df.round(digits).to_csv(tmp, index=index)
+    sources.record([path], source)
     return path
 
 
