@@ -176,7 +176,8 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
     finally:
         with contextlib.suppress(OSError):
             path.unlink()       # while still held: no one can lock it after us
-        f.close()               # closing the file releases the lock
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)     # now, not when the last process forked meanwhile closes it
+        f.close()
 
 
 def _still_at(f, path: Path) -> bool:

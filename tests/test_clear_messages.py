@@ -491,6 +491,36 @@ def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
     assert list(lock.parent.iterdir()) == [], "nothing stays beside the output"
 
 
+def test_a_lock_is_free_when_its_holder_leaves_though_a_child_forked_inside_still_runs(tmp_path):
+    """A process forked inside the block (a DataLoader worker) shares the lock's open file: leaving the block
+    must release the lock itself, not wait for the child to close its copy."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from dsrg.files import locked
+
+    lock = tmp_path / ".seg.lock"
+    waiter = subprocess.Popen([sys.executable, "-c", f"from dsrg.files import locked\nwith locked({str(lock)!r}):\n"
+                               "    print('in', flush=True)"], stdout=subprocess.PIPE, text=True)
+    try:
+        with locked(lock):
+            time.sleep(1.0)
+            child = os.fork()
+            if child == 0:                  # the worker: outlives the block by 20 s
+                time.sleep(20)
+                os._exit(0)
+        start = time.monotonic()
+        assert waiter.stdout.readline() == "in\n"
+        assert time.monotonic() - start < 10, "the waiter got the lock only as the child ended"
+    finally:
+        waiter.kill()
+        if "child" in locals() and child:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+
+
 def test_a_writer_waiting_for_a_lock_whose_folder_was_removed_makes_it_again(tmp_path):
     import shutil
     import threading
