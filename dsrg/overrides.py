@@ -44,7 +44,7 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         if value == "" and node is not None and not OmegaConf.is_list(node):
             raise InputError(explain(key, f"no value after '='; expected a value such as {key}={node} "
                                           f"(its default)"))
-    layers = [*layers, OmegaConf.from_dotlist(list(overrides))]
+    layers = [*layers, _dotlist(overrides, explain)]
     for layer in layers:
         _check_shapes(structured, OmegaConf.to_container(layer) if OmegaConf.is_config(layer) else layer, explain)
     try:
@@ -52,6 +52,26 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         raise InputError(explain(key, _reason(exc, structured))) from None
+
+
+def _dotlist(overrides: Sequence[str], explain):
+    """The overrides as one OmegaConf config; two overrides of one key that OmegaConf cannot put together
+    (``pseudo.sizes=[1,2] pseudo.sizes={a: 1}``) are an InputError naming the second."""
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except (OmegaConfBaseException, ValueError) as exc:
+        n = next(n for n in range(1, len(overrides) + 1) if not _fits(overrides[:n]))
+        key = overrides[n - 1].partition("=")[0]
+        raise InputError(explain(key, f"{overrides[n - 1]!r} does not fit what an override before it set "
+                                      f"({first_line(exc)})")) from None
+
+
+def _fits(overrides: Sequence[str]) -> bool:
+    try:
+        OmegaConf.from_dotlist(list(overrides))
+        return True
+    except (OmegaConfBaseException, ValueError):
+        return False
 
 
 def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
@@ -72,7 +92,11 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
                                               f"in YAML or {key}.{first}=... on the command line; got {kind}"))
             _check_shapes(structured, value, explain, f"{key}.")
         elif OmegaConf.is_list(node) and isinstance(value, dict):
-            raise InputError(explain(key, f"expected a list, e.g. {key}=[{','.join(map(str, node))}]; got {kind}"))
+            raise InputError(explain(key, f"expected a list, e.g. {key}=[{','.join(map(str, node)) or 'a,b'}]; got {kind}"))
+        elif OmegaConf.is_list(node) and isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            inner = next("a mapping" if isinstance(v, dict) else "a list" for v in value if isinstance(v, (dict, list)))
+            raise InputError(explain(key, f"expected a list of single values, e.g. {key}=[{','.join(map(str, node)) or 'a,b'}]; "
+                                          f"got a list holding {inner}"))
         elif node is not None and not OmegaConf.is_config(node) and isinstance(value, (dict, list)):
             raise InputError(explain(key, f"expected one value such as {node} (its default); got {kind}"))
 

@@ -285,9 +285,15 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
     ("=3", "override '=3': expected key=value"),
     ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
     ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
+    ("pseudo.sizes=[{a: 1}]", "key 'pseudo.sizes': expected a list of single values, e.g. pseudo.sizes=[241,321,401]; "
+                              "got a list holding a mapping"),
+    ("eval.scales=[1,[2]]", "key 'eval.scales': expected a list of single values"),
+    (("pseudo.sizes=[1,2]", "pseudo.sizes={a: 1}"),
+     "key 'pseudo.sizes': 'pseudo.sizes={a: 1}' does not fit what an override before it set"),
+    (("pseudo.sizes=[1,2]", "pseudo.sizes.x=3"), "key 'pseudo.sizes.x': 'pseudo.sizes.x=3' does not fit"),
 ])
 def test_a_value_of_the_wrong_kind_says_what_was_expected(tmp_path, capsys, override, expected):
-    rc, _, err = _dry(capsys, tmp_path, override)
+    rc, _, err = _dry(capsys, tmp_path, *(override if isinstance(override, tuple) else (override,)))
     assert rc == 2 and expected in err and "Traceback" not in err
 
 
@@ -326,6 +332,7 @@ def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, 
     ("seg:\n", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
     ("seg:\n  theta_fg: {a: 1}\n", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a mapping"),
     ("'seg.lr': [1]", "key 'seg.lr': unknown key 'seg.lr'"),                # a dotted name is no path in YAML
+    ("pseudo:\n  sizes: [[1], 2]\n", "key 'pseudo.sizes': expected a list of single values"),
 ])
 def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(tmp_path, capsys, text, expected):
     (tmp_path / "p.yaml").write_text(text)
