@@ -67,6 +67,12 @@ def test_training_curves_draw_a_panel_per_quantity_and_two_lines_per_run():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]          # below the panels
 
 
+def test_training_curves_take_labels_that_are_not_strings():
+    logs = {0.85: pd.DataFrame(_rows(3, loss=lambda i: 1.0, seed_loss=lambda i: 1.0)),
+            0.95: pd.DataFrame(_rows(3, loss=lambda i: 2.0, seed_loss=lambda i: 1.0))}
+    assert [t.get_text() for t in training_curves(logs, window=1).legends[0].get_texts()] == ["0.85", "0.95"]
+
+
 def test_training_curves_name_a_quantity_a_log_lacks():
     logs = {"cls": pd.DataFrame(_rows(2, loss=lambda i: 1.0))}
     with pytest.raises(InputError, match=r"'cls' has no \['seed_loss'\].*it has \['loss'\]"):

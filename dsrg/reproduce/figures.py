@@ -105,7 +105,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     # the legend below the panels, where it hides no curve: as many columns as its labels fit across (about
     # 0.075 inch a character at its size, 0.6 for the line beside each)
     width = 3.4 * len(keys) + 0.6
-    columns = max(1, min(len(logs), 3, int(width // (0.075 * max(map(len, logs)) + 0.6))))
+    columns = max(1, min(len(logs), 3, int(width // (0.075 * max(len(str(label)) for label in logs) + 0.6))))
     rows = -(-len(logs) // columns)
     fig, axes = plt.subplots(1, len(keys), figsize=(width, 3.0 + 0.22 * rows), squeeze=False)
     for ax, key in zip(axes[0], keys):
