@@ -129,7 +129,8 @@ def _curves(args: argparse.Namespace) -> None:
     logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
     window = args.window if args.window is not None else curve_window(max(len(log) for log in logs.values()))
     fig = training_curves(logs, args.keys, window)
-    paths = save_figure(fig, Path(args.out).with_suffix(""))
+    made_by = "dsrg curves of " + "; ".join(f"{f} ({len(logs[label])} iterations)" for label, f in zip(labels, have))
+    paths = save_figure(fig, Path(args.out).with_suffix(""), made_by, index=False)    # no index beside a user's file
     for label, log in logs.items():
         last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
         print(f"{label}: {len(log)} iterations (last {int(log['it'].iloc[-1])}); mean of the last {window}: {last}")

@@ -226,14 +226,16 @@ def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | o
     return Path(base) / "figures" / ("" if name == "demo" else name)
 
 
-def save_figure(fig, path_stem: str | os.PathLike, source: str) -> list[Path]:
+def save_figure(fig, path_stem: str | os.PathLike, source: str, index: bool = True) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomic); returns the paths. ``source``, what made
-    it (its page's caption line), goes into both files' metadata and the folder's ``sources.json``."""
+    it (its page's caption line), goes into both files' metadata and, with ``index``, the folder's
+    ``sources.json``."""
     out = []
     for ext in (".png", ".svg"):
         path = Path(path_stem).with_suffix(ext)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext[1:], dpi=150, bbox_inches="tight", metadata={"Source": source})
         out.append(path)
-    sources.record(out, source)
+    if index:
+        sources.record(out, source)
     return out
