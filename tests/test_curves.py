@@ -193,9 +193,12 @@ def test_the_curves_draw_with_any_matplotlib_backend(tmp_path):
 
 @pytest.mark.parametrize("profile, folder", [("demo", "../figures"), ("demo-coco", "../figures"),
                                              ("smoke", "../figures/smoke"), ("smoke-coco", "../figures/smoke"),
-                                             ("coco-vgg16", "../figures/coco-vgg16"), ("my/runs/x.yaml", "../figures/x")])
+                                             ("coco-vgg16", "../figures/coco-vgg16"), ("my/runs/x.yaml", "../figures/x"),
+                                             ("mine/demo.yaml", "../figures/demo"),
+                                             ("mine/demo-coco.yml", "../figures/demo")])
 def test_a_page_run_with_another_profile_saves_apart_from_the_demo_books_figures(profile, folder):
     from dsrg.reproduce.figures import figures_folder
 
     assert figures_folder(None, profile) == Path(folder)
+    assert figures_folder(None, profile, "/root") == Path("/root") / Path(folder).relative_to("..")
     assert figures_folder("elsewhere", profile) == Path("elsewhere")

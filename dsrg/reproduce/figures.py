@@ -216,13 +216,14 @@ def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}"):
 
 def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | os.PathLike = "..") -> Path:
     """Where a page saves its figures and tables: ``folder`` where given, else ``<base>/figures`` for the demo
-    book (profile ``demo``) and ``<base>/figures/<profile>`` for any other (a YAML path: its stem), so that a
-    page run with another profile never overwrites the demo book's files. A profile's COCO twin
-    (``<name>-coco``, Table 3's) saves beside it."""
+    book (profile ``demo``) and ``<base>/figures/<profile>`` for any other (a YAML path: its stem, even
+    ``demo``), so that a page run with another profile never overwrites the demo book's files. A profile's
+    COCO twin (``<name>-coco``, Table 3's) saves beside it."""
     if folder is not None:
         return Path(folder)
-    name = Path(profile).stem if Path(profile).suffix in (".yaml", ".yml") else str(profile)
-    name = name.removesuffix("-coco")
+    if Path(profile).suffix in (".yaml", ".yml"):
+        return Path(base) / "figures" / Path(profile).stem.removesuffix("-coco")
+    name = str(profile).removesuffix("-coco")
     return Path(base) / "figures" / ("" if name == "demo" else name)
 
 
