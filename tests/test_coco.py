@@ -430,3 +430,5 @@ def test_dsrg_data_synth_coco_writes_what_the_coco_smoke_profile_reads_and_its_a
     assert "already there, with these settings" in capsys.readouterr().out
     assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'demo' / 'COCO2014'}"]) == 2
     assert capsys.readouterr().err.rstrip().endswith(f"written by: dsrg data synth --coco --out {tmp_path / 'demo'}")
+    assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'mycoco'}"]) == 2
+    assert "written into <folder>/COCO2014 by dsrg data synth --coco --out <folder>" in capsys.readouterr().err

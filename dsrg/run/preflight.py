@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
@@ -147,10 +148,12 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             return
     if not root.is_dir():
         coco = cfg.name in ("demo-coco", "smoke-coco")          # the profiles on the embedded set in the COCO layout
+        write = shlex.join(["dsrg", "data", "synth", "--coco", "--out", str(root.parent), *cfg.data.synth])
+        hint = ("" if not coco else f"; the embedded set this profile reads is written by: {write}"
+                if root.name == "COCO2014" else "; the embedded set in the COCO layout is written into "
+                "<folder>/COCO2014 by dsrg data synth --coco --out <folder>, so data.root names that COCO2014")
         problems.append(f"data.root: dataset root {not_a_folder(root)}: {root} "
-                        "(expected a folder in the PASCAL VOC layout)"
-                        + ("; the embedded set this profile reads is written by: " + " ".join(
-                            ["dsrg data synth --coco --out", str(root.parent), *cfg.data.synth]) if coco else ""))
+                        "(expected a folder in the PASCAL VOC layout)" + hint)
         _raise(problems)
     splits = {}
     for key in split_keys:
