@@ -670,5 +670,6 @@ def test_a_notebooks_profile_file_is_read_from_the_project_root_too(tmp_path, mo
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")                    # where a notebook runs
     assert experiments.profile("mine.yaml", base="..").seg.theta_fg == 0.7
-    with pytest.raises(InputError, match=rf"profile 'other.yaml' not found \(not in {tmp_path / 'notebooks'}\)"):
+    with pytest.raises(InputError, match=rf"profile 'other.yaml' not found: neither in {tmp_path / 'notebooks'} nor in "
+                                         rf"base '..' \({tmp_path / 'other.yaml'}\)"):
         experiments.profile("other.yaml", base="..")

@@ -187,6 +187,9 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     """
     if base is not None and not Path(name).is_file() and (Path(base) / name).is_file():
         name = str(Path(base) / name)
+    elif base is not None and Path(name).suffix in (".yaml", ".yml") and not Path(name).is_file():
+        raise InputError(f"profile {name!r} not found: neither in {Path.cwd()} nor in base {base!r} "
+                         f"({(Path(base) / name).resolve()})")
     cfg = load_profile(name, list(overrides))
     if base is not None:
         for key in PATH_KEYS:

@@ -164,7 +164,7 @@ def step_lock(cfg: Profile, step: str, processes: int = 1):
     folder = step_dir(cfg, step)
     return locked(folder.parent / f".{folder.name}.lock",
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
-                          f"it to end, then its output is used (Ctrl-C stops waiting)")
+                          f"it to end, then its output is used where it is complete (Ctrl-C stops waiting)")
 
 
 def is_done(folder: Path) -> bool:
