@@ -673,3 +673,16 @@ def test_a_notebooks_profile_file_is_read_from_the_project_root_too(tmp_path, mo
     with pytest.raises(InputError, match=rf"profile 'other.yaml' not found: neither in {tmp_path / 'notebooks'} nor in "
                                          rf"base '..' \({tmp_path / 'other.yaml'}\)"):
         experiments.profile("other.yaml", base="..")
+
+
+def test_the_command_that_remakes_a_run_names_a_profile_file_as_the_project_root_reaches_it(tmp_path, monkeypatch):
+    from dsrg.reproduce.experiments import _profile_argument
+
+    (tmp_path / "mine.yaml").write_text("name: custom\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "here.yaml").write_text("name: custom\n")
+    monkeypatch.chdir(tmp_path / "notebooks")                    # where a notebook runs, base ".."
+    assert _profile_argument("demo", "..") == "demo"
+    assert _profile_argument("mine.yaml", "..") == "mine.yaml"           # found in base: as given
+    assert _profile_argument("here.yaml", "..") == str(tmp_path / "notebooks" / "here.yaml")   # beside the page
+    assert _profile_argument("here.yaml", None) == "here.yaml"           # the command's own folder

@@ -66,6 +66,7 @@ class Experiment:
     folders: dict[str, Path] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)     # the key=value settings it was run with
     row: list[str] = field(default_factory=list)           # those of them that are its table row's, last
+    profile: str | None = None     # --profile as a command from the project root takes it; None: cfg.name
 
     def folder(self, step: str) -> Path:
         if step not in self.folders:
@@ -159,7 +160,7 @@ class Experiment:
     def command(self) -> str:
         """The command that remakes the experiment's runs (its settings; progress bars aside)."""
         settings = [o for o in self.overrides if not o.startswith("progress=")]
-        return " ".join(["dsrg run --profile", self.cfg.name, *settings])
+        return " ".join(["dsrg run --profile", self.profile or self.cfg.name, *settings])
 
     def provenance(self, rows: bool = False) -> str:
         """One line for a caption: dataset, profile, machine, the code that ran it and the command that
@@ -169,7 +170,7 @@ class Experiment:
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
         if rows:
             shared = [o for o in self.overrides[:len(self.overrides) - len(self.row)] if not o.startswith("progress=")]
-            command = " ".join(["dsrg run --profile", self.cfg.name, *shared])
+            command = " ".join(["dsrg run --profile", self.profile or self.cfg.name, *shared])
             remade = f"each row remade by: {command} plus its row's settings"
         else:
             remade = f"remade by: {self.command()}"
@@ -228,7 +229,16 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides), list(row))
+    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides), list(row), _profile_argument(name, base))
+
+
+def _profile_argument(name: str, base: str | Path | None) -> str:
+    """``--profile`` for the command that remakes a run from the project root: a profile's name, or a YAML
+    path as given where :func:`profile` found it in ``base``, else (found beside the page) absolute."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml") or base is None or path.is_absolute() or not path.is_file():
+        return str(name)
+    return str(path.resolve())
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
