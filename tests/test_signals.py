@@ -163,15 +163,21 @@ def test_a_step_command_waits_for_another_process_running_that_step_and_says_so(
     says so, then runs (or finds the output done); neither writes into the other's folder meanwhile."""
     args, folder = trained
     log = tmp_path / "out.txt"
-    with runs.step_lock(load_profile("demo", args), "eval"):
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "dsrg.cli", "evaluate", "--profile", "demo", *args],
-                                    env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 60
-        while "waiting for it to end" not in log.read_text() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert f"evaluate: another process is running this step into {folder}; waiting" in log.read_text()
-        time.sleep(0.5)
-        assert proc.poll() is None and not runs.is_done(folder), "it waits, writing nothing"
-    assert proc.wait(timeout=300) == 0, log.read_text()
-    assert runs.is_done(folder)
+    proc = None
+    try:
+        with runs.step_lock(load_profile("demo", args), "eval"):
+            with open(log, "w") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "dsrg.cli", "evaluate", "--profile", "demo", *args],
+                                        env=ENV, stdout=out, stderr=subprocess.STDOUT, text=True)
+            deadline = time.time() + 60
+            while "waiting for it to end" not in log.read_text() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            assert f"evaluate: another process is running this step into {folder}; waiting" in log.read_text()
+            time.sleep(0.5)
+            assert proc.poll() is None and not runs.is_done(folder), "it waits, writing nothing"
+        assert proc.wait(timeout=300) == 0, log.read_text()
+        assert runs.is_done(folder)
+    finally:
+        if proc is not None and proc.poll() is None:      # a failed check leaves no process behind
+            proc.kill()
+            proc.wait()
