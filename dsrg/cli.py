@@ -156,7 +156,9 @@ def _pipeline(args: argparse.Namespace) -> int:
         return 0
     step = folders.step_of(args.command)
     check_inputs(cfg, [step])
-    with folders.step_lock(cfg, step, int(os.environ.get("WORLD_SIZE", 1))):      # as `dsrg run` takes it
+    from .run.dist import init_world, resolve_device
+
+    with folders.step_lock(cfg, step, init_world(resolve_device(cfg.device))):      # as `dsrg run` takes it
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder):
         print(f"{args.command}: {folder}")

@@ -181,3 +181,42 @@ def test_a_step_command_waits_for_another_process_running_that_step_and_says_so(
         if proc is not None and proc.poll() is None:      # a failed check leaves no process behind
             proc.kill()
             proc.wait()
+
+
+def test_under_torchrun_process_0_holds_the_step_lock_for_all_and_the_others_wait_for_it(tmp_path, monkeypatch):
+    """Two ranks (threads here, with a barrier of their own) run a step folder that another run holds: neither
+    goes in before that run leaves, and the lock is kept until both are through."""
+    import threading
+
+    from dsrg.run import dist
+    from dsrg.run.dist import World
+
+    cfg = load_profile("smoke", [f"out={tmp_path / 'run'}", f"data.root={tmp_path / 'data'}"])
+    gate = threading.Barrier(2, timeout=20)
+    monkeypatch.setattr(dist, "barrier", lambda world: gate.wait())
+    inside, rank1_may_leave = [], threading.Event()
+
+    def rank(r):
+        with runs.step_lock(cfg, "eval", World(r, 2)):
+            inside.append(r)
+            if r == 1:
+                rank1_may_leave.wait(20)
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    with runs.step_lock(cfg, "eval"):                      # another run of this step
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        assert inside == [], "both ranks wait for the other run"
+    deadline = time.time() + 20
+    while len(inside) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    assert sorted(inside) == [0, 1]
+    folder = runs.step_dir(cfg, "eval")
+    lock = folder.parent / f".{folder.name}.lock"
+    time.sleep(0.3)
+    assert lock.exists() and threads[0].is_alive(), "process 0 keeps the lock while rank 1 is still in the step"
+    rank1_may_leave.set()
+    for t in threads:
+        t.join(20)
+    assert not lock.exists() and not any(t.is_alive() for t in threads)

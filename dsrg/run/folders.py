@@ -154,17 +154,32 @@ def step_dir(cfg: Profile, step: str) -> Path:
     return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
 
 
-def step_lock(cfg: Profile, step: str, processes: int = 1):
-    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``, so that one process
-    runs a step folder (another one running it, a notebook beside this one, is waited for and its output
-    reused); a process that has to wait says so. Under torchrun (``processes`` > 1) the ranks run the step
-    together: no lock."""
-    if processes > 1:
-        return contextlib.nullcontext()
+@contextlib.contextmanager
+def step_lock(cfg: Profile, step: str, world=None):
+    """The lock (``dsrg.files.locked``) of ``step``'s folder: ``<run>/.<step>-<hash>.lock``, so that one run
+    writes a step folder (another one running it, a notebook beside this one, is waited for and its output
+    reused); a process that has to wait says so. Under torchrun the processes of ``world`` (a
+    :class:`~dsrg.run.dist.World`; None: one process) run the step together: process 0 holds the lock for them
+    all (the others wait until it has it, and it keeps it until every one is through)."""
     folder = step_dir(cfg, step)
-    return locked(folder.parent / f".{folder.name}.lock",
+    lock = locked(folder.parent / f".{folder.name}.lock",
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
                           f"it to end, then its output is used where it is complete (Ctrl-C stops waiting)")
+    if world is None or world.size == 1:
+        with lock:
+            yield
+        return
+    from .dist import barrier           # (torch: not for the commands that never train)
+
+    if world.main:
+        with lock:
+            barrier(world)
+            yield
+            barrier(world)
+    else:
+        barrier(world)
+        yield
+        barrier(world)
 
 
 def is_done(folder: Path) -> bool:

@@ -38,7 +38,7 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     try:
         for step in steps:
             folder = folders.step_dir(cfg, step)
-            with folders.step_lock(cfg, step, ctx.world.size):
+            with folders.step_lock(cfg, step, ctx.world):
                 skipped = folders.is_done(folder)
                 tick = time.perf_counter()
                 given = {"early": early} if step == "seeds" and early is not None else {}
