@@ -5,6 +5,7 @@ run. Every file here is written in its real format."""
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 from pathlib import Path
@@ -640,10 +641,13 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
                                  ("limit", lambda: ex.whole_number("limit", 0, 1, none=True), ">= 1 or None, got 0"),
                                  ("n_best", lambda: ex.whole_number("n_best", True), "got True"),
                                  ("one_sided", lambda: ex.flag("one_sided", "no"), "True or False, got 'no'"),
-                                 ("theta_b", lambda: ex.numbers("theta_b", "0.99"), "list of numbers")]:
+                                 ("theta_b", lambda: ex.numbers("theta_b", "[0.99, high]"), "list of numbers"),
+                                 ("theta_f", lambda: ex.numbers("theta_f", "[0.9"), "got '[0.9'")]:
         with pytest.raises(InputError, match=f"^{name}: expected .*{re.escape(expected)}"):
             call()
     assert ex.numbers("theta_f", 0.85) == [0.85] and ex.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]
+    assert ex.numbers("theta_b", "[0.99, 0.95, 0.9]") == [0.99, 0.95, 0.9]     # papermill -p passes a string
+    assert ex.numbers("theta_b", "[.inf]") == [math.inf]
 
 
 @pytest.mark.parametrize("threshold", ["abc", 7, True])

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ..data.dataset import open_split
 from ..errors import InputError
@@ -287,12 +288,18 @@ def flag(name: str, value) -> bool:
 
 
 def numbers(name: str, value) -> list[float]:
-    """A notebook parameter that lists values: a list of numbers (one number: a list of it), or an InputError
-    naming ``name``."""
+    """A notebook parameter that lists values: a list of numbers (one number: a list of it; a string: read as
+    YAML, which papermill's ``-p theta_b "[0.99, 0.95]"`` passes), or an InputError naming ``name``."""
+    given = value
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass
     values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if not isinstance(values, (list, tuple)) or not values or \
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        raise InputError(f"{name}: expected a list of numbers, e.g. [0.99, 0.95], got {value!r}")
+        raise InputError(f"{name}: expected a list of numbers, e.g. [0.99, 0.95], got {given!r}")
     return [float(v) for v in values]
 
 
