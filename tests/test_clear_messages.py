@@ -690,3 +690,12 @@ def test_the_command_that_remakes_a_run_names_a_profile_file_as_the_project_root
     assert _profile_argument("mine.yaml", "..") == "mine.yaml"           # found in base: as given
     assert _profile_argument("here.yaml", "..") == str(tmp_path / "notebooks" / "here.yaml")   # beside the page
     assert _profile_argument("here.yaml", None) == "here.yaml"           # the command's own folder
+
+
+def test_table_3_runs_the_coco_twin_of_an_embedded_profile_and_refuses_a_voc_one(capsys):
+    from dsrg.reproduce.experiments import coco_profile
+
+    assert coco_profile("smoke") == "smoke-coco" and "its COCO twin smoke-coco runs" in capsys.readouterr().out
+    assert coco_profile("demo-coco") == "demo-coco" and coco_profile("my.yaml") == "my.yaml"
+    with pytest.raises(InputError, match="profile voc-vgg16: Table 3 is on COCO; expected coco-vgg16"):
+        coco_profile("voc-vgg16")

@@ -251,6 +251,20 @@ def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[s
     return {r: run(name, overrides, row=ABLATION[r], base=base) for r in rows}
 
 
+def coco_profile(name: str) -> str:
+    """Table 3's profile for a page given ``name``: the COCO twin of the embedded profiles (``demo`` ->
+    ``demo-coco``, ``smoke`` -> ``smoke-coco``, said on stdout), an InputError for the VOC ones, any other
+    name or YAML path as it is."""
+    twins = {"demo": "demo-coco", "smoke": "smoke-coco"}
+    if name in twins:
+        print(f"profile {name}: Table 3 is on COCO, so its COCO twin {twins[name]} runs")
+        return twins[name]
+    if name in ("voc-vgg16", "voc-resnet101"):
+        raise InputError(f"profile {name}: Table 3 is on COCO; expected coco-vgg16 (real COCO, with data_root), "
+                         f"demo-coco or smoke-coco (the embedded set in the COCO layout), or a YAML path")
+    return name
+
+
 def notebook_overrides(data_root: str | None = None, out: str | None = None, device: str | None = None,
                        seed: int | None = None, iterations: int | None = None,
                        extra: Sequence[str] = ()) -> list[str]:
