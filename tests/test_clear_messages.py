@@ -699,3 +699,14 @@ def test_table_3_runs_the_coco_twin_of_an_embedded_profile_and_refuses_a_voc_one
     assert coco_profile("demo-coco") == "demo-coco" and coco_profile("my.yaml") == "my.yaml"
     with pytest.raises(InputError, match="profile voc-vgg16: Table 3 is on COCO; expected coco-vgg16"):
         coco_profile("voc-vgg16")
+
+
+def test_a_page_run_from_outside_its_folder_is_stopped_before_it_writes_beside_the_project(tmp_path, monkeypatch):
+    from dsrg.reproduce import experiments
+
+    monkeypatch.chdir(tmp_path)                     # papermill without --cwd notebooks, from the project root
+    with pytest.raises(InputError, match=r"base '\.\.': .* has no notebooks/ folder; run papermill with --cwd notebooks"):
+        experiments.profile("smoke", base="..")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert experiments.profile("smoke", base="..").name == "smoke"

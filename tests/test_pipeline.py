@@ -423,9 +423,11 @@ def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_a_notebooks_relative_paths_are_taken_from_its_base_folder():
+def test_a_notebooks_relative_paths_are_taken_from_its_base_folder(tmp_path, monkeypatch):
     """A chapter runs in notebooks/ with base="..": a weights file named relative to the project root is
     found there, like the data root; absolute paths and empty settings stay as they are."""
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
     cfg = experiments.profile("demo", ["data.root=data/VOC2012", "cls.backbone_weights=vgg16.pth",
                                        "seg.backbone_weights=/abs/vgg16.pth"], base="..")
     assert cfg.data.root == "../data/VOC2012" and cfg.cls.backbone_weights == "../vgg16.pth"

@@ -187,6 +187,10 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     the project root); None = the working directory. A profile given as a relative YAML path is read from
     ``base`` too, where it is not in the working directory.
     """
+    if base is not None and Path(base) == Path("..") and not (Path.cwd().parent / "notebooks").is_dir():
+        raise InputError(f"base '..': the pages' relative paths (data, runs, figures) start from the project root, "
+                         f"seen from notebooks/, but {Path.cwd().parent} has no notebooks/ folder; run papermill with "
+                         f"--cwd notebooks (or give -p base the project root)")
     if base is not None and not Path(name).is_file() and (Path(base) / name).is_file():
         name = str(Path(base) / name)
     elif base is not None and Path(name).suffix in (".yaml", ".yml") and not Path(name).is_file():
