@@ -192,7 +192,7 @@ def _closing_summary(cfg, done: dict) -> list[str]:
         lines.append(f"[dsrg run] mIoU on {scored['split']} ({scored['model']} model): {100 * scored['miou']:.1f}")
     elif scored:
         lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
-                     f"{scored['predictions']}")
+                     f"{Path(done['eval']) / scored['predictions']}")
     return lines
 
 

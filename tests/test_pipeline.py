@@ -536,3 +536,12 @@ def test_an_experiment_tells_the_quality_of_what_it_trained_on(tiny_run):
     per_class = exp.pseudo_label_classes()
     assert list(per_class.index) == exp.dataset().class_names
     assert per_class["recall"].tolist() == pytest.approx([100 * v for v in pseudo["class_recall"]], nan_ok=True)
+
+
+def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folder_finds_them(tiny_run, tmp_path,
+                                                                                           monkeypatch):
+    cfg, folders = tiny_run
+    exp = experiments.Experiment(cfg, folders)
+    assert exp.metrics()["predictions"] == "pred"             # not a path from where the step ran
+    monkeypatch.chdir(tmp_path)
+    assert exp.predictions() == folders["eval"] / "pred" and any(exp.predictions().glob("*.png"))

@@ -145,7 +145,10 @@ class Experiment:
         return open_split(self.cfg.data, split or self.cfg.data.train_split)
 
     def predictions(self) -> Path:
-        return Path(self.metrics()["predictions"])
+        """The folder of ``evaluate``'s prediction PNGs (recorded within the step folder; runs before that
+        recorded it as seen from where they ran, which only ``pred`` inside the folder finds again)."""
+        folder, recorded = self.folder("eval"), self.metrics()["predictions"]
+        return folder / recorded if (folder / recorded).is_dir() else folder / "pred"
 
     def machine(self) -> str:
         """The machine that ran the last step (from its ``done.json``)."""
