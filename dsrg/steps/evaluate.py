@@ -115,7 +115,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
     timed = folders.combined([t for _, t in parts])
-    summary = {"model": source, "split": cfg.eval.split, "images": len(ds), "predictions": str(pred_dir.relative_to(folder))}
+    summary = {"model": source, "split": cfg.eval.split, "images": len(ds),
+               "predictions": str(pred_dir.relative_to(folder))}           # within the step folder
     if meter is not None:
         result = meter.summary()
         summary.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],
