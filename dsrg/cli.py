@@ -133,7 +133,8 @@ def _curves(args: argparse.Namespace) -> None:
     paths = save_figure(fig, Path(args.out).with_suffix(""), made_by, index=False)    # no index beside a user's file
     for label, log in logs.items():
         last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
-        print(f"{label}: {len(log)} iterations (last {int(log['it'].iloc[-1])}); mean of the last {window}: {last}")
+        print(f"{label}: {len(log)} iterations logged (the last: iteration {int(log['it'].iloc[-1])}); mean of the "
+              f"last {min(window, len(log))}: {last}")
     print("curves: " + ", ".join(str(p) for p in paths))
 
 

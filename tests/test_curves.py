@@ -85,6 +85,22 @@ def test_training_curves_refuse_a_window_that_is_not_a_positive_count(window):
         training_curves({"a": pd.DataFrame(_rows(2, loss=lambda i: 1.0))}, window=window)
 
 
+def test_runs_of_different_steps_share_the_quantities_they_all_log():
+    seg = pd.DataFrame(_rows(3, loss=lambda i: 1.0, seed_loss=lambda i: 0.5))
+    retrain = pd.DataFrame(_rows(3, loss=lambda i: 2.0))
+    fig = training_curves({"seg": seg, "retrain": retrain})
+    assert [ax.get_title() for ax in fig.axes] == ["total loss"]
+    with pytest.raises(InputError, match=r"share no quantity to plot: 'a' has \['seed_loss'\]; 'b' has \['loss'\]"):
+        training_curves({"a": pd.DataFrame(_rows(2, seed_loss=lambda i: 1.0)),
+                         "b": pd.DataFrame(_rows(2, loss=lambda i: 1.0))})
+
+
+def test_a_window_longer_than_a_log_is_said_as_the_iterations_it_averages(tmp_path, capsys):
+    a = _write_log(tmp_path / "runs" / "seg-aaa", _rows(4, loss=lambda i: float(i)))
+    assert main(["curves", str(a), "--out", str(tmp_path / "fig.png"), "--window", "100"]) == 0
+    assert "mean of the last 4: loss 1.5" in capsys.readouterr().out
+
+
 def test_training_curves_refuse_an_empty_log():
     with pytest.raises(InputError, match="'a' has no iterations"):
         training_curves({"a": pd.DataFrame()})
@@ -95,8 +111,8 @@ def test_dsrg_curves_writes_the_figure_and_prints_each_runs_last_means(tmp_path,
     b = _write_log(tmp_path / "runs" / "seg-bbb", _rows(2, loss=lambda i: 5.0))
     assert main(["curves", str(a), str(b / "log.jsonl"), "--out", str(tmp_path / "fig.png"), "--window", "2"]) == 0
     out = capsys.readouterr().out
-    assert "seg-aaa: 4 iterations (last 3); mean of the last 2: loss 2.5" in out
-    assert "seg-bbb: 2 iterations (last 1); mean of the last 2: loss 5" in out
+    assert "seg-aaa: 4 iterations logged (the last: iteration 3); mean of the last 2: loss 2.5" in out
+    assert "seg-bbb: 2 iterations logged (the last: iteration 1); mean of the last 2: loss 5" in out
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "fig.svg").is_file()
 
 

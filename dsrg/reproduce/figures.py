@@ -82,8 +82,8 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     """Training curves: one panel per logged quantity, one colour per run, against the iteration.
 
     ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
-    ``keys``: the columns to plot (default: every logged quantity but the counters,
-    in the first log's order). Thin lines are the values of each iteration; thick ones their trailing mean
+    ``keys``: the columns to plot (default: every quantity that all the logs hold, in the first log's order:
+    runs of different steps share ``loss``). Thin lines are the values of each iteration; thick ones their trailing mean
     over ``window`` iterations (default :func:`curve_window` of the longest log).
     """
     if not logs:
@@ -91,7 +91,12 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     for label, log in logs.items():
         if len(log) == 0 or "it" not in log:
             raise InputError(f"training_curves: the log of {label!r} has no iterations")
-    keys = curve_keys(next(iter(logs.values()))) if keys is None else list(keys)
+    if keys is None:
+        keys = [k for k in curve_keys(next(iter(logs.values()))) if all(k in log for log in logs.values())]
+        if not keys:
+            raise InputError("training_curves: the logs share no quantity to plot: " + "; ".join(
+                f"{label!r} has {curve_keys(log)}" for label, log in logs.items()))
+    keys = list(keys)
     if not keys:
         raise InputError("training_curves: expected at least one logged quantity to plot, got none")
     missing = {label: [k for k in keys if k not in log] for label, log in logs.items()}
