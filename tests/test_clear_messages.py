@@ -710,3 +710,11 @@ def test_a_page_run_from_outside_its_folder_is_stopped_before_it_writes_beside_t
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
     assert experiments.profile("smoke", base="..").name == "smoke"
+
+
+def test_a_missing_real_dataset_path_given_to_an_embedded_profile_is_refused_before_anything_is_written(tmp_path,
+                                                                                                      capsys):
+    rc = main([*DRY, f"data.root={tmp_path / 'nothere' / 'VOC2012'}", f"out={tmp_path / 'run'}"])
+    assert rc == 2 and "does not exist, and this profile (smoke) would write the embedded dataset there" in \
+        capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -139,6 +139,10 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
         collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
+        if not root.exists() and root.name.lower().startswith(("voc", "coco")):    # a real dataset's path, missing
+            problems.append(f"data.root: {root} does not exist, and this profile ({cfg.name}) would write the "
+                            f"embedded dataset there (data.dataset=synthetic); for real data use a profile made "
+                            f"for it (voc-vgg16, voc-resnet101, coco-vgg16), or name another folder")
         if not root.exists():                                       # written by the first step that opens it
             for key in split_keys:
                 if get(key) not in SPLIT_CODES:
