@@ -25,6 +25,9 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
     ``key=value`` ``overrides``, as a dataclass instance. Any failure is an InputError:
     ``explain(key, reason)`` words it; ``example`` shows the ``key=value`` form."""
     for item in overrides:
+        if item.lstrip().startswith("["):
+            raise InputError(f"override {item!r}: overrides are key=value words, each on its own, not a list in "
+                             f"brackets; e.g. {example}")
         if "=" not in item or not item.partition("=")[0].strip():
             raise InputError(f"override {item!r}: expected key=value, e.g. {example}")
         try:

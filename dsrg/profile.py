@@ -244,12 +244,21 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
             and Path(name).suffix not in (".yaml", ".yml"):
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
-    shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() else "demo"     # a file's own may be what fails
+    shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path) else "demo"   # a file that fails: demo's
     cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
                          lambda key, reason: f"profile {name!r}, key {key!r}: {reason} (every key and its value: "
                                              f"dsrg run --profile {shown} --dry-run)")
     validate(cfg)
     return cfg
+
+
+def _merges(path: Path) -> bool:
+    """Whether the profile file ``path`` on its own merges into the schema (its dry run can list the keys)."""
+    try:
+        merge(Profile, [_read_yaml(path)], [], "", lambda key, reason: reason)
+        return True
+    except InputError:
+        return False
 
 
 def _get(cfg: Profile, dotted: str):

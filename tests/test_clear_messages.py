@@ -284,6 +284,7 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
     ("seg.iterations=2.5", "key 'seg.iterations': expected an integer, got '2.5'"),
     ("amp=maybe", "key 'amp': expected true or false, got 'maybe'"),
     ("=3", "override '=3': expected key=value"),
+    ("[seg.theta_fg=0.9]", "override '[seg.theta_fg=0.9]': overrides are key=value words, each on its own, not a list"),
     ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
     ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
     ("pseudo.sizes=[{a: 1}]", "key 'pseudo.sizes': expected a list of single values, e.g. pseudo.sizes=[241,321,401]; "
@@ -718,3 +719,9 @@ def test_a_missing_real_dataset_path_given_to_an_embedded_profile_is_refused_bef
     assert rc == 2 and "does not exist, and this profile (smoke) would write the embedded dataset there" in \
         capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_an_override_error_with_a_profile_file_points_to_that_files_dry_run(tmp_path, capsys):
+    (tmp_path / "mine.yaml").write_text("name: mine\nseg:\n  theta_fg: 0.7\n")
+    assert main(["run", "--profile", str(tmp_path / "mine.yaml"), "--dry-run", "seg.theta_fgg=1"]) == 2
+    assert f"(every key and its value: dsrg run --profile {tmp_path / 'mine.yaml'} --dry-run)" in capsys.readouterr().err

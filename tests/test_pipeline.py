@@ -166,9 +166,10 @@ def test_each_row_of_table2_adds_one_part_to_the_row_above():
 
 
 def test_a_setting_that_a_tables_row_sets_itself_is_refused_not_overruled(tmp_path):
-    with pytest.raises(InputError, match=r"overrides: seg.growing=false: the table's row sets seg.growing=true itself"):
+    with pytest.raises(InputError, match=r"overrides: seg.growing=false: this table sets seg.growing in its rows itself \(this row: "
+                                         r"seg.growing=true\)"):
         experiments.ablation("smoke", [f"out={tmp_path}", "seg.growing=false"], rows=["+DSRG"])
-    with pytest.raises(InputError, match=r"seg.theta_fg=0.9: the table's row sets seg.theta_fg=0.8 itself"):
+    with pytest.raises(InputError, match=r"seg.theta_fg=0.9: this table sets seg.theta_fg in its rows itself \(this row: seg.theta_fg=0.8\)"):
         experiments.run("smoke", [f"out={tmp_path}", "seg.theta_fg=0.9"], row=experiments.theta_overrides(0.99, 0.8))
     assert not any(tmp_path.iterdir()), "refused before anything ran"
 

@@ -226,10 +226,11 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
     keys = {item.partition("=")[0].strip(): item for item in row}
     clash = [item for item in overrides if item.partition("=")[0].strip() in keys]
     if clash:
-        raise InputError(f"overrides: {', '.join(clash)}: the table's row sets "
-                         f"{', '.join(keys[c.partition('=')[0].strip()] for c in clash)} itself, which would "
-                         f"overrule it; leave it out of the overrides, or run that setting alone "
-                         f"(experiments.run)")
+        names = ", ".join(c.partition("=")[0].strip() for c in clash)
+        raise InputError(f"overrides: {', '.join(clash)}: this table sets {names} in its rows itself (this row: "
+                         f"{', '.join(keys[c.partition('=')[0].strip()] for c in clash)}), which would overrule "
+                         f"the override; leave it out of the overrides: what the rows set is what the table "
+                         f"compares (in Python, experiments.run(profile, overrides) without row= runs one setting)")
     overrides = [*overrides, *row]
     cfg = profile(name, overrides, base)
     if steps is not None:
