@@ -63,3 +63,10 @@ def test_an_unreadable_index_is_started_again(tmp_path):
     (tmp_path / sources.INDEX).write_text("{ not json")
     save_table(pd.DataFrame({"a": [1]}), tmp_path / "t", "made it")
     assert sources.read(tmp_path)["t.csv"]["source"] == "made it"
+
+
+def test_a_grid_keeps_the_names_of_its_rows_and_columns_in_its_corner(tmp_path):
+    grid = pd.DataFrame([[57.5, 57.7]], index=pd.Index([0.99], name="theta_b"),
+                        columns=pd.Index([0.95, 0.85], name="theta_f"))
+    path = save_table(grid, tmp_path / "table9_grid", "made it")
+    assert path.read_text().splitlines()[0] == "theta_b \\ theta_f,0.95,0.85"
