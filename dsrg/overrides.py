@@ -45,8 +45,8 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
             raise InputError(explain(key, f"{key} is a section, not a value; set one of its keys, e.g. "
                                           f"{key}.{next(iter(node))}=... ({key} has: {', '.join(node)})"))
         if value == "" and node is not None and not OmegaConf.is_list(node):
-            raise InputError(explain(key, f"no value after '='; expected a value such as {key}={node} "
-                                          f"(its default)"))
+            raise InputError(explain(key, f"no value after '='; expected a value such as {key}="
+                                          f"{_value_here(structured, layers, key, node)} (its value without it)"))
     layers = [*layers, _dotlist(overrides, explain)]
     for layer in layers:
         _check_shapes(structured, OmegaConf.to_container(layer) if OmegaConf.is_config(layer) else layer, explain)
@@ -75,6 +75,14 @@ def _fits(overrides: Sequence[str]) -> bool:
         return True
     except (OmegaConfBaseException, ValueError):
         return False
+
+
+def _value_here(structured, layers: Sequence, key: str, default):
+    """``key``'s value once ``layers`` (a profile file) are merged; ``default`` where they do not merge."""
+    try:
+        return _node(OmegaConf.merge(structured, *layers), key)
+    except OmegaConfBaseException:
+        return default
 
 
 def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:

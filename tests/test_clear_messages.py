@@ -321,6 +321,7 @@ def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
 @pytest.mark.parametrize("override, expected", [
     ("seg=1", "key 'seg': seg is a section, not a value; set one of its keys, e.g. seg.batch_size=..."),
     ("seg.theta_fg=", "key 'seg.theta_fg': no value after '='; expected a value such as seg.theta_fg=0.85"),
+    ("seg.iterations=", "expected a value such as seg.iterations=8 (its value without it)"),    # smoke's, not 20000
 ])
 def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, override, expected):
     rc, _, err = _dry(capsys, tmp_path, override)
