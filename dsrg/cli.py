@@ -164,6 +164,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     if folders.is_done(folder):
         print(f"{args.command}: {folder}")
         print(json.dumps(folders.done_info(folder), indent=1))
+        for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any
+            print(line.replace("[dsrg run]", f"[{args.command}]"))
     return 0
 
 

@@ -593,6 +593,7 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert folders.step_state(folder).startswith("interrupted (3 of 16 written): --resume continues")
     monkeypatch.setattr(pseudo_labels, "write_label_png", real)
     pseudo_labels.run(mine, resume=True)
+    assert "pseudo-labels: --resume: 3 of 16 images labelled before, kept; 13 to go" in capsys.readouterr().err
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
 
 
@@ -625,6 +626,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     assert folders.step_state(folder).startswith("interrupted (2 of 4 written): --resume continues")
     monkeypatch.setattr(evaluate, "write_label_png", real)
     evaluate.run(mine, resume=True)
+    assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
     ours = json.loads((folder / "metrics.json").read_text())
     theirs = json.loads((done["eval"] / "metrics.json").read_text())
     assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]

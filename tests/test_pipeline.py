@@ -546,3 +546,10 @@ def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folde
     assert exp.metrics()["predictions"] == "pred"             # not a path from where the step ran
     monkeypatch.chdir(tmp_path)
     assert exp.predictions() == folders["eval"] / "pred" and any(exp.predictions().glob("*.png"))
+
+
+def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, capsys):
+    cfg, folders = tiny_run
+    assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"[evaluate] mIoU on val (retrain model): {100 * runs.done_info(folders['eval'])['miou']:.1f}"

@@ -72,6 +72,14 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     return folder, False
 
 
+def resume_note(ctx: Context, command: str, kept: int, share: int, done: str) -> None:
+    """With ``--resume``, what an inference step keeps of an interrupted run: ``kept`` of this process's
+    ``share`` of the images, ``done`` (e.g. "predicted") before (on stderr; each process of a torchrun its own)."""
+    who = f" (process {ctx.world.rank})" if ctx.world.size > 1 else ""
+    print(f"{command}: --resume{who}: {kept} of {share} images {done} before, kept; {share - kept} to go",
+          file=sys.stderr, flush=True)
+
+
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
     """The CAM classifier over the ``num_classes - 1`` foreground classes; ``cls.backbone_weights`` are
     loaded unless ``backbone_weights`` is False (a trained model is about to be read into it), with

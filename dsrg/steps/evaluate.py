@@ -32,7 +32,7 @@ from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, predictions, setup
+from .common import begin, build_seg_net, predictions, resume_note, setup
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -89,6 +89,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
     todo = sorted(set(mine) - set(kept))
+    if resume:
+        resume_note(ctx, "evaluate", len(kept), len(mine), "predicted")
     images = ((ds.ids[i], ds.image(i)) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     clock, written = folders.Clock(), len(kept)

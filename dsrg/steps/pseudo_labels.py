@@ -23,7 +23,7 @@ from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, predictions, setup
+from .common import begin, build_seg_net, predictions, resume_note, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -43,6 +43,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     for i in sorted(kept) if meter is not None else ():     # written before an interruption: they count too
         meter.update(read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes), ds.mask(i))
     todo = [i for i in mine if i not in kept]
+    if resume:
+        resume_note(ctx, "pseudo-labels", len(kept), len(mine), "labelled")
     if cfg.pseudo.restrict_to_labels:
         images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
     else:
