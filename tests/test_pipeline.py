@@ -416,6 +416,18 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     assert runs.step_state(new) == "to run"
 
 
+def test_a_step_to_run_names_an_interrupted_run_of_the_same_step_with_other_settings(tmp_path):
+    """--resume after a changed setting starts a new folder: the dry run says where the interrupted one is."""
+    old, changed, other_step = tmp_path / "seg-0123456789", tmp_path / "seg-abcdef0123", tmp_path / "retrain-99"
+    for folder in (old, other_step):
+        folder.mkdir()
+        (folder / "ckpt.pt").write_bytes(b"")
+    state = runs.step_state(changed)
+    assert state.startswith("to run; an interrupted run of this step with other settings is in seg-0123456789")
+    (old / "done.json").write_text("{}")
+    assert runs.step_state(changed) == "to run"
+
+
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
     args = ["train-seg", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
             f"out={tmp_path / 'run'}", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'vgg16.pth'}"]

@@ -287,7 +287,21 @@ def step_state(folder: Path) -> str:
                f"starts over"
     from .checkpoints import set_aside_note
 
-    return "to run" + set_aside_note(folder)
+    return "to run" + set_aside_note(folder) + interrupted_elsewhere(folder)
+
+
+def interrupted_elsewhere(folder: Path) -> str:
+    """A note naming another folder of the same step, with other settings, that an interruption left (so
+    ``--resume`` with changed settings does not quietly start over), or ``""``."""
+    prefix = folder.name.rsplit("-", 1)[0] + "-"
+    others = [f for f in folder.parent.glob(f"{prefix}*") if f != folder and f.is_dir()
+              and f.name.removeprefix(prefix).isalnum() and not is_done(f)
+              and ((f / "ckpt.pt").is_file() or any(f.glob("labels/*.png")) or any(f.glob("pred/*.png")))]
+    if not others:
+        return ""
+    latest = max(others, key=lambda f: f.stat().st_mtime)
+    return (f"; an interrupted run of this step with other settings is in {latest.name} (--resume continues only "
+            f"a run of the same settings: its config.json says which)")
 
 
 def _images(folder: Path) -> int | None:

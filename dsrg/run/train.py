@@ -29,7 +29,7 @@ from ..workers import auto_workers, die_with_parent
 from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
                           set_aside_note)
 from .dist import World, all_reduce_mean, channels_last, rng_states
-from .folders import step_of
+from .folders import interrupted_elsewhere, step_of
 
 
 def lr_factor(sec, it: int) -> float:
@@ -173,8 +173,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     elif ckpt.is_file() and world.main:
         set_aside(ckpt, desc)
     elif resume and world.main and not log_path.is_file() and not set_aside_note(folder):
-        print(f"{desc}: --resume: nothing to resume in {folder} (this step has not run before); starting",
-              file=sys.stderr, flush=True)
+        print(f"{desc}: --resume: nothing to resume in {folder} (this step has not run before); starting"
+              f"{interrupted_elsewhere(folder)}", file=sys.stderr, flush=True)
     elif resume and world.main:
         print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
               f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0{set_aside_note(folder)}",
