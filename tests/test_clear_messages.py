@@ -719,7 +719,7 @@ def test_a_page_run_from_outside_its_folder_is_stopped_before_it_writes_beside_t
 def test_a_missing_real_dataset_path_given_to_an_embedded_profile_is_refused_before_anything_is_written(tmp_path,
                                                                                                       capsys):
     rc = main([*DRY, f"data.root={tmp_path / 'nothere' / 'VOC2012'}", f"out={tmp_path / 'run'}"])
-    assert rc == 2 and "does not exist, and this profile (smoke) would write the embedded dataset there" in \
+    assert rc == 2 and "does not exist, and this profile would write the embedded dataset there" in \
         capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -728,3 +728,12 @@ def test_an_override_error_with_a_profile_file_points_to_that_files_dry_run(tmp_
     (tmp_path / "mine.yaml").write_text("name: mine\nseg:\n  theta_fg: 0.7\n")
     assert main(["run", "--profile", str(tmp_path / "mine.yaml"), "--dry-run", "seg.theta_fgg=1"]) == 2
     assert f"(every key and its value: dsrg run --profile {tmp_path / 'mine.yaml'} --dry-run)" in capsys.readouterr().err
+
+
+def test_the_embedded_set_is_not_written_into_a_missing_real_dataset_path_by_any_route(tmp_path):
+    from dsrg.data.dataset import open_split
+
+    cfg = load_profile("smoke", [f"data.root={tmp_path / 'nothere' / 'VOC2012'}"])
+    with pytest.raises(InputError, match=r"data.root: .*VOC2012 does not exist, and this profile would write"):
+        open_split(cfg.data, "train")
+    assert not any(tmp_path.iterdir())

@@ -31,10 +31,25 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
     embedded dataset is written first if missing."""
     if data.dataset == "synthetic":
         # writes the dataset when missing; an existing root must hold this exact config (else InputError)
+        problem = embedded_root_problem(data.root)
+        if problem:
+            raise InputError(f"data.root: {problem}")
         if not Path(data.root).exists() and os.environ.get("RANK", "0") == "0":
             print(f"[dsrg] writing the embedded dataset into {data.root}", file=sys.stderr, flush=True)
         write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
     return VOCSegmentation(data.root, split)
+
+
+def embedded_root_problem(root: str | os.PathLike) -> str | None:
+    """Why the embedded dataset (``data.dataset=synthetic``, written where missing) must not be written into
+    ``root``: a missing folder named like a real dataset's (``VOC2012``, ``coco``, ...), which is a real-data
+    path given to an embedded-data profile; else None."""
+    root = Path(root)
+    if root.exists() or not root.name.lower().startswith(("voc", "coco")):
+        return None
+    return (f"{root} does not exist, and this profile would write the embedded dataset there "
+            f"(data.dataset=synthetic); for real data use a profile made for it (voc-vgg16, voc-resnet101, "
+            f"coco-vgg16), or name another folder")
 
 
 def _rng(aug_seed: int | None) -> np.random.Generator | None:

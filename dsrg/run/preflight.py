@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 
 from ..data.check import file_problems, unlabelled_indices
+from ..data.dataset import embedded_root_problem
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.voc import VOCSegmentation
@@ -139,10 +140,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
         collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
-        if not root.exists() and root.name.lower().startswith(("voc", "coco")):    # a real dataset's path, missing
-            problems.append(f"data.root: {root} does not exist, and this profile ({cfg.name}) would write the "
-                            f"embedded dataset there (data.dataset=synthetic); for real data use a profile made "
-                            f"for it (voc-vgg16, voc-resnet101, coco-vgg16), or name another folder")
+        if embedded_root_problem(root):                               # a real dataset's path, missing
+            problems.append(f"data.root: {embedded_root_problem(root)}")
         if not root.exists():                                       # written by the first step that opens it
             for key in split_keys:
                 if get(key) not in SPLIT_CODES:
