@@ -157,11 +157,13 @@ def _pipeline(args: argparse.Namespace) -> int:
         return 0
     step = folders.step_of(args.command)
     check_inputs(cfg, [step])
-    from .run.dist import init_world, resolve_device
+    from .run.dist import init_world, resolve_device, use_deterministic_kernels
 
-    with folders.step_lock(cfg, step, init_world(resolve_device(cfg.device))):      # as `dsrg run` takes it
+    use_deterministic_kernels(cfg.deterministic)          # before CUDA starts, as the step's own setup does
+    world = init_world(resolve_device(cfg.device))
+    with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
-    if folders.is_done(folder):
+    if folders.is_done(folder) and world.main:
         print(f"{args.command}: {folder}")
         print(json.dumps(folders.done_info(folder), indent=1))
         for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any

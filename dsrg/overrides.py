@@ -45,8 +45,10 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
             raise InputError(explain(key, f"{key} is a section, not a value; set one of its keys, e.g. "
                                           f"{key}.{next(iter(node))}=... ({key} has: {', '.join(node)})"))
         if value == "" and node is not None and not OmegaConf.is_list(node):
-            raise InputError(explain(key, f"no value after '='; expected a value such as {key}="
-                                          f"{_value_here(structured, layers, key, node)} (its value without it)"))
+            here = _value_here(structured, layers, key, node)
+            raise InputError(explain(key, f"no value after '='; expected a value such as {key}={here} (its value "
+                                          f"without it)" if here != "" else f"no value after '='; an empty text is "
+                                          f"written {key}=\"\" (in a shell: '{key}=\"\"')"))
     layers = [*layers, _dotlist(overrides, explain)]
     for layer in layers:
         _check_shapes(structured, OmegaConf.to_container(layer) if OmegaConf.is_config(layer) else layer, explain)

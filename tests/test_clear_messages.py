@@ -322,6 +322,8 @@ def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
     ("seg=1", "key 'seg': seg is a section, not a value; set one of its keys, e.g. seg.batch_size=..."),
     ("seg.theta_fg=", "key 'seg.theta_fg': no value after '='; expected a value such as seg.theta_fg=0.85"),
     ("seg.iterations=", "expected a value such as seg.iterations=8 (its value without it)"),    # smoke's, not 20000
+    ("cls.backbone_weights=", "no value after '='; an empty text is written cls.backbone_weights=\"\" (in a shell: "
+                              "'cls.backbone_weights=\"\"')"),
 ])
 def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, override, expected):
     rc, _, err = _dry(capsys, tmp_path, override)
@@ -511,12 +513,13 @@ def test_a_lock_is_free_when_its_holder_leaves_though_a_child_forked_inside_stil
 
     from dsrg.files import locked
 
-    lock = tmp_path / ".seg.lock"
-    waiter = subprocess.Popen([sys.executable, "-c", f"from dsrg.files import locked\nwith locked({str(lock)!r}):\n"
-                               "    print('in', flush=True)"], stdout=subprocess.PIPE, text=True)
+    lock, waiter = tmp_path / ".seg.lock", None
     try:
-        with locked(lock):
-            time.sleep(1.0)
+        with locked(lock):                  # the waiter starts once the lock is held: it must wait
+            waiter = subprocess.Popen([sys.executable, "-c", f"from dsrg.files import locked\nwith locked("
+                                       f"{str(lock)!r}, waiting='waiting'):\n    print('in', flush=True)"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert waiter.stderr.readline() == "waiting\n"
             child = os.fork()
             if child == 0:                  # the worker: outlives the block by 20 s
                 time.sleep(20)
@@ -525,7 +528,8 @@ def test_a_lock_is_free_when_its_holder_leaves_though_a_child_forked_inside_stil
         assert waiter.stdout.readline() == "in\n"
         assert time.monotonic() - start < 10, "the waiter got the lock only as the child ended"
     finally:
-        waiter.kill()
+        if waiter is not None:
+            waiter.kill()
         if "child" in locals() and child:
             os.kill(child, 9)
             os.waitpid(child, 0)
@@ -651,7 +655,8 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
             call()
     assert ex.numbers("theta_f", 0.85) == [0.85] and ex.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]
     assert ex.numbers("theta_b", "[0.99, 0.95, 0.9]") == [0.99, 0.95, 0.9]     # papermill -p passes a string
-    assert ex.numbers("theta_b", "[.inf]") == [math.inf]
+    assert ex.numbers("theta_b", "[.inf]") == [math.inf] == ex.numbers("theta_b", "inf")
+    assert ex.numbers("theta_f", "[1e-3, 0.5]") == [0.001, 0.5]
 
 
 @pytest.mark.parametrize("threshold", ["abc", 7, True])

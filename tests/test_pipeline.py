@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -424,8 +425,15 @@ def test_a_step_to_run_names_an_interrupted_run_of_the_same_step_with_other_sett
         (folder / "ckpt.pt").write_bytes(b"")
     state = runs.step_state(changed)
     assert state.startswith("to run; an interrupted run of this step with other settings is in seg-0123456789")
+    (tmp_path / ".seg-0123456789.lock").write_text("")              # it runs now: not interrupted
+    assert runs.step_state(changed) == "to run"
+    (tmp_path / ".seg-0123456789.lock").unlink()
     (old / "done.json").write_text("{}")
     assert runs.step_state(changed) == "to run"
+    server = tmp_path / "eval-0123456789" / "results" / "VOC2012" / "Segmentation" / "comp6_test_cls"
+    server.mkdir(parents=True)
+    (server / "2008_000001.png").write_bytes(b"")                   # a test split's predictions, cut short
+    assert "is in eval-0123456789" in runs.step_state(tmp_path / "eval-abcdef0123")
 
 
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
@@ -511,12 +519,12 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
     assert recorded["version"] == code()["version"] and len(recorded["source"]) == 12
     line = exp.provenance()
     assert describe(recorded) in line and "dsrg 0.1.0" in line
-    assert line.endswith("remade by: dsrg run --profile demo " + " ".join(
+    assert line.endswith("remade by: dsrg run --profile demo " + shlex.join(     # quoted as a shell takes it
         o for o in overrides if not o.startswith("progress=")))
     shared = overrides[:-1]
     rows = experiments.run("demo", shared, row=["seg.seed_loss=balanced"])   # the same run, as a table's row
     assert rows.provenance() == line
-    assert rows.provenance(rows=True).endswith("each row remade by: dsrg run --profile demo " + " ".join(
+    assert rows.provenance(rows=True).endswith("each row remade by: dsrg run --profile demo " + shlex.join(
         o for o in shared if not o.startswith("progress=")) + " plus its row's settings")
     assert describe(None) == "code not recorded"
     assert describe({"version": "0.1.0", "commit": None, "uncommitted": False, "source": "abc"}) == \

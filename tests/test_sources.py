@@ -6,6 +6,7 @@ import json
 import threading
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -59,8 +60,9 @@ def test_pages_saving_side_by_side_lose_no_entry(tmp_path):
     assert {k: v["source"] for k, v in sources.read(tmp_path).items()} == {f"{n}.csv": n for n in names}
 
 
-def test_an_unreadable_index_is_started_again(tmp_path):
-    (tmp_path / sources.INDEX).write_text("{ not json")
+@pytest.mark.parametrize("text", ["{ not json", "[1, 2]", "null"])
+def test_an_unreadable_index_is_started_again(tmp_path, text):
+    (tmp_path / sources.INDEX).write_text(text)
     save_table(pd.DataFrame({"a": [1]}), tmp_path / "t", "made it")
     assert sources.read(tmp_path)["t.csv"]["source"] == "made it"
 

@@ -164,7 +164,7 @@ class Experiment:
     def command(self) -> str:
         """The command that remakes the experiment's runs (its settings; progress bars aside)."""
         settings = [o for o in self.overrides if not o.startswith("progress=")]
-        return " ".join(["dsrg run --profile", self.profile or self.cfg.name, *settings])
+        return shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *settings])
 
     def provenance(self, rows: bool = False) -> str:
         """One line for a caption: dataset, profile, machine, the code that ran it and the command that
@@ -174,7 +174,7 @@ class Experiment:
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
         if rows:
             shared = [o for o in self.overrides[:len(self.overrides) - len(self.row)] if not o.startswith("progress=")]
-            command = " ".join(["dsrg run --profile", self.profile or self.cfg.name, *shared])
+            command = shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *shared])
             remade = f"each row remade by: {command} plus its row's settings"
         else:
             remade = f"remade by: {self.command()}"
@@ -188,7 +188,8 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     ``base``: the folder that relative paths (``out``, ``data.root``, the weights files, the saliency folder,
     the authors' cue files: ``PATH_KEYS``) are relative to (a notebook in ``notebooks/`` passes ``".."``,
     the project root); None = the working directory. A profile given as a relative YAML path is read from
-    ``base`` too, where it is not in the working directory.
+    ``base`` too, where it is not in the working directory. ``".."`` from a folder whose parent has no
+    ``notebooks/`` (a page run from the project root, papermill without ``--cwd notebooks``) is an InputError.
     """
     if base is not None and Path(base) == Path("..") and not (Path.cwd().parent / "notebooks").is_dir():
         raise InputError(f"base '..': the pages' relative paths (data, runs, figures) start from the project root, "
@@ -318,11 +319,20 @@ def numbers(name: str, value) -> list[float]:
             value = yaml.safe_load(value)
         except yaml.YAMLError:
             pass
+        value = [_float(v) for v in value] if isinstance(value, list) else _float(value)    # YAML 1.1 reads 1e-3 as text
     values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if not isinstance(values, (list, tuple)) or not values or \
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise InputError(f"{name}: expected a list of numbers, e.g. [0.99, 0.95], got {given!r}")
     return [float(v) for v in values]
+
+
+def _float(v):
+    """``v`` as a float where it is text that Python reads as one ("1e-3", "inf"); else as it is."""
+    try:
+        return float(v) if isinstance(v, str) else v
+    except ValueError:
+        return v
 
 
 def miou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:

@@ -25,6 +25,8 @@ def read(folder: str | os.PathLike) -> dict[str, dict]:
         entries = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(entries, dict):                       # not an index this module wrote: started again
+        return {}
     return {name: e for name, e in entries.items() if isinstance(e, dict) and (Path(folder) / name).is_file()}
 
 

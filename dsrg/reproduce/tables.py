@@ -69,8 +69,8 @@ def save_table(df: pd.DataFrame, path_stem: str | os.PathLike, source: str, digi
     made it (its page's caption line), goes into the folder's ``sources.json``."""
     path = Path(path_stem).with_suffix(".csv")
     label = None                        # a grid's two names (theta_b \ theta_f) in its corner, where CSV keeps one
-    if index and df.columns.nlevels == 1 and df.columns.name and df.index.nlevels == 1:
-        label = f"{df.index.name} \\ {df.columns.name}" if df.index.name else df.columns.name
+    if index and df.columns.nlevels == 1 and df.columns.name and df.index.nlevels == 1 and df.index.name:
+        label = f"{df.index.name} \\ {df.columns.name}"
     with atomic_path(path) as tmp:
         df.round(digits).to_csv(tmp, index=index, index_label=label)
     sources.record([path], source)

@@ -160,7 +160,8 @@ def step_lock(cfg: Profile, step: str, world=None):
     writes a step folder (another one running it, a notebook beside this one, is waited for and its output
     reused); a process that has to wait says so. Under torchrun the processes of ``world`` (a
     :class:`~dsrg.run.dist.World`; None: one process) run the step together: process 0 holds the lock for them
-    all (the others wait until it has it, and it keeps it until every one is through)."""
+    all (the others wait until it has it, and it keeps it until every one is through; a process that fails
+    ends the torchrun launch, its lock released with it)."""
     folder = step_dir(cfg, step)
     lock = locked(folder.parent / f".{folder.name}.lock",
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
@@ -296,7 +297,9 @@ def interrupted_elsewhere(folder: Path) -> str:
     prefix = folder.name.rsplit("-", 1)[0] + "-"
     others = [f for f in folder.parent.glob(f"{prefix}*") if f != folder and f.is_dir()
               and f.name.removeprefix(prefix).isalnum() and not is_done(f)
-              and ((f / "ckpt.pt").is_file() or any(f.glob("labels/*.png")) or any(f.glob("pred/*.png")))]
+              and not (f.parent / f".{f.name}.lock").exists()               # not one that runs now
+              and ((f / "ckpt.pt").is_file() or any(f.glob("labels/*.png")) or any(f.glob("pred/*.png"))
+                   or any(f.glob("results/**/*.png")))]
     if not others:
         return ""
     latest = max(others, key=lambda f: f.stat().st_mtime)

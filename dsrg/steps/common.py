@@ -76,7 +76,8 @@ def resume_note(ctx: Context, command: str, kept: int, share: int, done: str) ->
     """With ``--resume``, what an inference step keeps of an interrupted run: ``kept`` of this process's
     ``share`` of the images, ``done`` (e.g. "predicted") before (on stderr; each process of a torchrun its own)."""
     who = f" (process {ctx.world.rank})" if ctx.world.size > 1 else ""
-    print(f"{command}: --resume{who}: {kept} of {share} images {done} before, kept; {share - kept} to go",
+    elsewhere = folders.interrupted_elsewhere(folders.step_dir(ctx.cfg, folders.step_of(command))) if not kept else ""
+    print(f"{command}: --resume{who}: {kept} of {share} images {done} before, kept; {share - kept} to go{elsewhere}",
           file=sys.stderr, flush=True)
 
 
