@@ -94,7 +94,7 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "embedded_dataset.md", tmp_path / "notebooks")
     recipe = re.search(r"`(jupytext --to ipynb -o - notebooks/embedded_dataset\.md \| papermill - out\.ipynb "
-                       r"--cwd notebooks) -p data_root [^`]*`", (ROOT / "notebooks" / "embedded_dataset.md").read_text())
+                       r"--cwd notebooks) -p profile voc-vgg16 -p data_root [^`]*`", (ROOT / "notebooks" / "embedded_dataset.md").read_text())
     assert recipe, "embedded_dataset.md no longer gives the papermill recipe this test runs"
     bin_dir = os.path.dirname(sys.executable)
     env = {**os.environ, "MPLBACKEND": "Agg", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}

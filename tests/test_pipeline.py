@@ -573,3 +573,13 @@ def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, 
     assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"[evaluate] mIoU on val (retrain model): {100 * runs.done_info(folders['eval'])['miou']:.1f}"
+
+
+def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")                    # a page: base "..", data root ../data/smoke
+    cfg = experiments.profile("smoke", base="..")
+    assert cfg.data.root == "../data/smoke"
+    assert experiments.Experiment(cfg).ran_on().startswith("dataset synthetic (data/smoke), profile smoke")
+    cfg = experiments.profile("smoke", ["data.root=/abs/VOC"], base="..")
+    assert "(/abs/VOC)" in experiments.Experiment(cfg).ran_on()

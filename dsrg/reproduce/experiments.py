@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +152,11 @@ class Experiment:
         return folder / recorded if (folder / recorded).is_dir() else folder / "pred"
 
     def machine(self) -> str:
-        """The machine that ran the last step (from its ``done.json``)."""
+        """The machine that ran the last step (from its ``done.json``); with no step, this one."""
+        if not self.folders:
+            from ..run.dist import machine
+
+            return machine()
         last = list(self.folders.values())[-1]
         return folders.done_info(last).get("machine", "unknown")
 
@@ -166,20 +171,24 @@ class Experiment:
         settings = [o for o in self.overrides if not o.startswith("progress=")]
         return shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *settings])
 
-    def provenance(self, rows: bool = False) -> str:
-        """One line for a caption: dataset, profile, machine, the code that ran it and the command that
-        remakes it; ``rows``: for a claim over all the rows of its table, each row remade by the shared
-        command with that row's settings."""
+    def ran_on(self) -> str:
+        """Dataset (its root as written from the project, as the command takes it), profile and machine."""
         data = self.cfg.data
+        root = data.root if os.path.isabs(data.root) else os.path.normpath(os.path.relpath(data.root, self.cfg.base or "."))
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
+        return f"dataset {data.dataset} ({root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
+
+    def provenance(self, rows: bool = False) -> str:
+        """One line for a caption: :meth:`ran_on`, the code that ran it and the command that remakes it;
+        ``rows``: for a claim over all the rows of its table, each row remade by the shared command with that
+        row's settings."""
         if rows:
             shared = [o for o in self.overrides[:len(self.overrides) - len(self.row)] if not o.startswith("progress=")]
             command = shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *shared])
             remade = f"each row remade by: {command} plus its row's settings"
         else:
             remade = f"remade by: {self.command()}"
-        return (f"dataset {data.dataset} ({data.root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}; "
-                f"{self.code()}; {remade}")
+        return f"{self.ran_on()}; {self.code()}; {remade}"
 
 
 def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
