@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--window", type=int, default=None,
                         help="iterations in the moving average (default: a twentieth of the longest log)")
     curves.add_argument("--keys", nargs="+", default=None,
-                        help="the logged quantities to plot (default: all; e.g. seed_loss boundary_loss)")
+                        help="the logged quantities to plot (default: all that every folder's log holds: "
+                             "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
     spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds: the spread",
                             description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's) with each "

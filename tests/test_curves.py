@@ -138,6 +138,22 @@ def test_dsrg_curves_labels_runs_by_the_settings_that_differ_and_skips_folders_w
     assert "skipped" in captured.err and "seg-ccc" in captured.err
 
 
+def test_runs_whose_first_three_settings_agree_are_labelled_by_all_they_differ_in(tmp_path):
+    """Table 2's rows beside Table 4's cells: the +DSRG cells share growing, iterations and the seed loss,
+    and differ only in the thresholds, which must show."""
+    from dsrg.run.folders import setting_labels
+
+    configs = [{"growing": False, "iterations": 8, "seed_loss": "sec", "theta_bg": 0.99, "theta_fg": 0.85},
+               {"growing": True, "iterations": 8, "seed_loss": "balanced", "theta_bg": 0.99, "theta_fg": 0.85},
+               {"growing": True, "iterations": 8, "seed_loss": "balanced", "theta_bg": 0.99, "theta_fg": 0.95},
+               {"growing": True, "iterations": 4, "seed_loss": "balanced", "theta_bg": 0.99, "theta_fg": 0.85}]
+    folders = [_step(tmp_path / f"seg-{i}", "seg", {"seg": c}) for i, c in enumerate(configs)]
+    labels = setting_labels(folders)
+    assert len(set(labels)) == 4
+    assert labels[0] == "seg.growing=False, seg.iterations=8, seg.seed_loss=sec, ..."
+    assert labels[1].endswith("seg.theta_fg=0.85") and labels[2].endswith("seg.theta_fg=0.95")
+
+
 def _step(folder, step, config, upstream=None, log=True):
     if log:
         _write_log(folder, _rows(2, loss=lambda i: 1.0))

@@ -212,16 +212,20 @@ def setting_labels(folders: list[Path]) -> list[str]:
         keys = sorted({k for f in group for k in f} - {"step", "upstream", "init_from"})
         shared = [k for k in keys if all(k in f for f in group)]     # what one run has not set is no difference
         differ[step] = [k for k in shared if len({json.dumps(f[k], sort_keys=True, default=str) for f in group}) > 1]
-    labels = []
-    for folder, f, step in zip(folders, flat, step_of_each):
+    def label(folder, f, step, most: int | None) -> str:
         own = _flatten(_own_config(Path(folder)) or {})
         # the step's own section first, then its other settings, then its upstream steps'
         keys = sorted(differ[step], key=lambda k: (not k.startswith(f"{step}."), k not in own, k))
-        shown = ", ".join(f"{k}={f[k]}" for k in keys[:3]) + (", ..." if len(keys) > 3 else "") if f else ""
+        cut = most is not None and len(keys) > most
+        shown = ", ".join(f"{k}={f[k]}" for k in keys[:most]) + (", ..." if cut else "") if f else ""
         if several and step is not None:
             shown = COMMANDS.get(step, step) + (f": {shown}" if shown else "")
-        labels.append(shown or Path(folder).name)
-    return labels
+        return shown or Path(folder).name
+
+    labels = [label(*each, 3) for each in zip(folders, flat, step_of_each)]
+    # three settings each, unless that leaves two folders with one label: then those show all they differ in
+    return [label(*each, None) if labels.count(text) > 1 else text
+            for each, text in zip(zip(folders, flat, step_of_each), labels)]
 
 
 _HASH = re.compile(r"[0-9a-f]{10}")
