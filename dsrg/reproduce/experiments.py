@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,15 +165,17 @@ class Experiment:
         last = list(self.folders.values())[-1]
         return describe(folders.done_info(last).get("code"))
 
-    def command(self) -> str:
-        """The command that remakes the experiment's runs (its settings; progress bars aside)."""
-        settings = [o for o in self.overrides if not o.startswith("progress=")]
+    def command(self, shared: bool = False) -> str:
+        """The command that remakes the experiment's runs (its settings; progress bars aside); ``shared``:
+        without its table row's settings (the command every row of the table shares)."""
+        settings = self.overrides[:len(self.overrides) - len(self.row)] if shared else self.overrides
+        settings = [o for o in settings if not o.startswith("progress=")]
         return shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *settings])
 
     def ran_on(self) -> str:
         """Dataset (its root as written from the project, as the command takes it), profile and machine."""
         data = self.cfg.data
-        root = data.root if os.path.isabs(data.root) else os.path.normpath(os.path.relpath(data.root, self.cfg.base or "."))
+        root = folders.as_from_project(data.root, self.cfg.base)
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
         return f"dataset {data.dataset} ({root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
 
@@ -182,12 +183,8 @@ class Experiment:
         """One line for a caption: :meth:`ran_on`, the code that ran it and the command that remakes it;
         ``rows``: for a claim over all the rows of its table, each row remade by the shared command with that
         row's settings."""
-        if rows:
-            shared = [o for o in self.overrides[:len(self.overrides) - len(self.row)] if not o.startswith("progress=")]
-            command = shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *shared])
-            remade = f"each row remade by: {command} plus its row's settings"
-        else:
-            remade = f"remade by: {self.command()}"
+        remade = (f"each row remade by: {self.command(shared=True)} plus its row's settings" if rows
+                  else f"remade by: {self.command()}")
         return f"{self.ran_on()}; {self.code()}; {remade}"
 
 

@@ -86,9 +86,15 @@ def _strip(d: dict, base: str, prefix: str = "") -> dict:
         if key in _NOT_RESULTS:
             continue
         if key in PATH_KEYS and v:
-            v = os.path.normpath(v if os.path.isabs(v) else os.path.relpath(v, base or "."))
+            v = as_from_project(v, base)
         out[k] = _strip(v, base, key + ".") if isinstance(v, dict) else v
     return out
+
+
+def as_from_project(path: str, base: str | None) -> str:
+    """``path`` (relative to ``base``, a profile's base folder) as written from the project, normalised:
+    ``../data/x`` from a notebook whose base is ``..`` is ``data/x``; an absolute path stays, normalised."""
+    return os.path.normpath(path if os.path.isabs(path) else os.path.relpath(path, base or "."))
 
 
 def eval_source(cfg: Profile) -> str:
@@ -163,7 +169,7 @@ def step_lock(cfg: Profile, step: str, world=None):
     all (the others wait until it has it, and it keeps it until every one is through; a process that fails
     ends the torchrun launch, its lock released with it)."""
     folder = step_dir(cfg, step)
-    lock = locked(folder.parent / f".{folder.name}.lock",
+    lock = locked(_lock_path(folder),
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
                           f"it to end, then its output is used where it is complete (Ctrl-C stops waiting)")
     if world is None or world.size == 1:
@@ -172,15 +178,15 @@ def step_lock(cfg: Profile, step: str, world=None):
         return
     from .dist import barrier           # (torch: not for the commands that never train)
 
-    if world.main:
-        with lock:
-            barrier(world)
-            yield
-            barrier(world)
-    else:
+    with lock if world.main else contextlib.nullcontext():
         barrier(world)
         yield
         barrier(world)
+
+
+def _lock_path(folder: Path) -> Path:
+    """The lock file of a step folder (:func:`step_lock`): ``<run>/.<step>-<hash>.lock``."""
+    return folder.parent / f".{folder.name}.lock"
 
 
 def is_done(folder: Path) -> bool:
@@ -275,8 +281,7 @@ def step_state(folder: Path) -> str:
         except InputError:
             return "done, but its done.json is unreadable: delete the folder to run the step again"
         return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
-    labels = sum(1 for _ in folder.glob("labels/*.png")) + sum(1 for _ in folder.glob("pred/*.png")) + \
-        sum(1 for _ in folder.glob("results/**/*.png"))
+    labels = _images_written(folder)
     if labels:                                   # pseudo-labels or evaluate, interrupted
         total = _images(folder)
         return f"interrupted ({labels}{f' of {total}' if total else ''} written): --resume continues; without it " \
@@ -301,14 +306,19 @@ def interrupted_elsewhere(folder: Path) -> str:
     prefix = folder.name.rsplit("-", 1)[0] + "-"
     others = [f for f in folder.parent.glob(f"{prefix}*") if f != folder and f.is_dir()
               and f.name.removeprefix(prefix).isalnum() and not is_done(f)
-              and not (f.parent / f".{f.name}.lock").exists()               # not one that runs now
-              and ((f / "ckpt.pt").is_file() or any(f.glob("labels/*.png")) or any(f.glob("pred/*.png"))
-                   or any(f.glob("results/**/*.png")))]
+              and not _lock_path(f).exists()                                 # not one that runs now
+              and ((f / "ckpt.pt").is_file() or _images_written(f))]
     if not others:
         return ""
     latest = max(others, key=lambda f: f.stat().st_mtime)
     return (f"; an interrupted run of this step with other settings is in {latest.name} (--resume continues only "
             f"a run of the same settings: its config.json says which)")
+
+
+def _images_written(folder: Path) -> int:
+    """The label maps an inference step has written into ``folder``: pseudo labels, predictions, or
+    predictions in the evaluation server's layout."""
+    return sum(1 for pattern in ("labels/*.png", "pred/*.png", "results/**/*.png") for _ in folder.glob(pattern))
 
 
 def _images(folder: Path) -> int | None:
