@@ -104,12 +104,14 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
                 raise InputError(explain(key, f"{key} is a section: expected its keys, e.g. {key}: {{{first}: ...}} "
                                               f"in YAML or {key}.{first}=... on the command line; got {kind}"))
             _check_shapes(structured, value, explain, f"{key}.")
-        elif OmegaConf.is_list(node) and isinstance(value, dict):
-            raise InputError(explain(key, f"expected a list, e.g. {key}=[{','.join(map(str, node)) or 'a,b'}]; got {kind}"))
-        elif OmegaConf.is_list(node) and isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-            inner = next("a mapping" if isinstance(v, dict) else "a list" for v in value if isinstance(v, (dict, list)))
-            raise InputError(explain(key, f"expected a list of single values, e.g. {key}=[{','.join(map(str, node)) or 'a,b'}]; "
-                                          f"got a list holding {inner}"))
+        elif OmegaConf.is_list(node):
+            example = f"{key}=[{','.join(map(str, node)) or 'a,b'}]"
+            inner = [v for v in value if isinstance(v, (dict, list))] if isinstance(value, list) else []
+            if isinstance(value, dict):
+                raise InputError(explain(key, f"expected a list, e.g. {example}; got {kind}"))
+            if inner:
+                raise InputError(explain(key, f"expected a list of single values, e.g. {example}; got a list holding "
+                                              f"{'a mapping' if isinstance(inner[0], dict) else 'a list'}"))
         elif node is not None and not OmegaConf.is_config(node) and isinstance(value, (dict, list)):
             raise InputError(explain(key, f"expected one value such as {node} (its default); got {kind}"))
 

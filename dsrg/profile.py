@@ -244,10 +244,11 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
             and Path(name).suffix not in (".yaml", ".yml"):
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
-    shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path) else "demo"   # a file that fails: demo's
-    cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
-                         lambda key, reason: f"profile {name!r}, key {key!r}: {reason} (every key and its value: "
-                                             f"dsrg run --profile {shown} --dry-run)")
+    def explain(key: str, reason: str) -> str:      # asked only on an error: the file is merged again only then
+        shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path) else "demo"   # a file that fails: demo's
+        return f"profile {name!r}, key {key!r}: {reason} (every key and its value: dsrg run --profile {shown} --dry-run)"
+
+    cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100", explain)
     validate(cfg)
     return cfg
 

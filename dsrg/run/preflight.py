@@ -140,8 +140,9 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
         collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
-        if embedded_root_problem(root):                               # a real dataset's path, missing
-            problems.append(f"data.root: {embedded_root_problem(root)}")
+        missing_real = embedded_root_problem(root)                    # a real dataset's path, missing
+        if missing_real:
+            problems.append(f"data.root: {missing_real}")
         if not root.exists():                                       # written by the first step that opens it
             for key in split_keys:
                 if get(key) not in SPLIT_CODES:
