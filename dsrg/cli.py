@@ -157,10 +157,9 @@ def _pipeline(args: argparse.Namespace) -> int:
         return 0
     step = folders.step_of(args.command)
     check_inputs(cfg, [step])
-    from .run.dist import init_world, resolve_device, use_deterministic_kernels
+    from .steps.common import join_world
 
-    use_deterministic_kernels(cfg.deterministic)          # before CUDA starts, as the step's own setup does
-    world = init_world(resolve_device(cfg.device))
+    _, world = join_world(cfg)                            # the step's world, which its lock spans
     with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder) and world.main:

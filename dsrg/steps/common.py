@@ -46,15 +46,21 @@ def setup(cfg: Profile) -> Context:
     CPU kernels by an order of magnitude (results stay deterministic). ``deterministic`` decides whether
     only deterministic kernels run (:func:`~dsrg.run.dist.use_deterministic_kernels`)."""
     torch.set_flush_denormal(True)
-    use_deterministic_kernels(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    world = init_world(device)
+    device, world = join_world(cfg)
     torch.manual_seed(cfg.seed + world.rank)
     if cfg.amp and device.type == "cuda" and not bf16_native(device) and world.main:
         major, minor = torch.cuda.get_device_capability(device)
         print(f"[dsrg] amp=true, but {torch.cuda.get_device_name(device)} (compute capability {major}.{minor}) "
               "has no native bf16: training and testing in float32", file=sys.stderr)
     return Context(cfg, device, world)
+
+
+def join_world(cfg: Profile) -> tuple[torch.device, World]:
+    """The step's device and torchrun world (joined if launched by torchrun), deterministic kernels set first
+    as ``cfg.deterministic`` asks (before CUDA starts)."""
+    use_deterministic_kernels(cfg.deterministic)
+    device = resolve_device(cfg.device)
+    return device, init_world(device)
 
 
 def begin(ctx: Context, step: str) -> tuple[Path, bool]:
