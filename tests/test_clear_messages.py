@@ -659,6 +659,21 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
     assert ex.numbers("theta_f", "[1e-3, 0.5]") == [0.001, 0.5]
 
 
+def test_a_papermill_parameter_the_page_lacks_is_refused_with_the_closest_one():
+    from dsrg.reproduce.experiments import refuse_unknown_parameters
+
+    parameters_cell = 'import os\nprofile = os.environ.get("P", "demo")  # demo | smoke\nseed = 0\n'
+    papermill_cell = '# Parameters\nprofil = "smoke"\nseed = 1\n'          # -p profil smoke -p seed 1
+    with pytest.raises(InputError, match=r"^papermill parameter 'profil' \(did you mean 'profile'\?\): not a "
+                                         r"parameter of this page .*; its parameters: profile, seed$"):
+        refuse_unknown_parameters(["", parameters_cell, papermill_cell, "notebook_overrides()"])
+    with pytest.raises(InputError, match=r"^papermill parameters 'colour', 'profil' \(did you mean"):
+        refuse_unknown_parameters(["", parameters_cell, papermill_cell + "colour = 1\n"])
+    refuse_unknown_parameters(["", parameters_cell, '# Parameters\nprofile = "smoke"\n'])   # known: nothing said
+    refuse_unknown_parameters(["", parameters_cell, "profil = 1"])                     # no papermill cell: a user's
+    refuse_unknown_parameters()                                                       # outside IPython: nothing
+
+
 @pytest.mark.parametrize("threshold", ["abc", 7, True])
 def test_a_background_threshold_that_is_no_probability_is_named(threshold):
     from dsrg.method.seeds import background_cues

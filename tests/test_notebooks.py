@@ -112,6 +112,24 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
     assert (tmp_path / "data" / "smoke").is_dir() and (tmp_path / "figures").is_dir()   # inside the project
 
 
+def test_a_papermill_parameter_typed_wrong_stops_the_page_before_it_writes(tmp_path):
+    """papermill only warns about ``-p profil smoke`` and would run the demo profile; the page refuses it, and
+    the notebook shows the InputError as its message alone (dsrg.reproduce's IPython handler)."""
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "embedded_dataset.md", tmp_path / "notebooks")
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "MPLBACKEND": "Agg", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    run = subprocess.run("jupytext --to ipynb -o - notebooks/embedded_dataset.md | papermill - out.ipynb "
+                         "--cwd notebooks -p profil smoke", shell=True, cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode != 0
+    assert "papermill parameter 'profil' (did you mean 'profile'?): not a parameter of this page" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebooks", "out.ipynb"]      # no data, no figures
+    errors = [o for c in json.loads((tmp_path / "out.ipynb").read_text())["cells"] for o in c.get("outputs", [])
+              if o["output_type"] == "error"]
+    assert [e["traceback"] for e in errors] == [[f"InputError: {errors[0]['evalue']}"]]   # the message, no traceback
+
+
 @pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
 def test_papermill_sees_every_parameter(md):
     """papermill's parser gives up on a line whose comment holds '=' or brackets: such a parameter is missing
