@@ -519,11 +519,13 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
     assert recorded["version"] == code()["version"] and len(recorded["source"]) == 12
     line = exp.provenance()
     assert describe(recorded) in line and "dsrg 0.1.0" in line
+    assert f"; results in {os.path.normpath(exp.folder('eval'))}; remade by" in line     # the folder to look in
     assert line.endswith("remade by: dsrg run --profile demo " + shlex.join(     # quoted as a shell takes it
         o for o in overrides if not o.startswith("progress=")))
     shared = overrides[:-1]
     rows = experiments.run("demo", shared, row=["seg.seed_loss=balanced"])   # the same run, as a table's row
     assert rows.provenance() == line
+    assert f"; the rows' step folders in {os.path.normpath(cfg.out)}; each row" in rows.provenance(rows=True)
     assert rows.provenance(rows=True).endswith("each row remade by: dsrg run --profile demo " + shlex.join(
         o for o in shared if not o.startswith("progress=")) + " plus its row's settings")
     assert describe(None) == "code not recorded"

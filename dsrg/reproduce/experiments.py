@@ -185,12 +185,18 @@ class Experiment:
         return f"dataset {data.dataset} ({root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
 
     def provenance(self, rows: bool = False) -> str:
-        """One line for a caption: :meth:`ran_on`, the code that ran it and the command that remakes it;
-        ``rows``: for a claim over all the rows of its table, each row remade by the shared command with that
-        row's settings."""
-        remade = (f"each row remade by: {self.command(shared=True)} plus its row's settings" if rows
-                  else f"remade by: {self.command()}")
-        return f"{self.ran_on()}; {self.code()}; {remade}"
+        """One line for a caption: :meth:`ran_on`, the code that ran it, the folder of its last step (as
+        written from the project) and the command that remakes it; ``rows``: for a claim over all the rows of
+        its table, the run folder that holds them and each row remade by the shared command with that row's
+        settings."""
+        if rows:
+            where = f"the rows' step folders in {folders.as_from_project(str(self.cfg.run_dir), self.cfg.base)}"
+            remade = f"each row remade by: {self.command(shared=True)} plus its row's settings"
+        else:
+            last = list(self.folders.values())[-1]
+            where, remade = f"results in {folders.as_from_project(str(last), self.cfg.base)}", \
+                f"remade by: {self.command()}"
+        return f"{self.ran_on()}; {self.code()}; {where}; {remade}"
 
 
 def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path | None = None) -> Profile:
