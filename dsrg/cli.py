@@ -205,6 +205,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     pre-flight check of the inputs; nothing is written."""
     from omegaconf import OmegaConf
 
+    from .data.dataset import EMBEDDED
     from .run import folders
     from .run.preflight import check_inputs, random_starts
     from .steps.pipeline import planned_steps
@@ -228,7 +229,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     if not to_run:
         print("# inputs: not checked, every step is done")
     else:
-        later = cfg.data.dataset == "synthetic" and not Path(cfg.data.root).exists()
+        later = cfg.data.dataset in EMBEDDED and not Path(cfg.data.root).exists()
         print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
               if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
                                 f"embedded dataset is written into {cfg.data.root} by the first step")
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.add_argument("--coco", action="store_true",
                        help="in the COCO 2014 layout (OUT/coco), converted as real COCO is (OUT/COCO2014: the "
-                            "data.root of the demo-coco and smoke-coco profiles)")
+                            "data.root of the demo-coco and smoke-coco profiles, whose first step writes it)")
     synth.add_argument("overrides", nargs="*", metavar="key=value", help="fields of SynthConfig")
     synth.set_defaults(func=_data_synth)
     check = data_sub.add_parser("check", help="validate a dataset root: layout, counts, a sample of files",

@@ -35,11 +35,12 @@ PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds
 
 @dataclass
 class DataConfig:
-    dataset: str = "voc"                  # voc (any VOC-layout root) | synthetic (written if missing)
+    dataset: str = "voc"                  # voc (any VOC-layout root) | synthetic (written if missing) |
+    #                                       synthetic_coco (written as COCO, converted to root = <folder>/COCO2014)
     root: str = "data/VOC2012"
     train_split: str = "train_aug"
     val_split: str = "val"
-    synth: list[str] = field(default_factory=list)  # with dataset=synthetic: SynthConfig overrides, e.g. [n_train=16]
+    synth: list[str] = field(default_factory=list)  # with dataset=synthetic*: SynthConfig overrides, e.g. [n_train=16]
     normalize: str = "torchvision"        # torchvision (RGB, ImageNet mean/std) | caffe (BGR minus 104,117,123)
     loader_workers: int = -1              # DataLoader processes; -1: one per core the machine has, less one
 
@@ -174,7 +175,7 @@ class Profile:
 
 CHOICES: dict[str, tuple] = {
     "device": ("auto", "cpu", "cuda"),
-    "data.dataset": ("voc", "synthetic"),
+    "data.dataset": ("voc", "synthetic", "synthetic_coco"),
     "data.normalize": ("torchvision", "caffe"),
     "cls.optimizer": ("sgd", "adam"), "seg.optimizer": ("sgd", "adam"), "retrain.optimizer": ("sgd", "adam"),
     "cls.lr_policy": ("step", "poly"), "seg.lr_policy": ("step", "poly"), "retrain.lr_policy": ("step", "poly"),

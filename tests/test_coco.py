@@ -16,10 +16,12 @@ from dsrg.cli import main
 from dsrg.data.check import check_coco_root, check_voc_root
 from dsrg.data.coco import (COCO_CATEGORY_IDS, COCO_CLASSES, COCO_ID_TO_LABEL, category_mapping, coco_label_map,
                             convert_coco, image_labels, load_coco)
+from dsrg.data.dataset import open_split
 from dsrg.data.synthetic import SYNTH_CLASSES, SynthConfig, class_names, render_scene
 from dsrg.data.synthetic_coco import SYNTH_COCO_CLASSES, write_synthetic_coco
 from dsrg.data.voc import IGNORE, VOCSegmentation, read_label_png
 from dsrg.errors import InputError
+from dsrg.profile import load_profile
 
 SPLIT = "train2014"
 IMAGE_ID = 42
@@ -409,7 +411,7 @@ def test_the_embedded_coco_profiles_load_and_name_the_converted_root(name, size,
     from dsrg.profile import load_profile
 
     cfg = load_profile(name)
-    assert cfg.name == name and cfg.data.dataset == "voc" and Path(cfg.data.root).name == "COCO2014"
+    assert cfg.name == name and cfg.data.dataset == "synthetic_coco" and Path(cfg.data.root).name == "COCO2014"
     assert (cfg.data.train_split, cfg.data.val_split, cfg.eval.split) == ("train2014", "val2014", "val2014")
     synth = apply_overrides(SynthConfig(), cfg.data.synth)
     assert (synth.size, synth.n_train) == (size, n_train) and cfg.cls.input_size == size
@@ -418,17 +420,20 @@ def test_the_embedded_coco_profiles_load_and_name_the_converted_root(name, size,
                                                                        base.retrain)
 
 
-def test_dsrg_data_synth_coco_writes_what_the_coco_smoke_profile_reads_and_its_absence_says_so(tmp_path, capsys):
+def test_the_coco_smoke_profile_writes_its_set_as_dsrg_data_synth_coco_does(tmp_path, capsys):
     root = tmp_path / "smoke-coco"
     args = ["run", "--profile", "smoke-coco", "--dry-run", f"data.root={root / 'COCO2014'}", f"out={tmp_path / 'r'}"]
-    assert main(args) == 2
-    assert f"written by: dsrg data synth --coco --out {root} n_train=16 n_val=4 size=64" in capsys.readouterr().err
-    assert main(["data", "synth", "--coco", "--quiet", "--out", str(root), "n_train=16", "n_val=4", "size=64"]) == 0
-    assert (root / "COCO2014" / "ImageSets" / "Segmentation" / "train2014.txt").read_text().count("\n") == 16
     assert main(args) == 0
+    assert f"embedded dataset is written into {root / 'COCO2014'} by the first step" in capsys.readouterr().out
+    cfg = load_profile("smoke-coco", [f"data.root={root / 'COCO2014'}"])
+    assert len(open_split(cfg.data, "train2014")) == 16                 # what the first step does
+    assert "writing the embedded dataset in the COCO layout" in capsys.readouterr().err
     assert main(["data", "synth", "--coco", "--out", str(root), "n_train=16", "n_val=4", "size=64"]) == 0
     assert "already there, with these settings" in capsys.readouterr().out
-    assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'demo' / 'COCO2014'}"]) == 2
-    assert capsys.readouterr().err.rstrip().endswith(f"written by: dsrg data synth --coco --out {tmp_path / 'demo'}")
+    assert main(args) == 0 and "# inputs: found (data root and splits" in capsys.readouterr().out
+    assert main([*args, "data.synth=[n_train=8, n_val=4, size=64]"]) == 2      # another set is there
+    assert "does not hold the synthetic COCO dataset of this config (n_train: 16 there, 8 asked)" in \
+        capsys.readouterr().err
     assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'mycoco'}"]) == 2
-    assert "written into <folder>/COCO2014 by dsrg data synth --coco --out <folder>" in capsys.readouterr().err
+    assert "is converted into <folder>/COCO2014" in capsys.readouterr().err
+    assert not (tmp_path / "mycoco").exists() and not (tmp_path / "coco").exists()

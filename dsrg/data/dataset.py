@@ -1,7 +1,8 @@
 """The datasets the pipeline steps read, opened from a profile's ``data`` section.
 
 ``open_split(data_cfg, split)`` gives a :class:`dsrg.data.voc.VOCSegmentation`; with
-``dataset: synthetic`` the embedded dataset is written to ``root`` first when it is missing.
+``dataset: synthetic`` (or ``synthetic_coco``) the embedded dataset is written to ``root`` first when it is
+missing.
 The torch datasets below return uint8 images (normalisation happens on the device, see
 :func:`dsrg.data.transforms.normalize`); batches are built by :func:`collate`. Training items are
 asked for by ``(index, aug_seed)``: the random flip or crop of that item is drawn from ``aug_seed``
@@ -23,29 +24,43 @@ from ..errors import InputError
 from ..overrides import apply_overrides
 from . import transforms as T
 from .synthetic import SynthConfig, write_dataset
+from .synthetic_coco import embedded_coco_root
 from .voc import VOCSegmentation, read_label_png
 
 
 def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
-    """The split ``split`` of ``data``, a profile's data section (:class:`dsrg.profile.DataConfig`); the
-    embedded dataset is written first if missing."""
-    if data.dataset == "synthetic":
+    """The split ``split`` of ``data``, a profile's data section (:class:`dsrg.profile.DataConfig`); an
+    embedded dataset (``synthetic``, ``synthetic_coco``) is written first if missing."""
+    if data.dataset in EMBEDDED:
         # writes the dataset when missing; an existing root must hold this exact config (else InputError)
-        problem = embedded_root_problem(data.root)
+        problem = embedded_root_problem(data.root, data.dataset)
         if problem:
             raise InputError(f"data.root: {problem}")
         if not Path(data.root).exists() and os.environ.get("RANK", "0") == "0":
-            print(f"[dsrg] writing the embedded dataset into {data.root}", file=sys.stderr, flush=True)
-        write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
+            print(f"[dsrg] writing the embedded dataset{EMBEDDED[data.dataset]} into {data.root}", file=sys.stderr,
+                  flush=True)
+        if data.dataset == "synthetic":
+            write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
+        else:
+            embedded_coco_root(Path(data.root).parent, data.synth, progress=progress)
     return VOCSegmentation(data.root, split)
 
 
-def embedded_root_problem(root: str | os.PathLike) -> str | None:
-    """Why the embedded dataset (``data.dataset=synthetic``, written where missing) must not be written into
+#: The embedded datasets (``data.dataset``), written where missing, and how the message names their form.
+EMBEDDED = {"synthetic": "", "synthetic_coco": " in the COCO layout (converted as real COCO is)"}
+
+
+def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -> str | None:
+    """Why the embedded ``dataset`` (:data:`EMBEDDED`, written where missing) must not be written into
     ``root``: a missing folder named like a real dataset's (``VOC2012``, ``coco``, ...), which is a real-data
-    path given to an embedded-data profile; else None."""
+    path given to an embedded-data profile; for ``synthetic_coco``, a root not named ``COCO2014`` (the
+    conversion's folder); else None."""
     root = Path(root)
-    if root.exists() or not root.name.lower().startswith(("voc", "coco")):
+    if dataset == "synthetic_coco" and root.name != "COCO2014":
+        return (f"{root}: the embedded dataset in the COCO layout (data.dataset=synthetic_coco) is converted into "
+                f"<folder>/COCO2014, its COCO form written beside it in <folder>/coco; expected a data.root "
+                f"named COCO2014, e.g. {root / 'COCO2014'}")
+    if root.exists() or dataset != "synthetic" or not root.name.lower().startswith(("voc", "coco")):
         return None
     return (f"{root} does not exist, and this profile would write the embedded dataset there "
             f"(data.dataset=synthetic); for real data use a profile made for it (voc-vgg16, voc-resnet101, "

@@ -57,34 +57,11 @@ def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool
     """
     from pycocotools import mask as mask_utils
 
-    cfg = SynthConfig() if cfg is None else cfg
-    if classes is None:
-        classes = SYNTH_COCO_CLASSES if cfg.classes == DEFAULT_CLASSES else cfg.classes
-    elif cfg.classes not in (DEFAULT_CLASSES, classes):
-        raise InputError(f"synthetic COCO dataset: classes={classes!r} contradicts the config's "
-                         f"classes={cfg.classes!r}; give the class count once")
-    cfg = replace(cfg, classes=classes)
-    validate_config(cfg)
-    cfg = SynthConfig(**config_dict(cfg))
-    names = class_names(cfg.classes)
+    cfg, meta = _coco_config(cfg, classes)
     out = Path(out)
-    meta = {"generator": SYNTH_COCO_GENERATOR, "config": config_dict(cfg),
-            "counts": {SYNTH_SPLITS["train"]: cfg.n_train, SYNTH_SPLITS["val"]: cfg.n_val},
-            "class_names": names}
-    if out.exists():
-        try:
-            existing = json.loads((out / "dataset.json").read_text())
-        except (OSError, ValueError):
-            existing = None
-        if isinstance(existing, dict):  # written before a SynthConfig field existed: that field's old value
-            existing = {**existing, "config": stored_config(existing.get("config"))}
-        if existing == meta:
-            return out
-        stored = existing.get("config") if isinstance(existing, dict) else None
-        diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
-                if isinstance(stored, dict) else [])
-        raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
-                         f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
+    if _holds(out, meta):
+        return out
+    names = meta["class_names"]
     categories = [{"id": synthetic_category_id(c), "name": name, "supercategory": "synthetic"}
                   for c, name in enumerate(names) if c > 0]
     with atomic_dir(out) as tmp:
@@ -116,15 +93,65 @@ def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool
     return out
 
 
+
+def _coco_config(cfg: Any, classes: int | None) -> tuple[SynthConfig, dict]:
+    """The config :func:`write_synthetic_coco` draws (``classes`` resolved) and the ``dataset.json`` it writes."""
+    cfg = SynthConfig() if cfg is None else cfg
+    if classes is None:
+        classes = SYNTH_COCO_CLASSES if cfg.classes == DEFAULT_CLASSES else cfg.classes
+    elif cfg.classes not in (DEFAULT_CLASSES, classes):
+        raise InputError(f"synthetic COCO dataset: classes={classes!r} contradicts the config's "
+                         f"classes={cfg.classes!r}; give the class count once")
+    cfg = replace(cfg, classes=classes)
+    validate_config(cfg)
+    cfg = SynthConfig(**config_dict(cfg))
+    meta = {"generator": SYNTH_COCO_GENERATOR, "config": config_dict(cfg),
+            "counts": {SYNTH_SPLITS["train"]: cfg.n_train, SYNTH_SPLITS["val"]: cfg.n_val},
+            "class_names": class_names(cfg.classes)}
+    return cfg, meta
+
+
+def _holds(out: Path, meta: dict) -> bool:
+    """Whether ``out`` holds the COCO form of ``meta`` (False: missing); InputError if it holds anything else."""
+    if not out.exists():
+        return False
+    try:
+        existing = json.loads((out / "dataset.json").read_text())
+    except (OSError, ValueError):
+        existing = None
+    if isinstance(existing, dict):  # written before a SynthConfig field existed: that field's old value
+        existing = {**existing, "config": stored_config(existing.get("config"))}
+    if existing == meta:
+        return True
+    stored = existing.get("config") if isinstance(existing, dict) else None
+    diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
+            if isinstance(stored, dict) else [])
+    raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
+                     f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
+
+
+def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:
+    """InputError if the COCO form beside the converted ``root`` (``<folder>/coco`` for ``<folder>/COCO2014``)
+    exists and holds another config than ``synth`` (a profile's ``data.synth``): what
+    :func:`embedded_coco_root` would refuse; nothing is written."""
+    _holds(Path(root).parent / "coco", _coco_config(_synth_config(synth), None)[1])
+
+
+def _synth_config(synth: Any) -> SynthConfig:
+    """``synth`` as a SynthConfig: one, a list of its ``key=value`` overrides, or None (the defaults)."""
+    if synth is None:
+        return SynthConfig()
+    return synth if isinstance(synth, SynthConfig) else apply_overrides(SynthConfig(), [str(s) for s in synth])
+
 def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,
                        progress: bool = False) -> Path:
     """The embedded dataset as COCO, converted to the VOC layout the pipeline reads; returns the converted root.
 
     Writes the COCO form (:func:`write_synthetic_coco`) to ``root/coco`` when missing, then converts both
     splits (``train2014``, ``val2014``; :func:`convert_coco`) into ``root/COCO2014`` when not converted yet,
-    and returns ``root/COCO2014``: the ``data.root`` of the ``demo-coco`` and ``smoke-coco`` profiles is
-    ``<root>/COCO2014`` (``data.dataset: voc``, so the pipeline reads it as it would read real COCO and
-    does not write it; call this first, as ``notebooks/table3_coco.md`` does).
+    and returns ``root/COCO2014``: what the pipeline reads for ``data.dataset=synthetic_coco`` (the
+    ``demo-coco`` and ``smoke-coco`` profiles; :func:`dsrg.data.dataset.open_split` calls this), as it would
+    read real COCO converted.
 
     ``synth``: a ``SynthConfig``, or a list of its ``key=value`` overrides (a profile's ``data.synth``),
     None for the defaults (the demo's 1000 / 200 images of 128 px). ``classes``: as in
@@ -133,10 +160,7 @@ def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int 
     converted when its ``ImageSets/Segmentation/<split>.txt`` exists (written last) and ``dataset.json``
     records its image count; an interrupted conversion resumes.
     """
-    if synth is None:
-        synth = SynthConfig()
-    elif not isinstance(synth, SynthConfig):
-        synth = apply_overrides(SynthConfig(), [str(s) for s in synth])
+    synth = _synth_config(synth)
     root = Path(root)
     out = root / "COCO2014"
     with locked(root / ".embedded-coco.lock"):  # a second caller waits, then finds it written

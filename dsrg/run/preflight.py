@@ -8,17 +8,16 @@ against the training split and the number of torchrun processes; the files and f
 ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
 ``seeds.authors_list``; that a weights file reads as a state dict; that every training image (and
 validation image, for the classifier) has its label map; and that a saliency folder holds a map for every
-training image. With ``data.dataset=synthetic`` a missing root is written by the first step, so only its
-split names are checked, and an existing root must hold the dataset of ``data.synth``. The run folder
-(``out``) must be a folder that can be created and written. Every process of a torchrun launch runs the same
-check.
+training image. With an embedded dataset (``data.dataset=synthetic`` or ``synthetic_coco``) a missing root is
+written by the first step, so only its split names are checked, and an existing one must hold the dataset of
+``data.synth``. The run folder (``out``) must be a folder that can be created and written. Every process of a
+torchrun launch runs the same check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
@@ -26,9 +25,10 @@ from typing import Sequence
 import torch
 
 from ..data.check import file_problems, unlabelled_indices
-from ..data.dataset import embedded_root_problem
+from ..data.dataset import EMBEDDED, embedded_root_problem
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
+from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
 from ..files import made_folders, not_a_folder, write_text
@@ -138,26 +138,25 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         state = states[path.resolve()]
         problems += [f"{key}: {state}"] if isinstance(state, InputError) else _weights_misfit(cfg, key, path, state)
     root = Path(cfg.data.root)
-    if cfg.data.dataset == "synthetic":
-        collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
-        missing_real = embedded_root_problem(root)                    # a real dataset's path, missing
-        if missing_real:
-            problems.append(f"data.root: {missing_real}")
+    if cfg.data.dataset in EMBEDDED:
+        if cfg.data.dataset == "synthetic":
+            collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
+        else:
+            collect(require_coco_written_as, root, cfg.data.synth)
+        misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
+        if misnamed:
+            problems.append(f"data.root: {misnamed}")
         if not root.exists():                                       # written by the first step that opens it
+            names = sorted(SPLIT_CODES) if cfg.data.dataset == "synthetic" else sorted(SYNTH_SPLITS.values())
             for key in split_keys:
-                if get(key) not in SPLIT_CODES:
-                    problems.append(f"{key}: the embedded dataset (data.dataset=synthetic) has the splits "
-                                    f"{sorted(SPLIT_CODES)}, got {get(key)!r}")
+                if get(key) not in names:
+                    problems.append(f"{key}: the embedded dataset (data.dataset={cfg.data.dataset}) has the "
+                                    f"splits {names}, got {get(key)!r}")
             _raise(problems)
             return
     if not root.is_dir():
-        coco = cfg.name in ("demo-coco", "smoke-coco")          # the profiles on the embedded set in the COCO layout
-        write = shlex.join(["dsrg", "data", "synth", "--coco", "--out", str(root.parent), *cfg.data.synth])
-        hint = ("" if not coco else f"; the embedded set this profile reads is written by: {write}"
-                if root.name == "COCO2014" else "; the embedded set in the COCO layout is written into "
-                "<folder>/COCO2014 by dsrg data synth --coco --out <folder>, so data.root names that COCO2014")
         problems.append(f"data.root: dataset root {not_a_folder(root)}: {root} "
-                        "(expected a folder in the PASCAL VOC layout)" + hint)
+                        "(expected a folder in the PASCAL VOC layout)")
         _raise(problems)
     splits = {}
     for key in split_keys:
