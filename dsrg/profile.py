@@ -80,6 +80,7 @@ class SeedsConfig:
     fg_fraction: float = FG_FRACTION
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
+    saliency_resize: bool = False         # with saliency=folder: a map of another size resized (bilinear); false: refused
     bg_threshold: float = BACKGROUND_THRESHOLD
     workers: int = -1                     # saliency processes; -1: one per core less one; 0 or 1: in the step
     overlap: str = "gpu"                  # dsrg run: saliency begun with train-cls on: gpu | always | never
@@ -319,6 +320,8 @@ def validate(cfg: Profile) -> None:
     need("seeds.saliency_dir", cfg.seeds.saliency == "folder" or not cfg.seeds.saliency_dir,
          f"no value with seeds.saliency={cfg.seeds.saliency} (it would be ignored); add seeds.saliency=folder "
          f"to read the maps from it")
+    need("seeds.saliency_resize", cfg.seeds.saliency == "folder" or not cfg.seeds.saliency_resize,
+         f"false with seeds.saliency={cfg.seeds.saliency} (only maps read from a folder are resized)")
     if cfg.seeds.source == "authors":
         need("seeds.authors_pickle", bool(cfg.seeds.authors_pickle), "the path of localization_cues*.pickle")
         need("seeds.authors_list", bool(cfg.seeds.authors_list), "the path of the image list (id key per line)")

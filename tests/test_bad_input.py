@@ -308,3 +308,25 @@ def test_a_saliency_folder_missing_maps_stops_dsrg_run_before_the_first_step(tmp
     err = _dsrg(capsys, *_voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}"))
     assert f"seeds.saliency_dir: 1 of the 2 training images have no map in {tmp_path / 'maps'} (e.g. b.png)" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_saliency_maps_of_another_size_stop_dsrg_run_before_the_first_step_unless_resized(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from dsrg.data.saliency import SaliencyFolder
+
+    (tmp_path / "maps").mkdir()
+    Image.fromarray(np.full((8, 10), 200, np.uint8)).save(tmp_path / "maps" / "a.png")     # the image's 8 x 10
+    Image.fromarray(np.tile(np.arange(5, dtype=np.uint8) * 60, (4, 1))).save(tmp_path / "maps" / "b.png")  # 4 x 5
+    args = _voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}", "--dry-run")
+    err = _dsrg(capsys, *args)
+    assert "seeds.saliency_dir: 1 of the 2 maps have another size than their image (H x W; e.g. b.png 4 x 5, " \
+           "image 8 x 10); to resize them bilinearly: seeds.saliency_resize=true" in err
+    from dsrg.cli import main
+
+    assert main([*args, "seeds.saliency_resize=true"]) == 0
+    resized = SaliencyFolder(tmp_path / "maps", resize=True)("b", (8, 10))
+    assert resized.shape == (8, 10) and resized[:, 0].max() == 0 and resized[:, -1].min() == 1   # left dark, right lit
+    with pytest.raises(InputError, match=r"seeds.saliency_resize: expected false with seeds.saliency=rbd"):
+        load_profile("smoke", ["seeds.saliency=rbd", "seeds.saliency_resize=true"])

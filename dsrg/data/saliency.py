@@ -90,7 +90,8 @@ def read_saliency_png(path: str | os.PathLike, size: Sequence[int] | None = None
     if size is not None and sal.shape != size:
         if not resize:
             raise InputError(f"saliency map {path} has size (H, W) = {sal.shape} but the image has "
-                             f"{size}; pass resize=True to resize it bilinearly")
+                             f"{size}; to resize such maps bilinearly: seeds.saliency_resize=true "
+                             f"(in Python: resize=True)")
         sal = _resize_bilinear(sal, size)
     return sal
 

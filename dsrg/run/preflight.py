@@ -29,7 +29,7 @@ from ..data.dataset import EMBEDDED, embedded_root_problem
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
-from ..data.voc import VOCSegmentation
+from ..data.voc import VOCSegmentation, image_size
 from ..errors import InputError, name_some
 from ..files import made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP
@@ -195,10 +195,29 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             problems.append(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no map in "
                             f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
                             f"image of data.train_split={cfg.data.train_split}")
+        elif not cfg.seeds.saliency_resize:
+            collect(_require_map_sizes, maps, train)
     _raise(problems)
     for marker in checked if remember else ():     # all clean: the same files are not checked again
         if not marker.is_file():
             write_text(marker, f"{cfg.data.root}: every header read, {FILE_SAMPLE} files decoded, no problem\n")
+
+
+def _require_map_sizes(maps: SaliencyFolder, train: VOCSegmentation) -> None:
+    """InputError naming the saliency maps whose size (from their headers) is not their image's."""
+    wrong = []
+    for i, image_id in enumerate(train.ids):
+        try:
+            sizes = image_size(maps.path(image_id)), image_size(train.image_path(i))
+        except InputError:
+            continue                          # an unreadable file: the step names it, as the file check does
+        if sizes[0] != sizes[1]:
+            wrong.append(f"{maps.path(image_id).name} {sizes[0][0]} x {sizes[0][1]}, image {sizes[1][0]} x "
+                         f"{sizes[1][1]}")
+    if wrong:
+        raise InputError(f"seeds.saliency_dir: {len(wrong)} of the {len(train)} maps have another size than their "
+                         f"image (H x W; e.g. {name_some(wrong, 2)}); to resize them bilinearly: "
+                         f"seeds.saliency_resize=true")
 
 
 FILE_SAMPLE = 50     # images and label maps of each split that pre-flight decodes in full

@@ -57,7 +57,8 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
     progress = cfg.progress if progress is None else progress
     model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
-    folder = SaliencyFolder(cfg.seeds.saliency_dir) if cfg.seeds.saliency == "folder" else None
+    folder = (SaliencyFolder(cfg.seeds.saliency_dir, resize=cfg.seeds.saliency_resize)
+              if cfg.seeds.saliency == "folder" else None)
     grid = cam_grid(cfg)
     if early is not None:
         images = ((i, ds.image(i), early.get(i)) for i in indices)
