@@ -64,3 +64,17 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     (tmp_path / "list.txt").write_text("a.jpg 0\n")
     with pytest.raises(InputError, match="not a NumPy array type"):
         load_authors_cues(tmp_path / "evil.pickle", tmp_path / "list.txt")
+
+
+def test_cues_beyond_the_grid_they_are_read_on_name_the_authors_grid(tmp_path):
+    with pytest.raises(InputError, match=r"image 2008_007028 \(key 0\): a cue lies at grid position 20, outside the 13x13 grid it is read on; the "
+                                         r"authors' pickles are on the 41x41 grid, .*\(seg.input_size=321\)"):
+        load_authors_cues(*tiny_pickle(tmp_path), grid=13)
+    assert len(load_authors_cues(*tiny_pickle(tmp_path), grid=41)) == 2
+
+
+def test_the_list_file_given_as_the_pickle_is_named_as_swapped(tmp_path):
+    pkl, lst = tiny_pickle(tmp_path)
+    with pytest.raises(InputError, match=r"cannot read cue pickle .*list.txt: .* \(it is text, starting "
+                                         r"'2008_007028.jpg 0'; the list file given as seeds.authors_pickle\?"):
+        load_authors_cues(lst, pkl)

@@ -330,3 +330,20 @@ def test_saliency_maps_of_another_size_stop_dsrg_run_before_the_first_step_unles
     assert resized.shape == (8, 10) and resized[:, 0].max() == 0 and resized[:, -1].min() == 1   # left dark, right lit
     with pytest.raises(InputError, match=r"seeds.saliency_resize: expected false with seeds.saliency=rbd"):
         load_profile("smoke", ["seeds.saliency=rbd", "seeds.saliency_resize=true"])
+
+
+def test_an_authors_pickle_that_does_not_fit_the_run_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
+    import numpy as np
+
+    from dsrg.data.cues import save_authors_cues
+
+    cues = np.zeros((3, 9, 9), bool)
+    cues[1, 8, 8] = cues[0, 0, 0] = True                      # on a 9 x 9 grid, the last row and column used
+    save_authors_cues(tmp_path / "cues.pickle", tmp_path / "list.txt", {"a": (np.array([1, 1, 0], bool), cues)})
+    args = _voc_run(tmp_path, "seeds.source=authors", f"seeds.authors_pickle={tmp_path / 'cues.pickle'}",
+                    f"seeds.authors_list={tmp_path / 'list.txt'}", "--dry-run")
+    err = _dsrg(capsys, *args)                                 # smoke: seg.input_size=64, a 9 x 9 grid
+    assert "has no cues for 1 of the 2 images (first: ['b'])" in err
+    err = _dsrg(capsys, *args, "seg.input_size=32")           # a 5 x 5 grid
+    assert "a cue lies at grid position 8, outside the 5x5 grid it is read on" in err
+    assert not (tmp_path / "run").exists()

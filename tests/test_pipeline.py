@@ -294,7 +294,7 @@ def test_the_authors_pickle_must_cover_the_training_split(tiny_run, tmp_path):
                       {i: tuple(reversed(store.get(i))) for i in store.ids[:3]})
     other = tiny_profile(cfg.data.root, tmp_path / "run", "seeds.source=authors",
                          f"seeds.authors_pickle={tmp_path / 'cues.pickle'}", f"seeds.authors_list={tmp_path / 'list.txt'}")
-    with pytest.raises(InputError, match="no cues for 13 images"):
+    with pytest.raises(InputError, match="no cues for 13 of the 16 images"):
         seeds.run(other)
 
 

@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -123,21 +124,19 @@ def read_key_list(path: str | os.PathLike) -> dict[str, int]:
     return keys
 
 
-def load_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLike, num_classes: int = 21,
-                      grid: int = 41) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read an authors' cue pickle.
-
-    Returns:
-        ``{image_id: (labels, cues)}`` with ``labels`` bool ``(num_classes,)`` (background always True)
-        and ``cues`` bool ``(num_classes, grid, grid)`` multi-hot, channel 0 = background.
-    """
+def read_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLike, num_classes: int = 21,
+                      grid: int = 41, ids: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """An authors' cue pickle, checked entry by entry and kept sparse: ``{image_id: (fg, rows)}`` with ``fg``
+    int64 ``(F,)`` the foreground class ids and ``rows`` int64 ``(3, K)`` the cues ``(class, y, x)`` on the
+    ``grid x grid`` grid. ``ids``: image ids the pickle must cover (InputError naming the missing ones)."""
     pickle_path = Path(pickle_path)
     if not pickle_path.is_file():
         raise InputError(f"cue pickle not found: {pickle_path}")
+    data = pickle_path.read_bytes()
     try:
-        raw = _ArraysOnly(io.BytesIO(pickle_path.read_bytes()), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise InputError(f"cannot read cue pickle {pickle_path}: {exc}") from exc
+        raw = _ArraysOnly(io.BytesIO(data), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InputError(f"cannot read cue pickle {pickle_path}: {exc}{_text_hint(data)}") from exc
     if not isinstance(raw, dict):
         raise InputError(f"cue pickle {pickle_path}: expected a dict, got {type(raw).__name__}")
     out = {}
@@ -155,14 +154,49 @@ def load_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLi
             raise InputError(f"{where}: labels {fg.tolist()} outside 1..{num_classes - 1}")
         if rows.ndim != 2 or rows.shape[0] != 3:
             raise InputError(f"{where}: cues of shape {rows.shape}; expected (3, K) rows (class, y, x)")
-        cls, y, x = rows.astype(np.int64)
-        if rows.size and (cls.min() < 0 or cls.max() >= num_classes or min(y.min(), x.min()) < 0
-                          or max(y.max(), x.max()) >= grid):
-            raise InputError(f"{where}: a cue lies outside classes 0..{num_classes - 1} or the {grid}x{grid} grid")
-        labels = np.zeros(num_classes, bool); labels[0] = True; labels[fg.astype(np.int64)] = True
-        cues = np.zeros((num_classes, grid, grid), bool); cues[cls, y, x] = True
+        rows = rows.astype(np.int64)
+        if rows.size and (rows[0].min() < 0 or rows[0].max() >= num_classes):
+            raise InputError(f"{where}: a cue's class lies outside 0..{num_classes - 1}")
+        if rows.size and (rows[1:].min() < 0 or rows[1:].max() >= grid):
+            raise InputError(f"{where}: a cue lies at grid position {int(rows[1:].max())}, outside the {grid}x{grid} "
+                             f"grid it is read on; the authors' pickles are on the 41x41 grid, the segmentation "
+                             f"network's output for a 321 px input (seg.input_size=321)")
+        out[image_id] = (fg.astype(np.int64).reshape(-1), rows)
+    missing = [i for i in ids or () if i not in out]
+    if missing:
+        raise InputError(f"the cue pickle {pickle_path} (with its list {list_path}) has no cues for "
+                         f"{len(missing)} of the {len(ids)} images (first: {missing[:5]})")
+    return out
+
+
+def load_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLike, num_classes: int = 21,
+                      grid: int = 41, ids: Sequence[str] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read an authors' cue pickle (checked as :func:`read_authors_cues` checks it).
+
+    Returns:
+        ``{image_id: (labels, cues)}`` with ``labels`` bool ``(num_classes,)`` (background always True)
+        and ``cues`` bool ``(num_classes, grid, grid)`` multi-hot, channel 0 = background.
+    """
+    out = {}
+    for image_id, (fg, rows) in read_authors_cues(pickle_path, list_path, num_classes, grid, ids).items():
+        labels = np.zeros(num_classes, bool); labels[0] = True; labels[fg] = True
+        cues = np.zeros((num_classes, grid, grid), bool); cues[rows[0], rows[1], rows[2]] = True
         out[image_id] = (labels, cues)
     return out
+
+
+def _text_hint(data: bytes) -> str:
+    """For a cue pickle that does not unpickle: what it holds where it reads as text (a list file given as the
+    pickle: the two settings swapped?)."""
+    try:
+        text = data[:200].decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    first = text.splitlines()[0] if text.strip() else ""
+    looks_like_list = len(first.split()) == 2 and first.split()[1].isdigit()
+    return (f" (it is text, starting {first[:40]!r}" + ("; the list file given as seeds.authors_pickle? "
+            "seeds.authors_list takes the list, seeds.authors_pickle the localization_cues pickle)" if looks_like_list
+            else ")"))
 
 
 def save_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLike,

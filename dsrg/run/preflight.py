@@ -7,8 +7,9 @@ root and each split they read (``data.train_split``, ``data.val_split``, ``eval.
 against the training split and the number of torchrun processes; the files and folders named by
 ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
 ``seeds.authors_list``; that a weights file reads as a state dict; that every training image (and
-validation image, for the classifier) has its label map; and that a saliency folder holds a map for every
-training image. With an embedded dataset (``data.dataset=synthetic`` or ``synthetic_coco``) a missing root is
+validation image, for the classifier) has its label map; that a saliency folder holds a map of its
+image's size for every training image; and that the authors' cue pickle reads, on the segmentation network's
+output grid, with cues for every training image. With an embedded dataset (``data.dataset=synthetic`` or ``synthetic_coco``) a missing root is
 written by the first step, so only its split names are checked, and an existing one must hold the dataset of
 ``data.synth``. The run folder (``out``) must be a folder that can be created and written. Every process of a
 torchrun launch runs the same check.
@@ -25,6 +26,7 @@ from typing import Sequence
 import torch
 
 from ..data.check import file_problems, unlabelled_indices
+from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
@@ -32,7 +34,7 @@ from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, image_size
 from ..errors import InputError, name_some
 from ..files import made_folders, not_a_folder, write_text
-from ..models.deeplab import DeepLabASPP
+from ..models.deeplab import DeepLabASPP, output_size
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
 from ..overrides import apply_overrides
@@ -197,6 +199,10 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
                             f"image of data.train_split={cfg.data.train_split}")
         elif not cfg.seeds.saliency_resize:
             collect(_require_map_sizes, maps, train)
+    if train is not None and "seeds" in steps and cfg.seeds.source == "authors" and \
+            Path(cfg.seeds.authors_pickle).is_file() and Path(cfg.seeds.authors_list).is_file():
+        collect(read_authors_cues, cfg.seeds.authors_pickle, cfg.seeds.authors_list, train.num_classes,
+                output_size(cfg.seg.input_size, cfg.seg.backbone), train.ids)
     _raise(problems)
     for marker in checked if remember else ():     # all clean: the same files are not checked again
         if not marker.is_file():

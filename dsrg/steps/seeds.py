@@ -33,7 +33,6 @@ from ..data import transforms as T
 from ..data.cues import CueStore, load_authors_cues
 from ..data.dataset import open_split
 from ..data.saliency import SaliencyFolder
-from ..errors import InputError
 from ..method.metrics import supervision_counts, supervision_quality
 from ..method.saliency import compute_saliency
 from ..method.seeds import cam_foreground_cues, saliency_background_cues, stack_cues
@@ -197,11 +196,7 @@ def start_early(cfg: Profile, device: torch.device, world, steps: Sequence[str])
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
-    loaded = load_authors_cues(cfg.seeds.authors_pickle, cfg.seeds.authors_list, ds.num_classes, grid)
-    missing = [i for i in ds.ids if i not in loaded]
-    if missing:
-        raise InputError(f"the cue pickle {cfg.seeds.authors_pickle} has no cues for {len(missing)} images of split "
-                         f"'{ds.split}' (first: {missing[:5]})")
+    loaded = load_authors_cues(cfg.seeds.authors_pickle, cfg.seeds.authors_list, ds.num_classes, grid, ds.ids)
     return {i: (loaded[i][1], loaded[i][0]) for i in ds.ids}
 
 
