@@ -347,3 +347,14 @@ def test_an_authors_pickle_that_does_not_fit_the_run_stops_dsrg_run_before_the_f
     err = _dsrg(capsys, *args, "seg.input_size=32")           # a 5 x 5 grid
     assert "a cue lies at grid position 8, outside the 5x5 grid it is read on" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_evaluated_split_that_shares_images_with_the_training_split_is_warned_about(tmp_path, capsys):
+    args = _voc_run(tmp_path, "--dry-run")
+    (tmp_path / "voc" / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")
+    from dsrg.cli import main
+
+    assert main([*args, "eval.split=val"]) == 0
+    assert "warning: 1 of the 1 images of eval.split=val are in data.train_split=train too (e.g. b): the mIoU " \
+           "would be measured on images the networks trained on" in capsys.readouterr().err
+    assert main(args) == 0 and "warning" not in capsys.readouterr().err       # eval.split=train: meant

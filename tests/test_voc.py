@@ -178,6 +178,29 @@ def test_missing_split_file_lists_the_existing_splits(root):
         VOCSegmentation(root, "val")
 
 
+def test_the_devkit_folder_given_as_the_root_names_the_dataset_inside(root):
+    with pytest.raises(InputError, match=rf"{root.parent} has no JPEGImages folder .*; it holds voc: data.root is the "
+                                         rf"folder with JPEGImages, e.g. {root}"):
+        VOCSegmentation(root.parent)
+
+
+def test_a_missing_train_aug_split_says_which_command_makes_it(root):
+    with pytest.raises(InputError, match=r"train_aug.txt \(splits found: train\); train_aug .* is made by: dsrg data "
+                                         r"train-aug --voc-root"):
+        VOCSegmentation(root, "train_aug")
+
+
+def test_an_image_whose_extension_is_in_capitals_is_named_to_rename(root):
+    from dsrg.data.check import file_problems
+
+    (root / "JPEGImages" / f"{VOC_ID}.jpg").rename(root / "JPEGImages" / f"{VOC_ID}.JPG")
+    ds = VOCSegmentation(root)
+    with pytest.raises(InputError, match=rf"not found: .*{VOC_ID}\.jpg; found {VOC_ID}\.JPG: the pipeline reads "
+                                         r"<id>\.jpg, rename it"):
+        ds.image(0)
+    assert f"found {VOC_ID}.JPG" in file_problems(ds)[0]                  # pre-flight says it too
+
+
 def test_empty_split(root):
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n\n")
     with pytest.raises(InputError, match="lists no image ids"):

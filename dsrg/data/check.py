@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..errors import InputError, name_some, plural
 from ..files import not_a_folder
-from .voc import VOC_CLASSES, VOCSegmentation
+from .voc import VOC_CLASSES, VOCSegmentation, other_case
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
@@ -71,8 +71,13 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
             expected = expected_counts(root, ds.class_names)
         n = len(ds)
         want = expected.get(split)
-        if want is not None and want != n:
-            problems.append(f"split '{split}' lists {n} images; expected {want}")
+        if want is not None and want != n and not (root / "dataset.json").is_file():
+            want = None             # VOC 2012's count: a subset or another VOC-layout set is no problem; said
+            count_note = f" (VOC 2012's {split} has {VOC2012_COUNTS[split]}: a subset or another dataset?)"
+        else:
+            count_note = ""
+            if want is not None and want != n:   # the embedded set's own record of what it wrote
+                problems.append(f"split '{split}' lists {n} images; expected {want}")
         unlabelled = unlabelled_indices(ds)
         test_split = len(unlabelled) == n and (ds.has_masks or split.startswith("test"))
         if not ds.has_masks and not test_split:
@@ -88,6 +93,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         problems += ds.check([i for i in idx if i not in missing])
         problems += _image_problems(ds, [i for i in idx if i in missing])
         report.append(f"split '{split}': {plural(n, 'image')}" + (f" (expected {want})" if want is not None else "")
+                      + count_note
                       + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
                       + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
@@ -149,7 +155,7 @@ def file_problems(ds: VOCSegmentation, sample: int | None = 50, labels: bool = T
 def _header(path: Path) -> tuple[str, tuple[int, int], str] | str:
     """``(format, (H, W), mode)`` from an image file's header, or the problem in words."""
     if not path.is_file():
-        return f"not found: {path}"
+        return f"not found: {path}{other_case(path)}"
     try:
         with Image.open(path) as im:
             return im.format or "?", (im.height, im.width), im.mode

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, not_utf8
+from ..errors import InputError, name_some, not_utf8
 from ..files import atomic_path, load_image, not_a_folder, read_rgb
 
 VOC_CLASSES: list[str] = [
@@ -121,6 +121,15 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
+def other_case(path: Path) -> str:
+    """For a file not found: ``"; found <name>"`` where its folder holds it with its extension in another case
+    (``2007_000032.JPG`` for ``.jpg``: one file to Windows and macOS, another to Linux), else ``""``."""
+    for suffix in {path.suffix.upper(), path.suffix.lower(), path.suffix.capitalize()} - {path.suffix}:
+        if path.with_suffix(suffix).is_file():
+            return f"; found {path.with_suffix(suffix).name}: the pipeline reads <id>{path.suffix}, rename it"
+    return ""
+
+
 def _read_lines(path: Path, what: str) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
@@ -166,7 +175,10 @@ class VOCSegmentation:
             raise InputError(f"dataset root {not_a_folder(self.root)}: {self.root} "
                              "(expected a folder in the PASCAL VOC layout)")
         if not (self.root / "JPEGImages").is_dir():
-            raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg)")
+            inside = sorted(p.name for p in self.root.iterdir() if (p / "JPEGImages").is_dir())
+            hint = f"; it holds {name_some(inside)}: data.root is the folder with JPEGImages, e.g. " \
+                   f"{self.root / inside[0]}" if inside else ""
+            raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg){hint}")
         self.ids = self._read_split()
         if class_names is None:
             names_file = self.root / "class_names.txt"
@@ -188,7 +200,9 @@ class VOCSegmentation:
         if not split_file.is_file():
             found = sorted(p.stem for p in sets.glob("*.txt")) if sets.is_dir() else []
             have = f"splits found: {', '.join(found)}" if found else f"no split files in {sets}"
-            raise InputError(f"split file not found: {split_file} ({have})")
+            made = ("; train_aug (VOC 2012 + SBD, the paper's 10,582 training images) is made by: dsrg data "
+                    "train-aug --voc-root <VOC2012> --sbd-root <SBD>" if self.split == "train_aug" else "")
+            raise InputError(f"split file not found: {split_file} ({have}){made}")
         ids = [split_id(line) for line in _read_lines(split_file, "image ids") if line.strip()]
         if not ids:
             raise InputError(f"split file {split_file} lists no image ids (expected one id per line)")
@@ -207,7 +221,8 @@ class VOCSegmentation:
         """The RGB image of item ``i``: ``uint8 (H, W, 3)``."""
         path = self.image_path(i)
         if not path.is_file():
-            raise InputError(f"image of id '{self.ids[i]}' (split '{self.split}') not found: {path}")
+            raise InputError(f"image of id '{self.ids[i]}' (split '{self.split}') not found: {path}"
+                             f"{other_case(path)}")
         try:
             return read_rgb(path)
         except InputError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
@@ -167,6 +168,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         except InputError as exc:
             problems.append(f"{key}={get(key)}: {exc}")
     train = splits.get("data.train_split")
+    _warn_shared_images(train, splits.get("eval.split"))
     if train is not None:
         for key in trained:
             collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
@@ -207,6 +209,19 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     for marker in checked if remember else ():     # all clean: the same files are not checked again
         if not marker.is_file():
             write_text(marker, f"{cfg.data.root}: every header read, {FILE_SAMPLE} files decoded, no problem\n")
+
+
+def _warn_shared_images(train: VOCSegmentation | None, scored: VOCSegmentation | None) -> None:
+    """A warning on stderr (process 0) where the evaluated split, under another name than the training split,
+    holds some of its images: the mIoU would be measured on images the networks were trained on (VOC's
+    train_aug leaves val out). The same split by name is taken as meant (the smoke checks)."""
+    if train is None or scored is None or train.split == scored.split or os.environ.get("RANK", "0") != "0":
+        return
+    shared = sorted(set(train.ids) & set(scored.ids))
+    if shared:
+        print(f"[dsrg] warning: {len(shared)} of the {len(scored)} images of eval.split={scored.split} are in "
+              f"data.train_split={train.split} too (e.g. {name_some(shared)}): the mIoU would be measured on "
+              f"images the networks trained on", file=sys.stderr, flush=True)
 
 
 def _require_map_sizes(maps: SaliencyFolder, train: VOCSegmentation) -> None:
