@@ -160,10 +160,13 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .steps.common import join_world
 
     _, world = join_world(cfg)                            # the step's world, which its lock spans
+    was_done = folders.is_done(folders.step_dir(cfg, step))
     with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder) and world.main:
-        print(f"{args.command}: {folder}")
+        print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "
+                                              "the inputs' contents; delete it to run the step again)"
+                                              if was_done else ""))
         print(json.dumps(folders.done_info(folder), indent=1))
         for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any
             print(line.replace("[dsrg run]", f"[{args.command}]"))

@@ -595,6 +595,11 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert "pseudo-labels: interrupted with 3 of 16 images labelled; `--resume` continues" in capsys.readouterr().err
     folder = folders.step_dir(mine, "pseudo")
     assert folders.step_state(folder).startswith("interrupted (3 of 16 written): --resume continues")
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):                     # again, without --resume: it says it starts over
+        pseudo_labels.run(mine)
+    assert "pseudo-labels: 3 of 16 images labelled by an interrupted run are done again (without --resume the " \
+           "step starts over; --resume keeps them)" in capsys.readouterr().err
     monkeypatch.setattr(pseudo_labels, "write_label_png", real)
     pseudo_labels.run(mine, resume=True)
     assert "pseudo-labels: --resume: 3 of 16 images labelled before, kept; 13 to go" in capsys.readouterr().err

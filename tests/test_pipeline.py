@@ -573,7 +573,10 @@ def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folde
 def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, capsys):
     cfg, folders = tiny_run
     assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == f"evaluate: {folders['eval']} (done before, reused: step folders are named by the settings, not " \
+                     f"by the inputs' contents; delete it to run the step again)"
+    last = out[-1]
     assert last == f"[evaluate] mIoU on val (retrain model): {100 * runs.done_info(folders['eval'])['miou']:.1f}"
 
 

@@ -78,13 +78,20 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     return folder, False
 
 
-def resume_note(ctx: Context, command: str, kept: int, share: int, done: str) -> None:
-    """With ``--resume``, what an inference step keeps of an interrupted run: ``kept`` of this process's
-    ``share`` of the images, ``done`` (e.g. "predicted") before (on stderr; each process of a torchrun its own)."""
+def resume_note(ctx: Context, command: str, before: int, share: int, done: str, resume: bool = True) -> None:
+    """What an inference step does with the ``before`` of this process's ``share`` of the images ``done``
+    (e.g. "predicted") by an interrupted run: with ``--resume`` they are kept, without it (where there are
+    any) done again; on stderr, each process of a torchrun its own."""
     who = f" (process {ctx.world.rank})" if ctx.world.size > 1 else ""
-    elsewhere = folders.interrupted_elsewhere(folders.step_dir(ctx.cfg, folders.step_of(command))) if not kept else ""
-    print(f"{command}: --resume{who}: {kept} of {share} images {done} before, kept; {share - kept} to go{elsewhere}",
-          file=sys.stderr, flush=True)
+    if not resume:
+        if before:
+            print(f"{command}{who}: {before} of {share} images {done} by an interrupted run are done again "
+                  f"(without --resume the step starts over; --resume keeps them)", file=sys.stderr, flush=True)
+        return
+    elsewhere = folders.interrupted_elsewhere(folders.step_dir(ctx.cfg, folders.step_of(command))) if not before \
+        else ""
+    print(f"{command}: --resume{who}: {before} of {share} images {done} before, kept; {share - before} to go"
+          f"{elsewhere}", file=sys.stderr, flush=True)
 
 
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:

@@ -82,15 +82,15 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return input_sizes(cfg.eval.scales, h, w)
 
     mine = share(len(ds), ctx.world)
-    kept = [i for i in mine if resume and (pred_dir / f"{ds.ids[i]}.png").is_file()]
+    before = [i for i in mine if (pred_dir / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
+    kept = before if resume else []
     for i in kept if meter is not None else ():      # predicted before an interruption: they count too
         label = read_label_png(pred_dir / f"{ds.ids[i]}.png", ds.num_classes)
         gt = ds.mask(i)
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
     todo = sorted(set(mine) - set(kept))
-    if resume:
-        resume_note(ctx, "evaluate", len(kept), len(mine), "predicted")
+    resume_note(ctx, "evaluate", len(before), len(mine), "predicted", resume)
     images = ((ds.ids[i], ds.image(i)) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     clock, written = folders.Clock(), len(kept)

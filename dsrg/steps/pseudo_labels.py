@@ -39,12 +39,12 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
     mine = share(len(ds), ctx.world)
-    kept = {i for i in mine if resume and (out / f"{ds.ids[i]}.png").is_file()}
+    before = {i for i in mine if (out / f"{ds.ids[i]}.png").is_file()}     # an interrupted run's
+    kept = before if resume else set()
     for i in sorted(kept) if meter is not None else ():     # written before an interruption: they count too
         meter.update(read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes), ds.mask(i))
     todo = [i for i in mine if i not in kept]
-    if resume:
-        resume_note(ctx, "pseudo-labels", len(kept), len(mine), "labelled")
+    resume_note(ctx, "pseudo-labels", len(before), len(mine), "labelled", resume)
     if cfg.pseudo.restrict_to_labels:
         images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
     else:
