@@ -92,9 +92,15 @@ def _strip(d: dict, base: str, prefix: str = "") -> dict:
 
 
 def as_from_project(path: str, base: str | None) -> str:
-    """``path`` (relative to ``base``, a profile's base folder) as written from the project, normalised:
-    ``../data/x`` from a notebook whose base is ``..`` is ``data/x``; an absolute path stays, normalised."""
-    return os.path.normpath(path if os.path.isabs(path) else os.path.relpath(path, base or "."))
+    """``path`` (relative to ``base``, a profile's base folder, the project) as written from the project,
+    normalised: ``../data/x`` from a notebook whose base is ``..`` is ``data/x``, and so is
+    ``/home/me/dsrg/data/x`` from the project ``/home/me/dsrg``; an absolute path outside it stays, normalised."""
+    project = os.path.abspath(base or ".")
+    if os.path.isabs(path):
+        path = os.path.normpath(path)
+        inside = path.startswith(project.rstrip(os.sep) + os.sep)
+        return os.path.relpath(path, project) if inside else path
+    return os.path.normpath(os.path.relpath(path, base or "."))
 
 
 def eval_source(cfg: Profile) -> str:
