@@ -29,7 +29,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import InputError, name_some
 from ..files import read_torch
 
 #: Prefixes of classification heads that a backbone never takes from a checkpoint.
@@ -148,6 +148,12 @@ def architecture(keys) -> str | None:
 def _misfit_hint(found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
     """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
     theirs, ours = architecture(found), architecture(own)
+    if theirs is None and any(k.startswith(("conv1_1", "conv5_3", "fc6", "fc7")) for k in found):
+        return (" (its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads torchvision's "
+                "names, features.<n> and classifier.<n>; convert the file, or take torchvision's ImageNet vgg16)")
+    if theirs is None:
+        return (f" (its keys are neither a torchvision VGG's nor a ResNet's, e.g. {name_some(sorted(found), 3)}: "
+                f"the trunk reads a torchvision state dict)")
     if theirs and ours and theirs != ours:
         choose = "cls.batch_norm / seg.batch_norm choose the layout" if "vgg" in theirs and "vgg" in ours else \
             "give the weights of this backbone, or choose the file's with seg.backbone"

@@ -311,14 +311,13 @@ def _weights_misfit(cfg: Profile, key: str, path: Path, state: dict) -> list[str
             s = cfg.seg
             trunk = DeepLabASPP(s.backbone, 2, s.width, freeze_bn=s.freeze_bn, batch_norm=s.batch_norm).backbone
             fc = s.backbone == "vgg16" and s.fc_init == "imagenet"
-    out = []
-    for check in (lambda: check_backbone(trunk, path, state=state),
+    for check in (lambda: check_backbone(trunk, path, state=state),     # fc6/fc7 only once the trunk fits
                   lambda: fc and decimate_vgg16_fc(path, state)):
         try:
             check()
         except InputError as exc:
-            out.append(f"{key}: {exc}")
-    return out
+            return [f"{key}: {exc}"]
+    return []
 
 
 def _require_label_maps(key: str, ds) -> None:
