@@ -94,8 +94,8 @@ def test_a_weights_file_with_caffes_layer_names_says_so_once(tmp_path, capsys):
     convs = [m for m in VGG16Features(1.0).features if isinstance(m, torch.nn.Conv2d)]
     state = {f"{name}.{p}": getattr(conv, p).detach() for name, conv in zip(names, convs) for p in ("weight", "bias")}
     torch.save({**state, "fc6.weight": torch.zeros(1), "fc7.weight": torch.zeros(1)}, tmp_path / "caffe.pth")
-    rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'caffe.pth'}", "cls.width=1.0", "seg.init=imagenet",
-                      "cls.batch_norm=false")
+    rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'caffe.pth'}", "cls.width=1.0",
+                      "cls.batch_norm=false", "seg.init=imagenet")
     assert rc == 2 and "its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads " \
                        "torchvision's names, features.<n> and classifier.<n>" in err
     assert "fc_init" not in err                                # the trunk's problem alone, not fc6/fc7's too
