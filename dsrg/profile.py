@@ -38,8 +38,8 @@ class DataConfig:
     dataset: str = "voc"                  # voc (any VOC-layout root) | synthetic (written if missing) |
     #                                       synthetic_coco (written as COCO, converted to root = <folder>/COCO2014)
     root: str = "data/VOC2012"
-    train_split: str = "train_aug"
-    val_split: str = "val"
+    train_split: str = "train_aug"        # the images every training step and seeds / pseudo-labels read
+    val_split: str = "val"                # train-cls's validation (its mAP) only; evaluate scores eval.split
     synth: list[str] = field(default_factory=list)  # with dataset=synthetic*: SynthConfig overrides, e.g. [n_train=16]
     normalize: str = "torchvision"        # torchvision (RGB, ImageNet mean/std) | caffe (BGR minus 104,117,123)
     loader_workers: int = -1              # DataLoader processes; -1: one per core the machine has, less one
@@ -141,7 +141,7 @@ class RetrainConfig(Schedule):
 
 @dataclass
 class EvalConfig:
-    split: str = "val"
+    split: str = "val"                    # the split evaluate scores (the mIoU), or predicts for the server
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
     crf: bool = True
     crf_scale: float = 1.0
