@@ -222,7 +222,7 @@ def test_broken_images_and_label_maps_of_every_kind_are_listed_before_any_step(t
     write_label_png(root / "SegmentationClass" / "im3.png", np.full((8, 10), 42, np.uint8))  # no class
     (root / "JPEGImages" / "im4.jpg").unlink()                                             # a label, no image
     rc, _, err = _voc_dry(capsys, tmp_path, root)
-    assert rc == 2 and "problems with the inputs, found before any step ran" in err
+    assert rc == 2 and "5 problems with the inputs, found before any step ran" in err   # the note on them uncounted
     assert "image of id 'im0'" in err and "im0.jpg" in err
     assert "id 'im1': label map" in err and "is 5x5 (HxW) but its image is 8x10" in err
     assert "im2.png: colour (7, 7, 7)" in err and "is not a VOC palette colour" in err

@@ -33,7 +33,7 @@ from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, image_size
-from ..errors import InputError, name_some
+from ..errors import InputError, name_some, plural
 from ..files import made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP, output_size
 from ..models.vgg import VGG16Features
@@ -293,11 +293,13 @@ def _require_cuda_for_triton(cfg: Profile) -> None:
 
 
 def _raise(problems: list[str]) -> None:
-    """One InputError for all the problems found (none: nothing)."""
+    """One InputError for all the problems found (none: nothing); a line in parentheses is a note on those
+    before it, not counted."""
+    counted = [p for p in problems if not p.startswith("(")]
     if len(problems) == 1:
         raise InputError(problems[0])
     if problems:
-        raise InputError(f"{len(problems)} problems with the inputs, found before any step ran:\n  - "
+        raise InputError(f"{plural(len(counted), 'problem')} with the inputs, found before any step ran:\n  - "
                          + "\n  - ".join(problems))
 
 
