@@ -147,6 +147,14 @@ def test_value_outside_the_classes_names_value_and_range(tmp_path):
         read_label_png(tmp_path / "m.png", 21)
 
 
+def test_a_palette_label_map_saved_as_greyscale_is_named_as_such(tmp_path):
+    write_label_png(tmp_path / "m.png", np.array([[0, 15], [255, 15]], np.uint8))   # person: (192, 128, 128)
+    Image.open(tmp_path / "m.png").convert("L").save(tmp_path / "grey.png")           # what an image editor does
+    with pytest.raises(InputError, match=r"grey\.png holds value 147, .* \(a palette PNG saved as greyscale\?"):
+        read_label_png(tmp_path / "grey.png", 21)
+    assert read_label_png(tmp_path / "m.png", 21).tolist() == [[0, 15], [255, 15]]
+
+
 def test_missing_and_corrupt_label_files(tmp_path):
     with pytest.raises(InputError, match="not found.*nope.png"):
         read_label_png(tmp_path / "nope.png", 21)
@@ -199,6 +207,9 @@ def test_an_image_whose_extension_is_in_capitals_is_named_to_rename(root):
                                          r"<id>\.jpg, rename it"):
         ds.image(0)
     assert f"found {VOC_ID}.JPG" in file_problems(ds)[0]                  # pre-flight says it too
+    (root / "SegmentationClass" / f"{VOC_ID}.png").rename(root / "SegmentationClass" / f"{VOC_ID}.jpg")
+    assert f"found {VOC_ID}.jpg: the pipeline reads <id>.png (a label map in a JPEG is no longer exact: save the " \
+           "label map as PNG)" in file_problems(ds)[1]
 
 
 def test_empty_split(root):

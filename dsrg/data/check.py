@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..errors import InputError, name_some, plural
 from ..files import not_a_folder
-from .voc import VOC_CLASSES, VOCSegmentation, other_case
+from .voc import VOC_CLASSES, VOCSegmentation, found_instead
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
@@ -155,7 +155,7 @@ def file_problems(ds: VOCSegmentation, sample: int | None = 50, labels: bool = T
 def _header(path: Path) -> tuple[str, tuple[int, int], str] | str:
     """``(format, (H, W), mode)`` from an image file's header, or the problem in words."""
     if not path.is_file():
-        return f"not found: {path}{other_case(path)}"
+        return f"not found: {path}{found_instead(path)}"
     try:
         with Image.open(path) as im:
             return im.format or "?", (im.height, im.width), im.mode

@@ -18,6 +18,7 @@ Conventions (those of VOC and of the paper):
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Sequence
@@ -88,8 +89,10 @@ def read_label_png(path: str | os.PathLike, num_classes: int) -> np.ndarray:
     bad = (mask >= num_classes) & (mask != IGNORE)
     if bad.any():
         value = int(mask[bad][0])
+        grey = (" (a palette PNG saved as greyscale? its values are then the colours' brightness, not the "
+                "class indices the palette image held: keep VOC's palette PNGs as they are)" if mode == "L" else "")
         raise InputError(f"label image {path} holds value {value}, which is not a class; "
-                         f"allowed: 0..{num_classes - 1} ({num_classes} classes) or {IGNORE} (ignore)")
+                         f"allowed: 0..{num_classes - 1} ({num_classes} classes) or {IGNORE} (ignore){grey}")
     return mask
 
 
@@ -121,13 +124,19 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def other_case(path: Path) -> str:
-    """For a file not found: ``"; found <name>"`` where its folder holds it with its extension in another case
-    (``2007_000032.JPG`` for ``.jpg``: one file to Windows and macOS, another to Linux), else ``""``."""
-    for suffix in {path.suffix.upper(), path.suffix.lower(), path.suffix.capitalize()} - {path.suffix}:
-        if path.with_suffix(suffix).is_file():
-            return f"; found {path.with_suffix(suffix).name}: the pipeline reads <id>{path.suffix}, rename it"
-    return ""
+def found_instead(path: Path) -> str:
+    """For a file not found: ``"; found <name> ..."`` where its folder holds its name with another extension
+    (``2007_000032.JPG`` for ``.jpg``, one file to Windows and macOS, another to Linux; a label map saved as
+    ``.jpg``), else ``""``."""
+    others = sorted(p.name for p in path.parent.glob(glob.escape(path.stem) + ".*") if p != path) \
+        if path.parent.is_dir() else []
+    if not others:
+        return ""
+    case = others[0].lower() == path.name.lower()
+    return (f"; found {others[0]}: the pipeline reads <id>{path.suffix}, rename it" if case else
+            f"; found {others[0]}: the pipeline reads <id>{path.suffix}"
+            + (" (a label map in a JPEG is no longer exact: save the label map as PNG)"
+               if path.suffix == ".png" else ""))
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
@@ -222,7 +231,7 @@ class VOCSegmentation:
         path = self.image_path(i)
         if not path.is_file():
             raise InputError(f"image of id '{self.ids[i]}' (split '{self.split}') not found: {path}"
-                             f"{other_case(path)}")
+                             f"{found_instead(path)}")
         try:
             return read_rgb(path)
         except InputError as exc:

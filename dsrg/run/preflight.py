@@ -32,7 +32,7 @@ from ..data.dataset import EMBEDDED, embedded_root_problem
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
-from ..data.voc import VOCSegmentation, image_size
+from ..data.voc import VOCSegmentation, found_instead, image_size
 from ..errors import InputError, name_some, plural
 from ..files import made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP, output_size
@@ -328,4 +328,4 @@ def _require_label_maps(key: str, ds) -> None:
     if missing:
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
                          f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); training reads "
-                         f"each image's classes from it")
+                         f"each image's classes from it{found_instead(ds.mask_path(missing[0]))}")
