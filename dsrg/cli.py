@@ -208,7 +208,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     pre-flight check of the inputs; nothing is written."""
     from omegaconf import OmegaConf
 
-    from .data.dataset import EMBEDDED
+    from .data.dataset import EMBEDDED, embedded_written
     from .run import folders
     from .run.preflight import check_inputs, random_starts
     from .steps.pipeline import planned_steps
@@ -232,7 +232,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     if not to_run:
         print("# inputs: not checked, every step is done")
     else:
-        later = cfg.data.dataset in EMBEDDED and not Path(cfg.data.root).exists()
+        later = cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)
         print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
               if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
                                 f"embedded dataset is written into {cfg.data.root} by the first step")

@@ -437,3 +437,23 @@ def test_the_coco_smoke_profile_writes_its_set_as_dsrg_data_synth_coco_does(tmp_
     assert main(["run", "--profile", "demo-coco", "--dry-run", f"data.root={tmp_path / 'mycoco'}"]) == 2
     assert "is converted into <folder>/COCO2014" in capsys.readouterr().err
     assert not (tmp_path / "mycoco").exists() and not (tmp_path / "coco").exists()
+
+
+def test_an_interrupted_conversion_of_the_coco_smoke_set_is_finished_by_the_first_step(tmp_path, capsys):
+    root = tmp_path / "smoke-coco" / "COCO2014"
+    args = ["run", "--profile", "smoke-coco", "--dry-run", f"data.root={root}", f"out={tmp_path / 'r'}"]
+    cfg = load_profile("smoke-coco", [f"data.root={root}"])
+    open_split(cfg.data, "train2014")
+    (root / "ImageSets" / "Segmentation" / "val2014.txt").unlink()        # as if stopped before the last split
+    assert main(args) == 0 and f"written into {root} by the first step" in capsys.readouterr().out
+    assert len(open_split(cfg.data, "val2014")) == 4
+    assert main(args) == 0 and "# inputs: found (data root and splits" in capsys.readouterr().out
+
+
+def test_the_coco_smoke_profile_beside_real_coco_points_to_the_real_data_profile(tmp_path, capsys):
+    (tmp_path / "coco" / "annotations").mkdir(parents=True)              # a COCO download, where the set would go
+    assert main(["run", "--profile", "smoke-coco", "--dry-run", f"data.root={tmp_path / 'COCO2014'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'coco'} holds something other than the embedded dataset in the COCO layout" in err
+    assert "real COCO? its converted root is read with data.dataset=voc (profile coco-vgg16)" in err
+    assert "delete" not in err

@@ -459,7 +459,8 @@ def test_a_notebooks_relative_paths_are_taken_from_its_base_folder(tmp_path, mon
 def test_a_path_written_another_way_is_the_same_run(tmp_path, monkeypatch):
     """The CLI in the project (data/smoke, runs/smoke) and a notebook in notebooks/ (base="..": ../data/smoke,
     ../runs/smoke) name the same step folders, and so does a copy of the project elsewhere; ./data/smoke/ is
-    data/smoke, and so is the absolute path of the project's data/smoke. Another data folder is another run."""
+    data/smoke. An absolute path names the same folders from any working directory (not the relative
+    path's: made relative, it would name others from elsewhere). Another data folder is another run."""
     def hashes(cfg):
         return {step: runs.step_hash(cfg, step) for step in runs.STEPS}
 
@@ -468,12 +469,15 @@ def test_a_path_written_another_way_is_the_same_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "a")
     cli = hashes(load_profile("smoke", ["data.root=data/smoke"]))
     assert hashes(load_profile("smoke", ["data.root=./data/smoke/"])) == cli
-    assert hashes(load_profile("smoke", [f"data.root={tmp_path / 'a' / 'data' / 'smoke'}"])) == cli   # absolute
+    absolute = hashes(load_profile("smoke", [f"data.root={tmp_path / 'a' / 'data' / 'smoke'}"]))
+    assert absolute["cls"] != cli["cls"]                  # another spelling; but the same from any working directory
+    monkeypatch.chdir(tmp_path)
+    assert hashes(load_profile("smoke", [f"data.root={tmp_path / 'a' / 'data' / 'smoke'}"])) == absolute
+    monkeypatch.chdir(tmp_path / "a")
     assert hashes(load_profile("smoke", ["data.root=data/other"]))["cls"] != cli["cls"]
     for project in ("a", "b"):
         monkeypatch.chdir(tmp_path / project / "notebooks")
         assert hashes(experiments.profile("smoke", ["data.root=data/smoke"], base="..")) == cli, project
-    assert hashes(experiments.profile("smoke", [f"data.root={tmp_path / 'b' / 'data' / 'smoke'}"], base="..")) == cli
     cfg = experiments.profile("smoke", ["data.root=/data/VOC2012"], base="..")
     assert cfg.data.root == "/data/VOC2012" and runs.step_config(cfg, "cls")["data"]["root"] == "/data/VOC2012"
 

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..overrides import apply_overrides
 from . import transforms as T
 from .synthetic import SynthConfig, write_dataset
-from .synthetic_coco import embedded_coco_root
+from .synthetic_coco import coco_converted, embedded_coco_root
 from .voc import VOCSegmentation, read_label_png
 
 
@@ -36,7 +36,7 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
         problem = embedded_root_problem(data.root, data.dataset)
         if problem:
             raise InputError(f"data.root: {problem}")
-        if not Path(data.root).exists() and os.environ.get("RANK", "0") == "0":
+        if not embedded_written(data) and os.environ.get("RANK", "0") == "0":
             print(f"[dsrg] writing the embedded dataset{EMBEDDED[data.dataset]} into {data.root}", file=sys.stderr,
                   flush=True)
         if data.dataset == "synthetic":
@@ -48,6 +48,14 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
 
 #: The embedded datasets (``data.dataset``), written where missing, and how the message names their form.
 EMBEDDED = {"synthetic": "", "synthetic_coco": " in the COCO layout (converted as real COCO is)"}
+
+
+def embedded_written(data) -> bool:
+    """Whether the embedded dataset of ``data`` (a profile's data section) is all written at ``data.root``
+    (``synthetic`` is written whole or not at all; a ``synthetic_coco`` conversion may have been cut short)."""
+    if data.dataset == "synthetic_coco":
+        return coco_converted(data.root, data.synth)
+    return Path(data.root).exists()
 
 
 def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -> str | None:

@@ -123,11 +123,29 @@ def _holds(out: Path, meta: dict) -> bool:
         existing = {**existing, "config": stored_config(existing.get("config"))}
     if existing == meta:
         return True
-    stored = existing.get("config") if isinstance(existing, dict) else None
+    if not isinstance(existing, dict) or existing.get("generator") != SYNTH_COCO_GENERATOR:
+        raise InputError(f"{out} holds something other than the embedded dataset in the COCO layout (no "
+                         f"dataset.json of {SYNTH_COCO_GENERATOR}), which data.dataset=synthetic_coco writes there: "
+                         f"real COCO? its converted root is read with data.dataset=voc (profile coco-vgg16); "
+                         f"else give data.root a <folder>/COCO2014 whose <folder> holds no coco/")
+    stored = existing.get("config")
     diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
             if isinstance(stored, dict) else [])
     raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
                      f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
+
+
+def coco_converted(root: str | os.PathLike, synth: Any = None) -> bool:
+    """Whether ``root`` (``<folder>/COCO2014``) holds both splits of the embedded set of ``synth`` converted
+    (:func:`embedded_coco_root`'s test: a split file, written last, and its count in ``dataset.json``); False
+    for a conversion that was interrupted, which the first step finishes."""
+    counts = _coco_config(_synth_config(synth), None)[1]["counts"]
+    try:
+        done = json.loads((Path(root) / "dataset.json").read_text()).get("counts", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return all((Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() and done.get(split) == n
+               for split, n in counts.items())
 
 
 def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:

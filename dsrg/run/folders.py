@@ -92,15 +92,10 @@ def _strip(d: dict, base: str, prefix: str = "") -> dict:
 
 
 def as_from_project(path: str, base: str | None) -> str:
-    """``path`` (relative to ``base``, a profile's base folder, the project) as written from the project,
-    normalised: ``../data/x`` from a notebook whose base is ``..`` is ``data/x``, and so is
-    ``/home/me/dsrg/data/x`` from the project ``/home/me/dsrg``; an absolute path outside it stays, normalised."""
-    project = os.path.abspath(base or ".")
-    if os.path.isabs(path):
-        path = os.path.normpath(path)
-        inside = path.startswith(project.rstrip(os.sep) + os.sep)
-        return os.path.relpath(path, project) if inside else path
-    return os.path.normpath(os.path.relpath(path, base or "."))
+    """``path`` (relative to ``base``, a profile's base folder) as written from the project, normalised:
+    ``../data/x`` from a notebook whose base is ``..`` is ``data/x``; an absolute path stays, normalised (made
+    relative to where the command runs, it would name other folders from another working directory)."""
+    return os.path.normpath(path if os.path.isabs(path) else os.path.relpath(path, base or "."))
 
 
 def eval_source(cfg: Profile) -> str:
@@ -125,6 +120,8 @@ def step_config(cfg: Profile, step: str) -> dict:
     """Everything that decides ``step``'s output (before the upstream hash), its paths as written from the
     profile's base folder."""
     data = section_dict(cfg, "data")["data"]
+    if data["dataset"] == "synthetic_coco":
+        data["dataset"] = "voc"         # its converted root is read as any VOC-layout root: the runs made before
     own: dict = {"step": step, "seed": cfg.seed, "data": data}
     if step == "eval":
         own["eval"] = section_dict(cfg, "eval")["eval"]

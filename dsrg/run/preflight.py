@@ -28,7 +28,7 @@ import torch
 
 from ..data.check import file_problems, unlabelled_indices
 from ..data.cues import read_authors_cues
-from ..data.dataset import EMBEDDED, embedded_root_problem
+from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
@@ -149,7 +149,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
         if misnamed:
             problems.append(f"data.root: {misnamed}")
-        if not root.exists():                                       # written by the first step that opens it
+        if not embedded_written(cfg.data):                          # written by the first step that opens it
             names = sorted(SPLIT_CODES) if cfg.data.dataset == "synthetic" else sorted(SYNTH_SPLITS.values())
             for key in split_keys:
                 if get(key) not in names:
