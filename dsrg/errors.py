@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 class InputError(ValueError):
     """Bad user input (a missing file, a wrong shape, a bad value). The message names the thing."""
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it (a page under papermill, JupyterLab, the book): the message alone, as the
+        command line does; ``%tb`` and ``%debug`` still reach the traceback."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message ("" for none): the part worth quoting in an InputError."""

@@ -689,6 +689,7 @@ def test_a_papermill_parameter_the_page_lacks_is_refused_with_the_closest_one():
     with pytest.raises(InputError, match=r"^papermill parameters 'colour', 'profil' \(did you mean"):
         refuse_unknown_parameters(["", parameters_cell, papermill_cell + "colour = 1\n"])
     refuse_unknown_parameters(["", parameters_cell, '# Parameters\nprofile = "smoke"\n'])   # known: nothing said
+    refuse_unknown_parameters(["", parameters_cell, '# Parameters\nPAPERMILL_INPUT_PATH = "-"\n'])  # --inject-paths
     refuse_unknown_parameters(["", parameters_cell, "profil = 1"])                     # no papermill cell: a user's
     refuse_unknown_parameters()                                                       # outside IPython: nothing
 

@@ -114,7 +114,7 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
 
 def test_a_papermill_parameter_typed_wrong_stops_the_page_before_it_writes(tmp_path):
     """papermill only warns about ``-p profil smoke`` and would run the demo profile; the page refuses it, and
-    the notebook shows the InputError as its message alone (dsrg.reproduce's IPython handler)."""
+    the notebook shows the InputError as its message alone (InputError._render_traceback_)."""
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "embedded_dataset.md", tmp_path / "notebooks")
     bin_dir = os.path.dirname(sys.executable)

@@ -341,7 +341,8 @@ def refuse_unknown_parameters(history: Sequence[str] | None = None) -> None:
     if not injected:
         return
     at = injected[-1]
-    unknown = sorted(bound_names(history[at]) - set().union(*(bound_names(text) for text in history[:at])))
+    unknown = sorted(name for name in bound_names(history[at]) - set().union(*(bound_names(t) for t in history[:at]))
+                     if not name.startswith("PAPERMILL_"))    # --inject-paths: papermill's own, for any page
     if unknown:
         parameters = sorted(bound_names(history[at - 1], assigned_only=True)) if at else []
         hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(name, parameters, 1))
