@@ -202,6 +202,8 @@ def test_an_image_whose_extension_is_in_capitals_is_named_to_rename(root):
     from dsrg.data.check import file_problems
 
     (root / "JPEGImages" / f"{VOC_ID}.jpg").rename(root / "JPEGImages" / f"{VOC_ID}.JPG")
+    if (root / "JPEGImages" / f"{VOC_ID}.jpg").is_file():
+        pytest.skip("a file system that ignores case (macOS, Windows): .JPG is .jpg there")
     ds = VOCSegmentation(root)
     with pytest.raises(InputError, match=rf"not found: .*{VOC_ID}\.jpg; found {VOC_ID}\.JPG: the pipeline reads "
                                          r"<id>\.jpg, rename it"):

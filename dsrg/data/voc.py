@@ -18,7 +18,6 @@ Conventions (those of VOC and of the paper):
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import Sequence
@@ -128,8 +127,7 @@ def found_instead(path: Path) -> str:
     """For a file not found: ``"; found <name> ..."`` where its folder holds its name with another extension
     (``2007_000032.JPG`` for ``.jpg``, one file to Windows and macOS, another to Linux; a label map saved as
     ``.jpg``), else ``""``."""
-    others = sorted(p.name for p in path.parent.glob(glob.escape(path.stem) + ".*") if p != path) \
-        if path.parent.is_dir() else []
+    others = sorted(name for name in _names_by_stem(path.parent).get(path.stem, []) if name != path.name)
     if not others:
         return ""
     case = others[0].lower() == path.name.lower()
@@ -137,6 +135,25 @@ def found_instead(path: Path) -> str:
             f"; found {others[0]}: the pipeline reads <id>{path.suffix}"
             + (" (a label map in a JPEG is no longer exact: save the label map as PNG)"
                if path.suffix == ".png" else ""))
+
+
+_LISTINGS: dict[Path, tuple[int, dict[str, list[str]]]] = {}     # folder -> (its mtime, file names by stem)
+
+
+def _names_by_stem(folder: Path) -> dict[str, list[str]]:
+    """The file names in ``folder`` by stem, listed once while the folder is unchanged (pre-flight asks for
+    each missing file of a split: one listing, not one per file); {} for a folder that is not there."""
+    try:
+        mtime = folder.stat().st_mtime_ns
+    except OSError:
+        return {}
+    cached = _LISTINGS.get(folder)
+    if cached is None or cached[0] != mtime:
+        by_stem: dict[str, list[str]] = {}
+        for entry in os.scandir(folder):
+            by_stem.setdefault(os.path.splitext(entry.name)[0], []).append(entry.name)
+        cached = _LISTINGS[folder] = (mtime, by_stem)
+    return cached[1]
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
