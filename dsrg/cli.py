@@ -160,8 +160,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .steps.common import join_world
 
     _, world = join_world(cfg)                            # the step's world, which its lock spans
-    was_done = folders.is_done(folders.step_dir(cfg, step))
     with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it
+        was_done = folders.is_done(folders.step_dir(cfg, step))
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder) and world.main:
         print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "

@@ -78,3 +78,10 @@ def test_the_list_file_given_as_the_pickle_is_named_as_swapped(tmp_path):
     with pytest.raises(InputError, match=r"cannot read cue pickle .*list.txt: .* \(it is text, starting "
                                          r"'2008_007028.jpg 0'; the list file given as seeds.authors_pickle\?"):
         load_authors_cues(lst, pkl)
+
+
+def test_a_negative_cue_position_is_the_one_named(tmp_path):
+    bad = tiny_pickle(tmp_path, {"0_labels": np.array([1]), "0_cues": np.array([[1, 0], [40, -1], [0, 3]]),
+                                 "1_labels": np.array([1]), "1_cues": np.zeros((3, 0), int)})
+    with pytest.raises(InputError, match=r"a cue lies at grid position -1, outside the 41x41 grid it is read on$"):
+        load_authors_cues(*bad)

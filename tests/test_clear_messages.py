@@ -209,6 +209,14 @@ def _voc_dry(capsys, tmp_path, root: Path, *extra: str) -> tuple[int, str, str]:
                 "eval.split=train", "cls.batch_size=2", "seg.batch_size=2", "retrain.batch_size=2", *extra)
 
 
+def test_a_list_of_problems_cut_short_counts_the_ones_left_out(tmp_path, capsys):
+    root = _voc_root(tmp_path / "voc", n=14)
+    for i in range(12):
+        (root / "JPEGImages" / f"im{i}.jpg").unlink()
+    rc, _, err = _voc_dry(capsys, tmp_path, root)
+    assert rc == 2 and "12 problems with the inputs" in err and "... and 2 more problems with the files" in err
+
+
 def test_broken_images_and_label_maps_of_every_kind_are_listed_before_any_step(tmp_path, capsys):
     from PIL import Image
 

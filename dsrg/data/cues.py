@@ -14,7 +14,6 @@ unpickler that accepts NumPy arrays and nothing else.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 from pathlib import Path
@@ -132,11 +131,13 @@ def read_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLi
     pickle_path = Path(pickle_path)
     if not pickle_path.is_file():
         raise InputError(f"cue pickle not found: {pickle_path}")
-    data = pickle_path.read_bytes()
     try:
-        raw = _ArraysOnly(io.BytesIO(data), encoding="latin1").load()
+        with open(pickle_path, "rb") as f:
+            raw = _ArraysOnly(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise InputError(f"cannot read cue pickle {pickle_path}: {exc}{_text_hint(data)}") from exc
+        with open(pickle_path, "rb") as f:
+            start = f.read(200)
+        raise InputError(f"cannot read cue pickle {pickle_path}: {exc}{_text_hint(start)}") from exc
     if not isinstance(raw, dict):
         raise InputError(f"cue pickle {pickle_path}: expected a dict, got {type(raw).__name__}")
     out = {}
@@ -157,10 +158,13 @@ def read_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLi
         rows = rows.astype(np.int64)
         if rows.size and (rows[0].min() < 0 or rows[0].max() >= num_classes):
             raise InputError(f"{where}: a cue's class lies outside 0..{num_classes - 1}")
-        if rows.size and (rows[1:].min() < 0 or rows[1:].max() >= grid):
-            raise InputError(f"{where}: a cue lies at grid position {int(rows[1:].max())}, outside the {grid}x{grid} "
-                             f"grid it is read on; the authors' pickles are on the 41x41 grid, the segmentation "
-                             f"network's output for a 321 px input (seg.input_size=321)")
+        outside = rows[1:][(rows[1:] < 0) | (rows[1:] >= grid)]
+        if outside.size:
+            beyond = int(outside.max()) >= grid
+            raise InputError(f"{where}: a cue lies at grid position {int(outside.max() if beyond else outside.min())}, "
+                             f"outside the {grid}x{grid} grid it is read on"
+                             + ("; the authors' pickles are on the 41x41 grid, the segmentation network's output for "
+                                "a 321 px input (seg.input_size=321)" if beyond else ""))
         out[image_id] = (fg.astype(np.int64).reshape(-1), rows)
     missing = [i for i in ids or () if i not in out]
     if missing:
@@ -185,11 +189,11 @@ def load_authors_cues(pickle_path: str | os.PathLike, list_path: str | os.PathLi
     return out
 
 
-def _text_hint(data: bytes) -> str:
-    """For a cue pickle that does not unpickle: what it holds where it reads as text (a list file given as the
-    pickle: the two settings swapped?)."""
+def _text_hint(start: bytes) -> str:
+    """For a cue pickle that does not unpickle: what it holds where its ``start`` reads as text (a list file
+    given as the pickle: the two settings swapped?)."""
     try:
-        text = data[:200].decode("utf-8")
+        text = start.decode("utf-8")
     except UnicodeDecodeError:
         return ""
     first = text.splitlines()[0] if text.strip() else ""

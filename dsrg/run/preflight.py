@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from operator import attrgetter
 from pathlib import Path
@@ -294,12 +295,13 @@ def _require_cuda_for_triton(cfg: Profile) -> None:
 
 def _raise(problems: list[str]) -> None:
     """One InputError for all the problems found (none: nothing); a line in parentheses is a note on those
-    before it, not counted."""
-    counted = [p for p in problems if not p.startswith("(")]
+    before it, not counted, and "... and N more problems" counts N."""
+    more = [re.match(r"\.\.\. and (\d+) more problems", p) for p in problems]      # a list cut short (_file_problems)
+    count = sum(int(m.group(1)) if m else not p.startswith("(") for p, m in zip(problems, more))
     if len(problems) == 1:
         raise InputError(problems[0])
     if problems:
-        raise InputError(f"{plural(len(counted), 'problem')} with the inputs, found before any step ran:\n  - "
+        raise InputError(f"{plural(count, 'problem')} with the inputs, found before any step ran:\n  - "
                          + "\n  - ".join(problems))
 
 
