@@ -140,12 +140,17 @@ def coco_converted(root: str | os.PathLike, synth: Any = None) -> bool:
     (:func:`embedded_coco_root`'s test: a split file, written last, and its count in ``dataset.json``); False
     for a conversion that was interrupted, which the first step finishes."""
     counts = _coco_config(_synth_config(synth), None)[1]["counts"]
+    return all(_split_converted(Path(root), split, n) for split, n in counts.items())
+
+
+def _split_converted(out: Path, split: str, n: int) -> bool:
+    """Whether ``split`` of ``n`` images is converted into ``out``: its split file (written last) and its count
+    in ``out/dataset.json``."""
     try:
-        done = json.loads((Path(root) / "dataset.json").read_text()).get("counts", {})
+        counts = json.loads((out / "dataset.json").read_text()).get("counts", {})
     except (OSError, ValueError, AttributeError):
         return False
-    return all((Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() and done.get(split) == n
-               for split, n in counts.items())
+    return (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() and counts.get(split) == n
 
 
 def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:
@@ -160,6 +165,7 @@ def _synth_config(synth: Any) -> SynthConfig:
     if synth is None:
         return SynthConfig()
     return synth if isinstance(synth, SynthConfig) else apply_overrides(SynthConfig(), [str(s) for s in synth])
+
 
 def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,
                        progress: bool = False) -> Path:
@@ -185,10 +191,6 @@ def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int 
         coco = write_synthetic_coco(root / "coco", synth, progress=progress, classes=classes)
         counts = json.loads((coco / "dataset.json").read_text())["counts"]
         for split in SYNTH_SPLITS.values():
-            meta_path = out / "dataset.json"
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-            done = (out / "ImageSets" / "Segmentation" / f"{split}.txt").is_file() \
-                and meta.get("counts", {}).get(split) == counts[split]
-            if not done:
+            if not _split_converted(out, split, counts[split]):
                 convert_coco(coco, split, out, progress=progress)
     return out
