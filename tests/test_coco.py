@@ -232,9 +232,22 @@ def test_missing_annotation_file(coco_root, tmp_path):
         "no-segmentation", "wrong-size", "no-file-name"])
 def test_bad_annotations_are_named(coco_root, tmp_path, change, message):
     edit_annotations(coco_root, change)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as raised:
         convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    assert str(raised.value).count("COCO annotation file") <= 1          # said once, not wrapped in itself
     assert not (tmp_path / "voc" / "ImageSets").exists()
+
+
+def test_a_file_with_some_of_cocos_categories_keeps_cocos_81_labels(coco_root, tmp_path, capsys):
+    used = {ann["category_id"] for ann in json.loads(ann_file(coco_root).read_text())["annotations"]}
+    edit_annotations(coco_root, lambda d: d.update(categories=[c for c in d["categories"] if c["id"] in used]))
+    convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+    assert VOCSegmentation(tmp_path / "voc", SPLIT).class_names == COCO_CLASSES and not capsys.readouterr().err
+    edit_annotations(coco_root, lambda d: d["categories"].append({"id": 91, "name": "hat", "supercategory": "x"}))
+    convert_coco(coco_root, SPLIT, tmp_path / "other", progress=False)
+    assert len(VOCSegmentation(tmp_path / "other", SPLIT).class_names) == len(used) + 2
+    assert f"1 of its {len(used) + 1} categories are not COCO's (hat (91)): converted as a dataset of its own " \
+           f"{len(used) + 2} classes, not COCO's 81" in capsys.readouterr().err
 
 
 def test_invalid_json_is_named(coco_root, tmp_path):
@@ -345,8 +358,8 @@ def test_check_coco_root_compares_with_coco_2014_and_names_each_problem(coco_roo
     path = coco_root / SPLIT / FILE
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a truncated JPEG
     report, problems = check_coco_root(coco_root)
-    assert f"split '{SPLIT}': folder {coco_root / SPLIT} holds 1 images; expected 82783" in problems
-    assert any("instances_train2014.json lists 1 images; expected 82783" in p for p in problems)
+    assert report[0].startswith(f"split '{SPLIT}': 1 images (COCO 2014's {SPLIT} has 82783: a subset?)")
+    assert not any("82783" in p for p in problems)                     # a subset is no problem
     assert any(FILE in p and "cannot read" in p for p in problems)
     assert any("split 'val2014'" in p and "val2014 not found" in p for p in problems)
     assert any("split 'val2014'" in p and "instances_val2014.json" in p and "not found" in p for p in problems)

@@ -186,8 +186,9 @@ def _sample_indices(n: int, sample: int | None) -> list[int]:
 
 
 def check_coco_split(root: Path, split: str, want: int | None, names: list[str] | None,
-                     sample: int | None) -> tuple[str, list[str]]:
-    """Check one COCO split: ``(report line, problems)``; see :func:`check_coco_root`."""
+                     sample: int | None, own_counts: bool = False) -> tuple[str, list[str]]:
+    """Check one COCO split: ``(report line, problems)``; see :func:`check_coco_root`. ``own_counts``: ``want``
+    is the root's own record (the embedded set), so another count is a problem; COCO 2014's is a note."""
     from ..files import read_rgb
     from .coco import annotation_file, category_mapping, coco_label_map, load_coco
 
@@ -198,8 +199,6 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
         files = None
     else:
         files = {p.name for p in image_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
-        if want is not None and len(files) != want:
-            problems.append(f"split '{split}': folder {image_dir} holds {len(files)} images; expected {want}")
     try:
         coco = load_coco(annotation_file(root, split))
     except InputError as exc:
@@ -207,9 +206,11 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
         return f"split '{split}': annotations not usable" + (
             "" if files is None else f", {len(files)} image files"), problems
     images = sorted(coco.imgs.values(), key=lambda img: img["id"])
-    if want is not None and len(images) != want:
+    if own_counts and want is not None and len(images) != want:   # the embedded set's record of what it wrote
         problems.append(f"split '{split}': {annotation_file(root, split)} lists {len(images)} images; "
                         f"expected {want}")
+    count_note = (f" (COCO 2014's {split} has {want}: a subset?)" if not own_counts and want is not None
+                  and len(images) != want else f" (expected {want})" if want is not None else "")
     class_names, id_to_label = category_mapping(coco)
     if names is not None and class_names != names:
         problems.append(f"split '{split}': the categories of {annotation_file(root, split)} "
@@ -235,18 +236,20 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
                 coco_label_map(coco, img["id"], id_to_label)
             except InputError as exc:
                 problems.append(f"split '{split}': {exc}")
-    report = (f"split '{split}': {len(images)} images" + (f" (expected {want})" if want is not None else "")
+    extra = [] if files is None else sorted(files - {img["file_name"] for img in images})
+    report = (f"split '{split}': {len(images)} images" + count_note
+              + (f" ({len(extra)} more files in {image_dir}, not listed)" if extra else "")
               + f", {len(coco.anns)} annotations, {len(class_names) - 1} categories, {opened} opened, "
-              f"{len(problems)} problems")
+              f"{plural(len(problems), 'problem')}")
     return report, problems
 
 
 def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[list[str], list[str]]:
     """Check a COCO 2014 root (``annotations/instances_<split>.json``, ``<split>/`` image folders).
 
-    Splits checked: train2014 and val2014, against COCO 2014's counts and 80 categories; a root with
-    a ``dataset.json`` (the embedded dataset in COCO form) is checked against its own counts and
-    class names instead. A split that is absent is a problem.
+    Splits checked: train2014 and val2014, against COCO 2014's 80 categories, their counts noted (a subset is
+    no problem); a root with a ``dataset.json`` (the embedded dataset in COCO form) is checked against its own
+    counts and class names instead. A split that is absent is a problem.
 
     Args:
         sample: images opened (fully decoded) and label maps decoded per split, evenly spaced; None: all.
@@ -277,7 +280,7 @@ def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[l
             raise InputError(f"cannot read {info}: {exc!r} (expected JSON with the counts per split)") from exc
     report, problems = [], []
     for split in sorted(counts):
-        line, found = check_coco_split(root, split, counts.get(split), names, sample)
+        line, found = check_coco_split(root, split, counts.get(split), names, sample, info.is_file())
         report.append(line)
         problems += found
     return report, problems

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError
+from ..errors import InputError, name_some
 from ..files import atomic_path, write_json, write_text
 from .voc import IGNORE, image_size, write_label_png
 
@@ -110,6 +111,8 @@ def load_coco(path: str | os.PathLike) -> Any:
                 raise InputError(f"COCO annotation file {path}: {where} refers to an image not in 'images'")
             if "segmentation" not in ann:
                 raise InputError(f"COCO annotation file {path}: {where} has no 'segmentation'")
+    except InputError:
+        raise                                       # (a ValueError too) said above, once
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"COCO annotation file {path}: an entry lacks the field {exc} or has a bad value "
                          "(expected COCO instances format)") from exc
@@ -127,10 +130,13 @@ def load_coco(path: str | os.PathLike) -> Any:
 def category_mapping(coco: Any) -> tuple[list[str], dict[int, int]]:
     """``(class_names, id_to_label)``: background + the categories' names sorted by id, and category id -> 1..K.
 
-    For COCO 2014 this gives ``COCO_CLASSES`` and ``COCO_ID_TO_LABEL``.
+    For COCO 2014 this gives ``COCO_CLASSES`` and ``COCO_ID_TO_LABEL``, and so does a file that lists some of
+    COCO's categories only (each with its COCO id and name): its label maps keep COCO's 81 labels.
     """
     cats = sorted(coco.cats.values(), key=lambda c: c["id"])
     names = ["background"] + [str(c.get("name", f"category {c['id']}")).strip() for c in cats]
+    if cats and all(COCO_CLASSES[COCO_ID_TO_LABEL.get(c["id"], 0)] == name for c, name in zip(cats, names[1:])):
+        return list(COCO_CLASSES), dict(COCO_ID_TO_LABEL)
     if len(set(names)) != len(names) or not all(names):
         raise InputError("COCO categories must have distinct, non-empty names")
     if len(names) > IGNORE:
@@ -258,6 +264,12 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
         raise InputError(f"COCO split name {split!r} is not a plain name like train2014 or val2014")
     coco = load_coco(annotation_file(coco_root, split))
     names, id_to_label = category_mapping(coco)
+    foreign = [f"{c['name']} ({c['id']})" for c in coco.cats.values()
+               if COCO_CLASSES[COCO_ID_TO_LABEL.get(c["id"], 0)] != str(c.get("name", "")).strip()]
+    if names != COCO_CLASSES and len(foreign) < len(coco.cats):      # COCO's categories, and others
+        print(f"note: {annotation_file(coco_root, split)}: {len(foreign)} of its {len(coco.cats)} categories are "
+              f"not COCO's ({name_some(foreign)}): converted as a dataset of its own {len(names)} classes, not "
+              f"COCO's 81", file=sys.stderr, flush=True)
     names_file = out / "class_names.txt"
     if names_file.is_file():
         have = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
