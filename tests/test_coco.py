@@ -238,6 +238,12 @@ def test_bad_annotations_are_named(coco_root, tmp_path, change, message):
     assert not (tmp_path / "voc" / "ImageSets").exists()
 
 
+def test_a_coco_root_given_as_data_root_names_the_conversion(coco_root):
+    with pytest.raises(InputError, match=rf"it is a COCO root, which the pipeline reads converted: dsrg data coco "
+                                         rf"--root {coco_root} --out <folder>"):
+        VOCSegmentation(coco_root, SPLIT)
+
+
 def test_a_file_with_some_of_cocos_categories_keeps_cocos_81_labels(coco_root, tmp_path, capsys):
     used = {ann["category_id"] for ann in json.loads(ann_file(coco_root).read_text())["annotations"]}
     edit_annotations(coco_root, lambda d: d.update(categories=[c for c in d["categories"] if c["id"] in used]))
@@ -470,3 +476,11 @@ def test_the_coco_smoke_profile_beside_real_coco_points_to_the_real_data_profile
     assert f"{tmp_path / 'coco'} holds something other than the embedded dataset in the COCO layout" in err
     assert "real COCO? its converted root is read with data.dataset=voc (profile coco-vgg16)" in err
     assert "delete" not in err
+
+
+def test_the_coco_smoke_profile_on_a_converted_real_root_writes_nothing_beside_it(coco_root, tmp_path, capsys):
+    convert_coco(coco_root, SPLIT, tmp_path / "data" / "COCO2014", progress=False)
+    assert main(["run", "--profile", "smoke-coco", "--dry-run", f"data.root={tmp_path / 'data' / 'COCO2014'}",
+                 f"out={tmp_path / 'run'}"]) == 2
+    assert "holds a dataset this profile did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["COCO2014"]

@@ -62,12 +62,15 @@ def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -
     """Why the embedded ``dataset`` (:data:`EMBEDDED`, written where missing) must not be written into
     ``root``: a missing folder named like a real dataset's (``VOC2012``, ``coco``, ...), which is a real-data
     path given to an embedded-data profile; for ``synthetic_coco``, a root not named ``COCO2014`` (the
-    conversion's folder); else None."""
+    conversion's folder) or one there without the COCO form beside it (real data converted); else None."""
     root = Path(root)
     if dataset == "synthetic_coco" and root.name != "COCO2014":
         return (f"{root}: the embedded dataset in the COCO layout (data.dataset=synthetic_coco) is converted into "
                 f"<folder>/COCO2014, its COCO form written beside it in <folder>/coco; expected a data.root "
                 f"named COCO2014, e.g. {root / 'COCO2014'}")
+    if dataset == "synthetic_coco" and root.exists() and not (root.parent / "coco").exists():
+        return (f"{root} holds a dataset this profile did not write (no {root.parent / 'coco'} beside it, the COCO "
+                f"form it converts): real COCO, converted? read it with data.dataset=voc (profile coco-vgg16)")
     if root.exists() or dataset != "synthetic" or not root.name.lower().startswith(("voc", "coco")):
         return None
     return (f"{root} does not exist, and this profile would write the embedded dataset there "

@@ -204,6 +204,9 @@ class VOCSegmentation:
             inside = sorted(p.name for p in self.root.iterdir() if (p / "JPEGImages").is_dir())
             hint = f"; it holds {name_some(inside)}: data.root is the folder with JPEGImages, e.g. " \
                    f"{self.root / inside[0]}" if inside else ""
+            if not inside and any(self.root.glob("annotations/instances_*.json")):
+                hint = (f"; it is a COCO root, which the pipeline reads converted: dsrg data coco --root "
+                        f"{self.root} --out <folder> (then data.root=<folder>)")
             raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg){hint}")
         self.ids = self._read_split()
         if class_names is None:
