@@ -264,7 +264,14 @@ def test_invalid_json_is_named(coco_root, tmp_path):
 
 def test_a_missing_image_file_is_named(coco_root, tmp_path):
     (coco_root / SPLIT / FILE).unlink()
-    with pytest.raises(InputError, match=rf"1 of the 1 images .* missing from .*{SPLIT}: {FILE}"):
+    with pytest.raises(InputError, match=rf"1 of the 1 images .* missing from .*{SPLIT}: {FILE}$"):
+        convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
+
+
+def test_the_annotations_of_another_split_are_named_as_such(coco_root, tmp_path):
+    edit_annotations(coco_root, lambda d: d["images"][0].update(file_name=FILE.replace(SPLIT, "val2014")))
+    with pytest.raises(InputError, match=r"\(it lists val2014 images: the annotations of another split given as "
+                                         rf"{SPLIT}'s\?\)"):
         convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
 
 

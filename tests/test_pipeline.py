@@ -576,6 +576,18 @@ def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folde
     assert exp.predictions() == folders["eval"] / "pred" and any(exp.predictions().glob("*.png"))
 
 
+def test_a_caption_says_how_many_images_were_scored_and_random_weights_a_paper_profile_refuses(tiny_run):
+    cfg, folders = tiny_run
+    exp = experiments.Experiment(cfg, folders)
+    scored = exp.scored()
+    assert scored["images"] == len(exp.dataset("val")) and scored["split"] == "val"
+    assert scored["present"] == sum(v is not None for v in exp.metrics()["iou"].values()) <= scored["classes"]
+    assert f", {scored['images']} val images scored)" in exp.ran_on() and "random_init" not in exp.ran_on()
+    paper_run = experiments.Experiment(load_profile("voc-vgg16", ["random_init=true"]), {})
+    assert "profile voc-vgg16 with random_init=true (networks from random weights, not ImageNet's: not the " \
+           "paper's setting)" in paper_run.ran_on()
+
+
 def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, capsys):
     cfg, folders = tiny_run
     assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0

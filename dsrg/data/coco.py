@@ -281,8 +281,11 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
     missing = [img["file_name"] for img in images if not (image_dir / img["file_name"]).is_file()]
     if missing:
         more = f", ... ({len(missing) - 5} more)" if len(missing) > 5 else ""
+        other = sorted({s for s in COCO2014_SPLITS if s != split and all(f"_{s}_" in name for name in missing)})
+        hint = (f" (it lists {other[0]} images: the annotations of another split given as {split}'s?)"
+                if other and len(missing) == len(images) else "")
         raise InputError(f"{len(missing)} of the {len(images)} images listed in {annotation_file(coco_root, split)} "
-                         f"are missing from {image_dir}: {', '.join(missing[:5])}{more}")
+                         f"are missing from {image_dir}: {', '.join(missing[:5])}{more}{hint}")
     stems = [Path(img["file_name"]).stem for img in images]
     if len(set(stems)) != len(stems):
         raise InputError(f"{annotation_file(coco_root, split)} lists two images with the same file name stem")

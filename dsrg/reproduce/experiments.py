@@ -177,12 +177,37 @@ class Experiment:
         settings = [o for o in settings if not o.startswith("progress=")]
         return shlex.join(["dsrg", "run", "--profile", self.profile or self.cfg.name, *settings])
 
+    def _profile_default(self, key: str, unknown):
+        """``key``'s value in the profile itself, before any override (``unknown`` where it is not found
+        from here)."""
+        try:
+            return getattr(load_profile(self.profile or self.cfg.name), key)
+        except InputError:
+            return unknown
+
+    def scored(self) -> dict:
+        """What the evaluation scored: ``images`` and ``split`` (from its ``done.json``), ``classes`` (the
+        dataset's, background included) and ``present`` (those with an IoU: in the ground truth or the
+        predictions of those images). Empty without a finished evaluation with label maps."""
+        if "eval" not in self.folders or not folders.is_done(self.folders["eval"]):
+            return {}
+        done, iou = folders.done_info(self.folders["eval"]), self.metrics().get("iou") or {}
+        if not iou:
+            return {}
+        return {"images": done.get("images"), "split": done.get("split"), "classes": len(iou),
+                "present": sum(v is not None for v in iou.values())}
+
     def ran_on(self) -> str:
-        """Dataset (its root as written from the project, as the command takes it), profile and machine."""
+        """Dataset (its root as written from the project, as the command takes it), the images evaluated,
+        profile and machine; a smoke profile and random weights a paper profile refuses are said."""
         data = self.cfg.data
         root = folders.as_from_project(data.root, self.cfg.base)
         smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
-        return f"dataset {data.dataset} ({root}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
+        if self.cfg.random_init and not smoke and not self._profile_default("random_init", True):
+            smoke = " with random_init=true (networks from random weights, not ImageNet's: not the paper's setting)"
+        scored = self.scored()
+        images = f", {scored['images']} {scored['split']} images scored" if scored else ""
+        return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
 
     def provenance(self, rows: bool = False) -> str:
         """One line for a caption: :meth:`ran_on`, the code that ran it, the folder of its last step (as
