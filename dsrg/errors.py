@@ -16,7 +16,8 @@ class InputError(ValueError):
 
     def _render_traceback_(self) -> list[str]:
         """How IPython shows it (a page under papermill, JupyterLab, the book): the message alone, as the
-        command line does; ``%tb`` and ``%debug`` still reach the traceback."""
+        command line does; ``%debug`` and ``%pdb`` still reach the traceback (and
+        ``traceback.print_exception(sys.last_value)`` prints it)."""
         return [f"{type(self).__name__}: {self}"]
 
 

@@ -238,17 +238,30 @@ def test_bad_annotations_are_named(coco_root, tmp_path, change, message):
     assert not (tmp_path / "voc" / "ImageSets").exists()
 
 
+def test_categories_without_a_name_or_named_background_are_not_taken_for_cocos(coco_root, tmp_path):
+    edit_annotations(coco_root, lambda d: d["categories"][-1].pop("name"))          # toothbrush, unnamed
+    convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)                  # its own classes, said
+    assert VOCSegmentation(tmp_path / "voc", SPLIT).class_names[-1] == "category 90"
+    edit_annotations(coco_root, lambda d: d["categories"].append({"id": 0, "name": "background"}))
+    with pytest.raises(InputError, match="distinct, non-empty names"):
+        convert_coco(coco_root, SPLIT, tmp_path / "other", progress=False)
+
+
 def test_a_coco_root_given_as_data_root_names_the_conversion(coco_root):
     with pytest.raises(InputError, match=rf"it is a COCO root, which the pipeline reads converted: dsrg data coco "
                                          rf"--root {coco_root} --out <folder>"):
         VOCSegmentation(coco_root, SPLIT)
 
 
-def test_a_file_with_some_of_cocos_categories_keeps_cocos_81_labels(coco_root, tmp_path, capsys):
+def test_a_file_with_some_of_cocos_categories_keeps_cocos_81_labels(coco_root, expected_label, tmp_path, capsys):
     used = {ann["category_id"] for ann in json.loads(ann_file(coco_root).read_text())["annotations"]}
     edit_annotations(coco_root, lambda d: d.update(categories=[c for c in d["categories"] if c["id"] in used]))
     convert_coco(coco_root, SPLIT, tmp_path / "voc", progress=False)
-    assert VOCSegmentation(tmp_path / "voc", SPLIT).class_names == COCO_CLASSES and not capsys.readouterr().err
+    ds = VOCSegmentation(tmp_path / "voc", SPLIT)
+    assert ds.class_names == COCO_CLASSES
+    np.testing.assert_array_equal(ds.mask(0), expected_label)            # COCO's labels, not 1..len(used)
+    assert f"lists {len(used)} of COCO's 80 categories: its label maps keep COCO's 81 labels" in \
+        capsys.readouterr().err
     edit_annotations(coco_root, lambda d: d["categories"].append({"id": 91, "name": "hat", "supercategory": "x"}))
     convert_coco(coco_root, SPLIT, tmp_path / "other", progress=False)
     assert len(VOCSegmentation(tmp_path / "other", SPLIT).class_names) == len(used) + 2
@@ -489,5 +502,19 @@ def test_the_coco_smoke_profile_on_a_converted_real_root_writes_nothing_beside_i
     convert_coco(coco_root, SPLIT, tmp_path / "data" / "COCO2014", progress=False)
     assert main(["run", "--profile", "smoke-coco", "--dry-run", f"data.root={tmp_path / 'data' / 'COCO2014'}",
                  f"out={tmp_path / 'run'}"]) == 2
-    assert "holds a dataset this profile did not write" in capsys.readouterr().err
+    assert "holds COCO converted, which this profile does not write" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["COCO2014"]
+
+
+def test_the_coco_smoke_set_converted_but_its_coco_form_deleted_is_said_so(tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "smoke-coco" / "COCO2014"
+    args = ["run", "--profile", "smoke-coco", "--dry-run", f"data.root={root}", f"out={tmp_path / 'r'}"]
+    open_split(load_profile("smoke-coco", [f"data.root={root}"]).data, "train2014")
+    shutil.rmtree(root.parent / "coco")
+    assert main(args) == 2
+    assert f"{root} was converted from a COCO form that is no longer beside it" in capsys.readouterr().err
+    shutil.rmtree(root)
+    root.mkdir()                                                       # an empty folder made by hand
+    assert main(args) == 0 and "by the first step" in capsys.readouterr().out

@@ -579,13 +579,30 @@ def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folde
 def test_a_caption_says_how_many_images_were_scored_and_random_weights_a_paper_profile_refuses(tiny_run):
     cfg, folders = tiny_run
     exp = experiments.Experiment(cfg, folders)
-    scored = exp.scored()
-    assert scored["images"] == len(exp.dataset("val")) and scored["split"] == "val"
-    assert scored["present"] == sum(v is not None for v in exp.metrics()["iou"].values()) <= scored["classes"]
+    scored, val = exp.scored(), exp.dataset("val")
+    assert scored["images"] == len(val) and scored["split"] == "val" and scored["classes"] == val.num_classes
+    found = set()                              # classes in the ground truth, or predicted where it is not 255
+    for i, image_id in enumerate(val.ids):
+        gt, pred = val.mask(i), read_label_png(exp.predictions() / f"{image_id}.png", val.num_classes)
+        found |= set(np.unique(gt[gt != 255]).tolist()) | set(np.unique(pred[gt != 255]).tolist())
+    assert scored["present"] == len(found)
     assert f", {scored['images']} val images scored)" in exp.ran_on() and "random_init" not in exp.ran_on()
     paper_run = experiments.Experiment(load_profile("voc-vgg16", ["random_init=true"]), {})
     assert "profile voc-vgg16 with random_init=true (networks from random weights, not ImageNet's: not the " \
            "paper's setting)" in paper_run.ran_on()
+
+
+def test_a_pages_yaml_profile_is_found_for_the_random_weights_note(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import dsrg
+
+    paper = (Path(dsrg.__file__).parent / "profiles" / "voc-vgg16.yaml").read_text()
+    (tmp_path / "mine.yaml").write_text(paper.replace("name: voc-vgg16", "name: mine"))
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")                   # a page, base "..", the profile from the project
+    cfg = experiments.profile("mine.yaml", ["random_init=true"], base="..")
+    assert "profile mine with random_init=true" in experiments.Experiment(cfg, {}, profile="mine.yaml").ran_on()
 
 
 def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, capsys):

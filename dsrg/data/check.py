@@ -239,7 +239,7 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
     extra = [] if files is None else sorted(files - {img["file_name"] for img in images})
     report = (f"split '{split}': {len(images)} images" + count_note
               + (f" ({len(extra)} more files in {image_dir}, not listed)" if extra else "")
-              + f", {len(coco.anns)} annotations, {len(class_names) - 1} categories, {opened} opened, "
+              + f", {len(coco.anns)} annotations, {len(coco.cats)} categories, {opened} opened, "
               f"{plural(len(problems), 'problem')}")
     return report, problems
 

@@ -11,8 +11,9 @@ PNGs, ``ImageSets/Segmentation/<split>.txt``, ``class_names.txt``), which
 
 Semantic labels from instance annotations (:func:`coco_label_map`):
 
-* class ids: the file's categories sorted by id map to 1..K (0 = background); for COCO's 80 categories
-  (ids 1..90 with 10 gaps) that is ``COCO_ID_TO_LABEL`` and the names are ``COCO_CLASSES``;
+* class ids: COCO's (``COCO_ID_TO_LABEL``, names ``COCO_CLASSES``: its 80 categories, ids 1..90 with 10
+  gaps, to 1..80, 0 = background) for a file whose categories are all COCO's, all 80 or some of them; the
+  categories of any other file, sorted by id, map to 1..K;
 * crowd regions (``iscrowd=1``) are 255 (ignore), as in the usual semantic conversion;
 * non-crowd instances are painted over them in order of decreasing area (ties: file order), so where
   instances overlap the SMALLER one wins (a cup on a dining table stays a cup), and a crowd pixel
@@ -135,13 +136,19 @@ def category_mapping(coco: Any) -> tuple[list[str], dict[int, int]]:
     """
     cats = sorted(coco.cats.values(), key=lambda c: c["id"])
     names = ["background"] + [str(c.get("name", f"category {c['id']}")).strip() for c in cats]
-    if cats and all(COCO_CLASSES[COCO_ID_TO_LABEL.get(c["id"], 0)] == name for c, name in zip(cats, names[1:])):
+    if cats and all(_is_cocos(c) for c in cats):
         return list(COCO_CLASSES), dict(COCO_ID_TO_LABEL)
     if len(set(names)) != len(names) or not all(names):
         raise InputError("COCO categories must have distinct, non-empty names")
     if len(names) > IGNORE:
         raise InputError(f"{len(cats)} COCO categories; at most {IGNORE - 1} fit a uint8 label map")
     return names, {c["id"]: label for label, c in enumerate(cats, start=1)}
+
+
+def _is_cocos(category: dict) -> bool:
+    """Whether a category entry is one of COCO's 80: its id and its name both COCO's."""
+    label = COCO_ID_TO_LABEL.get(category.get("id"))
+    return label is not None and COCO_CLASSES[label] == str(category.get("name", "")).strip()
 
 
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
@@ -264,12 +271,14 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
         raise InputError(f"COCO split name {split!r} is not a plain name like train2014 or val2014")
     coco = load_coco(annotation_file(coco_root, split))
     names, id_to_label = category_mapping(coco)
-    foreign = [f"{c['name']} ({c['id']})" for c in coco.cats.values()
-               if COCO_CLASSES[COCO_ID_TO_LABEL.get(c["id"], 0)] != str(c.get("name", "")).strip()]
+    foreign = [f"{c.get('name')} ({c.get('id')})" for c in coco.cats.values() if not _is_cocos(c)]
     if names != COCO_CLASSES and len(foreign) < len(coco.cats):      # COCO's categories, and others
         print(f"note: {annotation_file(coco_root, split)}: {len(foreign)} of its {len(coco.cats)} categories are "
               f"not COCO's ({name_some(foreign)}): converted as a dataset of its own {len(names)} classes, not "
               f"COCO's 81", file=sys.stderr, flush=True)
+    elif names == COCO_CLASSES and len(coco.cats) < len(COCO_CLASSES) - 1:
+        print(f"note: {annotation_file(coco_root, split)} lists {len(coco.cats)} of COCO's 80 categories: its label "
+              f"maps keep COCO's 81 labels", file=sys.stderr, flush=True)
     names_file = out / "class_names.txt"
     if names_file.is_file():
         have = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]

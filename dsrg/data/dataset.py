@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..overrides import apply_overrides
 from . import transforms as T
 from .synthetic import SynthConfig, write_dataset
+from .coco import COCO_CLASSES
 from .synthetic_coco import coco_converted, embedded_coco_root
 from .voc import VOCSegmentation, read_label_png
 
@@ -62,20 +63,30 @@ def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -
     """Why the embedded ``dataset`` (:data:`EMBEDDED`, written where missing) must not be written into
     ``root``: a missing folder named like a real dataset's (``VOC2012``, ``coco``, ...), which is a real-data
     path given to an embedded-data profile; for ``synthetic_coco``, a root not named ``COCO2014`` (the
-    conversion's folder) or one there without the COCO form beside it (real data converted); else None."""
+    conversion's folder) or one that holds files without the COCO form beside it (real COCO converted, or the
+    form deleted); else None."""
     root = Path(root)
     if dataset == "synthetic_coco" and root.name != "COCO2014":
         return (f"{root}: the embedded dataset in the COCO layout (data.dataset=synthetic_coco) is converted into "
                 f"<folder>/COCO2014, its COCO form written beside it in <folder>/coco; expected a data.root "
                 f"named COCO2014, e.g. {root / 'COCO2014'}")
-    if dataset == "synthetic_coco" and root.exists() and not (root.parent / "coco").exists():
-        return (f"{root} holds a dataset this profile did not write (no {root.parent / 'coco'} beside it, the COCO "
-                f"form it converts): real COCO, converted? read it with data.dataset=voc (profile coco-vgg16)")
+    if dataset == "synthetic_coco" and root.is_dir() and any(root.iterdir()) and not (root.parent / "coco").exists():
+        if _class_names(root) == COCO_CLASSES:
+            return (f"{root} holds COCO converted, which this profile does not write (it converts its own set from "
+                    f"{root.parent / 'coco'}): read real COCO with data.dataset=voc (profile coco-vgg16)")
+        return (f"{root} was converted from a COCO form that is no longer beside it ({root.parent / 'coco'}): "
+                f"delete {root} too, and the first step writes both again")
     if root.exists() or dataset != "synthetic" or not root.name.lower().startswith(("voc", "coco")):
         return None
     return (f"{root} does not exist, and this profile would write the embedded dataset there "
             f"(data.dataset=synthetic); for real data use a profile made for it (voc-vgg16, voc-resnet101, "
             f"coco-vgg16), or name another folder")
+
+
+def _class_names(root: Path) -> list[str]:
+    """The class names a VOC-layout root lists in its ``class_names.txt`` ([] without one)."""
+    path = root / "class_names.txt"
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _rng(aug_seed: int | None) -> np.random.Generator | None:

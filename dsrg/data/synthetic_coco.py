@@ -132,7 +132,8 @@ def _holds(out: Path, meta: dict) -> bool:
     diff = ([f"{k}: {stored.get(k)!r} there, {v!r} asked" for k, v in meta["config"].items() if stored.get(k) != v]
             if isinstance(stored, dict) else [])
     raise InputError(f"{out} exists and does not hold the synthetic COCO dataset of this config"
-                     f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it or choose another folder")
+                     f"{' (' + '; '.join(diff) + ')' if diff else ''}; delete it (and the COCO2014 converted from "
+                     f"it beside it) or choose another folder")
 
 
 def coco_converted(root: str | os.PathLike, synth: Any = None) -> bool:

@@ -150,8 +150,11 @@ def _names_by_stem(folder: Path) -> dict[str, list[str]]:
     cached = _LISTINGS.get(folder)
     if cached is None or cached[0] != mtime:
         by_stem: dict[str, list[str]] = {}
-        for entry in os.scandir(folder):
-            by_stem.setdefault(os.path.splitext(entry.name)[0], []).append(entry.name)
+        try:
+            for entry in os.scandir(folder):
+                by_stem.setdefault(os.path.splitext(entry.name)[0], []).append(entry.name)
+        except OSError:                     # not a folder, or not one we may list: nothing to say
+            return {}
         cached = _LISTINGS[folder] = (mtime, by_stem)
     return cached[1]
 

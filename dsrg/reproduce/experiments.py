@@ -180,15 +180,19 @@ class Experiment:
     def _profile_default(self, key: str, unknown):
         """``key``'s value in the profile itself, before any override (``unknown`` where it is not found
         from here)."""
+        name = self.profile or self.cfg.name          # as from the project: from a page, in its base folder
+        if self.cfg.base and (Path(self.cfg.base) / name).is_file():
+            name = str(Path(self.cfg.base) / name)
         try:
-            return getattr(load_profile(self.profile or self.cfg.name), key)
+            return getattr(load_profile(name), key)
         except InputError:
             return unknown
 
     def scored(self) -> dict:
         """What the evaluation scored: ``images`` and ``split`` (from its ``done.json``), ``classes`` (the
-        dataset's, background included) and ``present`` (those with an IoU: in the ground truth or the
-        predictions of those images). Empty without a finished evaluation with label maps."""
+        dataset's, background included) and ``present`` (those with an IoU: found in the ground truth or in
+        the predictions of those images, where the ground truth is not 255). Empty without a finished
+        evaluation with label maps."""
         if "eval" not in self.folders or not folders.is_done(self.folders["eval"]):
             return {}
         done, iou = folders.done_info(self.folders["eval"]), self.metrics().get("iou") or {}
