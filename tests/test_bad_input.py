@@ -358,3 +358,29 @@ def test_an_evaluated_split_that_shares_images_with_the_training_split_is_warned
     assert "warning: 1 of the 1 images of eval.split=val are in data.train_split=train too (e.g. b): the mIoU " \
            "would be measured on images the networks trained on" in capsys.readouterr().err
     assert main(args) == 0 and "warning" not in capsys.readouterr().err       # eval.split=train: meant
+
+
+def test_the_saliency_size_check_is_remembered_while_the_maps_are_unchanged(tmp_path, monkeypatch):
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    from dsrg.run import preflight
+
+    (tmp_path / "maps").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((8, 10), 200, np.uint8)).save(tmp_path / "maps" / f"{name}.png")
+    args = _voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}")
+    cfg = load_profile("smoke", [a for a in args[3:] if "=" in a])
+    calls = []
+    real = preflight._require_map_sizes
+    monkeypatch.setattr(preflight, "_require_map_sizes", lambda *a: (calls.append(1), real(*a)))
+    preflight.check_inputs(cfg, ["seeds"])
+    preflight.check_inputs(cfg, ["seeds"])                     # the same files: not read again
+    assert len(calls) == 1 and list((tmp_path / "run" / ".checked").glob("saliency-sizes-*"))
+    time.sleep(0.01)
+    Image.fromarray(np.full((4, 5), 200, np.uint8)).save(tmp_path / "maps" / "b.png")     # replaced: read again
+    with pytest.raises(InputError, match="1 of the 2 maps have another size than their image"):
+        preflight.check_inputs(cfg, ["seeds"])
+    assert len(calls) == 2

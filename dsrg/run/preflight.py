@@ -200,8 +200,12 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             problems.append(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no map in "
                             f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
                             f"image of data.train_split={cfg.data.train_split}")
-        elif not cfg.seeds.saliency_resize:
-            collect(_require_map_sizes, maps, train)
+        elif not cfg.seeds.saliency_resize:     # every map's header, once while the files are unchanged
+            marker = cfg.run_dir / ".checked" / f"saliency-sizes-{_maps_fingerprint(maps, train)}"
+            if not marker.is_file():
+                before = len(problems)
+                collect(_require_map_sizes, maps, train)
+                checked[marker] = problems[before:]
     if train is not None and "seeds" in steps and cfg.seeds.source == "authors" and \
             Path(cfg.seeds.authors_pickle).is_file() and Path(cfg.seeds.authors_list).is_file():
         collect(read_authors_cues, cfg.seeds.authors_pickle, cfg.seeds.authors_list, train.num_classes,
@@ -209,7 +213,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     _raise(problems)
     for marker in checked if remember else ():     # all clean: the same files are not checked again
         if not marker.is_file():
-            write_text(marker, f"{cfg.data.root}: every header read, {FILE_SAMPLE} files decoded, no problem\n")
+            write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
+                               f"files of each split decoded)\n")
 
 
 def _warn_shared_images(train: VOCSegmentation | None, scored: VOCSegmentation | None) -> None:
@@ -267,6 +272,19 @@ def _fingerprint(ds: VOCSegmentation) -> str:
             except OSError:
                 stats.append("-")
         digest.update(f"{image_id} {' '.join(stats)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _maps_fingerprint(maps: SaliencyFolder, train: VOCSegmentation) -> str:
+    """A digest of a saliency folder's maps for the split ``train`` as they are now (each map's size and time)
+    and of the split's own files (:func:`_fingerprint`)."""
+    digest = hashlib.sha256(f"{maps.folder.resolve()} {_fingerprint(train)}".encode())
+    for image_id in train.ids:
+        try:
+            st = maps.path(image_id).stat()
+            digest.update(f"{image_id} {st.st_size}:{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{image_id} -\n".encode())
     return digest.hexdigest()[:16]
 
 
