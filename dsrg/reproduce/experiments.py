@@ -206,12 +206,12 @@ class Experiment:
         profile and machine; a smoke profile and random weights a paper profile refuses are said."""
         data = self.cfg.data
         root = folders.as_from_project(data.root, self.cfg.base)
-        smoke = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
-        if self.cfg.random_init and not smoke and not self._profile_default("random_init", True):
-            smoke = " with random_init=true (networks from random weights, not ImageNet's: not the paper's setting)"
+        note = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
+        if self.cfg.random_init and not note and not self._profile_default("random_init", True):
+            note = " with random_init=true (networks from random weights, not ImageNet's: not the paper's setting)"
         scored = self.scored()
         images = f", {scored['images']} {scored['split']} images scored" if scored else ""
-        return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{smoke}, machine: {self.machine()}"
+        return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{note}, machine: {self.machine()}"
 
     def provenance(self, rows: bool = False) -> str:
         """One line for a caption: :meth:`ran_on`, the code that ran it, the folder of its last step (as
