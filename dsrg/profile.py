@@ -80,7 +80,7 @@ class SeedsConfig:
     fg_fraction: float = FG_FRACTION
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
-    saliency_resize: bool = False         # with saliency=folder: a map of another size resized (bilinear); false: refused
+    saliency_resize: bool = False         # saliency=folder: a map of another size resized (bilinear), else refused
     bg_threshold: float = BACKGROUND_THRESHOLD
     workers: int = -1                     # saliency processes; -1: one per core less one; 0 or 1: in the step
     overlap: str = "gpu"                  # dsrg run: saliency begun with train-cls on: gpu | always | never

@@ -67,8 +67,9 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
 
 
 def test_cues_beyond_the_grid_they_are_read_on_name_the_authors_grid(tmp_path):
-    with pytest.raises(InputError, match=r"image 2008_007028 \(key 0\): a cue lies at grid position 20, outside the 13x13 grid it is read on; the "
-                                         r"authors' pickles are on the 41x41 grid, .*\(seg.input_size=321\)"):
+    with pytest.raises(InputError, match=r"image 2008_007028 \(key 0\): a cue lies at grid position 20, outside "
+                                         r"the 13x13 grid it is read on; the authors' pickles are on the 41x41 "
+                                         r"grid, .*\(seg.input_size=321\)"):
         load_authors_cues(*tiny_pickle(tmp_path), grid=13)
     assert len(load_authors_cues(*tiny_pickle(tmp_path), grid=41)) == 2
 

@@ -71,13 +71,12 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
             expected = expected_counts(root, ds.class_names)
         n = len(ds)
         want = expected.get(split)
-        if want is not None and want != n and not (root / "dataset.json").is_file():
-            want = None             # VOC 2012's count: a subset or another VOC-layout set is no problem; said
-            count_note = f" (VOC 2012's {split} has {VOC2012_COUNTS[split]}: a subset or another dataset?)"
-        else:
-            count_note = ""
-            if want is not None and want != n:   # the embedded set's own record of what it wrote
+        count_note = f" (expected {want})" if want is not None else ""
+        if want is not None and want != n:
+            if (root / "dataset.json").is_file():    # the embedded set's own record of what it wrote
                 problems.append(f"split '{split}' lists {n} images; expected {want}")
+            else:                                    # VOC 2012's count: a subset or another set is no problem
+                count_note = f" (VOC 2012's {split} has {want}: a subset or another dataset?)"
         unlabelled = unlabelled_indices(ds)
         test_split = len(unlabelled) == n and (ds.has_masks or split.startswith("test"))
         if not ds.has_masks and not test_split:
@@ -92,8 +91,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         missing = set(unlabelled)
         problems += ds.check([i for i in idx if i not in missing])
         problems += _image_problems(ds, [i for i in idx if i in missing])
-        report.append(f"split '{split}': {plural(n, 'image')}" + (f" (expected {want})" if want is not None else "")
-                      + count_note
+        report.append(f"split '{split}': {plural(n, 'image')}" + count_note
                       + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
                       + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "

@@ -135,9 +135,9 @@ def category_mapping(coco: Any) -> tuple[list[str], dict[int, int]]:
     COCO's categories only (each with its COCO id and name): its label maps keep COCO's 81 labels.
     """
     cats = sorted(coco.cats.values(), key=lambda c: c["id"])
-    names = ["background"] + [str(c.get("name", f"category {c['id']}")).strip() for c in cats]
     if cats and all(_is_cocos(c) for c in cats):
         return list(COCO_CLASSES), dict(COCO_ID_TO_LABEL)
+    names = ["background"] + [str(c.get("name", f"category {c['id']}")).strip() for c in cats]
     if len(set(names)) != len(names) or not all(names):
         raise InputError("COCO categories must have distinct, non-empty names")
     if len(names) > IGNORE:

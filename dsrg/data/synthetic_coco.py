@@ -93,7 +93,6 @@ def write_synthetic_coco(out: str | os.PathLike, cfg: Any = None, progress: bool
     return out
 
 
-
 def _coco_config(cfg: Any, classes: int | None) -> tuple[SynthConfig, dict]:
     """The config :func:`write_synthetic_coco` draws (``classes`` resolved) and the ``dataset.json`` it writes."""
     cfg = SynthConfig() if cfg is None else cfg

@@ -8,11 +8,12 @@ against the training split and the number of torchrun processes; the files and f
 ``cls.backbone_weights``, ``seg.backbone_weights``, ``seeds.saliency_dir``, ``seeds.authors_pickle`` and
 ``seeds.authors_list``; that a weights file reads as a state dict; that every training image (and
 validation image, for the classifier) has its label map; that a saliency folder holds a map of its
-image's size for every training image; and that the authors' cue pickle reads, on the segmentation network's
-output grid, with cues for every training image. With an embedded dataset (``data.dataset=synthetic`` or ``synthetic_coco``) a missing root is
-written by the first step, so only its split names are checked, and an existing one must hold the dataset of
-``data.synth``. The run folder (``out``) must be a folder that can be created and written. Every process of a
-torchrun launch runs the same check.
+image's size for every training image; and that the authors' cue pickle reads, on the segmentation
+network's output grid, with cues for every training image. With an embedded dataset
+(``data.dataset=synthetic`` or ``synthetic_coco``) a missing root is written by the first step, so only its
+split names are checked, and an existing one must hold the dataset of ``data.synth``. The run folder
+(``out``) must be a folder that can be created and written. Every process of a torchrun launch runs the same
+check.
 """
 
 from __future__ import annotations
