@@ -193,10 +193,10 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
     """``obj`` as JSON, atomically; a NaN (an undefined value, e.g. the IoU of a class that never occurs) is
-    written ``null``, which strict JSON readers accept."""
-    write_text(path, json.dumps(_nan_to_none(obj), indent=2, sort_keys=True) + "\n")
+    written ``null``, which strict JSON readers accept. ``sort_keys=False`` keeps the dicts' own order."""
+    write_text(path, json.dumps(_nan_to_none(obj), indent=2, sort_keys=sort_keys) + "\n")
 
 
 def _nan_to_none(obj: Any) -> Any:

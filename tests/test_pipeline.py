@@ -140,12 +140,14 @@ def test_pseudo_labels_and_predictions_are_palette_pngs_of_the_image_size(tiny_r
 
 
 def test_the_evaluation_scores_the_predictions_it_saved(tiny_run):
-    """metrics.json's mIoU and per-class IoU are those of the saved prediction PNGs against the label maps."""
+    """metrics.json's mIoU and per-class IoU are those of the saved prediction PNGs against the label maps, the
+    classes in the dataset's order (background first, as a reader of the file expects)."""
     cfg, folders = tiny_run
     ds = VOCSegmentation(cfg.data.root, "val")
     conf = sum(confusion_matrix(read_label_png(folders["eval"] / "pred" / f"{image_id}.png", ds.num_classes),
                                 ds.mask(i), ds.num_classes) for i, image_id in enumerate(ds.ids))
     metrics = json.loads((folders["eval"] / "metrics.json").read_text())
+    assert list(metrics["iou"]) == ds.class_names
     assert metrics["miou"] == pytest.approx(mean_iou(conf))
     m = conf.numpy().astype(float)
     with np.errstate(invalid="ignore"):

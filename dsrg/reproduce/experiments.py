@@ -94,8 +94,7 @@ class Experiment:
         return float(self.metrics()["miou"])
 
     def per_class_iou(self) -> pd.Series:
-        """IoU per class (class names as index), in the dataset's class order (``metrics.json`` sorts
-        its keys)."""
+        """IoU per class (class names as index), in the dataset's class order."""
         m = self.metrics()
         names = self.dataset(m["split"]).class_names
         return pd.Series({k: (np.nan if m["iou"].get(k) is None else float(m["iou"][k])) for k in names}, name="iou")

@@ -128,6 +128,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         writer.writeheader()
         writer.writerows(rows)
         write_text(folder / "per_image.csv", buf.getvalue())
-    write_json(folder / "metrics.json", summary)
+    write_json(folder / "metrics.json", summary, sort_keys=False)      # classes in the dataset's order
     folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed)
     return folder
