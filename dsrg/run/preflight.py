@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from operator import attrgetter
 from pathlib import Path
@@ -191,8 +190,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             checked[marker] = [] if marker.is_file() else _file_problems(ds, labels)
     problems += [line for lines in checked.values() for line in lines]
     if any(checked.values()):
-        problems.append(f"(dsrg data check --root {root} --all opens every file; pre-flight decodes "
-                        f"{FILE_SAMPLE} of each split and reads the others' headers)")
+        problems.append(_Line(f"(dsrg data check --root {root} --all opens every file; pre-flight decodes "
+                              f"{FILE_SAMPLE} of each split and reads the others' headers)", stands_for=0))
     if train is not None and "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder" \
             and Path(cfg.seeds.saliency_dir).is_dir():
         maps = SaliencyFolder(cfg.seeds.saliency_dir)
@@ -256,8 +255,9 @@ def _file_problems(ds: VOCSegmentation, labels: bool) -> list[str]:
     """:func:`dsrg.data.check.file_problems` of the split ``ds``, the first :data:`FILE_LINES` of them one by one."""
     problems = file_problems(ds, FILE_SAMPLE, labels)
     if len(problems) > FILE_LINES:
-        problems = problems[:FILE_LINES] + [f"... and {len(problems) - FILE_LINES} more problems with the files of "
-                                            f"split '{ds.split}'"]
+        more = len(problems) - FILE_LINES
+        problems = problems[:FILE_LINES] + [_Line(f"... and {more} more problems with the files of split "
+                                                  f"'{ds.split}'", stands_for=more)]
     return problems
 
 
@@ -312,11 +312,19 @@ def _require_cuda_for_triton(cfg: Profile) -> None:
                          f"result)")
 
 
+class _Line(str):
+    """A line of the report that stands for ``stands_for`` problems: 0 for a note on the lines before it, N for
+    the rest of a list cut short ("... and N more"). Any other line is one problem."""
+
+    def __new__(cls, text: str, stands_for: int):
+        line = super().__new__(cls, text)
+        line.stands_for = stands_for
+        return line
+
+
 def _raise(problems: list[str]) -> None:
-    """One InputError for all the problems found (none: nothing); a line in parentheses is a note on those
-    before it, not counted, and "... and N more problems" counts N."""
-    more = [re.match(r"\.\.\. and (\d+) more problems", p) for p in problems]      # a list cut short (_file_problems)
-    count = sum(int(m.group(1)) if m else not p.startswith("(") for p, m in zip(problems, more))
+    """One InputError for all the problems found (none: nothing), counted as :class:`_Line` says."""
+    count = sum(getattr(p, "stands_for", 1) for p in problems)
     if len(problems) == 1:
         raise InputError(problems[0])
     if problems:
