@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from ..errors import InputError, name_some
 from ..files import atomic_path, write_json, write_text
-from .voc import IGNORE, image_size, write_label_png
+from .voc import IGNORE, image_size, root_class_names, write_label_png
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
 COCO_CLASSES: list[str] = [
@@ -281,7 +281,7 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
               f"maps keep COCO's 81 labels", file=sys.stderr, flush=True)
     names_file = out / "class_names.txt"
     if names_file.is_file():
-        have = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+        have = root_class_names(out)
         if have != names:
             raise InputError(f"{names_file} lists {len(have)} other classes than {annotation_file(coco_root, split)} "
                              f"({len(names)}); convert into another folder")

@@ -26,7 +26,7 @@ from . import transforms as T
 from .synthetic import SynthConfig, write_dataset
 from .coco import COCO_CLASSES
 from .synthetic_coco import coco_converted, embedded_coco_root
-from .voc import VOCSegmentation, read_label_png
+from .voc import VOCSegmentation, read_label_png, root_class_names
 
 
 def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
@@ -71,7 +71,7 @@ def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -
                 f"<folder>/COCO2014, its COCO form written beside it in <folder>/coco; expected a data.root "
                 f"named COCO2014, e.g. {root / 'COCO2014'}")
     if dataset == "synthetic_coco" and root.is_dir() and any(root.iterdir()) and not (root.parent / "coco").exists():
-        if _class_names(root) == COCO_CLASSES:
+        if root_class_names(root) == COCO_CLASSES:
             return (f"{root} holds COCO converted, which this profile does not write (it converts its own set from "
                     f"{root.parent / 'coco'}): read real COCO with data.dataset=voc (profile coco-vgg16)")
         return (f"{root} was converted from a COCO form that is no longer beside it ({root.parent / 'coco'}): "
@@ -81,12 +81,6 @@ def embedded_root_problem(root: str | os.PathLike, dataset: str = "synthetic") -
     return (f"{root} does not exist, and this profile would write the embedded dataset there "
             f"(data.dataset=synthetic); for real data use a profile made for it (voc-vgg16, voc-resnet101, "
             f"coco-vgg16), or name another folder")
-
-
-def _class_names(root: Path) -> list[str]:
-    """The class names a VOC-layout root lists in its ``class_names.txt`` ([] without one)."""
-    path = root / "class_names.txt"
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _rng(aug_seed: int | None) -> np.random.Generator | None:

@@ -175,7 +175,12 @@ def split_id(line: str) -> str:
     return stem if dot and ext.lower() in ("jpg", "jpeg", "png") else first
 
 
-def _read_class_names(path: Path) -> list[str]:
+def root_class_names(root: str | os.PathLike) -> list[str]:
+    """The class names of a VOC-layout root: its ``class_names.txt`` (one per line, background first), else
+    :data:`VOC_CLASSES`."""
+    path = Path(root) / "class_names.txt"
+    if not path.is_file():
+        return list(VOC_CLASSES)
     names = [line.strip() for line in _read_lines(path, "class names") if line.strip()]
     if not names:
         raise InputError(f"{path} is empty; expected one class name per line, background first")
@@ -212,10 +217,7 @@ class VOCSegmentation:
                         f"{self.root} --out <folder> (then data.root=<folder>)")
             raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg){hint}")
         self.ids = self._read_split()
-        if class_names is None:
-            names_file = self.root / "class_names.txt"
-            class_names = _read_class_names(names_file) if names_file.is_file() else VOC_CLASSES
-        self.class_names = list(class_names)
+        self.class_names = list(root_class_names(self.root) if class_names is None else class_names)
         if not 2 <= len(self.class_names) <= IGNORE:
             raise InputError(f"need between 2 and {IGNORE} class names (background first), "
                              f"got {len(self.class_names)}")
