@@ -384,7 +384,7 @@ def test_check_coco_root_compares_with_coco_2014_and_names_each_problem(coco_roo
     path = coco_root / SPLIT / FILE
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a truncated JPEG
     report, problems = check_coco_root(coco_root)
-    assert report[0].startswith(f"split '{SPLIT}': 1 images (COCO 2014's {SPLIT} has 82783: a subset?)")
+    assert report[0].startswith(f"split '{SPLIT}': 1 image (COCO 2014's {SPLIT} has 82783: a subset or another dataset?)")
     assert not any("82783" in p for p in problems)                     # a subset is no problem
     assert any(FILE in p and "cannot read" in p for p in problems)
     assert any("split 'val2014'" in p and "val2014 not found" in p for p in problems)

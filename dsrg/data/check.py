@@ -70,13 +70,9 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         if expected is None:
             expected = expected_counts(root, ds.class_names)
         n = len(ds)
-        want = expected.get(split)
-        count_note = f" (expected {want})" if want is not None else ""
-        if want is not None and want != n:
-            if (root / "dataset.json").is_file():    # the embedded set's own record of what it wrote
-                problems.append(f"split '{split}' lists {n} images; expected {want}")
-            else:                                    # VOC 2012's count: a subset or another set is no problem
-                count_note = f" (VOC 2012's {split} has {want}: a subset or another dataset?)"
+        count_note, wrong = _count(f"split '{split}'", split, n, expected.get(split), "VOC 2012",
+                                   own=(root / "dataset.json").is_file())
+        problems += wrong
         unlabelled = unlabelled_indices(ds)
         test_split = len(unlabelled) == n and (ds.has_masks or split.startswith("test"))
         if not ds.has_masks and not test_split:
@@ -101,6 +97,19 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         report.append("no train_aug split (the paper trains on train_aug, 10582 images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
     return report, problems
+
+
+def _count(subject: str, split: str, n: int, want: int | None, reference: str, own: bool) -> tuple[str, list[str]]:
+    """The report's note on a split of ``n`` images where ``want`` were expected, and its problems: with ``own``,
+    ``want`` is the root's own record (the embedded set) and another count is a problem; else it is
+    ``reference``'s count (VOC 2012's, COCO 2014's), and another is a note (a subset, or another dataset)."""
+    if want is None:
+        return "", []
+    if n == want:
+        return f" (expected {want})", []
+    if own:
+        return f" (expected {want})", [f"{subject} lists {plural(n, 'image')}; expected {want}"]
+    return f" ({reference}'s {split} has {want}: a subset or another dataset?)", []
 
 
 def unlabelled_indices(ds: VOCSegmentation) -> list[int]:
@@ -204,11 +213,9 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
         return f"split '{split}': annotations not usable" + (
             "" if files is None else f", {len(files)} image files"), problems
     images = sorted(coco.imgs.values(), key=lambda img: img["id"])
-    if own_counts and want is not None and len(images) != want:   # the embedded set's record of what it wrote
-        problems.append(f"split '{split}': {annotation_file(root, split)} lists {len(images)} images; "
-                        f"expected {want}")
-    count_note = (f" (COCO 2014's {split} has {want}: a subset?)" if not own_counts and want is not None
-                  and len(images) != want else f" (expected {want})" if want is not None else "")
+    count_note, wrong = _count(f"split '{split}': {annotation_file(root, split)}", split, len(images), want,
+                               "COCO 2014", own=own_counts)
+    problems += wrong
     class_names, id_to_label = category_mapping(coco)
     if names is not None and class_names != names:
         problems.append(f"split '{split}': the categories of {annotation_file(root, split)} "
@@ -235,7 +242,7 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
             except InputError as exc:
                 problems.append(f"split '{split}': {exc}")
     extra = [] if files is None else sorted(files - {img["file_name"] for img in images})
-    report = (f"split '{split}': {len(images)} images" + count_note
+    report = (f"split '{split}': {plural(len(images), 'image')}" + count_note
               + (f" ({len(extra)} more files in {image_dir}, not listed)" if extra else "")
               + f", {len(coco.anns)} annotations, {len(coco.cats)} categories, {opened} opened, "
               f"{plural(len(problems), 'problem')}")
