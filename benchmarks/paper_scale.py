@@ -60,7 +60,11 @@ TRAIN_IDS, VAL_IDS = 10_582, 1_449           # VOC 2012 train_aug (with SBD) and
 VOC_SIZES = {(375, 500): 0.45, (333, 500): 0.17, (500, 375): 0.15, (500, 333): 0.07, (366, 500): 0.06,
              (281, 500): 0.05, (500, 500): 0.05}
 TRAINING = ("cls", "seg", "retrain")
-GPU_RATE = 495          # images per second of one DSRG step, VGG16, batch 20 x 321, bf16, on one H200 (measured)
+#: images per second of one DSRG step of VGG16 (batch 20 x 321, bf16, exact CRF): 40.4 ms on one H200, measured
+#: with benchmarks/step.py on 2026-12-04 (main at 6687757, torch 2.11 + CUDA 13), before `make gpu-check` kept
+#: records; a `step` record of CUDA in benchmarks/results/ replaces it in the book.
+GPU_RATE = 495
+GPU_RATE_SOURCE = "one H200, benchmarks/step.py by hand on 2026-12-04 (main at 6687757), no record kept"
 STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
 
 

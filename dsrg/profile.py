@@ -65,6 +65,7 @@ class Schedule:
 class ClsConfig(Schedule):
     """The classification network that gives the CAMs (SEC's modified VGG16)."""
 
+    lr: float = 5e-4                      # the paper's, for both networks (Section 4.1)
     width: float = 1.0
     batch_norm: bool = False              # demo option: vgg16_bn trunk (the paper: plain vgg16)
     dropout: float = 0.5
@@ -76,7 +77,7 @@ class ClsConfig(Schedule):
 @dataclass
 class SeedsConfig:
     source: str = "cam"                   # cam | authors (the authors' localization_cues pickle)
-    fg_rule: str = "fraction_of_max"      # fraction_of_max (authors' code) | top_fraction (paper's words)
+    fg_rule: str = "fraction_of_max"      # fraction_of_max (public seed code) | top_fraction (a share of the pixels)
     fg_fraction: float = FG_FRACTION
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id

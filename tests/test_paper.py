@@ -211,7 +211,7 @@ def test_the_profile_defaults_are_the_papers_settings():
     assert (prof.seg.theta_bg, prof.seg.theta_fg) == (setup["theta_b"], setup["theta_f"])
     assert (prof.seeds.fg_fraction, prof.seeds.bg_threshold) == (setup["fg_top_fraction"],
                                                                  setup["bg_saliency_threshold"])
-    assert prof.seg.lr == setup["lr"]
+    assert prof.seg.lr == prof.cls.lr == setup["lr"]             # "classification and segmentation network"
 
 
 def test_the_authors_step1_length_places_the_papers_epoch_12():

@@ -48,3 +48,16 @@ def test_number_labels_read_as_typed():
                         columns=pd.Index([0.95, 0.85], name="theta_f"))
     html = show(grid, digits=2).to_html()
     assert ">0.99<" in html and ">0.85<" in html and "0.990000" not in html
+
+
+def test_the_test_setting_is_said_in_words_and_against_the_authors_test():
+    from dsrg.profile import load_profile
+    from dsrg.reproduce.tables import authors_test, eval_setting
+
+    paper = load_profile("voc-vgg16")
+    assert eval_setting(paper) == "scales 0.75, 1, 1.25 of the image size (logits summed), then the dense CRF (s = 1)"
+    assert authors_test(paper) == "That is the authors' test."
+    assert authors_test(load_profile("coco-vgg16"), "coco") == "That is the authors' test."
+    demo = load_profile("demo")                                 # the CRF at s = 4 on the demo's small images
+    assert authors_test(demo).startswith("The authors' code tests at scales 0.75, 1, 1.25 of the image size")
+    assert authors_test(load_profile("voc-vgg16", ["eval.crf=false"])).endswith("this profile's test is not theirs.")

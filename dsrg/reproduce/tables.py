@@ -83,11 +83,26 @@ def eval_setting(cfg) -> str:
 
     E.g. ``"scales 0.75, 1, 1.25 of the image size (logits summed), then the dense CRF (s = 4)"``.
     """
-    scales = [float(s) for s in cfg.eval.scales]
+    return _test_words([float(s) for s in cfg.eval.scales], cfg.eval.crf, float(cfg.eval.crf_scale))
+
+
+AUTHORS_TEST = {"voc": [0.75, 1.0, 1.25], "coco": [1.0]}     # the scales of the authors' test; CRF at s = 1
+
+
+def authors_test(cfg, dataset: str = "voc") -> str:
+    """A sentence for the pages: whether ``cfg.eval`` tests as the authors' code does on ``dataset`` (the scales
+    of :data:`AUTHORS_TEST`, logits summed, then the dense CRF at s = 1), and if not, what theirs is."""
+    theirs = AUTHORS_TEST[dataset]
+    if [float(s) for s in cfg.eval.scales] == theirs and cfg.eval.crf and float(cfg.eval.crf_scale) == 1.0:
+        return "That is the authors' test."
+    return f"The authors' code tests at {_test_words(theirs, True, 1.0)}: this profile's test is not theirs."
+
+
+def _test_words(scales: list[float], crf: bool, crf_scale: float) -> str:
     sizes = ", ".join(f"{s:g}" for s in scales)
     text = (f"scales {sizes} of the image size (logits summed)" if len(scales) > 1
             else f"one scale, {sizes}x the image size")
-    return text + (f", then the dense CRF (s = {float(cfg.eval.crf_scale):g})" if cfg.eval.crf else ", no CRF")
+    return text + (f", then the dense CRF (s = {crf_scale:g})" if crf else ", no CRF")
 
 
 def label_shares(experiment) -> pd.DataFrame:
