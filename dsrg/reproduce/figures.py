@@ -170,7 +170,7 @@ def supervision_curves(ours: pd.DataFrame, paper: pd.DataFrame, paper_epochs: fl
         ax.tick_params(labelsize=10)
         ax.grid(alpha=0.3)
     axes[1].set_xlabel("fraction of training done", fontsize=11)
-    axes[0].set_ylabel("% of pixels", fontsize=11)
+    axes[0].set_ylabel("% (mean over classes)", fontsize=11)
     axes[0].set_ylim(0, 100)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=10, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
