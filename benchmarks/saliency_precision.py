@@ -32,11 +32,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from dsrg.data.saliency import SaliencyFolder
+from dsrg.data.voc import IGNORE
 from dsrg.method.metrics import background_cue_counts
 from dsrg.method.saliency import METHODS, compute_saliency
 from dsrg.method.seeds import BACKGROUND_THRESHOLD, background_cues
-
-IGNORE = 255
 
 
 @dataclass

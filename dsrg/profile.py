@@ -21,7 +21,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import InputError, not_utf8
-from .method import BACKGROUND_THRESHOLD, FG_FRACTION, THETA_BG, THETA_FG, TRAIN_CRF_SCALE
+from .method import (BACKGROUND_THRESHOLD, CRF_BACKENDS, CRF_UNARIES, FG_FRACTION, FG_RULES, GROW_METHODS,
+                     SALIENCY_METHODS, SEED_LOSSES, TEST_CRF_BACKENDS, THETA_BG, THETA_FG, TRAIN_CRF_SCALE)
 from .overrides import merge
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -182,16 +183,16 @@ CHOICES: dict[str, tuple] = {
     "cls.optimizer": ("sgd", "adam"), "seg.optimizer": ("sgd", "adam"), "retrain.optimizer": ("sgd", "adam"),
     "cls.lr_policy": ("step", "poly"), "seg.lr_policy": ("step", "poly"), "retrain.lr_policy": ("step", "poly"),
     "seeds.source": ("cam", "authors"),
-    "seeds.fg_rule": ("fraction_of_max", "top_fraction"),
-    "seeds.saliency": ("rbd", "spectral_residual", "fine_grained", "folder"),
+    "seeds.fg_rule": FG_RULES,
+    "seeds.saliency": (*SALIENCY_METHODS, "folder"),
     "seeds.overlap": ("gpu", "always", "never"),
     "seg.backbone": ("vgg16", "resnet101"),
     "seg.init": ("imagenet", "cls"),
-    "seg.seed_loss": ("balanced", "sec"),
-    "seg.crf_unary": ("prob", "logprob"),
-    "seg.crf_backend": ("auto", "pydensecrf", "exact", "exact_bf16", "lattice"),
-    "pseudo.crf_backend": ("auto", "pydensecrf", "lattice"), "eval.crf_backend": ("auto", "pydensecrf", "lattice"),
-    "seg.grow_method": ("auto", "scipy", "numba", "torch", "triton"),
+    "seg.seed_loss": SEED_LOSSES,
+    "seg.crf_unary": CRF_UNARIES,
+    "seg.crf_backend": CRF_BACKENDS,
+    "pseudo.crf_backend": TEST_CRF_BACKENDS, "eval.crf_backend": TEST_CRF_BACKENDS,
+    "seg.grow_method": GROW_METHODS,
     "retrain.init": ("seg", "imagenet"),
     "retrain.loss_grid": ("output", "input"),
     "cls.fc_init": ("imagenet", "random"), "seg.fc_init": ("imagenet", "random"),

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from .voc import IGNORE
 
-IGNORE = 255
 NORMALIZE = ("torchvision", "caffe")
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255

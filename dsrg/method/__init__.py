@@ -20,3 +20,12 @@ THETA_BG = 0.99
 
 #: The training-time CRF's scale s on the output grid (the authors' code).
 TRAIN_CRF_SCALE = 12.0
+
+# The choices of the method's options, here so that the profile's check reads them without loading torch.
+FG_RULES = ("fraction_of_max", "top_fraction")                          # seeds.cam_foreground_cues
+SALIENCY_METHODS = ("rbd", "spectral_residual", "fine_grained")         # saliency.compute_saliency
+SEED_LOSSES = ("balanced", "sec")                                       # losses
+CRF_UNARIES = ("prob", "logprob")                                       # crf
+CRF_BACKENDS = ("auto", "pydensecrf", "exact", "exact_bf16", "lattice")
+TEST_CRF_BACKENDS = ("auto", "pydensecrf", "lattice")   # full-resolution images: no dense kernels
+GROW_METHODS = ("auto", "scipy", "numba", "torch", "triton")            # growing

@@ -25,13 +25,13 @@ import torch.nn.functional as F
 
 from ..errors import InputError, expect_shape
 from ..workers import process_pool
+from . import CRF_BACKENDS as BACKENDS
+from . import CRF_UNARIES as UNARIES
+from . import TEST_CRF_BACKENDS as TEST_BACKENDS
 from . import TRAIN_CRF_SCALE
 from . import lattice as lat
 
-UNARIES = ("prob", "logprob")
-BACKENDS = ("auto", "pydensecrf", "exact", "exact_bf16", "lattice")
 EXACT = ("exact", "exact_bf16")                        # the dense backends, and their limit below
-TEST_BACKENDS = ("auto", "pydensecrf", "lattice")     # full-resolution images: no dense kernels
 CLIP = 1e-4
 # The exact backend holds (images, N, N) matrices: cap N (128 x 128; 1 GiB per image in float32 beyond).
 EXACT_MAX_POSITIONS = 128 * 128

@@ -25,7 +25,8 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, expect_probability, expect_shape, first_line
+from ..errors import InputError, expect_positive_int, expect_probability, expect_shape, first_line
+from . import GROW_METHODS as METHODS
 from . import THETA_BG, THETA_FG
 
 # Connect the 8 spatial neighbours only: never across images or classes of the stacked array.
@@ -33,7 +34,6 @@ _EIGHT_CONNECTED_PLANES = np.zeros((3, 3, 3), dtype=bool)
 _EIGHT_CONNECTED_PLANES[1] = True
 
 UNLABELLED = -1
-METHODS = ("auto", "scipy", "numba", "torch", "triton")
 CHECK_EVERY = 8
 #: The longest side of a plane that :func:`reach_triton` grows in one program (larger planes: ``torch``).
 TRITON_MAX_SIDE = 128
@@ -90,8 +90,7 @@ def reach_torch(candidate: torch.Tensor, plane_seeds: torch.Tensor, check_every:
     Returns:
         bool ``(P, H, W)`` on that device.
     """
-    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
-        raise InputError(f"check_every: expected a positive integer, got {check_every!r}")
+    expect_positive_int("check_every", check_every)
     if candidate.numel() == 0:
         return candidate.clone()
     # max_pool2d has no bool kernel: half on CUDA (exact for 0/1), float32 on the CPU.

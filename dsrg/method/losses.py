@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError, expect_shape
+from . import SEED_LOSSES
 
 SMOOTH_EPS = 1e-4
-SEED_LOSSES = ("balanced", "sec")
 BOUNDARY_CLIP = (0.05, 20.0)     # the authors' code clamps Q / P of the boundary loss to this range
 
 

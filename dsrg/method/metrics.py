@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.voc import IGNORE
 from ..errors import InputError, expect_shape
 from . import BACKGROUND_THRESHOLD
 from .seeds import background_cues
-
-IGNORE = 255
 
 
 def _as_tensor(x) -> torch.Tensor:
@@ -154,7 +153,7 @@ def supervision_quality(counts: torch.Tensor) -> dict:
 
 
 def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = BACKGROUND_THRESHOLD,
-                          ignore: int = 255) -> tuple[int, int, int, int]:
+                          ignore: int = IGNORE) -> tuple[int, int, int, int]:
     """Pixel counts of one image's background cue against its ground truth ``mask`` (0 = background).
 
     Returns ``(cue pixels on background, cue pixels, background pixels, scored pixels)``; pixels whose

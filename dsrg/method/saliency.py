@@ -24,10 +24,8 @@ from tqdm import tqdm
 from ..data.saliency import SaliencyFolder, normalize
 from ..errors import InputError
 from . import BACKGROUND_THRESHOLD
+from . import SALIENCY_METHODS as METHODS
 from .metrics import background_cue_counts
-
-#: Built-in methods accepted by :func:`compute_saliency`.
-METHODS = ("rbd", "spectral_residual", "fine_grained")
 
 #: An image whose every channel spans at most this many grey levels is flat and has no saliency.
 FLAT_TOLERANCE = 2

@@ -14,9 +14,7 @@ import torch.nn.functional as F
 
 from ..data.saliency import normalize_maps
 from ..errors import InputError, expect_probability, expect_shape
-from . import BACKGROUND_THRESHOLD, FG_FRACTION
-
-FG_RULES = ("fraction_of_max", "top_fraction")
+from . import BACKGROUND_THRESHOLD, FG_FRACTION, FG_RULES
 
 
 def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "fraction_of_max",
@@ -68,8 +66,7 @@ def saliency_background_cues(saliency: torch.Tensor, size: tuple[int, int] | Non
         bool ``(B, h, w)``.
     """
     expect_shape("saliency", saliency, (None, None, None))
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold: expected a value in [0, 1], got {threshold!r}")
+    expect_probability("threshold", threshold)
     sal = saliency.float()
     if size is not None and tuple(size) != tuple(sal.shape[1:]):
         sal = F.interpolate(sal.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=True).squeeze(1)
