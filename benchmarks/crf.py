@@ -39,9 +39,8 @@ import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data.photos import photographs
-from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_exact, _dense_crf_one, _resize_images, crf_kernels,
-                             crf_train, lattice_crf, unary_energy)
-from dsrg.method.inference import PROB_FLOOR
+from dsrg.method.crf import (PROB_FLOOR, TRAIN_PARAMS, CRFParams, _dense_crf_exact, _dense_crf_one, _resize_images,
+                             crf_kernels, crf_train, lattice_crf, unary_energy)
 from dsrg.workers import process_pool
 
 

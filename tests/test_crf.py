@@ -48,6 +48,29 @@ def test_crf_sharpens_a_noisy_two_region_map(run):
     assert torch.allclose(q.sum(1), torch.ones(1, *q.shape[2:]), atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", ["pydensecrf", "lattice"])
+def test_the_test_time_crf_overturns_an_isolated_confident_patch_as_the_pipeline_does(backend):
+    """A flat grey image, class 0 at 0.9 everywhere but a 2 x 2 patch where the network is all but sure of
+    class 1 (p0 = 1e-8). Floored at PROB_FLOOR = 1e-5 (unary at most 11.5) the CRF overturns the patch, as
+    the labels inference.predict writes; floored at 1e-12 (unary 27.6) it would keep it."""
+    from dsrg.method.inference import _crf_label, _lattice_labels
+
+    image = np.full((20, 30, 3), 40, np.uint8)
+    p0 = np.full((20, 30), 0.9)
+    p0[8:10, 12:14] = 1e-8
+    probs = torch.from_numpy(np.stack([p0, 1 - p0]).astype(np.float32))[None]
+    images = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
+    params = CRFParams(scale=1.0)
+    if backend == "pydensecrf":
+        written = _crf_label(probs[0].numpy(), image, params)
+    else:
+        [(_, written)] = list(_lattice_labels([("x", image, probs[0])], params, torch.device("cpu"), 0))
+    labels = crf_test(probs, images, workers=1, backend=backend).argmax(1)[0].numpy()
+    assert np.array_equal(labels, written) and (labels == 0).all()
+    kept = dense_crf(probs, images, params, backend=backend, floor=1e-12).argmax(1)[0].numpy()
+    assert (kept[8:10, 12:14] == 1).all()
+
+
 def test_refinement_is_clipped_and_renormalised():
     probs, images, _ = two_region_case()
     q = refine_for_growing(probs, images)

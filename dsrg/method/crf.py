@@ -57,6 +57,9 @@ class CRFParams:
 
 TRAIN_PARAMS = CRFParams(scale=TRAIN_CRF_SCALE)
 TEST_PARAMS = CRFParams(scale=1.0)
+#: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors' eps; the
+#: unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
+PROB_FLOOR = 1e-5
 
 
 def _dense_crf_one(unary: np.ndarray, image: np.ndarray, p: CRFParams) -> np.ndarray:
@@ -123,7 +126,7 @@ def resolve_backend(backend: str, probs: torch.Tensor) -> str:
 def unary_energy(probs, unary: str, floor: float = 1e-12):
     """The CRF's unary energy ``U``: ``-log max(p, floor)`` (``"logprob"``) or ``-p`` (``"prob"``, the authors'
     training-time choice). ``probs``: a tensor or a NumPy array, any shape; the result is of the same kind
-    and dtype. The test time CRF of the pipeline floors at 1e-5 (:data:`dsrg.method.inference.PROB_FLOOR`)."""
+    and dtype. The test-time CRF floors at :data:`PROB_FLOOR`."""
     if unary != "logprob":
         return -probs
     if isinstance(probs, np.ndarray):
@@ -321,11 +324,11 @@ def _mean_field_steps(neg_u: torch.Tensor, kernels: list[Kernel], iterations: in
 
 
 def _dense_crf_exact(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
-                     matmul_dtype: torch.dtype | None = None) -> torch.Tensor:
+                     matmul_dtype: torch.dtype | None = None, floor: float = 1e-12) -> torch.Tensor:
     b, c, h, w = probs.shape
     n = h * w
     dtype = torch.float64 if probs.dtype == torch.float64 else torch.float32
-    energy = unary_energy(probs.detach().to(dtype), unary).reshape(b, c, n)
+    energy = unary_energy(probs.detach().to(dtype), unary, floor).reshape(b, c, n)
     rgb = _resize_images(images.to(probs.device), (h, w))
     chunk = max(1, EXACT_CHUNK_BYTES // max(n * n * torch.finfo(dtype).bits // 8, 1))
     out = []
@@ -381,9 +384,9 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
 
 
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
-                          workers: int | None) -> torch.Tensor:
+                          workers: int | None, floor: float) -> torch.Tensor:
     b, c, h, w = probs.shape
-    energy = unary_energy(probs.detach().float().cpu().numpy(), unary)
+    energy = unary_energy(probs.detach().float().cpu().numpy(), unary, floor)
     rgb = _images_hwc(images, (h, w))
     jobs = [(energy[i], rgb[i], params) for i in range(b)]
     workers = min(b, os.cpu_count() or 1) if workers is None else workers
@@ -396,7 +399,7 @@ def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRF
 
 
 def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str = "logprob",
-              workers: int | None = None, backend: str = "pydensecrf") -> torch.Tensor:
+              workers: int | None = None, backend: str = "pydensecrf", floor: float = 1e-12) -> torch.Tensor:
     """Dense-CRF marginals for a batch.
 
     Args:
@@ -408,6 +411,7 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
             when B > 1, else 1.
         backend: ``"pydensecrf"``, ``"exact"``, ``"exact_bf16"``, ``"lattice"`` or ``"auto"`` (module
             docstring).
+        floor: the probability ``logprob`` clips to before the log.
     Returns:
         float ``(B, C, H, W)`` marginals on ``probs``' device and dtype. No gradient.
     """
@@ -423,13 +427,13 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         # No autocast: only exact_bf16's appearance kernel multiplies in bf16 (the fidelity chapter's figures)
         with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
             return _dense_crf_exact(probs, images, params, unary,
-                                    torch.bfloat16 if backend == "exact_bf16" else None)
+                                    torch.bfloat16 if backend == "exact_bf16" else None, floor)
     if backend == "lattice":
-        energy = unary_energy(probs.detach().float(), unary)
+        energy = unary_energy(probs.detach().float(), unary, floor)
         rgb = _resize_images(images.to(probs.device), (h, w))
         with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
             return torch.stack(lattice_crf(list(energy), list(rgb), params)).to(probs.dtype)
-    return _dense_crf_pydensecrf(probs, images, params, unary, workers)
+    return _dense_crf_pydensecrf(probs, images, params, unary, workers, floor)
 
 
 def crf_train(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob", workers: int | None = 1,
@@ -453,7 +457,10 @@ def refine_for_growing(probs: torch.Tensor, images: torch.Tensor, unary: str = "
 
 
 def crf_test(probs: torch.Tensor, images: torch.Tensor, workers: int | None = None,
-             params: CRFParams = TEST_PARAMS) -> torch.Tensor:
-    """Test-time CRF at full resolution (s = 1), unary ``-log p``, pydensecrf (a full-resolution image
-    is far too large for the exact backend's dense kernels). Shapes as :func:`dense_crf`."""
-    return dense_crf(probs, images, params, "logprob", workers)
+             params: CRFParams = TEST_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
+    """Test-time CRF at full resolution (s = 1), unary ``-log max(p, PROB_FLOOR)``: what the pseudo labels and
+    the evaluation take the argmax of (:func:`dsrg.method.inference.predict`, image by image). ``backend``:
+    ``"pydensecrf"`` or ``"lattice"`` (a full-resolution image is far too large for the dense kernels).
+    Shapes as :func:`dense_crf`."""
+    backend = choose_test_backend(backend, probs.is_cuda)
+    return dense_crf(probs, images, params, "logprob", workers, backend, PROB_FLOOR)

@@ -16,11 +16,8 @@ import torch.nn.functional as F
 
 from ..data import transforms as T
 from ..workers import in_order, process_pool
-from .crf import CRFParams, _dense_crf_one, lattice_crf, unary_energy
+from .crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
 
-#: The floor probabilities are clipped to before the test-time CRF's unary -log p, as the authors'
-#: eps; the unary is then at most 11.5, so the CRF can still overturn a confident but isolated pixel.
-PROB_FLOOR = 1e-5
 #: How many pixels the lattice CRF takes at once on a GPU (11 images of 500 x 375, a few hundred MB of working
 #: memory). On the CPU one image at a time is faster (``benchmarks/crf.py --test-time``).
 LATTICE_BATCH_PIXELS = 1 << 21

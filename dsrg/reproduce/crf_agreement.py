@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..method.crf import CRFParams, _dense_crf_one, lattice_crf, unary_energy
-from ..method.inference import PROB_FLOOR, multiscale_probs
+from ..method.crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
+from ..method.inference import multiscale_probs
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..steps.common import build_seg_net
