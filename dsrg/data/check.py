@@ -24,11 +24,12 @@ from PIL import Image
 
 from ..errors import InputError, name_some, plural
 from ..files import not_a_folder
+from .sbd import TRAIN_AUG, TRAIN_AUG_COUNT
 from .voc import VOC_CLASSES, VOCSegmentation, found_instead
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
-VOC2012_COUNTS = {"train": 1464, "val": 1449, "trainval": 2913, "test": 1456, "train_aug": 10582}
+VOC2012_COUNTS = {"train": 1464, "val": 1449, "trainval": 2913, "test": 1456, TRAIN_AUG: TRAIN_AUG_COUNT}
 
 
 def expected_counts(root: Path, class_names: list[str]) -> dict[str, int]:
@@ -93,8 +94,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                       + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
                          f"predictions for the evaluation server)" if test_split
                          else "" if ds.has_masks else f", no {ds.label_dir} masks"))
-    if expected is not None and expected == VOC2012_COUNTS and "train_aug" not in splits:
-        report.append("no train_aug split (the paper trains on train_aug, 10582 images): make it with "
+    if expected is not None and expected == VOC2012_COUNTS and TRAIN_AUG not in splits:
+        report.append(f"no train_aug split (the paper trains on train_aug, {TRAIN_AUG_COUNT} images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
     return report, problems
 

@@ -33,7 +33,6 @@ from .voc import image_size, write_label_png
 
 AUG_DIR = "SegmentationClassAug"
 TRAIN_AUG = "train_aug"
-SBD_COUNTS = {"train": 8498, "val": 2857}
 TRAIN_AUG_COUNT = 10582
 SBD_NUM_CLASSES = 21
 
