@@ -138,7 +138,7 @@ def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
     cfg = ctx.cfg
     backend = choose_test_backend(section.crf_backend, ctx.device.type == "cuda")
     return closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, section.crf,
-                           cfg.seg.crf_workers or 1, ctx.amp, section.crf_scale, backend))
+                           cfg.seg.crf_workers, ctx.amp, section.crf_scale, backend))
 
 
 def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:
