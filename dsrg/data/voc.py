@@ -177,7 +177,7 @@ def split_id(line: str) -> str:
 
 def root_class_names(root: str | os.PathLike) -> list[str]:
     """The class names of a VOC-layout root: its ``class_names.txt`` (one per line, background first), else
-    :data:`VOC_CLASSES`."""
+    ``VOC_CLASSES``."""
     path = Path(root) / "class_names.txt"
     if not path.is_file():
         return list(VOC_CLASSES)

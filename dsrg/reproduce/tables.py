@@ -86,7 +86,8 @@ def eval_setting(cfg) -> str:
     return _test_words([float(s) for s in cfg.eval.scales], cfg.eval.crf, float(cfg.eval.crf_scale))
 
 
-AUTHORS_TEST = {"voc": [0.75, 1.0, 1.25], "coco": [1.0]}     # the scales of the authors' test; CRF at s = 1
+#: The scales of the authors' test on each dataset (logits summed, then the dense CRF at s = 1).
+AUTHORS_TEST = {"voc": [0.75, 1.0, 1.25], "coco": [1.0]}
 
 
 def authors_test(cfg, dataset: str = "voc") -> str:
