@@ -10,6 +10,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tqdm.auto import tqdm
+
+from ..data.voc import read_label_png, write_label_png
 from ..method.crf import choose_test_backend
 from ..method.inference import predict
 from ..models.cam import CAMNet
@@ -19,7 +22,7 @@ from ..files import remove_stale_temporaries
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import SET_ASIDE, load_model, save_model
-from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, use_deterministic_kernels
+from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, share, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
 
 
@@ -139,6 +142,40 @@ def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
     backend = choose_test_backend(section.crf_backend, ctx.device.type == "cuda")
     return closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, section.crf,
                            cfg.seg.crf_workers, ctx.amp, section.crf_scale, backend))
+
+
+def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, section, sizes_of, resume: bool,
+                on_label=None, restrict: bool = False) -> dict:
+    """The loop of ``pseudo-labels`` and ``evaluate``: this process's share of the split ``ds``
+    (:func:`dsrg.run.dist.share`) labelled by ``model`` (:func:`predictions`, ``restrict``: over each image's
+    labelled classes only), each label written to ``out/<id>.png`` and handed to ``on_label(index, label)``.
+    With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again.
+    Returns the loop's timings (:meth:`dsrg.run.folders.Clock.timed`)."""
+    verb, noun = ("labelled", "labels") if command == "pseudo-labels" else ("predicted", "predictions")
+    mine = share(len(ds), ctx.world)
+    before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
+    kept = set(before) if resume else set()
+    for i in sorted(kept) if on_label is not None else ():   # written before an interruption: they count too
+        on_label(i, read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes))
+    todo = [i for i in mine if i not in kept]
+    resume_note(ctx, command, len(before), len(mine), verb, resume)
+    images = ((ds.ids[i], ds.image(i), *((ds.labels(i),) if restrict else ())) for i in todo)
+    index = {image_id: i for i, image_id in enumerate(ds.ids)}
+    written, clock = len(kept), folders.Clock()
+    try:
+        with predictions(ctx, model, images, sizes_of, section) as labels:
+            for image_id, label in tqdm(labels, total=len(todo), desc=command, unit="img",
+                                        disable=not (ctx.cfg.progress and ctx.world.main)):
+                write_label_png(out / f"{image_id}.png", label)
+                written += 1
+                clock.tick()
+                if on_label is not None:
+                    on_label(index[image_id], label)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues from "
+              f"there (the {noun} written are kept), without it the step starts over", file=sys.stderr, flush=True)
+        raise
+    return clock.timed()
 
 
 def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:

@@ -16,23 +16,20 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
-from ..data.voc import VOCSegmentation, read_label_png, write_label_png
+from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
 from ..files import write_json, write_text
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
-from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, predictions, resume_note, setup
+from ..run.dist import all_reduce_sum, gather
+from .common import begin, build_seg_net, label_split, setup
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -81,40 +78,19 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     def sizes_of(h, w):
         return input_sizes(cfg.eval.scales, h, w)
 
-    mine = share(len(ds), ctx.world)
-    before = [i for i in mine if (pred_dir / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
-    kept = before if resume else []
-    for i in kept if meter is not None else ():      # predicted before an interruption: they count too
-        label = read_label_png(pred_dir / f"{ds.ids[i]}.png", ds.num_classes)
+    def score(i: int, label) -> None:
         gt = ds.mask(i)
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
-    todo = sorted(set(mine) - set(kept))
-    resume_note(ctx, "evaluate", len(before), len(mine), "predicted", resume)
-    images = ((ds.ids[i], ds.image(i)) for i in todo)
-    index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    clock, written = folders.Clock(), len(kept)
-    try:
-        with predictions(ctx, model, images, sizes_of, cfg.eval) as labels:
-            for image_id, label in tqdm(labels, total=len(todo), desc="evaluate", unit="img",
-                                        disable=not (cfg.progress and ctx.world.main)):
-                write_label_png(pred_dir / f"{image_id}.png", label)
-                written += 1
-                clock.tick()
-                if meter is not None:
-                    gt = ds.mask(index[image_id])
-                    meter.update(label, gt)
-                    rows.append({"id": image_id, "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
-    except KeyboardInterrupt:
-        print(f"evaluate: interrupted with {written} of {len(mine)} images predicted; `--resume` continues from "
-              f"there (the predictions written are kept), without it the step starts over", file=sys.stderr,
-              flush=True)
-        raise
+
+    timed = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume,
+                        score if meter is not None else None)
     if meter is not None:                            # every process's images, in the split's order
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    parts = gather((rows, clock.timed()), ctx.world)
+    parts = gather((rows, timed), ctx.world)
     if not ctx.world.main:
         return folder
+    index = {image_id: i for i, image_id in enumerate(ds.ids)}
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
     timed = folders.combined([t for _, t in parts])
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds),

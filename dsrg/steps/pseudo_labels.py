@@ -10,20 +10,16 @@ process labels its share of the images (:func:`dsrg.run.dist.share`); the confus
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..data.dataset import open_split
-from ..data.voc import read_label_png, write_label_png
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
 from ..run import folders
 from ..run.checkpoints import load_model
-from ..run.dist import all_reduce_sum, gather, share
-from .common import begin, build_seg_net, predictions, resume_note, setup
+from ..run.dist import all_reduce_sum, gather
+from .common import begin, build_seg_net, label_split, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -38,36 +34,13 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out = folder / "labels"
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
-    mine = share(len(ds), ctx.world)
-    before = {i for i in mine if (out / f"{ds.ids[i]}.png").is_file()}     # an interrupted run's
-    kept = before if resume else set()
-    for i in sorted(kept) if meter is not None else ():     # written before an interruption: they count too
-        meter.update(read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes), ds.mask(i))
-    todo = [i for i in mine if i not in kept]
-    resume_note(ctx, "pseudo-labels", len(before), len(mine), "labelled", resume)
-    if cfg.pseudo.restrict_to_labels:
-        images = ((ds.ids[i], ds.image(i), ds.labels(i)) for i in todo)
-    else:
-        images = ((ds.ids[i], ds.image(i)) for i in todo)
     sizes = [(s, s) for s in cfg.pseudo.sizes]
-    index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    written, clock = len(kept), folders.Clock()
-    try:
-        with predictions(ctx, model, images, lambda h, w: sizes, cfg.pseudo) as labels:
-            for image_id, label in tqdm(labels, total=len(todo), desc="pseudo-labels", unit="img",
-                                        disable=not (cfg.progress and ctx.world.main)):
-                write_label_png(out / f"{image_id}.png", label)
-                written += 1
-                clock.tick()
-                if meter is not None:
-                    meter.update(label, ds.mask(index[image_id]))
-    except KeyboardInterrupt:
-        print(f"pseudo-labels: interrupted with {written} of {len(mine)} images labelled; `--resume` continues from "
-              f"there (the labels written are kept), without it the step starts over", file=sys.stderr, flush=True)
-        raise
+    timed = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume,
+                        None if meter is None else lambda i, label: meter.update(label, ds.mask(i)),
+                        restrict=cfg.pseudo.restrict_to_labels)
     if meter is not None:                            # every process's images
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    times = gather(clock.timed(), ctx.world)
+    times = gather(timed, ctx.world)
     if not ctx.world.main:
         return folder
     summary = meter.summary() if meter is not None else None
