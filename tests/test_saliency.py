@@ -12,7 +12,8 @@ from PIL import Image
 
 from dsrg.data.saliency import SaliencyFolder, normalize, read_saliency_png
 from dsrg.errors import InputError
-from dsrg.method.saliency import METHODS, compute_saliency, saliency_maps
+from dsrg.method.saliency import METHODS, compute_saliency
+from dsrg.reproduce.background_seeds import saliency_maps
 from dsrg.method.seeds import BACKGROUND_THRESHOLD, background_cues
 
 
@@ -204,7 +205,7 @@ def test_saliency_maps_dispatches_to_folder_or_method(tmp_path):
 
 def test_background_cue_quality_counts_cue_pixels_against_ground_truth(tmp_path):
     from dsrg.data.voc import VOCSegmentation, write_label_png
-    from dsrg.method.saliency import background_cue_quality
+    from dsrg.reproduce.background_seeds import background_cue_quality
 
     # One 4x4 image; the saliency map marks the left column as the only cue (< 0.06).
     root = tmp_path / "voc"

@@ -1,5 +1,4 @@
-"""Saliency for the background seeds (Section 3.1): built-in unsupervised methods, a source of maps over many
-images (computed, or read from a folder), and the precision of the background seeds they give.
+"""Saliency for the background seeds (Section 3.1): built-in unsupervised methods, one image at a time.
 
 The paper uses DRFI (Jiang et al., CVPR 2013), whose trained regressor cannot be had offline; DRFI maps read
 from a folder (:class:`dsrg.data.saliency.SaliencyFolder`) are used as they are. Built in: ``rbd``, Robust
@@ -11,21 +10,16 @@ Why RBD, and how it departs from its paper: the book's fidelity chapter. Every m
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix, csc_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
-from tqdm import tqdm
 
-from ..data.saliency import SaliencyFolder, normalize
+from ..data.saliency import normalize
 from ..errors import InputError
-from . import BACKGROUND_THRESHOLD
 from . import SALIENCY_METHODS as METHODS
-from .metrics import background_cue_counts
 
 #: An image whose every channel spans at most this many grey levels is flat and has no saliency.
 FLAT_TOLERANCE = 2
@@ -267,67 +261,3 @@ def compute_saliency(image: np.ndarray, method: str = "rbd") -> np.ndarray:
     if method == "rbd":
         return rbd_saliency(image)
     return _opencv_saliency(image, method)
-
-
-def saliency_maps(images: Iterable[np.ndarray], ids: Iterable[str] | None = None, *,
-                  folder: str | os.PathLike | SaliencyFolder | None = None, method: str = "rbd",
-                  resize: bool = False) -> Iterator[np.ndarray]:
-    """Yield one normalised saliency map ``float32 (H, W)`` per image, lazily.
-
-    With ``folder`` (a path or a :class:`~dsrg.data.saliency.SaliencyFolder`) the maps are read from it by image id
-    (``ids`` is then required, in the same order as ``images``; each map must match its image's size
-    unless ``resize``, which applies when ``folder`` is a path: a :class:`~dsrg.data.saliency.SaliencyFolder` keeps its
-    own setting). Without it they are computed with ``method`` (see :func:`compute_saliency`).
-    """
-    if folder is None:
-        for image in images:
-            yield compute_saliency(image, method)
-        return
-    if ids is None:
-        raise InputError("saliency_maps: reading maps from a folder needs the image ids (ids=...)")
-    source = folder if isinstance(folder, SaliencyFolder) else SaliencyFolder(folder, resize=resize)
-    sentinel = object()
-    ids_it, images_it = iter(ids), iter(images)
-    while True:
-        image, image_id = next(images_it, sentinel), next(ids_it, sentinel)
-        if image is sentinel and image_id is sentinel:
-            return
-        if image is sentinel or image_id is sentinel:
-            raise InputError("saliency_maps: images and ids have different lengths")
-        yield source(image_id, np.asarray(image).shape[:2])
-
-
-# --------------------------------------------------------------------------------------------------
-# quality of the background cue
-
-
-def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLike | None = None,
-                           threshold: float = BACKGROUND_THRESHOLD, limit: int | None = None,
-                           progress: bool = True) -> dict:
-    """Precision and recall of the background cue ``saliency < threshold`` against ground truth.
-
-    Args:
-        dataset: a :class:`dsrg.data.voc.VOCSegmentation` with masks (0 = background, 255 ignored).
-        method / folder: the saliency source, as in :func:`saliency_maps`.
-        limit: score only the first ``limit`` images.
-    Returns:
-        dict with ``precision`` (cue pixels that are background, pooled over images), ``recall``
-        (background pixels that are cues), ``cue_fraction`` (cue pixels / scored pixels),
-        ``images`` and ``seconds_per_image``.
-    """
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    cue_bg = cue_all = bg_all = scored = 0
-    start = time.perf_counter()
-    for i in tqdm(range(n), desc=f"saliency ({folder or method})", disable=not progress):
-        item = dataset[i]
-        if folder is not None:
-            sal = SaliencyFolder(folder)(item["id"], item["mask"].shape)
-        else:
-            sal = compute_saliency(item["image"], method)
-        counts = background_cue_counts(sal, item["mask"], threshold)
-        cue_bg += counts[0]; cue_all += counts[1]; bg_all += counts[2]; scored += counts[3]
-    seconds = time.perf_counter() - start
-    return {"precision": cue_bg / cue_all if cue_all else float("nan"),
-            "recall": cue_bg / bg_all if bg_all else float("nan"),
-            "cue_fraction": cue_all / scored if scored else float("nan"),
-            "images": n, "seconds_per_image": seconds / max(n, 1)}
