@@ -229,7 +229,7 @@ def seeds_early(cfg) -> dict:
 
     from dsrg.data.dataset import open_split
     from dsrg.run import folders
-    from dsrg.run.folders import Clock
+    from dsrg.run.clock import Clock
     from dsrg.steps import seeds
     from dsrg.workers import auto_workers
 
@@ -366,7 +366,7 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
     ``images``), each rated after its first quarter (:func:`image_rate`: imports, the pool starting)."""
     from dsrg.data.voc import VOCSegmentation
     from dsrg.profile import SeedsConfig
-    from dsrg.run.folders import Clock
+    from dsrg.run.clock import Clock
     from dsrg.steps.seeds import _with_backgrounds
     from dsrg.workers import usable_cores
 

@@ -100,7 +100,7 @@ def test_an_inference_slice_projects_its_setup_once_and_its_images_by_hand():
 
 
 def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand():
-    from dsrg.run.folders import Clock
+    from dsrg.run.clock import Clock
 
     now = iter([0.0, 5, 6, 7, 8, 9, 10, 11, 12])        # started; 8 images done, one a second after the first
     clock = Clock(now=lambda: next(now))
@@ -114,7 +114,7 @@ def test_an_inference_slice_rates_the_images_after_its_first_quarter_by_hand():
 
 
 def test_a_batch_done_at_once_counts_whole_in_the_start_up():
-    from dsrg.run.folders import Clock
+    from dsrg.run.clock import Clock
 
     now = iter([0.0, 3, 5])                              # started; a batch of 32 at 3 s, the next at 5 s
     clock = Clock(now=lambda: next(now))
@@ -125,7 +125,7 @@ def test_a_batch_done_at_once_counts_whole_in_the_start_up():
 
 
 def test_processes_that_split_a_step_count_every_image_in_the_slowest_ones_time():
-    from dsrg.run.folders import combined
+    from dsrg.run.clock import combined
 
     one = {"images": 8, "s": 10.0, "start": {"images": 2, "s": 4.0}}
     two = {"images": 8, "s": 12.0, "start": {"images": 2, "s": 5.0}}

@@ -18,16 +18,13 @@ A step is complete when its ``done.json`` exists; it is written last, atomically
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..data.voc import VOCSegmentation
 from ..errors import InputError
@@ -209,74 +206,6 @@ def done_info(folder: Path) -> dict:
     return info
 
 
-def setting_labels(folders: list[Path]) -> list[str]:
-    """A label per step folder for plots: the settings in which it differs from the other folders of its step
-    (``seg.theta_fg=0.9``), its own ``config.json`` and those of the steps upstream of it in its run folder
-    (a retrain that differs by its train-seg's iterations says ``seg.iterations=4``); led by the step where
-    the folders are of several steps; the folder's name where nothing else tells them apart."""
-    flat = [_settings(Path(folder)) for folder in folders]
-    step_of_each = [f.get("step") if f is not None and isinstance(f.get("step"), str) else None for f in flat]
-    several = len({s for s in step_of_each if s is not None}) > 1
-    differ: dict[str | None, list[str]] = {}
-    for step in set(step_of_each):
-        group = [f for f, s in zip(flat, step_of_each) if s == step and f is not None]
-        keys = sorted({k for f in group for k in f} - {"step", "upstream", "init_from"})
-        shared = [k for k in keys if all(k in f for f in group)]     # what one run has not set is no difference
-        differ[step] = [k for k in shared if len({json.dumps(f[k], sort_keys=True, default=str) for f in group}) > 1]
-    def label(folder, f, step, most: int | None) -> str:
-        own = _flatten(_own_config(Path(folder)) or {})
-        # the step's own section first, then its other settings, then its upstream steps'
-        keys = sorted(differ[step], key=lambda k: (not k.startswith(f"{step}."), k not in own, k))
-        cut = most is not None and len(keys) > most
-        shown = ", ".join(f"{k}={f[k]}" for k in keys[:most]) + (", ..." if cut else "") if f else ""
-        if several and step is not None:
-            shown = COMMANDS.get(step, step) + (f": {shown}" if shown else "")
-        return shown or Path(folder).name
-
-    labels = [label(*each, 3) for each in zip(folders, flat, step_of_each)]
-    # three settings each, unless that leaves two folders with one label: then those show all they differ in
-    return [label(*each, None) if labels.count(text) > 1 else text
-            for each, text in zip(zip(folders, flat, step_of_each), labels)]
-
-
-_HASH = re.compile(r"[0-9a-f]{10}")
-
-
-def _own_config(folder: Path) -> dict | None:
-    """The ``config`` of a step folder's ``config.json``; None without a readable one."""
-    try:
-        config = json.loads((folder / "config.json").read_text()).get("config", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    return config if isinstance(config, dict) else {}
-
-
-def _settings(folder: Path, depth: int = 0) -> dict | None:
-    """The flattened ``config`` of a step folder's ``config.json``, with its upstream steps' (the folder beside
-    it named ``<step>-<its hash>``) where it does not set a key itself; None without a readable config."""
-    config = _own_config(folder)
-    if config is None:
-        return None
-    flat = _flatten(config)
-    up = flat.get("upstream")
-    if isinstance(up, str) and _HASH.fullmatch(up) and depth < len(STEPS):
-        above = next((folder.parent / f"{step}-{up}" for step in STEPS
-                      if (folder.parent / f"{step}-{up}").is_dir()), None)
-        if above is not None:
-            flat = {**(_settings(above, depth + 1) or {}), **flat}
-    return flat
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def step_state(folder: Path) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (``--resume``
     continues from its checkpoint's iteration) or to run."""
@@ -357,45 +286,6 @@ def start(cfg: Profile, step: str) -> Path:
     write_json(folder / "config.json", {"step": COMMANDS[step], "hash": step_hash(cfg, step),
                                         "config": step_config(cfg, step), "profile": cfg.name})
     return folder
-
-
-class Clock:
-    """What an inference step spends on its images, its setup (reading the model) not counted, and how many
-    were done when the first quarter of them was: that part holds the start-up that a longer split pays once
-    (worker processes starting, CUDA's first kernels, a pool filling up), so a projection rates the images
-    after it (``benchmarks/paper_scale.py``). ``done.json`` keeps :meth:`timed` as ``timed``."""
-
-    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
-        self.now = now
-        self.start, self.done = now(), []          # the time each image was done
-
-    def tick(self, images: int = 1) -> None:
-        """``images`` more done (a batch's at once)."""
-        self.done += [self.now()] * images
-
-    def timed(self, images: int = 0) -> dict:
-        """``{"images", "s", "start": {"images", "s"}}``: the images ticked, in ``s`` seconds up to the last
-        (what comes after, a pool closing, is setup); ``start``: the images done by the time the first quarter
-        of them was (a batch counts whole), and that time; no ``start`` under four images. Nothing ticked:
-        ``images`` in the seconds until now."""
-        if not self.done:
-            return {"images": images, "s": round(self.now() - self.start, 3)}
-        n = len(self.done)
-        out = {"images": n, "s": round(self.done[-1] - self.start, 3)}
-        if n >= 4:
-            at = self.done[n // 4 - 1]
-            out["start"] = {"images": bisect.bisect_right(self.done, at), "s": round(at - self.start, 3)}
-        return out
-
-
-def combined(times: list[dict]) -> dict:
-    """The :meth:`Clock.timed` of the processes that split a step, as one: all their images in the slowest
-    one's seconds, and ``start`` as the images every process had done by the latest of their start times."""
-    out = {"images": sum(t["images"] for t in times), "s": max(t["s"] for t in times)}
-    if times and all("start" in t for t in times):
-        out["start"] = {"images": sum(t["start"]["images"] for t in times),
-                        "s": max(t["start"]["s"] for t in times)}
-    return out
 
 
 def finish(folder: Path, started: float, **summary) -> dict:

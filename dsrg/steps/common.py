@@ -21,6 +21,7 @@ from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
 from ..files import remove_stale_temporaries
 from ..profile import Profile
 from ..run import folders
+from ..run.clock import Clock
 from ..run.checkpoints import SET_ASIDE, load_model, save_model
 from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, share, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
@@ -150,7 +151,7 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     (:func:`dsrg.run.dist.share`) labelled by ``model`` (:func:`predictions`, ``restrict``: over each image's
     labelled classes only), each label written to ``out/<id>.png`` and handed to ``on_label(index, label)``.
     With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again.
-    Returns the loop's timings (:meth:`dsrg.run.folders.Clock.timed`)."""
+    Returns the loop's timings (:meth:`dsrg.run.clock.Clock.timed`)."""
     verb, noun = ("labelled", "labels") if command == "pseudo-labels" else ("predicted", "predictions")
     mine = share(len(ds), ctx.world)
     before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
@@ -161,7 +162,7 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     resume_note(ctx, command, len(before), len(mine), verb, resume)
     images = ((ds.ids[i], ds.image(i), *((ds.labels(i),) if restrict else ())) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
-    written, clock = len(kept), folders.Clock()
+    written, clock = len(kept), Clock()
     try:
         with predictions(ctx, model, images, sizes_of, section) as labels:
             for image_id, label in tqdm(labels, total=len(todo), desc=command, unit="img",

@@ -27,6 +27,7 @@ from ..files import write_json, write_text
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
+from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from .common import begin, build_seg_net, label_split, setup
@@ -92,7 +93,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
-    timed = folders.combined([t for _, t in parts])
+    timed = combined([t for _, t in parts])
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds),
                "predictions": str(pred_dir.relative_to(folder))}           # within the step folder
     if meter is not None:

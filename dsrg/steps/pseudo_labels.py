@@ -17,6 +17,7 @@ from ..data.dataset import open_split
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
 from ..run import folders
+from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from .common import begin, build_seg_net, label_split, setup
@@ -44,5 +45,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     summary = meter.summary() if meter is not None else None
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=folders.combined(times))
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=combined(times))
     return folder

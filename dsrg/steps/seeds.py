@@ -40,6 +40,7 @@ from ..models.cam import CAMNet
 from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
+from ..run.clock import Clock, combined
 from ..run.checkpoints import load_model
 from ..run.dist import gather, share
 from ..workers import auto_workers, in_order, process_pool
@@ -49,7 +50,7 @@ from .common import begin, build_cls_net, setup
 def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None,
              early: EarlyBackgrounds | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """The cues of the images ``indices`` of ``ds`` (default all) from CAMs and saliency, and the time their
-    images took (:meth:`dsrg.run.folders.Clock.timed`, from the first image on: the classifier's loading not
+    images took (:meth:`dsrg.run.clock.Clock.timed`, from the first image on: the classifier's loading not
     counted). ``progress``: a progress bar (default ``cfg.progress``). ``early``: their background cues, begun
     before this step (:func:`start_early`)."""
     indices = range(len(ds)) if indices is None else indices
@@ -66,7 +67,7 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
     else:
         images = _with_backgrounds(ds, cfg.seeds, grid, auto_workers(cfg.seeds.workers), indices)
     out = {}
-    clock = folders.Clock()
+    clock = Clock()
     with closing(images):             # its saliency workers end even when this loop stops on an error
         for i, image, background in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
             labels = torch.from_numpy(ds.labels(i))[None]
@@ -225,7 +226,7 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
             items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main,
                                     early)
         elif ctx.world.main:                   # a file to read: process 0 alone
-            clock = folders.Clock()
+            clock = Clock()
             items = authors_cues(cfg, ds)
             timed = clock.timed(len(ds))
         else:
@@ -240,7 +241,7 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
     if len(parts) > 1:                         # every process's cues, in the split's order; the slowest one's time
         every = {k: v for part, _ in parts for k, v in part.items()}
         items = {image_id: every[image_id] for image_id in ds.ids}
-        timed = folders.combined([t for _, t in parts if t is not None])
+        timed = combined([t for _, t in parts if t is not None])
     store = CueStore.from_dense(items)
     store.save(folder / "cues.npz")
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),

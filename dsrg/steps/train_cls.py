@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..data import transforms as T
 from ..data.dataset import ClassificationSet, open_split
 from ..profile import Profile
-from ..run import folders
+from ..run.clock import Clock
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
 from .common import begin, build_cls_net, finish_training, setup
@@ -41,7 +41,7 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32,
                           tick: Callable[[int], None] | None = None):
     """Logits ``(N, K)`` and targets ``(N, K)`` of a split (no augmentation); ``tick(n)`` after each batch of
-    ``n`` images (a :class:`~dsrg.run.folders.Clock`'s)."""
+    ``n`` images (a :class:`~dsrg.run.clock.Clock`'s)."""
     items = ClassificationSet(ds, size)
     model.eval()
     logits, targets = [], []
@@ -80,7 +80,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     val = open_split(cfg.data, cfg.data.val_split)
-    clock = folders.Clock()
+    clock = Clock()
     scores, targets = classification_scores(model, val, cfg.cls.input_size, ctx.device, normalize, cfg.amp,
                                             tick=clock.tick)
     summary = {"val_map": average_precision(scores, targets),
