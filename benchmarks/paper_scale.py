@@ -231,7 +231,7 @@ def seeds_early(cfg) -> dict:
     from dsrg.run import folders
     from dsrg.run.clock import Clock
     from dsrg.steps import seeds
-    from dsrg.workers import auto_workers
+    from dsrg.run.workers import auto_workers
 
     cls = folders.step_dir(cfg, "cls")
     cfg.out = f"{cfg.out}-early"
@@ -368,7 +368,7 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
     from dsrg.profile import SeedsConfig
     from dsrg.run.clock import Clock
     from dsrg.steps.seeds import _with_backgrounds
-    from dsrg.workers import usable_cores
+    from dsrg.run.workers import usable_cores
 
     cores = usable_cores()
     rates = {}
@@ -445,7 +445,7 @@ def main() -> None:
     saliency = record["saliency_images_per_s"] = saliency_rates(root, "train_aug", args.saliency_images)
     print("seeds' saliency (rbd): " + ", ".join(f"{k} {v:.2f} img/s" for k, v in saliency.items()))
     write_json(args.json, record)
-    from dsrg.workers import usable_cores
+    from dsrg.run.workers import usable_cores
 
     early = record["seeds_early"] = measure_seeds_early(args, overrides)
     overlap = record["overlap"] = overlap_estimate(result, early, usable_cores(), rates, args.device,

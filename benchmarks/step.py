@@ -24,6 +24,7 @@ At paper scale: ``--batch 20 --size 321 --width 1`` (41 x 41 grid); a short CPU 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import statistics
 import sys
@@ -39,6 +40,7 @@ from dsrg.models import DeepLabASPP
 from dsrg.profile import SegConfig
 from dsrg.run import graphs
 from dsrg.run.dist import autocast, channels_last
+from dsrg.run.workers import mapper
 from dsrg.steps.train_seg import graphed, grow_cues, loss_terms, refine, refine_and_grow
 
 
@@ -75,6 +77,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = ap.parse_args()
+    with contextlib.ExitStack() as exits:
+        measure(a, exits)
+
+
+def measure(a, exits: contextlib.ExitStack) -> None:
     dev = torch.device(a.device)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -88,6 +95,8 @@ def main() -> None:
     crf_backend = resolve_backend(a.crf, torch.empty(1, 1, grid, grid, device=dev))
     grow_method = resolve_method(a.grow, dev, grid)
     seg = SegConfig(crf_backend=crf_backend, grow_method=grow_method, crf_unary=a.unary, crf_workers=a.crf_workers)
+    # pydensecrf's processes, started once for every step as train-seg starts them
+    crf_map = exits.enter_context(mapper(a.crf_workers if crf_backend == "pydensecrf" else 1, ["dsrg.method.crf"]))
     graph = not a.no_graph and graphed(seg, torch.empty(1, 1, grid, grid, device=dev))
 
     def one_step() -> dict:
@@ -97,7 +106,7 @@ def main() -> None:
                 logits = model(T.normalize(images, "torchvision"))
             return smoothed_softmax(logits.float())
         times["forward"], probs = timed(forward, dev)
-        times["crf"], q = timed(lambda: refine(seg, probs.detach(), images), dev)
+        times["crf"], q = timed(lambda: refine(seg, probs.detach(), images, crf_map), dev)
         times["growing"], grown = timed(lambda: grow_cues(seg, cues, q, labels), dev)
         if graph:                                    # as train_seg.supervision replays them
             times["graph"], (q_graph, grown_graph) = timed(

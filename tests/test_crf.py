@@ -13,7 +13,7 @@ from dsrg.errors import InputError
 from dsrg.method.crf import (EXACT_MAX_POSITIONS, TRAIN_PARAMS, CRFParams, _squared_distances, bilateral_kernel,
                              _rounded_inputs_float32_sums, crf_kernels, crf_test, crf_train, dense_crf,
                              mean_field, pairwise_matrix, refine_for_growing, resolve_backend)
-from dsrg.workers import process_pool
+from dsrg.run.workers import mapper, process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from crf import graph_time, make_scenes  # noqa: E402  (benchmarks/crf.py)
@@ -31,7 +31,7 @@ def two_region_case(h=24, w=24, noise=0.25, seed=0):
     return probs, images, torch.from_numpy(truth)
 
 
-@pytest.mark.parametrize("run", [lambda p, i: crf_test(p, i, workers=1),
+@pytest.mark.parametrize("run", [lambda p, i: crf_test(p, i),
                                  lambda p, i: crf_train(p, i, unary="logprob"),
                                  lambda p, i: refine_for_growing(p, i),
                                  lambda p, i: crf_train(p, i, unary="logprob", backend="exact"),
@@ -52,8 +52,8 @@ def test_crf_sharpens_a_noisy_two_region_map(run):
 def test_the_test_time_crf_overturns_an_isolated_confident_patch_as_the_pipeline_does(backend):
     """A flat grey image, class 0 at 0.9 everywhere but a 2 x 2 patch where the network is all but sure of
     class 1 (p0 = 1e-8). Floored at PROB_FLOOR = 1e-5 (unary at most 11.5) the CRF overturns the patch, as
-    the labels inference.predict writes; floored at 1e-12 (unary 27.6) it would keep it."""
-    from dsrg.method.inference import _crf_label, _lattice_labels
+    the labels dsrg.run.predict.predict writes; floored at 1e-12 (unary 27.6) it would keep it."""
+    from dsrg.method.inference import crf_label, lattice_labels
 
     image = np.full((20, 30, 3), 40, np.uint8)
     p0 = np.full((20, 30), 0.9)
@@ -62,10 +62,10 @@ def test_the_test_time_crf_overturns_an_isolated_confident_patch_as_the_pipeline
     images = torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
     params = CRFParams(scale=1.0)
     if backend == "pydensecrf":
-        written = _crf_label(probs[0].numpy(), image, params)
+        written = crf_label(probs[0].numpy(), image, params)
     else:
-        [(_, written)] = list(_lattice_labels([("x", image, probs[0])], params, torch.device("cpu"), 0))
-    labels = crf_test(probs, images, workers=1, backend=backend).argmax(1)[0].numpy()
+        [(_, written)] = list(lattice_labels([("x", image, probs[0])], params, torch.device("cpu"), 0))
+    labels = crf_test(probs, images, backend=backend).argmax(1)[0].numpy()
     assert np.array_equal(labels, written) and (labels == 0).all()
     kept = dense_crf(probs, images, params, backend=backend, floor=1e-12).argmax(1)[0].numpy()
     assert (kept[8:10, 12:14] == 1).all()
@@ -89,8 +89,9 @@ def test_images_are_resized_to_the_probability_grid():
 def test_a_batch_in_a_process_pool_equals_one_by_one():
     cases = [two_region_case(seed=s) for s in range(3)]
     probs = torch.cat([c[0] for c in cases]); images = torch.cat([c[1] for c in cases])
-    pooled = crf_test(probs, images, workers=2)
-    single = torch.cat([crf_test(c[0], c[1], workers=1) for c in cases])
+    with mapper(2, preload=["dsrg.method.crf"]) as pool_map:
+        pooled = crf_test(probs, images, pool_map)
+    single = torch.cat([crf_test(c[0], c[1]) for c in cases])
     assert torch.allclose(pooled, single)
 
 
@@ -102,7 +103,8 @@ def test_once_cuda_is_initialised_the_pool_workers_come_from_a_fork_server(monke
     assert process_pool(1)._mp_context.get_start_method() == "forkserver"
     cases = [two_region_case(seed=s) for s in range(2)]
     probs = torch.cat([c[0] for c in cases]); images = torch.cat([c[1] for c in cases])
-    assert torch.allclose(crf_test(probs, images, workers=2), crf_test(probs, images, workers=1))
+    with mapper(2, preload=["dsrg.method.crf"]) as pool_map:
+        assert torch.allclose(crf_test(probs, images, pool_map), crf_test(probs, images))
 
 
 def test_bad_crf_inputs_are_named():

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsrg.method.inference import multiscale_probs, predict
+from dsrg.method.inference import multiscale_probs
+from dsrg.run.predict import predict
 
 
 class Constant(nn.Module):

@@ -12,13 +12,13 @@ import torch
 from conftest import tiny_profile
 from torch.utils.data import DataLoader
 
-from dsrg import workers
+from dsrg.run import workers
 from dsrg.data.dataset import ClassificationSet, PseudoLabelSet, collate, open_split
 from dsrg.reproduce.figures import curve_keys
 from dsrg.run import train
 from dsrg.run.dist import World
 from dsrg.run.train import LOG_COUNTERS, batch_keys
-from dsrg.workers import auto_workers
+from dsrg.run.workers import auto_workers
 
 
 @pytest.mark.parametrize("cores, processes, expected", [(16, 1, 12), (8, 1, 7), (16, 2, 7), (2, 1, 1), (1, 1, 0)])

@@ -17,7 +17,7 @@ from conftest import tiny_overrides
 from dsrg.profile import load_profile
 from dsrg.run import folders as runs
 from dsrg.steps import pipeline
-from dsrg.workers import process_pool
+from dsrg.run.workers import process_pool
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -113,7 +113,7 @@ def test_a_terminated_evaluate_exits_143_and_leaves_no_process_behind(trained):
 def test_a_pool_worker_ignores_ctrl_c_and_dies_with_its_parent(tmp_path):
     """The pool's worker, asked for its own pid and then its parent's death: the kernel ends it."""
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
-              "import os, time\nfrom dsrg.workers import process_pool\n"
+              "import os, time\nfrom dsrg.run.workers import process_pool\n"
               "pool = process_pool(1)\nprint(pool.submit(os.getpid).result(), flush=True)\ntime.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=ENV)
     worker = int(proc.stdout.readline())
@@ -132,7 +132,7 @@ def test_pool_workers_forked_after_the_parent_ran_threads_do_not_hang():
     """A fork copies the state of the parent's thread pools (OpenMP's, OpenCV's) but not their threads: a worker
     that then computed saliency hung for ever, as the seeds step did after its first images."""
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
-              "import numpy as np, torch\nfrom dsrg.workers import process_pool\n"
+              "import numpy as np, torch\nfrom dsrg.run.workers import process_pool\n"
               "from dsrg.data.voc import VOCSegmentation\nfrom dsrg.method.saliency import compute_saliency\n"
               "torch.set_num_threads(2)\n"
               "image = np.random.default_rng(0).integers(0, 256, (375, 500, 3), dtype=np.uint8)\n"

@@ -15,7 +15,6 @@ follow, read from pydensecrf's sources, and how closely they agree: the book's f
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, expect_shape
-from ..workers import process_pool
 from . import CRF_BACKENDS as BACKENDS
 from . import CRF_UNARIES as UNARIES
 from . import TEST_CRF_BACKENDS as TEST_BACKENDS
@@ -384,22 +382,16 @@ def lattice_crf(energies: list[torch.Tensor], rgbs: list[torch.Tensor], params: 
 
 
 def _dense_crf_pydensecrf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str,
-                          workers: int | None, floor: float) -> torch.Tensor:
+                          map_fn: Callable, floor: float) -> torch.Tensor:
     b, c, h, w = probs.shape
     energy = unary_energy(probs.detach().float().cpu().numpy(), unary, floor)
     rgb = _images_hwc(images, (h, w))
-    jobs = [(energy[i], rgb[i], params) for i in range(b)]
-    workers = min(b, os.cpu_count() or 1) if workers is None else workers
-    if workers > 1 and b > 1:
-        with process_pool(workers, preload=[__name__]) as pool:
-            out = list(pool.map(_one, jobs))
-    else:
-        out = [_one(j) for j in jobs]
+    out = list(map_fn(_one, [(energy[i], rgb[i], params) for i in range(b)]))
     return torch.from_numpy(np.stack(out)).to(device=probs.device, dtype=probs.dtype)
 
 
 def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unary: str = "logprob",
-              workers: int | None = None, backend: str = "pydensecrf", floor: float = 1e-12) -> torch.Tensor:
+              map_fn: Callable = map, backend: str = "pydensecrf", floor: float = 1e-12) -> torch.Tensor:
     """Dense-CRF marginals for a batch.
 
     Args:
@@ -407,8 +399,8 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         images: uint8 ``(B, 3, H', W')`` RGB images; resized to ``(H, W)`` if their size differs.
         params: pairwise parameters and scale.
         unary: ``"logprob"`` (energy ``-log p``) or ``"prob"`` (energy ``-p``, the DSRG code's choice).
-        workers: processes for the batch (pydensecrf backend only); None = ``min(B, os.cpu_count())``
-            when B > 1, else 1.
+        map_fn: how pydensecrf goes over the images: ``map``, one after another, or a process pool's ``map``
+            (:func:`dsrg.run.workers.mapper`).
         backend: ``"pydensecrf"``, ``"exact"``, ``"exact_bf16"``, ``"lattice"`` or ``"auto"`` (module
             docstring).
         floor: the probability ``logprob`` clips to before the log.
@@ -433,34 +425,34 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
         rgb = _resize_images(images.to(probs.device), (h, w))
         with torch.no_grad(), torch.autocast(probs.device.type, enabled=False):
             return torch.stack(lattice_crf(list(energy), list(rgb), params)).to(probs.dtype)
-    return _dense_crf_pydensecrf(probs, images, params, unary, workers, floor)
+    return _dense_crf_pydensecrf(probs, images, params, unary, map_fn, floor)
 
 
-def crf_train(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob", workers: int | None = 1,
+def crf_train(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob", map_fn: Callable = map,
               params: CRFParams = TRAIN_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
     """Training-time CRF on the output grid (s = 12); the images are resized to the grid.
 
     Default unary ``prob``: the DSRG code's energy ``-p``. ``backend`` as :func:`dense_crf`
     (``"auto"`` runs the exact batched CRF on CUDA). Shapes as :func:`dense_crf`.
     """
-    return dense_crf(probs, images, params, unary, workers, backend)
+    return dense_crf(probs, images, params, unary, map_fn, backend)
 
 
 def refine_for_growing(probs: torch.Tensor, images: torch.Tensor, unary: str = "prob",
-                       workers: int | None = 1, backend: str = "pydensecrf",
+                       map_fn: Callable = map, backend: str = "pydensecrf",
                        params: CRFParams = TRAIN_PARAMS) -> torch.Tensor:
     """Step 1 of region growing, as the authors' CRF layer: CRF-refine the smoothed softmax at the output
     grid, clip to >= 1e-4, renormalise over classes; the boundary loss takes the same ``Q``.
     ``(B, C, h, w)`` in, ``(B, C, h, w)`` out; ``backend`` as :func:`dense_crf`."""
-    q = crf_train(probs, images, unary, workers, params=params, backend=backend).clamp(min=CLIP)
+    q = crf_train(probs, images, unary, map_fn, params=params, backend=backend).clamp(min=CLIP)
     return q / q.sum(dim=1, keepdim=True)
 
 
-def crf_test(probs: torch.Tensor, images: torch.Tensor, workers: int | None = None,
+def crf_test(probs: torch.Tensor, images: torch.Tensor, map_fn: Callable = map,
              params: CRFParams = TEST_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
     """Test-time CRF at full resolution (s = 1), unary ``-log max(p, PROB_FLOOR)``: what the pseudo labels and
-    the evaluation take the argmax of (:func:`dsrg.method.inference.predict`, image by image). ``backend``:
+    the evaluation take the argmax of (:func:`dsrg.run.predict.predict`, image by image). ``backend``:
     ``"pydensecrf"`` or ``"lattice"`` (a full-resolution image is far too large for the dense kernels).
     Shapes as :func:`dense_crf`."""
     backend = choose_test_backend(backend, probs.is_cuda)
-    return dense_crf(probs, images, params, "logprob", workers, backend, PROB_FLOOR)
+    return dense_crf(probs, images, params, "logprob", map_fn, backend, PROB_FLOOR)

@@ -1,21 +1,20 @@
 """Multi-scale inference with a dense CRF: the pseudo labels and the final test (the authors' recipe).
 
-For one image: the network's logits at each input size, upsampled (bilinear) to the image, summed;
-softmax; optionally the test-time CRF (s = 1, unary -log p); argmax over all classes. With pydensecrf the
-CRF of image k runs in a process pool while the network works on image k + 1; with the lattice backend
-the CRF runs on the network's device, over a batch of images at once.
+For one image: the network's logits at each input size, upsampled (bilinear) to the image, summed
+(:func:`multiscale_probs`); softmax; optionally the test-time CRF (s = 1, unary -log p); argmax over all
+classes (:func:`crf_label` with pydensecrf, :func:`lattice_labels` with the lattice over a batch of images).
+:func:`dsrg.run.predict.predict` runs them over a split.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data import transforms as T
-from ..workers import in_order, process_pool
 from .crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
 
 #: How many pixels the lattice CRF takes at once on a GPU (11 images of 500 x 375, a few hundred MB of working
@@ -42,12 +41,14 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
     return probs if on_device else probs.cpu()
 
 
-def _crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
+def crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
+    """The label map uint8 ``(H, W)`` of one image: the argmax of pydensecrf's test-time CRF of ``probs``
+    float ``(C, H, W)`` on ``image`` uint8 ``(H, W, 3)``, probabilities floored at :data:`~dsrg.method.crf.PROB_FLOOR`."""
     q = _dense_crf_one(unary_energy(probs, "logprob", PROB_FLOOR), image, params)
     return q.argmax(0).astype(np.uint8)
 
 
-def _lattice_labels(items, params: CRFParams, device: torch.device, budget: int):
+def lattice_labels(items, params: CRFParams, device: torch.device, budget: int):
     """``(id, image, probs)`` -> ``(id, label)`` in order, the CRF on ``device`` over batches of images of
     at most ``budget`` pixels (at least one image)."""
     batch, pixels = [], 0
@@ -68,40 +69,3 @@ def _lattice_labels(items, params: CRFParams, device: torch.device, budget: int)
         pixels += h * w
     if batch:
         yield from flush()
-
-
-def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], sizes_of, device: torch.device,
-            normalize: str, crf: bool = True, workers: int = 2, amp: bool = True, crf_scale: float = 1.0,
-            crf_backend: str = "pydensecrf", batch_pixels: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(id, label uint8 (H, W))`` for each ``(id, image)`` or ``(id, image, allowed)``;
-    ``sizes_of(h, w)`` gives the input sizes. ``allowed`` (bool ``(C,)``, optional) restricts the
-    prediction to those classes (their probabilities renormalised before the CRF). ``crf_scale`` is the
-    test-time CRF's ``s`` (1 in the paper: its pixel distances are meant for VOC's ~500 px images).
-    ``crf_backend``: ``"pydensecrf"`` (``workers`` processes) or ``"lattice"`` (on ``device``, images
-    batched up to ``batch_pixels`` pixels; None: :data:`LATTICE_BATCH_PIXELS` on CUDA, one image elsewhere)."""
-    model.eval()
-    on_device = crf and crf_backend == "lattice"
-
-    def probs_of(item):
-        image_id, image, *allowed = item
-        p = multiscale_probs(model, image, sizes_of(*image.shape[:2]), device, normalize, amp, on_device)
-        if allowed:
-            keep = torch.as_tensor(allowed[0], dtype=torch.bool, device=p.device).view(-1, 1, 1)
-            p = torch.where(keep, p, torch.zeros_like(p))
-            p = p / p.sum(0, keepdim=True).clamp(min=1e-12)
-        return image_id, image, p
-
-    if not crf:
-        for item in images:
-            image_id, _, p = probs_of(item)
-            yield image_id, p.argmax(0).numpy().astype(np.uint8)
-        return
-    params, ahead = CRFParams(scale=crf_scale), 2 * max(1, workers)
-    if crf_backend == "lattice":
-        if batch_pixels is None:
-            batch_pixels = LATTICE_BATCH_PIXELS if device.type == "cuda" else 0
-        yield from _lattice_labels(map(probs_of, images), params, device, batch_pixels)
-        return
-    with process_pool(max(1, workers), preload=[__name__]) as pool:
-        yield from in_order(pool, ((image_id, _crf_label, (p.numpy(), image, params))
-                                   for image_id, image, p in map(probs_of, images)), ahead)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..data.dataset import collate
 from ..errors import InputError
 from ..files import write_text
-from ..workers import auto_workers, die_with_parent
+from .workers import auto_workers, die_with_parent
 from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
                           set_aside_note)
 from .dist import World, all_reduce_mean, channels_last, rng_states
@@ -129,7 +129,7 @@ def _read_log(path: Path, before: int) -> list[str]:
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
     fork, can deadlock it, so the worker runs OpenCV on its own thread. It ends with its parent at once
-    (:func:`dsrg.workers.die_with_parent`), not at torch's next check of it."""
+    (:func:`dsrg.run.workers.die_with_parent`), not at torch's next check of it."""
     import cv2
 
     cv2.setNumThreads(0)

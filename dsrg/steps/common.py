@@ -14,7 +14,6 @@ from tqdm.auto import tqdm
 
 from ..data.voc import read_label_png, write_label_png
 from ..method.crf import choose_test_backend
-from ..method.inference import predict
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import load_backbone, load_vgg16_fc, read_state_dict
@@ -23,6 +22,7 @@ from ..profile import Profile
 from ..run import folders
 from ..run.clock import Clock
 from ..run.checkpoints import SET_ASIDE, load_model, save_model
+from ..run.predict import predict
 from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, share, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
 
@@ -135,7 +135,7 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
 
 
 def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
-    """:func:`dsrg.method.inference.predict` of ``model`` on ``images`` with a step's test-time CRF
+    """:func:`dsrg.run.predict.predict` of ``model`` on ``images`` with a step's test-time CRF
     (``section``: ``cfg.pseudo`` or ``cfg.eval``: ``crf``, ``crf_scale``, ``crf_backend``, the backend chosen
     for the step's device), closed (and its CRF workers with it) when the caller's loop ends, even on an
     error."""

@@ -43,7 +43,7 @@ from ..run import folders
 from ..run.clock import Clock, combined
 from ..run.checkpoints import load_model
 from ..run.dist import gather, share
-from ..workers import auto_workers, in_order, process_pool
+from ..run.workers import auto_workers, in_order, process_pool
 from .common import begin, build_cls_net, setup
 
 

@@ -41,17 +41,19 @@ from ..profile import Profile
 from ..run import folders, graphs
 from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
+from ..run.workers import mapper
 from .common import begin, build_seg_net, finish_training, setup
 
 
 def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
-                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                labels: torch.Tensor, crf_map=map) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steps 1-3 for a batch: ``P`` (B, C, h, w), ``Q`` (CRF marginals clipped at 1e-4 and renormalised,
     for growing and the boundary loss alike), and the grown cues (bool). Steps 2 and 3 as one CUDA graph
-    where ``seg.cuda_graph`` and both run on the device without the host (:func:`graphed`)."""
+    where ``seg.cuda_graph`` and both run on the device without the host (:func:`graphed`). ``crf_map``: how
+    pydensecrf goes over the batch (:func:`dsrg.run.workers.mapper` of ``seg.crf_workers``)."""
     s = cfg.seg
     probs = smoothed_softmax(logits.float())
-    work = functools.partial(refine_and_grow, s)
+    work = functools.partial(refine_and_grow, s, crf_map=crf_map)
     if s.cuda_graph and graphed(s, probs):
         q, grown = graphs.replay(work, ("train-seg", repr(s)), probs.detach(), images, cues, labels,   # every setting
                                  what="train-seg's CRF and growing")
@@ -60,10 +62,10 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     return probs, q, grown
 
 
-def refine(s, probs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+def refine(s, probs: torch.Tensor, images: torch.Tensor, crf_map=map) -> torch.Tensor:
     """Step 2 with the settings of ``s`` (``cfg.seg``): ``Q``, ``(B, C, h, w)``."""
     params = dataclasses.replace(TRAIN_PARAMS, scale=s.crf_scale)
-    return refine_for_growing(probs, images, unary=s.crf_unary, workers=s.crf_workers, backend=s.crf_backend,
+    return refine_for_growing(probs, images, unary=s.crf_unary, map_fn=crf_map, backend=s.crf_backend,
                               params=params)
 
 
@@ -73,9 +75,9 @@ def grow_cues(s, cues: torch.Tensor, q: torch.Tensor, labels: torch.Tensor) -> t
 
 
 def refine_and_grow(s, probs: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
-                    labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    labels: torch.Tensor, crf_map=map) -> tuple[torch.Tensor, torch.Tensor]:
     """Steps 2 and 3 with the settings of ``s`` (``cfg.seg``): ``Q`` and the grown cues."""
-    q = refine(s, probs, images)
+    q = refine(s, probs, images, crf_map)
     return q, grow_cues(s, cues, q, labels)
 
 
@@ -95,7 +97,7 @@ def graphed(s, probs: torch.Tensor) -> bool:
 
 
 def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
-           labels: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+           labels: torch.Tensor, crf_map=map) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Eq. (2) for a batch with the profile's settings (:func:`dsrg.method.losses.total_loss`) on the cues
     grown by :func:`supervision`.
 
@@ -103,7 +105,7 @@ def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch
     ``seed_loss``, ``boundary_loss``, ``grown_fraction``: the share of pixels with a label after growing)
     and the grown cues, bool ``(B, C, h, w)``.
     """
-    probs, q, grown = supervision(cfg, logits, images, cues, labels)
+    probs, q, grown = supervision(cfg, logits, images, cues, labels, crf_map)
     loss, seed, bound = loss_terms(cfg.seg, probs, q, grown)
     return {"loss": loss, "seed_loss": seed, "boundary_loss": bound,
             "grown_fraction": grown.any(1).float().mean()}, grown
@@ -112,8 +114,8 @@ def losses(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch
 class Records:
     """Per-epoch supervision quality (Fig. 4) and supervision maps of fixed images (Fig. 1)."""
 
-    def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None):
-        self.cfg, self.folder, self.dataset, self.ctx = cfg, folder, dataset, ctx
+    def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None, crf_map=map):
+        self.cfg, self.folder, self.dataset, self.ctx, self.crf_map = cfg, folder, dataset, ctx, crf_map
         # summed on the device where the step runs (no copy back, which would stall it every iteration)
         self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64, device=ctx.device)
         undefined = float("nan")        # done.json writes an undefined measure as null
@@ -143,7 +145,7 @@ class Records:
             with torch.no_grad(), autocast(self.ctx.device, self.cfg.amp):
                 logits = model(T.normalize(images, self.cfg.data.normalize))
             model.train(was)
-            self.maps.append(supervision(self.cfg, logits, images, cues, labels)[2].cpu().numpy())
+            self.maps.append(supervision(self.cfg, logits, images, cues, labels, self.crf_map)[2].cpu().numpy())
             ids = [self.dataset.ds.ids[int(i)] for i in self.fixed[0]]
             with atomic_path(self.folder / "fig1.npz") as tmp:
                 np.savez_compressed(tmp, ids=np.array(ids), supervision=np.stack(self.maps),
@@ -186,20 +188,24 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if store.num_classes != train.num_classes:
         raise InputError(f"the seed cues have {store.num_classes} classes, the dataset {train.num_classes}")
     dataset = SeedSet(train, cfg.seg.input_size, store)
-    records = Records(cfg, folder, dataset, ctx, folders.done_info(seeds_dir).get("quality"))
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
-
-    def step(net, batch, it):
-        _, images, cues, labels, gt = batch
-        with autocast(ctx.device, cfg.amp):
-            logits = net(T.normalize(images, cfg.data.normalize))
-        out, grown = losses(cfg, logits, images, cues, labels)
-        records.add(grown, gt)
-        return out
-
+    # pydensecrf's processes, one pool for the whole step (where the CRF runs pydensecrf at all)
+    pydensecrf = resolve_backend(cfg.seg.crf_backend, torch.empty(1, 1, *grid, device=ctx.device)) == "pydensecrf"
+    crf_processes = mapper(cfg.seg.crf_workers if pydensecrf else 1, preload=["dsrg.method.crf"])
     try:
-        fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
-            desc="train-seg", resume=resume, records=records)
+        with crf_processes as crf_map:
+            records = Records(cfg, folder, dataset, ctx, folders.done_info(seeds_dir).get("quality"), crf_map)
+
+            def step(net, batch, it):
+                _, images, cues, labels, gt = batch
+                with autocast(ctx.device, cfg.amp):
+                    logits = net(T.normalize(images, cfg.data.normalize))
+                out, grown = losses(cfg, logits, images, cues, labels, crf_map)
+                records.add(grown, gt)
+                return out
+
+            fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device, world=ctx.world,
+                desc="train-seg", resume=resume, records=records)
     finally:
         graphs.forget()                       # the memory of the step's CUDA graphs, if any
     if not ctx.world.main:

@@ -8,6 +8,7 @@ says where the run stands and closes the pool.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -81,6 +82,17 @@ def process_pool(workers: int, preload: Sequence[str] = (), nice: int = 0) -> Pr
                                    initargs=(None, nice))
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_start_worker, initargs=(os.getpid(), nice))
+
+
+@contextlib.contextmanager
+def mapper(workers: int, preload: Sequence[str] = ()) -> Iterator[Callable]:
+    """``map`` where ``workers`` <= 1, else the ``map`` of a :func:`process_pool` of ``workers`` processes,
+    shut down when the block ends (what it maps, and the arguments, must pickle)."""
+    if workers <= 1:
+        yield map
+        return
+    with process_pool(workers, preload=preload) as pool:
+        yield pool.map
 
 
 def in_order(pool: ProcessPoolExecutor, jobs: Iterable[tuple[Any, Callable, tuple]],
