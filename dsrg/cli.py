@@ -236,6 +236,10 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
         print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
               if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
                                 f"embedded dataset is written into {cfg.data.root} by the first step")
+        if not later:
+            from .data.voc import classes_said
+
+            print(f"# classes: {classes_said(cfg.data.root)}")
     empty = random_starts(cfg, to_run)
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")

@@ -104,6 +104,11 @@ def not_a_folder(path: str | os.PathLike) -> str:
     return "is a file, not a folder" if path.is_file() else "is not a folder"
 
 
+def as_given(path: str | os.PathLike) -> str:
+    """``path`` as given, with the folder a relative one is read from: ``data/x (from /home/me/dsrg)``."""
+    return str(path) if os.path.isabs(path) else f"{path} (from {os.getcwd()})"
+
+
 @contextlib.contextmanager
 def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
     """Make the folder ``path`` and its missing parents for the ``with`` block; those it made are removed

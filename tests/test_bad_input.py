@@ -181,11 +181,14 @@ def test_data_check_reports_a_missing_label_folder_and_counts_every_problem_once
     assert out.strip().endswith("2 problems")
 
 
-def test_data_check_refuses_a_missing_root_a_file_as_root_and_a_negative_sample(tmp_path, capsys):
+def test_data_check_refuses_a_missing_root_a_file_as_root_and_a_negative_sample(tmp_path, capsys, monkeypatch):
     from dsrg.cli import main
 
     assert main(["data", "check", "--root", str(tmp_path / "nowhere")]) == 2
-    assert f"dataset root not found: {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert f"dataset root not found: {tmp_path / 'nowhere'} (expected" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)                 # a relative root: the folder it was looked for from is named
+    assert main(["data", "check", "--root", "my/data"]) == 2
+    assert f"dataset root not found: my/data (from {tmp_path}) (expected" in capsys.readouterr().err
     (tmp_path / "VOC2012.tar").write_bytes(b"an archive, not yet unpacked")
     for dataset in ("voc", "coco"):
         assert main(["data", "check", "--root", str(tmp_path / "VOC2012.tar"), "--dataset", dataset]) == 2

@@ -209,6 +209,21 @@ def _voc_dry(capsys, tmp_path, root: Path, *extra: str) -> tuple[int, str, str]:
                 "eval.split=train", "cls.batch_size=2", "seg.batch_size=2", "retrain.batch_size=2", *extra)
 
 
+def test_the_dry_run_and_the_data_check_say_which_classes_the_networks_learn(tmp_path, capsys):
+    """A root's own class_names.txt is named with its classes; without one, the networks learn VOC 2012's 21,
+    which the dry run and pre-flight note for a split that is not one of VOC's (label 1 would be aeroplane)."""
+    root = _voc_root(tmp_path / "voc")
+    rc, out, err = _voc_dry(capsys, tmp_path, root)
+    assert rc == 0 and f"# classes: 3, from {root / 'class_names.txt'}: background, box, ball" in out
+    assert "no class_names.txt" not in err
+    (root / "class_names.txt").unlink()
+    rc, out, err = _voc_dry(capsys, tmp_path, root)
+    assert rc == 0 and "# classes: 21, PASCAL VOC 2012's (no class_names.txt" in out
+    assert f"note: {root} has no class_names.txt, so the networks learn PASCAL VOC 2012's 21 classes" in err
+    assert main(["data", "check", "--root", str(root)]) == 0
+    assert "classes: 21, PASCAL VOC 2012's (no class_names.txt" in capsys.readouterr().out
+
+
 def test_a_list_of_problems_cut_short_counts_the_ones_left_out(tmp_path, capsys):
     root = _voc_root(tmp_path / "voc", n=14)
     for i in range(12):

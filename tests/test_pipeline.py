@@ -84,6 +84,28 @@ def test_the_test_time_crf_backend_is_hashed_as_the_backend_that_will_run(monkey
                 == _hashes_on(monkeypatch, "cpu", f"{key}.crf=false")[step])
 
 
+def test_a_root_of_ones_own_classes_names_its_runs_by_them(tmp_path):
+    """Editing class_names.txt of a real-data root makes new step folders (the networks have other outputs);
+    VOC 2012's names, written or not, and COCO's name nothing, so the runs made before keep their folders."""
+    from dsrg.data.coco import COCO_CLASSES
+    from dsrg.data.voc import VOC_CLASSES
+    from dsrg.profile import load_profile
+
+    root = tmp_path / "mine"
+    root.mkdir()
+    cfg = load_profile("voc-vgg16", [f"data.root={root}"])
+    voc = {step: runs.step_hash(cfg, step) for step in runs.STEPS}
+    (root / "class_names.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    assert {step: runs.step_hash(cfg, step) for step in runs.STEPS} == voc
+    (root / "class_names.txt").write_text("\n".join(COCO_CLASSES) + "\n")
+    assert runs.step_hash(cfg, "cls") == voc["cls"]
+    (root / "class_names.txt").write_text("background\nperson\ncup\n")
+    cups = {step: runs.step_hash(cfg, step) for step in runs.STEPS}
+    assert all(cups[step] != voc[step] for step in runs.STEPS)
+    (root / "class_names.txt").write_text("background\nperson\nmug\n")
+    assert all(runs.step_hash(cfg, step) != cups[step] for step in runs.STEPS)
+
+
 def test_train_cls_writes_a_model_and_a_log_line_per_iteration(tiny_run):
     cfg, folders = tiny_run
     lines = [json.loads(x) for x in (folders["cls"] / "log.jsonl").read_text().splitlines()]

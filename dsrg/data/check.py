@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError, name_some, plural
-from ..files import not_a_folder
+from ..files import as_given, not_a_folder
 from .sbd import TRAIN_AUG, TRAIN_AUG_COUNT
-from .voc import VOC_CLASSES, VOCSegmentation, found_instead
+from .voc import VOC_CLASSES, VOCSegmentation, classes_said, found_instead
+
+VOC_ID = re.compile(r"20\d\d_\d{6}")     # PASCAL VOC's image ids, e.g. 2007_000032
 
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
@@ -51,7 +54,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
     root = Path(root)
     _check_sample(sample)
     if not root.is_dir():
-        raise InputError(f"dataset root {not_a_folder(root)}: {root} (expected a folder in the PASCAL VOC layout)")
+        raise InputError(f"dataset root {not_a_folder(root)}: {as_given(root)} (expected a folder in the PASCAL VOC "
+                         f"layout)")
     sets = root / "ImageSets" / "Segmentation"
     if not sets.is_dir():
         raise InputError(f"{root}: no ImageSets/Segmentation folder (expected the PASCAL VOC layout)")
@@ -59,7 +63,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
     if not splits:
         raise InputError(f"{sets}: no split files (expected train.txt, val.txt, ...)")
     report, problems = [], []
-    expected = None
+    expected, voc_ids = None, False
     for split in splits:
         before = len(problems)
         try:
@@ -71,6 +75,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         if expected is None:
             expected = expected_counts(root, ds.class_names)
         n = len(ds)
+        voc_ids = voc_ids or any(VOC_ID.fullmatch(image_id) for image_id in ds.ids[:50])
         count_note, wrong = _count(f"split '{split}'", split, n, expected.get(split), "VOC 2012",
                                    own=(root / "dataset.json").is_file())
         problems += wrong
@@ -94,7 +99,11 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                       + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
                          f"predictions for the evaluation server)" if test_split
                          else "" if ds.has_masks else f", no {ds.label_dir} masks"))
-    if expected is not None and expected == VOC2012_COUNTS and TRAIN_AUG not in splits:
+    try:
+        report.append(f"classes: {classes_said(root)}")
+    except InputError as exc:
+        problems.append(str(exc))
+    if expected == VOC2012_COUNTS and voc_ids and TRAIN_AUG not in splits:
         report.append(f"no train_aug split (the paper trains on train_aug, {TRAIN_AUG_COUNT} images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
     return report, problems

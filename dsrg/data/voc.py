@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, name_some, not_utf8
-from ..files import atomic_path, load_image, not_a_folder, read_rgb
+from ..files import as_given, atomic_path, load_image, not_a_folder, read_rgb
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -187,6 +187,16 @@ def root_class_names(root: str | os.PathLike) -> list[str]:
     return names
 
 
+def classes_said(root: str | os.PathLike) -> str:
+    """The classes of a VOC-layout root in words, for the command line: how many, where from, the first few."""
+    names, path = root_class_names(root), Path(root) / "class_names.txt"
+    if not path.is_file():
+        return (f"{len(names)}, PASCAL VOC 2012's (no class_names.txt in {root}; for classes of your own, list "
+                f"them there, one per line, background first)")
+    shown = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
+    return f"{len(names)}, from {path}: {shown}"
+
+
 class VOCSegmentation:
     """The images, label maps and image-level labels of one split of a VOC-layout root.
 
@@ -206,7 +216,7 @@ class VOCSegmentation:
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
-            raise InputError(f"dataset root {not_a_folder(self.root)}: {self.root} "
+            raise InputError(f"dataset root {not_a_folder(self.root)}: {as_given(self.root)} "
                              "(expected a folder in the PASCAL VOC layout)")
         if not (self.root / "JPEGImages").is_dir():
             inside = sorted(p.name for p in self.root.iterdir() if (p / "JPEGImages").is_dir())

@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.voc import VOCSegmentation
+from ..data.coco import COCO_CLASSES
+from ..data.voc import VOC_CLASSES, VOCSegmentation, root_class_names
 from ..errors import InputError
 from ..files import locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
@@ -120,6 +121,9 @@ def step_config(cfg: Profile, step: str) -> dict:
     if data["dataset"] == "synthetic_coco":
         data["dataset"] = "voc"         # its converted root is read as any VOC-layout root: the runs made before
     own: dict = {"step": step, "seed": cfg.seed, "data": data}
+    classes = own_classes(cfg)
+    if classes:                         # a dataset of one's own classes: editing class_names.txt is a new run
+        own["classes"] = classes
     if step == "eval":
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
@@ -149,6 +153,16 @@ def step_config(cfg: Profile, step: str) -> dict:
     if prev is not None:
         own["upstream"] = step_hash(cfg, prev)
     return _strip(own, cfg.base)
+
+
+def own_classes(cfg: Profile) -> list[str] | None:
+    """The class names of a real-data root (``data.dataset=voc``) whose ``class_names.txt`` lists classes of its
+    own, neither VOC 2012's nor COCO's; None otherwise (those two, and the embedded sets, are named by their
+    settings alone, as before the names counted)."""
+    if cfg.data.dataset != "voc":
+        return None
+    names = root_class_names(cfg.data.root)
+    return None if names in (VOC_CLASSES, COCO_CLASSES) else names
 
 
 def step_hash(cfg: Profile, step: str) -> str:

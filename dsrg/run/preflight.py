@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from ..data.check import file_problems, unlabelled_indices
+from ..data.check import VOC_ID, file_problems, unlabelled_indices
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
@@ -35,7 +35,7 @@ from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, found_instead, image_size
 from ..errors import InputError, name_some, plural
-from ..files import made_folders, not_a_folder, write_text
+from ..files import as_given, made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP, output_size
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
@@ -159,7 +159,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             _raise(problems)
             return
     if not root.is_dir():
-        problems.append(f"data.root: dataset root {not_a_folder(root)}: {root} "
+        problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)} "
                         "(expected a folder in the PASCAL VOC layout)")
         _raise(problems)
     splits = {}
@@ -170,6 +170,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             problems.append(f"{key}={get(key)}: {exc}")
     train = splits.get("data.train_split")
     _warn_shared_images(train, splits.get("eval.split"))
+    _note_voc_classes(train)
     if train is not None:
         for key in trained:
             collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
@@ -228,6 +229,17 @@ def _warn_shared_images(train: VOCSegmentation | None, scored: VOCSegmentation |
         print(f"[dsrg] warning: {len(shared)} of the {len(scored)} images of eval.split={scored.split} are in "
               f"data.train_split={train.split} too (e.g. {name_some(shared)}): the mIoU would be measured on "
               f"images the networks trained on", file=sys.stderr, flush=True)
+
+
+def _note_voc_classes(train: VOCSegmentation | None) -> None:
+    """A note on stderr (process 0) where a training split of images that are not VOC's (by their ids) takes
+    VOC 2012's classes for want of a ``class_names.txt``: label value k then means VOC's k-th class."""
+    if train is None or os.environ.get("RANK", "0") != "0" or (train.root / "class_names.txt").is_file() \
+            or any(VOC_ID.fullmatch(image_id) for image_id in train.ids[:50]):
+        return
+    print(f"[dsrg] note: {train.root} has no class_names.txt, so the networks learn PASCAL VOC 2012's "
+          f"{train.num_classes} classes (label value k is VOC's k-th class); for classes of your own, list them "
+          f"in {train.root / 'class_names.txt'}, one per line, background first", file=sys.stderr, flush=True)
 
 
 def _require_map_sizes(maps: SaliencyFolder, train: VOCSegmentation) -> None:
