@@ -106,6 +106,25 @@ def test_a_root_of_ones_own_classes_names_its_runs_by_them(tmp_path):
     assert all(runs.step_hash(cfg, step) != cups[step] for step in runs.STEPS)
 
 
+def test_a_step_that_fails_before_keeping_anything_leaves_no_folder_behind(tmp_path):
+    """A failure (a label value beyond the classes in a file pre-flight did not decode, say) or Ctrl-C in a step
+    that has only written its config.json and an empty log removes its folder; a log line or a checkpoint keeps
+    it, for --resume and for reading."""
+    cfg = tiny_profile(tmp_path / "synth", tmp_path / "run")
+    folder = runs.step_dir(cfg, "cls")
+    for error in (InputError("a label value beyond the classes"), KeyboardInterrupt()):
+        with pytest.raises(type(error)), runs.step_lock(cfg, "cls"):
+            runs.start(cfg, "cls")
+            (folder / "log.jsonl").touch()
+            raise error
+        assert not folder.exists()
+    with pytest.raises(KeyboardInterrupt), runs.step_lock(cfg, "cls"):
+        runs.start(cfg, "cls")
+        (folder / "log.jsonl").write_text('{"it": 0}\n')
+        raise KeyboardInterrupt
+    assert (folder / "config.json").is_file()
+
+
 def test_train_cls_writes_a_model_and_a_log_line_per_iteration(tiny_run):
     cfg, folders = tiny_run
     lines = [json.loads(x) for x in (folders["cls"] / "log.jsonl").read_text().splitlines()]

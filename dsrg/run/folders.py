@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,16 +189,34 @@ def step_lock(cfg: Profile, step: str, world=None):
     lock = locked(_lock_path(folder),
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
                           f"it to end, then its output is used where it is complete (Ctrl-C stops waiting)")
-    if world is None or world.size == 1:
-        with lock:
-            yield
-        return
-    from .dist import barrier           # (torch: not for the commands that never train)
+    main = world is None or world.main
+    with lock if main else contextlib.nullcontext():
+        try:
+            if world is not None and world.size > 1:
+                from .dist import barrier           # (torch: not for the commands that never train)
 
-    with lock if world.main else contextlib.nullcontext():
-        barrier(world)
-        yield
-        barrier(world)
+                barrier(world)
+                yield
+                barrier(world)
+            else:
+                yield
+        except BaseException:
+            if main:
+                drop_stub(folder)
+            raise
+
+
+def drop_stub(folder: Path) -> None:
+    """Remove a step folder that a failed or interrupted run left with nothing to keep: only its
+    ``config.json``, an empty ``log.jsonl`` and empty folders (a checkpoint, a log line or a label kept it)."""
+    if not folder.is_dir() or is_done(folder):
+        return
+    for path in folder.rglob("*"):
+        if path.is_dir() or path.parent == folder and (path.name == "config.json" or path.name == "log.jsonl"
+                                                       and path.stat().st_size == 0):
+            continue
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _lock_path(folder: Path) -> Path:
