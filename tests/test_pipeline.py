@@ -635,6 +635,19 @@ def test_a_caption_says_how_many_images_were_scored_and_random_weights_a_paper_p
            "paper's setting)" in paper_run.ran_on()
 
 
+def test_numbers_set_beside_the_papers_say_when_they_are_of_other_data(tiny_run, monkeypatch):
+    cfg, folders = tiny_run
+    exp = experiments.Experiment(cfg, folders)
+    n, classes = exp.scored()["images"], exp.dataset("val").num_classes
+    assert exp.data_note() == (f"Ours are measured on {n} images of split 'val' with {classes} classes, not on "
+                               f"VOC 2012 val: beside the paper's, read how our rows move against each other, "
+                               f"not their values.")
+    monkeypatch.setattr(experiments.Experiment, "scored",
+                        lambda self: {"images": 1449, "split": "val", "classes": 21, "present": 21})
+    assert exp.data_note() == "Ours are measured on the paper's data (VOC 2012 val, 1449 images)."
+    assert exp.data_note("COCO 2014 val").startswith("Ours are measured on 1449 images of split 'val' with 21")
+
+
 def test_a_pages_yaml_profile_is_found_for_the_random_weights_note(tmp_path, monkeypatch):
     from pathlib import Path
 

@@ -123,7 +123,7 @@ class Experiment:
     def pseudo_label_classes(self) -> pd.DataFrame:
         """The pseudo labels per class against the training set's ground truth (%): IoU, precision, recall."""
         q = folders.done_info(self.folder("pseudo")).get("quality") or {}
-        names = self.dataset().class_names
+        names = q.get("classes") or self.dataset().class_names     # runs before the names were kept: the dataset's
         columns = {"IoU": q.get("iou"), "precision": q.get("class_precision"), "recall": q.get("class_recall")}
         return pd.DataFrame({k: v if v is not None else [None] * len(names) for k, v in columns.items()},
                             index=names).astype(float).mul(100)
@@ -199,6 +199,22 @@ class Experiment:
             return {}
         return {"images": done.get("images"), "split": done.get("split"), "classes": len(iou),
                 "present": sum(v is not None for v in iou.values())}
+
+    #: The data of the paper's tables: dataset name -> (evaluated split, its images, classes with background).
+    PAPER_DATA = {"VOC 2012 val": ("val", 1449, 21), "COCO 2014 val": ("val2014", 40504, 81)}
+
+    def data_note(self, paper: str = "VOC 2012 val") -> str:
+        """A sentence for a page that sets this experiment's numbers beside the paper's on ``paper``
+        (:data:`PAPER_DATA`): that the evaluation scored that data (its split, images and classes), or that the
+        numbers are of other data, to be read for how the rows move, not for their values."""
+        split, images, classes = self.PAPER_DATA[paper]
+        scored = self.scored()
+        if scored and (scored["split"], scored["images"], scored["classes"]) == (split, images, classes):
+            return f"Ours are measured on the paper's data ({paper}, {images} images)."
+        what = (f"{scored['images']} images of split '{scored['split']}' with {scored['classes']} classes"
+                if scored else "other images")
+        return (f"Ours are measured on {what}, not on {paper}: beside the paper's, read how our rows move "
+                f"against each other, not their values.")
 
     def ran_on(self) -> str:
         """Dataset (its root as written from the project, as the command takes it), the images evaluated,

@@ -58,6 +58,12 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
     return written
 
 
+def measure_command(profile: str) -> str:
+    """The command that records the spread of ``profile`` (a name or a YAML path): ``make spread`` for the
+    demo, whose seeds it runs, else ``dsrg spread``."""
+    return "make spread" if profile == "demo" else f"dsrg spread --profile {profile} --seeds 0 1 2"
+
+
 def load(folder: str | Path) -> list[dict]:
     """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none."""
     folder = Path(folder)

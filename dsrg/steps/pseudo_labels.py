@@ -44,6 +44,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     times = gather(timed, ctx.world)
     if not ctx.world.main:
         return folder
-    summary = meter.summary() if meter is not None else None
+    summary = {**meter.summary(), "classes": ds.class_names} if meter is not None else None   # names the lists
     folders.finish(folder, started, images=len(ds), quality=summary, timed=combined(times))
     return folder
