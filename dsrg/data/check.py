@@ -81,7 +81,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         problems += wrong
         unlabelled = unlabelled_indices(ds)
         test_split = len(unlabelled) == n and (ds.has_masks or split.startswith("test"))
-        if not ds.has_masks and not test_split:
+        tagged = ds.image_labels is not None           # image-level labels of their own: no label maps needed
+        if not ds.has_masks and not test_split and not tagged:
             problems.append(f"split '{split}': label folder {root / ds.label_dir} not found (training needs the "
                             f"label maps for the image-level labels, evaluation for the scores)")
         elif 0 < len(unlabelled) < n:
@@ -96,7 +97,9 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         report.append(f"split '{split}': {plural(n, 'image')}" + count_note
                       + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
-                      + (f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
+                      + (f", image-level labels from ImageLabels/{split}.txt" if tagged else "")
+                      + (", no label maps (training only: evaluation needs them)" if tagged and not ds.has_masks
+                         else f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
                          f"predictions for the evaluation server)" if test_split
                          else "" if ds.has_masks else f", no {ds.label_dir} masks"))
     try:

@@ -6,6 +6,7 @@ Layout (``<id>`` is one line of the split file)::
     <root>/SegmentationClass/<id>.png          label map (absent for VOC test)
     <root>/ImageSets/Segmentation/<split>.txt  one id per line (or DeepLab's "/JPEGImages/<id>.jpg ..." lines)
     <root>/class_names.txt                     optional: one class name per line, background first
+    <root>/ImageLabels/<split>.txt             optional: "<id> <class> <class> ..." per image, its classes
 
 Conventions (those of VOC and of the paper):
 
@@ -13,7 +14,9 @@ Conventions (those of VOC and of the paper):
   ``IGNORE = 255`` marks object borders and "difficult" pixels and is ignored by losses and metrics;
 * VOC's ``SegmentationClass`` PNGs are palette images: the label is the palette INDEX, never the
   grayscale luminance of the palette colour;
-* image-level labels are a ``bool (num_classes,)`` vector whose entry 0 (background) is always True.
+* image-level labels are a ``bool (num_classes,)`` vector whose entry 0 (background) is always True: the
+  classes of the image's line in ``ImageLabels/<split>.txt`` where the split has that file (its label maps
+  are then optional), else those present in its label map.
 """
 
 from __future__ import annotations
@@ -202,8 +205,10 @@ class VOCSegmentation:
 
     ``ds[i]`` is ``dict(id=str, image=uint8 (H, W, 3) RGB, mask=uint8 (H, W) or None,
     labels=bool (num_classes,))``; ``labels[c]`` is True for each class in the mask (255 ignored)
-    and ``labels[0]`` (background) is always True. ``mask`` is None, and asking for labels raises,
-    when the root has no label folder (VOC test). Class names come from
+    and ``labels[0]`` (background) is always True. ``labels`` come from ``ImageLabels/<split>.txt`` where
+    that file exists (``image_labels``; the split's label maps are then read, for the measures, only where
+    every image has one), else from the label map. ``mask`` is None, and asking for labels from
+    it raises, when the root has no label folder (VOC test). Class names come from
     ``class_names``, else ``<root>/class_names.txt``, else ``VOC_CLASSES``.
 
     Label maps are read from ``<root>/<label_dir>/<id>.png``; ``label_dir`` defaults to
@@ -237,6 +242,38 @@ class VOCSegmentation:
             label_dir = aug if split == "train_aug" and (self.root / aug).is_dir() else "SegmentationClass"
         self.label_dir = label_dir
         self.has_masks = (self.root / self.label_dir).is_dir()
+        self.image_labels = self._read_image_labels()
+        if self.image_labels is not None and self.has_masks:    # its label maps only measure: all of them, or none
+            self.has_masks = all(self.mask_path(i).is_file() for i in range(len(self.ids)))
+
+    def _read_image_labels(self) -> dict[str, np.ndarray] | None:
+        """``{id: labels}`` from ``ImageLabels/<split>.txt``: each line an id and its classes (names, a space
+        in one written ``_``, or indices 1..C-1), one line per image of the split; None without the file."""
+        path = self.root / "ImageLabels" / f"{self.split}.txt"
+        if not path.is_file():
+            return None
+        index = {name.replace(" ", "_"): c for c, name in enumerate(self.class_names)}
+        out = {}
+        for n, line in enumerate(_read_lines(path, "image ids and their classes"), 1):
+            words = line.split()
+            if not words:
+                continue
+            labels = np.zeros(self.num_classes, dtype=bool)
+            labels[0] = True
+            for word in words[1:]:
+                c = int(word) if word.isdigit() else index.get(word)
+                if c is None or not 0 <= c < self.num_classes:
+                    raise InputError(f"{path}, line {n}: {word!r} is not one of the {self.num_classes} classes; "
+                                     f"expected a class name ({', '.join(list(index)[1:4])}, ...; a space written "
+                                     f"_) or an index 1..{self.num_classes - 1}")
+                labels[c] = True
+            out[split_id(words[0])] = labels
+        missing = [image_id for image_id in self.ids if image_id not in out]
+        if missing:
+            raise InputError(f"{path} gives no classes for {len(missing)} of the {len(self.ids)} images of split "
+                             f"'{self.split}' (e.g. {name_some(missing)}); expected a line '<id> <class> ...' for "
+                             f"each (an image of background alone: its id only)")
+        return out
 
     def _read_split(self) -> list[str]:
         sets = self.root / "ImageSets" / "Segmentation"
@@ -294,16 +331,22 @@ class VOCSegmentation:
 
     def labels(self, i: int) -> np.ndarray:
         """Image-level labels of item ``i``: ``bool (num_classes,)``, background (0) always True."""
+        if self.image_labels is not None:
+            return self.image_labels[self.ids[i]].copy()
         mask = self.mask(i)
         if mask is None:
             raise InputError(f"{self.root} has no {self.label_dir} folder, so image-level labels of "
-                             f"id '{self.ids[i]}' cannot be derived")
+                             f"id '{self.ids[i]}' cannot be derived (nor from ImageLabels/{self.split}.txt, "
+                             f"which is not there)")
         return labels_from_mask(mask, self.num_classes)
 
     def __getitem__(self, i: int) -> dict:
         image = self.image(i)
         mask = self.mask(i)
-        labels = None if mask is None else labels_from_mask(mask, self.num_classes)
+        if self.image_labels is not None:
+            labels = self.image_labels[self.ids[i]].copy()
+        else:
+            labels = None if mask is None else labels_from_mask(mask, self.num_classes)
         return dict(id=self.ids[i], image=image, mask=mask, labels=labels)
 
     def check(self, indices: Sequence[int] | None = None) -> list[str]:

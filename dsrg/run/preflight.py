@@ -174,12 +174,13 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     if train is not None:
         for key in trained:
             collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
-    # the image-level labels of training come from the label maps, as the classifier's validation does
+    # the image-level labels of training come from the label maps, as the classifier's validation does, unless
+    # the split has an ImageLabels file
     labelled = (["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []) + \
         (["data.val_split"] if "cls" in steps else [])
     complete = {}                      # split key -> whether every image has its label map
     for key in labelled:
-        if key in splits:
+        if key in splits and splits[key].image_labels is None:
             before = len(problems)
             collect(_require_label_maps, key, splits[key])
             complete[key] = len(problems) == before
@@ -369,4 +370,5 @@ def _require_label_maps(key: str, ds) -> None:
     if missing:
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
                          f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); training reads "
-                         f"each image's classes from it{found_instead(ds.mask_path(missing[0]))}")
+                         f"each image's classes from it, or from {ds.root / 'ImageLabels' / (ds.split + '.txt')} "
+                         f"('<id> <class> ...' per image){found_instead(ds.mask_path(missing[0]))}")

@@ -1,0 +1,84 @@
+"""Image-level labels of their own (``ImageLabels/<split>.txt``): a training split of a weakly-supervised dataset
+needs no label maps; each line names an image's classes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_profile
+from PIL import Image
+
+from dsrg.data.synthetic import SynthConfig, write_dataset
+from dsrg.data.voc import VOCSegmentation, labels_from_mask
+from dsrg.errors import InputError
+from dsrg.overrides import apply_overrides
+from dsrg.steps import pipeline
+
+
+def _root(root, lines: str):
+    """Three black images a, b, c of split 'train', no label maps, classes background, traffic light, ball."""
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageLabels").mkdir()
+    for image_id in "abc":
+        Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("a\nb\nc\n")
+    (root / "class_names.txt").write_text("background\ntraffic light\nball\n")
+    (root / "ImageLabels" / "train.txt").write_text(lines)
+    return root
+
+
+def test_each_line_gives_its_images_classes_by_name_or_index(tmp_path):
+    ds = VOCSegmentation(_root(tmp_path / "mine", "a traffic_light ball\nb 2\n\nc\n"), "train")
+    assert [ds.labels(i).tolist() for i in range(3)] == [[True, True, True], [True, False, True],
+                                                         [True, False, False]]       # c: background alone
+    assert ds[0]["labels"].tolist() == [True, True, True] and ds[0]["mask"] is None
+
+
+def test_data_check_takes_a_tagged_split_without_label_maps_for_training(tmp_path):
+    from dsrg.data.check import check_voc_root
+
+    report, problems = check_voc_root(_root(tmp_path / "mine", "a 1\nb 2\nc\n"))
+    assert problems == [] and report[0] == ("split 'train': 3 images, 3 opened, 0 problems, image-level labels from "
+                                            "ImageLabels/train.txt, no label maps (training only: evaluation needs "
+                                            "them)")
+
+
+def test_a_class_that_is_not_one_and_an_image_without_a_line_are_named(tmp_path):
+    with pytest.raises(InputError, match=r"ImageLabels/train.txt, line 2: 'dog' is not one of the 3 classes; "
+                                         r"expected a class name \(traffic_light, ball, \.\.\.; a space written _\) "
+                                         r"or an index 1\.\.2"):
+        VOCSegmentation(_root(tmp_path / "dog", "a ball\nb dog\nc\n"), "train")
+    with pytest.raises(InputError, match=r"gives no classes for 1 of the 3 images of split 'train' \(e\.g\. c\)"):
+        VOCSegmentation(_root(tmp_path / "short", "a ball\nb 1\n"), "train")
+
+
+def test_a_tagged_training_split_without_label_maps_trains_the_networks_its_label_maps_would(tmp_path):
+    """The embedded set twice: once as written, once with its training images' classes in ImageLabels/train.txt
+    and their label maps deleted (val keeps its own, to be scored). Same classes, same seed: the same networks;
+    what needs the training split's ground truth (the seeds' and pseudo labels' quality) is left out."""
+    first = write_dataset(tmp_path / "maps", apply_overrides(SynthConfig(), ["n_train=16", "n_val=4", "size=64"]),
+                          progress=False)
+    second = tmp_path / "tags"
+    shutil.copytree(first, second)
+    ds = VOCSegmentation(first, "train")
+    lines = [" ".join([image_id, *map(str, np.flatnonzero(labels_from_mask(ds.mask(i), ds.num_classes))[1:])])
+             for i, image_id in enumerate(ds.ids)]
+    (second / "ImageLabels").mkdir()
+    (second / "ImageLabels" / "train.txt").write_text("\n".join(lines) + "\n")
+    for image_id in ds.ids:
+        (second / "SegmentationClass" / f"{image_id}.png").unlink()
+    runs = {}
+    for name, root in (("maps", first), ("tags", second)):
+        cfg = tiny_profile(root, tmp_path / f"run-{name}", "data.dataset=voc")
+        runs[name] = pipeline.run(cfg)
+    weights = [torch.load(runs[name]["seg"] / "model.pt", weights_only=False)["state_dict"] for name in runs]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    from dsrg.run.folders import done_info
+
+    assert done_info(runs["maps"]["pseudo"])["quality"] and done_info(runs["tags"]["pseudo"])["quality"] is None
+    assert done_info(runs["tags"]["eval"])["miou"] == done_info(runs["maps"]["eval"])["miou"]
