@@ -52,8 +52,40 @@ def test_a_class_that_is_not_one_and_an_image_without_a_line_are_named(tmp_path)
                                          r"expected a class name \(traffic_light, ball, \.\.\.; a space written _\) "
                                          r"or an index 1\.\.2"):
         VOCSegmentation(_root(tmp_path / "dog", "a ball\nb dog\nc\n"), "train")
+    with pytest.raises(InputError, match=r"line 1: '²' is not one of the 3 classes"):     # a digit, not a number
+        VOCSegmentation(_root(tmp_path / "two", "a ²\nb 1\nc\n"), "train")
     with pytest.raises(InputError, match=r"gives no classes for 1 of the 3 images of split 'train' \(e\.g\. c\)"):
         VOCSegmentation(_root(tmp_path / "short", "a ball\nb 1\n"), "train")
+
+
+def test_a_tagged_split_has_label_maps_for_all_its_images_or_none(tmp_path):
+    """They are read to score and measure; some of them only would be read as a test split's, unscored."""
+    from dsrg.data.voc import write_label_png
+
+    root = _root(tmp_path / "mine", "a 1\nb 2\nc\n")
+    (root / "SegmentationClass").mkdir()            # the folder of another split's maps: this one has none
+    assert not VOCSegmentation(root, "train").has_masks
+    write_label_png(root / "SegmentationClass" / "a.png", np.zeros((8, 10), np.uint8))
+    with pytest.raises(InputError, match=r"label maps in .*SegmentationClass for 1 of its 3 images; expected a "
+                                         r"label map for every image .* or for none"):
+        VOCSegmentation(root, "train")
+    for image_id in "bc":
+        write_label_png(root / "SegmentationClass" / f"{image_id}.png", np.zeros((8, 10), np.uint8))
+    assert VOCSegmentation(root, "train").has_masks
+
+
+def test_editing_the_image_level_labels_is_a_new_run_and_the_embedded_sets_keep_their_folders(tmp_path):
+    from dsrg.profile import load_profile
+    from dsrg.run import folders
+
+    root = _root(tmp_path / "mine", "a 1\nb 2\nc\n")
+    cfg = load_profile("voc-vgg16", [f"data.root={root}", "data.train_split=train", "data.val_split=train"])
+    before = folders.step_hash(cfg, "cls")
+    (root / "ImageLabels" / "train.txt").write_text("a 1\nb 1\nc\n")
+    assert folders.step_hash(cfg, "cls") != before
+    embedded = write_dataset(tmp_path / "synth", apply_overrides(SynthConfig(), ["n_train=2", "n_val=1", "size=32"]),
+                             progress=False)
+    assert folders.own_classes(load_profile("voc-vgg16", [f"data.root={embedded}"])) is None
 
 
 def test_a_tagged_training_split_without_label_maps_trains_the_networks_its_label_maps_would(tmp_path):

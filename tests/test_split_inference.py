@@ -98,5 +98,5 @@ def test_resumed_split_pseudo_labels_keep_the_labels_written(tiny_run, tmp_path)
     meter = ConfusionMeter(ds.num_classes)
     for i, image_id in enumerate(ds.ids):
         meter.update(read_label_png(pseudo / "labels" / f"{image_id}.png", ds.num_classes), ds.mask(i))
-    as_written = json.loads(json.dumps(meter.summary()).replace("NaN", "null"))     # done.json: NaN -> null
+    as_written = json.loads(json.dumps({**meter.summary(), "classes": ds.class_names}).replace("NaN", "null"))
     assert info["quality"] == as_written                                             # every label, kept ones too

@@ -84,7 +84,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         tagged = ds.image_labels is not None           # image-level labels of their own: no label maps needed
         if not ds.has_masks and not test_split and not tagged:
             problems.append(f"split '{split}': label folder {root / ds.label_dir} not found (training needs the "
-                            f"label maps for the image-level labels, evaluation for the scores)")
+                            f"label maps for the image-level labels, or ImageLabels/{split}.txt, evaluation needs "
+                            f"them for the scores)")
         elif 0 < len(unlabelled) < n:
             problems.append(f"split '{split}': {len(unlabelled)} of {n} images have no label map in "
                             f"{root / ds.label_dir} ({name_some([ds.ids[i] for i in unlabelled])}); expected "

@@ -206,8 +206,8 @@ class VOCSegmentation:
     ``ds[i]`` is ``dict(id=str, image=uint8 (H, W, 3) RGB, mask=uint8 (H, W) or None,
     labels=bool (num_classes,))``; ``labels[c]`` is True for each class in the mask (255 ignored)
     and ``labels[0]`` (background) is always True. ``labels`` come from ``ImageLabels/<split>.txt`` where
-    that file exists (``image_labels``; the split's label maps are then read, for the measures, only where
-    every image has one), else from the label map. ``mask`` is None, and asking for labels from
+    that file exists (``image_labels``; the split's label maps, read for the scores and measures, are then
+    optional: all of them or none), else from the label map. ``mask`` is None, and asking for labels from
     it raises, when the root has no label folder (VOC test). Class names come from
     ``class_names``, else ``<root>/class_names.txt``, else ``VOC_CLASSES``.
 
@@ -244,7 +244,13 @@ class VOCSegmentation:
         self.has_masks = (self.root / self.label_dir).is_dir()
         self.image_labels = self._read_image_labels()
         if self.image_labels is not None and self.has_masks:    # its label maps only measure: all of them, or none
-            self.has_masks = all(self.mask_path(i).is_file() for i in range(len(self.ids)))
+            present = sum(self.mask_path(i).is_file() for i in range(len(self.ids)))
+            if 0 < present < len(self.ids):
+                raise InputError(f"split '{self.split}' of {self.root} has image-level labels (ImageLabels/"
+                                 f"{self.split}.txt) and label maps in {self.root / self.label_dir} for {present} "
+                                 f"of its {len(self.ids)} images; expected a label map for every image (they are "
+                                 f"read to score and measure) or for none")
+            self.has_masks = present > 0
 
     def _read_image_labels(self) -> dict[str, np.ndarray] | None:
         """``{id: labels}`` from ``ImageLabels/<split>.txt``: each line an id and its classes (names, a space
@@ -261,7 +267,7 @@ class VOCSegmentation:
             labels = np.zeros(self.num_classes, dtype=bool)
             labels[0] = True
             for word in words[1:]:
-                c = int(word) if word.isdigit() else index.get(word)
+                c = int(word) if word.isascii() and word.isdigit() else index.get(word)
                 if c is None or not 0 <= c < self.num_classes:
                     raise InputError(f"{path}, line {n}: {word!r} is not one of the {self.num_classes} classes; "
                                      f"expected a class name ({', '.join(list(index)[1:4])}, ...; a space written "

@@ -200,7 +200,7 @@ class Experiment:
         return {"images": done.get("images"), "split": done.get("split"), "classes": len(iou),
                 "present": sum(v is not None for v in iou.values())}
 
-    #: The data of the paper's tables: dataset name -> (evaluated split, its images, classes with background).
+    #: The data of the paper's tables by name, each as (evaluated split, its images, classes with background).
     PAPER_DATA = {"VOC 2012 val": ("val", 1449, 21), "COCO 2014 val": ("val2014", 40504, 81)}
 
     def data_note(self, paper: str = "VOC 2012 val") -> str:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.coco import COCO_CLASSES
+from ..data.synthetic import MAX_CLASSES
+from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, root_class_names
 from ..errors import InputError
 from ..files import locked, read_json, write_json
@@ -125,6 +127,9 @@ def step_config(cfg: Profile, step: str) -> dict:
     classes = own_classes(cfg)
     if classes:                         # a dataset of one's own classes: editing class_names.txt is a new run
         own["classes"] = classes
+    tags = image_labels_digest(cfg)
+    if tags:                            # image-level labels of their own (dsrg.data.voc): editing them, too
+        own["image_labels"] = tags
     if step == "eval":
         own["eval"] = section_dict(cfg, "eval")["eval"]
     else:
@@ -158,12 +163,24 @@ def step_config(cfg: Profile, step: str) -> dict:
 
 def own_classes(cfg: Profile) -> list[str] | None:
     """The class names of a real-data root (``data.dataset=voc``) whose ``class_names.txt`` lists classes of its
-    own, neither VOC 2012's nor COCO's; None otherwise (those two, and the embedded sets, are named by their
-    settings alone, as before the names counted)."""
+    own, neither VOC 2012's, COCO's nor the embedded sets'; None otherwise (those are named by their settings
+    alone, as before the names counted)."""
     if cfg.data.dataset != "voc":
         return None
     names = root_class_names(cfg.data.root)
-    return None if names in (VOC_CLASSES, COCO_CLASSES) else names
+    embedded = 1 <= len(names) - 1 <= MAX_CLASSES and names == embedded_class_names(len(names) - 1)
+    return None if embedded or names in (VOC_CLASSES, COCO_CLASSES) else names
+
+
+def image_labels_digest(cfg: Profile) -> dict[str, str]:
+    """A digest of each ``ImageLabels/<split>.txt`` that training reads (``data.train_split``, ``data.val_split``)
+    where there is one: editing the image-level labels is a new run, as editing the classes is."""
+    out = {}
+    for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
+        path = Path(cfg.data.root) / "ImageLabels" / f"{split}.txt"
+        if cfg.data.dataset == "voc" and path.is_file():
+            out[split] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return out
 
 
 def step_hash(cfg: Profile, step: str) -> str:
@@ -201,7 +218,7 @@ def step_lock(cfg: Profile, step: str, world=None):
             else:
                 yield
         except BaseException:
-            if main:
+            if world is None or world.size == 1:    # under torchrun another process may still be writing into it
                 drop_stub(folder)
             raise
 

@@ -180,7 +180,9 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         (["data.val_split"] if "cls" in steps else [])
     complete = {}                      # split key -> whether every image has its label map
     for key in labelled:
-        if key in splits and splits[key].image_labels is None:
+        if key in splits and splits[key].image_labels is not None:
+            complete[key] = splits[key].has_masks      # its label maps, all of them or none, read to measure
+        elif key in splits:
             before = len(problems)
             collect(_require_label_maps, key, splits[key])
             complete[key] = len(problems) == before
