@@ -239,7 +239,9 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
         if not later:
             from .data.voc import classes_said
 
-            print(f"# classes: {classes_said(cfg.data.root)}")
+            tags = Path(cfg.data.root) / "ImageLabels" / f"{cfg.data.train_split}.txt"
+            print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
+                  + (str(tags) if tags.is_file() else "its label maps"))
     empty = random_starts(cfg, to_run)
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")

@@ -41,17 +41,28 @@ def test_each_line_gives_its_images_classes_by_name_or_index(tmp_path):
 def test_data_check_takes_a_tagged_split_without_label_maps_for_training(tmp_path):
     from dsrg.data.check import check_voc_root
 
-    report, problems = check_voc_root(_root(tmp_path / "mine", "a 1\nb 2\nc\n"))
+    root = _root(tmp_path / "mine", "a 1\nb 2\nc\n")
+    report, problems = check_voc_root(root)
     assert problems == [] and report[0] == ("split 'train': 3 images, 3 opened, 0 problems, image-level labels from "
                                             "ImageLabels/train.txt, no label maps (training only: evaluation needs "
                                             "them)")
+    (root / "ImageLabels" / "train.txt").write_text("a 1\nb 2\nc\nzz 1\n")        # an id of no image of the split
+    (root / "ImageLabels" / "training.txt").write_text("a 1\n")                    # a file of no split
+    report, problems = check_voc_root(root)
+    assert "ImageLabels/train.txt (which also lists 1 ids of no image of the split, e.g. zz)" in report[0]
+    assert len(problems) == 1 and "ImageLabels/training.txt names no split (the splits: train)" in problems[0]
 
 
 def test_a_class_that_is_not_one_and_an_image_without_a_line_are_named(tmp_path):
     with pytest.raises(InputError, match=r"ImageLabels/train.txt, line 2: 'dog' is not one of the 3 classes; "
-                                         r"expected a class name \(traffic_light, ball, \.\.\.; a space written _\) "
-                                         r"or an index 1\.\.2"):
+                                         r"expected a class name \(background, traffic_light, ball; a space written "
+                                         r"_\) or an index 0\.\.2"):
         VOCSegmentation(_root(tmp_path / "dog", "a ball\nb dog\nc\n"), "train")
+    with pytest.raises(InputError, match=r"line 1: 'bal' is not one of the 3 classes; did you mean 'ball'\?"):
+        VOCSegmentation(_root(tmp_path / "bal", "a bal\nb 1\nc\n"), "train")
+    with pytest.raises(InputError, match=r"lines 1 and 4: id 'a' is given two different sets of classes"):
+        VOCSegmentation(_root(tmp_path / "twice", "a ball\nb 1\nc\na 1\n"), "train")
+    assert VOCSegmentation(_root(tmp_path / "same", "a ball\nb 1\nc\na 2\n"), "train").labels(0)[2]
     with pytest.raises(InputError, match=r"line 1: '²' is not one of the 3 classes"):     # a digit, not a number
         VOCSegmentation(_root(tmp_path / "two", "a ²\nb 1\nc\n"), "train")
     with pytest.raises(InputError, match=r"gives no classes for 1 of the 3 images of split 'train' \(e\.g\. c\)"):
@@ -81,6 +92,8 @@ def test_editing_the_image_level_labels_is_a_new_run_and_the_embedded_sets_keep_
     root = _root(tmp_path / "mine", "a 1\nb 2\nc\n")
     cfg = load_profile("voc-vgg16", [f"data.root={root}", "data.train_split=train", "data.val_split=train"])
     before = folders.step_hash(cfg, "cls")
+    (root / "ImageLabels" / "train.txt").write_text("c\n\nb ball\na traffic_light\n")   # the same labels, as read
+    assert folders.step_hash(cfg, "cls") == before
     (root / "ImageLabels" / "train.txt").write_text("a 1\nb 1\nc\n")
     assert folders.step_hash(cfg, "cls") != before
     embedded = write_dataset(tmp_path / "synth", apply_overrides(SynthConfig(), ["n_train=2", "n_val=1", "size=32"]),

@@ -98,11 +98,19 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         report.append(f"split '{split}': {plural(n, 'image')}" + count_note
                       + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
-                      + (f", image-level labels from ImageLabels/{split}.txt" if tagged else "")
+                      + (f", image-level labels from ImageLabels/{split}.txt" if tagged
+                         else ", image-level labels from its label maps" if ds.has_masks and not unlabelled else "")
+                      + (f" (which also lists {len(ds.unlisted_labels)} ids of no image of the split, e.g. "
+                         f"{name_some(ds.unlisted_labels, 2)})" if tagged and ds.unlisted_labels else "")
                       + (", no label maps (training only: evaluation needs them)" if tagged and not ds.has_masks
                          else f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
                          f"predictions for the evaluation server)" if test_split
                          else "" if ds.has_masks else f", no {ds.label_dir} masks"))
+    tags = root / "ImageLabels"
+    for stem in sorted(p.stem for p in tags.glob("*.txt")) if tags.is_dir() else ():
+        if stem not in splits:
+            problems.append(f"{tags / (stem + '.txt')} names no split (the splits: {', '.join(splits)}); expected "
+                            f"ImageLabels/<split>.txt for a split of ImageSets/Segmentation")
     try:
         report.append(f"classes: {classes_said(root)}")
     except InputError as exc:

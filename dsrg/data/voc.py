@@ -21,6 +21,7 @@ Conventions (those of VOC and of the paper):
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -254,12 +255,14 @@ class VOCSegmentation:
 
     def _read_image_labels(self) -> dict[str, np.ndarray] | None:
         """``{id: labels}`` from ``ImageLabels/<split>.txt``: each line an id and its classes (names, a space
-        in one written ``_``, or indices 1..C-1), one line per image of the split; None without the file."""
+        in one written ``_``, or indices; 0, the background, is always set), one line per image of the split;
+        None without the file. Ids the split does not list are kept apart (``unlisted_labels``)."""
         path = self.root / "ImageLabels" / f"{self.split}.txt"
+        self.unlisted_labels: list[str] = []
         if not path.is_file():
             return None
         index = {name.replace(" ", "_"): c for c, name in enumerate(self.class_names)}
-        out = {}
+        out, line_of = {}, {}
         for n, line in enumerate(_read_lines(path, "image ids and their classes"), 1):
             words = line.split()
             if not words:
@@ -269,11 +272,19 @@ class VOCSegmentation:
             for word in words[1:]:
                 c = int(word) if word.isascii() and word.isdigit() else index.get(word)
                 if c is None or not 0 <= c < self.num_classes:
+                    close = difflib.get_close_matches(word, list(index), n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
                     raise InputError(f"{path}, line {n}: {word!r} is not one of the {self.num_classes} classes; "
-                                     f"expected a class name ({', '.join(list(index)[1:4])}, ...; a space written "
-                                     f"_) or an index 1..{self.num_classes - 1}")
+                                     f"{hint}expected a class name ({name_some(list(index), 12)}; a space written "
+                                     f"_) or an index 0..{self.num_classes - 1}")
                 labels[c] = True
-            out[split_id(words[0])] = labels
+            image_id = split_id(words[0])
+            if image_id in out and not np.array_equal(out[image_id], labels):
+                raise InputError(f"{path}, lines {line_of[image_id]} and {n}: id '{image_id}' is given two different "
+                                 f"sets of classes; expected one line per image")
+            out[image_id], line_of[image_id] = labels, n
+        listed = set(self.ids)
+        self.unlisted_labels = [image_id for image_id in out if image_id not in listed]
         missing = [image_id for image_id in self.ids if image_id not in out]
         if missing:
             raise InputError(f"{path} gives no classes for {len(missing)} of the {len(self.ids)} images of split "

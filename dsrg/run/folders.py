@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
@@ -173,13 +175,20 @@ def own_classes(cfg: Profile) -> list[str] | None:
 
 
 def image_labels_digest(cfg: Profile) -> dict[str, str]:
-    """A digest of each ``ImageLabels/<split>.txt`` that training reads (``data.train_split``, ``data.val_split``)
-    where there is one: editing the image-level labels is a new run, as editing the classes is."""
+    """A digest of the image-level labels that training reads from ``ImageLabels/<split>.txt``
+    (``data.train_split``, ``data.val_split``) where there is one, as read (the split's images and their
+    classes, not the file's spelling): other labels are a new run, as other classes are."""
     out = {}
     for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
         path = Path(cfg.data.root) / "ImageLabels" / f"{split}.txt"
-        if cfg.data.dataset == "voc" and path.is_file():
-            out[split] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        if cfg.data.dataset != "voc" or not path.is_file():
+            continue
+        try:
+            ds = VOCSegmentation(cfg.data.root, split)
+            text = "".join(f"{i} {np.flatnonzero(ds.image_labels[i]).tolist()}\n" for i in sorted(ds.ids))
+        except InputError:              # a file pre-flight refuses, with its reason: named by its bytes meanwhile
+            text = path.read_bytes().hex()
+        out[split] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return out
 
 
