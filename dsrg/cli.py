@@ -237,9 +237,9 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
               if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
                                 f"embedded dataset is written into {cfg.data.root} by the first step")
         if not later:
-            from .data.voc import classes_said
+            from .data.voc import classes_said, image_labels_path
 
-            tags = Path(cfg.data.root) / "ImageLabels" / f"{cfg.data.train_split}.txt"
+            tags = image_labels_path(cfg.data.root, cfg.data.train_split)
             print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
                   + (str(tags) if tags.is_file() else "its label maps"))
     empty = random_starts(cfg, to_run)

@@ -112,7 +112,7 @@ class SegConfig(Schedule):
     theta_bg: float = THETA_BG            # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
-    crf_backend: str = "auto"             # pydensecrf | exact | exact_bf16 | lattice | auto (exact on CUDA, grids to 128 x 128)
+    crf_backend: str = "auto"             # pydensecrf | exact | exact_bf16 | lattice | auto (exact on CUDA to 128 x 128)
     grow_method: str = "auto"             # scipy | numba | torch | triton (CUDA) | auto (triton/torch on CUDA, else numba); same result
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code

@@ -30,6 +30,11 @@ from .voc import VOC_CLASSES, VOCSegmentation, classes_said, found_instead
 
 VOC_ID = re.compile(r"20\d\d_\d{6}")     # PASCAL VOC's image ids, e.g. 2007_000032
 
+
+def voc_images(ds: VOCSegmentation) -> bool:
+    """Whether the split ``ds`` holds PASCAL VOC's images, by the ids of its first 50."""
+    return any(VOC_ID.fullmatch(image_id) for image_id in ds.ids[:50])
+
 # Image counts of PASCAL VOC 2012's segmentation splits (Section 4.1 of the paper); train_aug = VOC train
 # + SBD train + SBD val - VOC val (dsrg.data.sbd.make_train_aug).
 VOC2012_COUNTS = {"train": 1464, "val": 1449, "trainval": 2913, "test": 1456, TRAIN_AUG: TRAIN_AUG_COUNT}
@@ -75,7 +80,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         if expected is None:
             expected = expected_counts(root, ds.class_names)
         n = len(ds)
-        voc_ids = voc_ids or any(VOC_ID.fullmatch(image_id) for image_id in ds.ids[:50])
+        voc_ids = voc_ids or voc_images(ds)
         count_note, wrong = _count(f"split '{split}'", split, n, expected.get(split), "VOC 2012",
                                    own=(root / "dataset.json").is_file())
         problems += wrong

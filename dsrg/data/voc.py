@@ -191,6 +191,11 @@ def root_class_names(root: str | os.PathLike) -> list[str]:
     return names
 
 
+def image_labels_path(root: str | os.PathLike, split: str) -> Path:
+    """Where a split's image-level labels of their own are: ``<root>/ImageLabels/<split>.txt``."""
+    return Path(root) / "ImageLabels" / f"{split}.txt"
+
+
 def classes_said(root: str | os.PathLike) -> str:
     """The classes of a VOC-layout root in words, for the command line: how many, where from, the first few."""
     names, path = root_class_names(root), Path(root) / "class_names.txt"
@@ -257,7 +262,7 @@ class VOCSegmentation:
         """``{id: labels}`` from ``ImageLabels/<split>.txt``: each line an id and its classes (names, a space
         in one written ``_``, or indices; 0, the background, is always set), one line per image of the split;
         None without the file. Ids the split does not list are kept apart (``unlisted_labels``)."""
-        path = self.root / "ImageLabels" / f"{self.split}.txt"
+        path = image_labels_path(self.root, self.split)
         self.unlisted_labels: list[str] = []
         if not path.is_file():
             return None
@@ -348,23 +353,22 @@ class VOCSegmentation:
 
     def labels(self, i: int) -> np.ndarray:
         """Image-level labels of item ``i``: ``bool (num_classes,)``, background (0) always True."""
-        if self.image_labels is not None:
-            return self.image_labels[self.ids[i]].copy()
-        mask = self.mask(i)
-        if mask is None:
+        labels = self._labels(i, None if self.image_labels is not None else self.mask(i))
+        if labels is None:
             raise InputError(f"{self.root} has no {self.label_dir} folder, so image-level labels of "
                              f"id '{self.ids[i]}' cannot be derived (nor from ImageLabels/{self.split}.txt, "
                              f"which is not there)")
-        return labels_from_mask(mask, self.num_classes)
+        return labels
+
+    def _labels(self, i: int, mask: np.ndarray | None) -> np.ndarray | None:
+        """Item ``i``'s labels from ``ImageLabels/<split>.txt``, else from its ``mask`` (None without one)."""
+        if self.image_labels is not None:
+            return self.image_labels[self.ids[i]].copy()
+        return None if mask is None else labels_from_mask(mask, self.num_classes)
 
     def __getitem__(self, i: int) -> dict:
-        image = self.image(i)
-        mask = self.mask(i)
-        if self.image_labels is not None:
-            labels = self.image_labels[self.ids[i]].copy()
-        else:
-            labels = None if mask is None else labels_from_mask(mask, self.num_classes)
-        return dict(id=self.ids[i], image=image, mask=mask, labels=labels)
+        image, mask = self.image(i), self.mask(i)
+        return dict(id=self.ids[i], image=image, mask=mask, labels=self._labels(i, mask))
 
     def check(self, indices: Sequence[int] | None = None) -> list[str]:
         """Open the listed files (all, or those of ``indices``); return one human-readable line per problem

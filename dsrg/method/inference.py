@@ -43,7 +43,8 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
 
 def crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.ndarray:
     """The label map uint8 ``(H, W)`` of one image: the argmax of pydensecrf's test-time CRF of ``probs``
-    float ``(C, H, W)`` on ``image`` uint8 ``(H, W, 3)``, probabilities floored at :data:`~dsrg.method.crf.PROB_FLOOR`."""
+    float ``(C, H, W)`` on ``image`` uint8 ``(H, W, 3)``, probabilities floored at
+    :data:`~dsrg.method.crf.PROB_FLOOR`."""
     q = _dense_crf_one(unary_energy(probs, "logprob", PROB_FLOOR), image, params)
     return q.argmax(0).astype(np.uint8)
 

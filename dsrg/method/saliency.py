@@ -246,7 +246,8 @@ def _opencv_saliency(image: np.ndarray, method: str) -> np.ndarray:
 
 
 def compute_saliency(image: np.ndarray, method: str = "rbd") -> np.ndarray:
-    """Saliency of one ``uint8 (H, W, 3)`` RGB image with a built-in method (``METHODS``: ``rbd``, ``spectral_residual``, ``fine_grained``).
+    """Saliency of one ``uint8 (H, W, 3)`` RGB image with a built-in method (``METHODS``: ``rbd``,
+    ``spectral_residual``, ``fine_grained``).
 
     Returns ``float32 (H, W)`` in ``[0, 1]`` (min-max normalised); deterministic. ``"rbd"`` is
     :func:`rbd_saliency`; ``"spectral_residual"`` and ``"fine_grained"`` use ``cv2.saliency``.

@@ -27,7 +27,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..data.check import VOC2012_COUNTS
+from ..data.coco import COCO2014_COUNTS, COCO_CLASSES
 from ..data.dataset import open_split
+from ..data.voc import VOC_CLASSES
 from ..errors import InputError
 from ..files import read_json
 from ..profile import PATH_KEYS, Profile, load_profile
@@ -201,7 +204,8 @@ class Experiment:
                 "present": sum(v is not None for v in iou.values())}
 
     #: The data of the paper's tables by name, each as (evaluated split, its images, classes with background).
-    PAPER_DATA = {"VOC 2012 val": ("val", 1449, 21), "COCO 2014 val": ("val2014", 40504, 81)}
+    PAPER_DATA = {"VOC 2012 val": ("val", VOC2012_COUNTS["val"], len(VOC_CLASSES)),
+                  "COCO 2014 val": ("val2014", COCO2014_COUNTS["val2014"], len(COCO_CLASSES))}
 
     def data_note(self, paper: str = "VOC 2012 val") -> str:
         """A sentence for a page that sets this experiment's numbers beside the paper's on ``paper``

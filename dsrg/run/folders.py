@@ -19,6 +19,7 @@ A step is complete when its ``done.json`` exists; it is written last, atomically
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ import numpy as np
 from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
-from ..data.voc import VOC_CLASSES, VOCSegmentation, root_class_names
+from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names
 from ..errors import InputError
 from ..files import locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
@@ -180,16 +181,25 @@ def image_labels_digest(cfg: Profile) -> dict[str, str]:
     classes, not the file's spelling): other labels are a new run, as other classes are."""
     out = {}
     for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
-        path = Path(cfg.data.root) / "ImageLabels" / f"{split}.txt"
-        if cfg.data.dataset != "voc" or not path.is_file():
-            continue
-        try:
-            ds = VOCSegmentation(cfg.data.root, split)
-            text = "".join(f"{i} {np.flatnonzero(ds.image_labels[i]).tolist()}\n" for i in sorted(ds.ids))
-        except InputError:              # a file pre-flight refuses, with its reason: named by its bytes meanwhile
-            text = path.read_bytes().hex()
-        out[split] = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = image_labels_path(cfg.data.root, split)
+        if cfg.data.dataset == "voc" and path.is_file():     # parsed once while the files it reads are unchanged
+            root = Path(cfg.data.root)
+            files = (path, root / "ImageSets" / "Segmentation" / f"{split}.txt", root / "class_names.txt")
+            contents = hashlib.sha256(b"".join(p.read_bytes() if p.is_file() else b"-" for p in files)).hexdigest()
+            try:
+                out[split] = _labels_digest(str(root.resolve()), split, contents)
+            except InputError:      # a file pre-flight refuses, with its reason: named by its bytes meanwhile
+                out[split] = contents[:16]
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _labels_digest(root: str, split: str, contents: str) -> str:
+    """:func:`image_labels_digest` of one split, cached by the ``contents`` of the files it reads (a step's hash
+    is computed for every step downstream of it: the labels are parsed once per command, not once per step)."""
+    ds = VOCSegmentation(root, split)
+    text = "".join(f"{i} {np.flatnonzero(ds.image_labels[i]).tolist()}\n" for i in sorted(ds.ids))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def step_hash(cfg: Profile, step: str) -> str:

@@ -22,7 +22,8 @@ def predict(model: torch.nn.Module, images: Iterable[tuple[str, np.ndarray]], si
     prediction to those classes (their probabilities renormalised before the CRF). ``crf_scale`` is the
     test-time CRF's ``s`` (1 in the paper: its pixel distances are meant for VOC's ~500 px images).
     ``crf_backend``: ``"pydensecrf"`` (``workers`` processes) or ``"lattice"`` (on ``device``, images
-    batched up to ``batch_pixels`` pixels; None: :data:`~dsrg.method.inference.LATTICE_BATCH_PIXELS` on CUDA, one image elsewhere)."""
+    batched up to ``batch_pixels`` pixels; None: :data:`~dsrg.method.inference.LATTICE_BATCH_PIXELS` on CUDA,
+    one image elsewhere)."""
     model.eval()
     on_device = crf and crf_backend == "lattice"
 

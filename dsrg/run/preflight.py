@@ -27,13 +27,13 @@ from typing import Sequence
 
 import torch
 
-from ..data.check import VOC_ID, file_problems, unlabelled_indices
+from ..data.check import file_problems, unlabelled_indices, voc_images
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
-from ..data.voc import VOCSegmentation, found_instead, image_size
+from ..data.voc import VOCSegmentation, found_instead, image_labels_path, image_size
 from ..errors import InputError, name_some, plural
 from ..files import as_given, made_folders, not_a_folder, write_text
 from ..models.deeplab import DeepLabASPP, output_size
@@ -238,7 +238,7 @@ def _note_voc_classes(train: VOCSegmentation | None) -> None:
     """A note on stderr (process 0) where a training split of images that are not VOC's (by their ids) takes
     VOC 2012's classes for want of a ``class_names.txt``: label value k then means VOC's k-th class."""
     if train is None or os.environ.get("RANK", "0") != "0" or (train.root / "class_names.txt").is_file() \
-            or any(VOC_ID.fullmatch(image_id) for image_id in train.ids[:50]):
+            or voc_images(train):
         return
     print(f"[dsrg] note: {train.root} has no class_names.txt, so the networks learn PASCAL VOC 2012's "
           f"{train.num_classes} classes (label value k is VOC's k-th class); for classes of your own, list them "
@@ -372,5 +372,5 @@ def _require_label_maps(key: str, ds) -> None:
     if missing:
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
                          f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); training reads "
-                         f"each image's classes from it, or from {ds.root / 'ImageLabels' / (ds.split + '.txt')} "
+                         f"each image's classes from it, or from {image_labels_path(ds.root, ds.split)} "
                          f"('<id> <class> ...' per image){found_instead(ds.mask_path(missing[0]))}")
