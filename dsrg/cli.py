@@ -224,7 +224,10 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
     for step in steps:
         folder = folders.step_dir(cfg, step)
-        print(f"{folders.STEPS[step].command:<14} {folder}  {folders.step_state(folder)}")
+        state = folders.step_state(folder)
+        why = folders.why_to_run(cfg, step) if state.startswith("to run") else ""
+        print(f"{folders.STEPS[step].command:<14} {folder}  " + (state.replace("to run", f"to run ({why})", 1)
+                                                                  if why else state))
     to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if args.command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
@@ -272,7 +275,8 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
                         "and evaluate from the images they wrote)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings, each step's folder and whether it is done, interrupted or "
-                        "to run, and check the inputs; run and write nothing")
+                        "to run (and why: the settings in which its nearest complete run differs), and check the "
+                        "inputs; run and write nothing")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="profile fields, e.g. out=runs/x seg.theta_fg=0.9 seg.iterations=100 device=cpu")
     p.set_defaults(func=_pipeline)

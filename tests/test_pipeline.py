@@ -440,8 +440,11 @@ def test_dry_run_prints_the_settings_and_each_steps_state_and_writes_nothing(tin
     lines = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in
              runs.COMMANDS.values()}
     assert "done, reused" in lines["train-cls"] and "done, reused" in lines["seeds"]
-    for command in ("train-seg", "pseudo-labels", "retrain", "evaluate"):
-        assert lines[command].endswith("to run"), lines[command]
+    seg = runs.step_dir(cfg, "seg").name           # the run with the tiny profile's theta_fg, and why it is not reused
+    assert lines["train-seg"].endswith(f"to run (the complete {seg} differs in seg.theta_fg: "
+                                       f"{cfg.seg.theta_fg} there, 0.9 here)"), lines["train-seg"]
+    for command, reads in (("pseudo-labels", "train-seg"), ("retrain", "pseudo-labels"), ("evaluate", "retrain")):
+        assert lines[command].endswith(f"to run (after {reads}, whose output it reads)"), lines[command]
     assert "# inputs: found" in out
     assert _tree(cfg.out) == before
 
@@ -477,6 +480,23 @@ def test_a_step_to_run_names_an_interrupted_run_of_the_same_step_with_other_sett
     server.mkdir(parents=True)
     (server / "2008_000001.png").write_bytes(b"")                   # a test split's predictions, cut short
     assert "is in eval-0123456789" in runs.step_state(tmp_path / "eval-abcdef0123")
+
+
+def test_the_dry_run_says_why_a_step_is_not_reused(tiny_run, capsys):
+    """A step to run names the complete run of it that is nearest, and the settings in which the two differ (at
+    most three, then a count); a step whose input is another run of the step before says so."""
+    cfg, _ = tiny_run
+    def states(*more: str) -> dict:
+        assert main(["run", "--profile", "demo", "--dry-run", *tiny_overrides(cfg.data.root, cfg.out, *more)]) == 0
+        return {line.split()[0]: line.split(None, 2)[2] for line in capsys.readouterr().out.splitlines()
+                if line.split() and line.split()[0] in runs.COMMANDS.values()}
+
+    cls = runs.step_dir(cfg, "cls").name
+    assert states("seed=7", "cls.lr=0.5")["train-cls"] == (
+        f"to run (the complete {cls} differs in cls.lr: {cfg.cls.lr} there, 0.5 here; seed: {cfg.seed} there, 7 here)")
+    many = states("seed=7", "cls.lr=0.5", "cls.momentum=0.5", "cls.weight_decay=0.5")["train-cls"]
+    assert many.endswith(f"; cls.weight_decay: {cfg.cls.weight_decay} there, 0.5 here and 1 more)"), many
+    assert states(f"out={cfg.out}/other")["train-cls"] == f"to run (no complete run of it in {cfg.out}/other)"
 
 
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):

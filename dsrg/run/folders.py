@@ -318,6 +318,41 @@ def interrupted_elsewhere(folder: Path) -> str:
             f"a run of the same settings: its config.json says which)")
 
 
+def why_to_run(cfg: Profile, step: str) -> str:
+    """Why ``step`` has no complete folder for ``cfg`` (the dry run's words): the step it reads is to run first,
+    or the settings in which the nearest complete run of it in the run folder differs, or that none is there."""
+    prev = upstream(cfg, step)
+    if prev is not None and not is_done(step_dir(cfg, prev)):
+        return f"after {COMMANDS[prev]}, whose output it reads"
+    here = _flat(json.loads(json.dumps(step_config(cfg, step), default=str)))
+    nearest: tuple[Path, list[str], dict] | None = None
+    for other in sorted(cfg.run_dir.glob(f"{step}-*")):
+        try:
+            there = _flat(read_json(other / "config.json", "a step's settings")["config"]) if is_done(other) else None
+        except (OSError, InputError, KeyError, TypeError, AttributeError):
+            there = None
+        if there is not None:
+            differ = [k for k in sorted(here.keys() | there.keys()) if here.get(k, "unset") != there.get(k, "unset")]
+            if differ and (nearest is None or len(differ) < len(nearest[1])):
+                nearest = (other, differ, there)
+    if nearest is None:
+        return f"no complete run of it in {cfg.run_dir}"
+    other, differ, there = nearest
+    inputs = {"upstream": f"another {COMMANDS.get(prev, prev)} run", "init_from": "another train-cls run"}
+    said = [f"{k} ({inputs[k]})" if k in inputs else f"{k}: {there.get(k, 'unset')} there, {here.get(k, 'unset')} here"
+            for k in differ[:3]]
+    more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+    return f"the complete {other.name} differs in {'; '.join(said)}{more}"
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A nested settings dict as ``{"seg.theta_fg": 0.9, ...}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _images_written(folder: Path) -> int:
     """The label maps an inference step has written into ``folder``: pseudo labels, predictions, or
     predictions in the evaluation server's layout."""
