@@ -25,6 +25,7 @@ from ..run.checkpoints import SET_ASIDE, load_model, save_model
 from ..run.predict import predict
 from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, share, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
+from ..run.workers import auto_workers
 
 
 @dataclass
@@ -142,7 +143,7 @@ def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
     cfg = ctx.cfg
     backend = choose_test_backend(section.crf_backend, ctx.device.type == "cuda")
     return closing(predict(model, images, sizes_of, ctx.device, cfg.data.normalize, section.crf,
-                           cfg.seg.crf_workers, ctx.amp, section.crf_scale, backend))
+                           auto_workers(cfg.seg.crf_workers), ctx.amp, section.crf_scale, backend))
 
 
 def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, section, sizes_of, resume: bool,

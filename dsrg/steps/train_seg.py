@@ -41,7 +41,7 @@ from ..profile import Profile
 from ..run import folders, graphs
 from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
-from ..run.workers import mapper
+from ..run.workers import auto_workers, mapper
 from .common import begin, build_seg_net, finish_training, setup
 
 
@@ -191,7 +191,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
     # pydensecrf's processes, one pool for the whole step (where the CRF runs pydensecrf at all)
     pydensecrf = resolve_backend(cfg.seg.crf_backend, torch.empty(1, 1, *grid, device=ctx.device)) == "pydensecrf"
-    crf_processes = mapper(cfg.seg.crf_workers if pydensecrf else 1, preload=["dsrg.method.crf"])
+    crf_processes = mapper(auto_workers(cfg.seg.crf_workers) if pydensecrf else 1, preload=["dsrg.method.crf"])
     try:
         with crf_processes as crf_map:
             records = Records(cfg, folder, dataset, ctx, folders.done_info(seeds_dir).get("quality"), crf_map)
