@@ -419,6 +419,9 @@ def test_auto_growing_on_cuda_takes_triton_where_it_works_and_the_planes_fit(mon
 
 def test_a_triton_kernel_that_fails_or_disagrees_is_not_used_and_the_reason_is_said(monkeypatch, capsys):
     monkeypatch.setattr(growing, "_triton_kernel", lambda: object())
+    # the reference it compares with, as reach_scipy (equal, tested above): reach_torch's thousands of dilations
+    # along the 121 x 121 spiral take a minute on a busy CPU, and this test is about the decision
+    monkeypatch.setattr(growing, "reach_torch", lambda c, s: torch.from_numpy(reach_scipy(c.numpy(), s.numpy())))
     works = growing.triton_works.__wrapped__                     # not the answer cached per device
 
     def broken(candidate, seeds):
