@@ -130,7 +130,7 @@ def test_a_papermill_parameter_typed_wrong_stops_the_page_before_it_writes(tmp_p
     assert [e["traceback"] for e in errors] == [[f"InputError: {errors[0]['evalue']}"]]   # the message, no traceback
 
 
-@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("md", [*NOTEBOOKS, ROOT / "book" / "performance.md"], ids=lambda p: p.stem)
 def test_papermill_sees_every_parameter(md):
     """papermill's parser gives up on a line whose comment holds '=' or brackets: such a parameter is missing
     from `papermill --help-notebook`, and papermill warns about it."""
