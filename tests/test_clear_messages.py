@@ -772,7 +772,8 @@ def test_a_page_run_from_outside_its_folder_is_stopped_before_it_writes_beside_t
     from dsrg.reproduce import experiments
 
     monkeypatch.chdir(tmp_path)                     # papermill without --cwd notebooks, from the project root
-    with pytest.raises(InputError, match=r"base '\.\.': .* has no notebooks/ folder; run papermill with --cwd notebooks"):
+    with pytest.raises(InputError, match=r"base '\.\.': .* has no notebooks/ folder; run papermill with --cwd "
+                                         r"notebooks, jupytext --execute with --run-path notebooks"):
         experiments.profile("smoke", base="..")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")

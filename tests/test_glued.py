@@ -38,6 +38,13 @@ def test_fill_puts_each_value_in_place_of_its_role_and_names_the_missing_ones():
     assert glued.fill(text, {"x": 1.5}) == "a 1.5, b [y: not computed], a again 1.5"
 
 
+def test_fill_writes_the_books_links_as_their_words():
+    text = ("see {doc}`Table 2 <table2_ablation>`, {doc}`fig4_supervision`, {ref}`how we test\n<fidelity-test>` "
+            "and {py:func}`dsrg.method.growing.grow` ({py:mod}`~dsrg.method.lattice`)")
+    assert glued.fill(text, {}) == ("see Table 2, fig4_supervision, how we test and `dsrg.method.growing.grow` "
+                                    "(`lattice`)")
+
+
 def test_page_text_is_the_markdown_of_the_page_with_the_values_and_without_code_or_removed_cells(tmp_path,
                                                                                                  monkeypatch):
     (tmp_path / "page.md").write_text(PAGE)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 ROLE = re.compile(r"\{glue:text\}`([^`]+)`")
+OTHER_ROLE = re.compile(r"\{([a-z]+(?::[a-z]+)?)\}`([^`]+)`")     # {doc}, {ref}, {py:func}, ...: links in the book
 
 _glued: dict[str, object] = {}      # what this kernel glued, by name
 
@@ -25,10 +26,24 @@ def glue(name: str, value) -> None:
 
 
 def fill(text: str, values: dict[str, object]) -> str:
-    """``text`` with each ``{glue:text}`name``` role replaced by ``str(values[name])``; a name not in
-    ``values`` becomes ``[name: not computed]``."""
-    return ROLE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else f"[{m.group(1)}: not computed]",
+    """``text`` with each ``{glue:text}`name``` role replaced by ``str(values[name])`` (a name not in
+    ``values`` becomes ``[name: not computed]``), and the book's other roles by their words: a link's text
+    (``{doc}`Table 2 <table2_ablation>``` reads ``Table 2``; one without text, its target), a Python name as
+    code."""
+    text = ROLE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else f"[{m.group(1)}: not computed]",
                     text)
+    return OTHER_ROLE.sub(_words, text)
+
+
+def _words(role: re.Match) -> str:
+    """A role's words outside the book: its link text, else its target (a Python name as code)."""
+    kind, content = role.group(1), " ".join(role.group(2).split())
+    link = re.fullmatch(r"(.+?)\s*<[^<>]+>", content)
+    if link:
+        return link.group(1)
+    if not kind.startswith("py:"):
+        return content
+    return f"`{content[1:].rsplit('.', 1)[-1] if content.startswith('~') else content.lstrip('!')}`"
 
 
 def page_text(source: str | Path, values: dict[str, object] | None = None):
