@@ -126,7 +126,7 @@ def test_smoke_build_succeeds_with_warnings_as_errors(smoke_book):
     assert proc.returncode == 0, f"jupyter-book build -W failed (exit {proc.returncode}, {seconds:.0f} s):\n{_log(proc)}"
     for stem in RESULT_PAGES:  # the notebooks ran in the copy and wrote beside it, not in the repository
         assert (copy / "notebooks" / f"{stem}.md").exists()
-    assert (copy / "figures").is_dir() and any((copy / "figures").glob("*.png")), "the notebooks saved no figure"
+    assert (copy / "figures").is_dir() and any((copy / "figures").rglob("*.png")), "the notebooks saved no figure"
     assert (copy / "runs" / "smoke").is_dir(), "the notebooks wrote no runs/smoke in the copy"
 
 

@@ -597,6 +597,8 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
     assert f"; the rows' step folders in {os.path.normpath(cfg.out)}; each row" in rows.provenance(rows=True)
     assert rows.provenance(rows=True).endswith("each row remade by: dsrg run --profile demo " + shlex.join(
         o for o in shared if not o.startswith("progress=")) + " plus its row's settings")
+    assert exp.label() == f"the embedded dataset, {runs.done_info(exp.folder('eval'))['images']} val images, profile " \
+                          f"demo, seed 0"                                 # the few words beside the numbers
     assert describe(None) == "code not recorded"
     assert describe({"version": "0.1.0", "commit": None, "uncommitted": False, "source": "abc"}) == \
         "dsrg 0.1.0, source abc (no git)"

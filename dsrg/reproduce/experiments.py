@@ -29,7 +29,7 @@ import yaml
 
 from ..data.check import VOC2012_COUNTS
 from ..data.coco import COCO2014_COUNTS, COCO_CLASSES
-from ..data.dataset import open_split
+from ..data.dataset import EMBEDDED, open_split
 from ..data.voc import VOC_CLASSES
 from ..errors import InputError
 from ..files import read_json
@@ -225,12 +225,27 @@ class Experiment:
         profile and machine; a smoke profile and random weights a paper profile refuses are said."""
         data = self.cfg.data
         root = folders.as_from_project(data.root, self.cfg.base)
-        note = " (a check that the code runs: its numbers mean nothing)" if self.cfg.name.startswith("smoke") else ""
-        if self.cfg.random_init and not note and not self._profile_default("random_init", True):
-            note = " with random_init=true (networks from random weights, not ImageNet's: not the paper's setting)"
         scored = self.scored()
         images = f", {scored['images']} {scored['split']} images scored" if scored else ""
-        return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{note}, machine: {self.machine()}"
+        return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{self._caveat()}, " \
+               f"machine: {self.machine()}"
+
+    def label(self) -> str:
+        """A few words for the text beside our numbers: the data, the images scored, the profile and the seed
+        (with :meth:`ran_on`'s caveats); the machine, the code and the command are :meth:`provenance`'s, said
+        once per page."""
+        data, scored = self.cfg.data, self.scored()
+        what = "the embedded dataset" if data.dataset in EMBEDDED else folders.as_from_project(data.root, self.cfg.base)
+        images = f", {scored['images']} {scored['split']} images" if scored else ""
+        return f"{what}{images}, profile {self.cfg.name}{self._caveat()}, seed {self.cfg.seed}"
+
+    def _caveat(self) -> str:
+        """A smoke profile, or random weights that a paper profile refuses, in words; "" otherwise."""
+        if self.cfg.name.startswith("smoke"):
+            return " (a check that the code runs: its numbers mean nothing)"
+        if self.cfg.random_init and not self._profile_default("random_init", True):
+            return " with random_init=true (networks from random weights, not ImageNet's: not the paper's setting)"
+        return ""
 
     def provenance(self, rows: bool = False) -> str:
         """One line for a caption: :meth:`ran_on`, the code that ran it, the folder of its last step (as
@@ -259,7 +274,8 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     if base is not None and Path(base) == Path("..") and not (Path.cwd().parent / "notebooks").is_dir():
         raise InputError(f"base '..': the pages' relative paths (data, runs, figures) start from the project root, "
                          f"seen from notebooks/, but {Path.cwd().parent} has no notebooks/ folder; run papermill with "
-                         f"--cwd notebooks (or give -p base the project root)")
+                         f"--cwd notebooks, jupytext --execute with --run-path notebooks (or give -p base the project "
+                         f"root)")
     if base is not None and not Path(name).is_file() and (Path(base) / name).is_file():
         name = str(Path(base) / name)
     elif base is not None and Path(name).suffix in (".yaml", ".yml") and not Path(name).is_file():
