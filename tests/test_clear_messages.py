@@ -224,6 +224,16 @@ def test_the_dry_run_and_the_data_check_say_which_classes_the_networks_learn(tmp
     assert "classes: 21, PASCAL VOC 2012's (no class_names.txt" in capsys.readouterr().out
 
 
+def test_an_image_listed_twice_in_a_split_is_refused_before_any_step_as_the_data_check_does(tmp_path, capsys):
+    root = _voc_root(tmp_path / "voc")
+    split = root / "ImageSets" / "Segmentation" / "train.txt"
+    split.write_text(split.read_text() + "im0\n")
+    rc, _, err = _voc_dry(capsys, tmp_path, root)
+    assert rc == 2 and "data.train_split=train: im0 listed more than once in its split file" in err
+    assert main(["data", "check", "--root", str(root)]) == 1
+    assert "id 'im0' is listed twice in split 'train'" in capsys.readouterr().out
+
+
 def test_a_list_of_problems_cut_short_counts_the_ones_left_out(tmp_path, capsys):
     root = _voc_root(tmp_path / "voc", n=14)
     for i in range(12):

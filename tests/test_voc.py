@@ -94,6 +94,26 @@ def test_class_names_come_from_argument_then_file_then_voc(tmp_path):
     assert VOCSegmentation(root, class_names=["bg", "x", "y"]).num_classes == 3
 
 
+def test_a_class_named_twice_a_folder_for_a_names_file_and_a_byte_order_mark(tmp_path):
+    """Two lines of one name would be one class in the scores (their IoU by name): refused; a folder where the
+    file goes is not "no file" (it would have meant VOC's 21 classes); a BOM an editor wrote is not a name."""
+    image, mask = tiny()
+    root = make_root(tmp_path / "r", {"a": (image, mask)})
+    (root / "class_names.txt").write_text("background\nant\nbee\nant\n")
+    with pytest.raises(InputError, match="class_names.txt names 'ant' more than once; expected each class once"):
+        VOCSegmentation(root)
+    (root / "class_names.txt").write_text("\ufeffbackground\nant\n", encoding="utf-8")
+    assert VOCSegmentation(root).class_names == ["background", "ant"]
+    (root / "class_names.txt").unlink()
+    (root / "class_names.txt").mkdir()
+    with pytest.raises(InputError, match="class_names.txt is not a file; expected a text file of class names"):
+        VOCSegmentation(root)
+    (root / "class_names.txt").rmdir()
+    (root / "ImageLabels" / "train.txt").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"ImageLabels/train.txt is not a file; expected the split's image-level"):
+        VOCSegmentation(root)
+
+
 def test_voc_palette_is_the_standard_colour_map():
     palette = voc_palette()
     assert palette.shape == (256, 3) and palette.dtype == np.uint8

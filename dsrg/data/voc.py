@@ -21,6 +21,7 @@ Conventions (those of VOC and of the paper):
 
 from __future__ import annotations
 
+import collections
 import difflib
 import os
 from pathlib import Path
@@ -165,7 +166,7 @@ def _names_by_stem(folder: Path) -> dict[str, list[str]]:
 
 def _read_lines(path: Path, what: str) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()       # a byte-order mark is not text
     except UnicodeDecodeError as exc:
         raise not_utf8(path, exc, f"expected a text file of {what}, one per line") from None
 
@@ -183,11 +184,17 @@ def root_class_names(root: str | os.PathLike) -> list[str]:
     """The class names of a VOC-layout root: its ``class_names.txt`` (one per line, background first), else
     ``VOC_CLASSES``."""
     path = Path(root) / "class_names.txt"
-    if not path.is_file():
+    if not path.exists():
         return list(VOC_CLASSES)
+    if not path.is_file():
+        raise InputError(f"{path} is not a file; expected a text file of class names, one per line, background first")
     names = [line.strip() for line in _read_lines(path, "class names") if line.strip()]
     if not names:
         raise InputError(f"{path} is empty; expected one class name per line, background first")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(f"{path} names {', '.join(repr(n) for n in twice)} more than once; expected each class "
+                         f"once (label value k is the k-th name)")
     return names
 
 
@@ -264,8 +271,11 @@ class VOCSegmentation:
         None without the file. Ids the split does not list are kept apart (``unlisted_labels``)."""
         path = image_labels_path(self.root, self.split)
         self.unlisted_labels: list[str] = []
-        if not path.is_file():
+        if not path.exists():
             return None
+        if not path.is_file():
+            raise InputError(f"{path} is not a file; expected the split's image-level labels, '<id> <class> ...' "
+                             f"per line")
         index = {name.replace(" ", "_"): c for c, name in enumerate(self.class_names)}
         out, line_of = {}, {}
         for n, line in enumerate(_read_lines(path, "image ids and their classes"), 1):
@@ -370,15 +380,14 @@ class VOCSegmentation:
         image, mask = self.image(i), self.mask(i)
         return dict(id=self.ids[i], image=image, mask=mask, labels=self._labels(i, mask))
 
+    def listed_twice(self) -> list[str]:
+        """The ids that the split file lists more than once, each once."""
+        return [image_id for image_id, n in collections.Counter(self.ids).items() if n > 1]
+
     def check(self, indices: Sequence[int] | None = None) -> list[str]:
         """Open the listed files (all, or those of ``indices``); return one human-readable line per problem
         (empty list: all good). Ids listed twice are always reported."""
-        problems = []
-        seen: set[str] = set()
-        for image_id in self.ids:
-            if image_id in seen:
-                problems.append(f"id '{image_id}' is listed twice in split '{self.split}'")
-            seen.add(image_id)
+        problems = [f"id '{image_id}' is listed twice in split '{self.split}'" for image_id in self.listed_twice()]
         for i in range(len(self.ids)) if indices is None else indices:
             for read in (self.image, self.mask):
                 try:

@@ -36,6 +36,7 @@ from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, found_instead, image_labels_path, image_size
 from ..errors import InputError, name_some, plural
 from ..files import as_given, made_folders, not_a_folder, write_text
+from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP, output_size
 from ..models.vgg import VGG16Features
 from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
@@ -116,6 +117,11 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     collect(_require_run_folder, cfg.run_dir)
     if "seg" in steps:
         collect(_require_cuda_for_triton, cfg)
+        cues, grid = CAMNet.output_size(cfg.cls.input_size), output_size(cfg.seg.input_size, cfg.seg.backbone)
+        if cfg.seeds.source == "cam" and cues != grid:    # (the authors' cues: checked with their file, below)
+            problems.append(f"seg.input_size={cfg.seg.input_size} gives a {grid}x{grid} output but the seed cues are "
+                            f"on the CAMs' {cues}x{cues} grid (cls.input_size={cfg.cls.input_size}); expected input "
+                            f"sizes whose outputs match, e.g. equal ones, as in every profile")
 
     processes = int(os.environ.get("WORLD_SIZE", 1))
     trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
@@ -168,6 +174,10 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             splits[key] = VOCSegmentation(root, get(key))
         except InputError as exc:
             problems.append(f"{key}={get(key)}: {exc}")
+    for key, ds in splits.items():
+        if ds.listed_twice():
+            problems.append(f"{key}={ds.split}: {name_some(ds.listed_twice())} listed more than once in its split "
+                            f"file; expected each image once (dsrg data check names them all)")
     train = splits.get("data.train_split")
     _warn_shared_images(train, splits.get("eval.split"))
     _note_voc_classes(train)
