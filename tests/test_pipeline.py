@@ -165,6 +165,16 @@ def test_train_seg_records_supervision_quality_per_epoch_and_fig1_maps(tiny_run)
     assert {"seed_loss", "boundary_loss", "lr", "loss"} <= set(log[0])
 
 
+def test_a_damaged_cue_store_is_named_with_the_folder_to_delete(tiny_run, tmp_path):
+    cfg, folders = tiny_run
+    cut = tmp_path / "seeds-0123456789" / "cues.npz"
+    cut.parent.mkdir()
+    cut.write_bytes((folders["seeds"] / "cues.npz").read_bytes()[:1000])
+    with pytest.raises(InputError, match=rf"cannot read cue store {cut} \(BadZipFile: .*\): it is cut short or "
+                                         rf"damaged; delete the step folder {cut.parent} to make the seeds again"):
+        CueStore.load(cut)
+
+
 def test_pseudo_labels_and_predictions_are_palette_pngs_of_the_image_size(tiny_run):
     cfg, folders = tiny_run
     ds = VOCSegmentation(cfg.data.root, "train")
@@ -497,6 +507,15 @@ def test_the_dry_run_says_why_a_step_is_not_reused(tiny_run, capsys):
     many = states("seed=7", "cls.lr=0.5", "cls.momentum=0.5", "cls.weight_decay=0.5")["train-cls"]
     assert many.endswith(f"; cls.weight_decay: {cfg.cls.weight_decay} there, 0.5 here and 1 more)"), many
     assert states(f"out={cfg.out}/other")["train-cls"] == f"to run (no complete run of it in {cfg.out}/other)"
+
+
+def test_a_segmentation_input_whose_output_misses_the_cue_grid_is_refused_before_any_step(tmp_path, capsys):
+    args = ["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
+            "seg.input_size=17"]
+    assert main(args) == 2
+    assert "seg.input_size=17 gives a 3x3 output but the seed cues are on the CAMs' 9x9 grid (cls.input_size=64)" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
