@@ -7,6 +7,7 @@ Each writer writes to a temporary file in the destination folder and renames it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -28,6 +29,22 @@ def _umask() -> int:
     return mask
 
 
+#: What a folder that cannot be written answers (read-only, not ours, full, a file where a folder goes).
+_CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
+
+
+@contextlib.contextmanager
+def writable(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Turn an OSError of writing ``path`` that says the place cannot be written (read-only, no permission,
+    full, a file on the way) into an InputError naming ``path``, ``what`` it is, and the reason."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        raise InputError(f"cannot write {what} {path} ({exc.strerror}); expected a place you can write to") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it.
@@ -36,9 +53,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     (PIL, numpy, torch) still see the right one.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
-                               dir=path.parent)
+    with writable(path, "the file"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+                                   dir=path.parent)
     _lock(fd)                          # while it is held, the temporary file has a live writer
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
@@ -132,8 +150,9 @@ def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (which must not exist)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    with writable(path, "the folder"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the final folder gets normal permissions
     try:
         yield tmp
@@ -161,8 +180,9 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
         return
     path = Path(path)
     while True:
-        path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
-        f = open(path, "a")
+        with writable(path, "the lock file"):
+            path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
+            f = open(path, "a")
         try:
             if not _lock(f.fileno(), wait=False):
                 if waiting:

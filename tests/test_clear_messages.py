@@ -516,6 +516,24 @@ def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_p
     assert not stale.exists() and (tmp_path / ".notes.txt").exists() and (tmp_path / "model.pt").exists()
 
 
+def test_a_place_that_cannot_be_written_is_named_not_a_traceback(tmp_path, monkeypatch):
+    from dsrg.files import atomic_dir, atomic_path, locked
+
+    (tmp_path / "a_file").write_text("not a folder")
+    for write, what in ((atomic_path, "the file"), (atomic_dir, "the folder"), (locked, "the lock file")):
+        with pytest.raises(InputError, match=rf"cannot write {what} {tmp_path}/a_file/x \(.*\); expected a place "
+                                             rf"you can write to"):
+            with write(tmp_path / "a_file" / "x"):
+                pass
+    done = tmp_path / "run" / "cls-0123456789"           # a finished step on a disk that cannot be written
+    done.mkdir(parents=True)
+    (done / "done.json").write_text("{}")
+    monkeypatch.setattr(folders, "step_dir", lambda cfg, step: done)
+    monkeypatch.setattr(folders.os, "access", lambda path, mode: False)
+    with folders.step_lock(load_profile("smoke"), "cls"):            # read, with no lock file to make
+        assert not (tmp_path / "run" / ".cls-0123456789.lock").exists()
+
+
 def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
     """A holds the lock; B waits on A's file; A leaves (deleting its file): B goes in. C, arriving while B
     is in, must wait for B, although A's file is gone and C makes a new one."""

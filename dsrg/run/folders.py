@@ -226,6 +226,8 @@ def step_lock(cfg: Profile, step: str, world=None):
                   waiting=f"{STEPS[step].command}: another process is running this step into {folder}; waiting for "
                           f"it to end, then its output is used where it is complete (Ctrl-C stops waiting)")
     main = world is None or world.main
+    if is_done(folder) and not os.access(folder.parent, os.W_OK):     # a finished run on a read-only disk: read it
+        lock = contextlib.nullcontext()
     with lock if main else contextlib.nullcontext():
         try:
             if world is not None and world.size > 1:
