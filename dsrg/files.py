@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -146,22 +148,55 @@ def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
                     folder.rmdir()
 
 
+_WRITER = ".writer"     # in a folder of atomic_dir: locked while its writer lives
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (which must not exist)."""
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (which must not exist). The
+    temporary folders of ``path`` that killed writers left are removed first: a live writer holds the lock of
+    the ``.writer`` file in its own (a folder without one is taken for another's, just made, for an hour)."""
     path = Path(path)
     with writable(path, "the folder"):
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_dirs(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the final folder gets normal permissions
+    writer = os.open(tmp / _WRITER, os.O_CREAT | os.O_RDWR, 0o600)
     try:
+        _lock(writer)
         yield tmp
         if path.exists():
             raise FileExistsError(f"{path} appeared while it was being written; not replacing it")
+        os.unlink(tmp / _WRITER)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(writer)
+
+
+def _remove_stale_dirs(path: Path) -> None:
+    """Remove the temporary folders of :func:`atomic_dir` beside ``path`` that no live writer holds (and that
+    are a minute old: one just made may not hold its lock yet)."""
+    if fcntl is None:  # pragma: no cover (Windows: no lock tells a live writer)
+        return
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if not tmp.is_dir() or len(tmp.name) != len(path.name) + 10:      # ".<name>." and mkdtemp's 8 letters
+            continue
+        age = time.time() - tmp.stat().st_mtime
+        try:
+            fd = os.open(tmp / _WRITER, os.O_RDONLY)
+        except OSError:                     # none: stale where an hour old (an older version's, or cut short)
+            if age > 3600:
+                shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        try:
+            if age > 60 and _lock(fd, wait=False):
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager

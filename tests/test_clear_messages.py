@@ -534,6 +534,35 @@ def test_a_place_that_cannot_be_written_is_named_not_a_traceback(tmp_path, monke
         assert not (tmp_path / "run" / ".cls-0123456789.lock").exists()
 
 
+def test_the_temporary_folders_that_killed_writers_left_are_removed_by_the_next_writer(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from dsrg.files import atomic_dir
+
+    def make(name: str) -> Path:        # a writer in another process, killed before it renamed its folder
+        code = ("import os, sys\nfrom dsrg.files import atomic_dir\nwith atomic_dir(sys.argv[1]) as tmp:\n"
+                "    (tmp / 'half.txt').write_text('half')\n    os._exit(1)\n")
+        before = set(tmp_path.glob(f".{name}.*"))
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=False)
+        return (set(tmp_path.glob(f".{name}.*")) - before).pop()
+
+    hour_ago = time.time() - 3700
+    killed, recent, other = make("data"), make("data"), make("other")
+    os.utime(killed, (hour_ago, hour_ago))
+    os.utime(other, (hour_ago, hour_ago))
+    old_style = tmp_path / ".data.abcd1234"          # no .writer file (an older version's), an hour old
+    old_style.mkdir()
+    os.utime(old_style, (hour_ago, hour_ago))
+    with atomic_dir(tmp_path / "data") as tmp:
+        (tmp / "done.txt").write_text("whole")
+        assert not killed.exists() and not old_style.exists()
+        assert recent.exists() and other.exists()       # a minute may not have passed; another name's is not ours
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["done.txt"]
+
+
 def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
     """A holds the lock; B waits on A's file; A leaves (deleting its file): B goes in. C, arriving while B
     is in, must wait for B, although A's file is gone and C makes a new one."""
