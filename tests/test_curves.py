@@ -40,6 +40,17 @@ def test_read_log_stops_at_a_line_cut_by_a_kill(tmp_path):
     assert [r["it"] for r in read_log(folder)] == [0, 1]
 
 
+def test_read_log_names_a_bad_line_that_is_not_the_last_and_a_value_that_is_no_number(tmp_path):
+    folder = _write_log(tmp_path / "seg-abc", _rows(1, loss=lambda i: 1.0),
+                        tail="a line edited by hand\n" + json.dumps(_rows(2, loss=lambda i: 1.0)[1]) + "\n")
+    with pytest.raises(InputError, match=r"log.jsonl, line 2: not a log entry; expected a JSON object with the "
+                                         r"iteration 'it' on each line \(a line cut short"):
+        read_log(folder)
+    _write_log(folder, _rows(2, loss=lambda i: "x" if i else 1.0))
+    with pytest.raises(InputError, match=r"log.jsonl, line 2: 'loss' is 'x'; expected numbers in a log entry"):
+        read_log(folder)
+
+
 def test_read_log_names_a_folder_without_a_log(tmp_path):
     with pytest.raises(InputError, match="no training log here.*log.jsonl"):
         read_log(tmp_path)

@@ -109,12 +109,19 @@ def read_log(path: str | Path) -> list[dict]:
         raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
                          f"in their step folder (runs/<profile>/<step>-<hash>/)")
     rows = []
-    for line in path.read_text().splitlines():
+    lines = path.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
             int(row["it"])
         except (ValueError, KeyError, TypeError):
+            if any(rest.strip() for rest in lines[n:]):
+                raise InputError(f"{path}, line {n}: not a log entry; expected a JSON object with the iteration "
+                                 f"'it' on each line (a line cut short by a killed run can only be the last)") from None
             break
+        odd = [k for k, v in row.items() if not (v is None or isinstance(v, (int, float)))]
+        if odd:
+            raise InputError(f"{path}, line {n}: {odd[0]!r} is {row[odd[0]]!r}; expected numbers in a log entry")
         rows.append(row)
     return rows
 
