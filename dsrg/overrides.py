@@ -114,6 +114,9 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
                                               f"{'a mapping' if isinstance(inner[0], dict) else 'a list'}"))
         elif node is not None and not OmegaConf.is_config(node) and isinstance(value, (dict, list)):
             raise InputError(explain(key, f"expected one value such as {node} (its default); got {kind}"))
+        elif isinstance(node, bool) and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and value not in (0, 1):     # OmegaConf takes any number for a flag: 2 would be true
+            raise InputError(explain(key, f"expected true or false, got {value!r}"))
 
 
 def _reason(exc: OmegaConfBaseException, structured) -> str:
