@@ -135,7 +135,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         for key, kind in paths:
             path = Path(get(key))
             if not (path.is_file() if kind == "file" else path.is_dir()):
-                problems.append(f"{key}: {kind} not found: {path}")
+                problems.append(f"{key}: {kind} not found: {path}" if not path.exists() else
+                                f"{key}: {path} is {'a folder' if path.is_dir() else 'not a folder'}; expected a {kind}")
             elif key.endswith("backbone_weights"):
                 weights[key] = path
     states: dict[Path, dict | InputError] = {}    # each weights file read once (cls and seg often share one)
