@@ -63,6 +63,15 @@ def test_data_check_names_each_defect(tmp_path, capsys):
     assert out.strip().endswith("3 problems")
 
 
+def test_data_check_names_a_file_every_split_reads_once(tmp_path, capsys):
+    root = _tiny_synth(tmp_path)
+    (root / "class_names.txt").write_text("")
+    capsys.readouterr()
+    assert main(["data", "check", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("class_names.txt is empty") == 1 and out.strip().endswith("1 problem")
+
+
 def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert main(["data", "check", "--root", str(tmp_path)]) == 2
     assert "no ImageSets/Segmentation folder" in capsys.readouterr().err

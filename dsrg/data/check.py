@@ -123,7 +123,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
     if expected == VOC2012_COUNTS and voc_ids and TRAIN_AUG not in splits:
         report.append(f"no train_aug split (the paper trains on train_aug, {TRAIN_AUG_COUNT} images): make it with "
                       "dsrg data train-aug --voc-root DIR --sbd-root DIR")
-    return report, problems
+    return report, list(dict.fromkeys(problems))      # a root's file that every split reads: said once
 
 
 def _count(subject: str, split: str, n: int, want: int | None, reference: str, own: bool) -> tuple[str, list[str]]:
