@@ -252,14 +252,19 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
 
 
 def _spread(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .reproduce import spread
 
-    if len(set(args.seeds)) < 2:
-        raise InputError(f"--seeds: expected at least two different seeds, got {args.seeds}")
-    spread.measure(args.profile, args.seeds, args.out, args.runs, args.overrides)
-    records = spread.load(Path(args.out) / args.profile)
+    words = [str(s) for s in args.seeds]          # key=value overrides may follow the seeds
+    overrides = [*args.overrides, *(w for w in words if "=" in w)]
+    try:
+        seeds = [int(w) for w in words if "=" not in w]
+    except ValueError as exc:
+        raise InputError(f"--seeds: expected integer seeds (key=value overrides may follow them), "
+                         f"got {str(exc).rpartition(': ')[2]}") from None
+    if len(set(seeds)) < 2:
+        raise InputError(f"--seeds: expected at least two different seeds, got {seeds}")
+    spread.measure(args.profile, seeds, args.out, args.runs, overrides)
+    records = spread.load(spread.records_folder(args.profile, args.out, overrides))
     print(spread.miou_table(records).round(1).to_string())
     print(spread.claims(records).to_string(index=False))
     return 0
@@ -365,10 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "the mIoU per seed, mean and standard deviation, and which claims hold "
                                         "in every seed.")
     spread.add_argument("--profile", default="demo", help="a bundled profile or a YAML file (default demo)")
-    spread.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    spread.add_argument("--out", default="spread", help="records go to OUT/<profile>/ (default spread)")
-    spread.add_argument("--runs", default=None, help="run folders (default runs/spread/<profile>)")
-    spread.add_argument("overrides", nargs="*", metavar="key=value", help="profile fields for every run")
+    spread.add_argument("--seeds", nargs="+", default=[0, 1, 2],
+                        help="seeds (default 0 1 2); key=value overrides may follow them")
+    spread.add_argument("--out", default="spread",
+                        help="records go to OUT/<name>/, name: the profile's (default spread)")
+    spread.add_argument("--runs", default=None, help="run folders (default runs/spread/<name>)")
+    spread.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="profile fields for every run (not seed= or out=: --seeds and --runs set them)")
     spread.set_defaults(func=_spread)
     return parser
 

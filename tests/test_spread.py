@@ -9,6 +9,7 @@ from conftest import tiny_overrides
 
 from dsrg.cli import main
 from dsrg.errors import InputError
+from dsrg.profile import PROFILE_DIR
 from dsrg.reproduce import spread
 from dsrg.run.provenance import source_hash
 
@@ -83,3 +84,81 @@ def test_the_source_hash_follows_the_code_that_makes_the_numbers_not_the_pages(m
     assert provenance.source_hash() == before
     (tmp_path / "method/a.py").write_text("x = 2\n")
     assert provenance.source_hash() != before
+
+
+class Trained(Exception):
+    """What the tests' stand-in for training raises: a check that should have refused came too late."""
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def train(*args, **kwargs):
+        raise Trained(args)
+
+    monkeypatch.setattr(spread, "ablation", train)
+
+
+def _spread(tmp_path, *words):
+    return main(["spread", "--profile", "smoke", *words, "--out", str(tmp_path / "out"), "--runs",
+                 str(tmp_path / "runs")])
+
+
+@pytest.mark.parametrize("override", ["seed=7", "out=runs/x"])
+def test_spread_refuses_the_seed_and_the_run_folder_as_overrides(override, tmp_path, capsys, no_training):
+    assert _spread(tmp_path, override, "--seeds", "4", "5") == 2
+    assert f"override {override!r}: dsrg spread sets" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_spread_checks_every_seed_before_training(tmp_path, capsys, no_training):
+    assert _spread(tmp_path, "--seeds", "0", "99999999999") == 2
+    assert "--seeds 99999999999: seed: expected an integer in [0, 2^31)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_spread_refuses_an_out_that_cannot_be_written(tmp_path, capsys, no_training):
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", "/dev/null"):
+        assert main(["spread", "--profile", "smoke", "--seeds", "0", "1", "--out", str(out)]) == 2
+        assert f"cannot write the records' folder {out}/smoke (" in capsys.readouterr().err
+
+
+def test_spread_refuses_a_folder_with_records_of_other_settings(tmp_path, no_training):
+    folder = tmp_path / "out" / "smoke"
+    folder.mkdir(parents=True)
+    settings = f"dsrg run --profile smoke out=elsewhere seed=9 {' '.join(spread.ABLATION['baseline'])}"
+    (folder / "baseline-seed9.json").write_text(json.dumps({"row": "baseline", "seed": 9, "settings": settings}))
+    with pytest.raises(InputError, match=r"baseline-seed9.json: .*only this run: seg.theta_fg=0.5.*another --out"):
+        spread.measure("smoke", [0, 1], tmp_path / "out", tmp_path / "runs", ["seg.theta_fg=0.5"])
+    with pytest.raises(Trained):            # the same settings, another seed and run folder: on to training
+        spread.measure("smoke", [0, 1], tmp_path / "out", tmp_path / "runs")
+
+
+def test_load_refuses_records_of_one_row_with_different_settings(tmp_path):
+    for seed, extra in ((0, ""), (1, " seg.theta_fg=0.5")):
+        rec = {**_record("+BSL", seed, 0.4), "settings": f"dsrg run --profile demo seed={seed}{extra}"}
+        (tmp_path / f"bsl-seed{seed}.json").write_text(json.dumps(rec))
+    with pytest.raises(InputError, match="only bsl-seed0.json: none; only bsl-seed1.json: seg.theta_fg=0.5"):
+        spread.load(tmp_path)
+
+
+def test_a_yaml_profile_keeps_its_records_and_runs_under_its_name(tmp_path, monkeypatch):
+    yaml = tmp_path / "p" / "mine.yaml"
+    yaml.parent.mkdir()
+    yaml.write_text((PROFILE_DIR / "smoke.yaml").read_text().replace("name: smoke", "name: mine"))
+    assert spread.records_folder(str(yaml), tmp_path / "out") == tmp_path / "out" / "mine"
+    trained = []
+    monkeypatch.setattr(spread, "ablation", lambda name, overrides: trained.append(overrides) or {})
+    assert spread.measure(str(yaml), [0, 1], tmp_path / "out", tmp_path / "runs") == []
+    assert f"out={tmp_path / 'runs' / 'mine'}" in trained[0]
+    assert (tmp_path / "out" / "mine").is_dir() and not (tmp_path / "p" / "mine.yaml").is_dir()
+
+
+def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
+    def measure(profile, seeds, out, runs, overrides):
+        raise Trained(seeds, overrides)
+
+    monkeypatch.setattr(spread, "measure", measure)
+    with pytest.raises(Trained) as got:
+        _spread(tmp_path, "--seeds", "0", "1", "seg.theta_fg=0.5")
+    assert got.value.args == ([0, 1], ["seg.theta_fg=0.5"])

@@ -12,16 +12,20 @@ the spread without training anything.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from ..errors import InputError
-from ..files import read_json, write_json
+from ..files import made_folders, read_json, writable, write_json
+from ..profile import load_profile
 from ..run import folders
 from ..run.provenance import code
-from .experiments import Experiment, ablation
+from .experiments import ABLATION, Experiment, ablation
 
 FILE_NAMES = {"baseline": "baseline", "+BSL": "bsl", "+DSRG": "dsrg", "+Retrain": "retrain"}
 
@@ -45,17 +49,72 @@ def record(exp: Experiment, row: str, seed: int) -> dict:
 def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
             overrides: Sequence[str] = ()) -> list[Path]:
     """Train (or reuse) Table 2's rows with each seed in ``runs`` (default ``runs/spread``) and write the
-    records to ``out/<profile>/<row>-seed<seed>.json``; returns their paths."""
-    runs = Path(runs or Path("runs") / "spread")
-    written = []
+    records to ``out/<name>/<row>-seed<seed>.json`` (``name``: the profile's); returns their paths. Every
+    check (overrides, seeds, records of other settings in that folder, a folder that can be written) comes
+    before any training."""
+    seeds = list(dict.fromkeys(seeds))
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in ("seed", "out"):
+            raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
+                             f"the run folders from --runs); leave it out")
+    name = load_profile(profile, list(overrides)).name
     for seed in seeds:
-        rows = ablation(profile, ["progress=false", f"out={runs / str(profile)}", f"seed={seed}", *overrides])
-        for row, exp in rows.items():
-            path = Path(out) / str(profile) / f"{FILE_NAMES[row]}-seed{seed}.json"
-            write_json(path, record(exp, row, seed))
-            written.append(path)
-            print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
+        try:
+            load_profile(profile, [*overrides, f"seed={seed}"])
+        except InputError as exc:
+            raise InputError(f"--seeds {seed}: {exc}") from None
+    runs = Path(runs or Path("runs") / "spread") / name
+    folder = Path(out) / name
+    settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
+    _refuse_other_settings(folder, settings)
+    written = []
+    with contextlib.ExitStack() as made:
+        with writable(folder, "the records' folder"):       # before any training: made, and a file written there
+            made.enter_context(made_folders(folder))       # (removed again, empty, if training fails)
+            probe = folder / f".probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        for seed in seeds:
+            rows = ablation(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides])
+            for row, exp in rows.items():
+                path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
+                write_json(path, record(exp, row, seed))
+                written.append(path)
+                print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
     return written
+
+
+def records_folder(profile: str, out: str | Path = "spread", overrides: Sequence[str] = ()) -> Path:
+    """``out/<name>``: where :func:`measure` writes the records of ``profile`` (a bundled name or a YAML path),
+    named by the profile's ``name`` field, as the book reads them (a YAML file without one: ``custom``)."""
+    return Path(out) / load_profile(profile, list(overrides)).name
+
+
+def _settings(profile: str, overrides: list[str], row: list[str]) -> str:
+    """The ``settings`` a record of ``row`` gets (:meth:`Experiment.command`), without training."""
+    return Experiment(load_profile(profile, overrides), {}, overrides, list(row), str(profile)).command()
+
+
+def _compared(settings: str) -> list[str]:
+    """A record's settings less its seed and run folder: what records of one row must share."""
+    return [w for w in shlex.split(settings) if not w.startswith(("seed=", "out="))]
+
+
+def _only(a: str, b: str) -> str:
+    """The words of the settings ``a`` that ``b`` lacks, for a message."""
+    return " ".join(w for w in _compared(a) if w not in _compared(b)) or "none"
+
+
+def _refuse_other_settings(folder: Path, settings: dict[str, str]) -> None:
+    """InputError where ``folder`` holds a record of a row whose settings are not ``settings[row]`` (but for
+    the seed and the run folder)."""
+    for path, rec in _records(folder):
+        want = settings.get(rec.get("row"))
+        if want is not None and "settings" in rec and _compared(rec["settings"]) != _compared(want):
+            raise InputError(f"{path}: recorded with other settings than this run's (only it: "
+                             f"{_only(rec['settings'], want)}; only this run: {_only(want, rec['settings'])}); a "
+                             f"table would mix the two: delete the records in {folder} or give another --out")
 
 
 def measure_command(profile: str) -> str:
@@ -65,13 +124,27 @@ def measure_command(profile: str) -> str:
 
 
 def load(folder: str | Path) -> list[dict]:
-    """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none."""
+    """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none. Records of
+    one row whose settings differ other than by the seed are an InputError (a table would mix them)."""
     folder = Path(folder)
+    found, first = _records(folder), {}
+    for path, rec in found:
+        if "settings" not in rec:
+            continue
+        seen, settings = first.setdefault(rec["row"], (path, rec["settings"])), rec["settings"]
+        if _compared(seen[1]) != _compared(settings):
+            raise InputError(f"{folder}: its records were made with different settings (only {seen[0].name}: "
+                             f"{_only(seen[1], settings)}; only {path.name}: {_only(settings, seen[1])}); a table "
+                             f"would mix them: delete those of one setting, or measure each into its own --out")
+    order = list(FILE_NAMES)
+    records = [rec for _, rec in found]
+    return sorted(records, key=lambda r: (order.index(r["row"]) if r["row"] in order else len(order), r["seed"]))
+
+
+def _records(folder: Path) -> list[tuple[Path, dict]]:
     if not folder.is_dir():
         return []
-    order = list(FILE_NAMES)
-    records = [read_json(p, "a spread record (make spread)") for p in sorted(folder.glob("*-seed*.json"))]
-    return sorted(records, key=lambda r: (order.index(r["row"]) if r["row"] in order else len(order), r["seed"]))
+    return [(p, read_json(p, "a spread record (make spread)")) for p in sorted(folder.glob("*-seed*.json"))]
 
 
 def miou_table(records: list[dict]) -> pd.DataFrame:
