@@ -107,8 +107,13 @@ def _curves(args: argparse.Namespace) -> None:
         try:
             return read_log(folder)
         except InputError:
+            if (Path(folder) / "log.jsonl").is_file():      # a log that is there but damaged: said
+                raise
             return None
 
+    if Path(args.out).exists() and not Path(args.out).is_file() or args.out.endswith(("/", os.sep)):
+        raise InputError(f"--out {args.out}: not a file name; expected FILE, FILE.png or FILE.svg (the figure is "
+                         f"written as FILE.png and FILE.svg)")
     if Path(args.out).suffix.lower() in (".jpg", ".jpeg", ".pdf", ".eps", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
         raise InputError(f"--out {args.out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
     folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
@@ -156,6 +161,8 @@ def _pipeline(args: argparse.Namespace) -> int:
                 print(line)
         return 0
     step = folders.step_of(args.command)
+    if folders.upstream(cfg, step) is not None and not folders.is_done(folders.step_dir(cfg, step)):
+        folders.require(cfg, folders.upstream(cfg, step))    # the step it reads, before pre-flight writes a thing
     check_inputs(cfg, [step])
     from .steps.common import join_world
 
@@ -397,28 +404,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:      # the step has said where the run stands
-        terminated = isinstance(exc, Terminated)
-        print(f"dsrg: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
-        return 143 if terminated else 130
+        return _interrupted(isinstance(exc, Terminated))
+    except Exception:
+        if not _SIGNALLED:
+            raise
+        # the interruption was raised inside a library's own clean-up, which raised another error over it
+        # (OmegaConf's flag_override, an AttributeError): it is still an interruption
+        return _interrupted(_SIGNALLED[-1] == signal.SIGTERM)
     finally:
         if before is not _UNSET:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+            for signum, handler in zip((signal.SIGTERM, signal.SIGINT), before):
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        _SIGNALLED.clear()
         _leave_process_group()
 
 
+def _interrupted(terminated: bool) -> int:
+    print(f"dsrg: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
+
+
 _UNSET = object()
+_SIGNALLED: list[int] = []     # the signals that interrupted this command
 
 
 def _terminate_as_interrupt():
     """Make SIGTERM (a cluster's pre-emption, `kill`, torchrun stopping its processes) interrupt the command as
-    Ctrl-C does, once: a second one is ignored while the command winds up. The handler it replaces (None: one not
-    set from Python), or ``_UNSET`` where signals cannot be set (not the main thread)."""
-    def interrupt(signum, frame):
+    Ctrl-C does, once: a second one is ignored while the command winds up. Both are noted in ``_SIGNALLED``.
+    The handlers it replaces (SIGTERM's and SIGINT's; None: one not set from Python), or ``_UNSET`` where
+    signals cannot be set (not the main thread)."""
+    def terminate(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _SIGNALLED.append(signum)
         raise Terminated()
 
+    def interrupt(signum, frame):
+        _SIGNALLED.append(signum)
+        raise KeyboardInterrupt()
+
     try:
-        return signal.signal(signal.SIGTERM, interrupt)
+        return signal.signal(signal.SIGTERM, terminate), signal.signal(signal.SIGINT, interrupt)
     except ValueError:
         return _UNSET
 

@@ -110,6 +110,30 @@ def test_a_terminated_evaluate_exits_143_and_leaves_no_process_behind(trained):
     assert not runs.is_done(folder)
 
 
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_an_interruption_that_a_librarys_clean_up_turns_into_another_error_is_still_an_interruption(
+        monkeypatch, capsys, signum, code, said):
+    """OmegaConf's flag_override, interrupted, raises an AttributeError over the KeyboardInterrupt."""
+    from dsrg import cli
+
+    def interrupted_inside_a_library(args):
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'") from None
+
+    monkeypatch.setattr(cli, "_pipeline", interrupted_inside_a_library)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert cli.main(["run", "--profile", "smoke"]) == code
+    assert capsys.readouterr().err.strip() == f"dsrg: {said}"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers   # given back
+    monkeypatch.setattr(cli, "_pipeline", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):       # with no signal, an error is a bug: its traceback stays
+        cli.main(["run", "--profile", "smoke"])
+
+
 def test_a_pool_worker_ignores_ctrl_c_and_dies_with_its_parent(tmp_path):
     """The pool's worker, asked for its own pid and then its parent's death: the kernel ends it."""
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
