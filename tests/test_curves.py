@@ -136,6 +136,17 @@ def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, c
     assert not (tmp_path / "fig.png").exists()
 
 
+def test_dsrg_curves_refuses_a_folder_for_out_and_names_a_damaged_log(tmp_path, capsys):
+    folder = _write_log(tmp_path / "seg-abc", _rows(3, loss=lambda i: 1.0))
+    for out in (tmp_path, "/dev/null", f"{tmp_path}/figs/"):
+        assert main(["curves", str(folder), "--out", str(out)]) == 2
+        assert f"--out {out}: not a file name; expected FILE, FILE.png or FILE.svg" in capsys.readouterr().err
+    _write_log(folder, _rows(3, loss=lambda i: 1.0), tail="edited\n" + json.dumps(_rows(4)[3]) + "\n")
+    assert main(["curves", str(folder), "--out", str(tmp_path / "fig")]) == 2
+    assert "log.jsonl, line 4: not a log entry" in capsys.readouterr().err     # not "skipped: no iteration"
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_dsrg_curves_labels_runs_by_the_settings_that_differ_and_skips_folders_without_a_log(tmp_path, capsys):
     runs = tmp_path / "runs"
     for name, theta in (("seg-aaa", 0.85), ("seg-bbb", 0.9)):

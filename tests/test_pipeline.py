@@ -518,6 +518,13 @@ def test_a_segmentation_input_whose_output_misses_the_cue_grid_is_refused_before
     assert not (tmp_path / "run").exists()
 
 
+def test_a_step_whose_input_step_has_not_run_says_which_command_makes_it_and_writes_nothing(tmp_path, capsys):
+    assert main(["train-seg", "--profile", "smoke", f"out={tmp_path / 'run'}"]) == 2
+    assert f"step 'seeds' has no complete output for this profile in {tmp_path / 'run'}/seeds-" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()                  # pre-flight's marks of clean files neither
+
+
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
     args = ["train-seg", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
             f"out={tmp_path / 'run'}", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'vgg16.pth'}"]
