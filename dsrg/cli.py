@@ -161,9 +161,11 @@ def _pipeline(args: argparse.Namespace) -> int:
                 print(line)
         return 0
     step = folders.step_of(args.command)
-    if folders.upstream(cfg, step) is not None and not folders.is_done(folders.step_dir(cfg, step)):
-        folders.require(cfg, folders.upstream(cfg, step))    # the step it reads, before pre-flight writes a thing
-    check_inputs(cfg, [step])
+    before = folders.upstream(cfg, step)
+    ready = before is None or folders.is_done(folders.step_dir(cfg, before))
+    check_inputs(cfg, [step], remember=ready)      # its clean files remembered only for a step that can run
+    if not ready and not folders.is_done(folders.step_dir(cfg, step)):
+        folders.require(cfg, before)               # the step it reads has not run: said before anything is written
     from .steps.common import join_world
 
     _, world = join_world(cfg)                            # the step's world, which its lock spans
@@ -405,18 +407,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:      # the step has said where the run stands
         return _interrupted(isinstance(exc, Terminated))
-    except Exception:
-        if not _SIGNALLED:
+    except Exception as exc:
+        cause = _interruption_under(exc)
+        if cause is None:
             raise
-        # the interruption was raised inside a library's own clean-up, which raised another error over it
-        # (OmegaConf's flag_override, an AttributeError): it is still an interruption
-        return _interrupted(_SIGNALLED[-1] == signal.SIGTERM)
+        return _interrupted(isinstance(cause, Terminated))
     finally:
         if before is not _UNSET:
-            for signum, handler in zip((signal.SIGTERM, signal.SIGINT), before):
-                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        _SIGNALLED.clear()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
         _leave_process_group()
+
+
+def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``exc`` was raised over, if any: an interruption inside a library's own
+    clean-up can come out as another error (OmegaConf's flag_override raises an AttributeError over it)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _interrupted(terminated: bool) -> int:
@@ -425,25 +436,18 @@ def _interrupted(terminated: bool) -> int:
 
 
 _UNSET = object()
-_SIGNALLED: list[int] = []     # the signals that interrupted this command
 
 
 def _terminate_as_interrupt():
     """Make SIGTERM (a cluster's pre-emption, `kill`, torchrun stopping its processes) interrupt the command as
-    Ctrl-C does, once: a second one is ignored while the command winds up. Both are noted in ``_SIGNALLED``.
-    The handlers it replaces (SIGTERM's and SIGINT's; None: one not set from Python), or ``_UNSET`` where
-    signals cannot be set (not the main thread)."""
-    def terminate(signum, frame):
+    Ctrl-C does, once: a second one is ignored while the command winds up. The handler it replaces (None: one not
+    set from Python), or ``_UNSET`` where signals cannot be set (not the main thread)."""
+    def interrupt(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _SIGNALLED.append(signum)
         raise Terminated()
 
-    def interrupt(signum, frame):
-        _SIGNALLED.append(signum)
-        raise KeyboardInterrupt()
-
     try:
-        return signal.signal(signal.SIGTERM, terminate), signal.signal(signal.SIGINT, interrupt)
+        return signal.signal(signal.SIGTERM, interrupt)
     except ValueError:
         return _UNSET
 
