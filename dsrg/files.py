@@ -31,18 +31,20 @@ def _umask() -> int:
     return mask
 
 
+#: What a full disk answers, while a file is written.
+_FULL = {errno.ENOSPC, errno.EDQUOT}
 #: What a folder that cannot be written answers (read-only, not ours, full, a file where a folder goes).
-_CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
+_CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, *_FULL}
 
 
 @contextlib.contextmanager
-def writable(path: str | os.PathLike, what: str) -> Iterator[None]:
-    """Turn an OSError of writing ``path`` that says the place cannot be written (read-only, no permission,
-    full, a file on the way) into an InputError naming ``path``, ``what`` it is, and the reason."""
+def writable(path: str | os.PathLike, what: str, errnos: set[int] = _CANNOT_WRITE) -> Iterator[None]:
+    """Turn an OSError of writing ``path`` that says the place cannot be written (``errnos``: read-only, no
+    permission, full, a file on the way) into an InputError naming ``path``, ``what`` it is, and the reason."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _CANNOT_WRITE:
+        if exc.errno not in errnos:
             raise
         raise InputError(f"cannot write {what} {path} ({exc.strerror}); expected a place you can write to") from None
 
@@ -63,8 +65,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600)
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        with writable(path, "the file", _FULL):          # a full disk, said; the writer's other errors its own
+            yield tmp_path
+            os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -162,10 +165,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         _remove_stale_dirs(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the final folder gets normal permissions
-    writer = os.open(tmp / _WRITER, os.O_CREAT | os.O_RDWR, 0o600)
+    writer = None
     try:
+        writer = os.open(tmp / _WRITER, os.O_CREAT | os.O_RDWR, 0o600)
         _lock(writer)
-        yield tmp
+        with writable(path, "the folder", _FULL):
+            yield tmp
         if path.exists():
             raise FileExistsError(f"{path} appeared while it was being written; not replacing it")
         os.unlink(tmp / _WRITER)
@@ -174,7 +179,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        os.close(writer)
+        if writer is not None:
+            os.close(writer)
 
 
 def _remove_stale_dirs(path: Path) -> None:

@@ -4,7 +4,9 @@ run. Every file here is written in its real format."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import math
 import pickle
 import re
@@ -537,6 +539,14 @@ def test_a_place_that_cannot_be_written_is_named_not_a_traceback(tmp_path, monke
                                              rf"you can write to"):
             with write(tmp_path / "a_file" / "x"):
                 pass
+    for write, what in ((atomic_path, "the file"), (atomic_dir, "the folder")):      # a disk that fills up
+        with pytest.raises(InputError, match=rf"cannot write {what} {tmp_path}/full \(No space left on device\)"):
+            with write(tmp_path / "full"):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]      # nothing half-written
+    with pytest.raises(PermissionError):              # a writer's own error while the disk has room: its own
+        with atomic_path(tmp_path / "x"):
+            raise PermissionError(errno.EACCES, "the writer's")
     done = tmp_path / "run" / "cls-0123456789"           # a finished step on a disk that cannot be written
     done.mkdir(parents=True)
     (done / "done.json").write_text("{}")
@@ -568,10 +578,20 @@ def test_the_temporary_folders_that_killed_writers_left_are_removed_by_the_next_
     old_style = tmp_path / ".data.abcd1234"          # no .writer file (an older version's), an hour old
     old_style.mkdir()
     os.utime(old_style, (hour_ago, hour_ago))
-    with atomic_dir(tmp_path / "data") as tmp:
-        (tmp / "done.txt").write_text("whole")
-        assert not killed.exists() and not old_style.exists()
-        assert recent.exists() and other.exists()       # a minute may not have passed; another name's is not ours
+    live = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom dsrg.files import atomic_dir\n"
+                             "with atomic_dir(sys.argv[1]) as tmp:\n    print(tmp, flush=True)\n    time.sleep(60)\n",
+                             str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
+    try:
+        writing = Path(live.stdout.readline().strip())      # a live writer's folder, an hour old by its time
+        os.utime(writing, (hour_ago, hour_ago))
+        with atomic_dir(tmp_path / "data") as tmp:
+            (tmp / "done.txt").write_text("whole")
+            assert not killed.exists() and not old_style.exists()
+            assert recent.exists() and other.exists()   # a minute may not have passed; another name's is not ours
+            assert writing.is_dir()                     # its writer holds its lock
+    finally:
+        live.kill()
+        live.wait()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["done.txt"]
 
 
