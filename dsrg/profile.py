@@ -117,7 +117,7 @@ class SegConfig(Schedule):
     boundary_weight: float = 1.0
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
-    crf_workers: int = -1                 # pydensecrf processes (train-seg, pseudo-labels, evaluate); -1: per core, less one
+    crf_workers: int = -1                 # pydensecrf processes (train-seg, pseudo, eval); -1: one per core less one
     cuda_graph: bool = True               # on CUDA: the exact CRF and triton growing replayed as one CUDA graph; same result
 
 
@@ -310,7 +310,7 @@ def validate(cfg: Profile) -> None:
         need(key, (0 <= v <= 1) or v == math.inf, "a probability in [0, 1], or .inf to turn that side off")
     need("seg.record_images", cfg.seg.record_images >= 0, "an integer >= 0")
     need("seg.boundary_weight", 0 <= cfg.seg.boundary_weight < math.inf, "a finite weight >= 0")
-    need("seg.crf_workers", cfg.seg.crf_workers >= -1, "a number of processes >= 0, or -1 (one per core)")
+    need("seg.crf_workers", cfg.seg.crf_workers >= -1, "a number of processes >= 0, or -1 (one per core less one)")
     need("seeds.workers", cfg.seeds.workers >= -1, "a number of processes >= 0, or -1 (one per core)")
     need("data.loader_workers", cfg.data.loader_workers >= -1,
          "a number of DataLoader processes >= 0, or -1 (one per core)")
