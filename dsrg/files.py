@@ -127,6 +127,15 @@ def not_a_folder(path: str | os.PathLike) -> str:
     return "is a file, not a folder" if path.is_file() else "is not a folder"
 
 
+def not_a_file(path: str | os.PathLike) -> str:
+    """Why ``path`` is not a file, as :func:`not_a_folder` says it of a folder: ``not found``, ``is a folder, not
+    a file`` (or ``is not a regular file``, a device say)."""
+    path = Path(path)
+    if not path.exists():
+        return "not found"
+    return "is a folder, not a file" if path.is_dir() else "is not a regular file"
+
+
 def as_given(path: str | os.PathLike) -> str:
     """``path`` as given, with the folder a relative one is read from: ``data/x (from /home/me/dsrg)``."""
     return str(path) if os.path.isabs(path) else f"{path} (from {os.getcwd()})"

@@ -212,8 +212,10 @@ def _profile_path(name: str) -> Path:
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
     if path.exists() and (path.suffix in (".yaml", ".yml") or "/" in name):      # a path, to something else
-        raise InputError(f"profile {name!r} is {'a folder' if path.is_dir() else 'not a file'}: expected one of "
-                         f"{available_profiles()} or the path of a YAML file")
+        from .files import not_a_file      # (numpy and PIL with it: not for every command's start)
+
+        raise InputError(f"profile {name!r} {not_a_file(path)}: expected one of {available_profiles()} or the path "
+                         f"of a YAML file")
     where = f" (not in {Path.cwd()})" if path.suffix in (".yaml", ".yml") and not path.is_absolute() else ""
     raise InputError(f"profile {name!r} not found{where}: expected one of {available_profiles()} "
                      f"or the path of a YAML file")

@@ -35,7 +35,7 @@ from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, found_instead, image_labels_path, image_size
 from ..errors import InputError, name_some, plural
-from ..files import as_given, made_folders, not_a_folder, write_text
+from ..files import as_given, made_folders, not_a_file, not_a_folder, write_text
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP, output_size
 from ..models.vgg import VGG16Features
@@ -135,8 +135,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         for key, kind in paths:
             path = Path(get(key))
             if not (path.is_file() if kind == "file" else path.is_dir()):
-                problems.append(f"{key}: {kind} not found: {path}" if not path.exists() else
-                                f"{key}: {path} is {'a folder' if path.is_dir() else 'not a folder'}; expected a {kind}")
+                why = not_a_file(path) if kind == "file" else not_a_folder(path)
+                problems.append(f"{key}: {kind} not found: {path}" if not path.exists() else f"{key}: {path} {why}")
             elif key.endswith("backbone_weights"):
                 weights[key] = path
     states: dict[Path, dict | InputError] = {}    # each weights file read once (cls and seg often share one)
