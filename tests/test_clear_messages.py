@@ -232,6 +232,7 @@ def test_an_image_listed_twice_in_a_split_is_refused_before_any_step_as_the_data
     split.write_text(split.read_text() + "im0\n")
     rc, _, err = _voc_dry(capsys, tmp_path, root)
     assert rc == 2 and "data.train_split=train: im0 listed more than once in its split file" in err
+    assert err.count("listed more than once") == 1          # not once more for each key that names the split
     assert main(["data", "check", "--root", str(root)]) == 1
     assert "id 'im0' is listed twice in split 'train'" in capsys.readouterr().out
 

@@ -120,8 +120,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         cues, grid = CAMNet.output_size(cfg.cls.input_size), output_size(cfg.seg.input_size, cfg.seg.backbone)
         if cfg.seeds.source == "cam" and cues != grid:    # (the authors' cues: checked with their file, below)
             problems.append(f"seg.input_size={cfg.seg.input_size} gives a {grid}x{grid} output but the seed cues are "
-                            f"on the CAMs' {cues}x{cues} grid (cls.input_size={cfg.cls.input_size}); expected input "
-                            f"sizes whose outputs match, e.g. equal ones, as in every profile")
+                            f"on the CAMs' {cues}x{cues} grid (cls.input_size={cfg.cls.input_size}); expected a "
+                            f"seg.input_size whose output is {cues}x{cues} too (with VGG16, cls.input_size itself)")
 
     processes = int(os.environ.get("WORLD_SIZE", 1))
     trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
@@ -175,7 +175,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             splits[key] = VOCSegmentation(root, get(key))
         except InputError as exc:
             problems.append(f"{key}={get(key)}: {exc}")
-    for key, ds in splits.items():
+    for key, ds in {ds.split: (key, ds) for key, ds in reversed(splits.items())}.values():    # each split once
         if ds.listed_twice():
             problems.append(f"{key}={ds.split}: {name_some(ds.listed_twice())} listed more than once in its split "
                             f"file; expected each image once (dsrg data check names them all)")
