@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from ..run.folders import COMMANDS, STEPS
+from ..run.folders import COMMANDS, STEPS, flat_settings
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
@@ -25,7 +25,7 @@ def setting_labels(folders: list[Path]) -> list[str]:
         shared = [k for k in keys if all(k in f for f in group)]     # what one run has not set is no difference
         differ[step] = [k for k in shared if len({json.dumps(f[k], sort_keys=True, default=str) for f in group}) > 1]
     def label(folder, f, step, most: int | None) -> str:
-        own = _flatten(_own_config(Path(folder)) or {})
+        own = flat_settings(_own_config(Path(folder)) or {})
         # the step's own section first, then its other settings, then its upstream steps'
         keys = sorted(differ[step], key=lambda k: (not k.startswith(f"{step}."), k not in own, k))
         cut = most is not None and len(keys) > most
@@ -58,7 +58,7 @@ def _settings(folder: Path, depth: int = 0) -> dict | None:
     config = _own_config(folder)
     if config is None:
         return None
-    flat = _flatten(config)
+    flat = flat_settings(config)
     up = flat.get("upstream")
     if isinstance(up, str) and _HASH.fullmatch(up) and depth < len(STEPS):
         above = next((folder.parent / f"{step}-{up}" for step in STEPS
@@ -66,13 +66,3 @@ def _settings(folder: Path, depth: int = 0) -> dict | None:
         if above is not None:
             flat = {**(_settings(above, depth + 1) or {}), **flat}
     return flat
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

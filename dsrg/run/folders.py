@@ -326,11 +326,12 @@ def why_to_run(cfg: Profile, step: str) -> str:
     prev = upstream(cfg, step)
     if prev is not None and not is_done(step_dir(cfg, prev)):
         return f"after {COMMANDS[prev]}, whose output it reads"
-    here = _flat(json.loads(json.dumps(step_config(cfg, step), default=str)))
+    here = flat_settings(json.loads(json.dumps(step_config(cfg, step), default=str)))
     nearest: tuple[Path, list[str], dict] | None = None
     for other in sorted(cfg.run_dir.glob(f"{step}-*")):
         try:
-            there = _flat(read_json(other / "config.json", "a step's settings")["config"]) if is_done(other) else None
+            there = flat_settings(read_json(other / "config.json", "a step's settings")["config"]) \
+                if is_done(other) else None
         except (OSError, InputError, KeyError, TypeError, AttributeError):
             there = None
         if there is not None:
@@ -340,18 +341,18 @@ def why_to_run(cfg: Profile, step: str) -> str:
     if nearest is None:
         return f"no complete run of it in {cfg.run_dir}"
     other, differ, there = nearest
-    inputs = {"upstream": f"another {COMMANDS.get(prev, prev)} run", "init_from": "another train-cls run"}
-    said = [f"{k} ({inputs[k]})" if k in inputs else f"{k}: {there.get(k, 'unset')} there, {here.get(k, 'unset')} here"
-            for k in differ[:3]]
+    inputs = {"upstream": f"another {COMMANDS[prev]} run" if prev else None, "init_from": "another train-cls run"}
+    said = [f"{k} ({inputs[k]})" if inputs.get(k) and k in here and k in there else
+            f"{k}: {there.get(k, 'unset')} there, {here.get(k, 'unset')} here" for k in differ[:3]]
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
     return f"the complete {other.name} differs in {'; '.join(said)}{more}"
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    """A nested settings dict as ``{"seg.theta_fg": 0.9, ...}``."""
+def flat_settings(d: dict, prefix: str = "") -> dict:
+    """A nested settings dict (a step's ``config.json``) as ``{"seg.theta_fg": 0.9, ...}``."""
     out = {}
     for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        out.update(flat_settings(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
     return out
 
 
