@@ -265,11 +265,10 @@ def _spread(args: argparse.Namespace) -> int:
 
     words = [str(s) for s in args.seeds]          # key=value overrides may follow the seeds
     overrides = [*args.overrides, *(w for w in words if "=" in w)]
-    try:
-        seeds = [int(w) for w in words if "=" not in w]
-    except ValueError as exc:
-        raise InputError(f"--seeds: expected integer seeds (key=value overrides may follow them), "
-                         f"got {str(exc).rpartition(': ')[2]}") from None
+    odd = [w for w in words if "=" not in w and not w.lstrip("-").isdigit()]
+    if odd:
+        raise InputError(f"--seeds: expected integer seeds (key=value overrides may follow them), got {odd[0]!r}")
+    seeds = [int(w) for w in words if "=" not in w]
     if len(set(seeds)) < 2:
         raise InputError(f"--seeds: expected at least two different seeds, got {seeds}")
     spread.measure(args.profile, seeds, args.out, args.runs, overrides)
@@ -383,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seeds (default 0 1 2); key=value overrides may follow them")
     spread.add_argument("--out", default="spread",
                         help="records go to OUT/<name>/, name: the profile's (default spread)")
-    spread.add_argument("--runs", default=None, help="run folders (default runs/spread/<name>)")
+    spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
     spread.add_argument("overrides", nargs="*", metavar="key=value",
                         help="profile fields for every run (not seed= or out=: --seeds and --runs set them)")
     spread.set_defaults(func=_spread)

@@ -132,6 +132,13 @@ def test_spread_refuses_a_folder_with_records_of_other_settings(tmp_path, no_tra
         spread.measure("smoke", [0, 1], tmp_path / "out", tmp_path / "runs", ["seg.theta_fg=0.5"])
     with pytest.raises(Trained):            # the same settings, another seed and run folder: on to training
         spread.measure("smoke", [0, 1], tmp_path / "out", tmp_path / "runs")
+    reordered = f"dsrg run --profile smoke seed=9 {' '.join(reversed(spread.ABLATION['baseline']))} seg.lr=1"
+    (folder / "baseline-seed9.json").write_text(json.dumps({"row": "baseline", "seed": 9, "settings": reordered}))
+    with pytest.raises(Trained):            # the same overrides in another order
+        spread.measure("smoke", [0, 1], tmp_path / "out", tmp_path / "runs", ["seg.lr=2", "seg.lr=1"])
+    (folder / "baseline-seed9.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"baseline-seed9.json: not a spread record; expected a JSON object"):
+        spread.load(folder)
 
 
 def test_load_refuses_records_of_one_row_with_different_settings(tmp_path):
@@ -151,7 +158,7 @@ def test_a_yaml_profile_keeps_its_records_and_runs_under_its_name(tmp_path, monk
     monkeypatch.setattr(spread, "ablation", lambda name, overrides: trained.append(overrides) or {})
     assert spread.measure(str(yaml), [0, 1], tmp_path / "out", tmp_path / "runs") == []
     assert f"out={tmp_path / 'runs' / 'mine'}" in trained[0]
-    assert (tmp_path / "out" / "mine").is_dir() and not (tmp_path / "p" / "mine.yaml").is_dir()
+    assert (tmp_path / "out" / "mine").is_dir() and not (tmp_path / "out" / "p").exists()
 
 
 def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):

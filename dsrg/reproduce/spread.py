@@ -96,14 +96,17 @@ def _settings(profile: str, overrides: list[str], row: list[str]) -> str:
     return Experiment(load_profile(profile, overrides), {}, overrides, list(row), str(profile)).command()
 
 
-def _compared(settings: str) -> list[str]:
-    """A record's settings less its seed and run folder: what records of one row must share."""
-    return [w for w in shlex.split(settings) if not w.startswith(("seed=", "out="))]
+def _compared(settings: str) -> set[str]:
+    """A record's settings less its seed and run folder, each key at its last value, in any order: what records
+    of one row must share."""
+    words = [w for w in shlex.split(settings) if not w.startswith(("seed=", "out="))]
+    last = {w.partition("=")[0]: w for w in words if "=" in w}
+    return {w for w in words if "=" not in w} | set(last.values())
 
 
 def _only(a: str, b: str) -> str:
     """The words of the settings ``a`` that ``b`` lacks, for a message."""
-    return " ".join(w for w in _compared(a) if w not in _compared(b)) or "none"
+    return " ".join(sorted(_compared(a) - _compared(b))) or "none"
 
 
 def _refuse_other_settings(folder: Path, settings: dict[str, str]) -> None:
@@ -142,9 +145,14 @@ def load(folder: str | Path) -> list[dict]:
 
 
 def _records(folder: Path) -> list[tuple[Path, dict]]:
-    if not folder.is_dir():
-        return []
-    return [(p, read_json(p, "a spread record (make spread)")) for p in sorted(folder.glob("*-seed*.json"))]
+    """The records in ``folder``, each with its path; one that is not a record is an InputError naming it."""
+    found = [(p, read_json(p, "a spread record (make spread)")) for p in sorted(folder.glob("*-seed*.json"))] \
+        if folder.is_dir() else []
+    for path, rec in found:
+        if not isinstance(rec, dict) or not isinstance(rec.get("row"), str) or not isinstance(rec.get("seed"), int):
+            raise InputError(f"{path}: not a spread record; expected a JSON object with its row, seed and mIoU "
+                             f"(dsrg spread writes them)")
+    return found
 
 
 def miou_table(records: list[dict]) -> pd.DataFrame:
