@@ -290,7 +290,7 @@ def validate(cfg: Profile) -> None:
             raise InputError(f"{key}: expected {what}, got {_get(cfg, key)!r}")
 
     need("name", cfg.name not in ("", ".", "..") and "/" not in cfg.name and "\\" not in cfg.name,
-         "a name for runs/<name> (no '/'; out=... puts a run in any folder)")
+         "a name for runs/<name> (not a path; out=... puts a run in any folder)")
     for sec in ("cls", "seg", "retrain"):
         need(f"{sec}.batch_size", _get(cfg, f"{sec}.batch_size") >= 1, "an integer >= 1")
         need(f"{sec}.iterations", _get(cfg, f"{sec}.iterations") >= 0, "an integer >= 0")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -85,7 +86,7 @@ class CueStore:
         try:
             with np.load(path) as z:
                 return cls(z["ids"], z["labels"], z["offsets"], z["entries"], z["grid"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise InputError(f"cannot read cue store {path} ({type(exc).__name__}: {exc}): it is cut short or "
                              f"damaged; delete the step folder {path.parent} to make the seeds again") from None
 
