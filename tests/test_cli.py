@@ -72,6 +72,16 @@ def test_data_check_names_a_file_every_split_reads_once(tmp_path, capsys):
     assert out.count("class_names.txt is empty") == 1 and out.strip().endswith("1 problem")
 
 
+def test_data_check_says_when_the_label_maps_hold_more_classes_than_the_list(tmp_path, capsys):
+    root = _tiny_synth(tmp_path)
+    (root / "class_names.txt").write_text("background\nfirst\n")
+    capsys.readouterr()
+    assert main(["data", "check", "--root", str(root), "--all"]) == 1
+    classes = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("classes:"))
+    assert "label maps opened hold values beyond them (up to at least" in classes
+    assert classes.endswith("does the list name every class?")
+
+
 def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert main(["data", "check", "--root", str(tmp_path)]) == 2
     assert "no ImageSets/Segmentation folder" in capsys.readouterr().err

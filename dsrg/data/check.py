@@ -117,7 +117,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
             problems.append(f"{tags / (stem + '.txt')} names no split (the splits: {', '.join(splits)}); expected "
                             f"ImageLabels/<split>.txt for a split of ImageSets/Segmentation")
     try:
-        report.append(f"classes: {classes_said(root)}")
+        report.append(f"classes: {classes_said(root)}" + _values_beyond(problems))
     except InputError as exc:
         problems.append(str(exc))
     if expected == VOC2012_COUNTS and voc_ids and TRAIN_AUG not in splits:
@@ -211,6 +211,16 @@ def _image_problems(ds: VOCSegmentation, indices: list[int]) -> list[str]:
 def _check_sample(sample: int | None) -> None:
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or sample < 0):
         raise InputError(f"sample (--sample): expected a number of files to open per split >= 0, got {sample!r}")
+
+
+def _values_beyond(problems: list[str]) -> str:
+    """For the classes' line: how many label maps of ``problems`` hold values beyond the classes, and the largest
+    (a class_names.txt that lists too few reads as one problem per file otherwise); ``""`` where none does."""
+    values = [int(v) for v in re.findall(r"holds value (\d+), which is not a class", "\n".join(problems))]
+    if not values:
+        return ""
+    return (f"; {len(values)} of the label maps opened hold values beyond them (up to at least {max(values)}): "
+            f"does the list name every class?")
 
 
 def _sample_indices(n: int, sample: int | None) -> list[int]:
