@@ -81,7 +81,7 @@ def _data_train_aug(args: argparse.Namespace) -> None:
     root = make_train_aug(args.voc_root, args.sbd_root, args.out, progress=not args.quiet)
     n = len((root / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split())
     note = "" if n == TRAIN_AUG_COUNT else f" (the full VOC 2012 + SBD give {TRAIN_AUG_COUNT})"
-    print(f"train_aug: {n} images{note}; data.root={root} data.train_split=train_aug")
+    print(f"train_aug: {plural(n, 'image')}{note}; data.root={root} data.train_split=train_aug")
 
 
 def _data_coco(args: argparse.Namespace) -> None:
@@ -91,7 +91,7 @@ def _data_coco(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         out = convert_coco(args.root, split, args.out, progress=not args.quiet)
         n = len((out / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split())
-        print(f"{split}: {n} images in {out} ({time.perf_counter() - start:.1f} s)")
+        print(f"{split}: {plural(n, 'image')} in {out} ({time.perf_counter() - start:.1f} s)")
 
 
 def _curves(args: argparse.Namespace) -> None:
@@ -152,8 +152,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .steps import pipeline
 
     cfg = load_profile(args.profile, args.overrides)
-    if args.dry_run:
-        return _dry_run(cfg, args)
+    if args.dry_run:                                # under torchrun, process 0 says it once
+        return _dry_run(cfg, args) if int(os.environ.get("RANK", 0)) == 0 else 0
     if args.command == "run":
         done = pipeline.run(cfg, resume=args.resume)
         if int(os.environ.get("RANK", 0)) == 0:
@@ -408,13 +408,24 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(isinstance(exc, Terminated))
     except Exception as exc:
         cause = _interruption_under(exc)
-        if cause is None:
+        if cause is not None:
+            return _interrupted(isinstance(cause, Terminated))
+        if not _peer_gone(exc):
             raise
-        return _interrupted(isinstance(cause, Terminated))
+        print("dsrg: stopped: another process of this torchrun launch ended (its message is above)", file=sys.stderr)
+        return 1
     finally:
         if before is not _UNSET:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
         _leave_process_group()
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is a torchrun process's collective failing because another process of the launch ended
+    (with its own message, an error or an interruption): the connection to it closed or reset."""
+    text = f"{type(exc).__name__}: {exc}"
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and ("DistBackendError" in text or any(
+        words in text for words in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
 
 
 def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:

@@ -525,6 +525,15 @@ def test_a_step_whose_input_step_has_not_run_says_which_command_makes_it_and_wri
     assert not (tmp_path / "run").exists()                  # pre-flight's marks of clean files neither
 
 
+def test_under_torchrun_only_process_0_prints_the_dry_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    assert main(["run", "--profile", "smoke", "--dry-run", f"out={tmp_path / 'run'}"]) == 0
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["run", "--profile", "smoke", "--dry-run", f"out={tmp_path / 'run'}"]) == 0
+    assert "# steps" in capsys.readouterr().out
+
+
 def test_dry_run_checks_the_inputs_of_the_steps_it_would_run(tmp_path, capsys):
     args = ["train-seg", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
             f"out={tmp_path / 'run'}", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'vgg16.pth'}"]

@@ -142,6 +142,23 @@ def test_an_interruption_that_a_librarys_clean_up_turns_into_another_error_is_st
         cli.main(["run", "--profile", "smoke"])
 
 
+def test_under_torchrun_a_process_whose_peer_ended_says_so_in_one_line(monkeypatch, capsys):
+    """The process that failed printed its message; the others' collectives fail on the closed connection."""
+    from dsrg import cli
+
+    def peer_gone(args):
+        raise RuntimeError("[../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4242")
+
+    monkeypatch.setattr(cli, "_pipeline", peer_gone)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["run", "--profile", "smoke"]) == 1
+    assert capsys.readouterr().err.strip() == ("dsrg: stopped: another process of this torchrun launch ended (its "
+                                               "message is above)")
+    monkeypatch.setenv("WORLD_SIZE", "1")                  # one process: no peer, a bug's traceback stays
+    with pytest.raises(RuntimeError):
+        cli.main(["run", "--profile", "smoke"])
+
+
 def test_a_pool_worker_ignores_ctrl_c_and_dies_with_its_parent(tmp_path):
     """The pool's worker, asked for its own pid and then its parent's death: the kernel ends it."""
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
