@@ -322,6 +322,8 @@ def validate(cfg: Profile) -> None:
          "a non-empty list of input sides >= 16 px")
     for key in ("seg.crf_scale", "pseudo.crf_scale", "eval.crf_scale"):
         need(key, _get(cfg, key) > 0, "a scale > 0")
+    need("eval.model", not (cfg.eval.model == "retrain" and not cfg.retrain.enabled),
+         "seg or auto where retrain.enabled=false (no retrained model to evaluate)")
     need("eval.scales", len(cfg.eval.scales) > 0 and all(0 < s <= 8 for s in cfg.eval.scales),
          "a non-empty list of scales of the image size in (0, 8]")
     if cfg.seeds.saliency == "folder" and cfg.seeds.source == "cam":

@@ -334,6 +334,8 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
     ("seg.iterations=2.5", "key 'seg.iterations': expected an integer, got '2.5'"),
     ("amp=maybe", "key 'amp': expected true or false, got 'maybe'"),
     ("amp=2", "key 'amp': expected true or false, got 2"),
+    (("eval.model=retrain", "retrain.enabled=false"),
+     "eval.model: expected seg or auto where retrain.enabled=false (no retrained model to evaluate), got 'retrain'"),
     ("name=../elsewhere", "name: expected a name for runs/<name> (not a path; out=... puts a run in any folder), got "
                           "'../elsewhere'"),
     ("=3", "override '=3': expected key=value"),
