@@ -395,7 +395,7 @@ def test_check_coco_root_compares_with_coco_2014_and_names_each_problem(coco_roo
 def test_check_coco_root_reports_bad_annotations_and_missing_images(coco_root):
     edit_annotations(coco_root, lambda d: d["images"].append(dict(d["images"][0], id=43, file_name="gone.jpg")))
     _, problems = check_coco_root(coco_root)
-    assert any("1 images listed in the annotations are missing" in p and "gone.jpg" in p for p in problems)
+    assert any("1 image of the annotations not found in" in p and "gone.jpg" in p for p in problems)
     edit_annotations(coco_root, lambda d: d.update(annotations=[]))
     _, problems = check_coco_root(coco_root)
     assert any("lists no annotations" in p for p in problems)

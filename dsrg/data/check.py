@@ -260,8 +260,8 @@ def check_coco_split(root: Path, split: str, want: int | None, names: list[str] 
     if files is not None:
         missing = [img["file_name"] for img in images if img["file_name"] not in files]
         if missing:
-            problems.append(f"split '{split}': {len(missing)} images listed in the annotations are missing "
-                            f"from {image_dir}: {name_some(missing)}")
+            problems.append(f"split '{split}': {plural(len(missing), 'image')} of the annotations not found "
+                            f"in {image_dir}: {name_some(missing)}")
     opened = 0
     if files is not None:
         for i in _sample_indices(len(images), sample):
