@@ -86,3 +86,11 @@ def test_a_negative_cue_position_is_the_one_named(tmp_path):
                                  "1_labels": np.array([1]), "1_cues": np.zeros((3, 0), int)})
     with pytest.raises(InputError, match=r"a cue lies at grid position -1, outside the 41x41 grid it is read on$"):
         load_authors_cues(*bad)
+
+
+def test_a_list_that_names_an_image_twice_is_refused(tmp_path):
+    from dsrg.data.cues import read_key_list
+
+    (tmp_path / "list.txt").write_text("a.jpg 0\nb.jpg 1\na.jpg 2\n")
+    with pytest.raises(InputError, match=r"list.txt:3: image a is listed again \(first on line 1\)"):
+        read_key_list(tmp_path / "list.txt")

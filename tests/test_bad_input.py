@@ -352,6 +352,26 @@ def test_an_authors_pickle_that_does_not_fit_the_run_stops_dsrg_run_before_the_f
     assert not (tmp_path / "run").exists()
 
 
+def test_authors_cues_whose_classes_are_not_the_images_labels_are_warned_about(tmp_path, capsys):
+    import numpy as np
+
+    from dsrg.cli import main
+    from dsrg.data.cues import save_authors_cues
+
+    cues = np.zeros((3, 9, 9), bool)
+    cues[0, 0, 0] = True
+    box, ball = np.array([1, 1, 0], bool), np.array([1, 0, 1], bool)       # the data: a box in every image
+    save_authors_cues(tmp_path / "cues.pickle", tmp_path / "list.txt", {"a": (ball, cues), "b": (box, cues)})
+    args = _voc_run(tmp_path, "seeds.source=authors", f"seeds.authors_pickle={tmp_path / 'cues.pickle'}",
+                    f"seeds.authors_list={tmp_path / 'list.txt'}")
+    assert main(["seeds", *args[1:]]) == 0
+    assert ("the authors' cues give 1 of the 2 images other classes than their image-level labels (e.g. a: "
+            "classes [2] in the pickle, [1] in the data)") in capsys.readouterr().err
+    save_authors_cues(tmp_path / "cues.pickle", tmp_path / "list.txt", {"a": (box, cues), "b": (box, cues)})
+    assert main(["seeds", *args[1:], "seeds.bg_threshold=0.5"]) == 0          # another folder: the same classes
+    assert "other classes" not in capsys.readouterr().err
+
+
 def test_an_evaluated_split_that_shares_images_with_the_training_split_is_warned_about(tmp_path, capsys):
     args = _voc_run(tmp_path, "--dry-run")
     (tmp_path / "voc" / "ImageSets" / "Segmentation" / "val.txt").write_text("b\n")

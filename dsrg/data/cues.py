@@ -116,13 +116,18 @@ def read_key_list(path: str | os.PathLike) -> dict[str, int]:
     except UnicodeDecodeError as exc:
         raise not_utf8(path, exc, "expected UTF-8 lines like '2008_007028.jpg 0'", prefix="cue list file ") from None
     keys: dict[str, int] = {}
+    line_of: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise InputError(f"{path}:{n}: expected '<image>.jpg <key>', got {line!r}")
-        keys[split_id(parts[0])] = int(parts[1])
+        image_id = split_id(parts[0])
+        if image_id in keys:
+            raise InputError(f"{path}:{n}: image {image_id} is listed again (first on line {line_of[image_id]}); "
+                             f"expected each image once, with its key")
+        keys[image_id], line_of[image_id] = int(parts[1]), n
     return keys
 
 

@@ -196,8 +196,19 @@ def start_early(cfg: Profile, device: torch.device, world, steps: Sequence[str])
 
 
 def authors_cues(cfg: Profile, ds) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The authors' cues of the split's images; where their classes are not the images' own labels (a list file
+    of another pickle, say), a warning names how many and one of them."""
     grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
     loaded = load_authors_cues(cfg.seeds.authors_pickle, cfg.seeds.authors_list, ds.num_classes, grid, ds.ids)
+    if ds.image_labels is not None or ds.has_masks:
+        other = [(image_id, np.flatnonzero(loaded[image_id][0])[1:].tolist(), np.flatnonzero(ds.labels(i))[1:].tolist())
+                 for i, image_id in enumerate(ds.ids)]
+        other = [o for o in other if o[1] != o[2]]
+        if other:
+            image_id, theirs, ours = other[0]
+            print(f"[dsrg] seeds: the authors' cues give {len(other)} of the {len(ds)} images other classes than "
+                  f"their image-level labels (e.g. {image_id}: classes {theirs} in the pickle, {ours} in the data); "
+                  f"is {cfg.seeds.authors_list} the pickle's own list?", file=sys.stderr, flush=True)
     return {i: (loaded[i][1], loaded[i][0]) for i in ds.ids}
 
 
