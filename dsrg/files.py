@@ -46,7 +46,10 @@ def writable(path: str | os.PathLike, what: str, errnos: set[int] = _CANNOT_WRIT
     except OSError as exc:
         if exc.errno not in errnos:
             raise
-        raise InputError(f"cannot write {what} {path} ({exc.strerror}); expected a place you can write to") from None
+        file = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None) \
+            if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
+        why = f"{file} is a file, not a folder" if file is not None else exc.strerror
+        raise InputError(f"cannot write {what} {path} ({why}); expected a place you can write to") from None
 
 
 @contextlib.contextmanager

@@ -538,8 +538,8 @@ def test_a_place_that_cannot_be_written_is_named_not_a_traceback(tmp_path, monke
 
     (tmp_path / "a_file").write_text("not a folder")
     for write, what in ((atomic_path, "the file"), (atomic_dir, "the folder"), (locked, "the lock file")):
-        with pytest.raises(InputError, match=rf"cannot write {what} {tmp_path}/a_file/x \(.*\); expected a place "
-                                             rf"you can write to"):
+        with pytest.raises(InputError, match=rf"cannot write {what} {tmp_path}/a_file/x \({tmp_path}/a_file is a "
+                                             rf"file, not a folder\); expected a place you can write to"):
             with write(tmp_path / "a_file" / "x"):
                 pass
     for write, what in ((atomic_path, "the file"), (atomic_dir, "the folder")):      # a disk that fills up
