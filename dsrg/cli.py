@@ -43,7 +43,7 @@ def _data_synth(args: argparse.Namespace) -> None:
     if args.coco:
         from .data.synthetic_coco import embedded_coco_root
 
-        out = embedded_coco_root(args.out, cfg, progress=not args.quiet)
+        out = embedded_coco_root(args.out, list(args.overrides), progress=not args.quiet)     # classes=7 as given
     else:
         out = write_dataset(args.out, cfg, progress=not args.quiet)
     print(f"embedded dataset{' in the COCO layout, converted' if args.coco else ''}: {out} ({cfg.n_train} train "

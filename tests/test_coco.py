@@ -423,6 +423,13 @@ def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- embedded_coco_root
 
+def test_classes_7_given_for_the_coco_form_is_taken_though_it_is_the_voc_forms_default(tmp_path, capsys):
+    """The COCO form's own default is 15 classes: 7, written out, means 7 (it was taken for 'not given')."""
+    assert main(["data", "synth", "--coco", "--quiet", "--out", str(tmp_path / "x"), "classes=7", "n_train=2",
+                 "n_val=1", "size=32"]) == 0
+    assert json.loads((tmp_path / "x" / "coco" / "dataset.json").read_text())["config"]["classes"] == 7
+
+
 def test_embedded_coco_root_writes_converts_and_is_idempotent(tmp_path):
     from dsrg.data.synthetic_coco import embedded_coco_root
 

@@ -157,7 +157,15 @@ def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:
     """InputError if the COCO form beside the converted ``root`` (``<folder>/coco`` for ``<folder>/COCO2014``)
     exists and holds another config than ``synth`` (a profile's ``data.synth``): what
     :func:`embedded_coco_root` would refuse; nothing is written."""
-    _holds(Path(root).parent / "coco", _coco_config(_synth_config(synth), None)[1])
+    _holds(Path(root).parent / "coco", _coco_config(_synth_config(synth), _classes_given(synth))[1])
+
+
+def _classes_given(synth: Any) -> int | None:
+    """The class count that a list of overrides sets (``classes=7``, the VOC form's default, means 7 here too);
+    None where it sets none, or ``synth`` is a config."""
+    if isinstance(synth, (list, tuple)) and any(str(o).partition("=")[0].strip() == "classes" for o in synth):
+        return _synth_config(synth).classes
+    return None
 
 
 def _synth_config(synth: Any) -> SynthConfig:
@@ -182,8 +190,10 @@ def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int 
     :func:`write_synthetic_coco` (default ``SYNTH_COCO_CLASSES`` = 15). Idempotent: the COCO form is
     kept when it holds this config (another config there is an InputError), and a split counts as
     converted when its ``ImageSets/Segmentation/<split>.txt`` exists (written last) and ``dataset.json``
-    records its image count; an interrupted conversion resumes.
+    records its image count; an interrupted conversion resumes. A list of overrides that sets ``classes``
+    (``classes=7``, the VOC form's default) sets it here too.
     """
+    classes = _classes_given(synth) if classes is None else classes
     synth = _synth_config(synth)
     root = Path(root)
     out = root / "COCO2014"
