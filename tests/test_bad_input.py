@@ -352,6 +352,19 @@ def test_an_authors_pickle_that_does_not_fit_the_run_stops_dsrg_run_before_the_f
     assert not (tmp_path / "run").exists()
 
 
+def test_saliency_maps_saved_as_jpeg_are_named_as_such(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "maps").mkdir()
+    for image_id in ("a", "b"):
+        Image.fromarray(np.zeros((8, 10), np.uint8)).save(tmp_path / "maps" / f"{image_id}.jpg")
+    err = _dsrg(capsys, *_voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}",
+                                  "--dry-run"))
+    assert "2 of the 2 training images have no map in" in err
+    assert "expected one <image id>.png per image of data.train_split=train; found a.jpg: convert the maps to PNG" in err
+
+
 def test_authors_cues_whose_classes_are_not_the_images_labels_are_warned_about(tmp_path, capsys):
     import numpy as np
 

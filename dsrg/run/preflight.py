@@ -212,9 +212,11 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         maps = SaliencyFolder(cfg.seeds.saliency_dir)
         missing = [maps.path(i).name for i in train.ids if not maps.path(i).is_file()]
         if missing:
+            other = sorted({p.suffix for p in maps.folder.glob(f"{Path(missing[0]).stem}.*")} - {maps.suffix})
+            found = f"; found {missing[0][:-len(maps.suffix)]}{other[0]}: convert the maps to PNG" if other else ""
             problems.append(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no map in "
                             f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
-                            f"image of data.train_split={cfg.data.train_split}")
+                            f"image of data.train_split={cfg.data.train_split}{found}")
         elif not cfg.seeds.saliency_resize:     # every map's header, once while the files are unchanged
             marker = cfg.run_dir / ".checked" / f"saliency-sizes-{_maps_fingerprint(maps, train)}"
             if not marker.is_file():
