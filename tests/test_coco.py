@@ -423,6 +423,18 @@ def test_cli_coco_convert_and_check(synth_coco, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- embedded_coco_root
 
+def test_converting_another_coco_root_into_a_converted_folder_is_refused(tmp_path, capsys):
+    """Converting on would keep the other root's images and label maps (the files there are skipped)."""
+    for name, seed in (("a", 0), ("b", 3)):
+        assert main(["data", "synth", "--coco", "--quiet", "--out", str(tmp_path / name), "n_train=3", "n_val=1",
+                     "size=32", f"seed={seed}"]) == 0
+    capsys.readouterr()
+    assert main(["data", "coco", "--root", str(tmp_path / "b" / "coco"), "--out", str(tmp_path / "a" / "COCO2014")]) == 2
+    assert (f"{tmp_path / 'a' / 'COCO2014'} holds split train2014 converted from another instances_train2014.json "
+            f"than {tmp_path / 'b' / 'coco' / 'annotations' / 'instances_train2014.json'}") in capsys.readouterr().err
+    assert main(["data", "coco", "--root", str(tmp_path / "a" / "coco"), "--out", str(tmp_path / "a" / "COCO2014")]) == 0
+
+
 def test_classes_7_given_for_the_coco_form_is_taken_though_it_is_the_voc_forms_default(tmp_path, capsys):
     """The COCO form's own default is 15 classes: 7, written out, means 7 (it was taken for 'not given')."""
     assert main(["data", "synth", "--coco", "--quiet", "--out", str(tmp_path / "x"), "classes=7", "n_train=2",

@@ -26,6 +26,7 @@ except the crowd regions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -39,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError, name_some
-from ..files import atomic_path, write_json, write_text
+from ..files import atomic_path, read_json, write_json, write_text
 from .voc import IGNORE, image_size, root_class_names, write_label_png
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
@@ -250,6 +251,29 @@ def _merge_dataset_json(out: Path, split: str, count: int, names: list[str]) -> 
     write_json(path, meta)
 
 
+def _source(path: Path) -> dict:
+    """What a converted split records of its annotation file: its name and a digest of its bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return {"annotations": path.name, "sha256": digest.hexdigest()[:16]}
+
+
+def _require_same_source(out: Path, split: str, source: dict, path: Path) -> None:
+    """InputError where ``out`` holds ``split`` converted, or begun, from another annotation file than ``path``
+    (converting on would keep the other file's images and label maps); then record ``source`` for it."""
+    info = out / "dataset.json"
+    meta = read_json(info, "the converted root's record") if info.is_file() else {}
+    before = meta.get("sources", {}).get(split) if isinstance(meta, dict) else None
+    if before is not None and before != source:
+        raise InputError(f"{out} holds split {split} converted from another {before.get('annotations')} than {path} "
+                         f"(or one changed since); convert into another folder, or delete {out} to convert anew")
+    if before is None and isinstance(meta, dict):
+        meta.setdefault("sources", {})[split] = source
+        write_json(info, meta)
+
+
 def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.PathLike,
                  progress: bool = True) -> Path:
     """Convert one COCO split into a VOC-layout root ``out_root`` (created or completed); returns it.
@@ -300,6 +324,7 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
         raise InputError(f"{annotation_file(coco_root, split)} lists two images with the same file name stem")
     for sub in ("JPEGImages", "SegmentationClass"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    _require_same_source(out, split, _source(annotation_file(coco_root, split)), annotation_file(coco_root, split))
     if not names_file.is_file():
         write_text(names_file, "".join(f"{name}\n" for name in names))
     for img, stem in tqdm(list(zip(images, stems)), desc=f"converting COCO {split}", unit="img",
