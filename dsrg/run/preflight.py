@@ -176,8 +176,9 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         except InputError as exc:
             problems.append(f"{key}={get(key)}: {exc}")
     for key, ds in {ds.split: (key, ds) for key, ds in reversed(splits.items())}.values():    # each split once
-        if ds.listed_twice():
-            problems.append(f"{key}={ds.split}: {name_some(ds.listed_twice())} listed more than once in its split "
+        twice = ds.listed_twice()
+        if twice:
+            problems.append(f"{key}={ds.split}: {name_some(twice)} listed more than once in its split "
                             f"file; expected each image once (dsrg data check names them all)")
     train = splits.get("data.train_split")
     _warn_shared_images(train, splits.get("eval.split"))
