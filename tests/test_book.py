@@ -195,21 +195,34 @@ def _glue_pattern(is_f: str, key: str) -> re.Pattern:
     return re.compile(re.sub(r"\\\{.*?\\\}", lambda _: "[A-Za-z0-9_.]+", escaped) if is_f else escaped)
 
 
-CELL = re.compile(r"```\{code-cell\}[^\n]*\n(:tags: \[([^\]]*)\])?")
-
-
 @pytest.mark.parametrize("stem", RESULT_PAGES)
 def test_a_results_page_folds_its_code_and_its_parameters(stem):
     """A reader who never opens a fold reads the whole argument: every code cell of a results page folds its
     code (hide-input) or all of itself (the parameters cell, which papermill needs, with hide-cell)."""
-    cells = CELL.findall((ROOT / "notebooks" / f"{stem}.md").read_text())
+    import jupytext
+
+    cells = [c for c in jupytext.read(ROOT / "notebooks" / f"{stem}.md").cells if c.cell_type == "code"]
     assert cells
-    for _, tags in cells:
-        tags = {t.strip() for t in tags.split(",")}
+    for cell in cells:
+        tags = set(cell.metadata.get("tags", []))
         assert tags & {"hide-input", "hide-cell", "remove-cell"}, \
             f"{stem}: a code cell shows its code: tags {tags or 'none'}"
         if "parameters" in tags:
             assert "hide-cell" in tags, f"{stem}: the parameters cell is not folded"
+
+
+@pytest.mark.parametrize("md", [*sorted((ROOT / "notebooks").glob("*.md")), ROOT / "book" / "performance.md"],
+                         ids=lambda p: p.stem)
+def test_every_figure_has_a_text_for_readers_who_cannot_see_it(md):
+    """A cell that draws a figure (``save_figure``) gives it alt text in its metadata (myst-nb's
+    ``mystnb.image.alt``); without it the page's <img> says only a hashed file name."""
+    import jupytext
+
+    drawing = [c for c in jupytext.read(md).cells if c.cell_type == "code" and "save_figure(fig" in c.source]
+    assert drawing
+    for cell in drawing:
+        alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+        assert len(alt.split()) >= 8, f"{md.name}: a figure without alt text:\n{cell.source[:300]}"
 
 
 @pytest.mark.parametrize("stem", RESULT_PAGES)
@@ -270,6 +283,30 @@ class _Links(HTMLParser):
         for name, value in attrs:
             if (tag, name) in self.ATTRS and value is not None:
                 self.urls.append((f"<{tag} {name}>", value))
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.alts: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            found = dict(attrs)
+            self.alts.append((found.get("src") or "", found.get("alt") or ""))
+
+
+def test_the_built_figures_say_what_they_show(html_dir):
+    """A figure a cell drew has its alt text in the page, not the hashed name myst-nb gives its file."""
+    pages = [*(html_dir / "notebooks").glob("*.html"), html_dir / "book" / "performance.html"]
+    drawn = []
+    for page in pages:
+        parser = _Images()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        drawn += [(page.name, alt) for src, alt in parser.alts if re.search(r"[0-9a-f]{64}\.png$", src)]
+    assert len(drawn) >= 10
+    unsaid = [f"{name}: alt {alt!r}" for name, alt in drawn if len(alt.split()) < 8 or re.search(r"[0-9a-f]{64}", alt)]
+    assert not unsaid, "\n".join(unsaid)
 
 
 def _local_target(page: Path, html_root: Path, url: str) -> Path | None:

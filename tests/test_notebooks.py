@@ -80,11 +80,11 @@ def test_a_notebook_saved_from_jupyterlab_is_left_as_it_is_in_git(tmp_path):
 
     shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
     (tmp_path / "notebooks").mkdir()
-    md = NOTEBOOKS[0]
-    shutil.copy(md, tmp_path / "notebooks" / md.name)
     cm = TextFileContentsManager(root_dir=str(tmp_path))
-    cm.save(cm.get(f"notebooks/{md.name}"), f"notebooks/{md.name}")
-    assert (tmp_path / "notebooks" / md.name).read_text() == md.read_text()
+    for md in [*NOTEBOOKS, ROOT / "book" / "performance.md"]:      # cell metadata in YAML blocks included
+        shutil.copy(md, tmp_path / "notebooks" / md.name)
+        cm.save(cm.get(f"notebooks/{md.name}"), f"notebooks/{md.name}")
+        assert (tmp_path / "notebooks" / md.name).read_text() == md.read_text(), md.name
 
 
 def test_papermill_parameters_reach_the_notebook(tmp_path):
