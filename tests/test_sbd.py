@@ -210,6 +210,28 @@ def test_out_root_gets_a_usable_voc_layout_and_leaves_the_voc_root_alone(tree, t
     assert VOCSegmentation(out, "val").ids == VOC_VAL
 
 
+def test_an_out_root_keeps_the_class_names_of_the_voc_root(tree, tmp_path):
+    voc, sbd = tree
+    names = ["bg"] + [f"thing{k}" for k in range(1, 21)]          # VOC's 21 classes, named one's own way
+    (voc / "class_names.txt").write_text("\n".join(names) + "\n")
+    out = make_train_aug(voc, sbd, tmp_path / "aug_root", progress=False)
+    assert VOCSegmentation(out, "train_aug").class_names == names
+
+
+def test_a_voc_root_of_other_classes_is_refused_before_anything_is_written(tree, tmp_path):
+    voc, sbd = tree
+    (voc / "class_names.txt").write_text("background\ncat\ndog\n")
+    with pytest.raises(InputError, match=r"class_names\.txt lists 3 classes, but SBD's label maps hold .* 21"):
+        make_train_aug(voc, sbd, tmp_path / "aug_root", progress=False)
+    assert not (tmp_path / "aug_root").exists()
+
+
+def test_an_sbd_archive_without_cls_names_its_dataset_folder(tmp_path):
+    (tmp_path / "benchmark_RELEASE" / "dataset" / "img").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"benchmark_RELEASE/dataset has no cls folder"):
+        find_sbd_root(tmp_path)
+
+
 def test_label_dir_defaults_and_argument(tree):
     voc, sbd = tree
     (voc / "ImageSets/Segmentation/train_aug.txt").write_text("2007_000032\n")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..errors import InputError, name_some
 from ..files import atomic_path, not_a_folder, write_text
-from .voc import image_size, write_label_png
+from .voc import image_size, root_class_names, write_label_png
 
 AUG_DIR = "SegmentationClassAug"
 TRAIN_AUG = "train_aug"
@@ -89,7 +89,8 @@ def find_sbd_root(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise InputError(f"SBD root {not_a_folder(path)}: {path} "
                          "(expected benchmark_RELEASE/dataset from benchmark.tgz)")
-    raise InputError(f"{path} has no cls folder (expected the SBD layout benchmark_RELEASE/dataset/cls/<id>.mat)")
+    inner = next((c for c in (path / "benchmark_RELEASE" / "dataset", path / "dataset") if c.is_dir()), path)
+    raise InputError(f"{inner} has no cls folder (expected the SBD layout benchmark_RELEASE/dataset/cls/<id>.mat)")
 
 
 def find_voc_root(path: str | os.PathLike) -> Path:
@@ -140,6 +141,8 @@ def _prepare_out_root(voc: Path, out: Path) -> None:
     for split_file in sorted((voc / "ImageSets" / "Segmentation").glob("*.txt")):
         if split_file.name != f"{TRAIN_AUG}.txt":
             write_text(out / "ImageSets" / "Segmentation" / split_file.name, split_file.read_text())
+    if (voc / "class_names.txt").is_file():
+        write_text(out / "class_names.txt", (voc / "class_names.txt").read_text(encoding="utf-8-sig"))
 
 
 def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
@@ -159,6 +162,10 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
     whose size differs from its image raise InputError naming the ids.
     """
     voc, sbd = find_voc_root(voc_root), find_sbd_root(sbd_root)
+    names = root_class_names(voc)
+    if len(names) != SBD_NUM_CLASSES:
+        raise InputError(f"{voc / 'class_names.txt'} lists {len(names)} classes, but SBD's label maps hold PASCAL "
+                         f"VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's classes")
     ids = train_aug_ids(voc, sbd)
     missing = [i for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:
