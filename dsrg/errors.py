@@ -58,6 +58,12 @@ def expect_shape(name: str, t: torch.Tensor, shape: Sequence[int | None], dtype:
         raise InputError(f"{name}: expected dtype {dtype}, got {t.dtype}")
 
 
+def expect_choice(name: str, value: object, choices: Sequence[str]) -> None:
+    """Raise InputError unless ``value`` is one of ``choices`` (a setting's name, e.g. ``"backend"``)."""
+    if value not in choices:
+        raise InputError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
 def expect_probability(name: str, value: float, allow_inf: bool = False) -> None:
     """A threshold in [0, 1], or +inf where ``allow_inf`` (``inf`` switches that side off)."""
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -21,8 +21,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import InputError, not_utf8
-from .method import (BACKGROUND_THRESHOLD, CRF_BACKENDS, CRF_UNARIES, FG_FRACTION, FG_RULES, GROW_METHODS,
-                     SALIENCY_METHODS, SEED_LOSSES, TEST_CRF_BACKENDS, THETA_BG, THETA_FG, TRAIN_CRF_SCALE)
+from .method import (BACKBONES, BACKGROUND_THRESHOLD, CRF_BACKENDS, CRF_UNARIES, FG_FRACTION, FG_RULES,
+                     GROW_METHODS, NORMALIZE, SALIENCY_METHODS, SEED_LOSSES, TEST_CRF_BACKENDS, THETA_BG, THETA_FG,
+                     TRAIN_CRF_SCALE)
 from .overrides import merge
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -176,17 +177,19 @@ class Profile:
         return Path(self.out or f"runs/{self.name}")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
 CHOICES: dict[str, tuple] = {
-    "device": ("auto", "cpu", "cuda"),
+    "device": DEVICES,
     "data.dataset": ("voc", "synthetic", "synthetic_coco"),
-    "data.normalize": ("torchvision", "caffe"),
+    "data.normalize": NORMALIZE,
     "cls.optimizer": ("sgd", "adam"), "seg.optimizer": ("sgd", "adam"), "retrain.optimizer": ("sgd", "adam"),
     "cls.lr_policy": ("step", "poly"), "seg.lr_policy": ("step", "poly"), "retrain.lr_policy": ("step", "poly"),
     "seeds.source": ("cam", "authors"),
     "seeds.fg_rule": FG_RULES,
     "seeds.saliency": (*SALIENCY_METHODS, "folder"),
     "seeds.overlap": ("gpu", "always", "never"),
-    "seg.backbone": ("vgg16", "resnet101"),
+    "seg.backbone": BACKBONES,
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": SEED_LOSSES,
     "seg.crf_unary": CRF_UNARIES,

@@ -12,7 +12,7 @@ import torch
 from dsrg.errors import InputError
 from dsrg.method.crf import (EXACT_MAX_POSITIONS, TRAIN_PARAMS, CRFParams, _squared_distances, bilateral_kernel,
                              _rounded_inputs_float32_sums, crf_kernels, crf_test, crf_train, dense_crf,
-                             mean_field, pairwise_matrix, refine_for_growing, resolve_backend)
+                             mean_field, pairwise_matrix, refine_for_growing, resolve_backend, unary_energy)
 from dsrg.run.workers import mapper, process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -115,6 +115,14 @@ def test_bad_crf_inputs_are_named():
         crf_train(probs, images, unary="energy")
     with pytest.raises(InputError, match="images: expected shape"):
         crf_test(probs, images[:, :1])
+
+
+def test_the_unary_energy_is_minus_p_or_minus_log_p_and_nothing_else():
+    p = torch.tensor([1.0, 0.5])
+    assert torch.equal(unary_energy(p, "prob"), -p)
+    assert torch.allclose(unary_energy(p, "logprob"), torch.tensor([0.0, math.log(2)]))
+    with pytest.raises(InputError, match="unary: expected one of prob, logprob, got 'logprb'"):
+        unary_energy(p, "logprb")                            # a typo was taken for "prob"
 
 
 # ---- the exact batched CRF (backend="exact") against pydensecrf's permutohedral lattice ----

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import expect_choice
+from ..method import NORMALIZE
 from .voc import IGNORE
 
-NORMALIZE = ("torchvision", "caffe")
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255
 _CAFFE_MEAN_BGR = torch.tensor([104.0, 117.0, 123.0])
@@ -58,8 +58,7 @@ def to_chw(image: np.ndarray) -> torch.Tensor:
 
 def normalize(images: torch.Tensor, mode: str = "torchvision") -> torch.Tensor:
     """uint8 RGB ``(B, 3, H, W)`` -> float32 network input, on the same device."""
-    if mode not in NORMALIZE:
-        raise InputError(f"normalize: expected one of {NORMALIZE}, got {mode!r}")
+    expect_choice("normalize", mode, NORMALIZE)
     x = images.float()
     if mode == "torchvision":
         return (x - _TV_MEAN.to(x.device).view(1, 3, 1, 1)) / _TV_STD.to(x.device).view(1, 3, 1, 1)

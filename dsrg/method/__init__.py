@@ -29,3 +29,5 @@ CRF_UNARIES = ("prob", "logprob")                                       # crf
 CRF_BACKENDS = ("auto", "pydensecrf", "exact", "exact_bf16", "lattice")
 TEST_CRF_BACKENDS = ("auto", "pydensecrf", "lattice")   # full-resolution images: no dense kernels
 GROW_METHODS = ("auto", "scipy", "numba", "torch", "triton")            # growing
+BACKBONES = ("vgg16", "resnet101")                                      # dsrg.models.deeplab
+NORMALIZE = ("torchvision", "caffe")                                    # dsrg.data.transforms: input mean/std

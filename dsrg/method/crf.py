@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, expect_shape
+from ..errors import InputError, expect_choice, expect_shape
 from . import CRF_BACKENDS as BACKENDS
 from . import CRF_UNARIES as UNARIES
 from . import TEST_CRF_BACKENDS as TEST_BACKENDS
@@ -94,8 +94,7 @@ def choose_backend(backend: str, positions: int, cuda: bool) -> str:
     """The backend that ``backend`` runs as on a grid of ``positions`` (``h * w``) positions, on CUDA or not:
     ``"auto"`` is ``"exact"`` on CUDA with at most ``EXACT_MAX_POSITIONS`` positions, else ``"pydensecrf"``.
     Raises InputError for an unknown name, or a dense backend on a grid too large."""
-    if backend not in BACKENDS:
-        raise InputError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    expect_choice("backend", backend, BACKENDS)
     if backend == "auto":
         return "exact" if cuda and positions <= EXACT_MAX_POSITIONS else "pydensecrf"
     if backend in EXACT and positions > EXACT_MAX_POSITIONS:
@@ -107,8 +106,7 @@ def choose_backend(backend: str, positions: int, cuda: bool) -> str:
 def choose_test_backend(backend: str, cuda: bool) -> str:
     """The backend of the test-time CRF: ``"auto"`` is ``"lattice"`` on CUDA, else ``"pydensecrf"`` (faster
     on CPU cores, ``benchmarks/crf.py --test-time``). Raises InputError for an unknown name."""
-    if backend not in TEST_BACKENDS:
-        raise InputError(f"test-time CRF backend: expected one of {TEST_BACKENDS}, got {backend!r}")
+    expect_choice("test-time CRF backend", backend, TEST_BACKENDS)
     if backend == "auto":
         return "lattice" if cuda else "pydensecrf"
     return backend
@@ -125,7 +123,8 @@ def unary_energy(probs, unary: str, floor: float = 1e-12):
     """The CRF's unary energy ``U``: ``-log max(p, floor)`` (``"logprob"``) or ``-p`` (``"prob"``, the authors'
     training-time choice). ``probs``: a tensor or a NumPy array, any shape; the result is of the same kind
     and dtype. The test-time CRF floors at :data:`PROB_FLOOR`."""
-    if unary != "logprob":
+    expect_choice("unary", unary, UNARIES)
+    if unary == "prob":
         return -probs
     if isinstance(probs, np.ndarray):
         return -np.log(np.clip(probs, floor, None))
@@ -412,8 +411,7 @@ def dense_crf(probs: torch.Tensor, images: torch.Tensor, params: CRFParams, unar
     expect_shape("images", images, (b, 3, None, None))
     if images.dtype != torch.uint8:
         raise InputError(f"images: expected uint8 RGB values, got {images.dtype}")
-    if unary not in UNARIES:
-        raise InputError(f"unary: expected one of {UNARIES}, got {unary!r}")
+    expect_choice("unary", unary, UNARIES)
     backend = resolve_backend(backend, probs)
     if backend in EXACT:
         # No autocast: only exact_bf16's appearance kernel multiplies in bf16 (the fidelity chapter's figures)

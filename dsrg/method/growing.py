@@ -25,7 +25,7 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, expect_positive_int, expect_probability, expect_shape, first_line
+from ..errors import InputError, expect_choice, expect_positive_int, expect_probability, expect_shape, first_line
 from . import GROW_METHODS as METHODS
 from . import THETA_BG, THETA_FG
 
@@ -271,8 +271,7 @@ def resolve_method(method: str, device: torch.device, side: int | None = None) -
     ``side`` pixels a side: ``auto`` is ``triton`` on CUDA where :func:`triton_works` there and the planes fit
     (:data:`TRITON_MAX_SIDE`; ``side`` None: not known to fit), else ``torch``; ``numba`` on the CPU where
     numba imports, else ``scipy``."""
-    if method not in METHODS:
-        raise InputError(f"method: expected one of {METHODS}, got {method!r}")
+    expect_choice("method", method, METHODS)
     if method != "auto":
         return method
     device = torch.device(device)

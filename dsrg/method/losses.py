@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InputError, expect_shape
+from ..errors import expect_choice, expect_shape
 from . import SEED_LOSSES
 
 SMOOTH_EPS = 1e-4
@@ -102,8 +102,7 @@ def total_loss(probs: torch.Tensor, crf_probs: torch.Tensor, seeds: torch.Tensor
     Returns:
         ``(loss, seeding loss, boundary loss)``, scalar tensors; only ``loss`` keeps the graph.
     """
-    if seed_loss not in SEED_LOSSES:
-        raise InputError(f"seed_loss: expected one of {SEED_LOSSES}, got {seed_loss!r}")
+    expect_choice("seed_loss", seed_loss, SEED_LOSSES)
     seed = (balanced_seed_loss if seed_loss == "balanced" else sec_seed_loss)(probs, seeds)
     bound = boundary_loss(probs, crf_probs, ratio_clip)
     return seed + boundary_weight * bound, seed.detach(), bound.detach()

@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
 
 from ..data.saliency import normalize
-from ..errors import InputError
+from ..errors import InputError, expect_choice
 from . import SALIENCY_METHODS as METHODS
 
 #: An image whose every channel spans at most this many grey levels is flat and has no saliency.
@@ -254,8 +254,7 @@ def compute_saliency(image: np.ndarray, method: str = "rbd") -> np.ndarray:
     A flat image (every channel within :data:`FLAT_TOLERANCE` grey levels) gives all ones, i.e. no
     background cue, as :func:`~dsrg.data.saliency.normalize` does for a constant map.
     """
-    if method not in METHODS:
-        raise InputError(f"unknown saliency method {method!r}; expected one of {', '.join(METHODS)}")
+    expect_choice("saliency method", method, METHODS)
     image = _check_image(image)
     if int(np.ptp(image.reshape(-1, 3), axis=0).max()) <= FLAT_TOLERANCE:
         return np.ones(image.shape[:2], np.float32)  # flat image: nothing salient, no background cue

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.saliency import normalize_maps
-from ..errors import InputError, expect_probability, expect_shape
+from ..errors import InputError, expect_choice, expect_probability, expect_shape
 from . import BACKGROUND_THRESHOLD, FG_FRACTION, FG_RULES
 
 
@@ -32,17 +32,16 @@ def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "f
     expect_shape("cams", cams, (None, None, None, None))
     b, c, h, w = cams.shape
     expect_shape("labels", labels, (b, c), torch.bool)
+    expect_choice("rule", rule, FG_RULES)
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction: expected a value in (0, 1], got {fraction!r}")
     flat = cams.detach().float().reshape(b, c, h * w)
     if rule == "fraction_of_max":
         peak = flat.amax(dim=2, keepdim=True)
         cue = (flat > fraction * peak) & (peak > 0)
-    elif rule == "top_fraction":
+    else:                                          # top_fraction
         cut = torch.quantile(flat, 1.0 - fraction, dim=2, keepdim=True)
         cue = flat >= cut
-    else:
-        raise InputError(f"rule: expected one of {FG_RULES}, got {rule!r}")
     cue = cue.view(b, c, h, w) & labels.view(b, c, 1, 1)
     cue[:, 0] = False
     return cue

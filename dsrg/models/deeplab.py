@@ -26,13 +26,13 @@ from typing import Iterable, Literal
 import torch
 from torch import nn
 
-from ..errors import InputError, expect_positive_int
+from ..errors import InputError, expect_choice, expect_positive_int
+from ..method import BACKBONES
 from .resnet import ResNet101
 from .vgg import VGG16Features, check_images, scale_channels
 
 #: Dilation rates of the four ASPP branches (ASPP-L).
 ASPP_DILATIONS: tuple[int, ...] = (6, 12, 18, 24)
-BACKBONES = ("vgg16", "resnet101")
 
 
 class VGGASPPBranch(nn.Module):
@@ -85,8 +85,7 @@ class DeepLabASPP(nn.Module):
     def __init__(self, backbone: Literal["vgg16", "resnet101"] = "vgg16", num_classes: int = 21,
                  width: float = 1.0, freeze_bn: bool = True, dropout: float = 0.5, batch_norm: bool = False) -> None:
         super().__init__()
-        if backbone not in BACKBONES:
-            raise InputError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
+        expect_choice("backbone", backbone, BACKBONES)
         expect_positive_int("num_classes", num_classes)
         self.backbone_name = backbone
         self.num_classes = num_classes
@@ -137,6 +136,5 @@ class DeepLabASPP(nn.Module):
 
 def output_size(input_size: int, backbone: Literal["vgg16", "resnet101"] = "vgg16") -> int:
     """Side of DeepLabASPP's logit grid for an input side of ``input_size`` (41 for 321, both backbones)."""
-    if backbone not in BACKBONES:
-        raise InputError(f"backbone: expected one of {BACKBONES}, got {backbone!r}")
+    expect_choice("backbone", backbone, BACKBONES)
     return (VGG16Features if backbone == "vgg16" else ResNet101).output_size(input_size)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
-from ..errors import InputError
+from ..errors import InputError, expect_choice
+from ..profile import DEVICES
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,8 +29,7 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("device=cuda but torch sees no CUDA device (use device=cpu or device=auto)")
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"device: expected one of ['auto', 'cpu', 'cuda'], got {name!r}")
+    expect_choice("device", name, DEVICES)
     if name == "cuda":
         # modulo: a scheduler may show each process only its own GPU (then every process sees cuda:0)
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())

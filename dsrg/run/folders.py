@@ -34,7 +34,7 @@ from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names
-from ..errors import InputError
+from ..errors import InputError, expect_choice
 from ..files import locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 
@@ -208,8 +208,7 @@ def step_hash(cfg: Profile, step: str) -> str:
 
 
 def step_dir(cfg: Profile, step: str) -> Path:
-    if step not in STEPS:
-        raise InputError(f"step: expected one of {tuple(STEPS)}, got {step!r}")
+    expect_choice("step", step, tuple(STEPS))
     return cfg.run_dir / f"{step}-{step_hash(cfg, step)}"
 
 
