@@ -39,28 +39,28 @@ PATH_KEYS = ("data.root", "cls.backbone_weights", "seg.backbone_weights", "seeds
 class DataConfig:
     dataset: str = "voc"                  # voc (any VOC-layout root) | synthetic (written if missing) |
     #                                       synthetic_coco (written as COCO, converted to root = <folder>/COCO2014)
-    root: str = "data/VOC2012"
+    root: str = "data/VOC2012"            # the VOC-layout folder (JPEGImages, ImageSets/Segmentation, labels)
     train_split: str = "train_aug"        # the images every training step and seeds / pseudo-labels read
     val_split: str = "val"                # train-cls's validation (its mAP) only; evaluate scores eval.split
     synth: list[str] = field(default_factory=list)  # with dataset=synthetic*: SynthConfig overrides, e.g. [n_train=16]
     normalize: str = "torchvision"        # torchvision (RGB, ImageNet mean/std) | caffe (BGR minus 104,117,123)
-    loader_workers: int = -1              # DataLoader processes; -1: one per core the machine has, less one
+    loader_workers: int = -1              # DataLoader processes; -1: usable cores less one, up to 12
 
 
 @dataclass
 class Schedule:
     """Batches, optimiser and learning-rate policy of a training step (Section 4.1; reference "Schedules")."""
 
-    batch_size: int = 20
-    iterations: int = 8000
+    batch_size: int = 20                  # images per iteration, over all processes
+    iterations: int = 8000                # optimiser steps (the paper's 8000 for step 1)
     optimizer: str = "sgd"                # sgd | adam (demo option)
-    lr: float = 1e-3
-    lr_policy: str = "step"               # step | poly
-    lr_step: int = 2000
-    lr_gamma: float = 0.1
-    lr_power: float = 0.9
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = 1e-3                      # base learning rate (last layer x10, biases x2: Caffe's multipliers)
+    lr_policy: str = "step"               # step (x lr_gamma every lr_step) | poly ((1 - it / iterations) ** lr_power)
+    lr_step: int = 2000                   # step policy: iterations between decays
+    lr_gamma: float = 0.1                 # step policy: the decay factor
+    lr_power: float = 0.9                 # poly policy: the exponent (DeepLab's 0.9)
+    momentum: float = 0.9                 # SGD momentum
+    weight_decay: float = 5e-4            # L2 on the weights, none on the biases (Caffe's decay_mult 0)
 
 
 @dataclass
@@ -68,27 +68,27 @@ class ClsConfig(Schedule):
     """The classification network that gives the CAMs (SEC's modified VGG16)."""
 
     lr: float = 5e-4                      # the paper's, for both networks (Section 4.1)
-    width: float = 1.0
+    width: float = 1.0                    # channels x width (1: the paper's VGG16; the demo's small nets < 1)
     batch_norm: bool = False              # demo option: vgg16_bn trunk (the paper: plain vgg16)
-    dropout: float = 0.5
+    dropout: float = 0.5                  # drop probability after fc6 and fc7
     backbone_weights: str = ""            # torchvision vgg16 state dict; "" = random init
     fc_init: str = "imagenet"             # imagenet: fc6/fc7 decimated from the weights' classifier (DeepLab) | random
-    input_size: int = 321
+    input_size: int = 321                 # side of the square training crops
 
 
 @dataclass
 class SeedsConfig:
     source: str = "cam"                   # cam | authors (the authors' localization_cues pickle)
     fg_rule: str = "fraction_of_max"      # fraction_of_max (public seed code) | top_fraction (a share of the pixels)
-    fg_fraction: float = FG_FRACTION
+    fg_fraction: float = FG_FRACTION      # foreground seeds: CAM above this fraction of its maximum (Section 3.1: 0.2)
     saliency: str = "rbd"                 # rbd | spectral_residual | fine_grained | folder
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
     saliency_resize: bool = False         # saliency=folder: a map of another size resized (bilinear), else refused
-    bg_threshold: float = BACKGROUND_THRESHOLD
-    workers: int = -1                     # saliency processes; -1: one per core less one; 0 or 1: in the step
+    bg_threshold: float = BACKGROUND_THRESHOLD  # background seeds: saliency below this (Section 4.1: 0.06)
+    workers: int = -1                     # saliency processes; -1: usable cores less one, up to 12; 0 or 1: in the step
     overlap: str = "gpu"                  # dsrg run: saliency begun with train-cls on: gpu | always | never
-    authors_pickle: str = ""
-    authors_list: str = ""
+    authors_pickle: str = ""              # source=authors: the authors' localization_cues pickle
+    authors_list: str = ""                # source=authors: their list of image ids, in the pickle's order
 
 
 @dataclass
@@ -98,34 +98,34 @@ class SegConfig(Schedule):
     The paper's lr policy: x0.1 every 2000 iterations; the authors' code: x0.33 every 1000."""
 
     backbone: str = "vgg16"               # vgg16 | resnet101
-    width: float = 1.0
+    width: float = 1.0                    # channels x width, as cls.width
     batch_norm: bool = False              # demo option (vgg16 only): vgg16_bn trunk
     freeze_bn: bool = True                # resnet101: BatchNorm frozen as DeepLab (false: train it, from random weights)
-    dropout: float = 0.5
+    dropout: float = 0.5                  # drop probability in each ASPP branch (after fc6 and fc7)
     init: str = "imagenet"                # imagenet (backbone_weights, or random when "") | cls (the CAM net's trunk)
-    backbone_weights: str = ""
+    backbone_weights: str = ""            # torchvision vgg16 / resnet101 state dict, as cls.backbone_weights
     fc_init: str = "imagenet"             # vgg16: each ASPP branch's fc6/fc7 decimated from the weights' classifier | random
-    input_size: int = 321
-    lr: float = 5e-4
+    input_size: int = 321                 # side of the square training crops (grid 41 x 41)
+    lr: float = 5e-4                      # the paper's (Section 4.1)
     seed_loss: str = "balanced"           # balanced (Eq. 1) | sec (the baseline)
-    growing: bool = True
+    growing: bool = True                  # region growing (Section 3.3); false: the seeds alone supervise
     theta_fg: float = THETA_FG            # .inf turns foreground growing off
     theta_bg: float = THETA_BG            # .inf turns background growing off
     crf_unary: str = "prob"               # prob (authors' code) | logprob
     crf_scale: float = TRAIN_CRF_SCALE    # the training-time CRF's s on the output grid (authors' code: 12)
     crf_backend: str = "auto"             # pydensecrf | exact | exact_bf16 | lattice | auto (exact on CUDA to 128 x 128)
     grow_method: str = "auto"             # scipy | numba | torch | triton (CUDA) | auto (triton/torch on CUDA, else numba); same result
-    boundary_weight: float = 1.0
+    boundary_weight: float = 1.0          # weight of the boundary loss in Eq. (2) (the paper: 1)
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
-    crf_workers: int = -1                 # pydensecrf processes (train-seg, pseudo, eval); -1: one per core less one
+    crf_workers: int = -1                 # pydensecrf processes (train-seg, pseudo, eval); -1: usable cores less one, up to 12
     cuda_graph: bool = True               # on CUDA: the exact CRF and triton growing replayed as one CUDA graph; same result
 
 
 @dataclass
 class PseudoConfig:
     sizes: list[int] = field(default_factory=lambda: [241, 321, 401])   # square input sides, logits summed
-    crf: bool = True
+    crf: bool = True                      # the test-time dense CRF on the summed scores (false: their argmax)
     crf_scale: float = 1.0                # the test-time CRF's s (pixel distances / s); 1 for VOC-sized images
     crf_backend: str = "auto"             # pydensecrf (CPU processes) | lattice (torch, batched) | auto (lattice on CUDA)
     restrict_to_labels: bool = False      # argmax over the image's labelled classes (authors: all classes)
@@ -133,36 +133,36 @@ class PseudoConfig:
 
 @dataclass
 class RetrainConfig(Schedule):
-    enabled: bool = True
+    enabled: bool = True                  # the +Retrain row: a second network trained on the pseudo labels
     init: str = "seg"                     # seg (the step-1 model, as the authors) | imagenet
-    batch_size: int = 10
+    batch_size: int = 10                  # DeepLab's schedule, as the authors' retrain
     iterations: int = 20000
     lr_policy: str = "poly"
-    crop_size: int = 321
+    crop_size: int = 321                  # side of the square training crops
     loss_grid: str = "output"             # output: labels subsampled to the logit grid (authors) | input: logits upsampled
 
 
 @dataclass
 class EvalConfig:
     split: str = "val"                    # the split evaluate scores (the mIoU), or predicts for the server
-    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
-    crf: bool = True
-    crf_scale: float = 1.0
+    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])   # of the image's size; logits summed
+    crf: bool = True                      # the test-time dense CRF, as pseudo.crf
+    crf_scale: float = 1.0                # as pseudo.crf_scale
     crf_backend: str = "auto"             # as pseudo.crf_backend
     model: str = "auto"                   # auto (retrain when enabled, else seg) | seg | retrain
 
 
 @dataclass
 class Profile:
-    name: str = "custom"
+    name: str = "custom"                  # the profile's name: runs/<name>, spread/<name>
     out: str = ""                         # run folder; "" = runs/<name>
     base: str = ""                        # the folder relative paths are written from ("" = here; notebooks: "..")
-    seed: int = 0
+    seed: int = 0                         # every random draw of every step (weights, batches, crops)
     device: str = "auto"                  # auto | cpu | cuda
     amp: bool = True                      # bf16 autocast on GPUs with native bf16 (capability >= 8), else float32
     deterministic: bool = False           # CUDA: deterministic kernels only, so that a run repeats bit for bit (slower)
     ckpt_every: int = 500                 # iterations between checkpoints
-    progress: bool = True
+    progress: bool = True                 # progress bars
     random_init: bool = False             # let a network start from random weights where no weights file is given
     data: DataConfig = field(default_factory=DataConfig)
     cls: ClsConfig = field(default_factory=ClsConfig)
@@ -315,10 +315,11 @@ def validate(cfg: Profile) -> None:
         need(key, (0 <= v <= 1) or v == math.inf, "a probability in [0, 1], or .inf to turn that side off")
     need("seg.record_images", cfg.seg.record_images >= 0, "an integer >= 0")
     need("seg.boundary_weight", 0 <= cfg.seg.boundary_weight < math.inf, "a finite weight >= 0")
-    need("seg.crf_workers", cfg.seg.crf_workers >= -1, "a number of processes >= 0, or -1 (one per core less one)")
-    need("seeds.workers", cfg.seeds.workers >= -1, "a number of processes >= 0, or -1 (one per core)")
+    auto = "-1 (one per usable core less one, up to 12)"                  # dsrg.run.workers.auto_workers
+    need("seg.crf_workers", cfg.seg.crf_workers >= -1, f"a number of processes >= 0, or {auto}")
+    need("seeds.workers", cfg.seeds.workers >= -1, f"a number of processes >= 0, or {auto}")
     need("data.loader_workers", cfg.data.loader_workers >= -1,
-         "a number of DataLoader processes >= 0, or -1 (one per core)")
+         f"a number of DataLoader processes >= 0, or {auto}")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("seed", 0 <= cfg.seed < 2 ** 31, "an integer in [0, 2^31)")
     need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),

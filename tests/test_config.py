@@ -85,3 +85,30 @@ def test_a_profile_typo_and_a_scalar_list_read_well_in_the_profile_message():
     with pytest.raises(InputError, match=r"^profile 'demo', key 'pseudo.sizes': expected a list, "
                                          r"e.g. pseudo.sizes=\[64\] \(every key and its value: dsrg run "):
         load_profile("demo", ["pseudo.sizes=64"])
+
+
+def test_every_profile_field_says_what_it_is_beside_its_default():
+    """One comment per config field (where a class first defines it; a subclass that only changes the
+    default inherits it), as users read dsrg/profile.py to learn what they may override."""
+    import ast
+    import dataclasses
+    import inspect
+
+    from dsrg import profile
+
+    source = inspect.getsource(profile)
+    lines = source.splitlines()
+    said: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            said[node.name] = {f.target.id for f in node.body if isinstance(f, ast.AnnAssign)
+                               and "#" in lines[f.lineno - 1] + lines[f.end_lineno - 1]}
+
+    def unsaid(cls, where):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.default_factory):                   # a section: its fields say
+                yield from unsaid(f.default_factory, f"{where}{f.name}.")
+            elif not any(f.name in said.get(c.__name__, ()) for c in cls.__mro__):
+                yield f"{where}{f.name}"
+
+    assert not list(unsaid(profile.Profile, ""))

@@ -450,7 +450,8 @@ def crf_test(probs: torch.Tensor, images: torch.Tensor, map_fn: Callable = map,
              params: CRFParams = TEST_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
     """Test-time CRF at full resolution (s = 1), unary ``-log max(p, PROB_FLOOR)``: what the pseudo labels and
     the evaluation take the argmax of (:func:`dsrg.run.predict.predict`, image by image). ``backend``:
-    ``"pydensecrf"`` or ``"lattice"`` (a full-resolution image is far too large for the dense kernels).
+    ``"pydensecrf"``, ``"lattice"`` or ``"auto"`` (:func:`choose_test_backend`; a full-resolution image is far
+    too large for the dense kernels).
     Shapes as :func:`dense_crf`."""
     backend = choose_test_backend(backend, probs.is_cuda)
     return dense_crf(probs, images, params, "logprob", map_fn, backend, PROB_FLOOR)

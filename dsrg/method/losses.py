@@ -1,9 +1,10 @@
 """Losses of DSRG step 1 (Section 3.2): seeding losses (Eq. 1 and SEC's), the boundary loss, and their sum,
 Eq. (2).
 
-All take batched tensors ``(B, C, H, W)`` on any device, are safe on empty seed sets (an image with no
-seed of a kind contributes 0 for that term) and return a scalar averaged over the batch. Seeds are
-constants: the grown cues carry no gradient (growing is not differentiable).
+All take batched tensors ``(B, C, H, W)`` on any device and are safe on empty seed sets (an image with no
+seed of a kind contributes 0 for that term); the losses return a scalar averaged over the batch (the boundary
+loss over its pixels too), :func:`smoothed_softmax` the ``(B, C, H, W)`` probabilities they start from. Seeds
+are constants: the grown cues carry no gradient (growing is not differentiable).
 """
 
 from __future__ import annotations
