@@ -80,9 +80,10 @@ def test_a_batch_larger_than_the_training_split_names_the_key(tmp_path):
     ("retrain.lr_gamma=0", "retrain.lr_gamma: expected a finite factor > 0, got 0.0"),
     ("seg.lr_power=-1", "seg.lr_power: expected a finite power > 0, got -1.0"),
     ("seg.boundary_weight=-0.5", "seg.boundary_weight: expected a finite weight >= 0, got -0.5"),
-    ("seg.crf_workers=-2", "seg.crf_workers: expected a number of processes >= 0, or -1 (one per usable core less one, up to 12), got -2"),
+    ("seg.crf_workers=-2", "seg.crf_workers: expected a number of processes >= 0, or -1 (one per usable core less "
+                           "one, up to 12), got -2"),
     ("data.loader_workers=-2", "data.loader_workers: expected a number of DataLoader processes >= 0, or -1 (one per "
-                               "core), got -2"),
+                               "usable core less one, up to 12), got -2"),
     ("eval.scales=[1.0,10]", "eval.scales: expected a non-empty list of scales of the image size in (0, 8]"),
 ])
 def test_a_value_that_would_fail_later_is_refused_when_the_profile_loads(override, expected):
