@@ -32,7 +32,7 @@ import sys
 import torch
 from grow import machine_info, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
-from dsrg.data import transforms as T
+from dsrg.method import transforms as T
 from dsrg.method.crf import resolve_backend
 from dsrg.method.growing import METHODS, resolve_method
 from dsrg.method.losses import smoothed_softmax

@@ -172,7 +172,7 @@ def test_a_job_carries_only_the_ids_of_its_images(tiny_run):
 def test_the_cues_of_the_step_are_the_papers_rule_on_its_cams_and_saliency(tiny_run):
     """Against :func:`dsrg.method.seeds.make_cues` (CAM foreground + saliency background on the CAM grid) on the
     CAMs of the trained classifier and the saliency of the image, computed here."""
-    from dsrg.data import transforms as T
+    from dsrg.method import transforms as T
     from dsrg.data.cues import CueStore
     from dsrg.method.saliency import compute_saliency
     from dsrg.method.seeds import make_cues

@@ -82,6 +82,19 @@ def test_the_method_models_and_data_never_import_a_profile_or_the_machinery(room
     assert not any(wrong.values()), wrong
 
 
+def test_the_method_reads_and_writes_no_file():
+    """Tensors in, tensors out: nothing the method imports, however deep, touches files or the data's folders."""
+    graph = _imports()
+    seen, todo = set(), [m for m in graph if m.startswith("dsrg.method")]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph[m]
+    assert "dsrg.files" not in seen
+    assert {m for m in seen if m.startswith("dsrg.data")} <= {"dsrg.data", "dsrg.method.transforms"}
+
+
 def test_every_step_of_the_table_has_its_section_module_and_command():
     commands = build_parser()._subparsers._group_actions[0].choices
     for name, step in STEPS.items():

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_profile
 
-from dsrg.data import transforms as T
+from dsrg.method import transforms as T
 from dsrg.data.dataset import ClassificationSet, open_split
 from dsrg.run.train import fit, make_optimizer
 from dsrg.steps.common import build_cls_net, setup

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsrg.data.saliency import SaliencyFolder, normalize, read_saliency_png
+from dsrg.data.saliency import SaliencyFolder, read_saliency_png
+from dsrg.method.saliency import normalize
 from dsrg.errors import InputError
 from dsrg.method.saliency import METHODS, compute_saliency
 from dsrg.reproduce.background_seeds import saliency_maps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dsrg.data import transforms as T
+from dsrg.method import transforms as T
 from dsrg.method.crf import _resize_images
 from dsrg.steps.retrain import pixel_loss
 

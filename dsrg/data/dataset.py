@@ -4,7 +4,7 @@
 ``dataset: synthetic`` (or ``synthetic_coco``) the embedded dataset is written to ``root`` first when it is
 missing.
 The torch datasets below return uint8 images (normalisation happens on the device, see
-:func:`dsrg.data.transforms.normalize`); batches are built by :func:`collate`. Training items are
+:func:`dsrg.method.transforms.normalize`); batches are built by :func:`collate`. Training items are
 asked for by ``(index, aug_seed)``: the random flip or crop of that item is drawn from ``aug_seed``
 alone, so a resumed run sees exactly the batches an uninterrupted one would (``aug_seed=None``: no
 augmentation).
@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..overrides import apply_overrides
-from . import transforms as T
+from ..method import transforms as T
 from .synthetic import SynthConfig, write_dataset
 from .coco import COCO_CLASSES
 from .synthetic_coco import coco_converted, embedded_coco_root

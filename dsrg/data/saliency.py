@@ -1,6 +1,6 @@
-"""Saliency maps as dsrg reads and makes them: ``float32 (H, W)`` in ``[0, 1]``, each min-max normalised on
-its own (Section 3.1: the background seeds threshold a normalised map), and precomputed maps read from a
-folder (DRFI's, or any others), one file per image id.
+"""Precomputed saliency maps read from a folder (DRFI's, or any others), one file per image id, as dsrg's own
+are made: ``float32 (H, W)`` in ``[0, 1]``, each min-max normalised on its own
+(:func:`dsrg.method.saliency.normalize`; Section 3.1: the background seeds threshold a normalised map).
 """
 
 from __future__ import annotations
@@ -10,39 +10,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..errors import InputError
 from ..files import load_image
-
-
-def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1], in its dtype.
-
-    A constant map carries no information: it becomes all ones, which gives no background seed (all zeros
-    would seed the whole image as background)."""
-    flat = maps.reshape(maps.shape[0], -1)
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    span = hi - lo
-    stretched = (flat - lo) / torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, stretched, torch.ones_like(flat)).view_as(maps)
-
-
-def normalize(sal: np.ndarray) -> np.ndarray:
-    """One saliency map, any real ``(H, W)`` array, as ``float32 (H, W)`` in ``[0, 1]`` (:func:`normalize_maps`,
-    computed in float64); a map that is not 2-D, not real or not finite is an InputError."""
-    sal = np.asarray(sal)
-    if sal.ndim != 2:
-        raise InputError(f"saliency map must be 2-D (H, W); got shape {sal.shape}")
-    if sal.dtype == bool or not (np.issubdtype(sal.dtype, np.integer) or np.issubdtype(sal.dtype, np.floating)):
-        raise InputError(f"saliency map must hold real numbers; got dtype {sal.dtype}")
-    sal = sal.astype(np.float64)
-    if sal.size and not np.isfinite(sal).all():
-        raise InputError("saliency map holds NaN or infinite values; expected finite numbers")
-    if sal.size == 0:
-        return sal.astype(np.float32)
-    return normalize_maps(torch.from_numpy(sal)[None])[0].numpy().astype(np.float32)
+from ..method.saliency import normalize
 
 
 def _check_size(size: Sequence[int] | None, what: str) -> tuple[int, int] | None:

@@ -32,13 +32,13 @@ from PIL import Image
 
 from ..errors import InputError, name_some, not_utf8
 from ..files import as_given, atomic_path, load_image, not_a_folder, read_rgb
+from ..method import IGNORE
 
 VOC_CLASSES: list[str] = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
     "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 ]
-IGNORE = 255
 
 
 def voc_palette() -> np.ndarray:

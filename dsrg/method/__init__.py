@@ -1,6 +1,7 @@
 """The paper's method, tensors in and tensors out, never a profile: the seed cues of Section 3.1 (``seeds``,
 ``saliency``), region ``growing`` (Section 3.3, Eq. 3), the ``losses`` (Eq. 1 and 2), the dense ``crf``,
-multi-scale ``inference`` and the evaluation ``metrics`` (Section 4).
+the images' ``transforms`` (crops, resizing, the networks' input normalisation), multi-scale ``inference`` and
+the evaluation ``metrics`` (Section 4).
 
 The paper's thresholds are written here, once: the method's functions take them as defaults, and the
 profiles' defaults are the same names (:mod:`dsrg.profile`).
@@ -18,6 +19,9 @@ THETA_FG = 0.85
 #: The threshold theta_b of region growing for the background (Section 4.1).
 THETA_BG = 0.99
 
+#: The label value of pixels that no loss and no metric counts (VOC's object borders and "difficult" pixels).
+IGNORE = 255
+
 #: The training-time CRF's scale s on the output grid (the authors' code).
 TRAIN_CRF_SCALE = 12.0
 
@@ -30,4 +34,4 @@ CRF_BACKENDS = ("auto", "pydensecrf", "exact", "exact_bf16", "lattice")
 TEST_CRF_BACKENDS = ("auto", "pydensecrf", "lattice")   # full-resolution images: no dense kernels
 GROW_METHODS = ("auto", "scipy", "numba", "torch", "triton")            # growing
 BACKBONES = ("vgg16", "resnet101")                                      # dsrg.models.deeplab
-NORMALIZE = ("torchvision", "caffe")                                    # dsrg.data.transforms: input mean/std
+NORMALIZE = ("torchvision", "caffe")                                    # dsrg.method.transforms: input mean/std

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import transforms as T
+from . import transforms as T
 from .crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
 
 #: How many pixels the lattice CRF takes at once on a GPU (11 images of 500 x 375, a few hundred MB of working

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..data.voc import IGNORE
 from ..errors import InputError, expect_shape
-from . import BACKGROUND_THRESHOLD
+from . import BACKGROUND_THRESHOLD, IGNORE
 from .seeds import background_cues
 
 

@@ -5,7 +5,7 @@ from a folder (:class:`dsrg.data.saliency.SaliencyFolder`) are used as they are.
 Background Detection (Zhu, Liang, Wei, Sun, CVPR 2014) from its paper, averaged over three superpixel scales,
 and OpenCV's ``spectral_residual`` (Hou & Zhang, CVPR 2007) and ``fine_grained`` (Montabone & Soto, 2010).
 Why RBD, and how it departs from its paper: the book's fidelity chapter. Every map is ``float32 (H, W)`` in
-``[0, 1]`` (:func:`dsrg.data.saliency.normalize`).
+``[0, 1]`` (:func:`normalize`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,43 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 from scipy.sparse import coo_matrix, csc_matrix
 from scipy.sparse.csgraph import shortest_path
 from scipy.sparse.linalg import spsolve
 
-from ..data.saliency import normalize
-from ..errors import InputError, expect_choice
+from ..errors import InputError, expect_choice, expect_shape
 from . import SALIENCY_METHODS as METHODS
+
+
+def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1], in its dtype.
+
+    A constant map carries no information: it becomes all ones, which gives no background seed (all zeros
+    would seed the whole image as background)."""
+    expect_shape("saliency maps", maps, (None, None, None))
+    flat = maps.reshape(maps.shape[0], -1)
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    span = hi - lo
+    stretched = (flat - lo) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, stretched, torch.ones_like(flat)).view_as(maps)
+
+
+def normalize(sal: np.ndarray) -> np.ndarray:
+    """One saliency map, any real ``(H, W)`` array, as ``float32 (H, W)`` in ``[0, 1]`` (:func:`normalize_maps`,
+    computed in float64); a map that is not 2-D, not real or not finite is an InputError."""
+    sal = np.asarray(sal)
+    if sal.ndim != 2:
+        raise InputError(f"saliency map must be 2-D (H, W); got shape {sal.shape}")
+    if sal.dtype == bool or not (np.issubdtype(sal.dtype, np.integer) or np.issubdtype(sal.dtype, np.floating)):
+        raise InputError(f"saliency map must hold real numbers; got dtype {sal.dtype}")
+    sal = sal.astype(np.float64)
+    if sal.size and not np.isfinite(sal).all():
+        raise InputError("saliency map holds NaN or infinite values; expected finite numbers")
+    if sal.size == 0:
+        return sal.astype(np.float32)
+    return normalize_maps(torch.from_numpy(sal)[None])[0].numpy().astype(np.float32)
+
 
 #: An image whose every channel spans at most this many grey levels is flat and has no saliency.
 FLAT_TOLERANCE = 2
@@ -252,7 +282,7 @@ def compute_saliency(image: np.ndarray, method: str = "rbd") -> np.ndarray:
     Returns ``float32 (H, W)`` in ``[0, 1]`` (min-max normalised); deterministic. ``"rbd"`` is
     :func:`rbd_saliency`; ``"spectral_residual"`` and ``"fine_grained"`` use ``cv2.saliency``.
     A flat image (every channel within :data:`FLAT_TOLERANCE` grey levels) gives all ones, i.e. no
-    background cue, as :func:`~dsrg.data.saliency.normalize` does for a constant map.
+    background cue, as :func:`normalize` does for a constant map.
     """
     expect_choice("saliency method", method, METHODS)
     image = _check_image(image)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..data.saliency import normalize_maps
 from ..errors import InputError, expect_choice, expect_probability, expect_shape
 from . import BACKGROUND_THRESHOLD, FG_FRACTION, FG_RULES
+from .saliency import normalize_maps
 
 
 def cam_foreground_cues(cams: torch.Tensor, labels: torch.Tensor, rule: str = "fraction_of_max",

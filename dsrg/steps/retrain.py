@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data import transforms as T
+from ..method import transforms as T
 from ..data.dataset import PseudoLabelSet, open_split
 from ..profile import Profile
 from ..run import folders

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import transforms as T
+from ..method import transforms as T
 from ..data.cues import CueStore, load_authors_cues
 from ..data.dataset import open_split
 from ..data.saliency import SaliencyFolder

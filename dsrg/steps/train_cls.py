@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import transforms as T
+from ..method import transforms as T
 from ..data.dataset import ClassificationSet, open_split
 from ..profile import Profile
 from ..run.clock import Clock

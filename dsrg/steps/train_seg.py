@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import transforms as T
+from ..method import transforms as T
 from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import expect_choice
-from ..method import NORMALIZE
-from .voc import IGNORE
+from . import IGNORE, NORMALIZE
 
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255
