@@ -758,8 +758,10 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
 
     monkeypatch.setattr(common, "write_label_png", interrupted_at_the_third)
     with pytest.raises(KeyboardInterrupt):
-        evaluate.run(mine)
-    assert "evaluate: interrupted with 2 of 4 images predicted; `--resume` continues" in capsys.readouterr().err
+        evaluate.run(mine, resume=True)                        # --resume where nothing was written before
+    err = capsys.readouterr().err
+    assert "evaluate: --resume: none of its 4 images predicted before: starting" in err
+    assert "evaluate: interrupted with 2 of 4 images predicted; `--resume` continues" in err
     folder = folders.step_dir(mine, "eval")
     assert folders.step_state(folder).startswith("interrupted (2 of 4 written): --resume continues")
     monkeypatch.setattr(common, "write_label_png", real)

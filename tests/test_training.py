@@ -270,7 +270,7 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
                                                                                    last_words):
     root = tmp_path / "synth"
     write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
-    args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=2")
+    args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=2", "progress=true")
     folder = runs.step_dir(load_profile("demo", args), "cls")
     proc = _dsrg("train-cls", "--profile", "demo", *args)
     deadline = time.time() + 120
@@ -286,4 +286,5 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
     assert proc.returncode == status, out
     assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
     assert last_words in out and "Traceback" not in out
+    assert "%|" in out and "%|" not in out.split("interrupted during iteration")[1]    # no bar drawn over it
     assert (folder / "ckpt.pt").is_file() and not runs.is_done(folder)

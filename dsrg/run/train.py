@@ -257,7 +257,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             saved = checkpoint_iteration(ckpt)
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
-            bar.write(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr)
+            bar.close()                   # first: a bar drawn after the message would hide it
+            print(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr,
+                  flush=True)
         raise
     finally:
         bar.close()

@@ -95,8 +95,9 @@ def resume_note(ctx: Context, command: str, before: int, share: int, done: str, 
         return
     elsewhere = folders.interrupted_elsewhere(folders.step_dir(ctx.cfg, folders.step_of(command))) if not before \
         else ""
-    print(f"{command}: --resume{who}: {before} of {share} images {done} before, kept; {share - before} to go"
-          f"{elsewhere}", file=sys.stderr, flush=True)
+    said = (f"{before} of {share} images {done} before, kept; {share - before} to go" if before else
+            f"none of its {share} images {done} before: starting")
+    print(f"{command}: --resume{who}: {said}{elsewhere}", file=sys.stderr, flush=True)
 
 
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
@@ -164,19 +165,23 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     images = ((ds.ids[i], ds.image(i), *((ds.labels(i),) if restrict else ())) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     written, clock = len(kept), Clock()
+    bar = tqdm(total=len(todo), desc=command, unit="img", disable=not (ctx.cfg.progress and ctx.world.main))
     try:
         with predictions(ctx, model, images, sizes_of, section) as labels:
-            for image_id, label in tqdm(labels, total=len(todo), desc=command, unit="img",
-                                        disable=not (ctx.cfg.progress and ctx.world.main)):
+            for image_id, label in labels:
                 write_label_png(out / f"{image_id}.png", label)
                 written += 1
                 clock.tick()
+                bar.update(1)
                 if on_label is not None:
                     on_label(index[image_id], label)
     except KeyboardInterrupt:
+        bar.close()                       # first: a bar drawn after the message would hide it
         print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues from "
               f"there (the {noun} written are kept), without it the step starts over", file=sys.stderr, flush=True)
         raise
+    finally:
+        bar.close()
     return clock.timed()
 
 
