@@ -507,6 +507,9 @@ def test_the_dry_run_says_why_a_step_is_not_reused(tiny_run, capsys):
     many = states("seed=7", "cls.lr=0.5", "cls.momentum=0.5", "cls.weight_decay=0.5")["train-cls"]
     assert many.endswith(f"; cls.weight_decay: {cfg.cls.weight_decay} there, 0.5 here and 1 more)"), many
     assert states(f"out={cfg.out}/other")["train-cls"] == f"to run (no complete run of it in {cfg.out}/other)"
+    flip = str(not cfg.seg.growing).lower()                                             # as typed: true, false
+    assert f"seg.growing: {str(cfg.seg.growing).lower()} there, {flip} here" in \
+        states(f"seg.growing={flip}")["train-seg"]
 
 
 def test_a_segmentation_input_whose_output_misses_the_cue_grid_is_refused_before_any_step(tmp_path, capsys):

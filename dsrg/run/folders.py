@@ -342,9 +342,15 @@ def why_to_run(cfg: Profile, step: str) -> str:
     other, differ, there = nearest
     inputs = {"upstream": f"another {COMMANDS[prev]} run" if prev else None, "init_from": "another train-cls run"}
     said = [f"{k} ({inputs[k]})" if inputs.get(k) and k in here and k in there else
-            f"{k}: {there.get(k, 'unset')} there, {here.get(k, 'unset')} here" for k in differ[:3]]
+            f"{k}: {_as_typed(there.get(k, 'unset'))} there, {_as_typed(here.get(k, 'unset'))} here"
+            for k in differ[:3]]
     more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
     return f"the complete {other.name} differs in {'; '.join(said)}{more}"
+
+
+def _as_typed(value) -> str:
+    """A setting as one types it on the command line (YAML): ``true``, ``[241, 321]``, ``0.9``."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def flat_settings(d: dict, prefix: str = "") -> dict:
