@@ -66,13 +66,14 @@ def test_supervision_quality_counts_labelled_pixels_only():
     cues[0, 1, 0, 2] = True              # cat cue on cat: TP
     cues[0, 1, 0, 1] = True              # cat cue on bg: FP for cat
     cues[0, 1, 1, 2] = True              # on an ignored pixel: left out
+    cues[0, 0, 0, 2] = True              # bg cue on the cat pixel that has a cat cue too: FP for bg
     counts = supervision_counts(cues, gt)
-    assert counts.tolist() == [[1, 1], [1, 2], [3, 2]]
+    assert counts.tolist() == [[1, 1], [2, 2], [3, 2], [2, 1]]
     q = supervision_quality(counts)
-    assert q["precision"] == pytest.approx((1 + 0.5) / 2)
+    assert q["precision"] == pytest.approx((0.5 + 0.5) / 2)
     assert q["recall"] == pytest.approx((1 / 3 + 1 / 2) / 2)
-    assert q["iou"] == pytest.approx((1 / 3 + 1 / 3) / 2)   # bg 1/(1+3-1), cat 1/(2+2-1)
-    assert q["labelled_fraction"] == pytest.approx(3 / 5)
+    assert q["iou"] == pytest.approx((1 / 4 + 1 / 3) / 2)   # bg 1/(2+3-1), cat 1/(2+2-1)
+    assert q["labelled_fraction"] == pytest.approx(3 / 5)   # 3 of the 5 scored pixels: the doubly-labelled once
 
 
 def test_float_predictions_are_refused_not_truncated():

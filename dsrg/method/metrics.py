@@ -119,8 +119,9 @@ def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNOR
         cues: bool ``(B, C, H, W)``, the supervision (seed cues or grown cues).
         gt: integer ``(B, H, W)`` ground truth.
     Returns:
-        int64 ``(3, C)`` on ``cues``' device: rows = true positives, labelled pixels, ground-truth pixels of
-        each class.
+        int64 ``(4, C)`` on ``cues``' device: rows = true positives, labelled pixels, ground-truth pixels of
+        each class, and the labelled pixels whose first label is the class (each labelled pixel once, however
+        many classes label it: their sum is the pixels that carry a label).
     """
     expect_shape("cues", cues, (None, None, None, None), torch.bool)
     b, c, h, w = cues.shape
@@ -129,8 +130,9 @@ def supervision_counts(cues: torch.Tensor, gt: torch.Tensor, ignore: int = IGNOR
     valid = (gt != ignore).unsqueeze(1)
     onehot = (gt.long().unsqueeze(1) == torch.arange(c, device=cues.device).view(1, c, 1, 1)) & valid
     labelled = cues & valid
+    first = labelled & (labelled.cumsum(1) == 1)
     dims = (0, 2, 3)
-    return torch.stack([(labelled & onehot).sum(dims), labelled.sum(dims), onehot.sum(dims)])
+    return torch.stack([(labelled & onehot).sum(dims), labelled.sum(dims), onehot.sum(dims), first.sum(dims)])
 
 
 def supervision_quality(counts: torch.Tensor) -> dict:
@@ -138,17 +140,17 @@ def supervision_quality(counts: torch.Tensor) -> dict:
 
     Per class c: precision = TP / labelled, recall = TP / ground truth, IoU = TP / (labelled + gt - TP);
     each averaged over the classes that have labelled or ground-truth pixels (a class with no labelled
-    pixel has undefined precision and is left out of that mean). ``labelled_fraction``: labels per scored
-    pixel (a pixel labelled for two classes counts twice, so it can pass 1).
+    pixel has undefined precision and is left out of that mean). ``labelled_fraction``: the share of the scored
+    pixels that carry a label (Section 3.3's "about 40% pixels have labels"), a pixel of two labels once.
     """
-    tp, lab, gtc = counts.double()
+    tp, lab, gtc, carried = counts.double()
     nan = torch.tensor(float("nan"), dtype=torch.float64)
     prec = torch.where(lab > 0, tp / lab.clamp(min=1), nan)
     rec = torch.where(gtc > 0, tp / gtc.clamp(min=1), nan)
     union = lab + gtc - tp
     iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
     return {"precision": float(torch.nanmean(prec)), "recall": float(torch.nanmean(rec)),
-            "iou": float(torch.nanmean(iou)), "labelled_fraction": float(lab.sum() / gtc.sum().clamp(min=1))}
+            "iou": float(torch.nanmean(iou)), "labelled_fraction": float(carried.sum() / gtc.sum().clamp(min=1))}
 
 
 def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = BACKGROUND_THRESHOLD,

@@ -117,7 +117,7 @@ class Records:
     def __init__(self, cfg: Profile, folder: Path, dataset: SeedSet, ctx, seeds_quality: dict | None, crf_map=map):
         self.cfg, self.folder, self.dataset, self.ctx, self.crf_map = cfg, folder, dataset, ctx, crf_map
         # summed on the device where the step runs (no copy back, which would stall it every iteration)
-        self.counts = torch.zeros(3, dataset.ds.num_classes, dtype=torch.int64, device=ctx.device)
+        self.counts = torch.zeros(4, dataset.ds.num_classes, dtype=torch.int64, device=ctx.device)
         undefined = float("nan")        # done.json writes an undefined measure as null
         self.rows = [] if seeds_quality is None else \
             [{"epoch": 0, **{k: undefined if v is None else v for k, v in seeds_quality.items()}}]
@@ -166,6 +166,8 @@ class Records:
     def load_state_dict(self, state: dict) -> None:
         """The saved counts (already summed) go to the main process; the others start the epoch at zero."""
         counts = state["counts"].to(self.ctx.device, copy=True)
+        if counts.shape[0] == 3:        # a checkpoint from before the 4th row: its labels stand for the pixels
+            counts = torch.cat([counts, counts[1:2]])
         self.counts = counts if self.ctx.world.main else torch.zeros_like(counts)
         self.rows, self.maps = list(state["rows"]), list(state["maps"])
 
