@@ -144,7 +144,6 @@ def _curves(args: argparse.Namespace) -> None:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    import json
 
     from .profile import load_profile
     from .run import folders
@@ -176,36 +175,54 @@ def _pipeline(args: argparse.Namespace) -> int:
         print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "
                                               "the inputs' contents; delete it to run the step again)"
                                               if was_done else ""))
-        print(json.dumps(folders.done_info(folder), indent=1))
         for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any
             print(line.replace("[dsrg run]", f"[{args.command}]"))
+        print(f"[{args.command}] all it recorded (times, machine, code): {folder / 'done.json'}")
     return 0
 
 
 def _closing_summary(cfg, done: dict) -> list[str]:
-    """``dsrg run``'s last lines: the supervision's quality on the training set (the seeds' precision and
-    recall on the output grid; the pseudo labels' mIoU, precision and recall) and the evaluation's mIoU."""
+    """``dsrg run``'s last lines, each with how many images it measures and the file it is read from: the
+    classifier's validation mAP, the supervision's quality on the training set (the seeds' and, after train-seg's
+    last epoch, the grown cues' precision, recall and labelled share on the output grid; the pseudo labels'
+    mIoU, precision and recall), and the evaluation's mIoU."""
     from .run import folders
 
     def info(step: str) -> dict:
         return folders.done_info(done[step]) if step in done and folders.is_done(done[step]) else {}
 
     def pct(q: dict, *keys: str) -> str:
-        return ", ".join(f"{k if k != 'miou' else 'mIoU'} {100 * q[k]:.1f}" for k in keys if q.get(k) is not None)
+        names = {"miou": "mIoU", "val_map": "mAP", "labelled_fraction": "labelled"}
+        return ", ".join(f"{names.get(k, k)} {100 * q[k]:.1f}" for k in keys if q.get(k) is not None)
+
+    def source(step: str, name: str = "done.json") -> str:
+        return f"  {Path(done[step]) / name}"
+
+    def images(d: dict) -> str:                    # a done.json of an older run may not say
+        return f"{plural(d['images'], 'image')}, " if d.get("images") is not None else ""
 
     lines = []
+    train, cls = cfg.data.train_split, info("cls")
+    if cls.get("val_map") is not None:
+        lines.append(f"[dsrg run] classifier on {cfg.data.val_split}: {pct(cls, 'val_map')} (%){source('cls')}")
     seeds = info("seeds")
     if seeds.get("quality"):
         grid = " x ".join(map(str, seeds.get("grid", [])))
-        lines.append(f"[dsrg run] seeds on {cfg.data.train_split} ({grid} grid): "
-                     f"{pct(seeds['quality'], 'precision', 'recall')} (%)")
+        lines.append(f"[dsrg run] seeds on {train} ({images(seeds)}on the {grid} output grid, "
+                     f"class means): {pct(seeds['quality'], 'precision', 'recall', 'labelled_fraction')} (%)"
+                     f"{source('seeds')}")
+    grown = info("seg").get("supervision_last_epoch")
+    if grown:
+        lines.append(f"[dsrg run] grown cues on {train} (epoch {grown['epoch']}, class means): "
+                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%){source('seg', 'supervision.csv')}")
     pseudo = info("pseudo")
     if pseudo.get("quality"):
-        lines.append(f"[dsrg run] pseudo labels on {cfg.data.train_split}: "
-                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%)")
+        lines.append(f"[dsrg run] pseudo labels on {train} ({images(pseudo).removesuffix(', ') or 'all'}): "
+                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%){source('pseudo')}")
     scored = info("eval")
     if "miou" in scored:
-        lines.append(f"[dsrg run] mIoU on {scored['split']} ({scored['model']} model): {100 * scored['miou']:.1f}")
+        lines.append(f"[dsrg run] mIoU on {scored['split']} ({images(scored)}{scored['model']} "
+                     f"model): {100 * scored['miou']:.1f} (%){source('eval', 'metrics.json')}")
     elif scored:
         lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
                      f"{Path(done['eval']) / scored['predictions']}")

@@ -428,7 +428,8 @@ def test_two_processes_running_the_same_experiment_train_each_step_once(tmp_path
              for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
-    lines = [line for out, _ in outs for line in out.splitlines() if line.startswith("[dsrg run]") and "/" in line]
+    lines = [line for out, _ in outs for line in out.splitlines()
+             if line.startswith("[dsrg run]") and line.split()[3].startswith(str(tmp_path))]       # a step's line
     for step in runs.STEPS:
         mine = [line for line in lines if f"{step}-" in line]
         assert len(mine) == 2, (step, lines)
@@ -647,14 +648,23 @@ def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, caps
     precision and recall on the training set, then the evaluation's mIoU (the tiny run, reused)."""
     cfg, folders = tiny_run
     assert main(["run", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-3:]
-    seeds = runs.done_info(folders["seeds"])["quality"]
+    last = capsys.readouterr().out.strip().splitlines()[-5:]
+    cls = runs.done_info(folders["cls"])
+    seeds, n = runs.done_info(folders["seeds"])["quality"], runs.done_info(folders["seeds"])["images"]
+    grown = runs.done_info(folders["seg"])["supervision_last_epoch"]
     pseudo = runs.done_info(folders["pseudo"])["quality"]
-    assert last[0] == (f"[dsrg run] seeds on train (9 x 9 grid): precision {100 * seeds['precision']:.1f}, "
-                       f"recall {100 * seeds['recall']:.1f} (%)")
-    assert last[1] == (f"[dsrg run] pseudo labels on train: mIoU {100 * pseudo['miou']:.1f}, precision "
-                       f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%)")
-    assert last[2].startswith("[dsrg run] mIoU on val (retrain model): ")
+    assert last[0] == f"[dsrg run] classifier on val: mAP {100 * cls['val_map']:.1f} (%)  {folders['cls']}/done.json"
+    assert last[1] == (f"[dsrg run] seeds on train ({n} images, on the 9 x 9 output grid, class means): precision "
+                       f"{100 * seeds['precision']:.1f}, recall {100 * seeds['recall']:.1f}, labelled "
+                       f"{100 * seeds['labelled_fraction']:.1f} (%)  {folders['seeds']}/done.json")
+    assert last[2] == (f"[dsrg run] grown cues on train (epoch {grown['epoch']}, class means): precision "
+                       f"{100 * grown['precision']:.1f}, recall {100 * grown['recall']:.1f}, labelled "
+                       f"{100 * grown['labelled_fraction']:.1f} (%)  {folders['seg']}/supervision.csv")
+    assert last[3] == (f"[dsrg run] pseudo labels on train ({n} images): mIoU {100 * pseudo['miou']:.1f}, precision "
+                       f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%)  "
+                       f"{folders['pseudo']}/done.json")
+    assert last[4].startswith("[dsrg run] mIoU on val (4 images, retrain model): ")
+    assert last[4].endswith(f"(%)  {folders['eval']}/metrics.json")
 
 
 def test_an_experiment_tells_the_quality_of_what_it_trained_on(tiny_run):
@@ -727,8 +737,9 @@ def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, 
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == f"evaluate: {folders['eval']} (done before, reused: step folders are named by the settings, not " \
                      f"by the inputs' contents; delete it to run the step again)"
-    last = out[-1]
-    assert last == f"[evaluate] mIoU on val (retrain model): {100 * runs.done_info(folders['eval'])['miou']:.1f}"
+    assert out[-2:] == [f"[evaluate] mIoU on val (4 images, retrain model): "
+                        f"{100 * runs.done_info(folders['eval'])['miou']:.1f} (%)  {folders['eval']}/metrics.json",
+                        f"[evaluate] all it recorded (times, machine, code): {folders['eval']}/done.json"]
 
 
 def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it(tmp_path, monkeypatch):

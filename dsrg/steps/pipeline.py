@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +41,9 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
             folder = folders.step_dir(cfg, step)
             with folders.step_lock(cfg, step, ctx.world):
                 skipped = folders.is_done(folder)
+                if not skipped and ctx.world.main:          # its line on stdout comes when it ends
+                    print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  (starting)", file=sys.stderr,
+                          flush=True)
                 tick = time.perf_counter()
                 given = {"early": early} if step == "seeds" and early is not None else {}
                 out[step] = MODULES[step].run(cfg, resume=resume, **given)
