@@ -127,7 +127,7 @@ def test_an_interruption_that_a_librarys_clean_up_turns_into_another_error_is_st
     monkeypatch.setattr(cli, "_pipeline", interrupted_inside_a_library)
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert cli.main(["run", "--profile", "smoke"]) == code
-    assert capsys.readouterr().err.strip() == f"dsrg: {said}"
+    assert capsys.readouterr().err.strip() == f"dsrg: {said}; to continue: dsrg run --profile smoke --resume"
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers   # given back
     def interrupted_then_a_bug(args):
         try:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -287,4 +288,6 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
     assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
     assert last_words in out and "Traceback" not in out
     assert "%|" in out and "%|" not in out.split("interrupted during iteration")[1]    # no bar drawn over it
+    again = shlex.join(["dsrg", "train-cls", "--profile", "demo", *args, "--resume"])
+    assert out.rstrip().endswith(f"{last_words}; to continue: {again}"), out[-600:]
     assert (folder / "ckpt.pt").is_file() and not runs.is_done(folder)
