@@ -20,7 +20,7 @@ from typing import Sequence
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import InputError, not_utf8
+from .errors import InputError, expect_choice, not_utf8
 from .method import (BACKBONES, BACKGROUND_THRESHOLD, CRF_BACKENDS, CRF_UNARIES, FG_FRACTION, FG_RULES,
                      GROW_METHODS, NORMALIZE, SALIENCY_METHODS, SEED_LOSSES, TEST_CRF_BACKENDS, THETA_BG, THETA_FG,
                      TRAIN_CRF_SCALE)
@@ -256,12 +256,16 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
             and Path(name).suffix not in (".yaml", ".yml"):
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
-    def explain(key: str, reason: str) -> str:      # asked only on an error: the file is merged again only then
+    def hint() -> str:                              # asked only on an error: the file is merged again only then
         shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path) else "demo"   # a file that fails: demo's
-        return f"profile {name!r}, key {key!r}: {reason} (every key and its value: dsrg run --profile {shown} --dry-run)"
+        return f"(profile {name!r}; every key and its value: dsrg run --profile {shown} --dry-run)"
 
-    cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100", explain)
-    validate(cfg)
+    cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
+                         lambda key, reason: f"{key}: {reason} {hint()}")
+    try:
+        validate(cfg)
+    except InputError as exc:
+        raise InputError(f"{exc} {hint()}") from None
     return cfg
 
 
@@ -284,9 +288,7 @@ def _get(cfg: Profile, dotted: str):
 def validate(cfg: Profile) -> None:
     """Raise InputError naming the first key whose value is not allowed."""
     for key, allowed in CHOICES.items():
-        value = _get(cfg, key)
-        if value not in allowed:
-            raise InputError(f"{key}: expected one of {list(allowed)}, got {value!r}")
+        expect_choice(key, _get(cfg, key), allowed)
 
     def need(key: str, ok: bool, what: str) -> None:
         if not ok:

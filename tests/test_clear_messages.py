@@ -331,23 +331,23 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
 
 @pytest.mark.parametrize("override, expected", [
     ("seed=-1", "seed: expected an integer in [0, 2^31), got -1"),
-    ("seg.iterations=2.5", "key 'seg.iterations': expected an integer, got '2.5'"),
-    ("amp=maybe", "key 'amp': expected true or false, got 'maybe'"),
-    ("amp=2", "key 'amp': expected true or false, got 2"),
+    ("seg.iterations=2.5", "seg.iterations: expected an integer, got '2.5'"),
+    ("amp=maybe", "amp: expected true or false, got 'maybe'"),
+    ("amp=2", "amp: expected true or false, got 2"),
     (("eval.model=retrain", "retrain.enabled=false"),
      "eval.model: expected seg or auto where retrain.enabled=false (no retrained model to evaluate), got 'retrain'"),
     ("name=../elsewhere", "name: expected a name for runs/<name> (not a path; out=... puts a run in any folder), got "
                           "'../elsewhere'"),
     ("=3", "override '=3': expected key=value"),
     ("[seg.theta_fg=0.9]", "override '[seg.theta_fg=0.9]': overrides are key=value words, each on its own, not a list"),
-    ("pseudo.sizes={a: 1}", "key 'pseudo.sizes': expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
-    ("seg.theta_fg=[1,2]", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a list"),
-    ("pseudo.sizes=[{a: 1}]", "key 'pseudo.sizes': expected a list of single values, e.g. pseudo.sizes=[241,321,401]; "
+    ("pseudo.sizes={a: 1}", "pseudo.sizes: expected a list, e.g. pseudo.sizes=[241,321,401]; got a mapping"),
+    ("seg.theta_fg=[1,2]", "seg.theta_fg: expected one value such as 0.85 (its default); got a list"),
+    ("pseudo.sizes=[{a: 1}]", "pseudo.sizes: expected a list of single values, e.g. pseudo.sizes=[241,321,401]; "
                               "got a list holding a mapping"),
-    ("eval.scales=[1,[2]]", "key 'eval.scales': expected a list of single values"),
+    ("eval.scales=[1,[2]]", "eval.scales: expected a list of single values"),
     (("pseudo.sizes=[1,2]", "pseudo.sizes={a: 1}"),
-     "key 'pseudo.sizes': 'pseudo.sizes={a: 1}' does not fit what an override before it set"),
-    (("pseudo.sizes=[1,2]", "pseudo.sizes.x=3"), "key 'pseudo.sizes.x': 'pseudo.sizes.x=3' does not fit"),
+     "pseudo.sizes: 'pseudo.sizes={a: 1}' does not fit what an override before it set"),
+    (("pseudo.sizes=[1,2]", "pseudo.sizes.x=3"), "pseudo.sizes.x: 'pseudo.sizes.x=3' does not fit"),
 ])
 def test_a_value_of_the_wrong_kind_says_what_was_expected(tmp_path, capsys, override, expected):
     rc, _, err = _dry(capsys, tmp_path, *(override if isinstance(override, tuple) else (override,)))
@@ -374,8 +374,8 @@ def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override, expected", [
-    ("seg=1", "key 'seg': seg is a section, not a value; set one of its keys, e.g. seg.batch_size=..."),
-    ("seg.theta_fg=", "key 'seg.theta_fg': no value after '='; expected a value such as seg.theta_fg=0.85"),
+    ("seg=1", "seg: seg is a section, not a value; set one of its keys, e.g. seg.batch_size=..."),
+    ("seg.theta_fg=", "seg.theta_fg: no value after '='; expected a value such as seg.theta_fg=0.85"),
     ("seg.iterations=", "expected a value such as seg.iterations=8 (its value without it)"),    # smoke's, not 20000
     ("cls.backbone_weights=", "no value after '='; an empty text is written cls.backbone_weights=\"\" (in a shell: "
                               "'cls.backbone_weights=\"\"')"),
@@ -386,20 +386,20 @@ def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("seg: 3", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML or "
+    ("seg: 3", "seg: seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML or "
                "seg.batch_size=... on the command line; got 3"),
-    ("seg: [1, 2]", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
-    ("seg:\n", "key 'seg': seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
-    ("seg:\n  theta_fg: {a: 1}\n", "key 'seg.theta_fg': expected one value such as 0.85 (its default); got a mapping"),
-    ("'seg.lr': [1]", "key 'seg.lr': unknown key 'seg.lr'"),                # a dotted name is no path in YAML
-    ("pseudo:\n  sizes: [[1], 2]\n", "key 'pseudo.sizes': expected a list of single values"),
+    ("seg: [1, 2]", "seg: seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
+    ("seg:\n", "seg: seg is a section: expected its keys, e.g. seg: {batch_size: ...} in YAML"),
+    ("seg:\n  theta_fg: {a: 1}\n", "seg.theta_fg: expected one value such as 0.85 (its default); got a mapping"),
+    ("'seg.lr': [1]", "seg.lr: unknown key 'seg.lr'"),                # a dotted name is no path in YAML
+    ("pseudo:\n  sizes: [[1], 2]\n", "pseudo.sizes: expected a list of single values"),
 ])
 def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(tmp_path, capsys, text, expected):
     (tmp_path / "p.yaml").write_text(text)
     capsys.readouterr()
     assert main(["run", "--profile", str(tmp_path / "p.yaml"), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert expected in err and "(every key and its value: dsrg run --profile demo --dry-run)" in err, err
+    assert expected in err and "; every key and its value: dsrg run --profile demo --dry-run)" in err, err
 
 
 def test_an_empty_profile_file_is_refused(tmp_path, capsys):
@@ -885,7 +885,7 @@ def test_a_missing_real_dataset_path_given_to_an_embedded_profile_is_refused_bef
 def test_an_override_error_with_a_profile_file_points_to_that_files_dry_run(tmp_path, capsys):
     (tmp_path / "mine.yaml").write_text("name: mine\nseg:\n  theta_fg: 0.7\n")
     assert main(["run", "--profile", str(tmp_path / "mine.yaml"), "--dry-run", "seg.theta_fgg=1"]) == 2
-    assert f"(every key and its value: dsrg run --profile {tmp_path / 'mine.yaml'} --dry-run)" in capsys.readouterr().err
+    assert f"; every key and its value: dsrg run --profile {tmp_path / 'mine.yaml'} --dry-run)" in capsys.readouterr().err
 
 
 def test_the_embedded_set_is_not_written_into_a_missing_real_dataset_path_by_any_route(tmp_path):

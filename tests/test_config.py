@@ -79,12 +79,25 @@ def test_an_override_without_equals_sign_is_rejected():
 def test_a_profile_typo_and_a_scalar_list_read_well_in_the_profile_message():
     from dsrg.profile import load_profile
 
-    with pytest.raises(InputError, match=r"^profile 'demo', key 'seg.theta_fgg': unknown key 'theta_fgg' in seg "
+    with pytest.raises(InputError, match=r"^seg.theta_fgg: unknown key 'theta_fgg' in seg "
                                          r"\(did you mean 'theta_fg'\?\); seg has: batch_size, .*theta_fg, theta_bg"):
         load_profile("demo", ["seg.theta_fgg=0.9"])
-    with pytest.raises(InputError, match=r"^profile 'demo', key 'pseudo.sizes': expected a list, "
-                                         r"e.g. pseudo.sizes=\[64\] \(every key and its value: dsrg run "):
+    with pytest.raises(InputError, match=r"^pseudo.sizes: expected a list, e.g. pseudo.sizes=\[64\] \(profile 'demo'; "
+                                         r"every key and its value: dsrg run --profile demo --dry-run\)$"):
         load_profile("demo", ["pseudo.sizes=64"])
+
+
+def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
+    from dsrg.profile import load_profile
+
+    hint = "(profile 'smoke'; every key and its value: dsrg run --profile smoke --dry-run)"
+    for override, said in [("seg.theta_fg=abc", "seg.theta_fg: expected a number, got 'abc'"),
+                           ("seg.theta_fg=1.5", "seg.theta_fg: expected a probability in [0, 1], or .inf to turn "
+                                                "that side off, got 1.5"),
+                           ("device=tpu", "device: expected one of auto, cpu, cuda, got 'tpu'")]:
+        with pytest.raises(InputError) as exc:
+            load_profile("smoke", [override])
+        assert str(exc.value) == f"{said} {hint}"
 
 
 def test_every_profile_field_says_what_it_is_beside_its_default():

@@ -182,5 +182,5 @@ def test_a_bad_profile_key_is_named_before_the_set_is_written(tmp_path):
                            "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "retrain.input_size=97"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("paper_scale: profile 'voc-vgg16', key 'retrain.input_size': unknown key")
+    assert done.stderr.startswith("paper_scale: retrain.input_size: unknown key")
     assert "did you mean 'crop_size'?" in done.stderr and not (tmp_path / "set").exists()
