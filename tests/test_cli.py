@@ -44,7 +44,7 @@ def test_data_check_passes_a_good_root_and_reports_counts(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "check", "--root", str(root), "--all"]) == 0
     out = capsys.readouterr().out
-    assert "split 'train': 5 images (expected 5), 5 opened, 0 problems" in out and out.strip().endswith("OK")
+    assert "split 'train': 5 images (expected 5: its dataset.json), 5 opened, 0 problems" in out and out.strip().endswith("OK")
 
 
 def test_data_check_names_each_defect(tmp_path, capsys):

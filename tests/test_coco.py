@@ -182,7 +182,7 @@ def test_convert_coco_writes_a_voc_layout_root_that_reads_back(coco_root, expect
     np.testing.assert_array_equal(ds.mask(0), expected_label)
     assert ds.check() == []
     report, problems = check_voc_root(out)
-    assert problems == [] and "split 'train2014': 1 image (expected 1)" in report[0]
+    assert problems == [] and "split 'train2014': 1 image (expected 1: " in report[0]
 
 
 def test_convert_coco_skips_converted_images_and_resumes(coco_root, tmp_path):
@@ -376,7 +376,7 @@ def test_synthetic_coco_is_written_once_per_config(synth_coco):
 def test_check_coco_root_passes_the_synthetic_one(synth_coco):
     report, problems = check_coco_root(synth_coco[0], sample=None)
     assert problems == []
-    assert report[0].startswith("split 'train2014': 4 images (expected 4)")
+    assert report[0].startswith("split 'train2014': 4 images (expected 4: ")
     assert f"{SYNTH_COCO_CLASSES} categories, 4 opened" in report[0]
 
 

@@ -132,10 +132,11 @@ def _count(subject: str, split: str, n: int, want: int | None, reference: str, o
     ``reference``'s count (VOC 2012's, COCO 2014's), and another is a note (a subset, or another dataset)."""
     if want is None:
         return "", []
+    source = "its dataset.json" if own else f"{reference}'s {split}"
     if n == want:
-        return f" (expected {want})", []
+        return f" (expected {want}: {source})", []
     if own:
-        return f" (expected {want})", [f"{subject} lists {plural(n, 'image')}; expected {want}"]
+        return f" (expected {want}: {source})", [f"{subject} lists {plural(n, 'image')}; expected {want} ({source})"]
     return f" ({reference}'s {split} has {want}: a subset or another dataset?)", []
 
 
