@@ -308,6 +308,7 @@ def test_the_pre_flight_check_lists_random_weights_and_a_missing_root_together(t
     assert "2 problems with the inputs" in err
     assert "cls.backbone_weights and seg.backbone_weights: no weights file" in err
     assert f"data.root: dataset root not found: {tmp_path / 'VOC2012'}" in err
+    assert "`dsrg data download` and `dsrg data train-aug` make VOC 2012's" in err          # how to get it
 
 
 def test_a_run_folder_that_cannot_be_made_is_named_before_anything_runs(tmp_path, capsys):

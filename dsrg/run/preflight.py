@@ -167,7 +167,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             return
     if not root.is_dir():
         problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)} "
-                        "(expected a folder in the PASCAL VOC layout)")
+                        "(expected a folder in the PASCAL VOC layout; `dsrg data download` and `dsrg data train-aug` "
+                        "make VOC 2012's, `dsrg data coco` converts COCO's: README, Real data at paper scale)")
         _raise(problems)
     splits = {}
     for key in split_keys:
