@@ -155,8 +155,9 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         else:
             collect(require_coco_written_as, root, cfg.data.synth)
         misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
-        if misnamed:
+        if misnamed:                # its files are not the embedded set's: nothing more to say of them
             problems.append(f"data.root: {misnamed}")
+            _raise(problems)
         if not embedded_written(cfg.data):                          # written by the first step that opens it
             names = sorted(SPLIT_CODES) if cfg.data.dataset == "synthetic" else sorted(SYNTH_SPLITS.values())
             for key in split_keys:
