@@ -230,6 +230,21 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     return lines
 
 
+def _resolved_here(cfg) -> str:
+    """What the settings that depend on the machine come to on this one (device, precision, the run folder,
+    worker processes), as a comment line of the dry run."""
+    from .run.dist import bf16_native, resolve_device
+    from .run.workers import auto_workers
+
+    device = resolve_device(cfg.device)
+    precision = "bf16 autocast" if cfg.amp and bf16_native(device) else "float32" + (
+        " (amp: no native bf16 here)" if cfg.amp else "")
+    workers = ", ".join(f"{key} {auto_workers(value)}" for key, value in (
+        ("data.loader_workers", cfg.data.loader_workers), ("seeds.workers", cfg.seeds.workers),
+        ("seg.crf_workers", cfg.seg.crf_workers)))
+    return f"# here: device {device}, {precision}, run folder {cfg.run_dir}; processes: {workers}"
+
+
 def _dry_run(cfg, args: argparse.Namespace) -> int:
     """``--dry-run``: the resolved settings, each step's folder and what would happen to it, and the
     pre-flight check of the inputs; nothing is written."""
@@ -248,6 +263,7 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
         steps = planned[:planned.index(step) + 1] if step in planned else [step]
     print(f"# profile {args.profile}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
+    print(_resolved_here(cfg))
     print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
     for step in steps:
         folder = folders.step_dir(cfg, step)

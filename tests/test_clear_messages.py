@@ -896,3 +896,12 @@ def test_the_embedded_set_is_not_written_into_a_missing_real_dataset_path_by_any
     with pytest.raises(InputError, match=r"data.root: .*VOC2012 does not exist, and this profile would write"):
         open_split(cfg.data, "train")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_dry_run_says_what_the_machine_dependent_settings_come_to_here(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}", 'out=""', "device=auto",
+                 "amp=true", "seeds.workers=0", "seg.crf_workers=2"]) == 0
+    here = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# here:")]
+    assert here == ["# here: device cpu, float32 (amp: no native bf16 here), run folder runs/smoke; processes: "
+                    "data.loader_workers 0, seeds.workers 0, seg.crf_workers 2"]
