@@ -133,14 +133,14 @@ def _curves(args: argparse.Namespace) -> None:
     if len(set(labels)) < len(labels):       # the same settings in two run folders
         labels = [f"{label} ({f.parent.name}/{f.name})" for label, f in zip(labels, have)]
     logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
-    window = args.window if args.window is not None else curve_window(max(len(log) for log in logs.values()))
-    fig = training_curves(logs, args.keys, window)
+    fig = training_curves(logs, args.keys, args.window)
     made_by = "dsrg curves of " + "; ".join(f"{f} ({len(logs[label])} iterations)" for label, f in zip(labels, have))
     paths = save_figure(fig, Path(args.out).with_suffix(""), made_by, index=False)    # no index beside a user's file
-    for label, log in logs.items():
+    for label, log in logs.items():           # each log's window, as the figure's
+        window = min(args.window, len(log)) if args.window is not None else curve_window(len(log))
         last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
         print(f"{label}: {len(log)} iterations logged (the last: iteration {int(log['it'].iloc[-1])}); mean of the "
-              f"last {min(window, len(log))}: {last}")
+              f"last {window}: {last}")
     print("curves: " + ", ".join(str(p) for p in paths))
 
 

@@ -78,6 +78,15 @@ def test_training_curves_draw_a_panel_per_quantity_and_two_lines_per_run():
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]          # below the panels
 
 
+def test_a_short_and_a_long_run_are_each_smoothed_over_their_own_window_which_the_legend_says():
+    logs = {"long": pd.DataFrame(_rows(400, loss=lambda i: 1.0)), "short": pd.DataFrame(_rows(8, loss=lambda i: 2.0))}
+    fig = training_curves(logs, keys=["loss"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["long (mean of 20 it.)", "short"]
+    assert fig.axes[0].get_lines()[3].get_marker() == "o"                  # 8 points: each one drawn
+    same = training_curves({"a": logs["long"], "b": logs["long"]}, keys=["loss"])
+    assert same.legends[0].get_title().get_text() == "mean of 20 it."       # one window: said once
+
+
 def test_training_curves_take_labels_that_are_not_strings():
     logs = {0.85: pd.DataFrame(_rows(3, loss=lambda i: 1.0, seed_loss=lambda i: 1.0)),
             0.95: pd.DataFrame(_rows(3, loss=lambda i: 2.0, seed_loss=lambda i: 1.0))}

@@ -84,7 +84,8 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
     ``keys``: the columns to plot (default: every quantity that all the logs hold, in the first log's order:
     runs of different steps share ``loss``). Thin lines are the values of each iteration; thick ones their trailing mean
-    over ``window`` iterations (default :func:`curve_window` of the longest log).
+    over ``window`` iterations (default :func:`curve_window` of each log; a given one is cut to a log's length), which
+    the legend says.
     """
     if not logs:
         raise InputError("training_curves: expected at least one log, got none")
@@ -104,25 +105,31 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
         label, absent = next((lab, ks) for lab, ks in missing.items() if ks)
         raise InputError(f"training_curves: the log of {label!r} has no {absent} "
                          f"(it has {curve_keys(logs[label])})")
-    window = curve_window(max(len(log) for log in logs.values())) if window is None else window
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")
+    windows = {label: curve_window(len(log)) if window is None else min(int(window), len(log))
+               for label, log in logs.items()}
+    shared = len(set(windows.values())) == 1
+    shown = {label: label if shared or windows[label] == 1 else f"{label} (mean of {windows[label]} it.)"
+             for label in logs}
     # the legend below the panels, where it hides no curve: as many columns as its labels fit across (about
     # 0.075 inch a character at its size, 0.6 for the line beside each)
     width = 3.4 * len(keys) + 0.6
-    columns = max(1, min(len(logs), 3, int(width // (0.075 * max(len(str(label)) for label in logs) + 0.6))))
+    columns = max(1, min(len(logs), 3, int(width // (0.075 * max(len(str(t)) for t in shown.values()) + 0.6))))
     rows = -(-len(logs) // columns)
     fig, axes = plt.subplots(1, len(keys), figsize=(width, 3.0 + 0.22 * rows), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for i, (label, log) in enumerate(logs.items()):
             colour = f"C{i % 10}"
             ax.plot(log["it"], log[key], color=colour, alpha=0.25, linewidth=0.7)
-            ax.plot(log["it"], smoothed(log[key], window), color=colour, linewidth=1.8, label=label)
+            ax.plot(log["it"], smoothed(log[key], windows[label]), color=colour, linewidth=1.8, label=shown[label],
+                    marker="o" if len(log) <= 20 else None, markersize=3)     # a short run: its few points seen
         ax.set_title(CURVE_TITLES.get(key, key), fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     legend = fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize=8,
-                        frameon=False, title=f"mean of {window} it." if window > 1 else None, title_fontsize=7)
+                        frameon=False, title_fontsize=7,
+                        title=f"mean of {windows[next(iter(logs))]} it." if shared and max(windows.values()) > 1 else None)
     fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height, 1, 1))
     return fig
 
