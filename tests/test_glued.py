@@ -17,7 +17,7 @@ kernelspec:
 
 # A page
 
-Ours: {glue:text}`ours` mIoU, the paper's {glue:text}`paper`.
+Ours: {glue:text}`ours` mIoU, the paper's {glue:text}`paper`. Per class:
 
 ```{code-cell} ipython3
 x = "{glue:text}`ours` in code stays out"
@@ -41,8 +41,8 @@ def test_fill_puts_each_value_in_place_of_its_role_and_names_the_missing_ones():
 def test_fill_writes_the_books_links_as_their_words():
     text = ("see {doc}`Table 2 <table2_ablation>`, {doc}`fig4_supervision`, {ref}`how we test\n<fidelity-test>` "
             "and {py:func}`dsrg.method.growing.grow` ({py:mod}`~dsrg.method.lattice`)")
-    assert glued.fill(text, {}) == ("see Table 2, fig4_supervision, how we test and `dsrg.method.growing.grow` "
-                                    "(`lattice`)")
+    assert glued.fill(text, {}) == ("see Table 2, fig4_supervision, how we test (the book's section fidelity-test) "
+                                    "and `dsrg.method.growing.grow` (`lattice`)")
 
 
 def test_page_text_is_the_markdown_of_the_page_with_the_values_and_without_code_or_removed_cells(tmp_path,
@@ -50,7 +50,8 @@ def test_page_text_is_the_markdown_of_the_page_with_the_values_and_without_code_
     (tmp_path / "page.md").write_text(PAGE)
     monkeypatch.chdir(tmp_path)
     text = glued.page_text("page.md", {"ours": "57.1", "paper": 57.6}).data
-    assert "Ours: 57.1 mIoU, the paper's 57.6." in text
+    assert "Ours: 57.1 mIoU, the paper's 57.6. Per class: *(in the output of the code cell that follows this paragraph in the notebook)*" \
+        in text                                           # a table the code cell shows: said where it is
     assert "# A page" in text and "Left to fill: [later: not computed]." in text
     assert "in code stays out" not in text and "A note the book leaves out" not in text
     assert "{glue:text}" not in text

@@ -38,7 +38,9 @@ def fill(text: str, values: dict[str, object]) -> str:
 def _words(role: re.Match) -> str:
     """A role's words outside the book: its link text, else its target (a Python name as code)."""
     kind, content = role.group(1), " ".join(role.group(2).split())
-    link = re.fullmatch(r"(.+?)\s*<[^<>]+>", content)
+    link = re.fullmatch(r"(.+?)\s*<([^<>]+)>", content)
+    if link and kind == "ref":                          # a section, named by its label: say where it is
+        return f"{link.group(1)} (the book's section {link.group(2)})"
     if link:
         return link.group(1)
     if not kind.startswith("py:"):
@@ -66,4 +68,8 @@ def page_text(source: str | Path, values: dict[str, object] | None = None):
                         f"the text itself).*\n\n| name | value |\n|---|---|\n" + rows)
     cells = [c for c in jupytext.read(path).cells
              if c.cell_type == "markdown" and "remove-cell" not in c.get("metadata", {}).get("tags", [])]
-    return Markdown(heading + "\n\n".join(fill(c.source, values) for c in cells))
+    texts = [fill(c.source, values) for c in cells]
+    # a paragraph that ends with ':' introduces a code cell's output (a table, a figure), not shown here
+    texts = [t + " *(in the output of the code cell that follows this paragraph in the notebook)*" if t.rstrip().endswith(":") else t
+             for t in texts]
+    return Markdown(heading + "\n\n".join(texts))
