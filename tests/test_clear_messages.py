@@ -768,6 +768,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     monkeypatch.setattr(common, "write_label_png", real)
     evaluate.run(mine, resume=True)
     assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
+    assert folders.step_state(folder).endswith(" s from its resume with 2 images written)")     # its time: the rest
     ours = json.loads((folder / "metrics.json").read_text())
     theirs = json.loads((done["eval"] / "metrics.json").read_text())
     assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]

@@ -281,10 +281,14 @@ def step_state(folder: Path) -> str:
     continues from its checkpoint's iteration) or to run."""
     if is_done(folder):
         try:
-            wall = done_info(folder).get("wall_s")
+            info = done_info(folder)
         except InputError:
             return "done, but its done.json is unreadable: delete the folder to run the step again"
-        return "done, reused" + (f" (took {wall:.0f} s)" if isinstance(wall, (int, float)) else "")
+        wall = info.get("wall_s")
+        since = (f" from its resume at iteration {info['resumed_at_iteration']}" if info.get("resumed_at_iteration")
+                 else f" from its resume with {info['resumed_with_images']} images written" if
+                 info.get("resumed_with_images") else "")
+        return "done, reused" + (f" (took {wall:.0f} s{since})" if isinstance(wall, (int, float)) else "")
     labels = _images_written(folder)
     if labels:                                   # pseudo-labels or evaluate, interrupted
         total = _images(folder)

@@ -153,8 +153,9 @@ def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, folder: Path, dataset: Dataset,
         step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
-        desc: str, resume: bool = False, records: Any = None) -> None:
-    """Train ``model`` for ``sec.iterations`` iterations.
+        desc: str, resume: bool = False, records: Any = None) -> int:
+    """Train ``model`` for ``sec.iterations`` iterations; returns the iteration it started at (0, or where a
+    resumed run's checkpoint stood).
 
     Args:
         sec: the step's config section (batch_size, iterations, lr policy fields).
@@ -265,3 +266,4 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         bar.close()
         if log is not None:
             log.close()
+    return start

@@ -185,9 +185,17 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     return clock.timed()
 
 
-def finish_training(folder: Path, started: float, model: nn.Module, ds, **summary) -> dict:
-    """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json."""
+def kept_before(ds, out: Path, resume: bool) -> dict:
+    """For done.json: how many of the split's images a resumed inference step found written (its wall time is
+    then the time it took for the others); ``{}`` where none."""
+    kept = sum((out / f"{image_id}.png").is_file() for image_id in ds.ids) if resume else 0
+    return {"resumed_with_images": kept} if kept else {}
+
+
+def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed_at: int = 0, **summary) -> dict:
+    """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json
+    (with ``resumed_at``, the iteration a resumed run started at: its wall time is that session's)."""
     save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
     for name in ("ckpt.pt", *SET_ASIDE.values()):    # and an earlier run's, set aside when this one started over
         (folder / name).unlink(missing_ok=True)
-    return folders.finish(folder, started, **summary)
+    return folders.finish(folder, started, **summary, **({"resumed_at_iteration": resumed_at} if resumed_at else {}))

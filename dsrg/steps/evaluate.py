@@ -30,7 +30,7 @@ from ..run import folders
 from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
-from .common import begin, build_seg_net, label_split, setup
+from .common import begin, build_seg_net, kept_before, label_split, setup
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -84,6 +84,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
 
+    kept = kept_before(ds, pred_dir, resume)
     timed = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume,
                         score if meter is not None else None)
     if meter is not None:                            # every process's images, in the split's order
@@ -106,5 +107,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         writer.writerows(rows)
         write_text(folder / "per_image.csv", buf.getvalue())
     write_json(folder / "metrics.json", summary, sort_keys=False)      # classes in the dataset's order
-    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed)
+    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed, **kept)
     return folder

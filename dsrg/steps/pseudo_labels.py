@@ -20,7 +20,7 @@ from ..run import folders
 from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
-from .common import begin, build_seg_net, label_split, setup
+from .common import begin, build_seg_net, kept_before, label_split, setup
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -36,6 +36,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
     sizes = [(s, s) for s in cfg.pseudo.sizes]
+    kept = kept_before(ds, out, resume)
     timed = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume,
                         None if meter is None else lambda i, label: meter.update(label, ds.mask(i)),
                         restrict=cfg.pseudo.restrict_to_labels)
@@ -45,5 +46,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if not ctx.world.main:
         return folder
     summary = {**meter.summary(), "classes": ds.class_names} if meter is not None else None   # names the lists
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=combined(times))
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=combined(times), **kept)
     return folder
