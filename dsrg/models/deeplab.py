@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import InputError, expect_choice, expect_positive_int
 from ..method import BACKBONES
 from .resnet import ResNet101
-from .vgg import VGG16Features, check_images, scale_channels
+from .vgg import VGG16Features, check_images, init_conv_, scale_channels
 
 #: Dilation rates of the four ASPP branches (ASPP-L).
 ASPP_DILATIONS: tuple[int, ...] = (6, 12, 18, 24)
@@ -98,8 +98,7 @@ class DeepLabASPP(nn.Module):
             last_layers = [b.fc8 for b in self.aspp]
             for branch in self.aspp:
                 for conv in (branch.fc6, branch.fc7):
-                    nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-                    nn.init.zeros_(conv.bias)
+                    init_conv_(conv)
         else:
             if batch_norm:
                 raise InputError("batch_norm: the vgg16_bn option is for backbone='vgg16' (ResNet-101 has its own)")

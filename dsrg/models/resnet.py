@@ -72,8 +72,8 @@ class ResNet101(nn.Module):
     """DeepLab v2 ResNet-101 trunk (output stride 8).
 
     Forward: ``(B, 3, H, W)`` float -> ``(B, out_channels, h, w)`` (layer4 features, 2048 x width
-    channels, ``h = output_size(H)``, 41 for 321); with ``include_fc`` use :meth:`classify` for
-    ``(B, 1000)`` ImageNet logits.
+    channels, ``h = output_size(H)``, 41 for 321); ``include_fc`` adds torchvision's ImageNet ``fc`` layer, so that
+    the module holds every key of a torchvision checkpoint (the forward pass does not use it).
     """
 
     def __init__(self, width: float = 1.0, freeze_bn: bool = True, include_fc: bool = False,
@@ -152,9 +152,3 @@ class ResNet101(nn.Module):
         check_images(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits ``(B, num_classes)`` (global average pool + ``fc``); needs ``include_fc``."""
-        if self.fc is None:
-            raise RuntimeError("ResNet101.classify needs include_fc=True")
-        return self.fc(self.forward(x).mean(dim=(2, 3)))
