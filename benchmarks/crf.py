@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data.photos import photographs
-from dsrg.method.crf import (PROB_FLOOR, TRAIN_PARAMS, CRFParams, _dense_crf_exact, _dense_crf_one, _resize_images,
-                             crf_kernels, crf_train, lattice_crf, unary_energy)
+from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_exact, _resize_images, crf_kernels, crf_test_energy,
+                             crf_train, lattice_crf, pydensecrf_one)
 from dsrg.run.workers import mapper, process_pool
 
 
@@ -107,13 +107,13 @@ def make_photos(n: int, h: int, w: int, classes: int = 21, seed: int = 0):
 
 def _pydensecrf(job):
     energy, image = job
-    return _dense_crf_one(energy, image, CRFParams())
+    return pydensecrf_one(energy, image, CRFParams())
 
 
 def test_time(a) -> None:
     dev = torch.device(a.device)
     images, probs = make_photos(a.images, a.height, a.width, a.classes)
-    energies = [unary_energy(p, "logprob", PROB_FLOOR) for p in probs]
+    energies = [crf_test_energy(p) for p in probs]
     jobs = [(e.numpy(), im) for e, im in zip(energies, images)]
     d_energies = [e.to(dev) for e in energies]
     d_rgbs = [torch.from_numpy(im).to(dev) for im in images]

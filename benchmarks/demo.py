@@ -24,6 +24,7 @@ from pathlib import Path
 from dsrg.files import write_json
 from dsrg.profile import load_profile
 from dsrg.run import folders as runs
+from dsrg.run import step_files
 from dsrg.run.dist import machine
 
 ROWS = {
@@ -59,7 +60,7 @@ def main() -> None:
     full = load_profile("demo", base)
     steps = {s: runs.done_info(runs.step_dir(full, s))["wall_s"] for s in runs.STEPS}
     seeds_q = runs.done_info(runs.step_dir(full, "seeds"))["quality"]
-    with open(runs.step_dir(full, "seg") / "supervision.csv") as f:
+    with open(runs.step_dir(full, "seg") / step_files.SUPERVISION) as f:
         fig4 = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     report = {"machine": machine(), "profile": "demo", "overrides": base, "fresh_run_s": fresh_s,
               "step_wall_s": steps, "seeds": seeds_q, "supervision_per_epoch": fig4,

@@ -33,7 +33,7 @@ import torch
 from grow import machine_info, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.method import transforms as T
-from dsrg.method.crf import resolve_backend
+from dsrg.method.crf import choose_backend
 from dsrg.method.growing import METHODS, resolve_method
 from dsrg.method.losses import smoothed_softmax
 from dsrg.models import DeepLabASPP
@@ -92,7 +92,7 @@ def measure(a, exits: contextlib.ExitStack) -> None:
     grid = model.output_size(a.size)
     images, cues, labels = (t.to(dev) for t in make_batch(a.batch, a.classes, a.size, grid))
     amp = not a.no_amp
-    crf_backend = resolve_backend(a.crf, torch.empty(1, 1, grid, grid, device=dev))
+    crf_backend = choose_backend(a.crf, grid * grid, dev.type == "cuda")
     grow_method = resolve_method(a.grow, dev, grid)
     seg = SegConfig(crf_backend=crf_backend, grow_method=grow_method, crf_unary=a.unary, crf_workers=a.crf_workers)
     # pydensecrf's processes, started once for every step as train-seg starts them

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from .errors import InputError, Terminated, plural
+from .run import step_files
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
 # loading torch.
@@ -108,7 +109,7 @@ def _curves(args: argparse.Namespace) -> None:
         try:
             return read_log(folder)
         except InputError:
-            if (Path(folder) / "log.jsonl").is_file():      # a log that is there but damaged: said
+            if (Path(folder) / step_files.LOG).is_file():      # a log that is there but damaged: said
                 raise
             return None
 
@@ -178,7 +179,7 @@ def _pipeline(args: argparse.Namespace) -> int:
                                               if was_done else ""))
         for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any
             print(line.replace("[dsrg run]", f"[{args.command}]"))
-        print(f"[{args.command}] all it recorded (times, machine, code): {folder / 'done.json'}")
+        print(f"[{args.command}] all it recorded (times, machine, code): {folder / step_files.DONE}")
     return 0
 
 
@@ -196,7 +197,7 @@ def _closing_summary(cfg, done: dict) -> list[str]:
         names = {"miou": "mIoU", "val_map": "mAP", "labelled_fraction": "labelled"}
         return ", ".join(f"{names.get(k, k)} {100 * q[k]:.1f}" for k in keys if q.get(k) is not None)
 
-    def source(step: str, name: str = "done.json") -> str:
+    def source(step: str, name: str = step_files.DONE) -> str:
         return f"  {Path(done[step]) / name}"
 
     def images(d: dict) -> str:                    # a done.json of an older run may not say
@@ -215,7 +216,7 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     grown = info("seg").get("supervision_last_epoch")
     if grown:
         lines.append(f"[dsrg run] grown cues on {train} (epoch {grown['epoch']}, class means): "
-                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%){source('seg', 'supervision.csv')}")
+                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%){source('seg', step_files.SUPERVISION)}")
     pseudo = info("pseudo")
     if pseudo.get("quality"):
         lines.append(f"[dsrg run] pseudo labels on {train} ({images(pseudo).removesuffix(', ') or 'all'}): "
@@ -223,7 +224,7 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     scored = info("eval")
     if "miou" in scored:
         lines.append(f"[dsrg run] mIoU on {scored['split']} ({images(scored)}{scored['model']} "
-                     f"model): {100 * scored['miou']:.1f} (%){source('eval', 'metrics.json')}")
+                     f"model): {100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
     elif scored:
         lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
                      f"{Path(done['eval']) / scored['predictions']}")

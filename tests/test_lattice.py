@@ -11,7 +11,7 @@ import torch
 
 from dsrg.errors import InputError
 from dsrg.method import lattice as L
-from dsrg.method.crf import (CRFParams, _dense_crf_one, choose_test_backend, crf_train, dense_crf, lattice_crf,
+from dsrg.method.crf import (CRFParams, pydensecrf_one, choose_test_backend, crf_train, dense_crf, lattice_crf,
                              unary_energy)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -79,7 +79,7 @@ def test_lattice_crf_is_pydensecrf_on_photographs(k, h, w):
     around the origin (lattice.build), which dark pixels' blur passes through (1e-3 apart without them)."""
     img, probs = photo_case(k, h, w)
     energy = unary_energy(probs, "logprob", 1e-5)
-    ref = _dense_crf_one(energy.numpy(), img, CRFParams())
+    ref = pydensecrf_one(energy.numpy(), img, CRFParams())
     q = lattice_crf([energy], [torch.from_numpy(img)], CRFParams())[0].numpy()
     assert np.abs(q - ref).max() < 1e-5
     assert (q.argmax(0) == ref.argmax(0)).all()
@@ -89,7 +89,7 @@ def test_lattice_crf_is_pydensecrf_on_photographs(k, h, w):
 def test_lattice_crf_is_pydensecrf_on_a_voc_sized_photograph():
     img, probs = photo_case(0, 375, 500)
     energy = unary_energy(probs, "logprob", 1e-5)
-    ref = _dense_crf_one(energy.numpy(), img, CRFParams())
+    ref = pydensecrf_one(energy.numpy(), img, CRFParams())
     q = lattice_crf([energy], [torch.from_numpy(img)], CRFParams())[0].numpy()
     assert np.abs(q - ref).max() < 1e-5 and (q.argmax(0) == ref.argmax(0)).all()
 

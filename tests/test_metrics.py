@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from dsrg.errors import InputError
-from dsrg.method.metrics import (ConfusionMeter, confusion_matrix, iou_per_class, mean_iou, pixel_accuracy,
-                                 precision_per_class, recall_per_class, supervision_counts, supervision_quality)
+from dsrg.method.metrics import (ConfusionMeter, average_precision, confusion_matrix, iou_per_class, mean_iou,
+                                 pixel_accuracy, precision_per_class, recall_per_class, supervision_counts,
+                                 supervision_quality)
 
 
 def test_confusion_iou_and_accuracy_by_hand():
@@ -79,3 +80,11 @@ def test_supervision_quality_counts_labelled_pixels_only():
 def test_float_predictions_are_refused_not_truncated():
     with pytest.raises(InputError, match="pred: expected integer class ids, got torch.float32"):
         confusion_matrix(torch.tensor([0.9, 1.2]), torch.tensor([1, 1]), 2)
+
+
+def test_average_precision_by_hand():
+    # class 0: positives ranked 1st and 3rd -> AP = (1/1 + 2/3) / 2; class 1: its one positive ranked 2nd -> 1/2;
+    # class 2 has no positive: left out of the mean
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4], [0.1, 0.9, 0.3]])
+    targets = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    assert average_precision(scores, targets) == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)

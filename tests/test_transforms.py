@@ -7,7 +7,7 @@ import torch
 
 from dsrg.method import transforms as T
 from dsrg.method.crf import _resize_images
-from dsrg.steps.retrain import pixel_loss
+from dsrg.method.losses import pixel_loss
 
 
 def test_labels_subsampled_to_the_output_grid_take_pixel_8i_of_a_321_crop():

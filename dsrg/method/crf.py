@@ -60,8 +60,9 @@ TEST_PARAMS = CRFParams(scale=1.0)
 PROB_FLOOR = 1e-5
 
 
-def _dense_crf_one(unary: np.ndarray, image: np.ndarray, p: CRFParams) -> np.ndarray:
-    """Mean-field inference for one image. unary: float32 (C, H, W) energy; image: uint8 (H, W, 3)."""
+def pydensecrf_one(unary: np.ndarray, image: np.ndarray, p: CRFParams) -> np.ndarray:
+    """pydensecrf's mean-field marginals ``(C, H, W)`` float32 of one image: ``unary`` float32 ``(C, H, W)``
+    energy, ``image`` uint8 ``(H, W, 3)``."""
     from pydensecrf import densecrf as dcrf  # imported here: worker processes import it themselves
 
     c, h, w = unary.shape
@@ -74,7 +75,7 @@ def _dense_crf_one(unary: np.ndarray, image: np.ndarray, p: CRFParams) -> np.nda
 
 
 def _one(args):
-    return _dense_crf_one(*args)
+    return pydensecrf_one(*args)
 
 
 def _resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -131,15 +132,15 @@ def unary_energy(probs, unary: str, floor: float = 1e-12):
     return -probs.clamp(min=floor).log()
 
 
-def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
-    """``exp`` in place, with ``exp(arg) < 1e-30`` (``arg < EXP_CUT``) set to exactly 0.
+def crf_test_energy(probs):
+    """The test-time CRF's unary, ``-log max(p, PROB_FLOOR)``: tensor or NumPy array, any shape."""
+    return unary_energy(probs, "logprob", PROB_FLOOR)
 
-    Against the self term ``k(i, i) = 1`` such an entry is below the resolution of float32 and float64
-    alike, so the marginals cannot tell; left in, the far tails of the Gaussians (``-|f_i - f_j|^2 / 2``
-    reaches -10^4 on a 41 x 41 grid at s = 12) become subnormal numbers, which make CPU arithmetic on the
-    whole matrix many times slower. One pass for the cut (``threshold_`` keeps ``arg > t``, ``t`` the float32
-    just below ``EXP_CUT``: in float64, arguments within float32's rounding of ``EXP_CUT`` stay), one for
-    ``exp``."""
+
+def _exp_cut_(arg: torch.Tensor) -> torch.Tensor:
+    """``exp`` in place, with ``exp(arg) < 1e-30`` (``arg < EXP_CUT``) set to exactly 0: below float32's and
+    float64's resolution beside the self term, and subnormal (slow on CPUs) if kept (the fidelity chapter).
+    ``threshold_`` keeps ``arg > t``, ``t`` the float32 just below ``EXP_CUT``."""
     return F.threshold_(arg, _KEEP_ABOVE, -float("inf")).exp_()
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import transforms as T
-from .crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
+from .crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
 
 #: How many pixels the lattice CRF takes at once on a GPU (11 images of 500 x 375, a few hundred MB of working
 #: memory). On the CPU one image at a time is faster (``benchmarks/crf.py --test-time``).
@@ -45,7 +45,7 @@ def crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.nda
     """The label map uint8 ``(H, W)`` of one image: the argmax of pydensecrf's test-time CRF of ``probs``
     float ``(C, H, W)`` on ``image`` uint8 ``(H, W, 3)``, probabilities floored at
     :data:`~dsrg.method.crf.PROB_FLOOR`."""
-    q = _dense_crf_one(unary_energy(probs, "logprob", PROB_FLOOR), image, params)
+    q = pydensecrf_one(crf_test_energy(probs), image, params)
     return q.argmax(0).astype(np.uint8)
 
 
@@ -55,7 +55,7 @@ def lattice_labels(items, params: CRFParams, device: torch.device, budget: int):
     batch, pixels = [], 0
 
     def flush():
-        energies = [unary_energy(p.to(device), "logprob", PROB_FLOOR) for _, _, p in batch]
+        energies = [crf_test_energy(p.to(device)) for _, _, p in batch]
         rgbs = [torch.as_tensor(np.array(image, copy=True)).to(device) for _, image, _ in batch]
         with torch.no_grad():
             qs = lattice_crf(energies, rgbs, params)

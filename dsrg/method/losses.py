@@ -1,5 +1,5 @@
 """Losses of DSRG step 1 (Section 3.2): seeding losses (Eq. 1 and SEC's), the boundary loss, and their sum,
-Eq. (2).
+Eq. (2); and the retraining's per-pixel cross-entropy (:func:`pixel_loss`, Section 4.1).
 
 All take batched tensors ``(B, C, H, W)`` on any device and are safe on empty seed sets (an image with no
 seed of a kind contributes 0 for that term); the losses return a scalar averaged over the batch (the boundary
@@ -10,9 +10,11 @@ are constants: the grown cues carry no gradient (growing is not differentiable).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import expect_choice, expect_shape
-from . import SEED_LOSSES
+from . import IGNORE, SEED_LOSSES
+from . import transforms as T
 
 SMOOTH_EPS = 1e-4
 BOUNDARY_CLIP = (0.05, 20.0)     # the authors' code clamps Q / P of the boundary loss to this range
@@ -107,3 +109,13 @@ def total_loss(probs: torch.Tensor, crf_probs: torch.Tensor, seeds: torch.Tensor
     seed = (balanced_seed_loss if seed_loss == "balanced" else sec_seed_loss)(probs, seeds)
     bound = boundary_loss(probs, crf_probs, ratio_clip)
     return seed + boundary_weight * bound, seed.detach(), bound.detach()
+
+
+def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, loss_grid: str = "output") -> torch.Tensor:
+    """Cross-entropy of logits ``(B, C, h, w)`` against label maps ``(B, H, W)`` (255 ignored), on the
+    logit grid against the labels subsampled to it (``"output"``, the authors' ``label_shrink``) or on
+    the label grid against bilinearly upsampled logits (``"input"``)."""
+    if loss_grid == "output":
+        return F.cross_entropy(logits.float(), T.subsample_labels(labels, logits.shape[2:]), ignore_index=IGNORE)
+    up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=True)
+    return F.cross_entropy(up, labels, ignore_index=IGNORE)

@@ -2,8 +2,8 @@
 dynamic supervision against ground truth (Section 4.5, Fig. 4) and of the background seeds.
 
 mIoU is the standard one: the mean over classes present in the ground truth or the prediction
-(classes with neither are NaN and left out), ground-truth 255 ignored. The authors' public evaluator
-averages only over classes with a true positive and reads palette PNGs as grayscale; we do neither.
+(classes with neither are NaN and left out), ground-truth 255 ignored (how the authors' evaluator differs:
+the fidelity chapter).
 """
 
 from __future__ import annotations
@@ -164,3 +164,17 @@ def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = 
     cue = background_cues(sal, threshold) & valid
     is_bg = (mask == 0) & valid
     return int((cue & is_bg).sum()), int(cue.sum()), int(is_bg.sum()), int(valid.sum())
+
+
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes (with at least one positive) of the average precision of ``scores`` (N, K)."""
+    aps = []
+    for k in range(scores.shape[1]):
+        pos = targets[:, k].astype(bool)
+        if not pos.any():
+            continue
+        order = np.argsort(-scores[:, k], kind="stable")
+        hits = pos[order]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return float(np.mean(aps)) if aps else float("nan")

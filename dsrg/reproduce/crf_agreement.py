@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..method.crf import PROB_FLOOR, CRFParams, _dense_crf_one, lattice_crf, unary_energy
+from ..method.crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
 from ..method.inference import multiscale_probs
 from ..run import folders
 from ..run.checkpoints import load_model
 from ..steps.common import build_seg_net
 from ..steps.evaluate import input_sizes
 from .experiments import Experiment
+from ..run import step_files
 
 
 def agreement(exp: Experiment, images: Iterable[tuple[str, np.ndarray]], source: str) -> pd.DataFrame:
@@ -26,15 +27,15 @@ def agreement(exp: Experiment, images: Iterable[tuple[str, np.ndarray]], source:
     device = torch.device("cpu")
     source_step = folders.eval_source(cfg)
     num_classes = exp.dataset(cfg.eval.split).num_classes
-    model = load_model(exp.folder(source_step) / "model.pt", build_seg_net(cfg, num_classes, device, "none"),
+    model = load_model(exp.folder(source_step) / step_files.MODEL, build_seg_net(cfg, num_classes, device, "none"),
                        device).eval()
     params = CRFParams(scale=cfg.eval.crf_scale)
     rows = []
     for name, image in images:
         probs = multiscale_probs(model, image, input_sizes(cfg.eval.scales, *image.shape[:2]), device,
                                  cfg.data.normalize, amp=False)
-        energy = unary_energy(probs, "logprob", PROB_FLOOR)
-        reference = _dense_crf_one(energy.numpy(), image, params)
+        energy = crf_test_energy(probs)
+        reference = pydensecrf_one(energy.numpy(), image, params)
         with torch.no_grad():
             ours = lattice_crf([energy], [torch.from_numpy(np.array(image))], params)[0].numpy()
         diff = np.abs(ours - reference)

@@ -37,6 +37,7 @@ from ..profile import PATH_KEYS, Profile, load_profile
 from ..run import folders
 from ..run.provenance import describe
 from ..run.train import read_log
+from ..run import step_files
 
 PAPERMILL_CELL = "# Parameters\n"   # how papermill's Python translator starts the cell it injects
 
@@ -90,7 +91,7 @@ class Experiment:
 
     def metrics(self) -> dict:
         """``evaluate``'s ``metrics.json``: ``miou``, ``pixel_accuracy``, ``iou`` per class, ``model``, ``split``."""
-        return self._json("eval", "metrics.json")
+        return self._json("eval", step_files.METRICS)
 
     @property
     def miou(self) -> float:
@@ -104,7 +105,7 @@ class Experiment:
 
     def supervision(self) -> pd.DataFrame:
         """Fig. 4's curve: precision, recall, IoU of the supervision per epoch (row 0 = the seeds)."""
-        path = self.folder("seg") / "supervision.csv"
+        path = self.folder("seg") / step_files.SUPERVISION
         with open(path, newline="") as f:
             return pd.DataFrame([{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]).astype(
                 {"epoch": int})
@@ -140,12 +141,12 @@ class Experiment:
     def fig1(self) -> dict[str, np.ndarray]:
         """Fig. 1's maps: ``ids`` (K,), ``supervision`` bool (E+1, K, C, h, w) (index 0 = the seeds, then
         the grown supervision after each epoch) and ``epochs`` (E+1,)."""
-        with np.load(self.folder("seg") / "fig1.npz", allow_pickle=False) as z:
+        with np.load(self.folder("seg") / step_files.FIG1, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
     def per_image(self) -> pd.DataFrame:
         """Each evaluated image's mIoU (``id``, ``miou``): for picking examples by rule."""
-        return pd.read_csv(self.folder("eval") / "per_image.csv", dtype={"id": str})
+        return pd.read_csv(self.folder("eval") / step_files.PER_IMAGE, dtype={"id": str})
 
     def dataset(self, split: str | None = None):
         """The experiment's dataset split (default: the training split), as the pipeline reads it."""

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from ..run.folders import COMMANDS, STEPS, flat_settings
+from ..run import step_files
 
 
 def setting_labels(folders: list[Path]) -> list[str]:
@@ -46,7 +47,7 @@ _HASH = re.compile(r"[0-9a-f]{10}")
 def _own_config(folder: Path) -> dict | None:
     """The ``config`` of a step folder's ``config.json``; None without a readable one."""
     try:
-        config = json.loads((folder / "config.json").read_text()).get("config", {})
+        config = json.loads((folder / step_files.CONFIG).read_text()).get("config", {})
     except (OSError, ValueError, AttributeError):
         return None
     return config if isinstance(config, dict) else {}

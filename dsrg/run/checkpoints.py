@@ -17,6 +17,7 @@ import torch
 from ..errors import InputError, first_line
 from ..files import atomic_path, read_torch
 from .dist import World, channels_last
+from . import step_files
 
 
 def checkpoint_iteration(ckpt: Path) -> int | None:
@@ -29,7 +30,8 @@ def checkpoint_iteration(ckpt: Path) -> int | None:
 
 
 #: Where :func:`set_aside` keeps an interrupted run's checkpoint and training log.
-SET_ASIDE = {"ckpt.pt": "ckpt.prev.pt", "log.jsonl": "log.prev.jsonl"}
+#: Where a run that starts over puts an earlier run's checkpoint and log.
+SET_ASIDE = {step_files.CHECKPOINT: "ckpt.prev.pt", step_files.LOG: "log.prev.jsonl"}
 
 
 def set_aside(ckpt: Path, desc: str) -> None:
@@ -38,7 +40,7 @@ def set_aside(ckpt: Path, desc: str) -> None:
     and a note says so."""
     it = checkpoint_iteration(ckpt)
     what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
-    before = checkpoint_iteration(ckpt.parent / SET_ASIDE["ckpt.pt"])
+    before = checkpoint_iteration(ckpt.parent / SET_ASIDE[step_files.CHECKPOINT])
     for name, prev in SET_ASIDE.items():
         (ckpt.parent / prev).unlink(missing_ok=True)               # never one run's checkpoint beside another's log
         if (ckpt.parent / name).is_file():
@@ -53,14 +55,14 @@ def how_to_continue(folder: Path) -> str:
     """The moves that bring back the run :func:`set_aside` kept in ``folder`` (a log it did not keep, as before
     it kept logs: the log removed, so that no other run's lines stay in it)."""
     moves = [f"move {prev} back to {name}" for name, prev in SET_ASIDE.items() if (folder / prev).is_file()]
-    if not (folder / SET_ASIDE["log.jsonl"]).is_file():
+    if not (folder / SET_ASIDE[step_files.LOG]).is_file():
         moves.append("delete log.jsonl")
     return " and ".join(moves)
 
 
 def set_aside_note(folder: Path) -> str:
     """``; ckpt.prev.pt holds an earlier run set aside at iteration N (...)`` where one is kept, else ``""``."""
-    it = checkpoint_iteration(folder / SET_ASIDE["ckpt.pt"])
+    it = checkpoint_iteration(folder / SET_ASIDE[step_files.CHECKPOINT])
     return "" if it is None else (f"; {SET_ASIDE['ckpt.pt']} holds an earlier run set aside at iteration {it} (to "
                                   f"continue it: {how_to_continue(folder)}, then --resume)")
 

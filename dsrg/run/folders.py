@@ -37,6 +37,7 @@ from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_cla
 from ..errors import InputError, expect_choice
 from ..files import locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
+from . import step_files
 
 # torch is imported inside step_config and step_state, where they need it: the command line reads this table
 # to build its parser, and `dsrg --help` or `dsrg data check` should not wait for torch to load.
@@ -249,7 +250,7 @@ def drop_stub(folder: Path) -> None:
     if not folder.is_dir() or is_done(folder):
         return
     for path in folder.rglob("*"):
-        if path.is_dir() or path.parent == folder and (path.name == "config.json" or path.name == "log.jsonl"
+        if path.is_dir() or path.parent == folder and (path.name == step_files.CONFIG or path.name == step_files.LOG
                                                        and path.stat().st_size == 0):
             continue
         return
@@ -263,15 +264,15 @@ def _lock_path(folder: Path) -> Path:
 
 def is_done(folder: Path) -> bool:
     """Whether the step in ``folder`` is complete: its ``done.json`` exists (written last)."""
-    return (folder / "done.json").is_file()
+    return (folder / step_files.DONE).is_file()
 
 
 def done_info(folder: Path) -> dict:
     """A complete step's ``done.json``: its wall time, machine and summary."""
-    info = read_json(folder / "done.json", f"the summary a finished step writes last; delete the step folder "
+    info = read_json(folder / step_files.DONE, f"the summary a finished step writes last; delete the step folder "
                                            f"{folder} to run the step again")
     if not isinstance(info, dict):
-        raise InputError(f"{folder / 'done.json'}: expected a JSON object; delete the step folder {folder} to run "
+        raise InputError(f"{folder / step_files.DONE}: expected a JSON object; delete the step folder {folder} to run "
                          f"the step again")
     return info
 
@@ -294,10 +295,10 @@ def step_state(folder: Path) -> str:
         total = _images(folder)
         return f"interrupted ({labels}{f' of {total}' if total else ''} written): --resume continues; without it " \
                f"the step starts over"
-    if (folder / "ckpt.pt").is_file():
+    if (folder / step_files.CHECKPOINT).is_file():
         from .checkpoints import checkpoint_iteration
 
-        it = checkpoint_iteration(folder / "ckpt.pt")
+        it = checkpoint_iteration(folder / step_files.CHECKPOINT)
         if it is None:
             return "interrupted, and its checkpoint ckpt.pt is unreadable (cut short?): the step starts over " \
                    "(delete ckpt.pt, or run without --resume)"
@@ -315,7 +316,7 @@ def interrupted_elsewhere(folder: Path) -> str:
     others = [f for f in folder.parent.glob(f"{prefix}*") if f != folder and f.is_dir()
               and f.name.removeprefix(prefix).isalnum() and not is_done(f)
               and not _lock_path(f).exists()                                 # not one that runs now
-              and ((f / "ckpt.pt").is_file() or _images_written(f))]
+              and ((f / step_files.CHECKPOINT).is_file() or _images_written(f))]
     if not others:
         return ""
     latest = max(others, key=lambda f: f.stat().st_mtime)
@@ -333,7 +334,7 @@ def why_to_run(cfg: Profile, step: str) -> str:
     nearest: tuple[Path, list[str], dict] | None = None
     for other in sorted(cfg.run_dir.glob(f"{step}-*")):
         try:
-            there = flat_settings(read_json(other / "config.json", "a step's settings")["config"]) \
+            there = flat_settings(read_json(other / step_files.CONFIG, "a step's settings")["config"]) \
                 if is_done(other) else None
         except (OSError, InputError, KeyError, TypeError, AttributeError):
             there = None
@@ -375,7 +376,7 @@ def _images(folder: Path) -> int | None:
     """The number of images of the split that a step folder's ``config.json`` names (None: unknown): the
     evaluated split for ``evaluate``, else the training split."""
     try:
-        config = read_json(folder / "config.json", "a step's settings")["config"]
+        config = read_json(folder / step_files.CONFIG, "a step's settings")["config"]
         data = config["data"]
         return len(VOCSegmentation(data["root"], config["eval"]["split"] if "eval" in config else data["train_split"]))
     except (InputError, KeyError, TypeError):
@@ -399,7 +400,7 @@ def start(cfg: Profile, step: str) -> Path:
     except OSError as exc:
         raise InputError(f"out: cannot create the step folder {folder} ({exc.strerror}); expected a folder to "
                          f"write the run into (out=... or, by default, runs/<profile>)") from None
-    write_json(folder / "config.json", {"step": COMMANDS[step], "hash": step_hash(cfg, step),
+    write_json(folder / step_files.CONFIG, {"step": COMMANDS[step], "hash": step_hash(cfg, step),
                                         "config": step_config(cfg, step), "profile": cfg.name})
     return folder
 
@@ -411,5 +412,5 @@ def finish(folder: Path, started: float, **summary) -> dict:
 
     info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(), "code": code(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary}
-    write_json(folder / "done.json", info)
+    write_json(folder / step_files.DONE, info)
     return info

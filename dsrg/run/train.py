@@ -30,6 +30,7 @@ from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint
                           set_aside_note)
 from .dist import World, all_reduce_mean, channels_last, rng_states
 from .folders import interrupted_elsewhere, step_of
+from . import step_files
 
 
 def lr_factor(sec, it: int) -> float:
@@ -101,7 +102,7 @@ def read_log(path: str | Path) -> list[dict]:
     if path.is_file() and path.suffix != ".jsonl":
         raise InputError(f"{path}: not a training log; expected a training step's folder or its log.jsonl")
     if path.is_dir() or path.suffix != ".jsonl":
-        path = path / "log.jsonl"
+        path = path / step_files.LOG
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: no such folder; expected the step folder of a training step "
                          f"(runs/<profile>/<step>-<hash>/)")
@@ -167,7 +168,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             them, so they may reduce across processes; only the main process writes.
     Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds: :data:`LOG_COUNTERS`) and ``ckpt.pt``.
     """
-    ckpt, log_path = folder / "ckpt.pt", folder / "log.jsonl"
+    ckpt, log_path = folder / step_files.CHECKPOINT, folder / step_files.LOG
     channels_last(model)
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])

@@ -26,6 +26,7 @@ from ..run.predict import predict
 from ..run.dist import World, barrier, bf16_native, init_world, resolve_device, share, use_deterministic_kernels
 from ..run.preflight import require_resnet_weights
 from ..run.workers import auto_workers
+from ..run import step_files
 
 
 @dataclass
@@ -130,7 +131,8 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
         if s.backbone == "vgg16" and s.fc_init == "imagenet":
             load_vgg16_fc(list(net.aspp), s.backbone_weights, state)
     elif init == "cls":
-        cls_net = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, num_classes, False), device)
+        cls_net = load_model(folders.require(cfg, "cls") / step_files.MODEL, build_cls_net(cfg, num_classes, False),
+                             device)
         net.backbone.features.load_state_dict(cls_net.features.state_dict())
     return net.to(device)
 
@@ -195,7 +197,7 @@ def kept_before(ds, out: Path, resume: bool) -> dict:
 def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed_at: int = 0, **summary) -> dict:
     """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json
     (with ``resumed_at``, the iteration a resumed run started at: its wall time is that session's)."""
-    save_model(folder / "model.pt", model, num_classes=ds.num_classes, class_names=ds.class_names)
-    for name in ("ckpt.pt", *SET_ASIDE.values()):    # and an earlier run's, set aside when this one started over
+    save_model(folder / step_files.MODEL, model, num_classes=ds.num_classes, class_names=ds.class_names)
+    for name in (step_files.CHECKPOINT, *SET_ASIDE.values()):    # and an earlier run's, set aside at a new start
         (folder / name).unlink(missing_ok=True)
     return folders.finish(folder, started, **summary, **({"resumed_at_iteration": resumed_at} if resumed_at else {}))

@@ -31,6 +31,7 @@ from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from .common import begin, build_seg_net, kept_before, label_split, setup
+from ..run import step_files
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
 
@@ -69,7 +70,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     source = folders.eval_source(cfg)
-    model = load_model(folders.require(cfg, source) / "model.pt",
+    model = load_model(folders.require(cfg, source) / step_files.MODEL,
                        build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
     pred_dir = folder / ("pred" if labelled else SERVER_LAYOUT)
     pred_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         writer = csv.DictWriter(buf, fieldnames=["id", "miou"])
         writer.writeheader()
         writer.writerows(rows)
-        write_text(folder / "per_image.csv", buf.getvalue())
-    write_json(folder / "metrics.json", summary, sort_keys=False)      # classes in the dataset's order
+        write_text(folder / step_files.PER_IMAGE, buf.getvalue())
+    write_json(folder / step_files.METRICS, summary, sort_keys=False)      # classes in the dataset's order
     folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed, **kept)
     return folder

@@ -21,6 +21,7 @@ from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from .common import begin, build_seg_net, kept_before, label_split, setup
+from ..run import step_files
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -30,8 +31,8 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split)
-    model = load_model(folders.require(cfg, "seg") / "model.pt", build_seg_net(cfg, ds.num_classes, ctx.device, "none"),
-                       ctx.device)
+    model = load_model(folders.require(cfg, "seg") / step_files.MODEL,
+                       build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
     out = folder / "labels"
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None

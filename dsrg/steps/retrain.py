@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
 
 from ..method import transforms as T
 from ..data.dataset import PseudoLabelSet, open_split
@@ -21,17 +19,9 @@ from ..run import folders
 from ..run.checkpoints import load_model
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
+from ..method.losses import pixel_loss
 from .common import begin, build_seg_net, finish_training, setup
-
-
-def pixel_loss(logits: torch.Tensor, labels: torch.Tensor, loss_grid: str = "output") -> torch.Tensor:
-    """Cross-entropy of logits ``(B, C, h, w)`` against label maps ``(B, H, W)`` (255 ignored), on the
-    logit grid against the labels subsampled to it (``"output"``, the authors' ``label_shrink``) or on
-    the label grid against bilinearly upsampled logits (``"input"``)."""
-    if loss_grid == "output":
-        return F.cross_entropy(logits.float(), T.subsample_labels(labels, logits.shape[2:]), ignore_index=T.IGNORE)
-    up = F.interpolate(logits.float(), size=labels.shape[1:], mode="bilinear", align_corners=True)
-    return F.cross_entropy(up, labels, ignore_index=T.IGNORE)
+from ..run import step_files
 
 
 def run(cfg: Profile, resume: bool = False) -> Path:
@@ -43,7 +33,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     labels_dir = folders.require(cfg, "pseudo") / "labels"
     train = open_split(cfg.data, cfg.data.train_split)
     if cfg.retrain.init == "seg":
-        model = load_model(folders.require(cfg, "seg") / "model.pt",
+        model = load_model(folders.require(cfg, "seg") / step_files.MODEL,
                            build_seg_net(cfg, train.num_classes, ctx.device, "none"), ctx.device)
     else:
         model = build_seg_net(cfg, train.num_classes, ctx.device, "imagenet")

@@ -45,6 +45,7 @@ from ..run.checkpoints import load_model
 from ..run.dist import gather, share
 from ..run.workers import auto_workers, in_order, process_pool
 from .common import begin, build_cls_net, setup
+from ..run import step_files
 
 
 def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None,
@@ -55,7 +56,7 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
     before this step (:func:`start_early`)."""
     indices = range(len(ds)) if indices is None else indices
     progress = cfg.progress if progress is None else progress
-    model = load_model(folders.require(cfg, "cls") / "model.pt", build_cls_net(cfg, ds.num_classes, False),
+    model = load_model(folders.require(cfg, "cls") / step_files.MODEL, build_cls_net(cfg, ds.num_classes, False),
                        device).eval()
     folder = (SaliencyFolder(cfg.seeds.saliency_dir, resize=cfg.seeds.saliency_resize)
               if cfg.seeds.saliency == "folder" else None)
@@ -254,7 +255,7 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         items = {image_id: every[image_id] for image_id in ds.ids}
         timed = combined([t for _, t in parts if t is not None])
     store = CueStore.from_dense(items)
-    store.save(folder / "cues.npz")
+    store.save(folder / step_files.CUES)
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
                    timed=timed)
     return folder

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,21 +20,8 @@ from ..profile import Profile
 from ..run.clock import Clock
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
+from ..method.metrics import average_precision
 from .common import begin, build_cls_net, finish_training, setup
-
-
-def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes (with at least one positive) of the average precision of ``scores`` (N, K)."""
-    aps = []
-    for k in range(scores.shape[1]):
-        pos = targets[:, k].astype(bool)
-        if not pos.any():
-            continue
-        order = np.argsort(-scores[:, k], kind="stable")
-        hits = pos[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float(precision[hits].mean()))
-    return float(np.mean(aps)) if aps else float("nan")
 
 
 def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32,

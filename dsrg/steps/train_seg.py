@@ -33,7 +33,7 @@ from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError
 from ..files import atomic_path, write_text
-from ..method.crf import EXACT, TRAIN_PARAMS, refine_for_growing, resolve_backend
+from ..method.crf import EXACT, TRAIN_PARAMS, choose_backend, refine_for_growing, resolve_backend
 from ..method.growing import grow, resolve_method, triton_works
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
 from ..method.metrics import supervision_counts, supervision_quality
@@ -43,6 +43,7 @@ from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
 from ..run.workers import auto_workers, mapper
 from .common import begin, build_seg_net, finish_training, setup
+from ..run import step_files
 
 
 def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: torch.Tensor,
@@ -147,7 +148,7 @@ class Records:
             model.train(was)
             self.maps.append(supervision(self.cfg, logits, images, cues, labels, self.crf_map)[2].cpu().numpy())
             ids = [self.dataset.ds.ids[int(i)] for i in self.fixed[0]]
-            with atomic_path(self.folder / "fig1.npz") as tmp:
+            with atomic_path(self.folder / step_files.FIG1) as tmp:
                 np.savez_compressed(tmp, ids=np.array(ids), supervision=np.stack(self.maps),
                                     epochs=np.arange(len(self.maps)))
 
@@ -156,7 +157,7 @@ class Records:
         writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
         writer.writeheader()
         writer.writerows(self.rows)
-        write_text(self.folder / "supervision.csv", buf.getvalue())
+        write_text(self.folder / step_files.SUPERVISION, buf.getvalue())
 
     def state_dict(self) -> dict:
         """Called by every process: the epoch's counts so far are summed over the processes."""
@@ -179,7 +180,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         return folder
     started = time.perf_counter()
     seeds_dir = folders.require(cfg, "seeds")
-    store = CueStore.load(seeds_dir / "cues.npz")
+    store = CueStore.load(seeds_dir / step_files.CUES)
     train = open_split(cfg.data, cfg.data.train_split)
     model = build_seg_net(cfg, train.num_classes, ctx.device, cfg.seg.init)
     grid = (model.output_size(cfg.seg.input_size),) * 2
@@ -192,7 +193,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     dataset = SeedSet(train, cfg.seg.input_size, store)
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
     # pydensecrf's processes, one pool for the whole step (where the CRF runs pydensecrf at all)
-    pydensecrf = resolve_backend(cfg.seg.crf_backend, torch.empty(1, 1, *grid, device=ctx.device)) == "pydensecrf"
+    pydensecrf = choose_backend(cfg.seg.crf_backend, grid[0] * grid[1], ctx.device.type == "cuda") == "pydensecrf"
     crf_processes = mapper(auto_workers(cfg.seg.crf_workers) if pydensecrf else 1, preload=["dsrg.method.crf"])
     try:
         with crf_processes as crf_map:
