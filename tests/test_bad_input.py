@@ -421,3 +421,34 @@ def test_the_saliency_size_check_is_remembered_while_the_maps_are_unchanged(tmp_
     with pytest.raises(InputError, match="1 of the 2 maps have another size than their image"):
         preflight.check_inputs(cfg, ["seeds"])
     assert len(calls) == 2
+
+
+def test_the_methods_functions_name_an_input_of_the_wrong_shape():
+    """Tensors in, tensors out, and a wrong one named: each raised a library's error (TypeError, IndexError,
+    a broadcast or pydensecrf ValueError, an interpolation RuntimeError) or computed on silently."""
+    import numpy as np
+    import torch
+
+    from dsrg.method.inference import crf_label, multiscale_probs
+    from dsrg.method.losses import smoothed_softmax
+    from dsrg.method.metrics import background_cue_counts
+    from dsrg.method.saliency import normalize_maps
+    from dsrg.method.seeds import saliency_background_cues
+
+    image = np.zeros((6, 8, 3), np.uint8)
+    cases = [
+        (lambda: multiscale_probs(torch.nn.Identity(), image, [], torch.device("cpu"), "torchvision"),
+         "sizes: expected at least one input size"),
+        (lambda: multiscale_probs(torch.nn.Identity(), image[..., 0], [(6, 8)], torch.device("cpu"), "torchvision"),
+         r"image: expected uint8 \(H, W, 3\) RGB, got shape \(6, 8\)"),
+        (lambda: crf_label(np.full((2, 6, 8), 0.5, np.float32), image[..., 0], None),
+         r"crf_label: expected probs \(C, H, W\) and an RGB image \(H, W, 3\)"),
+        (lambda: smoothed_softmax(torch.zeros(5)), r"logits: expected shape \(\*, \*, \*, \*\), got \(5,\)"),
+        (lambda: normalize_maps(torch.rand(4, 5)), r"saliency maps: expected shape \(\*, \*, \*\), got \(4, 5\)"),
+        (lambda: saliency_background_cues(torch.rand(1, 4, 5), size=(0, 0)), r"size: expected the output grid's"),
+        (lambda: background_cue_counts(np.zeros((4, 5)), np.zeros((5, 4), np.uint8)),
+         r"the saliency map is \(4, 5\), its label map \(5, 4\)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(InputError, match=message):
+            call()

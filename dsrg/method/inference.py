@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from . import transforms as T
 from .crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
 
@@ -28,6 +29,10 @@ def multiscale_probs(model: torch.nn.Module, image: np.ndarray, sizes: Sequence[
     uint8 ``(H, W, 3)``, the network run at each ``(h, w)`` in ``sizes``; under bf16 autocast where ``amp``
     and ``device`` is a GPU (the caller asks only where it computes bf16 natively,
     :func:`dsrg.run.dist.bf16_native`)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"image: expected uint8 (H, W, 3) RGB, got shape {image.shape}")
+    if not sizes:
+        raise InputError("sizes: expected at least one input size, got none")
     h, w = image.shape[:2]
     total = None
     with torch.no_grad():
@@ -45,6 +50,9 @@ def crf_label(probs: np.ndarray, image: np.ndarray, params: CRFParams) -> np.nda
     """The label map uint8 ``(H, W)`` of one image: the argmax of pydensecrf's test-time CRF of ``probs``
     float ``(C, H, W)`` on ``image`` uint8 ``(H, W, 3)``, probabilities floored at
     :data:`~dsrg.method.crf.PROB_FLOOR`."""
+    if image.ndim != 3 or image.shape[2] != 3 or probs.shape[1:] != image.shape[:2]:
+        raise InputError(f"crf_label: expected probs (C, H, W) and an RGB image (H, W, 3) of the same H, W, got "
+                         f"{tuple(probs.shape)} and {tuple(image.shape)}")
     q = pydensecrf_one(crf_test_energy(probs), image, params)
     return q.argmax(0).astype(np.uint8)
 

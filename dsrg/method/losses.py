@@ -24,7 +24,9 @@ def smoothed_softmax(logits: torch.Tensor, eps: float = SMOOTH_EPS) -> torch.Ten
     """The authors' smoothed softmax: ``p = softmax(logits) + eps``, renormalised over classes (dim 1).
 
     It bounds ``-log p`` by about ``-log(eps)`` so seed pixels the network gets badly wrong do not blow up.
+    ``(B, C, H, W)`` in and out.
     """
+    expect_shape("logits", logits, (None, None, None, None))
     p = logits.softmax(dim=1) + eps
     return p / p.sum(dim=1, keepdim=True)
 

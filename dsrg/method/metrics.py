@@ -161,6 +161,9 @@ def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = 
     ground truth is ``ignore`` are not scored.
     """
     valid = mask != ignore
+    if np.shape(sal) != np.shape(mask):
+        raise InputError(f"background_cue_counts: the saliency map is {np.shape(sal)}, its label map {np.shape(mask)}; "
+                         "expected the same (H, W)")
     cue = background_cues(sal, threshold) & valid
     is_bg = (mask == 0) & valid
     return int((cue & is_bg).sum()), int(cue.sum()), int(is_bg.sum()), int(valid.sum())

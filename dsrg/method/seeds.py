@@ -67,6 +67,8 @@ def saliency_background_cues(saliency: torch.Tensor, size: tuple[int, int] | Non
     expect_shape("saliency", saliency, (None, None, None))
     expect_probability("threshold", threshold)
     sal = saliency.float()
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise InputError(f"size: expected the output grid's (h, w), each at least 1, got {tuple(size)}")
     if size is not None and tuple(size) != tuple(sal.shape[1:]):
         sal = F.interpolate(sal.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=True).squeeze(1)
     return background_cues(normalize_maps(sal), threshold)
