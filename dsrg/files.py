@@ -271,6 +271,18 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys, in the order of the first's) as CSV with a header line, atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
 def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> None:
     """``obj`` as JSON, atomically; a NaN (an undefined value, e.g. the IoU of a class that never occurs) is
     written ``null``, which strict JSON readers accept. ``sort_keys=False`` keeps the dicts' own order."""

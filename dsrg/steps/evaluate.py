@@ -13,8 +13,6 @@ the images (:func:`dsrg.run.dist.share`); the confusion matrices are summed, pro
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from ..data.check import unlabelled_indices
 from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
-from ..files import write_json, write_text
+from ..files import write_csv, write_json
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
@@ -102,11 +100,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         result = meter.summary()
         summary.update(miou=result["miou"], pixel_accuracy=result["pixel_accuracy"],
                        iou={name: None if math.isnan(v) else v for name, v in zip(ds.class_names, result["iou"])})
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["id", "miou"])
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text(folder / step_files.PER_IMAGE, buf.getvalue())
+        write_csv(folder / step_files.PER_IMAGE, rows)                  # columns id, miou
     write_json(folder / step_files.METRICS, summary, sort_keys=False)      # classes in the dataset's order
     folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed, **kept)
     return folder

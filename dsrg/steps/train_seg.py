@@ -18,10 +18,8 @@ first ``record_images`` training images, network in eval mode, after each epoch)
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from ..method import transforms as T
 from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError
-from ..files import atomic_path, write_text
+from ..files import atomic_path, write_csv
 from ..method.crf import EXACT, TRAIN_PARAMS, choose_backend, refine_for_growing, resolve_backend
 from ..method.growing import grow, resolve_method, triton_works
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
@@ -138,7 +136,7 @@ class Records:
             return
         if int(counts[2].sum()) > 0:
             self.rows.append({"epoch": epoch, **supervision_quality(counts)})
-            self._write_csv()
+            write_csv(self.folder / step_files.SUPERVISION, self.rows)
         if self.fixed is not None:
             _, images, cues, labels, _ = [t.to(self.ctx.device) for t in self.fixed]
             was = model.training
@@ -151,13 +149,6 @@ class Records:
             with atomic_path(self.folder / step_files.FIG1) as tmp:
                 np.savez_compressed(tmp, ids=np.array(ids), supervision=np.stack(self.maps),
                                     epochs=np.arange(len(self.maps)))
-
-    def _write_csv(self) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
-        writer.writeheader()
-        writer.writerows(self.rows)
-        write_text(self.folder / step_files.SUPERVISION, buf.getvalue())
 
     def state_dict(self) -> dict:
         """Called by every process: the epoch's counts so far are summed over the processes."""
