@@ -50,27 +50,29 @@ def confusion_matrix(pred, gt, num_classes: int, ignore: int = IGNORE) -> torch.
     return torch.bincount(gt * num_classes + pred, minlength=num_classes ** 2).view(num_classes, num_classes)
 
 
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` per class, NaN where ``den`` is 0 (a measure that is undefined there)."""
+    return torch.where(den > 0, num / den.clamp(min=1), torch.tensor(float("nan"), dtype=num.dtype))
+
+
 def iou_per_class(conf: torch.Tensor) -> torch.Tensor:
     """IoU of each class from a confusion matrix; NaN for a class absent from both gt and prediction."""
     conf = conf.double()
     tp = conf.diag()
-    union = conf.sum(0) + conf.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+    return _ratio(tp, conf.sum(0) + conf.sum(1) - tp)
 
 
 def precision_per_class(conf: torch.Tensor) -> torch.Tensor:
     """Per class, the share of the pixels predicted as it that are it (``TP / predicted``); NaN where none
     is predicted as it. ``conf``: ``(C, C)``, rows ground truth, columns prediction."""
     conf = conf.double()
-    predicted = conf.sum(0)
-    return torch.where(predicted > 0, conf.diag() / predicted.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+    return _ratio(conf.diag(), conf.sum(0))
 
 
 def recall_per_class(conf: torch.Tensor) -> torch.Tensor:
     """Per class, the share of its pixels predicted as it (``TP / ground truth``); NaN where it has none."""
     conf = conf.double()
-    truth = conf.sum(1)
-    return torch.where(truth > 0, conf.diag() / truth.clamp(min=1), torch.tensor(float("nan"), dtype=conf.dtype))
+    return _ratio(conf.diag(), conf.sum(1))
 
 
 def mean_iou(conf: torch.Tensor) -> float:
@@ -144,11 +146,7 @@ def supervision_quality(counts: torch.Tensor) -> dict:
     pixels that carry a label (Section 3.3's "about 40% pixels have labels"), a pixel of two labels once.
     """
     tp, lab, gtc, carried = counts.double()
-    nan = torch.tensor(float("nan"), dtype=torch.float64)
-    prec = torch.where(lab > 0, tp / lab.clamp(min=1), nan)
-    rec = torch.where(gtc > 0, tp / gtc.clamp(min=1), nan)
-    union = lab + gtc - tp
-    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    prec, rec, iou = _ratio(tp, lab), _ratio(tp, gtc), _ratio(tp, lab + gtc - tp)
     return {"precision": float(torch.nanmean(prec)), "recall": float(torch.nanmean(rec)),
             "iou": float(torch.nanmean(iou)), "labelled_fraction": float(carried.sum() / gtc.sum().clamp(min=1))}
 
