@@ -18,10 +18,12 @@ from . import IGNORE, NORMALIZE
 
 _TV_MEAN = torch.tensor([0.485, 0.456, 0.406]) * 255
 _TV_STD = torch.tensor([0.229, 0.224, 0.225]) * 255
-_CAFFE_MEAN_BGR = torch.tensor([104.0, 117.0, 123.0])
-#: The RGB colour that pads crops, the Caffe mean (ImageNet's, within one level); padding then
-#: normalises to about 0, as in the authors' pipeline (mean subtracted, then zero-padded).
-PAD_RGB = (123, 117, 104)
+#: The mean the Caffe models subtract, BGR (ImageNet's, within one level).
+CAFFE_MEAN_BGR = (104, 117, 123)
+_CAFFE_MEAN_BGR = torch.tensor(CAFFE_MEAN_BGR, dtype=torch.float32)
+#: The RGB colour that pads crops, the Caffe mean; padding then normalises to about 0, as in the authors'
+#: pipeline (mean subtracted, then zero-padded).
+PAD_RGB = CAFFE_MEAN_BGR[::-1]
 
 
 def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
