@@ -110,10 +110,19 @@ def test_a_terminated_evaluate_exits_143_and_leaves_no_process_behind(trained):
     assert not runs.is_done(folder)
 
 
+@pytest.fixture
+def ctrl_c_interrupts():
+    """SIGINT raises KeyboardInterrupt here, as in a Python started from a terminal: one started as a shell's
+    background job (`make test &`) inherits SIGINT ignored, and Python then leaves it so."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
                                                  (signal.SIGTERM, 143, "terminated (SIGTERM)")])
 def test_an_interruption_that_a_librarys_clean_up_turns_into_another_error_is_still_an_interruption(
-        monkeypatch, capsys, signum, code, said):
+        monkeypatch, capsys, ctrl_c_interrupts, signum, code, said):
     """OmegaConf's flag_override, interrupted, raises an AttributeError over the KeyboardInterrupt."""
     from dsrg import cli
 
