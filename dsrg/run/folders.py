@@ -405,12 +405,17 @@ def start(cfg: Profile, step: str) -> Path:
     return folder
 
 
-def finish(folder: Path, started: float, **summary) -> dict:
-    """Write ``done.json`` (wall time and a summary) last, marking the step complete."""
+def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_with_images: int = 0,
+           **summary) -> dict:
+    """Write ``done.json`` (wall time and a summary) last, marking the step complete. A resumed step says where
+    it resumed (a training step's iteration, or the images an inference step found written), as its wall time
+    counts from there (:func:`step_state`)."""
     from .dist import machine
     from .provenance import code
 
+    resumed = {k: v for k, v in (("resumed_at_iteration", resumed_at_iteration),
+                                 ("resumed_with_images", resumed_with_images)) if v}
     info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(), "code": code(),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary}
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     write_json(folder / step_files.DONE, info)
     return info

@@ -155,7 +155,8 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     (:func:`dsrg.run.dist.share`) labelled by ``model`` (:func:`predictions`, ``restrict``: over each image's
     labelled classes only), each label written to ``out/<id>.png`` and handed to ``on_label(index, label)``.
     With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again.
-    Returns the loop's timings (:meth:`dsrg.run.clock.Clock.timed`)."""
+    Returns the loop's timings (:meth:`dsrg.run.clock.Clock.timed`) and how many of its images a resumed run
+    kept (its wall time is then the time it took for the others)."""
     verb, noun = ("labelled", "labels") if command == "pseudo-labels" else ("predicted", "predictions")
     mine = share(len(ds), ctx.world)
     before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
@@ -184,14 +185,7 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
         raise
     finally:
         bar.close()
-    return clock.timed()
-
-
-def kept_before(ds, out: Path, resume: bool) -> dict:
-    """For done.json: how many of the split's images a resumed inference step found written (its wall time is
-    then the time it took for the others); ``{}`` where none."""
-    kept = sum((out / f"{image_id}.png").is_file() for image_id in ds.ids) if resume else 0
-    return {"resumed_with_images": kept} if kept else {}
+    return clock.timed(), len(kept)
 
 
 def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed_at: int = 0, **summary) -> dict:
@@ -200,4 +194,4 @@ def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed_
     save_model(folder / step_files.MODEL, model, num_classes=ds.num_classes, class_names=ds.class_names)
     for name in (step_files.CHECKPOINT, *SET_ASIDE.values()):    # and an earlier run's, set aside at a new start
         (folder / name).unlink(missing_ok=True)
-    return folders.finish(folder, started, **summary, **({"resumed_at_iteration": resumed_at} if resumed_at else {}))
+    return folders.finish(folder, started, resumed_at_iteration=resumed_at, **summary)

@@ -28,7 +28,7 @@ from ..run import folders
 from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
-from .common import begin, build_seg_net, kept_before, label_split, setup
+from .common import begin, build_seg_net, label_split, setup
 from ..run import step_files
 
 SERVER_LAYOUT = "results/VOC2012/Segmentation/comp6_test_cls"
@@ -83,17 +83,17 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
 
-    kept = kept_before(ds, pred_dir, resume)
-    timed = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume,
-                        score if meter is not None else None)
+    loop = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume,
+                       score if meter is not None else None)
     if meter is not None:                            # every process's images, in the split's order
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    parts = gather((rows, timed), ctx.world)
+    parts = gather((rows, loop), ctx.world)
     if not ctx.world.main:
         return folder
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     rows = sorted((row for part, _ in parts for row in part), key=lambda row: index[row["id"]])
-    timed = combined([t for _, t in parts])
+    timed = combined([t for _, (t, _) in parts])
+    kept = sum(k for _, (_, k) in parts)
     summary = {"model": source, "split": cfg.eval.split, "images": len(ds),
                "predictions": str(pred_dir.relative_to(folder))}           # within the step folder
     if meter is not None:
@@ -102,5 +102,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
                        iou={name: None if math.isnan(v) else v for name, v in zip(ds.class_names, result["iou"])})
         write_csv(folder / step_files.PER_IMAGE, rows)                  # columns id, miou
     write_json(folder / step_files.METRICS, summary, sort_keys=False)      # classes in the dataset's order
-    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed, **kept)
+    folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed,
+                   resumed_with_images=kept)
     return folder

@@ -20,7 +20,7 @@ from ..run import folders
 from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
-from .common import begin, build_seg_net, kept_before, label_split, setup
+from .common import begin, build_seg_net, label_split, setup
 from ..run import step_files
 
 
@@ -37,15 +37,16 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
     sizes = [(s, s) for s in cfg.pseudo.sizes]
-    kept = kept_before(ds, out, resume)
-    timed = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume,
-                        None if meter is None else lambda i, label: meter.update(label, ds.mask(i)),
-                        restrict=cfg.pseudo.restrict_to_labels)
+    loop = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume,
+                       None if meter is None else lambda i, label: meter.update(label, ds.mask(i)),
+                       restrict=cfg.pseudo.restrict_to_labels)
     if meter is not None:                            # every process's images
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
-    times = gather(timed, ctx.world)
+    loops = gather(loop, ctx.world)                  # (timings, images kept) of each process
     if not ctx.world.main:
         return folder
     summary = {**meter.summary(), "classes": ds.class_names} if meter is not None else None   # names the lists
-    folders.finish(folder, started, images=len(ds), quality=summary, timed=combined(times), **kept)
+    kept = sum(k for _, k in loops)
+    folders.finish(folder, started, images=len(ds), quality=summary, timed=combined([t for t, _ in loops]),
+                   resumed_with_images=kept)
     return folder
