@@ -138,7 +138,7 @@ def _curves(args: argparse.Namespace) -> None:
     made_by = "dsrg curves of " + "; ".join(f"{f} ({len(logs[label])} iterations)" for label, f in zip(labels, have))
     paths = save_figure(fig, Path(args.out).with_suffix(""), made_by, index=False)    # no index beside a user's file
     for label, log in logs.items():           # each log's window, as the figure's
-        window = min(args.window, len(log)) if args.window is not None else curve_window(len(log))
+        window = curve_window(len(log), args.window)
         last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
         print(f"{label}: {len(log)} iterations logged (the last: iteration {int(log['it'].iloc[-1])}); mean of the "
               f"last {window}: {last}")
@@ -200,8 +200,8 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     def source(step: str, name: str = step_files.DONE) -> str:
         return f"  {Path(done[step]) / name}"
 
-    def images(d: dict) -> str:                    # a done.json of an older run may not say
-        return f"{plural(d['images'], 'image')}, " if d.get("images") is not None else ""
+    def about(d: dict, *more: str) -> str:         # the images counted (a done.json of an older run may not say)
+        return ", ".join([*([plural(d["images"], "image")] if d.get("images") is not None else []), *more])
 
     lines = []
     train, cls = cfg.data.train_split, info("cls")
@@ -210,21 +210,22 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     seeds = info("seeds")
     if seeds.get("quality"):
         grid = " x ".join(map(str, seeds.get("grid", [])))
-        lines.append(f"[dsrg run] seeds on {train} ({images(seeds)}on the {grid} output grid, "
-                     f"class means): {pct(seeds['quality'], 'precision', 'recall', 'labelled_fraction')} (%)"
+        lines.append(f"[dsrg run] seeds on {train} ({about(seeds, f'on the {grid} output grid', 'class means')}): "
+                     f"{pct(seeds['quality'], 'precision', 'recall', 'labelled_fraction')} (%)"
                      f"{source('seeds')}")
     grown = info("seg").get("supervision_last_epoch")
     if grown:
         lines.append(f"[dsrg run] grown cues on {train} (epoch {grown['epoch']}, class means): "
-                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%){source('seg', step_files.SUPERVISION)}")
+                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%)"
+                     f"{source('seg', step_files.SUPERVISION)}")
     pseudo = info("pseudo")
     if pseudo.get("quality"):
-        lines.append(f"[dsrg run] pseudo labels on {train} ({images(pseudo).removesuffix(', ') or 'all'}): "
+        lines.append(f"[dsrg run] pseudo labels on {train} ({about(pseudo) or 'all'}): "
                      f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%){source('pseudo')}")
     scored = info("eval")
     if "miou" in scored:
-        lines.append(f"[dsrg run] mIoU on {scored['split']} ({images(scored)}{scored['model']} "
-                     f"model): {100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
+        lines.append(f"[dsrg run] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
+                     f"{100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
     elif scored:
         lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
                      f"{Path(done['eval']) / scored['predictions']}")

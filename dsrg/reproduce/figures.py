@@ -68,9 +68,10 @@ def curve_keys(log: pd.DataFrame) -> list[str]:
     return [k for k in log.columns if k not in LOG_COUNTERS]
 
 
-def curve_window(n: int) -> int:
-    """The moving-average window of :func:`training_curves` for a log of ``n`` iterations: n / 20, at least 1."""
-    return max(1, n // 20)
+def curve_window(n: int, window: int | None = None) -> int:
+    """The moving-average window of :func:`training_curves` for a log of ``n`` iterations: ``window`` where
+    given, cut to ``n``; else n / 20, at least 1."""
+    return max(1, n // 20) if window is None else min(int(window), n)
 
 
 def smoothed(values: pd.Series, window: int) -> pd.Series:
@@ -107,8 +108,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
                          f"(it has {curve_keys(logs[label])})")
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")
-    windows = {label: curve_window(len(log)) if window is None else min(int(window), len(log))
-               for label, log in logs.items()}
+    windows = {label: curve_window(len(log), window) for label, log in logs.items()}
     shared = len(set(windows.values())) == 1
     shown = {label: label if shared or windows[label] == 1 else f"{label} (mean of {windows[label]} it.)"
              for label in logs}
@@ -129,7 +129,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
         ax.grid(alpha=0.3)
     legend = fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize=8,
                         frameon=False, title_fontsize=7,
-                        title=f"mean of {windows[next(iter(logs))]} it." if shared and max(windows.values()) > 1 else None)
+                        title=f"mean of {max(windows.values())} it." if shared and max(windows.values()) > 1 else None)
     fig.tight_layout(rect=(0, legend.get_window_extent().height / fig.bbox.height, 1, 1))
     return fig
 
