@@ -7,8 +7,10 @@ Each writer writes to a temporary file in the destination folder and renames it 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import glob
+import io
 import json
 import os
 import re
@@ -273,9 +275,6 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     """``rows`` (dicts with the same keys, in the order of the first's) as CSV with a header line, atomically."""
-    import csv
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()

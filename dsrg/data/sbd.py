@@ -165,7 +165,8 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
     names = root_class_names(voc)
     if len(names) != SBD_NUM_CLASSES:
         raise InputError(f"{voc / 'class_names.txt'} lists {len(names)} classes, but SBD's label maps hold PASCAL "
-                         f"VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's classes")
+                         f"VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's "
+                         "classes")
     ids = train_aug_ids(voc, sbd)
     missing = [i for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:

@@ -70,6 +70,6 @@ def page_text(source: str | Path, values: dict[str, object] | None = None):
              if c.cell_type == "markdown" and "remove-cell" not in c.get("metadata", {}).get("tags", [])]
     texts = [fill(c.source, values) for c in cells]
     # a paragraph that ends with ':' introduces a code cell's output (a table, a figure), not shown here
-    texts = [t + " *(in the output of the code cell that follows this paragraph in the notebook)*" if t.rstrip().endswith(":") else t
-             for t in texts]
+    where = " *(in the output of the code cell that follows this paragraph in the notebook)*"
+    texts = [t + where if t.rstrip().endswith(":") else t for t in texts]
     return Markdown(heading + "\n\n".join(texts))
