@@ -38,7 +38,7 @@ from dsrg.method.growing import METHODS, resolve_method
 from dsrg.method.losses import smoothed_softmax
 from dsrg.models import DeepLabASPP
 from dsrg.profile import SegConfig
-from dsrg.run import graphs
+from dsrg.run import cuda_graphs
 from dsrg.run.dist import autocast, channels_last
 from dsrg.run.workers import mapper
 from dsrg.steps.train_seg import graphed, grow_cues, loss_terms, refine, refine_and_grow
@@ -110,7 +110,7 @@ def measure(a, exits: contextlib.ExitStack) -> None:
         times["growing"], grown = timed(lambda: grow_cues(seg, cues, q, labels), dev)
         if graph:                                    # as train_seg.supervision replays them
             times["graph"], (q_graph, grown_graph) = timed(
-                lambda: graphs.replay(lambda *x: refine_and_grow(seg, *x), ("step-benchmark", repr(seg)),
+                lambda: cuda_graphs.replay(lambda *x: refine_and_grow(seg, *x), ("step-benchmark", repr(seg)),
                                       probs.detach(), images, cues, labels, what="the benchmark's CRF and growing"),
                 dev)
             assert torch.equal(q_graph, q) and torch.equal(grown_graph, grown)
@@ -124,7 +124,7 @@ def measure(a, exits: contextlib.ExitStack) -> None:
         return times
 
     one_step()                                       # warm-up (cuDNN autotuning, allocator, pools)
-    if graph and not graphs.captured():              # the work could not be captured (stderr said why)
+    if graph and not cuda_graphs.captured():         # the work could not be captured (stderr said why)
         graph = False
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)

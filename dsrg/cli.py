@@ -102,7 +102,7 @@ def _curves(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .reproduce.figures import curve_keys, curve_window, save_figure, smoothed, training_curves
-    from .reproduce.labels import setting_labels
+    from .reproduce.legends import setting_labels
     from .run.train import read_log
 
     def read_log_or_none(folder):

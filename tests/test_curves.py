@@ -172,7 +172,7 @@ def test_dsrg_curves_labels_runs_by_the_settings_that_differ_and_skips_folders_w
 def test_runs_whose_first_three_settings_agree_are_labelled_by_all_they_differ_in(tmp_path):
     """Table 2's rows beside Table 4's cells: the +DSRG cells share growing, iterations and the seed loss,
     and differ only in the thresholds, which must show."""
-    from dsrg.reproduce.labels import setting_labels
+    from dsrg.reproduce.legends import setting_labels
 
     configs = [{"growing": False, "iterations": 8, "seed_loss": "sec", "theta_bg": 0.99, "theta_fg": 0.85},
                {"growing": True, "iterations": 8, "seed_loss": "balanced", "theta_bg": 0.99, "theta_fg": 0.85},
@@ -195,7 +195,7 @@ def _step(folder, step, config, upstream=None, log=True):
 
 
 def test_runs_that_differ_upstream_are_labelled_by_the_upstream_setting(tmp_path):
-    from dsrg.reproduce.labels import setting_labels
+    from dsrg.reproduce.legends import setting_labels
 
     runs = tmp_path / "runs"
     for seg_hash, iterations, retrain_hash in (("5e9000000a", 4, "7e7000000a"), ("5e9000000b", 8, "7e7000000b")):
@@ -207,7 +207,7 @@ def test_runs_that_differ_upstream_are_labelled_by_the_upstream_setting(tmp_path
 
 
 def test_runs_of_several_steps_are_labelled_by_their_step_and_what_differs_within_it(tmp_path):
-    from dsrg.reproduce.labels import setting_labels
+    from dsrg.reproduce.legends import setting_labels
 
     runs = tmp_path / "runs"
     cls = _step(runs / "cls-c1", "cls", {"cls": {"iterations": 500}, "seed": 0})
@@ -218,7 +218,7 @@ def test_runs_of_several_steps_are_labelled_by_their_step_and_what_differs_withi
 
 
 def test_odd_config_files_give_the_folder_name_not_an_error(tmp_path):
-    from dsrg.reproduce.labels import setting_labels
+    from dsrg.reproduce.legends import setting_labels
 
     odd = _step(tmp_path / "seg-x", ["seg"], {"seg": {"iterations": 1}}, upstream="**")
     broken = tmp_path / "seg-y"
@@ -228,7 +228,7 @@ def test_odd_config_files_give_the_folder_name_not_an_error(tmp_path):
 
 
 def test_a_label_names_the_steps_own_settings_before_the_rest_and_the_upstream_ones(tmp_path):
-    from dsrg.reproduce.labels import setting_labels
+    from dsrg.reproduce.legends import setting_labels
 
     runs, folders = tmp_path / "runs", []
     for cls_hash, k in (("c1a0000000", 1), ("c1b0000000", 2)):

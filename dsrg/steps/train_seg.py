@@ -36,7 +36,7 @@ from ..method.growing import grow, resolve_method, triton_works
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
 from ..method.metrics import supervision_counts, supervision_quality
 from ..profile import Profile
-from ..run import folders, graphs
+from ..run import cuda_graphs, folders
 from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
 from ..run.workers import auto_workers, mapper
@@ -54,8 +54,9 @@ def supervision(cfg: Profile, logits: torch.Tensor, images: torch.Tensor, cues: 
     probs = smoothed_softmax(logits.float())
     work = functools.partial(refine_and_grow, s, crf_map=crf_map)
     if s.cuda_graph and graphed(s, probs):
-        q, grown = graphs.replay(work, ("train-seg", repr(s)), probs.detach(), images, cues, labels,   # every setting
-                                 what="train-seg's CRF and growing")
+        key = ("train-seg", repr(s))                # every setting
+        q, grown = cuda_graphs.replay(work, key, probs.detach(), images, cues, labels,
+                                      what="train-seg's CRF and growing")
     else:
         q, grown = work(probs.detach(), images, cues, labels)
     return probs, q, grown
@@ -201,7 +202,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
             resumed_at = fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device,
                              world=ctx.world, desc="train-seg", resume=resume, records=records)
     finally:
-        graphs.forget()                       # the memory of the step's CUDA graphs, if any
+        cuda_graphs.forget()                  # the memory of the step's CUDA graphs, if any
     if not ctx.world.main:
         return folder
     last = records.rows[-1] if records.rows else None

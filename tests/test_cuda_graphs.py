@@ -6,7 +6,7 @@ import torch
 
 from dsrg.method import growing
 from dsrg.profile import SegConfig
-from dsrg.run import graphs
+from dsrg.run import cuda_graphs
 from dsrg.steps.train_seg import graphed, refine_and_grow, supervision
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -14,15 +14,15 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 @pytest.fixture(autouse=True)
 def no_graphs_left():
-    graphs.forget()
+    cuda_graphs.forget()
     yield
-    graphs.forget()
+    cuda_graphs.forget()
 
 
 def test_off_cuda_the_work_runs_as_it_is_and_nothing_is_kept():
     x = torch.arange(4.0)
-    assert graphs.replay(lambda t: (t * 2,), "double", x)[0].tolist() == [0, 2, 4, 6]
-    assert not graphs._graphs
+    assert cuda_graphs.replay(lambda t: (t * 2,), "double", x)[0].tolist() == [0, 2, 4, 6]
+    assert not cuda_graphs._graphs
     assert not graphed(SegConfig(crf_backend="exact", grow_method="triton"), torch.zeros(1, 2, 9, 9))
 
 
@@ -44,12 +44,12 @@ def test_a_replayed_graph_gives_what_op_by_op_gives_for_each_new_input():
         return x * 2 + y, (x > 0)
     for seed in range(3):
         x, y = torch.randn(2, 5, generator=torch.Generator().manual_seed(seed)).cuda().unbind()
-        got = graphs.replay(work, "work", x, y)
+        got = cuda_graphs.replay(work, "work", x, y)
         want = work(x, y)
         assert all(torch.equal(a, b) for a, b in zip(got, want)), seed
-    assert graphs.captured() == 1, "captured once, replayed for the other inputs"
+    assert cuda_graphs.captured() == 1, "captured once, replayed for the other inputs"
     got[0].zero_()                                            # the caller's copy: the graph's output stays
-    assert torch.equal(graphs.replay(work, "work", x, y)[0], want[0])
+    assert torch.equal(cuda_graphs.replay(work, "work", x, y)[0], want[0])
 
 
 @pytest.mark.gpu
@@ -58,11 +58,11 @@ def test_work_that_reads_a_value_back_runs_op_by_op_and_says_why_once(capsys):
     def work(x):
         return (x * float(x.sum()),)                          # a read back: no capture
     x = torch.ones(3, device="cuda")
-    assert graphs.replay(work, "reads", x, what="the test's work")[0].tolist() == [3, 3, 3]
+    assert cuda_graphs.replay(work, "reads", x, what="the test's work")[0].tolist() == [3, 3, 3]
     assert "the test's work runs op by op, not as one CUDA graph:" in capsys.readouterr().err
     assert torch.cuda.current_stream() == torch.cuda.default_stream(), "the work after it runs where it ran before"
-    assert not graphs.captured()
-    assert graphs.replay(work, "reads", 2 * x)[0].tolist() == [12, 12, 12]
+    assert not cuda_graphs.captured()
+    assert cuda_graphs.replay(work, "reads", 2 * x)[0].tolist() == [12, 12, 12]
     assert capsys.readouterr().err == ""
 
 
@@ -86,6 +86,6 @@ def test_the_training_steps_crf_and_growing_as_one_graph_equal_them_op_by_op(met
         p1, q1, g1 = supervision(on, logits, images, cues, labels)
         p2, q2, g2 = supervision(off, logits, images, cues, labels)
         assert torch.equal(q1, q2) and torch.equal(g1, g2), seed
-    assert graphs.captured() == 1
+    assert cuda_graphs.captured() == 1
     q, grown = refine_and_grow(seg, p1.detach(), images, cues, labels)
     assert torch.equal(q, q1) and torch.equal(grown, g1)
