@@ -167,7 +167,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     check_inputs(cfg, [step], remember=ready)      # its clean files remembered only for a step that can run
     if not ready and not folders.is_done(folders.step_dir(cfg, step)):
         folders.require(cfg, before)               # the step it reads has not run: said before anything is written
-    from .steps.common import join_world
+    from .run.context import join_world
 
     _, world = join_world(cfg)                            # the step's world, which its lock spans
     with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it

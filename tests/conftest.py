@@ -38,7 +38,7 @@ def tiny_profile(root, out, *extra: str):
 @pytest.fixture(autouse=True)
 def default_floating_point():
     """Each test starts with subnormal floats kept: a step run in-process flushes them to zero for the whole
-    process (dsrg.steps.common.setup), which Hypothesis refuses to draw floats under."""
+    process (dsrg.run.context.setup), which Hypothesis refuses to draw floats under."""
     yield
     import torch
 

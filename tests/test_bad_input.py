@@ -258,7 +258,7 @@ def test_a_batch_that_the_torchrun_processes_cannot_share_stops_dsrg_run_before_
     """The paper profiles' retrain batch of 10 cannot be split over 4 GPUs: said before cls, seeds and seg run
     for hours, not when retrain starts."""
     monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setattr("dsrg.steps.common.init_world", lambda device: World())   # no process group here
+    monkeypatch.setattr("dsrg.run.context.init_world", lambda device: World())   # no process group here
     err = _dsrg(capsys, "run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
                 "cls.batch_size=4", "seg.batch_size=8", "retrain.batch_size=10")
     assert "retrain.batch_size=10 is not divisible by the 4 torchrun processes" in err

@@ -251,6 +251,37 @@ def test_every_glue_reference_is_glued_on_its_page(page):
     assert not missing, f"{path.relative_to(ROOT)}: glue keys used but never glued: {missing}"
 
 
+def _resolves(name: str) -> bool:
+    """Whether the dotted ``name`` is a module of the package, or something defined in one."""
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_the_book_names_modules_and_functions_that_exist():
+    """Each ``automodule`` and ``{py:func}`` (class, data, meth, mod) of the book names a module or a definition
+    of the package as it is (a renamed one only warns at build time, which ``-W`` turns into a failed build,
+    half an hour later)."""
+    pages = [*sorted((ROOT / "book").glob("*.md")), *sorted((ROOT / "notebooks").glob("*.md"))]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pages)
+    names = {*re.findall(r"automodule:: (dsrg[\w.]*)", text),
+             *re.findall(r"\{py:(?:func|class|data|meth|mod)\}`~?(dsrg[\w.]*)`", text)}
+    assert len(names) > 50
+    assert _resolves("dsrg.run.networks.read_weights") and not _resolves("dsrg.run.networks.read_state_dict")
+    assert not [n for n in names if not _resolves(n)], "named in the book, not in the package"
+
+
 GLUING_PAGES = [page for page in sorted(execute_notebooks.toc_files(ROOT)) if (ROOT / f"{page}.md").is_file()
                 and GLUE_REF.search((ROOT / f"{page}.md").read_text(encoding="utf-8"))]
 

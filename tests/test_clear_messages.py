@@ -705,13 +705,14 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
 
     from conftest import tiny_profile
 
-    from dsrg.steps import common, pseudo_labels
+    from dsrg.run import labelling
+    from dsrg.steps import pseudo_labels
 
     cfg, done = tiny_run
     mine = tiny_profile(cfg.data.root, tmp_path / "run")
     for step in ("cls", "seeds", "seg"):                       # the same settings: the same folders, reused
         shutil.copytree(done[step], tmp_path / "run" / done[step].name)
-    real, calls = common.write_label_png, []
+    real, calls = labelling.write_label_png, []
 
     def interrupted_at_the_fourth(path, label):
         calls.append(path)
@@ -719,7 +720,7 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
             raise KeyboardInterrupt
         real(path, label)
 
-    monkeypatch.setattr(common, "write_label_png", interrupted_at_the_fourth)
+    monkeypatch.setattr(labelling, "write_label_png", interrupted_at_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         pseudo_labels.run(mine)
     assert "pseudo-labels: interrupted with 3 of 16 images labelled; `--resume` continues" in capsys.readouterr().err
@@ -730,7 +731,7 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
         pseudo_labels.run(mine)
     assert "pseudo-labels: 3 of 16 images labelled by an interrupted run are done again (without --resume the " \
            "step starts over; --resume keeps them)" in capsys.readouterr().err
-    monkeypatch.setattr(common, "write_label_png", real)
+    monkeypatch.setattr(labelling, "write_label_png", real)
     pseudo_labels.run(mine, resume=True)
     assert "pseudo-labels: --resume: 3 of 16 images labelled before, kept; 13 to go" in capsys.readouterr().err
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
@@ -742,14 +743,15 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
 
     from conftest import tiny_profile
 
-    from dsrg.steps import common, evaluate
+    from dsrg.run import labelling
+    from dsrg.steps import evaluate
 
     cfg, done = tiny_run
     mine = tiny_profile(cfg.data.root, tmp_path / "run")
     for step in done:                                          # every step but the evaluation, reused
         if step != "eval":
             shutil.copytree(done[step], tmp_path / "run" / done[step].name)
-    real, calls = common.write_label_png, []
+    real, calls = labelling.write_label_png, []
 
     def interrupted_at_the_third(path, label):
         calls.append(path)
@@ -757,7 +759,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
             raise KeyboardInterrupt
         real(path, label)
 
-    monkeypatch.setattr(common, "write_label_png", interrupted_at_the_third)
+    monkeypatch.setattr(labelling, "write_label_png", interrupted_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         evaluate.run(mine, resume=True)                        # --resume where nothing was written before
     err = capsys.readouterr().err
@@ -765,7 +767,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     assert "evaluate: interrupted with 2 of 4 images predicted; `--resume` continues" in err
     folder = folders.step_dir(mine, "eval")
     assert folders.step_state(folder).startswith("interrupted (2 of 4 written): --resume continues")
-    monkeypatch.setattr(common, "write_label_png", real)
+    monkeypatch.setattr(labelling, "write_label_png", real)
     evaluate.run(mine, resume=True)
     assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
     assert folders.step_state(folder).endswith(" s from its resume with 2 images written)")     # its time: the rest

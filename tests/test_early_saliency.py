@@ -177,7 +177,7 @@ def test_the_cues_of_the_step_are_the_papers_rule_on_its_cams_and_saliency(tiny_
     from dsrg.method.saliency import compute_saliency
     from dsrg.method.seeds import make_cues
     from dsrg.run.checkpoints import load_model
-    from dsrg.steps.common import build_cls_net
+    from dsrg.run.networks import build_cls_net
 
     cfg, run = tiny_run
     ds, _ = _split(cfg)

@@ -82,10 +82,12 @@ def test_the_method_models_and_data_never_import_a_profile_or_the_machinery(room
     assert not any(wrong.values()), wrong
 
 
-def test_the_method_reads_and_writes_no_file():
-    """Tensors in, tensors out: nothing the method imports, however deep, touches files or the data's folders."""
+@pytest.mark.parametrize("room", ["dsrg.method", "dsrg.models"])
+def test_the_method_and_models_read_and_write_no_file(room):
+    """Tensors in, tensors out: nothing the method or the networks import, however deep, touches files or the
+    data's folders (a weights file is read by dsrg.run.networks)."""
     graph = _imports()
-    seen, todo = set(), [m for m in graph if m.startswith("dsrg.method")]
+    seen, todo = set(), [m for m in graph if m.startswith(room)]
     while todo:
         m = todo.pop()
         if m not in seen:

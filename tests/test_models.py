@@ -188,41 +188,34 @@ def test_cam_net_321_gives_41x41_maps_and_fc6_is_undilated_3x3():
 
 # ---- weight loading -----------------------------------------------------------------------------
 
-def _save(state, path):
-    torch.save(state, path)
-    return path
-
-
-def test_load_backbone_round_trip_ignores_classifier_keys(tmp_path):
+def test_load_backbone_round_trip_ignores_classifier_keys():
     src = VGG16Features(width=SMALL)
     state = dict(src.state_dict())
     state["classifier.0.weight"] = torch.randn(4, 4)  # torchvision head: ignored
     state["classifier.6.bias"] = torch.randn(10)
-    path = _save(state, tmp_path / "vgg.pth")
     dst = VGG16Features(width=SMALL)
-    loaded = load_backbone(dst, path)
+    loaded = load_backbone(dst, state)
     assert loaded == sorted(src.state_dict())
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v)
 
 
-def test_load_backbone_accepts_state_dict_wrapper_and_resnet_without_fc(tmp_path):
+def test_load_backbone_takes_a_resnet_with_fc_into_a_trunk_without():
     src = ResNet101(width=SMALL, include_fc=True)
-    path = _save({"state_dict": src.state_dict()}, tmp_path / "r.pth")
     dst = DeepLabASPP("resnet101", num_classes=3, width=SMALL)
-    load_backbone(dst.backbone, path)
+    load_backbone(dst.backbone, src.state_dict())
     assert torch.equal(dst.backbone.layer3[22].bn3.running_var, src.layer3[22].bn3.running_var)
     assert torch.equal(dst.backbone.conv1.weight, src.conv1.weight)
 
 
-def test_load_backbone_tolerates_missing_num_batches_tracked(tmp_path):
+def test_load_backbone_tolerates_missing_num_batches_tracked():
     state = {k: v for k, v in ResNet101(width=SMALL).state_dict().items() if not k.endswith("num_batches_tracked")}
     dst = ResNet101(width=SMALL)
-    load_backbone(dst, _save(state, tmp_path / "old.pth"))
+    load_backbone(dst, state)
     assert torch.equal(dst.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
 
 
-def test_load_backbone_lists_missing_unexpected_and_shape_mismatch(tmp_path):
+def test_load_backbone_lists_missing_unexpected_and_shape_mismatch():
     state = dict(VGG16Features(width=SMALL).state_dict())
     del state["features.28.bias"]
     state["features.99.weight"] = torch.zeros(1)
@@ -230,7 +223,7 @@ def test_load_backbone_lists_missing_unexpected_and_shape_mismatch(tmp_path):
     dst = VGG16Features(width=SMALL)
     before = dst.features[2].weight.clone()
     with pytest.raises(InputError) as err:
-        load_backbone(dst, _save(state, tmp_path / "bad.pth"))
+        load_backbone(dst, state)
     msg = str(err.value)
     assert "missing keys (1): features.28.bias" in msg
     assert "unexpected keys (1): features.99.weight" in msg
@@ -238,21 +231,12 @@ def test_load_backbone_lists_missing_unexpected_and_shape_mismatch(tmp_path):
     assert torch.equal(dst.features[2].weight, before)  # nothing loaded
 
 
-def test_load_backbone_width_mismatch_reports_every_conv(tmp_path):
-    path = _save(VGG16Features(width=0.25).state_dict(), tmp_path / "wide.pth")
-    with pytest.raises(InputError, match=r"another width .* fit width=1 .*shape mismatches \(26\)"):
-        load_backbone(VGG16Features(width=SMALL), path)
+def test_load_backbone_width_mismatch_reports_every_conv():
+    with pytest.raises(InputError, match=r"shape mismatches \(26\): features.0.bias: expected \(8,\), found \(16,\)"):
+        load_backbone(VGG16Features(width=SMALL), VGG16Features(width=0.25).state_dict())
 
 
-def test_load_backbone_missing_or_unreadable_file_raises(tmp_path):
-    with pytest.raises(InputError, match="not found"):
-        load_backbone(VGG16Features(width=SMALL), tmp_path / "nope.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match=r"junk.pth is not a file written by torch.save \(it begins with b'not '\)"):
-        load_backbone(VGG16Features(width=SMALL), tmp_path / "junk.pth")
-
-
-def test_caffe_keymap_points_at_vgg_convs_and_cam_fc_layers(tmp_path):
+def test_caffe_keymap_points_at_vgg_convs_and_cam_fc_layers():
     cam = CAMNet(num_classes=20, width=SMALL)
     convs = [f"features.{i}" for i, m in enumerate(cam.features) if isinstance(m, nn.Conv2d)]
     assert [v for k, v in CAFFE_VGG16_KEYMAP.items() if k.startswith("conv")] == convs
@@ -264,7 +248,7 @@ def test_caffe_keymap_points_at_vgg_convs_and_cam_fc_layers(tmp_path):
             caffe_state[f"{inverse[layer]}.{suffix}"] = value
     assert rename_keys(caffe_state, CAFFE_VGG16_KEYMAP).keys() <= cam.state_dict().keys()
     fresh = CAMNet(num_classes=20, width=SMALL)
-    load_backbone(fresh, _save(caffe_state, tmp_path / "caffe.pth"), keymap=CAFFE_VGG16_KEYMAP)
+    load_backbone(fresh, caffe_state, keymap=CAFFE_VGG16_KEYMAP)
     assert torch.equal(fresh.fc6.weight, cam.fc6.weight) and torch.equal(fresh.features[0].bias, cam.features[0].bias)
 
 
@@ -275,8 +259,8 @@ def _vgg16_classifier(n: int, in_ch: int) -> dict[str, torch.Tensor]:
             "classifier.3.weight": torch.arange(float(n * n)).view(n, n), "classifier.3.bias": -torch.arange(float(n))}
 
 
-def test_decimated_fc6_takes_every_fourth_filter_and_taps_0_3_6_of_its_7x7_kernel(tmp_path):
-    fc = decimate_vgg16_fc(_save(_vgg16_classifier(8, 2), tmp_path / "vgg16.pth"))
+def test_decimated_fc6_takes_every_fourth_filter_and_taps_0_3_6_of_its_7x7_kernel():
+    fc = decimate_vgg16_fc(_vgg16_classifier(8, 2))
     assert fc["fc6.weight"].shape == (2, 2, 3, 3) and fc["fc7.weight"].shape == (2, 2, 1, 1)
     w6 = torch.arange(8 * 2 * 49.0).view(8, 2, 7, 7)
     assert fc["fc6.weight"][1, 1, 2, 0] == w6[4, 1, 6, 0]           # filter 4, input 1, row 6, column 0
@@ -285,20 +269,23 @@ def test_decimated_fc6_takes_every_fourth_filter_and_taps_0_3_6_of_its_7x7_kerne
     assert fc["fc6.bias"].tolist() == [0.0, 4.0] and fc["fc7.bias"].tolist() == [0.0, -4.0]
 
 
-def test_fc_layers_of_the_cam_net_and_every_aspp_branch_load_the_reduced_classifier(tmp_path):
-    path = _save(_vgg16_classifier(4 * 128, 64), tmp_path / "vgg16.pth")  # width 1/8: fc6 64 -> 128, fc7 128
+def test_fc_layers_of_the_cam_net_and_every_aspp_branch_load_the_reduced_classifier():
+    state = _vgg16_classifier(4 * 128, 64)                   # width 1/8: fc6 64 -> 128, fc7 128
     cam, seg = CAMNet(num_classes=20, width=SMALL), DeepLabASPP("vgg16", 21, width=SMALL)
-    load_vgg16_fc([cam, *seg.aspp], path)
-    fc = decimate_vgg16_fc(path)
+    load_vgg16_fc([cam, *seg.aspp], state)
+    fc = decimate_vgg16_fc(state)
     for module in (cam, *seg.aspp):
         assert torch.equal(module.fc6.weight, fc["fc6.weight"]) and torch.equal(module.fc7.bias, fc["fc7.bias"])
 
 
-def test_a_file_without_vgg16s_classifier_or_of_another_width_is_refused_for_the_fc_layers(tmp_path):
-    with pytest.raises(InputError, match=r"classifier\.0\.weight missing.*fc_init=random"):
-        decimate_vgg16_fc(_save(VGG16Features(width=SMALL).state_dict(), tmp_path / "features-only.pth"))
+def test_a_state_dict_without_vgg16s_classifier_or_of_another_width_is_refused_for_the_fc_layers():
+    with pytest.raises(InputError, match=r"the state dict has classifier\.0\.weight missing"):
+        decimate_vgg16_fc(VGG16Features(width=SMALL).state_dict())
+    cam = CAMNet(num_classes=20, width=SMALL)
+    before = cam.fc6.weight.clone()
     with pytest.raises(InputError, match=r"fc6\.weight: expected \(128, 64, 3, 3\), found \(256, 64, 3, 3\)"):
-        load_vgg16_fc([CAMNet(num_classes=20, width=SMALL)], _save(_vgg16_classifier(1024, 64), tmp_path / "w.pth"))
+        load_vgg16_fc([cam], _vgg16_classifier(1024, 64))
+    assert torch.equal(cam.fc6.weight, before)           # nothing loaded
 
 
 # ---- learning-rate groups -----------------------------------------------------------------------

@@ -353,7 +353,7 @@ def test_the_authors_pickle_must_cover_the_training_split(tiny_run, tmp_path):
 
 def test_backbone_weights_that_do_not_fit_are_refused_with_the_keys(tmp_path):
     from dsrg.models.deeplab import DeepLabASPP
-    from dsrg.steps.common import build_seg_net
+    from dsrg.run.networks import build_seg_net
 
     path = tmp_path / "vgg16-wrong-width.pth"
     torch.save(DeepLabASPP("vgg16", 8, width=0.125).backbone.state_dict(), path)
@@ -366,7 +366,7 @@ def test_backbone_weights_that_do_not_fit_are_refused_with_the_keys(tmp_path):
 def test_imagenet_weights_start_the_fc_layers_of_both_nets_unless_fc_init_is_random(tmp_path):
     from dsrg.models.deeplab import DeepLabASPP
     from dsrg.models.weights import decimate_vgg16_fc
-    from dsrg.steps.common import build_cls_net, build_seg_net
+    from dsrg.run.networks import build_cls_net, build_seg_net
 
     state = dict(DeepLabASPP("vgg16", 8, width=0.0625).backbone.state_dict())   # trunk 32, fc6/fc7 64
     state.update({"classifier.0.weight": torch.randn(256, 32 * 49), "classifier.0.bias": torch.randn(256),
@@ -375,7 +375,7 @@ def test_imagenet_weights_start_the_fc_layers_of_both_nets_unless_fc_init_is_ran
     torch.save(state, path)
     weights = ["seg.batch_norm=false", "cls.batch_norm=false", "seg.init=imagenet",
                f"seg.backbone_weights={path}", f"cls.backbone_weights={path}"]
-    fc6 = decimate_vgg16_fc(path)["fc6.weight"]
+    fc6 = decimate_vgg16_fc(state)["fc6.weight"]
     cfg = tiny_profile(tmp_path / "synth", tmp_path / "run", *weights)
     seg, cls = build_seg_net(cfg, 8, torch.device("cpu")), build_cls_net(cfg, 8)
     assert all(torch.equal(branch.fc6.weight, fc6) for branch in seg.aspp) and torch.equal(cls.fc6.weight, fc6)
@@ -385,7 +385,7 @@ def test_imagenet_weights_start_the_fc_layers_of_both_nets_unless_fc_init_is_ran
 
 
 def test_resnet101_with_frozen_batchnorm_is_refused_without_pretrained_weights(tmp_path):
-    from dsrg.steps.common import build_seg_net
+    from dsrg.run.networks import build_seg_net
 
     frozen = tiny_profile(tmp_path / "synth", tmp_path / "run", "seg.backbone=resnet101", "seg.batch_norm=false",
                           "seg.init=imagenet")
@@ -587,7 +587,7 @@ def test_a_path_written_another_way_is_the_same_run(tmp_path, monkeypatch):
 def test_a_finished_step_drops_its_checkpoint_and_one_set_aside_by_a_start_over(tmp_path):
     from types import SimpleNamespace
 
-    from dsrg.steps.common import finish_training
+    from dsrg.run.context import finish_training
 
     for name in ("ckpt.pt", "ckpt.prev.pt", "log.prev.jsonl"):
         (tmp_path / name).write_bytes(b"old")

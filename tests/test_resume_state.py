@@ -15,7 +15,8 @@ from conftest import tiny_profile
 from dsrg.method import transforms as T
 from dsrg.data.dataset import ClassificationSet, open_split
 from dsrg.run.train import fit, make_optimizer
-from dsrg.steps.common import build_cls_net, setup
+from dsrg.run.context import setup
+from dsrg.run.networks import build_cls_net
 
 CKPT_AT = 2
 

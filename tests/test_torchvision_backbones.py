@@ -1,5 +1,5 @@
 """Our VGG16 and ResNet-101 trunks against torchvision's, on the same random weights saved as a torchvision
-checkpoint and loaded the way a user's is (dsrg.models.weights.load_backbone): a torchvision file then means
+checkpoint and loaded the way a user's is (dsrg.run.networks.read_weights, dsrg.models.weights.load_backbone): a torchvision file then means
 the same network in dsrg. torchvision's models get DeepLab's changes first (3x3 pools, stride-1 pool4 and
 pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's ceil-mode stem pool), since
 ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test;
@@ -22,6 +22,7 @@ import torch
 from dsrg.models.resnet import ResNet101
 from dsrg.models.vgg import VGG16Features
 from dsrg.models.weights import load_backbone
+from dsrg.run.networks import read_weights
 
 
 def _torchvision():
@@ -103,7 +104,7 @@ def test_our_vgg16_trunk_is_torchvisions_with_deeplabs_changes(tmp_path):
     tv = torchvision.models.vgg16(weights=None)
     torch.save(tv.state_dict(), tmp_path / "vgg16.pth")
     ours = VGG16Features()
-    loaded = load_backbone(ours, tmp_path / "vgg16.pth")
+    loaded = load_backbone(ours, read_weights(tmp_path / "vgg16.pth"))
     assert len(loaded) == 26, "13 convolutions, weight and bias"
     theirs = deeplab_vgg16(tv)
     x = torch.randn(2, 3, 97, 97, generator=torch.Generator().manual_seed(2))
@@ -117,7 +118,7 @@ def test_our_resnet101_trunk_is_torchvisions_with_deeplabs_dilations(tmp_path):
     _randomise_batchnorm(tv)
     torch.save(tv.state_dict(), tmp_path / "resnet101.pth")
     ours = ResNet101()
-    load_backbone(ours, tmp_path / "resnet101.pth")
+    load_backbone(ours, read_weights(tmp_path / "resnet101.pth"))
     theirs = deeplab_resnet101(tv)
     trunk = torch.nn.Sequential(theirs.conv1, theirs.bn1, theirs.relu, theirs.maxpool, theirs.layer1, theirs.layer2,
                                 theirs.layer3, theirs.layer4)

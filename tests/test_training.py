@@ -135,7 +135,7 @@ def test_with_deterministic_kernels_an_interrupted_cuda_step_resumes_to_the_same
 
 
 def test_deterministic_true_turns_on_deterministic_kernels_for_the_step(tmp_path):
-    probe = ("import torch; from dsrg.profile import load_profile; from dsrg.steps.common import setup; "
+    probe = ("import torch; from dsrg.profile import load_profile; from dsrg.run.context import setup; "
              "import os; setup(load_profile('smoke', ['deterministic=true', 'device=cpu'])); "
              "print(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, "
              "torch.backends.cudnn.benchmark, os.environ.get('CUBLAS_WORKSPACE_CONFIG'))")

@@ -1,36 +1,31 @@
-"""Load pretrained backbone weights (torchvision-format state dicts) with clear errors.
+"""Pretrained backbone weights (torchvision-format state dicts) put into our networks.
 
-``load_backbone(module, path)`` reads a file written by ``torch.save(state_dict)`` (torchvision's
-``vgg16-397923af.pth`` / ``resnet101-*.pth`` format; a ``{"state_dict": ...}`` wrapper is accepted
-too), loads every entry whose name the module has, and raises :class:`dsrg.errors.InputError` listing
-all missing keys, unexpected keys and shape mismatches at once (e.g. a ``width=0.5`` model given a
-full-width checkpoint). Keys under the "head" prefixes (:data:`HEAD_PREFIXES`: torchvision's
-``classifier.*`` and ``fc.*``, and our CAM net's ``fc8.*``) are neither loaded nor required, on
-either side. BatchNorm ``num_batches_tracked`` buffers may be absent from the file (old
-torchvision checkpoints lack them).
+``load_backbone(module, state)`` loads every entry of ``state`` whose name the module has, and raises
+:class:`dsrg.errors.InputError` listing all missing keys, unexpected keys and shape mismatches at once (e.g. a
+``width=0.5`` model given a full-width state dict). Keys under the "head" prefixes (:data:`HEAD_PREFIXES`:
+torchvision's ``classifier.*`` and ``fc.*``, and our CAM net's ``fc8.*``) are neither loaded nor required, on
+either side. BatchNorm ``num_batches_tracked`` buffers may be absent (old torchvision checkpoints lack them).
 
-``decimate_vgg16_fc(path)`` turns torchvision's fully-connected ``classifier.0`` / ``classifier.3``
-(fc6 4096 x 512 x 7 x 7, fc7 4096 x 4096) into DeepLab's reduced 1024-channel ``fc6`` (3x3) /
-``fc7`` (1x1) convolutions, and ``load_vgg16_fc(module, path)`` copies them into the ``fc6`` /
-``fc7`` of a CAM net or of every ASPP branch: the paper's "all initialized by the VGG-16 pretrained
-on ImageNet" (the authors start both nets from DeepLab's ``vgg16_20M`` init, which is this reduction).
+``decimate_vgg16_fc(state)`` turns torchvision's fully-connected ``classifier.0`` / ``classifier.3`` (fc6
+4096 x 512 x 7 x 7, fc7 4096 x 4096) into DeepLab's reduced 1024-channel ``fc6`` (3x3) / ``fc7`` (1x1)
+convolutions, and ``load_vgg16_fc(modules, state)`` copies them into the ``fc6`` / ``fc7`` of a CAM net or of
+every ASPP branch: the paper's "all initialized by the VGG-16 pretrained on ImageNet" (the authors start both
+nets from DeepLab's ``vgg16_20M`` init, which is this reduction).
 
 Converted Caffe weights (e.g. DeepLab's VGG16 ``init.caffemodel`` exported as ``{layer}.weight`` /
 ``{layer}.bias``) are renamed with ``keymap=CAFFE_VGG16_KEYMAP``. Note that Caffe VGG16 expects BGR
 inputs in 0-255 minus the mean (104, 117, 123), torchvision RGB in 0-1 normalised by ImageNet mean/std.
+Reading a weights file, and saying which profile setting a misfit calls for, is :mod:`dsrg.run.networks`'.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Mapping
 
 import torch
 from torch import nn
 
-from ..errors import InputError, name_some
-from ..files import read_torch
+from ..errors import InputError
 
 #: Prefixes of classification heads that a backbone never takes from a checkpoint.
 HEAD_PREFIXES: tuple[str, ...] = ("classifier.", "fc.", "fc8.")
@@ -60,39 +55,20 @@ def rename_keys(state: Mapping[str, torch.Tensor], keymap: Mapping[str, str]) ->
     return out
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict (or ``{"state_dict": ...}``) as data only (:func:`dsrg.files.read_torch`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"backbone weights file not found: {path} (expected a state dict saved with torch.save)")
-    obj = read_torch(path, "a torchvision state dict, such as vgg16-397923af.pth")
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise InputError(f"backbone weights {path}: expected a dict of name -> tensor, got {type(obj).__name__}")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise InputError(f"backbone weights {path}: expected tensor values under string keys; bad entries: {bad[:10]}")
-    return dict(obj)
-
-
 #: The step of DeepLab-LargeFOV's decimation of the fc filters, every 4th of 4096 (and of fc7's inputs).
 FC_CHANNEL_STEP = 4
 #: The step between the fc6 kernel taps kept, 0, 3 and 6 of 7, which at output stride 8 lie 12 px apart.
 FC6_TAP_STEP = 3
 
 
-def decimate_vgg16_fc(path: str | os.PathLike, state: Mapping[str, torch.Tensor] | None = None
-                      ) -> dict[str, torch.Tensor]:
+def decimate_vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """DeepLab's reduced ``fc6`` / ``fc7`` from a torchvision vgg16 state dict's classifier.
 
     Returns ``{"fc6.weight": (1024, 512, 3, 3), "fc6.bias": (1024,), "fc7.weight": (1024, 1024, 1, 1),
     "fc7.bias": (1024,)}``: ``fc6.weight[o, i, y, x] = W6[4o, i, 3y, 3x]`` with ``W6`` = ``classifier.0.weight``
     viewed as (4096, 512, 7, 7); ``fc7.weight[o, i] = W7[4o, 4i]``; biases every 4th entry.
-    Raises InputError naming the keys when the file has no such classifier. ``state``: the file's
-    :func:`read_state_dict`, when the caller has read it already.
+    Raises InputError naming the keys when ``state`` has no such classifier.
     """
-    state = read_state_dict(path) if state is None else state
     keys = ("classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias")
     shapes = {k: tuple(state[k].shape) if k in state else None for k in keys}
     n = shapes["classifier.0.weight"][0] if shapes["classifier.0.weight"] else 0
@@ -101,9 +77,8 @@ def decimate_vgg16_fc(path: str | os.PathLike, state: Mapping[str, torch.Tensor]
             and shapes["classifier.3.weight"] == (n, n) and shapes["classifier.3.bias"] == (n,))
     if not fits:
         found = ", ".join(f"{k} {shapes[k] or 'missing'}" for k in keys)
-        raise InputError(f"backbone weights {path}: fc_init=imagenet reduces torchvision vgg16's classifier "
-                         f"(classifier.0 (4096, 25088), classifier.3 (4096, 4096)) to fc6/fc7, but the file has "
-                         f"{found}; set cls.fc_init=random / seg.fc_init=random to start fc6/fc7 at random")
+        raise InputError(f"DeepLab's fc6/fc7 are torchvision vgg16's classifier (classifier.0 (4096, 25088), "
+                         f"classifier.3 (4096, 4096)) reduced, but the state dict has {found}")
     c, t = FC_CHANNEL_STEP, FC6_TAP_STEP
     w6 = state["classifier.0.weight"].view(n, -1, 7, 7)[::c, :, ::t, ::t]
     w7 = state["classifier.3.weight"][::c, ::c]
@@ -111,18 +86,25 @@ def decimate_vgg16_fc(path: str | os.PathLike, state: Mapping[str, torch.Tensor]
             "fc7.weight": w7.contiguous()[:, :, None, None], "fc7.bias": state["classifier.3.bias"][::c].clone()}
 
 
-def load_vgg16_fc(modules: list[nn.Module], path: str | os.PathLike,
-                  state: Mapping[str, torch.Tensor] | None = None) -> None:
-    """Copy :func:`decimate_vgg16_fc` of ``path`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
-    each VGG ASPP branch); InputError when their shapes are not full width (``width=1``)."""
-    fc = decimate_vgg16_fc(path, state)
+def check_vgg16_fc(modules: list[nn.Module], state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`decimate_vgg16_fc` of ``state``, checked against the ``fc6`` / ``fc7`` of each module (which may
+    live on the meta device); InputError when they are not full width (``width=1``)."""
+    fc = decimate_vgg16_fc(state)
     for module in modules:
         own = {k: v for k, v in module.state_dict().items() if k in fc}
         bad = [f"{k}: expected {tuple(v.shape)}, found {tuple(fc[k].shape)}" for k, v in own.items()
                if v.shape != fc[k].shape]
         if bad or len(own) != len(fc):
-            raise InputError(f"backbone weights {path}: the reduced fc6/fc7 do not fit {type(module).__name__} "
+            raise InputError(f"the reduced fc6/fc7 do not fit {type(module).__name__} "
                              f"({', '.join(bad) or 'no fc6/fc7'}); full-width networks (width=1) take them")
+    return fc
+
+
+def load_vgg16_fc(modules: list[nn.Module], state: Mapping[str, torch.Tensor]) -> None:
+    """Copy :func:`decimate_vgg16_fc` of ``state`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
+    each VGG ASPP branch); nothing is copied where they do not fit (:func:`check_vgg16_fc` says why)."""
+    fc = check_vgg16_fc(modules, state)
+    for module in modules:
         module.load_state_dict(fc, strict=False)
 
 
@@ -145,32 +127,13 @@ def architecture(keys) -> str | None:
     return None
 
 
-def _misfit_hint(found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
-    """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
-    theirs, ours = architecture(found), architecture(own)
-    if theirs is None and any(k.startswith(("conv1_1", "conv5_3", "fc6", "fc7")) for k in found):
-        return (" (its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads torchvision's "
-                "names, features.<n> and classifier.<n>; convert the file, or take torchvision's ImageNet vgg16)")
-    if theirs is None:
-        return (f" (its keys are neither a torchvision VGG's nor a ResNet's, e.g. {name_some(sorted(found), 3)}: "
-                f"the trunk reads a torchvision state dict)")
-    if theirs and ours and theirs != ours:
-        choose = "cls.batch_norm / seg.batch_norm choose the layout" if "vgg" in theirs and "vgg" in ours else \
-            "give the weights of this backbone, or choose the file's with seg.backbone"
-        return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
-    return (" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
-            "resnet101 files fit width=1 and batch_norm=false)")
-
-
-def check_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
-                   heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None
+def check_backbone(model_backbone: nn.Module, state: Mapping[str, torch.Tensor],
+                   keymap: Mapping[str, str] | None = None, heads: tuple[str, ...] = HEAD_PREFIXES
                    ) -> dict[str, torch.Tensor]:
-    """The entries of the checkpoint ``path`` that :func:`load_backbone` would load into ``model_backbone``
-    (which may live on the meta device: nothing is loaded). Raises InputError when the file is missing or
-    unreadable or when, outside the ``heads`` prefixes, the module has keys the file lacks, the file has keys
-    the module lacks, or shapes differ; the message lists every such key (with expected vs found shapes) and
-    names the network the file seems to be of."""
-    state = read_state_dict(path) if state is None else state
+    """The entries of ``state`` that :func:`load_backbone` would load into ``model_backbone`` (which may live
+    on the meta device: nothing is loaded). Raises InputError when, outside the ``heads`` prefixes, the module
+    has keys ``state`` lacks, ``state`` has keys the module lacks, or shapes differ; the message lists every
+    such key (with expected vs found shapes)."""
     if keymap is not None:
         state = rename_keys(state, keymap)
     found = {k: v for k, v in state.items() if not _is_head(k, heads)}
@@ -183,15 +146,14 @@ def check_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: M
                 for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("shape mismatches", mismatched)) if items]
     if problems:
-        raise InputError(f"backbone weights {path} do not fit the network's trunk{_misfit_hint(found, own)}: "
-                         + "; ".join(problems))
+        raise InputError("; ".join(problems))
     return found
 
 
-def load_backbone(model_backbone: nn.Module, path: str | os.PathLike, keymap: Mapping[str, str] | None = None,
-                  heads: tuple[str, ...] = HEAD_PREFIXES, state: Mapping[str, torch.Tensor] | None = None) -> list[str]:
-    """Load a torchvision-format checkpoint into ``model_backbone``; return the loaded key names. Nothing is
+def load_backbone(model_backbone: nn.Module, state: Mapping[str, torch.Tensor],
+                  keymap: Mapping[str, str] | None = None, heads: tuple[str, ...] = HEAD_PREFIXES) -> list[str]:
+    """Load a torchvision-format state dict into ``model_backbone``; return the loaded key names. Nothing is
     loaded when it does not fit (:func:`check_backbone` says why)."""
-    found = check_backbone(model_backbone, path, keymap, heads, state)
+    found = check_backbone(model_backbone, state, keymap, heads)
     model_backbone.load_state_dict(found, strict=False)
     return sorted(found)

@@ -13,7 +13,7 @@ from ..method.crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
 from ..method.inference import multiscale_probs
 from ..run import folders
 from ..run.checkpoints import load_model
-from ..steps.common import build_seg_net
+from ..run.networks import build_seg_net
 from ..steps.evaluate import input_sizes
 from .experiments import Experiment
 from ..run import step_files

@@ -25,8 +25,6 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from ..data.check import file_problems, unlabelled_indices, voc_images
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
@@ -37,13 +35,12 @@ from ..data.voc import VOCSegmentation, found_instead, image_labels_path, image_
 from ..errors import InputError, name_some, plural
 from ..files import as_given, made_folders, not_a_file, not_a_folder, write_text
 from ..models.cam import CAMNet
-from ..models.deeplab import DeepLabASPP, output_size
-from ..models.vgg import VGG16Features
-from ..models.weights import check_backbone, decimate_vgg16_fc, read_state_dict
+from ..models.deeplab import output_size
 from ..overrides import apply_overrides
 from ..profile import Profile
 from . import folders
 from .dist import resolve_device
+from .networks import read_weights, require_resnet_weights, weights_misfit
 from .train import iterations_per_epoch, require_shared
 
 
@@ -73,16 +70,6 @@ def random_starts(cfg: Profile, steps: Sequence[str]) -> list[str]:
             and not cfg.seg.backbone_weights):
         keys.append("seg.backbone_weights")
     return keys
-
-
-def require_resnet_weights(cfg: Profile, init: str) -> None:
-    """A ResNet-101 with frozen BatchNorm (DeepLab's) cannot start from random weights: each block's last
-    BatchNorm starts at scale 0, so frozen, no residual branch could ever train."""
-    s = cfg.seg
-    if init == "imagenet" and s.backbone == "resnet101" and s.freeze_bn and not s.backbone_weights:
-        raise InputError("seg.backbone_weights: a torchvision resnet101 state dict is needed with "
-                         "seg.freeze_bn=true (frozen BatchNorm keeps pretrained statistics); to train "
-                         "ResNet-101 from random weights set seg.freeze_bn=false")
 
 
 def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> None:
@@ -143,11 +130,11 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     for key, path in weights.items():
         if path.resolve() not in states:
             try:
-                states[path.resolve()] = read_state_dict(path)
+                states[path.resolve()] = read_weights(path)
             except InputError as exc:
                 states[path.resolve()] = exc
         state = states[path.resolve()]
-        problems += [f"{key}: {state}"] if isinstance(state, InputError) else _weights_misfit(cfg, key, path, state)
+        problems += [f"{key}: {state}"] if isinstance(state, InputError) else weights_misfit(cfg, key, state)
     root = Path(cfg.data.root)
     if cfg.data.dataset in EMBEDDED:
         if cfg.data.dataset == "synthetic":
@@ -361,25 +348,6 @@ def _raise(problems: list[str]) -> None:
     if problems:
         raise InputError(f"{plural(count, 'problem')} with the inputs, found before any step ran:\n  - "
                          + "\n  - ".join(problems))
-
-
-def _weights_misfit(cfg: Profile, key: str, path: Path, state: dict) -> list[str]:
-    """Why the weights file ``path`` of ``key`` does not fit the network it will initialise (built on the meta
-    device: no memory, no weights), as the step will load it; [] when it fits."""
-    with torch.device("meta"):
-        if key == "cls.backbone_weights":
-            trunk, fc = VGG16Features(cfg.cls.width, cfg.cls.batch_norm), cfg.cls.fc_init == "imagenet"
-        else:
-            s = cfg.seg
-            trunk = DeepLabASPP(s.backbone, 2, s.width, freeze_bn=s.freeze_bn, batch_norm=s.batch_norm).backbone
-            fc = s.backbone == "vgg16" and s.fc_init == "imagenet"
-    for check in (lambda: check_backbone(trunk, path, state=state),     # fc6/fc7 only once the trunk fits
-                  lambda: fc and decimate_vgg16_fc(path, state)):
-        try:
-            check()
-        except InputError as exc:
-            return [f"{key}: {exc}"]
-    return []
 
 
 def _require_label_maps(key: str, ds) -> None:

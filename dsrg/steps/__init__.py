@@ -2,5 +2,6 @@
 
 train_cls -> seeds -> train_seg (DSRG step 1) -> pseudo_labels -> retrain -> evaluate; ``pipeline`` runs
 them in order, skipping the steps already complete. The steps are listed once, in
-:data:`dsrg.run.folders.STEPS`; ``common`` holds what every step sets up.
+:data:`dsrg.run.folders.STEPS`. What every step sets up is :mod:`dsrg.run.context`, the networks it builds
+:mod:`dsrg.run.networks`, the loop of the steps that label a split :mod:`dsrg.run.labelling`.
 """

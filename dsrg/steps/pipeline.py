@@ -12,7 +12,7 @@ from ..run import folders
 from ..run.dist import barrier
 from ..run.preflight import check_inputs
 from . import evaluate, pseudo_labels, retrain, seeds, train_cls, train_seg  # noqa: F401 (found by MODULES)
-from .common import setup
+from ..run.context import setup
 
 # Each step's module, by the table's rule (dsrg.steps.<command>, "-" written "_"); each has run(cfg, resume).
 MODULES = {name: globals()[step.module] for name, step in folders.STEPS.items()}

@@ -20,7 +20,9 @@ from ..run import folders
 from ..run.clock import combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
-from .common import begin, build_seg_net, label_split, setup
+from ..run.context import begin, setup
+from ..run.labelling import label_split
+from ..run.networks import build_seg_net
 from ..run import step_files
 
 

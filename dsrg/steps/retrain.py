@@ -20,7 +20,8 @@ from ..run.checkpoints import load_model
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
 from ..method.losses import pixel_loss
-from .common import begin, build_seg_net, finish_training, setup
+from ..run.context import begin, finish_training, setup
+from ..run.networks import build_seg_net
 from ..run import step_files
 
 

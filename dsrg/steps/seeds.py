@@ -44,7 +44,8 @@ from ..run.clock import Clock, combined
 from ..run.checkpoints import load_model
 from ..run.dist import gather, share
 from ..run.workers import auto_workers, in_order, process_pool
-from .common import begin, build_cls_net, setup
+from ..run.context import begin, setup
+from ..run.networks import build_cls_net
 from ..run import step_files
 
 

@@ -21,7 +21,8 @@ from ..run.clock import Clock
 from ..run.dist import autocast
 from ..run.train import fit, make_optimizer
 from ..method.metrics import average_precision
-from .common import begin, build_cls_net, finish_training, setup
+from ..run.context import begin, finish_training, setup
+from ..run.networks import build_cls_net
 
 
 def classification_scores(model, ds, size: int, device, normalize: str, amp: bool, batch: int = 32,

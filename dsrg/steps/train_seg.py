@@ -40,7 +40,8 @@ from ..run import cuda_graphs, folders
 from ..run.dist import all_reduce_sum, autocast
 from ..run.train import fit, make_optimizer
 from ..run.workers import auto_workers, mapper
-from .common import begin, build_seg_net, finish_training, setup
+from ..run.context import begin, finish_training, setup
+from ..run.networks import build_seg_net
 from ..run import step_files
 
 

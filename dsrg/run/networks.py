@@ -1,0 +1,142 @@
+"""The networks of a profile: the CAM classifier (``cls``) and DeepLab-ASPP (``seg``, ``retrain``), built and
+started from the profile's weights files (torchvision state dicts). A file that does not fit is said in the
+profile's terms: the key that names it and the setting that would make it fit (:func:`weights_misfit`, which
+pre-flight asks of every weights file before a step runs)."""
+
+from __future__ import annotations
+
+import os
+from operator import attrgetter
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..errors import InputError, name_some
+from ..files import read_torch
+from ..models.cam import CAMNet
+from ..models.deeplab import DeepLabASPP
+from ..models.weights import architecture, check_backbone, check_vgg16_fc, load_backbone, load_vgg16_fc
+from ..profile import Profile
+from . import folders, step_files
+from .checkpoints import load_model
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A weights file's state dict (or the ``state_dict`` inside a ``{"state_dict": ...}``), read as data only
+    (:func:`dsrg.files.read_torch`); InputError for a missing file or one of another kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"backbone weights file not found: {path} (expected a state dict saved with torch.save)")
+    obj = read_torch(path, "a torchvision state dict, such as vgg16-397923af.pth")
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise InputError(f"backbone weights {path}: expected a dict of name -> tensor, got {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise InputError(f"backbone weights {path}: expected tensor values under string keys; bad entries: {bad[:10]}")
+    return dict(obj)
+
+
+def require_resnet_weights(cfg: Profile, init: str) -> None:
+    """A ResNet-101 with frozen BatchNorm (DeepLab's) cannot start from random weights: each block's last
+    BatchNorm starts at scale 0, so frozen, no residual branch could ever train."""
+    s = cfg.seg
+    if init == "imagenet" and s.backbone == "resnet101" and s.freeze_bn and not s.backbone_weights:
+        raise InputError("seg.backbone_weights: a torchvision resnet101 state dict is needed with "
+                         "seg.freeze_bn=true (frozen BatchNorm keeps pretrained statistics); to train "
+                         "ResNet-101 from random weights set seg.freeze_bn=false")
+
+
+def _cls_net(cfg: Profile, num_classes: int) -> CAMNet:
+    return CAMNet(num_classes - 1, cfg.cls.width, cfg.cls.dropout, cfg.cls.batch_norm)
+
+
+def _seg_net(cfg: Profile, num_classes: int) -> DeepLabASPP:
+    s = cfg.seg
+    return DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
+                       batch_norm=s.batch_norm)
+
+
+def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
+    """The CAM classifier over the ``num_classes - 1`` foreground classes; ``cls.backbone_weights`` are
+    loaded unless ``backbone_weights`` is False (a trained model is about to be read into it), with
+    fc6/fc7 reduced from the file's classifier when ``cls.fc_init=imagenet``."""
+    net = _cls_net(cfg, num_classes)
+    if backbone_weights and cfg.cls.backbone_weights:
+        _start(cfg, "cls.backbone_weights", net, read_weights(cfg.cls.backbone_weights))
+    return net
+
+
+def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: str = "imagenet") -> DeepLabASPP:
+    """DeepLab-ASPP of the profile; ``init``: ``imagenet`` (``seg.backbone_weights`` if given), ``cls``
+    (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or ``none`` (random weights,
+    for a trained model to be read into). With ImageNet VGG16 weights and ``seg.fc_init=imagenet`` every
+    ASPP branch's fc6/fc7 start from the file's reduced classifier, as DeepLab's init model."""
+    require_resnet_weights(cfg, init)
+    net = _seg_net(cfg, num_classes)
+    if init == "imagenet" and cfg.seg.backbone_weights:
+        _start(cfg, "seg.backbone_weights", net, read_weights(cfg.seg.backbone_weights))
+    elif init == "cls":
+        cls_net = load_model(folders.require(cfg, "cls") / step_files.MODEL, build_cls_net(cfg, num_classes, False),
+                             device)
+        net.backbone.features.load_state_dict(cls_net.features.state_dict())
+    return net.to(device)
+
+
+def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Why the weights file of ``key`` (``cls.backbone_weights`` or ``seg.backbone_weights``, read as ``state``)
+    does not fit the network it will start, as the step will load it (the network built on the meta device: no
+    memory, no weights); [] when it fits."""
+    with torch.device("meta"):
+        net = _cls_net(cfg, 2) if key == "cls.backbone_weights" else _seg_net(cfg, 2)
+    try:
+        _start(cfg, key, net, state, load=False)
+    except InputError as exc:
+        return [str(exc)]
+    return []
+
+
+def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor], load: bool = True) -> None:
+    """Start ``net`` from the weights file of ``key``, read as ``state``: its trunk, and the fc6/fc7 of the CAM
+    net or of every VGG ASPP branch where ``fc_init=imagenet`` (only checked where ``load`` is False). An
+    InputError names the key, the file and the setting that would make it fit."""
+    section = key.split(".")[0]
+    path = attrgetter(key)(cfg)
+    if section == "cls":
+        trunk = nn.Module()
+        trunk.features = net.features
+        fc_modules = [net] if cfg.cls.fc_init == "imagenet" else []
+    else:
+        trunk = net.backbone
+        fc_modules = list(net.aspp) if cfg.seg.backbone == "vgg16" and cfg.seg.fc_init == "imagenet" else []
+    try:
+        (load_backbone if load else check_backbone)(trunk, state)
+    except InputError as exc:
+        raise InputError(f"{key}: backbone weights {path} do not fit the network's trunk"
+                         f"{_misfit_hint(section, state, trunk.state_dict())}: {exc}") from None
+    try:
+        if fc_modules:
+            (load_vgg16_fc if load else check_vgg16_fc)(fc_modules, state)
+    except InputError as exc:
+        raise InputError(f"{key}: backbone weights {path}: {exc}; set {section}.fc_init=random to start fc6/fc7 "
+                         "at random") from None
+
+
+def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
+    """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
+    theirs, ours = architecture(found), architecture(own)
+    if theirs is None and any(k.startswith(("conv1_1", "conv5_3", "fc6", "fc7")) for k in found):
+        return (" (its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads torchvision's "
+                "names, features.<n> and classifier.<n>; convert the file, or take torchvision's ImageNet vgg16)")
+    if theirs is None:
+        return (f" (its keys are neither a torchvision VGG's nor a ResNet's, e.g. {name_some(sorted(found), 3)}: "
+                f"the trunk reads a torchvision state dict)")
+    if ours and theirs != ours:
+        choose = f"{section}.batch_norm chooses the layout" if "vgg" in theirs and "vgg" in ours else \
+            "give the weights of this backbone, or choose the file's with seg.backbone"
+        return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
+    return (f" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
+            f"resnet101 files fit {section}.width=1 and {section}.batch_norm=false)")
