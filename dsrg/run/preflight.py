@@ -72,26 +72,58 @@ def random_starts(cfg: Profile, steps: Sequence[str]) -> list[str]:
     return keys
 
 
+class _Problems(list):
+    """The problems found so far: each is a line of the one InputError that :func:`_raise` makes of them."""
+
+    def collect(self, check, *args) -> None:
+        """Run ``check(*args)``; its InputError joins the problems."""
+        try:
+            check(*args)
+        except InputError as exc:
+            self.append(str(exc))
+
+
 def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> None:
     """Raise one InputError listing every problem with the inputs of ``steps`` (each names its key and path).
 
     The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
     fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
-    def get(key: str):
-        return attrgetter(key)(cfg)
-
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
-    problems: list[str] = []
+    problems = _Problems()
+    trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
+    _check_settings(cfg, steps, trained, problems)
+    split_keys = _check_paths(cfg, steps, problems)
+    if cfg.data.dataset in EMBEDDED and not _check_embedded(cfg, split_keys, problems):
+        _raise(problems)
+        return
+    root = Path(cfg.data.root)
+    if not root.is_dir():
+        problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)} "
+                        "(expected a folder in the PASCAL VOC layout; `dsrg data download` and `dsrg data train-aug` "
+                        "make VOC 2012's, `dsrg data coco` converts COCO's: README, Real data at paper scale)")
+        _raise(problems)
+    splits = _open_splits(cfg, split_keys, problems)
+    train = splits.get("data.train_split")
+    _warn_shared_images(train, splits.get("eval.split"))
+    _note_voc_classes(train)
+    for key in trained if train is not None else ():
+        problems.collect(iterations_per_epoch, len(train), attrgetter(key)(cfg), key, cfg.data.train_split)
+    checked = _check_files(cfg, steps, splits, problems)
+    if train is not None and "seeds" in steps:
+        checked.update(_check_seed_inputs(cfg, train, problems))
+    _raise(problems)
+    for marker in checked if remember else ():     # all clean: the same files are not checked again
+        if not marker.is_file():
+            write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
+                               f"files of each split decoded)\n")
 
-    def collect(check, *args) -> None:
-        """Run ``check(*args)``; its InputError joins the problems."""
-        try:
-            check(*args)
-        except InputError as exc:
-            problems.append(str(exc))
 
+def _check_settings(cfg: Profile, steps: list[str], trained: list[str], problems: _Problems) -> None:
+    """The settings of ``steps`` that no file decides: weights files given (or ``random_init``), the run folder,
+    Triton's growing on CUDA, the cues' grid against the segmentation network's output, the batch sizes
+    (``trained``) against the number of torchrun processes."""
     empty = random_starts(cfg, steps)
     if empty and not cfg.random_init:
         nets = {"cls.backbone_weights": "vgg16", "seg.backbone_weights": cfg.seg.backbone}
@@ -100,27 +132,30 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
                         f"the paper starts from ImageNet: give {files}, or random_init=true to train from random "
                         f"weights on purpose")
     elif "seg.backbone_weights" in empty:
-        collect(require_resnet_weights, cfg, "imagenet")
-    collect(_require_run_folder, cfg.run_dir)
+        problems.collect(require_resnet_weights, cfg, "imagenet")
+    problems.collect(_require_run_folder, cfg.run_dir)
     if "seg" in steps:
-        collect(_require_cuda_for_triton, cfg)
+        problems.collect(_require_cuda_for_triton, cfg)
         cues, grid = CAMNet.output_size(cfg.cls.input_size), output_size(cfg.seg.input_size, cfg.seg.backbone)
-        if cfg.seeds.source == "cam" and cues != grid:    # (the authors' cues: checked with their file, below)
+        if cfg.seeds.source == "cam" and cues != grid:    # (the authors' cues: checked with their file, later)
             problems.append(f"seg.input_size={cfg.seg.input_size} gives a {grid}x{grid} output but the seed cues are "
                             f"on the CAMs' {cues}x{cues} grid (cls.input_size={cfg.cls.input_size}); expected a "
                             f"seg.input_size whose output is {cues}x{cues} too (with VGG16, cls.input_size itself)")
-
     processes = int(os.environ.get("WORLD_SIZE", 1))
-    trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
     for key in trained:
-        collect(require_shared, get(key), processes, key)
+        problems.collect(require_shared, attrgetter(key)(cfg), processes, key)
+
+
+def _check_paths(cfg: Profile, steps: list[str], problems: _Problems) -> list[str]:
+    """The files and folders that ``steps`` read (:func:`step_inputs`), each weights file read and held against
+    its network; returns the keys of the splits they read, in order."""
     split_keys: dict[str, None] = {}
     weights: dict[str, Path] = {}
     for step in steps:
         splits, paths = step_inputs(cfg, step)
         split_keys.update(dict.fromkeys(splits))
         for key, kind in paths:
-            path = Path(get(key))
+            path = Path(attrgetter(key)(cfg))
             if not (path.is_file() if kind == "file" else path.is_dir()):
                 why = not_a_file(path) if kind == "file" else not_a_folder(path)
                 problems.append(f"{key}: {kind} not found: {path}" if not path.exists() else f"{key}: {path} {why}")
@@ -135,46 +170,53 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
                 states[path.resolve()] = exc
         state = states[path.resolve()]
         problems += [f"{key}: {state}"] if isinstance(state, InputError) else weights_misfit(cfg, key, state)
+    return list(split_keys)
+
+
+def _check_embedded(cfg: Profile, split_keys: list[str], problems: _Problems) -> bool:
+    """An embedded dataset's root (``data.dataset=synthetic`` or ``synthetic_coco``): the dataset of
+    ``data.synth`` if written, else (the first step writes it) the split names alone. True where it is written,
+    so that its files are checked as a VOC root's are."""
     root = Path(cfg.data.root)
-    if cfg.data.dataset in EMBEDDED:
-        if cfg.data.dataset == "synthetic":
-            collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
-        else:
-            collect(require_coco_written_as, root, cfg.data.synth)
-        misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
-        if misnamed:                # its files are not the embedded set's: nothing more to say of them
-            problems.append(f"data.root: {misnamed}")
-            _raise(problems)
-        if not embedded_written(cfg.data):                          # written by the first step that opens it
-            names = sorted(SPLIT_CODES) if cfg.data.dataset == "synthetic" else sorted(SYNTH_SPLITS.values())
-            for key in split_keys:
-                if get(key) not in names:
-                    problems.append(f"{key}: the embedded dataset (data.dataset={cfg.data.dataset}) has the "
-                                    f"splits {names}, got {get(key)!r}")
-            _raise(problems)
-            return
-    if not root.is_dir():
-        problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)} "
-                        "(expected a folder in the PASCAL VOC layout; `dsrg data download` and `dsrg data train-aug` "
-                        "make VOC 2012's, `dsrg data coco` converts COCO's: README, Real data at paper scale)")
-        _raise(problems)
+    if cfg.data.dataset == "synthetic":
+        problems.collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
+    else:
+        problems.collect(require_coco_written_as, root, cfg.data.synth)
+    misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
+    if misnamed:                    # its files are not the embedded set's: nothing more to say of them
+        problems.append(f"data.root: {misnamed}")
+        return False
+    if embedded_written(cfg.data):
+        return True
+    names = sorted(SPLIT_CODES) if cfg.data.dataset == "synthetic" else sorted(SYNTH_SPLITS.values())
+    for key in split_keys:
+        if attrgetter(key)(cfg) not in names:
+            problems.append(f"{key}: the embedded dataset (data.dataset={cfg.data.dataset}) has the splits "
+                            f"{names}, got {attrgetter(key)(cfg)!r}")
+    return False
+
+
+def _open_splits(cfg: Profile, split_keys: list[str], problems: _Problems) -> dict[str, VOCSegmentation]:
+    """The splits of ``split_keys`` that open (split key -> split), each image listed once."""
     splits = {}
     for key in split_keys:
         try:
-            splits[key] = VOCSegmentation(root, get(key))
+            splits[key] = VOCSegmentation(Path(cfg.data.root), attrgetter(key)(cfg))
         except InputError as exc:
-            problems.append(f"{key}={get(key)}: {exc}")
+            problems.append(f"{key}={attrgetter(key)(cfg)}: {exc}")
     for key, ds in {ds.split: (key, ds) for key, ds in reversed(splits.items())}.values():    # each split once
         twice = ds.listed_twice()
         if twice:
             problems.append(f"{key}={ds.split}: {name_some(twice)} listed more than once in its split "
                             f"file; expected each image once (dsrg data check names them all)")
-    train = splits.get("data.train_split")
-    _warn_shared_images(train, splits.get("eval.split"))
-    _note_voc_classes(train)
-    if train is not None:
-        for key in trained:
-            collect(iterations_per_epoch, len(train), get(key), key, cfg.data.train_split)
+    return splits
+
+
+def _check_files(cfg: Profile, steps: list[str], splits: dict[str, VOCSegmentation], problems: _Problems
+                 ) -> dict[Path, list[str]]:
+    """The images of each split, and their label maps where training reads its classes from them or evaluate
+    scores them, each split's files checked once while they are unchanged; returns each check's marker ->
+    its problems."""
     # the image-level labels of training come from the label maps, as the classifier's validation does, unless
     # the split has an ImageLabels file
     labelled = (["data.train_split"] if {"cls", "seeds", "seg"} & set(steps) else []) + \
@@ -185,7 +227,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             complete[key] = splits[key].has_masks      # its label maps, all of them or none, read to measure
         elif key in splits:
             before = len(problems)
-            collect(_require_label_maps, key, splits[key])
+            problems.collect(_require_label_maps, key, splits[key])
             complete[key] = len(problems) == before
     checked: dict[Path, list[str]] = {}     # a marker of each split's check -> its problems
     for key, ds in splits.items():          # the label maps where training reads classes or evaluate scores
@@ -195,10 +237,17 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             checked[marker] = [] if marker.is_file() else _file_problems(ds, labels)
     problems += [line for lines in checked.values() for line in lines]
     if any(checked.values()):
-        problems.append(_Line(f"(dsrg data check --root {root} --all opens every file; pre-flight decodes "
-                              f"{FILE_SAMPLE} of each split and reads the others' headers)", stands_for=0))
-    if train is not None and "seeds" in steps and cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder" \
-            and Path(cfg.seeds.saliency_dir).is_dir():
+        problems.append(_Line(f"(dsrg data check --root {Path(cfg.data.root)} --all opens every file; pre-flight "
+                              f"decodes {FILE_SAMPLE} of each split and reads the others' headers)", stands_for=0))
+    return checked
+
+
+def _check_seed_inputs(cfg: Profile, train: VOCSegmentation, problems: _Problems) -> dict[Path, list[str]]:
+    """What the seeds step reads besides the images: a saliency map of each training image's size in
+    ``seeds.saliency_dir``, or the authors' cues on the segmentation network's grid; returns the marker of a
+    clean check of the maps' sizes -> its problems."""
+    checked: dict[Path, list[str]] = {}
+    if cfg.seeds.source == "cam" and cfg.seeds.saliency == "folder" and Path(cfg.seeds.saliency_dir).is_dir():
         maps = SaliencyFolder(cfg.seeds.saliency_dir)
         missing = [maps.path(i).name for i in train.ids if not maps.path(i).is_file()]
         if missing:
@@ -211,17 +260,13 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
             marker = cfg.run_dir / ".checked" / f"saliency-sizes-{_maps_fingerprint(maps, train)}"
             if not marker.is_file():
                 before = len(problems)
-                collect(_require_map_sizes, maps, train)
+                problems.collect(_require_map_sizes, maps, train)
                 checked[marker] = problems[before:]
-    if train is not None and "seeds" in steps and cfg.seeds.source == "authors" and \
-            Path(cfg.seeds.authors_pickle).is_file() and Path(cfg.seeds.authors_list).is_file():
-        collect(read_authors_cues, cfg.seeds.authors_pickle, cfg.seeds.authors_list, train.num_classes,
-                output_size(cfg.seg.input_size, cfg.seg.backbone), train.ids)
-    _raise(problems)
-    for marker in checked if remember else ():     # all clean: the same files are not checked again
-        if not marker.is_file():
-            write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
-                               f"files of each split decoded)\n")
+    if cfg.seeds.source == "authors" and Path(cfg.seeds.authors_pickle).is_file() and \
+            Path(cfg.seeds.authors_list).is_file():
+        problems.collect(read_authors_cues, cfg.seeds.authors_pickle, cfg.seeds.authors_list, train.num_classes,
+                         output_size(cfg.seg.input_size, cfg.seg.backbone), train.ids)
+    return checked
 
 
 def _warn_shared_images(train: VOCSegmentation | None, scored: VOCSegmentation | None) -> None:

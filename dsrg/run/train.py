@@ -172,31 +172,11 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     channels_last(model)
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])
-    start, state = 0, None
-    if resume and ckpt.is_file():
-        state = load_checkpoint(ckpt, model, optimizer, records)
-        start = int(state["iteration"])
-        if world.main:
-            print(f"{desc}: resuming from {ckpt} at iteration {start} of {sec.iterations}", file=sys.stderr,
-                  flush=True)
-    elif ckpt.is_file() and world.main:
-        set_aside(ckpt, desc)
-    elif resume and world.main and not log_path.is_file() and not set_aside_note(folder):
-        print(f"{desc}: --resume: nothing to resume in {folder} (this step has not run before); starting"
-              f"{interrupted_elsewhere(folder)}", file=sys.stderr, flush=True)
-    elif resume and world.main:
-        print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
-              f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0{set_aside_note(folder)}",
-              file=sys.stderr, flush=True)
+    start, state = _starting_point(model, optimizer, sec, cfg, folder, desc, resume, records, world)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
-    net = model
-    if world.size > 1:
-        if device.type == "cuda":
-            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # in place below the top module
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = _parallel(model, device, world)
     n = len(dataset)
     per_epoch = iterations_per_epoch(n, sec.batch_size, f"{step_of(desc)}.batch_size")
     keys = batch_keys(n, sec.batch_size, cfg.seed, start, sec.iterations, world)
@@ -238,13 +218,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             now = time.perf_counter()
             seconds, tick = now - tick, now
             if log is not None:
-                timing = {"s": round(seconds, 4), "wait": round(waited, 4)}
-                if events is not None:     # the loss read above waited for the stream: no wait here
-                    events[1].synchronize()
-                    timing["gpu"] = round(events[0].elapsed_time(events[1]) / 1000, 4)
-                log.write(json.dumps({"it": it, "epoch": it // per_epoch, "lr": sec.lr * factor,
-                                      **{k: round(v, 6) for k, v in stats.items()}, **timing}) + "\n")
-                log.flush()
+                _log_line(log, it, it // per_epoch, sec.lr * factor, stats, seconds, waited, events)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{sec.batch_size / max(seconds, 1e-9):.1f}")
             bar.update(1)
             if records is not None and (it + 1) % per_epoch == 0:
@@ -268,3 +242,51 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         if log is not None:
             log.close()
     return start
+
+
+def _starting_point(model, optimizer, sec, cfg, folder: Path, desc: str, resume: bool, records, world: World
+                    ) -> tuple[int, dict | None]:
+    """Where :func:`fit` starts: with ``resume`` and a checkpoint, at its iteration, its state loaded into
+    ``model``, ``optimizer`` and ``records`` (and returned, for its RNG states); else at 0, an earlier run's
+    checkpoint set aside. stderr (the main process) says which, and why where ``--resume`` found nothing."""
+    ckpt = folder / step_files.CHECKPOINT
+    if resume and ckpt.is_file():
+        state = load_checkpoint(ckpt, model, optimizer, records)
+        start = int(state["iteration"])
+        if world.main:
+            print(f"{desc}: resuming from {ckpt} at iteration {start} of {sec.iterations}", file=sys.stderr,
+                  flush=True)
+        return start, state
+    if ckpt.is_file() and world.main:
+        set_aside(ckpt, desc)
+    elif resume and world.main and not (folder / step_files.LOG).is_file() and not set_aside_note(folder):
+        print(f"{desc}: --resume: nothing to resume in {folder} (this step has not run before); starting"
+              f"{interrupted_elsewhere(folder)}", file=sys.stderr, flush=True)
+    elif resume and world.main:
+        print(f"{desc}: --resume, but {folder} holds no checkpoint (none is written before iteration "
+              f"{min(cfg.ckpt_every, sec.iterations)}): starting at iteration 0{set_aside_note(folder)}",
+              file=sys.stderr, flush=True)
+    return 0, None
+
+
+def _parallel(model: torch.nn.Module, device: torch.device, world: World) -> torch.nn.Module:
+    """``model`` as the training loop calls it: wrapped in DistributedDataParallel under torchrun (its BatchNorm
+    synchronised across GPUs first), itself on one process."""
+    if world.size == 1:
+        return model
+    if device.type == "cuda":
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # in place below the top module
+    return torch.nn.parallel.DistributedDataParallel(model,
+                                                     device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _log_line(log, it: int, epoch: int, lr: float, stats: dict, seconds: float, waited: float, events) -> None:
+    """One iteration's line of ``log.jsonl``: its losses, the wall seconds it took, those it waited for its batch,
+    and on CUDA its GPU seconds (``events``: the iteration's start and end)."""
+    timing = {"s": round(seconds, 4), "wait": round(waited, 4)}
+    if events is not None:     # the loss read before waited for the stream: no wait here
+        events[1].synchronize()
+        timing["gpu"] = round(events[0].elapsed_time(events[1]) / 1000, 4)
+    log.write(json.dumps({"it": it, "epoch": epoch, "lr": lr, **{k: round(v, 6) for k, v in stats.items()},
+                          **timing}) + "\n")
+    log.flush()
