@@ -113,13 +113,13 @@ def resnet_expected_param_count(blocks=(3, 4, 23, 3), widths=(64, 128, 256, 512)
 
 
 def test_resnet101_parameter_count_equals_torchvision():
-    model = ResNet101(width=1.0, include_fc=True)
+    model = ResNet101(width=1.0)
     assert resnet_expected_param_count() == 44_549_160
-    assert sum(p.numel() for p in model.parameters()) == 44_549_160
+    assert sum(p.numel() for p in model.parameters()) + 2048 * 1000 + 1000 == 44_549_160, "torchvision's, less fc"
 
 
 def test_resnet101_state_dict_has_torchvision_names():
-    sd = ResNet101(width=1.0, include_fc=True).state_dict()
+    sd = ResNet101(width=1.0).state_dict()
     for layer, n in zip(range(1, 5), (3, 4, 23, 3)):
         assert {k.split(".")[1] for k in sd if k.startswith(f"layer{layer}.")} == {str(i) for i in range(n)}
         assert [k for k in sd if k.startswith(f"layer{layer}.") and ".downsample." in k] == [
@@ -129,10 +129,10 @@ def test_resnet101_state_dict_has_torchvision_names():
     assert tuple(sd["layer4.0.downsample.1.weight"].shape) == (2048,)
     assert tuple(sd["layer4.0.downsample.0.weight"].shape) == (2048, 1024, 1, 1)
     assert tuple(sd["conv1.weight"].shape) == (64, 3, 7, 7)
-    assert tuple(sd["fc.weight"].shape) == (1000, 2048) and "fc.bias" in sd
+    assert not any(k.startswith("fc.") for k in sd), "torchvision's ImageNet head is not the trunk's"
     assert "bn1.num_batches_tracked" in sd and "layer1.0.conv2.weight" in sd
-    # 104 BatchNorms (1 stem + 33 blocks * 3 + 4 downsamples) * 5 entries, 104 convs, fc weight/bias
-    assert len(sd) == 104 * 5 + 104 + 2
+    # 104 BatchNorms (1 stem + 33 blocks * 3 + 4 downsamples) * 5 entries, 104 convs
+    assert len(sd) == 104 * 5 + 104
 
 
 def test_frozen_resnet_batchnorm_stays_frozen_after_conversion_to_sync_batchnorm():
@@ -160,8 +160,9 @@ def test_resnet_batchnorm_frozen_by_default_and_unfreezable():
     before = m.bn1.running_mean.clone()
     m(torch.randn(2, 3, 33, 33))
     assert torch.equal(m.bn1.running_mean, before)
-    m.set_freeze_bn(False)
+    m = ResNet101(width=SMALL, freeze_bn=False).train()
     assert all(bn.training for bn in m.batchnorms()) and m.bn1.weight.requires_grad
+    before = m.bn1.running_mean.clone()
     m(torch.randn(2, 3, 33, 33))
     assert not torch.equal(m.bn1.running_mean, before)
 
@@ -200,10 +201,11 @@ def test_load_backbone_round_trip_ignores_classifier_keys():
         assert torch.equal(dst.state_dict()[k], v)
 
 
-def test_load_backbone_takes_a_resnet_with_fc_into_a_trunk_without():
-    src = ResNet101(width=SMALL, include_fc=True)
+def test_load_backbone_takes_a_torchvision_resnet_with_its_fc_into_a_trunk_without():
+    src = ResNet101(width=SMALL)
+    state = {**src.state_dict(), "fc.weight": torch.randn(1000, src.out_channels), "fc.bias": torch.randn(1000)}
     dst = DeepLabASPP("resnet101", num_classes=3, width=SMALL)
-    load_backbone(dst.backbone, src.state_dict())
+    load_backbone(dst.backbone, state)
     assert torch.equal(dst.backbone.layer3[22].bn3.running_var, src.layer3[22].bn3.running_var)
     assert torch.equal(dst.backbone.conv1.weight, src.conv1.weight)
 

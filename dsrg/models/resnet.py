@@ -72,12 +72,10 @@ class ResNet101(nn.Module):
     """DeepLab v2 ResNet-101 trunk (output stride 8).
 
     Forward: ``(B, 3, H, W)`` float -> ``(B, out_channels, h, w)`` (layer4 features, 2048 x width
-    channels, ``h = output_size(H)``, 41 for 321); ``include_fc`` adds torchvision's ImageNet ``fc`` layer, so that
-    the module holds every key of a torchvision checkpoint (the forward pass does not use it).
+    channels, ``h = output_size(H)``, 41 for 321). Its state dict is a torchvision resnet101's without ``fc``.
     """
 
-    def __init__(self, width: float = 1.0, freeze_bn: bool = True, include_fc: bool = False,
-                 num_classes: int = 1000) -> None:
+    def __init__(self, width: float = 1.0, freeze_bn: bool = True) -> None:
         super().__init__()
         self.width = float(width)
         self.freeze_bn = bool(freeze_bn)
@@ -93,7 +91,6 @@ class ResNet101(nn.Module):
             setattr(self, f"layer{i}", make_stage(inplanes, p, n, s, d))
             inplanes = p * EXPANSION
         self.out_channels = inplanes
-        self.fc = nn.Linear(inplanes, num_classes) if include_fc else None
         self._init_weights()
         self._apply_bn_freeze()
 
@@ -124,15 +121,6 @@ class ResNet101(nn.Module):
             bn.bias.requires_grad_(not self.freeze_bn)
             if self.freeze_bn:
                 bn.eval()
-
-    def set_freeze_bn(self, freeze: bool) -> "ResNet101":
-        """Freeze (eval statistics, fixed affine) or unfreeze all BatchNorm layers; returns self."""
-        self.freeze_bn = bool(freeze)
-        self._apply_bn_freeze()
-        if not self.freeze_bn:
-            for bn in self.batchnorms():
-                bn.train(self.training)
-        return self
 
     def train(self, mode: bool = True) -> "ResNet101":
         super().train(mode)
