@@ -146,6 +146,36 @@ def as_given(path: str | os.PathLike) -> str:
     return str(path) if os.path.isabs(path) else f"{path} (from {os.getcwd()})"
 
 
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``dst`` becomes a link to the file or folder ``src``, written relative to ``dst``'s folder, so that a tree
+    moved or copied whole (``cp -a``, ``rsync -a``) keeps it; a copy where links are not possible. A file's link
+    is made atomically."""
+    src, dst = Path(src), Path(dst)
+    target = os.path.relpath(src.resolve(), dst.parent.resolve())
+    if src.is_dir():
+        try:
+            dst.symlink_to(target, target_is_directory=True)
+        except OSError:
+            shutil.copytree(src, dst)
+        return
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            tmp.symlink_to(target)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def broken_link(path: str | os.PathLike) -> str:
+    """Where ``path``, or a folder above it, is a link to something no longer there: ``"<link> is a link to
+    <target>, which is not there"``; else ``""``."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            return f"{p} is a link to {os.path.normpath(p.parent / os.readlink(p))}, which is not there"
+    return ""
+
+
 @contextlib.contextmanager
 def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
     """Make the folder ``path`` and its missing parents for the ``with`` block; those it made are removed

@@ -210,6 +210,21 @@ def test_out_root_gets_a_usable_voc_layout_and_leaves_the_voc_root_alone(tree, t
     assert VOCSegmentation(out, "val").ids == VOC_VAL
 
 
+def test_an_out_root_moved_with_its_source_still_reads_and_moved_alone_says_where_its_images_were(tree, tmp_path):
+    import shutil
+
+    voc, sbd = tree
+    make_train_aug(voc, sbd, tmp_path / "data" / "aug_root", progress=False)
+    shutil.copytree(tmp_path / "data", tmp_path / "elsewhere", symlinks=True)     # cp -a of the folder of both
+    assert len(VOCSegmentation(tmp_path / "elsewhere" / "aug_root", "train_aug")) == 4
+    shutil.rmtree(tmp_path / "elsewhere" / "VOCdevkit")                            # the root without its source
+    with pytest.raises(InputError) as err:
+        VOCSegmentation(tmp_path / "elsewhere" / "aug_root", "train_aug")
+    link = tmp_path / "elsewhere" / "aug_root" / "JPEGImages"
+    assert f"{link} is a link to {tmp_path / 'elsewhere' / 'VOCdevkit' / 'VOC2012' / 'JPEGImages'}, which is not " \
+           "there: `dsrg data train-aug --out` and `dsrg data coco` link the images of their source" in str(err.value)
+
+
 def test_an_out_root_keeps_the_class_names_of_the_voc_root(tree, tmp_path):
     voc, sbd = tree
     names = ["bg"] + [f"thing{k}" for k in range(1, 21)]          # VOC's 21 classes, named one's own way

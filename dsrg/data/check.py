@@ -26,7 +26,7 @@ from PIL import Image
 from ..errors import InputError, name_some, plural
 from ..files import as_given, not_a_folder
 from .sbd import TRAIN_AUG, TRAIN_AUG_COUNT
-from .voc import VOC_CLASSES, VOCSegmentation, classes_said, found_instead
+from .voc import VOC_CLASSES, VOCSegmentation, classes_said, found_instead, moved_source
 
 VOC_ID = re.compile(r"20\d\d_\d{6}")     # PASCAL VOC's image ids, e.g. 2007_000032
 
@@ -90,7 +90,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         if not ds.has_masks and not test_split and not tagged:
             problems.append(f"split '{split}': label folder {root / ds.label_dir} not found (training needs the "
                             f"label maps for the image-level labels, or ImageLabels/{split}.txt, evaluation needs "
-                            f"them for the scores)")
+                            f"them for the scores){moved_source(root / ds.label_dir)}")
         elif 0 < len(unlabelled) < n:
             problems.append(f"split '{split}': {len(unlabelled)} of {n} images have no label map in "
                             f"{root / ds.label_dir} ({name_some([ds.ids[i] for i in unlabelled])}); expected "

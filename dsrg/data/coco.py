@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError, name_some
-from ..files import atomic_path, read_json, write_json, write_text
+from ..files import link_or_copy, read_json, write_json, write_text
 from .voc import IGNORE, image_size, root_class_names, write_label_png
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
@@ -232,16 +231,6 @@ def image_labels(coco: Any, image_id: int, id_to_label: dict[int, int] | None = 
 
 # ----------------------------------------------------------------------------- conversion
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """``dst`` becomes a symlink to ``src`` (a copy where links are not possible), atomically."""
-    with atomic_path(dst) as tmp:
-        tmp.unlink()
-        try:
-            tmp.symlink_to(src.resolve())
-        except OSError:
-            shutil.copyfile(src, tmp)
-
-
 def _merge_dataset_json(out: Path, split: str, count: int, names: list[str]) -> None:
     path = out / "dataset.json"
     meta = json.loads(path.read_text()) if path.is_file() else {}
@@ -332,7 +321,7 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
         src = image_dir / img["file_name"]
         jpg = out / "JPEGImages" / f"{stem}.jpg"
         if not jpg.exists():  # missing, or a link left broken by a moved COCO root
-            _link_or_copy(src, jpg)
+            link_or_copy(src, jpg)
         png = out / "SegmentationClass" / f"{stem}.png"
         if png.is_file():
             continue

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError, name_some
-from ..files import atomic_path, not_a_folder, write_text
+from ..files import atomic_path, link_or_copy, not_a_folder, write_text
 from .voc import image_size, root_class_names, write_label_png
 
 AUG_DIR = "SegmentationClassAug"
@@ -134,10 +134,7 @@ def _prepare_out_root(voc: Path, out: Path) -> None:
         if target.exists():
             continue
         out.mkdir(parents=True, exist_ok=True)
-        try:
-            target.symlink_to((voc / name).resolve(), target_is_directory=True)
-        except OSError:
-            shutil.copytree(voc / name, target)
+        link_or_copy(voc / name, target)
     for split_file in sorted((voc / "ImageSets" / "Segmentation").glob("*.txt")):
         if split_file.name != f"{TRAIN_AUG}.txt":
             write_text(out / "ImageSets" / "Segmentation" / split_file.name, split_file.read_text())

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, name_some, not_utf8
-from ..files import as_given, atomic_path, load_image, not_a_folder, read_rgb
+from ..files import as_given, atomic_path, broken_link, load_image, not_a_folder, read_rgb
 from ..method import IGNORE
 
 VOC_CLASSES: list[str] = [
@@ -131,7 +131,10 @@ def image_size(path: Path) -> tuple[int, int]:
 def found_instead(path: Path) -> str:
     """For a file not found: ``"; found <name> ..."`` where its folder holds its name with another extension
     (``2007_000032.JPG`` for ``.jpg``, one file to Windows and macOS, another to Linux; a label map saved as
-    ``.jpg``), else ``""``."""
+    ``.jpg``), the link that stands where the source it pointed to was moved (:func:`moved_source`), else ``""``."""
+    moved = moved_source(path)
+    if moved:
+        return moved
     others = sorted(name for name in _names_by_stem(path.parent).get(path.stem, []) if name != path.name)
     if not others:
         return ""
@@ -140,6 +143,16 @@ def found_instead(path: Path) -> str:
             f"; found {others[0]}: the pipeline reads <id>{path.suffix}"
             + (" (a label map in a JPEG is no longer exact: save the label map as PNG)"
                if path.suffix == ".png" else ""))
+
+
+def moved_source(path: Path) -> str:
+    """``"; <link> is a link to <target>, which is not there: ..."`` where ``path`` or a folder above it is a link
+    whose target is gone (the roots ``dsrg data train-aug --out`` and ``dsrg data coco`` make link their
+    source's images), else ``""``."""
+    gone = broken_link(path)
+    return (f"; {gone}: `dsrg data train-aug --out` and `dsrg data coco` link the images of their source rather "
+            f"than copy them, so move or copy the source with the root (cp -a of a folder holding both keeps the "
+            f"links), or make the root again") if gone else ""
 
 
 _LISTINGS: dict[Path, tuple[int, dict[str, list[str]]]] = {}     # folder -> (its mtime, file names by stem)
@@ -243,6 +256,7 @@ class VOCSegmentation:
             if not inside and any(self.root.glob("annotations/instances_*.json")):
                 hint = (f"; it is a COCO root, which the pipeline reads converted: dsrg data coco --root "
                         f"{self.root} --out <folder> (then data.root=<folder>)")
+            hint = moved_source(self.root / "JPEGImages") or hint
             raise InputError(f"{self.root} has no JPEGImages folder (expected <root>/JPEGImages/<id>.jpg){hint}")
         self.ids = self._read_split()
         self.class_names = list(root_class_names(self.root) if class_names is None else class_names)
@@ -347,7 +361,8 @@ class VOCSegmentation:
             return None
         path = self.mask_path(i)
         if not path.is_file():
-            raise InputError(f"label map of id '{self.ids[i]}' (split '{self.split}') not found: {path}")
+            raise InputError(f"label map of id '{self.ids[i]}' (split '{self.split}') not found: {path}"
+                             f"{found_instead(path)}")
         try:
             mask = read_label_png(path, self.num_classes)
         except InputError as exc:
