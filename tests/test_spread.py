@@ -53,6 +53,17 @@ def test_the_page_says_when_the_spread_was_measured_on_other_code():
     assert "on other code (source y; this book's is x)" in spread.source_note([_record("+BSL", 0, 0.4, source="y")], "x")
 
 
+def test_beside_one_run_the_spread_says_where_its_settings_or_code_differ_from_that_runs():
+    rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": "dsrg run --profile demo out=runs/spread seed=0 "
+                                                               "seg.growing=true"}
+    assert spread.caveats([rec], "+DSRG", "dsrg run --profile demo seed=3 seg.growing=true", "x") == ""
+    said = spread.caveats([rec], "+DSRG", "dsrg run --profile demo seg.iterations=150 seg.growing=true", "y")
+    assert said == ("The spread was measured with other settings than this page's run (only the spread: none; only "
+                    "this run: seg.iterations=150) and on other code (source x; this page's is y): make spread "
+                    "measures it again.")
+    assert spread.caveats([rec], "baseline", "dsrg run --profile demo", "y") == "", "only the row's records count"
+
+
 def test_dsrg_spread_trains_each_row_with_each_seed_and_records_it(tiny_run, tmp_path, capsys):
     cfg, _ = tiny_run
     settings = [o for o in tiny_overrides(cfg.data.root, tmp_path) if not o.startswith("out=")]

@@ -196,6 +196,23 @@ def claims(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def caveats(records: list[dict], row: str, settings: str, current: str) -> str:
+    """What a reader of the spread beside one run's numbers should know, as a sentence: where the records of
+    ``row`` were made with other settings than that run's (``settings``, the run's
+    :meth:`~dsrg.reproduce.experiments.Experiment.command`; the seed and the run folder aside) or on other code
+    than ``current`` (a source hash); "" where neither."""
+    mine = [r for r in records if r.get("row") == row]
+    said = []
+    theirs = next((r["settings"] for r in mine if "settings" in r), None)
+    if theirs is not None and _compared(theirs) != _compared(settings):
+        said.append(f"with other settings than this page's run (only the spread: {_only(theirs, settings)}; only "
+                    f"this run: {_only(settings, theirs)})")
+    hashes = sorted({(r.get("code") or {}).get("source") for r in mine} - {None})
+    if hashes and hashes != [current]:
+        said.append(f"on other code (source {', '.join(hashes)}; this page's is {current})")
+    return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
+
+
 def source_note(records: list[dict], current: str) -> str:
     """A sentence on the code the records were measured with against ``current`` (a source hash)."""
     hashes = sorted({(r.get("code") or {}).get("source") for r in records} - {None})
