@@ -231,14 +231,15 @@ class Experiment:
         return f"dataset {data.dataset} ({root}{images}), profile {self.cfg.name}{self._caveat()}, " \
                f"machine: {self.machine()}"
 
-    def label(self) -> str:
-        """A few words for the text beside our numbers: the data, the images scored, the profile and the seed
-        (with :meth:`ran_on`'s caveats); the machine, the code and the command are :meth:`provenance`'s, said
-        once per page."""
+    def label(self, trained: bool = True) -> str:
+        """A few words for the text beside our numbers: the data, the images scored, the profile and, where a
+        network was ``trained``, the seed (with :meth:`ran_on`'s caveats); the machine, the code and the command
+        are :meth:`provenance`'s, said once per page."""
         data, scored = self.cfg.data, self.scored()
         what = "the embedded dataset" if data.dataset in EMBEDDED else folders.as_from_project(data.root, self.cfg.base)
         images = f", {scored['images']} {scored['split']} images" if scored else ""
-        return f"{what}{images}, profile {self.cfg.name}{self._caveat()}, seed {self.cfg.seed}"
+        seed = f", seed {self.cfg.seed}" if trained else ""
+        return f"{what}{images}, profile {self.cfg.name}{self._caveat()}{seed}"
 
     def _caveat(self) -> str:
         """A smoke profile, or random weights that a paper profile refuses, in words; "" otherwise."""
@@ -442,7 +443,8 @@ def numbers(name: str, value) -> list[float]:
             value = yaml.safe_load(value)
         except yaml.YAMLError:
             pass
-        value = [_float(v) for v in value] if isinstance(value, list) else _float(value)    # YAML 1.1 reads 1e-3 as text
+        # YAML 1.1 reads 1e-3 as text
+        value = [_float(v) for v in value] if isinstance(value, list) else _float(value)
     values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if not isinstance(values, (list, tuple)) or not values or \
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
