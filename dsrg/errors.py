@@ -34,8 +34,8 @@ def name_some(names, limit: int = 3) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    """``1 problem``, ``2 problems``: a count and its noun."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    """``1 problem``, ``2 problems``, ``2 classes``: a count and its noun."""
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
 
 
 def not_utf8(path: Path, exc: UnicodeDecodeError, expected: str, prefix: str = "") -> InputError:

@@ -452,3 +452,12 @@ def test_the_methods_functions_name_an_input_of_the_wrong_shape():
     for call, message in cases:
         with pytest.raises(InputError, match=message):
             call()
+
+
+def test_a_count_in_a_message_takes_its_nouns_plural():
+    from dsrg.errors import plural
+    from dsrg.run.folders import _as_typed
+
+    assert [plural(1, "class"), plural(2, "class"), plural(1, "id"), plural(3, "id")] == \
+        ["1 class", "2 classes", "1 id", "3 ids"]
+    assert [_as_typed(""), _as_typed("input_list.txt"), _as_typed(True)] == ['""', "input_list.txt", "true"]

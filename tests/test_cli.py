@@ -87,6 +87,17 @@ def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert "no ImageSets/Segmentation folder" in capsys.readouterr().err
 
 
+def test_data_check_on_the_folder_above_a_voc_root_names_the_root_and_on_a_half_made_one_says_how_to_finish(
+        tmp_path, capsys):
+    (tmp_path / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation").mkdir(parents=True)
+    assert main(["data", "check", "--root", str(tmp_path / "VOCdevkit")]) == 2
+    assert f"it holds VOC2012: --root is the folder with ImageSets, e.g. {tmp_path / 'VOCdevkit' / 'VOC2012'}" \
+        in capsys.readouterr().err
+    (tmp_path / "half" / "JPEGImages").mkdir(parents=True)
+    assert main(["data", "check", "--root", str(tmp_path / "half")]) == 2
+    assert "stopped before it wrote its split files? the same command again finishes it" in capsys.readouterr().err
+
+
 def test_version_is_printed(capsys):
     import dsrg
 

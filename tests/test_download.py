@@ -228,6 +228,15 @@ def test_a_network_error_is_a_clear_error_with_the_offline_route(source, tmp_pat
         download("voc", tmp_path, opener=offline, progress=False)
 
 
+def test_without_network_a_root_already_unpacked_by_hand_is_said_to_need_no_download(source, tmp_path):
+    (tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages").mkdir(parents=True)
+    with pytest.raises(DownloadError) as err:
+        download("voc", tmp_path, opener=offline, progress=False)
+    assert str(err.value).endswith(f". {tmp_path / 'VOCdevkit' / 'VOC2012'} holds JPEGImages/ already (unpacked by "
+                                   f"hand?): it needs no download, `dsrg data check --root "
+                                   f"{tmp_path / 'VOCdevkit' / 'VOC2012'}` reads it")
+
+
 def test_a_failed_download_leaves_no_folder_it_made_unless_a_part_is_there_to_resume(source, tmp_path):
     root = tmp_path / "data" / "voc"
     with pytest.raises(DownloadError, match=rf"copy it into the folder {re.escape(str(root))} \(make it first\)"):

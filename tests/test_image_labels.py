@@ -49,7 +49,7 @@ def test_data_check_takes_a_tagged_split_without_label_maps_for_training(tmp_pat
     (root / "ImageLabels" / "train.txt").write_text("a 1\nb 2\nc\nzz 1\n")        # an id of no image of the split
     (root / "ImageLabels" / "training.txt").write_text("a 1\n")                    # a file of no split
     report, problems = check_voc_root(root)
-    assert "ImageLabels/train.txt (which also lists 1 ids of no image of the split, e.g. zz)" in report[0]
+    assert "ImageLabels/train.txt (which also lists 1 id of no image of the split, e.g. zz)" in report[0]
     assert len(problems) == 1 and "ImageLabels/training.txt names no split (the splits: train)" in problems[0]
 
 

@@ -66,3 +66,10 @@ def test_fc_init_imagenet_without_vggs_classifier_says_how_to_start_fc6_at_rando
     assert "classifier.0.weight missing" in problem and problem.endswith("set cls.fc_init=random to start fc6/fc7 "
                                                                           "at random")
     assert weights_misfit(_profile("w.pth", False), "cls.backbone_weights", state) == []
+
+
+def test_a_file_without_some_of_the_trunks_entries_is_said_to_be_incomplete_not_of_another_width():
+    state = {k: v for k, v in VGG16Features(width=SMALL).state_dict().items() if not k.startswith("features.28.")}
+    (problem,) = weights_misfit(_profile("w.pth", False), "cls.backbone_weights", state)
+    assert "(a torchvision vgg16 state dict without some of its entries: a file cut short, or a part of one?)" \
+           in problem and "missing keys (2): features.28.bias, features.28.weight" in problem

@@ -95,3 +95,18 @@ def test_evaluate_refuses_a_mixed_split_before_loading_the_model(tmp_path):
     with pytest.raises(InputError, match=r"split 'val' .*: 2 images have a label map .* and 1 have none "
                                          r"\(ids without one: val_00001\)"):
         evaluate.run(cfg)
+
+
+def test_a_validation_split_missing_label_maps_is_refused_for_the_classifier_with_both_ways_out(tmp_path):
+    from dsrg.profile import load_profile
+    from dsrg.run.preflight import check_inputs
+
+    root = _voc_root(tmp_path / "voc", {"train": ["a", "b", "c", "d"], "val": ["e", "f"]}, unlabelled=("f",))
+    cfg = load_profile("smoke", [f"data.root={root}", "data.dataset=voc", "data.val_split=val",
+                                 f"out={tmp_path / 'run'}"])
+    with pytest.raises(InputError) as err:
+        check_inputs(cfg, ["cls"], remember=False)
+    said = str(err.value)
+    assert "data.val_split=val: 1 of its 2 images have no label map" in said
+    assert "the classifier's validation reads each image's classes from its label map: expected one for every " \
+           "image, or the classes of every image in" in said and "training reads" not in said

@@ -63,7 +63,8 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                          f"layout)")
     sets = root / "ImageSets" / "Segmentation"
     if not sets.is_dir():
-        raise InputError(f"{root}: no ImageSets/Segmentation folder (expected the PASCAL VOC layout)")
+        raise InputError(f"{root}: no ImageSets/Segmentation folder (expected the PASCAL VOC layout)"
+                         f"{_layout_hint(root)}")
     splits = sorted(p.stem for p in sets.glob("*.txt"))
     if not splits:
         raise InputError(f"{sets}: no split files (expected train.txt, val.txt, ...)")
@@ -105,7 +106,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                       + ("" if ds.label_dir == "SegmentationClass" else f", labels from {ds.label_dir}")
                       + (f", image-level labels from ImageLabels/{split}.txt" if tagged
                          else ", image-level labels from its label maps" if ds.has_masks and not unlabelled else "")
-                      + (f" (which also lists {len(ds.unlisted_labels)} ids of no image of the split, e.g. "
+                      + (f" (which also lists {plural(len(ds.unlisted_labels), 'id')} of no image of the split, e.g. "
                          f"{name_some(ds.unlisted_labels, 2)})" if tagged and ds.unlisted_labels else "")
                       + (", no label maps (training only: evaluation needs them)" if tagged and not ds.has_masks
                          else f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
@@ -185,6 +186,19 @@ def file_problems(ds: VOCSegmentation, sample: int | None = 50, labels: bool = T
             except InputError as exc:
                 problems.append(str(exc))
     return problems
+
+
+def _layout_hint(root: Path) -> str:
+    """Why a folder without split files may have none: the VOC root is a folder below it, or a conversion into it
+    stopped before it wrote them."""
+    inside = sorted(str(p.parent.parent.relative_to(root)) for p in root.glob("*/ImageSets/Segmentation")) + \
+        sorted(str(p.parent.parent.relative_to(root)) for p in root.glob("*/*/ImageSets/Segmentation"))
+    if inside:
+        return f"; it holds {name_some(inside)}: --root is the folder with ImageSets, e.g. {root / inside[0]}"
+    if (root / "JPEGImages").is_dir():
+        return ("; it holds JPEGImages: a `dsrg data coco` or `dsrg data train-aug --out` that stopped before it "
+                "wrote its split files? the same command again finishes it")
+    return ""
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int], str] | str:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError, name_some
+from ..errors import InputError, name_some, plural
 from ..files import link_or_copy, read_json, write_json, write_text
 from .voc import IGNORE, image_size, root_class_names, write_label_png
 
@@ -296,7 +296,7 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
     if names_file.is_file():
         have = root_class_names(out)
         if have != names:
-            raise InputError(f"{names_file} lists {len(have)} other classes than {annotation_file(coco_root, split)} "
+            raise InputError(f"{names_file} lists {plural(len(have), 'other class')} than {annotation_file(coco_root, split)} "
                              f"({len(names)}); convert into another folder")
     image_dir = coco_root / split
     images = sorted(coco.imgs.values(), key=lambda img: img["id"])

@@ -287,5 +287,11 @@ def _offline_route(kind: str, root: Path) -> str:
     files = ", ".join(f"{a.name} ({a.url})" for a in missing)
     them, names = ("them", "those names") if len(missing) > 1 else ("it", "that name")
     into = str(root) if root.is_dir() else f"the folder {root} (make it first)"
+    unpacked = {"voc": "JPEGImages", "sbd": "cls", "coco": "annotations"}[kind]
+    there = root / DATASET_DIRS[kind]
+    check = {"voc": f"dsrg data check --root {there}", "sbd": f"dsrg data train-aug --sbd-root {there} ...",
+             "coco": f"dsrg data check --dataset coco --root {root}"}[kind]
+    held = (f". {there.resolve()} holds {unpacked}/ already (unpacked by hand?): it needs no download, `{check}` "
+            f"reads it") if (there / unpacked).is_dir() else ""
     return (f"Without network: fetch {files} elsewhere and copy {them} into {into} under {names}; running "
-            f"the same command again then checks {them} (SHA-256) and unpacks {them}")
+            f"the same command again then checks {them} (SHA-256) and unpacks {them}{held}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError, name_some
+from ..errors import InputError, name_some, plural
 from ..files import atomic_path, link_or_copy, not_a_folder, write_text
 from .voc import image_size, root_class_names, write_label_png
 
@@ -161,7 +161,7 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
     voc, sbd = find_voc_root(voc_root), find_sbd_root(sbd_root)
     names = root_class_names(voc)
     if len(names) != SBD_NUM_CLASSES:
-        raise InputError(f"{voc / 'class_names.txt'} lists {len(names)} classes, but SBD's label maps hold PASCAL "
+        raise InputError(f"{voc / 'class_names.txt'} lists {plural(len(names), 'class')}, but SBD's label maps hold PASCAL "
                          f"VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's "
                          "classes")
     ids = train_aug_ids(voc, sbd)

@@ -355,7 +355,7 @@ def why_to_run(cfg: Profile, step: str) -> str:
 
 def _as_typed(value) -> str:
     """A setting as one types it on the command line (YAML): ``true``, ``[241, 321]``, ``0.9``."""
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) and value else json.dumps(value)     # an empty text: ""
 
 
 def flat_settings(d: dict, prefix: str = "") -> dict:

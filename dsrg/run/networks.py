@@ -138,5 +138,8 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
         choose = f"{section}.batch_norm chooses the layout" if "vgg" in theirs and "vgg" in ours else \
             "give the weights of this backbone, or choose the file's with seg.backbone"
         return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
+    shared = [k for k in own if k in found]
+    if shared and all(found[k].shape == own[k].shape for k in shared):
+        return f" (a torchvision {theirs} state dict without some of its entries: a file cut short, or a part of one?)"
     return (f" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
             f"resnet101 files fit {section}.width=1 and {section}.batch_norm=false)")

@@ -399,7 +399,9 @@ def _require_label_maps(key: str, ds) -> None:
     """Every image of the split ``key`` has its label map (the image-level labels come from them)."""
     missing = unlabelled_indices(ds)
     if missing:
+        reader = "training reads" if key == "data.train_split" else "the classifier's validation reads"
         raise InputError(f"{key}={ds.split}: {len(missing)} of its {len(ds)} images have no label map in "
-                         f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); training reads "
-                         f"each image's classes from it, or from {image_labels_path(ds.root, ds.split)} "
-                         f"('<id> <class> ...' per image){found_instead(ds.mask_path(missing[0]))}")
+                         f"{ds.root / ds.label_dir} ({name_some([ds.ids[i] for i in missing])}); {reader} each "
+                         f"image's classes from its label map: expected one for every image, or the classes of every "
+                         f"image in {image_labels_path(ds.root, ds.split)} ('<id> <class> ...' per image) and a "
+                         f"label map for every image or for none{found_instead(ds.mask_path(missing[0]))}")

@@ -245,8 +245,9 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         else:
             items, timed = {}, None
     except KeyboardInterrupt:
-        print(f"seeds: interrupted before the cues of the {len(ds)} images were written; run it again to "
-              f"make them from the start", file=sys.stderr, flush=True)
+        print(f"seeds: interrupted before the cues of the {len(ds)} images were written: the step writes them "
+              f"all at once, so its next run, with --resume or without, makes them from the start", file=sys.stderr,
+              flush=True)
         raise
     parts = gather((items, timed), ctx.world)
     if not ctx.world.main:
