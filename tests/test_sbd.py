@@ -175,6 +175,20 @@ def test_an_sbd_label_of_another_size_names_id_and_sizes(tree):
     assert not (voc / "ImageSets/Segmentation/train_aug.txt").exists()
 
 
+def test_every_sbd_label_that_cannot_be_made_is_named_at_once_and_the_others_are_written(tree):
+    voc, sbd = tree
+    (sbd / "cls" / "2008_000003.mat").unlink()
+    save_sbd_mat(sbd / "cls" / "2008_000002.mat", tiny_label(10, 16))
+    with pytest.raises(InputError) as err:
+        make_train_aug(voc, sbd, progress=False)
+    said = str(err.value)
+    assert said.startswith("2 train_aug labels cannot be made (the others are written: the same command makes only "
+                           "what is missing):")
+    assert "'2008_000002': SBD label map is 10x16" in said and "'2008_000003' has no VOC label map" in said
+    assert sorted(p.stem for p in (voc / "SegmentationClassAug").glob("*.png")) == ["2007_000032", "2011_000003"]
+    assert not (voc / "ImageSets/Segmentation/train_aug.txt").exists()
+
+
 def test_a_missing_sbd_label_names_id_and_file(tree):
     voc, sbd = tree
     (sbd / "cls" / "2008_000003.mat").unlink()

@@ -161,8 +161,8 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
     voc, sbd = find_voc_root(voc_root), find_sbd_root(sbd_root)
     names = root_class_names(voc)
     if len(names) != SBD_NUM_CLASSES:
-        raise InputError(f"{voc / 'class_names.txt'} lists {plural(len(names), 'class')}, but SBD's label maps hold PASCAL "
-                         f"VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's "
+        raise InputError(f"{voc / 'class_names.txt'} lists {plural(len(names), 'class')}, but SBD's label maps hold "
+                         f"PASCAL VOC's {SBD_NUM_CLASSES} (background and 20 objects): train_aug needs a root of VOC's "
                          "classes")
     ids = train_aug_ids(voc, sbd)
     missing = [i for i in ids if not (voc / "JPEGImages" / f"{i}.jpg").is_file()]
@@ -175,6 +175,7 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
         _prepare_out_root(voc, out)
     aug = out / AUG_DIR
     aug.mkdir(parents=True, exist_ok=True)
+    problems = []                     # every label that cannot be made, said at once at the end
     for image_id in tqdm(ids, desc="train_aug labels", unit="img", disable=not progress):
         dst = aug / f"{image_id}.png"
         if dst.is_file():
@@ -187,12 +188,19 @@ def make_train_aug(voc_root: str | os.PathLike, sbd_root: str | os.PathLike,
         try:
             label = read_sbd_label(sbd / "cls" / f"{image_id}.mat")
         except InputError as exc:
-            raise InputError(f"train_aug id '{image_id}' has no VOC label map, and its SBD label cannot be "
-                             f"read: {exc}") from exc
+            problems.append(f"train_aug id '{image_id}' has no VOC label map, and its SBD label cannot be read: {exc}")
+            continue
         image_hw = image_size(voc / "JPEGImages" / f"{image_id}.jpg")
         if label.shape != image_hw:
-            raise InputError(f"train_aug id '{image_id}': SBD label map is {label.shape[0]}x{label.shape[1]} "
-                             f"(HxW) but its VOC image is {image_hw[0]}x{image_hw[1]}")
+            problems.append(f"train_aug id '{image_id}': SBD label map is {label.shape[0]}x{label.shape[1]} (HxW) "
+                            f"but its VOC image is {image_hw[0]}x{image_hw[1]}")
+            continue
         write_label_png(dst, label)
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    if problems:
+        raise InputError(f"{len(problems)} train_aug labels cannot be made (the others are written: the same command "
+                         f"makes only what is missing):\n  - " + "\n  - ".join(problems[:20])
+                         + (f"\n  - and {len(problems) - 20} more" if len(problems) > 20 else ""))
     write_text(out / "ImageSets" / "Segmentation" / f"{TRAIN_AUG}.txt", "".join(f"{i}\n" for i in ids))
     return out
