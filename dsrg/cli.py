@@ -12,7 +12,7 @@
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its
-last checkpoint, pseudo-labels and evaluate from the images they wrote. Launch any pipeline command with
+last checkpoint, seeds, pseudo-labels and evaluate from the images they wrote. Launch any pipeline command with
 ``torchrun --nproc_per_node N -m dsrg.cli ...`` for multi-GPU data parallel training and inference split
 over the processes.
 """
@@ -320,8 +320,8 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="demo",
                    help=f"a bundled profile ({', '.join(available_profiles())}) or a YAML file (default demo)")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted step (a training step from its last checkpoint, pseudo-labels "
-                        "and evaluate from the images they wrote)")
+                   help="continue an interrupted step (a training step from its last checkpoint, seeds, "
+                        "pseudo-labels and evaluate from the images they wrote)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings, each step's folder and whether it is done, interrupted or "
                         "to run (and why: the settings in which its nearest complete run differs), and check the "

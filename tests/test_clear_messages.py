@@ -737,6 +737,51 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
 
 
+def test_an_interrupted_seeds_step_keeps_the_cues_it_wrote_and_resume_makes_the_same_store(tiny_run, tmp_path, capsys,
+                                                                                         monkeypatch):
+    import shutil
+
+    import numpy as np
+    from conftest import tiny_profile
+
+    from dsrg.data.cues import CueStore
+    from dsrg.run import step_files
+    from dsrg.steps import seeds
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run")
+    shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)      # the same settings: the same folder
+    monkeypatch.setattr(seeds, "PART_IMAGES", 2)                          # a file of cues every 2 images
+    real, calls = seeds.stack_cues, []
+
+    def interrupted_at_the_sixth(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(seeds, "stack_cues", interrupted_at_the_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        seeds.run(mine)
+    assert "seeds: interrupted with the cues of 5 of 16 images written; `--resume` continues" in capsys.readouterr().err
+    folder = folders.step_dir(mine, "seeds")
+    assert len(list((folder / step_files.CUE_PARTS).glob("*.npz"))) == 3                # 2 + 2 + the last 1
+    assert folders.step_state(folder).startswith("interrupted (5 of 16 written): --resume continues")
+    calls[:] = [1, 1, 1]                                   # again without --resume, interrupted at its third image
+    with pytest.raises(KeyboardInterrupt):
+        seeds.run(mine)
+    assert "seeds: 5 of 16 images given their cues by an interrupted run are done again (without --resume the " \
+           "step starts over" in capsys.readouterr().err
+    assert folders.step_state(folder).startswith("interrupted (2 of 16 written)")
+    monkeypatch.setattr(seeds, "stack_cues", real)
+    seeds.run(mine, resume=True)
+    assert "seeds: --resume: 2 of 16 images given their cues before, kept; 14 to go" in capsys.readouterr().err
+    ours, theirs = CueStore.load(folder / step_files.CUES), CueStore.load(done["seeds"] / step_files.CUES)
+    assert ours.ids == theirs.ids and np.array_equal(ours.entries, theirs.entries) and \
+        np.array_equal(ours.labels, theirs.labels), "the uninterrupted run's cues"
+    assert not (folder / step_files.CUE_PARTS).exists() and folders.done_info(folder)["resumed_with_images"] == 2
+
+
 def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_it_kept(tiny_run, tmp_path, capsys,
                                                                                      monkeypatch):
     import shutil

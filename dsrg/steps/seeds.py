@@ -9,7 +9,9 @@ background cues (computed with ``seeds.saliency`` in ``seeds.workers`` processes
 (:mod:`dsrg.data.cues`), so training can start from the paper's own cues.
 
 Output: ``cues.npz`` (:class:`dsrg.data.cues.CueStore`) and, when the split has label maps, the cues'
-precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 point) in ``done.json``.
+precision / recall / IoU against ground truth on the grid (Fig. 4's epoch-0 point) in ``done.json``. While
+it runs, the cues made so far are written a few hundred at a time (:class:`CueParts`): an interrupted step
+resumed with ``--resume`` makes only the others.
 Under torchrun every process makes the cues of its share of the images (:func:`dsrg.run.dist.share`);
 process 0 gathers and stores them.
 """
@@ -17,6 +19,7 @@ process 0 gathers and stores them.
 from __future__ import annotations
 
 import copy
+import shutil
 import sys
 import time
 from concurrent.futures import Future
@@ -42,19 +45,21 @@ from ..profile import Profile
 from ..run import folders
 from ..run.clock import Clock, combined
 from ..run.checkpoints import load_model
-from ..run.dist import gather, share
+from ..run.dist import barrier, gather, share
 from ..run.workers import auto_workers, in_order, process_pool
 from ..run.context import begin, setup
+from ..run.labelling import resume_note
 from ..run.networks import build_cls_net
 from ..run import step_files
 
 
 def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, progress: bool | None = None,
-             early: EarlyBackgrounds | None = None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+             early: EarlyBackgrounds | None = None, on_cue=None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
+                                                                          dict]:
     """The cues of the images ``indices`` of ``ds`` (default all) from CAMs and saliency, and the time their
     images took (:meth:`dsrg.run.clock.Clock.timed`, from the first image on: the classifier's loading not
     counted). ``progress``: a progress bar (default ``cfg.progress``). ``early``: their background cues, begun
-    before this step (:func:`start_early`)."""
+    before this step (:func:`start_early`). ``on_cue(image_id, (cues, labels))`` is handed each as it is made."""
     indices = range(len(ds)) if indices is None else indices
     progress = cfg.progress if progress is None else progress
     model = load_model(folders.require(cfg, "cls") / step_files.MODEL, build_cls_net(cfg, ds.num_classes, False),
@@ -82,6 +87,8 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
             fg = cam_foreground_cues(cams, labels, cfg.seeds.fg_rule, cfg.seeds.fg_fraction)
             cues = stack_cues(fg, torch.from_numpy(background)[None], labels)
             out[ds.ids[i]] = (cues[0].numpy(), labels[0].numpy())
+            if on_cue is not None:
+                on_cue(ds.ids[i], out[ds.ids[i]])
             clock.tick()
     return out, clock.timed()
 
@@ -234,10 +241,14 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         return folder
     started = time.perf_counter()
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and ctx.world.main)
+    mine = share(len(ds), ctx.world)
+    kept = _kept_cues(ctx, folder, ds, mine, resume) if cfg.seeds.source == "cam" else {}
+    parts = CueParts(folder, ctx.world.rank)
     try:
         if cfg.seeds.source == "cam":
-            items, timed = cam_cues(cfg, ds, ctx.device, share(len(ds), ctx.world), cfg.progress and ctx.world.main,
-                                    early)
+            todo = [i for i in mine if ds.ids[i] not in kept]
+            items, timed = cam_cues(cfg, ds, ctx.device, todo, cfg.progress and ctx.world.main, early, parts.add)
+            items.update(kept)
         elif ctx.world.main:                   # a file to read: process 0 alone
             clock = Clock()
             items = authors_cues(cfg, ds)
@@ -245,19 +256,75 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         else:
             items, timed = {}, None
     except KeyboardInterrupt:
-        print(f"seeds: interrupted before the cues of the {len(ds)} images were written: the step writes them "
-              f"all at once, so its next run, with --resume or without, makes them from the start", file=sys.stderr,
-              flush=True)
+        if cfg.seeds.source == "cam":
+            parts.flush()
+            print(f"seeds: interrupted with the cues of {len(kept) + parts.written} of {len(mine)} images written; "
+                  f"`--resume` continues from there (the cues written are kept), without it the step starts over",
+                  file=sys.stderr, flush=True)
         raise
-    parts = gather((items, timed), ctx.world)
+    gathered = gather((items, timed), ctx.world)
     if not ctx.world.main:
         return folder
-    if len(parts) > 1:                         # every process's cues, in the split's order; the slowest one's time
-        every = {k: v for part, _ in parts for k, v in part.items()}
-        items = {image_id: every[image_id] for image_id in ds.ids}
-        timed = combined([t for _, t in parts if t is not None])
+    every = {k: v for part, _ in gathered for k, v in part.items()}
+    items = {image_id: every[image_id] for image_id in ds.ids}      # every process's cues, in the split's order
+    timed = combined([t for _, t in gathered if t is not None]) if len(gathered) > 1 else gathered[0][1]
     store = CueStore.from_dense(items)
     store.save(folder / step_files.CUES)
+    shutil.rmtree(folder / step_files.CUE_PARTS, ignore_errors=True)     # in cues.npz now
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
-                   timed=timed)
+                   timed=timed, resumed_with_images=len(kept))
     return folder
+
+
+#: The cues an unfinished seeds step keeps for ``--resume``: a file of them every so many images or seconds.
+PART_IMAGES, PART_SECONDS = 256, 60.0
+
+
+class CueParts:
+    """The cues a process has made so far, written to ``<folder>/cues-parts/<rank>-<n>.npz`` a few hundred
+    images at a time (:data:`PART_IMAGES`, or after :data:`PART_SECONDS`), so that an interrupted step keeps
+    them for ``--resume`` (:func:`kept_cues`)."""
+
+    def __init__(self, folder: Path, rank: int):
+        self.folder, self.rank = folder / step_files.CUE_PARTS, rank
+        self.pending: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.written, self.last = 0, time.monotonic()
+
+    def add(self, image_id: str, cue: tuple[np.ndarray, np.ndarray]) -> None:
+        self.pending[image_id] = cue
+        if len(self.pending) >= PART_IMAGES or time.monotonic() - self.last >= PART_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the cues not yet written, as a file of their own."""
+        if self.pending:
+            self.folder.mkdir(exist_ok=True)
+            n = sum(1 for _ in self.folder.glob(f"{self.rank}-*.npz"))
+            CueStore.from_dense(self.pending).save(self.folder / f"{self.rank}-{n}.npz")
+            self.written += len(self.pending)
+            self.pending = {}
+        self.last = time.monotonic()
+
+
+def kept_cues(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The cues an unfinished run of the seeds step wrote into ``folder`` (every process's), by image id."""
+    kept = {}
+    for path in sorted((folder / step_files.CUE_PARTS).glob("[!.]*.npz")):       # not a writer's temporary file
+        store = CueStore.load(path)
+        kept.update((image_id, store.get(image_id)) for image_id in store.ids)
+    return kept
+
+
+def _kept_cues(ctx, folder: Path, ds, mine: Sequence[int], resume: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """This process's share (``mine``) of the cues an interrupted run wrote: with ``resume`` kept, without it
+    removed (the step starts over); stderr says which."""
+    ids = {ds.ids[i] for i in mine}
+    kept = {k: v for k, v in kept_cues(folder).items() if k in ids}
+    resume_note(ctx, "seeds", len(kept), len(mine), "given their cues", resume)
+    barrier(ctx.world)                        # every process has read them before they may be removed
+    if not resume:
+        if ctx.world.main:
+            shutil.rmtree(folder / step_files.CUE_PARTS, ignore_errors=True)
+        barrier(ctx.world)
+        return {}
+    return kept
