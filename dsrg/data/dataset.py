@@ -38,7 +38,8 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
         if problem:
             raise InputError(f"data.root: {problem}")
         if not embedded_written(data) and os.environ.get("RANK", "0") == "0":
-            print(f"[dsrg] writing the embedded dataset{EMBEDDED[data.dataset]} into {data.root}", file=sys.stderr,
+            print(f"[dsrg] writing the embedded dataset{EMBEDDED[data.dataset]} into {data.root} (data.dataset="
+                  f"{data.dataset}; a dataset of your own there is read with data.dataset=voc)", file=sys.stderr,
                   flush=True)
         if data.dataset == "synthetic":
             write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
