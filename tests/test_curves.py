@@ -265,3 +265,19 @@ def test_a_page_run_with_another_profile_saves_apart_from_the_demo_books_figures
     assert figures_folder(None, profile) == Path(folder)
     assert figures_folder(None, profile, "/root") == Path("/root") / Path(folder).relative_to("..")
     assert figures_folder("elsewhere", profile) == Path("elsewhere")
+
+
+def test_a_class_legend_names_the_classes_the_label_maps_hold_in_their_colours():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from dsrg.data.voc import voc_palette
+    from dsrg.reproduce.figures import class_legend
+
+    fig = plt.figure()
+    class_legend(fig, [np.array([[0, 2], [2, 255]], np.uint8), np.array([[9]], np.uint8)], ["bg", "cat", "dog"],
+                 unlabelled=True)
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["bg", "dog", "class 9", "not scored (255)", "unlabelled"]
+    assert tuple(legend.get_patches()[1].get_facecolor()[:3]) == tuple(voc_palette()[2] / 255)
+    plt.close(fig)

@@ -59,6 +59,24 @@ def image_grid(panels: Sequence[Sequence[np.ndarray]], titles: Sequence[str], ro
     return fig
 
 
+def class_legend(fig, label_maps: Sequence[np.ndarray], class_names: Sequence[str], unlabelled: bool = False) -> None:
+    """A legend under ``fig`` of the colour of each class that the uint8 ``label_maps`` hold (in class order; a
+    value with no name is shown by its number), the label maps' ignored pixels (255) where they have any, and
+    white for unlabelled pixels where ``unlabelled`` (cue images, :func:`cue_image`)."""
+    from matplotlib.patches import Patch
+
+    present = sorted({int(v) for m in label_maps for v in np.unique(np.asarray(m))})
+    palette = voc_palette()
+    names = {c: class_names[c] if c < len(class_names) else f"class {c}" for c in present if c != IGNORE}
+    handles = [Patch(facecolor=palette[c] / 255, edgecolor="0.6", label=name) for c, name in names.items()]
+    if IGNORE in present:
+        handles.append(Patch(facecolor=palette[IGNORE] / 255, edgecolor="0.6", label="not scored (255)"))
+    if unlabelled:
+        handles.append(Patch(facecolor="white", edgecolor="0.6", label="unlabelled"))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(len(handles), 6),
+               fontsize=7, frameon=False)
+
+
 CURVE_TITLES = {"loss": "total loss", "seed_loss": "seeding loss", "boundary_loss": "boundary loss",
                 "grown_fraction": "labelled pixels (fraction)"}
 
