@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import nbformat
@@ -146,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     failed = []
     start = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=min(a.jobs, len(todo))) as pool:
+    from dsrg.run.workers import process_pool
+
+    signal.signal(signal.SIGTERM, _interrupt)      # as Ctrl-C: make, a CI's timeout or `kill` stop the build
+    pool = process_pool(min(a.jobs, len(todo)))    # its workers, and so their kernels, end with this process
+    try:
         futures = {pool.submit(execute, str(path), nbformat.writes(nb), timeout, allow_errors): path
                    for path, nb in todo}
         for future in as_completed(futures):
@@ -165,10 +170,20 @@ def main(argv: list[str] | None = None) -> int:
                                                       data={"execution_seconds": seconds}),
                                         check_validity=False, overwrite=True)
             print(f"[execute] {name}: {seconds:.0f} s (at {time.perf_counter() - start:.0f} s)", flush=True)
+    except KeyboardInterrupt:
+        print(f"[execute] interrupted after {time.perf_counter() - start:.0f} s: the notebooks executed so far are "
+              f"cached, and `make book` goes on from them", file=sys.stderr, flush=True)
+        os._exit(130)        # not the pool's shutdown, which would wait for the notebooks it runs: they end with us
+    pool.shutdown()
     if failed:
         print(f"[execute] failed: {', '.join(map(str, failed))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -278,3 +278,49 @@ def test_under_torchrun_process_0_holds_the_step_lock_for_all_and_the_others_wai
     for t in threads:
         t.join(20)
     assert not lock.exists() and not any(t.is_alive() for t in threads)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def _book_of_sleeping_notebooks(root: Path, n: int = 3) -> Path:
+    """A book whose ``n`` notebooks each sleep 60 s, for scripts/execute_notebooks.py."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_config.yml").write_text("execute:\n  execute_notebooks: cache\n  timeout: 600\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: notebooks/n0\nchapters:\n"
+                                   + "".join(f"  - file: notebooks/n{k}\n" for k in range(1, n)))
+    head = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\nkernelspec:\n"
+            "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# n\n\n")
+    for k in range(n):
+        (root / "notebooks" / f"n{k}.md").write_text(f"{head}```{{code-cell}} ipython3\nimport time\ntime.sleep(60)\n```\n")
+    return root
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_notebook_execution_stops_at_once_and_leaves_no_kernel_behind(tmp_path, signum):
+    """`make book` stopped by Ctrl-C (SIGINT to the whole group) or SIGTERM to the executor alone: it runs no
+    further notebook, and its workers and their kernels end with it."""
+    root = _book_of_sleeping_notebooks(tmp_path / "book")
+    script = Path(__file__).parents[1] / "scripts" / "execute_notebooks.py"
+    proc = subprocess.Popen([sys.executable, str(script), "--root", str(root), "--jobs", "2"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline, kernels = time.time() + 120, set()
+    while len(kernels) < 2 and proc.poll() is None and time.time() < deadline:
+        kernels = {p for p in _children(proc.pid) if "ipykernel" in _cmdline(p)}
+        time.sleep(0.2)
+    assert len(kernels) == 2, proc.communicate()[0]
+    everyone = _children(proc.pid)
+    started = time.time()
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signal.SIGINT)           # what a terminal's Ctrl-C does
+    else:
+        proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert time.time() - started < 20, "no further notebook was started"
+    assert proc.returncode == 130 and "[execute] interrupted after" in out, out
+    assert _gone(everyone) == set(), "the workers and their kernels ended with it"
