@@ -56,7 +56,8 @@ def test_the_page_says_when_the_spread_was_measured_on_other_code():
 def test_beside_one_run_the_spread_says_where_its_settings_or_code_differ_from_that_runs():
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": "dsrg run --profile demo out=runs/spread seed=0 "
                                                                "seg.growing=true"}
-    assert spread.caveats([rec], "+DSRG", "dsrg run --profile demo seed=3 seg.growing=true", "x") == ""
+    assert spread.caveats([rec], "+DSRG", "dsrg run --profile demo seed=3 device=auto seg.crf_workers=4 "
+                                          "seg.growing=true", "x") == "", "no setting that changes results differs"
     said = spread.caveats([rec], "+DSRG", "dsrg run --profile demo seg.iterations=150 seg.growing=true", "y")
     assert said == ("The spread was measured with other settings than this page's run (only the spread: none; only "
                     "this run: seg.iterations=150) and on other code (source x; this page's is y): make spread "

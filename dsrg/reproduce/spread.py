@@ -96,10 +96,14 @@ def _settings(profile: str, overrides: list[str], row: list[str]) -> str:
     return Experiment(load_profile(profile, overrides), {}, overrides, list(row), str(profile)).command()
 
 
+#: Settings that name no result (a step's hash leaves them out), the seed, which a spread varies, among them.
+IDLE = {"seed", "out", "device", "deterministic", "progress", "ckpt_every", *folders.NOT_RESULTS}
+
+
 def _compared(settings: str) -> set[str]:
-    """A record's settings less its seed and run folder, each key at its last value, in any order: what records
-    of one row must share."""
-    words = [w for w in shlex.split(settings) if not w.startswith(("seed=", "out="))]
+    """A record's settings less its seed, run folder and the settings that change no result (:data:`IDLE`), each
+    key at its last value, in any order: what records of one row must share."""
+    words = [w for w in shlex.split(settings) if w.partition("=")[0] not in IDLE]
     last = {w.partition("=")[0]: w for w in words if "=" in w}
     return {w for w in words if "=" not in w} | set(last.values())
 

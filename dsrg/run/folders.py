@@ -77,7 +77,8 @@ def step_of(command: str) -> str:
     return next((name for name, step in STEPS.items() if step.command == command), command)
 
 
-_NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
+#: Settings of a section that change no result (left out of a step's hash), beside the run's own (device, out, ...).
+NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
                 "seeds.workers", "seeds.overlap"}
 
 
@@ -88,7 +89,7 @@ def _strip(d: dict, base: str, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if key in _NOT_RESULTS:
+        if key in NOT_RESULTS:
             continue
         if key in PATH_KEYS and v:
             v = as_from_project(v, base)
