@@ -85,7 +85,7 @@ class SeedsConfig:
     saliency_dir: str = ""                # with saliency=folder: one PNG per image id
     saliency_resize: bool = False         # saliency=folder: a map of another size resized (bilinear), else refused
     bg_threshold: float = BACKGROUND_THRESHOLD  # background seeds: saliency below this (Section 4.1: 0.06)
-    workers: int = -1                     # saliency processes (0 or 1: in the step); -1: usable cores less one, up to 12
+    workers: int = -1                     # saliency processes (0 or 1: in the step); -1: usable cores less 1, up to 12
     overlap: str = "gpu"                  # dsrg run: saliency begun with train-cls on: gpu | always | never
     authors_pickle: str = ""              # source=authors: the authors' localization_cues pickle
     authors_list: str = ""                # source=authors: their list of image ids, in the pickle's order
@@ -118,7 +118,7 @@ class SegConfig(Schedule):
     boundary_weight: float = 1.0          # weight of the boundary loss in Eq. (2) (the paper: 1)
     boundary_clip: bool = False           # True: clamp Q/P to [0.05, 20] as the authors' code
     record_images: int = 4                # Fig. 1: supervision maps of the first N training images each epoch
-    crf_workers: int = -1                 # pydensecrf processes (seg, pseudo, eval); -1: usable cores less one, up to 12
+    crf_workers: int = -1                 # pydensecrf processes (seg, pseudo, eval); -1: usable cores less 1, up to 12
     cuda_graph: bool = True               # on CUDA: the exact CRF and triton growing replayed as one CUDA graph; same result
 
 

@@ -42,7 +42,8 @@ def test_the_classifier_starts_from_its_file(tmp_path):
     src = CAMNet(20, SMALL, batch_norm=True)
     torch.save(src.features.state_dict(prefix="features."), tmp_path / "w.pth")
     net = build_cls_net(_profile(tmp_path / "w.pth", True), 21)
-    assert all(torch.equal(a, b) for a, b in zip(net.features.state_dict().values(), src.features.state_dict().values()))
+    ours, theirs = net.features.state_dict().values(), src.features.state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 
 def test_a_file_of_another_width_says_which_widths_fit(tmp_path):

@@ -296,7 +296,8 @@ def _book_of_sleeping_notebooks(root: Path, n: int = 3) -> Path:
     head = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\nkernelspec:\n"
             "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n# n\n\n")
     for k in range(n):
-        (root / "notebooks" / f"n{k}.md").write_text(f"{head}```{{code-cell}} ipython3\nimport time\ntime.sleep(60)\n```\n")
+        cell = "```{code-cell} ipython3\nimport time\ntime.sleep(60)\n```\n"
+        (root / "notebooks" / f"n{k}.md").write_text(head + cell)
     return root
 
 

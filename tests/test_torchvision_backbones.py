@@ -1,9 +1,9 @@
 """Our VGG16 and ResNet-101 trunks against torchvision's, on the same random weights saved as a torchvision
-checkpoint and loaded the way a user's is (dsrg.run.networks.read_weights, dsrg.models.weights.load_backbone): a torchvision file then means
-the same network in dsrg. torchvision's models get DeepLab's changes first (3x3 pools, stride-1 pool4 and
-pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's ceil-mode stem pool), since
-ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch, hence a `gpu` test;
-beside a CPU torch, `make torchvision-check` runs it on torchvision's model definitions alone
+checkpoint and loaded the way a user's is (dsrg.run.networks.read_weights, then dsrg.models.weights.load_backbone):
+a torchvision file then means the same network in dsrg. torchvision's models get DeepLab's changes first (3x3
+pools, stride-1 pool4 and pool5, dilated conv5; ResNet's dilated layer3 and layer4 in every block, Caffe's
+ceil-mode stem pool), since ours are DeepLab's. torchvision's CUDA-only wheels import only beside a CUDA torch,
+hence a `gpu` test; beside a CPU torch, `make torchvision-check` runs it on torchvision's model definitions alone
 (DSRG_TORCHVISION_SOURCE: an unpacked wheel, loaded without the package's ``__init__``, which registers the
 compiled operators that fail beside a CPU torch and that these models never call)."""
 

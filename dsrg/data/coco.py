@@ -296,8 +296,8 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
     if names_file.is_file():
         have = root_class_names(out)
         if have != names:
-            raise InputError(f"{names_file} lists {plural(len(have), 'other class')} than {annotation_file(coco_root, split)} "
-                             f"({len(names)}); convert into another folder")
+            raise InputError(f"{names_file} lists {plural(len(have), 'other class')} than "
+                             f"{annotation_file(coco_root, split)} ({len(names)}); convert into another folder")
     image_dir = coco_root / split
     images = sorted(coco.imgs.values(), key=lambda img: img["id"])
     missing = [img["file_name"] for img in images if not (image_dir / img["file_name"]).is_file()]

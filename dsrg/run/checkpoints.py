@@ -29,9 +29,9 @@ def checkpoint_iteration(ckpt: Path) -> int | None:
         return None
 
 
-#: Where :func:`set_aside` keeps an interrupted run's checkpoint and training log.
-#: Where a run that starts over puts an earlier run's checkpoint and log.
-SET_ASIDE = {step_files.CHECKPOINT: "ckpt.prev.pt", step_files.LOG: "log.prev.jsonl"}
+#: Where :func:`set_aside` keeps an interrupted run's checkpoint and training log when a run starts over.
+PREV_CHECKPOINT, PREV_LOG = "ckpt.prev.pt", "log.prev.jsonl"
+SET_ASIDE = {step_files.CHECKPOINT: PREV_CHECKPOINT, step_files.LOG: PREV_LOG}
 
 
 def set_aside(ckpt: Path, desc: str) -> None:
@@ -40,14 +40,14 @@ def set_aside(ckpt: Path, desc: str) -> None:
     and a note says so."""
     it = checkpoint_iteration(ckpt)
     what = f"an interrupted run at iteration {it}" if it is not None else "an unreadable checkpoint"
-    before = checkpoint_iteration(ckpt.parent / SET_ASIDE[step_files.CHECKPOINT])
+    before = checkpoint_iteration(ckpt.parent / PREV_CHECKPOINT)
     for name, prev in SET_ASIDE.items():
         (ckpt.parent / prev).unlink(missing_ok=True)               # never one run's checkpoint beside another's log
         if (ckpt.parent / name).is_file():
             os.replace(ckpt.parent / name, ckpt.parent / prev)
     replaced = f", in place of the run set aside before at iteration {before}" if before is not None else ""
-    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {SET_ASIDE['ckpt.pt']} with its "
-          f"log {SET_ASIDE['log.jsonl']}{replaced} (to continue it instead: stop this run, "
+    print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {PREV_CHECKPOINT} with its "
+          f"log {PREV_LOG}{replaced} (to continue it instead: stop this run, "
           f"{how_to_continue(ckpt.parent)}, and run again with --resume)", file=sys.stderr, flush=True)
 
 
@@ -55,15 +55,15 @@ def how_to_continue(folder: Path) -> str:
     """The moves that bring back the run :func:`set_aside` kept in ``folder`` (a log it did not keep, as before
     it kept logs: the log removed, so that no other run's lines stay in it)."""
     moves = [f"move {prev} back to {name}" for name, prev in SET_ASIDE.items() if (folder / prev).is_file()]
-    if not (folder / SET_ASIDE[step_files.LOG]).is_file():
+    if not (folder / PREV_LOG).is_file():
         moves.append("delete log.jsonl")
     return " and ".join(moves)
 
 
 def set_aside_note(folder: Path) -> str:
     """``; ckpt.prev.pt holds an earlier run set aside at iteration N (...)`` where one is kept, else ``""``."""
-    it = checkpoint_iteration(folder / SET_ASIDE[step_files.CHECKPOINT])
-    return "" if it is None else (f"; {SET_ASIDE['ckpt.pt']} holds an earlier run set aside at iteration {it} (to "
+    it = checkpoint_iteration(folder / PREV_CHECKPOINT)
+    return "" if it is None else (f"; {PREV_CHECKPOINT} holds an earlier run set aside at iteration {it} (to "
                                   f"continue it: {how_to_continue(folder)}, then --resume)")
 
 

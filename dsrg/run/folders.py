@@ -370,10 +370,10 @@ def flat_settings(d: dict, prefix: str = "") -> dict:
 def _images_written(folder: Path) -> int:
     """The images an inference step has written the output of into ``folder``: pseudo labels, predictions,
     predictions in the evaluation server's layout, or seed cues."""
+    import numpy as np
+
     written = sum(1 for pattern in ("labels/*.png", "pred/*.png", "results/**/*.png") for _ in folder.glob(pattern))
     for part in folder.glob(f"{step_files.CUE_PARTS}/[!.]*.npz"):     # seeds: a few hundred images' cues a file
-        import numpy as np
-
         try:
             with np.load(part) as z:
                 written += len(z["ids"])
