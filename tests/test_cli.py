@@ -87,6 +87,15 @@ def test_data_check_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert "no ImageSets/Segmentation folder" in capsys.readouterr().err
 
 
+def test_data_check_of_a_coco_root_as_voc_says_to_check_it_as_coco_and_how_to_convert_it(tmp_path, capsys):
+    for folder in ("annotations", "train2014", "val2014"):
+        (tmp_path / "coco" / folder).mkdir(parents=True)
+    assert main(["data", "check", "--root", str(tmp_path / "coco")]) == 2
+    err = capsys.readouterr().err
+    assert "check a COCO root with --dataset coco" in err
+    assert f"dsrg data coco --root {tmp_path / 'coco'} --out <folder>" in err
+
+
 def test_data_check_on_the_folder_above_a_voc_root_names_the_root_and_on_a_half_made_one_says_how_to_finish(
         tmp_path, capsys):
     (tmp_path / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation").mkdir(parents=True)

@@ -195,6 +195,9 @@ def _layout_hint(root: Path) -> str:
         sorted(str(p.parent.parent.relative_to(root)) for p in root.glob("*/*/ImageSets/Segmentation"))
     if inside:
         return f"; it holds {name_some(inside)}: --root is the folder with ImageSets, e.g. {root / inside[0]}"
+    if (root / "annotations").is_dir() and any((root / s).is_dir() for s in ("train2014", "val2014")):
+        return ("; it holds annotations/ and COCO 2014's image folders: check a COCO root with --dataset coco, and "
+                f"`dsrg data coco --root {root} --out <folder>` converts it into the VOC layout a run reads")
     if (root / "JPEGImages").is_dir():
         return ("; it holds JPEGImages: a `dsrg data coco` or `dsrg data train-aug --out` that stopped before it "
                 "wrote its split files? the same command again finishes it")
@@ -321,7 +324,8 @@ def check_coco_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[l
         raise InputError(f"COCO root {not_a_folder(root)}: {root} (expected the COCO 2014 layout: "
                          "annotations/, train2014/, val2014/)")
     if not (root / "annotations").is_dir():
-        hint = (" (this looks like a converted VOC-layout root: check it with --dataset voc)"
+        hint = (" (it holds ImageSets/Segmentation: a VOC-layout root, converted or one's own; check it with "
+                "--dataset voc)"
                 if (root / "ImageSets" / "Segmentation").is_dir() else "")
         raise InputError(f"{root}: no annotations folder (expected the COCO 2014 layout: "
                          f"annotations/instances_train2014.json, train2014/, val2014/){hint}")
