@@ -257,8 +257,10 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
     def hint() -> str:                              # asked only on an error: the file is merged again only then
-        shown = name if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path) else "demo"   # a file that fails: demo's
-        return f"(profile {name!r}; every key and its value: dsrg run --profile {shown} --dry-run)"
+        if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path):
+            return f"(profile {name!r}; every key and its value: dsrg run --profile {name} --dry-run)"
+        return (f"(profile {name!r}, which does not load as written; the keys a profile takes, with the demo's "
+                "values: dsrg run --profile demo --dry-run)")
 
     cfg: Profile = merge(Profile, [_read_yaml(path)], overrides, "seg.iterations=100",
                          lambda key, reason: f"{key}: {reason} {hint()}")

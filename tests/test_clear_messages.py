@@ -400,7 +400,8 @@ def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(
     capsys.readouterr()
     assert main(["run", "--profile", str(tmp_path / "p.yaml"), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert expected in err and "; every key and its value: dsrg run --profile demo --dry-run)" in err, err
+    assert expected in err and "does not load as written; the keys a profile takes, with the demo's values: dsrg run " \
+        "--profile demo --dry-run)" in err, err
 
 
 def test_an_empty_profile_file_is_refused(tmp_path, capsys):
