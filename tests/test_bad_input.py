@@ -314,6 +314,17 @@ def test_a_saliency_folder_missing_maps_stops_dsrg_run_before_the_first_step(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_saliency_folder_missing_maps_and_holding_one_of_another_size_says_both_at_once(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "maps").mkdir()
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(tmp_path / "maps" / "a.png")          # the image is 8 x 10
+    err = _dsrg(capsys, *_voc_run(tmp_path, "seeds.saliency=folder", f"seeds.saliency_dir={tmp_path / 'maps'}"))
+    assert "1 of the 2 training images have no map" in err and "(e.g. b.png)" in err
+    assert "1 of the 2 maps have another size than their image (H x W; e.g. a.png 4 x 5, image 8 x 10)" in err
+
+
 def test_saliency_maps_of_another_size_stop_dsrg_run_before_the_first_step_unless_resized(tmp_path, capsys):
     import numpy as np
     from PIL import Image

@@ -256,7 +256,7 @@ def _check_seed_inputs(cfg: Profile, train: VOCSegmentation, problems: _Problems
             problems.append(f"seeds.saliency_dir: {len(missing)} of the {len(train)} training images have no map in "
                             f"{maps.folder} (e.g. {name_some(missing)}); expected one <image id>{maps.suffix} per "
                             f"image of data.train_split={cfg.data.train_split}{found}")
-        elif not cfg.seeds.saliency_resize:     # every map's header, once while the files are unchanged
+        if not cfg.seeds.saliency_resize:       # every map's header, once while the files are unchanged
             marker = cfg.run_dir / ".checked" / f"saliency-sizes-{_maps_fingerprint(maps, train)}"
             if not marker.is_file():
                 before = len(problems)
