@@ -227,7 +227,8 @@ def _closing_summary(cfg, done: dict) -> list[str]:
         lines.append(f"[dsrg run] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
                      f"{100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
     elif scored:
-        lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions for the evaluation server in "
+        server = " for the evaluation server" if scored["predictions"].startswith("results") else ""
+        lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions{server} in "
                      f"{Path(done['eval']) / scored['predictions']}")
     return lines
 

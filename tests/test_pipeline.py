@@ -396,26 +396,30 @@ def test_resnet101_with_frozen_batchnorm_is_refused_without_pretrained_weights(t
     assert build_seg_net(trainable, 8, torch.device("cpu")).backbone_name == "resnet101"
 
 
-def test_a_split_without_label_maps_gets_predictions_in_the_servers_layout(tiny_run, tmp_path):
+@pytest.mark.parametrize("split, ids, layout", [
+    ("test", ["2008_000001", "2008_000002"], "results/VOC2012/Segmentation/comp6_test_cls"),   # VOC's test images
+    ("holdout", ["holdout_00000", "holdout_00001"], "pred"),                                    # one's own images
+])
+def test_a_split_without_label_maps_gets_predictions_in_the_servers_layout_when_its_images_are_vocs(
+        tiny_run, split, ids, layout):
     import shutil
 
     from dsrg.steps import evaluate
 
     cfg, folders = tiny_run
     root = __import__("pathlib").Path(cfg.data.root)
-    ids = [f"test_{k:05d}" for k in range(2)]
     for k, image_id in enumerate(ids):
         shutil.copy(root / "JPEGImages" / f"val_{k:05d}.jpg", root / "JPEGImages" / f"{image_id}.jpg")
-    (root / "ImageSets" / "Segmentation" / "test.txt").write_text("".join(f"{i}\n" for i in ids))
+    (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     try:
-        folder = evaluate.run(tiny_profile(cfg.data.root, cfg.out, "eval.split=test"))
+        folder = evaluate.run(tiny_profile(cfg.data.root, cfg.out, f"eval.split={split}"))
     finally:
-        (root / "ImageSets" / "Segmentation" / "test.txt").unlink()
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").unlink()
         for image_id in ids:
             (root / "JPEGImages" / f"{image_id}.jpg").unlink()
-    server = folder / "results" / "VOC2012" / "Segmentation" / "comp6_test_cls"
-    assert sorted(p.stem for p in server.glob("*.png")) == ids
-    assert "miou" not in json.loads((folder / "metrics.json").read_text())
+    assert sorted(p.stem for p in (folder / layout).glob("*.png")) == ids
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert "miou" not in metrics and metrics["predictions"] == layout
 
 
 def test_two_processes_running_the_same_experiment_train_each_step_once(tmp_path):

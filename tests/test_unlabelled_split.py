@@ -66,7 +66,7 @@ def test_data_check_reports_a_test_split_without_problems(tmp_path):
     assert problems == []
     line = next(line for line in report if line.startswith("split 'test'"))
     assert line.startswith("split 'test': 3 images, 3 opened, 0 problems, no label maps (a test split: "
-                           "`dsrg evaluate --profile P eval.split=test` writes predictions for the evaluation server)")
+                           "`dsrg evaluate --profile P eval.split=test` writes predictions)")     # the ids are not VOC's
 
 
 def test_data_check_still_reports_a_missing_image_of_a_test_split(tmp_path):

@@ -110,7 +110,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
                          f"{name_some(ds.unlisted_labels, 2)})" if tagged and ds.unlisted_labels else "")
                       + (", no label maps (training only: evaluation needs them)" if tagged and not ds.has_masks
                          else f", no label maps (a test split: `dsrg evaluate --profile P eval.split={split}` writes "
-                         f"predictions for the evaluation server)" if test_split
+                         f"predictions{' for the evaluation server' if voc_images(ds) else ''})" if test_split
                          else "" if ds.has_masks else f", no {ds.label_dir} masks"))
     tags = root / "ImageLabels"
     for stem in sorted(p.stem for p in tags.glob("*.txt")) if tags.is_dir() else ():

@@ -3,8 +3,8 @@
 Scales ``eval.scales`` of the original size (0.75/1/1.25), logits summed, CRF (s = 1). The mIoU is
 the standard one: mean over the classes present in the ground truth or the prediction, 255 ignored
 (:mod:`dsrg.method.metrics`). Output: ``metrics.json``, ``per_image.csv`` (each image's mIoU, for picking
-failure cases by rule), ``pred/<id>.png``. Splits without label maps (VOC test) get predictions only, in
-the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
+failure cases by rule), ``pred/<id>.png``. Splits without label maps get predictions only; VOC's test split's
+in the layout the PASCAL evaluation server takes: ``results/VOC2012/Segmentation/comp6_test_cls/<id>.png``
 (``tar -czf results.tgz -C <eval folder> results``). A split where only some images have a label map is
 refused before any inference (:func:`split_has_labels`). ``--resume`` keeps the predictions an interrupted run
 wrote (they are scored again from their files). Under torchrun every process predicts its share of
@@ -17,7 +17,7 @@ import math
 import time
 from pathlib import Path
 
-from ..data.check import unlabelled_indices
+from ..data.check import unlabelled_indices, voc_images
 from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation
 from ..errors import InputError, name_some
@@ -72,7 +72,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     source = folders.eval_source(cfg)
     model = load_model(folders.require(cfg, source) / step_files.MODEL,
                        build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
-    pred_dir = folder / ("pred" if labelled else SERVER_LAYOUT)
+    pred_dir = folder / (SERVER_LAYOUT if not labelled and voc_images(ds) else "pred")
     pred_dir.mkdir(parents=True, exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if labelled else None
     rows = []
