@@ -26,7 +26,7 @@ from PIL import Image
 from ..errors import InputError, name_some, plural
 from ..files import as_given, not_a_folder
 from .sbd import TRAIN_AUG, TRAIN_AUG_COUNT
-from .voc import VOC_CLASSES, VOCSegmentation, classes_said, found_instead, moved_source
+from .voc import VOC_CLASSES, NotAClass, VOCSegmentation, classes_said, found_instead, moved_source
 
 VOC_ID = re.compile(r"20\d\d_\d{6}")     # PASCAL VOC's image ids, e.g. 2007_000032
 
@@ -70,6 +70,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         raise InputError(f"{sets}: no split files (expected train.txt, val.txt, ...)")
     report, problems = [], []
     expected, voc_ids = None, False
+    beyond: list[int] = []                  # label values beyond the classes, one per label map that holds one
     for split in splits:
         before = len(problems)
         try:
@@ -99,7 +100,9 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
         idx = _sample_indices(n, sample)
         # label maps that are missing are counted once above, not once per sampled id
         missing = set(unlabelled)
-        problems += ds.check([i for i in idx if i not in missing])
+        found = ds.problems([i for i in idx if i not in missing])
+        problems += [str(problem) for problem in found]
+        beyond += [problem.value for problem in found if isinstance(problem, NotAClass)]
         problems += _image_problems(ds, [i for i in idx if i in missing])
         report.append(f"split '{split}': {plural(n, 'image')}" + count_note
                       + f", {len(idx)} opened, {plural(len(problems) - before, 'problem')}"
@@ -118,7 +121,7 @@ def check_voc_root(root: str | os.PathLike, sample: int | None = 50) -> tuple[li
             problems.append(f"{tags / (stem + '.txt')} names no split (the splits: {', '.join(splits)}); expected "
                             f"ImageLabels/<split>.txt for a split of ImageSets/Segmentation")
     try:
-        report.append(f"classes: {classes_said(root)}" + _values_beyond(problems))
+        report.append(f"classes: {classes_said(root)}" + _values_beyond(beyond))
     except InputError as exc:
         problems.append(str(exc))
     if expected == VOC2012_COUNTS and voc_ids and TRAIN_AUG not in splits:
@@ -231,10 +234,9 @@ def _check_sample(sample: int | None) -> None:
         raise InputError(f"sample (--sample): expected a number of files to open per split >= 0, got {sample!r}")
 
 
-def _values_beyond(problems: list[str]) -> str:
-    """For the classes' line: how many label maps of ``problems`` hold values beyond the classes, and the largest
-    (a class_names.txt that lists too few reads as one problem per file otherwise); ``""`` where none does."""
-    values = [int(v) for v in re.findall(r"holds value (\d+), which is not a class", "\n".join(problems))]
+def _values_beyond(values: list[int]) -> str:
+    """For the classes' line: how many label maps opened hold values beyond the classes (``values``, one each),
+    and the largest (a class_names.txt that lists too few reads as one problem per file otherwise)."""
     if not values:
         return ""
     return (f"; {len(values)} of the label maps opened hold values beyond them (up to at least {max(values)}): "

@@ -95,8 +95,8 @@ def read_label_png(path: str | os.PathLike, num_classes: int) -> np.ndarray:
         value = int(mask[bad][0])
         grey = (" (a palette PNG saved as greyscale? its values are then the colours' brightness, not the "
                 "class indices the palette image held: keep VOC's palette PNGs as they are)" if mode == "L" else "")
-        raise InputError(f"label image {path} holds value {value}, which is not a class; "
-                         f"allowed: 0..{num_classes - 1} ({num_classes} classes) or {IGNORE} (ignore){grey}")
+        raise NotAClass(f"label image {path} holds value {value}, which is not a class; "
+                        f"allowed: 0..{num_classes - 1} ({num_classes} classes) or {IGNORE} (ignore){grey}", value)
     return mask
 
 
@@ -224,6 +224,17 @@ def classes_said(root: str | os.PathLike) -> str:
                 f"them there, one per line, background first)")
     shown = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
     return f"{len(names)}, from {path}: {shown}"
+
+
+class NotAClass(InputError):
+    """A label map holding ``value``, which is neither a class nor 255."""
+
+    def __init__(self, message: str, value: int) -> None:
+        super().__init__(message)
+        self.value = value
+
+    def __reduce__(self):
+        return type(self), (str(self), self.value)
 
 
 class VOCSegmentation:
@@ -365,6 +376,8 @@ class VOCSegmentation:
                              f"{found_instead(path)}")
         try:
             mask = read_label_png(path, self.num_classes)
+        except NotAClass as exc:
+            raise NotAClass(f"label map of id '{self.ids[i]}': {exc}", exc.value) from exc
         except InputError as exc:
             raise InputError(f"label map of id '{self.ids[i]}': {exc}") from exc
         try:
@@ -402,14 +415,19 @@ class VOCSegmentation:
     def check(self, indices: Sequence[int] | None = None) -> list[str]:
         """Open the listed files (all, or those of ``indices``); return one human-readable line per problem
         (empty list: all good). Ids listed twice are always reported."""
-        problems = [f"id '{image_id}' is listed twice in split '{self.split}'" for image_id in self.listed_twice()]
+        return [str(problem) for problem in self.problems(indices)]
+
+    def problems(self, indices: Sequence[int] | None = None) -> list[InputError]:
+        """:meth:`check`'s problems as errors (:class:`NotAClass` for a label value beyond the classes)."""
+        found = [InputError(f"id '{image_id}' is listed twice in split '{self.split}'")
+                 for image_id in self.listed_twice()]
         for i in range(len(self.ids)) if indices is None else indices:
             for read in (self.image, self.mask):
                 try:
                     read(i)
                 except InputError as exc:
-                    problems.append(str(exc))
-        return problems
+                    found.append(exc)
+        return found
 
 
 def labels_from_mask(mask: np.ndarray, num_classes: int) -> np.ndarray:
