@@ -709,6 +709,13 @@ def test_a_caption_says_how_many_images_were_scored_and_random_weights_a_paper_p
            "paper's setting)" in paper_run.ran_on()
 
 
+def test_an_experiment_that_ran_no_step_says_so_where_its_source_is_asked():
+    unrun = experiments.Experiment(load_profile("smoke"), {})
+    for ask in (unrun.code, unrun.provenance):
+        with pytest.raises(InputError, match="experiment 'smoke': no step was run"):
+            ask()
+
+
 def test_numbers_set_beside_the_papers_say_when_they_are_of_other_data(tiny_run, monkeypatch):
     cfg, folders = tiny_run
     exp = experiments.Experiment(cfg, folders)

@@ -164,14 +164,18 @@ class Experiment:
             from ..run.dist import machine
 
             return machine()
-        last = list(self.folders.values())[-1]
-        return folders.done_info(last).get("machine", "unknown")
+        return folders.done_info(self._last_folder()).get("machine", "unknown")
 
     def code(self) -> str:
         """The code that ran the last step (from its ``done.json``), in words
         (:func:`dsrg.run.provenance.describe`)."""
-        last = list(self.folders.values())[-1]
-        return describe(folders.done_info(last).get("code"))
+        return describe(folders.done_info(self._last_folder()).get("code"))
+
+    def _last_folder(self) -> Path:
+        """The folder of the experiment's last step; InputError where it ran none."""
+        if not self.folders:
+            raise InputError(f"experiment {self.cfg.name!r}: no step was run (experiments.run(...) runs one)")
+        return list(self.folders.values())[-1]
 
     def command(self, shared: bool = False) -> str:
         """The command that remakes the experiment's runs (its settings; progress bars aside); ``shared``:
@@ -258,8 +262,7 @@ class Experiment:
             where = f"the rows' step folders in {folders.as_from_project(str(self.cfg.run_dir), self.cfg.base)}"
             remade = f"each row remade by: {self.command(shared=True)} plus its row's settings"
         else:
-            last = list(self.folders.values())[-1]
-            where, remade = f"results in {folders.as_from_project(str(last), self.cfg.base)}", \
+            where, remade = f"results in {folders.as_from_project(str(self._last_folder()), self.cfg.base)}", \
                 f"remade by: {self.command()}"
         return f"{self.ran_on()}; {self.code()}; {where}; {remade}"
 
