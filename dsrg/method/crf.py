@@ -449,8 +449,9 @@ def refine_for_growing(probs: torch.Tensor, images: torch.Tensor, unary: str = "
 
 def crf_test(probs: torch.Tensor, images: torch.Tensor, map_fn: Callable = map,
              params: CRFParams = TEST_PARAMS, backend: str = "pydensecrf") -> torch.Tensor:
-    """Test-time CRF at full resolution (s = 1), unary ``-log max(p, PROB_FLOOR)``: what the pseudo labels and
-    the evaluation take the argmax of (:func:`dsrg.run.predict.predict`, image by image). ``backend``:
+    """Test-time CRF at full resolution (s = 1), unary ``-log max(p, PROB_FLOOR)``, over a batch of images of one
+    size. The pipeline computes the same per image (:func:`dsrg.method.inference.crf_label`) or over batches of
+    images of any size (:func:`dsrg.method.inference.lattice_labels`), a test holding them equal. ``backend``:
     ``"pydensecrf"``, ``"lattice"`` or ``"auto"`` (:func:`choose_test_backend`; a full-resolution image is far
     too large for the dense kernels).
     Shapes as :func:`dense_crf`."""
