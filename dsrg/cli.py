@@ -9,6 +9,7 @@
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
     dsrg run ... --dry-run                      the resolved settings and each step's state; runs nothing
     dsrg curves STEP_FOLDER [...] --out FILE    plot training steps' log.jsonl (works while they train)
+    dsrg spread --profile demo --seeds 0 1 2    Table 2's rows and Fig. 4's run over seeds: records in spread/
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its

@@ -1,3 +1,4 @@
 """What the book's chapters call: experiments by their settings (``experiments``), the paper's reported numbers
-(``paper``), the figures and tables that set ours beside them (``figures``, ``tables``), what made each file
-they save (``sources``), and the numbers their text quotes (``glued``)."""
+(``paper``), the figures and tables that set ours beside them (``figures``, ``tables``; ``legends`` labels a
+plot of several runs), what made each file they save (``sources``), the numbers their text quotes (``glued``),
+the spread over seeds (``spread``), and measurements of their own (``background_seeds``, ``crf_agreement``)."""
