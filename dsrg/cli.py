@@ -458,12 +458,24 @@ def main(argv: list[str] | None = None) -> int:
         _leave_process_group()
 
 
+GLOO_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")   # gloo's words for it
+
+
 def _peer_gone(exc: BaseException) -> bool:
     """Whether ``exc`` is a torchrun process's collective failing because another process of the launch ended
-    (with its own message, an error or an interruption): the connection to it closed or reset."""
-    text = f"{type(exc).__name__}: {exc}"
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and ("DistBackendError" in text or any(
-        words in text for words in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")))
+    (with its own message, an error or an interruption): NCCL's and the store's errors by their class, gloo's
+    (a plain RuntimeError) by its words, the connection to the other process closed or reset."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    dist = sys.modules.get("torch.distributed")             # imported where a collective could have failed
+    kinds = (ConnectionError,) + ((dist.DistBackendError, dist.DistNetworkError) if dist else ())
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kinds) or (isinstance(exc, RuntimeError) and any(w in str(exc) for w in GLOO_PEER_GONE)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:

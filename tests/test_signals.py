@@ -163,6 +163,18 @@ def test_under_torchrun_a_process_whose_peer_ended_says_so_in_one_line(monkeypat
     assert cli.main(["run", "--profile", "smoke"]) == 1
     assert capsys.readouterr().err.strip() == ("dsrg: stopped: another process of this torchrun launch ended (its "
                                                "message is above)")
+    def nccl_peer_gone(args):
+        import torch.distributed as dist
+
+        try:
+            raise dist.DistBackendError("NCCL communicator was aborted on rank 1")
+        except RuntimeError as exc:
+            raise ValueError("a library's wrapper") from exc
+
+    monkeypatch.setattr(cli, "_pipeline", nccl_peer_gone)      # by its class, under another error
+    assert cli.main(["run", "--profile", "smoke"]) == 1
+    assert "another process of this torchrun launch ended" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_pipeline", peer_gone)
     monkeypatch.setenv("WORLD_SIZE", "1")                  # one process: no peer, a bug's traceback stays
     with pytest.raises(RuntimeError):
         cli.main(["run", "--profile", "smoke"])
