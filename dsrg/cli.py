@@ -178,14 +178,14 @@ def _pipeline(args: argparse.Namespace) -> int:
         print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "
                                               "the inputs' contents; delete it to run the step again)"
                                               if was_done else ""))
-        for line in _closing_summary(cfg, {step: folder}):     # its line of dsrg run's closing summary, if any
-            print(line.replace("[dsrg run]", f"[{args.command}]"))
+        for line in _closing_summary(cfg, {step: folder}, args.command):     # its line of dsrg run's summary
+            print(line)
         print(f"[{args.command}] all it recorded (times, machine, code): {folder / step_files.DONE}")
     return 0
 
 
-def _closing_summary(cfg, done: dict) -> list[str]:
-    """``dsrg run``'s last lines, each with how many images it measures and the file it is read from: the
+def _closing_summary(cfg, done: dict, who: str = "dsrg run") -> list[str]:
+    """``dsrg run``'s last lines (``[who]`` ahead of each), each with how many images it measures and the file it is read from: the
     classifier's validation mAP, the supervision's quality on the training set (the seeds' and, after train-seg's
     last epoch, the grown cues' precision, recall and labelled share on the output grid; the pseudo labels'
     mIoU, precision and recall), and the evaluation's mIoU."""
@@ -207,29 +207,29 @@ def _closing_summary(cfg, done: dict) -> list[str]:
     lines = []
     train, cls = cfg.data.train_split, info("cls")
     if cls.get("val_map") is not None:
-        lines.append(f"[dsrg run] classifier on {cfg.data.val_split}: {pct(cls, 'val_map')} (%){source('cls')}")
+        lines.append(f"[{who}] classifier on {cfg.data.val_split}: {pct(cls, 'val_map')} (%){source('cls')}")
     seeds = info("seeds")
     if seeds.get("quality"):
         grid = " x ".join(map(str, seeds.get("grid", [])))
-        lines.append(f"[dsrg run] seeds on {train} ({about(seeds, f'on the {grid} output grid', 'class means')}): "
+        lines.append(f"[{who}] seeds on {train} ({about(seeds, f'on the {grid} output grid', 'class means')}): "
                      f"{pct(seeds['quality'], 'precision', 'recall', 'labelled_fraction')} (%)"
                      f"{source('seeds')}")
     grown = info("seg").get("supervision_last_epoch")
     if grown:
-        lines.append(f"[dsrg run] grown cues on {train} (epoch {grown['epoch']}, class means): "
+        lines.append(f"[{who}] grown cues on {train} (epoch {grown['epoch']}, class means): "
                      f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%)"
                      f"{source('seg', step_files.SUPERVISION)}")
     pseudo = info("pseudo")
     if pseudo.get("quality"):
-        lines.append(f"[dsrg run] pseudo labels on {train} ({about(pseudo) or 'all'}): "
+        lines.append(f"[{who}] pseudo labels on {train} ({about(pseudo) or 'all'}): "
                      f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%){source('pseudo')}")
     scored = info("eval")
     if "miou" in scored:
-        lines.append(f"[dsrg run] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
+        lines.append(f"[{who}] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
                      f"{100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
     elif scored:
         server = " for the evaluation server" if scored["predictions"].startswith("results") else ""
-        lines.append(f"[dsrg run] {scored['split']} has no label maps: predictions{server} in "
+        lines.append(f"[{who}] {scored['split']} has no label maps: predictions{server} in "
                      f"{Path(done['eval']) / scored['predictions']}")
     return lines
 
@@ -271,10 +271,8 @@ def _dry_run(cfg, args: argparse.Namespace) -> int:
     print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
     for step in steps:
         folder = folders.step_dir(cfg, step)
-        state = folders.step_state(folder)
-        why = folders.why_to_run(cfg, step) if state.startswith("to run") else ""
-        print(f"{folders.STEPS[step].command:<14} {folder}  " + (state.replace("to run", f"to run ({why})", 1)
-                                                                  if why else state))
+        state = folders.step_state(folder, lambda: folders.why_to_run(cfg, step))
+        print(f"{folders.STEPS[step].command:<14} {folder}  {state}")
     to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if args.command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")

@@ -27,6 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -278,9 +279,9 @@ def done_info(folder: Path) -> dict:
     return info
 
 
-def step_state(folder: Path) -> str:
+def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (``--resume``
-    continues from its checkpoint's iteration) or to run."""
+    continues from its checkpoint's iteration) or to run (``why()``'s reason beside it, if any)."""
     if is_done(folder):
         try:
             info = done_info(folder)
@@ -307,7 +308,8 @@ def step_state(folder: Path) -> str:
                f"starts over"
     from .checkpoints import set_aside_note
 
-    return "to run" + set_aside_note(folder) + interrupted_elsewhere(folder)
+    reason = why() if why else ""
+    return "to run" + (f" ({reason})" if reason else "") + set_aside_note(folder) + interrupted_elsewhere(folder)
 
 
 def interrupted_elsewhere(folder: Path) -> str:
