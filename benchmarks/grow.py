@@ -25,7 +25,8 @@ import scipy.ndimage as ndi
 import torch
 
 import dsrg.files
-from dsrg.method.growing import grow, label_map, resolve_method, triton_works
+from dsrg.method.growing import grow, label_map, resolve_method
+from dsrg.method.reach import triton_works
 
 
 def machine_info(device: torch.device | None = None) -> dict:

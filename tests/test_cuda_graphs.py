@@ -4,7 +4,7 @@ op, new inputs followed, work that cannot be captured run op by op with the reas
 import pytest
 import torch
 
-from dsrg.method import growing
+from dsrg.method import reach
 from dsrg.profile import SegConfig
 from dsrg.run import cuda_graphs
 from dsrg.steps.train_seg import graphed, refine_and_grow, supervision
@@ -72,7 +72,7 @@ def test_work_that_reads_a_value_back_runs_op_by_op_and_says_why_once(capsys):
 def test_the_training_steps_crf_and_growing_as_one_graph_equal_them_op_by_op(method):
     """``triton`` by name too: its check on the device runs before the capture, whose warm-up refuses
     the check's host syncs."""
-    growing.triton_works.cache_clear()                     # as in a new process: the check not yet made
+    reach.triton_works.cache_clear()                     # as in a new process: the check not yet made
     seg = SegConfig(crf_backend="auto", grow_method=method)
     logits, images, cues, labels = _batch(torch.device("cuda"))
     assert graphed(seg, logits), "the exact CRF and triton growing on CUDA: one graph"

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from scipy import ndimage as ndi
 
 from dsrg.errors import InputError
-from dsrg.method import growing
-from dsrg.method.growing import grow, grow_every_plane, label_map, reach_scipy, reach_torch, reach_triton
+from dsrg.method import growing, reach
+from dsrg.method.growing import grow, grow_every_plane, label_map
+from dsrg.method.reach import reach_scipy, reach_torch, reach_triton
 
 INF = float("inf")
 
@@ -340,7 +341,7 @@ def test_triton_reaches_through_a_spiral_a_staircase_and_blobs(interpreted_trito
     """The check planes of ``triton_works``: a corridor that turns 4 times per lap (one round of row and column
     fills cannot finish it), a chain joined only at corners, random blobs with scattered seeds, an empty
     plane; and random planes of other shapes (sides not powers of two, a single row)."""
-    cand, seeds = growing._check_planes(torch.device("cpu"), 13)
+    cand, seeds = reach._check_planes(torch.device("cpu"), 13)
     expected = reach_scipy(cand.numpy(), seeds.numpy())
     assert expected[0].sum() == cand[0].sum() and expected[1].sum() == cand[1].sum(), "spiral and stairs: whole"
     np.testing.assert_array_equal(reach_triton(cand, seeds).numpy(), expected)
@@ -394,14 +395,14 @@ for arch, side, warps in [(90, 64, 4), (90, 128, 8), (80, 16, 4)]:
 
 def test_triton_growing_says_what_it_needs(monkeypatch):
     seeds, probs, labels = _blobby_batch(seed=4, b=1, c=3, s=9)
-    monkeypatch.setattr(growing, "_triton_kernel", lambda: None)
+    monkeypatch.setattr(reach, "_triton_kernel", lambda: None)
     with pytest.raises(InputError, match="needs the triton package"):
         grow(seeds, probs, labels, method="triton")
-    monkeypatch.setattr(growing, "_triton_kernel", lambda: object())     # a compiled (not interpreted) kernel
+    monkeypatch.setattr(reach, "_triton_kernel", lambda: object())     # a compiled (not interpreted) kernel
     with pytest.raises(InputError, match="runs on CUDA tensors"):
         grow(seeds, probs, labels, method="triton")
     big = torch.zeros(1, 129, 3, dtype=torch.bool)
-    monkeypatch.setattr(growing, "_interpreted", lambda kernel: True)
+    monkeypatch.setattr(reach, "_interpreted", lambda kernel: True)
     with pytest.raises(InputError, match="at most 128 x 128"):
         reach_triton(big, big)
 
@@ -410,7 +411,7 @@ def test_auto_growing_on_cuda_takes_triton_where_it_works_and_the_planes_fit(mon
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(growing, "triton_works", lambda device: True)
     assert growing.resolve_method("auto", cuda, 41) == "triton"
-    assert growing.resolve_method("auto", cuda, growing.TRITON_MAX_SIDE + 1) == "torch"
+    assert growing.resolve_method("auto", cuda, reach.TRITON_MAX_SIDE + 1) == "torch"
     assert growing.resolve_method("auto", cuda) == "torch", "planes not known to fit"
     monkeypatch.setattr(growing, "triton_works", lambda device: False)
     assert growing.resolve_method("auto", cuda, 41) == "torch"
@@ -418,32 +419,32 @@ def test_auto_growing_on_cuda_takes_triton_where_it_works_and_the_planes_fit(mon
 
 
 def test_a_triton_kernel_that_fails_or_disagrees_is_not_used_and_the_reason_is_said(monkeypatch, capsys):
-    monkeypatch.setattr(growing, "_triton_kernel", lambda: object())
+    monkeypatch.setattr(reach, "_triton_kernel", lambda: object())
     # the reference it compares with, as reach_scipy (equal, tested above): reach_torch's thousands of dilations
     # along the 121 x 121 spiral take a minute on a busy CPU, and this test is about the decision
-    monkeypatch.setattr(growing, "reach_torch", lambda c, s: torch.from_numpy(reach_scipy(c.numpy(), s.numpy())))
-    works = growing.triton_works.__wrapped__                     # not the answer cached per device
+    monkeypatch.setattr(reach, "reach_torch", lambda c, s: torch.from_numpy(reach_scipy(c.numpy(), s.numpy())))
+    works = reach.triton_works.__wrapped__                     # not the answer cached per device
 
     def broken(candidate, seeds):
         raise RuntimeError("PTX .version 9.1 does not support .target sm_120\nmore lines")
-    monkeypatch.setattr(growing, "reach_triton", broken)
+    monkeypatch.setattr(reach, "reach_triton", broken)
     assert works(torch.device("cpu")) is False
     assert "not used (RuntimeError: PTX .version 9.1 does not support .target sm_120); growing runs " \
            "method='torch'" in capsys.readouterr().err
-    monkeypatch.setattr(growing, "reach_triton", lambda candidate, seeds: candidate & seeds)   # never grows
+    monkeypatch.setattr(reach, "reach_triton", lambda candidate, seeds: candidate & seeds)   # never grows
     assert works(torch.device("cpu")) is False
     assert "grew other regions than method='torch' on the 41 x 41 check planes" in capsys.readouterr().err
     sides = []
 
     def right_at_41_only(candidate, seeds):
         sides.append(candidate.shape[-1])
-        return growing.reach_torch(candidate, seeds) if candidate.shape[-1] == 41 else candidate & seeds
-    monkeypatch.setattr(growing, "reach_triton", right_at_41_only)
+        return reach.reach_torch(candidate, seeds) if candidate.shape[-1] == 41 else candidate & seeds
+    monkeypatch.setattr(reach, "reach_triton", right_at_41_only)
     assert works(torch.device("cpu")) is False and sides == [41, 121], "the largest block is checked too"
     assert "on the 121 x 121 check planes" in capsys.readouterr().err
-    monkeypatch.setattr(growing, "reach_triton", growing.reach_torch)
+    monkeypatch.setattr(reach, "reach_triton", reach.reach_torch)
     assert works(torch.device("cpu")) is True
-    monkeypatch.setattr(growing, "_triton_kernel", lambda: None)
+    monkeypatch.setattr(reach, "_triton_kernel", lambda: None)
     assert works(torch.device("cpu")) is False
     assert "not used (triton cannot be imported)" in capsys.readouterr().err
 

@@ -1,4 +1,4 @@
-"""The Triton kernel of :func:`dsrg.method.growing.reach_triton` (imported only when that runs: importing
+"""The Triton kernel of :func:`dsrg.method.reach.reach_triton` (imported only when that runs: importing
 triton takes a while, and ``TRITON_INTERPRET=1`` is read as the kernel is defined).
 
 ``reach_kernel[(P,)](cand, seeds, padded, out, H, W, BH=, BW=)``: ``cand``, ``seeds`` uint8 ``(P, H, W)`` of 0/1;

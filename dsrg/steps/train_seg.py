@@ -32,7 +32,8 @@ from ..data.dataset import SeedSet, collate, open_split
 from ..errors import InputError
 from ..files import atomic_path, write_csv
 from ..method.crf import EXACT, TRAIN_PARAMS, choose_backend, refine_for_growing, resolve_backend
-from ..method.growing import grow, resolve_method, triton_works
+from ..method.growing import grow, resolve_method
+from ..method.reach import triton_works
 from ..method.losses import BOUNDARY_CLIP, smoothed_softmax, total_loss
 from ..method.metrics import supervision_counts, supervision_quality
 from ..profile import Profile
