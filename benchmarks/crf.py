@@ -39,8 +39,10 @@ import torch.nn.functional as F
 from grow import machine_info, median_time, print_machine, timed, write_json  # benchmarks/ is sys.path[0]
 
 from dsrg.data.photos import photographs
-from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_exact, _resize_images, crf_kernels, crf_test_energy,
-                             crf_train, lattice_crf, pydensecrf_one)
+from dsrg.method.crf import (TRAIN_PARAMS, CRFParams, _dense_crf_exact, _resize_images, crf_test_energy, crf_train,
+                             pydensecrf_one)
+from dsrg.method.crf_exact import crf_kernels
+from dsrg.method.crf_lattice import lattice_crf
 from dsrg.run.workers import mapper, process_pool
 
 

@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from dsrg.errors import InputError
-from dsrg.method.crf import (EXACT_MAX_POSITIONS, TRAIN_PARAMS, CRFParams, _squared_distances, bilateral_kernel,
-                             _rounded_inputs_float32_sums, crf_kernels, crf_test, crf_train, dense_crf,
-                             mean_field, pairwise_matrix, refine_for_growing, resolve_backend, unary_energy)
+from dsrg.method.crf import (EXACT_MAX_POSITIONS, TRAIN_PARAMS, CRFParams, crf_test, crf_train, dense_crf,
+                             refine_for_growing, resolve_backend, unary_energy)
+from dsrg.method.crf_exact import (_rounded_inputs_float32_sums, _squared_distances, bilateral_kernel, crf_kernels,
+                                   pairwise_matrix)
+from dsrg.method.mean_field import mean_field
 from dsrg.run.workers import mapper, process_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

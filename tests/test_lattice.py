@@ -11,8 +11,8 @@ import torch
 
 from dsrg.errors import InputError
 from dsrg.method import lattice as L
-from dsrg.method.crf import (CRFParams, pydensecrf_one, choose_test_backend, crf_train, dense_crf, lattice_crf,
-                             unary_energy)
+from dsrg.method.crf import CRFParams, choose_test_backend, crf_train, dense_crf, pydensecrf_one, unary_energy
+from dsrg.method.crf_lattice import lattice_crf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from crf import make_photos, make_scenes  # noqa: E402  (benchmarks/crf.py)

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from . import transforms as T
-from .crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
+from .crf import CRFParams, crf_test_energy, pydensecrf_one
+from .crf_lattice import lattice_crf
 
 #: How many pixels the lattice CRF takes at once on a GPU (11 images of 500 x 375, a few hundred MB of working
 #: memory). On the CPU one image at a time is faster (``benchmarks/crf.py --test-time``).

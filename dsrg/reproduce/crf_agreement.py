@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..method.crf import CRFParams, crf_test_energy, lattice_crf, pydensecrf_one
+from ..method.crf import CRFParams, crf_test_energy, pydensecrf_one
+from ..method.crf_lattice import lattice_crf
 from ..method.inference import multiscale_probs
 from ..run import folders
 from ..run.checkpoints import load_model
