@@ -1,7 +1,8 @@
 """The paper's method, tensors in and tensors out, never a profile: the seed cues of Section 3.1 (``seeds``,
-``saliency``), region ``growing`` (Section 3.3, Eq. 3), the ``losses`` (Eq. 1 and 2), the dense ``crf``,
-the images' ``transforms`` (crops, resizing, the networks' input normalisation), multi-scale ``inference`` and
-the evaluation ``metrics`` (Section 4).
+``saliency``), region ``growing`` (Section 3.3, Eq. 3; its connected regions: ``reach``), the ``losses`` (Eq. 1
+and 2), the dense ``crf`` (``crf_params``, its ``mean_field``, its torch backends ``crf_exact`` and
+``crf_lattice``, the latter on the permutohedral ``lattice``), the images' ``transforms`` (crops, resizing, the
+networks' input normalisation), multi-scale ``inference`` and the evaluation ``metrics`` (Section 4).
 
 The paper's thresholds are written here, once: the method's functions take them as defaults, and the
 profiles' defaults are the same names (:mod:`dsrg.profile`).
