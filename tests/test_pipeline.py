@@ -48,6 +48,32 @@ def _hashes_on(monkeypatch, device: str, *overrides: str, capability=(9, 0)) -> 
     return {step: runs.step_hash(cfg, step) for step in ("cls", "seeds", "seg", "pseudo", "retrain", "eval")}
 
 
+def test_the_settings_said_to_change_no_result_leave_every_steps_hash_as_it_is(monkeypatch):
+    """folders.RUN_SETTINGS and NOT_RESULTS, which the spread's comparison of records also leaves out, each set
+    to another value than the profile's."""
+    from dsrg.profile import CHOICES
+
+    cfg = load_profile("voc-vgg16")
+
+    def other(key: str) -> str:
+        value = _get(cfg, key)
+        if isinstance(value, bool):
+            return str(not value).lower()
+        if isinstance(value, int):
+            return str(value + 1)
+        return next(c for c in CHOICES.get(key, ("cpu", "elsewhere")) if c != value)
+
+    base = _hashes_on(monkeypatch, "cpu")
+    for key in sorted(runs.RUN_SETTINGS | runs.NOT_RESULTS):
+        assert _hashes_on(monkeypatch, "cpu", f"{key}={other(key)}") == base, key
+
+
+def _get(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def test_bf16_autocast_names_other_runs_on_cuda_and_is_ignored_on_the_cpu(monkeypatch):
     assert _hashes_on(monkeypatch, "cpu", "amp=true") == _hashes_on(monkeypatch, "cpu", "amp=false")
     on, off = _hashes_on(monkeypatch, "cuda", "amp=true"), _hashes_on(monkeypatch, "cuda", "amp=false")

@@ -27,7 +27,7 @@ from ..run import folders
 from ..run.provenance import code
 from .experiments import ABLATION, Experiment, ablation
 
-FILE_NAMES = {"baseline": "baseline", "+BSL": "bsl", "+DSRG": "dsrg", "+Retrain": "retrain"}
+FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's rows, in its order
 
 
 def record(exp: Experiment, row: str, seed: int) -> dict:
@@ -97,7 +97,7 @@ def _settings(profile: str, overrides: list[str], row: list[str]) -> str:
 
 
 #: Settings that name no result (a step's hash leaves them out), the seed, which a spread varies, among them.
-IDLE = {"seed", "out", "device", "deterministic", "progress", "ckpt_every", *folders.NOT_RESULTS}
+IDLE = {"seed", *folders.RUN_SETTINGS, *folders.NOT_RESULTS}
 
 
 def _compared(settings: str) -> set[str]:

@@ -78,9 +78,11 @@ def step_of(command: str) -> str:
     return next((name for name, step in STEPS.items() if step.command == command), command)
 
 
-#: Settings of a section that change no result (left out of a step's hash), beside the run's own (device, out, ...).
+#: Settings of a section that change no result (left out of a step's hash), beside the run's own (RUN_SETTINGS).
 NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
                 "seeds.workers", "seeds.overlap"}
+#: The run's own settings that change no result: a step's hash (:func:`step_config`) takes none of them.
+RUN_SETTINGS = {"out", "device", "deterministic", "progress", "ckpt_every"}
 
 
 def _strip(d: dict, base: str, prefix: str = "") -> dict:
