@@ -203,6 +203,15 @@ CHOICES: dict[str, tuple] = {
 }
 
 
+#: The endings a profile file of one's own has (a YAML file); any other --profile is a bundled profile's name.
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def is_profile_file(name: str | Path) -> bool:
+    """Whether ``name`` is written as a profile file (``.yaml`` / ``.yml``), not a bundled profile's name."""
+    return Path(name).suffix in PROFILE_SUFFIXES
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
@@ -212,14 +221,14 @@ def _profile_path(name: str) -> Path:
     if path.is_file():
         return path
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if is_profile_file(path) and path.is_file():
         return path
-    if path.exists() and (path.suffix in (".yaml", ".yml") or "/" in name):      # a path, to something else
+    if path.exists() and (is_profile_file(path) or "/" in name):      # a path, to something else
         from .files import not_a_file      # (numpy and PIL with it: not for every command's start)
 
         raise InputError(f"profile {name!r} {not_a_file(path)}: expected one of {available_profiles()} or the path "
                          f"of a YAML file")
-    where = f" (not in {Path.cwd()})" if path.suffix in (".yaml", ".yml") and not path.is_absolute() else ""
+    where = f" (not in {Path.cwd()})" if is_profile_file(path) and not path.is_absolute() else ""
     raise InputError(f"profile {name!r} not found{where}: expected one of {available_profiles()} "
                      f"or the path of a YAML file")
 
@@ -253,7 +262,7 @@ def _read_yaml(path: Path):
 def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
     """The profile ``name`` (a bundled name or a YAML path) with ``key=value`` overrides applied, validated."""
     if not (PROFILE_DIR / f"{name}.yaml").is_file() and Path(name).is_file() \
-            and Path(name).suffix not in (".yaml", ".yml"):
+            and not is_profile_file(name):
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
     def hint() -> str:                              # asked only on an error: the file is merged again only then

@@ -33,7 +33,7 @@ from ..data.dataset import EMBEDDED, open_split
 from ..data.voc import VOC_CLASSES
 from ..errors import InputError
 from ..files import read_json
-from ..profile import PATH_KEYS, Profile, load_profile
+from ..profile import PATH_KEYS, Profile, is_profile_file, load_profile
 from ..run import folders
 from ..run.provenance import describe
 from ..run.train import read_log
@@ -283,7 +283,7 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
                          f"root)")
     if base is not None and not Path(name).is_file() and (Path(base) / name).is_file():
         name = str(Path(base) / name)
-    elif base is not None and Path(name).suffix in (".yaml", ".yml") and not Path(name).is_file():
+    elif base is not None and is_profile_file(name) and not Path(name).is_file():
         raise InputError(f"profile {name!r} not found: neither in {Path.cwd()} nor in base {base!r} "
                          f"({(Path(base) / name).resolve()})")
     cfg = load_profile(name, list(overrides))
@@ -332,7 +332,7 @@ def _profile_argument(name: str, base: str | Path | None) -> str:
     """``--profile`` for the command that remakes a run from the project root: a profile's name, or a YAML
     path as given where :func:`profile` found it in ``base``, else (found beside the page) absolute."""
     path = Path(name)
-    if path.suffix not in (".yaml", ".yml") or base is None or path.is_absolute() or not path.is_file():
+    if not is_profile_file(path) or base is None or path.is_absolute() or not path.is_file():
         return str(name)
     return str(path.resolve())
 

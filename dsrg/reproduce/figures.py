@@ -18,6 +18,7 @@ import pandas as pd
 from ..data.voc import IGNORE, voc_palette
 from ..errors import InputError
 from ..files import atomic_path
+from ..profile import is_profile_file
 from ..run.train import LOG_COUNTERS
 from . import sources
 
@@ -251,7 +252,7 @@ def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | o
     COCO twin (``<name>-coco``, Table 3's) saves beside it."""
     if folder is not None:
         return Path(folder)
-    if Path(profile).suffix in (".yaml", ".yml"):
+    if is_profile_file(profile):
         return Path(base) / "figures" / Path(profile).stem.removesuffix("-coco")
     name = str(profile).removesuffix("-coco")
     return Path(base) / "figures" / ("" if name == "demo" else name)
