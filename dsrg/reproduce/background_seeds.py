@@ -67,12 +67,10 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
     n = len(dataset) if limit is None else min(limit, len(dataset))
     cue_bg = cue_all = bg_all = scored = 0
     start = time.perf_counter()
+    maps = None if folder is None else SaliencyFolder(folder)
     for i in tqdm(range(n), desc=f"saliency ({folder or method})", disable=not progress):
         item = dataset[i]
-        if folder is not None:
-            sal = SaliencyFolder(folder)(item["id"], item["mask"].shape)
-        else:
-            sal = compute_saliency(item["image"], method)
+        sal = compute_saliency(item["image"], method) if maps is None else maps(item["id"], item["mask"].shape)
         counts = background_cue_counts(sal, item["mask"], threshold)
         cue_bg += counts[0]; cue_all += counts[1]; bg_all += counts[2]; scored += counts[3]
     seconds = time.perf_counter() - start
