@@ -309,7 +309,7 @@ def _spread(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds: expected at least two different seeds, got {seeds}")
     spread.measure(args.profile, seeds, args.out, args.runs, overrides)
     records = spread.load(spread.records_folder(args.profile, args.out, overrides))
-    print(spread.miou_table(records).round(1).to_string())
+    print(spread.miou_by_seed(records).round(1).to_string())
     print(spread.claims(records).to_string(index=False))
     return 0
 

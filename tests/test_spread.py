@@ -24,13 +24,13 @@ def _record(row, seed, miou, recall=None, precision=None, source="abc"):
 def test_the_table_gives_each_seed_the_mean_and_the_sample_deviation():
     records = [_record("+BSL", 0, 0.40), _record("+BSL", 1, 0.44), _record("baseline", 0, 0.30),
                _record("baseline", 1, 0.10)]
-    table = spread.miou_table(records)
+    table = spread.miou_by_seed(records)
     assert list(table.index) == ["baseline", "+BSL"]                    # Table 2's order
     assert table.loc["+BSL", ["seed 0", "seed 1"]].tolist() == pytest.approx([40.0, 44.0])
     assert table.loc["+BSL", "mean"] == pytest.approx(42.0)
     assert table.loc["+BSL", "std"] == pytest.approx(2 ** 0.5 * 2)     # ddof 1: sqrt(((-2)^2 + 2^2) / 1)
     with pytest.raises(InputError, match="make spread"):
-        spread.miou_table([])
+        spread.miou_by_seed([])
 
 
 def test_a_claim_holds_only_where_it_holds_in_every_seed():

@@ -463,7 +463,7 @@ def _float(v):
         return v
 
 
-def miou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:
+def iou_table(experiments: dict[str, Experiment]) -> pd.DataFrame:
     """Per-class IoU (%) and mIoU (%) of several experiments: one row each, classes as columns."""
     rows = {}
     for label, e in experiments.items():

@@ -159,7 +159,7 @@ def _records(folder: Path) -> list[tuple[Path, dict]]:
     return found
 
 
-def miou_table(records: list[dict]) -> pd.DataFrame:
+def miou_by_seed(records: list[dict]) -> pd.DataFrame:
     """mIoU (%) per row (index, Table 2's order) and seed (columns ``seed 0``, ...), with ``mean`` and
     ``std`` (sample standard deviation, ddof 1) over the seeds."""
     if not records:
