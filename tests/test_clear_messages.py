@@ -825,7 +825,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
 
 
 def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected():
-    from dsrg.reproduce import experiments as ex
+    from dsrg.reproduce import parameters as ex
 
     assert ex.notebook_overrides(extra="seg.theta_fg=0.9 eval.crf=false")[-2:] == ["seg.theta_fg=0.9", "eval.crf=false"]
     with pytest.raises(InputError, match=r"^overrides: expected key=value strings.*got \[3\]"):
@@ -846,7 +846,7 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
 
 
 def test_a_papermill_parameter_the_page_lacks_is_refused_with_the_closest_one():
-    from dsrg.reproduce.experiments import refuse_unknown_parameters
+    from dsrg.reproduce.parameters import refuse_unknown_parameters
 
     parameters_cell = 'import os\nprofile = os.environ.get("P", "demo")  # demo | smoke\nseed = 0\n'
     papermill_cell = '# Parameters\nprofil = "smoke"\nseed = 1\n'          # -p profil smoke -p seed 1
