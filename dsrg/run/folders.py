@@ -81,7 +81,7 @@ def step_of(command: str) -> str:
 #: Settings of a section that change no result (left out of a step's hash), beside the run's own (RUN_SETTINGS).
 NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
                 "seeds.workers", "seeds.overlap"}
-#: The run's own settings that change no result: a step's hash (:func:`step_config`) takes none of them.
+#: The run's own settings that change no result, none of which a step's hash (:func:`step_config`) takes.
 RUN_SETTINGS = {"out", "device", "deterministic", "progress", "ckpt_every"}
 
 
