@@ -178,13 +178,14 @@ class Profile:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+TRAINED = ("cls", "seg", "retrain")       # the sections of the three training steps
 
 CHOICES: dict[str, tuple] = {
     "device": DEVICES,
     "data.dataset": ("voc", "synthetic", "synthetic_coco"),
     "data.normalize": NORMALIZE,
-    "cls.optimizer": ("sgd", "adam"), "seg.optimizer": ("sgd", "adam"), "retrain.optimizer": ("sgd", "adam"),
-    "cls.lr_policy": ("step", "poly"), "seg.lr_policy": ("step", "poly"), "retrain.lr_policy": ("step", "poly"),
+    **{f"{section}.optimizer": ("sgd", "adam") for section in TRAINED},
+    **{f"{section}.lr_policy": ("step", "poly") for section in TRAINED},
     "seeds.source": ("cam", "authors"),
     "seeds.fg_rule": FG_RULES,
     "seeds.saliency": (*SALIENCY_METHODS, "folder"),
@@ -198,7 +199,7 @@ CHOICES: dict[str, tuple] = {
     "seg.grow_method": GROW_METHODS,
     "retrain.init": ("seg", "imagenet"),
     "retrain.loss_grid": ("output", "input"),
-    "cls.fc_init": ("imagenet", "random"), "seg.fc_init": ("imagenet", "random"),
+    **{f"{section}.fc_init": ("imagenet", "random") for section in ("cls", "seg")},
     "eval.model": ("auto", "seg", "retrain"),
 }
 

@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from ..run.folders import COMMANDS, STEPS, flat_settings
+from ..run.folders import COMMANDS, HASH_DIGITS, STEPS, flat_settings
 from ..run import step_files
 
 
@@ -41,7 +41,7 @@ def setting_labels(folders: list[Path]) -> list[str]:
             for each, text in zip(zip(folders, flat, step_of_each), labels)]
 
 
-_HASH = re.compile(r"[0-9a-f]{10}")
+_HASH = re.compile(f"[0-9a-f]{{{HASH_DIGITS}}}")
 
 
 def _own_config(folder: Path) -> dict | None:

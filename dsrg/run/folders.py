@@ -207,9 +207,13 @@ def _labels_digest(root: str, split: str, contents: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: Hex digits of a step's hash, which names its folder (``seg-0123456789``).
+HASH_DIGITS = 10
+
+
 def step_hash(cfg: Profile, step: str) -> str:
     text = json.dumps(step_config(cfg, step), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_DIGITS]
 
 
 def step_dir(cfg: Profile, step: str) -> Path:
