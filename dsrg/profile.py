@@ -308,7 +308,7 @@ def validate(cfg: Profile) -> None:
 
     need("name", cfg.name not in ("", ".", "..") and "/" not in cfg.name and "\\" not in cfg.name,
          "a name for runs/<name> (not a path; out=... puts a run in any folder)")
-    for sec in ("cls", "seg", "retrain"):
+    for sec in TRAINED:
         need(f"{sec}.batch_size", _get(cfg, f"{sec}.batch_size") >= 1, "an integer >= 1")
         need(f"{sec}.iterations", _get(cfg, f"{sec}.iterations") >= 0, "an integer >= 0")
         need(f"{sec}.lr", 0 < _get(cfg, f"{sec}.lr") < math.inf, "a finite learning rate > 0")
