@@ -211,7 +211,7 @@ def caveats(records: list[dict], row: str, settings: str, current: str) -> str:
     if theirs is not None and _compared(theirs) != _compared(settings):
         said.append(f"with other settings than this page's run (only the spread: {_only(theirs, settings)}; only "
                     f"this run: {_only(settings, theirs)})")
-    hashes = sorted({(r.get("code") or {}).get("source") for r in mine} - {None})
+    hashes = _sources(mine)
     if hashes and hashes != [current]:
         said.append(f"on other code (source {', '.join(hashes)}; this page's is {current})")
     return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
@@ -219,10 +219,15 @@ def caveats(records: list[dict], row: str, settings: str, current: str) -> str:
 
 def source_note(records: list[dict], current: str) -> str:
     """A sentence on the code the records were measured with against ``current`` (a source hash)."""
-    hashes = sorted({(r.get("code") or {}).get("source") for r in records} - {None})
+    hashes = _sources(records)
     if not hashes:
         return "The records do not say which code measured them."
     if hashes == [current]:
         return f"The spread was measured on this code (source {current})."
     return (f"The spread was measured on other code (source {', '.join(hashes)}; this book's is {current}): "
             f"make spread measures it again.")
+
+
+def _sources(records: list[dict]) -> list[str]:
+    """The source hashes of the code that measured ``records``, sorted (records that do not say: none)."""
+    return sorted({(r.get("code") or {}).get("source") for r in records} - {None})
