@@ -53,7 +53,11 @@ def test_weights_of_another_network_stop_the_dry_run_and_name_the_network(tmp_pa
     assert rc == 2
     assert "seg.backbone_weights: backbone weights" in err
     assert "the file looks like a torchvision resnet101 state dict, and this trunk is a vgg16_bn" in err
+    assert "choose the file's with seg.backbone" in err
     assert not (tmp_path / "run").exists()
+    rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'resnet.pth'}")    # the CAM net's
+    assert rc == 2 and "the classifier is always a VGG16: give cls.backbone_weights a torchvision vgg16 file" in err
+    assert "seg.backbone" not in err.partition("cls.backbone_weights")[2].partition("\n")[0]
 
 
 def test_the_pre_flight_check_lists_every_problem_at_once(tmp_path, capsys):
