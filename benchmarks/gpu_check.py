@@ -168,8 +168,12 @@ def main() -> None:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--only", default="", help="comma-separated parts (default: all)")
     args = ap.parse_args()
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit(f"gpu_check: {sys.executable} has no torch; run it with a python that has torch's CUDA "
+                         f"build (make gpu-check GPU_PYTHON=/path/to/python)") \
+            from None
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device here (torch.cuda.is_available() is False)")
     results = Path(args.results)

@@ -156,3 +156,14 @@ def test_the_summary_counts_the_tests_of_each_test_part(tmp_path):
     text = summary(tmp_path, {"tests": ("failed (exit 1)", 80.0), "tests-resume": ("ok", 60.0)})
     assert "gpu tests: 9 run, 1 failed, 0 errors, 2 skipped" in text
     assert "gpu tests-resume: 4 run, 0 failed, 0 errors, 1 skipped" in text
+
+
+def test_a_python_without_torch_is_named_in_one_line():
+    """make gpu-check runs the machine's python3, which a fresh GPU box may have without torch."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    hide_torch = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = ['gpu_check.py']; "
+                  f"runpy.run_path({str(script)!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", hide_torch], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"gpu_check: {sys.executable} has no torch; run it with a python that has "
+                                   "torch's CUDA build (make gpu-check GPU_PYTHON=/path/to/python)")
