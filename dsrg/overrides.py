@@ -56,7 +56,8 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         return OmegaConf.to_object(OmegaConf.merge(structured, *layers))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
-        raise InputError(explain(key, _reason(exc, structured))) from None
+        typed = {k.strip(): v for k, _, v in (item.partition("=") for item in overrides)}   # the last of each key
+        raise InputError(explain(key, _reason(exc, structured, typed.get(key)))) from None
 
 
 def _dotlist(overrides: Sequence[str], explain):
@@ -119,8 +120,9 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
             raise InputError(explain(key, f"expected true or false, got {value!r}"))
 
 
-def _reason(exc: OmegaConfBaseException, structured) -> str:
-    """OmegaConf's error in words; an unknown key gets the allowed ones, a scalar where a list belongs an example."""
+def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -> str:
+    """OmegaConf's error in words; an unknown key gets the allowed ones, a scalar where a list belongs an example;
+    a wrong value is quoted as ``typed`` where an override gave it (``1e3``, which YAML reads as 1000.0)."""
     key, value, section = getattr(exc, "key", None), getattr(exc, "value", None), getattr(exc, "object_type", None)
     full_key = getattr(exc, "full_key", None) or ""
     if isinstance(exc, ConfigKeyError) and isinstance(key, str) and dataclasses.is_dataclass(section):
@@ -135,7 +137,7 @@ def _reason(exc: OmegaConfBaseException, structured) -> str:
         return f"expected a list, e.g. {full_key}=[{given}]"
     wanted = {int: "an integer", float: "a number", bool: "true or false"}.get(type(_node(structured, full_key)))
     if wanted and getattr(exc, "value", None) is not None:
-        return f"expected {wanted}, got {given!r}"
+        return f"expected {wanted}, got {typed if typed is not None else given!r}"
     return first_line(exc) or type(exc).__name__
 
 

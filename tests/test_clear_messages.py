@@ -337,6 +337,7 @@ def test_the_dry_run_finds_an_embedded_dataset_written_with_another_config(tmp_p
 @pytest.mark.parametrize("override, expected", [
     ("seed=-1", "seed: expected an integer in [0, 2^31), got -1"),
     ("seg.iterations=2.5", "seg.iterations: expected an integer, got '2.5'"),
+    ("seg.iterations=1e3", "seg.iterations: expected an integer, got '1e3'"),      # as typed, not YAML's 1000.0
     ("amp=maybe", "amp: expected true or false, got 'maybe'"),
     ("amp=2", "amp: expected true or false, got 2"),
     (("eval.model=retrain", "retrain.enabled=false"),
