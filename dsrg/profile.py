@@ -12,6 +12,7 @@ Where the paper and the authors' code differ the paper is the default and the co
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,11 +228,15 @@ def _profile_path(name: str) -> Path:
     if path.exists() and (is_profile_file(path) or "/" in name):      # a path, to something else
         from .files import not_a_file      # (numpy and PIL with it: not for every command's start)
 
-        raise InputError(f"profile {name!r} {not_a_file(path)}: expected one of {available_profiles()} or the path "
-                         f"of a YAML file")
-    where = f" (not in {Path.cwd()})" if is_profile_file(path) and not path.is_absolute() else ""
-    raise InputError(f"profile {name!r} not found{where}: expected one of {available_profiles()} "
-                     f"or the path of a YAML file")
+        raise InputError(f"profile {name!r} {not_a_file(path)}: expected the path of a YAML file or a bundled "
+                         f"profile ({', '.join(available_profiles())})")
+    if is_profile_file(path):
+        where = f" in {Path.cwd()}" if not path.is_absolute() else ""
+        raise InputError(f"profile file {name} not found: no such file{where}; expected the path of a YAML profile, "
+                         f"or a bundled profile ({', '.join(available_profiles())})")
+    close = difflib.get_close_matches(name, available_profiles(), 1)
+    raise InputError(f"profile {name!r} not found{f' (did you mean {close[0]!r}?)' if close else ''}: expected a "
+                     f"bundled profile ({', '.join(available_profiles())}) or the path of a YAML file")
 
 
 def _read_yaml(path: Path):

@@ -533,7 +533,8 @@ def test_what_a_killed_writer_left_is_removed_but_not_a_file_being_written(tmp_p
 
 def test_a_folder_given_for_a_profile_or_a_weights_file_is_called_a_folder_not_missing(tmp_path, capsys):
     (tmp_path / "mine.yaml").mkdir()
-    with pytest.raises(InputError, match=rf"profile '{tmp_path}/mine.yaml' is a folder, not a file: expected one of \["):
+    with pytest.raises(InputError, match=rf"profile '{tmp_path}/mine.yaml' is a folder, not a file: expected the "
+                                         r"path of a YAML file or a bundled profile \(coco-vgg16, "):
         load_profile(str(tmp_path / "mine.yaml"))
     assert main(["run", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
                  f"cls.backbone_weights={tmp_path}"]) == 2

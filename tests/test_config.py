@@ -125,3 +125,15 @@ def test_every_profile_field_says_what_it_is_beside_its_default():
                 yield f"{where}{f.name}"
 
     assert not list(unsaid(profile.Profile, ""))
+
+
+def test_a_profile_that_is_not_there_is_named_as_a_file_or_as_a_name(tmp_path):
+    from dsrg.profile import load_profile
+
+    with pytest.raises(InputError, match=rf"^profile file {tmp_path / 'none.yaml'} not found: no such file; "
+                                         r"expected the path of a YAML profile, or a bundled profile \(coco-vgg16, "):
+        load_profile(str(tmp_path / "none.yaml"))
+    with pytest.raises(InputError, match=r"^profile 'demoo' not found \(did you mean 'demo'\?\): expected a bundled "
+                                         r"profile \(coco-vgg16, demo, "):
+        load_profile("demoo")
+
