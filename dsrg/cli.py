@@ -117,7 +117,7 @@ def _curves(args: argparse.Namespace) -> None:
     if Path(args.out).exists() and not Path(args.out).is_file() or args.out.endswith(("/", os.sep)):
         raise InputError(f"--out {args.out}: not a file name; expected FILE, FILE.png or FILE.svg (the figure is "
                          f"written as FILE.png and FILE.svg)")
-    if Path(args.out).suffix.lower() in (".jpg", ".jpeg", ".pdf", ".eps", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
+    if Path(args.out).suffix.lower() not in ("", ".png", ".svg"):          # x.txt would quietly be x.png, x.svg
         raise InputError(f"--out {args.out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
     folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
     if len(set(map(str, folders))) < len(folders):

@@ -150,6 +150,9 @@ def test_dsrg_curves_refuses_a_folder_for_out_and_names_a_damaged_log(tmp_path, 
     for out in (tmp_path, "/dev/null", f"{tmp_path}/figs/"):
         assert main(["curves", str(folder), "--out", str(out)]) == 2
         assert f"--out {out}: not a file name; expected FILE, FILE.png or FILE.svg" in capsys.readouterr().err
+    for out in ("fig.pdf", "fig.txt"):              # neither written as such nor quietly renamed to fig.png
+        assert main(["curves", str(folder), "--out", str(tmp_path / out)]) == 2
+        assert "the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg" in capsys.readouterr().err
     _write_log(folder, _rows(3, loss=lambda i: 1.0), tail="edited\n" + json.dumps(_rows(4)[3]) + "\n")
     assert main(["curves", str(folder), "--out", str(tmp_path / "fig")]) == 2
     assert "log.jsonl, line 4: not a log entry" in capsys.readouterr().err     # not "skipped: no iteration"
