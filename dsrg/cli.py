@@ -441,11 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dsrg: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:      # the step has said where the run stands
-        return _interrupted(isinstance(exc, Terminated), args, argv)
+        return _interrupted(exc, args, argv)
     except Exception as exc:
         cause = _interruption_under(exc)
         if cause is not None:
-            return _interrupted(isinstance(cause, Terminated), args, argv)
+            return _interrupted(cause, args, argv)
         if not _peer_gone(exc):
             raise
         print("dsrg: stopped: another process of this torchrun launch ended (its message is above)", file=sys.stderr)
@@ -488,14 +488,21 @@ def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
-def _interrupted(terminated: bool, args: argparse.Namespace, argv: list[str] | None) -> int:
-    """The last line of an interrupted command, with the command that continues it where it has ``--resume``."""
+def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The last line of an interrupted command, with the command that continues it where it has ``--resume``
+    (and the interrupted step kept something to continue from)."""
+    terminated = isinstance(exc, Terminated)
     said = "terminated (SIGTERM)" if terminated else "interrupted"
     if hasattr(args, "resume") and not getattr(args, "dry_run", False):
         words = list(sys.argv[1:] if argv is None else argv)
-        again = shlex.join(["dsrg", *words, *([] if "--resume" in words else ["--resume"])])
-        said += (f"; to continue: {again}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
-                 "; to continue: the same torchrun command with --resume")
+        if getattr(exc, "starts_over", False):
+            again = shlex.join(["dsrg", *(w for w in words if w != "--resume")])
+            said += (f"; to start it again: {again}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
+                     "; to start it again: the same torchrun command")
+        else:
+            again = shlex.join(["dsrg", *words, *([] if "--resume" in words else ["--resume"])])
+            said += (f"; to continue: {again}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
+                     "; to continue: the same torchrun command with --resume")
     print(f"dsrg: {said}", file=sys.stderr)
     return 143 if terminated else 130
 

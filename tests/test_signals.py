@@ -151,6 +151,20 @@ def test_an_interruption_that_a_librarys_clean_up_turns_into_another_error_is_st
         cli.main(["run", "--profile", "smoke"])
 
 
+def test_a_step_interrupted_before_its_first_checkpoint_is_offered_again_without_resume(monkeypatch, capsys):
+    """Its own line said it starts over; the command's last line then offers no --resume to continue from."""
+    from dsrg import cli
+
+    def interrupted_with_nothing_kept(args):
+        exc = KeyboardInterrupt()
+        exc.starts_over = True                       # as dsrg.run.train.fit marks it without a checkpoint
+        raise exc
+
+    monkeypatch.setattr(cli, "_pipeline", interrupted_with_nothing_kept)
+    assert cli.main(["run", "--profile", "smoke", "--resume"]) == 130
+    assert capsys.readouterr().err.strip() == "dsrg: interrupted; to start it again: dsrg run --profile smoke"
+
+
 def test_under_torchrun_a_process_whose_peer_ended_says_so_in_one_line(monkeypatch, capsys):
     """The process that failed printed its message; the others' collectives fail on the closed connection."""
     from dsrg import cli

@@ -267,6 +267,23 @@ def _fail_with_stacks(proc: subprocess.Popen, why: str) -> None:
     pytest.fail(f"{why}; its output and stacks:\n{out[-6000:]}")
 
 
+def test_ctrl_c_before_the_first_checkpoint_offers_the_command_again_without_resume(tmp_path):
+    root = tmp_path / "synth"
+    write_dataset(root, SynthConfig(n_train=16, n_val=4, size=64), progress=False)
+    args = tiny_overrides(root, tmp_path / "run", "cls.iterations=100000", "ckpt_every=100000")
+    folder = runs.step_dir(load_profile("demo", args), "cls")
+    proc = _dsrg("train-cls", "--profile", "demo", *args)
+    deadline = time.time() + 120
+    while not ((folder / "log.jsonl").is_file() and (folder / "log.jsonl").read_text().count("\n") >= 2) \
+            and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130 and "no checkpoint yet (one every ckpt_every=100000 iterations): it starts over" in out
+    again = shlex.join(["dsrg", "train-cls", "--profile", "demo", *args])
+    assert out.rstrip().endswith(f"dsrg: interrupted; to start it again: {again}"), out[-600:]
+
+
 @pytest.mark.parametrize("sent, status, last_words", [(signal.SIGINT, 130, "dsrg: interrupted"),
                                                       (signal.SIGTERM, 143, "dsrg: terminated (SIGTERM)")])
 def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_traceback(tmp_path, sent, status,

@@ -228,7 +228,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 rngs = rng_states(device, world)                               # every process: gathers
                 if world.main:
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if world.main:
             saved = checkpoint_iteration(ckpt)
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
@@ -236,6 +236,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             bar.close()                   # first: a bar drawn after the message would hide it
             print(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr,
                   flush=True)
+            exc.starts_over = saved is None          # the command's last line offers no --resume then
         raise
     finally:
         bar.close()
