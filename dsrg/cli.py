@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, Terminated, plural
+from .errors import InputError, Terminated, plural, same_in_every_process
 from .run import step_files
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
@@ -153,7 +153,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     from .run.preflight import check_inputs
     from .steps import pipeline
 
-    cfg = load_profile(args.profile, args.overrides)
+    with same_in_every_process():
+        cfg = load_profile(args.profile, args.overrides)
     if args.dry_run:                                # under torchrun, process 0 says it once
         return _dry_run(cfg, args) if int(os.environ.get("RANK", 0)) == 0 else 0
     if args.command == "run":
@@ -165,7 +166,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     step = folders.step_of(args.command)
     before = folders.upstream(cfg, step)
     ready = before is None or folders.is_done(folders.step_dir(cfg, before))
-    check_inputs(cfg, [step], remember=ready)      # its clean files remembered only for a step that can run
+    with same_in_every_process():
+        check_inputs(cfg, [step], remember=ready)  # its clean files remembered only for a step that can run
     if not ready and not folders.is_done(folders.step_dir(cfg, step)):
         folders.require(cfg, before)               # the step it reads has not run: said before anything is written
     from .run.context import join_world
@@ -438,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except InputError as exc:
-        print(f"dsrg: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "every_process", False) or int(os.environ.get("RANK", "0")) == 0:
+            print(f"dsrg: error: {exc}", file=sys.stderr)        # found alike by every process: said by the first
         return 2
     except KeyboardInterrupt as exc:      # the step has said where the run stands
         return _interrupted(exc, args, argv)

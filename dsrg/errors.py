@@ -3,6 +3,7 @@ was expected, and the pieces those messages are made of."""
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -82,3 +83,15 @@ def expect_positive_int(name: str, value: object) -> None:
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interruption by the ``dsrg`` command line: every step that says
     where an interrupted run stands says it for SIGTERM too; the command then exits with status 143."""
+
+
+@contextlib.contextmanager
+def same_in_every_process():
+    """Marks the InputErrors raised inside as found alike by every torchrun process (the settings, the inputs'
+    files, checked before a step runs): the command line prints them once, from process 0."""
+    try:
+        yield
+    except InputError as exc:
+        exc.every_process = True
+        raise
+

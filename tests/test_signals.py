@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_overrides
 
+from dsrg.errors import InputError
 from dsrg.profile import load_profile
 from dsrg.run import folders as runs
 from dsrg.steps import pipeline
@@ -163,6 +164,24 @@ def test_a_step_interrupted_before_its_first_checkpoint_is_offered_again_without
     monkeypatch.setattr(cli, "_pipeline", interrupted_with_nothing_kept)
     assert cli.main(["run", "--profile", "smoke", "--resume"]) == 130
     assert capsys.readouterr().err.strip() == "dsrg: interrupted; to start it again: dsrg run --profile smoke"
+
+
+def test_under_torchrun_a_bad_setting_is_said_once_by_process_0_and_a_process_s_own_error_by_it(
+        monkeypatch, capsys):
+    """Every process loads the same profile and checks the same files: 8 processes printed the same lines 8 times."""
+    from dsrg import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank, said in (("0", True), ("1", False)):
+        monkeypatch.setenv("RANK", rank)
+        assert cli.main(["run", "--profile", "smoke", "seg.iterations=many"]) == 2
+        assert ("dsrg: error: seg.iterations: expected an integer" in capsys.readouterr().err) is said, rank
+
+    def own_trouble(args):
+        raise InputError("a file that only this process found damaged")
+    monkeypatch.setattr(cli, "_pipeline", own_trouble)
+    assert cli.main(["run", "--profile", "smoke"]) == 2
+    assert "dsrg: error: a file that only this process found damaged" in capsys.readouterr().err
 
 
 def test_under_torchrun_a_process_whose_peer_ended_says_so_in_one_line(monkeypatch, capsys):

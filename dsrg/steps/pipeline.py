@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import same_in_every_process
 from ..profile import Profile
 from ..run import folders
 from ..run.dist import barrier
@@ -32,7 +33,8 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     """Run (or skip) each planned step (or those of them in ``only``); return ``{step: folder}``.
     Prints one line per step. The inputs of the steps to run are checked first (:mod:`dsrg.run.preflight`)."""
     steps = [step for step in planned_steps(cfg) if only is None or step in only]
-    check_inputs(cfg, steps)
+    with same_in_every_process():
+        check_inputs(cfg, steps)
     ctx = setup(cfg)
     out = {}
     early = seeds.start_early(cfg, ctx.device, ctx.world, steps)   # the seeds' saliency, while train-cls trains
