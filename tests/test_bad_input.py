@@ -290,6 +290,20 @@ def _voc_run(tmp_path, *extra: str) -> list[str]:
             "retrain.batch_size=2", *extra]
 
 
+def test_the_dry_run_notes_a_split_of_vocs_images_smaller_than_vocs(tmp_path, capsys):
+    from dsrg.cli import main
+
+    root = _voc_root(tmp_path / "voc", ids=("2007_000032", "2007_000039"))
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", "data.dataset=voc", f"data.root={root}", f"out={tmp_path / 'run'}",
+                 "data.val_split=train", "eval.split=train", "cls.batch_size=2", "seg.batch_size=2",
+                 "retrain.batch_size=2", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("[dsrg] note: data.train_split=train has 2 images, VOC 2012's train 1464: a subset? (the "
+                     "paper's numbers are measured on the whole split)") == 1, err    # once for the three keys
+    assert "data.val_split=train" not in err
+
+
 def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
     (tmp_path / "empty.pth").write_bytes(b"")
     err = _dsrg(capsys, *_voc_run(tmp_path, f"cls.backbone_weights={tmp_path / 'empty.pth'}"))

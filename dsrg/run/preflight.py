@@ -25,7 +25,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
-from ..data.check import file_problems, unlabelled_indices, voc_images
+from ..data.check import VOC2012_COUNTS, file_problems, unlabelled_indices, voc_images
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
@@ -108,6 +108,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
     train = splits.get("data.train_split")
     _warn_shared_images(train, splits.get("eval.split"))
     _note_voc_classes(train)
+    _note_voc_subsets(splits)
     for key in trained if train is not None else ():
         problems.collect(iterations_per_epoch, len(train), attrgetter(key)(cfg), key, cfg.data.train_split)
     checked = _check_files(cfg, steps, splits, problems)
@@ -291,6 +292,20 @@ def _note_voc_classes(train: VOCSegmentation | None) -> None:
     print(f"[dsrg] note: {train.root} has no class_names.txt, so the networks learn PASCAL VOC 2012's "
           f"{train.num_classes} classes (label value k is VOC's k-th class); for classes of your own, list them "
           f"in {train.root / 'class_names.txt'}, one per line, background first", file=sys.stderr, flush=True)
+
+
+def _note_voc_subsets(splits: dict[str, VOCSegmentation]) -> None:
+    """A note on stderr (process 0) for each split of VOC's images with fewer or more images than VOC 2012's
+    split of that name (``dsrg data check`` says the same): the paper's numbers are on the whole splits."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    said = set()
+    for key, ds in splits.items():
+        want = VOC2012_COUNTS.get(ds.split)
+        if want is not None and len(ds) != want and ds.split not in said and voc_images(ds):
+            said.add(ds.split)
+            print(f"[dsrg] note: {key}={ds.split} has {plural(len(ds), 'image')}, VOC 2012's {ds.split} {want}: a "
+                  f"subset? (the paper's numbers are measured on the whole split)", file=sys.stderr, flush=True)
 
 
 def _require_map_sizes(maps: SaliencyFolder, train: VOCSegmentation) -> None:
