@@ -440,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except InputError as exc:
-        if not getattr(exc, "every_process", False) or int(os.environ.get("RANK", "0")) == 0:
-            print(f"dsrg: error: {exc}", file=sys.stderr)        # found alike by every process: said by the first
+        who = _wait_for_process_0() if getattr(exc, "every_process", False) else ""
+        print(f"dsrg: error{who}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:      # the step has said where the run stands
         return _interrupted(exc, args, argv)
@@ -511,6 +511,27 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[st
 
 
 _UNSET = object()
+
+
+#: How long a torchrun process other than the first waits, on an error that every process finds alike, for the
+#: first to say it (torchrun then ends the others); past that, it says the error itself.
+PROCESS_0_WAIT_S = 10.0
+
+
+def _wait_for_process_0() -> str:
+    """Under torchrun, on a process other than the first, before saying an error that every process finds alike:
+    wait for process 0 to say it and end, which makes torchrun end this process, quietly (SIGTERM at its
+    default). Returns the words naming this process where the wait runs out (process 0 did not find it: a file
+    that only this process reads, say), "" on process 0 or without torchrun."""
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0 or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        time.sleep(PROCESS_0_WAIT_S)
+    except KeyboardInterrupt:                     # Ctrl-C reaches every process: process 0 says it
+        raise SystemExit(130) from None
+    return f" (torchrun process {rank}; process 0 did not say it)"
 
 
 def _terminate_as_interrupt():
