@@ -57,7 +57,10 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "?"
         typed = {k.strip(): v for k, _, v in (item.partition("=") for item in overrides)}   # the last of each key
-        raise InputError(explain(key, _reason(exc, structured, typed.get(key)))) from None
+        given = typed.get(key)
+        if given is not None and OmegaConf.from_dotlist([f"v={given}"])["v"] != getattr(exc, "value", None):
+            given = None                    # not the value refused: a profile file's, which an override then fixes
+        raise InputError(explain(key, _reason(exc, structured, given))) from None
 
 
 def _dotlist(overrides: Sequence[str], explain):

@@ -137,3 +137,11 @@ def test_a_profile_that_is_not_there_is_named_as_a_file_or_as_a_name(tmp_path):
                                          r"profile \(coco-vgg16, demo, "):
         load_profile("demoo")
 
+
+
+def test_a_wrong_value_in_a_profile_file_is_quoted_from_the_file_even_beside_a_good_override(tmp_path):
+    from dsrg.profile import load_profile
+
+    (tmp_path / "p.yaml").write_text("seg:\n  iterations: many\n")
+    with pytest.raises(InputError, match=r"^seg.iterations: expected an integer, got 'many'"):
+        load_profile(str(tmp_path / "p.yaml"), ["seg.iterations=100"])
