@@ -117,8 +117,9 @@ def _curves(args: argparse.Namespace) -> None:
     if Path(args.out).exists() and not Path(args.out).is_file() or args.out.endswith(("/", os.sep)):
         raise InputError(f"--out {args.out}: not a file name; expected FILE, FILE.png or FILE.svg (the figure is "
                          f"written as FILE.png and FILE.svg)")
-    if Path(args.out).suffix.lower() not in ("", ".png", ".svg"):          # x.txt would quietly be x.png, x.svg
+    if Path(args.out).suffix.lower() in (".jpg", ".jpeg", ".pdf", ".eps", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
         raise InputError(f"--out {args.out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
+    stem = Path(args.out).with_suffix("") if Path(args.out).suffix.lower() in (".png", ".svg") else Path(args.out)
     folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
     if len(set(map(str, folders))) < len(folders):
         raise InputError("curves: a step folder is given twice")
@@ -137,7 +138,7 @@ def _curves(args: argparse.Namespace) -> None:
     logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
     fig = training_curves(logs, args.keys, args.window)
     made_by = "dsrg curves of " + "; ".join(f"{f} ({len(logs[label])} iterations)" for label, f in zip(labels, have))
-    paths = save_figure(fig, Path(args.out).with_suffix(""), made_by, index=False)    # no index beside a user's file
+    paths = save_figure(fig, stem, made_by, index=False)    # FILE.png, FILE.svg; no index beside a user's file
     for label, log in logs.items():           # each log's window, as the figure's
         window = curve_window(len(log), args.window)
         last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))

@@ -150,9 +150,13 @@ def test_dsrg_curves_refuses_a_folder_for_out_and_names_a_damaged_log(tmp_path, 
     for out in (tmp_path, "/dev/null", f"{tmp_path}/figs/"):
         assert main(["curves", str(folder), "--out", str(out)]) == 2
         assert f"--out {out}: not a file name; expected FILE, FILE.png or FILE.svg" in capsys.readouterr().err
-    for out in ("fig.pdf", "fig.txt"):              # neither written as such nor quietly renamed to fig.png
-        assert main(["curves", str(folder), "--out", str(tmp_path / out)]) == 2
-        assert "the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg" in capsys.readouterr().err
+    assert main(["curves", str(folder), "--out", str(tmp_path / "fig.pdf")]) == 2
+    assert "the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg" in capsys.readouterr().err
+    for out, written in (("curves-lr0.01", "curves-lr0.01"), ("fig.txt", "fig.txt"), ("fig.svg", "fig")):
+        assert main(["curves", str(folder), "--out", str(tmp_path / out)]) == 0    # a dot is part of the name
+        assert (tmp_path / f"{written}.png").is_file() and (tmp_path / f"{written}.svg").is_file(), out
+    for made in [*tmp_path.glob("*.png"), *tmp_path.glob("*.svg")]:
+        made.unlink()
     _write_log(folder, _rows(3, loss=lambda i: 1.0), tail="edited\n" + json.dumps(_rows(4)[3]) + "\n")
     assert main(["curves", str(folder), "--out", str(tmp_path / "fig")]) == 2
     assert "log.jsonl, line 4: not a log entry" in capsys.readouterr().err     # not "skipped: no iteration"

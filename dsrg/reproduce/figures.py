@@ -264,7 +264,7 @@ def save_figure(fig, path_stem: str | os.PathLike, source: str, index: bool = Tr
     ``sources.json``."""
     out = []
     for ext in (".png", ".svg"):
-        path = Path(path_stem).with_suffix(ext)
+        path = Path(f"{path_stem}{ext}")                     # appended: a stem may hold a dot (curves-lr0.01)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext[1:], dpi=150, bbox_inches="tight", metadata={"Source": source})
         out.append(path)

@@ -229,14 +229,14 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 if world.main:
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
     except KeyboardInterrupt as exc:
+        saved = checkpoint_iteration(ckpt)
+        exc.starts_over = saved is None              # every process's last line offers no --resume then
         if world.main:
-            saved = checkpoint_iteration(ckpt)
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
             bar.close()                   # first: a bar drawn after the message would hide it
             print(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr,
                   flush=True)
-            exc.starts_over = saved is None          # the command's last line offers no --resume then
         raise
     finally:
         bar.close()
