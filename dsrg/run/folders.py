@@ -81,7 +81,8 @@ def step_of(command: str) -> str:
 #: Settings of a section that change no result (left out of a step's hash), beside the run's own (RUN_SETTINGS).
 NOT_RESULTS = {"data.loader_workers", "seg.crf_workers", "seg.record_images", "seg.grow_method", "seg.cuda_graph",
                 "seeds.workers", "seeds.overlap"}
-#: The run's own settings that change no result, none of which a step's hash (:func:`step_config`) takes.
+#: The run's own settings, none of which a step's hash (:func:`step_config`) takes by name (of the device, it takes
+#: what the device changes, bf16 autocast and the CRF backend that runs).
 RUN_SETTINGS = {"out", "device", "deterministic", "progress", "ckpt_every"}
 
 
