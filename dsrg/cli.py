@@ -188,10 +188,10 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _closing_summary(cfg, done: dict, who: str = "dsrg run") -> list[str]:
-    """``dsrg run``'s last lines (``[who]`` ahead of each), each with how many images it measures and the file it is read from: the
-    classifier's validation mAP, the supervision's quality on the training set (the seeds' and, after train-seg's
-    last epoch, the grown cues' precision, recall and labelled share on the output grid; the pseudo labels'
-    mIoU, precision and recall), and the evaluation's mIoU."""
+    """``dsrg run``'s last lines (``[who]`` ahead of each), each with how many images it measures and the file it
+    is read from: the classifier's validation mAP, the supervision's quality on the training set (the seeds' and,
+    after train-seg's last epoch, the grown cues' precision, recall and labelled share on the output grid; the
+    pseudo labels' mIoU, precision and recall), and the evaluation's mIoU."""
     from .run import folders
 
     def info(step: str) -> dict:

@@ -56,7 +56,8 @@ def test_weights_of_another_network_stop_the_dry_run_and_name_the_network(tmp_pa
     assert "choose the file's with seg.backbone" in err
     assert not (tmp_path / "run").exists()
     rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'resnet.pth'}")    # the CAM net's
-    assert rc == 2 and "the classifier is always a VGG16: give cls.backbone_weights a torchvision vgg16 file" in err
+    assert rc == 2 and "the classifier is always a VGG16: give cls.backbone_weights a torchvision vgg16_bn file" \
+        in err                                                          # smoke's classifier has BatchNorm
     assert "seg.backbone" not in err.partition("cls.backbone_weights")[2].partition("\n")[0]
 
 
@@ -831,24 +832,24 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
 
 
 def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected():
-    from dsrg.reproduce import parameters as ex
+    from dsrg.reproduce import parameters
 
-    assert ex.notebook_overrides(extra="seg.theta_fg=0.9 eval.crf=false")[-2:] == ["seg.theta_fg=0.9", "eval.crf=false"]
+    assert parameters.notebook_overrides(extra="seg.theta_fg=0.9 eval.crf=false")[-2:] == ["seg.theta_fg=0.9", "eval.crf=false"]
     with pytest.raises(InputError, match=r"^overrides: expected key=value strings.*got \[3\]"):
-        ex.notebook_overrides(extra=[3])
-    assert ex.whole_number("n_first", 4) == 4 and ex.whole_number("limit", None, 1, none=True) is None
-    for name, call, expected in [("n_first", lambda: ex.whole_number("n_first", "two"), ">= 0, got 'two'"),
-                                 ("limit", lambda: ex.whole_number("limit", 0, 1, none=True), ">= 1 or None, got 0"),
-                                 ("n_best", lambda: ex.whole_number("n_best", True), "got True"),
-                                 ("one_sided", lambda: ex.flag("one_sided", "no"), "True or False, got 'no'"),
-                                 ("theta_b", lambda: ex.numbers("theta_b", "[0.99, high]"), "list of numbers"),
-                                 ("theta_f", lambda: ex.numbers("theta_f", "[0.9"), "got '[0.9'")]:
+        parameters.notebook_overrides(extra=[3])
+    assert parameters.whole_number("n_first", 4) == 4 and parameters.whole_number("limit", None, 1, none=True) is None
+    for name, call, expected in [("n_first", lambda: parameters.whole_number("n_first", "two"), ">= 0, got 'two'"),
+                                 ("limit", lambda: parameters.whole_number("limit", 0, 1, none=True), ">= 1 or None, got 0"),
+                                 ("n_best", lambda: parameters.whole_number("n_best", True), "got True"),
+                                 ("one_sided", lambda: parameters.flag("one_sided", "no"), "True or False, got 'no'"),
+                                 ("theta_b", lambda: parameters.numbers("theta_b", "[0.99, high]"), "list of numbers"),
+                                 ("theta_f", lambda: parameters.numbers("theta_f", "[0.9"), "got '[0.9'")]:
         with pytest.raises(InputError, match=f"^{name}: expected .*{re.escape(expected)}"):
             call()
-    assert ex.numbers("theta_f", 0.85) == [0.85] and ex.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]
-    assert ex.numbers("theta_b", "[0.99, 0.95, 0.9]") == [0.99, 0.95, 0.9]     # papermill -p passes a string
-    assert ex.numbers("theta_b", "[.inf]") == [math.inf] == ex.numbers("theta_b", "inf")
-    assert ex.numbers("theta_f", "[1e-3, 0.5]") == [0.001, 0.5]
+    assert parameters.numbers("theta_f", 0.85) == [0.85] and parameters.numbers("theta_b", [0.99, 1]) == [0.99, 1.0]
+    assert parameters.numbers("theta_b", "[0.99, 0.95, 0.9]") == [0.99, 0.95, 0.9]     # papermill -p passes a string
+    assert parameters.numbers("theta_b", "[.inf]") == [math.inf] == parameters.numbers("theta_b", "inf")
+    assert parameters.numbers("theta_f", "[1e-3, 0.5]") == [0.001, 0.5]
 
 
 def test_a_papermill_parameter_the_page_lacks_is_refused_with_the_closest_one():

@@ -456,7 +456,7 @@ def test_a_triton_kernel_that_fails_or_disagrees_is_not_used_and_the_reason_is_s
 def test_triton_growing_on_cuda_equals_scipy_and_is_what_auto_runs():
     pytest.importorskip("triton")
     cuda = torch.device("cuda")
-    assert growing.triton_works(cuda), "the Triton kernel failed its check on this GPU (stderr says why)"
+    assert reach.triton_works(cuda), "the Triton kernel failed its check on this GPU (stderr says why)"
     assert growing.resolve_method("auto", cuda, 41) == "triton"
     rng = np.random.default_rng(2)
     for p, h, w in [(64, 41, 41), (8, 17, 17), (4, 5, 128), (3, 100, 7)]:

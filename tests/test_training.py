@@ -277,6 +277,8 @@ def test_ctrl_c_before_the_first_checkpoint_offers_the_command_again_without_res
     while not ((folder / "log.jsonl").is_file() and (folder / "log.jsonl").read_text().count("\n") >= 2) \
             and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    if proc.poll() is not None or time.time() >= deadline:
+        _fail_with_stacks(proc, f"train-cls logged no 2 iterations within 120 s (exit status {proc.poll()})")
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130 and "no checkpoint yet (one every ckpt_every=100000 iterations): it starts over" in out

@@ -137,7 +137,7 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
     if ours and theirs != ours:
         choose = f"{section}.batch_norm chooses the layout" if "vgg" in theirs and "vgg" in ours else \
             "give the weights of this backbone, or choose the file's with seg.backbone" if section == "seg" else \
-            f"the classifier is always a VGG16: give {section}.backbone_weights a torchvision vgg16 file"
+            f"the classifier is always a VGG16: give {section}.backbone_weights a torchvision {ours} file"
         return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
     shared = [k for k in own if k in found]
     if shared and all(found[k].shape == own[k].shape for k in shared):
