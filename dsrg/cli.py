@@ -169,8 +169,8 @@ def _pipeline(args: argparse.Namespace) -> int:
     ready = before is None or folders.is_done(folders.step_dir(cfg, before))
     with same_in_every_process():
         check_inputs(cfg, [step], remember=ready)  # its clean files remembered only for a step that can run
-    if not ready and not folders.is_done(folders.step_dir(cfg, step)):
-        folders.require(cfg, before)               # the step it reads has not run: said before anything is written
+        if not ready and not folders.is_done(folders.step_dir(cfg, step)):
+            folders.require(cfg, before)           # the step it reads has not run: said before anything is written
     from .run.context import join_world
 
     _, world = join_world(cfg)                            # the step's world, which its lock spans

@@ -552,11 +552,17 @@ def test_a_segmentation_input_whose_output_misses_the_cue_grid_is_refused_before
     assert not (tmp_path / "run").exists()
 
 
-def test_a_step_whose_input_step_has_not_run_says_which_command_makes_it_and_writes_nothing(tmp_path, capsys):
+def test_a_step_whose_input_step_has_not_run_says_which_command_makes_it_and_writes_nothing(tmp_path, capsys,
+                                                                                              monkeypatch):
     assert main(["train-seg", "--profile", "smoke", f"out={tmp_path / 'run'}"]) == 2
     assert f"step 'seeds' has no complete output for this profile in {tmp_path / 'run'}/seeds-" in \
         capsys.readouterr().err
     assert not (tmp_path / "run").exists()                  # pre-flight's marks of clean files neither
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr("dsrg.cli.PROCESS_0_WAIT_S", 0.0)
+    assert main(["train-seg", "--profile", "smoke", f"out={tmp_path / 'run'}"]) == 2     # every process finds it
+    assert "dsrg: error (torchrun process 1; process 0 did not say it): step 'seeds'" in capsys.readouterr().err
 
 
 def test_under_torchrun_only_process_0_prints_the_dry_run(tmp_path, capsys, monkeypatch):

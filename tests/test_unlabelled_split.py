@@ -93,8 +93,9 @@ def test_evaluate_refuses_a_mixed_split_before_loading_the_model(tmp_path):
     evaluate.open_split(cfg.data, "val")                               # writes the tiny dataset
     (root / "SegmentationClass" / "val_00001.png").unlink()
     with pytest.raises(InputError, match=r"split 'val' .*: 2 images have a label map .* and 1 have none "
-                                         r"\(ids without one: val_00001\)"):
+                                         r"\(ids without one: val_00001\)") as refused:
         evaluate.run(cfg)
+    assert refused.value.every_process           # under torchrun, every process finds it: process 0 says it
 
 
 def test_a_validation_split_missing_label_maps_is_refused_for_the_classifier_with_both_ways_out(tmp_path):

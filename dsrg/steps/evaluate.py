@@ -20,7 +20,7 @@ from pathlib import Path
 from ..data.check import unlabelled_indices, voc_images
 from ..data.dataset import open_split
 from ..data.voc import VOCSegmentation
-from ..errors import InputError, name_some
+from ..errors import InputError, name_some, same_in_every_process
 from ..files import write_csv, write_json
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
@@ -63,8 +63,9 @@ def input_sizes(scales, h: int, w: int) -> list[tuple[int, int]]:
 def run(cfg: Profile, resume: bool = False) -> Path:
     ctx = setup(cfg)
     if not folders.is_done(folders.step_dir(cfg, "eval")):
-        ds = open_split(cfg.data, cfg.eval.split)
-        labelled = split_has_labels(ds)          # a split with only some label maps: refused before anything
+        with same_in_every_process():
+            ds = open_split(cfg.data, cfg.eval.split)
+            labelled = split_has_labels(ds)      # a split with only some label maps: refused before anything
     folder, done = begin(ctx, "eval")
     if done:
         return folder
