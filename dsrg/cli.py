@@ -231,7 +231,9 @@ def _closing_summary(cfg, done: dict, who: str = "dsrg run") -> list[str]:
         lines.append(f"[{who}] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
                      f"{100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
     elif scored:
-        server = " for the evaluation server" if scored["predictions"].startswith("results") else ""
+        from .steps.evaluate import SERVER_LAYOUT
+
+        server = " for the evaluation server" if scored["predictions"] == SERVER_LAYOUT else ""
         lines.append(f"[{who}] {scored['split']} has no label maps: predictions{server} in "
                      f"{Path(done['eval']) / scored['predictions']}")
     return lines
@@ -471,25 +473,23 @@ def _peer_gone(exc: BaseException) -> bool:
         return False
     dist = sys.modules.get("torch.distributed")             # imported where a collective could have failed
     kinds = (ConnectionError,) + ((dist.DistBackendError, dist.DistNetworkError) if dist else ())
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kinds) or (isinstance(exc, RuntimeError) and any(w in str(exc) for w in GLOO_PEER_GONE)):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(isinstance(e, kinds) or (isinstance(e, RuntimeError) and any(w in str(e) for w in GLOO_PEER_GONE))
+               for e in _causes(exc))
 
 
 def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:
     """The Ctrl-C or SIGTERM that ``exc`` was raised over, if any: an interruption inside a library's own
     clean-up can come out as another error (OmegaConf's flag_override raises an AttributeError over it)."""
+    return next((e for e in _causes(exc) if isinstance(e, KeyboardInterrupt)), None)
+
+
+def _causes(exc: BaseException | None):
+    """``exc``, then the error it was raised from or over, and so on (each once)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
+        yield exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -499,14 +499,14 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[st
     said = "terminated (SIGTERM)" if terminated else "interrupted"
     if hasattr(args, "resume") and not getattr(args, "dry_run", False):
         words = list(sys.argv[1:] if argv is None else argv)
-        if getattr(exc, "starts_over", False):
-            again = shlex.join(["dsrg", *(w for w in words if w != "--resume")])
-            said += (f"; to start it again: {again}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
-                     "; to start it again: the same torchrun command")
+        if getattr(exc, "starts_over", False):          # nothing kept to continue from
+            what, torchrun = "to start it again", ""
+            words = [w for w in words if w != "--resume"]
         else:
-            again = shlex.join(["dsrg", *words, *([] if "--resume" in words else ["--resume"])])
-            said += (f"; to continue: {again}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
-                     "; to continue: the same torchrun command with --resume")
+            what, torchrun = "to continue", " with --resume"
+            words += [] if "--resume" in words else ["--resume"]
+        said += (f"; {what}: {shlex.join(['dsrg', *words])}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
+                 f"; {what}: the same torchrun command{torchrun}")
     print(f"dsrg: {said}", file=sys.stderr)
     return 143 if terminated else 130
 
