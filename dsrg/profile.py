@@ -225,18 +225,20 @@ def _profile_path(name: str) -> Path:
     path = Path(name)
     if is_profile_file(path) and path.is_file():
         return path
+    names = available_profiles()                        # for the messages below
+    bundled = ", ".join(names)
     if path.exists() and (is_profile_file(path) or "/" in name):      # a path, to something else
         from .files import not_a_file      # (numpy and PIL with it: not for every command's start)
 
         raise InputError(f"profile {name!r} {not_a_file(path)}: expected the path of a YAML file or a bundled "
-                         f"profile ({', '.join(available_profiles())})")
+                         f"profile ({bundled})")
     if is_profile_file(path):
         where = f" in {Path.cwd()}" if not path.is_absolute() else ""
         raise InputError(f"profile file {name} not found: no such file{where}; expected the path of a YAML profile, "
-                         f"or a bundled profile ({', '.join(available_profiles())})")
-    close = difflib.get_close_matches(name, available_profiles(), 1)
+                         f"or a bundled profile ({bundled})")
+    close = difflib.get_close_matches(name, names, 1)
     raise InputError(f"profile {name!r} not found{f' (did you mean {close[0]!r}?)' if close else ''}: expected a "
-                     f"bundled profile ({', '.join(available_profiles())}) or the path of a YAML file")
+                     f"bundled profile ({bundled}) or the path of a YAML file")
 
 
 def _read_yaml(path: Path):
