@@ -98,53 +98,9 @@ def _data_coco(args: argparse.Namespace) -> None:
 
 
 def _curves(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from .reproduce.curves import curves
 
-    import pandas as pd
-
-    from .reproduce.figures import curve_keys, curve_window, save_figure, smoothed, training_curves
-    from .reproduce.legends import setting_labels
-    from .run.train import read_log
-
-    def read_log_or_none(folder):
-        try:
-            return read_log(folder)
-        except InputError:
-            if (Path(folder) / step_files.LOG).is_file():      # a log that is there but damaged: said
-                raise
-            return None
-
-    if Path(args.out).exists() and not Path(args.out).is_file() or args.out.endswith(("/", os.sep)):
-        raise InputError(f"--out {args.out}: not a file name; expected FILE, FILE.png or FILE.svg (the figure is "
-                         f"written as FILE.png and FILE.svg)")
-    if Path(args.out).suffix.lower() in (".jpg", ".jpeg", ".pdf", ".eps", ".gif", ".tif", ".tiff", ".bmp", ".webp"):
-        raise InputError(f"--out {args.out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
-    stem = Path(args.out).with_suffix("") if Path(args.out).suffix.lower() in (".png", ".svg") else Path(args.out)
-    folders = [Path(f).parent if Path(f).suffix == ".jsonl" else Path(f) for f in args.folders]
-    if len(set(map(str, folders))) < len(folders):
-        raise InputError("curves: a step folder is given twice")
-    read = {f: read_log_or_none(f) for f in folders}
-    have = [f for f in folders if read[f]]
-    if not have:
-        read_log(folders[0])                  # the error that names the first folder and what it lacks
-        raise InputError(f"curves: {folders[0]} has logged no iteration yet")
-    for f in folders:
-        if f not in have:
-            print(f"curves: skipped {f} (no logged iteration: a step that did not start, or no training step)",
-                  file=sys.stderr)
-    labels = setting_labels(have)
-    if len(set(labels)) < len(labels):       # the same settings in two run folders
-        labels = [f"{label} ({f.parent.name}/{f.name})" for label, f in zip(labels, have)]
-    logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
-    fig = training_curves(logs, args.keys, args.window)
-    made_by = "dsrg curves of " + "; ".join(f"{f} ({len(logs[label])} iterations)" for label, f in zip(labels, have))
-    paths = save_figure(fig, stem, made_by, index=False)    # FILE.png, FILE.svg; no index beside a user's file
-    for label, log in logs.items():           # each log's window, as the figure's
-        window = curve_window(len(log), args.window)
-        last = ", ".join(f"{k} {smoothed(log[k], window).iloc[-1]:.4g}" for k in (args.keys or curve_keys(log)))
-        print(f"{label}: {len(log)} iterations logged (the last: iteration {int(log['it'].iloc[-1])}); mean of the "
-              f"last {window}: {last}")
-    print("curves: " + ", ".join(str(p) for p in paths))
+    curves(args.folders, args.out, args.keys, args.window)
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -157,11 +113,17 @@ def _pipeline(args: argparse.Namespace) -> int:
     with same_in_every_process():
         cfg = load_profile(args.profile, args.overrides)
     if args.dry_run:                                # under torchrun, process 0 says it once
-        return _dry_run(cfg, args) if int(os.environ.get("RANK", 0)) == 0 else 0
+        if int(os.environ.get("RANK", 0)) == 0:
+            from .steps.dry_run import dry_run
+
+            dry_run(cfg, args.command, args.profile, args.overrides)
+        return 0
+    from .steps.summary import closing_summary
+
     if args.command == "run":
         done = pipeline.run(cfg, resume=args.resume)
         if int(os.environ.get("RANK", 0)) == 0:
-            for line in _closing_summary(cfg, done):
+            for line in closing_summary(cfg, done):
                 print(line)
         return 0
     step = folders.step_of(args.command)
@@ -181,123 +143,9 @@ def _pipeline(args: argparse.Namespace) -> int:
         print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "
                                               "the inputs' contents; delete it to run the step again)"
                                               if was_done else ""))
-        for line in _closing_summary(cfg, {step: folder}, args.command):     # its line of dsrg run's summary
+        for line in closing_summary(cfg, {step: folder}, args.command):     # its line of dsrg run's summary
             print(line)
         print(f"[{args.command}] all it recorded (times, machine, code): {folder / step_files.DONE}")
-    return 0
-
-
-def _closing_summary(cfg, done: dict, who: str = "dsrg run") -> list[str]:
-    """``dsrg run``'s last lines (``[who]`` ahead of each), each with how many images it measures and the file it
-    is read from: the classifier's validation mAP, the supervision's quality on the training set (the seeds' and,
-    after train-seg's last epoch, the grown cues' precision, recall and labelled share on the output grid; the
-    pseudo labels' mIoU, precision and recall), and the evaluation's mIoU."""
-    from .run import folders
-
-    def info(step: str) -> dict:
-        return folders.done_info(done[step]) if step in done and folders.is_done(done[step]) else {}
-
-    def pct(q: dict, *keys: str) -> str:
-        names = {"miou": "mIoU", "val_map": "mAP", "labelled_fraction": "labelled"}
-        return ", ".join(f"{names.get(k, k)} {100 * q[k]:.1f}" for k in keys if q.get(k) is not None)
-
-    def source(step: str, name: str = step_files.DONE) -> str:
-        return f"  {Path(done[step]) / name}"
-
-    def about(d: dict, *more: str) -> str:         # the images counted (a done.json of an older run may not say)
-        return ", ".join([*([plural(d["images"], "image")] if d.get("images") is not None else []), *more])
-
-    lines = []
-    train, cls = cfg.data.train_split, info("cls")
-    if cls.get("val_map") is not None:
-        lines.append(f"[{who}] classifier on {cfg.data.val_split}: {pct(cls, 'val_map')} (%){source('cls')}")
-    seeds = info("seeds")
-    if seeds.get("quality"):
-        grid = " x ".join(map(str, seeds.get("grid", [])))
-        lines.append(f"[{who}] seeds on {train} ({about(seeds, f'on the {grid} output grid', 'class means')}): "
-                     f"{pct(seeds['quality'], 'precision', 'recall', 'labelled_fraction')} (%)"
-                     f"{source('seeds')}")
-    grown = info("seg").get("supervision_last_epoch")
-    if grown:
-        lines.append(f"[{who}] grown cues on {train} (epoch {grown['epoch']}, class means): "
-                     f"{pct(grown, 'precision', 'recall', 'labelled_fraction')} (%)"
-                     f"{source('seg', step_files.SUPERVISION)}")
-    pseudo = info("pseudo")
-    if pseudo.get("quality"):
-        lines.append(f"[{who}] pseudo labels on {train} ({about(pseudo) or 'all'}): "
-                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%){source('pseudo')}")
-    scored = info("eval")
-    if "miou" in scored:
-        lines.append(f"[{who}] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
-                     f"{100 * scored['miou']:.1f} (%){source('eval', step_files.METRICS)}")
-    elif scored:
-        from .steps.evaluate import SERVER_LAYOUT
-
-        server = " for the evaluation server" if scored["predictions"] == SERVER_LAYOUT else ""
-        lines.append(f"[{who}] {scored['split']} has no label maps: predictions{server} in "
-                     f"{Path(done['eval']) / scored['predictions']}")
-    return lines
-
-
-def _resolved_here(cfg) -> str:
-    """What the settings that depend on the machine come to on this one (device, precision, the run folder,
-    worker processes), as a comment line of the dry run."""
-    from .run.dist import bf16_native, resolve_device
-    from .run.workers import auto_workers
-
-    device = resolve_device(cfg.device)
-    precision = "bf16 autocast" if cfg.amp and bf16_native(device) else "float32" + (
-        " (amp: no native bf16 here)" if cfg.amp else "")
-    workers = ", ".join(f"{key} {auto_workers(value)}" for key, value in (
-        ("data.loader_workers", cfg.data.loader_workers), ("seeds.workers", cfg.seeds.workers),
-        ("seg.crf_workers", cfg.seg.crf_workers)))
-    return f"# here: device {device}, {precision}, run folder {cfg.run_dir}; processes: {workers}"
-
-
-def _dry_run(cfg, args: argparse.Namespace) -> int:
-    """``--dry-run``: the resolved settings, each step's folder and what would happen to it, and the
-    pre-flight check of the inputs; nothing is written."""
-    from omegaconf import OmegaConf
-
-    from .data.dataset import EMBEDDED, embedded_written
-    from .run import folders
-    from .run.preflight import check_inputs, random_starts
-    from .steps.pipeline import planned_steps
-
-    planned = planned_steps(cfg)
-    if args.command == "run":
-        steps = planned
-    else:   # a single step, after the steps it reads from
-        step = folders.step_of(args.command)
-        steps = planned[:planned.index(step) + 1] if step in planned else [step]
-    print(f"# profile {args.profile}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
-    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
-    print(_resolved_here(cfg))
-    print("# steps" + ("" if args.command == "run" else f" (`dsrg {args.command}` runs the last; it reads the others)"))
-    for step in steps:
-        folder = folders.step_dir(cfg, step)
-        state = folders.step_state(folder, lambda: folders.why_to_run(cfg, step))
-        print(f"{folders.STEPS[step].command:<14} {folder}  {state}")
-    to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
-    if args.command != "run" and to_run[:-1]:
-        print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
-    check_inputs(cfg, steps if args.command == "run" else steps[-1:], remember=False)
-    if not to_run:
-        print("# inputs: not checked, every step is done")
-    else:
-        later = cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)
-        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
-              if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
-                                f"embedded dataset is written into {cfg.data.root} by the first step")
-        if not later:
-            from .data.voc import classes_said, image_labels_path
-
-            tags = image_labels_path(cfg.data.root, cfg.data.train_split)
-            print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
-                  + (str(tags) if tags.is_file() else "its label maps"))
-    empty = random_starts(cfg, to_run)
-    if empty:
-        print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
     return 0
 
 

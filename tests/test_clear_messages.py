@@ -959,5 +959,30 @@ def test_the_dry_run_says_what_the_machine_dependent_settings_come_to_here(tmp_p
     assert main(["run", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}", 'out=""', "device=auto",
                  "amp=true", "seeds.workers=0", "seg.crf_workers=2"]) == 0
     here = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# here:")]
-    assert here == ["# here: device cpu, float32 (amp: no native bf16 here), run folder runs/smoke; processes: "
+    assert here == ["# here: device cpu, float32 (amp: no native bf16 here), CRF pydensecrf in train-seg, pydensecrf "
+                    "in pseudo-labels, pydensecrf in evaluate, run folder runs/smoke; processes: "
                     "data.loader_workers 0, seeds.workers 0, seg.crf_workers 2"]
+
+
+def test_the_dry_run_names_the_crf_backends_that_auto_picks_on_cuda(monkeypatch):
+    import torch
+
+    from dsrg.run import dist
+    from dsrg.steps.dry_run import resolved_here
+
+    monkeypatch.setattr(dist, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(dist, "bf16_native", lambda device: True)
+    here = resolved_here(load_profile("voc-vgg16", ["eval.crf_backend=pydensecrf"]))
+    assert "bf16 autocast, CRF exact in train-seg, lattice in pseudo-labels, pydensecrf in evaluate," in here
+
+
+def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):
+    from dsrg.steps.dry_run import work
+
+    root = tmp_path / "voc"
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\nb\n\nc\n")      # a blank line
+    cfg = load_profile("voc-vgg16", [f"data.root={root}", "seg.iterations=12000"])
+    assert work(cfg, ["seeds", "seg", "eval"]) == ("# work: seeds 3 images of train_aug; train-seg 12,000 iterations "
+                                                   "x 20 images; evaluate the images of val x 3 scales + CRF")
+    assert work(cfg, []) == "# work: none"

@@ -1,0 +1,110 @@
+"""``--dry-run``: what a pipeline command would do, and to which folders, without running or writing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+from ..profile import Profile
+from ..run import folders
+from .pipeline import planned_steps
+
+
+def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] = ()) -> None:
+    """Print the resolved settings of ``cfg`` (loaded as ``profile`` with ``overrides``), what they come to on
+    this machine, each step's folder and what would happen to it (with why it would run), the work of the steps
+    to run, and the pre-flight check of their inputs. ``command``: ``run`` or a single step's command."""
+    from ..data.dataset import EMBEDDED, embedded_written
+    from ..run.preflight import check_inputs, random_starts
+
+    planned = planned_steps(cfg)
+    if command == "run":
+        steps = planned
+    else:   # a single step, after the steps it reads from
+        step = folders.step_of(command)
+        steps = planned[:planned.index(step) + 1] if step in planned else [step]
+    print(f"# profile {profile}" + (f" with {' '.join(overrides)}" if overrides else ""))
+    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
+    print(resolved_here(cfg))
+    print("# steps" + ("" if command == "run" else f" (`dsrg {command}` runs the last; it reads the others)"))
+    for step in steps:
+        folder = folders.step_dir(cfg, step)
+        state = folders.step_state(folder, lambda: folders.why_to_run(cfg, step))
+        print(f"{folders.STEPS[step].command:<14} {folder}  {state}")
+    to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
+    if command != "run" and to_run[:-1]:
+        print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
+    check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False)
+    if not to_run:
+        print("# inputs: not checked, every step is done")
+    else:
+        later = cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)
+        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
+              if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
+                                f"embedded dataset is written into {cfg.data.root} by the first step")
+        if not later:
+            from ..data.voc import classes_said, image_labels_path
+
+            tags = image_labels_path(cfg.data.root, cfg.data.train_split)
+            print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
+                  + (str(tags) if tags.is_file() else "its label maps"))
+        print(work(cfg, to_run))
+        if cfg.data.dataset == "voc":
+            print(f"# time: `python benchmarks/paper_scale.py --profile {profile}` (in a checkout of dsrg) times a "
+                  f"slice of each step on this machine and projects the whole run's wall time")
+    empty = random_starts(cfg, to_run)
+    if empty:
+        print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
+
+
+def resolved_here(cfg: Profile) -> str:
+    """What the settings that depend on the machine come to on this one (device, precision, the CRFs' backends,
+    the run folder, worker processes), as a comment line of the dry run."""
+    from ..method.crf import choose_backend, choose_test_backend
+    from ..models.deeplab import output_size
+    from ..run.dist import bf16_native, resolve_device
+    from ..run.workers import auto_workers
+
+    device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
+    precision = "bf16 autocast" if cfg.amp and bf16_native(device) else "float32" + (
+        " (amp: no native bf16 here)" if cfg.amp else "")
+    grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
+    crf = (f"CRF {choose_backend(cfg.seg.crf_backend, grid * grid, cuda)} in train-seg, "
+           f"{choose_test_backend(cfg.pseudo.crf_backend, cuda)} in pseudo-labels, "
+           f"{choose_test_backend(cfg.eval.crf_backend, cuda)} in evaluate")
+    workers = ", ".join(f"{key} {auto_workers(value)}" for key, value in (
+        ("data.loader_workers", cfg.data.loader_workers), ("seeds.workers", cfg.seeds.workers),
+        ("seg.crf_workers", cfg.seg.crf_workers)))
+    return f"# here: device {device}, {precision}, {crf}, run folder {cfg.run_dir}; processes: {workers}"
+
+
+def _split_images(cfg: Profile, split: str) -> int | None:
+    """How many images ``split`` of the data root lists (None where its list is not there yet)."""
+    path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not path.is_file():
+        return None
+    return sum(1 for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip())
+
+
+def work(cfg: Profile, steps: Sequence[str]) -> str:
+    """The work of ``steps``, as a comment line of the dry run: a training step's iterations and batch, an
+    inference step's images (where its split's list is there) and the inputs each image is scored at."""
+    def images(split: str) -> str:
+        n = _split_images(cfg, split)
+        return f"{n:,} images of {split}" if n is not None else f"the images of {split}"
+
+    said = {
+        "cls": lambda: f"train-cls {cfg.cls.iterations:,} iterations x {cfg.cls.batch_size} images, then "
+                       f"{images(cfg.data.val_split)} scored",
+        "seeds": lambda: f"seeds {images(cfg.data.train_split)}",
+        "seg": lambda: f"train-seg {cfg.seg.iterations:,} iterations x {cfg.seg.batch_size} images",
+        "pseudo": lambda: f"pseudo-labels {images(cfg.data.train_split)} x {len(cfg.pseudo.sizes)} input sizes"
+                          + (" + CRF" if cfg.pseudo.crf else ""),
+        "retrain": lambda: f"retrain {cfg.retrain.iterations:,} iterations x {cfg.retrain.batch_size} images",
+        "eval": lambda: f"evaluate {images(cfg.eval.split)} x {len(cfg.eval.scales)} scales"
+                        + (" + CRF" if cfg.eval.crf else ""),
+    }
+    return "# work: " + "; ".join(said[step]() for step in steps) if steps else "# work: none"
