@@ -18,7 +18,7 @@ help:
 	@echo "make spread    Table 2's rows and Fig. 4's run over seeds 0 1 2: records in spread/ (about 45 min on 2 cores)"
 	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
 	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
-	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 5 min"
+	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 6 min"
 	@echo "make torchvision-check  our VGG16 / ResNet-101 against torchvision's models on the CPU (downloads its wheel once)"
 	@echo "make bench-paper-scale  project a paper-scale run from a slice (CPU: about 10 min with the set)"
 	@echo "make bench-demo  time the demo from nothing and run its ablation rows (about 20 min)"
