@@ -39,6 +39,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -253,8 +254,9 @@ def seeds_early(cfg) -> dict:
     return {"saliency": saliency, "workers": workers, "folder": str(folder)}
 
 
-def measure(args, overrides: list[str]) -> dict:
-    """Run each step of the slice in a process of its own; ``{step: measures}`` with projections."""
+def measure(args, overrides: list[str], result: dict | None = None, each=lambda result: None) -> dict:
+    """Run each step of the slice in a process of its own; ``{step: measures}`` with projections, filled into
+    ``result`` as each step ends (so that a run stopped midway keeps them), ``each(result)`` called then."""
     from dsrg.profile import load_profile
     from dsrg.run import folders
     from dsrg.run.train import read_log
@@ -262,7 +264,7 @@ def measure(args, overrides: list[str]) -> dict:
     full = load_profile(args.profile, args.overrides)       # the schedule the slice stands for
     cfg = load_profile(args.profile, overrides)
     images = {"seeds": TRAIN_IDS, "pseudo": TRAIN_IDS, "eval": VAL_IDS}      # the set's splits (cls: its val)
-    result = {}
+    result = {} if result is None else result
     for step in STEPS:
         if step == "retrain" and not cfg.retrain.enabled:
             continue
@@ -285,7 +287,15 @@ def measure(args, overrides: list[str]) -> dict:
         result[step] = m
         print(f"  {step}: {done['wall_s']:.1f} s on the slice, projected {m['projected_s'] / 60:.1f} min",
               flush=True)
+        each(result)
     return result
+
+
+def planned(args) -> list[str]:
+    """The steps :func:`measure` runs for the profile."""
+    from dsrg.profile import load_profile
+
+    return [step for step in STEPS if step != "retrain" or load_profile(args.profile, args.overrides).retrain.enabled]
 
 
 def measure_seeds_early(args, overrides: list[str]) -> dict:
@@ -382,8 +392,9 @@ def saliency_rates(root: Path, split: str, images: int = 60) -> dict[str, float]
     return rates
 
 
-def table(result: dict) -> str:
-    """The measures as a plain-text table, with the projected total."""
+def table(result: dict, steps: list[str] | None = None) -> str:
+    """The measures as a plain-text table, with the projected total (of the steps measured, where some of
+    ``steps`` are not)."""
     lines = [f"{'step':8} {'s/it':>8} {'s/img':>7} {'data wait':>9} {'GPU idle':>8} {'peak MiB':>9} "
              f"{'full schedule':>22} {'projected':>10}"]
     for step, m in result.items():
@@ -396,7 +407,10 @@ def table(result: dict) -> str:
         lines.append(f"{step:8} {per_it:>8} {per_img:>7} {wait:>9} {idle:>8} {peak:>9.0f} {full:>22} "
                      f"{m['projected_s'] / 60:>6.1f} min")
     total = sum(m["projected_s"] for m in result.values())
-    lines.append(f"projected total: {total / 60:.1f} min ({total / 3600:.2f} h)")
+    missing = [step for step in (steps or []) if step not in result]
+    lines.append(f"projected total: {total / 60:.1f} min ({total / 3600:.2f} h)" if not missing else
+                 f"projected total of the {len(result)} steps measured: {total / 60:.1f} min ({total / 3600:.2f} h); "
+                 f"not measured: {', '.join(missing)}")
     return "\n".join(lines)
 
 
@@ -428,16 +442,28 @@ def main() -> None:
           f"with {made['processes']} processes, {made['config']['pool']} distinct images)")
     shutil.rmtree(args.out, ignore_errors=True)
     overrides = slice_overrides(args, root)
-    result = measure(args, overrides)
-    print(table(result))
     if args.device == "cuda":
         import torch
         info["gpu"] = torch.cuda.get_device_name(0)
-    # written now and again after each further measure: a run stopped by a time limit keeps what it measured
+    steps, result = planned(args), {}
+    # written after each step and each further measure: a run stopped by a time limit keeps what it measured
     record = {"benchmark": "paper_scale", "profile": args.profile, "device": args.device, "slice": args.slice,
               "iterations": args.iterations, "overrides": args.overrides, "set": made, "steps": result,
-              "projected_total_s": sum(m["projected_s"] for m in result.values()), "machine": info}
-    write_json(args.json, record)
+              "machine": info}
+
+    def keep(result: dict) -> None:
+        record["projected_total_s"] = sum(m["projected_s"] for m in result.values())
+        record["not_measured"] = [step for step in steps if step not in result]     # [] once all are
+        write_json(args.json, record)
+
+    try:
+        measure(args, overrides, result, keep)
+    except KeyboardInterrupt:                                # Ctrl-C or SIGTERM: what it measured, and its total
+        if result:
+            print(table(result, steps))
+        raise SystemExit(f"paper_scale: stopped after {len(result)} of {len(steps)} steps"
+                         + (f"; the record so far: {args.json}" if args.json and result else "")) from None
+    print(table(result))
     rates = record["loader_images_per_s"] = loader_rates(root, "train_aug")
     print("one loader process: " + ", ".join(f"{step} {rate:.0f} img/s" for step, rate in rates.items())
           + f"; {GPU_RATE} img/s (the H200's VGG16 step) needs "
@@ -458,6 +484,7 @@ def main() -> None:
     write_json(args.json, record)
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (a time limit's) stops it as Ctrl-C does
     try:
         main()
     except InputError as e:                                  # a bad argument: its message, not a traceback

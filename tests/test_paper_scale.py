@@ -141,6 +141,8 @@ def test_the_table_gives_the_projected_total():
         m["projected_s"] = project(m, **m["full"])
     text = table({"cls": train, "eval": infer})
     assert "projected total: 3.0 min" in text, text      # (60 + 60 x 1) + (0 + 60 x 1) seconds
+    stopped = table({"cls": train, "eval": infer}, ["cls", "seeds", "seg", "eval"])
+    assert "projected total of the 2 steps measured: 3.0 min (0.05 h); not measured: seeds, seg" in stopped
 
 
 def test_the_loader_rate_is_measured_for_each_training_steps_items(small_set):
