@@ -1,13 +1,14 @@
 """Profiles: the typed configuration of a whole pipeline run, loaded from YAML.
 
-A profile is one YAML file in ``dsrg/profiles/`` (``demo``, ``voc-vgg16``, ``voc-resnet101``,
-``coco-vgg16``) or a path to a YAML file of the same shape. Its values are merged over the
-dataclass defaults below (the paper's settings, Section 4.1 and the authors' schedule), then
-``key=value`` overrides (``seg.theta_fg=0.9``) from the command line or a papermill parameter.
-OmegaConf checks every key and type; :func:`validate` checks every value and names the allowed ones.
+A profile is one YAML file in ``dsrg/profiles/`` (:func:`available_profiles`; ``dsrg run --help`` lists
+them) or a path to a YAML file of the same shape. Its values are merged over the dataclass defaults below (the
+paper's settings, Section 4.1 and the authors' schedule), then ``key=value`` overrides (``seg.theta_fg=0.9``)
+from the command line or a papermill parameter. OmegaConf checks every key and type; :func:`validate` checks
+every value and names the allowed ones.
 
 Where the paper and the authors' code differ the paper is the default and the code an option:
-``seg.lr_step=2000, seg.lr_gamma=0.1`` (paper) vs ``1000, 0.33`` (code); ``seeds.fg_rule``.
+``seg.lr_step=2000, seg.lr_gamma=0.1`` (paper) vs ``1000, 0.33`` (code). Where the paper's words allow two
+readings, the public code's is the default and the other an option (``seeds.fg_rule``).
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ def is_profile_file(name: str | Path) -> bool:
 
 
 def available_profiles() -> list[str]:
+    """The names of the bundled profiles (``dsrg/profiles/*.yaml``), sorted."""
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from dsrg.profile import load_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
 
@@ -108,7 +110,8 @@ def test_papermill_parameters_reach_the_notebook(tmp_path):
                      + re.sub(r"<[^>]+>", " ", "".join(o.get("data", {}).get("text/html", "")))   # tables: HTML
                      for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     assert "profile smoke" in text                                     # the smoke profile's data, not the demo's
-    assert re.search(r"built-in rbd\s+2\s+0\.2\s", text), text[-2000:]  # 2 val images scored at threshold 0.2
+    saliency = load_profile("smoke").seeds.saliency                    # the profile's, as its seeds step's
+    assert re.search(rf"built-in {saliency}\s+2\s+0\.2\s", text), text[-2000:]  # 2 val images at threshold 0.2
     assert (tmp_path / "data" / "smoke").is_dir() and (tmp_path / "figures").is_dir()   # inside the project
 
 

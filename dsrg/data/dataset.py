@@ -138,7 +138,8 @@ class SeedSet(Dataset):
 
 class PseudoLabelSet(Dataset):
     """Retraining items ``(index, image uint8 (3, c, c), label int64 (c, c))``, ``c = crop``: DeepLab's
-    random crop (padding with 0 / IGNORE where the image is smaller) and mirror of the image and its
+    random crop (:func:`dsrg.method.transforms.random_crop`: the image padded with the mean colour, the label with
+    IGNORE, where the image is smaller) and mirror of the image and its
     pseudo label (``label_dir/<id>.png``)."""
 
     def __init__(self, ds: VOCSegmentation, label_dir: Path, crop: int) -> None:

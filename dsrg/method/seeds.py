@@ -2,9 +2,9 @@
 bool tensors ``(B, C, h, w)`` on the network's output grid (channel 0 = background; a foreground channel set
 only for the classes present in the image).
 
-Foreground, per present class: ``fraction_of_max`` (the authors' code, the default), ``heat > 0.2 max(heat)``,
-or ``top_fraction`` (the paper's words read as a rank), the top 20 % of the heatmap's values. Background:
-normalised saliency ``< 0.06``.
+Foreground, per present class: ``fraction_of_max`` (the public seed code of this line of work, the default),
+``heat > 0.2 max(heat)``, or ``top_fraction`` (the paper's words read as a rank), the top 20 % of the heatmap's
+values. Background: normalised saliency ``< 0.06``.
 """
 
 from __future__ import annotations
