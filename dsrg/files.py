@@ -290,6 +290,24 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
         f.close()
 
 
+def held(path: str | os.PathLike) -> bool:
+    """Whether a live process holds the lock of :func:`locked` on ``path`` now (a file left by a process that
+    died is not held). Never waits, never creates the file."""
+    if fcntl is None:  # pragma: no cover (Windows)
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if not _lock(fd, wait=False):
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _still_at(f, path: Path) -> bool:
     """True when the open file ``f`` is the file at ``path`` (not removed, nor replaced, since it was opened)."""
     try:

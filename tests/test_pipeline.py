@@ -20,6 +20,7 @@ from dsrg.cli import main
 from dsrg.data.cues import CueStore
 from dsrg.data.voc import VOCSegmentation, read_label_png
 from dsrg.errors import InputError
+from dsrg.files import locked
 from dsrg.method.metrics import confusion_matrix, mean_iou
 from dsrg.profile import available_profiles, load_profile
 from dsrg.reproduce import experiments
@@ -512,9 +513,11 @@ def test_a_step_to_run_names_an_interrupted_run_of_the_same_step_with_other_sett
         (folder / "ckpt.pt").write_bytes(b"")
     state = runs.step_state(changed)
     assert state.startswith("to run; an interrupted run of this step with other settings is in seg-0123456789")
-    (tmp_path / ".seg-0123456789.lock").write_text("")              # it runs now: not interrupted
-    assert runs.step_state(changed) == "to run"
-    (tmp_path / ".seg-0123456789.lock").unlink()
+    (tmp_path / ".seg-0123456789.lock").write_text("")              # left by a process that died: still named
+    assert "is in seg-0123456789" in runs.step_state(changed)
+    with locked(tmp_path / ".seg-0123456789.lock"):                  # it runs now: not interrupted
+        assert runs.step_state(changed) == "to run"
+        assert runs.step_state(old).startswith("running now in another process")
     (old / "done.json").write_text("{}")
     assert runs.step_state(changed) == "to run"
     server = tmp_path / "eval-0123456789" / "results" / "VOC2012" / "Segmentation" / "comp6_test_cls"

@@ -36,7 +36,7 @@ from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names
 from ..errors import InputError, expect_choice
-from ..files import locked, read_json, write_json
+from ..files import held, locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
 
@@ -287,8 +287,9 @@ def done_info(folder: Path) -> dict:
 
 
 def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
-    """What ``dsrg run`` would do with a step folder, in words: done (reused), interrupted (``--resume``
-    continues from its checkpoint's iteration) or to run (``why()``'s reason beside it, if any)."""
+    """What ``dsrg run`` would do with a step folder, in words: done (reused), running now in another process
+    (its lock held), interrupted (``--resume`` continues from its checkpoint's iteration) or to run (``why()``'s
+    reason beside it, if any)."""
     if is_done(folder):
         try:
             info = done_info(folder)
@@ -299,6 +300,9 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
                  else f" from its resume with {info['resumed_with_images']} images written" if
                  info.get("resumed_with_images") else "")
         return "done, reused" + (f" (took {wall:.0f} s{since})" if isinstance(wall, (int, float)) else "")
+    if held(_lock_path(folder)):
+        return ("running now in another process (`dsrg run` would wait for it to end, then use its output where "
+                "complete)")
     labels = _images_written(folder)
     if labels:                                   # pseudo-labels or evaluate, interrupted
         total = _images(folder)
@@ -325,7 +329,7 @@ def interrupted_elsewhere(folder: Path) -> str:
     prefix = folder.name.rsplit("-", 1)[0] + "-"
     others = [f for f in folder.parent.glob(f"{prefix}*") if f != folder and f.is_dir()
               and f.name.removeprefix(prefix).isalnum() and not is_done(f)
-              and not _lock_path(f).exists()                                 # not one that runs now
+              and not held(_lock_path(f))                                    # not one that runs now
               and ((f / step_files.CHECKPOINT).is_file() or _images_written(f))]
     if not others:
         return ""
