@@ -95,8 +95,10 @@ def test_training_curves_take_labels_that_are_not_strings():
 
 def test_training_curves_name_a_quantity_a_log_lacks():
     logs = {"cls": pd.DataFrame(_rows(2, loss=lambda i: 1.0))}
-    with pytest.raises(InputError, match=r"'cls' has no \['seed_loss'\].*it has \['loss'\]"):
+    with pytest.raises(InputError, match=r"^keys: the log of 'cls' has no seed_loss; it logs loss$"):
         training_curves(logs, keys=["seed_loss"])
+    with pytest.raises(InputError, match=r"has no los \(did you mean 'loss'\?\)"):
+        training_curves(logs, keys=["los"])
 
 
 @pytest.mark.parametrize("window", [0, -3, 1.5, True])
@@ -110,7 +112,7 @@ def test_runs_of_different_steps_share_the_quantities_they_all_log():
     retrain = pd.DataFrame(_rows(3, loss=lambda i: 2.0))
     fig = training_curves({"seg": seg, "retrain": retrain})
     assert [ax.get_title() for ax in fig.axes] == ["total loss"]
-    with pytest.raises(InputError, match=r"share no quantity to plot: 'a' has \['seed_loss'\]; 'b' has \['loss'\]"):
+    with pytest.raises(InputError, match=r"share no quantity to plot: 'a' logs seed_loss; 'b' logs loss"):
         training_curves({"a": pd.DataFrame(_rows(2, seed_loss=lambda i: 1.0)),
                          "b": pd.DataFrame(_rows(2, loss=lambda i: 1.0))})
 

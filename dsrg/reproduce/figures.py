@@ -6,6 +6,7 @@ Functions return matplotlib Figures; :func:`save_figure` writes PNG and SVG atom
 
 from __future__ import annotations
 
+import difflib
 import os
 import textwrap
 from pathlib import Path
@@ -115,16 +116,18 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
     if keys is None:
         keys = [k for k in curve_keys(next(iter(logs.values()))) if all(k in log for log in logs.values())]
         if not keys:
-            raise InputError("training_curves: the logs share no quantity to plot: " + "; ".join(
-                f"{label!r} has {curve_keys(log)}" for label, log in logs.items()))
+            raise InputError("the logs share no quantity to plot: " + "; ".join(
+                f"{label!r} logs {', '.join(curve_keys(log))}" for label, log in logs.items()))
     keys = list(keys)
     if not keys:
         raise InputError("training_curves: expected at least one logged quantity to plot, got none")
     missing = {label: [k for k in keys if k not in log] for label, log in logs.items()}
     if any(missing.values()):
         label, absent = next((lab, ks) for lab, ks in missing.items() if ks)
-        raise InputError(f"training_curves: the log of {label!r} has no {absent} "
-                         f"(it has {curve_keys(logs[label])})")
+        has = curve_keys(logs[label])
+        near = difflib.get_close_matches(absent[0], has, n=1, cutoff=0.75)
+        raise InputError(f"keys: the log of {label!r} has no {', '.join(absent)}"
+                         + (f" (did you mean {near[0]!r}?)" if near else "") + f"; it logs {', '.join(has)}")
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")
     windows = {label: curve_window(len(log), window) for label, log in logs.items()}
