@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -353,10 +354,23 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[st
         else:
             what, torchrun = "to continue", " with --resume"
             words += [] if "--resume" in words else ["--resume"]
-        said += (f"; {what}: {shlex.join(['dsrg', *words])}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
+        said += (f"; {what}: {shlex.join([_program(argv), *words])}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
                  f"; {what}: the same torchrun command{torchrun}")
     print(f"dsrg: {said}", file=sys.stderr)
     return 143 if terminated else 130
+
+
+def _program(argv: list[str] | None) -> str:
+    """The command to paste: ``dsrg`` where the shell finds this one by that name, else the path it was started
+    by (``.venv/bin/dsrg`` without the venv activated); ``dsrg`` for a call from Python (``argv`` given)."""
+    given = sys.argv[0] if argv is None else "dsrg"
+    if Path(given).name != "dsrg":                # python -m dsrg.cli, or a call from Python
+        return "dsrg"
+    found = shutil.which("dsrg")
+    try:
+        return "dsrg" if found and os.path.samefile(found, given) else given
+    except OSError:
+        return "dsrg"
 
 
 _UNSET = object()

@@ -383,3 +383,20 @@ def test_an_interrupted_notebook_execution_stops_at_once_and_leaves_no_kernel_be
     assert time.time() - started < 20, "no further notebook was started"
     assert proc.returncode == 130 and "[execute] interrupted after" in out, out
     assert _gone(everyone) == set(), "the workers and their kernels ended with it"
+
+
+def test_the_command_to_continue_is_the_one_the_shell_finds(tmp_path, monkeypatch):
+    """`.venv/bin/dsrg run ...` without the venv activated: the command to paste keeps the path it was run by."""
+    from dsrg import cli
+
+    entry = tmp_path / ".venv" / "bin" / "dsrg"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("")
+    monkeypatch.setattr(sys, "argv", [str(entry), "run"])
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli._program(None) == str(entry)
+    monkeypatch.setattr(shutil, "which", lambda name: str(entry))       # the venv activated
+    assert cli._program(None) == "dsrg"
+    assert cli._program(["run"]) == "dsrg"                               # main(argv) from Python
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "cli.py"), "run"])  # python -m dsrg.cli
+    assert cli._program(None) == "dsrg"
