@@ -131,8 +131,7 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
     if isinstance(exc, ConfigKeyError) and isinstance(key, str) and dataclasses.is_dataclass(section):
         names = [f.name for f in dataclasses.fields(section)]
         where = full_key[:-len(key)].rstrip(".") if full_key.endswith(key) else ""
-        close = difflib.get_close_matches(key, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = _did_you_mean(key, section, names)
         return (f"unknown key {key!r} in {where}{hint}; {where} has: {', '.join(names)}" if where
                 else f"unknown key {key!r}{hint}; the keys are: {', '.join(names)}")
     given = str(value)  # a plain value, or a node (None for null: OmegaConf's "not Optional" says it)
@@ -142,6 +141,24 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
     if wanted and getattr(exc, "value", None) is not None:
         return f"expected {wanted}, got {typed if typed is not None else given!r}"
     return first_line(exc) or type(exc).__name__
+
+
+def _did_you_mean(key: str, section, names: list[str]) -> str:
+    """The hint for an unknown ``key`` of the dataclass ``section``: the closest of its ``names`` (case aside),
+    else, at the top, the sections that hold a key of that name (``theta_fg``: ``seg.theta_fg``)."""
+    lower = {n.lower(): n for n in names}
+    close = [lower[key.lower()]] if key.lower() in lower else difflib.get_close_matches(key, names, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    try:
+        instance = section()
+    except TypeError:                       # a dataclass without defaults: no sections to look into
+        return ""
+    holders = [f"{n}.{key}" for n in names if dataclasses.is_dataclass(getattr(instance, n, None))
+               and key in {f.name for f in dataclasses.fields(getattr(instance, n))}]
+    if not holders:
+        return ""
+    return f" (did you mean {holders[0]!r}?)" if len(holders) == 1 else f" (did you mean one of {', '.join(holders)}?)"
 
 
 def _node(cfg, key: str):

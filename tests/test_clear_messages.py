@@ -842,7 +842,8 @@ def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected(
                                  ("limit", lambda: parameters.whole_number("limit", 0, 1, none=True), ">= 1 or None, got 0"),
                                  ("n_best", lambda: parameters.whole_number("n_best", True), "got True"),
                                  ("one_sided", lambda: parameters.flag("one_sided", "no"), "True or False, got 'no'"),
-                                 ("theta_b", lambda: parameters.numbers("theta_b", "[0.99, high]"), "list of numbers"),
+                                 ("theta_b", lambda: parameters.numbers("theta_b", "[0.99, high]"), "one number"),
+                                 ("theta_b", lambda: parameters.numbers("theta_b", "[]"), "at least one number"),
                                  ("theta_f", lambda: parameters.numbers("theta_f", "[0.9"), "got '[0.9'")]:
         with pytest.raises(InputError, match=f"^{name}: expected .*{re.escape(expected)}"):
             call()

@@ -6,6 +6,7 @@ import pytest
 
 from dsrg.errors import InputError
 from dsrg.overrides import apply_overrides
+from dsrg.profile import load_profile
 
 
 @dataclass
@@ -52,6 +53,16 @@ def test_an_unknown_nested_key_names_its_section_and_the_section_keys():
     with pytest.raises(InputError, match=r"unknown key 'segg' \(did you mean 'seg'\?\); "
                                          r"the keys are: seed, seg, sizes$"):
         apply_overrides(Nested(), ["segg.theta_fg=0.9"])
+
+
+def test_a_key_of_a_section_given_without_it_or_in_capitals_is_pointed_to():
+    with pytest.raises(InputError, match=r"unknown key 'theta_fg' \(did you mean 'seg.theta_fg'\?\); the keys"):
+        apply_overrides(Nested(), ["theta_fg=0.9"])
+    with pytest.raises(InputError, match=r"unknown key 'SEG' \(did you mean 'seg'\?\)"):
+        apply_overrides(Nested(), ["SEG.theta_fg=0.9"])
+    with pytest.raises(InputError, match=r"unknown key 'iterations' \(did you mean one of cls.iterations, "
+                                         r"seg.iterations, retrain.iterations\?\)"):
+        load_profile("smoke", ["iterations=9"])
 
 
 def test_a_scalar_where_a_list_belongs_shows_the_list_form():

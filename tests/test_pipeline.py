@@ -796,3 +796,8 @@ def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it
     assert experiments.Experiment(cfg).ran_on().startswith("dataset synthetic (data/smoke), profile smoke")
     cfg = experiments.profile("smoke", ["data.root=/abs/VOC"], base="..")
     assert "(/abs/VOC)" in experiments.Experiment(cfg).ran_on()
+
+
+def test_the_dry_run_writes_a_setting_as_it_is_typed():
+    assert [runs._as_typed(v) for v in (float("inf"), -float("inf"), True, [241, 321], 0.9, "")] == \
+        [".inf", "-.inf", "true", "[241, 321]", "0.9", '""']

@@ -107,7 +107,7 @@ def numbers(name: str, value) -> list[float]:
     values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
     if not isinstance(values, (list, tuple)) or not values or \
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        raise InputError(f"{name}: expected a list of numbers, e.g. [0.99, 0.95], got {given!r}")
+        raise InputError(f"{name}: expected a list of at least one number, e.g. [0.99, 0.95], got {given!r}")
     return [float(v) for v in values]
 
 

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -368,7 +369,9 @@ def why_to_run(cfg: Profile, step: str) -> str:
 
 
 def _as_typed(value) -> str:
-    """A setting as one types it on the command line (YAML): ``true``, ``[241, 321]``, ``0.9``."""
+    """A setting as one types it on the command line (YAML): ``true``, ``[241, 321]``, ``0.9``, ``.inf``."""
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
     return value if isinstance(value, str) and value else json.dumps(value)     # an empty text: ""
 
 
