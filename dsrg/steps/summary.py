@@ -46,7 +46,8 @@ def closing_summary(cfg: Profile, done: dict, who: str = "dsrg run") -> list[str
     pseudo = info("pseudo")
     if pseudo.get("quality"):
         lines.append(f"[{who}] pseudo labels on {train} ({about(pseudo) or 'all'}): "
-                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%){source('pseudo')}")
+                     f"{pct(pseudo['quality'], 'miou', 'precision', 'recall')} (%{_labelled(pseudo['quality'])})"
+                     f"{source('pseudo')}")
     scored = info("eval")
     if "miou" in scored:
         lines.append(f"[{who}] mIoU on {scored['split']} ({about(scored, scored['model'] + ' model')}): "
@@ -58,3 +59,13 @@ def closing_summary(cfg: Profile, done: dict, who: str = "dsrg run") -> list[str
         lines.append(f"[{who}] {scored['split']} has no label maps: predictions{server} in "
                      f"{Path(done['eval']) / scored['predictions']}")
     return lines
+
+
+def _labelled(quality: dict) -> str:
+    """Where labels leave out classes of the ground truth, which classes their mean precision is over (an
+    all-background labelling has the precision of its background alone); else ""."""
+    labelled = [p for p in quality.get("class_precision") or [] if p is not None]      # a class never predicted:
+    present = [r for r in quality.get("class_recall") or [] if r is not None]          # null (undefined)
+    if not labelled or len(labelled) >= len(present):
+        return ""
+    return f"; precision over the {plural(len(labelled), 'class')} they label, the ground truth has {len(present)}"
