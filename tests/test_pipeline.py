@@ -255,6 +255,17 @@ def test_a_setting_that_a_tables_row_sets_itself_is_refused_not_overruled(tmp_pa
     assert not any(tmp_path.iterdir()), "refused before anything ran"
 
 
+def test_a_pages_resume_parameter_reaches_every_step_of_its_rows(tmp_path, monkeypatch):
+    """A chapter run again with `-p resume True` continues its interrupted steps, as dsrg run --resume."""
+    from dsrg.steps import pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline, "run", lambda cfg, resume=False, only=None: seen.append(resume) or {})
+    experiments.ablation("smoke", [f"out={tmp_path}"], rows=["baseline", "+DSRG"], resume=True)
+    experiments.run("smoke", [f"out={tmp_path}"])
+    assert seen == [True, True, False]
+
+
 def test_a_second_run_skips_complete_steps(tiny_run, capsys):
     cfg, folders = tiny_run
     stamp = (folders["seg"] / "model.pt").stat().st_mtime_ns
@@ -699,9 +710,9 @@ def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, caps
     assert last[2] == (f"[dsrg run] grown cues on train (epoch {grown['epoch']}, class means): precision "
                        f"{100 * grown['precision']:.1f}, recall {100 * grown['recall']:.1f}, labelled "
                        f"{100 * grown['labelled_fraction']:.1f} (%)  {folders['seg']}/supervision.csv")
-    assert last[3] == (f"[dsrg run] pseudo labels on train ({n} images): mIoU {100 * pseudo['miou']:.1f}, precision "
-                       f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%)  "
-                       f"{folders['pseudo']}/done.json")
+    assert last[3].startswith(f"[dsrg run] pseudo labels on train ({n} images): mIoU {100 * pseudo['miou']:.1f}, "
+                              f"precision {100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%")
+    assert last[3].endswith(f")  {folders['pseudo']}/done.json")       # with which classes precision is over
     assert last[4].startswith("[dsrg run] mIoU on val (4 images, retrain model): ")
     assert last[4].endswith(f"(%)  {folders['eval']}/metrics.json")
 
@@ -801,3 +812,18 @@ def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it
 def test_the_dry_run_writes_a_setting_as_it_is_typed():
     assert [runs._as_typed(v) for v in (float("inf"), -float("inf"), True, [241, 321], 0.9, "")] == \
         [".inf", "-.inf", "true", "[241, 321]", "0.9", '""']
+
+
+def test_the_summary_says_over_which_classes_an_all_background_labellings_precision_is(tmp_path):
+    """An all-background labelling scores the precision of its background alone: the line says so."""
+    from dsrg.steps.summary import closing_summary
+
+    folder = tmp_path / "pseudo-0123456789"
+    folder.mkdir()
+    nan = None                                       # written null: a class never labelled has no precision
+    (folder / "done.json").write_text(json.dumps({"images": 16, "quality": {
+        "miou": 0.095, "precision": 0.761, "recall": 0.125, "class_precision": [0.761, nan, nan],
+        "class_recall": [1.0, 0.0, 0.0]}}))
+    line, = closing_summary(load_profile("smoke"), {"pseudo": folder})
+    assert line == (f"[dsrg run] pseudo labels on train (16 images): mIoU 9.5, precision 76.1, recall 12.5 (%; "
+                    f"precision over the 1 class they label, the ground truth has 3)  {folder}/done.json")

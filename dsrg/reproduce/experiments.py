@@ -295,13 +295,14 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
 
 
 def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str] = (),
-        base: str | Path | None = None, steps: Sequence[str] | None = None) -> Experiment:
+        base: str | Path | None = None, steps: Sequence[str] | None = None, resume: bool = False) -> Experiment:
     """Run (or reuse) the experiment ``name`` + ``overrides`` + a table's ``row`` (its settings, e.g.
     ``ABLATION["+DSRG"]``) and return it. A key of ``overrides`` that ``row`` sets too is an InputError (the
     row's value would overrule it unseen).
 
     ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
-    ``["cls", "seeds"]``); by default every planned step up to ``evaluate``.
+    ``["cls", "seeds"]``); by default every planned step up to ``evaluate``. ``resume``: continue the steps an
+    interruption left, as ``dsrg run --resume`` (else an interrupted step starts over).
     """
     from ..steps import pipeline
 
@@ -320,7 +321,8 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-    return Experiment(cfg, pipeline.run(cfg, only=steps), list(overrides), list(row), _profile_argument(name, base))
+    return Experiment(cfg, pipeline.run(cfg, resume=resume, only=steps), list(overrides), list(row),
+                      _profile_argument(name, base))
 
 
 def _profile_argument(name: str, base: str | Path | None) -> str:
@@ -333,12 +335,13 @@ def _profile_argument(name: str, base: str | Path | None) -> str:
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
-             base: str | Path | None = None) -> dict[str, Experiment]:
-    """Table 2's rows (``baseline``, ``+BSL``, ``+DSRG``, ``+Retrain``), each run or reused."""
+             base: str | Path | None = None, resume: bool = False) -> dict[str, Experiment]:
+    """Table 2's rows (``baseline``, ``+BSL``, ``+DSRG``, ``+Retrain``), each run or reused (``resume`` as in
+    :func:`run`)."""
     unknown = [r for r in rows if r not in ABLATION]
     if unknown:
         raise InputError(f"rows: unknown {unknown}; expected some of {list(ABLATION)}")
-    return {r: run(name, overrides, row=ABLATION[r], base=base) for r in rows}
+    return {r: run(name, overrides, row=ABLATION[r], base=base, resume=resume) for r in rows}
 
 
 def coco_profile(name: str) -> str:
