@@ -53,6 +53,7 @@ from dsrg.data.synthetic import SynthConfig, render_scene
 from dsrg.data.voc import write_label_png
 from dsrg.errors import InputError
 from dsrg.files import atomic_dir, write_text
+from dsrg.steps.dry_run import PROJECTED
 
 GENERATOR = "dsrg benchmarks/paper_scale.py VOC-shaped set"
 TRAIN_IDS, VAL_IDS = 10_582, 1_449           # VOC 2012 train_aug (with SBD) and val
@@ -419,7 +420,7 @@ def main() -> None:
         step, profile, overrides = sys.argv[2], sys.argv[4], sys.argv[5:]
         return run_one(profile, step, overrides)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="voc-vgg16", choices=["voc-vgg16", "voc-resnet101"])
+    ap.add_argument("--profile", default="voc-vgg16", choices=PROJECTED)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--slice", type=int, default=20, help="images of each inference step (at least the batch size)")
     ap.add_argument("--iterations", type=int, default=3, help="iterations of each training step")

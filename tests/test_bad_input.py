@@ -304,6 +304,22 @@ def test_the_dry_run_notes_a_split_of_vocs_images_smaller_than_vocs(tmp_path, ca
     assert "data.val_split=train" not in err
 
 
+def test_the_dry_run_counts_the_images_of_each_split_and_points_a_paper_profile_to_its_projection(tmp_path, capsys):
+    from dsrg.cli import main
+
+    root = _voc_root(tmp_path / "voc", ids=("2007_000032", "2007_000039"))
+    args = ["run", "--profile", "smoke", "data.dataset=voc", f"data.root={root}", f"out={tmp_path / 'run'}",
+            "data.val_split=train", "eval.split=train", "cls.batch_size=2", "seg.batch_size=2", "retrain.batch_size=2",
+            "--dry-run"]
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "; seeds 2 images of train;" in out and "evaluate 2 images of train x 3 scales + CRF" in out
+    assert "# time:" not in out                                    # benchmarks/paper_scale.py projects VOC's profiles
+    assert main([*args, "name=voc-vgg16"]) == 0
+    assert "# time: `python benchmarks/paper_scale.py --profile voc-vgg16`" in capsys.readouterr().out
+
+
 def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):
     (tmp_path / "empty.pth").write_bytes(b"")
     err = _dsrg(capsys, *_voc_run(tmp_path, f"cls.backbone_weights={tmp_path / 'empty.pth'}"))

@@ -12,6 +12,10 @@ from ..run import folders
 from .pipeline import planned_steps
 
 
+#: The profiles whose whole run ``benchmarks/paper_scale.py`` projects (on a VOC-shaped set).
+PROJECTED = ("voc-vgg16", "voc-resnet101")
+
+
 def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] = ()) -> None:
     """Print the resolved settings of ``cfg`` (loaded as ``profile`` with ``overrides``), what they come to on
     this machine, each step's folder and what would happen to it (with why it would run), the work of the steps
@@ -51,8 +55,8 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
             print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
                   + (str(tags) if tags.is_file() else "its label maps"))
         print(work(cfg, to_run))
-        if cfg.data.dataset == "voc":
-            print(f"# time: `python benchmarks/paper_scale.py --profile {profile}` (in a checkout of dsrg) times a "
+        if cfg.name in PROJECTED:
+            print(f"# time: `python benchmarks/paper_scale.py --profile {cfg.name}` (in a checkout of dsrg) times a "
                   f"slice of each step on this machine and projects the whole run's wall time")
     empty = random_starts(cfg, to_run)
     if empty:
