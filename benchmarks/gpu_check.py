@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+#: The float32 CUDA resume test, which the last part runs again with TF32 off.
+RESUME_FP32 = str(ROOT / "tests" / "test_training.py") + \
+    "::test_an_interrupted_cuda_step_resumes_to_the_uninterrupted_weights"
 
 
 def parts(results: Path) -> dict[str, tuple[list[str], int]]:
@@ -53,8 +56,7 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
                               "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 115),
         # a diagnosis, last: the float32 resume test again with TF32 off in cuDNN and cuBLAS, to tell whether
         # TF32's rounding is what turns the kernels' order of addition into a difference of weights
-        "tests-resume-no-tf32": (["env", "NVIDIA_TF32_OVERRIDE=0", *tests("tests-resume-no-tf32", *resume, "-k",
-                                                                            "an_interrupted_cuda_step_resumes")], 50),
+        "tests-resume-no-tf32": (["env", "NVIDIA_TF32_OVERRIDE=0", *tests("tests-resume-no-tf32", RESUME_FP32)], 50),
     }
 
 
@@ -81,7 +83,7 @@ def run_part(command: list[str], limit: int, log: Path) -> tuple[str, float]:
 
 def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
     """One screen: each part's status and time, and the figures of the records it wrote."""
-    lines = [f"{name:15} {status:24} {seconds:6.0f} s" for name, (status, seconds) in ran.items()]
+    lines = [f"{name:21} {status:24} {seconds:6.0f} s" for name, (status, seconds) in ran.items()]
 
     def record(name: str, staged: bool = False) -> dict | None:
         """The part's record where it passed, or (``staged``: a part that writes its record in stages) where it

@@ -49,6 +49,15 @@ def test_every_part_writes_its_record_into_the_results_folder(tmp_path):
     assert sum(limit for _, limit in parts(tmp_path).values()) <= 450, "7 min 30 s at most"
 
 
+def test_the_diagnosis_without_tf32_runs_the_float32_resume_test_alone(tmp_path):
+    command = parts(tmp_path)["tests-resume-no-tf32"][0]
+    assert command[:2] == ["env", "NVIDIA_TF32_OVERRIDE=0"]
+    node = [a for a in command if "::" in a]
+    assert len(node) == 1 and not any(a == "-k" for a in command)
+    path, name = node[0].split("::")
+    assert f"def {name}(" in Path(path).read_text(), "the node names a test that exists"
+
+
 def test_the_two_test_parts_run_every_gpu_test_file_once(tmp_path):
     tests = Path(__file__).resolve().parent
     gpu_files = {f.name for f in tests.glob("test_*.py") if "mark.gpu" in f.read_text()}
