@@ -146,19 +146,18 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
 def _did_you_mean(key: str, section, names: list[str]) -> str:
     """The hint for an unknown ``key`` of the dataclass ``section``: the closest of its ``names`` (case aside),
     else, at the top, the sections that hold a key of that name (``theta_fg``: ``seg.theta_fg``)."""
-    lower = {n.lower(): n for n in names}
-    close = [lower[key.lower()]] if key.lower() in lower else difflib.get_close_matches(key, names, n=1)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
     try:
         instance = section()
     except TypeError:                       # a dataclass without defaults: no sections to look into
-        return ""
+        instance = None
     holders = [f"{n}.{key}" for n in names if dataclasses.is_dataclass(getattr(instance, n, None))
                and key in {f.name for f in dataclasses.fields(getattr(instance, n))}]
-    if not holders:
-        return ""
-    return f" (did you mean {holders[0]!r}?)" if len(holders) == 1 else f" (did you mean one of {', '.join(holders)}?)"
+    if holders:                             # a key of a section, given without it (seed_loss: seg.seed_loss)
+        return f" (did you mean {holders[0]!r}?)" if len(holders) == 1 else \
+            f" (did you mean one of {', '.join(holders)}?)"
+    lower = {n.lower(): n for n in names}
+    close = [lower[key.lower()]] if key.lower() in lower else difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _node(cfg, key: str):

@@ -63,6 +63,9 @@ def test_a_key_of_a_section_given_without_it_or_in_capitals_is_pointed_to():
     with pytest.raises(InputError, match=r"unknown key 'iterations' \(did you mean one of cls.iterations, "
                                          r"seg.iterations, retrain.iterations\?\)"):
         load_profile("smoke", ["iterations=9"])
+    for key, meant in (("seed_loss", "seg.seed_loss"), ("sizes", "pseudo.sizes"), ("dataset", "data.dataset")):
+        with pytest.raises(InputError, match=rf"unknown key '{key}' \(did you mean '{meant}'\?\)"):
+            load_profile("smoke", [f"{key}=1"])     # a section's key, not the top's near miss (seeds, data)
 
 
 def test_a_scalar_where_a_list_belongs_shows_the_list_form():
