@@ -27,7 +27,8 @@ full schedule's wall time projected from it.
    train-cls leaves the pool the cores it does not use.
 
 ``--profile voc-resnet101`` adds ``seg.freeze_bn=false`` (the frozen-BN rule refuses random weights).
-Extra ``key=value`` overrides go to the profile (e.g. ``data.loader_workers=8``).
+Extra ``key=value`` overrides go to the profile (e.g. ``data.loader_workers=8``); the slice's own settings (its
+data, iterations, run folder) win over them, and the projection takes the schedule from them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from dsrg.data.synthetic import SynthConfig, render_scene
 from dsrg.data.voc import write_label_png
 from dsrg.errors import InputError
 from dsrg.files import atomic_dir, write_text
+from dsrg.run.workers import die_with_parent
 from dsrg.steps.dry_run import PROJECTED
 
 GENERATOR = "dsrg benchmarks/paper_scale.py VOC-shaped set"
@@ -111,7 +113,8 @@ def voc_shaped_set(root: str | os.PathLike, pool: int = 1000, train: int = TRAIN
     with atomic_dir(root) as tmp:
         pool_dir = tmp / "pool"
         pool_dir.mkdir()
-        with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as workers:
+        with multiprocessing.get_context("fork").Pool(processes or os.cpu_count(), die_with_parent,
+                                                      (os.getpid(),)) as workers:
             workers.map(_write_pool_image, [(pool_dir, i, seed) for i in range(pool)], chunksize=8)
         pooled = time.perf_counter() - started
         for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
@@ -194,10 +197,11 @@ def slice_overrides(args, root: Path) -> list[str]:
     val = write_slice(root, "val", args.slice)
     extra = ["seg.freeze_bn=false"] if args.profile == "voc-resnet101" else []
     k = args.iterations
-    return [f"data.root={root}", f"data.train_split={train}", f"data.val_split={val}", f"eval.split={val}",
-            "random_init=true",
+    # the user's overrides first: a schedule of theirs (seg.iterations=12000) is projected, not run in the slice
+    return [*args.overrides, f"data.root={root}", f"data.train_split={train}", f"data.val_split={val}",
+            f"eval.split={val}", "random_init=true",
             f"out={args.out}", f"device={args.device}", "progress=false", "ckpt_every=1000000",
-            f"cls.iterations={k}", f"seg.iterations={k}", f"retrain.iterations={k}", *extra, *args.overrides]
+            f"cls.iterations={k}", f"seg.iterations={k}", f"retrain.iterations={k}", *extra]
 
 
 def run_one(profile: str, step: str, overrides: list[str]) -> None:
@@ -484,9 +488,14 @@ def main() -> None:
           f"{overlap['projected_total_s'] / 60:.1f} min")
     write_json(args.json, record)
 
+
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM (a time limit's) stops it as Ctrl-C does
+    one = sys.argv[1:2] == ["--one"]                         # a step's own process: its parent says where it stood
+    if not one:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)     # SIGTERM stops it as Ctrl-C does
     try:
         main()
     except InputError as e:                                  # a bad argument: its message, not a traceback
         raise SystemExit(f"paper_scale: {e}") from None
+    except KeyboardInterrupt:                                # between the steps' measures: the record written so far
+        raise SystemExit(130 if one else "paper_scale: stopped (a --json record keeps what was measured)") from None

@@ -316,8 +316,12 @@ def test_the_dry_run_counts_the_images_of_each_split_and_points_a_paper_profile_
     out = capsys.readouterr().out
     assert "; seeds 2 images of train;" in out and "evaluate 2 images of train x 3 scales + CRF" in out
     assert "# time:" not in out                                    # benchmarks/paper_scale.py projects VOC's profiles
-    assert main([*args, "name=voc-vgg16"]) == 0
-    assert "# time: `python benchmarks/paper_scale.py --profile voc-vgg16`" in capsys.readouterr().out
+    paper = ["run", "--profile", "voc-vgg16", *args[3:-1], "data.train_split=train", "random_init=true",
+             "seg.iterations=12000", "--dry-run"]
+    assert main(paper) == 0
+    assert ("# time: `python benchmarks/paper_scale.py --profile voc-vgg16 data.dataset=voc data.val_split=train "
+            "eval.split=train cls.batch_size=2 seg.batch_size=2 retrain.batch_size=2 data.train_split=train "
+            "random_init=true seg.iterations=12000` (in a checkout") in capsys.readouterr().out
 
 
 def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):

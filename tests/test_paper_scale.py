@@ -19,8 +19,8 @@ from dsrg.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from paper_scale import (TRAIN_IDS, VOC_SIZES, inference_measures, loader_rates,  # noqa: E402
-                         overlap_estimate, pool_size, project, saliency_rates, table, training_measures,
-                         voc_shaped_set, write_slice)
+                         overlap_estimate, pool_size, project, saliency_rates, slice_overrides, table,
+                         training_measures, voc_shaped_set, write_slice)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,33 @@ def test_a_bad_profile_key_is_named_before_the_set_is_written(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("paper_scale: retrain.input_size: unknown key")
     assert "did you mean 'crop_size'?" in done.stderr and not (tmp_path / "set").exists()
+
+
+def test_a_users_schedule_is_projected_and_the_slice_keeps_its_own(small_set):
+    from argparse import Namespace
+
+    from dsrg.profile import load_profile
+
+    args = Namespace(profile="voc-vgg16", slice=2, iterations=3, out="runs/x", device="cpu",
+                     overrides=["seg.iterations=12000", "data.loader_workers=4", "out=elsewhere"])
+    cfg = load_profile("voc-vgg16", slice_overrides(args, small_set))
+    assert (cfg.seg.iterations, cfg.data.loader_workers, cfg.out) == (3, 4, "runs/x")
+    assert load_profile("voc-vgg16", args.overrides).seg.iterations == 12000       # the full schedule's
+
+
+def test_a_benchmark_stopped_by_sigterm_says_so_in_one_line_and_leaves_no_half_written_set(tmp_path):
+    import signal
+    import time
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_scale.py"
+    proc = subprocess.Popen([sys.executable, str(script), "--data", str(tmp_path / "set"), "--out",
+                             str(tmp_path / "out"), "--pool", "400"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(tmp_path.glob(".set.*/pool/*.png")) and time.time() < deadline:   # its pool is writing the set
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert err.strip() == "paper_scale: stopped (a --json record keeps what was measured)"
+    assert list(tmp_path.iterdir()) == [], "the set's temporary folder is removed"

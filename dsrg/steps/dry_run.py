@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Sequence
 
@@ -55,12 +56,22 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
             print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
                   + (str(tags) if tags.is_file() else "its label maps"))
         print(work(cfg, to_run))
-        if cfg.name in PROJECTED:
-            print(f"# time: `python benchmarks/paper_scale.py --profile {cfg.name}` (in a checkout of dsrg) times a "
-                  f"slice of each step on this machine and projects the whole run's wall time")
+        if profile in PROJECTED:
+            print(f"# time: `{projection(cfg, profile, overrides)}` (in a checkout of dsrg) times a slice of each "
+                  f"step on this machine and projects the whole run's wall time")
     empty = random_starts(cfg, to_run)
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
+
+
+def projection(cfg: Profile, profile: str, overrides: Sequence[str] = ()) -> str:
+    """The command of ``benchmarks/paper_scale.py`` that projects this run on this machine's device. The
+    overrides that name the data or the run folder are left out: the benchmark writes its own set."""
+    from ..run.dist import resolve_device
+
+    own = [o for o in overrides if o.partition("=")[0].strip() not in ("data.root", "out")]
+    device = ["--device", "cuda"] if resolve_device(cfg.device).type == "cuda" else []
+    return shlex.join(["python", "benchmarks/paper_scale.py", "--profile", profile, *device, *own])
 
 
 def resolved_here(cfg: Profile) -> str:
@@ -76,9 +87,10 @@ def resolved_here(cfg: Profile) -> str:
     precision = "bf16 autocast" if cfg.amp and bf16_native(device) else "float32" + (
         " (amp: no native bf16 here)" if cfg.amp else "")
     grid = output_size(cfg.seg.input_size, cfg.seg.backbone)
-    crf = (f"CRF {choose_backend(cfg.seg.crf_backend, grid * grid, cuda)} in train-seg, "
-           f"{choose_test_backend(cfg.pseudo.crf_backend, cuda)} in pseudo-labels, "
-           f"{choose_test_backend(cfg.eval.crf_backend, cuda)} in evaluate")
+    test = {section: choose_test_backend(getattr(cfg, section).crf_backend, cuda) if getattr(cfg, section).crf
+            else "none" for section in ("pseudo", "eval")}
+    crf = (f"CRF {choose_backend(cfg.seg.crf_backend, grid * grid, cuda)} in train-seg, {test['pseudo']} in "
+           f"pseudo-labels, {test['eval']} in evaluate")
     workers = ", ".join(f"{key} {auto_workers(value)}" for key, value in (
         ("data.loader_workers", cfg.data.loader_workers), ("seeds.workers", cfg.seeds.workers),
         ("seg.crf_workers", cfg.seg.crf_workers)))
