@@ -245,6 +245,8 @@ def _remove_stale_dirs(path: Path) -> None:
         try:
             if age > 60 and _lock(fd, wait=False):
                 shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:                     # a lock this file system refuses (NFS, read-only): left as it is
+            pass
         finally:
             os.close(fd)
 
@@ -296,13 +298,18 @@ def held(path: str | os.PathLike) -> bool:
     if fcntl is None:  # pragma: no cover (Windows)
         return False
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR)       # NFS emulates flock with POSIX locks: an exclusive one needs writing
     except OSError:
-        return False
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
     try:
         if not _lock(fd, wait=False):
             return True
         fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:                         # a file system that locks nothing: no live holder can be told
         return False
     finally:
         os.close(fd)
