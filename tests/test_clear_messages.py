@@ -975,6 +975,7 @@ def test_the_dry_run_names_the_crf_backends_that_auto_picks_on_cuda(monkeypatch)
     monkeypatch.setattr(dist, "bf16_native", lambda device: True)
     here = resolved_here(load_profile("voc-vgg16", ["eval.crf_backend=pydensecrf"]))
     assert "bf16 autocast, CRF exact in train-seg, lattice in pseudo-labels, pydensecrf in evaluate," in here
+    assert "lattice in pseudo-labels, none in evaluate," in resolved_here(load_profile("voc-vgg16", ["eval.crf=false"]))
 
 
 def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):

@@ -710,9 +710,11 @@ def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, caps
     assert last[2] == (f"[dsrg run] grown cues on train (epoch {grown['epoch']}, class means): precision "
                        f"{100 * grown['precision']:.1f}, recall {100 * grown['recall']:.1f}, labelled "
                        f"{100 * grown['labelled_fraction']:.1f} (%)  {folders['seg']}/supervision.csv")
-    assert last[3].startswith(f"[dsrg run] pseudo labels on train ({n} images): mIoU {100 * pseudo['miou']:.1f}, "
-                              f"precision {100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%")
-    assert last[3].endswith(f")  {folders['pseudo']}/done.json")       # with which classes precision is over
+    from dsrg.steps.summary import _labelled                             # which classes precision is over, if fewer
+
+    assert last[3] == (f"[dsrg run] pseudo labels on train ({n} images): mIoU {100 * pseudo['miou']:.1f}, precision "
+                       f"{100 * pseudo['precision']:.1f}, recall {100 * pseudo['recall']:.1f} (%{_labelled(pseudo)})  "
+                       f"{folders['pseudo']}/done.json")
     assert last[4].startswith("[dsrg run] mIoU on val (4 images, retrain model): ")
     assert last[4].endswith(f"(%)  {folders['eval']}/metrics.json")
 
@@ -827,3 +829,9 @@ def test_the_summary_says_over_which_classes_an_all_background_labellings_precis
     line, = closing_summary(load_profile("smoke"), {"pseudo": folder})
     assert line == (f"[dsrg run] pseudo labels on train (16 images): mIoU 9.5, precision 76.1, recall 12.5 (%; "
                     f"precision over the 1 class they label, the ground truth has 3)  {folder}/done.json")
+    other = {"class_precision": [0.7, 0.5, nan, 0.0], "class_recall": [0.9, 0.4, 0.0, nan]}   # 3 labelled, not 2
+    (folder / "done.json").write_text(json.dumps({"images": 16, "quality": {"miou": 0.3, **other}}))
+    assert "the ground truth has 3)" in closing_summary(load_profile("smoke"), {"pseudo": folder})[0]
+    every = {"class_precision": [0.7, 0.5], "class_recall": [0.9, 0.4]}
+    (folder / "done.json").write_text(json.dumps({"images": 16, "quality": {"miou": 0.3, **every}}))
+    assert closing_summary(load_profile("smoke"), {"pseudo": folder})[0].endswith(f"mIoU 30.0 (%)  {folder}/done.json")

@@ -62,10 +62,11 @@ def closing_summary(cfg: Profile, done: dict, who: str = "dsrg run") -> list[str
 
 
 def _labelled(quality: dict) -> str:
-    """Where labels leave out classes of the ground truth, which classes their mean precision is over (an
+    """Where the labels leave out classes of the ground truth, which classes their mean precision is over (an
     all-background labelling has the precision of its background alone); else ""."""
-    labelled = [p for p in quality.get("class_precision") or [] if p is not None]      # a class never predicted:
-    present = [r for r in quality.get("class_recall") or [] if r is not None]          # null (undefined)
-    if not labelled or len(labelled) >= len(present):
+    precision, recall = quality.get("class_precision") or [], quality.get("class_recall") or []
+    labelled = [p for p in precision if p is not None]     # null: a class never labelled (no precision)
+    present = [r for r in recall if r is not None]         # null: a class the ground truth does not hold
+    if not any(p is None and r is not None for p, r in zip(precision, recall)):
         return ""
     return f"; precision over the {plural(len(labelled), 'class')} they label, the ground truth has {len(present)}"
