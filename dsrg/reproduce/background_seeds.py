@@ -52,12 +52,12 @@ def saliency_maps(images: Iterable[np.ndarray], ids: Iterable[str] | None = None
 
 def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLike | None = None,
                            threshold: float = BACKGROUND_THRESHOLD, limit: int | None = None,
-                           progress: bool = True) -> dict:
+                           progress: bool = True, resize: bool = False) -> dict:
     """Precision and recall of the background cue ``saliency < threshold`` against ground truth.
 
     Args:
         dataset: a :class:`dsrg.data.voc.VOCSegmentation` with masks (0 = background, 255 ignored).
-        method / folder: the saliency source, as in :func:`saliency_maps`.
+        method / folder / resize: the saliency source, as in :func:`saliency_maps`.
         limit: score only the first ``limit`` images.
     Returns:
         dict with ``precision`` (cue pixels that are background, pooled over images), ``recall``
@@ -67,7 +67,7 @@ def background_cue_quality(dataset, method: str = "rbd", folder: str | os.PathLi
     n = len(dataset) if limit is None else min(limit, len(dataset))
     cue_bg = cue_all = bg_all = scored = 0
     start = time.perf_counter()
-    maps = None if folder is None else SaliencyFolder(folder)
+    maps = None if folder is None else SaliencyFolder(folder, resize=resize)
     for i in tqdm(range(n), desc=f"saliency ({folder or method})", disable=not progress):
         item = dataset[i]
         sal = compute_saliency(item["image"], method) if maps is None else maps(item["id"], item["mask"].shape)
