@@ -145,3 +145,19 @@ def test_papermill_sees_every_parameter(md):
     assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
     assert [p.name for p in PythonTranslator.inspect(cell)] == assigned
+
+
+@pytest.mark.parametrize("md", sorted((ROOT / "notebooks").glob("*.md")), ids=lambda p: p.stem)
+def test_every_experiment_a_page_runs_takes_its_resume_parameter(md):
+    """`-p resume True` continues every step the page trains, not only some of them."""
+    import ast
+
+    calls = [node for cell in jupytext.read(md).cells if cell.cell_type == "code"
+             for node in ast.walk(ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and isinstance(node.func.value, ast.Name) and node.func.value.id == "experiments"
+             and node.func.attr in ("run", "ablation")]
+    missing = [node.lineno for node in calls if not any(k.arg == "resume" for k in node.keywords)]
+    assert not missing, f"{md.name}: experiments.run/ablation without resume= (cell lines {missing})"
+    if calls:
+        assert "resume = parameters.flag(\"resume\", resume)" in md.read_text()

@@ -120,7 +120,7 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
                 f"{label!r} logs {', '.join(curve_keys(log))}" for label, log in logs.items()))
     keys = list(keys)
     if not keys:
-        raise InputError("training_curves: expected at least one logged quantity to plot, got none")
+        raise InputError("keys: expected at least one logged quantity to plot, got none")
     missing = {label: [k for k in keys if k not in log] for label, log in logs.items()}
     if any(missing.values()):
         label, absent = next((lab, ks) for lab, ks in missing.items() if ks)
