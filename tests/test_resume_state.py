@@ -119,8 +119,8 @@ def test_the_demo_step_is_chaotic_so_resuming_must_be_exact(tmp_path, monkeypatc
                        "device=cpu")
     save = train.save_checkpoint
 
-    def keep_the_first(path, model, optimizer, it, rngs, records=None):
-        save(path, model, optimizer, it, rngs, records)
+    def keep_the_first(path, model, optimizer, it, rngs, records=None, **more):
+        save(path, model, optimizer, it, rngs, records, **more)
         if it == 3:
             shutil.copy(path, path.parent / "ckpt3.pt")
     monkeypatch.setattr(train, "save_checkpoint", keep_the_first)

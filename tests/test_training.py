@@ -90,8 +90,11 @@ def _kill_and_resume(tmp_path: Path, *extra: str, twice: bool = False) -> tuple[
 
     log = [json.loads(x)["it"] for x in (folder / "log.jsonl").read_text().splitlines()]
     assert log == list(range(24)), "the log has each iteration once"
-    since = runs.done_info(folder)["resumed_at_iteration"]               # its wall time: since the resume
-    assert 0 < since <= killed_at + 1 and f"from its resume at iteration {since})" in runs.step_state(folder)
+    info = runs.done_info(folder)
+    since = info["resumed_at_iteration"]                                 # its wall time: since the resume
+    assert 0 < since <= killed_at + 1 and f"from its resume at iteration {since}; " in runs.step_state(folder)
+    assert info["wall_s_total"] > info["wall_s"] and runs.wall_time(folder) == info["wall_s_total"], \
+        "the earlier session's training up to its checkpoint counts in the step's whole wall time"
     out = (_weights(folder), *(_weights(tmp_path / name / folder.name) for name in uninterrupted))
     assert all(w.keys() == out[0].keys() for w in out)
     return out

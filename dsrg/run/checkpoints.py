@@ -89,11 +89,11 @@ def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
 
 
 def save_checkpoint(path: Path, model, optimizer, iteration: int, rngs: list[dict],
-                    records: dict | None = None) -> None:
-    """Weights, optimizer, every process's RNG states (:func:`~dsrg.run.dist.rng_states`) and the step's ``records``
-    state, atomically."""
+                    records: dict | None = None, elapsed_s: float = 0.0) -> None:
+    """Weights, optimizer, every process's RNG states (:func:`~dsrg.run.dist.rng_states`), the step's ``records``
+    state and the seconds its training has taken so far (``elapsed_s``, over every session), atomically."""
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "rng": rngs, "records": records}
+             "rng": rngs, "records": records, "elapsed_s": elapsed_s}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 

@@ -15,6 +15,7 @@ from ..profile import Profile
 from . import folders, step_files
 from .checkpoints import SET_ASIDE, save_model
 from .dist import World, barrier, bf16_native, init_world, resolve_device, use_deterministic_kernels
+from .train import Resumed
 
 
 @dataclass
@@ -72,10 +73,13 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     return folder, False
 
 
-def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed_at: int = 0, **summary) -> dict:
+def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed: Resumed = Resumed(),
+                    **summary) -> dict:
     """End of a training step: save the final weights, drop the checkpoints they supersede, write done.json
-    (with ``resumed_at``, the iteration a resumed run started at: its wall time is that session's)."""
+    (with where a resumed run started, :class:`~dsrg.run.train.Resumed`: its ``wall_s`` is that session's, its
+    ``wall_s_total`` adds the earlier sessions' training up to that checkpoint)."""
     save_model(folder / step_files.MODEL, model, num_classes=ds.num_classes, class_names=ds.class_names)
     for name in (step_files.CHECKPOINT, *SET_ASIDE.values()):    # and an earlier run's, set aside at a new start
         (folder / name).unlink(missing_ok=True)
-    return folders.finish(folder, started, resumed_at_iteration=resumed_at, **summary)
+    return folders.finish(folder, started, resumed_at_iteration=resumed.iteration, earlier_s=resumed.earlier_s,
+                          **summary)

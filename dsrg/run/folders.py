@@ -287,6 +287,13 @@ def done_info(folder: Path) -> dict:
     return info
 
 
+def wall_time(folder: Path) -> float:
+    """A complete step's wall time in seconds, over every session where it was resumed (``wall_s_total``; a
+    ``done.json`` from before that field, or of a resumed inference step, has this session's only)."""
+    info = done_info(folder)
+    return float(info.get("wall_s_total", info["wall_s"]))
+
+
 def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), running now in another process
     (its lock held), interrupted (``--resume`` continues from its checkpoint's iteration) or to run (``why()``'s
@@ -300,6 +307,8 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
         since = (f" from its resume at iteration {info['resumed_at_iteration']}" if info.get("resumed_at_iteration")
                  else f" from its resume with {info['resumed_with_images']} images written" if
                  info.get("resumed_with_images") else "")
+        if isinstance(info.get("wall_s_total"), (int, float)):
+            since += f"; {info['wall_s_total']:.0f} s with the sessions before"
         return "done, reused" + (f" (took {wall:.0f} s{since})" if isinstance(wall, (int, float)) else "")
     if held(_lock_path(folder)):
         return ("running now in another process (`dsrg run` would wait for it to end, then use its output where "
@@ -432,16 +441,19 @@ def start(cfg: Profile, step: str) -> Path:
 
 
 def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_with_images: int = 0,
-           **summary) -> dict:
+           earlier_s: float = 0.0, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete. A resumed step says where
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
-    counts from there (:func:`step_state`)."""
+    counts from there (:func:`step_state`); a training step resumed also gives ``wall_s_total``, with
+    ``earlier_s``, the earlier sessions' training up to the checkpoint it resumed from."""
     from .dist import machine
     from .provenance import code
 
     resumed = {k: v for k, v in (("resumed_at_iteration", resumed_at_iteration),
                                  ("resumed_with_images", resumed_with_images)) if v}
-    info = {"wall_s": round(time.perf_counter() - started, 2), "machine": machine(), "code": code(),
+    wall = time.perf_counter() - started
+    total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed_at_iteration and earlier_s else {}
+    info = {"wall_s": round(wall, 2), **total, "machine": machine(), "code": code(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     write_json(folder / step_files.DONE, info)
     return info

@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -31,6 +31,13 @@ from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint
 from .dist import World, all_reduce_mean, channels_last, rng_states
 from .folders import interrupted_elsewhere, step_of
 from . import step_files
+
+
+class Resumed(NamedTuple):
+    """Where :func:`fit` started: the ``iteration`` (0 for a fresh run) and the seconds earlier sessions trained
+    up to the checkpoint it resumed from (``earlier_s``), for the step's wall time over every session."""
+    iteration: int = 0
+    earlier_s: float = 0.0
 
 
 def lr_factor(sec, it: int) -> float:
@@ -154,9 +161,9 @@ def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, folder: Path, dataset: Dataset,
         step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
-        desc: str, resume: bool = False, records: Any = None) -> int:
-    """Train ``model`` for ``sec.iterations`` iterations; returns the iteration it started at (0, or where a
-    resumed run's checkpoint stood).
+        desc: str, resume: bool = False, records: Any = None) -> Resumed:
+    """Train ``model`` for ``sec.iterations`` iterations; returns where it started (:class:`Resumed`: iteration 0,
+    or where a resumed run's checkpoint stood, and the seconds the earlier sessions trained up to it).
 
     Args:
         sec: the step's config section (batch_size, iterations, lr policy fields).
@@ -168,11 +175,13 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
             them, so they may reduce across processes; only the main process writes.
     Writes ``log.jsonl`` (one line per iteration: it, lr, losses, seconds: :data:`LOG_COUNTERS`) and ``ckpt.pt``.
     """
+    session = time.perf_counter()
     ckpt, log_path = folder / step_files.CHECKPOINT, folder / step_files.LOG
     channels_last(model)
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])
     start, state = _starting_point(model, optimizer, sec, cfg, folder, desc, resume, records, world)
+    earlier = float(state.get("elapsed_s", 0.0)) if state is not None else 0.0   # (0 in an older checkpoint)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
@@ -227,7 +236,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 kept = records.state_dict() if records is not None else None   # every process: may reduce
                 rngs = rng_states(device, world)                               # every process: gathers
                 if world.main:
-                    save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept)
+                    save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept,
+                                    elapsed_s=earlier + time.perf_counter() - session)
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
         exc.starts_over = saved is None              # every process's last line offers no --resume then
@@ -242,7 +252,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         bar.close()
         if log is not None:
             log.close()
-    return start
+    return Resumed(start, earlier)
 
 
 def _starting_point(model, optimizer, sec, cfg, folder: Path, desc: str, resume: bool, records, world: World

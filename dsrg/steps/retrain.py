@@ -46,10 +46,10 @@ def run(cfg: Profile, resume: bool = False) -> Path:
             logits = net(T.normalize(images, cfg.data.normalize))
         return {"loss": pixel_loss(logits, labels, cfg.retrain.loss_grid)}
 
-    resumed_at = fit(model, optimizer, cfg.retrain, cfg, folder,
+    resumed = fit(model, optimizer, cfg.retrain, cfg, folder,
                      PseudoLabelSet(train, labels_dir, cfg.retrain.crop_size), step, device=ctx.device,
                      world=ctx.world, desc="retrain", resume=resume)
     if not ctx.world.main:
         return folder
-    finish_training(folder, started, model, train, resumed_at, iterations=cfg.retrain.iterations)
+    finish_training(folder, started, model, train, resumed, iterations=cfg.retrain.iterations)
     return folder

@@ -62,7 +62,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         loss = F.binary_cross_entropy_with_logits(logits.float(), labels[:, 1:].float())
         return {"loss": loss}
 
-    resumed_at = fit(model, optimizer, cfg.cls, cfg, folder, ClassificationSet(train, cfg.cls.input_size), step,
+    resumed = fit(model, optimizer, cfg.cls, cfg, folder, ClassificationSet(train, cfg.cls.input_size), step,
                      device=ctx.device, world=ctx.world, desc="train-cls", resume=resume)
     if not ctx.world.main:
         return folder
@@ -73,5 +73,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     summary = {"val_map": average_precision(scores, targets),
                "val_exact_match": float(((scores > 0) == targets.astype(bool)).all(1).mean()),
                "iterations": cfg.cls.iterations, "timed": clock.timed()}
-    finish_training(folder, started, model, train, resumed_at, **summary)
+    finish_training(folder, started, model, train, resumed, **summary)
     return folder

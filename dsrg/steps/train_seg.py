@@ -201,13 +201,13 @@ def run(cfg: Profile, resume: bool = False) -> Path:
                 records.add(grown, gt)
                 return out
 
-            resumed_at = fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device,
+            resumed = fit(model, optimizer, cfg.seg, cfg, folder, dataset, step, device=ctx.device,
                              world=ctx.world, desc="train-seg", resume=resume, records=records)
     finally:
         cuda_graphs.forget()                  # the memory of the step's CUDA graphs, if any
     if not ctx.world.main:
         return folder
     last = records.rows[-1] if records.rows else None
-    finish_training(folder, started, model, train, resumed_at, iterations=cfg.seg.iterations,
+    finish_training(folder, started, model, train, resumed, iterations=cfg.seg.iterations,
                     supervision_last_epoch=last)
     return folder
