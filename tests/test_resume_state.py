@@ -1,5 +1,6 @@
 """What a resumed training step reads at its first iteration, against what the uninterrupted run read there:
-the weights, the optimizer's state, the learning rates, the random states of the CPU and of CUDA, and the batch.
+the weights, the optimizer's state (and the memory layout of both), the learning rates, the random states of the
+CPU and of CUDA, and the batch.
 On the CPU all of it is equal. On CUDA the same comparison names the part that a checkpoint fails to restore,
 where comparing the final weights can only say that something differs."""
 
@@ -28,6 +29,10 @@ def _state(net, optimizer, batch, device) -> dict[str, list[torch.Tensor]]:
         "buffers": [b.detach().cpu().clone() for b in net.buffers()],
         "optimizer": [v.detach().cpu().clone() for s in optimizer.state.values() for v in s.values()
                       if torch.is_tensor(v)],
+        # the memory layout too: a buffer restored with other strides can take another kernel, adding in
+        # another order
+        "strides": [torch.tensor(t.stride()) for t in (*net.parameters(), *(v for s in optimizer.state.values()
+                                                                           for v in s.values() if torch.is_tensor(v)))],
         "lr": [torch.tensor(g["lr"]) for g in optimizer.param_groups],
         "cpu_rng": [torch.get_rng_state()],
         "cuda_rng": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
