@@ -270,9 +270,7 @@ def measure(args, overrides: list[str], result: dict | None = None, each=lambda 
     cfg = load_profile(args.profile, overrides)
     images = {"seeds": TRAIN_IDS, "pseudo": TRAIN_IDS, "eval": VAL_IDS}      # the set's splits (cls: its val)
     result = {} if result is None else result
-    for step in STEPS:
-        if step == "retrain" and not cfg.retrain.enabled:
-            continue
+    for step in planned(args):
         proc = subprocess.run([sys.executable, __file__, "--one", step, "--profile", args.profile, *overrides],
                               stdout=subprocess.PIPE, text=True)
         if proc.returncode:
