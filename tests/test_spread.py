@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from conftest import tiny_overrides
 
 from dsrg.cli import main
@@ -65,6 +66,18 @@ def test_beside_one_run_the_spread_says_where_its_settings_or_code_differ_from_t
     assert spread.caveats([rec], "baseline", "dsrg run --profile demo", "y") == "", "only the row's records count"
 
 
+def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
+    settings = "dsrg run --profile demo seg.growing=true"
+    rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}
+    said = spread.caveats([rec], "+DSRG", settings, "x", threads=[1])
+    assert said.startswith("The spread was measured with 2 threads of torch, where this page's run had 1 thread ")
+    assert spread.caveats([rec], "+DSRG", settings, "x", threads=[2]) == ""
+    assert spread.caveats([rec], "+DSRG", settings, "x") == "", "a run that does not say is not compared"
+    assert spread.caveats([{**rec, "threads": []}], "+DSRG", settings, "x", threads=[1]) == "", "nor records"
+    two = [rec, {**rec, "seed": 1, "threads": [1]}]
+    assert "with 1 or 2 threads of torch" in spread.caveats(two, "+DSRG", settings, "x", threads=[1])
+
+
 def test_dsrg_spread_trains_each_row_with_each_seed_and_records_it(tiny_run, tmp_path, capsys):
     cfg, _ = tiny_run
     settings = [o for o in tiny_overrides(cfg.data.root, tmp_path) if not o.startswith("out=")]
@@ -76,6 +89,7 @@ def test_dsrg_spread_trains_each_row_with_each_seed_and_records_it(tiny_run, tmp
     rec = json.loads((out / "demo" / "dsrg-seed1.json").read_text())
     assert rec["seed"] == 1 and rec["row"] == "+DSRG" and 0 <= rec["miou"] <= 1
     assert rec["code"]["source"] == source_hash() and "seed=1" in rec["settings"]
+    assert rec["threads"] == [torch.get_num_threads()] and f"({torch.get_num_threads()} thread" in rec["machine"]
     assert len(rec["supervision"]["recall"]) == len(rec["supervision"]["epoch"]) >= 2
     assert set(json.loads((out / "demo" / "retrain-seed0.json").read_text())["pseudo"]) == {"miou", "precision",
                                                                                            "recall"}

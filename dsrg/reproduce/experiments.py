@@ -161,6 +161,11 @@ class Experiment:
             return machine()
         return folders.done_info(self._last_folder()).get("machine", "unknown")
 
+    def threads(self) -> list[int]:
+        """torch's CPU thread counts its steps ran with (from their ``done.json``; steps that do not say, left
+        out), sorted: on the CPU the count changes the numbers, as floats round."""
+        return sorted({folders.done_info(f).get("threads") for f in self.folders.values()} - {None})
+
     def code(self) -> str:
         """The code that ran the last step (from its ``done.json``), in words
         (:func:`dsrg.run.provenance.describe`)."""

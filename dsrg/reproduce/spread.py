@@ -33,7 +33,8 @@ FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's 
 def record(exp: Experiment, row: str, seed: int) -> dict:
     """The record of Table 2's row ``row`` trained with ``seed``."""
     rec = {"row": row, "seed": seed, "profile": exp.cfg.name, "settings": exp.command(), "machine": exp.machine(),
-           "code": folders.done_info(exp.folder("eval")).get("code") or code(), "miou": exp.miou}
+           "threads": exp.threads(), "code": folders.done_info(exp.folder("eval")).get("code") or code(),
+           "miou": exp.miou}
     seeds = folders.done_info(exp.folder("seeds")).get("quality")
     if seeds:
         rec["seeds"] = {k: seeds[k] for k in ("precision", "recall", "iou")}
@@ -200,11 +201,13 @@ def claims(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def caveats(records: list[dict], row: str, settings: str, current: str) -> str:
+def caveats(records: list[dict], row: str, settings: str, current: str, threads: Sequence[int] = ()) -> str:
     """What a reader of the spread beside one run's numbers should know, as a sentence: where the records of
     ``row`` were made with other settings than that run's (``settings``, the run's
-    :meth:`~dsrg.reproduce.experiments.Experiment.command`; the seed and the run folder aside) or on other code
-    than ``current`` (a source hash); "" where neither."""
+    :meth:`~dsrg.reproduce.experiments.Experiment.command`; the seed and the run folder aside), on other code
+    than ``current`` (a source hash), or with other torch thread counts than the run's ``threads``
+    (:meth:`~dsrg.reproduce.experiments.Experiment.threads`; records or a run that do not say, not compared);
+    "" where none of these."""
     mine = [r for r in records if r.get("row") == row]
     said = []
     theirs = next((r["settings"] for r in mine if "settings" in r), None)
@@ -214,7 +217,18 @@ def caveats(records: list[dict], row: str, settings: str, current: str) -> str:
     hashes = _sources(mine)
     if hashes and hashes != [current]:
         said.append(f"on other code (source {', '.join(hashes)}; this page's is {current})")
+    counts = sorted({n for r in mine for n in r.get("threads") or ()})
+    if counts and threads and counts != sorted(set(threads)):
+        said.append(f"with {_counts(counts)} of torch, where this page's run had {_counts(threads)} (on the CPU "
+                    f"the thread count changes the numbers as floats round, so even at this run's seed the "
+                    f"spread's numbers are of another run)")
     return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
+
+
+def _counts(threads: Sequence[int]) -> str:
+    """``1 thread``, ``1 or 2 threads``: thread counts in words."""
+    counts = sorted(set(threads))
+    return f"{' or '.join(map(str, counts))} thread{'s' * (counts != [1])}"
 
 
 def source_note(records: list[dict], current: str) -> str:

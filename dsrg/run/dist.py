@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
-from ..errors import InputError, expect_choice
+from ..errors import InputError, expect_choice, plural
 from ..profile import DEVICES
 
 
@@ -191,9 +191,16 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    """Where a number comes from, in one line: CPU (cores), GPU if any, Python, torch."""
+    """Where a number comes from, in one line: CPU (cores), GPU if any, Python, torch and its CPU threads (on
+    the CPU the thread count changes the numbers, as floats round)."""
     parts = [f"{cpu_name()} ({os.cpu_count()} cores)"]
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name(0))
-    parts.append(f"Python {platform.python_version()}, torch {torch.__version__}")
+    parts.append(f"Python {platform.python_version()}, torch {torch.__version__} ({plural(threads(), 'thread')})")
     return "; ".join(parts)
+
+
+def threads() -> int:
+    """torch's CPU threads in this process (``OMP_NUM_THREADS``, or the cores): a CPU step's numbers depend on
+    it, so each ``done.json`` keeps it."""
+    return torch.get_num_threads()

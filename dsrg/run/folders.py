@@ -446,14 +446,14 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
     counts from there (:func:`step_state`); a training step resumed also gives ``wall_s_total``, with
     ``earlier_s``, the earlier sessions' training up to the checkpoint it resumed from."""
-    from .dist import machine
+    from .dist import machine, threads
     from .provenance import code
 
     resumed = {k: v for k, v in (("resumed_at_iteration", resumed_at_iteration),
                                  ("resumed_with_images", resumed_with_images)) if v}
     wall = time.perf_counter() - started
     total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed_at_iteration and earlier_s else {}
-    info = {"wall_s": round(wall, 2), **total, "machine": machine(), "code": code(),
+    info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "code": code(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     write_json(folder / step_files.DONE, info)
     return info
