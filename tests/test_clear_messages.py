@@ -988,3 +988,24 @@ def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):
     assert work(cfg, ["seeds", "seg", "eval"]) == ("# work: seeds 3 images of train_aug; train-seg 12,000 iterations "
                                                    "x 20 images; evaluate the images of val x 3 scales + CRF")
     assert work(cfg, []) == "# work: none"
+
+
+def test_a_page_interrupted_while_it_trains_names_its_resume_parameter(tmp_path, monkeypatch, capsys):
+    from dsrg.reproduce import experiments
+    from dsrg.steps import pipeline
+
+    def interrupted(cfg, resume=False, only=None, starts_over=False):
+        exc = KeyboardInterrupt()
+        exc.starts_over = starts_over
+        raise exc
+
+    settings = [f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}"]
+    monkeypatch.setattr(pipeline, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run("smoke", settings)
+    err = capsys.readouterr().err
+    assert "experiments.run(..., resume=True)" in err and "papermill: -p resume True" in err
+    monkeypatch.setattr(pipeline, "run", lambda cfg, resume=False, only=None: interrupted(cfg, starts_over=True))
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run("smoke", settings)
+    assert capsys.readouterr().err == "", "no checkpoint to continue from: nothing to resume"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -326,8 +327,14 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         unknown = [s for s in steps if s not in planned]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
-    return Experiment(cfg, pipeline.run(cfg, resume=resume, only=steps), list(overrides), list(row),
-                      _profile_argument(name, base))
+    try:
+        done = pipeline.run(cfg, resume=resume, only=steps)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "starts_over", False):     # the step's last line names dsrg run's --resume
+            print("From Python or a page, `--resume` is experiments.run(..., resume=True): a training page's "
+                  "parameter resume = True (papermill: -p resume True)", file=sys.stderr, flush=True)
+        raise
+    return Experiment(cfg, done, list(overrides), list(row), _profile_argument(name, base))
 
 
 def _profile_argument(name: str, base: str | Path | None) -> str:
