@@ -8,7 +8,7 @@
     dsrg run --profile demo [key=value ...]     the whole pipeline, skipping complete steps
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
     dsrg run ... --dry-run                      the resolved settings and each step's state; runs nothing
-    dsrg curves STEP_FOLDER [...] --out FILE    plot training steps' log.jsonl (works while they train)
+    dsrg curves STEP_FOLDER [...] [--out FILE]  plot training steps' log.jsonl (works while they train)
     dsrg spread --profile demo --seeds 0 1 2    Table 2's rows and Fig. 4's run over seeds: records in spread/
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "PNG and SVG.")
     curves.add_argument("folders", nargs="+", metavar="STEP_FOLDER",
                         help="step folders (runs/<profile>/seg-<hash>) or their log.jsonl files")
-    curves.add_argument("--out", required=True, help="the figure to write: FILE.png and FILE.svg")
+    curves.add_argument("--out", default=None,
+                        help="the figure to write: FILE.png and FILE.svg (without it, only the last values printed)")
     curves.add_argument("--window", type=int, default=None,
                         help="iterations in the moving average (default: a twentieth of the longest log)")
     curves.add_argument("--keys", nargs="+", default=None,

@@ -138,6 +138,17 @@ def test_dsrg_curves_writes_the_figure_and_prints_each_runs_last_means(tmp_path,
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "fig.svg").is_file()
 
 
+def test_dsrg_curves_without_out_prints_the_last_means_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    a = _write_log(tmp_path / "runs" / "seg-aaa", _rows(4, loss=lambda i: float(i)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["curves", str(a), "--window", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "seg-aaa: 4 iterations logged (the last: iteration 3); mean of the last 2: loss 2.5" in out
+    assert "curves:" not in out and sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+    assert main(["curves", str(a), "--keys", "los"]) == 2, "a key the log lacks, as with a figure"
+    assert "has no los (did you mean 'loss'?)" in capsys.readouterr().err
+
+
 def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, capsys):
     (tmp_path / "seeds-abc").mkdir()
     assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2

@@ -99,15 +99,10 @@ def smoothed(values: pd.Series, window: int) -> pd.Series:
     return values.rolling(window, min_periods=1).mean()
 
 
-def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = None, window: int | None = None):
-    """Training curves: one panel per logged quantity, one colour per run, against the iteration.
-
-    ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
-    ``keys``: the columns to plot (default: every quantity that all the logs hold, in the first log's order:
-    runs of different steps share ``loss``). Thin lines are the values of each iteration; thick ones their trailing mean
-    over ``window`` iterations (default :func:`curve_window` of each log; a given one is cut to a log's length), which
-    the legend says.
-    """
+def curve_checks(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = None,
+                 window: int | None = None) -> list[str]:
+    """The keys :func:`training_curves` plots (its default where ``keys`` is None); InputError for no logs, a log
+    without iterations, a key a log lacks or a window that is not a positive count."""
     if not logs:
         raise InputError("training_curves: expected at least one log, got none")
     for label, log in logs.items():
@@ -130,6 +125,19 @@ def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = 
                          + (f" (did you mean {near[0]!r}?)" if near else "") + f"; it logs {', '.join(has)}")
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise InputError(f"window: expected a positive number of iterations, got {window!r}")
+    return keys
+
+
+def training_curves(logs: dict[str, pd.DataFrame], keys: Sequence[str] | None = None, window: int | None = None):
+    """Training curves: one panel per logged quantity, one colour per run, against the iteration.
+
+    ``logs``: run label -> its log (:meth:`dsrg.reproduce.experiments.Experiment.log`, :func:`dsrg.run.train.read_log`).
+    ``keys``: the columns to plot (default: every quantity that all the logs hold, in the first log's order:
+    runs of different steps share ``loss``). Thin lines are the values of each iteration; thick ones their trailing mean
+    over ``window`` iterations (default :func:`curve_window` of each log; a given one is cut to a log's length), which
+    the legend says.
+    """
+    keys = curve_checks(logs, keys, window)
     windows = {label: curve_window(len(log), window) for label, log in logs.items()}
     shared = len(set(windows.values())) == 1
     shown = {label: label if shared or windows[label] == 1 else f"{label} (mean of {windows[label]} it.)"
