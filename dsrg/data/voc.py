@@ -193,6 +193,12 @@ def split_id(line: str) -> str:
     return stem if dot and ext.lower() in ("jpg", "jpeg", "png") else first
 
 
+def split_file_ids(path: Path) -> list[str]:
+    """The image ids a split file lists (:func:`split_id` of each line that is not blank); InputError for a file
+    that is not UTF-8 text."""
+    return [split_id(line) for line in _read_lines(path, "image ids") if line.strip()]
+
+
 def root_class_names(root: str | os.PathLike) -> list[str]:
     """The class names of a VOC-layout root: its ``class_names.txt`` (one per line, background first), else
     ``VOC_CLASSES``."""
@@ -341,7 +347,7 @@ class VOCSegmentation:
             made = ("; train_aug (VOC 2012 + SBD, the paper's 10,582 training images) is made by: dsrg data "
                     "train-aug --voc-root <VOC2012> --sbd-root <SBD>" if self.split == "train_aug" else "")
             raise InputError(f"split file not found: {split_file} ({have}){made}")
-        ids = [split_id(line) for line in _read_lines(split_file, "image ids") if line.strip()]
+        ids = split_file_ids(split_file)
         if not ids:
             raise InputError(f"split file {split_file} lists no image ids (expected one id per line)")
         return ids

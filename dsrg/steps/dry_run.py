@@ -8,6 +8,8 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
+from ..data.voc import split_file_ids
+from ..errors import InputError
 from ..profile import Profile
 from ..run import folders
 from .pipeline import planned_steps
@@ -98,11 +100,15 @@ def resolved_here(cfg: Profile) -> str:
 
 
 def _split_images(cfg: Profile, split: str) -> int | None:
-    """How many images ``split`` of the data root lists (None where its list is not there yet)."""
+    """How many images ``split`` of the data root lists, as the dataset reads it (None where its list is not
+    there yet or cannot be read: pre-flight says why)."""
     path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not path.is_file():
         return None
-    return sum(1 for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip())
+    try:
+        return len(split_file_ids(path))
+    except (InputError, OSError):
+        return None
 
 
 def work(cfg: Profile, steps: Sequence[str]) -> str:
