@@ -236,19 +236,9 @@ def _remove_stale_dirs(path: Path) -> None:
         if not tmp.is_dir() or len(tmp.name) != len(path.name) + 10:      # ".<name>." and mkdtemp's 8 letters
             continue
         age = time.time() - tmp.stat().st_mtime
-        try:
-            fd = os.open(tmp / _WRITER, os.O_RDONLY)
-        except OSError:                     # none: stale where an hour old (an older version's, or cut short)
-            if age > 3600:
-                shutil.rmtree(tmp, ignore_errors=True)
-            continue
-        try:
-            if age > 60 and _lock(fd, wait=False):
-                shutil.rmtree(tmp, ignore_errors=True)
-        except OSError:                     # a lock this file system refuses (NFS, read-only): left as it is
-            pass
-        finally:
-            os.close(fd)
+        state = _lock_state(tmp / _WRITER)  # "missing": an older version's, or cut short; stale where an hour old
+        if state == "free" and age > 60 or state == "missing" and age > 3600:
+            shutil.rmtree(tmp, ignore_errors=True)      # "unknown" (a file system that locks nothing): left
 
 
 @contextlib.contextmanager
@@ -295,22 +285,28 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
 def held(path: str | os.PathLike) -> bool:
     """Whether a live process holds the lock of :func:`locked` on ``path`` now (a file left by a process that
     died is not held). Never waits, never creates the file."""
+    return fcntl is not None and _lock_state(path) == "held"
+
+
+def _lock_state(path: str | os.PathLike) -> str:
+    """The lock of :func:`locked` on ``path``, probed without waiting: "held" (by a live process), "free",
+    "missing" (no file to open) or "unknown" (a file system that locks nothing, or no fcntl)."""
     if fcntl is None:  # pragma: no cover (Windows)
-        return False
+        return "unknown"
     try:
         fd = os.open(path, os.O_RDWR)       # NFS emulates flock with POSIX locks: an exclusive one needs writing
     except OSError:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
-            return False
+            return "missing"
     try:
         if not _lock(fd, wait=False):
-            return True
+            return "held"
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError:                         # a file system that locks nothing: no live holder can be told
-        return False
+        return "free"
+    except OSError:
+        return "unknown"
     finally:
         os.close(fd)
 
