@@ -1009,3 +1009,15 @@ def test_a_page_interrupted_while_it_trains_names_its_resume_parameter(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         experiments.run("smoke", settings)
     assert capsys.readouterr().err == "", "no checkpoint to continue from: nothing to resume"
+
+
+def test_a_pages_error_about_a_path_says_it_is_written_from_the_pages_folder(tmp_path, monkeypatch):
+    from dsrg.reproduce import experiments
+
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    with pytest.raises(InputError) as err:
+        experiments.run("smoke", ["data.dataset=voc", "data.root=data/none", "out=runs"], base="..")
+    said = str(err.value)
+    assert f"..{os.sep}data{os.sep}none" in said
+    assert f"(a path written ..{os.sep}x is the project's x, seen from notebooks{os.sep}, where this page runs)" in said

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -329,12 +330,23 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
     try:
         done = pipeline.run(cfg, resume=resume, only=steps)
+    except InputError as exc:
+        raise _seen_from_page(exc, cfg.base) from None
     except KeyboardInterrupt as exc:
         if not getattr(exc, "starts_over", False):     # the step's last line names dsrg run's --resume
             print("From Python or a page, `--resume` is experiments.run(..., resume=True): a training page's "
                   "parameter resume = True (papermill: -p resume True)", file=sys.stderr, flush=True)
         raise
     return Experiment(cfg, done, list(overrides), list(row), _profile_argument(name, base))
+
+
+def _seen_from_page(exc: InputError, base: str | None) -> InputError:
+    """``exc``, its message saying how to read a path written from ``base`` (a page's ``..``: the project)."""
+    prefix = f"{base}{os.sep}" if base else ""
+    if not prefix or prefix not in str(exc) or Path(base).is_absolute():
+        return exc
+    return InputError(f"{exc} (a path written {prefix}x is the project's x, seen from {Path.cwd().name}{os.sep}, "
+                      f"where this page runs)")
 
 
 def _profile_argument(name: str, base: str | Path | None) -> str:
