@@ -58,6 +58,7 @@ def test_two_cpu_processes_make_the_seeds_pseudo_labels_and_evaluation_of_one(ti
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     done = {p: runs.done_info(made[p] / seeds_dir) for p in (1, 2)}
     assert done[1]["quality"] == done[2]["quality"] and done[2]["timed"]["images"] == 16
+    assert (done[1]["processes"], done[2]["processes"]) == (1, 2) and "torchrun, 2 processes" in done[2]["machine"]
     pseudo = folders["pseudo"].name
     labels = sorted((one / pseudo / "labels").glob("*.png"))
     assert len(labels) == 16

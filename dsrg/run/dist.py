@@ -97,7 +97,7 @@ def init_world(device: torch.device) -> World:
     """Join the torchrun process group when launched by torchrun (gloo on CPU, NCCL on CUDA), and the CPU
     group that :func:`barrier` and :func:`rng_states` use."""
     global _wait_group
-    size = int(os.environ.get("WORLD_SIZE", 1))
+    size = processes()
     if size > 1 and not tdist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -197,6 +197,8 @@ def machine() -> str:
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name(0))
     parts.append(f"Python {platform.python_version()}, torch {torch.__version__} ({plural(threads(), 'thread')})")
+    if processes() > 1:
+        parts.append(f"torchrun, {processes()} processes")
     return "; ".join(parts)
 
 
@@ -204,3 +206,9 @@ def threads() -> int:
     """torch's CPU threads in this process (``OMP_NUM_THREADS``, or the cores): a CPU step's numbers depend on
     it, so each ``done.json`` keeps it."""
     return torch.get_num_threads()
+
+
+def processes() -> int:
+    """The processes of this torchrun (``WORLD_SIZE``; 1 without torchrun): they split each batch, so their
+    count changes the numbers as floats round, as the thread count does; each ``done.json`` keeps it."""
+    return int(os.environ.get("WORLD_SIZE", 1))

@@ -12,7 +12,8 @@ A step's hash covers its own config section, the data it reads and its upstream 
 changing ``seg.theta_fg`` makes a new ``seg-*``, ``pseudo-*``, ``retrain-*`` and ``eval-*`` folder
 while ``cls-*`` and ``seeds-*`` are reused. Settings that do not change results, or change them only as
 floats round (device, deterministic kernels, progress bars, checkpoint interval, worker counts, the run
-folder itself), are left out of the hash.
+folder itself, torch's CPU threads and torchrun's processes), are left out of the hash; ``done.json`` records
+the machine, the threads and the processes.
 A step is complete when its ``done.json`` exists; it is written last, atomically.
 """
 
@@ -446,14 +447,14 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
     counts from there (:func:`step_state`); a training step resumed also gives ``wall_s_total``, with
     ``earlier_s``, the earlier sessions' training up to the checkpoint it resumed from."""
-    from .dist import machine, threads
+    from .dist import machine, processes, threads
     from .provenance import code
 
     resumed = {k: v for k, v in (("resumed_at_iteration", resumed_at_iteration),
                                  ("resumed_with_images", resumed_with_images)) if v}
     wall = time.perf_counter() - started
     total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed_at_iteration and earlier_s else {}
-    info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "code": code(),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
+    info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "processes": processes(),
+            "code": code(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     write_json(folder / step_files.DONE, info)
     return info
