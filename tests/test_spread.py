@@ -66,6 +66,18 @@ def test_beside_one_run_the_spread_says_where_its_settings_or_code_differ_from_t
     assert spread.caveats([rec], "baseline", "dsrg run --profile demo", "y") == "", "only the row's records count"
 
 
+def test_the_spread_says_whether_its_seed_is_the_pages_run():
+    records = [_record("+BSL", 0, 0.565), _record("+DSRG", 0, 0.61), _record("+DSRG", 1, 0.5)]
+    assert spread.this_run(records, 0, {"+BSL": 0.565, "+DSRG": 0.61}) == \
+        "The spread's seed 0 is this page's run: the same mIoU in +BSL, +DSRG."
+    assert spread.this_run(records, 0, {"+BSL": 0.538, "+DSRG": 0.61}) == \
+        "The spread's seed 0 is not this page's run: +BSL 56.5 there, 53.8 here."
+    assert spread.this_run(records, 2, {"+BSL": 0.5}) == "", "a seed the spread lacks: nothing to say"
+    four = [_record(row, 0, 0.5) for row in ("baseline", "+BSL", "+DSRG", "+Retrain")]
+    assert spread.this_run(four, 0, dict.fromkeys(("baseline", "+BSL", "+DSRG", "+Retrain"), 0.5)).endswith(
+        "the same mIoU in every row.")
+
+
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
     settings = "dsrg run --profile demo seg.growing=true"
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}

@@ -13,6 +13,7 @@ the spread without training anything.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 from pathlib import Path
@@ -223,6 +224,24 @@ def caveats(records: list[dict], row: str, settings: str, current: str, threads:
                     f"the thread count changes the numbers as floats round, so even at this run's seed the "
                     f"spread's numbers are of another run)")
     return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
+
+
+def this_run(records: list[dict], seed: int, mious: dict[str, float]) -> str:
+    """A sentence on the records of ``seed`` beside a page's run of that seed (``mious``: its rows' mIoU):
+    whether they are that run, the same mIoU in every row both have; "" where the spread lacks the seed."""
+    theirs = {r["row"]: r["miou"] for r in records if r.get("seed") == seed and r.get("row") in mious}
+    if not theirs:
+        return ""
+    differ = [row for row in mious if row in theirs and not math.isclose(theirs[row], mious[row], abs_tol=1e-9)]
+    if not differ:
+        return f"The spread's seed {seed} is this page's run: the same mIoU in {_rows(list(theirs))}."
+    return (f"The spread's seed {seed} is not this page's run: " + ", ".join(
+        f"{row} {100 * theirs[row]:.1f} there, {100 * mious[row]:.1f} here" for row in differ) + ".")
+
+
+def _rows(rows: list[str]) -> str:
+    """``every row`` for Table 2's four, else the rows named."""
+    return "every row" if set(rows) == set(ABLATION) else ", ".join(rows)
 
 
 def _counts(threads: Sequence[int]) -> str:
