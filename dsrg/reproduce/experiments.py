@@ -302,14 +302,16 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
 
 
 def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str] = (),
-        base: str | Path | None = None, steps: Sequence[str] | None = None, resume: bool = False) -> Experiment:
+        base: str | Path | None = None, steps: Sequence[str] | None = None, resume: bool = False,
+        hint: bool = True) -> Experiment:
     """Run (or reuse) the experiment ``name`` + ``overrides`` + a table's ``row`` (its settings, e.g.
     ``ABLATION["+DSRG"]``) and return it. A key of ``overrides`` that ``row`` sets too is an InputError (the
     row's value would overrule it unseen).
 
     ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
     ``["cls", "seeds"]``); by default every planned step up to ``evaluate``. ``resume``: continue the steps an
-    interruption left, as ``dsrg run --resume`` (else an interrupted step starts over).
+    interruption left, as ``dsrg run --resume`` (else an interrupted step starts over); ``hint``: an
+    interruption says how to continue from Python (a command sets it False and says its own).
     """
     from ..steps import pipeline
 
@@ -331,22 +333,23 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
     try:
         done = pipeline.run(cfg, resume=resume, only=steps)
     except InputError as exc:
-        raise _seen_from_page(exc, cfg.base) from None
+        _seen_from_page(exc, cfg.base)
+        raise
     except KeyboardInterrupt as exc:
-        if not getattr(exc, "starts_over", False):     # the step's last line names dsrg run's --resume
+        if hint and not getattr(exc, "starts_over", False):    # the step's last line names dsrg run's --resume
             print("From Python or a page, `--resume` is experiments.run(..., resume=True): a training page's "
                   "parameter resume = True (papermill: -p resume True)", file=sys.stderr, flush=True)
         raise
     return Experiment(cfg, done, list(overrides), list(row), _profile_argument(name, base))
 
 
-def _seen_from_page(exc: InputError, base: str | None) -> InputError:
-    """``exc``, its message saying how to read a path written from ``base`` (a page's ``..``: the project)."""
+def _seen_from_page(exc: InputError, base: str | None) -> None:
+    """Add to ``exc``'s message how to read a path written from ``base`` (a page's ``..``: the project), where
+    it holds one."""
     prefix = f"{base}{os.sep}" if base else ""
-    if not prefix or prefix not in str(exc) or Path(base).is_absolute():
-        return exc
-    return InputError(f"{exc} (a path written {prefix}x is the project's x, seen from {Path.cwd().name}{os.sep}, "
-                      f"where this page runs)")
+    if prefix and prefix in str(exc) and not Path(base).is_absolute():
+        exc.args = (f"{exc} (a path written {prefix}x is the project's x, seen from {Path.cwd().name}{os.sep}, "
+                    f"where this page runs)", *exc.args[1:])
 
 
 def _profile_argument(name: str, base: str | Path | None) -> str:
@@ -359,13 +362,13 @@ def _profile_argument(name: str, base: str | Path | None) -> str:
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,
-             base: str | Path | None = None, resume: bool = False) -> dict[str, Experiment]:
-    """Table 2's rows (``baseline``, ``+BSL``, ``+DSRG``, ``+Retrain``), each run or reused (``resume`` as in
-    :func:`run`)."""
+             base: str | Path | None = None, resume: bool = False, hint: bool = True) -> dict[str, Experiment]:
+    """Table 2's rows (``baseline``, ``+BSL``, ``+DSRG``, ``+Retrain``), each run or reused (``resume`` and
+    ``hint`` as in :func:`run`)."""
     unknown = [r for r in rows if r not in ABLATION]
     if unknown:
         raise InputError(f"rows: unknown {unknown}; expected some of {list(ABLATION)}")
-    return {r: run(name, overrides, row=ABLATION[r], base=base, resume=resume) for r in rows}
+    return {r: run(name, overrides, row=ABLATION[r], base=base, resume=resume, hint=hint) for r in rows}
 
 
 def coco_profile(name: str) -> str:
