@@ -161,7 +161,7 @@ def _spread(args: argparse.Namespace) -> int:
     seeds = [int(w) for w in words if "=" not in w]
     if len(set(seeds)) < 2:
         raise InputError(f"--seeds: expected at least two different seeds, got {seeds}")
-    spread.measure(args.profile, seeds, args.out, args.runs, overrides)
+    spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
     records = spread.load(spread.records_folder(args.profile, args.out, overrides))
     print(spread.miou_by_seed(records).round(1).to_string())
     print(spread.claims(records).to_string(index=False))
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     curves = sub.add_parser("curves", help="plot the training curves of steps' log.jsonl (also while they train)",
                             description="Plot the losses and the labelled fraction that train-cls, train-seg "
                                         "and retrain log at every iteration, one colour per step folder, as "
-                                        "PNG and SVG.")
+                                        "PNG and SVG (--out), and print each log's last means.")
     curves.add_argument("folders", nargs="+", metavar="STEP_FOLDER",
                         help="step folders (runs/<profile>/seg-<hash>) or their log.jsonl files")
     curves.add_argument("--out", default=None,
@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     spread.add_argument("--out", default="spread",
                         help="records go to OUT/<name>/, name: the profile's (default spread)")
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
+    spread.add_argument("--resume", action="store_true",
+                        help="continue the training steps an interruption left, as dsrg run --resume")
     spread.add_argument("overrides", nargs="*", metavar="key=value",
                         help="profile fields for every run (not seed= or out=: --seeds and --runs set them)")
     spread.set_defaults(func=_spread)

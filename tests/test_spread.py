@@ -78,6 +78,39 @@ def test_the_spread_says_whether_its_seed_is_the_pages_run():
         "the same mIoU in every row.")
 
 
+def test_the_spread_says_where_it_reused_run_folders_of_another_thread_count(monkeypatch, capsys, tmp_path):
+    class Ran:
+        def __init__(self, counts):
+            self.counts = counts
+
+        def threads(self):
+            return self.counts
+
+    monkeypatch.setattr(spread, "torch_threads", lambda: 1)
+    spread._say_other_threads({"+BSL": Ran([1]), "+DSRG": Ran([1])}, 0, tmp_path)
+    assert capsys.readouterr().err == ""
+    spread._say_other_threads({"+BSL": Ran([1, 2]), "+DSRG": Ran([])}, 3, tmp_path)
+    err = capsys.readouterr().err
+    assert f"seed 3: some of its run folders in {tmp_path} were trained with 2 threads, this process has 1 thread" in err
+    assert f"remove {tmp_path} first" in err
+
+
+def test_an_interrupted_spread_offers_its_resume(monkeypatch, capsys, tmp_path):
+    seen = {}
+
+    def interrupted(*args, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spread, "ablation", interrupted)
+    argv = ["spread", "--seeds", "0", "1", "--out", str(tmp_path / "s"), "--runs", str(tmp_path / "r")]
+    assert main(argv) == 130
+    assert seen == {"resume": False, "hint": False}, "the command says how to continue, not the Python hint"
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("dsrg: interrupted; to continue: ") and last.endswith(" --resume") and "spread" in last
+    assert main([*argv, "--resume"]) == 130 and seen["resume"] is True
+
+
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
     settings = "dsrg run --profile demo seg.growing=true"
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}
@@ -193,14 +226,14 @@ def test_a_yaml_profile_keeps_its_records_and_runs_under_its_name(tmp_path, monk
     yaml.write_text((PROFILE_DIR / "smoke.yaml").read_text().replace("name: smoke", "name: mine"))
     assert spread.records_folder(str(yaml), tmp_path / "out") == tmp_path / "out" / "mine"
     trained = []
-    monkeypatch.setattr(spread, "ablation", lambda name, overrides: trained.append(overrides) or {})
+    monkeypatch.setattr(spread, "ablation", lambda name, overrides, **_: trained.append(overrides) or {})
     assert spread.measure(str(yaml), [0, 1], tmp_path / "out", tmp_path / "runs") == []
     assert f"out={tmp_path / 'runs' / 'mine'}" in trained[0]
     assert (tmp_path / "out" / "mine").is_dir() and not (tmp_path / "out" / "p").exists()
 
 
 def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
-    def measure(profile, seeds, out, runs, overrides):
+    def measure(profile, seeds, out, runs, overrides, resume=False):
         raise Trained(seeds, overrides)
 
     monkeypatch.setattr(spread, "measure", measure)

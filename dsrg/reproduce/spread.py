@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,7 @@ from ..errors import InputError
 from ..files import made_folders, read_json, writable, write_json
 from ..profile import load_profile
 from ..run import folders
+from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from .experiments import ABLATION, Experiment, ablation
 
@@ -49,11 +51,12 @@ def record(exp: Experiment, row: str, seed: int) -> dict:
 
 
 def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
-            overrides: Sequence[str] = ()) -> list[Path]:
+            overrides: Sequence[str] = (), resume: bool = False) -> list[Path]:
     """Train (or reuse) Table 2's rows with each seed in ``runs`` (default ``runs/spread``) and write the
     records to ``out/<name>/<row>-seed<seed>.json`` (``name``: the profile's); returns their paths. Every
     check (overrides, seeds, records of other settings in that folder, a folder that can be written) comes
-    before any training."""
+    before any training. ``resume``: continue the steps an interruption left. Run folders reused from another
+    torch thread count keep theirs (the hash leaves it out): said on stderr."""
     seeds = list(dict.fromkeys(seeds))
     for item in overrides:
         key = item.partition("=")[0].strip()
@@ -78,13 +81,26 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             probe.write_text("")
             probe.unlink()
         for seed in seeds:
-            rows = ablation(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides])
+            rows = ablation(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides], resume=resume,
+                            hint=False)
+            _say_other_threads(rows, seed, runs)
             for row, exp in rows.items():
                 path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
                 write_json(path, record(exp, row, seed))
                 written.append(path)
                 print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
     return written
+
+
+def _say_other_threads(rows: dict[str, Experiment], seed: int, runs: Path) -> None:
+    """A line on stderr where some of ``rows``' steps ran with another torch thread count than this process's
+    (run folders reused from another run): their records keep that count."""
+    now = torch_threads()
+    other = sorted({n for exp in rows.values() for n in exp.threads()} - {now})
+    if other:
+        print(f"[spread] seed {seed}: some of its run folders in {runs} were trained with {_counts(other)}, this "
+              f"process has {_counts([now])}; the records say so. To measure at {now}, remove {runs} first: run "
+              f"folders are reused whatever the thread count", file=sys.stderr, flush=True)
 
 
 def records_folder(profile: str, out: str | Path = "spread", overrides: Sequence[str] = ()) -> Path:
@@ -222,7 +238,8 @@ def caveats(records: list[dict], row: str, settings: str, current: str, threads:
     if counts and threads and counts != sorted(set(threads)):
         said.append(f"with {_counts(counts)} of torch, where this page's run had {_counts(threads)} (on the CPU "
                     f"the thread count changes the numbers as floats round, so even at this run's seed the "
-                    f"spread's numbers are of another run)")
+                    f"spread's numbers are of another run; make spread reuses run folders whatever their thread "
+                    f"count, so remove runs/spread first and give SPREAD_THREADS={max(threads)})")
     return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
 
 
