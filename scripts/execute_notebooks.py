@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[execute] {len(todo)} to execute" + (": " + ", ".join(p.name for p, _ in todo) if todo else ""))
         return 0
 
-    threads = a.threads or max(1, (os.cpu_count() or 1) // min(a.jobs, len(todo)))
+    # the cores shared out among --jobs, however many notebooks are left: a CPU run's numbers depend on the
+    # count, so every page's run (and make spread's, SPREAD_THREADS) trains with the same one
+    threads = a.threads or max(1, (os.cpu_count() or 1) // a.jobs)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)  # the kernels inherit it
     timeout = execute_cfg.get("timeout")
     allow_errors = bool(execute_cfg.get("allow_errors", False))
