@@ -159,12 +159,18 @@ def _spread(args: argparse.Namespace) -> int:
     if odd:
         raise InputError(f"--seeds: expected integer seeds (key=value overrides may follow them), got {odd[0]!r}")
     seeds = [int(w) for w in words if "=" not in w]
-    if len(set(seeds)) < 2:
-        raise InputError(f"--seeds: expected at least two different seeds, got {seeds}")
+    if not seeds:
+        raise InputError("--seeds: expected at least one integer seed (key=value overrides may follow them)")
     spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
-    records = spread.load(spread.records_folder(args.profile, args.out, overrides))
+    folder = spread.records_folder(args.profile, args.out, overrides)
+    records = spread.load(folder)
     print(spread.miou_by_seed(records).round(1).to_string())
-    print(spread.claims(records).to_string(index=False))
+    recorded = sorted({r["seed"] for r in records})
+    if len(recorded) < 2:
+        print(f"{folder} holds seed {recorded[0]} only: a spread (its standard deviation, the claims that hold in "
+              f"every seed) needs two or more; add one with --seeds N")
+    else:
+        print(spread.claims(records).to_string(index=False))
     return 0
 
 
@@ -270,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "in every seed.")
     spread.add_argument("--profile", default="demo", help="a bundled profile or a YAML file (default demo)")
     spread.add_argument("--seeds", nargs="+", default=[0, 1, 2],
-                        help="seeds (default 0 1 2); key=value overrides may follow them")
+                        help="seeds (default 0 1 2), added to the records already in OUT/<name>/ (a spread needs "
+                             "two or more in all); key=value overrides may follow them")
     spread.add_argument("--out", default="spread",
                         help="records go to OUT/<name>/, name: the profile's (default spread)")
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")

@@ -66,6 +66,14 @@ def test_beside_one_run_the_spread_says_where_its_settings_or_code_differ_from_t
     assert spread.caveats([rec], "baseline", "dsrg run --profile demo", "y") == "", "only the row's records count"
 
 
+def test_a_page_shows_a_spread_only_from_two_seeds_and_otherwise_says_what_is_recorded():
+    assert not spread.enough([]) and not spread.enough([_record("+BSL", 0, 0.5), _record("+DSRG", 0, 0.6)])
+    assert spread.enough([_record("+BSL", 0, 0.5), _record("+BSL", 1, 0.6)])
+    assert spread.none_yet([], "demo") == "No spread is recorded for this profile yet: make spread measures it."
+    assert spread.none_yet([_record("+BSL", 4, 0.5)], "demo").startswith(
+        "Only seed 4 is recorded for this profile: a spread needs two seeds or more")
+
+
 def test_the_spread_says_whether_its_seed_is_the_pages_run():
     records = [_record("+BSL", 0, 0.565), _record("+DSRG", 0, 0.61), _record("+DSRG", 1, 0.5)]
     assert spread.this_run(records, 0, {"+BSL": 0.565, "+DSRG": 0.61}) == \
@@ -140,7 +148,22 @@ def test_dsrg_spread_trains_each_row_with_each_seed_and_records_it(tiny_run, tmp
                                                                                            "recall"}
     printed = capsys.readouterr().out
     assert "mean" in printed and "holds" in printed
-    assert main(["spread", "--seeds", "3", "3"]) == 2
+
+
+def test_one_seed_is_added_to_the_records_already_there(tmp_path, monkeypatch, capsys):
+    def measure(profile, seeds, out, runs, overrides, resume=False):
+        for seed in seeds:
+            (tmp_path / "out" / "smoke").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "out" / "smoke" / f"bsl-seed{seed}.json").write_text(json.dumps(_record("+BSL", seed, 0.5)))
+
+    monkeypatch.setattr(spread, "measure", measure)
+    assert _spread(tmp_path, "--seeds", "2") == 0
+    assert "holds seed 2 only: a spread (its standard deviation" in capsys.readouterr().out
+    assert _spread(tmp_path, "--seeds", "3", "3") == 0
+    printed = capsys.readouterr().out
+    assert "seed 2" in printed and "seed 3" in printed and "holds" in printed
+    assert _spread(tmp_path, "--seeds", "seg.theta_fg=0.5") == 2
+    assert "--seeds: expected at least one integer seed" in capsys.readouterr().err
 
 
 def test_the_source_hash_follows_the_code_that_makes_the_numbers_not_the_pages(monkeypatch, tmp_path):

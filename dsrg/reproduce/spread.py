@@ -148,6 +148,20 @@ def measure_command(profile: str) -> str:
     return "make spread" if profile == "demo" else f"dsrg spread --profile {profile} --seeds 0 1 2"
 
 
+def enough(records: list[dict]) -> bool:
+    """Whether ``records`` hold two seeds or more: a spread (a deviation, claims over seeds) to show."""
+    return len({r.get("seed") for r in records}) >= 2
+
+
+def none_yet(records: list[dict], profile: str) -> str:
+    """What a page says where ``records`` are no spread (:func:`enough`): none, or one seed's, and the command
+    that measures it."""
+    if not records:
+        return f"No spread is recorded for this profile yet: {measure_command(profile)} measures it."
+    return (f"Only seed {records[0]['seed']} is recorded for this profile: a spread needs two seeds or more "
+            f"({measure_command(profile)} measures seeds 0, 1 and 2).")
+
+
 def load(folder: str | Path) -> list[dict]:
     """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none. Records of
     one row whose settings differ other than by the seed are an InputError (a table would mix them)."""
