@@ -1020,4 +1020,5 @@ def test_a_pages_error_about_a_path_says_it_is_written_from_the_pages_folder(tmp
         experiments.run("smoke", ["data.dataset=voc", "data.root=data/none", "out=runs"], base="..")
     said = str(err.value)
     assert f"..{os.sep}data{os.sep}none" in said
-    assert f"(a path written ..{os.sep}x is the project's x, seen from notebooks{os.sep}, where this page runs)" in said
+    assert said.endswith(f"A page's paths are written from the project root (base='..'): data/x, not ..{os.sep}data/x; "
+                         f"this message shows them from notebooks{os.sep}, where the page runs, as ..{os.sep}x")

@@ -348,8 +348,9 @@ def _seen_from_page(exc: InputError, base: str | None) -> None:
     it holds one."""
     prefix = f"{base}{os.sep}" if base else ""
     if prefix and prefix in str(exc) and not Path(base).is_absolute():
-        exc.args = (f"{exc} (a path written {prefix}x is the project's x, seen from {Path.cwd().name}{os.sep}, "
-                    f"where this page runs)", *exc.args[1:])
+        exc.args = (f"{exc}. A page's paths are written from the project root (base={base!r}): data/x, not "
+                    f"{prefix}data/x; this message shows them from {Path.cwd().name}{os.sep}, where the page runs, as "
+                    f"{prefix}x", *exc.args[1:])
 
 
 def _profile_argument(name: str, base: str | Path | None) -> str:
