@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, Terminated, plural, same_in_every_process
+from .errors import InputError, Terminated, plural, same_in_every_process, sigterm_interrupts
 from .run import step_files
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    before = _terminate_as_interrupt()
     try:
-        return args.func(args) or 0
+        with sigterm_interrupts():
+            return args.func(args) or 0
     except InputError as exc:
         who = _wait_for_process_0() if getattr(exc, "every_process", False) else ""
         print(f"dsrg: error{who}: {exc}", file=sys.stderr)
@@ -316,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
         print("dsrg: stopped: another process of this torchrun launch ended (its message is above)", file=sys.stderr)
         return 1
     finally:
-        if before is not _UNSET:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
         _leave_process_group()
 
 
@@ -383,9 +381,6 @@ def _program(argv: list[str] | None) -> str:
         return "dsrg"
 
 
-_UNSET = object()
-
-
 #: How long a torchrun process other than the first waits, on an error that every process finds alike, for the
 #: first to say it (torchrun then ends the others); past that, it says the error itself.
 PROCESS_0_WAIT_S = 10.0
@@ -405,20 +400,6 @@ def _wait_for_process_0() -> str:
     except KeyboardInterrupt:                     # Ctrl-C reaches every process: process 0 says it
         raise SystemExit(130) from None
     return f" (torchrun process {rank}; process 0 did not say it)"
-
-
-def _terminate_as_interrupt():
-    """Make SIGTERM (a cluster's pre-emption, `kill`, torchrun stopping its processes) interrupt the command as
-    Ctrl-C does, once: a second one is ignored while the command winds up. The handler it replaces (None: one not
-    set from Python), or ``_UNSET`` where signals cannot be set (not the main thread)."""
-    def interrupt(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    try:
-        return signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:
-        return _UNSET
 
 
 def _leave_process_group() -> None:

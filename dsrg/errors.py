@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -83,6 +84,31 @@ def expect_positive_int(name: str, value: object) -> None:
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interruption by the ``dsrg`` command line: every step that says
     where an interrupted run stands says it for SIGTERM too; the command then exits with status 143."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """In the block, SIGTERM (a cluster's pre-emption, ``kill``, torchrun stopping its processes) raises
+    :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds
+    up. The handler before is restored after it; where signals cannot be set (not the main thread) the block
+    runs as it is."""
+    fired = []
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        fired.append(signum)
+        raise Terminated()
+
+    try:
+        before = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:        # an outer block's handler waits, ignoring a second SIGTERM, until that block ends too
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if fired and callable(before) else
+                      signal.SIG_DFL if before is None else before)
 
 
 @contextlib.contextmanager

@@ -111,6 +111,25 @@ def test_a_terminated_evaluate_exits_143_and_leaves_no_process_behind(trained):
     assert not runs.is_done(folder)
 
 
+def test_a_terminated_experiment_in_python_says_where_it_stands_and_ends_as_sigterm_ends_it(trained):
+    args, folder = trained
+    shutil.rmtree(folder, ignore_errors=True)
+    code = f"from dsrg.reproduce import experiments\nexperiments.run('demo', {list(args)!r})\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline, workers = time.time() + 120, set()
+    while len(workers) < 2 and proc.poll() is None and time.time() < deadline:
+        workers = _children(proc.pid)
+        time.sleep(0.02)
+    assert len(workers) >= 2, f"no CRF workers seen: {proc.communicate()[0]}"
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == -signal.SIGTERM, out
+    assert "evaluate: interrupted" in out and "experiments.run(..., resume=True)" in out
+    assert "Traceback" not in out
+    assert _gone(workers) == set() and not runs.is_done(folder)
+
+
 @pytest.fixture
 def ctrl_c_interrupts():
     """SIGINT raises KeyboardInterrupt here, as in a Python started from a terminal: one started as a shell's

@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import shlex
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..data.check import VOC2012_COUNTS
 from ..data.coco import COCO2014_COUNTS, COCO_CLASSES
 from ..data.dataset import EMBEDDED, open_split
 from ..data.voc import VOC_CLASSES
-from ..errors import InputError
+from ..errors import InputError, Terminated, sigterm_interrupts
 from ..files import read_json
 from ..profile import PATH_KEYS, Profile, is_profile_file, load_profile
 from ..run import folders
@@ -331,7 +332,8 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         if unknown:
             raise InputError(f"steps: {unknown} are not planned for this experiment; expected some of {planned}")
     try:
-        done = pipeline.run(cfg, resume=resume, only=steps)
+        with sigterm_interrupts():      # SIGTERM stops a step as Ctrl-C does: where it stands said, checkpoint kept
+            done = pipeline.run(cfg, resume=resume, only=steps)
     except InputError as exc:
         _seen_from_page(exc, cfg.base)
         raise
@@ -339,6 +341,8 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
         if hint and not getattr(exc, "starts_over", False):    # the step's last line names dsrg run's --resume
             print("From Python or a page, `--resume` is experiments.run(..., resume=True): a training page's "
                   "parameter resume = True (papermill: -p resume True)", file=sys.stderr, flush=True)
+        if isinstance(exc, Terminated) and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGTERM)     # and then ends the process, as SIGTERM did before
         raise
     return Experiment(cfg, done, list(overrides), list(row), _profile_argument(name, base))
 
