@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--out", default=None,
                         help="the figure to write: FILE.png and FILE.svg (without it, only the last values printed)")
     curves.add_argument("--window", type=int, default=None,
-                        help="iterations in the moving average (default: a twentieth of the longest log)")
+                        help="iterations in the moving average (default: a twentieth of each log's length)")
     curves.add_argument("--keys", nargs="+", default=None,
                         help="the logged quantities to plot (default: all that every folder's log holds: "
                              "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")

@@ -149,6 +149,22 @@ def test_dsrg_curves_without_out_prints_the_last_means_and_writes_nothing(tmp_pa
     assert "has no los (did you mean 'loss'?)" in capsys.readouterr().err
 
 
+def test_dsrg_curves_says_how_far_a_step_is_and_whether_it_still_trains(tmp_path, capsys):
+    from dsrg.files import locked
+
+    run = tmp_path / "runs"
+    for name in ("seg-aaa", "seg-bbb", "seg-ccc"):
+        _write_log(run / name, _rows(4, loss=lambda i: 1.0))
+        (run / name / "config.json").write_text(json.dumps({"config": {"step": "seg", "seg": {"iterations": 1500}}}))
+    (run / "seg-ccc" / "done.json").write_text("{}")
+    with locked(run / ".seg-aaa.lock"):
+        assert main(["curves", *(str(run / n) for n in ("seg-aaa", "seg-bbb", "seg-ccc"))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "4 of 1,500 iterations logged (the last: iteration 3; training now)" in lines[0]
+    assert "4 of 1,500 iterations logged (the last: iteration 3; not training: interrupted, or failed)" in lines[1]
+    assert "4 of 1,500 iterations logged (the last: iteration 3); mean" in lines[2]
+
+
 def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, capsys):
     (tmp_path / "seeds-abc").mkdir()
     assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2

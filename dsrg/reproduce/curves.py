@@ -10,6 +10,8 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import InputError
+from ..files import read_json
+from ..run import folders as run_folders
 from ..run import step_files
 from ..run.train import read_log
 from .figures import curve_checks, curve_keys, curve_window, save_figure, smoothed, training_curves
@@ -52,11 +54,14 @@ def curves(step_folders: Sequence[str], out: str | None, keys: Sequence[str] | N
         paths = save_figure(fig, stem, made_by, index=False)    # FILE.png, FILE.svg; no index beside a user's file
     else:
         curve_checks(logs, keys, window)      # the same messages for a key a log lacks, without a figure
-    for label, log in logs.items():           # each log's window, as the figure's
+    for (label, log), folder in zip(logs.items(), have):     # each log's window, as the figure's
         last_window = curve_window(len(log), window)
         last = ", ".join(f"{k} {smoothed(log[k], last_window).iloc[-1]:.4g}" for k in (keys or curve_keys(log)))
-        print(f"{label}: {len(log)} iterations logged (the last: iteration {int(log['it'].iloc[-1])}); mean of the "
-              f"last {last_window}: {last}")
+        planned = _planned_iterations(folder)
+        state = "" if run_folders.is_done(folder) or not (folder / step_files.CONFIG).is_file() else \
+            "; training now" if run_folders.is_running(folder) else "; not training: interrupted, or failed"
+        print(f"{label}: {len(log)}{f' of {planned:,}' if planned else ''} iterations logged (the last: iteration "
+              f"{int(log['it'].iloc[-1])}{state}); mean of the last {last_window}: {last}")
     if paths:
         print("curves: " + ", ".join(str(p) for p in paths))
     return paths
@@ -69,6 +74,15 @@ def _check_out(out: str) -> None:
                          f"written as FILE.png and FILE.svg)")
     if Path(out).suffix.lower() in OTHER_IMAGE_SUFFIXES:
         raise InputError(f"--out {out}: the curves are written as PNG and SVG; give FILE, FILE.png or FILE.svg")
+
+
+def _planned_iterations(folder: Path) -> int | None:
+    """The iterations the step in ``folder`` trains for (its ``config.json``); None where it does not say."""
+    try:
+        config = read_json(folder / step_files.CONFIG, "a step's config")["config"]
+        return int(config[config["step"]]["iterations"])
+    except (InputError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _read_log_or_none(folder: Path) -> list[dict] | None:

@@ -278,6 +278,11 @@ def is_done(folder: Path) -> bool:
     return (folder / step_files.DONE).is_file()
 
 
+def is_running(folder: Path) -> bool:
+    """Whether a live process runs the step in ``folder`` now (its lock held)."""
+    return held(_lock_path(folder))
+
+
 def done_info(folder: Path) -> dict:
     """A complete step's ``done.json``: its wall time, machine and summary."""
     info = read_json(folder / step_files.DONE, f"the summary a finished step writes last; delete the step folder "
@@ -311,7 +316,7 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
         if isinstance(info.get("wall_s_total"), (int, float)):
             since += f"; {info['wall_s_total']:.0f} s with the sessions before"
         return "done, reused" + (f" (took {wall:.0f} s{since})" if isinstance(wall, (int, float)) else "")
-    if held(_lock_path(folder)):
+    if is_running(folder):
         return ("running now in another process (`dsrg run` would wait for it to end, then use its output where "
                 "complete)")
     labels = _images_written(folder)
