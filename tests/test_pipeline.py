@@ -511,6 +511,10 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     save_checkpoint(cut / "ckpt.pt", net, torch.optim.SGD(net.parameters(), lr=0.1), 100, [])
     (cut / "log.jsonl").write_text("".join(f'{{"it": {i}, "loss": 1.0}}\n' for i in range(152)))
     assert runs.step_state(done) == "done, reused (took 12 s)"
+    (done / "done.json").write_text('{"wall_s": 0.24}')
+    assert runs.step_state(done) == "done, reused (took 0.2 s)", "a short step is not said to take 0 s"
+    (done / "done.json").write_text('{}')
+    assert runs.step_state(done) == "done, reused"
     # the checkpoint's iteration, not the log's last: --resume goes back to 100
     assert runs.step_state(cut).startswith("interrupted: --resume continues from its checkpoint at iteration 100")
     assert runs.step_state(new) == "to run"

@@ -315,7 +315,9 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
                  info.get("resumed_with_images") else "")
         if isinstance(info.get("wall_s_total"), (int, float)):
             since += f"; {info['wall_s_total']:.0f} s with the sessions before"
-        return "done, reused" + (f" (took {wall:.0f} s{since})" if isinstance(wall, (int, float)) else "")
+        if not isinstance(wall, (int, float)):
+            return "done, reused"
+        return f"done, reused (took {wall:.{1 if wall < 10 else 0}f} s{since})"     # 0.2 s, not 0 s
     if is_running(folder):
         return ("running now in another process (`dsrg run` would wait for it to end, then use its output where "
                 "complete)")
