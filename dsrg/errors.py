@@ -82,16 +82,32 @@ def expect_positive_int(name: str, value: object) -> None:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an interruption by the ``dsrg`` command line: every step that says
-    where an interrupted run stands says it for SIGTERM too; the command then exits with status 143."""
+    """SIGTERM, turned into an interruption by :func:`sigterm_interrupts` (the ``dsrg`` command line,
+    ``experiments.run``): every step that says where an interrupted run stands says it for SIGTERM too; the
+    command then exits with status 143, a Python process ends by SIGTERM."""
+
+
+def interruption_under(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM that ``exc`` was raised over, if any: an interruption inside a library's own
+    clean-up can come out as another error (OmegaConf's flag_override raises an AttributeError over it)."""
+    return next((e for e in causes(exc) if isinstance(e, KeyboardInterrupt)), None)
+
+
+def causes(exc: BaseException | None):
+    """``exc``, then the error it was raised from or over, and so on (each once)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        yield exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
 
 
 @contextlib.contextmanager
 def sigterm_interrupts():
     """In the block, SIGTERM (a cluster's pre-emption, ``kill``, torchrun stopping its processes) raises
     :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds
-    up. The handler before is restored after it; where signals cannot be set (not the main thread) the block
-    runs as it is."""
+    up, and while an enclosing block of this kind does too. The handler before is restored after it; where
+    signals cannot be set (not the main thread) the block runs as it is."""
     fired = []
 
     def interrupt(signum, frame):
@@ -99,15 +115,19 @@ def sigterm_interrupts():
         fired.append(signum)
         raise Terminated()
 
+    interrupt.dsrg_interrupts = True
     try:
         before = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:
+        before = interrupt          # not the main thread: nothing was set
+    if before is interrupt:
         yield
         return
     try:
         yield
-    finally:        # an outer block's handler waits, ignoring a second SIGTERM, until that block ends too
-        signal.signal(signal.SIGTERM, signal.SIG_IGN if fired and callable(before) else
+    finally:
+        outer = getattr(before, "dsrg_interrupts", False)       # an enclosing block's: it winds up next
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if fired and outer else
                       signal.SIG_DFL if before is None else before)
 
 

@@ -130,6 +130,64 @@ def test_a_terminated_experiment_in_python_says_where_it_stands_and_ends_as_sigt
     assert _gone(workers) == set() and not runs.is_done(folder)
 
 
+def test_sigterm_interrupts_a_block_and_gives_back_the_handler_it_found():
+    from dsrg.errors import Terminated, sigterm_interrupts
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with pytest.raises(Terminated):
+            with sigterm_interrupts():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+        assert signal.getsignal(signal.SIGTERM) is mine, "a handler of one's own is back after a SIGTERM"
+        with pytest.raises(Terminated):
+            with sigterm_interrupts():               # the command line's block around experiments.run's
+                with sigterm_interrupts():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+                assert False, "not reached"
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_second_sigterm_is_ignored_while_an_enclosing_block_winds_up():
+    from dsrg.errors import Terminated, sigterm_interrupts
+
+    with pytest.raises(Terminated):
+        with sigterm_interrupts():
+            try:
+                with sigterm_interrupts():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+            finally:
+                assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_off_the_main_thread_the_block_runs_as_it_is_and_its_errors_carry_no_other():
+    import threading
+
+    from dsrg.errors import sigterm_interrupts
+
+    caught = []
+
+    def work():
+        try:
+            with sigterm_interrupts():
+                raise RuntimeError("mine")
+        except RuntimeError as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert str(caught[0]) == "mine" and caught[0].__context__ is None
+
+
 @pytest.fixture
 def ctrl_c_interrupts():
     """SIGINT raises KeyboardInterrupt here, as in a Python started from a terminal: one started as a shell's

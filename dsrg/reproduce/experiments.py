@@ -30,7 +30,7 @@ from ..data.check import VOC2012_COUNTS
 from ..data.coco import COCO2014_COUNTS, COCO_CLASSES
 from ..data.dataset import EMBEDDED, open_split
 from ..data.voc import VOC_CLASSES
-from ..errors import InputError, Terminated, sigterm_interrupts
+from ..errors import InputError, Terminated, interruption_under, sigterm_interrupts
 from ..files import read_json
 from ..profile import PATH_KEYS, Profile, is_profile_file, load_profile
 from ..run import folders
@@ -312,7 +312,9 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
     ``base`` as in :func:`profile`. ``steps`` limits the run to some of the planned steps (e.g.
     ``["cls", "seeds"]``); by default every planned step up to ``evaluate``. ``resume``: continue the steps an
     interruption left, as ``dsrg run --resume`` (else an interrupted step starts over); ``hint``: an
-    interruption says how to continue from Python (a command sets it False and says its own).
+    interruption says how to continue from Python (a command sets it False and says its own). SIGTERM stops a
+    step as Ctrl-C does; then, where no one else handles SIGTERM, it ends the process as it would have (the
+    caller's ``finally`` blocks do not run).
     """
     from ..steps import pipeline
 
@@ -337,11 +339,15 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
     except InputError as exc:
         _seen_from_page(exc, cfg.base)
         raise
-    except KeyboardInterrupt as exc:
-        if hint and not getattr(exc, "starts_over", False):    # the step's last line names dsrg run's --resume
+    except BaseException as exc:
+        stop = interruption_under(exc)                 # also one a library's clean-up turned into another error
+        if stop is None:
+            raise
+        if hint and not getattr(stop, "starts_over", False):   # the step's last line names dsrg run's --resume
             print("From Python or a page, `--resume` is experiments.run(..., resume=True): a training page's "
                   "parameter resume = True (papermill: -p resume True)", file=sys.stderr, flush=True)
-        if isinstance(exc, Terminated) and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        if isinstance(stop, Terminated) and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            sys.stdout.flush()
             signal.raise_signal(signal.SIGTERM)     # and then ends the process, as SIGTERM did before
         raise
     return Experiment(cfg, done, list(overrides), list(row), _profile_argument(name, base))
