@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import InputError, Terminated, plural, same_in_every_process, sigterm_interrupts
+from .errors import (InputError, Terminated, causes, interruption_under, plural, same_in_every_process,
+                     sigterm_interrupts)
 from .run import step_files
 
 # Each command imports what it needs when it runs, so that `dsrg --help` and `dsrg data check` start without
@@ -164,12 +165,13 @@ def _spread(args: argparse.Namespace) -> int:
     spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
     folder = spread.records_folder(args.profile, args.out, overrides)
     records = spread.load(folder)
-    print(spread.miou_by_seed(records).round(1).to_string())
-    recorded = sorted({r["seed"] for r in records})
-    if len(recorded) < 2:
-        print(f"{folder} holds seed {recorded[0]} only: a spread (its standard deviation, the claims that hold in "
-              f"every seed) needs two or more; add one with --seeds N")
+    table = spread.miou_by_seed(records).round(1)
+    if not spread.enough(records):
+        print(table.drop(columns=["mean", "std"]).to_string())
+        print(f"{folder} holds seed {records[0]['seed']} only: a spread (its standard deviation, the claims that "
+              f"hold in every seed) needs two or more; add one with --seeds N")
     else:
+        print(table.to_string())
         print(spread.claims(records).to_string(index=False))
     return 0
 
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:      # the step has said where the run stands
         return _interrupted(exc, args, argv)
     except Exception as exc:
-        cause = _interruption_under(exc)
+        cause = interruption_under(exc)
         if cause is not None:
             return _interrupted(cause, args, argv)
         if not _peer_gone(exc):
@@ -331,22 +333,7 @@ def _peer_gone(exc: BaseException) -> bool:
     dist = sys.modules.get("torch.distributed")             # imported where a collective could have failed
     kinds = (ConnectionError,) + ((dist.DistBackendError, dist.DistNetworkError) if dist else ())
     return any(isinstance(e, kinds) or (isinstance(e, RuntimeError) and any(w in str(e) for w in GLOO_PEER_GONE))
-               for e in _causes(exc))
-
-
-def _interruption_under(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or SIGTERM that ``exc`` was raised over, if any: an interruption inside a library's own
-    clean-up can come out as another error (OmegaConf's flag_override raises an AttributeError over it)."""
-    return next((e for e in _causes(exc) if isinstance(e, KeyboardInterrupt)), None)
-
-
-def _causes(exc: BaseException | None):
-    """``exc``, then the error it was raised from or over, and so on (each once)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        yield exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+               for e in causes(exc))
 
 
 def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[str] | None) -> int:

@@ -165,6 +165,14 @@ def test_dsrg_curves_says_how_far_a_step_is_and_whether_it_still_trains(tmp_path
     assert "4 of 1,500 iterations logged (the last: iteration 3); mean" in lines[2]
 
 
+def test_dsrg_curves_tells_apart_the_same_step_folder_in_two_copies_of_a_run(tmp_path, capsys):
+    a = _write_log(tmp_path / "a" / "runs" / "seg-abc", _rows(4, loss=lambda i: 1.0))
+    b = _write_log(tmp_path / "b" / "runs" / "seg-abc", _rows(2, loss=lambda i: 2.0))
+    assert main(["curves", str(a), str(b)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and f"({a}): 4 iterations" in lines[0] and f"({b}): 2 iterations" in lines[1]
+
+
 def test_dsrg_curves_on_a_folder_without_a_log_is_an_error_naming_it(tmp_path, capsys):
     (tmp_path / "seeds-abc").mkdir()
     assert main(["curves", str(tmp_path / "seeds-abc"), "--out", str(tmp_path / "fig.png")]) == 2

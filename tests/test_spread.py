@@ -77,9 +77,9 @@ def test_a_page_shows_a_spread_only_from_two_seeds_and_otherwise_says_what_is_re
 def test_the_spread_says_whether_its_seed_is_the_pages_run():
     records = [_record("+BSL", 0, 0.565), _record("+DSRG", 0, 0.61), _record("+DSRG", 1, 0.5)]
     assert spread.this_run(records, 0, {"+BSL": 0.565, "+DSRG": 0.61}) == \
-        "The spread's seed 0 is this page's run: the same mIoU in +BSL, +DSRG."
+        "The spread's seed 0 matches this page's run: the same mIoU in +BSL, +DSRG."
     assert spread.this_run(records, 0, {"+BSL": 0.538, "+DSRG": 0.61}) == \
-        "The spread's seed 0 is not this page's run: +BSL 56.5 there, 53.8 here."
+        "The spread's seed 0 does not match this page's run: +BSL 56.5 there, 53.8 here."
     assert spread.this_run(records, 2, {"+BSL": 0.5}) == "", "a seed the spread lacks: nothing to say"
     four = [_record(row, 0, 0.5) for row in ("baseline", "+BSL", "+DSRG", "+Retrain")]
     assert spread.this_run(four, 0, dict.fromkeys(("baseline", "+BSL", "+DSRG", "+Retrain"), 0.5)).endswith(
@@ -101,6 +101,22 @@ def test_the_spread_says_where_it_reused_run_folders_of_another_thread_count(mon
     err = capsys.readouterr().err
     assert f"seed 3: some of its run folders in {tmp_path} were trained with 2 threads, this process has 1 thread" in err
     assert f"remove {tmp_path} first" in err
+
+
+def test_adding_a_seed_says_where_the_records_there_came_from_other_code_or_threads(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    monkeypatch.setattr(spread, "torch_threads", lambda: 1)
+    same = {**_record("+BSL", 0, 0.5, source=source_hash()), "threads": [1]}
+    (folder / "bsl-seed0.json").write_text(json.dumps(same))
+    spread._say_mixed(folder, [1])
+    assert capsys.readouterr().err == ""
+    (folder / "bsl-seed2.json").write_text(json.dumps({**same, "seed": 2, "code": {"source": "old"}, "threads": [2]}))
+    spread._say_mixed(folder, [2])
+    assert capsys.readouterr().err == "", "a seed measured again replaces its records"
+    spread._say_mixed(folder, [1])
+    err = capsys.readouterr().err
+    assert "keeps records of seeds [0, 2] made with other code (source old) and 2 threads of torch" in err
 
 
 def test_an_interrupted_spread_offers_its_resume(monkeypatch, capsys, tmp_path):

@@ -44,6 +44,8 @@ def curves(step_folders: Sequence[str], out: str | None, keys: Sequence[str] | N
     labels = setting_labels(have)
     if len(set(labels)) < len(labels):       # the same settings in two run folders
         labels = [f"{label} ({f.parent.name}/{f.name})" for label, f in zip(labels, have)]
+    if len(set(labels)) < len(labels):       # the same step folder name in two copies of a run
+        labels = [f"{label} ({f})" for label, f in zip(setting_labels(have), have)]
     logs = dict(zip(labels, (pd.DataFrame(read[f]) for f in have)))
     paths = []
     if out is not None:

@@ -73,6 +73,7 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
     folder = Path(out) / name
     settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
     _refuse_other_settings(folder, settings)
+    _say_mixed(folder, seeds)
     written = []
     with contextlib.ExitStack() as made:
         with writable(folder, "the records' folder"):       # before any training: made, and a file written there
@@ -90,6 +91,20 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
                 written.append(path)
                 print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
     return written
+
+
+def _say_mixed(folder: Path, seeds: Sequence[int]) -> None:
+    """A line on stderr where ``folder`` holds records of other seeds than ``seeds`` made on other code or with
+    another thread count than this process's: the table will mix them."""
+    kept = [rec for _, rec in _records(folder) if rec["seed"] not in seeds]
+    other_code = sorted(set(_sources(kept)) - {code()["source"]})
+    other_threads = sorted({n for rec in kept for n in rec.get("threads") or ()} - {torch_threads()})
+    said = ([f"other code (source {', '.join(other_code)})"] if other_code else []) + \
+        ([f"{_counts(other_threads)} of torch"] if other_threads else [])
+    if said:
+        print(f"[spread] {folder} keeps records of seeds {sorted({r['seed'] for r in kept})} made with "
+              f"{' and '.join(said)}: the table will mix them with these; remove them to measure every seed "
+              f"alike", file=sys.stderr, flush=True)
 
 
 def _say_other_threads(rows: dict[str, Experiment], seed: int, runs: Path) -> None:
@@ -159,7 +174,7 @@ def none_yet(records: list[dict], profile: str) -> str:
     if not records:
         return f"No spread is recorded for this profile yet: {measure_command(profile)} measures it."
     return (f"Only seed {records[0]['seed']} is recorded for this profile: a spread needs two seeds or more "
-            f"({measure_command(profile)} measures seeds 0, 1 and 2).")
+            f"({measure_command(profile)} measures them).")
 
 
 def load(folder: str | Path) -> list[dict]:
@@ -265,8 +280,8 @@ def this_run(records: list[dict], seed: int, mious: dict[str, float]) -> str:
         return ""
     differ = [row for row in mious if row in theirs and not math.isclose(theirs[row], mious[row], abs_tol=1e-9)]
     if not differ:
-        return f"The spread's seed {seed} is this page's run: the same mIoU in {_rows(list(theirs))}."
-    return (f"The spread's seed {seed} is not this page's run: " + ", ".join(
+        return f"The spread's seed {seed} matches this page's run: the same mIoU in {_rows(list(theirs))}."
+    return (f"The spread's seed {seed} does not match this page's run: " + ", ".join(
         f"{row} {100 * theirs[row]:.1f} there, {100 * mious[row]:.1f} here" for row in differ) + ".")
 
 
