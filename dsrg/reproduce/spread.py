@@ -98,7 +98,7 @@ def _say_mixed(folder: Path, seeds: Sequence[int]) -> None:
     another thread count than this process's: the table will mix them."""
     kept = [rec for _, rec in _records(folder) if rec["seed"] not in seeds]
     other_code = sorted(set(_sources(kept)) - {code()["source"]})
-    other_threads = sorted({n for rec in kept for n in rec.get("threads") or ()} - {torch_threads()})
+    other_threads = sorted(set(_threads(kept)) - {torch_threads()})
     said = ([f"other code (source {', '.join(other_code)})"] if other_code else []) + \
         ([f"{_counts(other_threads)} of torch"] if other_threads else [])
     if said:
@@ -263,7 +263,7 @@ def caveats(records: list[dict], row: str, settings: str, current: str, threads:
     hashes = _sources(mine)
     if hashes and hashes != [current]:
         said.append(f"on other code (source {', '.join(hashes)}; this page's is {current})")
-    counts = sorted({n for r in mine for n in r.get("threads") or ()})
+    counts = _threads(mine)
     if counts and threads and counts != sorted(set(threads)):
         said.append(f"with {_counts(counts)} of torch, where this page's run had {_counts(threads)} (on the CPU "
                     f"the thread count changes the numbers as floats round, so even at this run's seed the "
@@ -305,6 +305,11 @@ def source_note(records: list[dict], current: str) -> str:
         return f"The spread was measured on this code (source {current})."
     return (f"The spread was measured on other code (source {', '.join(hashes)}; this book's is {current}): "
             f"make spread measures it again.")
+
+
+def _threads(records: list[dict]) -> list[int]:
+    """The torch thread counts ``records`` were measured with, sorted (records that do not say: none)."""
+    return sorted({n for r in records for n in r.get("threads") or ()})
 
 
 def _sources(records: list[dict]) -> list[str]:
