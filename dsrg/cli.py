@@ -338,8 +338,11 @@ def _peer_gone(exc: BaseException) -> bool:
 
 def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[str] | None) -> int:
     """The last line of an interrupted command, with the command that continues it where it has ``--resume``
-    (and the interrupted step kept something to continue from)."""
+    (and the interrupted step kept something to continue from). Under torchrun only process 0 says it: Ctrl-C
+    and a pre-emption's SIGTERM reach every process, and torchrun ends the others with SIGTERM when one fails."""
     terminated = isinstance(exc, Terminated)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 143 if terminated else 130
     said = "terminated (SIGTERM)" if terminated else "interrupted"
     if hasattr(args, "resume") and not getattr(args, "dry_run", False):
         words = list(sys.argv[1:] if argv is None else argv)

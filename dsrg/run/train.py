@@ -240,7 +240,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                                     elapsed_s=earlier + time.perf_counter() - session)
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
-        exc.starts_over = saved is None              # every process's last line offers no --resume then
+        exc.starts_over = saved is None              # the command's last line offers no --resume then
         if world.main:
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
