@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 import signal
+import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -107,13 +110,25 @@ def sigterm_interrupts():
     """In the block, SIGTERM (a cluster's pre-emption, ``kill``, torchrun stopping its processes) raises
     :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds
     up, and while an enclosing block of this kind does too. The handler before is restored after it; where
-    signals cannot be set (not the main thread) the block runs as it is."""
+    signals cannot be set (not the main thread) the block runs as it is. A SIGTERM that lands in a clean-up
+    callback (a weakref's, a ``__del__``), where Python reports a raised error and drops it, is sent again, to
+    be raised in the code that follows."""
     fired = []
 
     def interrupt(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         fired.append(signum)
         raise Terminated()
+
+    def dropped(unraisable):
+        if not isinstance(unraisable.exc_value, Terminated):
+            return hook(unraisable)
+        fired.clear()
+        signal.signal(signal.SIGTERM, interrupt)
+        # from another thread, a moment later: sent from this one, the handler would run at once, in here
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+        again.daemon = True
+        again.start()
 
     interrupt.dsrg_interrupts = True
     try:
@@ -123,9 +138,11 @@ def sigterm_interrupts():
     if before is interrupt:
         yield
         return
+    hook, sys.unraisablehook = sys.unraisablehook, dropped
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         outer = getattr(before, "dsrg_interrupts", False)       # an enclosing block's: it winds up next
         signal.signal(signal.SIGTERM, signal.SIG_IGN if fired and outer else
                       signal.SIG_DFL if before is None else before)
