@@ -372,6 +372,16 @@ def test_resume_with_nothing_to_resume_says_it_starts_over(tmp_path, capsys):
     assert "--resume, but" in capsys.readouterr().err
 
 
+def test_a_resumed_run_says_nothing_to_resume_once_not_for_each_step_after_it(tmp_path, capsys):
+    """Once a step has run in the command, the steps after it have never run: their --resume has nothing to
+    say."""
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", f"out={tmp_path / 'run'}",
+                 "--resume"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "--resume" in line]
+    assert len(err) == 1 and err[0].startswith("train-cls: --resume: nothing to resume in"), err
+
+
 def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", "--dry-run",

@@ -341,6 +341,12 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
     return "to run" + (f" ({reason})" if reason else "") + set_aside_note(folder) + interrupted_elsewhere(folder)
 
 
+def has_progress(folder: Path) -> bool:
+    """Whether an interrupted run of a step left something in ``folder`` for ``--resume`` to continue: a
+    checkpoint, or images written."""
+    return (folder / step_files.CHECKPOINT).is_file() or _images_written(folder) > 0
+
+
 def interrupted_elsewhere(folder: Path) -> str:
     """A note naming another folder of the same step, with other settings, that an interruption left (so
     ``--resume`` with changed settings does not quietly start over), or ``""``."""

@@ -38,17 +38,21 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     ctx = setup(cfg)
     out = {}
     early = seeds.start_early(cfg, ctx.device, ctx.world, steps)   # the seeds' saliency, while train-cls trains
+    ran = False                                  # a step ran in this command: the later ones never have
     try:
         for step in steps:
             folder = folders.step_dir(cfg, step)
             with folders.step_lock(cfg, step, ctx.world):
                 skipped = folders.is_done(folder)
+                # --resume of a step with nothing of its own to continue would only say so, once a step each
+                mine = resume and not (ran and not folders.has_progress(folder))
+                ran = ran or not skipped
                 if not skipped and ctx.world.main:          # its line on stdout comes when it ends
                     print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  (starting)", file=sys.stderr,
                           flush=True)
                 tick = time.perf_counter()
                 given = {"early": early} if step == "seeds" and early is not None else {}
-                out[step] = MODULES[step].run(cfg, resume=resume, **given)
+                out[step] = MODULES[step].run(cfg, resume=mine, **given)
             barrier(ctx.world)
             if ctx.world.main:
                 wall = "done before" if skipped else f"{time.perf_counter() - tick:.1f} s"
