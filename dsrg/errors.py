@@ -3,9 +3,9 @@ was expected, and the pieces those messages are made of."""
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import numbers
-import os
 import signal
 import sys
 import threading
@@ -111,24 +111,32 @@ def sigterm_interrupts():
     :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds
     up, and while an enclosing block of this kind does too. The handler before is restored after it; where
     signals cannot be set (not the main thread) the block runs as it is. A SIGTERM that lands in a clean-up
-    callback (a weakref's, a ``__del__``), where Python reports a raised error and drops it, is sent again, to
-    be raised in the code that follows."""
-    fired = []
+    callback (a weakref's, a ``__del__``), where Python reports a raised error and drops it, is raised again in
+    the code that follows (once a blocking call there returns), or as the block ends."""
+    fired, owed, closed = [], [], []
 
     def interrupt(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         fired.append(signum)
+        owed.clear()
         raise Terminated()
 
     def dropped(unraisable):
-        if not isinstance(unraisable.exc_value, Terminated):
-            return hook(unraisable)
-        fired.clear()
+        try:
+            if not isinstance(unraisable.exc_value, Terminated):
+                return hook(unraisable)
+        except Terminated:                   # one landed in the hook itself
+            pass
+        owed.append(True)
         signal.signal(signal.SIGTERM, interrupt)
-        # from another thread, a moment later: sent from this one, the handler would run at once, in here
-        again = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+        # a moment later, from another thread: raised from here, it would be dropped again
+        again = threading.Timer(0.05, send_again)
         again.daemon = True
         again.start()
+
+    def send_again():
+        if owed and not closed:              # not after the block: it raises what is owed as it ends
+            _thread.interrupt_main(signal.SIGTERM)
 
     interrupt.dsrg_interrupts = True
     try:
@@ -139,13 +147,24 @@ def sigterm_interrupts():
         yield
         return
     hook, sys.unraisablehook = sys.unraisablehook, dropped
+
+    def restore():
+        outer = getattr(before, "dsrg_interrupts", False)       # an enclosing block's: it winds up next
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if (fired or owed) and outer else
+                      signal.SIG_DFL if before is None else before)
+
     try:
         yield
     finally:
         sys.unraisablehook = hook
-        outer = getattr(before, "dsrg_interrupts", False)       # an enclosing block's: it winds up next
-        signal.signal(signal.SIGTERM, signal.SIG_IGN if fired and outer else
-                      signal.SIG_DFL if before is None else before)
+        closed.append(True)
+        try:
+            restore()            # runs a SIGTERM sent again but not yet raised: it is raised here
+        except Terminated:
+            restore()
+            raise
+        if owed:                 # dropped as the block ended
+            raise Terminated()
 
 
 @contextlib.contextmanager

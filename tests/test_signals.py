@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -170,11 +171,17 @@ def test_a_second_sigterm_is_ignored_while_an_enclosing_block_winds_up():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def _python_for(seconds: float) -> None:
+    """Python code running for ``seconds``: a SIGTERM raised again waits for a blocking call (one long sleep) to
+    return."""
+    end = time.time() + seconds
+    while time.time() < end:
+        time.sleep(0.01)
+
+
 def test_a_sigterm_landing_in_a_clean_up_callback_is_raised_in_the_code_after_it():
     """Python drops an error raised in a weakref's callback ("Exception ignored in ..."); the SIGTERM is then
-    sent again and raised where the block goes on, and the usual hook is back after the block."""
-    import weakref
-
+    raised again where the block goes on, and the usual hook is back after the block."""
     from dsrg.errors import Terminated, sigterm_interrupts
 
     class Thing:
@@ -187,9 +194,46 @@ def test_a_sigterm_landing_in_a_clean_up_callback_is_raised_in_the_code_after_it
             ref = weakref.ref(thing, lambda _: os.kill(os.getpid(), signal.SIGTERM))   # the handler runs in there
             del thing
             after.append(ref() is None)          # reached: the callback's Terminated was dropped
-            time.sleep(5)
+            _python_for(5)
     assert after == [True] and sys.unraisablehook is hook
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_sigterm_dropped_as_the_block_ends_is_raised_by_its_end_not_after_it():
+    from dsrg.errors import Terminated, sigterm_interrupts
+
+    class Thing:
+        pass
+
+    with pytest.raises(Terminated):
+        with sigterm_interrupts():
+            thing = Thing()
+            ref = weakref.ref(thing, lambda _: os.kill(os.getpid(), signal.SIGTERM))
+            del thing                            # dropped, and the block ends at once
+    time.sleep(0.2)                              # nothing sent after it: this process would be gone
+    assert ref() is None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_sigterm_landing_while_another_dropped_error_is_reported_is_raised_after_it(monkeypatch):
+    """The usual hook reports a clean-up callback's own error; a SIGTERM raised in the hook is dropped too."""
+    from dsrg.errors import Terminated, sigterm_interrupts
+
+    class Thing:
+        pass
+
+    def callback_of_ones_own(_):
+        raise ValueError("a clean-up callback's own error")
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: (reported.append(u.exc_value),
+                                                          os.kill(os.getpid(), signal.SIGTERM)))
+    with pytest.raises(Terminated):
+        with sigterm_interrupts():
+            thing = Thing()
+            ref = weakref.ref(thing, callback_of_ones_own)
+            del thing
+            _python_for(5)
+    assert ref() is None and [str(e) for e in reported] == ["a clean-up callback's own error"]
 
 
 def test_off_the_main_thread_the_block_runs_as_it_is_and_its_errors_carry_no_other():
@@ -299,7 +343,8 @@ def test_under_torchrun_only_process_0_says_the_interruption(monkeypatch, capsys
 
     monkeypatch.setattr(cli, "_pipeline", terminated)
     monkeypatch.setenv("WORLD_SIZE", "2")
-    for rank, said in (("0", "dsrg: terminated (SIGTERM); to continue: the same torchrun command with --resume\n"),
+    for rank, said in (("0", "dsrg: terminated (SIGTERM: the launch was stopped, or another process failed, its "
+                             "message above); to continue: the same torchrun command with --resume\n"),
                        ("1", "")):
         monkeypatch.setenv("RANK", rank)
         assert cli.main(["run", "--profile", "smoke"]) == 143
@@ -327,7 +372,8 @@ def test_under_torchrun_a_process_whose_peer_ended_says_so_in_one_line(monkeypat
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli.main(["run", "--profile", "smoke"]) == 1
     assert capsys.readouterr().err.strip() == ("dsrg: stopped: another process of this torchrun launch ended (its "
-                                               "message is above)")
+                                               "message is above, or torchrun's summary names it)")
+
     def nccl_peer_gone(args):
         import torch.distributed as dist
 
