@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             return _interrupted(cause, args, argv)
         if not _peer_gone(exc):
             raise
-        print("dsrg: stopped: another process of this torchrun launch ended (its message is above)", file=sys.stderr)
+        print("dsrg: stopped: another process of this torchrun launch ended (its message is above, or torchrun's "
+              "summary names it)", file=sys.stderr)
         return 1
     finally:
         _leave_process_group()
@@ -341,19 +342,22 @@ def _interrupted(exc: KeyboardInterrupt, args: argparse.Namespace, argv: list[st
     (and the interrupted step kept something to continue from). Under torchrun only process 0 says it: Ctrl-C
     and a pre-emption's SIGTERM reach every process, and torchrun ends the others with SIGTERM when one fails."""
     terminated = isinstance(exc, Terminated)
-    if int(os.environ.get("RANK", "0")) != 0:
+    torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if torchrun and int(os.environ.get("RANK", "0")) != 0:
         return 143 if terminated else 130
     said = "terminated (SIGTERM)" if terminated else "interrupted"
+    if terminated and torchrun:         # torchrun's SIGTERM: the launch was stopped, or another process failed
+        said = "terminated (SIGTERM: the launch was stopped, or another process failed, its message above)"
     if hasattr(args, "resume") and not getattr(args, "dry_run", False):
         words = list(sys.argv[1:] if argv is None else argv)
         if getattr(exc, "starts_over", False):          # nothing kept to continue from
-            what, torchrun = "to start it again", ""
+            what, option = "to start it again", ""
             words = [w for w in words if w != "--resume"]
         else:
-            what, torchrun = "to continue", " with --resume"
+            what, option = "to continue", " with --resume"
             words += [] if "--resume" in words else ["--resume"]
-        said += (f"; {what}: {shlex.join([_program(argv), *words])}" if int(os.environ.get("WORLD_SIZE", "1")) == 1 else
-                 f"; {what}: the same torchrun command{torchrun}")
+        said += (f"; {what}: the same torchrun command{option}" if torchrun else
+                 f"; {what}: {shlex.join([_program(argv), *words])}")
     print(f"dsrg: {said}", file=sys.stderr)
     return 143 if terminated else 130
 
