@@ -4,9 +4,14 @@ benchmarks/results/ with the machine, then one screen of summary.
 
     make gpu-check                      # python3 of the machine, its own torch (GPU_PYTHON=... for another)
     python3 benchmarks/gpu_check.py [--results benchmarks/results] [--only step-vgg16,grow]
+    # a lent machine whose files do not stay, and which gives back a few files: everything in one archive,
+    # rewritten after each part, and no part started past the budget
+    python3 benchmarks/gpu_check.py --results /tmp/gpu-check --bundle $OUT/gpu-check.tgz --budget 470
 
 Run from the project root, with the project on PYTHONPATH (no editable install needed). A part that runs past
-its limit is stopped with every process it started, and the rest go on; the summary says which.
+its limit is stopped with every process it started (Ctrl-C first, so that pytest still writes its report),
+and the rest go on; the summary says which. ``machine.json`` says the GPU, torch, CUDA and the code (its
+source hash; the commit from git, or from ``DSRG_COMMIT`` on a copy without git).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -39,7 +45,8 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
 
     resume = [str(ROOT / "tests" / f) for f in ("test_training.py", "test_resume_state.py")]
     return {
-        "tests": (tests("tests", str(ROOT / "tests"), *(f"--ignore={f}" for f in resume)), 85),
+        # the files with gpu tests only: others import what a bare GPU machine lacks (nbformat, imgviz)
+        "tests": (tests("tests", *(f for f in gpu_test_files() if f not in resume)), 85),
         # kill-and-resume: seven training processes, each starting CUDA; apart, so that neither part's limit
         # costs the other's record
         "tests-resume": (tests("tests-resume", *resume), 75),
@@ -60,8 +67,18 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
     }
 
 
-def run_part(command: list[str], limit: int, log: Path) -> tuple[str, float]:
-    """Run ``command`` in a session of its own, output to ``log``; stop the whole session after ``limit`` s."""
+def gpu_test_files() -> list[str]:
+    """The test files with tests marked ``gpu``, as paths."""
+    return sorted(str(f) for f in (ROOT / "tests").glob("test_*.py") if "mark.gpu" in f.read_text())
+
+
+#: Seconds a part past its limit has, after Ctrl-C, to write what it has (pytest its report) before it is killed.
+GRACE_S = 5.0
+
+
+def run_part(command: list[str], limit: float, log: Path) -> tuple[str, float]:
+    """Run ``command`` in a session of its own, output to ``log``; after ``limit`` s, Ctrl-C to the whole
+    session, and after :data:`GRACE_S` more, SIGKILL to whatever of it is left."""
     start = time.perf_counter()
     with open(log, "w") as out:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -71,7 +88,12 @@ def run_part(command: list[str], limit: int, log: Path) -> tuple[str, float]:
             code = proc.wait(timeout=limit)
             status = "ok" if code == 0 else f"failed (exit {code})"
         except subprocess.TimeoutExpired:
-            status = f"stopped after {limit} s"
+            status = f"stopped after {limit:.0f} s"
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(timeout=GRACE_S)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)   # whatever it left running: loader and CRF workers
@@ -172,10 +194,54 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def run_parts(todo: dict[str, tuple[list[str], int]], results: Path, budget: float = 0.0,
+              archive: Path | None = None) -> dict[str, tuple[str, float]]:
+    """Each part of ``todo`` in turn (:func:`run_part`), within what is left of ``budget`` seconds (0: no
+    budget; a part with under 10 s left is not run); ``results`` bundled into ``archive`` after each."""
+    ran, start = {}, time.perf_counter()
+    for name, (command, limit) in todo.items():
+        for old in (f"{name}-gpu.json", f"{name}-gpu.xml", f"{name}-gpu.log"):   # no figures of an earlier run
+            (results / old).unlink(missing_ok=True)
+        if budget:
+            limit = min(limit, budget - (time.perf_counter() - start))
+        ran[name] = run_part(command, limit, results / f"{name}-gpu.log") if limit >= 10 else \
+            ("not run: out of budget", 0.0)
+        print(f"  {name}: {ran[name][0]} in {ran[name][1]:.0f} s", flush=True)
+        if archive:
+            bundle(results, archive)
+    return ran
+
+
+def machine() -> dict:
+    """The GPU, torch, CUDA, cores and the code (:func:`dsrg.run.provenance.code`; ``DSRG_COMMIT`` where git
+    cannot say the commit)."""
+    import torch
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from dsrg.run.provenance import code
+
+    made = code()
+    made["commit"] = made["commit"] or os.environ.get("DSRG_COMMIT")
+    return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cores": os.cpu_count(), "code": made}
+
+
+def bundle(results: Path, archive: Path) -> None:
+    """``results`` as one gzipped tar at ``archive``, replaced whole (never half-written)."""
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w:gz") as tar:
+        tar.add(results, arcname=results.name)
+    partial.replace(archive)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--only", default="", help="comma-separated parts (default: all)")
+    ap.add_argument("--bundle", default="", help="also keep the results folder as this .tgz, after each part")
+    ap.add_argument("--budget", type=float, default=0.0,
+                    help="seconds for all parts: each gets at most what is left, none starts with under 10 s")
     args = ap.parse_args()
     try:
         import torch
@@ -192,16 +258,22 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(todo))
     if unknown:
         raise SystemExit(f"gpu_check: no part {unknown}; expected some of {sorted(todo)}")
-    print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}; logs in {results}", flush=True)
-    ran = {}
-    for name in chosen:
-        command, limit = todo[name]
-        for old in (f"{name}-gpu.json", f"{name}-gpu.xml", f"{name}-gpu.log"):   # no figures of an earlier run
-            (results / old).unlink(missing_ok=True)
-        ran[name] = run_part(command, limit, results / f"{name}-gpu.log")
-        print(f"  {name}: {ran[name][0]} in {ran[name][1]:.0f} s", flush=True)
-    text = summary(results, ran)
+    info = machine()
+    (results / "machine.json").write_text(json.dumps(info, indent=1) + "\n")
+    said = (f"{info['gpu']}, torch {info['torch']} (CUDA {info['cuda']}), {info['cores']} cores; code: source "
+            f"{info['code']['source']}, commit {info['code']['commit'] or 'unknown (no git here: DSRG_COMMIT=...)'}")
+    print(f"gpu_check: {said}; logs in {results}", flush=True)
+    archive = Path(args.bundle) if args.bundle else None
+    ran = run_parts({name: todo[name] for name in chosen}, results, args.budget, archive)
+    try:
+        text = summary(results, ran)
+    except Exception as exc:  # noqa: BLE001 (the records and logs are kept: the summary is only a reading)
+        text = "\n".join(f"{name:21} {status}" for name, (status, _) in ran.items()) + \
+            f"\nno summary of the figures: {type(exc).__name__}: {exc}"
+    text = f"gpu_check on {said}\n{text}"
     (results / "gpu-check-summary.txt").write_text(text + "\n")
+    if archive:
+        bundle(results, archive)
     print(text)
     failed = [name for name, (status, _) in ran.items() if status != "ok"]
     if failed:

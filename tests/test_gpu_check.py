@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gpu_check import parts, run_part, summary  # noqa: E402
+import gpu_check  # noqa: E402
+from gpu_check import parts, run_part, run_parts, summary  # noqa: E402
 
 
 def _alive(pid: int) -> bool:
@@ -37,6 +38,34 @@ def test_a_part_past_its_limit_is_stopped_with_the_processes_it_started(tmp_path
     assert not _alive(child), "the grandchild went with its part"
 
 
+def test_a_part_past_its_limit_gets_ctrl_c_first_to_write_what_it_has(tmp_path, monkeypatch):
+    """pytest writes its report on Ctrl-C; a part that ignores it is killed once the grace has passed."""
+    monkeypatch.setattr(gpu_check, "GRACE_S", 1.0)
+    report = tmp_path / "report.xml"
+    polite = f"import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    open({str(report)!r}, 'w')\n"
+    assert run_part([sys.executable, "-c", polite], 1, tmp_path / "a.log")[0] == "stopped after 1 s"
+    assert report.is_file()
+    deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
+    status, seconds = run_part([sys.executable, "-c", deaf], 1, tmp_path / "b.log")
+    assert status == "stopped after 1 s" and seconds < 10
+
+
+def test_parts_share_a_budget_and_the_results_are_bundled_after_each(tmp_path):
+    """A lent machine gives back a few files: the results folder as one archive, whole after every part."""
+    import tarfile
+
+    results, archive = tmp_path / "gpu", tmp_path / "out" / "gpu-check.tgz"
+    results.mkdir()
+    archive.parent.mkdir()
+    todo = {"slow": ([sys.executable, "-c", "import time; time.sleep(60)"], 60),
+            "next": ([sys.executable, "-c", "pass"], 60)}
+    ran = run_parts(todo, results, budget=14, archive=archive)
+    assert ran["slow"][0] == "stopped after 14 s" and ran["next"] == ("not run: out of budget", 0.0)
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["gpu", "gpu/slow-gpu.log"]
+    assert not list(archive.parent.glob("*.partial"))
+
+
 def test_a_failing_part_says_its_exit_status(tmp_path):
     status, _ = run_part([sys.executable, "-c", "raise SystemExit(3)"], 10, tmp_path / "part.log")
     assert status == "failed (exit 3)"
@@ -58,14 +87,16 @@ def test_the_diagnosis_without_tf32_runs_the_float32_resume_test_alone(tmp_path)
     assert f"def {name}(" in Path(path).read_text(), "the node names a test that exists"
 
 
-def test_the_two_test_parts_run_every_gpu_test_file_once(tmp_path):
+def test_the_two_test_parts_run_every_gpu_test_file_once_and_no_other(tmp_path):
+    """Only files with gpu tests: the others import what a bare GPU machine lacks, and their collection errors
+    would fail the part whatever the GPU tests said."""
     tests = Path(__file__).resolve().parent
     gpu_files = {f.name for f in tests.glob("test_*.py") if "mark.gpu" in f.read_text()}
     everything, resume = parts(tmp_path)["tests"][0], parts(tmp_path)["tests-resume"][0]
-    ignored = {Path(a.split("=", 1)[1]).name for a in everything if a.startswith("--ignore=")}
-    in_resume = {Path(a).name for a in resume if a.endswith(".py")}
-    assert str(tests) in everything and ignored == in_resume and in_resume <= gpu_files
-    assert {"test_training.py", "test_resume_state.py"} <= in_resume, "the kill-and-resume tests, apart"
+    in_tests = [Path(a).name for a in everything if a.endswith(".py")]
+    in_resume = [Path(a).name for a in resume if a.endswith(".py")]
+    assert sorted(in_tests + in_resume) == sorted(gpu_files) and "test_book.py" not in gpu_files
+    assert {"test_training.py", "test_resume_state.py"} <= set(in_resume), "the kill-and-resume tests, apart"
 
 
 def test_the_summary_reads_the_records_of_the_parts_that_ran(tmp_path):
@@ -184,3 +215,14 @@ def test_a_python_without_torch_is_named_in_one_line():
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (f"gpu_check: {sys.executable} has no torch; run it with a python that has "
                                    "torch's CUDA build (make gpu-check GPU_PYTHON=/path/to/python)")
+
+
+def test_the_machine_record_names_the_gpu_and_the_code(monkeypatch):
+    import torch
+
+    from dsrg.run.provenance import source_hash
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    info = gpu_check.machine()
+    assert info["gpu"] == "NVIDIA H200" and info["torch"] == torch.__version__ and "cuda" in info
+    assert info["code"]["source"] == source_hash() and info["code"]["commit"], "git says the commit here"
