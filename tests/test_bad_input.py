@@ -27,12 +27,15 @@ class Numbers(torch.utils.data.Dataset):
         return i, torch.tensor([float(i)])
 
 
-def _fit(folder: Path, *, inf_at: int | None = None, resume: bool = False, iterations: int = 4):
+def _fit(folder: Path, *, inf_at: int | None = None, resume: bool = False, iterations: int = 4,
+         ctrl_c_at: int | None = None):
     cfg = load_profile("smoke", [f"cls.iterations={iterations}", "cls.batch_size=2", "cls.lr=0.01"])
     model = nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.cls.lr)
 
     def step(net, batch, it):
+        if it == ctrl_c_at:
+            raise KeyboardInterrupt
         loss = net(batch[1]).pow(2).mean()
         return {"loss": loss * float("inf") if it == inf_at else loss}
 
@@ -63,6 +66,17 @@ def test_an_interrupted_runs_checkpoint_is_set_aside_when_starting_over(tmp_path
     err = capsys.readouterr().err
     assert "held an interrupted run at iteration 3; starting over, and it is kept as" in err and "--resume" in err
     assert (tmp_path / "ckpt.prev.pt").is_file(), "set aside: a later --resume cannot continue it under a new log"
+
+
+def test_interrupted_before_its_first_checkpoint_it_names_the_run_it_set_aside(tmp_path, capsys):
+    """The line a user acts on, the last of the step's, says how to get the earlier run back."""
+    model, optimizer = _fit(tmp_path / "first")
+    save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))  # no log
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path, ctrl_c_at=1)                          # without --resume, by mistake
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no checkpoint yet" in last and "ckpt.prev.pt holds an earlier run set aside at iteration 3 (to " \
+        "continue it: move ckpt.prev.pt back to ckpt.pt and delete log.jsonl, then --resume)" in last, last
 
 
 def test_a_batch_larger_than_the_training_split_names_the_key(tmp_path):

@@ -243,7 +243,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         exc.starts_over = saved is None              # the command's last line offers no --resume then
         if world.main:
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
-                     f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over")
+                     f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over"
+                     + set_aside_note(ckpt.parent))          # an earlier run's, set aside as this one started
             bar.close()                   # first: a bar drawn after the message would hide it
             print(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr,
                   flush=True)
