@@ -1000,6 +1000,17 @@ def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):
     assert work(cfg, []) == "# work: none"
 
 
+def test_a_single_steps_dry_run_gives_the_work_of_that_step_only(tmp_path, capsys):
+    """`dsrg train-seg` runs train-seg alone (it refuses without the seeds): the steps before it are not its work."""
+    rc, out, _ = _dry(capsys, tmp_path)
+    assert rc == 0 and "# work: train-cls " in out
+    capsys.readouterr()
+    assert main(["train-seg", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
+                 f"out={tmp_path / 'run'}"]) == 0
+    out = capsys.readouterr().out
+    assert "# first run: train-cls, seeds (or dsrg run)" in out and "\n# work: train-seg 8 iterations x" in out, out
+
+
 def test_a_page_interrupted_while_it_trains_names_its_resume_parameter(tmp_path, monkeypatch, capsys):
     from dsrg.reproduce import experiments
     from dsrg.steps import pipeline

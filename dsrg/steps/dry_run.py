@@ -57,7 +57,7 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
             tags = image_labels_path(cfg.data.root, cfg.data.train_split)
             print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
                   + (str(tags) if tags.is_file() else "its label maps"))
-        print(work(cfg, to_run))
+        print(work(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]]))
         if profile in PROJECTED:
             print(f"# time: `{projection(cfg, profile, overrides)}` (in a checkout of dsrg) times a slice of each "
                   f"step on this machine and projects the whole run's wall time")
