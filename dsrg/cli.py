@@ -162,6 +162,9 @@ def _spread(args: argparse.Namespace) -> int:
     seeds = [int(w) for w in words if "=" not in w]
     if not seeds:
         raise InputError("--seeds: expected at least one integer seed (key=value overrides may follow them)")
+    if args.dry_run:
+        print(spread.plan(args.profile, seeds, args.out, args.runs, overrides))
+        return 0
     spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
     folder = spread.records_folder(args.profile, args.out, overrides)
     records = spread.load(folder)
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
     spread.add_argument("--resume", action="store_true",
                         help="continue the training steps an interruption left, as dsrg run --resume")
+    spread.add_argument("--dry-run", action="store_true",
+                        help="check the settings and print each seed's step folders, what would happen to each, "
+                             "and the records it would write; run and write nothing")
     spread.add_argument("overrides", nargs="*", metavar="key=value",
                         help="profile fields for every run (not seed= or out=: --seeds and --runs set them)")
     spread.set_defaults(func=_spread)

@@ -135,6 +135,22 @@ def test_an_interrupted_spread_offers_its_resume(monkeypatch, capsys, tmp_path):
     assert main([*argv, "--resume"]) == 130 and seen["resume"] is True
 
 
+def test_the_spread_dry_run_lists_each_seeds_step_folders_once_and_writes_nothing(capsys, tmp_path):
+    """The rows share train-cls and seeds, and +Retrain trains on +DSRG's train-seg: each folder once a seed."""
+    argv = ["spread", "--profile", "smoke", "--seeds", "0", "1", "--out", str(tmp_path / "s"), "--runs",
+            str(tmp_path / "r"), "--dry-run", f"data.root={tmp_path / 'synth'}"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    seed0 = [line.split() for line in lines if line.startswith("seed 0")]
+    assert seed0[0][2:5] == ["every", "row", "train-cls"] and seed0[0][5].startswith(f"{tmp_path / 'r' / 'smoke'}/cls-")
+    assert seed0[6][2:5] == ["+DSRG,", "+Retrain", "train-seg"] and len(seed0) == 11, seed0
+    assert all(line[-2:] == ["to", "run"] for line in seed0)
+    assert lines[-1] == f"# 22 step runs to go; records: 8 files in {tmp_path / 's' / 'smoke'} (<row>-seed<seed>.json; " \
+                        f"0 there now, of any seed)"
+    assert list(tmp_path.iterdir()) == [], "nothing written: no run folder, no records, no dataset"
+
+
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
     settings = "dsrg run --profile demo seg.growing=true"
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}

@@ -58,21 +58,7 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
     before any training. ``resume``: continue the steps an interruption left. Run folders reused from another
     torch thread count keep theirs (the hash leaves it out): said on stderr."""
     seeds = list(dict.fromkeys(seeds))
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key in ("seed", "out"):
-            raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
-                             f"the run folders from --runs); leave it out")
-    name = load_profile(profile, list(overrides)).name
-    for seed in seeds:
-        try:
-            load_profile(profile, [*overrides, f"seed={seed}"])
-        except InputError as exc:
-            raise InputError(f"--seeds {seed}: {exc}") from None
-    runs = Path(runs or Path("runs") / "spread") / name
-    folder = Path(out) / name
-    settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
-    _refuse_other_settings(folder, settings)
+    runs, folder = _checked(profile, seeds, out, runs, overrides)
     _say_mixed(folder, seeds)
     written = []
     with contextlib.ExitStack() as made:
@@ -91,6 +77,52 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
                 written.append(path)
                 print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
     return written
+
+
+def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Path | None,
+             overrides: Sequence[str]) -> tuple[Path, Path]:
+    """The checks of :func:`measure` that need no training: the overrides, the seeds, and records of other
+    settings in the records' folder. Returns (the run folders' parent, the records' folder)."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in ("seed", "out"):
+            raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
+                             f"the run folders from --runs); leave it out")
+    name = load_profile(profile, list(overrides)).name
+    for seed in seeds:
+        try:
+            load_profile(profile, [*overrides, f"seed={seed}"])
+        except InputError as exc:
+            raise InputError(f"--seeds {seed}: {exc}") from None
+    folder = Path(out) / name
+    settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
+    _refuse_other_settings(folder, settings)
+    return Path(runs or Path("runs") / "spread") / name, folder
+
+
+def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
+         overrides: Sequence[str] = ()) -> str:
+    """What :func:`measure` would do, in lines, after its checks: each seed's step folders (the rows share
+    some) and what would happen to each, and the records it would write."""
+    from ..steps.pipeline import planned_steps
+
+    seeds = list(dict.fromkeys(seeds))
+    runs, folder = _checked(profile, seeds, out, runs, overrides)
+    lines, to_run = [], 0
+    for seed in seeds:
+        seen = {}                                           # folder: (step, the rows that read it)
+        for row in ABLATION:
+            cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
+            for step in planned_steps(cfg):
+                seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
+        for path, (step, rows) in seen.items():
+            to_run += not folders.is_done(path)
+            who = "every row" if len(rows) == len(ABLATION) else ", ".join(rows)
+            lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
+    there = sorted(p.name for p in folder.glob("*-seed*.json")) if folder.is_dir() else []
+    lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
+                 f"(<row>-seed<seed>.json; {len(there)} there now, of any seed)")
+    return "\n".join(lines)
 
 
 def _say_mixed(folder: Path, seeds: Sequence[int]) -> None:
