@@ -102,7 +102,7 @@ bench: data
 # `source .whl/device-setup.sh`: ../shared/reference/gpu.md); bench-gpu runs the benchmarks in the venv.
 GPU_PYTHON ?= python3
 # GPU_CHECK_ARGS: e.g. --results DIR (where the records go; default benchmarks/results), --only grow,crf, or
-# --bundle FILE.tgz --budget SECONDS on a lent machine that gives back few files (benchmarks/gpu_check.py)
+# --bundle FILE.tgz --deadline EPOCH on a lent machine that gives back few files (benchmarks/gpu_check.py)
 GPU_CHECK_ARGS ?=
 gpu-check:
 	$(GPU_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)

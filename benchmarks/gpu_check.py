@@ -5,8 +5,9 @@ benchmarks/results/ with the machine, then one screen of summary.
     make gpu-check                      # python3 of the machine, its own torch (GPU_PYTHON=... for another)
     python3 benchmarks/gpu_check.py [--results benchmarks/results] [--only step-vgg16,grow]
     # a lent machine whose files do not stay, and which gives back a few files: everything in one archive,
-    # rewritten after each part, and no part started past the budget
-    python3 benchmarks/gpu_check.py --results /tmp/gpu-check --bundle $OUT/gpu-check.tgz --budget 470
+    # rewritten after each part, and every part ended by the deadline (set before the machine's setup)
+    D=$(( $(date +%s) + 530 )); source .whl/device-setup.sh && DSRG_COMMIT=<commit> python3 \
+        benchmarks/gpu_check.py --results /tmp/gpu-check --bundle $OUT/gpu-check.tgz --deadline $D
 
 Run from the project root, with the project on PYTHONPATH (no editable install needed). A part that runs past
 its limit is stopped with every process it started (Ctrl-C first, so that pytest still writes its report),
@@ -17,8 +18,11 @@ source hash; the commit from git, or from ``DSRG_COMMIT`` on a copy without git)
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,7 +73,7 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
 
 def gpu_test_files() -> list[str]:
     """The test files with tests marked ``gpu``, as paths."""
-    return sorted(str(f) for f in (ROOT / "tests").glob("test_*.py") if "mark.gpu" in f.read_text())
+    return sorted(str(f) for f in (ROOT / "tests").glob("test_*.py") if "pytest.mark.gpu" in f.read_text())
 
 
 #: Seconds a part past its limit has, after Ctrl-C, to write what it has (pytest its report) before it is killed.
@@ -189,23 +193,29 @@ def summary(results: Path, ran: dict[str, tuple[str, float]]) -> str:
 
             suite = ET.parse(xml).getroot()
             suite = suite if suite.tag == "testsuite" else suite[0]
+            cut = " (stopped at its limit: the last test's outcome is in its log)" if \
+                ran.get(name, ("",))[0].startswith("stopped") else ""
             lines.append(f"gpu {name}: {suite.get('tests')} run, {suite.get('failures')} failed, "
-                         f"{suite.get('errors')} errors, {suite.get('skipped')} skipped")
+                         f"{suite.get('errors')} errors, {suite.get('skipped')} skipped{cut}")
     return "\n".join(lines)
 
 
-def run_parts(todo: dict[str, tuple[list[str], int]], results: Path, budget: float = 0.0,
+def run_parts(todo: dict[str, tuple[list[str], int]], results: Path, until: float | None = None,
               archive: Path | None = None) -> dict[str, tuple[str, float]]:
-    """Each part of ``todo`` in turn (:func:`run_part`), within what is left of ``budget`` seconds (0: no
-    budget; a part with under 10 s left is not run); ``results`` bundled into ``archive`` after each."""
-    ran, start = {}, time.perf_counter()
+    """Each part of ``todo`` in turn (:func:`run_part`), each ending, its Ctrl-C grace included, by ``until``
+    (a ``time.time()``; None: no end; a part with under 10 s left is not run); ``results`` bundled into
+    ``archive`` after each."""
+    ran = {}
     for name, (command, limit) in todo.items():
         for old in (f"{name}-gpu.json", f"{name}-gpu.xml", f"{name}-gpu.log"):   # no figures of an earlier run
             (results / old).unlink(missing_ok=True)
-        if budget:
-            limit = min(limit, budget - (time.perf_counter() - start))
-        ran[name] = run_part(command, limit, results / f"{name}-gpu.log") if limit >= 10 else \
-            ("not run: out of budget", 0.0)
+        left = math.inf if until is None else until - time.time() - GRACE_S - 1
+        if left < 10:
+            ran[name] = ("not run: out of budget", 0.0)
+        else:
+            ran[name] = run_part(command, min(limit, left), results / f"{name}-gpu.log")
+            if left < limit and ran[name][0].startswith("stopped"):
+                ran[name] = (ran[name][0] + " (budget)", ran[name][1])
         print(f"  {name}: {ran[name][0]} in {ran[name][1]:.0f} s", flush=True)
         if archive:
             bundle(results, archive)
@@ -222,17 +232,41 @@ def machine() -> dict:
     from dsrg.run.provenance import code
 
     made = code()
-    made["commit"] = made["commit"] or os.environ.get("DSRG_COMMIT")
+    if made["commit"] is None and os.environ.get("DSRG_COMMIT"):       # a copy without git: said by the caller
+        made.update(commit=os.environ["DSRG_COMMIT"], uncommitted=None)
     return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
             "cores": os.cpu_count(), "code": made}
 
 
+#: The most of a log that goes into the archive (its end): the tool gives back no file over 16 MiB.
+LOG_TAIL_BYTES = 4 * 2**20
+
+
 def bundle(results: Path, archive: Path) -> None:
-    """``results`` as one gzipped tar at ``archive``, replaced whole (never half-written)."""
+    """``results`` as one gzipped tar at ``archive``, replaced whole (never half-written), each log cut to its
+    last :data:`LOG_TAIL_BYTES`; the summary and ``machine.json`` also beside it. A failure is said, not
+    raised: the parts go on."""
     partial = archive.with_name(archive.name + ".partial")
-    with tarfile.open(partial, "w:gz") as tar:
-        tar.add(results, arcname=results.name)
-    partial.replace(archive)
+    try:
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.add(results, arcname=results.name, recursive=False)
+            for path in sorted(results.rglob("*")):
+                name = f"{results.name}/{path.relative_to(results).as_posix()}"
+                if path.is_file() and path.suffix == ".log" and path.stat().st_size > LOG_TAIL_BYTES:
+                    with open(path, "rb") as f:
+                        f.seek(-LOG_TAIL_BYTES, os.SEEK_END)
+                        tail = f.read()
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(tail), int(path.stat().st_mtime)
+                    tar.addfile(info, io.BytesIO(tail))
+                else:
+                    tar.add(path, arcname=name, recursive=False)
+        partial.replace(archive)
+        for small in ("gpu-check-summary.txt", "machine.json"):
+            if (results / small).is_file():
+                shutil.copyfile(results / small, archive.parent / small)
+    except OSError as exc:
+        print(f"gpu_check: could not write the archive {archive}: {exc}", flush=True)
 
 
 def main() -> None:
@@ -241,8 +275,12 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated parts (default: all)")
     ap.add_argument("--bundle", default="", help="also keep the results folder as this .tgz, after each part")
     ap.add_argument("--budget", type=float, default=0.0,
-                    help="seconds for all parts: each gets at most what is left, none starts with under 10 s")
+                    help="seconds from now for all parts, their Ctrl-C grace included: each gets at most what is "
+                         "left, none starts with under 10 s")
+    ap.add_argument("--deadline", type=float, default=0.0,
+                    help="as --budget, as an epoch time (date +%%s), set before the machine's setup")
     args = ap.parse_args()
+    until = args.deadline or (time.time() + args.budget if args.budget else None)
     try:
         import torch
     except ImportError:
@@ -264,7 +302,9 @@ def main() -> None:
             f"{info['code']['source']}, commit {info['code']['commit'] or 'unknown (no git here: DSRG_COMMIT=...)'}")
     print(f"gpu_check: {said}; logs in {results}", flush=True)
     archive = Path(args.bundle) if args.bundle else None
-    ran = run_parts({name: todo[name] for name in chosen}, results, args.budget, archive)
+    if archive:
+        bundle(results, archive)                  # the machine, at once
+    ran = run_parts({name: todo[name] for name in chosen}, results, until, archive)
     try:
         text = summary(results, ran)
     except Exception as exc:  # noqa: BLE001 (the records and logs are kept: the summary is only a reading)

@@ -50,7 +50,7 @@ def test_a_part_past_its_limit_gets_ctrl_c_first_to_write_what_it_has(tmp_path, 
     assert status == "stopped after 1 s" and seconds < 10
 
 
-def test_parts_share_a_budget_and_the_results_are_bundled_after_each(tmp_path):
+def test_parts_share_a_budget_and_the_results_are_bundled_after_each(tmp_path, monkeypatch):
     """A lent machine gives back a few files: the results folder as one archive, whole after every part."""
     import tarfile
 
@@ -59,11 +59,29 @@ def test_parts_share_a_budget_and_the_results_are_bundled_after_each(tmp_path):
     archive.parent.mkdir()
     todo = {"slow": ([sys.executable, "-c", "import time; time.sleep(60)"], 60),
             "next": ([sys.executable, "-c", "pass"], 60)}
-    ran = run_parts(todo, results, budget=14, archive=archive)
-    assert ran["slow"][0] == "stopped after 14 s" and ran["next"] == ("not run: out of budget", 0.0)
+    monkeypatch.setattr(gpu_check, "GRACE_S", 1.0)
+    ran = run_parts(todo, results, until=time.time() + 16, archive=archive)      # 16 - grace 1 - 1
+    assert ran["slow"][0] == "stopped after 14 s (budget)" and ran["next"] == ("not run: out of budget", 0.0)
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == ["gpu", "gpu/slow-gpu.log"]
     assert not list(archive.parent.glob("*.partial"))
+
+
+def test_the_archive_keeps_the_end_of_a_long_log_and_the_summary_beside_it(tmp_path, monkeypatch):
+    """The tool gives back no file over 16 MiB: a log is cut to its end, where a failure says itself."""
+    import tarfile
+
+    monkeypatch.setattr(gpu_check, "LOG_TAIL_BYTES", 10)
+    results, out = tmp_path / "gpu", tmp_path / "out"
+    results.mkdir()
+    out.mkdir()
+    (results / "tests-gpu.log").write_text("collected 9 items ... FAILED: the end\n")
+    (results / "gpu-check-summary.txt").write_text("tests ok\n")
+    gpu_check.bundle(results, out / "gpu-check.tgz")
+    with tarfile.open(out / "gpu-check.tgz") as tar:
+        assert tar.extractfile("gpu/tests-gpu.log").read() == b": the end\n"
+    assert (out / "gpu-check-summary.txt").read_text() == "tests ok\n"
+    gpu_check.bundle(results, tmp_path / "gone" / "gpu-check.tgz")      # said, not raised: the parts go on
 
 
 def test_a_failing_part_says_its_exit_status(tmp_path):
@@ -91,7 +109,7 @@ def test_the_two_test_parts_run_every_gpu_test_file_once_and_no_other(tmp_path):
     """Only files with gpu tests: the others import what a bare GPU machine lacks, and their collection errors
     would fail the part whatever the GPU tests said."""
     tests = Path(__file__).resolve().parent
-    gpu_files = {f.name for f in tests.glob("test_*.py") if "mark.gpu" in f.read_text()}
+    gpu_files = {f.name for f in tests.glob("test_*.py") if "pytest.mark.gpu" in f.read_text()}
     everything, resume = parts(tmp_path)["tests"][0], parts(tmp_path)["tests-resume"][0]
     in_tests = [Path(a).name for a in everything if a.endswith(".py")]
     in_resume = [Path(a).name for a in resume if a.endswith(".py")]
@@ -223,6 +241,12 @@ def test_the_machine_record_names_the_gpu_and_the_code(monkeypatch):
     from dsrg.run.provenance import source_hash
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    monkeypatch.setenv("DSRG_COMMIT", "abc1234")
     info = gpu_check.machine()
     assert info["gpu"] == "NVIDIA H200" and info["torch"] == torch.__version__ and "cuda" in info
-    assert info["code"]["source"] == source_hash() and info["code"]["commit"], "git says the commit here"
+    assert info["code"]["source"] == source_hash() and info["code"]["commit"], "git, or else DSRG_COMMIT"
+    import dsrg.run.provenance as provenance
+
+    monkeypatch.setattr(provenance, "_git", lambda: (None, False))           # a copy without git
+    assert gpu_check.machine()["code"] | {"source": "-", "version": "-"} == \
+        {"commit": "abc1234", "uncommitted": None, "source": "-", "version": "-"}
