@@ -151,6 +151,17 @@ def test_the_spread_dry_run_lists_each_seeds_step_folders_once_and_writes_nothin
     assert list(tmp_path.iterdir()) == [], "nothing written: no run folder, no records, no dataset"
 
 
+@pytest.mark.parametrize("override, expected", [
+    ("seg.growing=true", "this table sets seg.growing in its rows itself"),       # as the spread itself refuses
+    ("cls.backbone_weights=nowhere.pth", "cls.backbone_weights: file not found"),  # the inputs' check
+])
+def test_the_spread_dry_run_refuses_what_the_spread_would(capsys, tmp_path, override, expected):
+    argv = ["spread", "--profile", "smoke", "--seeds", "0", "--out", str(tmp_path / "s"), "--runs",
+            str(tmp_path / "r"), "--dry-run", f"data.root={tmp_path / 'synth'}", override]
+    capsys.readouterr()
+    assert main(argv) == 2 and expected in capsys.readouterr().err
+
+
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
     settings = "dsrg run --profile demo seg.growing=true"
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}

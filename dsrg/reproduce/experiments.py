@@ -302,6 +302,19 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     return cfg
 
 
+def refuse_row_keys(overrides: Sequence[str], row: Sequence[str]) -> None:
+    """An InputError where ``overrides`` set a key that a table's ``row`` sets too (the row's value would
+    overrule it unseen)."""
+    keys = {item.partition("=")[0].strip(): item for item in row}
+    clash = [item for item in overrides if item.partition("=")[0].strip() in keys]
+    if clash:
+        names = ", ".join(c.partition("=")[0].strip() for c in clash)
+        raise InputError(f"overrides: {', '.join(clash)}: this table sets {names} in its rows itself (this row: "
+                         f"{', '.join(keys[c.partition('=')[0].strip()] for c in clash)}), which would overrule "
+                         f"the override; leave it out of the overrides: what the rows set is what the table "
+                         f"compares (in Python, experiments.run(profile, overrides) without row= runs one setting)")
+
+
 def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str] = (),
         base: str | Path | None = None, steps: Sequence[str] | None = None, resume: bool = False,
         hint: bool = True) -> Experiment:
@@ -318,14 +331,7 @@ def run(name: str = "demo", overrides: Sequence[str] = (), *, row: Sequence[str]
     """
     from ..steps import pipeline
 
-    keys = {item.partition("=")[0].strip(): item for item in row}
-    clash = [item for item in overrides if item.partition("=")[0].strip() in keys]
-    if clash:
-        names = ", ".join(c.partition("=")[0].strip() for c in clash)
-        raise InputError(f"overrides: {', '.join(clash)}: this table sets {names} in its rows itself (this row: "
-                         f"{', '.join(keys[c.partition('=')[0].strip()] for c in clash)}), which would overrule "
-                         f"the override; leave it out of the overrides: what the rows set is what the table "
-                         f"compares (in Python, experiments.run(profile, overrides) without row= runs one setting)")
+    refuse_row_keys(overrides, row)
     overrides = [*overrides, *row]
     cfg = profile(name, overrides, base)
     if steps is not None:

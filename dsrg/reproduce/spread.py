@@ -28,7 +28,7 @@ from ..profile import load_profile
 from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
-from .experiments import ABLATION, Experiment, ablation
+from .experiments import ABLATION, Experiment, ablation, refuse_row_keys
 
 FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's rows, in its order
 
@@ -88,6 +88,8 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
         if key in ("seed", "out"):
             raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
                              f"the run folders from --runs); leave it out")
+    for row in ABLATION.values():
+        refuse_row_keys(overrides, row)
     name = load_profile(profile, list(overrides)).name
     for seed in seeds:
         try:
@@ -102,18 +104,24 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
 
 def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
          overrides: Sequence[str] = ()) -> str:
-    """What :func:`measure` would do, in lines, after its checks: each seed's step folders (the rows share
-    some) and what would happen to each, and the records it would write."""
+    """What :func:`measure` would do, in lines, after its checks and the inputs' of the steps to run
+    (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and what would
+    happen to each, and the records it would write."""
     from ..steps.pipeline import planned_steps
+
+    from ..run.preflight import check_inputs
 
     seeds = list(dict.fromkeys(seeds))
     runs, folder = _checked(profile, seeds, out, runs, overrides)
+    _say_mixed(folder, seeds)
     lines, to_run = [], 0
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
         for row in ABLATION:
             cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
-            for step in planned_steps(cfg):
+            steps = planned_steps(cfg)
+            check_inputs(cfg, steps, remember=False)                # those of the steps to run
+            for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
         for path, (step, rows) in seen.items():
             to_run += not folders.is_done(path)
