@@ -86,8 +86,11 @@ def run_part(command: list[str], limit: float, log: Path) -> tuple[str, float]:
     start = time.perf_counter()
     with open(log, "w") as out:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        # Ctrl-C at its default in the part: a shell's background job (a lent machine's command, CI) starts
+        # with it ignored, and Python keeps it so, when the limit's Ctrl-C must reach pytest
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             code = proc.wait(timeout=limit)
             status = "ok" if code == 0 else f"failed (exit {code})"
