@@ -226,19 +226,19 @@ def run_parts(todo: dict[str, tuple[list[str], int]], results: Path, until: floa
 
 
 def machine() -> dict:
-    """The GPU, torch, CUDA, cores and the code (:func:`dsrg.run.provenance.code`; ``DSRG_COMMIT`` where git
-    cannot say the commit)."""
+    """The benchmarks' machine record (``grow.machine_info``: CPU, cores, torch, the GPU), CUDA's version and the
+    code (:func:`dsrg.run.provenance.code`; ``DSRG_COMMIT`` where git cannot say the commit)."""
     import torch
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from dsrg.run.provenance import code
+    from grow import machine_info  # benchmarks/ is sys.path[0]
 
     made = code()
     if made["commit"] is None and os.environ.get("DSRG_COMMIT"):       # a copy without git: said by the caller
         made.update(commit=os.environ["DSRG_COMMIT"], uncommitted=None)
-    return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cores": os.cpu_count(), "code": made}
+    return {**machine_info(torch.device("cuda", 0)), "cuda": torch.version.cuda, "code": made}
 
 
 #: The most of a log that goes into the archive (its end): the tool gives back no file over 16 MiB.
