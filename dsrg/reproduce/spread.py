@@ -107,29 +107,31 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     """What :func:`measure` would do, in lines, after its checks and the inputs' of the steps to run
     (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and what would
     happen to each, and the records it would write."""
-    from ..steps.pipeline import planned_steps
-
     from ..run.preflight import check_inputs
+    from ..steps.pipeline import planned_steps
 
     seeds = list(dict.fromkeys(seeds))
     runs, folder = _checked(profile, seeds, out, runs, overrides)
     _say_mixed(folder, seeds)
-    lines, to_run = [], 0
+    lines, to_run, checked = [], 0, set()
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
         for row in ABLATION:
             cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
             steps = planned_steps(cfg)
-            check_inputs(cfg, steps, remember=False)                # those of the steps to run
+            todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
+            if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
+                check_inputs(cfg, todo, remember=False)
+                checked.add((row, todo))
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
         for path, (step, rows) in seen.items():
             to_run += not folders.is_done(path)
             who = "every row" if len(rows) == len(ABLATION) else ", ".join(rows)
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
-    there = sorted(p.name for p in folder.glob("*-seed*.json")) if folder.is_dir() else []
+    there = len(list(folder.glob("*-seed*.json")))
     lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
-                 f"(<row>-seed<seed>.json; {len(there)} there now, of any seed)")
+                 f"(<row>-seed<seed>.json; {there} there now, of any seed)")
     return "\n".join(lines)
 
 
