@@ -1011,6 +1011,40 @@ def test_a_single_steps_dry_run_gives_the_work_of_that_step_only(tmp_path, capsy
     assert "# first run: train-cls, seeds (or dsrg run)" in out and "\n# work: train-seg 8 iterations x" in out, out
 
 
+def test_a_single_steps_dry_run_lists_only_the_steps_it_reads(tmp_path, capsys):
+    """`dsrg evaluate` of the first model (eval.model=seg) reads train-seg's chain, not pseudo-labels or retrain."""
+    assert main(["evaluate", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}",
+                 f"out={tmp_path / 'run'}", "eval.model=seg"]) == 0
+    out = capsys.readouterr().out
+    assert "# first run: train-cls, seeds, train-seg (or dsrg run)" in out, out
+    assert "\npseudo-labels " not in out and "\nretrain " not in out, out
+
+
+def test_the_steps_a_step_reads_follow_its_inputs_not_the_pipelines_order():
+    from dsrg.profile import load_profile
+    from dsrg.run.folders import reads
+
+    cfg = load_profile("smoke")                     # CAM seeds, train-seg starts from train-cls's trunk
+    assert reads(cfg, "cls") == []
+    assert reads(cfg, "seg") == ["cls", "seeds"]
+    assert reads(cfg, "eval") == ["cls", "seeds", "seg", "pseudo", "retrain"]
+    authors = load_profile("smoke", ["seeds.source=authors", "seeds.authors_pickle=c.pickle",
+                                     "seeds.authors_list=l.txt", "seg.init=imagenet", "eval.model=seg"])
+    assert reads(authors, "seg") == ["seeds"] and reads(authors, "eval") == ["seeds", "seg"]
+
+
+def test_train_seg_from_the_cam_trunk_waits_for_train_cls_even_when_its_seeds_are_done(tmp_path):
+    from dsrg.profile import load_profile
+    from dsrg.run.folders import step_dir, why_to_run
+
+    cfg = load_profile("smoke", ["seeds.source=authors", "seeds.authors_pickle=c.pickle", "seeds.authors_list=l.txt",
+                                 f"out={tmp_path}"])
+    seeds = step_dir(cfg, "seeds")
+    seeds.mkdir(parents=True)
+    (seeds / "done.json").write_text("{}")
+    assert why_to_run(cfg, "seg") == "after train-cls, whose trunk it starts from (seg.init=cls)"
+
+
 def test_a_page_interrupted_while_it_trains_names_its_resume_parameter(tmp_path, monkeypatch, capsys):
     from dsrg.reproduce import experiments
     from dsrg.steps import pipeline

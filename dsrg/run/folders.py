@@ -128,6 +128,18 @@ def upstream(cfg: Profile, step: str) -> str | None:
     return {"seg": "seeds", "pseudo": "seg", "retrain": "pseudo"}[step]
 
 
+def reads(cfg: Profile, step: str) -> list[str]:
+    """The steps whose outputs ``step`` reads, directly or through another, in the pipeline's order: its
+    upstream chain, and ``cls`` where train-seg starts from its trunk (``seg.init=cls``)."""
+    chain, prev = [], upstream(cfg, step)
+    while prev is not None:
+        chain.append(prev)
+        prev = upstream(cfg, prev)
+    if cfg.seg.init == "cls" and "seg" in (step, *chain):
+        chain.append("cls")
+    return [name for name in STEPS if name in chain and name != step]
+
+
 def step_config(cfg: Profile, step: str) -> dict:
     """Everything that decides ``step``'s output (before the upstream hash), its paths as written from the
     profile's base folder."""
@@ -368,6 +380,8 @@ def why_to_run(cfg: Profile, step: str) -> str:
     prev = upstream(cfg, step)
     if prev is not None and not is_done(step_dir(cfg, prev)):
         return f"after {COMMANDS[prev]}, whose output it reads"
+    if step == "seg" and cfg.seg.init == "cls" and not is_done(step_dir(cfg, "cls")):
+        return "after train-cls, whose trunk it starts from (seg.init=cls)"
     here = flat_settings(json.loads(json.dumps(step_config(cfg, step), default=str)))
     nearest: tuple[Path, list[str], dict] | None = None
     for other in sorted(cfg.run_dir.glob(f"{step}-*")):

@@ -22,16 +22,16 @@ PROJECTED = ("voc-vgg16", "voc-resnet101")
 def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] = ()) -> None:
     """Print the resolved settings of ``cfg`` (loaded as ``profile`` with ``overrides``), what they come to on
     this machine, each step's folder and what would happen to it (with why it would run), the work of the steps
-    to run, and the pre-flight check of their inputs. ``command``: ``run`` or a single step's command."""
+    the command runs, and the pre-flight check of their inputs. ``command``: ``run`` or a single step's command
+    (shown after the steps it reads, which it does not run)."""
     from ..data.dataset import EMBEDDED, embedded_written
     from ..run.preflight import check_inputs, random_starts
 
-    planned = planned_steps(cfg)
     if command == "run":
-        steps = planned
+        steps = planned_steps(cfg)
     else:   # a single step, after the steps it reads from
         step = folders.step_of(command)
-        steps = planned[:planned.index(step) + 1] if step in planned else [step]
+        steps = [*folders.reads(cfg, step), step]
     print(f"# profile {profile}" + (f" with {' '.join(overrides)}" if overrides else ""))
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
     print(resolved_here(cfg))
@@ -61,7 +61,7 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
         if profile in PROJECTED:
             print(f"# time: `{projection(cfg, profile, overrides)}` (in a checkout of dsrg) times a slice of each "
                   f"step on this machine and projects the whole run's wall time")
-    empty = random_starts(cfg, to_run)
+    empty = random_starts(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]])
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
 
