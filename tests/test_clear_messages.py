@@ -382,6 +382,18 @@ def test_a_resumed_run_says_nothing_to_resume_once_not_for_each_step_after_it(tm
     assert len(err) == 1 and err[0].startswith("train-cls: --resume: nothing to resume in"), err
 
 
+def test_a_later_step_of_a_resumed_run_keeps_resume_where_an_earlier_run_left_something(tmp_path):
+    """What --resume would say of a step (an earlier run set aside, a log without a checkpoint) is said even
+    after another step ran in the same command."""
+    from dsrg.run.folders import has_progress
+
+    assert not has_progress(tmp_path)
+    for name in ("ckpt.prev.pt", "log.jsonl", "ckpt.pt"):
+        (tmp_path / name).write_bytes(b"")
+        assert has_progress(tmp_path), name
+        (tmp_path / name).unlink()
+
+
 def test_overrides_may_stand_before_and_after_an_option(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", "--profile", "smoke", f"data.root={tmp_path / 'synth'}", "--dry-run",

@@ -354,9 +354,12 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
 
 
 def has_progress(folder: Path) -> bool:
-    """Whether an interrupted run of a step left something in ``folder`` for ``--resume`` to continue: a
-    checkpoint, or images written."""
-    return (folder / step_files.CHECKPOINT).is_file() or _images_written(folder) > 0
+    """Whether an earlier run of a step left something in ``folder`` that ``--resume`` continues or speaks of: a
+    checkpoint, images written, a training log, or a run set aside (``ckpt.prev.pt``)."""
+    from .checkpoints import PREV_CHECKPOINT
+
+    return (any((folder / name).is_file() for name in (step_files.CHECKPOINT, step_files.LOG, PREV_CHECKPOINT))
+            or _images_written(folder) > 0)
 
 
 def interrupted_elsewhere(folder: Path) -> str:

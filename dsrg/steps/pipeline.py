@@ -44,7 +44,7 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
             folder = folders.step_dir(cfg, step)
             with folders.step_lock(cfg, step, ctx.world):
                 skipped = folders.is_done(folder)
-                # --resume of a step with nothing of its own to continue would only say so, once a step each
+                # --resume of a step no run has touched would only say so, once a step each
                 mine = resume and not (ran and not folders.has_progress(folder))
                 ran = ran or not skipped
                 if not skipped and ctx.world.main:          # its line on stdout comes when it ends
