@@ -19,6 +19,17 @@ def test_labels_subsampled_to_the_output_grid_take_pixel_8i_of_a_321_crop():
     assert out[0, 1, 2] == T.IGNORE
 
 
+def test_a_label_map_resized_to_the_grid_takes_the_pixel_under_each_cell_corners_aligned():
+    """A 375 x 500 image on the 41 x 41 grid: cell i sits on row 9.35 i and column 12.475 i, the last on the last
+    pixel (a floor of i H / h would take row 365 for the last cell, a cell too high)."""
+    rows = np.repeat((np.arange(375) // 5).astype(np.uint8)[:, None], 500, axis=1)
+    out = T.resize_label(rows, (41, 41))
+    assert out.shape == (41, 41) and out.dtype == np.uint8
+    assert [out[i, 0] for i in (0, 1, 20, 40)] == [0, 9 // 5, 187 // 5, 374 // 5]
+    cols = np.repeat((np.arange(500) // 5).astype(np.uint8)[None], 375, axis=0)
+    assert list(T.resize_label(cols, (41, 41))[0, [0, 40]]) == [0, 499 // 5]
+
+
 def test_the_training_crf_sees_the_pixel_under_each_cell():
     images = torch.randint(0, 256, (1, 3, 321, 321), dtype=torch.uint8)
     small = _resize_images(images, (41, 41))               # (B, h, w, 3)

@@ -35,11 +35,11 @@ def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 
 def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 ``(H, W)`` -> ``(h, w)`` by nearest neighbour (no new class values)."""
-    h, w = size
-    if label.shape == (h, w):
+    """uint8 ``(H, W)`` -> ``(h, w)``: the pixel under each cell of an output grid laid over the whole image,
+    corner-aligned as :func:`subsample_labels` (no new class values)."""
+    if label.shape == tuple(size):
         return label
-    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+    return subsample_labels(torch.from_numpy(np.ascontiguousarray(label))[None], size)[0].numpy()
 
 
 def subsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
