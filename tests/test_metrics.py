@@ -88,3 +88,12 @@ def test_average_precision_by_hand():
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4], [0.1, 0.9, 0.3]])
     targets = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
     assert average_precision(scores, targets) == pytest.approx(((1 + 2 / 3) / 2 + 1 / 2) / 2)
+
+
+def test_tied_scores_count_together_whatever_the_order_of_the_images():
+    # one positive among four images that score the same: precision 1/4 at the only threshold, wherever it is listed
+    first, last = np.array([[1], [0], [0], [0]]), np.array([[0], [0], [0], [1]])
+    assert average_precision(np.full((4, 1), 0.5), first) == average_precision(np.full((4, 1), 0.5), last) == 0.25
+    # a tie between the two positives' ranks 2 and 3 (a negative above): precision 2/3 at that threshold
+    scores, targets = np.array([[0.9], [0.5], [0.5], [0.1]]), np.array([[0], [1], [1], [0]])
+    assert average_precision(scores, targets) == pytest.approx(2 / 3)

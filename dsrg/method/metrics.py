@@ -168,14 +168,18 @@ def background_cue_counts(sal: np.ndarray, mask: np.ndarray, threshold: float = 
 
 
 def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Mean over classes (with at least one positive) of the average precision of ``scores`` (N, K)."""
+    """Mean over classes (with at least one positive) of the average precision of ``scores`` (N, K): the sum of
+    precision times the gain in recall over the distinct scores taken as thresholds, so tied scores count
+    together whatever the images' order."""
     aps = []
     for k in range(scores.shape[1]):
         pos = targets[:, k].astype(bool)
         if not pos.any():
             continue
         order = np.argsort(-scores[:, k], kind="stable")
-        hits = pos[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float(precision[hits].mean()))
+        ranked = scores[order, k]
+        ends = np.r_[np.flatnonzero(ranked[1:] != ranked[:-1]), len(ranked) - 1]   # last of each tied run
+        hits = np.cumsum(pos[order])[ends]
+        gain = np.diff(np.r_[0, hits]) / pos.sum()
+        aps.append(float((gain * hits / (ends + 1)).sum()))
     return float(np.mean(aps)) if aps else float("nan")
