@@ -767,6 +767,33 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
 
 
+def test_a_seeds_step_stopped_by_an_error_keeps_the_cues_it_made_for_resume(tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from conftest import tiny_profile
+
+    from dsrg.run import step_files
+    from dsrg.steps import seeds
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run")
+    shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)
+    real, calls = seeds.stack_cues, []
+
+    def failing_at_the_sixth(*args):                   # no file of cues written yet (256 images a file)
+        calls.append(1)
+        if len(calls) == 6:
+            raise OSError("a corrupt image")
+        return real(*args)
+
+    monkeypatch.setattr(seeds, "stack_cues", failing_at_the_sixth)
+    with pytest.raises(OSError):
+        seeds.run(mine)
+    assert "seeds: stopped by the error below with the cues of 5 of 16 images written" in capsys.readouterr().err
+    folder = folders.step_dir(mine, "seeds")
+    assert len(seeds.kept_cues(folder)) == 5 and len(list((folder / step_files.CUE_PARTS).glob("*.npz"))) == 1
+
+
 def test_an_interrupted_seeds_step_keeps_the_cues_it_wrote_and_resume_makes_the_same_store(tiny_run, tmp_path, capsys,
                                                                                          monkeypatch):
     import shutil

@@ -169,10 +169,13 @@ def all_reduce_mean(values: dict[str, float], world: World) -> dict[str, float]:
 
 
 def all_reduce_sum(t: torch.Tensor, world: World) -> torch.Tensor:
-    """The sum of ``t`` over the processes, on ``t``'s device (``t`` itself is left as it is)."""
+    """The sum of ``t`` over the processes, on ``t``'s device (``t`` itself is left as it is). A CPU tensor
+    (an inference step's confusion matrix) is summed on the CPU group, which waits without NCCL's timeout
+    for a process whose share of the images took far longer."""
     if world.size > 1:
-        u = t.to(collective_device(), copy=True)
-        tdist.all_reduce(u)
+        cpu = t.device.type == "cpu" and _wait_group is not None
+        u = t.to("cpu" if cpu else collective_device(), copy=True)
+        tdist.all_reduce(u, group=_wait_group if cpu else None)
         t = u.to(t.device)
     return t
 

@@ -255,10 +255,11 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
             timed = clock.timed(len(ds))
         else:
             items, timed = {}, None
-    except KeyboardInterrupt:
+    except BaseException as exc:                   # an error too: the cues made so far are kept for --resume
         if cfg.seeds.source == "cam":
             parts.flush()
-            print(f"seeds: interrupted with the cues of {len(kept) + parts.written} of {len(mine)} images written; "
+            said = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by the error below"
+            print(f"seeds: {said} with the cues of {len(kept) + parts.written} of {len(mine)} images written; "
                   f"`--resume` continues from there (the cues written are kept), without it the step starts over",
                   file=sys.stderr, flush=True)
         raise
