@@ -565,3 +565,32 @@ def test_the_command_to_continue_is_the_one_the_shell_finds(tmp_path, monkeypatc
     assert cli._program(["run"]) == "dsrg"                               # main(argv) from Python
     monkeypatch.setattr(sys, "argv", [str(tmp_path / "cli.py"), "run"])  # python -m dsrg.cli
     assert cli._program(None) == "dsrg"
+
+
+class _Slow:
+    """Items that take a while: a worker is busy when the signal comes."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        time.sleep(0.05)
+        return i
+
+
+def test_a_sigterm_to_the_process_group_ends_a_loader_worker_quietly_as_ctrl_c_does():
+    """`timeout` and Slurm send SIGTERM to every process of the command. torch's handler lets a DataLoader
+    worker die of a SIGTERM that its parent did not send, and the parent then fails with "DataLoader worker is
+    killed by signal" while it says where the run stands (it said "no checkpoint yet" beside a checkpoint)."""
+    from torch.utils.data import DataLoader
+
+    from dsrg.run.train import _loader_worker
+
+    loader = iter(DataLoader(_Slow(), batch_size=2, num_workers=2, worker_init_fn=_loader_worker))
+    next(loader)
+    workers = list(loader._workers)
+    subprocess.run(["kill", "-TERM", *(str(w.pid) for w in workers)], check=True)   # not sent by the parent
+    for w in workers:
+        w.join(timeout=10)
+    assert [w.exitcode for w in workers] == [0, 0]
+    del loader

@@ -144,11 +144,16 @@ def _read_log(path: Path, before: int) -> list[str]:
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
     fork, can deadlock it, so the worker runs OpenCV on its own thread. It ends with its parent at once
-    (:func:`dsrg.run.workers.die_with_parent`), not at torch's next check of it."""
+    (:func:`dsrg.run.workers.die_with_parent`), not at torch's next check of it. A SIGTERM to the whole
+    process group (``timeout``, Slurm) ends it quietly, as Ctrl-C does, where torch's handler lets it die of
+    the signal and the parent then fails with "DataLoader worker is killed" while it says where the run stands."""
+    import signal
+
     import cv2
 
     cv2.setNumThreads(0)
     die_with_parent()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)   # KeyboardInterrupt: torch's worker loop ends
 
 
 def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -> InputError:
@@ -241,6 +246,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
         exc.starts_over = saved is None              # the command's last line offers no --resume then
+        it = max(it, saved or 0)                     # interrupted after the checkpoint of iteration it + 1
         if world.main:
             where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over"
