@@ -306,6 +306,10 @@ def _get(cfg: Profile, dotted: str):
     return obj
 
 
+#: Bounds beyond any run's needs, so that a typing slip is refused, not met by hours of work or memory run out.
+MAX_ITERATIONS, MAX_SIDE = 10_000_000, 2048
+
+
 def validate(cfg: Profile) -> None:
     """Raise InputError naming the first key whose value is not allowed."""
     for key, allowed in CHOICES.items():
@@ -319,7 +323,8 @@ def validate(cfg: Profile) -> None:
          "a name for runs/<name> (not a path; out=... puts a run in any folder)")
     for sec in TRAINED:
         need(f"{sec}.batch_size", _get(cfg, f"{sec}.batch_size") >= 1, "an integer >= 1")
-        need(f"{sec}.iterations", _get(cfg, f"{sec}.iterations") >= 0, "an integer >= 0")
+        need(f"{sec}.iterations", 0 <= _get(cfg, f"{sec}.iterations") <= MAX_ITERATIONS,
+             f"an integer from 0 to {MAX_ITERATIONS:,} (voc-vgg16: at most 20,000)")
         need(f"{sec}.lr", 0 < _get(cfg, f"{sec}.lr") < math.inf, "a finite learning rate > 0")
         need(f"{sec}.lr_step", _get(cfg, f"{sec}.lr_step") >= 1, "an integer >= 1")
         need(f"{sec}.lr_gamma", 0 < _get(cfg, f"{sec}.lr_gamma") < math.inf, "a finite factor > 0")
@@ -328,9 +333,11 @@ def validate(cfg: Profile) -> None:
         need(f"{sec}.weight_decay", _get(cfg, f"{sec}.weight_decay") >= 0, "a value >= 0")
     for sec in ("cls", "seg"):
         need(f"{sec}.width", _get(cfg, f"{sec}.width") > 0, "a channel scale > 0")
-        need(f"{sec}.input_size", _get(cfg, f"{sec}.input_size") >= 16, "an input side >= 16 px")
+        need(f"{sec}.input_size", 16 <= _get(cfg, f"{sec}.input_size") <= MAX_SIDE,
+             f"an input side from 16 to {MAX_SIDE} px (the paper's 321)")
         need(f"{sec}.dropout", 0 <= _get(cfg, f"{sec}.dropout") < 1, "a value in [0, 1)")
-    need("retrain.crop_size", cfg.retrain.crop_size >= 16, "a crop side >= 16 px")
+    need("retrain.crop_size", 16 <= cfg.retrain.crop_size <= MAX_SIDE, f"a crop side from 16 to {MAX_SIDE} px "
+                                                                        f"(the paper's 321)")
     need("seeds.fg_fraction", 0 < cfg.seeds.fg_fraction <= 1, "a value in (0, 1]")
     need("seeds.bg_threshold", 0 <= cfg.seeds.bg_threshold <= 1, "a value in [0, 1]")
     for key in ("seg.theta_fg", "seg.theta_bg"):

@@ -1,5 +1,6 @@
 """key=value overrides of typed configs: applied, type-checked, and bad ones named."""
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -112,6 +113,19 @@ def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
         with pytest.raises(InputError) as exc:
             load_profile("smoke", [override])
         assert str(exc.value) == f"{said} {hint}"
+
+
+def test_a_typing_slip_of_a_size_or_a_schedule_is_refused_before_it_runs_out_of_memory():
+    """A crop of 10,000 px ran the machine out of memory; 10**22 iterations filled it with the batch schedule."""
+    from dsrg.profile import load_profile
+
+    for override, said in [("retrain.crop_size=10000", "retrain.crop_size: expected a crop side from 16 to 2048 px"),
+                           ("seg.input_size=4000", "seg.input_size: expected an input side from 16 to 2048 px"),
+                           ("cls.iterations=99999999999999999999999",
+                            "cls.iterations: expected an integer from 0 to 10,000,000")]:
+        with pytest.raises(InputError, match="^" + re.escape(said)):
+            load_profile("smoke", [override])
+    assert load_profile("smoke", ["retrain.crop_size=2048", "cls.iterations=10000000"]).retrain.crop_size == 2048
 
 
 def test_every_profile_field_says_what_it_is_beside_its_default():

@@ -39,9 +39,9 @@ def test_loader_processes_give_the_batches_of_none_and_a_resume_draws_the_same(t
     cfg = tiny_profile(tmp_path / "synth", tmp_path / "run")
     ds = open_split(cfg.data, cfg.data.train_split)
     dataset = ClassificationSet(ds, 32)
-    keys = batch_keys(len(ds), 4, seed=1, start=0, stop=6, world=World(0, 1))
+    keys = list(batch_keys(len(ds), 4, seed=1, start=0, stop=6, world=World(0, 1)))
     alone, two = _batches(dataset, keys, 0), _batches(dataset, keys, 2)
-    resumed = _batches(dataset, batch_keys(len(ds), 4, seed=1, start=3, stop=6, world=World(0, 1)), 2)
+    resumed = _batches(dataset, list(batch_keys(len(ds), 4, seed=1, start=3, stop=6, world=World(0, 1))), 2)
     for a, b in zip(alone, two):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
     for a, b in zip(alone[3:], resumed):
@@ -56,7 +56,7 @@ def test_random_crops_do_not_depend_on_the_loader_processes(tmp_path):
     cfg = tiny_profile(tmp_path / "synth", tmp_path / "run")
     ds = open_split(cfg.data, cfg.data.train_split)
     dataset = PseudoLabelSet(ds, ds.root / "SegmentationClass", 24)
-    keys = batch_keys(len(ds), 2, seed=5, start=0, stop=4, world=World(0, 1))
+    keys = list(batch_keys(len(ds), 2, seed=5, start=0, stop=4, world=World(0, 1)))
     for a, b in zip(_batches(dataset, keys, 0), _batches(dataset, keys, 2)):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 

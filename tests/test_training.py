@@ -50,11 +50,11 @@ def test_the_step_schedule_is_the_papers_and_poly_is_deeplabs():
 
 
 def test_batches_split_one_global_batch_across_processes():
-    one = batch_keys(10, 4, seed=3, start=0, stop=5, world=World(0, 1))
-    two = [batch_keys(10, 4, seed=3, start=0, stop=5, world=World(r, 2)) for r in range(2)]
+    one = list(batch_keys(10, 4, seed=3, start=0, stop=5, world=World(0, 1)))
+    two = [list(batch_keys(10, 4, seed=3, start=0, stop=5, world=World(r, 2))) for r in range(2)]
     for it in range(5):
         assert sorted(two[0][it] + two[1][it]) == sorted(one[it])
-    assert batch_keys(10, 4, seed=3, start=2, stop=5, world=World(0, 1)) == one[2:], "resuming draws the same"
+    assert list(batch_keys(10, 4, seed=3, start=2, stop=5, world=World(0, 1))) == one[2:], "resuming draws the same"
     epoch0 = [i for it in range(2) for i, _ in one[it]]
     assert len(set(epoch0)) == 8, "an epoch draws without replacement"
 

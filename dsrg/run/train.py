@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -74,19 +74,22 @@ def require_shared(batch_size: int, processes: int, key: str = "batch_size") -> 
                          f"processes, or set {key} to a multiple of {processes}")
 
 
-def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world: World) -> list[list]:
-    """For each iteration in ``[start, stop)``, this process's ``(index, aug_seed)`` items."""
-    per_epoch = iterations_per_epoch(n, batch_size)
+def batch_keys(n: int, batch_size: int, seed: int, start: int, stop: int, world: World) -> Iterator[list]:
+    """For each iteration in ``[start, stop)``, this process's ``(index, aug_seed)`` items, drawn as training
+    goes (an epoch's permutation at a time)."""
+    per_epoch = iterations_per_epoch(n, batch_size)              # these two raise here, not at the first batch
     require_shared(batch_size, world.size)
-    out, perm, perm_epoch = [], None, -1
-    for it in range(start, stop):
-        epoch, pos = divmod(it, per_epoch)
-        if epoch != perm_epoch:
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-            perm_epoch = epoch
-        items = [(perm[pos * batch_size + k], (seed * 1_000_003 + it) * 4096 + k) for k in range(batch_size)]
-        out.append(items[world.rank::world.size])
-    return out
+
+    def drawn():
+        perm, perm_epoch = None, -1
+        for it in range(start, stop):
+            epoch, pos = divmod(it, per_epoch)
+            if epoch != perm_epoch:
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+                perm_epoch = epoch
+            items = [(perm[pos * batch_size + k], (seed * 1_000_003 + it) * 4096 + k) for k in range(batch_size)]
+            yield items[world.rank::world.size]
+    return drawn()
 
 
 # ----------------------------------------------------------------------------- the log
