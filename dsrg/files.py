@@ -359,6 +359,24 @@ def read_json(path: str | os.PathLike, expected: str) -> Any:
         raise InputError(f"{path} is not valid JSON ({first_line(exc)}); expected {expected}") from None
 
 
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path``, atomically. torch's writer fails with its own RuntimeError where the disk
+    is full ("unexpected pos", "file write failed"): that is an InputError naming the file and the space left."""
+    import shutil
+
+    import torch
+
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if not re.search(r"unexpected pos|write failed|No space", str(exc)):
+                raise
+            free = shutil.disk_usage(tmp.parent).free
+            raise InputError(f"cannot write the file {path} (torch's writer: {first_line(str(exc)).strip()[:120]}; "
+                             f"{free / 2 ** 20:.1f} MiB free on its disk); expected a place you can write to") from None
+
+
 def read_torch(path: str | os.PathLike, expected: str, mmap: bool = False) -> Any:
     """A file written by ``torch.save``, loaded as data only (tensors, NumPy arrays of numbers, plain values),
     so that nothing in it can run code. A file of another kind, one cut short, or one that holds other Python

@@ -1116,3 +1116,23 @@ def test_a_pages_error_about_a_path_says_it_is_written_from_the_pages_folder(tmp
     assert f"..{os.sep}data{os.sep}none" in said
     assert said.endswith(f"A page's paths are written from the project root (base='..'): data/x, not ..{os.sep}data/x; "
                          f"this message shows them from notebooks{os.sep}, where the page runs, as ..{os.sep}x")
+
+
+def test_a_full_disk_under_torchs_writer_names_the_file_and_the_space_left(tmp_path, monkeypatch):
+    """torch.save says a full disk in its own words, a RuntimeError ("unexpected pos"); nothing is left behind."""
+    import torch
+
+    from dsrg.files import write_torch
+
+    def full(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 66368 vs 66264")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(InputError, match=r"^cannot write the file .*ckpt.pt \(torch's writer: \[enforce fail at "
+                                         r"inline_container.cc:672\] . unexpected pos 66368 vs 66264; [\d.]+ MiB free "
+                                         r"on its disk\); expected a place you can write to$"):
+        write_torch(tmp_path / "ckpt.pt", {})
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(RuntimeError("another failure")))
+    with pytest.raises(RuntimeError, match="another failure"):
+        write_torch(tmp_path / "ckpt.pt", {})

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError, first_line
-from ..files import atomic_path, read_torch
+from ..files import read_torch, write_torch
 from .dist import World, channels_last
 from . import step_files
 
@@ -94,8 +94,7 @@ def save_checkpoint(path: Path, model, optimizer, iteration: int, rngs: list[dic
     state and the seconds its training has taken so far (``elapsed_s``, over every session), atomically."""
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "rng": rngs, "records": records, "elapsed_s": elapsed_s}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_torch(path, state)
 
 
 def saved_rng(state: dict, world: World) -> dict:
@@ -111,8 +110,7 @@ def saved_rng(state: dict, world: World) -> dict:
 
 def save_model(path: Path, model: torch.nn.Module, **meta) -> None:
     """The final weights (``state_dict``) and what built them, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), **meta}, tmp)
+    write_torch(path, {"state_dict": model.state_dict(), **meta})
 
 
 def load_model(path: Path, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
