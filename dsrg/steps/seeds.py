@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from ..method import transforms as T
 from ..data.cues import CueStore, load_authors_cues
+from ..errors import InputError
 from ..data.dataset import open_split
 from ..data.saliency import SaliencyFolder
 from ..method.metrics import supervision_counts, supervision_quality
@@ -307,11 +308,19 @@ class CueParts:
         self.last = time.monotonic()
 
 
-def kept_cues(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The cues an unfinished run of the seeds step wrote into ``folder`` (every process's), by image id."""
+def kept_cues(folder: Path, say: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The cues an unfinished run of the seeds step wrote into ``folder`` (every process's), by image id. A
+    file of them that cannot be read is passed over (its images' cues are made again), said on stderr with
+    ``say``."""
     kept = {}
     for path in sorted((folder / step_files.CUE_PARTS).glob("[!.]*.npz")):       # not a writer's temporary file
-        store = CueStore.load(path)
+        try:
+            store = CueStore.load(path)
+        except InputError:
+            if say:
+                print(f"seeds: {path} is cut short or damaged: the cues of its images are made again",
+                      file=sys.stderr, flush=True)
+            continue
         kept.update((image_id, store.get(image_id)) for image_id in store.ids)
     return kept
 
@@ -320,7 +329,7 @@ def _kept_cues(ctx, folder: Path, ds, mine: Sequence[int], resume: bool) -> dict
     """This process's share (``mine``) of the cues an interrupted run wrote: with ``resume`` kept, without it
     removed (the step starts over); stderr says which."""
     ids = {ds.ids[i] for i in mine}
-    kept = {k: v for k, v in kept_cues(folder).items() if k in ids}
+    kept = {k: v for k, v in kept_cues(folder, say=resume and ctx.world.main).items() if k in ids}
     resume_note(ctx, "seeds", len(kept), len(mine), "given their cues", resume)
     barrier(ctx.world)                        # every process has read them before they may be removed
     if not resume:
