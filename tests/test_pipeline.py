@@ -697,6 +697,21 @@ def test_an_experiment_says_which_code_made_it_and_how_to_remake_it(tiny_run, tm
         "dsrg 0.1.0, source abc (no git)"
 
 
+def test_a_train_seg_shorter_than_an_epoch_records_no_grown_cues(tiny_run, tmp_path):
+    """The grown cues are measured as an epoch ends: with none ended there are none (the seeds' row of epoch 0
+    is not theirs, and no supervision.csv is written)."""
+    import shutil
+
+    from dsrg.steps import train_seg
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run", "seg.iterations=2")       # 4 iterations an epoch
+    for step in ("cls", "seeds"):
+        shutil.copytree(done[step], tmp_path / "run" / done[step].name)
+    folder = train_seg.run(mine)
+    assert runs.done_info(folder)["supervision_last_epoch"] is None and not (folder / "supervision.csv").exists()
+
+
 def test_dsrg_run_ends_with_the_supervisions_quality_and_the_miou(tiny_run, capsys):
     """What WSSS readers look for first: the seeds' precision and recall, the pseudo labels' mIoU,
     precision and recall on the training set, then the evaluation's mIoU (the tiny run, reused)."""

@@ -207,7 +207,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         cuda_graphs.forget()                  # the memory of the step's CUDA graphs, if any
     if not ctx.world.main:
         return folder
-    last = records.rows[-1] if records.rows else None
+    last = records.rows[-1] if records.rows and records.rows[-1]["epoch"] > 0 else None   # no epoch ended: none
     finish_training(folder, started, model, train, resumed, iterations=cfg.seg.iterations,
                     supervision_last_epoch=last)
     return folder
