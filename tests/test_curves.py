@@ -49,6 +49,10 @@ def test_read_log_names_a_bad_line_that_is_not_the_last_and_a_value_that_is_no_n
     _write_log(folder, _rows(2, loss=lambda i: "x" if i else 1.0))
     with pytest.raises(InputError, match=r"log.jsonl, line 2: 'loss' is 'x'; expected numbers in a log entry"):
         read_log(folder)
+    log = folder / "log.jsonl"                                         # bytes that are no UTF-8 text
+    log.write_bytes(json.dumps(_rows(1, loss=lambda i: 1.0)[0]).encode() + b"\n\xff\xfe\n" + log.read_bytes())
+    with pytest.raises(InputError, match=r"log.jsonl, line 2: not a log entry"):
+        read_log(folder)
 
 
 def test_read_log_names_a_folder_without_a_log(tmp_path):

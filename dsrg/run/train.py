@@ -120,7 +120,7 @@ def read_log(path: str | Path) -> list[dict]:
         raise InputError(f"{path}: no training log here; train-cls, train-seg and retrain write log.jsonl "
                          f"in their step folder (runs/<profile>/<step>-<hash>/)")
     rows = []
-    lines = path.read_text().splitlines()
+    lines = path.read_text(errors="replace").splitlines()       # bytes not UTF-8: a line that is no entry
     for n, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
