@@ -234,6 +234,16 @@ def test_an_image_whose_extension_is_in_capitals_is_named_to_rename(root):
            "label map as PNG)" in file_problems(ds)[1]
 
 
+def test_an_image_a_pixel_thin_is_named_by_pre_flight_not_by_the_seeds_step(root):
+    from dsrg.data.check import file_problems
+
+    Image.new("RGB", (64, 1)).save(root / "JPEGImages" / f"{VOC_ID}.jpg")
+    Image.new("P", (64, 1)).save(root / "SegmentationClass" / f"{VOC_ID}.png")
+    problems = file_problems(VOCSegmentation(root))
+    assert problems == [f"image of id '{VOC_ID}': {root / 'JPEGImages' / VOC_ID}.jpg is 1x64 (HxW); expected at "
+                        f"least 2x2 pixels"], problems
+
+
 def test_empty_split(root):
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n\n")
     with pytest.raises(InputError, match="lists no image ids"):

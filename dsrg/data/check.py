@@ -167,6 +167,10 @@ def file_problems(ds: VOCSegmentation, sample: int | None = 50, labels: bool = T
         elif found[0] not in ("JPEG", "PNG"):
             problems.append(f"image of id '{image_id}': {image} is a {found[0]} file; expected a JPEG or PNG")
             bad.add(i)
+        elif min(found[1]) < 2:                   # the seeds' saliency needs a neighbour on each axis
+            problems.append(f"image of id '{image_id}': {image} is {found[1][0]}x{found[1][1]} (HxW); expected at "
+                            f"least 2x2 pixels")
+            bad.add(i)
         if not labelled:
             continue
         lab = _header(label)
