@@ -135,12 +135,23 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
         return (f"unknown key {key!r} in {where}{hint}; {where} has: {', '.join(names)}" if where
                 else f"unknown key {key!r}{hint}; the keys are: {', '.join(names)}")
     given = str(value)  # a plain value, or a node (None for null: OmegaConf's "not Optional" says it)
-    if given != "None" and not OmegaConf.is_list(value) and OmegaConf.is_list(_node(structured, full_key)):
+    node = _node(structured, full_key)
+    wanted = {int: "an integer", float: "a number", bool: "true or false"}.get(type(node))
+    if given == "None" and ("Optional" in str(exc) or "'None'" in str(exc)):     # null, ~ or an empty YAML value
+        if OmegaConf.is_list(node):
+            return f"expected a list, e.g. {full_key}=[{','.join(map(str, node))}], got null"
+        return f"expected {wanted or 'a value'}, got null (the value it replaces: {_plain(node)})"
+    if given != "None" and not OmegaConf.is_list(value) and OmegaConf.is_list(node):
         return f"expected a list, e.g. {full_key}=[{given}]"
-    wanted = {int: "an integer", float: "a number", bool: "true or false"}.get(type(_node(structured, full_key)))
     if wanted and getattr(exc, "value", None) is not None:
         return f"expected {wanted}, got {typed if typed is not None else given!r}"
     return first_line(exc) or type(exc).__name__
+
+
+def _plain(node) -> str:
+    """A default as one writes it: ``[241, 321]``, ``0.001``, ``true``."""
+    value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _did_you_mean(key: str, section, names: list[str]) -> str:
@@ -168,7 +179,9 @@ def _node(cfg, key: str):
         return None
 
 
-def apply_overrides(cfg: Any, overrides: Sequence[str] = ()) -> Any:
-    """Return a copy of the dataclass ``cfg`` with ``key=value`` overrides applied (nested keys: ``a.b=1``)."""
+def apply_overrides(cfg: Any, overrides: Sequence[str] = (), where: str | None = None) -> Any:
+    """Return a copy of the dataclass ``cfg`` with ``key=value`` overrides applied (nested keys: ``a.b=1``).
+    ``where``: the setting that holds the overrides (``data.synth``), which an error names."""
     return merge(cfg, [], overrides, f"{dataclasses.fields(cfg)[0].name}=...",
-                 lambda key, reason: f"config key {key!r}: {reason}")
+                 (lambda key, reason: f"{where}: {key}: {reason}") if where else
+                 (lambda key, reason: f"config key {key!r}: {reason}"))

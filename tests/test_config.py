@@ -109,7 +109,11 @@ def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
     for override, said in [("seg.theta_fg=abc", "seg.theta_fg: expected a number, got 'abc'"),
                            ("seg.theta_fg=1.5", "seg.theta_fg: expected a probability in [0, 1], or .inf to turn "
                                                 "that side off, got 1.5"),
-                           ("device=tpu", "device: expected one of auto, cpu, cuda, got 'tpu'")]:
+                           ("device=tpu", "device: expected one of auto, cpu, cuda, got 'tpu'"),
+                           ("seg.lr=null", "seg.lr: expected a number, got null (the value it replaces: 0.0005)"),
+                           ("seg.growing=~", "seg.growing: expected true or false, got null (the value it replaces: true)"),
+                           ("pseudo.sizes=null", "pseudo.sizes: expected a list, e.g. pseudo.sizes=[241,321,401], "
+                                                 "got null")]:
         with pytest.raises(InputError) as exc:
             load_profile("smoke", [override])
         assert str(exc.value) == f"{said} {hint}"
@@ -126,6 +130,15 @@ def test_a_typing_slip_of_a_size_or_a_schedule_is_refused_before_it_runs_out_of_
         with pytest.raises(InputError, match="^" + re.escape(said)):
             load_profile("smoke", [override])
     assert load_profile("smoke", ["retrain.crop_size=2048", "cls.iterations=10000000"]).retrain.crop_size == 2048
+
+
+def test_a_bad_value_of_the_embedded_sets_settings_names_data_synth():
+    from dsrg.profile import load_profile
+    from dsrg.run.preflight import check_inputs
+
+    cfg = load_profile("smoke", ["data.synth=[n_train=abc]"])
+    with pytest.raises(InputError, match=r"data.synth: n_train: expected an integer, got 'abc'"):
+        check_inputs(cfg, ["cls"], remember=False)
 
 
 def test_every_profile_field_says_what_it_is_beside_its_default():

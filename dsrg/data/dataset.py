@@ -42,7 +42,7 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
                   f"{data.dataset}; a dataset of your own there is read with data.dataset=voc)", file=sys.stderr,
                   flush=True)
         if data.dataset == "synthetic":
-            write_dataset(data.root, apply_overrides(SynthConfig(), data.synth), progress=progress)
+            write_dataset(data.root, apply_overrides(SynthConfig(), data.synth, "data.synth"), progress=progress)
         else:
             embedded_coco_root(Path(data.root).parent, data.synth, progress=progress)
     return VOCSegmentation(data.root, split)

@@ -172,7 +172,7 @@ def _synth_config(synth: Any) -> SynthConfig:
     """``synth`` as a SynthConfig: one, a list of its ``key=value`` overrides, or None (the defaults)."""
     if synth is None:
         return SynthConfig()
-    return synth if isinstance(synth, SynthConfig) else apply_overrides(SynthConfig(), [str(s) for s in synth])
+    return synth if isinstance(synth, SynthConfig) else apply_overrides(SynthConfig(), [str(s) for s in synth], "data.synth")
 
 
 def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,

@@ -180,7 +180,7 @@ def _check_embedded(cfg: Profile, split_keys: list[str], problems: _Problems) ->
     so that its files are checked as a VOC root's are."""
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
-        problems.collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth))
+        problems.collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth, "data.synth"))
     else:
         problems.collect(require_coco_written_as, root, cfg.data.synth)
     misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
