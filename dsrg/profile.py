@@ -319,6 +319,9 @@ def validate(cfg: Profile) -> None:
         if not ok:
             raise InputError(f"{key}: expected {what}, got {_get(cfg, key)!r}")
 
+    need("base", not cfg.base or Path(cfg.base).is_dir(),
+         "the folder that relative paths are written from, e.g. '..' from notebooks/, or '' for here (a profile "
+         "does not inherit another: copy its file, or give overrides)")
     need("name", cfg.name not in ("", ".", "..") and "/" not in cfg.name and "\\" not in cfg.name,
          "a name for runs/<name> (not a path; out=... puts a run in any folder)")
     for sec in TRAINED:

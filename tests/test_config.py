@@ -113,7 +113,10 @@ def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
                            ("seg.lr=null", "seg.lr: expected a number, got null (the value it replaces: 0.0005)"),
                            ("seg.growing=~", "seg.growing: expected true or false, got null (the value it replaces: true)"),
                            ("pseudo.sizes=null", "pseudo.sizes: expected a list, e.g. pseudo.sizes=[241,321,401], "
-                                                 "got null")]:
+                                                 "got null"),
+                           ("base=demo", "base: expected the folder that relative paths are written from, e.g. '..' "
+                                         "from notebooks/, or '' for here (a profile does not inherit another: copy "
+                                         "its file, or give overrides), got 'demo'")]:
         with pytest.raises(InputError) as exc:
             load_profile("smoke", [override])
         assert str(exc.value) == f"{said} {hint}"
