@@ -196,10 +196,19 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_pipeline)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser (and, through add_subparsers, each command's) that takes no abbreviated option: ``--resum`` is
+    refused, not taken for ``--resume``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="dsrg", description="Deep Seeded Region Growing (CVPR 2018) in PyTorch.")
+    parser = _Parser(prog="dsrg", description="Deep Seeded Region Growing (CVPR 2018) in PyTorch.")
     parser.add_argument("--version", action="version", version=f"dsrg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="datasets: write the embedded one, check, download or convert real ones")

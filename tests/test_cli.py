@@ -26,6 +26,13 @@ def test_a_bad_override_is_an_error_naming_the_key(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_an_option_cut_short_is_refused_not_taken_for_another(capsys):
+    """`--resum` was taken for --resume (argparse's abbreviations), and a run of the demo profile started."""
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--resum", "--dry-run"])
+    assert exc.value.code == 2 and "unrecognized arguments: --resum" in capsys.readouterr().err
+
+
 def test_the_console_script_is_installed():
     script = Path(sys.executable).parent / "dsrg"
     assert script.exists(), f"console script missing: {script} (is the package installed with pip -e .?)"
