@@ -255,9 +255,14 @@ def test_spread_checks_every_seed_before_training(tmp_path, capsys, no_training)
 
 def test_spread_refuses_an_out_that_cannot_be_written(tmp_path, capsys, no_training):
     (tmp_path / "file").write_text("")
-    for out in (tmp_path / "file", "/dev/null"):
-        assert main(["spread", "--profile", "smoke", "--seeds", "0", "1", "--out", str(out)]) == 2
-        assert f"cannot write the records' folder {out}/smoke (" in capsys.readouterr().err
+    for out in (tmp_path / "file", "/dev/null", tmp_path / "file" / "below"):
+        for dry in ([], ["--dry-run"]):
+            assert main(["spread", "--profile", "smoke", "--seeds", "0", "1", "--out", str(out), *dry]) == 2
+            assert f"dsrg: error: --out {out}: {out if out != tmp_path / 'file' / 'below' else out.parent} is a " \
+                   f"file; expected a folder for the records" in capsys.readouterr().err
+    assert main(["spread", "--profile", "smoke", "--seeds", "0", "--runs", str(tmp_path / "file"), "--dry-run"]) == 2
+    assert f"--runs {tmp_path / 'file'}: {tmp_path / 'file'} is a file; expected a folder for the run folders" \
+        in capsys.readouterr().err
 
 
 def test_spread_refuses_a_folder_with_records_of_other_settings(tmp_path, no_training):
