@@ -407,8 +407,16 @@ def read_torch(path: str | os.PathLike, expected: str, mmap: bool = False) -> An
                              f"saved with torch.save(model)?); dsrg loads files as data only, so that nothing in "
                              f"them runs: save the state dict, torch.save(model.state_dict(), path). Expected "
                              f"{expected}") from None
-        raise InputError(f"cannot read {path} ({type(exc).__name__}: {first_line(text)[:160]}): it is cut short "
-                         f"or damaged; expected {expected}") from None
+        raise InputError(f"cannot read {path} ({type(exc).__name__}: {_clipped(first_line(text))}): it is cut "
+                         f"short or damaged; expected {expected}") from None
+
+
+def _clipped(text: str, most: int = 160) -> str:
+    """``text`` up to ``most`` characters, cut after a sentence where one ends in them, else after a word."""
+    if len(text) <= most:
+        return text
+    end = text[:most].rfind(". ")
+    return text[:end + 1] if end > most // 4 else text[:most].rsplit(" ", 1)[0] + " ..."
 
 
 def save_image(path: str | os.PathLike, image: Image.Image, **kwargs: Any) -> None:

@@ -130,6 +130,15 @@ def test_a_model_file_cut_short_is_a_message_that_says_how_to_make_it_again(tmp_
         load_model(step / "model.pt", nn.Linear(4, 4), torch.device("cpu"))
 
 
+def test_a_long_reason_quoted_from_a_library_is_cut_after_a_sentence_or_a_word():
+    from dsrg.files import _clipped
+
+    long = "failed finding central directory. This can happen if the file was truncated and there is a high " * 3
+    assert _clipped(long) == "failed finding central directory. This can happen if the file was truncated and there " \
+                             "is a high failed finding central directory."
+    assert _clipped("word " * 50).endswith("word ...") and len(_clipped("word " * 50)) <= 164
+
+
 def test_a_model_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
     torch.save({"state_dict": {"weight": Marker(tmp_path / "ran")}}, tmp_path / "model.pt")
     with pytest.raises(InputError, match="holds .*, a Python object and not only tensors"):
