@@ -771,8 +771,12 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert "pseudo-labels: 3 of 16 images labelled by an interrupted run are done again (without --resume the " \
            "step starts over; --resume keeps them)" in capsys.readouterr().err
     monkeypatch.setattr(labelling, "write_label_png", real)
+    damaged = calls[0]                                         # one of them cut short: it is labelled again
+    damaged.write_bytes(damaged.read_bytes()[:20])
     pseudo_labels.run(mine, resume=True)
-    assert "pseudo-labels: --resume: 3 of 16 images labelled before, kept; 13 to go" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"pseudo-labels: {damaged} is cut short or damaged: it is labelled again" in err
+    assert "pseudo-labels: --resume: 2 of 16 images labelled before, kept; 14 to go" in err
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
 
 

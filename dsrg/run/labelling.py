@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.voc import read_label_png, write_label_png
+from ..errors import InputError
 from ..method.crf import choose_test_backend
 from . import folders
 from .clock import Clock
@@ -62,9 +63,16 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
     kept = set(before) if resume else set()
     for i in sorted(kept) if on_label is not None else ():   # written before an interruption: they count too
-        on_label(i, read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes))
+        try:
+            label = read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes)
+        except InputError:
+            print(f"{command}: {out / ds.ids[i]}.png is cut short or damaged: it is {verb} again", file=sys.stderr,
+                  flush=True)
+            kept.discard(i)
+            continue
+        on_label(i, label)
     todo = [i for i in mine if i not in kept]
-    resume_note(ctx, command, len(before), len(mine), verb, resume)
+    resume_note(ctx, command, len(kept) if resume else len(before), len(mine), verb, resume)
     images = ((ds.ids[i], ds.image(i), *((ds.labels(i),) if restrict else ())) for i in todo)
     index = {image_id: i for i, image_id in enumerate(ds.ids)}
     written, clock = len(kept), Clock()
