@@ -587,10 +587,43 @@ def test_a_sigterm_to_the_process_group_ends_a_loader_worker_quietly_as_ctrl_c_d
     from dsrg.run.train import _loader_worker
 
     loader = iter(DataLoader(_Slow(), batch_size=2, num_workers=2, worker_init_fn=_loader_worker))
-    next(loader)
+    next(loader), next(loader)                   # a batch from each worker (round robin): both have started
     workers = list(loader._workers)
     subprocess.run(["kill", "-TERM", *(str(w.pid) for w in workers)], check=True)   # not sent by the parent
     for w in workers:
         w.join(timeout=10)
     assert [w.exitcode for w in workers] == [0, 0]
+    del loader
+
+
+class _StuckAfterTheFirst:
+    """Item 0 at once; item 1 blocks for ever in native code (a mutex locked twice), where no Python handler
+    of a signal ever runs."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        if i:
+            import ctypes
+
+            libc, mutex = ctypes.CDLL(None), ctypes.create_string_buffer(64)
+            libc.pthread_mutex_lock(mutex)
+            libc.pthread_mutex_lock(mutex)
+        return i
+
+
+def test_a_loader_worker_stuck_in_native_code_still_ends_on_sigterm():
+    """Else the parent, ending, would wait for it for ever (multiprocessing joins its children at exit)."""
+    from torch.utils.data import DataLoader
+
+    from dsrg.run.train import SIGTERM_GRACE_S, _loader_worker
+
+    loader = iter(DataLoader(_StuckAfterTheFirst(), batch_size=1, num_workers=1, worker_init_fn=_loader_worker))
+    next(loader)
+    worker, = loader._workers
+    time.sleep(0.5)                                                      # into item 1
+    subprocess.run(["kill", "-TERM", str(worker.pid)], check=True)
+    worker.join(timeout=SIGTERM_GRACE_S + 10)
+    assert worker.exitcode == 0
     del loader

@@ -147,16 +147,43 @@ def _read_log(path: Path, before: int) -> list[str]:
 def _loader_worker(_: int) -> None:
     """A forked DataLoader worker resizes with OpenCV; OpenCV's thread pool, copied from the parent by the
     fork, can deadlock it, so the worker runs OpenCV on its own thread. It ends with its parent at once
-    (:func:`dsrg.run.workers.die_with_parent`), not at torch's next check of it. A SIGTERM to the whole
-    process group (``timeout``, Slurm) ends it quietly, as Ctrl-C does, where torch's handler lets it die of
-    the signal and the parent then fails with "DataLoader worker is killed" while it says where the run stands."""
-    import signal
-
+    (:func:`dsrg.run.workers.die_with_parent`), not at torch's next check of it, and ends quietly (exit 0) on
+    a SIGTERM: one to the whole process group (``timeout``, Slurm) killed it, and the parent, saying where the
+    run stood, then failed on "DataLoader worker is killed by signal"."""
     import cv2
 
     cv2.setNumThreads(0)
     die_with_parent()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)   # KeyboardInterrupt: torch's worker loop ends
+    _quiet_on_sigterm()
+
+
+#: Seconds a worker told to end by SIGTERM has to leave torch's loop before it is ended where it stands.
+SIGTERM_GRACE_S = 2.0
+
+
+def _quiet_on_sigterm() -> None:
+    """In a DataLoader worker: the first SIGTERM raises KeyboardInterrupt, on which torch's worker loop ends
+    (exit 0), and any later one is ignored; a thread woken by the signal itself (Python's wakeup fd) ends the
+    worker with exit 0 after :data:`SIGTERM_GRACE_S` where it is stuck in native code and never sees it."""
+    import os
+    import signal
+    import threading
+
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write)
+
+    def first(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    def backstop():
+        os.read(read, 1)
+        time.sleep(SIGTERM_GRACE_S)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, first)
+    threading.Thread(target=backstop, daemon=True, name="sigterm-backstop").start()
 
 
 def _diverged(desc: str, it: int, sec, factor: float, stats: dict[str, float]) -> InputError:
