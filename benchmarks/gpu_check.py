@@ -65,8 +65,8 @@ def parts(results: Path) -> dict[str, tuple[list[str], int]]:
         "paper-scale": (bench("paper_scale.py", "--device", "cuda", "--slice", "64", "--iterations", "40",
                               "--pool", "400", "--saliency-images", "96", "--data", "/tmp/dsrg-paper-scale-set",
                               "--out", "/tmp/dsrg-paper-scale", name="paper-scale"), 115),
-        # a diagnosis, last: the float32 resume test again with TF32 off by the driver, in every library (dsrg's
-        # steps turn it off in torch's cuDNN and matmuls; H200 runs before that found resumed weights 5e-4 off)
+        # a diagnosis, last: the float32 resume test again with TF32 off in cuDNN and cuBLAS, to tell whether
+        # TF32's rounding is what turns the kernels' order of addition into a difference of weights
         "tests-resume-no-tf32": (["env", "NVIDIA_TF32_OVERRIDE=0", *tests("tests-resume-no-tf32", RESUME_FP32)], 50),
     }
 

@@ -150,16 +150,6 @@ def test_deterministic_true_turns_on_deterministic_kernels_for_the_step(tmp_path
     assert out.stdout.split()[:2] == ["False", "False"]
 
 
-def test_a_step_computes_float32_in_float32_not_tf32():
-    """torch lets cuDNN's convolutions round to TF32 by default: every step turns it off (and matmuls')."""
-    from dsrg.profile import load_profile
-    from dsrg.run.context import join_world
-
-    torch.backends.cudnn.allow_tf32 = True
-    join_world(load_profile("smoke", ["device=cpu"]))
-    assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
-
-
 def _first_logged_difference(tmp_path: Path) -> str:
     """Where the resumed run's log (losses to 6 digits) first departs from the uninterrupted run's: at the
     iteration it resumed from, a multiple of ckpt_every (what it read there differs), or later (the

@@ -52,10 +52,8 @@ def setup(cfg: Profile) -> Context:
 
 def join_world(cfg: Profile) -> tuple[torch.device, World]:
     """The step's device and torchrun world (joined if launched by torchrun), deterministic kernels set first
-    as ``cfg.deterministic`` asks (before CUDA starts). What runs in float32 on CUDA runs in float32: TF32 off
-    in cuDNN's convolutions (on by torch's default) and in matmuls."""
+    as ``cfg.deterministic`` asks (before CUDA starts)."""
     use_deterministic_kernels(cfg.deterministic)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     device = resolve_device(cfg.device)
     return device, init_world(device)
 

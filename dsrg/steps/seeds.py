@@ -80,7 +80,8 @@ def cam_cues(cfg: Profile, ds, device, indices: Sequence[int] | None = None, pro
         for i, image, background in tqdm(images, total=len(indices), desc="seeds", unit="img", disable=not progress):
             labels = torch.from_numpy(ds.labels(i))[None]
             x = T.to_chw(T.resize_image(image, cfg.cls.input_size)).unsqueeze(0).to(device)
-            with torch.no_grad():     # float32 even with amp: bf16 CAMs tie at the seed thresholds
+            with torch.no_grad():     # float32 even with amp (TF32 convolutions where torch allows them): bf16
+                                      # CAMs tie at the seed thresholds
                 cams = model.cams(T.normalize(x, cfg.data.normalize)).float()
             cams = torch.cat([torch.zeros_like(cams[:, :1]), cams], 1).cpu()        # channel 0: background
             if folder is not None:
