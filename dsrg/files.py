@@ -373,7 +373,7 @@ def write_torch(path: str | os.PathLike, obj: Any) -> None:
             if not re.search(r"unexpected pos|write failed|No space", str(exc)):
                 raise
             free = shutil.disk_usage(tmp.parent).free
-            raise InputError(f"cannot write the file {path} (torch's writer: {first_line(str(exc)).strip()[:120]}; "
+            raise InputError(f"cannot write the file {path} (torch's writer: {_clipped(first_line(exc), 120)}; "
                              f"{free / 2 ** 20:.1f} MiB free on its disk); expected a place you can write to") from None
 
 

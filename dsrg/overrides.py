@@ -60,7 +60,8 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         given = typed.get(key)
         if given is not None and OmegaConf.from_dotlist([f"v={given}"])["v"] != getattr(exc, "value", None):
             given = None                    # not the value refused: a profile file's, which an override then fixes
-        raise InputError(explain(key, _reason(exc, structured, given))) from None
+        raise InputError(explain(key, _reason(exc, structured, given, _value_here(structured, layers[:-1], key,
+                                                                                 _node(structured, key))))) from None
 
 
 def _dotlist(overrides: Sequence[str], explain):
@@ -123,9 +124,10 @@ def _check_shapes(structured, layer: dict, explain, prefix: str = "") -> None:
             raise InputError(explain(key, f"expected true or false, got {value!r}"))
 
 
-def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -> str:
+def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None, here=None) -> str:
     """OmegaConf's error in words; an unknown key gets the allowed ones, a scalar where a list belongs an example;
-    a wrong value is quoted as ``typed`` where an override gave it (``1e3``, which YAML reads as 1000.0)."""
+    a wrong value is quoted as ``typed`` where an override gave it (``1e3``, which YAML reads as 1000.0); a null
+    where a value belongs names the value it would replace (``here``: the profile's)."""
     key, value, section = getattr(exc, "key", None), getattr(exc, "value", None), getattr(exc, "object_type", None)
     full_key = getattr(exc, "full_key", None) or ""
     if isinstance(exc, ConfigKeyError) and isinstance(key, str) and dataclasses.is_dataclass(section):
@@ -140,7 +142,7 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
     if given == "None" and ("Optional" in str(exc) or "'None'" in str(exc)):     # null, ~ or an empty YAML value
         if OmegaConf.is_list(node):
             return f"expected a list, e.g. {full_key}=[{','.join(map(str, node))}], got null"
-        return f"expected {wanted or 'a value'}, got null (the value it replaces: {_plain(node)})"
+        return f"expected {wanted or 'a value'}, got null (the value it replaces: {_plain(here)})"
     if given != "None" and not OmegaConf.is_list(value) and OmegaConf.is_list(node):
         return f"expected a list, e.g. {full_key}=[{given}]"
     if wanted and getattr(exc, "value", None) is not None:
@@ -151,7 +153,7 @@ def _reason(exc: OmegaConfBaseException, structured, typed: str | None = None) -
 def _plain(node) -> str:
     """A default as one writes it: ``[241, 321]``, ``0.001``, ``true``."""
     value = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    return str(value).lower() if isinstance(value, bool) else "''" if value == "" else str(value)
 
 
 def _did_you_mean(key: str, section, names: list[str]) -> str:

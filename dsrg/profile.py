@@ -355,8 +355,8 @@ def validate(cfg: Profile) -> None:
          f"a number of DataLoader processes >= 0, or {auto}")
     need("ckpt_every", cfg.ckpt_every >= 1, "an integer >= 1")
     need("seed", 0 <= cfg.seed < 2 ** 31, "an integer in [0, 2^31)")
-    need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(s >= 16 for s in cfg.pseudo.sizes),
-         "a non-empty list of input sides >= 16 px")
+    need("pseudo.sizes", len(cfg.pseudo.sizes) > 0 and all(16 <= s <= MAX_SIDE for s in cfg.pseudo.sizes),
+         f"a non-empty list of input sides from 16 to {MAX_SIDE} px (the paper's [241, 321, 401])")
     for key in ("seg.crf_scale", "pseudo.crf_scale", "eval.crf_scale"):
         need(key, _get(cfg, key) > 0, "a scale > 0")
     need("eval.model", not (cfg.eval.model == "retrain" and not cfg.retrain.enabled),

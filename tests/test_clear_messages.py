@@ -813,6 +813,22 @@ def test_a_seeds_step_stopped_by_an_error_keeps_the_cues_it_made_for_resume(tiny
     assert folders.done_info(folder)["images"] == 16
 
 
+def test_a_seeds_step_stopped_by_an_error_before_any_cue_says_nothing_of_cues(tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from conftest import tiny_profile
+
+    from dsrg.steps import seeds
+
+    cfg, done = tiny_run
+    mine = tiny_profile(cfg.data.root, tmp_path / "run")
+    shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)
+    monkeypatch.setattr(seeds, "stack_cues", lambda *a: (_ for _ in ()).throw(OSError("a setup error")))
+    with pytest.raises(OSError):
+        seeds.run(mine)
+    assert "cues" not in capsys.readouterr().err
+
+
 def test_an_interrupted_seeds_step_keeps_the_cues_it_wrote_and_resume_makes_the_same_store(tiny_run, tmp_path, capsys,
                                                                                          monkeypatch):
     import shutil

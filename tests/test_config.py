@@ -110,7 +110,8 @@ def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
                            ("seg.theta_fg=1.5", "seg.theta_fg: expected a probability in [0, 1], or .inf to turn "
                                                 "that side off, got 1.5"),
                            ("device=tpu", "device: expected one of auto, cpu, cuda, got 'tpu'"),
-                           ("seg.lr=null", "seg.lr: expected a number, got null (the value it replaces: 0.0005)"),
+                           ("seg.lr=null", "seg.lr: expected a number, got null (the value it replaces: 0.003)"),
+                           ("name=null", "name: expected a value, got null (the value it replaces: smoke)"),
                            ("seg.growing=~", "seg.growing: expected true or false, got null (the value it replaces: true)"),
                            ("pseudo.sizes=null", "pseudo.sizes: expected a list, e.g. pseudo.sizes=[241,321,401], "
                                                  "got null"),
@@ -128,6 +129,8 @@ def test_a_typing_slip_of_a_size_or_a_schedule_is_refused_before_it_runs_out_of_
 
     for override, said in [("retrain.crop_size=10000", "retrain.crop_size: expected a crop side from 16 to 2048 px"),
                            ("seg.input_size=4000", "seg.input_size: expected an input side from 16 to 2048 px"),
+                           ("pseudo.sizes=[321,4010]", "pseudo.sizes: expected a non-empty list of input sides from "
+                                                       "16 to 2048 px"),
                            ("cls.iterations=99999999999999999999999",
                             "cls.iterations: expected an integer from 0 to 10,000,000")]:
         with pytest.raises(InputError, match="^" + re.escape(said)):

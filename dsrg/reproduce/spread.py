@@ -91,7 +91,10 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
     for row in ABLATION.values():
         refuse_row_keys(overrides, row)
     for option, path, what in (("--out", out, "for the records"), ("--runs", runs, "for the run folders")):
-        file = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None) if path else None
+        try:
+            file = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None) if path else None
+        except OSError:                                    # a folder on the way that cannot be read: said later
+            file = None
         if file is not None and not file.is_dir():
             raise InputError(f"{option} {path}: {file} is a file; expected a folder {what}")
     name = load_profile(profile, list(overrides)).name

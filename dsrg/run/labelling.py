@@ -62,7 +62,7 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     mine = share(len(ds), ctx.world)
     before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
     kept = set(before) if resume else set()
-    for i in sorted(kept) if on_label is not None else ():   # written before an interruption: they count too
+    for i in sorted(kept):             # written before an interruption: read back (they count too)
         try:
             label = read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes)
         except InputError:
@@ -70,7 +70,8 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
                   flush=True)
             kept.discard(i)
             continue
-        on_label(i, label)
+        if on_label is not None:
+            on_label(i, label)
     todo = [i for i in mine if i not in kept]
     resume_note(ctx, command, len(kept) if resume else len(before), len(mine), verb, resume)
     images = ((ds.ids[i], ds.image(i), *((ds.labels(i),) if restrict else ())) for i in todo)

@@ -258,12 +258,18 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         else:
             items, timed = {}, None
     except BaseException as exc:                   # an error too: the cues made so far are kept for --resume
+        interrupted = isinstance(exc, KeyboardInterrupt)
         if cfg.seeds.source == "cam":
-            parts.flush()
-            said = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped by the error below"
-            print(f"seeds: {said} with the cues of {len(kept) + parts.written} of {len(mine)} images written; "
-                  f"`--resume` continues from there (the cues written are kept), without it the step starts over",
-                  file=sys.stderr, flush=True)
+            try:
+                parts.flush()
+            except Exception:                          # noqa: BLE001 (a full disk: the error above is the one to say)
+                if interrupted:
+                    raise
+            if interrupted or kept or parts.written:   # a setup error before any image: nothing to say of cues
+                said = "interrupted" if interrupted else "stopped by the error below"
+                print(f"seeds: {said} with the cues of {len(kept) + parts.written} of {len(mine)} images written; "
+                      f"`--resume` continues from there (the cues written are kept), without it the step starts "
+                      f"over", file=sys.stderr, flush=True)
         raise
     gathered = gather((items, timed), ctx.world)
     if not ctx.world.main:
