@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import shlex
 import signal
@@ -310,6 +311,9 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
         _fail_with_stacks(proc, f"train-cls did not end within 120 s of {signal.Signals(sent).name}")
     assert proc.returncode == status, out
     assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
+    during, saved = map(int, re.search(r"interrupted during iteration (\d+) .* checkpoint at iteration (\d+)",
+                                       out).groups())
+    assert during >= saved, "the iteration of its checkpoint is done: it was interrupted during a later one"
     assert last_words in out and "Traceback" not in out
     assert "%|" in out and "%|" not in out.split("interrupted during iteration")[1]    # no bar drawn over it
     again = shlex.join(["dsrg", "train-cls", "--profile", "demo", *args, "--resume"])
