@@ -780,26 +780,41 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
 
 
-def test_a_seeds_step_stopped_by_an_error_keeps_the_cues_it_made_for_resume(tiny_run, tmp_path, capsys, monkeypatch):
+def _seeds_to_make_again(tiny_run, tmp_path):
+    """A profile whose run folder holds a copy of the tiny run's train-cls (the same settings: the same folder),
+    so that its seeds step runs again there."""
     import shutil
 
     from conftest import tiny_profile
 
-    from dsrg.run import step_files
-    from dsrg.steps import seeds
-
     cfg, done = tiny_run
     mine = tiny_profile(cfg.data.root, tmp_path / "run")
     shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)
+    return mine
+
+
+def _stack_cues_stopped_at(n: int, stop: BaseException):
+    """seeds.stack_cues raising ``stop`` at its ``n``-th call, and the list of its calls (one item each)."""
+    from dsrg.steps import seeds
+
     real, calls = seeds.stack_cues, []
 
-    def failing_at_the_sixth(*args):                   # no file of cues written yet (256 images a file)
+    def stopped(*args):
         calls.append(1)
-        if len(calls) == 6:
-            raise OSError("a corrupt image")
+        if len(calls) == n:
+            raise stop
         return real(*args)
 
-    monkeypatch.setattr(seeds, "stack_cues", failing_at_the_sixth)
+    return stopped, calls
+
+
+def test_a_seeds_step_stopped_by_an_error_keeps_the_cues_it_made_for_resume(tiny_run, tmp_path, capsys, monkeypatch):
+    from dsrg.run import step_files
+    from dsrg.steps import seeds
+
+    mine, real = _seeds_to_make_again(tiny_run, tmp_path), seeds.stack_cues
+    # at the sixth image, with no file of cues written yet (256 images a file)
+    monkeypatch.setattr(seeds, "stack_cues", _stack_cues_stopped_at(6, OSError("a corrupt image"))[0])
     with pytest.raises(OSError):
         seeds.run(mine)
     assert "seeds: stopped by the error below with the cues of 5 of 16 images written" in capsys.readouterr().err
@@ -814,16 +829,10 @@ def test_a_seeds_step_stopped_by_an_error_keeps_the_cues_it_made_for_resume(tiny
 
 
 def test_a_seeds_step_stopped_by_an_error_before_any_cue_says_nothing_of_cues(tiny_run, tmp_path, capsys, monkeypatch):
-    import shutil
-
-    from conftest import tiny_profile
-
     from dsrg.steps import seeds
 
-    cfg, done = tiny_run
-    mine = tiny_profile(cfg.data.root, tmp_path / "run")
-    shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)
-    monkeypatch.setattr(seeds, "stack_cues", lambda *a: (_ for _ in ()).throw(OSError("a setup error")))
+    mine = _seeds_to_make_again(tiny_run, tmp_path)
+    monkeypatch.setattr(seeds, "stack_cues", _stack_cues_stopped_at(1, OSError("a setup error"))[0])
     with pytest.raises(OSError):
         seeds.run(mine)
     assert "cues" not in capsys.readouterr().err
@@ -831,27 +840,16 @@ def test_a_seeds_step_stopped_by_an_error_before_any_cue_says_nothing_of_cues(ti
 
 def test_an_interrupted_seeds_step_keeps_the_cues_it_wrote_and_resume_makes_the_same_store(tiny_run, tmp_path, capsys,
                                                                                          monkeypatch):
-    import shutil
-
     import numpy as np
-    from conftest import tiny_profile
 
     from dsrg.data.cues import CueStore
     from dsrg.run import step_files
     from dsrg.steps import seeds
 
-    cfg, done = tiny_run
-    mine = tiny_profile(cfg.data.root, tmp_path / "run")
-    shutil.copytree(done["cls"], tmp_path / "run" / done["cls"].name)      # the same settings: the same folder
+    done = tiny_run[1]
+    mine, real = _seeds_to_make_again(tiny_run, tmp_path), seeds.stack_cues
     monkeypatch.setattr(seeds, "PART_IMAGES", 2)                          # a file of cues every 2 images
-    real, calls = seeds.stack_cues, []
-
-    def interrupted_at_the_sixth(*args):
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real(*args)
-
+    interrupted_at_the_sixth, calls = _stack_cues_stopped_at(6, KeyboardInterrupt())
     monkeypatch.setattr(seeds, "stack_cues", interrupted_at_the_sixth)
     with pytest.raises(KeyboardInterrupt):
         seeds.run(mine)
