@@ -39,6 +39,15 @@ _FULL = {errno.ENOSPC, errno.EDQUOT}
 _CANNOT_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, *_FULL}
 
 
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The file lying where ``folder`` or one of the folders above it should be; None where there is none (or a
+    folder on the way cannot be read)."""
+    try:
+        return next((p for p in (Path(folder), *Path(folder).parents) if p.exists() and not p.is_dir()), None)
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def writable(path: str | os.PathLike, what: str, errnos: set[int] = _CANNOT_WRITE) -> Iterator[None]:
     """Turn an OSError of writing ``path`` that says the place cannot be written (``errnos``: read-only, no
@@ -48,8 +57,7 @@ def writable(path: str | os.PathLike, what: str, errnos: set[int] = _CANNOT_WRIT
     except OSError as exc:
         if exc.errno not in errnos:
             raise
-        file = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None) \
-            if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
+        file = file_in_the_way(Path(path).parent) if exc.errno in (errno.EEXIST, errno.ENOTDIR) else None
         why = f"{file} is a file, not a folder" if file is not None else exc.strerror
         raise InputError(f"cannot write {what} {path} ({why}); expected a place you can write to") from None
 

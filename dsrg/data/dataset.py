@@ -21,9 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..overrides import apply_overrides
 from ..method import transforms as T
-from .synthetic import SynthConfig, write_dataset
+from .synthetic import synth_config, write_dataset
 from .coco import COCO_CLASSES
 from .synthetic_coco import coco_converted, embedded_coco_root
 from .voc import VOCSegmentation, read_label_png, root_class_names
@@ -42,7 +41,7 @@ def open_split(data, split: str, progress: bool = False) -> VOCSegmentation:
                   f"{data.dataset}; a dataset of your own there is read with data.dataset=voc)", file=sys.stderr,
                   flush=True)
         if data.dataset == "synthetic":
-            write_dataset(data.root, apply_overrides(SynthConfig(), data.synth, "data.synth"), progress=progress)
+            write_dataset(data.root, synth_config(data.synth), progress=progress)
         else:
             embedded_coco_root(Path(data.root).parent, data.synth, progress=progress)
     return VOCSegmentation(data.root, split)

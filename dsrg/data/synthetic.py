@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..files import atomic_dir, locked, save_image, write_json, write_text
+from ..overrides import apply_overrides
 from .voc import IGNORE, write_label_png
 
 GENERATOR = "dsrg.data.synthetic"
@@ -117,6 +118,16 @@ class SynthConfig:
     clutter: float = 1.0       # amount of background clutter (0: gradient only)
     noise: float = 3.0         # std of the per-pixel Gaussian noise, in grey levels
     classes: int = DEFAULT_CLASSES  # foreground classes drawn, 1..MAX_CLASSES (COCO form: 15, see dsrg.data.coco)
+
+
+def synth_config(synth: object = None) -> SynthConfig:
+    """``synth`` as a SynthConfig: one, a list of its ``key=value`` overrides (``data.synth``), or None (the
+    defaults)."""
+    if synth is None:
+        return SynthConfig()
+    if isinstance(synth, SynthConfig):
+        return synth
+    return apply_overrides(SynthConfig(), [str(s) for s in synth], "data.synth")
 
 
 def validate_config(cfg: SynthConfig) -> None:

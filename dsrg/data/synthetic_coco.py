@@ -18,10 +18,9 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..files import atomic_dir, locked, save_image, write_json
-from ..overrides import apply_overrides
 from .coco import convert_coco
 from .synthetic import (DEFAULT_CLASSES, SynthConfig, class_names, config_dict, render_scene, stored_config,
-                        validate_config)
+                        synth_config, validate_config)
 
 SYNTH_SPLITS = {"train": "train2014", "val": "val2014"}
 # The name this writer has always stored in its dataset.json (it lived in dsrg.data.coco): kept, so that the
@@ -139,7 +138,7 @@ def coco_converted(root: str | os.PathLike, synth: Any = None) -> bool:
     """Whether ``root`` (``<folder>/COCO2014``) holds both splits of the embedded set of ``synth`` converted
     (:func:`embedded_coco_root`'s test: a split file, written last, and its count in ``dataset.json``); False
     for a conversion that was interrupted, which the first step finishes."""
-    counts = _coco_config(_synth_config(synth), None)[1]["counts"]
+    counts = _coco_config(synth_config(synth), None)[1]["counts"]
     return all(_split_converted(Path(root), split, n) for split, n in counts.items())
 
 
@@ -157,22 +156,15 @@ def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:
     """InputError if the COCO form beside the converted ``root`` (``<folder>/coco`` for ``<folder>/COCO2014``)
     exists and holds another config than ``synth`` (a profile's ``data.synth``): what
     :func:`embedded_coco_root` would refuse; nothing is written."""
-    _holds(Path(root).parent / "coco", _coco_config(_synth_config(synth), _classes_given(synth))[1])
+    _holds(Path(root).parent / "coco", _coco_config(synth_config(synth), _classes_given(synth))[1])
 
 
 def _classes_given(synth: Any) -> int | None:
     """The class count that a list of overrides sets (``classes=7``, the VOC form's default, means 7 here too);
     None where it sets none, or ``synth`` is a config."""
     if isinstance(synth, (list, tuple)) and any(str(o).partition("=")[0].strip() == "classes" for o in synth):
-        return _synth_config(synth).classes
+        return synth_config(synth).classes
     return None
-
-
-def _synth_config(synth: Any) -> SynthConfig:
-    """``synth`` as a SynthConfig: one, a list of its ``key=value`` overrides, or None (the defaults)."""
-    if synth is None:
-        return SynthConfig()
-    return synth if isinstance(synth, SynthConfig) else apply_overrides(SynthConfig(), [str(s) for s in synth], "data.synth")
 
 
 def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int | None = None,
@@ -194,7 +186,7 @@ def embedded_coco_root(root: str | os.PathLike, synth: Any = None, classes: int 
     (``classes=7``, the VOC form's default) sets it here too.
     """
     classes = _classes_given(synth) if classes is None else classes
-    synth = _synth_config(synth)
+    synth = synth_config(synth)
     root = Path(root)
     out = root / "COCO2014"
     with locked(root / ".embedded-coco.lock"):  # a second caller waits, then finds it written

@@ -23,7 +23,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..errors import InputError
-from ..files import made_folders, read_json, writable, write_json
+from ..files import file_in_the_way, made_folders, read_json, writable, write_json
 from ..profile import load_profile
 from ..run import folders
 from ..run.dist import threads as torch_threads
@@ -91,11 +91,8 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
     for row in ABLATION.values():
         refuse_row_keys(overrides, row)
     for option, path, what in (("--out", out, "for the records"), ("--runs", runs, "for the run folders")):
-        try:
-            file = next((p for p in (Path(path), *Path(path).parents) if p.exists()), None) if path else None
-        except OSError:                                    # a folder on the way that cannot be read: said later
-            file = None
-        if file is not None and not file.is_dir():
+        file = file_in_the_way(path) if path else None     # a folder on the way that cannot be read: said later
+        if file is not None:
             raise InputError(f"{option} {path}: {file} is a file; expected a folder {what}")
     name = load_profile(profile, list(overrides)).name
     for seed in seeds:

@@ -29,14 +29,13 @@ from ..data.check import VOC2012_COUNTS, file_problems, unlabelled_indices, voc_
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
-from ..data.synthetic import SPLIT_CODES, SynthConfig, require_written_as
+from ..data.synthetic import SPLIT_CODES, require_written_as, synth_config
 from ..data.synthetic_coco import SYNTH_SPLITS, require_coco_written_as
 from ..data.voc import VOCSegmentation, found_instead, image_labels_path, image_size
 from ..errors import InputError, name_some, plural
 from ..files import as_given, made_folders, not_a_file, not_a_folder, write_text
 from ..models.cam import CAMNet
 from ..models.deeplab import output_size
-from ..overrides import apply_overrides
 from ..profile import Profile
 from . import folders
 from .dist import resolve_device
@@ -180,7 +179,7 @@ def _check_embedded(cfg: Profile, split_keys: list[str], problems: _Problems) ->
     so that its files are checked as a VOC root's are."""
     root = Path(cfg.data.root)
     if cfg.data.dataset == "synthetic":
-        problems.collect(require_written_as, root, apply_overrides(SynthConfig(), cfg.data.synth, "data.synth"))
+        problems.collect(require_written_as, root, synth_config(cfg.data.synth))
     else:
         problems.collect(require_coco_written_as, root, cfg.data.synth)
     misnamed = embedded_root_problem(root, cfg.data.dataset)      # a real dataset's path, missing; not COCO2014
