@@ -274,6 +274,84 @@ def test_a_second_run_skips_complete_steps(tiny_run, capsys):
     assert capsys.readouterr().out.count("done before") == 6
 
 
+def _own_copy(cfg, tmp_path):
+    """The tiny run's dataset copied as a root of one's own (``data.dataset=voc``), and its profile."""
+    import shutil
+
+    root = shutil.copytree(cfg.data.root, tmp_path / "mine")
+    return root, tiny_profile(root, tmp_path / "run", "data.dataset=voc")
+
+
+def _mark_done(cfg, step):
+    runs.finish(runs.start(cfg, step), 0.0)
+
+
+def test_a_complete_step_whose_split_list_was_edited_since_is_refused_until_the_list_is_restored(tiny_run,
+                                                                                                  tmp_path):
+    from dsrg.run.preflight import check_inputs
+
+    root, cfg = _own_copy(tiny_run[0], tmp_path)
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    ids = listed.read_text().split()
+    _mark_done(cfg, "cls")
+    assert json.loads((runs.step_dir(cfg, "cls") / "config.json").read_text())["splits"]["train"]["images"] == len(ids)
+    check_inputs(cfg, ["cls"])
+    listed.write_text("\n\n".join(ids) + "\n")                  # blank lines: the same list, as read
+    check_inputs(cfg, ["cls"])
+    listed.write_text("\n".join(ids[1:]) + "\n")
+    with pytest.raises(InputError, match=rf"^train-cls: its complete folder {runs.step_dir(cfg, 'cls')} was made from "
+                                         rf"split 'train' as {listed} listed it then, and the list has changed "
+                                         rf"\({len(ids) - 1} images now, {len(ids)} then\): delete the folder to run "
+                                         rf"the step again on the list as it is, or restore the list$"):
+        check_inputs(cfg, ["cls"])
+    listed.write_text("\n".join(ids[::-1]) + "\n")
+    _mark_done(tiny_profile(root, tmp_path / "run", "data.dataset=voc", "cls.lr=0.5"), "cls")   # another, not read
+    with pytest.raises(InputError, match=rf"\({len(ids)} images as then, but other ones or in another order\)"):
+        check_inputs(cfg, ["seeds"])                             # it reads the complete train-cls
+    listed.write_text("\n".join(ids) + "\n")
+    check_inputs(cfg, ["cls"])
+
+
+def test_every_complete_step_made_from_an_edited_list_is_named_and_the_embedded_sets_record_none(tiny_run,
+                                                                                                  tmp_path):
+    from dsrg.run.preflight import check_inputs
+
+    root, cfg = _own_copy(tiny_run[0], tmp_path)
+    for step in ("cls", "seeds"):
+        _mark_done(cfg, step)
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    listed.write_text(listed.read_text().split()[0] + "\n")
+    with pytest.raises(InputError, match=r"^2 complete steps were made from a split list that has changed since:\n"
+                                         r"  - train-cls: .*\n  - seeds: .*\ndelete those folders to run their "
+                                         r"steps again on the lists as they are, or restore the lists$"):
+        check_inputs(cfg, ["seg"])
+    assert "splits" not in json.loads((tiny_run[1]["cls"] / "config.json").read_text())
+
+
+def test_train_seg_on_cues_of_another_list_names_the_images_without_and_the_folder_to_delete(tiny_run, tmp_path):
+    """Seeds made before their folder recorded its list: the images the cues miss are found before training."""
+    import shutil
+
+    from dsrg.steps import train_seg
+
+    cfg, done = tiny_run
+    root, mine = _own_copy(cfg, tmp_path)
+    for step in ("cls", "seeds"):
+        shutil.copytree(done[step], runs.step_dir(mine, step))
+    first = VOCSegmentation(root, "train").ids[0]
+    shutil.copy(root / "JPEGImages" / f"{first}.jpg", root / "JPEGImages" / "extra.jpg")
+    shutil.copy(root / "SegmentationClass" / f"{first}.png", root / "SegmentationClass" / "extra.png")
+    with open(root / "ImageSets" / "Segmentation" / "train.txt", "a") as f:
+        f.write("extra\n")
+    n = len(VOCSegmentation(root, "train"))
+    with pytest.raises(InputError, match=rf"the seed cues in {runs.step_dir(mine, 'seeds')} cover {n - 1} of the {n} "
+                                         rf"images of split 'train' \(none for extra\): they were made for another "
+                                         rf"list of images; delete the folder {runs.step_dir(mine, 'seeds')} to make "
+                                         rf"the seeds again"), runs.step_lock(mine, "seg"):
+        train_seg.run(mine)
+    assert not runs.step_dir(mine, "seg").exists()
+
+
 def test_changing_a_seg_setting_reuses_cls_and_seeds():
     base = tiny_profile("/data/x", "/runs/x")
     other = tiny_profile("/data/x", "/runs/x", "seg.theta_fg=0.9")

@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +37,7 @@ import numpy as np
 from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
-from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names
+from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_file_ids
 from ..errors import InputError, expect_choice
 from ..files import held, locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
@@ -220,6 +221,56 @@ def _labels_digest(root: str, split: str, contents: str) -> str:
     ds = VOCSegmentation(root, split)
     text = "".join(f"{i} {np.flatnonzero(ds.image_labels[i]).tolist()}\n" for i in sorted(ds.ids))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def split_keys(step: str) -> list[str]:
+    """The settings that name the splits ``step`` reads: the evaluated split, else the training split (and the
+    classifier's validation split)."""
+    return ["eval.split"] if step == "eval" else ["data.train_split"] + (["data.val_split"] if step == "cls" else [])
+
+
+def split_records(cfg: Profile, step: str) -> dict[str, dict]:
+    """The image lists of the splits ``step`` reads from a real-data root (``data.dataset=voc``), as they are now:
+    ``{split: {"images": n, "digest": d}}`` with ``d`` a digest of the ids in the order listed. Kept in the
+    step's ``config.json`` beside its settings (not in its hash, so that the runs made before keep their
+    folders): a complete step whose list has changed since is refused (:func:`changed_split`). The classifier's
+    validation split is not recorded (its mAP is a report: another list would refuse its trained network), nor
+    is an embedded dataset's (named by its settings)."""
+    if cfg.data.dataset != "voc":
+        return {}
+    out = {}
+    for key in split_keys(step)[:1]:
+        split = attrgetter(key)(cfg)
+        path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+        try:
+            ids = split_file_ids(path) if path.is_file() else None
+        except (OSError, InputError):        # pre-flight says what is wrong with the file
+            ids = None
+        if ids is not None:
+            out[split] = {"images": len(ids), "digest": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
+    return out
+
+
+def changed_split(cfg: Profile, step: str) -> str | None:
+    """Why the complete folder of ``step`` no longer matches the image list of a split it read (its
+    ``config.json`` records them, :func:`split_records`): that list has other images now, or the same in another
+    order. None where it matches, or the folder has no record (made before the record, or not complete)."""
+    folder = step_dir(cfg, step)
+    if not is_done(folder):
+        return None
+    try:
+        then = read_json(folder / step_files.CONFIG, "a step's settings").get("splits") or {}
+    except (InputError, AttributeError):
+        return None
+    now = split_records(cfg, step)
+    for split, record in then.items() if isinstance(then, dict) else ():
+        if split in now and isinstance(record, dict) and record.get("digest") != now[split]["digest"]:
+            n, m = record.get("images"), now[split]["images"]
+            what = f"{m} images now, {n} then" if n != m else f"{m} images as then, but other ones or in another order"
+            return (f"{COMMANDS[step]}: its complete folder {folder} was made from split '{split}' as "
+                    f"{Path(cfg.data.root) / 'ImageSets' / 'Segmentation' / f'{split}.txt'} listed it then, and the "
+                    f"list has changed ({what})")
+    return None
 
 
 #: Hex digits of a step's hash, which names its folder (``seg-0123456789``).
@@ -466,8 +517,10 @@ def start(cfg: Profile, step: str) -> Path:
     except OSError as exc:
         raise InputError(f"out: cannot create the step folder {folder} ({exc.strerror}); expected a folder to "
                          f"write the run into (out=... or, by default, runs/<profile>)") from None
+    splits = split_records(cfg, step)
     write_json(folder / step_files.CONFIG, {"step": COMMANDS[step], "hash": step_hash(cfg, step),
-                                        "config": step_config(cfg, step), "profile": cfg.name})
+                                        "config": step_config(cfg, step), "profile": cfg.name,
+                                        **({"splits": splits} if splits else {})})
     return folder
 
 

@@ -18,6 +18,7 @@ check.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -45,7 +46,7 @@ from .train import iterations_per_epoch, require_shared
 
 def step_inputs(cfg: Profile, step: str) -> tuple[list[str], list[tuple[str, str]]]:
     """The split keys and the ``(path key, "file" | "folder")`` inputs that ``step`` reads."""
-    splits = ["eval.split"] if step == "eval" else ["data.train_split"] + (["data.val_split"] if step == "cls" else [])
+    splits = folders.split_keys(step)
     paths = []
     if step == "cls" and cfg.cls.backbone_weights:
         paths.append(("cls.backbone_weights", "file"))
@@ -87,6 +88,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
 
     The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
     fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
+    _refuse_changed_splits(cfg, steps)
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
@@ -118,6 +120,20 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True) -> N
         if not marker.is_file():
             write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
                                f"files of each split decoded)\n")
+
+
+def _refuse_changed_splits(cfg: Profile, steps: Sequence[str]) -> None:
+    """An InputError naming each complete step that ``steps`` reuse or read whose split list has changed since it
+    ran (:func:`folders.changed_split`): its output is of other images than the list names now."""
+    read = {step: None for s in steps for step in (*folders.reads(cfg, s), s)}
+    changed = [why for why in map(functools.partial(folders.changed_split, cfg), read) if why]
+    if len(changed) == 1:
+        raise InputError(f"{changed[0]}: delete the folder to run the step again on the list as it is, or restore "
+                         f"the list")
+    if changed:
+        raise InputError(f"{len(changed)} complete steps were made from a split list that has changed since:\n  - "
+                         + "\n  - ".join(changed) + "\ndelete those folders to run their steps again on the lists "
+                         "as they are, or restore the lists")
 
 
 def _check_settings(cfg: Profile, steps: list[str], trained: list[str], problems: _Problems) -> None:
