@@ -959,12 +959,16 @@ def test_a_background_threshold_that_is_no_probability_is_named(threshold):
         background_cues(np.zeros((2, 2)), threshold)
 
 
-def test_the_embedded_dataset_pointed_at_a_real_voc_root_says_which_profile_reads_it(tmp_path):
+def test_the_embedded_dataset_pointed_at_a_real_voc_root_says_which_profile_reads_it(tmp_path, capsys):
+    from dsrg.cli import main
     from dsrg.data.synthetic import write_dataset
 
     (tmp_path / "VOC2012" / "JPEGImages").mkdir(parents=True)
     with pytest.raises(InputError, match=r"holds a dataset in the VOC layout.*\(voc-vgg16, voc-resnet101\)"):
         write_dataset(tmp_path / "VOC2012", progress=False)
+    assert main(["data", "synth", "--out", str(tmp_path / "VOC2012"), "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "choose another folder" in said and "profile writes" not in said         # no profile in that command
     assert sorted(p.name for p in (tmp_path / "VOC2012").iterdir()) == ["JPEGImages"], "nothing written there"
 
 

@@ -144,7 +144,7 @@ def test_a_step_that_fails_before_keeping_anything_leaves_no_folder_behind(tmp_p
             runs.start(cfg, "cls")
             (folder / "log.jsonl").touch()
             raise error
-        assert not folder.exists()
+        assert not folder.exists() and not folder.parent.exists()      # nor the run folder it made
     with pytest.raises(KeyboardInterrupt), runs.step_lock(cfg, "cls"):
         runs.start(cfg, "cls")
         (folder / "log.jsonl").write_text('{"it": 0}\n')

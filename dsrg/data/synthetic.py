@@ -447,9 +447,10 @@ def _check_existing(out: Path, cfg: SynthConfig) -> bool:
     meta_path = out / "dataset.json"
     if not meta_path.is_file():
         if (out / "JPEGImages").is_dir() or (out / "SegmentationClass").is_dir():
-            raise InputError(f"{out} holds a dataset in the VOC layout, and this profile writes the embedded one "
-                             f"there (data.dataset=synthetic); to read real data use a profile made for it "
-                             f"(voc-vgg16, voc-resnet101) or data.dataset=voc")
+            raise InputError(f"{out} holds a dataset in the VOC layout, not the embedded one (no dataset.json), and "
+                             f"the embedded dataset is not written over it: choose another folder for it; to read "
+                             f"that dataset, a profile made for real data (voc-vgg16, voc-resnet101) or "
+                             f"data.dataset=voc")
         raise InputError(f"{out} exists but is not a synthetic dataset (no dataset.json); "
                          "delete it or choose another folder")
     try:

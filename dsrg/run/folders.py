@@ -39,7 +39,7 @@ from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_file_ids
 from ..errors import InputError, expect_choice
-from ..files import held, locked, read_json, write_json
+from ..files import held, locked, made_folders, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
 
@@ -302,7 +302,10 @@ def step_lock(cfg: Profile, step: str, world=None):
     main = world is None or world.main
     if is_done(folder) and not os.access(folder.parent, os.W_OK):     # a finished run on a read-only disk: read it
         lock = contextlib.nullcontext()
-    with lock if main else contextlib.nullcontext():
+    alone = world is None or world.size == 1
+    # the run folder (and its parents) that the first step makes are removed again if it fails and leaves them empty
+    made = made_folders(folder.parent) if alone and not folder.parent.exists() else contextlib.nullcontext()
+    with made, lock if main else contextlib.nullcontext():
         try:
             if world is not None and world.size > 1:
                 from .dist import barrier           # (torch: not for the commands that never train)
@@ -313,7 +316,7 @@ def step_lock(cfg: Profile, step: str, world=None):
             else:
                 yield
         except BaseException:
-            if world is None or world.size == 1:    # under torchrun another process may still be writing into it
+            if alone:                   # under torchrun another process may still be writing into it
                 drop_stub(folder)
             raise
 
