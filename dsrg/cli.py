@@ -132,7 +132,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     before = folders.upstream(cfg, step)
     ready = before is None or folders.is_done(folders.step_dir(cfg, before))
     with same_in_every_process():
-        check_inputs(cfg, [step], remember=ready)  # its clean files remembered only for a step that can run
+        check_inputs(cfg, [step], remember=ready, resume=args.resume)   # clean files remembered where it can run
         if not ready and not folders.is_done(folders.step_dir(cfg, step)):
             folders.require(cfg, before)           # the step it reads has not run: said before anything is written
     from .run.context import join_world

@@ -295,48 +295,82 @@ def test_a_complete_step_whose_split_list_was_edited_since_is_refused_until_the_
     ids = listed.read_text().split()
     _mark_done(cfg, "cls")
     assert json.loads((runs.step_dir(cfg, "cls") / "config.json").read_text())["splits"]["train"]["images"] == len(ids)
-    check_inputs(cfg, ["cls"])
     listed.write_text("\n\n".join(ids) + "\n")                  # blank lines: the same list, as read
     check_inputs(cfg, ["cls"])
     listed.write_text("\n".join(ids[1:]) + "\n")
-    with pytest.raises(InputError, match=rf"^train-cls: its complete folder {runs.step_dir(cfg, 'cls')} was made from "
-                                         rf"split 'train' as {listed} listed it then, and the list has changed "
-                                         rf"\({len(ids) - 1} images now, {len(ids)} then\): delete the folder to run "
-                                         rf"the step again on the list as it is, or restore the list$"):
+    with pytest.raises(InputError, match=rf"^1 step folder was made from a split list that has changed since:\n  - "
+                                         rf"{runs.step_dir(cfg, 'cls')} \(train-cls\): made from split 'train' as "
+                                         rf"{listed} listed it then; it lists {len(ids) - 1} images now, {len(ids)} "
+                                         rf"then\ndelete the folder to run the step again on the list as it is, or "
+                                         rf"restore the list$"):
         check_inputs(cfg, ["cls"])
     listed.write_text("\n".join(ids[::-1]) + "\n")
-    _mark_done(tiny_profile(root, tmp_path / "run", "data.dataset=voc", "cls.lr=0.5"), "cls")   # another, not read
-    with pytest.raises(InputError, match=rf"\({len(ids)} images as then, but other ones or in another order\)"):
-        check_inputs(cfg, ["seeds"])                             # it reads the complete train-cls
+    with pytest.raises(InputError, match=rf"it lists the same {len(ids)} images in another order"):
+        check_inputs(cfg, ["cls"])
+    listed.write_text("\n".join(["other", *ids[1:]]) + "\n")
+    with pytest.raises(InputError, match=rf"it lists {len(ids)} images as then, but other ones"):
+        check_inputs(cfg, ["cls"])
     listed.write_text("\n".join(ids) + "\n")
     check_inputs(cfg, ["cls"])
 
 
-def test_every_complete_step_made_from_an_edited_list_is_named_and_the_embedded_sets_record_none(tiny_run,
-                                                                                                  tmp_path):
+def test_every_step_made_from_an_edited_list_or_reading_one_is_named_by_any_command_that_reads_them(tiny_run,
+                                                                                                    tmp_path):
+    """The evaluation too, which reads the validation split: deleting the folders named leaves no stale result."""
     from dsrg.run.preflight import check_inputs
 
     root, cfg = _own_copy(tiny_run[0], tmp_path)
-    for step in ("cls", "seeds"):
+    steps = pipeline.planned_steps(cfg)
+    for step in steps:
         _mark_done(cfg, step)
+    val = root / "ImageSets" / "Segmentation" / "val.txt"
+    kept = val.read_text()
+    val.write_text(kept.split()[0] + "\n")
+    check_inputs(cfg, ["cls"])                                  # train-cls reads no evaluation
+    with pytest.raises(InputError, match=r"^1 step folder was made from a split list that has changed since:\n  - "
+                                         r".*\(evaluate\): made from split 'val'"):
+        check_inputs(cfg, ["eval"])
+    val.write_text(kept)
     listed = root / "ImageSets" / "Segmentation" / "train.txt"
     listed.write_text(listed.read_text().split()[0] + "\n")
-    with pytest.raises(InputError, match=r"^2 complete steps were made from a split list that has changed since:\n"
-                                         r"  - train-cls: .*\n  - seeds: .*\ndelete those folders to run their "
-                                         r"steps again on the lists as they are, or restore the lists$"):
-        check_inputs(cfg, ["seg"])
-    assert "splits" not in json.loads((tiny_run[1]["cls"] / "config.json").read_text())
+    for command in (["cls"], ["eval"], steps):
+        with pytest.raises(InputError) as said:
+            check_inputs(cfg, command)
+        lines = str(said.value).splitlines()
+        assert lines[0] == f"{len(steps)} step folders were made from a split list that has changed since:"
+        assert [line.split(" (")[1].split(")")[0] for line in lines[1:-1]] == [runs.COMMANDS[s] for s in steps]
+        assert lines[-2].endswith("(evaluate): it reads the output of retrain above")
+        assert lines[-1] == "delete the folders to run the steps again on the list as it is, or restore the list"
+    assert "splits" not in json.loads((tiny_run[1]["cls"] / "config.json").read_text())    # embedded: none
 
 
-def test_train_seg_on_cues_of_another_list_names_the_images_without_and_the_folder_to_delete(tiny_run, tmp_path):
-    """Seeds made before their folder recorded its list: the images the cues miss are found before training."""
+def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(tiny_run, tmp_path):
+    from dsrg.run.preflight import check_inputs
+
+    root, cfg = _own_copy(tiny_run[0], tmp_path)
+    folder = runs.start(cfg, "cls")
+    (folder / "log.jsonl").write_text('{"it": 0}\n')              # interrupted after a logged iteration
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
+    check_inputs(cfg, ["cls"], remember=False)                   # without --resume it starts over
+    with pytest.raises(InputError, match=rf"^1 step folder was made from a split list that has changed since:\n  - "
+                                         rf"{folder} \(train-cls, interrupted\): made from split 'train' .* it lists "
+                                         rf"15 images now, 16 then; --resume would go on with the list as it is "
+                                         rf"now\nrun without --resume to start over on the list as it is, or restore "
+                                         rf"the list$"):
+        check_inputs(cfg, ["cls"], remember=False, resume=True)
+
+
+def test_cues_and_pseudo_labels_of_another_list_are_named_before_the_step_that_reads_them(tiny_run, tmp_path):
+    """Seeds and pseudo labels made before their folders recorded their list: the images they miss are found by
+    pre-flight, before train-seg or retrain starts."""
     import shutil
 
-    from dsrg.steps import train_seg
+    from dsrg.run.preflight import check_inputs
 
     cfg, done = tiny_run
     root, mine = _own_copy(cfg, tmp_path)
-    for step in ("cls", "seeds"):
+    for step in ("cls", "seeds", "pseudo"):
         shutil.copytree(done[step], runs.step_dir(mine, step))
     first = VOCSegmentation(root, "train").ids[0]
     shutil.copy(root / "JPEGImages" / f"{first}.jpg", root / "JPEGImages" / "extra.jpg")
@@ -344,12 +378,12 @@ def test_train_seg_on_cues_of_another_list_names_the_images_without_and_the_fold
     with open(root / "ImageSets" / "Segmentation" / "train.txt", "a") as f:
         f.write("extra\n")
     n = len(VOCSegmentation(root, "train"))
-    with pytest.raises(InputError, match=rf"the seed cues in {runs.step_dir(mine, 'seeds')} cover {n - 1} of the {n} "
-                                         rf"images of split 'train' \(none for extra\): they were made for another "
-                                         rf"list of images; delete the folder {runs.step_dir(mine, 'seeds')} to make "
-                                         rf"the seeds again"), runs.step_lock(mine, "seg"):
-        train_seg.run(mine)
-    assert not runs.step_dir(mine, "seg").exists()
+    for step, source, what in (("seg", "seeds", "seed cues"), ("retrain", "pseudo", "pseudo labels")):
+        with pytest.raises(InputError, match=rf"^the {what} in {runs.step_dir(mine, source)} cover {n - 1} of the {n} "
+                                             rf"images of split 'train' \(none for extra\): they were made for "
+                                             rf"another list of images; delete the folder "
+                                             rf"{runs.step_dir(mine, source)} to make .* again$"):
+            check_inputs(mine, [step], remember=False)
 
 
 def test_changing_a_seg_setting_reuses_cls_and_seeds():

@@ -125,7 +125,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
-                check_inputs(cfg, todo, remember=False)
+                check_inputs(cfg, steps, remember=False)
                 checked.add((row, todo))
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)

@@ -38,7 +38,7 @@ from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_file_ids
-from ..errors import InputError, expect_choice
+from ..errors import InputError, expect_choice, plural
 from ..files import held, locked, made_folders, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
@@ -231,11 +231,11 @@ def split_keys(step: str) -> list[str]:
 
 def split_records(cfg: Profile, step: str) -> dict[str, dict]:
     """The image lists of the splits ``step`` reads from a real-data root (``data.dataset=voc``), as they are now:
-    ``{split: {"images": n, "digest": d}}`` with ``d`` a digest of the ids in the order listed. Kept in the
-    step's ``config.json`` beside its settings (not in its hash, so that the runs made before keep their
-    folders): a complete step whose list has changed since is refused (:func:`changed_split`). The classifier's
-    validation split is not recorded (its mAP is a report: another list would refuse its trained network), nor
-    is an embedded dataset's (named by its settings)."""
+    ``{split: {"images": n, "digest": d, "set": e}}``, ``d`` a digest of the ids in the order listed, ``e`` of
+    them sorted. Kept in the step's ``config.json`` beside its settings (not in its hash, so that the runs made
+    before keep their folders), for :func:`changed_split`. The classifier's validation split is not recorded
+    (its mAP is a report: another list would refuse its trained network), nor is an embedded dataset's (named by
+    its settings), nor a list that cannot be read (pre-flight names it where a step to run reads it)."""
     if cfg.data.dataset != "voc":
         return {}
     out = {}
@@ -244,33 +244,50 @@ def split_records(cfg: Profile, step: str) -> dict[str, dict]:
         path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
         try:
             ids = split_file_ids(path) if path.is_file() else None
-        except (OSError, InputError):        # pre-flight says what is wrong with the file
+        except (OSError, InputError):
             ids = None
         if ids is not None:
-            out[split] = {"images": len(ids), "digest": hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]}
+            out[split] = {"images": len(ids), "digest": _digest(ids), "set": _digest(sorted(ids))}
     return out
 
 
+def _digest(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
 def changed_split(cfg: Profile, step: str) -> str | None:
-    """Why the complete folder of ``step`` no longer matches the image list of a split it read (its
-    ``config.json`` records them, :func:`split_records`): that list has other images now, or the same in another
-    order. None where it matches, or the folder has no record (made before the record, or not complete)."""
+    """How the image list of a split that the folder of ``step`` recorded (:func:`split_records`, complete or
+    interrupted) differs from the list now, in words; None where it does not, or the folder has no record (made
+    before the record, or by no run yet)."""
     folder = step_dir(cfg, step)
-    if not is_done(folder):
-        return None
     try:
-        then = read_json(folder / step_files.CONFIG, "a step's settings").get("splits") or {}
-    except (InputError, AttributeError):
+        then = read_json(folder / step_files.CONFIG, "a step's settings").get("splits") or {} \
+            if (folder / step_files.CONFIG).is_file() else {}
+    except (OSError, InputError, AttributeError):
         return None
     now = split_records(cfg, step)
     for split, record in then.items() if isinstance(then, dict) else ():
         if split in now and isinstance(record, dict) and record.get("digest") != now[split]["digest"]:
             n, m = record.get("images"), now[split]["images"]
-            what = f"{m} images now, {n} then" if n != m else f"{m} images as then, but other ones or in another order"
-            return (f"{COMMANDS[step]}: its complete folder {folder} was made from split '{split}' as "
-                    f"{Path(cfg.data.root) / 'ImageSets' / 'Segmentation' / f'{split}.txt'} listed it then, and the "
-                    f"list has changed ({what})")
+            what = (f"{plural(m, 'image')} now, {n} then" if n != m else f"the same {m} images in another order"
+                    if record.get("set") == now[split]["set"] else f"{plural(m, 'image')} as then, but other ones")
+            return (f"made from split '{split}' as {Path(cfg.data.root) / 'ImageSets' / 'Segmentation' / split}.txt "
+                    f"listed it then; it lists {what}")
     return None
+
+
+def stale_steps(cfg: Profile) -> dict[str, str]:
+    """The complete steps of ``cfg``'s run folder whose split list has changed since they ran
+    (:func:`changed_split`), and those that read the output of one: ``{step: why}``, in the pipeline's order."""
+    stale: dict[str, str] = {}
+    for step in STEPS:
+        if not is_done(step_dir(cfg, step)):
+            continue
+        why = changed_split(cfg, step)
+        above = next((r for r in reversed(reads(cfg, step)) if r in stale), None)
+        if why or above:
+            stale[step] = why or f"it reads the output of {COMMANDS[above]} above"
+    return stale
 
 
 #: Hex digits of a step's hash, which names its folder (``seg-0123456789``).

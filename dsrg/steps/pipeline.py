@@ -34,7 +34,7 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     Prints one line per step. The inputs of the steps to run are checked first (:mod:`dsrg.run.preflight`)."""
     steps = [step for step in planned_steps(cfg) if only is None or step in only]
     with same_in_every_process():
-        check_inputs(cfg, steps)
+        check_inputs(cfg, steps, resume=resume)
     ctx = setup(cfg)
     out = {}
     early = seeds.start_early(cfg, ctx.device, ctx.world, steps)   # the seeds' saliency, while train-cls trains

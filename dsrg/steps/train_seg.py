@@ -29,7 +29,7 @@ import torch
 from ..method import transforms as T
 from ..data.cues import CueStore
 from ..data.dataset import SeedSet, collate, open_split
-from ..errors import InputError, name_some
+from ..errors import InputError
 from ..files import atomic_path, write_csv
 from ..method.crf import EXACT, TRAIN_PARAMS, choose_backend, refine_for_growing, resolve_backend
 from ..method.growing import grow, resolve_method
@@ -184,11 +184,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
                          f"were made for")
     if store.num_classes != train.num_classes:
         raise InputError(f"the seed cues have {store.num_classes} classes, the dataset {train.num_classes}")
-    missing = [image_id for image_id in train.ids if image_id not in store]
-    if missing:                                 # the seeds ran on another list (a folder made before its record)
-        raise InputError(f"the seed cues in {seeds_dir} cover {len(train) - len(missing)} of the {len(train)} images "
-                         f"of split '{train.split}' (none for {name_some(missing)}): they were made for another list "
-                         f"of images; delete the folder {seeds_dir} to make the seeds again")
     dataset = SeedSet(train, cfg.seg.input_size, store)
     optimizer = make_optimizer(model.param_groups(cfg.seg.lr, cfg.seg.weight_decay), cfg.seg)
     # pydensecrf's processes, one pool for the whole step (where the CRF runs pydensecrf at all)
