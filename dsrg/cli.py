@@ -118,7 +118,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         if int(os.environ.get("RANK", 0)) == 0:
             from .steps.dry_run import dry_run
 
-            dry_run(cfg, args.command, args.profile, args.overrides)
+            dry_run(cfg, args.command, args.profile, args.overrides, resume=args.resume)
         return 0
     from .steps.summary import closing_summary
 
@@ -163,7 +163,7 @@ def _spread(args: argparse.Namespace) -> int:
     if not seeds:
         raise InputError("--seeds: expected at least one integer seed (key=value overrides may follow them)")
     if args.dry_run:
-        print(spread.plan(args.profile, seeds, args.out, args.runs, overrides))
+        print(spread.plan(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume))
         return 0
     spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
     folder = spread.records_folder(args.profile, args.out, overrides)

@@ -265,9 +265,12 @@ def locked(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None
         return
     path = Path(path)
     while True:
-        with writable(path, "the lock file"):
-            path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
-            f = open(path, "a")
+        try:
+            with writable(path, "the lock file"):
+                path.parent.mkdir(parents=True, exist_ok=True)      # again after a wait: it may have been removed
+                f = open(path, "a")
+        except FileNotFoundError:       # its folder removed between the two (a failed first step's, emptied): again
+            continue
         try:
             if not _lock(f.fileno(), wait=False):
                 if waiting:

@@ -638,6 +638,28 @@ def test_the_temporary_folders_that_killed_writers_left_are_removed_by_the_next_
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["done.txt"]
 
 
+def test_a_lock_whose_folder_is_removed_as_it_is_opened_is_taken_in_the_folder_made_again(tmp_path, monkeypatch):
+    """Another process's first step failed and removed the run folder it had made, emptied, between this one's
+    making it and opening its lock file there: the lock is taken in the folder made again, not a traceback."""
+    import builtins
+    import shutil
+
+    import dsrg.files as files
+
+    removed = []
+
+    def racing(path, *args, **kwargs):
+        if not removed:
+            removed.append(path)
+            shutil.rmtree(Path(path).parent)
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "open", racing, raising=False)
+    with files.locked(tmp_path / "run" / ".cls-0123456789.lock"):
+        assert (tmp_path / "run" / ".cls-0123456789.lock").is_file()
+    assert len(removed) == 1 and list((tmp_path / "run").iterdir()) == []
+
+
 def test_writers_take_turns_under_a_lock_that_leaves_no_file_behind(tmp_path):
     """A holds the lock; B waits on A's file; A leaves (deleting its file): B goes in. C, arriving while B
     is in, must wait for B, although A's file is gone and C makes a new one."""

@@ -302,7 +302,7 @@ def test_a_complete_step_whose_split_list_was_edited_since_is_refused_until_the_
                                          rf"{runs.step_dir(cfg, 'cls')} \(train-cls\): made from split 'train' as "
                                          rf"{listed} listed it then; it lists {len(ids) - 1} images now, {len(ids)} "
                                          rf"then\ndelete the folder to run the step again on the list as it is, or "
-                                         rf"restore the list$"):
+                                         rf"restore the list \(its lines in their order\)$"):
         check_inputs(cfg, ["cls"])
     listed.write_text("\n".join(ids[::-1]) + "\n")
     with pytest.raises(InputError, match=rf"it lists the same {len(ids)} images in another order"):
@@ -330,6 +330,8 @@ def test_every_step_made_from_an_edited_list_or_reading_one_is_named_by_any_comm
     with pytest.raises(InputError, match=r"^1 step folder was made from a split list that has changed since:\n  - "
                                          r".*\(evaluate\): made from split 'val'"):
         check_inputs(cfg, ["eval"])
+    val.write_text("\n".join(kept.split()[::-1]) + "\n")        # the images scored in another order: the same scores
+    check_inputs(cfg, ["eval"])
     val.write_text(kept)
     listed = root / "ImageSets" / "Segmentation" / "train.txt"
     listed.write_text(listed.read_text().split()[0] + "\n")
@@ -340,11 +342,12 @@ def test_every_step_made_from_an_edited_list_or_reading_one_is_named_by_any_comm
         assert lines[0] == f"{len(steps)} step folders were made from a split list that has changed since:"
         assert [line.split(" (")[1].split(")")[0] for line in lines[1:-1]] == [runs.COMMANDS[s] for s in steps]
         assert lines[-2].endswith("(evaluate): it reads the output of retrain above")
-        assert lines[-1] == "delete the folders to run the steps again on the list as it is, or restore the list"
+        assert lines[-1] == ("delete the folders to run the steps again on the list as it is, or restore the list (its "
+                             "lines in their order)")
     assert "splits" not in json.loads((tiny_run[1]["cls"] / "config.json").read_text())    # embedded: none
 
 
-def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(tiny_run, tmp_path):
+def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(tiny_run, tmp_path, capsys):
     from dsrg.run.preflight import check_inputs
 
     root, cfg = _own_copy(tiny_run[0], tmp_path)
@@ -357,8 +360,28 @@ def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(ti
                                          rf"{folder} \(train-cls, interrupted\): made from split 'train' .* it lists "
                                          rf"15 images now, 16 then; --resume would go on with the list as it is "
                                          rf"now\nrun without --resume to start over on the list as it is, or restore "
-                                         rf"the list$"):
+                                         rf"the list \(its lines in their order\)$"):
         check_inputs(cfg, ["cls"], remember=False, resume=True)
+    argv = ["train-cls", "--profile", "demo", *tiny_overrides(root, tmp_path / "run", "data.dataset=voc"), "--dry-run"]
+    assert main(argv) == 0 and main([*argv, "--resume"]) == 2      # the dry run, as the command would
+    assert "--resume would go on with the list as it is now" in capsys.readouterr().err
+
+
+def test_a_changed_list_names_only_the_folders_the_command_reads_and_those_made_from_them(tiny_run, tmp_path):
+    from dsrg.run.preflight import refuse_changed_splits
+
+    root, cfg = _own_copy(tiny_run[0], tmp_path)
+    authors = tiny_profile(root, tmp_path / "run", "data.dataset=voc", "seeds.source=authors",
+                           "seeds.authors_pickle=localization_cues.pickle", "seeds.authors_list=input_list.txt")
+    _mark_done(cfg, "cls")                                      # the CAMs' classifier, on the list before
+    _mark_done(authors, "seeds")                                # the authors' cues, read without it
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
+    with pytest.raises(InputError) as said:
+        refuse_changed_splits(authors, ["seeds"])
+    assert "(seeds)" in str(said.value) and "(train-cls)" not in str(said.value)
+    with pytest.raises(InputError, match=r"(?s)\(train-cls\).*\(seeds\)"):
+        refuse_changed_splits(authors, ["seg"])                 # its trunk is train-cls's (seg.init=cls)
 
 
 def test_cues_and_pseudo_labels_of_another_list_are_named_before_the_step_that_reads_them(tiny_run, tmp_path):

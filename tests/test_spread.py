@@ -162,6 +162,40 @@ def test_the_spread_dry_run_refuses_what_the_spread_would(capsys, tmp_path, over
     assert main(argv) == 2 and expected in capsys.readouterr().err
 
 
+def test_the_spread_dry_run_refuses_a_later_seeds_folders_made_from_a_list_edited_since(tiny_run, capsys, tmp_path):
+    """Seed 1 ran on the list before an edit, seed 0 after it: every step is complete in both, and seed 1's are
+    refused, as the spread would refuse them when it came to them."""
+    import shutil
+
+    from conftest import TINY
+
+    from dsrg.profile import load_profile
+    from dsrg.reproduce.experiments import ABLATION
+    from dsrg.run import folders
+    from dsrg.steps.pipeline import planned_steps
+
+    root = shutil.copytree(tiny_run[0].data.root, tmp_path / "mine")
+    overrides = [*TINY, f"data.root={root}", "data.dataset=voc"]
+
+    def mark_done(seed):
+        for row in ABLATION.values():
+            cfg = load_profile("demo", ["progress=false", f"out={tmp_path / 'r' / 'demo'}", f"seed={seed}", *overrides,
+                                        *row])
+            for step in planned_steps(cfg):
+                if not folders.is_done(folders.step_dir(cfg, step)):
+                    folders.finish(folders.start(cfg, step), 0.0)
+
+    mark_done(1)
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
+    mark_done(0)
+    capsys.readouterr()
+    assert main(["spread", "--profile", "demo", "--seeds", "0", "1", "--out", str(tmp_path / "s"), "--runs",
+                 str(tmp_path / "r"), "--dry-run", *overrides]) == 2
+    said = capsys.readouterr().err
+    assert "made from a split list that has changed since" in said and "15 images now, 16 then" in said
+
+
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():
     settings = "dsrg run --profile demo seg.growing=true"
     rec = {**_record("+DSRG", 0, 0.5, source="x"), "settings": settings, "threads": [2]}

@@ -107,11 +107,11 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
 
 
 def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
-         overrides: Sequence[str] = ()) -> str:
-    """What :func:`measure` would do, in lines, after its checks and the inputs' of the steps to run
-    (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and what would
-    happen to each, and the records it would write."""
-    from ..run.preflight import check_inputs
+         overrides: Sequence[str] = (), resume: bool = False) -> str:
+    """What :func:`measure` would do (with ``resume``: resuming), in lines, after its checks and the inputs' of
+    the steps to run (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and
+    what would happen to each, and the records it would write."""
+    from ..run.preflight import check_inputs, refuse_changed_splits
     from ..steps.pipeline import planned_steps
 
     seeds = list(dict.fromkeys(seeds))
@@ -124,8 +124,9 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
+            refuse_changed_splits(cfg, steps, resume)           # each seed's folders
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
-                check_inputs(cfg, steps, remember=False)
+                check_inputs(cfg, steps, remember=False, resume=resume)
                 checked.add((row, todo))
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)

@@ -267,7 +267,8 @@ def changed_split(cfg: Profile, step: str) -> str | None:
         return None
     now = split_records(cfg, step)
     for split, record in then.items() if isinstance(then, dict) else ():
-        if split in now and isinstance(record, dict) and record.get("digest") != now[split]["digest"]:
+        key = "set" if step == "eval" else "digest"        # the order of the images scored changes no score
+        if split in now and isinstance(record, dict) and record.get(key) != now[split][key]:
             n, m = record.get("images"), now[split]["images"]
             what = (f"{plural(m, 'image')} now, {n} then" if n != m else f"the same {m} images in another order"
                     if record.get("set") == now[split]["set"] else f"{plural(m, 'image')} as then, but other ones")

@@ -89,7 +89,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
 
     The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
     fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
-    _refuse_changed_splits(cfg, steps, resume)
+    refuse_changed_splits(cfg, steps, resume)
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
@@ -126,16 +126,21 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
                                f"files of each split decoded)\n")
 
 
-def _refuse_changed_splits(cfg: Profile, steps: Sequence[str], resume: bool) -> None:
+def refuse_changed_splits(cfg: Profile, steps: Sequence[str], resume: bool = False) -> None:
     """An InputError where ``steps`` run, reuse or read a complete step whose split list has changed since it
     ran, or one read from such a step (:func:`folders.stale_steps`, each named), or would resume an interrupted
     step on a changed list: their outputs are of other images than the list names now."""
     stale = folders.stale_steps(cfg)
     wanted = {step for s in steps for step in (*folders.reads(cfg, s), s)}
+    named: dict[str, str] = {}                  # the stale ones read, and those made from them
+    for step, why in stale.items():
+        if step in wanted or any(r in named for r in folders.reads(cfg, step)):
+            named[step] = why
     resumed = {s: why for s in steps if resume and s not in stale and folders.has_progress(folders.step_dir(cfg, s))
                and (why := folders.changed_split(cfg, s))}
-    if not resumed and not wanted & stale.keys():
+    if not resumed and not named:
         return
+    stale = named
     lines = [f"{folders.step_dir(cfg, s)} ({folders.COMMANDS[s]}): {why}" for s, why in stale.items()]
     lines += [f"{folders.step_dir(cfg, s)} ({folders.COMMANDS[s]}, interrupted): {why}; --resume would go on with "
               f"the list as it is now" for s, why in resumed.items()]
@@ -144,7 +149,7 @@ def _refuse_changed_splits(cfg: Profile, steps: Sequence[str], resume: bool) -> 
             "delete the folders to run the steps again" if len(lines) > 1 else "delete the folder to run the step again")
     raise InputError(f"{plural(len(lines), 'step folder')} {'was' if len(lines) == 1 else 'were'} made from a split "
                      f"list that has changed since:\n  - " + "\n  - ".join(lines)
-                     + f"\n{todo} on the list as it is, or restore the list")
+                     + f"\n{todo} on the list as it is, or restore the list (its lines in their order)")
 
 
 def _require_cover(cfg: Profile, steps: list[str], step: str, source: str, train: VOCSegmentation) -> None:

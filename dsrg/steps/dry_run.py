@@ -19,11 +19,12 @@ from .pipeline import planned_steps
 PROJECTED = ("voc-vgg16", "voc-resnet101")
 
 
-def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] = ()) -> None:
+def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] = (), resume: bool = False) -> None:
     """Print the resolved settings of ``cfg`` (loaded as ``profile`` with ``overrides``), what they come to on
     this machine, each step's folder and what would happen to it (with why it would run), the work of the steps
-    the command runs, and the pre-flight check of their inputs. ``command``: ``run`` or a single step's command
-    (shown after the steps it reads, which it does not run)."""
+    the command runs, and the pre-flight check of their inputs (``resume``: as the command with ``--resume``
+    would). ``command``: ``run`` or a single step's command (shown after the steps it reads, which it does not
+    run)."""
     from ..data.dataset import EMBEDDED, embedded_written
     from ..run.preflight import check_inputs, random_starts
 
@@ -43,7 +44,7 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
-    check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False)
+    check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False, resume=resume)
     if not to_run:
         print("# inputs: not checked, every step is done")
     else:
