@@ -367,6 +367,21 @@ def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(ti
     assert "--resume would go on with the list as it is now" in capsys.readouterr().err
 
 
+def test_an_interrupted_folder_made_before_the_record_gains_none_when_it_goes_on(tiny_run, tmp_path):
+    """Which list its first session trained on is not known: recording the list as it is now would vouch for it."""
+    root, cfg = _own_copy(tiny_run[0], tmp_path)
+    folder = runs.start(cfg, "cls")
+    (folder / "log.jsonl").write_text('{"it": 0}\n')
+    config = json.loads((folder / "config.json").read_text())
+    del config["splits"]
+    (folder / "config.json").write_text(json.dumps(config))
+    runs.start(cfg, "cls")
+    assert "splits" not in json.loads((folder / "config.json").read_text())
+    (folder / "log.jsonl").unlink()                             # nothing kept from before: the list now
+    runs.start(cfg, "cls")
+    assert "splits" in json.loads((folder / "config.json").read_text())
+
+
 def test_a_changed_list_names_only_the_folders_the_command_reads_and_those_made_from_them(tiny_run, tmp_path):
     from dsrg.run.preflight import refuse_changed_splits
 

@@ -259,12 +259,7 @@ def changed_split(cfg: Profile, step: str) -> str | None:
     """How the image list of a split that the folder of ``step`` recorded (:func:`split_records`, complete or
     interrupted) differs from the list now, in words; None where it does not, or the folder has no record (made
     before the record, or by no run yet)."""
-    folder = step_dir(cfg, step)
-    try:
-        then = read_json(folder / step_files.CONFIG, "a step's settings").get("splits") or {} \
-            if (folder / step_files.CONFIG).is_file() else {}
-    except (OSError, InputError, AttributeError):
-        return None
+    then = _config_of(step_dir(cfg, step)).get("splits") or {}
     now = split_records(cfg, step)
     for split, record in then.items() if isinstance(then, dict) else ():
         key = "set" if step == "eval" else "digest"        # the order of the images scored changes no score
@@ -539,10 +534,21 @@ def start(cfg: Profile, step: str) -> Path:
         raise InputError(f"out: cannot create the step folder {folder} ({exc.strerror}); expected a folder to "
                          f"write the run into (out=... or, by default, runs/<profile>)") from None
     splits = split_records(cfg, step)
+    if splits and has_progress(folder) and "splits" not in _config_of(folder):    # resumed, made before the record:
+        splits = {}                                                         # which list it began on is not known
     write_json(folder / step_files.CONFIG, {"step": COMMANDS[step], "hash": step_hash(cfg, step),
                                         "config": step_config(cfg, step), "profile": cfg.name,
                                         **({"splits": splits} if splits else {})})
     return folder
+
+
+def _config_of(folder: Path) -> dict:
+    """A step folder's ``config.json`` (an empty dict where it has none, or one that cannot be read)."""
+    try:
+        info = read_json(folder / step_files.CONFIG, "a step's settings")
+    except (OSError, InputError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_with_images: int = 0,
