@@ -128,7 +128,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
 
 def refuse_changed_splits(cfg: Profile, steps: Sequence[str], resume: bool = False) -> None:
     """An InputError where ``steps`` run, reuse or read a complete step whose split list has changed since it
-    ran, or one read from such a step (:func:`folders.stale_steps`, each named), or would resume an interrupted
+    ran, or one read from such a step (:func:`dsrg.run.folders.stale_steps`, each named), or would resume an interrupted
     step on a changed list: their outputs are of other images than the list names now."""
     stale = folders.stale_steps(cfg)
     wanted = {step for s in steps for step in (*folders.reads(cfg, s), s)}
