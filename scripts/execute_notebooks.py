@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from concurrent.futures import as_completed
 from pathlib import Path
@@ -152,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     from dsrg.run.workers import process_pool
 
     signal.signal(signal.SIGTERM, _interrupt)      # as Ctrl-C: make, a CI's timeout or `kill` stop the build
+    # the workers' and kernels' temporary files (a kernel's connection file, the workers' own) in a folder of
+    # this run, removed at its end: an interrupted kernel leaves none of its files in the system's temp folder
+    scratch = tempfile.mkdtemp(prefix="dsrg-execute-")
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = scratch
     pool = process_pool(min(a.jobs, len(todo)))    # its workers, and so their kernels, end with this process
     try:
         futures = {pool.submit(execute, str(path), nbformat.writes(nb), timeout, allow_errors): path
@@ -175,7 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"[execute] interrupted after {time.perf_counter() - start:.0f} s: the notebooks executed so far are "
               f"cached, and `make book` goes on from them", file=sys.stderr, flush=True)
+        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(130)        # not the pool's shutdown, which would wait for the notebooks it runs: they end with us
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        tempfile.tempdir = before[1]
+        if before[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before[0]
     pool.shutdown()
     if failed:
         print(f"[execute] failed: {', '.join(map(str, failed))}", file=sys.stderr)

@@ -530,9 +530,11 @@ def test_an_interrupted_notebook_execution_stops_at_once_and_leaves_no_kernel_be
     further notebook, and its workers and their kernels end with it."""
     root = _book_of_sleeping_notebooks(tmp_path / "book")
     script = Path(__file__).parents[1] / "scripts" / "execute_notebooks.py"
+    (tmp_path / "tmp").mkdir()                       # the system's temp folder, as the command sees it
     proc = subprocess.Popen([sys.executable, str(script), "--root", str(root), "--jobs", "2"], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     deadline, kernels = time.time() + 120, set()
     while len(kernels) < 2 and proc.poll() is None and time.time() < deadline:
         kernels = {p for p in _children(proc.pid) if "ipykernel" in _cmdline(p)}
@@ -548,6 +550,7 @@ def test_an_interrupted_notebook_execution_stops_at_once_and_leaves_no_kernel_be
     assert time.time() - started < 20, "no further notebook was started"
     assert proc.returncode == 130 and "[execute] interrupted after" in out, out
     assert _gone(everyone) == set(), "the workers and their kernels ended with it"
+    assert list((tmp_path / "tmp").iterdir()) == [], "nor any of their files (a kernel's connection file)"
 
 
 def test_the_command_to_continue_is_the_one_the_shell_finds(tmp_path, monkeypatch):
