@@ -124,10 +124,11 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
-            refuse_changed_splits(cfg, steps, resume)           # each seed's folders
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
                 check_inputs(cfg, steps, remember=False, resume=resume)
                 checked.add((row, todo))
+            else:                               # but not their folders, made from the split lists of their time
+                refuse_changed_splits(cfg, steps, resume)
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
         for path, (step, rows) in seen.items():
