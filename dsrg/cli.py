@@ -39,11 +39,12 @@ from .run import step_files
 
 def _data_synth(args: argparse.Namespace) -> None:
     from .data.synthetic import SynthConfig, write_dataset
+    from .data.voc import split_path
     from .overrides import apply_overrides
 
     cfg = apply_overrides(SynthConfig(), args.overrides)
-    made = [Path(args.out) / "COCO2014" / "ImageSets" / "Segmentation" / f"{split}.txt"
-            for split in ("train2014", "val2014")] if args.coco else [Path(args.out)]    # what it writes last
+    made = ([split_path(Path(args.out) / "COCO2014", split) for split in ("train2014", "val2014")] if args.coco
+            else [Path(args.out)])                                                      # what it writes last
     start, there = time.perf_counter(), all(path.exists() for path in made)
     if args.coco:
         from .data.synthetic_coco import embedded_coco_root
@@ -82,20 +83,22 @@ def _data_download(args: argparse.Namespace) -> None:
 
 def _data_train_aug(args: argparse.Namespace) -> None:
     from .data.sbd import TRAIN_AUG_COUNT, make_train_aug
+    from .data.voc import split_path
 
     root = make_train_aug(args.voc_root, args.sbd_root, args.out, progress=not args.quiet)
-    n = len((root / "ImageSets" / "Segmentation" / "train_aug.txt").read_text().split())
+    n = len(split_path(root, "train_aug").read_text().split())
     note = "" if n == TRAIN_AUG_COUNT else f" (the full VOC 2012 + SBD give {TRAIN_AUG_COUNT})"
     print(f"train_aug: {plural(n, 'image')}{note}; data.root={root} data.train_split=train_aug")
 
 
 def _data_coco(args: argparse.Namespace) -> None:
     from .data.coco import convert_coco
+    from .data.voc import split_path
 
     for split in args.split:
         start = time.perf_counter()
         out = convert_coco(args.root, split, args.out, progress=not args.quiet)
-        n = len((out / "ImageSets" / "Segmentation" / f"{split}.txt").read_text().split())
+        n = len(split_path(out, split).read_text().split())
         print(f"{split}: {plural(n, 'image')} in {out} ({time.perf_counter() - start:.1f} s)")
 
 

@@ -25,6 +25,7 @@ from dsrg.method.metrics import confusion_matrix, mean_iou
 from dsrg.profile import available_profiles, load_profile
 from dsrg.reproduce import experiments
 from dsrg.run import folders as runs
+from dsrg.run import split_lists
 from dsrg.run.checkpoints import save_checkpoint
 from dsrg.run.train import TIMING
 from dsrg.steps import pipeline
@@ -282,8 +283,13 @@ def _own_copy(cfg, tmp_path):
     return root, tiny_profile(root, tmp_path / "run", "data.dataset=voc")
 
 
+def _start(cfg, step):
+    """A step's folder begun as the step begins it (dsrg.run.context.begin): with the list it reads."""
+    return runs.start(cfg, step, split_lists.to_keep(cfg, step))
+
+
 def _mark_done(cfg, step):
-    runs.finish(runs.start(cfg, step), 0.0)
+    runs.finish(_start(cfg, step), 0.0)
 
 
 def test_a_complete_step_whose_split_list_was_edited_since_is_refused_until_the_list_is_restored(tiny_run,
@@ -351,7 +357,7 @@ def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(ti
     from dsrg.run.preflight import check_inputs
 
     root, cfg = _own_copy(tiny_run[0], tmp_path)
-    folder = runs.start(cfg, "cls")
+    folder = _start(cfg, "cls")
     (folder / "log.jsonl").write_text('{"it": 0}\n')              # interrupted after a logged iteration
     listed = root / "ImageSets" / "Segmentation" / "train.txt"
     listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
@@ -370,20 +376,20 @@ def test_resuming_a_step_on_a_list_edited_since_it_was_interrupted_is_refused(ti
 def test_an_interrupted_folder_made_before_the_record_gains_none_when_it_goes_on(tiny_run, tmp_path):
     """Which list its first session trained on is not known: recording the list as it is now would vouch for it."""
     root, cfg = _own_copy(tiny_run[0], tmp_path)
-    folder = runs.start(cfg, "cls")
+    folder = _start(cfg, "cls")
     (folder / "log.jsonl").write_text('{"it": 0}\n')
     config = json.loads((folder / "config.json").read_text())
     del config["splits"]
     (folder / "config.json").write_text(json.dumps(config))
-    runs.start(cfg, "cls")
+    _start(cfg, "cls")
     assert "splits" not in json.loads((folder / "config.json").read_text())
     (folder / "log.jsonl").unlink()                             # nothing kept from before: the list now
-    runs.start(cfg, "cls")
+    _start(cfg, "cls")
     assert "splits" in json.loads((folder / "config.json").read_text())
 
 
 def test_a_changed_list_names_only_the_folders_the_command_reads_and_those_made_from_them(tiny_run, tmp_path):
-    from dsrg.run.preflight import refuse_changed_splits
+    from dsrg.run.split_lists import refuse_changed
 
     root, cfg = _own_copy(tiny_run[0], tmp_path)
     authors = tiny_profile(root, tmp_path / "run", "data.dataset=voc", "seeds.source=authors",
@@ -393,10 +399,10 @@ def test_a_changed_list_names_only_the_folders_the_command_reads_and_those_made_
     listed = root / "ImageSets" / "Segmentation" / "train.txt"
     listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
     with pytest.raises(InputError) as said:
-        refuse_changed_splits(authors, ["seeds"])
+        refuse_changed(authors, ["seeds"])
     assert "(seeds)" in str(said.value) and "(train-cls)" not in str(said.value)
     with pytest.raises(InputError, match=r"(?s)\(train-cls\).*\(seeds\)"):
-        refuse_changed_splits(authors, ["seg"])                 # its trunk is train-cls's (seg.init=cls)
+        refuse_changed(authors, ["seg"])                 # its trunk is train-cls's (seg.init=cls)
 
 
 def test_cues_and_pseudo_labels_of_another_list_are_named_before_the_step_that_reads_them(tiny_run, tmp_path):

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from ..errors import InputError, name_some, plural
 from ..files import link_or_copy, read_json, write_json, write_text
-from .voc import IGNORE, image_size, root_class_names, write_label_png
+from .voc import IGNORE, image_size, root_class_names, split_path, write_label_png
 
 # COCO's 80 object categories in the standard order (sorted by category id), background first.
 COCO_CLASSES: list[str] = [
@@ -330,6 +330,6 @@ def convert_coco(coco_root: str | os.PathLike, split: str, out_root: str | os.Pa
             raise InputError(f"COCO image {src} is {hw[0]}x{hw[1]} (HxW) but its annotation entry says "
                              f"{img['height']}x{img['width']}")
         write_label_png(png, coco_label_map(coco, img["id"], id_to_label))
-    write_text(out / "ImageSets" / "Segmentation" / f"{split}.txt", "".join(f"{s}\n" for s in stems))
+    write_text(split_path(out, split), "".join(f"{s}\n" for s in stems))
     _merge_dataset_json(out, split, len(stems), names)
     return out

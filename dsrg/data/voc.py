@@ -217,6 +217,11 @@ def root_class_names(root: str | os.PathLike) -> list[str]:
     return names
 
 
+def split_path(root: str | os.PathLike, split: str) -> Path:
+    """Where a split's list of image ids is: ``<root>/ImageSets/Segmentation/<split>.txt``."""
+    return Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+
+
 def image_labels_path(root: str | os.PathLike, split: str) -> Path:
     """Where a split's image-level labels of their own are: ``<root>/ImageLabels/<split>.txt``."""
     return Path(root) / "ImageLabels" / f"{split}.txt"
@@ -339,8 +344,8 @@ class VOCSegmentation:
         return out
 
     def _read_split(self) -> list[str]:
-        sets = self.root / "ImageSets" / "Segmentation"
-        split_file = sets / f"{self.split}.txt"
+        split_file = split_path(self.root, self.split)
+        sets = split_file.parent
         if not split_file.is_file():
             found = sorted(p.stem for p in sets.glob("*.txt")) if sets.is_dir() else []
             have = f"splits found: {', '.join(found)}" if found else f"no split files in {sets}"

@@ -111,7 +111,8 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     """What :func:`measure` would do (with ``resume``: resuming), in lines, after its checks and the inputs' of
     the steps to run (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and
     what would happen to each, and the records it would write."""
-    from ..run.preflight import check_inputs, refuse_changed_splits
+    from ..run.preflight import check_inputs
+    from ..run.split_lists import refuse_changed
     from ..steps.pipeline import planned_steps
 
     seeds = list(dict.fromkeys(seeds))
@@ -128,7 +129,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
                 check_inputs(cfg, steps, remember=False, resume=resume)
                 checked.add((row, todo))
             else:                               # but not their folders, made from the split lists of their time
-                refuse_changed_splits(cfg, steps, resume)
+                refuse_changed(cfg, steps, resume)
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
         for path, (step, rows) in seen.items():

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..files import remove_stale_temporaries
 from ..profile import Profile
-from . import folders, step_files
+from . import folders, split_lists, step_files
 from .checkpoints import SET_ASIDE, save_model
 from .dist import World, barrier, bf16_native, init_world, resolve_device, use_deterministic_kernels
 from .train import Resumed
@@ -67,7 +67,7 @@ def begin(ctx: Context, step: str) -> tuple[Path, bool]:
     if prev is not None:            # before the folder exists: a step that cannot start leaves nothing behind
         folders.require(ctx.cfg, prev)
     if ctx.world.main:
-        folders.start(ctx.cfg, step)
+        folders.start(ctx.cfg, step, split_lists.to_keep(ctx.cfg, step))
         remove_stale_temporaries(folder)         # what a killed run of this step left half-written
     barrier(ctx.world)
     return folder, False

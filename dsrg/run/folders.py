@@ -28,7 +28,6 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
@@ -37,8 +36,8 @@ import numpy as np
 from ..data.coco import COCO_CLASSES
 from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
-from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_file_ids
-from ..errors import InputError, expect_choice, plural
+from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_path
+from ..errors import InputError, expect_choice
 from ..files import held, locked, made_folders, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
@@ -205,7 +204,7 @@ def image_labels_digest(cfg: Profile) -> dict[str, str]:
         path = image_labels_path(cfg.data.root, split)
         if cfg.data.dataset == "voc" and path.is_file():     # parsed once while the files it reads are unchanged
             root = Path(cfg.data.root)
-            files = (path, root / "ImageSets" / "Segmentation" / f"{split}.txt", root / "class_names.txt")
+            files = (path, split_path(root, split), root / "class_names.txt")
             contents = hashlib.sha256(b"".join(p.read_bytes() if p.is_file() else b"-" for p in files)).hexdigest()
             try:
                 out[split] = _labels_digest(str(root.resolve()), split, contents)
@@ -221,69 +220,6 @@ def _labels_digest(root: str, split: str, contents: str) -> str:
     ds = VOCSegmentation(root, split)
     text = "".join(f"{i} {np.flatnonzero(ds.image_labels[i]).tolist()}\n" for i in sorted(ds.ids))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def split_keys(step: str) -> list[str]:
-    """The settings that name the splits ``step`` reads: the evaluated split, else the training split (and the
-    classifier's validation split)."""
-    return ["eval.split"] if step == "eval" else ["data.train_split"] + (["data.val_split"] if step == "cls" else [])
-
-
-def split_records(cfg: Profile, step: str) -> dict[str, dict]:
-    """The image lists of the splits ``step`` reads from a real-data root (``data.dataset=voc``), as they are now:
-    ``{split: {"images": n, "digest": d, "set": e}}``, ``d`` a digest of the ids in the order listed, ``e`` of
-    them sorted. Kept in the step's ``config.json`` beside its settings (not in its hash, so that the runs made
-    before keep their folders), for :func:`changed_split`. The classifier's validation split is not recorded
-    (its mAP is a report: another list would refuse its trained network), nor is an embedded dataset's (named by
-    its settings), nor a list that cannot be read (pre-flight names it where a step to run reads it)."""
-    if cfg.data.dataset != "voc":
-        return {}
-    out = {}
-    for key in split_keys(step)[:1]:
-        split = attrgetter(key)(cfg)
-        path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
-        try:
-            ids = split_file_ids(path) if path.is_file() else None
-        except (OSError, InputError):
-            ids = None
-        if ids is not None:
-            out[split] = {"images": len(ids), "digest": _digest(ids), "set": _digest(sorted(ids))}
-    return out
-
-
-def _digest(ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-
-
-def changed_split(cfg: Profile, step: str) -> str | None:
-    """How the image list of a split that the folder of ``step`` recorded (:func:`split_records`, complete or
-    interrupted) differs from the list now, in words; None where it does not, or the folder has no record (made
-    before the record, or by no run yet)."""
-    then = _config_of(step_dir(cfg, step)).get("splits") or {}
-    now = split_records(cfg, step)
-    for split, record in then.items() if isinstance(then, dict) else ():
-        key = "set" if step == "eval" else "digest"        # the order of the images scored changes no score
-        if split in now and isinstance(record, dict) and record.get(key) != now[split][key]:
-            n, m = record.get("images"), now[split]["images"]
-            what = (f"{plural(m, 'image')} now, {n} then" if n != m else f"the same {m} images in another order"
-                    if record.get("set") == now[split]["set"] else f"{plural(m, 'image')} as then, but other ones")
-            return (f"made from split '{split}' as {Path(cfg.data.root) / 'ImageSets' / 'Segmentation' / split}.txt "
-                    f"listed it then; it lists {what}")
-    return None
-
-
-def stale_steps(cfg: Profile) -> dict[str, str]:
-    """The complete steps of ``cfg``'s run folder whose split list has changed since they ran
-    (:func:`changed_split`), and those that read the output of one: ``{step: why}``, in the pipeline's order."""
-    stale: dict[str, str] = {}
-    for step in STEPS:
-        if not is_done(step_dir(cfg, step)):
-            continue
-        why = changed_split(cfg, step)
-        above = next((r for r in reversed(reads(cfg, step)) if r in stale), None)
-        if why or above:
-            stale[step] = why or f"it reads the output of {COMMANDS[above]} above"
-    return stale
 
 
 #: Hex digits of a step's hash, which names its folder (``seg-0123456789``).
@@ -455,11 +391,8 @@ def why_to_run(cfg: Profile, step: str) -> str:
     here = flat_settings(json.loads(json.dumps(step_config(cfg, step), default=str)))
     nearest: tuple[Path, list[str], dict] | None = None
     for other in sorted(cfg.run_dir.glob(f"{step}-*")):
-        try:
-            there = flat_settings(read_json(other / step_files.CONFIG, "a step's settings")["config"]) \
-                if is_done(other) else None
-        except (OSError, InputError, KeyError, TypeError, AttributeError):
-            there = None
+        config = config_of(other).get("config") if is_done(other) else None
+        there = flat_settings(config) if isinstance(config, dict) else None
         if there is not None:
             differ = [k for k in sorted(here.keys() | there.keys()) if here.get(k, "unset") != there.get(k, "unset")]
             if differ and (nearest is None or len(differ) < len(nearest[1])):
@@ -493,8 +426,6 @@ def flat_settings(d: dict, prefix: str = "") -> dict:
 def _images_written(folder: Path) -> int:
     """The images an inference step has written the output of into ``folder``: pseudo labels, predictions,
     predictions in the evaluation server's layout, or seed cues."""
-    import numpy as np
-
     written = sum(1 for pattern in ("labels/*.png", "pred/*.png", "results/**/*.png") for _ in folder.glob(pattern))
     for part in folder.glob(f"{step_files.CUE_PARTS}/[!.]*.npz"):     # seeds: a few hundred images' cues a file
         try:
@@ -508,8 +439,8 @@ def _images_written(folder: Path) -> int:
 def _images(folder: Path) -> int | None:
     """The number of images of the split that a step folder's ``config.json`` names (None: unknown): the
     evaluated split for ``evaluate``, else the training split."""
+    config = config_of(folder).get("config")
     try:
-        config = read_json(folder / step_files.CONFIG, "a step's settings")["config"]
         data = config["data"]
         return len(VOCSegmentation(data["root"], config["eval"]["split"] if "eval" in config else data["train_split"]))
     except (InputError, KeyError, TypeError):
@@ -525,24 +456,22 @@ def require(cfg: Profile, step: str) -> Path:
     return folder
 
 
-def start(cfg: Profile, step: str) -> Path:
-    """Create ``step``'s folder (if needed) and write its ``config.json``; return the folder."""
+def start(cfg: Profile, step: str, splits: dict | None = None) -> Path:
+    """Create ``step``'s folder (if needed) and write its ``config.json``, with the image lists it reads
+    (:func:`dsrg.run.split_lists.to_keep`) where given; return the folder."""
     folder = step_dir(cfg, step)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"out: cannot create the step folder {folder} ({exc.strerror}); expected a folder to "
                          f"write the run into (out=... or, by default, runs/<profile>)") from None
-    splits = split_records(cfg, step)
-    if splits and has_progress(folder) and "splits" not in _config_of(folder):    # resumed, made before the record:
-        splits = {}                                                         # which list it began on is not known
     write_json(folder / step_files.CONFIG, {"step": COMMANDS[step], "hash": step_hash(cfg, step),
                                         "config": step_config(cfg, step), "profile": cfg.name,
                                         **({"splits": splits} if splits else {})})
     return folder
 
 
-def _config_of(folder: Path) -> dict:
+def config_of(folder: Path) -> dict:
     """A step folder's ``config.json`` (an empty dict where it has none, or one that cannot be read)."""
     try:
         info = read_json(folder / step_files.CONFIG, "a step's settings")

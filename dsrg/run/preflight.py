@@ -25,10 +25,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from ..data.check import VOC2012_COUNTS, file_problems, unlabelled_indices, voc_images
-from ..data.cues import CueStore, read_authors_cues
+from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
 from ..data.saliency import SaliencyFolder
 from ..data.synthetic import SPLIT_CODES, require_written_as, synth_config
@@ -39,7 +38,7 @@ from ..files import as_given, made_folders, not_a_file, not_a_folder, write_text
 from ..models.cam import CAMNet
 from ..models.deeplab import output_size
 from ..profile import Profile
-from . import folders, step_files
+from . import folders, split_lists
 from .dist import resolve_device
 from .networks import read_weights, require_resnet_weights, weights_misfit
 from .train import iterations_per_epoch, require_shared
@@ -47,7 +46,7 @@ from .train import iterations_per_epoch, require_shared
 
 def step_inputs(cfg: Profile, step: str) -> tuple[list[str], list[tuple[str, str]]]:
     """The split keys and the ``(path key, "file" | "folder")`` inputs that ``step`` reads."""
-    splits = folders.split_keys(step)
+    splits = split_lists.keys(step)
     paths = []
     if step == "cls" and cfg.cls.backbone_weights:
         paths.append(("cls.backbone_weights", "file"))
@@ -89,7 +88,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
 
     The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
     fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
-    refuse_changed_splits(cfg, steps, resume)
+    split_lists.refuse_changed(cfg, steps, resume)
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
         return
@@ -114,8 +113,8 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
     for key in trained if train is not None else ():
         problems.collect(iterations_per_epoch, len(train), attrgetter(key)(cfg), key, cfg.data.train_split)
     if train is not None:
-        problems.collect(_require_cover, cfg, steps, "seg", "seeds", train)
-        problems.collect(_require_cover, cfg, steps, "retrain", "pseudo", train)
+        problems.collect(split_lists.require_cover, cfg, steps, "seg", "seeds", train)
+        problems.collect(split_lists.require_cover, cfg, steps, "retrain", "pseudo", train)
     checked = _check_files(cfg, steps, splits, problems)
     if train is not None and "seeds" in steps:
         checked.update(_check_seed_inputs(cfg, train, problems))
@@ -124,55 +123,6 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
         if not marker.is_file():
             write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
                                f"files of each split decoded)\n")
-
-
-def refuse_changed_splits(cfg: Profile, steps: Sequence[str], resume: bool = False) -> None:
-    """An InputError where ``steps`` run, reuse or read a complete step whose split list has changed since it
-    ran, or one read from such a step (:func:`dsrg.run.folders.stale_steps`, each named), or would resume an interrupted
-    step on a changed list: their outputs are of other images than the list names now."""
-    stale = folders.stale_steps(cfg)
-    wanted = {step for s in steps for step in (*folders.reads(cfg, s), s)}
-    named: dict[str, str] = {}                  # the stale ones read, and those made from them
-    for step, why in stale.items():
-        if step in wanted or any(r in named for r in folders.reads(cfg, step)):
-            named[step] = why
-    resumed = {s: why for s in steps if resume and s not in stale and folders.has_progress(folders.step_dir(cfg, s))
-               and (why := folders.changed_split(cfg, s))}
-    if not resumed and not named:
-        return
-    stale = named
-    lines = [f"{folders.step_dir(cfg, s)} ({folders.COMMANDS[s]}): {why}" for s, why in stale.items()]
-    lines += [f"{folders.step_dir(cfg, s)} ({folders.COMMANDS[s]}, interrupted): {why}; --resume would go on with "
-              f"the list as it is now" for s, why in resumed.items()]
-    todo = ("delete the complete folders and run without --resume to start over" if stale and resumed else
-            "run without --resume to start over" if resumed else
-            "delete the folders to run the steps again" if len(lines) > 1 else "delete the folder to run the step again")
-    raise InputError(f"{plural(len(lines), 'step folder')} {'was' if len(lines) == 1 else 'were'} made from a split "
-                     f"list that has changed since:\n  - " + "\n  - ".join(lines)
-                     + f"\n{todo} on the list as it is, or restore the list (its lines in their order)")
-
-
-def _require_cover(cfg: Profile, steps: list[str], step: str, source: str, train: VOCSegmentation) -> None:
-    """Where ``step`` (train-seg, retrain) is to run, the complete output of ``source`` it reads (the seed cues, the
-    pseudo labels) has every image of the training split: one made before its folder recorded its list may not."""
-    folder = folders.step_dir(cfg, source)
-    if step not in steps or not folders.is_done(folder):
-        return
-    if source == "seeds":
-        try:
-            with np.load(folder / step_files.CUES) as z:
-                have = {str(i) for i in z["ids"]}
-        except Exception:  # noqa: BLE001 (cut short or damaged: said with the folder to delete)
-            have = set(CueStore.load(folder / step_files.CUES).ids)
-        what, verb = "seed cues", "the seeds"
-    else:
-        have = {p.stem for p in (folder / "labels").glob("*.png")}
-        what, verb = "pseudo labels", "them"
-    missing = [image_id for image_id in train.ids if image_id not in have]
-    if missing:
-        raise InputError(f"the {what} in {folder} cover {len(train) - len(missing)} of the {len(train)} images of "
-                         f"split '{train.split}' (none for {name_some(missing)}): they were made for another list of "
-                         f"images; delete the folder {folder} to make {verb} again")
 
 
 def _check_settings(cfg: Profile, steps: list[str], trained: list[str], problems: _Problems) -> None:
