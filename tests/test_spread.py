@@ -171,7 +171,7 @@ def test_the_spread_dry_run_refuses_a_later_seeds_folders_made_from_a_list_edite
 
     from dsrg.profile import load_profile
     from dsrg.reproduce.experiments import ABLATION
-    from dsrg.run import folders
+    from dsrg.run import folders, split_lists
     from dsrg.steps.pipeline import planned_steps
 
     root = shutil.copytree(tiny_run[0].data.root, tmp_path / "mine")
@@ -183,7 +183,7 @@ def test_the_spread_dry_run_refuses_a_later_seeds_folders_made_from_a_list_edite
                                         *row])
             for step in planned_steps(cfg):
                 if not folders.is_done(folders.step_dir(cfg, step)):
-                    folders.finish(folders.start(cfg, step), 0.0)
+                    folders.finish(folders.start(cfg, step, split_lists.to_keep(cfg, step)), 0.0)
 
     mark_done(1)
     listed = root / "ImageSets" / "Segmentation" / "train.txt"
@@ -194,6 +194,52 @@ def test_the_spread_dry_run_refuses_a_later_seeds_folders_made_from_a_list_edite
                  str(tmp_path / "r"), "--dry-run", *overrides]) == 2
     said = capsys.readouterr().err
     assert "made from a split list that has changed since" in said and "15 images now, 16 then" in said
+
+
+def test_records_of_other_seeds_measured_on_another_list_are_refused_not_mixed(tiny_run, capsys, tmp_path):
+    """Seed 1's record was measured on the list before an edit: measuring seed 0 after it would average two
+    datasets into one row."""
+    import shutil
+
+    from conftest import TINY
+
+    from dsrg.profile import load_profile
+    from dsrg.reproduce.experiments import ABLATION
+    from dsrg.run import folders, split_lists
+    from dsrg.steps.pipeline import planned_steps
+
+    root = shutil.copytree(tiny_run[0].data.root, tmp_path / "mine")
+    overrides = [*TINY, f"data.root={root}", "data.dataset=voc"]
+    cfg = load_profile("demo", ["progress=false", f"out={tmp_path / 'r' / 'demo'}", "seed=1", *overrides,
+                                *ABLATION["baseline"]])
+    made = {step: folders.start(cfg, step, split_lists.to_keep(cfg, step)) for step in planned_steps(cfg)}
+    lists = spread._lists_of(made)
+    assert lists["train"]["name"] == "train" and lists["train"]["images"] == 16
+    assert lists["eval"]["name"] == "val" and lists["eval"]["images"] == len((root / "ImageSets" / "Segmentation" / "val.txt").read_text().split())
+    (tmp_path / "s" / "demo").mkdir(parents=True)
+    (tmp_path / "s" / "demo" / "baseline-seed1.json").write_text(json.dumps({"row": "baseline", "seed": 1,
+                                                                            "splits": lists}))
+    argv = ["spread", "--profile", "demo", "--seeds", "0", "--out", str(tmp_path / "s"), "--runs", str(tmp_path / "r"),
+            "--dry-run", *overrides]
+    assert main(argv) == 0
+    listed = root / "ImageSets" / "Segmentation" / "train.txt"
+    listed.write_text("\n".join(listed.read_text().split()[1:]) + "\n")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert ("keeps 1 record of other seeds measured on other image lists (baseline-seed1.json: the training split "
+            "'train' as measured (16 images) is not the list 'train' as it is now (15 images))") in capsys.readouterr().err
+
+
+def test_the_lists_of_a_record_are_compared_the_training_one_in_order_the_evaluated_one_as_a_set():
+    train = {"name": "train", "images": 2, "digest": "ab", "set": "s"}
+    scored = {"name": "val", "images": 3, "digest": "cd", "set": "t"}
+    now = {"train": train, "eval": scored}
+    assert spread._other_lists(now, now) is None
+    assert spread._other_lists({"eval": {**scored, "digest": "dc"}}, now) is None      # scored in another order
+    assert spread._other_lists({}, now) is None                                         # a record that does not say
+    assert "training split 'train'" in spread._other_lists({"train": {**train, "digest": "ba"}}, now)
+    assert "evaluated split 'val'" in spread._other_lists({"eval": {**scored, "set": "u"}}, now)
+    assert "'train_aug'" in spread._other_lists(now, {**now, "train": {**train, "name": "train_aug"}})
 
 
 def test_beside_one_run_the_spread_says_where_it_ran_with_other_thread_counts():

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, plural
 from ..files import file_in_the_way, made_folders, read_json, writable, write_json
 from ..profile import load_profile
 from ..run import folders
@@ -38,6 +38,9 @@ def record(exp: Experiment, row: str, seed: int) -> dict:
     rec = {"row": row, "seed": seed, "profile": exp.cfg.name, "settings": exp.command(), "machine": exp.machine(),
            "threads": exp.threads(), "code": folders.done_info(exp.folder("eval")).get("code") or code(),
            "miou": exp.miou}
+    lists = _lists_of(exp.folders)
+    if lists:                       # a real-data root: the image lists it was measured on
+        rec["splits"] = lists
     seeds = folders.done_info(exp.folder("seeds")).get("quality")
     if seeds:
         rec["seeds"] = {k: seeds[k] for k in ("precision", "recall", "iou")}
@@ -48,6 +51,30 @@ def record(exp: Experiment, row: str, seed: int) -> dict:
         curve = exp.supervision()
         rec["supervision"] = {k: curve[k].tolist() for k in ("epoch", "precision", "recall", "iou")}
     return rec
+
+
+def _lists_of(step_folders: dict[str, Path]) -> dict[str, dict]:
+    """The image lists that steps' folders were made from (:func:`dsrg.run.split_lists.records`, kept in their
+    ``config.json``): ``{"train": {"name": split, "images": n, "digest": d, ...}, "eval": {...}}``; none for an
+    embedded dataset, or folders made before the record."""
+    out = {}
+    for step, folder in step_folders.items():
+        kept = folders.config_of(folder).get("splits")
+        for name, rec in kept.items() if isinstance(kept, dict) else ():
+            out["eval" if step == "eval" else "train"] = {"name": name, **rec}
+    return out
+
+
+def _other_lists(then: dict[str, dict], now: dict[str, dict]) -> str | None:
+    """How the image lists of a record (``then``) differ from ``now`` (both as :func:`_lists_of`), in words; None
+    where they do not or either does not say: the training list in its order, the evaluated one as a set."""
+    for part, key in (("train", "digest"), ("eval", "set")):
+        a, b = then.get(part), now.get(part)
+        if isinstance(a, dict) and b and (a.get("name"), a.get(key)) != (b["name"], b[key]):
+            return (f"the {'training' if part == 'train' else 'evaluated'} split '{a.get('name')}' as measured "
+                    f"({plural(a.get('images') or 0, 'image')}) is not the list '{b['name']}' as it is now "
+                    f"({plural(b['images'], 'image')})")
+    return None
 
 
 def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
@@ -103,6 +130,7 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
     folder = Path(out) / name
     settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
     _refuse_other_settings(folder, settings)
+    _refuse_other_lists(folder, seeds, load_profile(profile, list(overrides)))
     return Path(runs or Path("runs") / "spread") / name, folder
 
 
@@ -140,6 +168,21 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
                  f"(<row>-seed<seed>.json; {there} there now, of any seed)")
     return "\n".join(lines)
+
+
+def _refuse_other_lists(folder: Path, seeds: Sequence[int], cfg) -> None:
+    """An InputError where ``folder`` keeps records of other seeds than ``seeds`` measured on other image lists of
+    the real-data root than it lists now: the table would average over two datasets."""
+    from ..run.split_lists import records
+
+    now = {part: {"name": name, **rec} for part, step in (("train", "seeds"), ("eval", "eval"))
+           for name, rec in records(cfg, step).items()}
+    other = [(path, why) for path, rec in _records(folder) if rec["seed"] not in seeds
+             and (why := _other_lists(rec.get("splits") or {}, now))]
+    if other:
+        raise InputError(f"{folder} keeps {plural(len(other), 'record')} of other seeds measured on other image lists "
+                         f"({other[0][0].name}: {other[0][1]}): the table would mix two datasets; remove them to "
+                         f"measure every seed on the lists as they are, or restore the lists")
 
 
 def _say_mixed(folder: Path, seeds: Sequence[int]) -> None:
