@@ -1,30 +1,12 @@
 """``dsrg data download``: fetch the official archives of VOC 2012, SBD and COCO 2014 (urllib only).
 
-Each archive is downloaded into ``<root>/<name>.part``, resuming with an HTTP ``Range`` request where a
-``.part`` is left from an interrupted run, then checked (byte size where known, SHA-256; a ``.part`` that
-fails is deleted, the next call downloads it afresh), renamed to ``<root>/<name>``, unpacked into ``root``
-and marked done by ``<root>/.<name>.done``; a second call skips it. ``<root>/dsrg-downloads.json``
-records, per archive, the URL, size and the SHA-256 measured after the download, and whether it matched
-a known one.
-
-Offline: an archive already at ``<root>/<name>`` (copied there by hand) is checked and unpacked without
-any download. One that does not match is never deleted: it is renamed to ``<root>/<name>.bad``
-(replacing an older one) and the error says so.
-
-Checksums: the SHA-256 values below are the ones torchvision's dataset code uses for the same archives
-(``torchvision/prototype/datasets/_builtin``: voc.py, sbd.py, coco.py), also found in other projects.
-Byte sizes are given only where two sources agree (VOC 2012 trainval, COCO train2014); the others are
-checked by checksum alone.
-
-Where each download ends up (the folder to point the rest of ``dsrg`` at)::
-
-    voc   <root>/VOCdevkit/VOC2012             (VOCtrainval_11-May-2012.tar, 2.0 GB)
-    sbd   <root>/benchmark_RELEASE/dataset     (benchmark.tgz)
-    coco  <root>  with annotations/, train2014/, val2014/  (annotations_trainval2014.zip, val2014.zip,
-          train2014.zip: 13.5 GB)
-
-Archives are deleted once unpacked (``keep_archives=True`` keeps them); unpacking needs the space of
-the unpacked data on top of the archive.
+Each archive goes to ``<root>/<name>.part`` (an interrupted one resumes with an HTTP ``Range`` request), is
+checked (size where known, SHA-256; one that fails is deleted), renamed to ``<root>/<name>``, unpacked into
+``root`` and marked by ``<root>/.<name>.done``, which a second call skips; ``<root>/dsrg-downloads.json``
+records each archive's URL, size and measured SHA-256. Offline, an archive copied to ``<root>/<name>`` by hand
+is checked and unpacked; one that does not match is kept as ``<root>/<name>.bad``. Where each ends up
+(``DATASET_DIRS``) is the folder to point the rest of ``dsrg`` at; archives are deleted once unpacked
+(``keep_archives=True`` keeps them).
 """
 
 from __future__ import annotations
@@ -66,6 +48,8 @@ class Archive:
     size: int | None = None     # bytes; None: not known
 
 
+# The SHA-256 values are those torchvision's dataset code uses for the same archives
+# (torchvision/prototype/datasets/_builtin: voc.py, sbd.py, coco.py); sizes only where two sources agree.
 SOURCES: dict[str, tuple[Archive, ...]] = {
     "voc": (
         Archive("http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
@@ -255,8 +239,9 @@ def download(kind: str, root: str | os.PathLike, opener: Opener | None = None, p
 
     Idempotent: an archive whose marker ``<root>/.<name>.done`` exists is skipped; one already at
     ``<root>/<name>`` (copied by hand: the offline route, which a connection error names) is checked and
-    unpacked without downloading. The archive is deleted after unpacking unless ``keep_archives``. ``opener`` (default ``urllib.request.urlopen``)
-    takes a ``urllib.request.Request`` and returns a response; tests pass a fake one.
+    unpacked without downloading. The archive is deleted after unpacking unless ``keep_archives``. ``opener``
+    (default ``urllib.request.urlopen``) takes a ``urllib.request.Request`` and returns a response; tests pass a
+    fake one.
 
     Returns:
         the dataset folder: ``<root>/VOCdevkit/VOC2012``, ``<root>/benchmark_RELEASE/dataset`` or ``<root>``.

@@ -1,35 +1,13 @@
-"""The embedded default dataset: synthetic scenes written in the PASCAL VOC layout (no download).
+"""The embedded default dataset: synthetic scenes written in the PASCAL VOC layout, with no download
+(:func:`dsrg.data.synthetic.write_dataset`).
 
-The scenes are built to show the problem DSRG solves:
-
-* ``SynthConfig.classes`` foreground classes (7 by default, up to ``MAX_CLASSES`` = 26; the COCO form,
-  ``dsrg.data.synthetic_coco.write_synthetic_coco``, draws 15), 1 to 3 objects per image; some classes come in
-  pairs (``PARTNERS``), so an image-level label alone does not say which object is which;
-* every object has a body drawn from ONE distribution shared by all classes (a random rounded
-  blob, brownish, spotted, shaded) and a small "head" (``part_min``..``part_max`` of the body
-  area, at one end of its long axis) whose colour and stripe pattern tell the class (see below). A
-  classifier trained on image labels localises the heads only (small, sparse seeds); the body has to
-  be reached by growing from them;
-* bodies are more saturated than the background, which is cluttered (gradient, mottling, a
-  grating, low-contrast blobs and lines, noise) and desaturated, so a saliency map can point at
-  background without being trivial.
-
-Classes come in tiers of 7 (``CLASS_TIERS``). Tier 0 (classes 1..7: ant, bee, cat, dog, eel, fox, gnu)
-are the original heads: 7 hues 40-45 degrees apart (``PART_HUES``), each with stripes in its own
-direction (``PART_STRIPE_ANGLES``, 180/7 degrees apart). Class ``c`` of tier ``t = (c - 1) // 7``
-takes the hue and angle of tier-0 class ``(c - 1) % 7 + 1`` shifted by the tier's offsets:
-
-* tier 1 (8..14): hue +20 degrees (halfway between two tier-0 hues), stripes turned 90 degrees;
-* tier 2 (15..21): tier-0 hue, darker, crossed stripes (a check) turned 45 degrees;
-* tier 3 (22..26): hue +20 degrees, darker, crossed stripes turned 135 degrees.
-
-So any two classes differ in hue, stripe direction or pattern/brightness. Names are short animal
-names, one per letter: ``CLASS_NAMES[c]`` (``class_names(n)`` for background + the first ``n``).
-
-Masks follow VOC: class index on each visible object, 0 on background, 255 on a band of
-``border`` px along every object boundary (against background and against other objects).
-Everything is deterministic: image ``i`` of a split is drawn from
-``np.random.default_rng([seed, split_code, i])``, so the same config gives byte-identical files.
+Every object has a body drawn from one distribution for all classes and a small striped head (``part_min`` to
+``part_max`` of the body's area) whose colour and stripe direction tell the class; some classes come in pairs
+(``PARTNERS``); the background is cluttered and desaturated. Why (a classifier that finds the heads, a body to
+grow into) is told in the embedded dataset's chapter. Classes come in tiers of 7 (``CLASS_TIERS``), up to
+``MAX_CLASSES``, named one animal per letter (``class_names(n)``). Label maps follow VOC: 255 on a band of
+``border`` px along every object boundary. Image ``i`` of a split is drawn from
+``np.random.default_rng([seed, split_code, i])``: the same config gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -67,6 +45,8 @@ PARTNERS: dict[str, str] = {"cat": "dog", "dog": "cat", "fox": "gnu", "gnu": "fo
                             "jay": "owl", "owl": "jay", "koi": "seal", "seal": "koi"}
 # Head look per tier of 7 classes: (hue offset in degrees, stripe angle offset in degrees, crossed stripes,
 # range of the HSV value). Tier 0 is the original 7 classes; see the module docstring.
+# Per tier of 7 classes (1..7, 8..14, ...): the head's hue offset from classes 1..7 (degrees, 20: halfway between
+# two of their hues), its stripes' turn (degrees), crossed stripes (a check), and the head's HSV value range.
 CLASS_TIERS: list[tuple[float, float, bool, tuple[float, float]]] = [
     (0.0, 0.0, False, (0.8, 0.95)),
     (20.0, 90.0, False, (0.8, 0.95)),
@@ -404,7 +384,8 @@ def render_scene(cfg: SynthConfig, split: str, index: int) -> Scene:
     classes = np.zeros_like(instances)
     for k, obj in enumerate(objects, start=1):
         visible = instances == k
-        paint = np.where(obj.part[..., None], part_texture(obj.cls, obj.shape, rng), body_texture(obj.shape, rng, obj.cls, cfg.body_hint))
+        paint = np.where(obj.part[..., None], part_texture(obj.cls, obj.shape, rng),
+                         body_texture(obj.shape, rng, obj.cls, cfg.body_hint))
         image[visible] = paint[visible]
         classes[visible] = obj.cls
     image = cv2.GaussianBlur(image, (0, 0), 0.6)

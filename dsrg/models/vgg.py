@@ -1,26 +1,13 @@
-"""VGG16 convolutional trunk in the DeepLab / SEC variant, with torchvision's parameter names.
+"""VGG16 convolutional trunk in the DeepLab-LargeFOV / SEC variant that the paper (Section 4.1) and the authors'
+code use for both networks, with torchvision's parameter names.
 
-Architecture (Simonyan & Zisserman 2015, modified as in DeepLab-LargeFOV / SEC [14], which the
-DSRG paper (Section 4.1) and the authors' Caffe code use for both networks):
-
-* 13 3x3 convolutions (padding 1) with ReLU, channels from :data:`VGG16_CONFIG`;
-* pool1-pool3: 3x3 max pool, stride 2, padding 1, ``ceil_mode=True`` (Caffe rounding), so a
-  321x321 input becomes 161 -> 81 -> 41;
-* pool4, pool5: 3x3 max pool, stride 1, padding 1 (resolution kept: output stride 8);
-* conv5_1..conv5_3: dilation 2, padding 2 (compensates for the stride-1 pool4).
-
-Module indices inside the ``features`` ``nn.Sequential`` are torchvision's ``vgg16`` ones
-(convolutions at 0,2,5,7,10,12,14,17,19,21,24,26,28; ReLU and max-pool modules in between,
-pool5 at 30), so a torchvision ``vgg16`` state dict's ``features.*`` entries load directly.
-The fully connected ``classifier.*`` of torchvision (25088->4096->4096->1000) is not part of
-this trunk.
-
-``batch_norm=True`` inserts a BatchNorm after every convolution, in torchvision's ``vgg16_bn`` layout
-(so a ``vgg16_bn`` state dict's ``features.*`` loads). It is not the paper's network: it is an
-option for the CPU demo, where the trunk trains from random weights and BatchNorm makes that fast.
-
-``width`` scales every channel count (``round(c * width)``, at least 1) keeping the topology,
-for fast CPU demos and tests: ``width=0.125`` gives 8, 16, 32, 64, 64 channels.
+13 3x3 convolutions with ReLU (channels :data:`VGG16_CONFIG`); pool1-pool3 3x3, stride 2, padding 1,
+``ceil_mode=True`` (Caffe's rounding: 321 -> 161 -> 81 -> 41); pool4 and pool5 stride 1 (output stride 8);
+conv5_1..conv5_3 dilated by 2. The ``features`` indices are torchvision's ``vgg16`` ones (``vgg16_bn``'s with
+``batch_norm=True``, the demo's option), so a torchvision state dict's ``features.*`` loads as is; its
+``classifier.*`` is not part of the trunk. ``width`` scales every channel count (``round(c * width)``, at least 1)
+for fast CPU demos and tests. Input ``(B, 3, H, W)``; output ``(B, round(512 * width), h, w)``, each side through
+the three strided pools (:func:`pool_output_size`: 321 -> 41, 128 -> 17).
 """
 
 from __future__ import annotations

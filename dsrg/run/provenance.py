@@ -1,7 +1,8 @@
 """The code that made a result: the package's version, the git commit of its checkout (and whether it had
 uncommitted changes), and a hash of the ``dsrg/`` source tree that needs no git (the code that makes the
-numbers: ``dsrg/reproduce/``, which only reads runs and draws the book's tables and figures, left out). Each step's ``done.json``
-keeps it (:func:`dsrg.run.folders.finish`), so a table or figure can say which code made its numbers."""
+numbers: ``dsrg/reproduce/``, which only reads runs and draws the book's tables and figures, left out). Each
+step's ``done.json`` keeps it (:func:`dsrg.run.folders.finish`), so a table or figure can say which code made its
+numbers."""
 
 from __future__ import annotations
 
