@@ -142,12 +142,12 @@ def test_a_step_that_fails_before_keeping_anything_leaves_no_folder_behind(tmp_p
     folder = runs.step_dir(cfg, "cls")
     for error in (InputError("a label value beyond the classes"), KeyboardInterrupt()):
         with pytest.raises(type(error)), runs.step_lock(cfg, "cls"):
-            runs.start(cfg, "cls")
+            runs.start(cfg, "cls", {})
             (folder / "log.jsonl").touch()
             raise error
         assert not folder.exists() and not folder.parent.exists()      # nor the run folder it made
     with pytest.raises(KeyboardInterrupt), runs.step_lock(cfg, "cls"):
-        runs.start(cfg, "cls")
+        runs.start(cfg, "cls", {})
         (folder / "log.jsonl").write_text('{"it": 0}\n')
         raise KeyboardInterrupt
     assert (folder / "config.json").is_file()

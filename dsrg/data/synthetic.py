@@ -43,8 +43,6 @@ SYNTH_CLASSES: list[str] = CLASS_NAMES[:DEFAULT_CLASSES + 1]  # the default data
 # with probability ``pair_prob`` (a pair counts only when the dataset has both classes).
 PARTNERS: dict[str, str] = {"cat": "dog", "dog": "cat", "fox": "gnu", "gnu": "fox",
                             "jay": "owl", "owl": "jay", "koi": "seal", "seal": "koi"}
-# Head look per tier of 7 classes: (hue offset in degrees, stripe angle offset in degrees, crossed stripes,
-# range of the HSV value). Tier 0 is the original 7 classes; see the module docstring.
 # Per tier of 7 classes (1..7, 8..14, ...): the head's hue offset from classes 1..7 (degrees, 20: halfway between
 # two of their hues), its stripes' turn (degrees), crossed stripes (a check), and the head's HSV value range.
 CLASS_TIERS: list[tuple[float, float, bool, tuple[float, float]]] = [

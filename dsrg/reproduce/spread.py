@@ -71,9 +71,12 @@ def _other_lists(then: dict[str, dict], now: dict[str, dict]) -> str | None:
     for part, key in (("train", "digest"), ("eval", "set")):
         a, b = then.get(part), now.get(part)
         if isinstance(a, dict) and b and (a.get("name"), a.get(key)) != (b["name"], b[key]):
-            return (f"the {'training' if part == 'train' else 'evaluated'} split '{a.get('name')}' as measured "
-                    f"({plural(a.get('images') or 0, 'image')}) is not the list '{b['name']}' as it is now "
-                    f"({plural(b['images'], 'image')})")
+            what, n, m = "training" if part == "train" else "evaluated", a.get("images"), b["images"]
+            if a.get("name") != b["name"]:
+                return f"the {what} split was '{a.get('name')}' then, '{b['name']}' now"
+            how = ("the same images in another order" if (a.get("set"), n) == (b["set"], m) else
+                   f"{plural(m, 'image')} now, {n} then" if n != m else f"{plural(m, 'image')} as then, but other ones")
+            return f"the {what} split '{b['name']}' lists {how}"
     return None
 
 
@@ -81,9 +84,9 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             overrides: Sequence[str] = (), resume: bool = False) -> list[Path]:
     """Train (or reuse) Table 2's rows with each seed in ``runs`` (default ``runs/spread``) and write the
     records to ``out/<name>/<row>-seed<seed>.json`` (``name``: the profile's); returns their paths. Every
-    check (overrides, seeds, records of other settings in that folder, a folder that can be written) comes
-    before any training. ``resume``: continue the steps an interruption left. Run folders reused from another
-    torch thread count keep theirs (the hash leaves it out): said on stderr."""
+    check (overrides, seeds, records of other settings or image lists in that folder, a folder that can be
+    written) comes before any training. ``resume``: continue the steps an interruption left. Run folders reused
+    from another torch thread count keep theirs (the hash leaves it out): said on stderr."""
     seeds = list(dict.fromkeys(seeds))
     runs, folder = _checked(profile, seeds, out, runs, overrides)
     _say_mixed(folder, seeds)
@@ -109,7 +112,8 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
 def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Path | None,
              overrides: Sequence[str]) -> tuple[Path, Path]:
     """The checks of :func:`measure` that need no training: the overrides, the seeds, and records of other
-    settings in the records' folder. Returns (the run folders' parent, the records' folder)."""
+    settings or of other seeds measured on other image lists in the records' folder. Returns (the run folders'
+    parent, the records' folder)."""
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key in ("seed", "out"):
@@ -178,7 +182,7 @@ def _refuse_other_lists(folder: Path, seeds: Sequence[int], cfg) -> None:
     now = {part: {"name": name, **rec} for part, step in (("train", "seeds"), ("eval", "eval"))
            for name, rec in records(cfg, step).items()}
     other = [(path, why) for path, rec in _records(folder) if rec["seed"] not in seeds
-             and (why := _other_lists(rec.get("splits") or {}, now))]
+             and isinstance(rec.get("splits"), dict) and (why := _other_lists(rec["splits"], now))]
     if other:
         raise InputError(f"{folder} keeps {plural(len(other), 'record')} of other seeds measured on other image lists "
                          f"({other[0][0].name}: {other[0][1]}): the table would mix two datasets; remove them to "

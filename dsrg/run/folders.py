@@ -456,9 +456,9 @@ def require(cfg: Profile, step: str) -> Path:
     return folder
 
 
-def start(cfg: Profile, step: str, splits: dict | None = None) -> Path:
+def start(cfg: Profile, step: str, splits: dict[str, dict]) -> Path:
     """Create ``step``'s folder (if needed) and write its ``config.json``, with the image lists it reads
-    (:func:`dsrg.run.split_lists.to_keep`) where given; return the folder."""
+    (:func:`dsrg.run.split_lists.to_keep`; none: ``{}``); return the folder."""
     folder = step_dir(cfg, step)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Sequence
 
-
 from ..data.check import VOC2012_COUNTS, file_problems, unlabelled_indices, voc_images
 from ..data.cues import read_authors_cues
 from ..data.dataset import EMBEDDED, embedded_root_problem, embedded_written
