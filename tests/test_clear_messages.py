@@ -799,7 +799,10 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     err = capsys.readouterr().err
     assert f"pseudo-labels: {damaged} is cut short or damaged: it is labelled again" in err
     assert "pseudo-labels: --resume: 2 of 16 images labelled before, kept; 14 to go" in err
-    assert folders.done_info(folder)["quality"] == folders.done_info(done["pseudo"])["quality"]
+    info = folders.done_info(folder)
+    assert info["quality"] == folders.done_info(done["pseudo"])["quality"]
+    assert info["wall_s_total"] > info["wall_s"], "the interrupted session's time, up to its last label, added"
+    assert not (folder / "elapsed.json").exists(), "in done.json now"
 
 
 def _seeds_to_make_again(tiny_run, tmp_path):
@@ -892,6 +895,8 @@ def test_an_interrupted_seeds_step_keeps_the_cues_it_wrote_and_resume_makes_the_
     assert ours.ids == theirs.ids and np.array_equal(ours.entries, theirs.entries) and \
         np.array_equal(ours.labels, theirs.labels), "the uninterrupted run's cues"
     assert not (folder / step_files.CUE_PARTS).exists() and folders.done_info(folder)["resumed_with_images"] == 2
+    info = folders.done_info(folder)
+    assert info["wall_s_total"] > info["wall_s"] and not (folder / step_files.ELAPSED).exists()
 
 
 def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_it_kept(tiny_run, tmp_path, capsys,
@@ -927,7 +932,8 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     monkeypatch.setattr(labelling, "write_label_png", real)
     evaluate.run(mine, resume=True)
     assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
-    assert folders.step_state(folder).endswith(" s from its resume with 2 images written)")     # its time: the rest
+    assert re.fullmatch(r"done, reused \(took [\d.]+ s from its resume with 2 images written; \d+ s with the sessions "
+                        r"before\)", folders.step_state(folder)), "its time: the rest, and with the session before"
     ours = json.loads((folder / "metrics.json").read_text())
     theirs = json.loads((done["eval"] / "metrics.json").read_text())
     assert ours["miou"] == theirs["miou"] and ours["iou"] == theirs["iou"]

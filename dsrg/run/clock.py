@@ -1,11 +1,16 @@
 """What an inference step spends on its images, kept in its ``done.json`` as ``timed`` and read by the
-paper-scale projection (``benchmarks/paper_scale.py``)."""
+paper-scale projection (``benchmarks/paper_scale.py``), and its wall time over the sessions of a resumed run."""
 
 from __future__ import annotations
 
 import bisect
 import time
+from pathlib import Path
 from typing import Callable
+
+from ..errors import InputError
+from ..files import read_json, write_json
+from . import step_files
 
 
 class Clock:
@@ -45,3 +50,42 @@ def combined(times: list[dict]) -> dict:
         out["start"] = {"images": sum(t["start"]["images"] for t in times),
                         "s": max(t["start"]["s"] for t in times)}
     return out
+
+
+class Sessions:
+    """The wall seconds an inference step has spent on the output it keeps, over the sessions of a resumed run.
+    While it runs, ``<folder>/elapsed.json`` holds the earlier sessions' seconds plus this one's up to its last
+    output kept (:meth:`kept`, written at most every ``every`` seconds, and by :meth:`save` as the session ends,
+    by an interruption too). ``resume`` goes on from the file (``earlier``); a run that starts over removes it.
+    ``write``: this process keeps the file (torchrun's first)."""
+
+    def __init__(self, folder: Path, started: float, resume: bool, write: bool = True, every: float = 5.0,
+                 now: Callable[[], float] = time.perf_counter) -> None:
+        self.path, self.started, self.write, self.every, self.now = folder / step_files.ELAPSED, started, write, \
+            every, now
+        self.earlier = _earlier(self.path) if resume else 0.0
+        if write and not resume:
+            self.path.unlink(missing_ok=True)
+        self.last = self.saved = None
+
+    def kept(self) -> None:
+        """Output kept up to now (an image's label written, a file of cues): saved if the last save is old."""
+        self.last = self.now()
+        if self.saved is None or self.last - self.saved >= self.every:
+            self.save()
+
+    def save(self) -> None:
+        """Write the seconds up to the last output kept (nothing kept yet: nothing written)."""
+        if self.write and self.last is not None:
+            write_json(self.path, {"wall_s": round(self.earlier + self.last - self.started, 2)})
+            self.saved = self.last
+
+
+def _earlier(path: Path) -> float:
+    """The seconds an ``elapsed.json`` holds; 0 where there is none (a session killed before it wrote one, a run
+    made before the file) or it cannot be read."""
+    try:
+        wall = read_json(path, "an interrupted step's seconds").get("wall_s") if path.is_file() else 0.0
+    except (OSError, InputError, AttributeError):
+        return 0.0
+    return float(wall) if isinstance(wall, (int, float)) and wall >= 0 else 0.0

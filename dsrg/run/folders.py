@@ -310,7 +310,7 @@ def done_info(folder: Path) -> dict:
 
 def wall_time(folder: Path) -> float:
     """A complete step's wall time in seconds, over every session where it was resumed (``wall_s_total``; a
-    ``done.json`` from before that field, or of a resumed inference step, has this session's only)."""
+    ``done.json`` from before that field, or whose earlier sessions' time is not known, has this session's only)."""
     info = done_info(folder)
     return float(info.get("wall_s_total", info["wall_s"]))
 
@@ -484,16 +484,18 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
            earlier_s: float = 0.0, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete. A resumed step says where
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
-    counts from there (:func:`step_state`); a training step resumed also gives ``wall_s_total``, with
-    ``earlier_s``, the earlier sessions' training up to the checkpoint it resumed from."""
+    counts from there (:func:`step_state`); a step resumed also gives ``wall_s_total``, with ``earlier_s``, the
+    earlier sessions' time up to the checkpoint it resumed from, or up to the last output they kept
+    (:class:`dsrg.run.clock.Sessions`; where that is not known, no ``wall_s_total``)."""
     from .dist import machine, processes, threads
     from .provenance import code
 
     resumed = {k: v for k, v in (("resumed_at_iteration", resumed_at_iteration),
                                  ("resumed_with_images", resumed_with_images)) if v}
     wall = time.perf_counter() - started
-    total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed_at_iteration and earlier_s else {}
+    total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed and earlier_s else {}
     info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "processes": processes(),
             "code": code(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     write_json(folder / step_files.DONE, info)
+    (folder / step_files.ELAPSED).unlink(missing_ok=True)      # an inference step's while it ran: in done.json now
     return info

@@ -15,7 +15,7 @@ from ..data.voc import read_label_png, write_label_png
 from ..errors import InputError
 from ..method.crf import choose_test_backend
 from . import folders
-from .clock import Clock
+from .clock import Clock, Sessions
 from .context import Context
 from .dist import share
 from .predict import predict
@@ -51,11 +51,12 @@ def predictions(ctx: Context, model: nn.Module, images, sizes_of, section):
 
 
 def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, section, sizes_of, resume: bool,
-                on_label=None, restrict: bool = False) -> dict:
+                sessions: Sessions, on_label=None, restrict: bool = False) -> dict:
     """The loop of ``pseudo-labels`` and ``evaluate``: this process's share of the split ``ds``
     (:func:`dsrg.run.dist.share`) labelled by ``model`` (:func:`predictions`, ``restrict``: over each image's
     labelled classes only), each label written to ``out/<id>.png`` and handed to ``on_label(index, label)``.
-    With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again.
+    With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again;
+    ``sessions`` is told of each label written.
     Returns the loop's timings (:meth:`dsrg.run.clock.Clock.timed`) and how many of its images a resumed run
     kept (its wall time is then the time it took for the others)."""
     verb, noun = ("labelled", "labels") if command == "pseudo-labels" else ("predicted", "predictions")
@@ -82,6 +83,7 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
         with predictions(ctx, model, images, sizes_of, section) as labels:
             for image_id, label in labels:
                 write_label_png(out / f"{image_id}.png", label)
+                sessions.kept()
                 written += 1
                 clock.tick()
                 bar.update(1)
@@ -94,4 +96,5 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
         raise
     finally:
         bar.close()
+        sessions.save()
     return clock.timed(), len(kept)

@@ -7,6 +7,7 @@ LOG = "log.jsonl"                   # a training step: one line per iteration (l
 CHECKPOINT = "ckpt.pt"              # a training step while it trains: weights, optimiser, RNG states
 MODEL = "model.pt"                  # a training step's final weights
 CUES = "cues.npz"                   # seeds: every training image's cues on the output grid
+ELAPSED = "elapsed.json"            # seeds, pseudo-labels, evaluate while they run: their sessions' wall seconds
 CUE_PARTS = "cues-parts"            # seeds while it runs: the cues made so far, a file per few hundred images
 SUPERVISION = "supervision.csv"     # train-seg: the grown cues' quality per epoch (Fig. 4)
 FIG1 = "fig1.npz"                   # train-seg: a few images' supervision per epoch (Fig. 1)

@@ -25,7 +25,7 @@ from ..files import write_csv, write_json
 from ..method.metrics import ConfusionMeter, confusion_matrix, mean_iou
 from ..profile import Profile
 from ..run import folders
-from ..run.clock import combined
+from ..run.clock import Sessions, combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from ..run.context import begin, setup
@@ -70,6 +70,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if done:
         return folder
     started = time.perf_counter()
+    sessions = Sessions(folder, started, resume, write=ctx.world.main)
     source = folders.eval_source(cfg)
     model = load_model(folders.require(cfg, source) / step_files.MODEL,
                        build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
@@ -86,7 +87,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         meter.update(label, gt)
         rows.append({"id": ds.ids[i], "miou": mean_iou(confusion_matrix(label, gt, ds.num_classes))})
 
-    loop = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume,
+    loop = label_split(ctx, "evaluate", model, ds, pred_dir, cfg.eval, sizes_of, resume, sessions,
                        score if meter is not None else None)
     if meter is not None:                            # every process's images, in the split's order
         meter.conf = all_reduce_sum(meter.conf, ctx.world)
@@ -106,5 +107,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         write_csv(folder / step_files.PER_IMAGE, rows)                  # columns id, miou
     write_json(folder / step_files.METRICS, summary, sort_keys=False)      # classes in the dataset's order
     folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed,
-                   resumed_with_images=kept)
+                   resumed_with_images=kept, earlier_s=sessions.earlier)
     return folder

@@ -17,7 +17,7 @@ from ..data.dataset import open_split
 from ..method.metrics import ConfusionMeter
 from ..profile import Profile
 from ..run import folders
-from ..run.clock import combined
+from ..run.clock import Sessions, combined
 from ..run.checkpoints import load_model
 from ..run.dist import all_reduce_sum, gather
 from ..run.context import begin, setup
@@ -32,6 +32,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     if done:
         return folder
     started = time.perf_counter()
+    sessions = Sessions(folder, started, resume, write=ctx.world.main)
     ds = open_split(cfg.data, cfg.data.train_split)
     model = load_model(folders.require(cfg, "seg") / step_files.MODEL,
                        build_seg_net(cfg, ds.num_classes, ctx.device, "none"), ctx.device)
@@ -39,7 +40,7 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     out.mkdir(exist_ok=True)
     meter = ConfusionMeter(ds.num_classes) if ds.has_masks else None
     sizes = [(s, s) for s in cfg.pseudo.sizes]
-    loop = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume,
+    loop = label_split(ctx, "pseudo-labels", model, ds, out, cfg.pseudo, lambda h, w: sizes, resume, sessions,
                        None if meter is None else lambda i, label: meter.update(label, ds.mask(i)),
                        restrict=cfg.pseudo.restrict_to_labels)
     if meter is not None:                            # every process's images
@@ -50,5 +51,5 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     summary = {**meter.summary(), "classes": ds.class_names} if meter is not None else None   # names the lists
     kept = sum(k for _, k in loops)
     folders.finish(folder, started, images=len(ds), quality=summary, timed=combined([t for t, _ in loops]),
-                   resumed_with_images=kept)
+                   resumed_with_images=kept, earlier_s=sessions.earlier)
     return folder

@@ -44,7 +44,7 @@ from ..models.cam import CAMNet
 from ..models.deeplab import output_size
 from ..profile import Profile
 from ..run import folders
-from ..run.clock import Clock, combined
+from ..run.clock import Clock, Sessions, combined
 from ..run.checkpoints import load_model
 from ..run.dist import barrier, gather, share
 from ..run.workers import auto_workers, in_order, process_pool
@@ -245,7 +245,8 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
     ds = open_split(cfg.data, cfg.data.train_split, progress=cfg.progress and ctx.world.main)
     mine = share(len(ds), ctx.world)
     kept = _kept_cues(ctx, folder, ds, mine, resume) if cfg.seeds.source == "cam" else {}
-    parts = CueParts(folder, ctx.world.rank)
+    sessions = Sessions(folder, started, resume and cfg.seeds.source == "cam", write=ctx.world.main)
+    parts = CueParts(folder, ctx.world.rank, sessions)
     try:
         if cfg.seeds.source == "cam":
             todo = [i for i in mine if ds.ids[i] not in kept]
@@ -262,6 +263,7 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
         if cfg.seeds.source == "cam":
             try:
                 parts.flush()
+                sessions.save()
             except Exception:                          # noqa: BLE001 (a full disk: the error above is the one to say)
                 if interrupted:
                     raise
@@ -281,7 +283,7 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
     store.save(folder / step_files.CUES)
     shutil.rmtree(folder / step_files.CUE_PARTS, ignore_errors=True)     # in cues.npz now
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
-                   timed=timed, resumed_with_images=len(kept))
+                   timed=timed, resumed_with_images=len(kept), earlier_s=sessions.earlier)
     return folder
 
 
@@ -292,10 +294,10 @@ PART_IMAGES, PART_SECONDS = 256, 60.0
 class CueParts:
     """The cues a process has made so far, written to ``<folder>/cues-parts/<rank>-<n>.npz`` a few hundred
     images at a time (:data:`PART_IMAGES`, or after :data:`PART_SECONDS`), so that an interrupted step keeps
-    them for ``--resume`` (:func:`kept_cues`)."""
+    them for ``--resume`` (:func:`kept_cues`); ``sessions`` is told of each file written."""
 
-    def __init__(self, folder: Path, rank: int):
-        self.folder, self.rank = folder / step_files.CUE_PARTS, rank
+    def __init__(self, folder: Path, rank: int, sessions: Sessions | None = None):
+        self.folder, self.rank, self.sessions = folder / step_files.CUE_PARTS, rank, sessions
         self.pending: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.written, self.last = 0, time.monotonic()
 
@@ -312,6 +314,8 @@ class CueParts:
             CueStore.from_dense(self.pending).save(self.folder / f"{self.rank}-{n}.npz")
             self.written += len(self.pending)
             self.pending = {}
+            if self.sessions is not None:
+                self.sessions.kept()
         self.last = time.monotonic()
 
 
