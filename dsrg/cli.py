@@ -112,7 +112,6 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     from .profile import load_profile
     from .run import folders
-    from .run.preflight import check_inputs
     from .steps import pipeline
 
     with same_in_every_process():
@@ -131,6 +130,17 @@ def _pipeline(args: argparse.Namespace) -> int:
             for line in closing_summary(cfg, done):
                 print(line)
         return 0
+    with folders.run_folder(cfg):          # a first step that fails leaves none behind
+        return _one_step(args, cfg)
+
+
+def _one_step(args: argparse.Namespace, cfg) -> int:
+    """One step's command (``dsrg train-cls``, ...): its inputs checked, then run under its lock."""
+    from .run import folders
+    from .run.preflight import check_inputs
+    from .steps import pipeline
+    from .steps.summary import closing_summary
+
     step = folders.step_of(args.command)
     before = folders.upstream(cfg, step)
     ready = before is None or folders.is_done(folders.step_dir(cfg, before))

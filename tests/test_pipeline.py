@@ -141,7 +141,7 @@ def test_a_step_that_fails_before_keeping_anything_leaves_no_folder_behind(tmp_p
     cfg = tiny_profile(tmp_path / "synth", tmp_path / "run")
     folder = runs.step_dir(cfg, "cls")
     for error in (InputError("a label value beyond the classes"), KeyboardInterrupt()):
-        with pytest.raises(type(error)), runs.step_lock(cfg, "cls"):
+        with pytest.raises(type(error)), runs.run_folder(cfg), runs.step_lock(cfg, "cls"):
             runs.start(cfg, "cls", {})
             (folder / "log.jsonl").touch()
             raise error
@@ -281,6 +281,29 @@ def _own_copy(cfg, tmp_path):
 
     root = shutil.copytree(cfg.data.root, tmp_path / "mine")
     return root, tiny_profile(root, tmp_path / "run", "data.dataset=voc")
+
+
+def test_on_real_data_a_first_step_that_fails_takes_pre_flights_checks_with_its_run_folder(tiny_run, tmp_path,
+                                                                                            monkeypatch):
+    """Pre-flight remembers the files it found clean in <run>/.checked/; a run folder made for a first step that
+    then fails is removed with them, one that was there before keeps them."""
+    from dsrg.steps import train_cls
+
+    _, cfg = _own_copy(tiny_run[0], tmp_path)
+
+    def fails(cfg, resume=False):
+        assert list((cfg.run_dir / ".checked").iterdir()), "pre-flight remembered the clean files"
+        runs.start(cfg, "cls", {})
+        raise InputError("a label value beyond the classes")
+
+    monkeypatch.setattr(train_cls, "run", fails)
+    with pytest.raises(InputError):
+        pipeline.run(cfg)
+    assert not cfg.run_dir.exists()
+    cfg.run_dir.mkdir(parents=True)
+    with pytest.raises(InputError):
+        pipeline.run(cfg)
+    assert [p.name for p in cfg.run_dir.iterdir()] == [".checked"], "the folder was there: the checks are kept"
 
 
 def _start(cfg, step):

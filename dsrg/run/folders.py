@@ -38,7 +38,7 @@ from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_path
 from ..errors import InputError, expect_choice
-from ..files import held, locked, made_folders, read_json, write_json
+from ..files import held, locked, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
 
@@ -252,9 +252,7 @@ def step_lock(cfg: Profile, step: str, world=None):
     if is_done(folder) and not os.access(folder.parent, os.W_OK):     # a finished run on a read-only disk: read it
         lock = contextlib.nullcontext()
     alone = world is None or world.size == 1
-    # the run folder (and its parents) that the first step makes are removed again if it fails and leaves them empty
-    made = made_folders(folder.parent) if alone and not folder.parent.exists() else contextlib.nullcontext()
-    with made, lock if main else contextlib.nullcontext():
+    with lock if main else contextlib.nullcontext():
         try:
             if world is not None and world.size > 1:
                 from .dist import barrier           # (torch: not for the commands that never train)
@@ -268,6 +266,26 @@ def step_lock(cfg: Profile, step: str, world=None):
             if alone:                   # under torchrun another process may still be writing into it
                 drop_stub(folder)
             raise
+
+
+@contextlib.contextmanager
+def run_folder(cfg: Profile):
+    """A command that runs steps into ``cfg``'s run folder: where the folder did not exist, it (and the parents made
+    with it) is removed again if the command fails and leaves nothing in it but pre-flight's record of the files it
+    found clean (``.checked/``), as its first step failed. Not under torchrun (another process may be writing)."""
+    run_dir = cfg.run_dir.absolute()
+    made = [] if int(os.environ.get("WORLD_SIZE", "1")) > 1 else \
+        [p for p in (run_dir, *run_dir.parents) if not p.exists()]         # the deepest first
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if made and {p.name for p in run_dir.iterdir()} <= {".checked"}:
+                shutil.rmtree(run_dir / ".checked")
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def drop_stub(folder: Path) -> None:

@@ -33,6 +33,11 @@ def run(cfg: Profile, resume: bool = False, only: Sequence[str] | None = None) -
     """Run (or skip) each planned step (or those of them in ``only``); return ``{step: folder}``.
     Prints one line per step. The inputs of the steps to run are checked first (:mod:`dsrg.run.preflight`)."""
     steps = [step for step in planned_steps(cfg) if only is None or step in only]
+    with folders.run_folder(cfg):
+        return _run(cfg, steps, resume)
+
+
+def _run(cfg: Profile, steps: list[str], resume: bool) -> dict[str, Path]:
     with same_in_every_process():
         check_inputs(cfg, steps, resume=resume)
     ctx = setup(cfg)
