@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -25,6 +26,13 @@ TINY = ["data.synth=[n_train=16,n_val=4,size=64]", "cls.width=0.0625", "seg.widt
         "seg.input_size=64", "cls.batch_size=4", "seg.batch_size=4", "retrain.batch_size=4", "cls.iterations=4",
         "seg.iterations=8", "retrain.iterations=4", "retrain.crop_size=48", "pseudo.sizes=[48,64]",
         "seg.record_images=2", "progress=false", "ckpt_every=3", "seeds.saliency=spectral_residual"]
+
+
+def torchrun(processes: int, tmp_path) -> list[str]:
+    """``python -m torch.distributed.run`` with ``processes`` on this machine (``--standalone``: a free port of its
+    own), its log folder in ``tmp_path`` (else each launch leaves a ``torchelastic_*`` folder in /tmp)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "--log-dir", str(tmp_path / "torchelastic")]
 
 
 def tiny_overrides(root, out, *extra: str) -> list[str]:

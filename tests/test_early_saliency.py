@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_profile
+from conftest import tiny_profile, torchrun
 from test_signals import _gone
 
 from dsrg.models.cam import CAMNet
@@ -207,8 +207,7 @@ def test_two_processes_under_torchrun_begin_their_shares_early_to_the_same_run(t
     for overlap in ("always", "never"):
         out = tmp_path / overlap
         args = tiny_overrides(cfg.data.root, out, f"seeds.overlap={overlap}", "seeds.workers=2")
-        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                               "-m", "dsrg.cli", "run", "--profile", "demo", *args], env=env, capture_output=True,
+        done = subprocess.run([*torchrun(2, tmp_path), "-m", "dsrg.cli", "run", "--profile", "demo", *args], env=env, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         made[overlap] = tiny_profile(cfg.data.root, out, f"seeds.overlap={overlap}", "seeds.workers=2")

@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from conftest import tiny_overrides
+from conftest import tiny_overrides, torchrun
 
 from dsrg.errors import InputError
 from dsrg.profile import load_profile
@@ -352,8 +352,7 @@ def test_under_torchrun_only_process_0_says_the_interruption(monkeypatch, capsys
 
 
 def test_a_bad_setting_under_torchrun_is_printed_once(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "dsrg.cli", "run", "--profile", "smoke", f"out={tmp_path / 'run'}", "seg.iterations=many"]
+    command = [*torchrun(2, tmp_path), "-m", "dsrg.cli", "run", "--profile", "smoke", f"out={tmp_path / 'run'}", "seg.iterations=many"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     said = done.stdout + done.stderr

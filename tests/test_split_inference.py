@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import tiny_overrides
+from conftest import tiny_overrides, torchrun
 
 from dsrg.data.cues import CueStore
 from dsrg.data.dataset import open_split
@@ -24,11 +24,9 @@ STEPS = ("seeds", "pseudo-labels", "evaluate")
 FOLDERS = ("seeds", "pseudo", "eval")
 
 
-def _dsrg(processes: int, *args: str) -> None:
-    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] \
-        if processes > 1 else []
-    done = subprocess.run([sys.executable, *launcher, "-m", "dsrg.cli", *args], env=ENV, capture_output=True,
-                          text=True, timeout=600)
+def _dsrg(tmp_path, processes: int, *args: str) -> None:
+    launcher = torchrun(processes, tmp_path) if processes > 1 else [sys.executable]
+    done = subprocess.run([*launcher, "-m", "dsrg.cli", *args], env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -48,7 +46,7 @@ def test_two_cpu_processes_make_the_seeds_pseudo_labels_and_evaluation_of_one(ti
         for name in FOLDERS:                     # the classifier and the trained models stay
             shutil.rmtree(out / folders[name].name)
         for step in STEPS:
-            _dsrg(processes, step, "--profile", "demo", *tiny_overrides(cfg.data.root, out))
+            _dsrg(tmp_path, processes, step, "--profile", "demo", *tiny_overrides(cfg.data.root, out))
         made[processes] = out
     one, two = made[1], made[2]
     seeds_dir = folders["seeds"].name
@@ -88,7 +86,7 @@ def test_resumed_split_pseudo_labels_keep_the_labels_written(tiny_run, tmp_path)
     for p in labels[1::2]:
         p.unlink()
     before = {p.name: p.stat().st_mtime_ns for p in (pseudo / "labels").glob("*.png")}
-    _dsrg(2, "pseudo-labels", "--profile", "demo", "--resume", *tiny_overrides(cfg.data.root, out))
+    _dsrg(tmp_path, 2, "pseudo-labels", "--profile", "demo", "--resume", *tiny_overrides(cfg.data.root, out))
     assert len(list((pseudo / "labels").glob("*.png"))) == 16
     for name, data in kept.items():
         assert (pseudo / "labels" / name).read_bytes() == data

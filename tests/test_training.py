@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import tiny_overrides, torchrun
 
 from dsrg.data.synthetic import SynthConfig, write_dataset
 from dsrg.profile import load_profile
@@ -163,15 +163,14 @@ def _first_logged_difference(tmp_path: Path) -> str:
     return "the logged losses are equal at every iteration"
 
 
-def _torchrun_command(*args: str) -> list[str]:
-    """``dsrg *args`` in two processes under torchrun (``--standalone``: on a free port of its own)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "dsrg.cli", *args]
+def _torchrun_command(tmp_path: Path, *args: str) -> list[str]:
+    """``dsrg *args`` in two processes under torchrun."""
+    return [*torchrun(2, tmp_path), "-m", "dsrg.cli", *args]
 
 
-def _torchrun(*args: str) -> None:
+def _torchrun(tmp_path: Path, *args: str) -> None:
     """``dsrg *args`` in two processes under torchrun, to its end."""
-    ddp = subprocess.run(_torchrun_command(*args), env=ENV, capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(_torchrun_command(tmp_path, *args), env=ENV, capture_output=True, text=True, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
 
 
@@ -206,7 +205,7 @@ def _two_processes_against_one(tmp_path: Path, *extra: str) -> None:
     cfg = _seeded(tmp_path, *extra)
     shutil.copytree(tmp_path / "one", tmp_path / "two")
     args = ["train-seg", "--profile", "demo", *tiny_overrides(root, tmp_path / "two", *extra)]
-    _torchrun(*args)
+    _torchrun(tmp_path, *args)
     single = _dsrg(*args[:3], *tiny_overrides(root, tmp_path / "one", *extra))
     assert single.wait(timeout=300) == 0, single.stdout.read()
     name = runs.step_dir(cfg, "seg").name
@@ -242,7 +241,7 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_r
         shutil.copytree(tmp_path / "one", tmp_path / copy)
     killed = ["train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "killed", *extra)]
     folder = tmp_path / "killed" / runs.step_dir(cfg, "seg").name
-    proc = subprocess.Popen(_torchrun_command(*killed), env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_torchrun_command(tmp_path, *killed), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (folder / "ckpt.pt").exists() and proc.poll() is None and time.time() < deadline:
@@ -251,8 +250,8 @@ def test_a_step_killed_under_torchrun_resumes_to_the_uninterrupted_weights_and_r
     proc.wait()
     assert (folder / "ckpt.pt").exists() and not runs.is_done(folder), "killed after a checkpoint, mid-epoch"
     assert len(torch.load(folder / "ckpt.pt", weights_only=False)["rng"]) == 2, "both processes' random states"
-    _torchrun(*killed, "--resume")
-    _torchrun("train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "full", *extra))
+    _torchrun(tmp_path, *killed, "--resume")
+    _torchrun(tmp_path, "train-seg", "--profile", "demo", *tiny_overrides(tmp_path / "synth", tmp_path / "full", *extra))
     full = tmp_path / "full" / folder.name
     assert (folder / "supervision.csv").read_text() == (full / "supervision.csv").read_text()
     a, b = _weights(folder), _weights(full)
