@@ -94,7 +94,7 @@ def test_the_keys_of_a_misfit_weights_file_are_listed_up_to_eight(tmp_path, caps
     assert count > 8 and names.count(", ") == 8 and names.endswith(f", and {count - 8} more")
 
 
-def test_a_weights_file_with_caffes_layer_names_says_so_once(tmp_path, capsys):
+def test_a_weights_file_with_caffes_layer_names_asks_for_caffes_inputs_once(tmp_path, capsys):
     from dsrg.models.vgg import VGG16Features
 
     names = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
@@ -103,9 +103,9 @@ def test_a_weights_file_with_caffes_layer_names_says_so_once(tmp_path, capsys):
     torch.save({**state, "fc6.weight": torch.zeros(1), "fc7.weight": torch.zeros(1)}, tmp_path / "caffe.pth")
     rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'caffe.pth'}", "cls.width=1.0",
                       "cls.batch_norm=false", "seg.init=imagenet")
-    assert rc == 2 and "its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads " \
-                       "torchvision's names, features.<n> and classifier.<n>" in err
-    assert "fc_init" not in err                                # the trunk's problem alone, not fc6/fc7's too
+    assert rc == 2 and "are a Caffe VGG16's (layers conv1_1 ... conv5_3), which expects Caffe's inputs (BGR in " \
+                       "0..255 minus the mean 104, 117, 123); set data.normalize=caffe" in err
+    assert "fc_init" not in err and err.count("Caffe VGG16") == 1     # the inputs first, not fc6/fc7's problem too
 
 
 def test_a_weights_file_that_would_run_code_runs_nothing(tmp_path, capsys):

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dsrg.errors import InputError
-from dsrg.models import CAMNet, VGG16Features
+from dsrg.models import CAFFE_VGG16_KEYMAP, CAMNet, VGG16Features
 from dsrg.profile import load_profile
-from dsrg.run.networks import build_cls_net, read_weights, weights_misfit
+from dsrg.run.networks import build_cls_net, build_seg_net, read_weights, weights_misfit
 
 SMALL = 0.125
 
@@ -74,3 +74,41 @@ def test_a_file_without_some_of_the_trunks_entries_is_said_to_be_incomplete_not_
     (problem,) = weights_misfit(_profile("w.pth", False), "cls.backbone_weights", state)
     assert "(a torchvision vgg16 state dict without some of its entries: a file cut short, or a part of one?)" \
            in problem and "missing keys (2): features.28.bias, features.28.weight" in problem
+
+
+def _as_caffe(net: CAMNet) -> dict[str, torch.Tensor]:
+    """A CAM net's trunk and fc6/fc7 under Caffe's layer names (conv1_1 ... conv5_3, fc6, fc7), as a DeepLab init
+    converted from Caffe names them, with a classifier of Caffe's too."""
+    caffe = {module: layer for layer, module in CAFFE_VGG16_KEYMAP.items()}
+    state = {f"{caffe[layer]}.{p}": v for k, v in net.state_dict().items()
+             for layer, _, p in [k.rpartition(".")] if layer in caffe}
+    return {**state, "fc8_voc12.weight": torch.zeros(21, 1024, 1, 1)}
+
+
+def test_a_caffe_vgg16_file_starts_both_networks_with_its_own_fc6_and_fc7_and_caffes_inputs(tmp_path):
+    """DeepLab's init (vgg16_20M) as converted from Caffe: its fc6/fc7 are reduced already, and it expects BGR."""
+    src = CAMNet(20, SMALL)
+    torch.save(_as_caffe(src), tmp_path / "init.pth")
+    cfg = _profile(tmp_path / "init.pth", False, "cls.fc_init=imagenet")
+    (problem,) = weights_misfit(cfg, "cls.backbone_weights", _as_caffe(src))
+    assert problem.endswith("are a Caffe VGG16's (layers conv1_1 ... conv5_3), which expects Caffe's inputs (BGR in "
+                            "0..255 minus the mean 104, 117, 123); set data.normalize=caffe")
+    caffe = ["data.normalize=caffe", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'init.pth'}",
+             f"seg.width={SMALL}", "seg.fc_init=imagenet"]
+    cls_net = build_cls_net(_profile(tmp_path / "init.pth", False, "cls.fc_init=imagenet", *caffe), 21)
+    seg_net = build_seg_net(_profile(tmp_path / "init.pth", False, *caffe), 21, torch.device("cpu"))
+    for ours in (cls_net.features, seg_net.backbone.features):
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), src.features.state_dict().values()))
+    for fc in (cls_net, *seg_net.aspp):
+        assert torch.equal(fc.fc6.weight, src.fc6.weight) and torch.equal(fc.fc7.bias, src.fc7.bias)
+
+
+def test_a_caffe_file_without_some_of_its_layers_says_what_the_trunk_reads():
+    state = {k: v for k, v in _as_caffe(CAMNet(20, SMALL)).items() if k != "conv5_3.bias"}
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state)
+    assert "its keys are Caffe's layer names, but not a VGG16's conv1_1 ... conv5_3 each with its weight and bias" \
+        in problem
+    state = {k: v for k, v in _as_caffe(CAMNet(20, SMALL)).items() if k != "fc7.bias"}
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe", "cls.fc_init=imagenet"),
+                                "cls.backbone_weights", state)
+    assert "DeepLab's reduced fc6/fc7 but not all of them: fc7.bias missing; set cls.fc_init=random" in problem

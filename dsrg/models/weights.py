@@ -13,9 +13,10 @@ every ASPP branch: the paper's "all initialized by the VGG-16 pretrained on Imag
 nets from DeepLab's ``vgg16_20M`` init, which is this reduction).
 
 Converted Caffe weights (e.g. DeepLab's VGG16 ``init.caffemodel`` exported as ``{layer}.weight`` /
-``{layer}.bias``) are renamed with ``keymap=CAFFE_VGG16_KEYMAP``. Note that Caffe VGG16 expects BGR
-inputs in 0-255 minus the mean (104, 117, 123), torchvision RGB in 0-1 normalised by ImageNet mean/std.
-Reading a weights file, and saying which profile setting a misfit calls for, is :mod:`dsrg.run.networks`'.
+``{layer}.bias``: :func:`is_caffe_vgg16`) are renamed with ``keymap=CAFFE_VGG16_KEYMAP``; their ``fc6`` / ``fc7``
+are already DeepLab's reduced ones (:func:`vgg16_fc`). Caffe VGG16 expects BGR inputs in 0-255 minus the mean
+(104, 117, 123), torchvision RGB in 0-1 normalised by ImageNet mean/std. Reading a weights file, and saying
+which profile setting a misfit calls for, is :mod:`dsrg.run.networks`'.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ CAFFE_VGG16_KEYMAP: dict[str, str] = {
     "conv5_1": "features.24", "conv5_2": "features.26", "conv5_3": "features.28",
     "fc6": "fc6", "fc7": "fc7",
 }
+
+
+def is_caffe_vgg16(keys) -> bool:
+    """Whether a state dict's ``keys`` are a Caffe VGG16's layer names (``conv1_1.weight`` ... ``conv5_3.bias``)."""
+    keys = set(keys)
+    return all(f"{layer}.{p}" in keys for layer in CAFFE_VGG16_KEYMAP if layer.startswith("conv")
+               for p in ("weight", "bias"))
 
 
 def rename_keys(state: Mapping[str, torch.Tensor], keymap: Mapping[str, str]) -> dict[str, torch.Tensor]:
@@ -86,10 +94,26 @@ def decimate_vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
             "fc7.weight": w7.contiguous()[:, :, None, None], "fc7.bias": state["classifier.3.bias"][::c].clone()}
 
 
+#: The entries of DeepLab's reduced fc6 / fc7.
+FC_KEYS = ("fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias")
+
+
+def vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DeepLab's reduced ``fc6`` / ``fc7``: those of a state dict that holds them already (a Caffe init renamed,
+    e.g. ``vgg16_20M``), else :func:`decimate_vgg16_fc` of its classifier."""
+    if any(k in state for k in FC_KEYS):
+        missing = [k for k in FC_KEYS if k not in state]
+        if missing:
+            raise InputError(f"the state dict has DeepLab's reduced fc6/fc7 but not all of them: {', '.join(missing)} "
+                             f"missing")
+        return {k: state[k] for k in FC_KEYS}
+    return decimate_vgg16_fc(state)
+
+
 def check_vgg16_fc(modules: list[nn.Module], state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """:func:`decimate_vgg16_fc` of ``state``, checked against the ``fc6`` / ``fc7`` of each module (which may
-    live on the meta device); InputError when they are not full width (``width=1``)."""
-    fc = decimate_vgg16_fc(state)
+    """:func:`vgg16_fc` of ``state``, checked against the ``fc6`` / ``fc7`` of each module (which may live on the
+    meta device); InputError when they are not full width (``width=1``)."""
+    fc = vgg16_fc(state)
     for module in modules:
         own = {k: v for k, v in module.state_dict().items() if k in fc}
         bad = [f"{k}: expected {tuple(v.shape)}, found {tuple(fc[k].shape)}" for k, v in own.items()
@@ -101,7 +125,7 @@ def check_vgg16_fc(modules: list[nn.Module], state: Mapping[str, torch.Tensor]) 
 
 
 def load_vgg16_fc(modules: list[nn.Module], state: Mapping[str, torch.Tensor]) -> None:
-    """Copy :func:`decimate_vgg16_fc` of ``state`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
+    """Copy :func:`vgg16_fc` of ``state`` into the ``fc6`` / ``fc7`` of each module (a CAM net, or
     each VGG ASPP branch); nothing is copied where they do not fit (:func:`check_vgg16_fc` says why)."""
     fc = check_vgg16_fc(modules, state)
     for module in modules:

@@ -17,7 +17,8 @@ from ..errors import InputError, name_some
 from ..files import read_torch
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
-from ..models.weights import architecture, check_backbone, check_vgg16_fc, load_backbone, load_vgg16_fc
+from ..models.weights import (CAFFE_VGG16_KEYMAP, HEAD_PREFIXES, architecture, check_backbone, check_vgg16_fc,
+                              is_caffe_vgg16, load_backbone, load_vgg16_fc, rename_keys)
 from ..profile import Profile
 from . import folders, step_files
 from .checkpoints import load_model
@@ -101,10 +102,18 @@ def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) ->
 
 def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor], load: bool = True) -> None:
     """Start ``net`` from the weights file of ``key``, read as ``state``: its trunk, and the fc6/fc7 of the CAM
-    net or of every VGG ASPP branch where ``fc_init=imagenet`` (only checked where ``load`` is False). An
+    net or of every VGG ASPP branch where ``fc_init=imagenet`` (only checked where ``load`` is False). A Caffe
+    VGG16's file (DeepLab's init) is read by its layer names, with Caffe's inputs (``data.normalize=caffe``). An
     InputError names the key, the file and the setting that would make it fit."""
     section = key.split(".")[0]
     path = attrgetter(key)(cfg)
+    heads = HEAD_PREFIXES
+    if is_caffe_vgg16(state):
+        if cfg.data.normalize != "caffe":
+            raise InputError(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), "
+                             f"which expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
+                             f"data.normalize=caffe")
+        state, heads = rename_keys(state, CAFFE_VGG16_KEYMAP), (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8")
     if section == "cls":
         trunk = nn.Module()
         trunk.features = net.features
@@ -113,7 +122,7 @@ def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Ten
         trunk = net.backbone
         fc_modules = list(net.aspp) if cfg.seg.backbone == "vgg16" and cfg.seg.fc_init == "imagenet" else []
     try:
-        (load_backbone if load else check_backbone)(trunk, state)
+        (load_backbone if load else check_backbone)(trunk, state, heads=heads)
     except InputError as exc:
         raise InputError(f"{key}: backbone weights {path} do not fit the network's trunk"
                          f"{_misfit_hint(section, state, trunk.state_dict())}: {exc}") from None
@@ -128,9 +137,9 @@ def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Ten
 def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
     """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
     theirs, ours = architecture(found), architecture(own)
-    if theirs is None and any(k.startswith(("conv1_1", "conv5_3", "fc6", "fc7")) for k in found):
-        return (" (its keys are Caffe's layer names, conv1_1 ... conv5_3, fc6, fc7: the trunk reads torchvision's "
-                "names, features.<n> and classifier.<n>; convert the file, or take torchvision's ImageNet vgg16)")
+    if theirs is None and any(k.startswith(("conv1_", "conv5_", "fc6", "fc7")) for k in found):
+        return (" (its keys are Caffe's layer names, but not a VGG16's conv1_1 ... conv5_3 each with its weight "
+                "and bias: the trunk reads those, or torchvision's names, features.<n> and classifier.<n>)")
     if theirs is None:
         return (f" (its keys are neither a torchvision VGG's nor a ResNet's, e.g. {name_some(sorted(found), 3)}: "
                 f"the trunk reads a torchvision state dict)")
