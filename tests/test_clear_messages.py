@@ -787,18 +787,19 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     assert "pseudo-labels: interrupted with 3 of 16 images labelled; `--resume` continues" in capsys.readouterr().err
     folder = folders.step_dir(mine, "pseudo")
     assert folders.step_state(folder).startswith("interrupted (3 of 16 written): --resume continues")
-    calls.clear()
-    with pytest.raises(KeyboardInterrupt):                     # again, without --resume: it says it starts over
+    calls[:] = [None]                       # again, without --resume (it says it starts over), stopped at its third
+    with pytest.raises(KeyboardInterrupt):
         pseudo_labels.run(mine)
     assert "pseudo-labels: 3 of 16 images labelled by an interrupted run are done again (without --resume the " \
            "step starts over; --resume keeps them)" in capsys.readouterr().err
+    assert folders.step_state(folder).startswith("interrupted (2 of 16 written)"), "the first run's third removed"
     monkeypatch.setattr(labelling, "write_label_png", real)
-    damaged = calls[0]                                         # one of them cut short: it is labelled again
+    damaged = calls[1]                                         # one of them cut short: it is labelled again
     damaged.write_bytes(damaged.read_bytes()[:20])
     pseudo_labels.run(mine, resume=True)
     err = capsys.readouterr().err
     assert f"pseudo-labels: {damaged} is cut short or damaged: it is labelled again" in err
-    assert "pseudo-labels: --resume: 2 of 16 images labelled before, kept; 14 to go" in err
+    assert "pseudo-labels: --resume: 1 of 16 images labelled before, kept; 15 to go" in err
     info = folders.done_info(folder)
     assert info["quality"] == folders.done_info(done["pseudo"])["quality"]
     assert info["wall_s_total"] > info["wall_s"], "the interrupted session's time, up to its last label, added"

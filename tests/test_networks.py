@@ -112,3 +112,21 @@ def test_a_caffe_file_without_some_of_its_layers_says_what_the_trunk_reads():
     (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe", "cls.fc_init=imagenet"),
                                 "cls.backbone_weights", state)
     assert "DeepLab's reduced fc6/fc7 but not all of them: fc7.bias missing; set cls.fc_init=random" in problem
+
+
+def test_a_caffe_file_for_a_resnet_trunk_names_the_backbone_not_the_inputs():
+    cfg = _profile("w.pth", False, "seg.init=imagenet", "seg.backbone=resnet101", "seg.width=0.0625",
+                   "seg.freeze_bn=false", "seg.backbone_weights=w.pth")
+    (problem,) = weights_misfit(cfg, "seg.backbone_weights", _as_caffe(CAMNet(20, SMALL)))
+    assert "(a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a resnet101: give seg.backbone=vgg16, or " \
+           "a torchvision resnet101 file)" in problem and "normalize" not in problem
+
+
+def test_a_caffe_init_renamed_to_torchvisions_names_keeps_its_fc6_and_fc7(tmp_path):
+    """rename_keys(state, CAFFE_VGG16_KEYMAP) in Python gives features.<n> and DeepLab's fc6/fc7: read as such."""
+    from dsrg.models import rename_keys
+
+    src = CAMNet(20, SMALL)
+    torch.save(rename_keys(_as_caffe(src), CAFFE_VGG16_KEYMAP), tmp_path / "renamed.pth")
+    net = build_cls_net(_profile(tmp_path / "renamed.pth", False, "cls.fc_init=imagenet", "data.normalize=caffe"), 21)
+    assert torch.equal(net.fc6.weight, src.fc6.weight) and torch.equal(net.features[0].weight, src.features[0].weight)

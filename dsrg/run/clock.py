@@ -57,7 +57,8 @@ class Sessions:
     While it runs, ``<folder>/elapsed.json`` holds the earlier sessions' seconds plus this one's up to its last
     output kept (:meth:`kept`, written at most every ``every`` seconds, and by :meth:`save` as the session ends,
     by an interruption too). ``resume`` goes on from the file (``earlier``); a run that starts over removes it.
-    ``write``: this process keeps the file (torchrun's first)."""
+    ``write``: this process keeps the file (torchrun's first, whose time stands for the session's: the others'
+    outputs after its last are not counted)."""
 
     def __init__(self, folder: Path, started: float, resume: bool, write: bool = True, every: float = 5.0,
                  now: Callable[[], float] = time.perf_counter) -> None:

@@ -514,6 +514,6 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
     total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed and earlier_s else {}
     info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "processes": processes(),
             "code": code(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
-    write_json(folder / step_files.DONE, info)
     (folder / step_files.ELAPSED).unlink(missing_ok=True)      # an inference step's while it ran: in done.json now
+    write_json(folder / step_files.DONE, info)
     return info

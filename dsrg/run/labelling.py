@@ -4,6 +4,7 @@ labelled by a model with the step's test-time CRF, each label written as it come
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from contextlib import closing
 from pathlib import Path
@@ -55,14 +56,16 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
     """The loop of ``pseudo-labels`` and ``evaluate``: this process's share of the split ``ds``
     (:func:`dsrg.run.dist.share`) labelled by ``model`` (:func:`predictions`, ``restrict``: over each image's
     labelled classes only), each label written to ``out/<id>.png`` and handed to ``on_label(index, label)``.
-    With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else done again;
-    ``sessions`` is told of each label written.
+    With ``resume`` the labels an interrupted run wrote are kept (read back and handed on), else removed and done
+    again; ``sessions`` is told of each label written.
     Returns the loop's timings (:meth:`dsrg.run.clock.Clock.timed`) and how many of its images a resumed run
     kept (its wall time is then the time it took for the others)."""
     verb, noun = ("labelled", "labels") if command == "pseudo-labels" else ("predicted", "predictions")
     mine = share(len(ds), ctx.world)
     before = [i for i in mine if (out / f"{ds.ids[i]}.png").is_file()]     # an interrupted run's
     kept = set(before) if resume else set()
+    for i in before if not resume else ():     # the step starts over: none of them is the new run's
+        (out / f"{ds.ids[i]}.png").unlink(missing_ok=True)
     for i in sorted(kept):             # written before an interruption: read back (they count too)
         try:
             label = read_label_png(out / f"{ds.ids[i]}.png", ds.num_classes)
@@ -89,12 +92,15 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
                 bar.update(1)
                 if on_label is not None:
                     on_label(index[image_id], label)
-    except KeyboardInterrupt:
+    except BaseException as exc:
         bar.close()                       # first: a bar drawn after the message would hide it
-        print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues from "
-              f"there (the {noun} written are kept), without it the step starts over", file=sys.stderr, flush=True)
+        with contextlib.suppress(Exception):      # a full disk, say: the error in flight is the one to say
+            sessions.save()
+        if isinstance(exc, KeyboardInterrupt):
+            print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues from "
+                  f"there (the {noun} written are kept), without it the step starts over", file=sys.stderr,
+                  flush=True)
         raise
-    finally:
-        bar.close()
-        sessions.save()
+    bar.close()
+    sessions.save()
     return clock.timed(), len(kept)

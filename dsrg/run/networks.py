@@ -17,8 +17,8 @@ from ..errors import InputError, name_some
 from ..files import read_torch
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
-from ..models.weights import (CAFFE_VGG16_KEYMAP, HEAD_PREFIXES, architecture, check_backbone, check_vgg16_fc,
-                              is_caffe_vgg16, load_backbone, load_vgg16_fc, rename_keys)
+from ..models.weights import (CAFFE_VGG16_KEYMAP, FC_KEYS, HEAD_PREFIXES, architecture, check_backbone,
+                              check_vgg16_fc, is_caffe_vgg16, load_backbone, load_vgg16_fc, rename_keys)
 from ..profile import Profile
 from . import folders, step_files
 from .checkpoints import load_model
@@ -107,13 +107,15 @@ def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Ten
     InputError names the key, the file and the setting that would make it fit."""
     section = key.split(".")[0]
     path = attrgetter(key)(cfg)
-    heads = HEAD_PREFIXES
-    if is_caffe_vgg16(state):
+    vgg = section == "cls" or cfg.seg.backbone == "vgg16"
+    if vgg and is_caffe_vgg16(state):
         if cfg.data.normalize != "caffe":
             raise InputError(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), "
                              f"which expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
                              f"data.normalize=caffe")
-        state, heads = rename_keys(state, CAFFE_VGG16_KEYMAP), (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8")
+        state = rename_keys(state, CAFFE_VGG16_KEYMAP)
+    # DeepLab's reduced fc6/fc7 (a Caffe init's, renamed here or before) and a Caffe classifier: not the trunk's
+    heads = (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if vgg and any(k in state for k in FC_KEYS) else HEAD_PREFIXES
     if section == "cls":
         trunk = nn.Module()
         trunk.features = net.features
@@ -137,6 +139,9 @@ def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Ten
 def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
     """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
     theirs, ours = architecture(found), architecture(own)
+    if is_caffe_vgg16(found):
+        return (f" (a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a {ours}: give seg.backbone=vgg16, "
+                f"or a torchvision {ours} file)")
     if theirs is None and any(k.startswith(("conv1_", "conv5_", "fc6", "fc7")) for k in found):
         return (" (its keys are Caffe's layer names, but not a VGG16's conv1_1 ... conv5_3 each with its weight "
                 "and bias: the trunk reads those, or torchvision's names, features.<n> and classifier.<n>)")
@@ -150,6 +155,8 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
         return f" (the file looks like a torchvision {theirs} state dict, and this trunk is a {ours}: {choose})"
     shared = [k for k in own if k in found]
     if shared and all(found[k].shape == own[k].shape for k in shared):
+        if all(k in found for k in own if not k.endswith("num_batches_tracked")):
+            return f" (a torchvision {theirs} state dict with entries of layers this trunk does not have)"
         return f" (a torchvision {theirs} state dict without some of its entries: a file cut short, or a part of one?)"
     return (f" (a network of another width or BatchNorm layout than the file's: torchvision's vgg16 and "
             f"resnet101 files fit {section}.width=1 and {section}.batch_norm=false)")
