@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"[execute] interrupted after {time.perf_counter() - start:.0f} s: the notebooks executed so far are "
               f"cached, and `make book` goes on from them", file=sys.stderr, flush=True)
+        _end_descendants()   # first: a kernel still starting up writes its connection file into the scratch folder
         shutil.rmtree(scratch, ignore_errors=True)
         os._exit(130)        # not the pool's shutdown, which would wait for the notebooks it runs: they end with us
     finally:
@@ -196,6 +197,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[execute] failed: {', '.join(map(str, failed))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, and theirs (Linux's /proc; none elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _ended(pid: int) -> bool:
+    """Whether ``pid`` has ended: reaped here (a child of this process), gone, or a zombie."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return True
+
+
+def _end_descendants(timeout: float = 10.0) -> None:
+    """SIGKILL the processes this one started (the pool's workers and their kernels) and wait for them to end."""
+    pids = _descendants(os.getpid())
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if not _ended(pid)]
+        time.sleep(0.05)
 
 
 def _interrupt(signum, frame):
