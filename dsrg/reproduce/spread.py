@@ -28,6 +28,7 @@ from ..profile import load_profile
 from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
+from ..run.split_lists import records
 from .experiments import ABLATION, Experiment, ablation, refuse_row_keys
 
 FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's rows, in its order
@@ -125,17 +126,17 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
         file = file_in_the_way(path) if path else None     # a folder on the way that cannot be read: said later
         if file is not None:
             raise InputError(f"{option} {path}: {file} is a file; expected a folder {what}")
-    name = load_profile(profile, list(overrides)).name
+    cfg = load_profile(profile, list(overrides))
     for seed in seeds:
         try:
             load_profile(profile, [*overrides, f"seed={seed}"])
         except InputError as exc:
             raise InputError(f"--seeds {seed}: {exc}") from None
-    folder = Path(out) / name
+    folder = Path(out) / cfg.name
     settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
     _refuse_other_settings(folder, settings)
-    _refuse_other_lists(folder, seeds, load_profile(profile, list(overrides)))
-    return Path(runs or Path("runs") / "spread") / name, folder
+    _refuse_other_lists(folder, seeds, cfg)
+    return Path(runs or Path("runs") / "spread") / cfg.name, folder
 
 
 def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
@@ -177,8 +178,6 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
 def _refuse_other_lists(folder: Path, seeds: Sequence[int], cfg) -> None:
     """An InputError where ``folder`` keeps records of other seeds than ``seeds`` measured on other image lists of
     the real-data root than it lists now: the table would average over two datasets."""
-    from ..run.split_lists import records
-
     now = {part: {"name": name, **rec} for part, step in (("train", "seeds"), ("eval", "eval"))
            for name, rec in records(cfg, step).items()}
     other = [(path, why) for path, rec in _records(folder) if rec["seed"] not in seeds
