@@ -185,15 +185,17 @@ def broken_link(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def made_folders(path: str | os.PathLike, keep: bool = True) -> Iterator[Path]:
+def made_folders(path: str | os.PathLike, keep: bool = True, make: bool = True) -> Iterator[Path]:
     """Make the folder ``path`` and its missing parents for the ``with`` block; those it made are removed
     again where they stayed empty, after an error in the block (or in making them), or always where not
-    ``keep``. Nothing else is touched: a folder made by someone else meanwhile, or holding files, stays."""
+    ``keep``. Nothing else is touched: a folder made by someone else meanwhile, or holding files, stays.
+    ``make=False``: the block makes them (or not); those missing at its start are still removed so."""
     path = Path(path)
     made = [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]    # the deepest first
     failed = True
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if make:
+            path.mkdir(parents=True, exist_ok=True)
         yield path
         failed = False
     finally:

@@ -38,7 +38,7 @@ from ..data.synthetic import MAX_CLASSES
 from ..data.synthetic import class_names as embedded_class_names
 from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_class_names, split_path
 from ..errors import InputError, expect_choice
-from ..files import held, locked, read_json, write_json
+from ..files import held, locked, made_folders, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
 from . import step_files
 
@@ -273,19 +273,17 @@ def run_folder(cfg: Profile):
     """A command that runs steps into ``cfg``'s run folder: where the folder did not exist, it (and the parents made
     with it) is removed again if the command fails and leaves nothing in it but pre-flight's record of the files it
     found clean (``.checked/``), as its first step failed. Not under torchrun (another process may be writing)."""
-    run_dir = cfg.run_dir.absolute()
-    made = [] if int(os.environ.get("WORLD_SIZE", "1")) > 1 else \
-        [p for p in (run_dir, *run_dir.parents) if not p.exists()]         # the deepest first
-    try:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.run_dir.exists():
         yield
-    except BaseException:
-        with contextlib.suppress(OSError):
-            if made and {p.name for p in run_dir.iterdir()} <= {".checked"}:
-                shutil.rmtree(run_dir / ".checked")
-        for folder in made:
+        return
+    with made_folders(cfg.run_dir, make=False):          # pre-flight makes it (or says why it cannot)
+        try:
+            yield
+        except BaseException:
             with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
+                if {p.name for p in cfg.run_dir.iterdir()} <= {".checked"}:
+                    shutil.rmtree(cfg.run_dir / ".checked")
+            raise
 
 
 def drop_stub(folder: Path) -> None:
