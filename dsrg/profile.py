@@ -73,8 +73,8 @@ class ClsConfig(Schedule):
     width: float = 1.0                    # channels x width (1: the paper's VGG16; the demo's small nets < 1)
     batch_norm: bool = False              # demo option: vgg16_bn trunk (the paper: plain vgg16)
     dropout: float = 0.5                  # drop probability after fc6 and fc7
-    backbone_weights: str = ""            # torchvision vgg16 state dict; "" = random init
-    fc_init: str = "imagenet"             # imagenet: fc6/fc7 decimated from the weights' classifier (DeepLab) | random
+    backbone_weights: str = ""            # torchvision vgg16 or Caffe VGG16 (DeepLab's init) state dict; "" = random
+    fc_init: str = "imagenet"             # imagenet: the file's fc6/fc7, or its classifier decimated (DeepLab) | random
     input_size: int = 321                 # side of the square training crops
 
 
@@ -105,8 +105,8 @@ class SegConfig(Schedule):
     freeze_bn: bool = True                # resnet101: BatchNorm frozen as DeepLab (false: train it, from random weights)
     dropout: float = 0.5                  # drop probability in each ASPP branch (after fc6 and fc7)
     init: str = "imagenet"                # imagenet (backbone_weights, or random when "") | cls (the CAM net's trunk)
-    backbone_weights: str = ""            # torchvision vgg16 / resnet101 state dict, as cls.backbone_weights
-    fc_init: str = "imagenet"             # vgg16: each ASPP branch's fc6/fc7 decimated from the weights' classifier | random
+    backbone_weights: str = ""            # torchvision resnet101 state dict, or a vgg16 one as cls.backbone_weights
+    fc_init: str = "imagenet"             # vgg16: each ASPP branch's fc6/fc7 as cls.fc_init's | random
     input_size: int = 321                 # side of the square training crops (grid 41 x 41)
     lr: float = 5e-4                      # the paper's (Section 4.1)
     seed_loss: str = "balanced"           # balanced (Eq. 1) | sec (the baseline)
@@ -317,7 +317,8 @@ def validate(cfg: Profile) -> None:
 
     def need(key: str, ok: bool, what: str) -> None:
         if not ok:
-            raise InputError(f"{key}: expected {what}, got {_get(cfg, key)!r}")
+            got = _get(cfg, key)
+            raise InputError(f"{key}: expected {what}, got {str(got).lower() if isinstance(got, bool) else repr(got)}")
 
     need("base", not cfg.base or Path(cfg.base).is_dir(),
          "the folder that relative paths are written from, e.g. '..' from notebooks/, or '' for here (a profile "
@@ -380,7 +381,8 @@ def validate(cfg: Profile) -> None:
     if cfg.seg.init == "cls":
         need("seg.backbone", cfg.seg.backbone == "vgg16", "vgg16 with seg.init=cls (the CAM net is a VGG16)")
         need("seg.width", cfg.seg.width == cfg.cls.width, f"cls.width ({cfg.cls.width}) with seg.init=cls")
-        need("seg.batch_norm", cfg.seg.batch_norm == cfg.cls.batch_norm, "cls.batch_norm with seg.init=cls")
+        need("seg.batch_norm", cfg.seg.batch_norm == cfg.cls.batch_norm,
+             f"{str(cfg.cls.batch_norm).lower()} (as cls.batch_norm) with seg.init=cls")
     if cfg.seg.batch_norm:
         need("seg.backbone", cfg.seg.backbone == "vgg16", "vgg16 with seg.batch_norm=true")
 

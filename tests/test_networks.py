@@ -114,6 +114,28 @@ def test_a_caffe_file_without_some_of_its_layers_says_what_the_trunk_reads():
     assert "DeepLab's reduced fc6/fc7 but not all of them: fc7.bias missing; set cls.fc_init=random" in problem
 
 
+def test_a_caffe_file_for_a_batch_norm_trunk_with_torchvisions_inputs_says_both_settings():
+    (inputs, layout) = weights_misfit(_profile("w.pth", True), "cls.backbone_weights", _as_caffe(CAMNet(20, SMALL)))
+    assert inputs.endswith("set data.normalize=caffe")
+    assert layout == ("cls.backbone_weights: backbone weights w.pth are a Caffe VGG16's, without BatchNorm, and the "
+                      "network's trunk is a vgg16_bn: set cls.batch_norm=false seg.batch_norm=false")
+
+
+def test_a_caffe_file_of_another_width_is_said_under_its_own_layer_names():
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights",
+                                _as_caffe(CAMNet(20, 0.25)))
+    assert "(a network of another width than the file's: a Caffe VGG16's file fits cls.width=1)" in problem
+    assert "shape mismatches (26): conv1_1.bias: expected (8,), found (16,)" in problem and "features." not in problem
+
+
+def test_a_caffe_file_without_fc6_and_fc7_says_so_not_torchvisions_classifier():
+    state = {k: v for k, v in _as_caffe(CAMNet(20, SMALL)).items() if not k.startswith(("fc6", "fc7"))}
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe", "cls.fc_init=imagenet"),
+                                "cls.backbone_weights", state)
+    assert "this Caffe VGG16 file has no fc6/fc7" in problem and "classifier.0" not in problem
+    assert problem.endswith("set cls.fc_init=random to start fc6/fc7 at random")
+
+
 def test_a_caffe_file_for_a_resnet_trunk_names_the_backbone_not_the_inputs():
     cfg = _profile("w.pth", False, "seg.init=imagenet", "seg.backbone=resnet101", "seg.width=0.0625",
                    "seg.freeze_bn=false", "seg.backbone_weights=w.pth")

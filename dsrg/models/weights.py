@@ -51,12 +51,17 @@ def is_caffe_vgg16(keys) -> bool:
                for p in ("weight", "bias"))
 
 
+def renamed(key: str, keymap: Mapping[str, str]) -> str:
+    """``"{layer}.{suffix}"`` as ``"{keymap[layer]}.{suffix}"``; a key whose layer is not mapped stays."""
+    layer, dot, suffix = key.rpartition(".")
+    return f"{keymap[layer]}.{suffix}" if dot and layer in keymap else key
+
+
 def rename_keys(state: Mapping[str, torch.Tensor], keymap: Mapping[str, str]) -> dict[str, torch.Tensor]:
-    """Rename ``"{layer}.{suffix}"`` to ``"{keymap[layer]}.{suffix}"``; keys whose layer is not mapped stay."""
+    """``state`` with each key :func:`renamed` by ``keymap``."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        layer, dot, suffix = key.rpartition(".")
-        new = f"{keymap[layer]}.{suffix}" if dot and layer in keymap else key
+        new = renamed(key, keymap)
         if new in out:
             raise InputError(f"keymap: two checkpoint keys map to {new!r}")
         out[new] = value
@@ -155,16 +160,18 @@ def check_backbone(model_backbone: nn.Module, state: Mapping[str, torch.Tensor],
                    keymap: Mapping[str, str] | None = None, heads: tuple[str, ...] = HEAD_PREFIXES
                    ) -> dict[str, torch.Tensor]:
     """The entries of ``state`` that :func:`load_backbone` would load into ``model_backbone`` (which may live
-    on the meta device: nothing is loaded). Raises InputError when, outside the ``heads`` prefixes, the module
-    has keys ``state`` lacks, ``state`` has keys the module lacks, or shapes differ; the message lists every
-    such key (with expected vs found shapes)."""
+    on the meta device: nothing is loaded), ``state``'s keys :func:`renamed` by ``keymap``. Raises InputError
+    when, outside the ``heads`` prefixes, the module has keys ``state`` lacks, ``state`` has keys the module
+    lacks, or shapes differ; the message lists every such key (under the file's names, with expected vs found
+    shapes)."""
+    back = {ours: theirs for theirs, ours in (keymap or {}).items()}
     if keymap is not None:
         state = rename_keys(state, keymap)
     found = {k: v for k, v in state.items() if not _is_head(k, heads)}
     own = {k: v for k, v in model_backbone.state_dict().items() if not _is_head(k, heads)}
-    missing = sorted(k for k in own if k not in found and not k.endswith("num_batches_tracked"))
-    unexpected = sorted(k for k in found if k not in own)
-    mismatched = sorted(f"{k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}"
+    missing = sorted(renamed(k, back) for k in own if k not in found and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(renamed(k, back) for k in found if k not in own)
+    mismatched = sorted(f"{renamed(k, back)}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}"
                         for k, v in found.items() if k in own and v.shape != own[k].shape)
     problems = [f"{title} ({len(items)}): {', '.join(items[:8])}{f', and {len(items) - 8} more' * (len(items) > 8)}"
                 for title, items in (("missing keys", missing), ("unexpected keys", unexpected),

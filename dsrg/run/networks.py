@@ -1,5 +1,5 @@
 """The networks of a profile: the CAM classifier (``cls``) and DeepLab-ASPP (``seg``, ``retrain``), built and
-started from the profile's weights files (torchvision state dicts). A file that does not fit is said in the
+started from the profile's weights files (torchvision state dicts, or a Caffe VGG16's). A file that does not fit is said in the
 profile's terms: the key that names it and the setting that would make it fit (:func:`weights_misfit`, which
 pre-flight asks of every weights file before a step runs)."""
 
@@ -93,55 +93,87 @@ def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) ->
     memory, no weights); [] when it fits."""
     with torch.device("meta"):
         net = _cls_net(cfg, 2) if key == "cls.backbone_weights" else _seg_net(cfg, 2)
-    try:
-        _start(cfg, key, net, state, load=False)
-    except InputError as exc:
-        return [str(exc)]
-    return []
+    return _misfits(cfg, key, net, state)
 
 
-def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor], load: bool = True) -> None:
+def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Start ``net`` from the weights file of ``key``, read as ``state``: its trunk, and the fc6/fc7 of the CAM
-    net or of every VGG ASPP branch where ``fc_init=imagenet`` (only checked where ``load`` is False). A Caffe
-    VGG16's file (DeepLab's init) is read by its layer names, with Caffe's inputs (``data.normalize=caffe``). An
-    InputError names the key, the file and the setting that would make it fit."""
-    section = key.split(".")[0]
-    path = attrgetter(key)(cfg)
-    vgg = section == "cls" or cfg.seg.backbone == "vgg16"
-    if vgg and is_caffe_vgg16(state):
-        if cfg.data.normalize != "caffe":
-            raise InputError(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), "
-                             f"which expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
-                             f"data.normalize=caffe")
-        state = rename_keys(state, CAFFE_VGG16_KEYMAP)
-    # DeepLab's reduced fc6/fc7 (a Caffe init's, renamed here or before) and a Caffe classifier: not the trunk's
-    heads = (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if vgg and any(k in state for k in FC_KEYS) else HEAD_PREFIXES
-    if section == "cls":
+    net or of every VGG ASPP branch where ``fc_init=imagenet``. A Caffe VGG16's file (DeepLab's init) is read by
+    its layer names. An InputError says each misfit (:func:`_misfits`)."""
+    problems = _misfits(cfg, key, net, state)
+    if problems:
+        raise InputError("; ".join(problems))
+    trunk, fc_modules = _parts(cfg, key, net)
+    load_backbone(trunk, state, *_reading(cfg, key, state))
+    if fc_modules:
+        load_vgg16_fc(fc_modules, state)
+
+
+def _parts(cfg: Profile, key: str, net: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+    """The trunk a weights file starts, and the modules whose fc6/fc7 it starts (``fc_init=imagenet``)."""
+    if key.startswith("cls."):
         trunk = nn.Module()
         trunk.features = net.features
-        fc_modules = [net] if cfg.cls.fc_init == "imagenet" else []
-    else:
-        trunk = net.backbone
-        fc_modules = list(net.aspp) if cfg.seg.backbone == "vgg16" and cfg.seg.fc_init == "imagenet" else []
+        return trunk, [net] if cfg.cls.fc_init == "imagenet" else []
+    return net.backbone, list(net.aspp) if cfg.seg.backbone == "vgg16" and cfg.seg.fc_init == "imagenet" else []
+
+
+def _is_caffe(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> bool:
+    return (key.startswith("cls.") or cfg.seg.backbone == "vgg16") and is_caffe_vgg16(state)
+
+
+def _reading(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]
+             ) -> tuple[Mapping[str, str] | None, tuple[str, ...]]:
+    """How a VGG trunk reads ``state``: the keymap of Caffe's layer names (or None), and the prefixes that are not
+    the trunk's (DeepLab's reduced fc6/fc7, a Caffe init's or renamed before, and a Caffe classifier too)."""
+    caffe = _is_caffe(cfg, key, state)
+    fc = caffe or (key.startswith("cls.") or cfg.seg.backbone == "vgg16") and any(k in state for k in FC_KEYS)
+    return CAFFE_VGG16_KEYMAP if caffe else None, (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if fc else HEAD_PREFIXES
+
+
+def _misfits(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Each reason why the weights file of ``key``, read as ``state``, does not start ``net`` (which may live on
+    the meta device), naming the key, the file and the setting that would make it fit: Caffe's inputs for a Caffe
+    file, the trunk, then (the trunk fitting) fc6/fc7."""
+    section, path = key.split(".")[0], attrgetter(key)(cfg)
+    trunk, fc_modules = _parts(cfg, key, net)
+    caffe, problems = _is_caffe(cfg, key, state), []
+    if caffe and cfg.data.normalize != "caffe":
+        problems.append(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), which "
+                        f"expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
+                        f"data.normalize=caffe")
+    if caffe and architecture(trunk.state_dict()) == "vgg16_bn":
+        fix = "cls.batch_norm=false seg.batch_norm=false" if cfg.seg.init == "cls" else f"{section}.batch_norm=false"
+        return [*problems, f"{key}: backbone weights {path} are a Caffe VGG16's, without BatchNorm, and the "
+                           f"network's trunk is a vgg16_bn: set {fix}"]
     try:
-        (load_backbone if load else check_backbone)(trunk, state, heads=heads)
+        check_backbone(trunk, state, *_reading(cfg, key, state))
     except InputError as exc:
-        raise InputError(f"{key}: backbone weights {path} do not fit the network's trunk"
-                         f"{_misfit_hint(section, state, trunk.state_dict())}: {exc}") from None
-    try:
-        if fc_modules:
-            (load_vgg16_fc if load else check_vgg16_fc)(fc_modules, state)
-    except InputError as exc:
-        raise InputError(f"{key}: backbone weights {path}: {exc}; set {section}.fc_init=random to start fc6/fc7 "
-                         "at random") from None
+        return [*problems, f"{key}: backbone weights {path} do not fit the network's trunk"
+                           f"{_misfit_hint(section, state, trunk.state_dict())}: {exc}"]
+    if fc_modules and caffe and not any(k in state for k in FC_KEYS):
+        problems.append(f"{key}: backbone weights {path}: this Caffe VGG16 file has no fc6/fc7 (DeepLab's init has "
+                        f"them, reduced to 1024 channels); set {section}.fc_init=random to start fc6/fc7 at random")
+    elif fc_modules:
+        try:
+            check_vgg16_fc(fc_modules, state)
+        except InputError as exc:
+            problems.append(f"{key}: backbone weights {path}: {exc}; set {section}.fc_init=random to start fc6/fc7 "
+                            "at random")
+    return problems
 
 
 def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:
     """Why a file may not fit a trunk, in words: another network, another layout, or another width."""
     theirs, ours = architecture(found), architecture(own)
     if is_caffe_vgg16(found):
-        return (f" (a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a {ours}: give seg.backbone=vgg16, "
-                f"or a torchvision {ours} file)")
+        if ours != "vgg16":
+            return (f" (a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a {ours}: give "
+                    f"seg.backbone=vgg16, or a torchvision {ours} file)")
+        renamed = rename_keys(found, CAFFE_VGG16_KEYMAP)
+        if all(renamed[k].shape == v.shape for k, v in own.items() if k in renamed):
+            return " (a Caffe VGG16's file with entries of layers this trunk does not have)"
+        return f" (a network of another width than the file's: a Caffe VGG16's file fits {section}.width=1)"
     if theirs is None and any(k.startswith(("conv1_", "conv5_", "fc6", "fc7")) for k in found):
         return (" (its keys are Caffe's layer names, but not a VGG16's conv1_1 ... conv5_3 each with its weight "
                 "and bias: the trunk reads those, or torchvision's names, features.<n> and classifier.<n>)")

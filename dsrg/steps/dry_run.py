@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from ..data.voc import split_file_ids
+from ..data.voc import split_file_ids, split_path
 from ..errors import InputError
 from ..profile import Profile
 from ..run import folders
@@ -103,7 +102,7 @@ def resolved_here(cfg: Profile) -> str:
 def _split_images(cfg: Profile, split: str) -> int | None:
     """How many images ``split`` of the data root lists, as the dataset reads it (None where its list is not
     there yet or cannot be read: pre-flight says why)."""
-    path = Path(cfg.data.root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+    path = split_path(cfg.data.root, split)
     if not path.is_file():
         return None
     try:
