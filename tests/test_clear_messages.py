@@ -105,7 +105,8 @@ def test_a_weights_file_with_caffes_layer_names_asks_for_caffes_inputs_once(tmp_
                       "cls.batch_norm=false", "seg.init=imagenet")
     assert rc == 2 and "are a Caffe VGG16's (layers conv1_1 ... conv5_3), which expects Caffe's inputs (BGR in " \
                        "0..255 minus the mean 104, 117, 123); set data.normalize=caffe" in err
-    assert "fc_init" not in err and err.count("Caffe VGG16") == 1     # the inputs first, not fc6/fc7's problem too
+    assert err.count("data.normalize=caffe") == 1                     # asked once, and fc6/fc7's problem said too
+    assert "fc6/fc7 but not all of them: fc6.bias, fc7.bias missing; set cls.fc_init=random" in err
 
 
 def test_a_weights_file_that_would_run_code_runs_nothing(tmp_path, capsys):
