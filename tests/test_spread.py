@@ -240,7 +240,7 @@ def test_the_lists_of_a_record_are_compared_the_training_one_in_order_the_evalua
     assert spread._other_lists({"eval": {**scored, "digest": "dc"}}, now) is None      # scored in another order
     assert spread._other_lists({}, now) is None                                         # a record that does not say
     assert spread._other_lists({"train": {**train, "digest": "ba"}}, now) == \
-        "the training split 'train' lists the same images in another order"
+        "the training split 'train' lists the same 2 images in another order"
     assert spread._other_lists({"eval": {**scored, "set": "u"}}, now) == \
         "the evaluated split 'val' lists 3 images as then, but other ones"
     assert spread._other_lists(now, {**now, "train": {**train, "name": "train_aug"}}) == \

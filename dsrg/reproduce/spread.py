@@ -28,7 +28,7 @@ from ..profile import load_profile
 from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
-from ..run.split_lists import records
+from ..run.split_lists import how_changed, records
 from .experiments import ABLATION, Experiment, ablation, refuse_row_keys
 
 FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's rows, in its order
@@ -72,12 +72,10 @@ def _other_lists(then: dict[str, dict], now: dict[str, dict]) -> str | None:
     for part, key in (("train", "digest"), ("eval", "set")):
         a, b = then.get(part), now.get(part)
         if isinstance(a, dict) and b and (a.get("name"), a.get(key)) != (b["name"], b[key]):
-            what, n, m = "training" if part == "train" else "evaluated", a.get("images"), b["images"]
+            what = "training" if part == "train" else "evaluated"
             if a.get("name") != b["name"]:
                 return f"the {what} split was '{a.get('name')}' then, '{b['name']}' now"
-            how = ("the same images in another order" if (a.get("set"), n) == (b["set"], m) else
-                   f"{plural(m, 'image')} now, {n} then" if n != m else f"{plural(m, 'image')} as then, but other ones")
-            return f"the {what} split '{b['name']}' lists {how}"
+            return f"the {what} split '{b['name']}' lists {how_changed(a, b)}"
     return None
 
 

@@ -67,11 +67,19 @@ def changed(cfg: Profile, step: str) -> str | None:
     for split, record in then.items() if isinstance(then, dict) else ():
         key = "set" if step == "eval" else "digest"        # the order of the images scored changes no score
         if split in now and isinstance(record, dict) and record.get(key) != now[split][key]:
-            n, m = record.get("images"), now[split]["images"]
-            what = (f"{plural(m, 'image')} now, {n} then" if n != m else f"the same {m} images in another order"
-                    if record.get("set") == now[split]["set"] else f"{plural(m, 'image')} as then, but other ones")
-            return f"made from split '{split}' as {split_path(cfg.data.root, split)} listed it then; it lists {what}"
+            return (f"made from split '{split}' as {split_path(cfg.data.root, split)} listed it then; it lists "
+                    f"{how_changed(record, now[split])}")
     return None
+
+
+def how_changed(then: dict, now: dict) -> str:
+    """How a split's list differs from the one recorded ``then`` (both as :func:`records` gives one split:
+    ``images``, ``digest``, ``set``), in words: its count, its order or its images."""
+    n, m = then.get("images"), now["images"]
+    if n != m:
+        return f"{plural(m, 'image')} now, {n} then"
+    return f"the same {m} images in another order" if then.get("set") == now["set"] else \
+        f"{plural(m, 'image')} as then, but other ones"
 
 
 def stale(cfg: Profile) -> dict[str, str]:
