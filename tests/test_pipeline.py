@@ -692,6 +692,9 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     assert runs.step_state(done) == "done, reused (took 12 s)"
     (done / "done.json").write_text('{"wall_s": 0.24}')
     assert runs.step_state(done) == "done, reused (took 0.2 s)", "a short step is not said to take 0 s"
+    (done / "done.json").write_text('{"wall_s": 2.5, "resumed_with_images": 2, "wall_s_total": 4.0}')
+    assert runs.step_state(done) == "done, reused (took 2.5 s from its resume with 2 images written; 4 s with the " \
+                                    "sessions before)"
     (done / "done.json").write_text('{}')
     assert runs.step_state(done) == "done, reused"
     # the checkpoint's iteration, not the log's last: --resume goes back to 100
@@ -1033,3 +1036,23 @@ def test_the_summary_says_over_which_classes_an_all_background_labellings_precis
     every = {"class_precision": [0.7, 0.5], "class_recall": [0.9, 0.4]}
     (folder / "done.json").write_text(json.dumps({"images": 16, "quality": {"miou": 0.3, **every}}))
     assert closing_summary(load_profile("smoke"), {"pseudo": folder})[0].endswith(f"mIoU 30.0 (%)  {folder}/done.json")
+
+
+def test_the_line_of_a_step_resumed_over_sessions_says_their_time_too(tmp_path, monkeypatch, capsys):
+    cfg = load_profile("smoke", [f"out={tmp_path / 'run'}", f"data.root={tmp_path / 'data'}"])
+
+    def resumed(step):
+        def run(cfg, resume=False, **_):
+            folder = runs.step_dir(cfg, step)
+            folder.mkdir(parents=True, exist_ok=True)
+            total = ', "wall_s_total": 40.0' if step == "eval" else ""
+            (folder / "done.json").write_text(f'{{"wall_s": 1.0{total}}}')
+            return folder
+        return run
+
+    for step in pipeline.planned_steps(cfg):
+        monkeypatch.setattr(pipeline.MODULES[step], "run", resumed(step))
+    pipeline.run(cfg, resume=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("[dsrg run] evaluate") and lines[-1].endswith(" s; 40 s with the sessions before)")
+    assert "sessions before" not in lines[0]

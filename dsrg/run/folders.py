@@ -331,6 +331,13 @@ def wall_time(folder: Path) -> float:
     return float(info.get("wall_s_total", info["wall_s"]))
 
 
+def with_sessions_before(info: dict) -> str:
+    """``"; 40 s with the sessions before"`` where a complete step's ``done.json`` (``info``) has the time of
+    every session it was resumed over (``wall_s_total``), else ``""``."""
+    total = info.get("wall_s_total")
+    return f"; {total:.0f} s with the sessions before" if isinstance(total, (int, float)) else ""
+
+
 def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), running now in another process
     (its lock held), interrupted (``--resume`` continues from its checkpoint's iteration) or to run (``why()``'s
@@ -344,8 +351,7 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
         since = (f" from its resume at iteration {info['resumed_at_iteration']}" if info.get("resumed_at_iteration")
                  else f" from its resume with {info['resumed_with_images']} images written" if
                  info.get("resumed_with_images") else "")
-        if isinstance(info.get("wall_s_total"), (int, float)):
-            since += f"; {info['wall_s_total']:.0f} s with the sessions before"
+        since += with_sessions_before(info)
         if not isinstance(wall, (int, float)):
             return "done, reused"
         return f"done, reused (took {wall:.{1 if wall < 10 else 0}f} s{since})"     # 0.2 s, not 0 s
