@@ -146,6 +146,8 @@ def test_the_spread_dry_run_lists_each_seeds_step_folders_once_and_writes_nothin
     assert seed0[0][2:5] == ["every", "row", "train-cls"] and seed0[0][5].startswith(f"{tmp_path / 'r' / 'smoke'}/cls-")
     assert seed0[6][2:5] == ["+DSRG,", "+Retrain", "train-seg"] and len(seed0) == 11, seed0
     assert all(line[-2:] == ["to", "run"] for line in seed0)
+    assert lines[-2].startswith("# inputs: found (batch sizes, weights and cue files of the steps to run); the embedded "
+                                "dataset is written into")
     assert lines[-1] == f"# 22 step runs to go; records: 8 files in {tmp_path / 's' / 'smoke'} (<row>-seed<seed>.json; " \
                         f"0 there now, of any seed)"
     assert list(tmp_path.iterdir()) == [], "nothing written: no run folder, no records, no dataset"

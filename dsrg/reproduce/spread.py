@@ -144,6 +144,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     what would happen to each, and the records it would write."""
     from ..run.preflight import check_inputs
     from ..run.split_lists import refuse_changed
+    from ..steps.dry_run import inputs_said
     from ..steps.pipeline import planned_steps
 
     seeds = list(dict.fromkeys(seeds))
@@ -168,6 +169,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             who = "every row" if len(rows) == len(ABLATION) else ", ".join(rows)
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
     there = len(list(folder.glob("*-seed*.json")))
+    lines.append(inputs_said(cfg, to_run > 0))
     lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
                  f"(<row>-seed<seed>.json; {there} there now, of any seed)")
     return "\n".join(lines)

@@ -44,14 +44,9 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     if command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
     check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False, resume=resume)
-    if not to_run:
-        print("# inputs: not checked, every step is done")
-    else:
-        later = cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)
-        print("# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
-              if not later else f"# inputs: found (batch sizes, weights and cue files of the steps to run); the "
-                                f"embedded dataset is written into {cfg.data.root} by the first step")
-        if not later:
+    print(inputs_said(cfg, bool(to_run)))
+    if to_run:
+        if not (cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)):
             from ..data.voc import classes_said, image_labels_path
 
             tags = image_labels_path(cfg.data.root, cfg.data.train_split)
@@ -64,6 +59,19 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     empty = random_starts(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]])
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
+
+
+def inputs_said(cfg: Profile, to_run: bool) -> str:
+    """What pre-flight checked of the inputs of the steps to run (none where ``to_run`` is False), as a comment
+    line of the dry run."""
+    from ..data.dataset import EMBEDDED, embedded_written
+
+    if not to_run:
+        return "# inputs: not checked, every step is done"
+    if cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data):
+        return (f"# inputs: found (batch sizes, weights and cue files of the steps to run); the embedded dataset is "
+                f"written into {cfg.data.root} by the first step")
+    return "# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
 
 
 def projection(cfg: Profile, profile: str, overrides: Sequence[str] = ()) -> str:
