@@ -306,6 +306,20 @@ def test_on_real_data_a_first_step_that_fails_takes_pre_flights_checks_with_its_
     assert [p.name for p in cfg.run_dir.iterdir()] == [".checked"], "the folder was there: the checks are kept"
 
 
+def test_pre_flights_record_removed_as_it_is_written_costs_only_a_check_next_time(tiny_run, tmp_path, monkeypatch):
+    """Another command's failed first step may remove a new run folder's .checked/ while this one writes to it."""
+    from dsrg.run import preflight
+
+    _, cfg = _own_copy(tiny_run[0], tmp_path)
+
+    def removed(path, text):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr(preflight, "write_text", removed)
+    preflight.check_inputs(cfg, ["cls"])                # no error: the files are clean, their record is not kept
+    assert not (cfg.run_dir / ".checked").exists() or not list((cfg.run_dir / ".checked").iterdir())
+
+
 def _start(cfg, step):
     """A step's folder begun as the step begins it (dsrg.run.context.begin): with the list it reads."""
     return runs.start(cfg, step, split_lists.to_keep(cfg, step))

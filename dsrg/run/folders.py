@@ -272,7 +272,9 @@ def step_lock(cfg: Profile, step: str, world=None):
 def run_folder(cfg: Profile):
     """A command that runs steps into ``cfg``'s run folder: where the folder did not exist, it (and the parents made
     with it) is removed again if the command fails and leaves nothing in it but pre-flight's record of the files it
-    found clean (``.checked/``), as its first step failed. Not under torchrun (another process may be writing)."""
+    found clean (``.checked/``), as its first step failed. Not under torchrun (another process may be writing).
+    A second command started into the same new folder meanwhile loses that record at most (its lock files make the
+    folder again)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 or cfg.run_dir.exists():
         yield
         return

@@ -18,6 +18,7 @@ check.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -119,9 +120,10 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
         checked.update(_check_seed_inputs(cfg, train, problems))
     _raise(problems)
     for marker in checked if remember else ():     # all clean: the same files are not checked again
-        if not marker.is_file():
-            write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
-                               f"files of each split decoded)\n")
+        if not marker.is_file():    # a record only: where a racing command's failed first step removes its folder
+            with contextlib.suppress(FileNotFoundError):      # as it is written, the files are checked again next time
+                write_text(marker, f"{cfg.data.root}: pre-flight found no problem (every header read; {FILE_SAMPLE} "
+                                   f"files of each split decoded)\n")
 
 
 def _check_settings(cfg: Profile, steps: list[str], trained: list[str], problems: _Problems) -> None:
