@@ -109,6 +109,19 @@ def test_a_weights_file_with_caffes_layer_names_asks_for_caffes_inputs_once(tmp_
     assert "fc6/fc7 but not all of them: fc6.bias, fc7.bias missing; set cls.fc_init=random" in err
 
 
+def test_the_dry_run_says_how_a_caffe_init_that_fits_is_read(tmp_path, capsys):
+    from dsrg.models import CAFFE_VGG16_KEYMAP, CAMNet
+
+    caffe = {ours: theirs for theirs, ours in CAFFE_VGG16_KEYMAP.items()}
+    net = CAMNet(20, 0.0625)                                  # the smoke profile's width
+    torch.save({f"{caffe[layer]}.{p}": v for k, v in net.state_dict().items() for layer, _, p in [k.rpartition(".")]
+                if layer in caffe}, tmp_path / "init.pth")
+    rc, out, _ = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'init.pth'}", "cls.batch_norm=false",
+                      "seg.init=imagenet", "cls.fc_init=imagenet", "data.normalize=caffe")
+    assert rc == 0 and f"# weights: cls.backbone_weights: {tmp_path / 'init.pth'}, a Caffe VGG16's (layers conv1_1 " \
+                       f"... conv5_3): the trunk, and fc6/fc7 of the CAM net as the file has them" in out
+
+
 def test_a_weights_file_that_would_run_code_runs_nothing(tmp_path, capsys):
     torch.save({"features.0.weight": Marker(tmp_path / "ran")}, tmp_path / "evil.pth")
     rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'evil.pth'}")

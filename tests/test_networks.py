@@ -9,7 +9,7 @@ import torch
 from dsrg.errors import InputError
 from dsrg.models import CAFFE_VGG16_KEYMAP, CAMNet, VGG16Features
 from dsrg.profile import load_profile
-from dsrg.run.networks import build_cls_net, build_seg_net, read_weights, weights_misfit
+from dsrg.run.networks import build_cls_net, build_seg_net, how_read, read_weights, weights_misfit
 
 SMALL = 0.125
 
@@ -152,3 +152,13 @@ def test_a_caffe_init_renamed_to_torchvisions_names_keeps_its_fc6_and_fc7(tmp_pa
     torch.save(rename_keys(_as_caffe(src), CAFFE_VGG16_KEYMAP), tmp_path / "renamed.pth")
     net = build_cls_net(_profile(tmp_path / "renamed.pth", False, "cls.fc_init=imagenet", "data.normalize=caffe"), 21)
     assert torch.equal(net.fc6.weight, src.fc6.weight) and torch.equal(net.features[0].weight, src.features[0].weight)
+
+
+def test_how_a_file_that_fits_is_read_is_said_for_the_dry_run():
+    caffe, torchvision = _as_caffe(CAMNet(20, SMALL)), CAMNet(20, SMALL).features.state_dict(prefix="features.")
+    cfg = _profile("init.pth", False, "data.normalize=caffe", "cls.fc_init=imagenet")
+    assert how_read(cfg, "cls.backbone_weights", caffe) == ("init.pth, a Caffe VGG16's (layers conv1_1 ... conv5_3): "
+                                                            "the trunk, and fc6/fc7 of the CAM net as the file has "
+                                                            "them (DeepLab's reduced ones)")
+    assert how_read(_profile("w.pth", False), "cls.backbone_weights", torchvision) == \
+        "w.pth, a torchvision vgg16's: the trunk, fc6/fc7 at random (cls.fc_init=random)"

@@ -1,7 +1,7 @@
 """The networks of a profile: the CAM classifier (``cls``) and DeepLab-ASPP (``seg``, ``retrain``), built and
-started from the profile's weights files (torchvision state dicts, or a Caffe VGG16's). A file that does not fit is said in the
-profile's terms: the key that names it and the setting that would make it fit (:func:`weights_misfit`, which
-pre-flight asks of every weights file before a step runs)."""
+started from the profile's weights files (torchvision state dicts, or a Caffe VGG16's). A file that does not fit
+is said in the profile's terms: the key that names it and the setting that would make it fit
+(:func:`weights_misfit`, which pre-flight asks of every weights file before a step runs)."""
 
 from __future__ import annotations
 
@@ -94,6 +94,22 @@ def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) ->
     with torch.device("meta"):
         net = _cls_net(cfg, 2) if key == "cls.backbone_weights" else _seg_net(cfg, 2)
     return _misfits(cfg, key, net, state)
+
+
+def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
+    """How the weights file of ``key``, read as ``state`` and fitting its network, starts it, in words."""
+    caffe = _is_caffe(cfg, key, state)
+    kind = "a Caffe VGG16's (layers conv1_1 ... conv5_3)" if caffe else f"a torchvision {architecture(state)}'s"
+    section = key.split(".")[0]
+    if section == "seg" and cfg.seg.backbone != "vgg16":
+        fc = ""
+    elif getattr(cfg, section).fc_init != "imagenet":
+        fc = f", fc6/fc7 at random ({section}.fc_init=random)"
+    else:
+        whose = "of the CAM net" if section == "cls" else "of every ASPP branch"
+        fc = (f", and fc6/fc7 {whose} as the file has them (DeepLab's reduced ones)" if any(k in state for k in FC_KEYS)
+              else f", and fc6/fc7 {whose} decimated from its classifier (DeepLab's reduction)")
+    return f"{attrgetter(key)(cfg)}, {kind}: the trunk{fc}"
 
 
 def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> None:

@@ -40,7 +40,7 @@ from ..models.deeplab import output_size
 from ..profile import Profile
 from . import folders, split_lists
 from .dist import resolve_device
-from .networks import read_weights, require_resnet_weights, weights_misfit
+from .networks import how_read, read_weights, require_resnet_weights, weights_misfit
 from .train import iterations_per_epoch, require_shared
 
 
@@ -83,11 +83,13 @@ class _Problems(list):
             self.append(str(exc))
 
 
-def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resume: bool = False) -> None:
+def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resume: bool = False,
+                 read: list[str] | None = None) -> None:
     """Raise one InputError listing every problem with the inputs of ``steps`` (each names its key and path).
 
     The files of a split are checked once: a clean check is remembered in ``<run>/.checked/`` under a
-    fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``)."""
+    fingerprint of the split's files (names, sizes, times), unless ``remember`` is False (``--dry-run``).
+    ``read``, where given, is appended how each weights file that fits is read (:func:`~dsrg.run.networks.how_read`)."""
     split_lists.refuse_changed(cfg, steps, resume)
     steps = [s for s in steps if not folders.is_done(folders.step_dir(cfg, s))]
     if not steps:
@@ -95,7 +97,7 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
     problems = _Problems()
     trained = [f"{step}.batch_size" for step in steps if folders.STEPS[step].trains]
     _check_settings(cfg, steps, trained, problems)
-    split_keys = _check_paths(cfg, steps, problems)
+    split_keys = _check_paths(cfg, steps, problems, read)
     if cfg.data.dataset in EMBEDDED and not _check_embedded(cfg, split_keys, problems):
         _raise(problems)
         return
@@ -152,9 +154,9 @@ def _check_settings(cfg: Profile, steps: list[str], trained: list[str], problems
         problems.collect(require_shared, attrgetter(key)(cfg), processes, key)
 
 
-def _check_paths(cfg: Profile, steps: list[str], problems: _Problems) -> list[str]:
+def _check_paths(cfg: Profile, steps: list[str], problems: _Problems, read: list[str] | None = None) -> list[str]:
     """The files and folders that ``steps`` read (:func:`step_inputs`), each weights file read and held against
-    its network; returns the keys of the splits they read, in order."""
+    its network (how it is read appended to ``read``); returns the keys of the splits they read, in order."""
     split_keys: dict[str, None] = {}
     weights: dict[str, Path] = {}
     for step in steps:
@@ -175,7 +177,10 @@ def _check_paths(cfg: Profile, steps: list[str], problems: _Problems) -> list[st
             except InputError as exc:
                 states[path.resolve()] = exc
         state = states[path.resolve()]
-        problems += [f"{key}: {state}"] if isinstance(state, InputError) else weights_misfit(cfg, key, state)
+        misfits = [f"{key}: {state}"] if isinstance(state, InputError) else weights_misfit(cfg, key, state)
+        problems += misfits
+        if read is not None and not misfits:
+            read.append(f"{key}: {how_read(cfg, key, state)}")
     return list(split_keys)
 
 

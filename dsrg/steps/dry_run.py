@@ -43,7 +43,8 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     to_run = [step for step in steps if not folders.is_done(folders.step_dir(cfg, step))]
     if command != "run" and to_run[:-1]:
         print(f"# first run: {', '.join(folders.STEPS[s].command for s in to_run[:-1])} (or dsrg run)")
-    check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False, resume=resume)
+    read: list[str] = []
+    check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False, resume=resume, read=read)
     print(inputs_said(cfg, bool(to_run)))
     if to_run:
         if not (cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)):
@@ -56,6 +57,8 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
         if profile in PROJECTED:
             print(f"# time: `{projection(cfg, profile, overrides)}` (in a checkout of dsrg) times a slice of each "
                   f"step on this machine and projects the whole run's wall time")
+    for line in read:
+        print(f"# weights: {line}")
     empty = random_starts(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]])
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
