@@ -280,6 +280,22 @@ def test_fc_layers_of_the_cam_net_and_every_aspp_branch_load_the_reduced_classif
         assert torch.equal(module.fc6.weight, fc["fc6.weight"]) and torch.equal(module.fc7.bias, fc["fc7.bias"])
 
 
+def test_the_full_fc6_and_fc7_of_a_converted_caffe_vgg16_are_reduced_as_torchvisions_classifier():
+    """ILSVRC's VGG16 caffemodel converted keeps fc6 as (4096, 25088), or as a 7x7 convolution: DeepLab reduced it."""
+    from dsrg.models.weights import vgg16_fc
+
+    tv = _vgg16_classifier(8, 2)
+    caffe = {"fc6.weight": tv["classifier.0.weight"], "fc6.bias": tv["classifier.0.bias"],
+             "fc7.weight": tv["classifier.3.weight"], "fc7.bias": tv["classifier.3.bias"]}
+    as_conv = {**caffe, "fc6.weight": caffe["fc6.weight"].view(8, 2, 7, 7),
+               "fc7.weight": caffe["fc7.weight"][..., None, None]}
+    expected = decimate_vgg16_fc(tv)
+    for state in (caffe, as_conv):
+        assert all(torch.equal(vgg16_fc(state)[k], expected[k]) for k in expected)
+    reduced = {k: v.clone() for k, v in expected.items()}              # DeepLab's own: taken as they are
+    assert all(torch.equal(vgg16_fc(reduced)[k], reduced[k]) for k in reduced)
+
+
 def test_a_state_dict_without_vgg16s_classifier_or_of_another_width_is_refused_for_the_fc_layers():
     with pytest.raises(InputError, match=r"the state dict has classifier\.0\.weight missing"):
         decimate_vgg16_fc(VGG16Features(width=SMALL).state_dict())

@@ -111,7 +111,7 @@ def test_a_caffe_file_without_some_of_its_layers_says_what_the_trunk_reads():
     state = {k: v for k, v in _as_caffe(CAMNet(20, SMALL)).items() if k != "fc7.bias"}
     (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe", "cls.fc_init=imagenet"),
                                 "cls.backbone_weights", state)
-    assert "DeepLab's reduced fc6/fc7 but not all of them: fc7.bias missing; set cls.fc_init=random" in problem
+    assert "the state dict has fc6/fc7 but not all of them: fc7.bias missing; set cls.fc_init=random" in problem
 
 
 def test_a_caffe_file_for_a_batch_norm_trunk_with_torchvisions_inputs_says_both_settings():
@@ -134,6 +134,26 @@ def test_a_caffe_file_without_fc6_and_fc7_says_so_not_torchvisions_classifier():
                                 "cls.backbone_weights", state)
     assert "this Caffe VGG16 file has no fc6/fc7" in problem and "classifier.0" not in problem
     assert problem.endswith("set cls.fc_init=random to start fc6/fc7 at random")
+
+
+def test_a_caffe_file_for_a_batch_norm_classifier_alone_names_its_own_setting():
+    (problem,) = weights_misfit(_profile("w.pth", True, "data.normalize=caffe", "seg.init=imagenet"),
+                                "cls.backbone_weights", _as_caffe(CAMNet(20, SMALL)))
+    assert problem.endswith("the network's trunk is a vgg16_bn: set cls.batch_norm=false")
+
+
+def test_a_caffe_files_own_classifier_is_no_part_of_the_trunk_even_without_fc6_and_fc7():
+    state = {k: v for k, v in _as_caffe(CAMNet(20, SMALL)).items() if not k.startswith(("fc6", "fc7"))}
+    assert "fc8_voc12.weight" in state
+    assert weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state) == []
+
+
+def test_a_caffe_file_whose_keys_collide_once_renamed_is_said_not_raised():
+    state = _as_caffe(CAMNet(20, SMALL))
+    state["features.0.weight"] = state["conv1_1.weight"]
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state)
+    assert problem.startswith("cls.backbone_weights: backbone weights w.pth do not fit the network's trunk") and \
+        "two keys, conv1_1.weight and features.0.weight, name the same entry 'features.0.weight'" in problem
 
 
 def test_a_caffe_file_for_a_resnet_trunk_names_the_backbone_not_the_inputs():

@@ -60,11 +60,12 @@ def renamed(key: str, keymap: Mapping[str, str]) -> str:
 def rename_keys(state: Mapping[str, torch.Tensor], keymap: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """``state`` with each key :func:`renamed` by ``keymap``."""
     out: dict[str, torch.Tensor] = {}
+    source: dict[str, str] = {}
     for key, value in state.items():
         new = renamed(key, keymap)
         if new in out:
-            raise InputError(f"keymap: two checkpoint keys map to {new!r}")
-        out[new] = value
+            raise InputError(f"two keys, {source[new]} and {key}, name the same entry {new!r}")
+        out[new], source[new] = value, key
     return out
 
 
@@ -103,14 +104,25 @@ def decimate_vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 FC_KEYS = ("fc6.weight", "fc6.bias", "fc7.weight", "fc7.bias")
 
 
+def has_full_fc(state: Mapping[str, torch.Tensor]) -> bool:
+    """Whether ``state``'s ``fc6.weight`` is VGG16's full one (a Caffe VGG16 converted, e.g. ILSVRC's
+    ``VGG_ILSVRC_16_layers``: (4096, 25088), or (4096, 512, 7, 7) as a convolution), not DeepLab's reduced one."""
+    w6 = state.get("fc6.weight")
+    return w6 is not None and (w6.dim() == 2 or w6.dim() == 4 and tuple(w6.shape[-2:]) == (7, 7))
+
+
 def vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """DeepLab's reduced ``fc6`` / ``fc7``: those of a state dict that holds them already (a Caffe init renamed,
-    e.g. ``vgg16_20M``), else :func:`decimate_vgg16_fc` of its classifier."""
+    e.g. ``vgg16_20M``), else :func:`decimate_vgg16_fc` of its classifier, or of its full ``fc6`` / ``fc7``
+    (:func:`has_full_fc`)."""
     if any(k in state for k in FC_KEYS):
         missing = [k for k in FC_KEYS if k not in state]
         if missing:
-            raise InputError(f"the state dict has DeepLab's reduced fc6/fc7 but not all of them: {', '.join(missing)} "
-                             f"missing")
+            raise InputError(f"the state dict has fc6/fc7 but not all of them: {', '.join(missing)} missing")
+        if has_full_fc(state):
+            return decimate_vgg16_fc({f"classifier.{i}.{p}": state[f"{fc}.{p}"].flatten(1) if p == "weight"
+                                      else state[f"{fc}.{p}"] for i, fc in ((0, "fc6"), (3, "fc7"))
+                                      for p in ("weight", "bias")})
         return {k: state[k] for k in FC_KEYS}
     return decimate_vgg16_fc(state)
 

@@ -141,7 +141,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
          overrides: Sequence[str] = (), resume: bool = False) -> str:
     """What :func:`measure` would do (with ``resume``: resuming), in lines, after its checks and the inputs' of
     the steps to run (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and
-    what would happen to each, and the records it would write."""
+    what would happen to each, how its weights files are read, and the records it would write."""
     from ..run.preflight import check_inputs
     from ..run.split_lists import refuse_changed
     from ..steps.dry_run import inputs_said
@@ -150,7 +150,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     seeds = list(dict.fromkeys(seeds))
     runs, folder = _checked(profile, seeds, out, runs, overrides)
     _say_mixed(folder, seeds)
-    lines, to_run, checked = [], 0, set()
+    lines, to_run, checked, read = [], 0, set(), []
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
         for row in ABLATION:
@@ -158,7 +158,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
-                check_inputs(cfg, steps, remember=False, resume=resume)
+                check_inputs(cfg, steps, remember=False, resume=resume, read=read)
                 checked.add((row, todo))
             else:                               # but not their folders, made from the split lists of their time
                 refuse_changed(cfg, steps, resume)
@@ -170,6 +170,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
     there = len(list(folder.glob("*-seed*.json")))
     lines.append(inputs_said(cfg, to_run > 0))
+    lines += [f"# weights: {line}" for line in dict.fromkeys(read)]
     lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
                  f"(<row>-seed<seed>.json; {there} there now, of any seed)")
     return "\n".join(lines)

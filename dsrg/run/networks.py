@@ -18,7 +18,8 @@ from ..files import read_torch
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import (CAFFE_VGG16_KEYMAP, FC_KEYS, HEAD_PREFIXES, architecture, check_backbone,
-                              check_vgg16_fc, is_caffe_vgg16, load_backbone, load_vgg16_fc, rename_keys)
+                              check_vgg16_fc, has_full_fc, is_caffe_vgg16, load_backbone, load_vgg16_fc)
+from ..models.weights import renamed as renamed_key
 from ..profile import Profile
 from . import folders, step_files
 from .checkpoints import load_model
@@ -64,7 +65,7 @@ def _seg_net(cfg: Profile, num_classes: int) -> DeepLabASPP:
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
     """The CAM classifier over the ``num_classes - 1`` foreground classes; ``cls.backbone_weights`` are
     loaded unless ``backbone_weights`` is False (a trained model is about to be read into it), with
-    fc6/fc7 reduced from the file's classifier when ``cls.fc_init=imagenet``."""
+    DeepLab's fc6/fc7 from the file (:func:`~dsrg.models.weights.vgg16_fc`) when ``cls.fc_init=imagenet``."""
     net = _cls_net(cfg, num_classes)
     if backbone_weights and cfg.cls.backbone_weights:
         _start(cfg, "cls.backbone_weights", net, read_weights(cfg.cls.backbone_weights))
@@ -75,7 +76,7 @@ def build_seg_net(cfg: Profile, num_classes: int, device: torch.device, init: st
     """DeepLab-ASPP of the profile; ``init``: ``imagenet`` (``seg.backbone_weights`` if given), ``cls``
     (the trained CAM net's trunk, the demo's stand-in for ImageNet weights) or ``none`` (random weights,
     for a trained model to be read into). With ImageNet VGG16 weights and ``seg.fc_init=imagenet`` every
-    ASPP branch's fc6/fc7 start from the file's reduced classifier, as DeepLab's init model."""
+    ASPP branch's fc6/fc7 start from the file's, reduced as DeepLab's init model."""
     require_resnet_weights(cfg, init)
     net = _seg_net(cfg, num_classes)
     if init == "imagenet" and cfg.seg.backbone_weights:
@@ -98,17 +99,20 @@ def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) ->
 
 def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
     """How the weights file of ``key``, read as ``state`` and fitting its network, starts it, in words."""
-    caffe = _is_caffe(cfg, key, state)
+    caffe, section = _is_caffe(cfg, key, state), key.split(".")[0]
     kind = "a Caffe VGG16's (layers conv1_1 ... conv5_3)" if caffe else f"a torchvision {architecture(state)}'s"
-    section = key.split(".")[0]
+    if not caffe and any(k in state for k in FC_KEYS) and cfg.data.normalize != "caffe":
+        kind += " with Caffe's fc6/fc7 (a Caffe init renamed? it would want data.normalize=caffe)"
     if section == "seg" and cfg.seg.backbone != "vgg16":
         fc = ""
     elif getattr(cfg, section).fc_init != "imagenet":
         fc = f", fc6/fc7 at random ({section}.fc_init=random)"
     else:
         whose = "of the CAM net" if section == "cls" else "of every ASPP branch"
-        fc = (f", and fc6/fc7 {whose} as the file has them (DeepLab's reduced ones)" if any(k in state for k in FC_KEYS)
-              else f", and fc6/fc7 {whose} decimated from its classifier (DeepLab's reduction)")
+        fc = (f", and fc6/fc7 {whose} decimated from its full fc6/fc7 (DeepLab's reduction)" if has_full_fc(state)
+              else f", and fc6/fc7 {whose} as the file has them (DeepLab's reduced ones)"
+              if any(k in state for k in FC_KEYS) else
+              f", and fc6/fc7 {whose} decimated from its classifier (DeepLab's reduction)")
     return f"{attrgetter(key)(cfg)}, {kind}: the trunk{fc}"
 
 
@@ -140,8 +144,8 @@ def _is_caffe(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> bool
 
 def _reading(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]
              ) -> tuple[Mapping[str, str] | None, tuple[str, ...]]:
-    """How a VGG trunk reads ``state``: the keymap of Caffe's layer names (or None), and the prefixes that are not
-    the trunk's (DeepLab's reduced fc6/fc7, a Caffe init's or renamed before, and a Caffe classifier too)."""
+    """How the trunk reads ``state``: the keymap of a Caffe VGG16's layer names (or None), and the prefixes that
+    are not the trunk's (with a VGG trunk: a Caffe file's fc6/fc7 and classifier, renamed or not)."""
     caffe = _is_caffe(cfg, key, state)
     fc = caffe or (key.startswith("cls.") or cfg.seg.backbone == "vgg16") and any(k in state for k in FC_KEYS)
     return CAFFE_VGG16_KEYMAP if caffe else None, (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if fc else HEAD_PREFIXES
@@ -186,7 +190,7 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
         if ours != "vgg16":
             return (f" (a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a {ours}: give "
                     f"seg.backbone=vgg16, or a torchvision {ours} file)")
-        renamed = rename_keys(found, CAFFE_VGG16_KEYMAP)
+        renamed = {renamed_key(k, CAFFE_VGG16_KEYMAP): v for k, v in found.items()}
         if all(renamed[k].shape == v.shape for k, v in own.items() if k in renamed):
             return " (a Caffe VGG16's file with entries of layers this trunk does not have)"
         return f" (a network of another width than the file's: a Caffe VGG16's file fits {section}.width=1)"
