@@ -424,6 +424,26 @@ def test_pool_workers_forked_after_the_parent_ran_threads_do_not_hang():
     assert out.stdout.strip() == "ok True", out.stderr
 
 
+def test_a_stopped_pool_has_ended_its_workers_and_its_manager_thread_before_the_interpreter_exits():
+    """Stopped with a job running, as an interruption stops it: Python 3.11's exit hook then writes to the pipes of
+    a manager thread still closing them, and the command printed "OSError: [Errno 9] Bad file descriptor"."""
+    import threading
+
+    from dsrg.run.workers import stop
+
+    pool = process_pool(2)
+    running = [pool.submit(time.sleep, 60) for _ in range(3)]      # two run, one waits
+    deadline = time.time() + 30
+    while len(_children(os.getpid())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    workers = _children(os.getpid())
+    tick = time.perf_counter()
+    stop(pool)
+    assert time.perf_counter() - tick < 10, "the running jobs were not waited for"
+    assert not [t for t in threading.enumerate() if "ExecutorManager" in type(t).__name__]
+    assert _gone(workers, 5) == set() and all(f.done() for f in running)
+
+
 def _sigterm_handler_here():
     return signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 

@@ -111,5 +111,19 @@ def in_order(pool: ProcessPoolExecutor, jobs: Iterable[tuple[Any, Callable, tupl
             done, result = pending.popleft()
             yield done, result.result()
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop(pool)
         raise
+
+
+def stop(pool: ProcessPoolExecutor, timeout: float = 30.0) -> None:
+    """Cancel the jobs of ``pool`` not started, end its workers now (their jobs with them), and wait for its
+    manager thread to end: a thread still closing its pipes as the interpreter exits races Python 3.11's exit
+    hook, which writes to them ("OSError: [Errno 9] Bad file descriptor" after an interruption)."""
+    manager = getattr(pool, "_executor_manager_thread", None)        # (the executor's own; gone after shutdown)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):          # ended already, or closed
+            process.terminate()
+    if manager is not None:
+        manager.join(timeout)

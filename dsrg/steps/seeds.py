@@ -47,7 +47,7 @@ from ..run import folders
 from ..run.clock import Clock, Sessions, combined
 from ..run.checkpoints import load_model
 from ..run.dist import barrier, gather, share
-from ..run.workers import auto_workers, in_order, process_pool
+from ..run.workers import auto_workers, in_order, process_pool, stop
 from ..run.context import begin, setup
 from ..run.labelling import resume_note
 from ..run.networks import build_cls_net
@@ -183,8 +183,8 @@ class EarlyBackgrounds:
             return self.get(i)
 
     def close(self) -> None:
-        """Cancel what has not started; the workers end after their current chunk (or with this process)."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Cancel what has not started and end the workers (:func:`dsrg.run.workers.stop`)."""
+        stop(self.pool)
 
 
 OVERLAP = {"never": (), "gpu": ("cuda",), "always": ("cpu", "cuda")}   # seeds.overlap: on these devices
