@@ -431,12 +431,13 @@ def test_a_stopped_pool_has_ended_its_workers_and_its_manager_thread_before_the_
 
     from dsrg.run.workers import stop
 
+    before = _children(os.getpid())                                # (other tests' processes may live on)
     pool = process_pool(2)
     running = [pool.submit(time.sleep, 60) for _ in range(3)]      # two run, one waits
     deadline = time.time() + 30
-    while len(_children(os.getpid())) < 2 and time.time() < deadline:
+    while len(_children(os.getpid()) - before) < 2 and time.time() < deadline:
         time.sleep(0.05)
-    workers = _children(os.getpid())
+    workers = _children(os.getpid()) - before
     tick = time.perf_counter()
     stop(pool)
     assert time.perf_counter() - tick < 10, "the running jobs were not waited for"
