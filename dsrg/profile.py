@@ -383,6 +383,10 @@ def validate(cfg: Profile) -> None:
         need("seg.width", cfg.seg.width == cfg.cls.width, f"cls.width ({cfg.cls.width}) with seg.init=cls")
         need("seg.batch_norm", cfg.seg.batch_norm == cfg.cls.batch_norm,
              f"{str(cfg.cls.batch_norm).lower()} (as cls.batch_norm) with seg.init=cls")
+    need("seg.backbone_weights", cfg.seg.init == "imagenet" or cfg.retrain.init == "imagenet"
+         or not cfg.seg.backbone_weights,
+         "no value with seg.init=cls and retrain.init=seg (it would be ignored: train-seg starts from the CAM net's "
+         "trunk, retrain from train-seg's model); add seg.init=imagenet to start train-seg from it")
     if cfg.seg.batch_norm:
         need("seg.backbone", cfg.seg.backbone == "vgg16", "vgg16 with seg.batch_norm=true")
 

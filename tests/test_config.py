@@ -110,6 +110,10 @@ def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
                            ("seg.theta_fg=1.5", "seg.theta_fg: expected a probability in [0, 1], or .inf to turn "
                                                 "that side off, got 1.5"),
                            ("device=tpu", "device: expected one of auto, cpu, cuda, got 'tpu'"),
+                           ("seg.backbone_weights=w.pth", "seg.backbone_weights: expected no value with seg.init=cls "
+                                                          "and retrain.init=seg (it would be ignored: train-seg starts "
+                                                          "from the CAM net's trunk, retrain from train-seg's model); add "
+                                                          "seg.init=imagenet to start train-seg from it, got 'w.pth'"),
                            ("cls.batch_norm=false", "seg.batch_norm: expected false (as cls.batch_norm) with "
                                                     "seg.init=cls, got true"),
                            ("seg.lr=null", "seg.lr: expected a number, got null (the value it replaces: 0.003)"),

@@ -117,15 +117,26 @@ def test_a_caffe_file_without_some_of_its_layers_says_what_the_trunk_reads():
 def test_a_caffe_file_for_a_batch_norm_trunk_with_torchvisions_inputs_says_both_settings():
     (inputs, layout) = weights_misfit(_profile("w.pth", True), "cls.backbone_weights", _as_caffe(CAMNet(20, SMALL)))
     assert inputs.endswith("set data.normalize=caffe")
-    assert layout == ("cls.backbone_weights: backbone weights w.pth are a Caffe VGG16's, without BatchNorm, and the "
-                      "network's trunk is a vgg16_bn: set cls.batch_norm=false seg.batch_norm=false")
+    assert layout == ("cls.backbone_weights: backbone weights w.pth are a Caffe VGG16's without BatchNorm at width "
+                      "0.125, and the network's trunk is a vgg16_bn at width 0.125: set cls.batch_norm=false "
+                      "seg.batch_norm=false")
+    (_, layout) = weights_misfit(_profile("w.pth", True), "cls.backbone_weights", _as_caffe(CAMNet(20, 1.0)))
+    assert layout.endswith("a vgg16_bn at width 0.125: set cls.batch_norm=false seg.batch_norm=false cls.width=1 "
+                           "seg.width=1"), "every setting at once, both networks' with seg.init=cls"
 
 
-def test_a_caffe_file_of_another_width_is_said_under_its_own_layer_names():
+def test_a_caffe_file_of_another_width_names_the_width_to_set():
     (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights",
                                 _as_caffe(CAMNet(20, 0.25)))
-    assert "(a network of another width than the file's: a Caffe VGG16's file fits cls.width=1)" in problem
-    assert "shape mismatches (26): conv1_1.bias: expected (8,), found (16,)" in problem and "features." not in problem
+    assert problem == ("cls.backbone_weights: backbone weights w.pth are a Caffe VGG16's without BatchNorm at width "
+                       "0.25, and the network's trunk is a vgg16 at width 0.125: set cls.width=0.25 seg.width=0.25")
+
+
+def test_a_caffe_file_whose_layers_do_not_fit_is_listed_under_its_own_layer_names():
+    state = _as_caffe(CAMNet(20, SMALL))
+    state["conv3_1.weight"] = state["conv3_1.weight"][:, :4]
+    (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state)
+    assert "shape mismatches (1): conv3_1.weight: expected (32, 16, 3, 3), found (32, 4, 3, 3)" in problem
 
 
 def test_a_caffe_file_without_fc6_and_fc7_says_so_not_torchvisions_classifier():
@@ -139,7 +150,7 @@ def test_a_caffe_file_without_fc6_and_fc7_says_so_not_torchvisions_classifier():
 def test_a_caffe_file_for_a_batch_norm_classifier_alone_names_its_own_setting():
     (problem,) = weights_misfit(_profile("w.pth", True, "data.normalize=caffe", "seg.init=imagenet"),
                                 "cls.backbone_weights", _as_caffe(CAMNet(20, SMALL)))
-    assert problem.endswith("the network's trunk is a vgg16_bn: set cls.batch_norm=false")
+    assert problem.endswith("the network's trunk is a vgg16_bn at width 0.125: set cls.batch_norm=false")
 
 
 def test_a_caffe_files_own_classifier_is_no_part_of_the_trunk_even_without_fc6_and_fc7():

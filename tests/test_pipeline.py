@@ -801,7 +801,7 @@ def test_a_notebooks_relative_paths_are_taken_from_its_base_folder(tmp_path, mon
     found there, like the data root; absolute paths and empty settings stay as they are."""
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
-    cfg = experiments.profile("demo", ["data.root=data/VOC2012", "cls.backbone_weights=vgg16.pth",
+    cfg = experiments.profile("demo", ["data.root=data/VOC2012", "cls.backbone_weights=vgg16.pth", "seg.init=imagenet",
                                        "seg.backbone_weights=/abs/vgg16.pth"], base="..")
     assert cfg.data.root == "../data/VOC2012" and cfg.cls.backbone_weights == "../vgg16.pth"
     assert cfg.seg.backbone_weights == "/abs/vgg16.pth" and cfg.seeds.saliency_dir == ""
@@ -1066,7 +1066,12 @@ def test_the_line_of_a_step_resumed_over_sessions_says_their_time_too(tmp_path, 
 
     for step in pipeline.planned_steps(cfg):
         monkeypatch.setattr(pipeline.MODULES[step], "run", resumed(step))
+    runs.step_dir(cfg, "eval").mkdir(parents=True)
+    (runs.step_dir(cfg, "eval") / "log.jsonl").write_text('{"images": 3}\n')       # an earlier session's
     pipeline.run(cfg, resume=True)
-    lines = capsys.readouterr().out.splitlines()
+    said = capsys.readouterr()
+    lines, begun = said.out.splitlines(), said.err.splitlines()
     assert lines[-1].startswith("[dsrg run] evaluate") and lines[-1].endswith(" s; 40 s with the sessions before)")
     assert "sessions before" not in lines[0]
+    assert begun[0].endswith("(starting)") and begun[-1].startswith("[dsrg run] evaluate") and \
+        begun[-1].endswith("(resuming)")

@@ -153,8 +153,8 @@ def _reading(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]
 
 def _misfits(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
     """Each reason why the weights file of ``key``, read as ``state``, does not start ``net`` (which may live on
-    the meta device), naming the key, the file and the setting that would make it fit: Caffe's inputs for a Caffe
-    file, the trunk, then (the trunk fitting) fc6/fc7."""
+    the meta device), naming the key, the file and the setting that would make it fit: a Caffe file's inputs and
+    layout, the trunk, then fc6/fc7 (where the trunk fits, or a Caffe file has none)."""
     section, path = key.split(".")[0], attrgetter(key)(cfg)
     trunk, fc_modules = _parts(cfg, key, net)
     caffe, problems = _is_caffe(cfg, key, state), []
@@ -162,25 +162,43 @@ def _misfits(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.T
         problems.append(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), which "
                         f"expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
                         f"data.normalize=caffe")
-    if caffe and architecture(trunk.state_dict()) == "vgg16_bn":
-        fix = "cls.batch_norm=false seg.batch_norm=false" if cfg.seg.init == "cls" else f"{section}.batch_norm=false"
-        return [*problems, f"{key}: backbone weights {path} are a Caffe VGG16's, without BatchNorm, and the "
-                           f"network's trunk is a vgg16_bn: set {fix}"]
-    try:
-        check_backbone(trunk, state, *_reading(cfg, key, state))
-    except InputError as exc:
-        return [*problems, f"{key}: backbone weights {path} do not fit the network's trunk"
-                           f"{_misfit_hint(section, state, trunk.state_dict())}: {exc}"]
+    own = trunk.state_dict()
+    settings = _caffe_layout(cfg, section, own, state) if caffe else []
+    fits = not settings
+    if settings:
+        problems.append(f"{key}: backbone weights {path} are a Caffe VGG16's without BatchNorm at width "
+                        f"{state['conv1_1.weight'].shape[0] / 64:g}, and the network's trunk is a "
+                        f"{architecture(own)} at width {own['features.0.weight'].shape[0] / 64:g}: set "
+                        f"{' '.join(settings)}")
+    else:
+        try:
+            check_backbone(trunk, state, *_reading(cfg, key, state))
+        except InputError as exc:
+            fits = False
+            problems.append(f"{key}: backbone weights {path} do not fit the network's trunk"
+                            f"{_misfit_hint(section, state, own)}: {exc}")
     if fc_modules and caffe and not any(k in state for k in FC_KEYS):
         problems.append(f"{key}: backbone weights {path}: this Caffe VGG16 file has no fc6/fc7 (DeepLab's init has "
                         f"them, reduced to 1024 channels); set {section}.fc_init=random to start fc6/fc7 at random")
-    elif fc_modules:
+    elif fc_modules and fits:
         try:
             check_vgg16_fc(fc_modules, state)
         except InputError as exc:
             problems.append(f"{key}: backbone weights {path}: {exc}; set {section}.fc_init=random to start fc6/fc7 "
                             "at random")
     return problems
+
+
+def _caffe_layout(cfg: Profile, section: str, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+                  ) -> list[str]:
+    """The settings that give a VGG trunk (``own``, its state dict) the layout of a Caffe VGG16's file: no BatchNorm
+    and the file's width (both networks' where ``seg.init=cls``, which needs them equal); [] where it has it."""
+    sections = ("cls", "seg") if cfg.seg.init == "cls" else (section,)
+    settings = [f"{s}.batch_norm=false" for s in sections if architecture(own) == "vgg16_bn"]
+    width = state["conv1_1.weight"].shape[0] / 64
+    if own["features.0.weight"].shape[0] != state["conv1_1.weight"].shape[0]:
+        settings += [f"{s}.width={width:g}" for s in sections]
+    return settings
 
 
 def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> str:

@@ -53,7 +53,8 @@ def _run(cfg: Profile, steps: list[str], resume: bool) -> dict[str, Path]:
                 mine = resume and not (ran and not folders.has_progress(folder))
                 ran = ran or not skipped
                 if not skipped and ctx.world.main:          # its line on stdout comes when it ends
-                    print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  (starting)", file=sys.stderr,
+                    how = "resuming" if mine and folders.has_progress(folder) else "starting"
+                    print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  ({how})", file=sys.stderr,
                           flush=True)
                 tick = time.perf_counter()
                 given = {"early": early} if step == "seeds" and early is not None else {}
