@@ -309,12 +309,13 @@ def test_ctrl_c_and_sigterm_say_where_the_run_stands_and_exit_without_a_tracebac
     except subprocess.TimeoutExpired:
         _fail_with_stacks(proc, f"train-cls did not end within 120 s of {signal.Signals(sent).name}")
     assert proc.returncode == status, out
-    assert "train-cls: interrupted during iteration" in out and "--resume` continues from its checkpoint at" in out
-    during, saved = map(int, re.search(r"interrupted during iteration (\d+) .* checkpoint at iteration (\d+)",
-                                       out).groups())
-    assert during >= saved, "the iteration of its checkpoint is done: it was interrupted during a later one"
+    assert "train-cls: interrupted with" in out and "--resume` continues from its checkpoint at" in out
+    done, saved = map(int, re.search(r"interrupted with (\d+) of \d+ iterations done; .* checkpoint at iteration "
+                                     r"(\d+)", out).groups())
+    assert done >= saved, "the iterations of its checkpoint are done, and maybe some after it"
+    assert (f"({done - saved} iteration" in out) == (done > saved), "those after it are said to be done again"
     assert last_words in out and "Traceback" not in out
-    assert "%|" in out and "%|" not in out.split("interrupted during iteration")[1]    # no bar drawn over it
+    assert "%|" in out and "%|" not in out.split("interrupted with")[1]    # no bar drawn over it
     again = shlex.join(["dsrg", "train-cls", "--profile", "demo", *args, "--resume"])
     assert out.rstrip().endswith(f"{last_words}; to continue: {again}"), out[-600:]
     assert (folder / "ckpt.pt").is_file() and not runs.is_done(folder)

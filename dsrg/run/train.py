@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.dataset import collate
-from ..errors import InputError
+from ..errors import InputError, plural
 from ..files import write_text
 from .workers import auto_workers, die_with_parent
 from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
@@ -235,7 +235,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     bar = tqdm(total=sec.iterations, initial=start, desc=desc, unit="it", disable=not (cfg.progress and world.main),
                dynamic_ncols=True)
     log = open(log_path, "a") if world.main else None
-    it = start
+    it = done = start
     try:
         tick = time.perf_counter()
         for it in range(start, sec.iterations):
@@ -265,6 +265,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 _log_line(log, it, it // per_epoch, sec.lr * factor, stats, seconds, waited, events)
             bar.set_postfix(loss=f"{stats['loss']:.4f}", img_s=f"{sec.batch_size / max(seconds, 1e-9):.1f}")
             bar.update(1)
+            done = it + 1
             if records is not None and (it + 1) % per_epoch == 0:
                 records.epoch_end(model, (it + 1) // per_epoch)
             if (it + 1) % cfg.ckpt_every == 0 and it + 1 < sec.iterations:
@@ -276,13 +277,14 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
         exc.starts_over = saved is None              # the command's last line offers no --resume then
-        it = max(it, saved or 0)                     # interrupted after the checkpoint of iteration it + 1
+        done = max(done, saved or 0)
         if world.main:
-            where = (f"`--resume` continues from its checkpoint at iteration {saved}" if saved is not None else
+            again = f" ({plural(done - saved, 'iteration')} after it done again)" if saved and done > saved else ""
+            where = (f"`--resume` continues from its checkpoint at iteration {saved}{again}" if saved is not None else
                      f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over"
                      + set_aside_note(ckpt.parent))          # an earlier run's, set aside as this one started
             bar.close()                   # first: a bar drawn after the message would hide it
-            print(f"{desc}: interrupted during iteration {it} of {sec.iterations}; {where}", file=sys.stderr,
+            print(f"{desc}: interrupted with {done} of {sec.iterations} iterations done; {where}", file=sys.stderr,
                   flush=True)
         raise
     finally:
