@@ -294,6 +294,9 @@ def test_the_full_fc6_and_fc7_of_a_converted_caffe_vgg16_are_reduced_as_torchvis
         assert all(torch.equal(vgg16_fc(state)[k], expected[k]) for k in expected)
     reduced = {k: v.clone() for k, v in expected.items()}              # DeepLab's own: taken as they are
     assert all(torch.equal(vgg16_fc(reduced)[k], reduced[k]) for k in reduced)
+    with pytest.raises(InputError, match=r"VGG16's full fc6/fc7 are .* but the state dict has fc6.weight \(8, 98\), "
+                                         r"fc6.bias \(8,\), fc7.weight \(8, 8\), fc7.bias \(3,\)$"):
+        vgg16_fc({**caffe, "fc7.bias": torch.zeros(3)})                  # said in the file's names
 
 
 def test_a_state_dict_without_vgg16s_classifier_or_of_another_width_is_refused_for_the_fc_layers():

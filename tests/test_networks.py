@@ -163,7 +163,8 @@ def test_a_caffe_file_whose_keys_collide_once_renamed_is_said_not_raised():
     state = _as_caffe(CAMNet(20, SMALL))
     state["features.0.weight"] = state["conv1_1.weight"]
     (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state)
-    assert problem.startswith("cls.backbone_weights: backbone weights w.pth do not fit the network's trunk") and \
+    assert problem.startswith("cls.backbone_weights: backbone weights w.pth do not fit the network's trunk (two of "
+                              "its keys name the same entry") and \
         "two keys, conv1_1.weight and features.0.weight, name the same entry 'features.0.weight'" in problem
 
 

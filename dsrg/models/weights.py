@@ -120,9 +120,14 @@ def vgg16_fc(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if missing:
             raise InputError(f"the state dict has fc6/fc7 but not all of them: {', '.join(missing)} missing")
         if has_full_fc(state):
-            return decimate_vgg16_fc({f"classifier.{i}.{p}": state[f"{fc}.{p}"].flatten(1) if p == "weight"
-                                      else state[f"{fc}.{p}"] for i, fc in ((0, "fc6"), (3, "fc7"))
-                                      for p in ("weight", "bias")})
+            try:
+                return decimate_vgg16_fc({f"classifier.{i}.{p}": state[f"{fc}.{p}"].flatten(1) if p == "weight"
+                                          else state[f"{fc}.{p}"] for i, fc in ((0, "fc6"), (3, "fc7"))
+                                          for p in ("weight", "bias")})
+            except InputError:
+                found = ", ".join(f"{k} {tuple(state[k].shape)}" for k in FC_KEYS)
+                raise InputError(f"VGG16's full fc6/fc7 are fc6 (4096, 25088) or (4096, 512, 7, 7) and fc7 "
+                                 f"(4096, 4096), each with its bias, but the state dict has {found}") from None
         return {k: state[k] for k in FC_KEYS}
     return decimate_vgg16_fc(state)
 

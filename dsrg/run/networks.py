@@ -209,6 +209,8 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
             return (f" (a Caffe VGG16's file, conv1_1 ... conv5_3, and this trunk is a {ours}: give "
                     f"seg.backbone=vgg16, or a torchvision {ours} file)")
         renamed = {renamed_key(k, CAFFE_VGG16_KEYMAP): v for k, v in found.items()}
+        if len(renamed) < len(found):
+            return " (two of its keys name the same entry once Caffe's layer names are read as the trunk's)"
         if all(renamed[k].shape == v.shape for k, v in own.items() if k in renamed):
             return " (a Caffe VGG16's file with entries of layers this trunk does not have)"
         return f" (a network of another width than the file's: a Caffe VGG16's file fits {section}.width=1)"

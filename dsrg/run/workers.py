@@ -115,15 +115,9 @@ def in_order(pool: ProcessPoolExecutor, jobs: Iterable[tuple[Any, Callable, tupl
         raise
 
 
-def stop(pool: ProcessPoolExecutor, timeout: float = 30.0) -> None:
-    """Cancel the jobs of ``pool`` not started, end its workers now (their jobs with them), and wait for its
-    manager thread to end: a thread still closing its pipes as the interpreter exits races Python 3.11's exit
-    hook, which writes to them ("OSError: [Errno 9] Bad file descriptor" after an interruption)."""
-    manager = getattr(pool, "_executor_manager_thread", None)        # (the executor's own; gone after shutdown)
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        with contextlib.suppress(OSError, ValueError):          # ended already, or closed
-            process.terminate()
-    if manager is not None:
-        manager.join(timeout)
+def stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the jobs of ``pool`` not started and wait for those running (a CRF, a chunk of saliency maps: a
+    second or so) and for its manager thread to end. A pool left closing as the interpreter exits races Python
+    3.11's exit hook, which writes to the manager's pipes as it closes them ("OSError: [Errno 9] Bad file
+    descriptor" after an interruption); a worker ended mid-job could leave the manager reading half a result."""
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -183,7 +183,7 @@ class EarlyBackgrounds:
             return self.get(i)
 
     def close(self) -> None:
-        """Cancel what has not started and end the workers (:func:`dsrg.run.workers.stop`)."""
+        """Cancel what has not started and wait for the chunks running (:func:`dsrg.run.workers.stop`)."""
         stop(self.pool)
 
 
