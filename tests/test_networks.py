@@ -137,6 +137,8 @@ def test_a_caffe_file_whose_layers_do_not_fit_is_listed_under_its_own_layer_name
     state["conv3_1.weight"] = state["conv3_1.weight"][:, :4]
     (problem,) = weights_misfit(_profile("w.pth", False, "data.normalize=caffe"), "cls.backbone_weights", state)
     assert "shape mismatches (1): conv3_1.weight: expected (32, 16, 3, 3), found (32, 4, 3, 3)" in problem
+    assert "(a Caffe VGG16's layer names, but shapes that no VGG16 at its conv1_1's width has: a file cut or " \
+           "changed?)" in problem and "another width" not in problem
 
 
 def test_a_caffe_file_without_fc6_and_fc7_says_so_not_torchvisions_classifier():

@@ -18,7 +18,7 @@ from ..files import read_torch
 from ..models.cam import CAMNet
 from ..models.deeplab import DeepLabASPP
 from ..models.weights import (CAFFE_VGG16_KEYMAP, FC_KEYS, HEAD_PREFIXES, architecture, check_backbone,
-                              check_vgg16_fc, has_full_fc, is_caffe_vgg16, load_backbone, load_vgg16_fc)
+                              check_vgg16_fc, has_full_fc, is_caffe_vgg16)
 from ..models.weights import renamed as renamed_key
 from ..profile import Profile
 from . import folders, step_files
@@ -94,7 +94,7 @@ def weights_misfit(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) ->
     memory, no weights); [] when it fits."""
     with torch.device("meta"):
         net = _cls_net(cfg, 2) if key == "cls.backbone_weights" else _seg_net(cfg, 2)
-    return _misfits(cfg, key, net, state)
+    return _fit(cfg, key, net, state)[0]
 
 
 def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
@@ -103,7 +103,7 @@ def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
     kind = "a Caffe VGG16's (layers conv1_1 ... conv5_3)" if caffe else f"a torchvision {architecture(state)}'s"
     if not caffe and any(k in state for k in FC_KEYS) and cfg.data.normalize != "caffe":
         kind += " with Caffe's fc6/fc7 (a Caffe init renamed? it would want data.normalize=caffe)"
-    if section == "seg" and cfg.seg.backbone != "vgg16":
+    if not _vgg_trunk(cfg, key):
         fc = ""
     elif getattr(cfg, section).fc_init != "imagenet":
         fc = f", fc6/fc7 at random ({section}.fc_init=random)"
@@ -119,14 +119,12 @@ def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
 def _start(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
     """Start ``net`` from the weights file of ``key``, read as ``state``: its trunk, and the fc6/fc7 of the CAM
     net or of every VGG ASPP branch where ``fc_init=imagenet``. A Caffe VGG16's file (DeepLab's init) is read by
-    its layer names. An InputError says each misfit (:func:`_misfits`)."""
-    problems = _misfits(cfg, key, net, state)
+    its layer names. An InputError says each misfit (:func:`_fit`)."""
+    problems, loads = _fit(cfg, key, net, state)
     if problems:
         raise InputError("; ".join(problems))
-    trunk, fc_modules = _parts(cfg, key, net)
-    load_backbone(trunk, state, *_reading(cfg, key, state))
-    if fc_modules:
-        load_vgg16_fc(fc_modules, state)
+    for module, entries in loads:
+        module.load_state_dict(entries, strict=False)
 
 
 def _parts(cfg: Profile, key: str, net: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
@@ -135,36 +133,40 @@ def _parts(cfg: Profile, key: str, net: nn.Module) -> tuple[nn.Module, list[nn.M
         trunk = nn.Module()
         trunk.features = net.features
         return trunk, [net] if cfg.cls.fc_init == "imagenet" else []
-    return net.backbone, list(net.aspp) if cfg.seg.backbone == "vgg16" and cfg.seg.fc_init == "imagenet" else []
+    return net.backbone, list(net.aspp) if _vgg_trunk(cfg, key) and cfg.seg.fc_init == "imagenet" else []
+
+
+def _vgg_trunk(cfg: Profile, key: str) -> bool:
+    """Whether the network the weights file of ``key`` starts has a VGG trunk (the CAM net always has)."""
+    return key.startswith("cls.") or cfg.seg.backbone == "vgg16"
 
 
 def _is_caffe(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> bool:
-    return (key.startswith("cls.") or cfg.seg.backbone == "vgg16") and is_caffe_vgg16(state)
+    return _vgg_trunk(cfg, key) and is_caffe_vgg16(state)
 
 
-def _reading(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]
-             ) -> tuple[Mapping[str, str] | None, tuple[str, ...]]:
-    """How the trunk reads ``state``: the keymap of a Caffe VGG16's layer names (or None), and the prefixes that
-    are not the trunk's (with a VGG trunk: a Caffe file's fc6/fc7 and classifier, renamed or not)."""
-    caffe = _is_caffe(cfg, key, state)
-    fc = caffe or (key.startswith("cls.") or cfg.seg.backbone == "vgg16") and any(k in state for k in FC_KEYS)
-    return CAFFE_VGG16_KEYMAP if caffe else None, (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if fc else HEAD_PREFIXES
+def _heads(cfg: Profile, key: str, caffe: bool, state: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+    """The prefixes of ``state`` that are not the trunk's: with a VGG trunk, a Caffe file's fc6/fc7 and
+    classifier too (renamed or not)."""
+    fc = caffe or _vgg_trunk(cfg, key) and any(k in state for k in FC_KEYS)
+    return (*HEAD_PREFIXES, "fc6.", "fc7.", "fc8") if fc else HEAD_PREFIXES
 
 
-def _misfits(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+def _fit(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.Tensor]
+         ) -> tuple[list[str], list[tuple[nn.Module, dict[str, torch.Tensor]]]]:
     """Each reason why the weights file of ``key``, read as ``state``, does not start ``net`` (which may live on
     the meta device), naming the key, the file and the setting that would make it fit: a Caffe file's inputs and
-    layout, the trunk, then fc6/fc7 (where the trunk fits, or a Caffe file has none)."""
+    layout, the trunk, then fc6/fc7 (where the trunk fits, or a Caffe file has none); and, where it fits, each
+    module with the entries it loads (the trunk's renamed from a Caffe file's, fc6/fc7 reduced)."""
     section, path = key.split(".")[0], attrgetter(key)(cfg)
     trunk, fc_modules = _parts(cfg, key, net)
-    caffe, problems = _is_caffe(cfg, key, state), []
+    caffe, problems, loads = _is_caffe(cfg, key, state), [], []
     if caffe and cfg.data.normalize != "caffe":
         problems.append(f"{key}: backbone weights {path} are a Caffe VGG16's (layers conv1_1 ... conv5_3), which "
                         f"expects Caffe's inputs (BGR in 0..255 minus the mean 104, 117, 123); set "
                         f"data.normalize=caffe")
     own = trunk.state_dict()
     settings = _caffe_layout(cfg, section, own, state) if caffe else []
-    fits = not settings
     if settings:
         problems.append(f"{key}: backbone weights {path} are a Caffe VGG16's without BatchNorm at width "
                         f"{state['conv1_1.weight'].shape[0] / 64:g}, and the network's trunk is a "
@@ -172,21 +174,22 @@ def _misfits(cfg: Profile, key: str, net: nn.Module, state: Mapping[str, torch.T
                         f"{' '.join(settings)}")
     else:
         try:
-            check_backbone(trunk, state, *_reading(cfg, key, state))
+            loads.append((trunk, check_backbone(trunk, state, CAFFE_VGG16_KEYMAP if caffe else None,
+                                                _heads(cfg, key, caffe, state))))
         except InputError as exc:
-            fits = False
             problems.append(f"{key}: backbone weights {path} do not fit the network's trunk"
                             f"{_misfit_hint(section, state, own)}: {exc}")
     if fc_modules and caffe and not any(k in state for k in FC_KEYS):
         problems.append(f"{key}: backbone weights {path}: this Caffe VGG16 file has no fc6/fc7 (DeepLab's init has "
                         f"them, reduced to 1024 channels); set {section}.fc_init=random to start fc6/fc7 at random")
-    elif fc_modules and fits:
+    elif fc_modules and loads:
         try:
-            check_vgg16_fc(fc_modules, state)
+            fc = check_vgg16_fc(fc_modules, state)
+            loads += [(module, fc) for module in fc_modules]
         except InputError as exc:
             problems.append(f"{key}: backbone weights {path}: {exc}; set {section}.fc_init=random to start fc6/fc7 "
                             "at random")
-    return problems
+    return problems, loads if not problems else []
 
 
 def _caffe_layout(cfg: Profile, section: str, own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
@@ -213,7 +216,8 @@ def _misfit_hint(section: str, found: Mapping[str, torch.Tensor], own: Mapping[s
             return " (two of its keys name the same entry once Caffe's layer names are read as the trunk's)"
         if all(renamed[k].shape == v.shape for k, v in own.items() if k in renamed):
             return " (a Caffe VGG16's file with entries of layers this trunk does not have)"
-        return f" (a network of another width than the file's: a Caffe VGG16's file fits {section}.width=1)"
+        return (" (a Caffe VGG16's layer names, but shapes that no VGG16 at its conv1_1's width has: a file cut or "
+                "changed?)")
     if theirs is None and any(k.startswith(("conv1_", "conv5_", "fc6", "fc7")) for k in found):
         return (" (its keys are Caffe's layer names, but not a VGG16's conv1_1 ... conv5_3 each with its weight "
                 "and bias: the trunk reads those, or torchvision's names, features.<n> and classifier.<n>)")
