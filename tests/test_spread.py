@@ -148,9 +148,25 @@ def test_the_spread_dry_run_lists_each_seeds_step_folders_once_and_writes_nothin
     assert all(line[-2:] == ["to", "run"] for line in seed0)
     assert lines[-2].startswith("# inputs: found (batch sizes, weights and cue files of the steps to run); the embedded "
                                 "dataset is written into")
-    assert lines[-1] == f"# 22 step runs to go; records: 8 files in {tmp_path / 's' / 'smoke'} (<row>-seed<seed>.json; " \
-                        f"0 there now, of any seed)"
+    assert lines[-1] == f"# 22 step runs to go, with {torch.get_num_threads()} thread" \
+                        f"{'s' * (torch.get_num_threads() != 1)} of torch; 8 records to write in " \
+                        f"{tmp_path / 's' / 'smoke'} (<row>-seed<seed>.json; none there yet)"
     assert list(tmp_path.iterdir()) == [], "nothing written: no run folder, no records, no dataset"
+
+
+def test_the_spread_dry_run_of_one_seed_says_it_gives_no_spread_unless_others_are_recorded(capsys, tmp_path):
+    argv = ["spread", "--profile", "smoke", "--seeds", "3", "--out", str(tmp_path / "s"), "--runs",
+            str(tmp_path / "r"), "--dry-run", f"data.root={tmp_path / 'synth'}"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == ("# one seed gives each row's mIoU but no spread: a "
+                                                                "spread needs two seeds or more (--seeds 0 1 2, as "
+                                                                "make spread measures the demo's)")
+    (tmp_path / "s" / "smoke").mkdir(parents=True)
+    (tmp_path / "s" / "smoke" / "DSRG-seed0.json").write_text('{"row": "DSRG", "seed": 0}')   # 3 adds to seed 0
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("(<row>-seed<seed>.json; 1 there now, of any "
+                                                                     "seed)")
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -168,11 +169,16 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             to_run += not folders.is_done(path)
             who = "every row" if len(rows) == len(ABLATION) else ", ".join(rows)
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
-    there = len(list(folder.glob("*-seed*.json")))
+    there = sorted(folder.glob("*-seed*.json"))
     lines.append(inputs_said(cfg, to_run > 0))
     lines += [f"# weights: {line}" for line in dict.fromkeys(read)]
-    lines.append(f"# {to_run} step runs to go; records: {len(ABLATION) * len(seeds)} files in {folder} "
-                 f"(<row>-seed<seed>.json; {there} there now, of any seed)")
+    lines.append(f"# {plural(to_run, 'step run')} to go, with {_counts([torch_threads()])} of torch; "
+                 f"{len(ABLATION) * len(seeds)} records to write in {folder} (<row>-seed<seed>.json; "
+                 + (f"{len(there)} there now, of any seed)" if there else "none there yet)"))
+    recorded = {int(m[1]) for path in there if (m := re.fullmatch(r".+-seed(-?\d+)", path.stem))} | set(seeds)
+    if len(recorded) < 2:
+        lines.append("# one seed gives each row's mIoU but no spread: a spread needs two seeds or more "
+                     "(--seeds 0 1 2, as make spread measures the demo's)")
     return "\n".join(lines)
 
 
