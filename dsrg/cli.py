@@ -153,11 +153,13 @@ def _one_step(args: argparse.Namespace, cfg) -> int:
     _, world = join_world(cfg)                            # the step's world, which its lock spans
     with folders.step_lock(cfg, step, world):             # as `dsrg run` takes it
         was_done = folders.is_done(folders.step_dir(cfg, step))
+        tick = time.perf_counter()
         folder = pipeline.MODULES[step].run(cfg, resume=args.resume)
     if folders.is_done(folder) and world.main:
-        print(f"{args.command}: {folder}" + (" (done before, reused: step folders are named by the settings, not by "
-                                              "the inputs' contents; delete it to run the step again)"
-                                              if was_done else ""))
+        print(f"{args.command}: {folder} (" + ("done, reused: step folders are named by the settings, not by the "
+                                                "inputs' contents; delete it to run the step again" if was_done else
+                                                folders.took(folders.done_info(folder), time.perf_counter() - tick))
+              + ")")
         for line in closing_summary(cfg, {step: folder}, args.command):     # its line of dsrg run's summary
             print(line)
         print(f"[{args.command}] all it recorded (times, machine, code): {folder / step_files.DONE}")

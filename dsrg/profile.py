@@ -276,8 +276,9 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
         raise InputError(f"profile file {name}: expected a name ending in .yaml or .yml (a YAML profile)")
     path = _profile_path(name)
     def hint() -> str:                              # asked only on an error: the file is merged again only then
-        if (PROFILE_DIR / f"{name}.yaml").is_file() or _merges(path):
-            return f"(profile {name!r}; every key and its value: dsrg run --profile {name} --dry-run)"
+        if overrides and ((PROFILE_DIR / f"{name}.yaml").is_file() or _loads(path)):
+            return f"(profile {name!r}; every key and its value before the overrides: dsrg run --profile {name} " \
+                   "--dry-run)"
         return (f"(profile {name!r}, which does not load as written; the keys a profile takes, with the demo's "
                 "values: dsrg run --profile demo --dry-run)")
 
@@ -290,10 +291,10 @@ def load_profile(name: str = "demo", overrides: Sequence[str] = ()) -> Profile:
     return cfg
 
 
-def _merges(path: Path) -> bool:
-    """Whether the profile file ``path`` on its own merges into the schema (its dry run can list the keys)."""
+def _loads(path: Path) -> bool:
+    """Whether the profile file ``path`` loads on its own, without overrides (its dry run can list the keys)."""
     try:
-        merge(Profile, [_read_yaml(path)], [], "", lambda key, reason: reason)
+        validate(merge(Profile, [_read_yaml(path)], [], "", lambda key, reason: reason))
         return True
     except InputError:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -318,7 +319,8 @@ def test_the_dry_run_notes_a_split_of_vocs_images_smaller_than_vocs(tmp_path, ca
     assert "data.val_split=train" not in err
 
 
-def test_the_dry_run_counts_the_images_of_each_split_and_points_a_paper_profile_to_its_projection(tmp_path, capsys):
+def test_the_dry_run_counts_the_images_of_each_split_and_points_a_paper_profile_to_its_projection(tmp_path, capsys,
+                                                                                                 monkeypatch):
     from dsrg.cli import main
 
     root = _voc_root(tmp_path / "voc", ids=("2007_000032", "2007_000039"))
@@ -332,10 +334,28 @@ def test_the_dry_run_counts_the_images_of_each_split_and_points_a_paper_profile_
     assert "# time:" not in out                                    # benchmarks/paper_scale.py projects VOC's profiles
     paper = ["run", "--profile", "voc-vgg16", *args[3:-1], "data.train_split=train", "random_init=true",
              "seg.iterations=12000", "--dry-run"]
+    monkeypatch.chdir(tmp_path)                                                 # a checkout, with its venv
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "paper_scale.py").write_text("")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / ".venv"))
     assert main(paper) == 0
-    assert ("# time: `python benchmarks/paper_scale.py --profile voc-vgg16 data.dataset=voc data.val_split=train "
-            "eval.split=train cls.batch_size=2 seg.batch_size=2 retrain.batch_size=2 data.train_split=train "
-            "random_init=true seg.iterations=12000` (in a checkout") in capsys.readouterr().out
+    assert ("# time: `.venv/bin/python benchmarks/paper_scale.py --profile voc-vgg16 data.dataset=voc "
+            "data.val_split=train eval.split=train cls.batch_size=2 seg.batch_size=2 retrain.batch_size=2 "
+            "data.train_split=train random_init=true seg.iterations=12000` (in a checkout") in capsys.readouterr().out
+
+
+def test_the_projection_names_the_python_that_would_run_it(tmp_path, monkeypatch):
+    from dsrg.steps.dry_run import _python
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", "/opt/envs/dsrg/bin/python")
+    monkeypatch.setattr(sys, "prefix", "/opt/envs/dsrg")
+    assert _python() == "/opt/envs/dsrg/bin/python"                  # a virtual environment elsewhere: its path
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "env" / "bin" / "python"))
+    assert _python() == str(tmp_path / "env" / "bin" / "python"), "here, but this is no checkout: its full path"
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix)
+    assert _python() == "python"                                      # the system's own
 
 
 def test_a_weights_file_that_is_not_a_state_dict_stops_dsrg_run_before_the_first_step(tmp_path, capsys):

@@ -78,12 +78,12 @@ def test_a_whole_pickled_model_is_refused_with_the_way_out_and_no_unsafe_advice(
     assert "weights_only=False" not in err and "\x1b" not in err
 
 
-def test_one_unreadable_weights_file_given_to_both_networks_is_named_for_each(tmp_path, capsys):
+def test_one_unreadable_weights_file_given_to_both_networks_is_said_once_for_both(tmp_path, capsys):
     (tmp_path / "notes.pth").write_text("hello\n")
     rc, _, err = _dry(capsys, tmp_path, "seg.init=imagenet", f"cls.backbone_weights={tmp_path / 'notes.pth'}",
                       f"seg.backbone_weights={tmp_path / 'notes.pth'}")
-    assert rc == 2 and "2 problems with the inputs" in err
-    assert "cls.backbone_weights: " in err and "seg.backbone_weights: " in err
+    assert rc == 2 and "problems with the inputs" not in err and err.count("is not a file written by torch.save") == 1
+    assert "cls.backbone_weights and seg.backbone_weights: " in err
 
 
 def test_the_keys_of_a_misfit_weights_file_are_listed_up_to_eight(tmp_path, capsys):
@@ -107,6 +107,11 @@ def test_a_weights_file_with_caffes_layer_names_asks_for_caffes_inputs_once(tmp_
                        "0..255 minus the mean 104, 117, 123); set data.normalize=caffe" in err
     assert err.count("data.normalize=caffe") == 1                     # asked once, and fc6/fc7's problem said too
     assert "fc6/fc7 but not all of them: fc6.bias, fc7.bias missing; set cls.fc_init=random" in err
+    rc, _, err = _dry(capsys, tmp_path, f"cls.backbone_weights={tmp_path / 'caffe.pth'}", "cls.width=1.0",
+                      "cls.batch_norm=false", "seg.init=imagenet", f"seg.backbone_weights={tmp_path / 'caffe.pth'}",
+                      "seg.width=1.0", "seg.batch_norm=false", "cls.fc_init=random", "seg.fc_init=random")
+    assert rc == 2 and err.count("data.normalize=caffe") == 1 and \
+        "cls.backbone_weights and seg.backbone_weights: backbone weights" in err, "once for a file both networks read"
 
 
 def test_the_dry_run_says_how_a_caffe_init_that_fits_is_read(tmp_path, capsys):
@@ -183,7 +188,8 @@ def test_a_checkpoint_cut_short_is_not_offered_to_resume(tmp_path, capsys):
     rc, out, _ = _dry(capsys, tmp_path)
     assert rc == 0
     line = next(line for line in out.splitlines() if line.startswith("train-cls"))
-    assert "its checkpoint ckpt.pt is unreadable (cut short?): the step starts over" in line
+    assert "its checkpoint ckpt.pt is unreadable (cut short?): --resume stops at it; without --resume (or with " \
+           "ckpt.pt deleted) the step starts over" in line
     assert "--resume continues" not in line
 
 
@@ -335,7 +341,8 @@ def test_the_pre_flight_check_lists_random_weights_and_a_missing_root_together(t
     err = capsys.readouterr().err
     assert "2 problems with the inputs" in err
     assert "cls.backbone_weights and seg.backbone_weights: no weights file" in err
-    assert f"data.root: dataset root not found: {tmp_path / 'VOC2012'}" in err
+    assert f"data.root: dataset root not found: {tmp_path / 'VOC2012'}; expected a folder in the PASCAL VOC layout, " \
+           "given as data.root=<folder> (" in err
     assert "`dsrg data download` and `dsrg data train-aug` make VOC 2012's" in err          # how to get it
 
 
@@ -445,6 +452,7 @@ def test_a_section_given_a_value_or_a_key_given_none_is_named(tmp_path, capsys, 
     ("seg:\n  theta_fg: {a: 1}\n", "seg.theta_fg: expected one value such as 0.85 (its default); got a mapping"),
     ("'seg.lr': [1]", "seg.lr: unknown key 'seg.lr'"),                # a dotted name is no path in YAML
     ("pseudo:\n  sizes: [[1], 2]\n", "pseudo.sizes: expected a list of single values"),
+    ("seg:\n  theta_fg: 1.5\n", "seg.theta_fg: expected a probability in [0, 1]"),   # merges, but is no profile
 ])
 def test_a_profile_file_with_a_section_or_value_of_the_wrong_kind_names_its_key(tmp_path, capsys, text, expected):
     (tmp_path / "p.yaml").write_text(text)
@@ -1069,10 +1077,19 @@ def test_a_missing_real_dataset_path_given_to_an_embedded_profile_is_refused_bef
     assert not any(tmp_path.iterdir())
 
 
+def test_an_override_given_to_a_profile_file_that_does_not_load_points_to_the_demo_not_to_that_file(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("name: bad\nseg:\n  theta_fg: 1.5\n")         # merges, but no profile
+    assert main(["run", "--profile", str(tmp_path / "bad.yaml"), "--dry-run", "seg.theta_bg=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "which does not load as written; the keys a profile takes, with the demo's values: dsrg run --profile " \
+           "demo --dry-run)" in err and "before the overrides" not in err
+
+
 def test_an_override_error_with_a_profile_file_points_to_that_files_dry_run(tmp_path, capsys):
     (tmp_path / "mine.yaml").write_text("name: mine\nseg:\n  theta_fg: 0.7\n")
     assert main(["run", "--profile", str(tmp_path / "mine.yaml"), "--dry-run", "seg.theta_fgg=1"]) == 2
-    assert f"; every key and its value: dsrg run --profile {tmp_path / 'mine.yaml'} --dry-run)" in capsys.readouterr().err
+    assert f"; every key and its value before the overrides: dsrg run --profile {tmp_path / 'mine.yaml'} " \
+           "--dry-run)" in capsys.readouterr().err
 
 
 def test_the_embedded_set_is_not_written_into_a_missing_real_dataset_path_by_any_route(tmp_path):
@@ -1117,6 +1134,33 @@ def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):
     assert work(cfg, ["seeds", "seg", "eval"]) == ("# work: seeds 3 images of train_aug; train-seg 12,000 iterations "
                                                    "x 20 images; evaluate the images of val x 3 scales + CRF")
     assert work(cfg, []) == "# work: none"
+
+
+def test_the_dry_run_of_a_resume_says_what_is_left_of_each_step_begun(tmp_path):
+    from dsrg.files import write_torch
+    from dsrg.run import folders
+    from dsrg.steps.dry_run import work
+
+    root = tmp_path / "voc"
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("a\nb\nc\n")
+    cfg = load_profile("voc-vgg16", [f"data.root={root}", f"out={tmp_path / 'run'}", "seg.iterations=12000"])
+    folders.step_dir(cfg, "seg").mkdir(parents=True)
+    write_torch(folders.step_dir(cfg, "seg") / "ckpt.pt", {"iteration": 3000})       # 3,000 iterations kept
+    (folders.step_dir(cfg, "pseudo") / "labels").mkdir(parents=True)
+    (folders.step_dir(cfg, "pseudo") / "labels" / "a.png").write_bytes(b"")          # 1 of 3 images written
+    assert work(cfg, ["seg", "pseudo"], resume=True) == ("# work: train-seg 9,000 of 12,000 iterations to go x 20 "
+                                                         "images; pseudo-labels 2 of 3 images of train_aug to go x 3 "
+                                                         "input sizes + CRF")
+    assert work(cfg, ["seg", "pseudo"]) == ("# work: train-seg 12,000 iterations x 20 images; pseudo-labels 3 images "
+                                            "of train_aug x 3 input sizes + CRF"), "without --resume: all of it"
+    for name in ("b", "c", "d"):                                  # more written than the split lists now
+        (folders.step_dir(cfg, "pseudo") / "labels" / f"{name}.png").write_bytes(b"")
+    (folders.step_dir(cfg, "seg") / "ckpt.pt").write_bytes(b"PK\x03\x04 cut")
+    assert work(cfg, ["seg", "pseudo"], resume=True) == ("# work: train-seg 12,000 iterations (its ckpt.pt is "
+                                                         "unreadable: --resume stops at it; delete it to start over) "
+                                                         "x 20 images; pseudo-labels 0 of 3 images of train_aug to go "
+                                                         "x 3 input sizes + CRF")
 
 
 def test_a_single_steps_dry_run_gives_the_work_of_that_step_only(tmp_path, capsys):

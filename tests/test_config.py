@@ -98,14 +98,15 @@ def test_a_profile_typo_and_a_scalar_list_read_well_in_the_profile_message():
                                          r"\(did you mean 'theta_fg'\?\); seg has: batch_size, .*theta_fg, theta_bg"):
         load_profile("demo", ["seg.theta_fgg=0.9"])
     with pytest.raises(InputError, match=r"^pseudo.sizes: expected a list, e.g. pseudo.sizes=\[64\] \(profile 'demo'; "
-                                         r"every key and its value: dsrg run --profile demo --dry-run\)$"):
+                                         r"every key and its value before the overrides: dsrg run --profile demo "
+                                         r"--dry-run\)$"):
         load_profile("demo", ["pseudo.sizes=64"])
 
 
 def test_a_value_out_of_range_and_one_of_a_wrong_type_read_alike():
     from dsrg.profile import load_profile
 
-    hint = "(profile 'smoke'; every key and its value: dsrg run --profile smoke --dry-run)"
+    hint = "(profile 'smoke'; every key and its value before the overrides: dsrg run --profile smoke --dry-run)"
     for override, said in [("seg.theta_fg=abc", "seg.theta_fg: expected a number, got 'abc'"),
                            ("seg.theta_fg=1.5", "seg.theta_fg: expected a probability in [0, 1], or .inf to turn "
                                                 "that side off, got 1.5"),

@@ -9,6 +9,7 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,7 +273,7 @@ def test_a_second_run_skips_complete_steps(tiny_run, capsys):
     stamp = (folders["seg"] / "model.pt").stat().st_mtime_ns
     pipeline.run(cfg)
     assert (folders["seg"] / "model.pt").stat().st_mtime_ns == stamp
-    assert capsys.readouterr().out.count("done before") == 6
+    assert capsys.readouterr().out.count("(done, reused)") == 6
 
 
 def _own_copy(cfg, tmp_path):
@@ -668,7 +669,7 @@ def test_two_processes_running_the_same_experiment_train_each_step_once(tmp_path
     for step in runs.STEPS:
         mine = [line for line in lines if f"{step}-" in line]
         assert len(mine) == 2, (step, lines)
-        assert sum("done before" in line for line in mine) == 1, (step, mine)
+        assert sum("(done, reused)" in line for line in mine) == 1, (step, mine)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "synth"]  # no half-written copy, no lock file
 
 
@@ -1009,11 +1010,16 @@ def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, 
     cfg, folders = tiny_run
     assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[0] == f"evaluate: {folders['eval']} (done before, reused: step folders are named by the settings, not " \
+    assert out[0] == f"evaluate: {folders['eval']} (done, reused: step folders are named by the settings, not " \
                      f"by the inputs' contents; delete it to run the step again)"
     assert out[-2:] == [f"[evaluate] mIoU on val (4 images, retrain model): "
                         f"{100 * runs.done_info(folders['eval'])['miou']:.1f} (%)  {folders['eval']}/metrics.json",
                         f"[evaluate] all it recorded (times, machine, code): {folders['eval']}/done.json"]
+    assert main(["evaluate", "--profile", "demo", *tiny_overrides(cfg.data.root, cfg.out), "eval.scales=[1.0]",
+                 "eval.crf=false"]) == 0                                           # another folder: the step runs
+    first = capsys.readouterr().out.splitlines()[0]
+    folder = first.split()[1]
+    assert first == f"evaluate: {folder} ({runs.done_info(Path(folder))['wall_s']:.1f} s)", "its time, as done.json's"
 
 
 def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it(tmp_path, monkeypatch):

@@ -340,6 +340,13 @@ def with_sessions_before(info: dict) -> str:
     return f"; {total:.0f} s with the sessions before" if isinstance(total, (int, float)) else ""
 
 
+def took(info: dict, fallback: float) -> str:
+    """A complete step's time as its line says it, from its ``done.json`` (``info``): ``"233.6 s"``, with
+    :func:`with_sessions_before`; ``fallback`` seconds where it says none."""
+    wall = info.get("wall_s")
+    return f"{wall if isinstance(wall, (int, float)) else fallback:.1f} s{with_sessions_before(info)}"
+
+
 def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
     """What ``dsrg run`` would do with a step folder, in words: done (reused), running now in another process
     (its lock held), interrupted (``--resume`` continues from its checkpoint's iteration) or to run (``why()``'s
@@ -370,14 +377,26 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
 
         it = checkpoint_iteration(folder / step_files.CHECKPOINT)
         if it is None:
-            return "interrupted, and its checkpoint ckpt.pt is unreadable (cut short?): the step starts over " \
-                   "(delete ckpt.pt, or run without --resume)"
+            return "interrupted, and its checkpoint ckpt.pt is unreadable (cut short?): --resume stops at it; " \
+                   "without --resume (or with ckpt.pt deleted) the step starts over"
         return f"interrupted: --resume continues from its checkpoint at iteration {it}; without it the step " \
                f"starts over"
     from .checkpoints import set_aside_note
 
     reason = why() if why else ""
     return "to run" + (f" ({reason})" if reason else "") + set_aside_note(folder) + interrupted_elsewhere(folder)
+
+
+def kept_by_resume(folder: Path, trains: bool) -> int | None:
+    """What ``--resume`` keeps of a step's earlier run in ``folder``: the iterations its checkpoint holds (a training
+    step, ``trains``), or the images it has written the output of (an inference step); 0 for none, None for a
+    checkpoint it cannot read (``--resume`` stops at it)."""
+    if not trains:
+        return _images_written(folder)
+    from .checkpoints import checkpoint_iteration
+
+    ckpt = folder / step_files.CHECKPOINT
+    return checkpoint_iteration(ckpt) if ckpt.is_file() else 0
 
 
 def has_progress(folder: Path) -> bool:

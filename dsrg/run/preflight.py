@@ -103,9 +103,10 @@ def check_inputs(cfg: Profile, steps: Sequence[str], remember: bool = True, resu
         return
     root = Path(cfg.data.root)
     if not root.is_dir():
-        problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)} "
-                        "(expected a folder in the PASCAL VOC layout; `dsrg data download` and `dsrg data train-aug` "
-                        "make VOC 2012's, `dsrg data coco` converts COCO's: README, Real data at paper scale)")
+        problems.append(f"data.root: dataset root {not_a_folder(root)}: {as_given(root)}; expected a folder in the "
+                        "PASCAL VOC layout, given as data.root=<folder> (`dsrg data download` and `dsrg data "
+                        "train-aug` make VOC 2012's, `dsrg data coco` converts COCO's; README, Real data at paper "
+                        "scale)")
         _raise(problems)
     splits = _open_splits(cfg, split_keys, problems)
     train = splits.get("data.train_split")
@@ -170,6 +171,7 @@ def _check_paths(cfg: Profile, steps: list[str], problems: _Problems, read: list
             elif key.endswith("backbone_weights"):
                 weights[key] = path
     states: dict[Path, dict | InputError] = {}    # each weights file read once (cls and seg often share one)
+    said: dict[tuple[Path, str], int] = {}          # a file's misfit said for one key, and where: said once
     for key, path in weights.items():
         if path.resolve() not in states:
             try:
@@ -178,7 +180,14 @@ def _check_paths(cfg: Profile, steps: list[str], problems: _Problems, read: list
                 states[path.resolve()] = exc
         state = states[path.resolve()]
         misfits = [f"{key}: {state}"] if isinstance(state, InputError) else weights_misfit(cfg, key, state)
-        problems += misfits
+        for misfit in misfits:
+            why = (path.resolve(), misfit.removeprefix(f"{key}: "))
+            if why in said:
+                keys, _, rest = problems[said[why]].partition(": ")
+                problems[said[why]] = f"{keys} and {key}: {rest}"
+            else:
+                said[why] = len(problems)
+                problems.append(misfit)
         if read is not None and not misfits:
             read.append(f"{key}: {how_read(cfg, key, state)}")
     return list(split_keys)

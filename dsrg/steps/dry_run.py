@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import sys
+from pathlib import Path
 from typing import Sequence
 
 from omegaconf import OmegaConf
 
 from ..data.voc import split_file_ids, split_path
-from ..errors import InputError
+from ..errors import InputError, plural
 from ..profile import Profile
 from ..run import folders
 from .pipeline import planned_steps
@@ -24,7 +26,6 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     the command runs, and the pre-flight check of their inputs (``resume``: as the command with ``--resume``
     would). ``command``: ``run`` or a single step's command (shown after the steps it reads, which it does not
     run)."""
-    from ..data.dataset import EMBEDDED, embedded_written
     from ..run.preflight import check_inputs, random_starts
 
     if command == "run":
@@ -46,20 +47,21 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     read: list[str] = []
     check_inputs(cfg, steps if command == "run" else steps[-1:], remember=False, resume=resume, read=read)
     print(inputs_said(cfg, bool(to_run)))
+    mine = to_run if command == "run" else [s for s in to_run if s == steps[-1]]      # the steps it would run
     if to_run:
-        if not (cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)):
+        if not _unwritten(cfg):
             from ..data.voc import classes_said, image_labels_path
 
             tags = image_labels_path(cfg.data.root, cfg.data.train_split)
             print(f"# classes: {classes_said(cfg.data.root)}; training's image-level labels from "
                   + (str(tags) if tags.is_file() else "its label maps"))
-        print(work(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]]))
+        print(work(cfg, mine, resume))
         if profile in PROJECTED:
             print(f"# time: `{projection(cfg, profile, overrides)}` (in a checkout of dsrg) times a slice of each "
                   f"step on this machine and projects the whole run's wall time")
     for line in read:
         print(f"# weights: {line}")
-    empty = random_starts(cfg, to_run if command == "run" else [s for s in to_run if s == steps[-1]])
+    empty = random_starts(cfg, mine)
     if empty:
         print(f"# random weights: {' and '.join(empty)} empty, random_init=true")
 
@@ -67,14 +69,19 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
 def inputs_said(cfg: Profile, to_run: bool) -> str:
     """What pre-flight checked of the inputs of the steps to run (none where ``to_run`` is False), as a comment
     line of the dry run."""
-    from ..data.dataset import EMBEDDED, embedded_written
-
     if not to_run:
         return "# inputs: not checked, every step is done"
-    if cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data):
+    if _unwritten(cfg):
         return (f"# inputs: found (batch sizes, weights and cue files of the steps to run); the embedded dataset is "
                 f"written into {cfg.data.root} by the first step")
     return "# inputs: found (data root and splits, batch sizes, weights and cue files of the steps to run)"
+
+
+def _unwritten(cfg: Profile) -> bool:
+    """Whether the data is an embedded dataset not written yet (the first step writes it)."""
+    from ..data.dataset import EMBEDDED, embedded_written
+
+    return cfg.data.dataset in EMBEDDED and not embedded_written(cfg.data)
 
 
 def projection(cfg: Profile, profile: str, overrides: Sequence[str] = ()) -> str:
@@ -84,7 +91,20 @@ def projection(cfg: Profile, profile: str, overrides: Sequence[str] = ()) -> str
 
     own = [o for o in overrides if o.partition("=")[0].strip() not in ("data.root", "out")]
     device = ["--device", "cuda"] if resolve_device(cfg.device).type == "cuda" else []
-    return shlex.join(["python", "benchmarks/paper_scale.py", "--profile", profile, *device, *own])
+    return shlex.join([_python(), "benchmarks/paper_scale.py", "--profile", profile, *device, *own])
+
+
+def _python() -> str:
+    """This Python as a command: a virtual environment's, from here where it is under this checkout
+    (``.venv/bin/python``), else by its full path; ``python`` outside one."""
+    exe = Path(sys.executable)
+    if sys.prefix == sys.base_prefix:
+        return "python"
+    try:
+        here = exe.relative_to(Path.cwd()) if Path("benchmarks", "paper_scale.py").is_file() else None
+    except (ValueError, OSError):       # elsewhere, or this folder deleted
+        here = None
+    return str(exe) if here is None else str(here) if here.parent != Path(".") else f"./{here}"
 
 
 def resolved_here(cfg: Profile) -> str:
@@ -122,22 +142,37 @@ def _split_images(cfg: Profile, split: str) -> int | None:
         return None
 
 
-def work(cfg: Profile, steps: Sequence[str]) -> str:
+def work(cfg: Profile, steps: Sequence[str], resume: bool = False) -> str:
     """The work of ``steps``, as a comment line of the dry run: a training step's iterations and batch, an
-    inference step's images (where its split's list is there) and the inputs each image is scored at."""
-    def images(split: str) -> str:
-        n = _split_images(cfg, split)
-        return f"{n:,} images of {split}" if n is not None else f"the images of {split}"
+    inference step's images (where its split's list is there) and the inputs each image is scored at; with
+    ``resume``, what is left of a step an earlier run began (:func:`~dsrg.run.folders.kept_by_resume`)."""
+    def kept(step: str) -> int | None:
+        folder = folders.step_dir(cfg, step)
+        return folders.kept_by_resume(folder, folders.STEPS[step].trains) if resume and folder.is_dir() else 0
+
+    def images(split: str, step: str = "") -> str:
+        n, done = _split_images(cfg, split), kept(step) if step else 0
+        if done and n is not None:
+            return f"{n - min(done, n):,} of {n:,} images of {split} to go"
+        return f"the images of {split} ({done:,} done)" if done else \
+            f"{n:,} images of {split}" if n is not None else f"the images of {split}"
+
+    def iterations(step: str, total: int) -> str:
+        done = kept(step)
+        if done is None:
+            return f"{total:,} iterations (its ckpt.pt is unreadable: --resume stops at it; delete it to start over)"
+        return f"{total - min(done, total):,} of {total:,} iterations to go" if done else f"{total:,} iterations"
 
     said = {
-        "cls": lambda: f"train-cls {cfg.cls.iterations:,} iterations x {cfg.cls.batch_size} images, then "
+        "cls": lambda: f"train-cls {iterations('cls', cfg.cls.iterations)} x {cfg.cls.batch_size} images, then "
                        f"{images(cfg.data.val_split)} scored",
-        "seeds": lambda: f"seeds {images(cfg.data.train_split)}",
-        "seg": lambda: f"train-seg {cfg.seg.iterations:,} iterations x {cfg.seg.batch_size} images",
-        "pseudo": lambda: f"pseudo-labels {images(cfg.data.train_split)} x {len(cfg.pseudo.sizes)} input sizes"
-                          + (" + CRF" if cfg.pseudo.crf else ""),
-        "retrain": lambda: f"retrain {cfg.retrain.iterations:,} iterations x {cfg.retrain.batch_size} images",
-        "eval": lambda: f"evaluate {images(cfg.eval.split)} x {len(cfg.eval.scales)} scales"
+        "seeds": lambda: f"seeds {images(cfg.data.train_split, 'seeds')}",
+        "seg": lambda: f"train-seg {iterations('seg', cfg.seg.iterations)} x {cfg.seg.batch_size} images",
+        "pseudo": lambda: f"pseudo-labels {images(cfg.data.train_split, 'pseudo')} x "
+                          f"{plural(len(cfg.pseudo.sizes), 'input size')}" + (" + CRF" if cfg.pseudo.crf else ""),
+        "retrain": lambda: f"retrain {iterations('retrain', cfg.retrain.iterations)} x {cfg.retrain.batch_size} "
+                           f"images",
+        "eval": lambda: f"evaluate {images(cfg.eval.split, 'eval')} x {plural(len(cfg.eval.scales), 'scale')}"
                         + (" + CRF" if cfg.eval.crf else ""),
     }
     return "# work: " + "; ".join(said[step]() for step in steps) if steps else "# work: none"

@@ -61,8 +61,8 @@ def _run(cfg: Profile, steps: list[str], resume: bool) -> dict[str, Path]:
                 out[step] = MODULES[step].run(cfg, resume=mine, **given)
             barrier(ctx.world)
             if ctx.world.main:
-                wall = "done before" if skipped else \
-                    f"{time.perf_counter() - tick:.1f} s{folders.with_sessions_before(folders.done_info(folder))}"
+                wall = "done, reused" if skipped else \
+                    folders.took(folders.done_info(folder), time.perf_counter() - tick)
                 print(f"[dsrg run] {folders.STEPS[step].command:<14} {folder}  ({wall})", flush=True)
             if step == "seeds" and early is not None:
                 early.close()
