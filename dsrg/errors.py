@@ -106,6 +106,23 @@ def causes(exc: BaseException | None):
 
 
 @contextlib.contextmanager
+def winding_up():
+    """In the block, where an interruption is being wound up (what was saved read back, where the run stands
+    said), a second Ctrl-C is ignored: ``timeout`` or a process group passes one on as the terminal sends its own.
+    The handler before is restored after it; where signals cannot be set (not the main thread) the block runs as
+    it is."""
+    try:
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if before is None else before)
+
+
+@contextlib.contextmanager
 def sigterm_interrupts():
     """In the block, SIGTERM (a cluster's pre-emption, ``kill``, torchrun stopping its processes) raises
     :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds

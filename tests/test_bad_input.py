@@ -65,7 +65,8 @@ def test_an_interrupted_runs_checkpoint_is_set_aside_when_starting_over(tmp_path
     save_checkpoint(tmp_path / "ckpt.pt", model, optimizer, 3, rng_states(torch.device("cpu"), World()))
     _fit(tmp_path)
     err = capsys.readouterr().err
-    assert "held an interrupted run at iteration 3; starting over, and it is kept as" in err and "--resume" in err
+    assert "held an interrupted run at iteration 3; starting over, and it is kept as ckpt.prev.pt with its log " \
+           "log.prev.jsonl until this run completes" in err and "--resume" in err
     assert (tmp_path / "ckpt.prev.pt").is_file(), "set aside: a later --resume cannot continue it under a new log"
 
 
@@ -78,6 +79,31 @@ def test_interrupted_before_its_first_checkpoint_it_names_the_run_it_set_aside(t
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no checkpoint yet" in last and "ckpt.prev.pt holds an earlier run set aside at iteration 3 (to " \
         "continue it: move ckpt.prev.pt back to ckpt.pt and delete log.jsonl, then --resume)" in last, last
+
+
+def test_a_second_ctrl_c_while_an_interrupted_training_winds_up_still_lets_it_say_where_it_stopped(
+        tmp_path, capsys, monkeypatch):
+    """`timeout` or a process group passes Ctrl-C on as the terminal sends its own: two SIGINTs."""
+    import os
+    import signal
+
+    from dsrg.run import train
+
+    def read_back_as_ctrl_c_comes_again(ckpt):
+        os.kill(os.getpid(), signal.SIGINT)
+        return 2
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)       # as from a terminal
+    try:
+        monkeypatch.setattr(train, "checkpoint_iteration", read_back_as_ctrl_c_comes_again)
+        with pytest.raises(KeyboardInterrupt) as caught:
+            _fit(tmp_path, ctrl_c_at=3)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Ctrl-C works again after"
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert caught.value.starts_over is False
+    assert "train-cls: interrupted with 3 of 4 iterations done; `--resume` continues from its checkpoint at " \
+           "iteration 2 (1 iteration after it done again)" in capsys.readouterr().err
 
 
 def test_a_batch_larger_than_the_training_split_names_the_key(tmp_path):
