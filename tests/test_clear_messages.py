@@ -955,7 +955,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     monkeypatch.setattr(labelling, "write_label_png", real)
     evaluate.run(mine, resume=True)
     assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
-    assert re.fullmatch(r"done, reused \(took [\d.]+ s from its resume with 2 images written; \d+ s with the sessions "
+    assert re.fullmatch(r"done, reused \(took [\d.]+ s from its resume with 2 images written; [\d.]+ s with the sessions "
                         r"before\)", folders.step_state(folder)), "its time: the rest, and with the session before"
     ours = json.loads((folder / "metrics.json").read_text())
     theirs = json.loads((done["eval"] / "metrics.json").read_text())
@@ -1122,6 +1122,15 @@ def test_the_dry_run_names_the_crf_backends_that_auto_picks_on_cuda(monkeypatch)
     here = resolved_here(load_profile("voc-vgg16", ["eval.crf_backend=pydensecrf"]))
     assert "bf16 autocast, CRF exact in train-seg, lattice in pseudo-labels, pydensecrf in evaluate," in here
     assert "lattice in pseudo-labels, none in evaluate," in resolved_here(load_profile("voc-vgg16", ["eval.crf=false"]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
+def test_a_dry_run_on_a_device_this_machine_lacks_says_so_before_any_setting(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", "device=cuda", "--dry-run", f"data.root={tmp_path / 'synth'}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == "dsrg: error: device=cuda but torch sees no CUDA device (use device=cpu or " \
+                                        "device=auto)"
 
 
 def test_the_dry_run_says_the_work_of_the_steps_to_run(tmp_path):

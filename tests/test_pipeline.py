@@ -708,7 +708,7 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     (done / "done.json").write_text('{"wall_s": 0.24}')
     assert runs.step_state(done) == "done, reused (took 0.2 s)", "a short step is not said to take 0 s"
     (done / "done.json").write_text('{"wall_s": 2.5, "resumed_with_images": 2, "wall_s_total": 4.0}')
-    assert runs.step_state(done) == "done, reused (took 2.5 s from its resume with 2 images written; 4 s with the " \
+    assert runs.step_state(done) == "done, reused (took 2.5 s from its resume with 2 images written; 4.0 s with the " \
                                     "sessions before)"
     (done / "done.json").write_text('{}')
     assert runs.step_state(done) == "done, reused"

@@ -334,10 +334,12 @@ def wall_time(folder: Path) -> float:
 
 
 def with_sessions_before(info: dict) -> str:
-    """``"; 40 s with the sessions before"`` where a complete step's ``done.json`` (``info``) has the time of
+    """``"; 40 s with the sessions before"`` (``0.5 s`` under 10 s) where a complete step's ``done.json`` (``info``) has the time of
     every session it was resumed over (``wall_s_total``), else ``""``."""
     total = info.get("wall_s_total")
-    return f"; {total:.0f} s with the sessions before" if isinstance(total, (int, float)) else ""
+    if not isinstance(total, (int, float)):
+        return ""
+    return f"; {total:.{1 if total < 10 else 0}f} s with the sessions before"       # 0.5 s, not 0 s
 
 
 def took(info: dict, fallback: float) -> str:

@@ -33,9 +33,10 @@ def dry_run(cfg: Profile, command: str, profile: str, overrides: Sequence[str] =
     else:   # a single step, after the steps it reads from
         step = folders.step_of(command)
         steps = [*folders.reads(cfg, step), step]
+    here = resolved_here(cfg)                    # first: a device this machine lacks is said before any setting
     print(f"# profile {profile}" + (f" with {' '.join(overrides)}" if overrides else ""))
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)).rstrip())
-    print(resolved_here(cfg))
+    print(here)
     print("# steps" + ("" if command == "run" else f" (`dsrg {command}` runs the last; it reads the others)"))
     for step in steps:
         folder = folders.step_dir(cfg, step)
