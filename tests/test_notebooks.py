@@ -75,6 +75,19 @@ def test_notebooks_hold_no_outputs_in_git():
         assert len(tagged) == 1, f"{md.name}: expected one cell tagged 'parameters' for papermill"
 
 
+def test_papermills_help_lists_every_parameter_of_every_chapter_with_what_it_does():
+    """`papermill --help-notebook` reads a parameters cell line by line: a line with two '=' (a comment's example)
+    is left out, and a parameter's help is the comment on its own last line."""
+    from papermill.translators import PythonTranslator
+
+    for md in [*NOTEBOOKS, ROOT / "book" / "performance.md"]:
+        (cell,) = [c for c in jupytext.read(md).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assigned = re.findall(r"^(\w+)\s*=", cell.source, re.M)
+        listed = {p.name: p.help for p in PythonTranslator.inspect(cell)}
+        assert list(listed) == assigned, f"{md.name}: papermill lists {list(listed)} of {assigned}"
+        assert all(listed.values()), f"{md.name}: no help for {[k for k, v in listed.items() if not v]}"
+
+
 def test_a_notebook_saved_from_jupyterlab_is_left_as_it_is_in_git(tmp_path):
     """jupytext's contents manager (what `make lab` saves with) under the project's jupytext.toml: no
     jupytext or format version added to the header."""
