@@ -109,13 +109,16 @@ def _curves(args: argparse.Namespace) -> None:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-
+    from .overrides import given_twice
     from .profile import load_profile
     from .run import folders
     from .steps import pipeline
 
     with same_in_every_process():
         cfg = load_profile(args.profile, args.overrides)
+    if int(os.environ.get("RANK", 0)) == 0:
+        for note in given_twice(args.overrides):
+            print(f"dsrg: note: {note}", file=sys.stderr)
     if args.dry_run:                                # under torchrun, process 0 says it once
         if int(os.environ.get("RANK", 0)) == 0:
             from .steps.dry_run import dry_run

@@ -187,3 +187,15 @@ def apply_overrides(cfg: Any, overrides: Sequence[str] = (), where: str | None =
     return merge(cfg, [], overrides, f"{dataclasses.fields(cfg)[0].name}=...",
                  (lambda key, reason: f"{where}: {key}: {reason}") if where else
                  (lambda key, reason: f"config key {key!r}: {reason}"))
+
+
+def given_twice(overrides: Sequence[str]) -> list[str]:
+    """A note for each key that ``overrides`` set more than once (the last holds, as OmegaConf merges them):
+    ``seg.theta_fg given twice; the last, seg.theta_fg=0.8, holds``."""
+    last: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        last[key], counts[key] = override.strip(), counts.get(key, 0) + 1
+    return [f"{key} given {counts[key]} times; the last, {last[key]}, holds" if counts[key] > 2 else
+            f"{key} given twice; the last, {last[key]}, holds" for key in last if counts[key] > 1]

@@ -1124,6 +1124,15 @@ def test_the_dry_run_names_the_crf_backends_that_auto_picks_on_cuda(monkeypatch)
     assert "lattice in pseudo-labels, none in evaluate," in resolved_here(load_profile("voc-vgg16", ["eval.crf=false"]))
 
 
+def test_a_key_given_twice_on_the_command_line_is_noted_with_the_value_that_holds(tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["run", "--profile", "smoke", "--dry-run", f"data.root={tmp_path / 'synth'}", "seg.theta_fg=0.9",
+                 "seg.theta_fg=0.8", "seg.theta_bg=0.9"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "dsrg: note: seg.theta_fg given twice; the last, seg.theta_fg=0.8, holds"
+    assert "  theta_fg: 0.8\n" in out
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without CUDA")
 def test_a_dry_run_on_a_device_this_machine_lacks_says_so_before_any_setting(tmp_path, capsys):
     capsys.readouterr()

@@ -199,3 +199,12 @@ def test_a_wrong_value_in_a_profile_file_is_quoted_from_the_file_even_beside_a_g
     (tmp_path / "p.yaml").write_text("seg:\n  iterations: many\n")
     with pytest.raises(InputError, match=r"^seg.iterations: expected an integer, got 'many'"):
         load_profile(str(tmp_path / "p.yaml"), ["seg.iterations=100"])
+
+
+def test_a_key_set_more_than_once_is_noted_with_the_override_that_holds():
+    from dsrg.overrides import given_twice
+
+    assert given_twice(["seg.lr=1", "seg.lr=2", "seg.lr=3", "seed=1"]) == ["seg.lr given 3 times; the last, seg.lr=3, "
+                                                                           "holds"]
+    assert given_twice(["seed=1", "seed = 2"]) == ["seed given twice; the last, seed = 2, holds"]
+    assert given_twice(["seed=1", "seg.lr=2"]) == []
