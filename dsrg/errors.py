@@ -9,6 +9,7 @@ import numbers
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -105,34 +106,34 @@ def causes(exc: BaseException | None):
         exc = exc.__cause__ or exc.__context__
 
 
-@contextlib.contextmanager
-def winding_up():
-    """In the block, where an interruption is being wound up (what was saved read back, where the run stands
-    said), a second Ctrl-C is ignored: ``timeout`` or a process group passes one on as the terminal sends its own.
-    The handler before is restored after it; where signals cannot be set (not the main thread) the block runs as
-    it is."""
-    try:
-        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if before is None else before)
+#: Seconds after a Ctrl-C in which another SIGINT, or a SIGTERM, is the same interruption passed on again (by
+#: ``timeout``, a process group, torchrun stopping the others), not a new one.
+PASSED_ON_S = 1.0
 
 
 @contextlib.contextmanager
 def sigterm_interrupts():
     """In the block, SIGTERM (a cluster's pre-emption, ``kill``, torchrun stopping its processes) raises
     :class:`Terminated` as Ctrl-C raises KeyboardInterrupt, once: a second one is ignored while the block winds
-    up, and while an enclosing block of this kind does too. The handler before is restored after it; where
-    signals cannot be set (not the main thread) the block runs as it is. A SIGTERM that lands in a clean-up
-    callback (a weakref's, a ``__del__``), where Python reports a raised error and drops it, is raised again in
-    the code that follows (once a blocking call there returns), or as the block ends."""
-    fired, owed, closed = [], [], []
+    up, and while an enclosing block of this kind does too. A SIGINT or SIGTERM within :data:`PASSED_ON_S` of a
+    Ctrl-C is ignored, so that the step winding up still says where it stopped. The handlers before are restored
+    after it; where signals cannot be set (not the main thread) the block runs as it is. A SIGTERM that lands in a
+    clean-up callback (a weakref's, a ``__del__``), where Python reports a raised error and drops it, is raised
+    again in the code that follows (once a blocking call there returns), or as the block ends."""
+    fired, owed, closed, ctrl_c_at = [], [], [], []
+
+    def passed_on() -> bool:
+        return bool(ctrl_c_at) and time.monotonic() - ctrl_c_at[-1] < PASSED_ON_S
+
+    def ctrl_c(signum, frame):
+        if passed_on():
+            return
+        ctrl_c_at.append(time.monotonic())
+        raise KeyboardInterrupt
 
     def interrupt(signum, frame):
+        if passed_on():
+            return
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         fired.append(signum)
         owed.clear()
@@ -163,6 +164,9 @@ def sigterm_interrupts():
     if before is interrupt:
         yield
         return
+    own_ctrl_c = signal.getsignal(signal.SIGINT) is signal.default_int_handler     # not ignored, nor another's
+    if own_ctrl_c:
+        signal.signal(signal.SIGINT, ctrl_c)
     hook, sys.unraisablehook = sys.unraisablehook, dropped
 
     def restore():
@@ -175,6 +179,8 @@ def sigterm_interrupts():
     finally:
         sys.unraisablehook = hook
         closed.append(True)
+        if own_ctrl_c:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             restore()            # runs a SIGTERM sent again but not yet raised: it is raised here
         except Terminated:

@@ -190,12 +190,12 @@ def apply_overrides(cfg: Any, overrides: Sequence[str] = (), where: str | None =
 
 
 def given_twice(overrides: Sequence[str]) -> list[str]:
-    """A note for each key that ``overrides`` set more than once (the last holds, as OmegaConf merges them):
-    ``seg.theta_fg given twice; the last, seg.theta_fg=0.8, holds``."""
-    last: dict[str, str] = {}
-    counts: dict[str, int] = {}
+    """A note for each key that ``overrides`` set to more than one value (the last holds, as OmegaConf merges
+    them): ``seg.theta_fg given twice; the last, seg.theta_fg=0.8, holds``."""
+    values: dict[str, list[str]] = {}
     for override in overrides:
-        key = override.partition("=")[0].strip()
-        last[key], counts[key] = override.strip(), counts.get(key, 0) + 1
-    return [f"{key} given {counts[key]} times; the last, {last[key]}, holds" if counts[key] > 2 else
-            f"{key} given twice; the last, {last[key]}, holds" for key in last if counts[key] > 1]
+        key, eq, _ = override.partition("=")
+        if eq:
+            values.setdefault(key, []).append(override)
+    return [f"{key} given {'twice' if len(given) == 2 else f'{len(given)} times'}; the last, {given[-1]}, holds"
+            for key, given in values.items() if len(set(given)) > 1]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,7 @@ class Numbers(torch.utils.data.Dataset):
 
 
 def _fit(folder: Path, *, inf_at: int | None = None, resume: bool = False, iterations: int = 4,
-         ctrl_c_at: int | None = None):
+         ctrl_c_at: int | None = None, sigint_at: int | None = None):
     cfg = load_profile("smoke", [f"cls.iterations={iterations}", "cls.batch_size=2", "cls.lr=0.01"])
     model = nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.cls.lr)
@@ -37,6 +40,9 @@ def _fit(folder: Path, *, inf_at: int | None = None, resume: bool = False, itera
     def step(net, batch, it):
         if it == ctrl_c_at:
             raise KeyboardInterrupt
+        if it == sigint_at:                     # as the terminal sends it: through the SIGINT handler
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
         loss = net(batch[1]).pow(2).mean()
         return {"loss": loss * float("inf") if it == inf_at else loss}
 
@@ -81,27 +87,27 @@ def test_interrupted_before_its_first_checkpoint_it_names_the_run_it_set_aside(t
         "continue it: move ckpt.prev.pt back to ckpt.pt and delete log.jsonl, then --resume)" in last, last
 
 
-def test_a_second_ctrl_c_while_an_interrupted_training_winds_up_still_lets_it_say_where_it_stopped(
-        tmp_path, capsys, monkeypatch):
-    """`timeout` or a process group passes Ctrl-C on as the terminal sends its own: two SIGINTs."""
-    import os
-    import signal
-
+@pytest.mark.parametrize("again", ["SIGINT", "SIGTERM"])
+def test_a_ctrl_c_passed_on_again_while_training_winds_up_still_lets_it_say_where_it_stopped(
+        tmp_path, capsys, monkeypatch, again):
+    """`timeout` or a process group passes Ctrl-C on as the terminal sends its own (two SIGINTs), and torchrun or
+    `timeout` may follow with SIGTERM: within a moment of the Ctrl-C, the same interruption."""
+    from dsrg.errors import sigterm_interrupts
     from dsrg.run import train
 
-    def read_back_as_ctrl_c_comes_again(ckpt):
-        os.kill(os.getpid(), signal.SIGINT)
+    def read_back_as_the_signal_comes_again(ckpt):
+        os.kill(os.getpid(), getattr(signal, again))
         return 2
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)       # as from a terminal
     try:
-        monkeypatch.setattr(train, "checkpoint_iteration", read_back_as_ctrl_c_comes_again)
-        with pytest.raises(KeyboardInterrupt) as caught:
-            _fit(tmp_path, ctrl_c_at=3)
+        monkeypatch.setattr(train, "checkpoint_iteration", read_back_as_the_signal_comes_again)
+        with pytest.raises(KeyboardInterrupt) as caught, sigterm_interrupts():
+            _fit(tmp_path, sigint_at=3)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Ctrl-C works again after"
     finally:
         signal.signal(signal.SIGINT, before)
-    assert caught.value.starts_over is False
+    assert type(caught.value) is KeyboardInterrupt and caught.value.starts_over is False
     assert "train-cls: interrupted with 3 of 4 iterations done; `--resume` continues from its checkpoint at " \
            "iteration 2 (1 iteration after it done again)" in capsys.readouterr().err
 

@@ -206,5 +206,5 @@ def test_a_key_set_more_than_once_is_noted_with_the_override_that_holds():
 
     assert given_twice(["seg.lr=1", "seg.lr=2", "seg.lr=3", "seed=1"]) == ["seg.lr given 3 times; the last, seg.lr=3, "
                                                                            "holds"]
-    assert given_twice(["seed=1", "seed = 2"]) == ["seed given twice; the last, seed = 2, holds"]
-    assert given_twice(["seed=1", "seg.lr=2"]) == []
+    assert given_twice(["seed=1", "seed=2"]) == ["seed given twice; the last, seed=2, holds"]
+    assert given_twice(["seed=1", "seg.lr=2", "seed=1", "seed"]) == [], "the same value again: nothing to note"

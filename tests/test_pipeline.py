@@ -1081,3 +1081,7 @@ def test_the_line_of_a_step_resumed_over_sessions_says_their_time_too(tmp_path, 
     assert "sessions before" not in lines[0]
     assert begun[0].endswith("(starting)") and begun[-1].startswith("[dsrg run] evaluate") and \
         begun[-1].endswith("(resuming)")
+
+
+def test_seconds_are_said_to_a_tenth_under_ten_and_whole_above():
+    assert [runs.seconds(s) for s in (0.24, 9.94, 9.96, 233.6)] == ["0.2 s", "9.9 s", "10 s", "234 s"]

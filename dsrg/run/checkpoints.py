@@ -47,7 +47,7 @@ def set_aside(ckpt: Path, desc: str) -> None:
             os.replace(ckpt.parent / name, ckpt.parent / prev)
     replaced = f", in place of the run set aside before at iteration {before}" if before is not None else ""
     print(f"{desc}: note: {ckpt} held {what}; starting over, and it is kept as {PREV_CHECKPOINT} with its "
-          f"log {PREV_LOG}{replaced} until this run completes (to continue it instead: stop this run, "
+          f"log {PREV_LOG} until this run completes{replaced} (to continue it instead: stop this run, "
           f"{how_to_continue(ckpt.parent)}, and run again with --resume)", file=sys.stderr, flush=True)
 
 

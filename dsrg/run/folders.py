@@ -333,13 +333,16 @@ def wall_time(folder: Path) -> float:
     return float(info.get("wall_s_total", info["wall_s"]))
 
 
+def seconds(wall: float) -> str:
+    """``12 s``, and ``0.2 s`` under 10 s (not ``0 s``)."""
+    return f"{wall:.1f} s" if round(wall, 1) < 10 else f"{wall:.0f} s"
+
+
 def with_sessions_before(info: dict) -> str:
-    """``"; 40 s with the sessions before"`` (``0.5 s`` under 10 s) where a complete step's ``done.json`` (``info``) has the time of
-    every session it was resumed over (``wall_s_total``), else ``""``."""
+    """``"; 40 s with the sessions before"`` (:func:`seconds`) where a complete step's ``done.json`` (``info``) has
+    the time of every session it was resumed over (``wall_s_total``), else ``""``."""
     total = info.get("wall_s_total")
-    if not isinstance(total, (int, float)):
-        return ""
-    return f"; {total:.{1 if total < 10 else 0}f} s with the sessions before"       # 0.5 s, not 0 s
+    return f"; {seconds(total)} with the sessions before" if isinstance(total, (int, float)) else ""
 
 
 def took(info: dict, fallback: float) -> str:
@@ -365,7 +368,7 @@ def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
         since += with_sessions_before(info)
         if not isinstance(wall, (int, float)):
             return "done, reused"
-        return f"done, reused (took {wall:.{1 if wall < 10 else 0}f} s{since})"     # 0.2 s, not 0 s
+        return f"done, reused (took {seconds(wall)}{since})"
     if is_running(folder):
         return ("running now in another process (`dsrg run` would wait for it to end, then use its output where "
                 "complete)")

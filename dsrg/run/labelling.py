@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.voc import read_label_png, write_label_png
-from ..errors import InputError, winding_up
+from ..errors import InputError
 from ..method.crf import choose_test_backend
 from . import folders
 from .clock import Clock, Sessions
@@ -93,14 +93,13 @@ def label_split(ctx: Context, command: str, model: nn.Module, ds, out: Path, sec
                 if on_label is not None:
                     on_label(index[image_id], label)
     except BaseException as exc:
-        with winding_up() if isinstance(exc, KeyboardInterrupt) else contextlib.nullcontext():
-            bar.close()                       # first: a bar drawn after the message would hide it
-            with contextlib.suppress(Exception):      # a full disk, say: the error in flight is the one to say
-                sessions.save()
-            if isinstance(exc, KeyboardInterrupt):
-                print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues "
-                      f"from there (the {noun} written are kept), without it the step starts over", file=sys.stderr,
-                      flush=True)
+        bar.close()                       # first: a bar drawn after the message would hide it
+        with contextlib.suppress(Exception):      # a full disk, say: the error in flight is the one to say
+            sessions.save()
+        if isinstance(exc, KeyboardInterrupt):
+            print(f"{command}: interrupted with {written} of {len(mine)} images {verb}; `--resume` continues from "
+                  f"there (the {noun} written are kept), without it the step starts over", file=sys.stderr,
+                  flush=True)
         raise
     bar.close()
     sessions.save()

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.dataset import collate
-from ..errors import InputError, plural, winding_up
+from ..errors import InputError, plural
 from ..files import write_text
 from .workers import auto_workers, die_with_parent
 from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
@@ -275,18 +275,17 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept,
                                     elapsed_s=earlier + time.perf_counter() - session)
     except KeyboardInterrupt as exc:
-        with winding_up():
-            saved = checkpoint_iteration(ckpt)
-            exc.starts_over = saved is None              # the command's last line offers no --resume then
-            done = max(done, saved or 0)
-            if world.main:
-                again = f" ({plural(done - saved, 'iteration')} after it done again)" if saved and done > saved else ""
-                where = (f"`--resume` continues from its checkpoint at iteration {saved}{again}" if saved is not None
-                         else f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over"
-                         + set_aside_note(ckpt.parent))          # an earlier run's, set aside as this one started
-                bar.close()                   # first: a bar drawn after the message would hide it
-                print(f"{desc}: interrupted with {done} of {sec.iterations} iterations done; {where}",
-                      file=sys.stderr, flush=True)
+        saved = checkpoint_iteration(ckpt)
+        exc.starts_over = saved is None              # the command's last line offers no --resume then
+        done = max(done, saved or 0)
+        if world.main:
+            again = f" ({plural(done - saved, 'iteration')} after it done again)" if saved and done > saved else ""
+            where = (f"`--resume` continues from its checkpoint at iteration {saved}{again}" if saved is not None else
+                     f"no checkpoint yet (one every ckpt_every={cfg.ckpt_every} iterations): it starts over"
+                     + set_aside_note(ckpt.parent))          # an earlier run's, set aside as this one started
+            bar.close()                   # first: a bar drawn after the message would hide it
+            print(f"{desc}: interrupted with {done} of {sec.iterations} iterations done; {where}", file=sys.stderr,
+                  flush=True)
         raise
     finally:
         bar.close()
