@@ -964,6 +964,16 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     assert folders.done_info(folder)["timed"]["images"] == 2
 
 
+def test_a_page_parameter_given_again_among_its_overrides_is_noted_and_the_last_holds(capsys):
+    from dsrg.reproduce import parameters
+
+    settings = parameters.notebook_overrides(seed=1, extra=["seed=2", "seg.theta_fg=0.9"])
+    assert settings == ["progress=false", "seed=1", "seed=2", "seg.theta_fg=0.9"]
+    assert capsys.readouterr().err == "note: seed given twice; the last, seed=2, holds\n"
+    parameters.notebook_overrides(seed=2, extra=["seed=2"])
+    assert capsys.readouterr().err == "", "the same value twice: nothing to note"
+
+
 def test_notebook_parameters_of_the_wrong_kind_are_named_with_what_was_expected():
     from dsrg.reproduce import parameters
 

@@ -196,3 +196,7 @@ def test_how_a_file_that_fits_is_read_is_said_for_the_dry_run():
                                                             "them (DeepLab's reduced ones)")
     assert how_read(_profile("w.pth", False), "cls.backbone_weights", torchvision) == \
         "w.pth, a torchvision vgg16's: the trunk, fc6/fc7 at random (cls.fc_init=random)"
+    own = CAMNet(20, SMALL).state_dict()                 # a CAM net train-cls saved, given as a start
+    said = how_read(_profile("w.pth", False, "cls.fc_init=imagenet"), "cls.backbone_weights", own)
+    assert said.startswith("w.pth, a torchvision vgg16's with its fc6/fc7 (a dsrg CAM net's, as train-cls saves it): "
+                           "the trunk, and fc6/fc7 of the CAM net") and "Caffe" not in said

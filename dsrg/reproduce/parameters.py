@@ -12,6 +12,7 @@ from typing import Sequence
 import yaml
 
 from ..errors import InputError
+from ..overrides import given_twice
 
 PAPERMILL_CELL = "# Parameters\n"   # how papermill's Python translator starts the cell it injects
 
@@ -34,7 +35,10 @@ def notebook_overrides(data_root: str | None = None, out: str | None = None, dev
                          f"-y 'overrides: [retrain.iterations=1000]'), got {extra!r}")
     out_list = [f"{k}={v}" for k, v in (("data.root", data_root), ("out", out), ("device", device),
                                           ("seed", seed), ("seg.iterations", iterations)) if v is not None]
-    return ["progress=false", *out_list, *extra]     # no progress bars in a rendered page
+    settings = ["progress=false", *out_list, *extra]     # no progress bars in a rendered page
+    for note in given_twice(settings):                   # e.g. -p seed 1 and seed=2 among the overrides
+        print(f"note: {note}", file=sys.stderr)
+    return settings
 
 
 def bound_names(source: str, assigned_only: bool = False) -> set[str]:

@@ -346,10 +346,10 @@ def with_sessions_before(info: dict) -> str:
 
 
 def took(info: dict, fallback: float) -> str:
-    """A complete step's time as its line says it, from its ``done.json`` (``info``): ``"233.6 s"``, with
-    :func:`with_sessions_before`; ``fallback`` seconds where it says none."""
+    """A complete step's time as its line says it, from its ``done.json`` (``info``): ``"234 s"`` (:func:`seconds`),
+    with :func:`with_sessions_before`; ``fallback`` seconds where it says none."""
     wall = info.get("wall_s")
-    return f"{wall if isinstance(wall, (int, float)) else fallback:.1f} s{with_sessions_before(info)}"
+    return f"{seconds(wall if isinstance(wall, (int, float)) else fallback)}{with_sessions_before(info)}"
 
 
 def step_state(folder: Path, why: Callable[[], str] | None = None) -> str:
