@@ -68,7 +68,8 @@ TRAINING = ("cls", "seg", "retrain")
 #: with benchmarks/step.py on 2026-12-04 (main at 6687757, torch 2.11 + CUDA 13), before `make gpu-check` kept
 #: records; a `step` record of CUDA in benchmarks/results/ replaces it in the book.
 GPU_RATE = 495
-GPU_RATE_SOURCE = "one H200, benchmarks/step.py by hand on 2026-12-04 (main at 6687757), no record kept"
+GPU_RATE_SOURCE = ("one H200 (torch 2.11, CUDA 13), benchmarks/step.py run by hand at main 6687757 on 2026-12-04, "
+                   "copied from the developers' notes: no JSON record was kept (make gpu-check keeps one)")
 STEPS = ("cls", "seeds", "seg", "pseudo", "retrain", "eval")
 
 

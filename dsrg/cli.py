@@ -116,11 +116,12 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     with same_in_every_process():
         cfg = load_profile(args.profile, args.overrides)
-    if int(os.environ.get("RANK", 0)) == 0:
+    says = int(os.environ.get("RANK", 0)) == 0        # under torchrun, process 0 alone says what all would
+    if says:
         for note in given_twice(args.overrides):
             print(f"dsrg: note: {note}", file=sys.stderr)
-    if args.dry_run:                                # under torchrun, process 0 says it once
-        if int(os.environ.get("RANK", 0)) == 0:
+    if args.dry_run:
+        if says:
             from .steps.dry_run import dry_run
 
             dry_run(cfg, args.command, args.profile, args.overrides, resume=args.resume)
@@ -129,7 +130,7 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     if args.command == "run":
         done = pipeline.run(cfg, resume=args.resume)
-        if int(os.environ.get("RANK", 0)) == 0:
+        if says:
             for line in closing_summary(cfg, done):
                 print(line)
         return 0
@@ -180,10 +181,11 @@ def _spread(args: argparse.Namespace) -> int:
     seeds = [int(w) for w in words if "=" not in w]
     if not seeds:
         raise InputError("--seeds: expected at least one integer seed (key=value overrides may follow them)")
+    rows = args.rows or spread.TABLE2
     if args.dry_run:
-        print(spread.plan(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume))
+        print(spread.plan(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume, rows=rows))
         return 0
-    spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume)
+    spread.measure(args.profile, seeds, args.out, args.runs, overrides, resume=args.resume, rows=rows)
     folder = spread.records_folder(args.profile, args.out, overrides)
     records = spread.load(folder)
     table = spread.miou_by_seed(records).round(1)
@@ -194,6 +196,8 @@ def _spread(args: argparse.Namespace) -> int:
     else:
         print(table.to_string())
         print(spread.claims(records).to_string(index=False))
+        if any(r["row"] == spread.RESNET for r in records):
+            print(spread.table1_claims(records).to_string(index=False))
     return 0
 
 
@@ -301,11 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
     spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds: the spread",
-                            description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's) with each "
-                                        "seed, in run folders of their own, and write one JSON record per row "
-                                        "and seed to OUT/<profile>/ (what the book's pages read); then print "
-                                        "the mIoU per seed, mean and standard deviation, and which claims hold "
-                                        "in every seed.")
+                            description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's; Table 1's SEC "
+                                        "and DSRG (VGG16) rows are its baseline and +Retrain), and with --rows "
+                                        "Table 1's DSRG (Resnet101) row, with each seed, in run folders of their "
+                                        "own, and write one JSON record per row and seed to OUT/<profile>/ (what "
+                                        "the book's pages read); then print the mIoU per seed, mean and standard "
+                                        "deviation, and which claims hold in every seed.")
     spread.add_argument("--profile", default="demo", help="a bundled profile or a YAML file (default demo)")
     spread.add_argument("--seeds", nargs="+", default=[0, 1, 2],
                         help="seeds (default 0 1 2), added to the records already in OUT/<name>/ (a spread needs "
@@ -313,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     spread.add_argument("--out", default="spread",
                         help="records go to OUT/<name>/, name: the profile's (default spread)")
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
+    spread.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                        help="the rows to measure: baseline bsl dsrg retrain (Table 2's, the default) and resnet101 "
+                             "(Table 1's DSRG (Resnet101), which make spread adds)")
     spread.add_argument("--resume", action="store_true",
                         help="continue the training steps an interruption left, as dsrg run --resume")
     spread.add_argument("--dry-run", action="store_true",

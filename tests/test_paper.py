@@ -63,7 +63,7 @@ def test_table1_has_dsrg_val_and_test():
 def test_table1_shape_and_groups():
     t1 = paper.table1()
     assert t1.shape == (19, 7)
-    assert t1["group"].value_counts().to_dict() == {"image_labels": 12, "implicit": 5, "ours": 2}
+    assert t1["group"].value_counts().to_dict() == {"image_labels": 12, "implicit": 5, "dsrg": 2}
     implicit = t1[t1.group == "implicit"].set_index("method")["implicit_supervision"]
     assert implicit.to_dict() == {"SN_B": "pixel", "MIL-seg": "pixel", "TransferNet": "pixel",
                                   "AF-MCG": "pixel", "GuidedSeg": "box"}

@@ -948,6 +948,22 @@ def test_an_experiment_tells_the_quality_of_what_it_trained_on(tiny_run):
     assert per_class["recall"].tolist() == pytest.approx([100 * v for v in pseudo["class_recall"]], nan_ok=True)
 
 
+def test_the_stages_of_a_row_are_its_seeds_its_grown_supervision_its_pseudo_labels_and_its_miou(tiny_run):
+    from dsrg.reproduce.tables import shares_sentence, stages
+
+    cfg, folders = tiny_run
+    exp = experiments.Experiment(cfg, folders)
+    curve = exp.supervision()
+    row = stages({"DSRG": exp}).loc["DSRG"]
+    assert row["seeds: recall"] == pytest.approx(100 * curve["recall"].iloc[0])
+    assert row["grown: IoU"] == pytest.approx(100 * curve["iou"].iloc[-1])
+    assert row["epochs"] == curve["epoch"].iloc[-1] == cfg.seg.iterations * cfg.seg.batch_size // len(exp.dataset())
+    assert row["pseudo labels: mIoU"] == pytest.approx(exp.training_quality().loc["pseudo labels", "IoU"])
+    assert row["model: mIoU"] == pytest.approx(100 * exp.miou)
+    said = shares_sentence("DSRG", exp)
+    assert said.startswith(f"DSRG ({100 * exp.miou:.1f} mIoU) labels ") and said.endswith("an IoU of zero.")
+
+
 def test_evaluate_records_its_predictions_within_its_folder_so_any_working_folder_finds_them(tiny_run, tmp_path,
                                                                                            monkeypatch):
     cfg, folders = tiny_run
@@ -1019,7 +1035,8 @@ def test_a_single_step_command_ends_with_its_line_of_the_runs_summary(tiny_run, 
                  "eval.crf=false"]) == 0                                           # another folder: the step runs
     first = capsys.readouterr().out.splitlines()[0]
     folder = first.split()[1]
-    assert first == f"evaluate: {folder} ({runs.done_info(Path(folder))['wall_s']:.1f} s)", "its time, as done.json's"
+    assert first == f"evaluate: {folder} ({runs.seconds(runs.done_info(Path(folder))['wall_s'])})", \
+        "its time, as done.json's"
 
 
 def test_a_pages_caption_names_the_data_as_the_command_from_the_project_takes_it(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -47,6 +48,47 @@ def test_a_claim_holds_only_where_it_holds_in_every_seed():
     precision = claims.loc["precision holds: its last epoch within 5 points of the seeds' (+DSRG)"]
     assert not precision["holds"] and precision["fails in"] == "1"
     assert claims.loc["+Retrain > +DSRG (mIoU)", "seeds"] == 0 and not claims.loc["+Retrain > +DSRG (mIoU)", "holds"]
+
+
+def _table1_records(seed, sec, vgg, resnet, vgg_grown=0.5, resnet_grown=0.7, resnet_seeds=0.38):
+    seeds = {"iou": 0.38, "precision": 0.68, "recall": 0.45}
+    return [{**_record("baseline", seed, sec), "seeds": seeds},
+            {**_record("+DSRG", seed, vgg - 0.02, recall=[0.4, vgg_grown], precision=[0.7, 0.8]), "seeds": seeds},
+            {**_record("+Retrain", seed, vgg), "seeds": seeds, "pseudo": {"miou": vgg - 0.01}},
+            {**_record(spread.RESNET, seed, resnet, recall=[0.4, resnet_grown], precision=[0.7, 0.8]),
+             "seeds": {**seeds, "iou": resnet_seeds}, "pseudo": {"miou": resnet - 0.01}}]
+
+
+def test_table1_reads_sec_and_dsrg_vgg16_from_table2s_rows_and_checks_its_claims_in_every_seed():
+    records = _table1_records(0, 0.09, 0.633, 0.916) + _table1_records(1, 0.30, 0.62, 0.60, resnet_grown=0.4)
+    table = spread.table1_by_seed(records)
+    assert list(table.index) == ["SEC", "DSRG (VGG16)", "DSRG (Resnet101)"]
+    assert table.loc["SEC", ["seed 0", "seed 1"]].tolist() == pytest.approx([9.0, 30.0])
+    assert table.loc["DSRG (Resnet101)", "mean"] == pytest.approx(75.8)
+    claims = spread.table1_claims(records).set_index("claim")
+    assert claims.loc["DSRG (VGG16) > SEC (mIoU)", "holds"]
+    resnet_higher = claims.loc["DSRG (Resnet101) > DSRG (VGG16) (mIoU)"]
+    assert not resnet_higher["holds"] and resnet_higher["holds in"] == "0" and resnet_higher["fails in"] == "1"
+    assert claims.loc["the two DSRG rows share their seeds (IoU)", "holds"]
+    grown = claims.loc["DSRG (Resnet101)'s grown supervision > DSRG (VGG16)'s (IoU, last epoch)"]
+    assert grown["fails in"] == "1", "seed 1's ResNet-101 grew to 0.4, below VGG16's 0.5"
+    other_seeds = _table1_records(2, 0.1, 0.6, 0.7, resnet_seeds=0.2)
+    assert not spread.table1_claims(other_seeds).set_index("claim").loc["the two DSRG rows share their seeds (IoU)",
+                                                                         "holds"]
+    assert list(spread.miou_by_seed(records, rows=spread.TABLE2).index) == ["baseline", "+DSRG", "+Retrain"]
+    assert "DSRG (Resnet101) > +Retrain (mIoU)" not in set(spread.claims(records)["claim"]), "Table 2's claims only"
+
+
+def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
+    records = _table1_records(0, 0.09, 0.633, 0.916)
+    names = {recorded: label for label, recorded in spread.TABLE1_RECORDS.items()}
+    mine = {"baseline": 0.09, "+Retrain": 0.633, spread.RESNET: 0.9}
+    assert spread.this_run(records, 0, mine, names=names) == \
+        "The spread's seed 0 does not match this page's run: DSRG (Resnet101) 91.6 there, 90.0 here."
+    assert spread.this_run(records, 0, {**mine, spread.RESNET: 0.916}, names=names).endswith("in every row.")
+    assert spread.none_yet([], "voc-vgg16", rows=spread.ROWS) == (
+        "No spread is recorded for this profile yet: dsrg spread --profile voc-vgg16 --seeds 0 1 2 --rows baseline "
+        "bsl dsrg retrain resnet101 measures it.")
 
 
 def test_the_page_says_when_the_spread_was_measured_on_other_code():
@@ -129,7 +171,8 @@ def test_an_interrupted_spread_offers_its_resume(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(spread, "ablation", interrupted)
     argv = ["spread", "--seeds", "0", "1", "--out", str(tmp_path / "s"), "--runs", str(tmp_path / "r")]
     assert main(argv) == 130
-    assert seen == {"resume": False, "hint": False}, "the command says how to continue, not the Python hint"
+    assert seen == {"rows": list(spread.TABLE2), "resume": False, "hint": False}, \
+        "the command says how to continue, not the Python hint"
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("dsrg: interrupted; to continue: ") and last.endswith(" --resume") and "spread" in last
     assert main([*argv, "--resume"]) == 130 and seen["resume"] is True
@@ -152,6 +195,37 @@ def test_the_spread_dry_run_lists_each_seeds_step_folders_once_and_writes_nothin
                         f"{'s' * (torch.get_num_threads() != 1)} of torch; 8 records to write in " \
                         f"{tmp_path / 's' / 'smoke'} (<row>-seed<seed>.json; none there yet)"
     assert list(tmp_path.iterdir()) == [], "nothing written: no run folder, no records, no dataset"
+
+
+def test_table1s_resnet_row_shares_the_seeds_of_table2s_rows_and_trains_its_own_network(capsys, tmp_path):
+    argv = ["spread", "--profile", "smoke", "--seeds", "0", "--rows", "retrain", "resnet101", "--out",
+            str(tmp_path / "s"), "--runs", str(tmp_path / "r"), "--dry-run", f"data.root={tmp_path / 'synth'}"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    said = [re.match(r"seed 0  (.+?) +(\S+) +\S+/(\w+)-", line).groups()
+            for line in capsys.readouterr().out.splitlines() if line.startswith("seed 0")]
+    assert said == [("every row", "train-cls", "cls"), ("every row", "seeds", "seeds"),
+                    *(("+Retrain", command, folder) for command, folder in
+                      (("train-seg", "seg"), ("pseudo-labels", "pseudo"), ("retrain", "retrain"), ("evaluate", "eval"))),
+                    *(("DSRG (Resnet101)", command, folder) for command, folder in
+                      (("train-seg", "seg"), ("pseudo-labels", "pseudo"), ("retrain", "retrain"), ("evaluate", "eval")))]
+    assert main([*argv[:6], "resnet", *argv[7:]]) == 2
+    assert "--rows: unknown 'resnet'; expected some of baseline bsl dsrg retrain resnet101" in capsys.readouterr().err
+
+
+def test_the_resnet_row_of_a_spread_on_the_demo_trains_its_batchnorm_from_random_weights(tmp_path, monkeypatch):
+    from dsrg.reproduce import experiments
+
+    ran = []
+    monkeypatch.setattr(spread, "ablation", lambda *args, **kwargs: {})
+    monkeypatch.setattr(spread, "run", lambda name, overrides, row, **_: ran.append((overrides, row)) or
+                        (_ for _ in ()).throw(Trained()))
+    with pytest.raises(Trained):
+        spread.measure("demo", [4], tmp_path / "out", tmp_path / "runs", rows=["resnet101"])
+    overrides, row = ran[0]
+    assert row == experiments.TABLE1["DSRG (Resnet101)"] and "seed=4" in overrides
+    assert overrides[-2:] == ["seg.batch_norm=false", "seg.freeze_bn=false"]
+    assert experiments.resnet_overrides(experiments.profile("voc-resnet101")) == [], "at paper scale: none"
 
 
 def test_the_spread_dry_run_of_one_seed_says_it_gives_no_spread_unless_others_are_recorded(capsys, tmp_path):
@@ -297,7 +371,8 @@ def test_dsrg_spread_trains_each_row_with_each_seed_and_records_it(tiny_run, tmp
 
 
 def test_one_seed_is_added_to_the_records_already_there(tmp_path, monkeypatch, capsys):
-    def measure(profile, seeds, out, runs, overrides, resume=False):
+    def measure(profile, seeds, out, runs, overrides, resume=False, rows=spread.TABLE2):
+        assert rows == spread.TABLE2, "Table 2's rows unless --rows says others"
         for seed in seeds:
             (tmp_path / "out" / "smoke").mkdir(parents=True, exist_ok=True)
             (tmp_path / "out" / "smoke" / f"bsl-seed{seed}.json").write_text(json.dumps(_record("+BSL", seed, 0.5)))
@@ -407,7 +482,7 @@ def test_a_yaml_profile_keeps_its_records_and_runs_under_its_name(tmp_path, monk
 
 
 def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
-    def measure(profile, seeds, out, runs, overrides, resume=False):
+    def measure(profile, seeds, out, runs, overrides, resume=False, rows=()):
         raise Trained(seeds, overrides)
 
     monkeypatch.setattr(spread, "measure", measure)

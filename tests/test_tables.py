@@ -3,6 +3,7 @@ rows told apart, long labels shortened with their full text in the caption."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from dsrg.reproduce.tables import DASH, show
 
@@ -61,3 +62,34 @@ def test_the_test_setting_is_said_in_words_and_against_the_authors_test():
     demo = load_profile("demo")                                 # the CRF at s = 4 on the demo's small images
     assert authors_test(demo).startswith("The authors' code tests at scales 0.75, 1, 1.25 of the image size")
     assert authors_test(load_profile("voc-vgg16", ["eval.crf=false"])).endswith("this profile's test is not theirs.")
+
+
+def _stages(seeds_iou: list[float], grown_iou: list[float], pseudo: list[float], model: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"seeds: IoU": seeds_iou, "grown: IoU": grown_iou, "pseudo labels: mIoU": pseudo,
+                         "model: mIoU": model}, index=["VGG16", "ResNet-101"])
+
+
+def test_two_rows_part_at_the_first_stage_that_differs_by_a_point():
+    from dsrg.reproduce.tables import where_rows_part
+
+    same_seeds = _stages([38.2, 38.2], [56.3, 75.4], [61.7, 89.1], [63.3, 91.6])
+    assert where_rows_part(same_seeds, "VGG16", "ResNet-101") == (
+        "The rows part in the DSRG step, where each network's predictions decide what grows: ResNet-101 75.4 "
+        "against VGG16's 56.3 (grown: IoU, +19.1 points).")
+    assert where_rows_part(_stages([38.2, 35.0], [56.3, 75.4], [1, 1], [1, 1]), "VGG16", "ResNet-101").startswith(
+        "The rows part in the seeds: ResNet-101 35.0 against VGG16's 38.2 (seeds: IoU, -3.2 points)")
+    no_retrain = _stages([38.2, 38.2], [56.3, 56.9], [np.nan, np.nan], [63.3, 61.0])
+    assert "in the evaluated models" in where_rows_part(no_retrain, "VGG16", "ResNet-101")   # no pseudo labels
+    assert where_rows_part(_stages([1, 1], [2, 2.5], [3, 3], [4, 4.9]), "VGG16", "ResNet-101") == \
+        "VGG16 and ResNet-101 stay within 1 point of each other at every stage."
+
+
+def test_a_heat_map_of_tied_cells_draws_them_mid_scale_not_at_its_ends():
+    from dsrg.reproduce.figures import heatmap
+
+    tied = heatmap(pd.DataFrame([[61.0, 61.0]], index=[0.99], columns=[0.95, 0.85]), "tied")
+    assert tied.axes[0].images[0].get_clim() == (60.5, 61.5)
+    close = heatmap(pd.DataFrame([[61.04, 61.06]], index=[0.99], columns=[0.95, 0.85]), "close")
+    assert close.axes[0].images[0].get_clim() == pytest.approx((60.55, 61.55))
+    wide = heatmap(pd.DataFrame([[50.0, 60.0]], index=[0.99], columns=[0.95, 0.85]), "wide")
+    assert wide.axes[0].images[0].get_clim() == (50.0, 60.0)

@@ -236,17 +236,21 @@ def supervision_spread(records: list[dict]):
     return fig
 
 
-def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}"):
-    """A labelled heat map of a 2-D table (rows and columns from the DataFrame's index and columns)."""
+def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}", min_span: float = 1.0):
+    """A labelled heat map of a 2-D table (rows and columns from the DataFrame's index and columns). Its colours
+    span ``min_span`` at least, centred on the values: cells that differ by a few hundredths (or tie) are not
+    drawn at the two ends of the scale."""
     values = grid.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * values.shape[1], 1.0 + 0.6 * values.shape[0]))
-    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    finite = values[np.isfinite(values)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    half = max(high - low, min_span) / 2
+    im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=(low + high) / 2 - half, vmax=(low + high) / 2 + half)
     ax.set_xticks(range(values.shape[1]), [str(c) for c in grid.columns])
     ax.set_yticks(range(values.shape[0]), [str(r) for r in grid.index])
     ax.set_xlabel(str(grid.columns.name or ""))
     ax.set_ylabel(str(grid.index.name or ""))
-    finite = values[np.isfinite(values)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    mid = (low + high) / 2
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
             ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8, color="white" if v < mid else "black")

@@ -51,7 +51,7 @@ def table1() -> pd.DataFrame:
 
     One row per method in the paper's order, columns ``method, ref, group, implicit_supervision, training,
     val, test``. ``group`` is the table's block: ``implicit`` (methods marked * / †, which implicitly use
-    pixel-level / box supervision), ``image_labels``, ``ours`` (the two DSRG rows). ``ref`` is the paper's
+    pixel-level / box supervision), ``image_labels``, ``dsrg`` (the two DSRG rows). ``ref`` is the paper's
     reference number; ``training`` the "Training" column as printed ("10k", "700k", ...).
     ``attrs["footnotes"]`` holds the evaluation-server links of the DSRG test results.
     """

@@ -1,10 +1,12 @@
-"""The spread of Table 2 and Fig. 4 over seeds: how much of what a page claims holds beyond one seed's luck.
+"""The spread of Tables 1 and 2 and Fig. 4 over seeds: how much of what a page claims holds beyond one seed's luck.
 
-``make spread`` (``dsrg spread --profile demo --seeds 0 1 2``) trains Table 2's four rows
-(:data:`~dsrg.reproduce.experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step) with each of
-several seeds, in run folders of their own, and writes one small JSON record per row and seed into
-``spread/<profile>/``: the
-values (mIoU; the supervision's precision, recall and IoU per epoch for +DSRG; the seeds' and the pseudo
+``dsrg spread --profile demo --seeds 0 1 2`` trains Table 2's four rows
+(:data:`~dsrg.reproduce.experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step; Table 1's SEC
+and DSRG (VGG16) rows are its baseline and +Retrain) with each of several seeds, in run folders of their own,
+and writes one small JSON record per row and seed into ``spread/<profile>/``; ``--rows`` adds Table 1's own
+row, DSRG (Resnet101) (``make spread`` does). A record holds the
+values (mIoU; the supervision's precision, recall and IoU per epoch for the rows that grow but retrain: +DSRG
+and DSRG (Resnet101), whose step is the retrained row's; the seeds' and the pseudo
 labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
 The book reads the records (:func:`load`, :func:`claims`); they are small and kept in git, so a page shows
 the spread without training anything.
@@ -30,9 +32,18 @@ from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
-from .experiments import ABLATION, Experiment, ablation, refuse_row_keys
+from .experiments import ABLATION, TABLE1, Experiment, ablation, profile as experiment_profile, refuse_row_keys, \
+    resnet_overrides, run
 
-FILE_NAMES = {row: row.lstrip("+").lower() for row in ABLATION}     # Table 2's rows, in its order
+RESNET = "DSRG (Resnet101)"
+#: The rows a spread can measure, each with its settings (Table 2's, in its order, then Table 1's own row).
+ROWS: dict[str, list[str]] = {**ABLATION, RESNET: TABLE1[RESNET]}
+#: Each row's name in its records' file names (``<name>-seed<seed>.json``) and in ``dsrg spread --rows``.
+FILE_NAMES = {**{row: row.lstrip("+").lower() for row in ABLATION}, RESNET: "resnet101"}
+#: The rows ``dsrg spread`` measures unless told others.
+TABLE2 = tuple(ABLATION)
+#: The rows whose records keep their supervision per epoch (Fig. 4's curve; the DSRG step of Table 1's rows).
+CURVES = ("+DSRG", RESNET)
 
 
 def record(exp: Experiment, row: str, seed: int) -> dict:
@@ -49,7 +60,7 @@ def record(exp: Experiment, row: str, seed: int) -> dict:
     if "pseudo" in exp.folders:
         quality = folders.done_info(exp.folder("pseudo")).get("quality") or {}
         rec["pseudo"] = {k: quality.get(k) for k in ("miou", "precision", "recall")}
-    if row == "+DSRG":
+    if row in CURVES:
         curve = exp.supervision()
         rec["supervision"] = {k: curve[k].tolist() for k in ("epoch", "precision", "recall", "iou")}
     return rec
@@ -81,14 +92,15 @@ def _other_lists(then: dict[str, dict], now: dict[str, dict]) -> str | None:
 
 
 def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
-            overrides: Sequence[str] = (), resume: bool = False) -> list[Path]:
-    """Train (or reuse) Table 2's rows with each seed in ``runs`` (default ``runs/spread``) and write the
-    records to ``out/<name>/<row>-seed<seed>.json`` (``name``: the profile's); returns their paths. Every
+            overrides: Sequence[str] = (), resume: bool = False, rows: Sequence[str] = TABLE2) -> list[Path]:
+    """Train (or reuse) the ``rows`` (of :data:`ROWS`; Table 2's by default) with each seed in ``runs`` (default
+    ``runs/spread``) and write the records to ``out/<name>/<row>-seed<seed>.json`` (``name``: the profile's);
+    returns their paths. Every
     check (overrides, seeds, records of other settings or image lists in that folder, a folder that can be
     written) comes before any training. ``resume``: continue the steps an interruption left. Run folders reused
     from another torch thread count keep theirs (the hash leaves it out): said on stderr."""
-    seeds = list(dict.fromkeys(seeds))
-    runs, folder = _checked(profile, seeds, out, runs, overrides)
+    seeds, rows = list(dict.fromkeys(seeds)), _known(rows)
+    runs, folder = _checked(profile, seeds, out, runs, overrides, rows)
     _say_mixed(folder, seeds)
     written = []
     with contextlib.ExitStack() as made:
@@ -98,10 +110,13 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             probe.write_text("")
             probe.unlink()
         for seed in seeds:
-            rows = ablation(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides], resume=resume,
-                            hint=False)
-            _say_other_threads(rows, seed, runs)
-            for row, exp in rows.items():
+            settings = ["progress=false", f"out={runs}", f"seed={seed}", *overrides]
+            ran = ablation(profile, settings, rows=[r for r in rows if r in ABLATION], resume=resume, hint=False)
+            if RESNET in rows:
+                ran[RESNET] = run(profile, [*settings, *_own(profile, overrides, RESNET)], row=ROWS[RESNET],
+                                  resume=resume, hint=False)
+            _say_other_threads(ran, seed, runs)
+            for row, exp in ran.items():
                 path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
                 write_json(path, record(exp, row, seed))
                 written.append(path)
@@ -109,8 +124,27 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
     return written
 
 
+def _known(rows: Sequence[str]) -> list[str]:
+    """``rows`` (names of :data:`ROWS`, or their :data:`FILE_NAMES`) as names of :data:`ROWS`, in its order; an
+    InputError for any other."""
+    names = {**{row: row for row in ROWS}, **{name: row for row, name in FILE_NAMES.items()}}
+    unknown = [r for r in rows if r not in names]
+    if unknown or not rows:
+        raise InputError(f"--rows: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
+                         f"expected some of {' '.join(FILE_NAMES.values())} (Table 2's four, then Table 1's "
+                         f"{RESNET})")
+    chosen = {names[r] for r in rows}
+    return [row for row in ROWS if row in chosen]
+
+
+def _own(profile: str, overrides: Sequence[str], row: str) -> list[str]:
+    """A row's own overrides beside its settings: the DSRG (Resnet101) row's on the profile
+    (:func:`~dsrg.reproduce.experiments.resnet_overrides`), none for Table 2's."""
+    return resnet_overrides(experiment_profile(profile, list(overrides))) if row == RESNET else []
+
+
 def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Path | None,
-             overrides: Sequence[str]) -> tuple[Path, Path]:
+             overrides: Sequence[str], rows: Sequence[str] = TABLE2) -> tuple[Path, Path]:
     """The checks of :func:`measure` that need no training: the overrides, the seeds, and records of other
     settings or of other seeds measured on other image lists in the records' folder. Returns (the run folders'
     parent, the records' folder)."""
@@ -119,8 +153,8 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
         if key in ("seed", "out"):
             raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
                              f"the run folders from --runs); leave it out")
-    for row in ABLATION.values():
-        refuse_row_keys(overrides, row)
+    for row in rows:
+        refuse_row_keys(overrides, ROWS[row])
     for option, path, what in (("--out", out, "for the records"), ("--runs", runs, "for the run folders")):
         file = file_in_the_way(path) if path else None     # a folder on the way that cannot be read: said later
         if file is not None:
@@ -132,14 +166,15 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
         except InputError as exc:
             raise InputError(f"--seeds {seed}: {exc}") from None
     folder = Path(out) / cfg.name
-    settings = {row: _settings(profile, [*overrides, *ABLATION[row]], ABLATION[row]) for row in ABLATION}
+    settings = {row: _settings(profile, [*overrides, *_own(profile, overrides, row), *ROWS[row]], ROWS[row])
+                for row in rows}
     _refuse_other_settings(folder, settings)
     _refuse_other_lists(folder, seeds, cfg)
     return Path(runs or Path("runs") / "spread") / cfg.name, folder
 
 
 def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: str | Path | None = None,
-         overrides: Sequence[str] = (), resume: bool = False) -> str:
+         overrides: Sequence[str] = (), resume: bool = False, rows: Sequence[str] = TABLE2) -> str:
     """What :func:`measure` would do (with ``resume``: resuming), in lines, after its checks and the inputs' of
     the steps to run (:func:`dsrg.run.preflight.check_inputs`): each seed's step folders (the rows share some) and
     what would happen to each, how its weights files are read, and the records it would write."""
@@ -148,14 +183,15 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     from ..steps.dry_run import inputs_said
     from ..steps.pipeline import planned_steps
 
-    seeds = list(dict.fromkeys(seeds))
-    runs, folder = _checked(profile, seeds, out, runs, overrides)
+    seeds, rows = list(dict.fromkeys(seeds)), _known(rows)
+    runs, folder = _checked(profile, seeds, out, runs, overrides, rows)
     _say_mixed(folder, seeds)
     lines, to_run, checked, read = [], 0, set(), []
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
-        for row in ABLATION:
-            cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *ABLATION[row]])
+        for row in rows:
+            cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides,
+                                         *_own(profile, overrides, row), *ROWS[row]])
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
@@ -165,15 +201,15 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
                 refuse_changed(cfg, steps, resume)
             for step in steps:
                 seen.setdefault(folders.step_dir(cfg, step), (step, []))[1].append(row)
-        for path, (step, rows) in seen.items():
+        for path, (step, readers) in seen.items():
             to_run += not folders.is_done(path)
-            who = "every row" if len(rows) == len(ABLATION) else ", ".join(rows)
+            who = "every row" if len(readers) == len(rows) > 1 else ", ".join(readers)
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
     there = sorted(folder.glob("*-seed*.json"))
     lines.append(inputs_said(cfg, to_run > 0))
     lines += [f"# weights: {line}" for line in dict.fromkeys(read)]
     lines.append(f"# {plural(to_run, 'step run')} to go, with {_counts([torch_threads()])} of torch; "
-                 f"{len(ABLATION) * len(seeds)} records to write in {folder} (<row>-seed<seed>.json; "
+                 f"{len(rows) * len(seeds)} records to write in {folder} (<row>-seed<seed>.json; "
                  + (f"{len(there)} there now, of any seed)" if there else "none there yet)"))
     recorded = {int(m[1]) for path in there if (m := re.fullmatch(r".+-seed(-?\d+)", path.stem))} | set(seeds)
     if len(recorded) < 2:
@@ -259,10 +295,13 @@ def _refuse_other_settings(folder: Path, settings: dict[str, str]) -> None:
                              f"table would mix the two: delete the records in {folder} or give another --out")
 
 
-def measure_command(profile: str) -> str:
-    """The command that records the spread of ``profile`` (a name or a YAML path): ``make spread`` for the
-    demo, whose seeds it runs, else ``dsrg spread``."""
-    return "make spread" if profile == "demo" else f"dsrg spread --profile {profile} --seeds 0 1 2"
+def measure_command(profile: str, rows: Sequence[str] = TABLE2) -> str:
+    """The command that records the spread of ``rows`` on ``profile`` (a name or a YAML path): ``make spread``
+    for the demo, whose seeds and rows it runs, else ``dsrg spread``."""
+    if profile == "demo":
+        return "make spread"
+    given = "" if list(rows) == list(TABLE2) else " --rows " + " ".join(FILE_NAMES[r] for r in _known(rows))
+    return f"dsrg spread --profile {profile} --seeds 0 1 2{given}"
 
 
 def enough(records: list[dict]) -> bool:
@@ -270,13 +309,13 @@ def enough(records: list[dict]) -> bool:
     return len({r.get("seed") for r in records}) >= 2
 
 
-def none_yet(records: list[dict], profile: str) -> str:
+def none_yet(records: list[dict], profile: str, rows: Sequence[str] = TABLE2) -> str:
     """What a page says where ``records`` are no spread (:func:`enough`): none, or one seed's, and the command
-    that measures it."""
+    that measures ``rows``."""
     if not records:
-        return f"No spread is recorded for this profile yet: {measure_command(profile)} measures it."
+        return f"No spread is recorded for this profile yet: {measure_command(profile, rows)} measures it."
     return (f"Only seed {records[0]['seed']} is recorded for this profile: a spread needs two seeds or more "
-            f"({measure_command(profile)} measures them).")
+            f"({measure_command(profile, rows)} measures them).")
 
 
 def load(folder: str | Path) -> list[dict]:
@@ -308,9 +347,10 @@ def _records(folder: Path) -> list[tuple[Path, dict]]:
     return found
 
 
-def miou_by_seed(records: list[dict]) -> pd.DataFrame:
-    """mIoU (%) per row (index, Table 2's order) and seed (columns ``seed 0``, ...), with ``mean`` and
-    ``std`` (sample standard deviation, ddof 1) over the seeds."""
+def miou_by_seed(records: list[dict], rows: Sequence[str] | None = None) -> pd.DataFrame:
+    """mIoU (%) per row (index, in :data:`ROWS`' order: Table 2's, then Table 1's own; ``rows``: only those) and
+    seed (columns ``seed 0``, ...), with ``mean`` and ``std`` (sample standard deviation, ddof 1) over the seeds."""
+    records = [r for r in records if rows is None or r["row"] in rows]
     if not records:
         raise InputError("no spread records: `make spread` writes them")
     values = pd.DataFrame([{"row": r["row"], "seed": f"seed {r['seed']}", "miou": 100 * r["miou"]} for r in records])
@@ -326,26 +366,62 @@ def _per_seed(records: list[dict], row: str) -> dict[int, dict]:
     return {r["seed"]: r for r in records if r["row"] == row}
 
 
+def _checked_claim(claim: str, outcome: dict[int, bool]) -> dict:
+    """A claim's row of :func:`claims`: the seeds where it holds, where it does not, and whether it holds in every
+    seed measured (``outcome``: seed -> held)."""
+    return {"claim": claim, "seeds": len(outcome),
+            "holds in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if ok) or "-",
+            "fails in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if not ok) or "-",
+            "holds": bool(outcome) and all(outcome.values())}
+
+
 def claims(records: list[dict]) -> pd.DataFrame:
     """The claims of Table 2's and Fig. 4's pages, each checked in every seed: one row per claim with the
     seeds where it holds, where it does not, and ``holds`` (in every seed measured)."""
     rows = []
-
-    def check(claim: str, outcome: dict[int, bool]) -> None:
-        rows.append({"claim": claim, "seeds": len(outcome),
-                     "holds in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if ok) or "-",
-                     "fails in": ", ".join(str(s) for s, ok in sorted(outcome.items()) if not ok) or "-",
-                     "holds": bool(outcome) and all(outcome.values())})
-
-    order = list(FILE_NAMES)
+    order = list(ABLATION)
     for lower, upper in zip(order, order[1:]):
         a, b = _per_seed(records, lower), _per_seed(records, upper)
-        check(f"{upper} > {lower} (mIoU)", {s: b[s]["miou"] > a[s]["miou"] for s in a if s in b})
+        rows.append(_checked_claim(f"{upper} > {lower} (mIoU)", {s: b[s]["miou"] > a[s]["miou"] for s in a if s in b}))
     dsrg = {s: r["supervision"] for s, r in _per_seed(records, "+DSRG").items() if "supervision" in r}
-    check("recall rises over the epochs (+DSRG)", {s: c["recall"][-1] > c["recall"][0] for s, c in dsrg.items()})
-    check("IoU rises over the epochs (+DSRG)", {s: c["iou"][-1] > c["iou"][0] for s, c in dsrg.items()})
-    check("precision holds: its last epoch within 5 points of the seeds' (+DSRG)",
-          {s: c["precision"][-1] >= c["precision"][0] - 0.05 for s, c in dsrg.items()})
+    rows.append(_checked_claim("recall rises over the epochs (+DSRG)",
+                               {s: c["recall"][-1] > c["recall"][0] for s, c in dsrg.items()}))
+    rows.append(_checked_claim("IoU rises over the epochs (+DSRG)",
+                               {s: c["iou"][-1] > c["iou"][0] for s, c in dsrg.items()}))
+    rows.append(_checked_claim("precision holds: its last epoch within 5 points of the seeds' (+DSRG)",
+                               {s: c["precision"][-1] >= c["precision"][0] - 0.05 for s, c in dsrg.items()}))
+    return pd.DataFrame(rows)
+
+
+#: Table 1's rows as the spread records them (SEC is Table 2's baseline, DSRG (VGG16) its +Retrain, whose DSRG
+#: step, its supervision per epoch, is +DSRG's).
+TABLE1_RECORDS = {"SEC": "baseline", "DSRG (VGG16)": "+Retrain", RESNET: RESNET}
+
+
+def table1_by_seed(records: list[dict]) -> pd.DataFrame:
+    """:func:`miou_by_seed` of Table 1's rows, named as Table 1 names them (:data:`TABLE1_RECORDS`)."""
+    named = {recorded: row for row, recorded in TABLE1_RECORDS.items()}
+    return miou_by_seed(records, rows=list(named)).rename(index=named)
+
+
+def table1_claims(records: list[dict]) -> pd.DataFrame:
+    """The claims of Table 1's page, each checked in every seed (as :func:`claims`): DSRG (VGG16) above SEC, and
+    of its two DSRG rows, which scores higher, whether they share their seeds, and whether the ResNet-101 row's
+    grown supervision (the DSRG step's last epoch) and pseudo labels are above the VGG16 row's."""
+    sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
+    grown = {s: r["supervision"] for s, r in _per_seed(records, "+DSRG").items() if "supervision" in r}
+    both = [s for s in resnet if s in vgg]
+    rows = [_checked_claim("DSRG (VGG16) > SEC (mIoU)", {s: vgg[s]["miou"] > sec[s]["miou"] for s in vgg if s in sec}),
+            _checked_claim(f"{RESNET} > DSRG (VGG16) (mIoU)", {s: resnet[s]["miou"] > vgg[s]["miou"] for s in both}),
+            _checked_claim("the two DSRG rows share their seeds (IoU)",
+                           {s: math.isclose(resnet[s]["seeds"]["iou"], vgg[s]["seeds"]["iou"], abs_tol=1e-9)
+                            for s in both if "seeds" in resnet[s] and "seeds" in vgg[s]}),
+            _checked_claim(f"{RESNET}'s grown supervision > DSRG (VGG16)'s (IoU, last epoch)",
+                           {s: resnet[s]["supervision"]["iou"][-1] > grown[s]["iou"][-1]
+                            for s in both if "supervision" in resnet[s] and s in grown}),
+            _checked_claim(f"{RESNET}'s pseudo labels > DSRG (VGG16)'s (mIoU)",
+                           {s: resnet[s]["pseudo"]["miou"] > vgg[s]["pseudo"]["miou"]
+                            for s in both if resnet[s].get("pseudo") and vgg[s].get("pseudo")})]
     return pd.DataFrame(rows)
 
 
@@ -374,22 +450,25 @@ def caveats(records: list[dict], row: str, settings: str, current: str, threads:
     return f"The spread was measured {' and '.join(said)}: make spread measures it again." if said else ""
 
 
-def this_run(records: list[dict], seed: int, mious: dict[str, float]) -> str:
-    """A sentence on the records of ``seed`` beside a page's run of that seed (``mious``: its rows' mIoU):
-    whether they are that run, the same mIoU in every row both have; "" where the spread lacks the seed."""
+def this_run(records: list[dict], seed: int, mious: dict[str, float], names: dict[str, str] | None = None) -> str:
+    """A sentence on the records of ``seed`` beside a page's run of that seed (``mious``: its rows' mIoU, by the
+    records' row names; ``names``: what the page calls them, e.g. :data:`TABLE1_RECORDS` turned round): whether
+    they are that run, the same mIoU in every row both have; "" where the spread lacks the seed."""
     theirs = {r["row"]: r["miou"] for r in records if r.get("seed") == seed and r.get("row") in mious}
     if not theirs:
         return ""
+    named = (names or {}).get
     differ = [row for row in mious if row in theirs and not math.isclose(theirs[row], mious[row], abs_tol=1e-9)]
     if not differ:
-        return f"The spread's seed {seed} matches this page's run: the same mIoU in {_rows(list(theirs))}."
+        return (f"The spread's seed {seed} matches this page's run: the same mIoU in "
+                f"{_rows([named(row, row) for row in theirs], set(mious))}.")
     return (f"The spread's seed {seed} does not match this page's run: " + ", ".join(
-        f"{row} {100 * theirs[row]:.1f} there, {100 * mious[row]:.1f} here" for row in differ) + ".")
+        f"{named(row, row)} {100 * theirs[row]:.1f} there, {100 * mious[row]:.1f} here" for row in differ) + ".")
 
 
-def _rows(rows: list[str]) -> str:
-    """``every row`` for Table 2's four, else the rows named."""
-    return "every row" if set(rows) == set(ABLATION) else ", ".join(rows)
+def _rows(rows: list[str], page: set[str]) -> str:
+    """``every row`` where ``rows`` are all the page's (``page``), three or more, else the rows named."""
+    return "every row" if len(rows) == len(page) >= 3 else ", ".join(rows)
 
 
 def _counts(threads: Sequence[int]) -> str:

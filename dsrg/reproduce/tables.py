@@ -134,3 +134,55 @@ def compare_word(a: float, b: float, higher: str = "higher", lower: str = "lower
     """``higher`` if ``a > b + tol``, ``lower`` if ``a < b - tol``, else ``same``: for sentences glued from
     measured numbers, so that the words follow the numbers of the run."""
     return higher if a > b + tol else lower if a < b - tol else same
+
+
+def shares_sentence(label: str, experiment) -> str:
+    """Where ``experiment``'s model (a row named ``label``) puts the evaluated pixels, in a sentence: the share it
+    labels background beside the ground truth's (:func:`label_shares`), and how many of the ground truth's
+    object classes score an IoU of zero."""
+    shares, iou = label_shares(experiment), experiment.per_class_iou()
+    present = shares.index[1:][shares["ground truth"].iloc[1:] > 0]   # object classes of the evaluated images
+    zero, scored = int((iou.reindex(present) == 0).sum()), len(present)
+    zeros = (f"all {scored} object classes of the ground truth score an IoU of zero" if scored and zero == scored
+             else f"{zero} of the {scored} object classes of the ground truth score an IoU of zero" if zero else
+             f"none of the {scored} object classes of the ground truth scores an IoU of zero")
+    return (f"{label} ({100 * experiment.miou:.1f} mIoU) labels {100 * shares.iloc[0]['predicted']:.1f}% "
+            f"of the evaluated pixels background (the ground truth: {100 * shares.iloc[0]['ground truth']:.1f}%), "
+            f"and {zeros}.")
+
+
+def stages(experiments: dict) -> pd.DataFrame:
+    """What each DSRG row learned from, stage by stage, against the ground truth (%): its seeds (precision,
+    recall, IoU on the output grid; Fig. 4's epoch 0), the supervision after the DSRG step's last epoch
+    (``grown``: the seeds and what grew from them; ``epochs``: how many), the pseudo labels of a row that retrained (mIoU) and the model's mIoU on the evaluated split.
+    One row per experiment (``{label: Experiment}``); a stage a row did not run: no value."""
+    rows = {}
+    for label, exp in experiments.items():
+        curve = exp.supervision()
+        first, last = curve.iloc[0], curve.iloc[-1]
+        quality = exp.training_quality()
+        rows[label] = {"seeds: precision": 100 * first["precision"], "seeds: recall": 100 * first["recall"],
+                       "seeds: IoU": 100 * first["iou"],
+                       "grown: precision": 100 * last["precision"], "grown: recall": 100 * last["recall"],
+                       "grown: IoU": 100 * last["iou"], "epochs": int(last["epoch"]),
+                       "pseudo labels: mIoU": quality["IoU"].get("pseudo labels", np.nan),
+                       "model: mIoU": 100 * exp.miou}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+#: The stages of :func:`stages` that :func:`where_rows_part` compares, in the order a run makes them, in words.
+STAGE_WORDS = {"seeds: IoU": "in the seeds", "grown: IoU": "in the DSRG step, where each network's predictions "
+               "decide what grows", "pseudo labels: mIoU": "in the pseudo labels",
+               "model: mIoU": "in the evaluated models"}
+
+
+def where_rows_part(stages: pd.DataFrame, first: str, second: str, points: float = 1.0) -> str:
+    """The first stage of :data:`STAGE_WORDS` where rows ``first`` and ``second`` of :func:`stages` differ by
+    ``points`` or more, in a sentence with the difference (``second`` minus ``first``); what they share before it."""
+    a, b = stages.loc[first], stages.loc[second]
+    for stage, where in STAGE_WORDS.items():
+        gap = b[stage] - a[stage]
+        if np.isfinite(gap) and abs(gap) >= points:
+            return (f"The rows part {where}: {second} {b[stage]:.1f} against {first}'s {a[stage]:.1f} "
+                    f"({stage}, {gap:+.1f} points).")
+    return f"{first} and {second} stay within {points:g} point of each other at every stage."
