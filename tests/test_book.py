@@ -345,6 +345,23 @@ def test_the_built_figures_say_what_they_show(html_dir):
     assert not unsaid, "\n".join(unsaid)
 
 
+def test_every_built_figure_has_a_caption_that_names_its_files_and_no_number_to_mistake_for_the_papers(html_dir):
+    """A figure a cell drew is a <figure> whose caption says what it shows, on which data, and the files it was
+    saved as; "Fig. 4" means the paper's on every page, so no caption is numbered."""
+    pages = [*(html_dir / "notebooks").glob("*.html"), html_dir / "book" / "performance.html"]
+    captions = {page.name: [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                            for c in re.findall(r"<figcaption>(.*?)</figcaption>", page.read_text(encoding="utf-8"),
+                                                flags=re.S)] for page in pages}
+    drawn = {page.name: len(re.findall(r'<img [^>]*src="[^"]*[0-9a-f]{64}\.png"', page.read_text(encoding="utf-8")))
+             for page in pages}
+    assert sum(drawn.values()) >= 10
+    for name, n in drawn.items():
+        assert len(captions[name]) == n, f"{name}: {n} figures drawn, {len(captions[name])} captioned"
+        for text in captions[name]:
+            assert re.search(r"Saved as figures/smoke/\S+\.png and figures/smoke/\S+\.svg", text), (name, text)
+            assert not re.match(r"(Fig\.|Figure) ?\d", text), (name, text)
+
+
 def _local_target(page: Path, html_root: Path, url: str) -> Path | None:
     """The file a local URL of ``page`` points to; None for an external or fragment-only URL."""
     parts = urlsplit(url.strip())

@@ -260,6 +260,13 @@ def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}", min_span: float
     return fig
 
 
+def caption(what: str, paths: Sequence[os.PathLike], base: str | os.PathLike = "..") -> str:
+    """A page's caption of a figure: ``what`` it shows and on which data, then its files (:func:`save_figure`'s
+    ``paths``, written from the project root, ``base``), whose metadata says what made them."""
+    files = " and ".join(os.path.relpath(p, base) for p in paths)
+    return f"{what} Saved as {files}, which name what made them in their metadata."
+
+
 def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | os.PathLike = "..") -> Path:
     """Where a page saves its figures and tables: ``folder`` where given, else ``<base>/figures`` for the demo
     book (profile ``demo``) and ``<base>/figures/<profile>`` for any other (a YAML path: its stem, even
