@@ -132,15 +132,21 @@ def _known(rows: Sequence[str]) -> list[str]:
     if unknown or not rows:
         raise InputError(f"--rows: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
                          f"expected some of {' '.join(FILE_NAMES.values())} (Table 2's four, then Table 1's "
-                         f"{RESNET})")
+                         f"{RESNET})" + ("; key=value overrides go before --rows" if any("=" in r for r in unknown)
+                                         else ""))
     chosen = {names[r] for r in rows}
     return [row for row in ROWS if row in chosen]
 
 
 def _own(profile: str, overrides: Sequence[str], row: str) -> list[str]:
     """A row's own overrides beside its settings: the DSRG (Resnet101) row's on the profile
-    (:func:`~dsrg.reproduce.experiments.resnet_overrides`), none for Table 2's."""
-    return resnet_overrides(experiment_profile(profile, list(overrides))) if row == RESNET else []
+    (:func:`~dsrg.reproduce.experiments.resnet_overrides`), less the keys ``overrides`` set (the user's value
+    holds); none for Table 2's."""
+    if row != RESNET:
+        return []
+    given = {item.partition("=")[0].strip() for item in overrides}
+    return [item for item in resnet_overrides(experiment_profile(profile, list(overrides)))
+            if item.partition("=")[0] not in given]
 
 
 def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Path | None,
@@ -166,8 +172,9 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
         except InputError as exc:
             raise InputError(f"--seeds {seed}: {exc}") from None
     folder = Path(out) / cfg.name
+    recorded = {rec.get("row") for _, rec in _records(folder)}     # records of rows not measured now must match too
     settings = {row: _settings(profile, [*overrides, *_own(profile, overrides, row), *ROWS[row]], ROWS[row])
-                for row in rows}
+                for row in ROWS if row in rows or row in recorded}
     _refuse_other_settings(folder, settings)
     _refuse_other_lists(folder, seeds, cfg)
     return Path(runs or Path("runs") / "spread") / cfg.name, folder
@@ -318,6 +325,18 @@ def none_yet(records: list[dict], profile: str, rows: Sequence[str] = TABLE2) ->
             f"({measure_command(profile, rows)} measures them).")
 
 
+def resnet_none_yet(records: list[dict], profile: str) -> str:
+    """What Table 1's page says where ``records`` (the DSRG (Resnet101) row's) are no spread, and how to measure
+    one: on the embedded profiles, the command; elsewhere, why one ``dsrg spread`` cannot (its overrides are every
+    row's, and this row's ResNet-101 weights file is not the VGG16 rows')."""
+    have = (f"Only seed {records[0]['seed']} of the {RESNET} row is recorded" if records else
+            f"No spread of the {RESNET} row is recorded")
+    if profile in ("demo", "smoke"):
+        return f"{have}: {measure_command(profile, ROWS)} measures it."
+    return (f"{have}: dsrg spread gives its overrides to every row it measures, and this row's seg.backbone_weights "
+            f"(a ResNet-101 file) is not the VGG16 rows', so its spread is measured on the embedded profiles only.")
+
+
 def load(folder: str | Path) -> list[dict]:
     """Every record in ``folder`` (``spread/<profile>``), by row then seed; [] when there is none. Records of
     one row whose settings differ other than by the seed are an InputError (a table would mix them)."""
@@ -377,7 +396,8 @@ def _checked_claim(claim: str, outcome: dict[int, bool]) -> dict:
 
 def claims(records: list[dict]) -> pd.DataFrame:
     """The claims of Table 2's and Fig. 4's pages, each checked in every seed: one row per claim with the
-    seeds where it holds, where it does not, and ``holds`` (in every seed measured)."""
+    seeds where it holds, where it does not, and ``holds`` (in every seed measured); a claim on rows that the
+    records lack is left out."""
     rows = []
     order = list(ABLATION)
     for lower, upper in zip(order, order[1:]):
@@ -390,7 +410,12 @@ def claims(records: list[dict]) -> pd.DataFrame:
                                {s: c["iou"][-1] > c["iou"][0] for s, c in dsrg.items()}))
     rows.append(_checked_claim("precision holds: its last epoch within 5 points of the seeds' (+DSRG)",
                                {s: c["precision"][-1] >= c["precision"][0] - 0.05 for s, c in dsrg.items()}))
-    return pd.DataFrame(rows)
+    return _measured(rows)
+
+
+def _measured(rows: list[dict]) -> pd.DataFrame:
+    """The claims of ``rows`` that some seed measured (a claim on rows the records lack says nothing)."""
+    return pd.DataFrame([r for r in rows if r["seeds"]], columns=["claim", "seeds", "holds in", "fails in", "holds"])
 
 
 #: Table 1's rows as the spread records them (SEC is Table 2's baseline, DSRG (VGG16) its +Retrain, whose DSRG
@@ -422,7 +447,7 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
             _checked_claim(f"{RESNET}'s pseudo labels > DSRG (VGG16)'s (mIoU)",
                            {s: resnet[s]["pseudo"]["miou"] > vgg[s]["pseudo"]["miou"]
                             for s in both if resnet[s].get("pseudo") and vgg[s].get("pseudo")})]
-    return pd.DataFrame(rows)
+    return _measured(rows)
 
 
 def caveats(records: list[dict], row: str, settings: str, current: str, threads: Sequence[int] = ()) -> str:
