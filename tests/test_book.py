@@ -358,7 +358,8 @@ def test_every_built_figure_has_a_caption_that_names_its_files_and_no_number_to_
     for name, n in drawn.items():
         assert len(captions[name]) == n, f"{name}: {n} figures drawn, {len(captions[name])} captioned"
         for text in captions[name]:
-            assert re.search(r"Saved as figures/smoke/\S+\.png and figures/smoke/\S+\.svg", text), (name, text)
+            assert re.search(r"Files: figures/smoke/\S+\.png, figures/smoke/\S+\.svg \(their metadata", text), \
+                (name, text)
             assert not re.match(r"(Fig\.|Figure) ?\d", text), (name, text)
 
 

@@ -93,3 +93,16 @@ def test_a_heat_map_of_tied_cells_draws_them_mid_scale_not_at_its_ends():
     assert close.axes[0].images[0].get_clim() == pytest.approx((60.55, 61.55))
     wide = heatmap(pd.DataFrame([[50.0, 60.0]], index=[0.99], columns=[0.95, 0.85]), "wide")
     assert wide.axes[0].images[0].get_clim() == (50.0, 60.0)
+
+
+def test_the_verdict_says_whether_our_rows_rank_as_the_papers_and_by_how_much_the_second_leads():
+    from dsrg.reproduce.tables import rank_verdict
+
+    paper = pd.Series({"SEC": 50.7, "VGG16": 59.0, "ResNet": 61.4})
+    assert rank_verdict(pd.Series({"SEC": 9.0, "VGG16": 63.3, "ResNet": 91.6}), paper, "VGG16", "ResNet") == (
+        "Our rows rank as the paper's do, lowest first: SEC, VGG16, ResNet; ResNet minus VGG16: +28.3 points "
+        "here, +2.4 in the paper.")
+    assert rank_verdict(pd.Series({"SEC": 9.0, "VGG16": 63.3, "ResNet": 60.0}), paper, "VGG16", "ResNet").startswith(
+        "Our rows rank otherwise than the paper's: SEC, ResNet, VGG16 here, SEC, VGG16, ResNet there")
+    assert rank_verdict(pd.Series({"SEC": 9.0, "VGG16": 63.3, "ResNet": np.nan}), paper, "VGG16", "ResNet") == \
+        "Our rows rank as the paper's do, lowest first: SEC, VGG16.", "a row not run is left out"

@@ -263,8 +263,14 @@ def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}", min_span: float
 def caption(what: str, paths: Sequence[os.PathLike], base: str | os.PathLike = "..") -> str:
     """A page's caption of a figure: ``what`` it shows and on which data, then its files (:func:`save_figure`'s
     ``paths``, written from the project root, ``base``), whose metadata says what made them."""
-    files = " and ".join(os.path.relpath(p, base) for p in paths)
-    return f"{what} Saved as {files}, which name what made them in their metadata."
+    files = ", ".join(os.path.relpath(p, base) for p in paths)
+    return f"{what} Files: {files} (their metadata names what made them)."
+
+
+def other_data(cfg) -> str:
+    """For a caption of ours beside the paper's: a sentence where ``cfg``'s data is not a real dataset in the VOC
+    layout (VOC 2012, or COCO converted to it) but the embedded one, else ""."""
+    return "" if cfg.data.dataset == "voc" else " Other data than the paper's: compare our bars with each other."
 
 
 def figures_folder(folder: str | os.PathLike | None, profile: str, base: str | os.PathLike = "..") -> Path:

@@ -186,3 +186,18 @@ def where_rows_part(stages: pd.DataFrame, first: str, second: str, points: float
             return (f"The rows part {where}: {second} {b[stage]:.1f} against {first}'s {a[stage]:.1f} "
                     f"({stage}, {gap:+.1f} points).")
     return f"{first} and {second} stay within {points:g} point of each other at every stage."
+
+
+def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
+    """A sentence on whether our rows (``ours``, by label; a row not run: NaN) rank as the paper's do, lowest
+    first, and ``second`` minus ``first`` in points in each (where both ran)."""
+    ran = [k for k in ours.index if pd.notna(ours[k]) and pd.notna(paper.get(k))]
+    mine = sorted(ran, key=lambda k: ours[k])
+    theirs = sorted(ran, key=lambda k: paper[k])
+    said = (f"Our rows rank as the paper's do, lowest first: {', '.join(mine)}" if mine == theirs else
+            f"Our rows rank otherwise than the paper's: {', '.join(mine)} here, {', '.join(theirs)} there, "
+            f"lowest first")
+    if first in ran and second in ran:
+        said += (f"; {second} minus {first}: {ours[second] - ours[first]:+.1f} points here, "
+                 f"{paper[second] - paper[first]:+.1f} in the paper")
+    return said + "."
