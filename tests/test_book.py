@@ -225,6 +225,19 @@ def test_every_figure_has_a_text_for_readers_who_cannot_see_it(md):
         assert len(alt.split()) >= 8, f"{md.name}: a figure without alt text:\n{cell.source[:300]}"
 
 
+@pytest.mark.parametrize("md", [*sorted((ROOT / "notebooks").glob("*.md")), ROOT / "book" / "performance.md"],
+                         ids=lambda p: p.stem)
+def test_a_cell_with_a_figure_caption_shows_its_figure_and_nothing_else(md):
+    """myst-nb makes a captioned figure of every output of such a cell: a table shown beside the figure would get
+    the caption and a second target of the same name (a duplicate that fails the build with -W)."""
+    import jupytext
+
+    captioned = [c for c in jupytext.read(md).cells if c.cell_type == "code" and "figure" in c.metadata.get("mystnb", {})]
+    for cell in captioned:
+        assert "display(" not in cell.source and "tables.show(" not in cell.source, \
+            f"{md.name}: a captioned figure's cell shows more than its figure:\n{cell.source[:300]}"
+
+
 @pytest.mark.parametrize("stem", RESULT_PAGES)
 def test_a_results_page_has_no_nan_in_its_tables_and_says_what_made_them(html_dir, stem):
     page = (html_dir / "notebooks" / f"{stem}.html").read_text(encoding="utf-8")
