@@ -59,12 +59,14 @@ TABLE1: dict[str, list[str]] = {
 #: The DSRG (Resnet101) row's own settings on the embedded profiles, whose ResNet-101 starts from random weights
 #: (its BatchNorm trains, as a frozen one, DeepLab's, would normalise nothing; and no vgg16_bn option).
 RESNET_FROM_SCRATCH = ["seg.batch_norm=false", "seg.freeze_bn=false"]
+#: The profiles whose ResNet-101 starts from random weights (the embedded data has no ImageNet weights).
+FROM_SCRATCH_PROFILES = ("demo", "smoke")
 
 
 def resnet_overrides(cfg: Profile) -> list[str]:
     """The DSRG (Resnet101) row's own overrides on the profile ``cfg``: :data:`RESNET_FROM_SCRATCH` on the demo
     and smoke profiles, none on any other (at paper scale the row starts from a torchvision resnet101 file)."""
-    return list(RESNET_FROM_SCRATCH) if cfg.name in ("demo", "smoke") else []
+    return list(RESNET_FROM_SCRATCH) if cfg.name in FROM_SCRATCH_PROFILES else []
 
 
 def _theta(v: float) -> str:

@@ -32,8 +32,8 @@ from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
-from .experiments import ABLATION, TABLE1, Experiment, ablation, profile as experiment_profile, refuse_row_keys, \
-    resnet_overrides, run
+from .experiments import ABLATION, FROM_SCRATCH_PROFILES, TABLE1, Experiment, ablation, \
+    profile as experiment_profile, refuse_row_keys, resnet_overrides, run
 
 RESNET = "DSRG (Resnet101)"
 #: The rows a spread can measure, each with its settings (Table 2's, in its order, then Table 1's own row).
@@ -109,12 +109,12 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             probe = folder / f".probe-{os.getpid()}"
             probe.write_text("")
             probe.unlink()
+        own = _own(profile, overrides, RESNET)
         for seed in seeds:
             settings = ["progress=false", f"out={runs}", f"seed={seed}", *overrides]
             ran = ablation(profile, settings, rows=[r for r in rows if r in ABLATION], resume=resume, hint=False)
             if RESNET in rows:
-                ran[RESNET] = run(profile, [*settings, *_own(profile, overrides, RESNET)], row=ROWS[RESNET],
-                                  resume=resume, hint=False)
+                ran[RESNET] = run(profile, [*settings, *own], row=ROWS[RESNET], resume=resume, hint=False)
             _say_other_threads(ran, seed, runs)
             for row, exp in ran.items():
                 path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
@@ -194,11 +194,12 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     runs, folder = _checked(profile, seeds, out, runs, overrides, rows)
     _say_mixed(folder, seeds)
     lines, to_run, checked, read = [], 0, set(), []
+    own = {row: _own(profile, overrides, row) for row in rows}
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
         for row in rows:
-            cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides,
-                                         *_own(profile, overrides, row), *ROWS[row]])
+            cfg = load_profile(profile, ["progress=false", f"out={runs}", f"seed={seed}", *overrides, *own[row],
+                                         *ROWS[row]])
             steps = planned_steps(cfg)
             todo = tuple(s for s in steps if not folders.is_done(folders.step_dir(cfg, s)))
             if (row, todo) not in checked:      # the seeds share the inputs: once for a row's steps to run
@@ -331,7 +332,7 @@ def resnet_none_yet(records: list[dict], profile: str) -> str:
     row's, and this row's ResNet-101 weights file is not the VGG16 rows')."""
     have = (f"Only seed {records[0]['seed']} of the {RESNET} row is recorded" if records else
             f"No spread of the {RESNET} row is recorded")
-    if profile in ("demo", "smoke"):
+    if profile in FROM_SCRATCH_PROFILES:
         return f"{have}: {measure_command(profile, ROWS)} measures it."
     return (f"{have}: dsrg spread gives its overrides to every row it measures, and this row's seg.backbone_weights "
             f"(a ResNet-101 file) is not the VGG16 rows', so its spread is measured on the embedded profiles only.")
@@ -415,7 +416,7 @@ def claims(records: list[dict]) -> pd.DataFrame:
 
 def _measured(rows: list[dict]) -> pd.DataFrame:
     """The claims of ``rows`` that some seed measured (a claim on rows the records lack says nothing)."""
-    return pd.DataFrame([r for r in rows if r["seeds"]], columns=["claim", "seeds", "holds in", "fails in", "holds"])
+    return pd.DataFrame([r for r in rows if r["seeds"]], columns=list(_checked_claim("", {})))
 
 
 #: Table 1's rows as the spread records them (SEC is Table 2's baseline, DSRG (VGG16) its +Retrain, whose DSRG
