@@ -9,7 +9,7 @@
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
     dsrg run ... --dry-run                      the resolved settings and each step's state; runs nothing
     dsrg curves STEP_FOLDER [...] [--out FILE]  plot training steps' log.jsonl (works while they train)
-    dsrg spread --profile demo --seeds 0 1 2    Table 2's rows and Fig. 4's run over seeds: records in spread/
+    dsrg spread --profile demo --seeds 0 1 2    Table 2's rows (--rows: Table 1's too) over seeds: records in spread/
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its
@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the logged quantities to plot (default: all that every folder's log holds: "
                              "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
-    spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds: the spread",
+    spread = sub.add_parser("spread", help="Table 2's rows (with --rows, Table 1's too) with several seeds: the spread",
                             description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's; Table 1's SEC "
                                         "and DSRG (VGG16) rows are its baseline and +Retrain), and with --rows "
                                         "Table 1's DSRG (Resnet101) row, with each seed, in run folders of their "
@@ -319,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="records go to OUT/<name>/, name: the profile's (default spread)")
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
     spread.add_argument("--rows", nargs="+", default=None, metavar="ROW",
-                        help="the rows to measure: baseline bsl dsrg retrain (Table 2's, the default) and resnet101 "
-                             "(Table 1's DSRG (Resnet101), which make spread adds)")
+                        help="the rows to measure, in place of the default (Table 2's: baseline bsl dsrg retrain); "
+                             "resnet101 is Table 1's DSRG (Resnet101), which make spread adds: --rows baseline bsl "
+                             "dsrg retrain resnet101 (--rows resnet101 measures that row alone)")
     spread.add_argument("--resume", action="store_true",
                         help="continue the training steps an interruption left, as dsrg run --resume")
     spread.add_argument("--dry-run", action="store_true",

@@ -200,3 +200,10 @@ def test_how_a_file_that_fits_is_read_is_said_for_the_dry_run():
     said = how_read(_profile("w.pth", False, "cls.fc_init=imagenet"), "cls.backbone_weights", own)
     assert said.startswith("w.pth, a torchvision vgg16's with its fc6/fc7 (a dsrg CAM net's, as train-cls saves it): "
                            "the trunk, and fc6/fc7 of the CAM net") and "Caffe" not in said
+
+
+def test_a_caffe_file_with_a_linear_fc8_is_called_caffes_not_a_dsrg_cam_nets():
+    """A Caffe classifier converted as an InnerProduct layer is 2-D, as train-cls's is: the layer names say Caffe."""
+    caffe = {**_as_caffe(CAMNet(20, SMALL)), "fc8.weight": torch.zeros(21, 1024)}
+    said = how_read(_profile("init.pth", False, "data.normalize=caffe"), "cls.backbone_weights", caffe)
+    assert said.startswith("init.pth, a Caffe VGG16's (layers conv1_1 ... conv5_3): the trunk") and "dsrg" not in said

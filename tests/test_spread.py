@@ -202,8 +202,10 @@ def test_table1s_resnet_row_shares_the_seeds_of_table2s_rows_and_trains_its_own_
             str(tmp_path / "s"), "--runs", str(tmp_path / "r"), "--dry-run", f"data.root={tmp_path / 'synth'}"]
     capsys.readouterr()
     assert main(argv) == 0
-    said = [re.match(r"seed 0  (.+?) +(\S+) +\S+/(\w+)-", line).groups()
-            for line in capsys.readouterr().out.splitlines() if line.startswith("seed 0")]
+    out = capsys.readouterr().out.splitlines()
+    said = [re.match(r"seed 0  (.+?) +(\S+) +\S+/(\w+)-", line).groups() for line in out if line.startswith("seed 0")]
+    assert "# DSRG (Resnet101): its own settings seg.batch_norm=false seg.freeze_bn=false (a key given among yours " \
+           "keeps your value)" in out
     assert said == [("every row", "train-cls", "cls"), ("every row", "seeds", "seeds"),
                     *(("+Retrain", command, folder) for command, folder in
                       (("train-seg", "seg"), ("pseudo-labels", "pseudo"), ("retrain", "retrain"), ("evaluate", "eval"))),

@@ -215,6 +215,8 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
             lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
     there = sorted(folder.glob("*-seed*.json"))
     lines.append(inputs_said(cfg, to_run > 0))
+    lines += [f"# {row}: its own settings {' '.join(items)} (a key given among yours keeps your value)"
+              for row, items in own.items() if items]
     lines += [f"# weights: {line}" for line in dict.fromkeys(read)]
     lines.append(f"# {plural(to_run, 'step run')} to go, with {_counts([torch_threads()])} of torch; "
                  f"{len(rows) * len(seeds)} records to write in {folder} (<row>-seed<seed>.json; "

@@ -101,7 +101,7 @@ def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
     """How the weights file of ``key``, read as ``state`` and fitting its network, starts it, in words."""
     caffe, section = _is_caffe(cfg, key, state), key.split(".")[0]
     kind = "a Caffe VGG16's (layers conv1_1 ... conv5_3)" if caffe else f"a torchvision {architecture(state)}'s"
-    own_cam = getattr(state.get("fc8.weight"), "ndim", None) == 2     # a CAM net's linear classifier: train-cls's
+    own_cam = not caffe and getattr(state.get("fc8.weight"), "ndim", None) == 2     # train-cls's linear classifier
     if own_cam:
         kind += " with its fc6/fc7 (a dsrg CAM net's, as train-cls saves it)"
     elif not caffe and any(k in state for k in FC_KEYS) and cfg.data.normalize != "caffe":
