@@ -84,6 +84,26 @@ def test_two_rows_part_at_the_first_stage_that_differs_by_a_point():
         "VGG16 and ResNet-101 stay within 1 point of each other at every stage."
 
 
+def test_a_change_closes_its_share_of_the_gap_between_two_rows():
+    from dsrg.reproduce.tables import gap_closed, gap_left
+
+    grown = pd.DataFrame({"grown: IoU": [56.0, 61.0, 76.0, 56.5]}, index=["VGG16", "random", "ResNet", "tie"])
+    said = gap_closed(grown, "VGG16", "random", "ResNet", "grown: IoU", "the random start")
+    assert said == ("grown: IoU: VGG16 56.0, random 61.0, ResNet 76.0: the random start closes 25% of the gap "
+                    "(+5.0 of +20.0 points).")
+    assert gap_closed(grown, "ResNet", "random", "VGG16", "grown: IoU", "it").endswith(
+        "it closes 75% of the gap (-15.0 of -20.0 points).")                       # the other way round
+    assert "widens the gap (-5.0 of +20.0" in gap_closed(grown.assign(**{"grown: IoU": [56, 51, 76, 0]}), "VGG16",
+                                                         "random", "ResNet", "grown: IoU", "it")
+    assert "goes past it (+25.0 of +20.0" in gap_closed(grown.assign(**{"grown: IoU": [56, 81, 76, 0]}), "VGG16",
+                                                        "random", "ResNet", "grown: IoU", "it")
+    assert gap_closed(grown, "VGG16", "random", "tie", "grown: IoU", "it").endswith(
+        "tie is within a point of VGG16, no gap for it to close.")
+    assert gap_left(grown, "random", "ResNet", "grown: IoU", "the networks") == (
+        "The +15.0 points of grown: IoU left between random and ResNet lie in what still differs: the networks.")
+    assert gap_left(grown, "VGG16", "tie", "grown: IoU", "the networks") == ""
+
+
 def test_a_heat_map_of_tied_cells_draws_them_mid_scale_not_at_its_ends():
     from dsrg.reproduce.figures import heatmap
 

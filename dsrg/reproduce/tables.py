@@ -188,6 +188,28 @@ def where_rows_part(stages: pd.DataFrame, first: str, second: str, points: float
     return f"{first} and {second} stay within {points:g} point of each other at every stage."
 
 
+def gap_closed(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, change: str) -> str:
+    """How far row ``changed`` of :func:`stages` (row ``start`` with ``change``, one of the settings in which
+    row ``target`` differs) moves ``stage`` from ``start``'s value towards ``target``'s, in a sentence."""
+    a, b, c = (stages.loc[row, stage] for row in (start, changed, target))
+    gap, moved = c - a, b - a
+    said = f"{stage}: {start} {a:.1f}, {changed} {b:.1f}, {target} {c:.1f}"
+    if abs(gap) < 1:
+        return f"{said}; {target} is within a point of {start}, no gap for {change} to close."
+    share = moved / gap
+    how = (f"{change} widens the gap" if share < 0 else f"{change} closes the gap and goes past it" if share > 1
+           else f"{change} closes {share:.0%} of the gap")
+    return f"{said}: {how} ({moved:+.1f} of {gap:+.1f} points)."
+
+
+def gap_left(stages: pd.DataFrame, changed: str, target: str, stage: str, differs: str) -> str:
+    """A sentence on what is left of ``stage`` between rows ``changed`` and ``target`` of :func:`stages` and where
+    it lies (``differs``: what still differs between them); ``""`` within a point."""
+    left = stages.loc[target, stage] - stages.loc[changed, stage]
+    return "" if abs(left) < 1 else (f"The {left:+.1f} points of {stage} left between {changed} and {target} lie in "
+                                     f"what still differs: {differs}.")
+
+
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
     """A sentence on whether our rows (``ours``, by label; a row not run: NaN) rank as the paper's do, lowest
     first, and ``second`` minus ``first`` in points in each (where both ran)."""
