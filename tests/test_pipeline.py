@@ -248,6 +248,30 @@ def test_each_row_of_table2_adds_one_part_to_the_row_above():
     assert one_sided.seg.growing and (one_sided.seg.theta_bg, one_sided.seg.theta_fg) == (0.99, float("inf"))
 
 
+def test_table1s_dsrg_steps_differ_from_the_vgg16_rows_by_the_start_alone_or_by_the_resnet_row():
+    steps, plus_dsrg = experiments.DSRG_STEPS, experiments.ABLATION["+DSRG"]
+    assert list(steps) == [experiments.VGG16_STEP, experiments.RANDOM_STEP, experiments.RESNET_STEP]
+    assert steps[experiments.VGG16_STEP] == plus_dsrg
+    assert steps[experiments.RANDOM_STEP] == [*plus_dsrg, "seg.init=imagenet"]
+    resnet_row = experiments.TABLE1["DSRG (Resnet101)"]
+    assert steps[experiments.RESNET_STEP] == [*plus_dsrg, *resnet_row[len(experiments.ABLATION["+Retrain"]):]]
+
+
+@pytest.mark.parametrize("name, settings, resnet, said", [
+    ("demo", ["seed=3"], experiments.RESNET_FROM_SCRATCH, None),
+    ("voc-vgg16", [], [], "on profile voc-vgg16 the VGG16 row starts from ImageNet weights (seg.init=imagenet)"),
+    ("demo", ["seg.init=cls"], experiments.RESNET_FROM_SCRATCH, "the settings give seg.init, which these runs set"),
+    ("demo", [], [*experiments.RESNET_FROM_SCRATCH, "seg.backbone_weights=r.pth"], "the ResNet-101 row would start "
+                                                                                   "from a weights file"),
+    ("demo", ["seg.backbone_weights=v.pth", "retrain.init=imagenet"], experiments.RESNET_FROM_SCRATCH,
+     "the ResNet-101 row would start from a weights file"),      # the page's file: both would read it
+])
+def test_the_start_is_taken_away_only_where_the_vgg16_row_starts_from_the_cam_net_and_the_others_at_random(
+        name, settings, resnet, said):
+    why = experiments.start_not_taken_away(name, settings, name.replace("vgg16", "resnet101"), resnet)
+    assert (why is None) if said is None else why.startswith(said), why
+
+
 def test_a_setting_that_a_tables_row_sets_itself_is_refused_not_overruled(tmp_path):
     with pytest.raises(InputError, match=r"overrides: seg.growing=false: this table sets seg.growing in its rows itself \(this row: "
                                          r"seg.growing=true\)"):

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dsrg.reproduce.tables import DASH, show
+from dsrg.errors import InputError
+from dsrg.reproduce.tables import DASH, gap_closed, gap_left, show
 
 
 def _cells(styler) -> list[str]:
@@ -84,24 +85,41 @@ def test_two_rows_part_at_the_first_stage_that_differs_by_a_point():
         "VGG16 and ResNet-101 stay within 1 point of each other at every stage."
 
 
-def test_a_change_closes_its_share_of_the_gap_between_two_rows():
-    from dsrg.reproduce.tables import gap_closed, gap_left
+def _grown(vgg: float, random: float, resnet: float) -> pd.DataFrame:
+    return pd.DataFrame({"grown: IoU": [vgg, random, resnet]}, index=["VGG16", "random", "ResNet"])
 
-    grown = pd.DataFrame({"grown: IoU": [56.0, 61.0, 76.0, 56.5]}, index=["VGG16", "random", "ResNet", "tie"])
-    said = gap_closed(grown, "VGG16", "random", "ResNet", "grown: IoU", "the random start")
-    assert said == ("grown: IoU: VGG16 56.0, random 61.0, ResNet 76.0: the random start closes 25% of the gap "
-                    "(+5.0 of +20.0 points).")
-    assert gap_closed(grown, "ResNet", "random", "VGG16", "grown: IoU", "it").endswith(
-        "it closes 75% of the gap (-15.0 of -20.0 points).")                       # the other way round
-    assert "widens the gap (-5.0 of +20.0" in gap_closed(grown.assign(**{"grown: IoU": [56, 51, 76, 0]}), "VGG16",
-                                                         "random", "ResNet", "grown: IoU", "it")
-    assert "goes past it (+25.0 of +20.0" in gap_closed(grown.assign(**{"grown: IoU": [56, 81, 76, 0]}), "VGG16",
-                                                        "random", "ResNet", "grown: IoU", "it")
-    assert gap_closed(grown, "VGG16", "random", "tie", "grown: IoU", "it").endswith(
-        "tie is within a point of VGG16, no gap for it to close.")
-    assert gap_left(grown, "random", "ResNet", "grown: IoU", "the networks") == (
-        "The +15.0 points of grown: IoU left between random and ResNet lie in what still differs: the networks.")
-    assert gap_left(grown, "VGG16", "tie", "grown: IoU", "the networks") == ""
+
+def _closed(vgg: float, random: float, resnet: float) -> str:
+    return gap_closed(_grown(vgg, random, resnet), "VGG16", "random", "ResNet", "grown: IoU", "the start", "Grown")
+
+
+def test_a_change_closes_its_share_of_the_gap_between_two_rows_and_what_is_left_is_said():
+    assert _closed(56.0, 61.0, 76.0) == ("Grown: random 61.0, against VGG16 56.0 and ResNet 76.0: the start closes "
+                                         "25% of the gap (+5.0 of +20.0 points).")
+    assert gap_left(_grown(56.0, 61.0, 76.0), "VGG16", "random", "ResNet", "grown: IoU", "the networks") == \
+        "ResNet stays 15.0 points above random there: the networks."
+    assert _closed(76.0, 61.0, 56.0).endswith("the start closes 75% of the gap (-15.0 of -20.0 points).")
+    assert gap_left(_grown(76.0, 61.0, 56.0), "VGG16", "random", "ResNet", "grown: IoU", "x").startswith(
+        "ResNet stays 5.0 points below random")
+
+
+@pytest.mark.parametrize("values, ends, left", [
+    ((56.0, 51.0, 76.0), "the start widens the gap (-5.0 of +20.0 points).", ""),
+    ((56.0, 81.0, 76.0), "the start closes the gap and goes past it (+25.0 of +20.0 points).", ""),
+    ((56.0, 56.4, 76.0), "the start leaves the gap as it was (+0.4 of +20.0 points).", "ResNet stays 19.6 points"),
+    ((56.0, 75.5, 76.0), "the start closes 98% of the gap (+19.5 of +20.0 points).", ""),    # 0.5 left: closed
+    ((56.02, 60.0, 56.94), "no gap to close (the start moves it +4.0 points).", ""),   # 0.92 apart: within a point
+    ((56.02, 60.0, 56.98), "the start closes the gap and goes past it (+4.0 of +1.0 points).", ""),  # 56.0, 57.0
+])
+def test_gap_sentences_read_on_the_values_as_shown(values, ends, left):
+    assert _closed(*values).endswith(ends), _closed(*values)
+    said = gap_left(_grown(*values), "VGG16", "random", "ResNet", "grown: IoU", "the networks")
+    assert said.startswith(left) and (said == "") == (left == "")
+
+
+def test_a_gap_not_measured_for_a_row_is_named():
+    with pytest.raises(InputError, match="grown: IoU: not measured for every one of VGG16, random and ResNet"):
+        _closed(56.0, float("nan"), 76.0)
 
 
 def test_a_heat_map_of_tied_cells_draws_them_mid_scale_not_at_its_ends():

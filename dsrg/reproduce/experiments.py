@@ -56,14 +56,14 @@ TABLE1: dict[str, list[str]] = {
     "DSRG (VGG16)": ABLATION["+Retrain"],
     "DSRG (Resnet101)": ABLATION["+Retrain"] + RESNET_ROW,
 }
-#: Table 1's page: each DSRG row's DSRG step, evaluated without retraining (Table 2's +DSRG), and the VGG16
-#: row's started as the ResNet-101 row is on the embedded profiles, from random weights (no weights file).
+#: Table 1's page, where its two DSRG rows part: each row's DSRG step evaluated without retraining (Table 2's
+#: +DSRG), and the VGG16 row's started from random weights, as the ResNet-101 row starts on the embedded profiles.
+VGG16_STEP, RANDOM_STEP, RESNET_STEP = "VGG16 from the CAM net", "VGG16 from random weights", "ResNet-101"
 DSRG_STEPS: dict[str, list[str]] = {
-    "DSRG (VGG16)": ABLATION["+DSRG"],
-    "DSRG (VGG16), random start": ABLATION["+DSRG"] + ["seg.init=imagenet"],
-    "DSRG (Resnet101)": ABLATION["+DSRG"] + RESNET_ROW,
+    VGG16_STEP: ABLATION["+DSRG"],
+    RANDOM_STEP: ABLATION["+DSRG"] + ["seg.init=imagenet"],
+    RESNET_STEP: ABLATION["+DSRG"] + RESNET_ROW,
 }
-
 #: The DSRG (Resnet101) row's own settings on the embedded profiles, whose ResNet-101 starts from random weights
 #: (its BatchNorm trains, as a frozen one, DeepLab's, would normalise nothing; and no vgg16_bn option).
 RESNET_FROM_SCRATCH = ["seg.batch_norm=false", "seg.freeze_bn=false"]
@@ -396,6 +396,43 @@ def _profile_argument(name: str, base: str | Path | None) -> str:
     if not is_profile_file(path) or base is None or path.is_absolute() or not path.is_file():
         return str(name)
     return str(path.resolve())
+
+
+def _step_settings(label: str, name: str, settings: Sequence[str], resnet_name: str,
+                   resnet_settings: Sequence[str]) -> tuple[str, list[str]]:
+    """The profile and overrides of :data:`DSRG_STEPS`' row ``label``: the ResNet-101's are its Table 1 row's."""
+    return (resnet_name, [*settings, *resnet_settings]) if label == RESNET_STEP else (name, list(settings))
+
+
+def start_not_taken_away(name: str, settings: Sequence[str], resnet_name: str, resnet_settings: Sequence[str],
+                         base: str | Path | None = None) -> str | None:
+    """Why :data:`DSRG_STEPS` cannot take the VGG16 row's start away with these settings (the page's, and the
+    ResNet-101 row's profile and own ones), in words; None where it can: the VGG16 row starts from the CAM net
+    (``seg.init=cls``), the ResNet-101 row from random weights, and the VGG16 row can start from them too."""
+    cfgs = {}
+    for label, row in DSRG_STEPS.items():
+        profile_name, overrides = _step_settings(label, name, settings, resnet_name, resnet_settings)
+        keys = sorted({o.partition("=")[0].strip() for o in overrides} & {r.partition("=")[0] for r in row})
+        if keys:
+            return f"the settings give {', '.join(keys)}, which these runs set themselves"
+        cfgs[label] = profile(profile_name, [*overrides, *row], base)
+    vgg = cfgs[VGG16_STEP]
+    if vgg.seg.init != "cls":
+        return (f"on profile {vgg.name} the VGG16 row starts from ImageNet weights (seg.init=imagenet), not from "
+                f"the CAM network: there is no start to take away")
+    weights = [label for label in (RANDOM_STEP, RESNET_STEP) if cfgs[label].seg.backbone_weights]
+    if weights:
+        return (f"the {'ResNet-101' if weights[-1] == RESNET_STEP else 'VGG16'} row would start from a weights file "
+                f"(seg.backbone_weights), not from random weights")
+    return None
+
+
+def dsrg_steps(name: str, settings: Sequence[str], resnet_name: str, resnet_settings: Sequence[str], *,
+               base: str | Path | None = None, resume: bool = False) -> dict[str, Experiment]:
+    """:data:`DSRG_STEPS`, each run or reused (:func:`run`), the ResNet-101's with its Table 1 row's profile and
+    own settings after the page's."""
+    return {label: run(*_step_settings(label, name, settings, resnet_name, resnet_settings), row=row, base=base,
+                       resume=resume) for label, row in DSRG_STEPS.items()}
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.voc import IGNORE, read_label_png
+from ..errors import InputError
 from ..files import atomic_path
 from . import sources
 
@@ -188,26 +189,43 @@ def where_rows_part(stages: pd.DataFrame, first: str, second: str, points: float
     return f"{first} and {second} stay within {points:g} point of each other at every stage."
 
 
-def gap_closed(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, change: str) -> str:
+def _gap(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str) -> tuple[float, float, float]:
+    """``stage``'s values of rows ``start``, ``changed`` and ``target`` of :func:`stages`, as shown (one decimal)."""
+    values = [float(stages.loc[row, stage]) for row in (start, changed, target)]
+    if not all(np.isfinite(values)):
+        raise InputError(f"{stage}: not measured for every one of {start}, {changed} and {target}")
+    return tuple(round(v, 1) for v in values)
+
+
+def gap_closed(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, change: str,
+               what: str) -> str:
     """How far row ``changed`` of :func:`stages` (row ``start`` with ``change``, one of the settings in which
-    row ``target`` differs) moves ``stage`` from ``start``'s value towards ``target``'s, in a sentence."""
-    a, b, c = (stages.loc[row, stage] for row in (start, changed, target))
-    gap, moved = c - a, b - a
-    said = f"{stage}: {start} {a:.1f}, {changed} {b:.1f}, {target} {c:.1f}"
+    row ``target`` differs) moves ``stage`` (``what``, in words) from ``start``'s value towards ``target``'s, in
+    a sentence; on the values as shown, a point or more being a gap or a move."""
+    a, b, c = _gap(stages, start, changed, target, stage)
+    gap, moved = round(c - a, 1), round(b - a, 1)
+    said = f"{what}: {changed} {b:.1f}, against {start} {a:.1f} and {target} {c:.1f}"
     if abs(gap) < 1:
-        return f"{said}; {target} is within a point of {start}, no gap for {change} to close."
+        return (f"{said}; {target} is within a point of {start}, no gap to close"
+                + (f" ({change} moves it {moved:+.1f} points)." if abs(moved) >= 1 else "."))
+    if abs(moved) < 1:
+        return f"{said}: {change} leaves the gap as it was ({moved:+.1f} of {gap:+.1f} points)."
     share = moved / gap
     how = (f"{change} widens the gap" if share < 0 else f"{change} closes the gap and goes past it" if share > 1
            else f"{change} closes {share:.0%} of the gap")
     return f"{said}: {how} ({moved:+.1f} of {gap:+.1f} points)."
 
 
-def gap_left(stages: pd.DataFrame, changed: str, target: str, stage: str, differs: str) -> str:
-    """A sentence on what is left of ``stage`` between rows ``changed`` and ``target`` of :func:`stages` and where
-    it lies (``differs``: what still differs between them); ``""`` within a point."""
-    left = stages.loc[target, stage] - stages.loc[changed, stage]
-    return "" if abs(left) < 1 else (f"The {left:+.1f} points of {stage} left between {changed} and {target} lie in "
-                                     f"what still differs: {differs}.")
+def gap_left(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, differs: str) -> str:
+    """Where :func:`gap_closed` finds a part of the gap closed or none of it, a sentence on what is left between
+    rows ``changed`` and ``target`` and where it may lie (``differs``); ``""`` where there was no gap, the change
+    closed it to within a point, widened it or went past it."""
+    a, b, c = _gap(stages, start, changed, target, stage)
+    gap, left = round(c - a, 1), round(c - b, 1)
+    if abs(gap) < 1 or abs(left) < 1 or not 0 <= (b - a) / gap < 1:
+        return ""
+    return (f"{target} stays {abs(left):.1f} points {'above' if left > 0 else 'below'} {changed} there: "
+            f"{differs}.")
 
 
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
