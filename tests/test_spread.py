@@ -77,6 +77,21 @@ def test_table1_reads_sec_and_dsrg_vgg16_from_table2s_rows_and_checks_its_claims
                                                                          "holds"]
     assert list(spread.miou_by_seed(records, rows=spread.TABLE2).index) == ["baseline", "+DSRG", "+Retrain"]
     assert "DSRG (Resnet101) > +Retrain (mIoU)" not in set(spread.claims(records)["claim"]), "Table 2's claims only"
+    assert not any("random weights" in claim for claim in claims.index), "no record of the random start: no claim"
+
+
+def test_table1_checks_over_seeds_whether_the_start_makes_the_gap_in_the_grown_supervision():
+    def random_start(seed, grown):
+        return _record(spread.RANDOM, seed, 0.5, recall=[0.4, grown], precision=[0.7, 0.8])
+
+    records = [*_table1_records(0, 0.09, 0.633, 0.916), random_start(0, 0.45),        # VGG16 grew to 0.5, ResNet 0.7
+               *_table1_records(1, 0.09, 0.633, 0.916), random_start(1, 0.55)]
+    claims = spread.table1_claims(records).set_index("claim")
+    cam = claims.loc["DSRG (VGG16)'s grown supervision from the CAM net > from random weights (IoU, last epoch)"]
+    assert (cam["holds in"], cam["fails in"]) == ("0", "1")
+    assert claims.loc["DSRG (Resnet101)'s grown supervision > DSRG (VGG16)'s from random weights (IoU, last epoch)",
+                      "holds"]
+    assert spread.FILE_NAMES[spread.RANDOM] == "random-start" and spread.RANDOM in spread.CURVES
 
 
 def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
@@ -86,9 +101,9 @@ def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
     assert spread.this_run(records, 0, mine, names=names) == \
         "The spread's seed 0 does not match this page's run: DSRG (Resnet101) 91.6 there, 90.0 here."
     assert spread.this_run(records, 0, {**mine, spread.RESNET: 0.916}, names=names).endswith("in every row.")
-    assert spread.none_yet([], "voc-vgg16", rows=spread.ROWS) == (
-        "No spread is recorded for this profile yet: dsrg spread --profile voc-vgg16 --seeds 0 1 2 --rows baseline "
-        "bsl dsrg retrain resnet101 measures it.")
+    assert spread.none_yet([], "smoke", rows=spread.ROWS) == (
+        "No spread is recorded for this profile yet: dsrg spread --profile smoke --seeds 0 1 2 --rows baseline "
+        "bsl dsrg retrain resnet101 random-start measures it.")
 
 
 def test_the_page_says_when_the_spread_was_measured_on_other_code():
@@ -247,11 +262,22 @@ def test_the_resnet_row_of_a_spread_on_the_demo_trains_its_batchnorm_from_random
     overrides, row = ran[0]
     assert row == experiments.TABLE1["DSRG (Resnet101)"] and "seed=4" in overrides
     assert overrides[-2:] == ["seg.batch_norm=false", "seg.freeze_bn=false"]
+    with pytest.raises(Trained):
+        spread.measure("demo", [4], tmp_path / "out", tmp_path / "runs", rows=["random-start"])
+    overrides, row = ran[1]
+    assert row == experiments.ABLATION["+DSRG"] + ["seg.init=imagenet"] and overrides[-1] == "seed=4", "no own settings"
     assert spread._own("demo", ["seg.freeze_bn=true"], spread.RESNET) == ["seg.batch_norm=false"], "the user's holds"
     assert spread.resnet_none_yet([], "demo") == "No spread of the DSRG (Resnet101) row is recorded: make spread " \
                                                  "measures it."
     assert "embedded profiles only" in spread.resnet_none_yet([_record(spread.RESNET, 2, 0.5)], "voc-vgg16")
     assert experiments.resnet_overrides(experiments.profile("voc-resnet101")) == [], "at paper scale: none"
+
+
+def test_the_random_start_row_is_refused_where_the_vgg16_row_does_not_start_from_the_cam_net(tmp_path):
+    with pytest.raises(InputError, match=r"^--rows random-start: on profile voc-vgg16 the VGG16 row starts from "
+                                         r"ImageNet weights \(seg.init=imagenet\)"):
+        spread.measure("voc-vgg16", [0], tmp_path / "out", tmp_path / "runs", rows=["random-start"])
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_spread_dry_run_of_one_seed_says_it_gives_no_spread_unless_others_are_recorded(capsys, tmp_path):

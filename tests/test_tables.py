@@ -104,7 +104,7 @@ def test_a_change_closes_its_share_of_the_gap_between_two_rows_and_what_is_left_
 
 
 @pytest.mark.parametrize("values, ends, left", [
-    ((56.0, 51.0, 76.0), "the start widens the gap (-5.0 of +20.0 points).", ""),
+    ((56.0, 51.0, 76.0), "the start widens the gap (-5.0 of +20.0 points).", "ResNet stays 25.0 points above"),
     ((56.0, 81.0, 76.0), "the start closes the gap and goes past it (+25.0 of +20.0 points).", ""),
     ((56.0, 56.4, 76.0), "the start leaves the gap as it was (+0.4 of +20.0 points).", "ResNet stays 19.6 points"),
     ((56.0, 75.5, 76.0), "the start closes 98% of the gap (+19.5 of +20.0 points).", ""),    # 0.5 left: closed

@@ -4,10 +4,10 @@
 (:data:`~dsrg.reproduce.experiments.ABLATION`; Fig. 4's curve is the +DSRG row's training step; Table 1's SEC
 and DSRG (VGG16) rows are its baseline and +Retrain) with each of several seeds, in run folders of their own,
 and writes one small JSON record per row and seed into ``spread/<profile>/``; ``--rows`` adds Table 1's own
-row, DSRG (Resnet101) (``make spread`` does). A record holds the
-values (mIoU; the supervision's precision, recall and IoU per epoch for the rows that grow but retrain: +DSRG
-and DSRG (Resnet101), whose step is the retrained row's; the seeds' and the pseudo
-labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
+row, DSRG (Resnet101), and the VGG16 row's DSRG step from random weights, with which Table 1's page takes the
+start away (``make spread`` adds both). A record holds the values (mIoU; the supervision's precision, recall
+and IoU per epoch for the rows that grow: +DSRG, the random start, and DSRG (Resnet101), whose DSRG step is the
+retrained row's; the seeds' and the pseudo labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
 The book reads the records (:func:`load`, :func:`claims`); they are small and kept in git, so a page shows
 the spread without training anything.
 """
@@ -32,18 +32,19 @@ from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
-from .experiments import ABLATION, FROM_SCRATCH_PROFILES, TABLE1, Experiment, ablation, \
-    profile as experiment_profile, refuse_row_keys, resnet_overrides, run
+from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, TABLE1, Experiment, ablation, \
+    profile as experiment_profile, refuse_row_keys, resnet_overrides, run, start_not_taken_away
 
-RESNET = "DSRG (Resnet101)"
-#: The rows a spread can measure, each with its settings (Table 2's, in its order, then Table 1's own row).
-ROWS: dict[str, list[str]] = {**ABLATION, RESNET: TABLE1[RESNET]}
+RESNET, RANDOM = "DSRG (Resnet101)", RANDOM_STEP
+#: The rows a spread can measure, each with its settings (Table 2's, in its order, then Table 1's own row, then
+#: the VGG16 row's DSRG step from random weights, with which Table 1's page takes the start away).
+ROWS: dict[str, list[str]] = {**ABLATION, RESNET: TABLE1[RESNET], RANDOM: DSRG_STEPS[RANDOM]}
 #: Each row's name in its records' file names (``<name>-seed<seed>.json``) and in ``dsrg spread --rows``.
-FILE_NAMES = {**{row: row.lstrip("+").lower() for row in ABLATION}, RESNET: "resnet101"}
+FILE_NAMES = {**{row: row.lstrip("+").lower() for row in ABLATION}, RESNET: "resnet101", RANDOM: "random-start"}
 #: The rows ``dsrg spread`` measures unless told others.
 TABLE2 = tuple(ABLATION)
-#: The rows whose records keep their supervision per epoch (Fig. 4's curve; the DSRG step of Table 1's rows).
-CURVES = ("+DSRG", RESNET)
+#: The rows whose records keep their supervision per epoch (Fig. 4's curve; the DSRG steps of Table 1's page).
+CURVES = ("+DSRG", RESNET, RANDOM)
 
 
 def record(exp: Experiment, row: str, seed: int) -> dict:
@@ -109,12 +110,12 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             probe = folder / f".probe-{os.getpid()}"
             probe.write_text("")
             probe.unlink()
-        own = _own(profile, overrides, RESNET)
+        own = {row: _own(profile, overrides, row) for row in rows}
         for seed in seeds:
             settings = ["progress=false", f"out={runs}", f"seed={seed}", *overrides]
             ran = ablation(profile, settings, rows=[r for r in rows if r in ABLATION], resume=resume, hint=False)
-            if RESNET in rows:
-                ran[RESNET] = run(profile, [*settings, *own], row=ROWS[RESNET], resume=resume, hint=False)
+            for row in (r for r in rows if r not in ABLATION):
+                ran[row] = run(profile, [*settings, *own[row]], row=ROWS[row], resume=resume, hint=False)
             _say_other_threads(ran, seed, runs)
             for row, exp in ran.items():
                 path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
@@ -132,7 +133,7 @@ def _known(rows: Sequence[str]) -> list[str]:
     if unknown or not rows:
         raise InputError(f"--rows: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
                          f"expected some of {' '.join(FILE_NAMES.values())} (Table 2's four, then Table 1's "
-                         f"{RESNET})" + ("; key=value overrides go before --rows" if any("=" in r for r in unknown)
+                         f"{RESNET}, then the VGG16 row's DSRG step from random weights)" + ("; key=value overrides go before --rows" if any("=" in r for r in unknown)
                                          else ""))
     chosen = {names[r] for r in rows}
     return [row for row in ROWS if row in chosen]
@@ -161,6 +162,9 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
                              f"the run folders from --runs); leave it out")
     for row in rows:
         refuse_row_keys(overrides, ROWS[row])
+    why = RANDOM in rows and start_not_taken_away(profile, overrides, profile, _own(profile, overrides, RESNET))
+    if why:
+        raise InputError(f"--rows {FILE_NAMES[RANDOM]}: {why}")
     for option, path, what in (("--out", out, "for the records"), ("--runs", runs, "for the run folders")):
         file = file_in_the_way(path) if path else None     # a folder on the way that cannot be read: said later
         if file is not None:
@@ -435,9 +439,13 @@ def table1_by_seed(records: list[dict]) -> pd.DataFrame:
 def table1_claims(records: list[dict]) -> pd.DataFrame:
     """The claims of Table 1's page, each checked in every seed (as :func:`claims`): DSRG (VGG16) above SEC, and
     of its two DSRG rows, which scores higher, whether they share their seeds, and whether the ResNet-101 row's
-    grown supervision (the DSRG step's last epoch) and pseudo labels are above the VGG16 row's."""
+    grown supervision (the DSRG step's last epoch) and pseudo labels are above the VGG16 row's; with the VGG16
+    row's DSRG step from random weights (:data:`RANDOM`), whether the start makes the gap in the grown
+    supervision."""
     sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
-    grown = {s: r["supervision"] for s, r in _per_seed(records, "+DSRG").items() if "supervision" in r}
+    grown, random = ({s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
+                     for row in ("+DSRG", RANDOM))
+    last = {s: r["supervision"]["iou"][-1] for s, r in resnet.items() if "supervision" in r}
     both = [s for s in resnet if s in vgg]
     rows = [_checked_claim("DSRG (VGG16) > SEC (mIoU)", {s: vgg[s]["miou"] > sec[s]["miou"] for s in vgg if s in sec}),
             _checked_claim(f"{RESNET} > DSRG (VGG16) (mIoU)", {s: resnet[s]["miou"] > vgg[s]["miou"] for s in both}),
@@ -445,8 +453,11 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
                            {s: math.isclose(resnet[s]["seeds"]["iou"], vgg[s]["seeds"]["iou"], abs_tol=1e-9)
                             for s in both if "seeds" in resnet[s] and "seeds" in vgg[s]}),
             _checked_claim(f"{RESNET}'s grown supervision > DSRG (VGG16)'s (IoU, last epoch)",
-                           {s: resnet[s]["supervision"]["iou"][-1] > grown[s]["iou"][-1]
-                            for s in both if "supervision" in resnet[s] and s in grown}),
+                           {s: last[s] > grown[s] for s in last if s in grown}),
+            _checked_claim("DSRG (VGG16)'s grown supervision from the CAM net > from random weights (IoU, last "
+                           "epoch)", {s: grown[s] > random[s] for s in grown if s in random}),
+            _checked_claim(f"{RESNET}'s grown supervision > DSRG (VGG16)'s from random weights (IoU, last epoch)",
+                           {s: last[s] > random[s] for s in last if s in random}),
             _checked_claim(f"{RESNET}'s pseudo labels > DSRG (VGG16)'s (mIoU)",
                            {s: resnet[s]["pseudo"]["miou"] > vgg[s]["pseudo"]["miou"]
                             for s in both if resnet[s].get("pseudo") and vgg[s].get("pseudo")})]
