@@ -111,6 +111,7 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
             probe.write_text("")
             probe.unlink()
         own = {row: _own(profile, overrides, row) for row in rows}
+        width = max(map(len, rows))
         for seed in seeds:
             settings = ["progress=false", f"out={runs}", f"seed={seed}", *overrides]
             ran = ablation(profile, settings, rows=[r for r in rows if r in ABLATION], resume=resume, hint=False)
@@ -121,7 +122,7 @@ def measure(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs
                 path = folder / f"{FILE_NAMES[row]}-seed{seed}.json"
                 write_json(path, record(exp, row, seed))
                 written.append(path)
-                print(f"[spread] {row:9} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
+                print(f"[spread] {row:{width}} seed {seed}: mIoU {100 * exp.miou:.1f}  -> {path}", flush=True)
     return written
 
 
@@ -199,6 +200,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     _say_mixed(folder, seeds)
     lines, to_run, checked, read = [], 0, set(), []
     own = {row: _own(profile, overrides, row) for row in rows}
+    width = max(18, *map(len, rows))
     for seed in seeds:
         seen = {}                                           # folder: (step, the rows that read it)
         for row in rows:
@@ -216,7 +218,8 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
         for path, (step, readers) in seen.items():
             to_run += not folders.is_done(path)
             who = "every row" if len(readers) == len(rows) > 1 else ", ".join(readers)
-            lines.append(f"seed {seed}  {who:<18} {folders.STEPS[step].command:<14} {path}  {folders.step_state(path)}")
+            lines.append(f"seed {seed}  {who:<{width}} {folders.STEPS[step].command:<14} {path}  "
+                         f"{folders.step_state(path)}")
     there = sorted(folder.glob("*-seed*.json"))
     lines.append(inputs_said(cfg, to_run > 0))
     lines += [f"# {row}: its own settings {' '.join(items)} (a key given among yours keeps your value)"
