@@ -56,9 +56,11 @@ TABLE1: dict[str, list[str]] = {
     "DSRG (VGG16)": ABLATION["+Retrain"],
     "DSRG (Resnet101)": ABLATION["+Retrain"] + RESNET_ROW,
 }
-#: Table 1's page, where its two DSRG rows part: each row's DSRG step evaluated without retraining (Table 2's
-#: +DSRG), and the VGG16 row's started from random weights, as the ResNet-101 row starts on the embedded profiles.
+# The rows of DSRG_STEPS, by name.
 VGG16_STEP, RANDOM_STEP, RESNET_STEP = "VGG16 from the CAM net", "VGG16 from random weights", "ResNet-101"
+#: The DSRG steps that Table 1's page sets side by side where its two DSRG rows part, each evaluated without
+#: retraining (Table 2's +DSRG) -- the VGG16 row's, the VGG16 row's started from random weights (as the
+#: ResNet-101 row starts on the embedded profiles), and the ResNet-101 row's.
 DSRG_STEPS: dict[str, list[str]] = {
     VGG16_STEP: ABLATION["+DSRG"],
     RANDOM_STEP: ABLATION["+DSRG"] + ["seg.init=imagenet"],

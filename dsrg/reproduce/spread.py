@@ -443,7 +443,7 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
     """The claims of Table 1's page, each checked in every seed (as :func:`claims`): DSRG (VGG16) above SEC, and
     of its two DSRG rows, which scores higher, whether they share their seeds, and whether the ResNet-101 row's
     grown supervision (the DSRG step's last epoch) and pseudo labels are above the VGG16 row's; with the VGG16
-    row's DSRG step from random weights (:data:`RANDOM`), whether the start makes the gap in the grown
+    row's DSRG step from random weights (``RANDOM``), whether the start makes the gap in the grown
     supervision."""
     sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
     grown, random = ({s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
