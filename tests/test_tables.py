@@ -96,24 +96,24 @@ def _closed(vgg: float, random: float, resnet: float) -> str:
 def test_a_change_closes_its_share_of_the_gap_between_two_rows_and_what_is_left_is_said():
     assert _closed(56.0, 61.0, 76.0) == ("Grown: random 61.0, against VGG16 56.0 and ResNet 76.0: the start closes "
                                          "25% of the gap (+5.0 of +20.0 points).")
-    assert gap_left(_grown(56.0, 61.0, 76.0), "VGG16", "random", "ResNet", "grown: IoU", "the networks") == \
-        "ResNet stays 15.0 points above random there: the networks."
+    assert gap_left(_grown(56.0, 61.0, 76.0), "VGG16", "random", "ResNet", "grown: IoU", "in the grown supervision",
+                    "the networks") == "In the grown supervision, ResNet stays 15.0 points above random: the networks."
     assert _closed(76.0, 61.0, 56.0).endswith("the start closes 75% of the gap (-15.0 of -20.0 points).")
-    assert gap_left(_grown(76.0, 61.0, 56.0), "VGG16", "random", "ResNet", "grown: IoU", "x").startswith(
-        "ResNet stays 5.0 points below random")
+    assert gap_left(_grown(76.0, 61.0, 56.0), "VGG16", "random", "ResNet", "grown: IoU", "there", "x").startswith(
+        "There, ResNet stays 5.0 points below random")
 
 
 @pytest.mark.parametrize("values, ends, left", [
-    ((56.0, 51.0, 76.0), "the start widens the gap (-5.0 of +20.0 points).", "ResNet stays 25.0 points above"),
+    ((56.0, 51.0, 76.0), "the start widens the gap (-5.0 of +20.0 points).", "There, ResNet stays 25.0 points above"),
     ((56.0, 81.0, 76.0), "the start closes the gap and goes past it (+25.0 of +20.0 points).", ""),
-    ((56.0, 56.4, 76.0), "the start leaves the gap as it was (+0.4 of +20.0 points).", "ResNet stays 19.6 points"),
+    ((56.0, 56.4, 76.0), "the start leaves the gap as it was (+0.4 of +20.0 points).", "There, ResNet stays 19.6 points"),
     ((56.0, 75.5, 76.0), "the start closes 98% of the gap (+19.5 of +20.0 points).", ""),    # 0.5 left: closed
     ((56.02, 60.0, 56.94), "no gap to close (the start moves it +4.0 points).", ""),   # 0.92 apart: within a point
     ((56.02, 60.0, 56.98), "the start closes the gap and goes past it (+4.0 of +1.0 points).", ""),  # 56.0, 57.0
 ])
 def test_gap_sentences_read_on_the_values_as_shown(values, ends, left):
     assert _closed(*values).endswith(ends), _closed(*values)
-    said = gap_left(_grown(*values), "VGG16", "random", "ResNet", "grown: IoU", "the networks")
+    said = gap_left(_grown(*values), "VGG16", "random", "ResNet", "grown: IoU", "there", "the networks")
     assert said.startswith(left) and (said == "") == (left == "")
 
 

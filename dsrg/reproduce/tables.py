@@ -216,16 +216,18 @@ def gap_closed(stages: pd.DataFrame, start: str, changed: str, target: str, stag
     return f"{said}: {how} ({moved:+.1f} of {gap:+.1f} points)."
 
 
-def gap_left(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, differs: str) -> str:
+def gap_left(stages: pd.DataFrame, start: str, changed: str, target: str, stage: str, where: str,
+             differs: str) -> str:
     """Where :func:`gap_closed` finds a gap that the change left open (a part of it closed, none, or widened), a
-    sentence on what is left between rows ``changed`` and ``target`` and where it may lie (``differs``); ``""``
-    where there was no gap, or the change closed it to within a point or went past it."""
+    sentence on what is left of ``stage`` (``where``: e.g. "in the grown supervision") between rows ``changed``
+    and ``target`` and where it may lie (``differs``); ``""`` where there was no gap, or the change closed it to
+    within a point or went past it."""
     a, b, c = _gap(stages, start, changed, target, stage)
     gap, left = round(c - a, 1), round(c - b, 1)
     if abs(gap) < 1 or abs(left) < 1 or (left > 0) != (gap > 0):
         return ""
-    return (f"{target} stays {abs(left):.1f} points {'above' if left > 0 else 'below'} {changed} there: "
-            f"{differs}.")
+    return (f"{where[:1].upper()}{where[1:]}, {target} stays {abs(left):.1f} points "
+            f"{'above' if left > 0 else 'below'} {changed}: {differs}.")
 
 
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
