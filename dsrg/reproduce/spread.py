@@ -7,7 +7,8 @@ and writes one small JSON record per row and seed into ``spread/<profile>/``; ``
 row, DSRG (Resnet101), and the VGG16 row's DSRG step from random weights, with which Table 1's page takes the
 start away (``make spread`` adds both). A record holds the values (mIoU; the supervision's precision, recall
 and IoU per epoch for the rows that grow: +DSRG, the random start, and DSRG (Resnet101), whose DSRG step is the
-retrained row's; the seeds' and the pseudo labels' quality), the seed, the profile, the machine and the code that ran it (:mod:`dsrg.run.provenance`).
+retrained row's; the seeds' and the pseudo labels' quality), the seed, the profile, the machine and the code
+that ran it (:mod:`dsrg.run.provenance`).
 The book reads the records (:func:`load`, :func:`claims`); they are small and kept in git, so a page shows
 the spread without training anything.
 """
@@ -134,8 +135,8 @@ def _known(rows: Sequence[str]) -> list[str]:
     if unknown or not rows:
         raise InputError(f"--rows: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
                          f"expected some of {' '.join(FILE_NAMES.values())} (Table 2's four, then Table 1's "
-                         f"{RESNET}, then the VGG16 row's DSRG step from random weights)" + ("; key=value overrides go before --rows" if any("=" in r for r in unknown)
-                                         else ""))
+                         f"{RESNET}, then the VGG16 row's DSRG step from random weights)"
+                         + ("; key=value overrides go before --rows" if any("=" in r for r in unknown) else ""))
     chosen = {names[r] for r in rows}
     return [row for row in ROWS if row in chosen]
 
@@ -446,9 +447,8 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
     row's DSRG step from random weights (``RANDOM``), whether the start makes the gap in the grown
     supervision."""
     sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
-    grown, random = ({s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
-                     for row in ("+DSRG", RANDOM))
-    last = {s: r["supervision"]["iou"][-1] for s, r in resnet.items() if "supervision" in r}
+    grown, random, last = ({s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items()
+                            if "supervision" in r} for row in ("+DSRG", RANDOM, RESNET))   # the DSRG steps' last IoU
     both = [s for s in resnet if s in vgg]
     rows = [_checked_claim("DSRG (VGG16) > SEC (mIoU)", {s: vgg[s]["miou"] > sec[s]["miou"] for s in vgg if s in sec}),
             _checked_claim(f"{RESNET} > DSRG (VGG16) (mIoU)", {s: resnet[s]["miou"] > vgg[s]["miou"] for s in both}),

@@ -156,7 +156,8 @@ def stages(experiments: dict) -> pd.DataFrame:
     """What each DSRG row learned from, stage by stage, against the ground truth (%): its seeds (precision,
     recall, IoU on the output grid; Fig. 4's epoch 0), the supervision after the DSRG step's last epoch
     (``grown``: the seeds and what grew from them; ``epochs``: how many), the pseudo labels of a row that
-    retrained (mIoU) and the model's mIoU on the evaluated split. One row per experiment (``{label: Experiment}``); a stage a row did not run: no value."""
+    retrained (mIoU) and the model's mIoU on the evaluated split.
+    One row per experiment (``{label: Experiment}``); a stage a row did not run: no value."""
     rows = {}
     for label, exp in experiments.items():
         curve = exp.supervision()
