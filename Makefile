@@ -119,7 +119,8 @@ bench-paper-scale: $(STAMP)
 # The spread of Tables 1 and 2 and Fig. 4 over seeds, for the book: SPREAD_ARGS="--seeds 0 1 2 3" etc. On the CPU the
 # numbers change with torch's thread count, so it runs with the book's (the cores shared out among BOOK_JOBS
 # kernels, as scripts/execute_notebooks.py does): its seed 0 is then the book's run.
-SPREAD_ARGS ?= --profile demo --seeds 0 1 2 --rows baseline bsl dsrg retrain resnet101 random-start
+SPREAD_ARGS ?= --profile demo --seeds 0 1 2 --rows baseline bsl dsrg retrain resnet101 random-start \
+	vgg16-resnet-head resnet101-vgg16-head
 SPREAD_THREADS ?= $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() or 1) // max(1, $(BOOK_JOBS))))')
 spread: $(STAMP)
 	OMP_NUM_THREADS=$(SPREAD_THREADS) MKL_NUM_THREADS=$(SPREAD_THREADS) $(VENV)/bin/dsrg spread $(SPREAD_ARGS)

@@ -9,7 +9,7 @@
     dsrg train-cls | seeds | train-seg | pseudo-labels | retrain | evaluate --profile P [key=value ...]
     dsrg run ... --dry-run                      the resolved settings and each step's state; runs nothing
     dsrg curves STEP_FOLDER [...] [--out FILE]  plot training steps' log.jsonl (works while they train)
-    dsrg spread --profile demo --seeds 0 1 2    Table 2's rows (--rows: Table 1's too) over seeds: records in spread/
+    dsrg spread --profile demo --seeds 0 1 2    Table 2 and Fig. 4 over seeds (--rows: Table 1 too): records in spread/
 
 Every ``key=value`` overrides a field of the typed config (``dsrg.profile.Profile`` for the pipeline,
 ``SynthConfig`` for ``data synth``); ``--resume`` continues an interrupted training step from its
@@ -304,10 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the logged quantities to plot (default: all that every folder's log holds: "
                              "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
-    spread = sub.add_parser("spread", help="Table 2's rows (with --rows, Table 1's too) with several seeds: the spread",
+    spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds (--rows: Table 1's "
+                                           "ResNet-101 row and the DSRG steps its page sets beside, too): the spread",
                             description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's; Table 1's SEC "
                                         "and DSRG (VGG16) rows are its baseline and +Retrain), and with --rows "
-                                        "Table 1's DSRG (Resnet101) row, with each seed, in run folders of their "
+                                        "Table 1's DSRG (Resnet101) row and the DSRG steps that Table 1's page sets "
+                                        "beside it, with each seed, in run folders of their "
                                         "own, and write one JSON record per row and seed to OUT/<profile>/ (what "
                                         "the book's pages read); then print the mIoU per seed, mean and standard "
                                         "deviation, and which claims hold in every seed.")
@@ -320,8 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     spread.add_argument("--runs", default=None, help="run folders go to RUNS/<name>/ (default runs/spread)")
     spread.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                         help="the rows to measure, in place of the default (Table 2's: baseline bsl dsrg retrain); "
-                             "resnet101 is Table 1's DSRG (Resnet101), which make spread adds: --rows baseline bsl "
-                             "dsrg retrain resnet101 (--rows resnet101 measures that row alone)")
+                             "resnet101 is Table 1's DSRG (Resnet101); random-start, vgg16-resnet-head and "
+                             "resnet101-vgg16-head the DSRG steps its page sets beside it (the VGG16 row's from random "
+                             "weights, and the two random starts with each other's head); make spread measures all "
+                             "(--rows resnet101 measures that row alone)")
     spread.add_argument("--resume", action="store_true",
                         help="continue the training steps an interruption left, as dsrg run --resume")
     spread.add_argument("--dry-run", action="store_true",

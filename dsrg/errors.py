@@ -67,7 +67,8 @@ def expect_shape(name: str, t: torch.Tensor, shape: Sequence[int | None], dtype:
 def expect_choice(name: str, value: object, choices: Sequence[str]) -> None:
     """Raise InputError unless ``value`` is one of ``choices`` (a setting's name, e.g. ``"backend"``)."""
     if value not in choices:
-        raise InputError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+        shown = ", ".join(str(c) or '""' for c in choices)     # "" (the empty setting) visible
+        raise InputError(f"{name}: expected one of {shown}, got {value!r}")
 
 
 def expect_probability(name: str, value: float, allow_inf: bool = False) -> None:

@@ -100,6 +100,7 @@ class SegConfig(Schedule):
     The paper's lr policy: x0.1 every 2000 iterations; the authors' code: x0.33 every 1000."""
 
     backbone: str = "vgg16"               # vgg16 | resnet101
+    head: str = ""                        # "": the backbone's own (the paper's) | vgg16 | resnet101 (the other's, on this trunk)
     width: float = 1.0                    # channels x width, as cls.width
     batch_norm: bool = False              # demo option (vgg16 only): vgg16_bn trunk
     freeze_bn: bool = True                # resnet101: BatchNorm frozen as DeepLab (false: train it, from random weights)
@@ -193,6 +194,7 @@ CHOICES: dict[str, tuple] = {
     "seeds.saliency": (*SALIENCY_METHODS, "folder"),
     "seeds.overlap": ("gpu", "always", "never"),
     "seg.backbone": BACKBONES,
+    "seg.head": ("", *BACKBONES),
     "seg.init": ("imagenet", "cls"),
     "seg.seed_loss": SEED_LOSSES,
     "seg.crf_unary": CRF_UNARIES,

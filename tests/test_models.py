@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dsrg.errors import InputError
-from dsrg.models import (CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, decimate_vgg16_fc,
+from dsrg.models import (ASPP_DILATIONS, CAFFE_VGG16_KEYMAP, CAMNet, DeepLabASPP, ResNet101, VGG16Features, decimate_vgg16_fc,
                          load_backbone, load_vgg16_fc, output_size, rename_keys)
 
 SMALL = 0.125
@@ -336,6 +336,27 @@ def test_resnet_deeplab_param_groups_skip_frozen_bn_and_boost_aspp():
     assert "bias" not in groups  # backbone convs have no bias; BN affine params are frozen
     grouped = {id(p) for g in groups.values() for p in g["params"]}
     assert id(model.backbone.bn1.weight) not in grouped
+
+
+def test_each_head_goes_on_the_other_trunk_with_its_own_last_layers():
+    vgg_head = DeepLabASPP("resnet101", num_classes=21, width=SMALL, freeze_bn=False, head="vgg16")
+    assert vgg_head.head_name == "vgg16" and isinstance(vgg_head.pool5a, nn.AvgPool2d)
+    assert vgg_head.aspp[0].fc6.in_channels == vgg_head.backbone.out_channels == 256, "ResNet's 2048 x 1/8"
+    assert vgg_head(torch.rand(1, 3, 65, 65)).shape == (1, 21, 9, 9)
+    groups = _groups_by_name(vgg_head)
+    assert {id(p) for p in groups["last_weight"]["params"]} == {id(b.fc8.weight) for b in vgg_head.aspp}
+    resnet_head = DeepLabASPP("vgg16", num_classes=21, width=SMALL, head="resnet101")
+    assert isinstance(resnet_head.pool5a, nn.Identity)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.dilation[0]) for c in resnet_head.aspp] == \
+        [(64, 21, (3, 3), d) for d in ASPP_DILATIONS]
+    assert resnet_head(torch.rand(1, 3, 65, 65)).shape == (1, 21, 9, 9)
+    torch.manual_seed(0)
+    own = DeepLabASPP("vgg16", num_classes=21, width=SMALL).state_dict()
+    torch.manual_seed(0)
+    named = DeepLabASPP("vgg16", num_classes=21, width=SMALL, head="vgg16").state_dict()
+    assert own.keys() == named.keys() and all(torch.equal(own[k], named[k]) for k in own), "its own head, named"
+    with pytest.raises(InputError, match=r"^head: expected one of vgg16, resnet101, got 'aspp'$"):
+        DeepLabASPP("vgg16", head="aspp")
 
 
 def test_cam_param_groups_boost_fc8():

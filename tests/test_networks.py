@@ -69,6 +69,19 @@ def test_fc_init_imagenet_without_vggs_classifier_says_how_to_start_fc6_at_rando
     assert weights_misfit(_profile("w.pth", False), "cls.backbone_weights", state) == []
 
 
+def test_fc6_and_fc7_start_from_a_vgg16_file_only_under_vgg16s_head_on_its_trunk():
+    state = VGG16Features(width=SMALL).state_dict()            # a trunk without VGG16's classifier
+    own = load_profile("demo", ["seg.init=imagenet", "seg.batch_norm=false", "seg.backbone_weights=w.pth"])
+    (problem,) = weights_misfit(own, "seg.backbone_weights", state)
+    assert problem.endswith("set seg.fc_init=random to start fc6/fc7 at random"), "its own head has fc6/fc7"
+    other = load_profile("demo", ["seg.init=imagenet", "seg.batch_norm=false", "seg.backbone_weights=w.pth",
+                                  "seg.head=resnet101"])
+    assert weights_misfit(other, "seg.backbone_weights", state) == []
+    assert how_read(other, "seg.backbone_weights", state) == "w.pth, a torchvision vgg16's: the trunk"
+    net = build_seg_net(other, 3, torch.device("cpu"), init="none")
+    assert net.head_name == "resnet101" and not hasattr(net.aspp[0], "fc6")
+
+
 def test_a_file_without_some_of_the_trunks_entries_is_said_to_be_incomplete_not_of_another_width():
     state = {k: v for k, v in VGG16Features(width=SMALL).state_dict().items() if not k.startswith("features.28.")}
     (problem,) = weights_misfit(_profile("w.pth", False), "cls.backbone_weights", state)

@@ -77,6 +77,15 @@ def _get(cfg, dotted: str):
     return cfg
 
 
+def test_the_backbones_own_head_named_or_not_keeps_the_segmentation_folder_and_the_other_head_is_a_new_one():
+    def seg(*overrides):
+        return runs.step_hash(load_profile("demo", ["seg.init=imagenet", *overrides]), "seg")
+
+    assert seg() == seg("seg.head=vgg16") != seg("seg.head=resnet101")
+    with pytest.raises(InputError, match=r'^seg.head: expected one of "", vgg16, resnet101, got \'aspp\' \(profile'):
+        load_profile("demo", ["seg.head=aspp"])
+
+
 def test_bf16_autocast_names_other_runs_on_cuda_and_is_ignored_on_the_cpu(monkeypatch):
     assert _hashes_on(monkeypatch, "cpu", "amp=true") == _hashes_on(monkeypatch, "cpu", "amp=false")
     on, off = _hashes_on(monkeypatch, "cuda", "amp=true"), _hashes_on(monkeypatch, "cuda", "amp=false")
@@ -250,17 +259,44 @@ def test_each_row_of_table2_adds_one_part_to_the_row_above():
 
 def test_table1s_dsrg_steps_differ_from_the_vgg16_rows_by_the_start_alone_or_by_the_resnet_row():
     steps, plus_dsrg = experiments.DSRG_STEPS, experiments.ABLATION["+DSRG"]
-    assert list(steps) == [experiments.VGG16_STEP, experiments.RANDOM_STEP, experiments.RESNET_STEP]
+    assert list(steps) == [*experiments.START_STEPS, *experiments.HEAD_STEPS]
+    assert experiments.START_STEPS == (experiments.VGG16_STEP, experiments.RANDOM_STEP, experiments.RESNET_STEP)
     assert steps[experiments.VGG16_STEP] == plus_dsrg
     assert steps[experiments.RANDOM_STEP] == [*plus_dsrg, "seg.init=imagenet"]
     resnet_row = experiments.TABLE1["DSRG (Resnet101)"]
     assert steps[experiments.RESNET_STEP] == [*plus_dsrg, *resnet_row[len(experiments.ABLATION["+Retrain"]):]]
 
 
+def test_the_head_swaps_differ_from_the_two_random_starts_by_the_head_alone():
+    steps, grid = experiments.DSRG_STEPS, experiments.TRUNK_BY_HEAD
+    assert steps[experiments.VGG16_RESNET_HEAD] == [*steps[experiments.RANDOM_STEP], "seg.head=resnet101"]
+    assert steps[experiments.RESNET_VGG16_HEAD] == [*steps[experiments.RESNET_STEP], "seg.head=vgg16"]
+    assert sorted(grid.values()) == sorted([experiments.RANDOM_STEP, experiments.RESNET_STEP,
+                                            *experiments.HEAD_STEPS])
+    for (trunk, head), label in grid.items():        # each cell's network is the trunk and head it is named by
+        own = experiments.RESNET_FROM_SCRATCH if trunk == "ResNet-101" else []
+        cfg = experiments.profile("demo", [*own, *steps[label]])
+        assert (cfg.seg.backbone, cfg.seg.head or cfg.seg.backbone) == (
+            {"VGG16": "vgg16", "ResNet-101": "resnet101"}[trunk], {"VGG16's head": "vgg16",
+                                                                   "ResNet-101's head": "resnet101"}[head])
+        assert cfg.seg.init == "imagenet" and not cfg.seg.backbone_weights, "every cell from random weights"
+
+
+def test_a_dsrg_step_given_to_the_page_is_one_of_its_rows_and_the_resnets_take_their_rows_own_settings():
+    with pytest.raises(InputError, match=r"^labels: ResNet-50: expected some of VGG16 from the CAM net, "):
+        experiments.dsrg_steps("demo", [], "demo", [], labels=["ResNet-50"])
+    own = ["seg.freeze_bn=false"]
+    for label in experiments.DSRG_STEPS:
+        name, overrides = experiments._step_settings(label, "demo", ["seed=3"], "demo-r", own)
+        resnet = label in (experiments.RESNET_STEP, experiments.RESNET_VGG16_HEAD)
+        assert (name, overrides) == (("demo-r", ["seed=3", *own]) if resnet else ("demo", ["seed=3"])), label
+
+
 @pytest.mark.parametrize("name, settings, resnet, said", [
     ("demo", ["seed=3"], experiments.RESNET_FROM_SCRATCH, None),
     ("voc-vgg16", [], [], "on profile voc-vgg16 the VGG16 row starts from ImageNet weights (seg.init=imagenet)"),
     ("demo", ["seg.init=cls"], experiments.RESNET_FROM_SCRATCH, "the settings give seg.init, which these runs set"),
+    ("demo", ["seg.head=vgg16"], experiments.RESNET_FROM_SCRATCH, "the settings give seg.head, which these runs set"),
     ("demo", [], [*experiments.RESNET_FROM_SCRATCH, "seg.backbone_weights=r.pth"], "the ResNet-101 row would start "
                                                                                    "from a weights file"),
     ("demo", ["seg.backbone_weights=v.pth", "retrain.init=imagenet"], experiments.RESNET_FROM_SCRATCH,

@@ -94,6 +94,27 @@ def test_table1_checks_over_seeds_whether_the_start_makes_the_gap_in_the_grown_s
     assert spread.FILE_NAMES[spread.RANDOM] == "random-start" and spread.RANDOM in spread.CURVES
 
 
+def test_table1_checks_over_seeds_whether_resnets_trunk_and_its_head_each_grow_more_than_vgg16s():
+    def step(row, seed, grown):
+        return _record(row, seed, 0.5, recall=[0.4, grown], precision=[0.7, 0.8])
+
+    records = []
+    for seed, (vgg_resnet_head, resnet_vgg_head) in enumerate([(0.45, 0.6), (0.55, 0.72)]):
+        records += [*_table1_records(seed, 0.09, 0.633, 0.916), step(spread.RANDOM, seed, 0.5),   # ResNet grows 0.7
+                    step(spread.VGG16_RESNET_HEAD, seed, vgg_resnet_head),
+                    step(spread.RESNET_VGG16_HEAD, seed, resnet_vgg_head)]
+    claims = spread.table1_claims(records).set_index("claim")
+    said = {what: (claims.loc[f"ResNet-101's {what} (IoU, last epoch; from random weights)", "holds in"])
+            for what in ("trunk grows more than VGG16's, under VGG16's head",
+                         "trunk grows more than VGG16's, under ResNet-101's head",
+                         "head grows more than VGG16's, on the VGG16 trunk",
+                         "head grows more than VGG16's, on the ResNet-101 trunk")}
+    assert list(said.values()) == ["0, 1", "0, 1", "1", "0"], said    # 0.6/0.72 > 0.5; 0.7 > 0.45/0.55; ...
+    assert [spread.FILE_NAMES[row] for row in spread.STEPS] == ["random-start", "vgg16-resnet-head",
+                                                                "resnet101-vgg16-head"]
+    assert set(spread.STEPS) <= set(spread.CURVES) and spread.RESNETS == (spread.RESNET, spread.RESNET_VGG16_HEAD)
+
+
 def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
     records = _table1_records(0, 0.09, 0.633, 0.916)
     names = {recorded: label for label, recorded in spread.TABLE1_RECORDS.items()}
@@ -103,7 +124,7 @@ def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
     assert spread.this_run(records, 0, {**mine, spread.RESNET: 0.916}, names=names).endswith("in every row.")
     assert spread.none_yet([], "smoke", rows=spread.ROWS) == (
         "No spread is recorded for this profile yet: dsrg spread --profile smoke --seeds 0 1 2 --rows baseline "
-        "bsl dsrg retrain resnet101 random-start measures it.")
+        "bsl dsrg retrain resnet101 random-start vgg16-resnet-head resnet101-vgg16-head measures it.")
 
 
 def test_the_page_says_when_the_spread_was_measured_on_other_code():
@@ -266,6 +287,11 @@ def test_the_resnet_row_of_a_spread_on_the_demo_trains_its_batchnorm_from_random
         spread.measure("demo", [4], tmp_path / "out", tmp_path / "runs", rows=["random-start"])
     overrides, row = ran[1]
     assert row == experiments.ABLATION["+DSRG"] + ["seg.init=imagenet"] and overrides[-1] == "seed=4", "no own settings"
+    with pytest.raises(Trained):
+        spread.measure("demo", [4], tmp_path / "out", tmp_path / "runs", rows=["resnet101-vgg16-head"])
+    overrides, row = ran[2]
+    assert row == experiments.DSRG_STEPS[experiments.RESNET_VGG16_HEAD]
+    assert overrides[-2:] == ["seg.batch_norm=false", "seg.freeze_bn=false"], "a ResNet-101: the row's own settings"
     assert spread._own("demo", ["seg.freeze_bn=true"], spread.RESNET) == ["seg.batch_norm=false"], "the user's holds"
     assert spread.resnet_none_yet([], "demo") == "No spread of the DSRG (Resnet101) row is recorded: make spread " \
                                                  "measures it."
@@ -277,6 +303,9 @@ def test_the_random_start_row_is_refused_where_the_vgg16_row_does_not_start_from
     with pytest.raises(InputError, match=r"^--rows random-start: on profile voc-vgg16 the VGG16 row starts from "
                                          r"ImageNet weights \(seg.init=imagenet\)"):
         spread.measure("voc-vgg16", [0], tmp_path / "out", tmp_path / "runs", rows=["random-start"])
+    with pytest.raises(InputError, match=r"^--rows random-start resnet101-vgg16-head: on profile voc-vgg16 the VGG16 "):
+        spread.measure("voc-vgg16", [0], tmp_path / "out", tmp_path / "runs",
+                       rows=["resnet101-vgg16-head", "baseline", "random-start"])
     assert not (tmp_path / "out").exists()
 
 

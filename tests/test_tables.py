@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from dsrg.errors import InputError
-from dsrg.reproduce.tables import DASH, gap_closed, gap_left, show
+from dsrg.reproduce.tables import DASH, gap_closed, gap_left, show, trunk_by_head, trunk_or_head
 
 
 def _cells(styler) -> list[str]:
@@ -120,6 +120,39 @@ def test_gap_sentences_read_on_the_values_as_shown(values, ends, left):
 def test_a_gap_not_measured_for_a_row_is_named():
     with pytest.raises(InputError, match="grown: IoU: not measured for every one of VGG16, random and ResNet"):
         _closed(56.0, float("nan"), 76.0)
+
+
+CELLS = {("V", "v's"): "V+v", ("V", "r's"): "V+r", ("R", "v's"): "R+v", ("R", "r's"): "R+r"}
+
+
+def _trunk_by_head(vv: float, vr: float, rv: float, rr: float) -> pd.DataFrame:
+    stages = pd.DataFrame({"grown: IoU": {"V+v": vv, "V+r": vr, "R+v": rv, "R+r": rr}})
+    return trunk_by_head(stages, CELLS, "grown: IoU")
+
+
+def test_four_dsrg_steps_set_two_by_two_say_what_the_trunk_and_the_head_each_move():
+    grid = _trunk_by_head(50.0, 50.5, 70.0, 75.4)
+    assert grid.to_dict() == {"v's": {"V": 50.0, "R": 70.0}, "r's": {"V": 50.5, "R": 75.4}}
+    assert (grid.index.name, grid.columns.name) == ("trunk", "head")
+    assert trunk_or_head(grid, "Grown") == (
+        "Grown: the trunk (R minus V) moves it +20.0 points under v's and +24.9 under r's; the head (r's minus v's) "
+        "+0.5 on the V trunk and +5.4 on the R trunk. By a point or more: the trunk under both heads, the head on "
+        "the R trunk only.")
+
+
+@pytest.mark.parametrize("cells, trunk, head", [
+    ((50.0, 60.0, 50.4, 60.9), "under neither head", "on both trunks"),
+    ((50.0, 48.0, 53.0, 56.0), "under both heads", "on both trunks, the other way round in each"),
+    ((50.04, 50.0, 50.96, 50.0), "under v's only", "on the R trunk only"),      # as shown: 50.0 / 51.0, a point
+])
+def test_where_the_trunk_and_the_head_move_a_point_or_more_is_read_on_the_values_as_shown(cells, trunk, head):
+    said = trunk_or_head(_trunk_by_head(*cells), "Grown")
+    assert said.endswith(f"By a point or more: the trunk {trunk}, the head {head}."), said
+
+
+def test_a_cell_of_the_two_by_two_not_measured_is_named():
+    with pytest.raises(InputError, match="grown: IoU: not measured for every one of V\\+v, V\\+r, R\\+v, R\\+r"):
+        _trunk_by_head(50.0, float("nan"), 70.0, 75.0)
 
 
 def test_a_heat_map_of_tied_cells_draws_them_mid_scale_not_at_its_ends():

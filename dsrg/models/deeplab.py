@@ -8,6 +8,9 @@
   logits are summed.
 * ``backbone="resnet101"`` follows DeepLab v2 ResNet-101 (:mod:`dsrg.models.resnet`): four 3x3
   convolutions on the layer4 output with dilations 6/12/18/24 straight to num_classes, summed.
+* ``head`` swaps the heads (not the paper's; Table 1's page takes its rows apart with it): ``"vgg16"`` puts
+  VGG16's ``pool5a`` and four fc6-fc7-fc8 branches on either trunk, ``"resnet101"`` ResNet-101's four 3x3
+  convolutions; None keeps the backbone's own.
 
 Forward: ``(B, 3, H, W)`` float -> ``(B, num_classes, h, w)`` logits on the output-stride-8 grid
 (``h = output_size(H)``; 41 for 321). No softmax, no upsampling.
@@ -79,18 +82,26 @@ class DeepLabASPP(nn.Module):
 
     Attributes: ``backbone`` (load pretrained weights into it with
     :func:`dsrg.models.weights.load_backbone`), ``aspp`` (``nn.ModuleList`` of four branches),
-    ``pool5a`` (VGG only).
+    ``pool5a`` (VGG16's head only), ``head_name`` (whose head it is: ``"vgg16"`` or ``"resnet101"``).
     """
 
     def __init__(self, backbone: Literal["vgg16", "resnet101"] = "vgg16", num_classes: int = 21,
-                 width: float = 1.0, freeze_bn: bool = True, dropout: float = 0.5, batch_norm: bool = False) -> None:
+                 width: float = 1.0, freeze_bn: bool = True, dropout: float = 0.5, batch_norm: bool = False,
+                 head: Literal["vgg16", "resnet101"] | None = None) -> None:
         super().__init__()
         expect_choice("backbone", backbone, BACKBONES)
         expect_positive_int("num_classes", num_classes)
-        self.backbone_name = backbone
+        head = head or backbone
+        expect_choice("head", head, BACKBONES)
+        self.backbone_name, self.head_name = backbone, head
         self.num_classes = num_classes
         if backbone == "vgg16":
             self.backbone: nn.Module = VGG16Features(width, batch_norm)
+        else:
+            if batch_norm:
+                raise InputError("batch_norm: the vgg16_bn option is for backbone='vgg16' (ResNet-101 has its own)")
+            self.backbone = ResNet101(width, freeze_bn=freeze_bn)
+        if head == "vgg16":
             self.pool5a: nn.Module = nn.AvgPool2d(3, stride=1, padding=1)
             hidden = scale_channels(1024, width)
             self.aspp = nn.ModuleList(VGGASPPBranch(self.backbone.out_channels, hidden, num_classes, d, dropout)
@@ -100,9 +111,6 @@ class DeepLabASPP(nn.Module):
                 for conv in (branch.fc6, branch.fc7):
                     init_conv_(conv)
         else:
-            if batch_norm:
-                raise InputError("batch_norm: the vgg16_bn option is for backbone='vgg16' (ResNet-101 has its own)")
-            self.backbone = ResNet101(width, freeze_bn=freeze_bn)
             self.pool5a = nn.Identity()
             self.aspp = nn.ModuleList(nn.Conv2d(self.backbone.out_channels, num_classes, 3, padding=d, dilation=d)
                                       for d in ASPP_DILATIONS)

@@ -58,13 +58,24 @@ TABLE1: dict[str, list[str]] = {
 }
 # The rows of DSRG_STEPS, by name.
 VGG16_STEP, RANDOM_STEP, RESNET_STEP = "VGG16 from the CAM net", "VGG16 from random weights", "ResNet-101"
+VGG16_RESNET_HEAD = "VGG16 from random weights with ResNet-101's head"
+RESNET_VGG16_HEAD = "ResNet-101 with VGG16's head"
 #: The DSRG steps that Table 1's page sets side by side where its two DSRG rows part, each evaluated without
 #: retraining (Table 2's +DSRG) -- the VGG16 row's, the VGG16 row's started from random weights (as the
-#: ResNet-101 row starts on the embedded profiles), and the ResNet-101 row's.
+#: ResNet-101 row starts on the embedded profiles), the ResNet-101 row's, and the last two with each other's head.
 DSRG_STEPS: dict[str, list[str]] = {
     VGG16_STEP: ABLATION["+DSRG"],
     RANDOM_STEP: ABLATION["+DSRG"] + ["seg.init=imagenet"],
     RESNET_STEP: ABLATION["+DSRG"] + RESNET_ROW,
+    VGG16_RESNET_HEAD: ABLATION["+DSRG"] + ["seg.init=imagenet", "seg.head=resnet101"],
+    RESNET_VGG16_HEAD: ABLATION["+DSRG"] + RESNET_ROW + ["seg.head=vgg16"],
+}
+#: The rows of DSRG_STEPS that take the start away, and those that swap the heads.
+START_STEPS, HEAD_STEPS = (VGG16_STEP, RANDOM_STEP, RESNET_STEP), (VGG16_RESNET_HEAD, RESNET_VGG16_HEAD)
+#: The four random starts of DSRG_STEPS by (trunk, head), which Table 1's page sets two by two.
+TRUNK_BY_HEAD: dict[tuple[str, str], str] = {
+    ("VGG16", "VGG16's head"): RANDOM_STEP, ("VGG16", "ResNet-101's head"): VGG16_RESNET_HEAD,
+    ("ResNet-101", "VGG16's head"): RESNET_VGG16_HEAD, ("ResNet-101", "ResNet-101's head"): RESNET_STEP,
 }
 #: The DSRG (Resnet101) row's own settings on the embedded profiles, whose ResNet-101 starts from random weights
 #: (its BatchNorm trains, as a frozen one, DeepLab's, would normalise nothing; and no vgg16_bn option).
@@ -402,15 +413,17 @@ def _profile_argument(name: str, base: str | Path | None) -> str:
 
 def _step_settings(label: str, name: str, settings: Sequence[str], resnet_name: str,
                    resnet_settings: Sequence[str]) -> tuple[str, list[str]]:
-    """The profile and overrides of :data:`DSRG_STEPS`' row ``label``: the ResNet-101's are its Table 1 row's."""
-    return (resnet_name, [*settings, *resnet_settings]) if label == RESNET_STEP else (name, list(settings))
+    """The profile and overrides of :data:`DSRG_STEPS`' row ``label``: a ResNet-101's are its Table 1 row's."""
+    resnet = "seg.backbone=resnet101" in DSRG_STEPS[label]
+    return (resnet_name, [*settings, *resnet_settings]) if resnet else (name, list(settings))
 
 
 def start_not_taken_away(name: str, settings: Sequence[str], resnet_name: str, resnet_settings: Sequence[str],
                          base: str | Path | None = None) -> str | None:
-    """Why :data:`DSRG_STEPS` cannot take the VGG16 row's start away with these settings (the page's, and the
-    ResNet-101 row's profile and own ones), in words; None where it can: the VGG16 row starts from the CAM net
-    (``seg.init=cls``), the ResNet-101 row from random weights, and the VGG16 row can start from them too."""
+    """Why :data:`DSRG_STEPS` cannot take the VGG16 row's start away (nor swap the heads of the two random
+    starts) with these settings (the page's, and the ResNet-101 row's profile and own ones), in words; None where
+    it can: the VGG16 row starts from the CAM net (``seg.init=cls``), the ResNet-101 row from random weights, and
+    the VGG16 row can start from them too."""
     cfgs = {}
     for label, row in DSRG_STEPS.items():
         profile_name, overrides = _step_settings(label, name, settings, resnet_name, resnet_settings)
@@ -430,11 +443,15 @@ def start_not_taken_away(name: str, settings: Sequence[str], resnet_name: str, r
 
 
 def dsrg_steps(name: str, settings: Sequence[str], resnet_name: str, resnet_settings: Sequence[str], *,
-               base: str | Path | None = None, resume: bool = False) -> dict[str, Experiment]:
-    """:data:`DSRG_STEPS`, each run or reused (:func:`run`), the ResNet-101's with its Table 1 row's profile and
-    own settings after the page's."""
-    return {label: run(*_step_settings(label, name, settings, resnet_name, resnet_settings), row=row, base=base,
-                       resume=resume) for label, row in DSRG_STEPS.items()}
+               labels: Sequence[str] = tuple(DSRG_STEPS), base: str | Path | None = None,
+               resume: bool = False) -> dict[str, Experiment]:
+    """The rows ``labels`` of :data:`DSRG_STEPS`, each run or reused (:func:`run`), a ResNet-101's with its Table
+    1 row's profile and own settings after the page's."""
+    unknown = [label for label in labels if label not in DSRG_STEPS]
+    if unknown:
+        raise InputError(f"labels: {', '.join(unknown)}: expected some of {', '.join(DSRG_STEPS)}")
+    return {label: run(*_step_settings(label, name, settings, resnet_name, resnet_settings), row=DSRG_STEPS[label],
+                       base=base, resume=resume) for label in labels}
 
 
 def ablation(name: str = "demo", overrides: Sequence[str] = (), rows: Sequence[str] = tuple(ABLATION), *,

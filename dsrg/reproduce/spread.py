@@ -33,19 +33,26 @@ from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
-from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, TABLE1, Experiment, ablation, \
-    profile as experiment_profile, refuse_row_keys, resnet_overrides, run, start_not_taken_away
+from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, RESNET_VGG16_HEAD, TABLE1, \
+    VGG16_RESNET_HEAD, Experiment, ablation, profile as experiment_profile, refuse_row_keys, resnet_overrides, run, \
+    start_not_taken_away
 
 RESNET, RANDOM = "DSRG (Resnet101)", RANDOM_STEP
+#: The rows that Table 1's page sets beside its own DSRG steps: the VGG16 row's from random weights (the start
+#: taken away), and the two random starts with each other's head.
+STEPS = (RANDOM, VGG16_RESNET_HEAD, RESNET_VGG16_HEAD)
 #: The rows a spread can measure, each with its settings (Table 2's, in its order, then Table 1's own row, then
-#: the VGG16 row's DSRG step from random weights, with which Table 1's page takes the start away).
-ROWS: dict[str, list[str]] = {**ABLATION, RESNET: TABLE1[RESNET], RANDOM: DSRG_STEPS[RANDOM]}
+#: :data:`STEPS`).
+ROWS: dict[str, list[str]] = {**ABLATION, RESNET: TABLE1[RESNET], **{row: DSRG_STEPS[row] for row in STEPS}}
 #: Each row's name in its records' file names (``<name>-seed<seed>.json``) and in ``dsrg spread --rows``.
-FILE_NAMES = {**{row: row.lstrip("+").lower() for row in ABLATION}, RESNET: "resnet101", RANDOM: "random-start"}
+FILE_NAMES = {**{row: row.lstrip("+").lower() for row in ABLATION}, RESNET: "resnet101", RANDOM: "random-start",
+              VGG16_RESNET_HEAD: "vgg16-resnet-head", RESNET_VGG16_HEAD: "resnet101-vgg16-head"}
 #: The rows ``dsrg spread`` measures unless told others.
 TABLE2 = tuple(ABLATION)
 #: The rows whose records keep their supervision per epoch (Fig. 4's curve; the DSRG steps of Table 1's page).
-CURVES = ("+DSRG", RESNET, RANDOM)
+CURVES = ("+DSRG", RESNET, *STEPS)
+#: The rows that train a ResNet-101, with the DSRG (Resnet101) row's own settings (:func:`_own`).
+RESNETS = (RESNET, RESNET_VGG16_HEAD)
 
 
 def record(exp: Experiment, row: str, seed: int) -> dict:
@@ -135,7 +142,8 @@ def _known(rows: Sequence[str]) -> list[str]:
     if unknown or not rows:
         raise InputError(f"--rows: {'unknown ' + ', '.join(map(repr, unknown)) if unknown else 'none given'}; "
                          f"expected some of {' '.join(FILE_NAMES.values())} (Table 2's four, then Table 1's "
-                         f"{RESNET}, then the VGG16 row's DSRG step from random weights)"
+                         f"{RESNET}, then the VGG16 row's DSRG step from random weights, and the two random "
+                         f"starts with each other's head)"
                          + ("; key=value overrides go before --rows" if any("=" in r for r in unknown) else ""))
     chosen = {names[r] for r in rows}
     return [row for row in ROWS if row in chosen]
@@ -143,9 +151,9 @@ def _known(rows: Sequence[str]) -> list[str]:
 
 def _own(profile: str, overrides: Sequence[str], row: str) -> list[str]:
     """A row's own overrides beside its settings: the DSRG (Resnet101) row's on the profile
-    (:func:`~dsrg.reproduce.experiments.resnet_overrides`), less the keys ``overrides`` set (the user's value
-    holds); none for Table 2's."""
-    if row != RESNET:
+    (:func:`~dsrg.reproduce.experiments.resnet_overrides`) for each of :data:`RESNETS`, less the keys
+    ``overrides`` set (the user's value holds); none for the VGG16 rows."""
+    if row not in RESNETS:
         return []
     given = {item.partition("=")[0].strip() for item in overrides}
     return [item for item in resnet_overrides(experiment_profile(profile, list(overrides)))
@@ -164,9 +172,10 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
                              f"the run folders from --runs); leave it out")
     for row in rows:
         refuse_row_keys(overrides, ROWS[row])
-    why = RANDOM in rows and start_not_taken_away(profile, overrides, profile, _own(profile, overrides, RESNET))
+    steps = [FILE_NAMES[row] for row in STEPS if row in rows]
+    why = steps and start_not_taken_away(profile, overrides, profile, _own(profile, overrides, RESNET))
     if why:
-        raise InputError(f"--rows {FILE_NAMES[RANDOM]}: {why}")
+        raise InputError(f"--rows {' '.join(steps)}: {why}")
     for option, path, what in (("--out", out, "for the records"), ("--runs", runs, "for the run folders")):
         file = file_in_the_way(path) if path else None     # a folder on the way that cannot be read: said later
         if file is not None:
@@ -445,10 +454,12 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
     of its two DSRG rows, which scores higher, whether they share their seeds, and whether the ResNet-101 row's
     grown supervision (the DSRG step's last epoch) and pseudo labels are above the VGG16 row's; with the VGG16
     row's DSRG step from random weights (``RANDOM``), whether the start makes the gap in the grown
-    supervision."""
+    supervision; with the two random starts' heads swapped (:data:`STEPS`), whether ResNet-101's trunk and its
+    head each grow more than VGG16's, under either of the other."""
     sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
-    grown, random, last = ({s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items()
-                            if "supervision" in r} for row in ("+DSRG", RANDOM, RESNET))   # the DSRG steps' last IoU
+    grown, random, last, vgg_resnet_head, resnet_vgg_head = (   # the DSRG steps' last IoU
+        {s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
+        for row in ("+DSRG", RANDOM, RESNET, VGG16_RESNET_HEAD, RESNET_VGG16_HEAD))
     both = [s for s in resnet if s in vgg]
     rows = [_checked_claim("DSRG (VGG16) > SEC (mIoU)", {s: vgg[s]["miou"] > sec[s]["miou"] for s in vgg if s in sec}),
             _checked_claim(f"{RESNET} > DSRG (VGG16) (mIoU)", {s: resnet[s]["miou"] > vgg[s]["miou"] for s in both}),
@@ -464,6 +475,12 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
             _checked_claim(f"{RESNET}'s pseudo labels > DSRG (VGG16)'s (mIoU)",
                            {s: resnet[s]["pseudo"]["miou"] > vgg[s]["pseudo"]["miou"]
                             for s in both if resnet[s].get("pseudo") and vgg[s].get("pseudo")})]
+    for what, higher, lower in (("trunk grows more than VGG16's, under VGG16's head", resnet_vgg_head, random),
+                                ("trunk grows more than VGG16's, under ResNet-101's head", last, vgg_resnet_head),
+                                ("head grows more than VGG16's, on the VGG16 trunk", vgg_resnet_head, random),
+                                ("head grows more than VGG16's, on the ResNet-101 trunk", last, resnet_vgg_head)):
+        rows.append(_checked_claim(f"ResNet-101's {what} (IoU, last epoch; from random weights)",
+                                   {s: higher[s] > lower[s] for s in higher if s in lower}))
     return _measured(rows)
 
 

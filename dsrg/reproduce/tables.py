@@ -231,6 +231,42 @@ def gap_left(stages: pd.DataFrame, start: str, changed: str, target: str, stage:
             f"{'above' if left > 0 else 'below'} {changed}: {differs}.")
 
 
+def trunk_by_head(stages: pd.DataFrame, cells: dict[tuple[str, str], str], stage: str) -> pd.DataFrame:
+    """``stage``'s values of the rows of :func:`stages` that ``cells`` names by (trunk, head), two by two: a row
+    per trunk, a column per head, in ``cells``' order (the first trunk and head being the reference ones)."""
+    trunks, heads = list(dict.fromkeys(t for t, _ in cells)), list(dict.fromkeys(h for _, h in cells))
+    grid = pd.DataFrame([[float(stages.loc[cells[(t, h)], stage]) for h in heads] for t in trunks],
+                        index=pd.Index(trunks, name="trunk"), columns=pd.Index(heads, name="head"))
+    if not np.isfinite(grid.to_numpy()).all():
+        raise InputError(f"{stage}: not measured for every one of {', '.join(cells.values())}")
+    return grid
+
+
+def _where_it_moves(moves: list[float], levels: list[str], both: str, neither: str) -> str:
+    """Where a factor's two ``moves`` (one under each of the other factor's ``levels``) are a point or more, in
+    words: ``both`` (and whether the same way), one of ``levels`` only, or ``neither``."""
+    big = [abs(m) >= 1 for m in moves]
+    if all(big):
+        return both + ("" if (moves[0] > 0) == (moves[1] > 0) else ", the other way round in each")
+    return f"{levels[big.index(True)]} only" if any(big) else neither
+
+
+def trunk_or_head(grid: pd.DataFrame, what: str) -> str:
+    """What the trunk and the head each move ``what`` (in words) by in a :func:`trunk_by_head` ``grid``, under
+    each level of the other (the second trunk or head minus the first), and where by a point or more, in
+    sentences; on the values as shown (one decimal)."""
+    v = grid.round(1)
+    (t0, t1), (h0, h1) = list(v.index), list(v.columns)
+    trunk = [round(v.loc[t1, h] - v.loc[t0, h], 1) for h in (h0, h1)]
+    head = [round(v.loc[t, h1] - v.loc[t, h0], 1) for t in (t0, t1)]
+    trunk_where = _where_it_moves(trunk, [f"under {h0}", f"under {h1}"], "under both heads", "under neither head")
+    head_where = _where_it_moves(head, [f"on the {t0} trunk", f"on the {t1} trunk"], "on both trunks",
+                                 "on neither trunk")
+    return (f"{what}: the trunk ({t1} minus {t0}) moves it {trunk[0]:+.1f} points under {h0} and {trunk[1]:+.1f} "
+            f"under {h1}; the head ({h1} minus {h0}) {head[0]:+.1f} on the {t0} trunk and {head[1]:+.1f} on the "
+            f"{t1} trunk. By a point or more: the trunk {trunk_where}, the head {head_where}.")
+
+
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
     """A sentence on whether our rows (``ours``, by label; a row not run: NaN) rank as the paper's do, lowest
     first, and ``second`` minus ``first`` in points in each (where both ran)."""

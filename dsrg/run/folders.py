@@ -176,6 +176,8 @@ def step_config(cfg: Profile, step: str) -> dict:
             own[step]["crf_backend"] = backend
     if step == "seeds" and not (cfg.seeds.saliency == "folder" and cfg.seeds.saliency_resize):
         del own["seeds"]["saliency_resize"]    # the maps as they are, as before the setting: unnamed
+    if step == "seg" and cfg.seg.head in ("", cfg.seg.backbone):
+        del own["seg"]["head"]          # the backbone's own head, as before the setting: unnamed
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
     prev = upstream(cfg, step)
