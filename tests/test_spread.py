@@ -94,25 +94,26 @@ def test_table1_checks_over_seeds_whether_the_start_makes_the_gap_in_the_grown_s
     assert spread.FILE_NAMES[spread.RANDOM] == "random-start" and spread.RANDOM in spread.CURVES
 
 
-def test_table1_checks_over_seeds_whether_resnets_trunk_and_its_head_each_grow_more_than_vgg16s():
+def test_table1_checks_over_seeds_what_resnets_trunk_and_its_head_each_add_alone_and_together():
     def step(row, seed, grown):
         return _record(row, seed, 0.5, recall=[0.4, grown], precision=[0.7, 0.8])
 
-    records = []
-    for seed, (vgg_resnet_head, resnet_vgg_head) in enumerate([(0.45, 0.6), (0.55, 0.72)]):
-        records += [*_table1_records(seed, 0.09, 0.633, 0.916), step(spread.RANDOM, seed, 0.5),   # ResNet grows 0.7
+    records = []     # VGG16 from random weights grows to 0.5, ResNet-101 (the row's DSRG step) to 0.7
+    for seed, (vgg_resnet_head, resnet_vgg_head) in enumerate([(0.45, 0.6), (0.55, 0.68)]):
+        records += [*_table1_records(seed, 0.09, 0.633, 0.916), step(spread.RANDOM, seed, 0.5),
                     step(spread.VGG16_RESNET_HEAD, seed, vgg_resnet_head),
                     step(spread.RESNET_VGG16_HEAD, seed, resnet_vgg_head)]
-    claims = spread.table1_claims(records).set_index("claim")
-    said = {what: (claims.loc[f"ResNet-101's {what} (IoU, last epoch; from random weights)", "holds in"])
-            for what in ("trunk grows more than VGG16's, under VGG16's head",
-                         "trunk grows more than VGG16's, under ResNet-101's head",
-                         "head grows more than VGG16's, on the VGG16 trunk",
-                         "head grows more than VGG16's, on the ResNet-101 trunk")}
-    assert list(said.values()) == ["0, 1", "0, 1", "1", "0"], said    # 0.6/0.72 > 0.5; 0.7 > 0.45/0.55; ...
+    claims = spread.table1_claims(records).set_index("claim")["holds in"]
+    assert claims["ResNet-101's trunk alone (under VGG16's head) grows more than VGG16 from random weights (IoU, "
+                  "last epoch)"] == "0, 1"                                     # 0.6 and 0.68 > 0.5
+    assert claims["ResNet-101's head alone (on the VGG16 trunk) grows more than VGG16 from random weights (IoU, "
+                  "last epoch)"] == "1"                                        # 0.45 < 0.5 < 0.55
+    assert claims["ResNet-101's trunk and head grow more together than the sum of each alone (IoU, last epoch; "
+                  "from random weights)"] == "0"                              # 0.2 > 0.1 - 0.05; 0.2 < 0.18 + 0.05
     assert [spread.FILE_NAMES[row] for row in spread.STEPS] == ["random-start", "vgg16-resnet-head",
                                                                 "resnet101-vgg16-head"]
     assert set(spread.STEPS) <= set(spread.CURVES) and spread.RESNETS == (spread.RESNET, spread.RESNET_VGG16_HEAD)
+    assert not any("alone" in claim for claim in spread.table1_claims(records[:5]).claim), "no swaps: no claim"
 
 
 def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():

@@ -130,24 +130,28 @@ def _trunk_by_head(vv: float, vr: float, rv: float, rr: float) -> pd.DataFrame:
     return trunk_by_head(stages, CELLS, "grown: IoU")
 
 
-def test_four_dsrg_steps_set_two_by_two_say_what_the_trunk_and_the_head_each_move():
-    grid = _trunk_by_head(50.0, 50.5, 70.0, 75.4)
-    assert grid.to_dict() == {"v's": {"V": 50.0, "R": 70.0}, "r's": {"V": 50.5, "R": 75.4}}
+def test_four_dsrg_steps_set_two_by_two_take_the_gap_apart_into_trunk_head_and_the_two_together():
+    grid = _trunk_by_head(47.0, 45.0, 45.1, 70.8)
+    assert grid.to_dict() == {"v's": {"V": 47.0, "R": 45.1}, "r's": {"V": 45.0, "R": 70.8}}
     assert (grid.index.name, grid.columns.name) == ("trunk", "head")
     assert trunk_or_head(grid, "Grown") == (
-        "Grown: the trunk (R minus V) moves it +20.0 points under v's and +24.9 under r's; the head (r's minus v's) "
-        "+0.5 on the V trunk and +5.4 on the R trunk. By a point or more: the trunk under both heads, the head on "
-        "the R trunk only.")
+        "Grown: R under r's 70.8 against V under v's 47.0 (+23.8 points); R's trunk alone (under v's) moves it -1.9, "
+        "r's alone (on the V trunk) -2.0, and the two together +27.7 beyond the sum of those. Half of the gap or "
+        "more comes from the trunk and the head together, neither alone.")
 
 
-@pytest.mark.parametrize("cells, trunk, head", [
-    ((50.0, 60.0, 50.4, 60.9), "under neither head", "on both trunks"),
-    ((50.0, 48.0, 53.0, 56.0), "under both heads", "on both trunks, the other way round in each"),
-    ((50.04, 50.0, 50.96, 50.0), "under v's only", "on the R trunk only"),      # as shown: 50.0 / 51.0, a point
+@pytest.mark.parametrize("cells, verdict", [
+    ((50.0, 51.0, 70.0, 71.0), "Half of the gap or more comes from R's trunk alone."),           # +20 of +21
+    ((50.0, 62.0, 58.0, 70.0), "Half of the gap or more comes from r's alone."),                 # +12 of +20
+    ((50.0, 62.0, 62.0, 70.0), "Half of the gap or more comes from R's trunk alone and from r's alone."),  # -4 together
+    ((50.0, 56.0, 56.0, 70.0), "No one of the three makes half of the gap."),                     # 6, 6 and 8 of 20
+    ((50.0, 60.0, 40.0, 50.94), "There is no gap (a point or more) to take apart."),              # 50.9 shown
+    ((50.04, 60.0, 40.0, 50.96), "comes from r's alone and from the trunk and the head together, neither alone."),
+    ((50.0, 40.0, 40.0, 30.0), "Half of the gap or more comes from R's trunk alone and from r's alone."),  # -10 each of -20
 ])
-def test_where_the_trunk_and_the_head_move_a_point_or_more_is_read_on_the_values_as_shown(cells, trunk, head):
+def test_what_makes_half_of_the_gap_is_read_on_the_values_as_shown(cells, verdict):
     said = trunk_or_head(_trunk_by_head(*cells), "Grown")
-    assert said.endswith(f"By a point or more: the trunk {trunk}, the head {head}."), said
+    assert said.endswith(verdict), said
 
 
 def test_a_cell_of_the_two_by_two_not_measured_is_named():

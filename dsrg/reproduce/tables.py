@@ -242,29 +242,28 @@ def trunk_by_head(stages: pd.DataFrame, cells: dict[tuple[str, str], str], stage
     return grid
 
 
-def _where_it_moves(moves: list[float], levels: list[str], both: str, neither: str) -> str:
-    """Where a factor's two ``moves`` (one under each of the other factor's ``levels``) are a point or more, in
-    words: ``both`` (and whether the same way), one of ``levels`` only, or ``neither``."""
-    big = [abs(m) >= 1 for m in moves]
-    if all(big):
-        return both + ("" if (moves[0] > 0) == (moves[1] > 0) else ", the other way round in each")
-    return f"{levels[big.index(True)]} only" if any(big) else neither
-
-
 def trunk_or_head(grid: pd.DataFrame, what: str) -> str:
-    """What the trunk and the head each move ``what`` (in words) by in a :func:`trunk_by_head` ``grid``, under
-    each level of the other (the second trunk or head minus the first), and where by a point or more, in
-    sentences; on the values as shown (one decimal)."""
+    """How a :func:`trunk_by_head` ``grid`` takes apart the gap in ``what`` (in words) between its two networks
+    as they are (the first trunk under the first head, the second under the second), in sentences: the second
+    trunk alone (under the first head), the second head alone (on the first trunk), and what the two add only
+    together (the rest of the gap); and which of the three makes half of it or more. On the values as shown (one
+    decimal), a gap of under a point being none."""
     v = grid.round(1)
     (t0, t1), (h0, h1) = list(v.index), list(v.columns)
-    trunk = [round(v.loc[t1, h] - v.loc[t0, h], 1) for h in (h0, h1)]
-    head = [round(v.loc[t, h1] - v.loc[t, h0], 1) for t in (t0, t1)]
-    trunk_where = _where_it_moves(trunk, [f"under {h0}", f"under {h1}"], "under both heads", "under neither head")
-    head_where = _where_it_moves(head, [f"on the {t0} trunk", f"on the {t1} trunk"], "on both trunks",
-                                 "on neither trunk")
-    return (f"{what}: the trunk ({t1} minus {t0}) moves it {trunk[0]:+.1f} points under {h0} and {trunk[1]:+.1f} "
-            f"under {h1}; the head ({h1} minus {h0}) {head[0]:+.1f} on the {t0} trunk and {head[1]:+.1f} on the "
-            f"{t1} trunk. By a point or more: the trunk {trunk_where}, the head {head_where}.")
+    own0, own1 = v.loc[t0, h0], v.loc[t1, h1]
+    gap, trunk, head = round(own1 - own0, 1), round(v.loc[t1, h0] - own0, 1), round(v.loc[t0, h1] - own0, 1)
+    together = round(gap - trunk - head, 1)
+    said = (f"{what}: {t1} under {h1} {own1:.1f} against {t0} under {h0} {own0:.1f} ({gap:+.1f} points); {t1}'s "
+            f"trunk alone (under {h0}) moves it {trunk:+.1f}, {h1} alone (on the {t0} trunk) {head:+.1f}, and the "
+            f"two together {together:+.1f} beyond the sum of those.")
+    if abs(gap) < 1:
+        return f"{said} There is no gap (a point or more) to take apart."
+    parts = {f"{t1}'s trunk alone": trunk, f"{h1} alone": head, "the trunk and the head together, neither alone":
+             together}
+    most = [name for name, part in parts.items() if part / gap >= 0.5]
+    verdict = f"Half of the gap or more comes from {' and from '.join(most)}" if most else \
+        "No one of the three makes half of the gap"
+    return f"{said} {verdict}."
 
 
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
