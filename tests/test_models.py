@@ -347,6 +347,8 @@ def test_each_head_goes_on_the_other_trunk_with_its_own_last_layers():
     assert {id(p) for p in groups["last_weight"]["params"]} == {id(b.fc8.weight) for b in vgg_head.aspp}
     resnet_head = DeepLabASPP("vgg16", num_classes=21, width=SMALL, head="resnet101")
     assert isinstance(resnet_head.pool5a, nn.Identity)
+    groups = _groups_by_name(resnet_head)
+    assert {id(p) for p in groups["last_weight"]["params"]} == {id(c.weight) for c in resnet_head.aspp}
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.dilation[0]) for c in resnet_head.aspp] == \
         [(64, 21, (3, 3), d) for d in ASPP_DILATIONS]
     assert resnet_head(torch.rand(1, 3, 65, 65)).shape == (1, 21, 9, 9)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dsrg.errors import InputError
-from dsrg.models import CAFFE_VGG16_KEYMAP, CAMNet, VGG16Features
+from dsrg.models import CAFFE_VGG16_KEYMAP, CAMNet, ResNet101, VGG16Features
 from dsrg.profile import load_profile
 from dsrg.run.networks import build_cls_net, build_seg_net, how_read, read_weights, weights_misfit
 
@@ -80,6 +80,18 @@ def test_fc6_and_fc7_start_from_a_vgg16_file_only_under_vgg16s_head_on_its_trunk
     assert how_read(other, "seg.backbone_weights", state) == "w.pth, a torchvision vgg16's: the trunk"
     net = build_seg_net(other, 3, torch.device("cpu"), init="none")
     assert net.head_name == "resnet101" and not hasattr(net.aspp[0], "fc6")
+
+
+def test_a_resnet101_file_starts_the_resnet_trunk_under_vgg16s_head_whose_fc6_and_fc7_start_at_random(tmp_path):
+    torch.save(ResNet101(SMALL).state_dict(), tmp_path / "r.pth")
+    cfg = load_profile("demo", ["seg.init=imagenet", "seg.batch_norm=false", "seg.backbone=resnet101",
+                                "seg.freeze_bn=false", f"seg.backbone_weights={tmp_path / 'r.pth'}", "seg.head=vgg16"])
+    state = read_weights(tmp_path / "r.pth")
+    assert weights_misfit(cfg, "seg.backbone_weights", state) == []
+    assert how_read(cfg, "seg.backbone_weights", state) == f"{tmp_path / 'r.pth'}, a torchvision resnet101's: the trunk"
+    torch.manual_seed(0)
+    net = build_seg_net(cfg, 3, torch.device("cpu"))
+    assert torch.equal(net.backbone.conv1.weight, state["conv1.weight"]) and net.aspp[0].fc6.in_channels == 256
 
 
 def test_a_file_without_some_of_the_trunks_entries_is_said_to_be_incomplete_not_of_another_width():

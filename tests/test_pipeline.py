@@ -82,6 +82,7 @@ def test_the_backbones_own_head_named_or_not_keeps_the_segmentation_folder_and_t
         return runs.step_hash(load_profile("demo", ["seg.init=imagenet", *overrides]), "seg")
 
     assert seg() == seg("seg.head=vgg16") != seg("seg.head=resnet101")
+    assert seg() == "796765d595", "the demo's seg step from random weights: its folder as at 9a70618, before seg.head"
     with pytest.raises(InputError, match=r'^seg.head: expected one of "", vgg16, resnet101, got \'aspp\' \(profile'):
         load_profile("demo", ["seg.head=aspp"])
 

@@ -136,22 +136,31 @@ def test_four_dsrg_steps_set_two_by_two_take_the_gap_apart_into_trunk_head_and_t
     assert (grid.index.name, grid.columns.name) == ("trunk", "head")
     assert trunk_or_head(grid, "Grown") == (
         "Grown: R under r's 70.8 against V under v's 47.0 (+23.8 points); R's trunk alone (under v's) moves it -1.9, "
-        "r's alone (on the V trunk) -2.0, and the two together +27.7 beyond the sum of those. Half of the gap or "
-        "more comes from the trunk and the head together, neither alone.")
+        "r's alone (on the V trunk) -2.0, and the two together add +27.7 to the sum of those. Half of the gap or "
+        "more comes from the trunk and the head only together; the others move it by less than half.")
 
 
 @pytest.mark.parametrize("cells, verdict", [
-    ((50.0, 51.0, 70.0, 71.0), "Half of the gap or more comes from R's trunk alone."),           # +20 of +21
-    ((50.0, 62.0, 58.0, 70.0), "Half of the gap or more comes from r's alone."),                 # +12 of +20
-    ((50.0, 62.0, 62.0, 70.0), "Half of the gap or more comes from R's trunk alone and from r's alone."),  # -4 together
-    ((50.0, 56.0, 56.0, 70.0), "No one of the three makes half of the gap."),                     # 6, 6 and 8 of 20
-    ((50.0, 60.0, 40.0, 50.94), "There is no gap (a point or more) to take apart."),              # 50.9 shown
-    ((50.04, 60.0, 40.0, 50.96), "comes from r's alone and from the trunk and the head together, neither alone."),
-    ((50.0, 40.0, 40.0, 30.0), "Half of the gap or more comes from R's trunk alone and from r's alone."),  # -10 each of -20
+    ((50.0, 51.0, 70.0, 71.0), "comes from R's trunk alone; the others move it by less than half."),   # +20 of +21
+    ((50.0, 62.0, 58.0, 70.0), "comes from r's alone; the others move it by less than half."),         # +12 of +20
+    ((50.0, 60.0, 60.0, 70.0), "comes from each of R's trunk alone and r's alone."),        # +10, +10 and 0 of 20
+    ((50.0, 40.0, 40.0, 30.0), "comes from each of R's trunk alone and r's alone."),        # -10, -10 and 0 of -20
+    ((50.0, 56.0, 56.0, 70.0), "No one of the three makes half of the gap."),               # 6, 6 and 8 of 20
+    ((50.0, 44.0, 56.0, 52.0), "R's trunk alone (+6.0), r's alone (-6.0) and the trunk and the head only together "
+                               "(+2.0) pull against each other, each by half of the gap or more: no one of the "
+                               "three makes it."),                                          # of +2
+    ((50.0, 60.0, 40.0, 50.94), "There is no gap (a point or more) to take apart."),        # 50.9 shown
+    ((50.04, 60.0, 40.0, 50.96), "pull against each other, each by half of the gap or more: no one of the three "
+                                 "makes it."),                                               # 50.0 and 51.0 shown
 ])
 def test_what_makes_half_of_the_gap_is_read_on_the_values_as_shown(cells, verdict):
     said = trunk_or_head(_trunk_by_head(*cells), "Grown")
     assert said.endswith(verdict), said
+
+
+def test_a_part_of_the_gap_that_rounds_to_zero_reads_plus_zero():
+    said = trunk_or_head(_trunk_by_head(50.0, 50.1, 50.2, 50.3), "Grown")
+    assert "the two together add +0.0 to the sum of those" in said and "-0.0" not in said
 
 
 def test_a_cell_of_the_two_by_two_not_measured_is_named():

@@ -246,24 +246,34 @@ def trunk_or_head(grid: pd.DataFrame, what: str) -> str:
     """How a :func:`trunk_by_head` ``grid`` takes apart the gap in ``what`` (in words) between its two networks
     as they are (the first trunk under the first head, the second under the second), in sentences: the second
     trunk alone (under the first head), the second head alone (on the first trunk), and what the two add only
-    together (the rest of the gap); and which of the three makes half of it or more. On the values as shown (one
-    decimal), a gap of under a point being none."""
+    together (the rest of the gap); then which of the three makes half of the gap or more, or which pull against
+    each other by that much. On the values as shown (one decimal), a gap of under a point being none."""
     v = grid.round(1)
     (t0, t1), (h0, h1) = list(v.index), list(v.columns)
     own0, own1 = v.loc[t0, h0], v.loc[t1, h1]
-    gap, trunk, head = round(own1 - own0, 1), round(v.loc[t1, h0] - own0, 1), round(v.loc[t0, h1] - own0, 1)
-    together = round(gap - trunk - head, 1)
+    gap = round(own1 - own0, 1) + 0.0                   # + 0.0: no "-0.0"
+    trunk, head = round(v.loc[t1, h0] - own0, 1) + 0.0, round(v.loc[t0, h1] - own0, 1) + 0.0
+    together = round(gap - trunk - head, 1) + 0.0
     said = (f"{what}: {t1} under {h1} {own1:.1f} against {t0} under {h0} {own0:.1f} ({gap:+.1f} points); {t1}'s "
             f"trunk alone (under {h0}) moves it {trunk:+.1f}, {h1} alone (on the {t0} trunk) {head:+.1f}, and the "
-            f"two together {together:+.1f} beyond the sum of those.")
+            f"two together add {together:+.1f} to the sum of those.")
     if abs(gap) < 1:
         return f"{said} There is no gap (a point or more) to take apart."
-    parts = {f"{t1}'s trunk alone": trunk, f"{h1} alone": head, "the trunk and the head together, neither alone":
-             together}
-    most = [name for name, part in parts.items() if part / gap >= 0.5]
-    verdict = f"Half of the gap or more comes from {' and from '.join(most)}" if most else \
-        "No one of the three makes half of the gap"
-    return f"{said} {verdict}."
+    parts = {f"{t1}'s trunk alone": trunk, f"{h1} alone": head, "the trunk and the head only together": together}
+    big = {name: part for name, part in parts.items() if abs(part) >= abs(gap) / 2}
+    if any(part / gap < 0 for part in big.values()):
+        return (f"{said} {_and([f'{name} ({part:+.1f})' for name, part in big.items()])} pull against each other, "
+                f"each by half of the gap or more: no one of the three makes it.")
+    if len(big) == 1:
+        return f"{said} Half of the gap or more comes from {next(iter(big))}; the others move it by less than half."
+    if big:
+        return f"{said} Half of the gap or more comes from each of {_and(list(big))}."
+    return f"{said} No one of the three makes half of the gap."
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def rank_verdict(ours: pd.Series, paper: pd.Series, first: str, second: str) -> str:
