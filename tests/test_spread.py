@@ -115,6 +115,22 @@ def test_table1_checks_over_seeds_what_resnets_trunk_and_its_head_each_add_alone
     assert not any("alone" in claim for claim in spread.table1_claims(records[:5]).claim), "no swaps: no claim"
 
 
+def test_the_two_by_two_over_seeds_is_the_mean_of_the_seeds_that_recorded_all_four():
+    def step(row, seed, grown):
+        return _record(row, seed, 0.5, recall=[0.4, grown], precision=[0.7, 0.8])
+
+    records = [*_table1_records(0, 0.09, 0.633, 0.916, resnet_grown=0.7), step(spread.RANDOM, 0, 0.5),
+               step(spread.VGG16_RESNET_HEAD, 0, 0.4), step(spread.RESNET_VGG16_HEAD, 0, 0.6),
+               *_table1_records(1, 0.09, 0.633, 0.916, resnet_grown=0.8), step(spread.RANDOM, 1, 0.4),
+               step(spread.VGG16_RESNET_HEAD, 1, 0.5), step(spread.RESNET_VGG16_HEAD, 1, 0.5),
+               step(spread.RANDOM, 2, 0.9)]                        # seed 2: one of the four only
+    grid, seeds = spread.trunk_by_head_over_seeds(records)
+    assert seeds == [0, 1]
+    assert grid.round(6).to_dict() == {"VGG16's head": {"VGG16": 45.0, "ResNet-101": 55.0},
+                                       "ResNet-101's head": {"VGG16": 45.0, "ResNet-101": 75.0}}
+    assert spread.trunk_by_head_over_seeds(records[-1:]) is None
+
+
 def test_table1s_page_names_its_rows_as_table1_does_beside_its_run():
     records = _table1_records(0, 0.09, 0.633, 0.916)
     names = {recorded: label for label, recorded in spread.TABLE1_RECORDS.items()}

@@ -34,9 +34,10 @@ from ..run import folders
 from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
-from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, RESNET_VGG16_HEAD, TABLE1, \
-    VGG16_RESNET_HEAD, Experiment, ablation, profile as experiment_profile, refuse_row_keys, resnet_overrides, run, \
-    start_not_taken_away
+from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, RESNET_STEP, RESNET_VGG16_HEAD, \
+    TABLE1, TRUNK_BY_HEAD, VGG16_RESNET_HEAD, Experiment, ablation, profile as experiment_profile, refuse_row_keys, \
+    resnet_overrides, run, start_not_taken_away
+from .tables import trunk_by_head
 
 RESNET, RANDOM = "DSRG (Resnet101)", RANDOM_STEP
 #: The rows that Table 1's page sets beside its own DSRG steps -- the VGG16 row's from random weights (the start
@@ -487,6 +488,24 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
                             "trunk alone and the head alone, summed (IoU, last epoch)",
                             {s: whole > trunk + head for s, (trunk, head, whole) in gains.items()})]
     return _measured(rows)
+
+
+#: The rows whose records hold the DSRG steps of TRUNK_BY_HEAD (the ResNet-101's: the DSRG (Resnet101) row's).
+TRUNK_BY_HEAD_RECORDS = {label: RESNET if label == RESNET_STEP else label for label in TRUNK_BY_HEAD.values()}
+
+
+def trunk_by_head_over_seeds(records: list[dict]) -> tuple[pd.DataFrame, list[int]] | None:
+    """The grown supervision (IoU %, last epoch) of the four DSRG steps of
+    :data:`~dsrg.reproduce.experiments.TRUNK_BY_HEAD`, each the mean over the seeds that recorded all four, two by
+    two (:func:`~dsrg.reproduce.tables.trunk_by_head`), and those seeds; None where no seed recorded all four."""
+    last = {label: {s: 100 * r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items()
+                    if "supervision" in r} for label, row in TRUNK_BY_HEAD_RECORDS.items()}
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in last.values())))
+    if not seeds:
+        return None
+    means = pd.DataFrame({"grown: IoU": {label: sum(by_seed[s] for s in seeds) / len(seeds)
+                                         for label, by_seed in last.items()}})
+    return trunk_by_head(means, TRUNK_BY_HEAD, "grown: IoU"), seeds
 
 
 def caveats(records: list[dict], row: str, settings: str, current: str, threads: Sequence[int] = ()) -> str:
