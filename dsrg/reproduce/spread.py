@@ -490,7 +490,7 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
     return _measured(rows)
 
 
-#: The rows whose records hold the DSRG steps of TRUNK_BY_HEAD (the ResNet-101's: the DSRG (Resnet101) row's).
+#: The rows whose records hold the DSRG steps of TRUNK_BY_HEAD, the ResNet-101's being the DSRG (Resnet101) row's.
 TRUNK_BY_HEAD_RECORDS = {label: RESNET if label == RESNET_STEP else label for label in TRUNK_BY_HEAD.values()}
 
 
