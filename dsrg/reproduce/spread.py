@@ -35,8 +35,8 @@ from ..run.dist import threads as torch_threads
 from ..run.provenance import code
 from ..run.split_lists import how_changed, records
 from .experiments import ABLATION, DSRG_STEPS, FROM_SCRATCH_PROFILES, RANDOM_STEP, RESNET_STEP, RESNET_VGG16_HEAD, \
-    TABLE1, TRUNK_BY_HEAD, VGG16_RESNET_HEAD, Experiment, ablation, profile as experiment_profile, refuse_row_keys, \
-    resnet_overrides, run, start_not_taken_away
+    TABLE1, TRUNK_BY_HEAD, VGG16_RESNET_HEAD, Experiment, ablation, clashing, profile as experiment_profile, \
+    refuse_row_keys, resnet_overrides, run, start_not_taken_away
 from .tables import trunk_by_head
 
 RESNET, RANDOM = "DSRG (Resnet101)", RANDOM_STEP
@@ -157,9 +157,9 @@ def _own(profile: str, overrides: Sequence[str], row: str) -> list[str]:
     ``overrides`` set (the user's value holds); none for the VGG16 rows."""
     if row not in RESNETS:
         return []
-    given = {item.partition("=")[0].strip() for item in overrides}
-    return [item for item in resnet_overrides(experiment_profile(profile, list(overrides)))
-            if item.partition("=")[0] not in given]
+    own = resnet_overrides(experiment_profile(profile, list(overrides)))
+    given = clashing(own, overrides)
+    return [item for item in own if item not in given]
 
 
 def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Path | None,
@@ -407,6 +407,11 @@ def _per_seed(records: list[dict], row: str) -> dict[int, dict]:
     return {r["seed"]: r for r in records if r["row"] == row}
 
 
+def _last_iou(records: list[dict], row: str) -> dict[int, float]:
+    """The IoU of ``row``'s supervision at its last epoch (its DSRG step's), by seed, where its records keep it."""
+    return {s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
+
+
 def _checked_claim(claim: str, outcome: dict[int, bool]) -> dict:
     """A claim's row of :func:`claims`: the seeds where it holds, where it does not, and whether it holds in every
     seed measured (``outcome``: seed -> held)."""
@@ -460,9 +465,8 @@ def table1_claims(records: list[dict]) -> pd.DataFrame:
     its head alone grow more than VGG16 from random weights, and the two together more than the sum of each
     alone."""
     sec, vgg, resnet = (_per_seed(records, TABLE1_RECORDS[k]) for k in TABLE1_RECORDS)
-    grown, random, last, vgg_resnet_head, resnet_vgg_head = (   # the DSRG steps' last IoU
-        {s: r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items() if "supervision" in r}
-        for row in ("+DSRG", RANDOM, RESNET, VGG16_RESNET_HEAD, RESNET_VGG16_HEAD))
+    grown, random, last, vgg_resnet_head, resnet_vgg_head = (
+        _last_iou(records, row) for row in ("+DSRG", RANDOM, RESNET, VGG16_RESNET_HEAD, RESNET_VGG16_HEAD))
     both = [s for s in resnet if s in vgg]
     rows = [_checked_claim("DSRG (VGG16) > SEC (mIoU)", {s: vgg[s]["miou"] > sec[s]["miou"] for s in vgg if s in sec}),
             _checked_claim(f"{RESNET} > DSRG (VGG16) (mIoU)", {s: resnet[s]["miou"] > vgg[s]["miou"] for s in both}),
@@ -498,8 +502,8 @@ def trunk_by_head_over_seeds(records: list[dict]) -> tuple[pd.DataFrame, list[in
     """The grown supervision (IoU %, last epoch) of the four DSRG steps of
     :data:`~dsrg.reproduce.experiments.TRUNK_BY_HEAD`, each the mean over the seeds that recorded all four, two by
     two (:func:`~dsrg.reproduce.tables.trunk_by_head`), and those seeds; None where no seed recorded all four."""
-    last = {label: {s: 100 * r["supervision"]["iou"][-1] for s, r in _per_seed(records, row).items()
-                    if "supervision" in r} for label, row in TRUNK_BY_HEAD_RECORDS.items()}
+    last = {label: {s: 100 * iou for s, iou in _last_iou(records, row).items()}
+            for label, row in TRUNK_BY_HEAD_RECORDS.items()}
     seeds = sorted(set.intersection(*(set(by_seed) for by_seed in last.values())))
     if not seeds:
         return None
