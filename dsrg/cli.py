@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "loss only where train-cls or retrain is beside train-seg; e.g. seed_loss boundary_loss)")
     curves.set_defaults(func=_curves)
     spread = sub.add_parser("spread", help="Table 2's rows and Fig. 4's run with several seeds (--rows: Table 1's "
-                                           "ResNet-101 row and the DSRG steps its page sets beside, too): the spread",
+                                           "ResNet-101 row and the DSRG steps its page sets beside it, too): the spread",
                             description="Train Table 2's four rows (Fig. 4's curve is the +DSRG row's; Table 1's SEC "
                                         "and DSRG (VGG16) rows are its baseline and +Retrain), and with --rows "
                                         "Table 1's DSRG (Resnet101) row and the DSRG steps that Table 1's page sets "

@@ -20,6 +20,11 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 from .errors import InputError, first_line
 
 
+def key_of(item: str) -> str:
+    """The key of a ``key=value`` override, e.g. ``seg.lr`` of ``seg.lr=1e-3``."""
+    return item.partition("=")[0].strip()
+
+
 def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, explain) -> Any:
     """``schema`` (a dataclass or instance) merged with ``layers`` (dicts / OmegaConf configs) and then
     ``key=value`` ``overrides``, as a dataclass instance. Any failure is an InputError:
@@ -28,7 +33,7 @@ def merge(schema, layers: Sequence, overrides: Sequence[str], example: str, expl
         if item.lstrip().startswith("["):
             raise InputError(f"override {item!r}: overrides are key=value words, each on its own, not a list in "
                              f"brackets; e.g. {example}")
-        if "=" not in item or not item.partition("=")[0].strip():
+        if "=" not in item or not key_of(item):
             raise InputError(f"override {item!r}: expected key=value, e.g. {example}")
         try:
             OmegaConf.from_dotlist([item])

@@ -124,6 +124,11 @@ class SegConfig(Schedule):
     crf_workers: int = -1                 # pydensecrf processes (seg, pseudo, eval); -1: usable cores less 1, up to 12
     cuda_graph: bool = True               # on CUDA: the exact CRF and triton growing replayed as one CUDA graph; same result
 
+    @property
+    def head_name(self) -> str:
+        """Whose head the network has: ``head``, or the backbone's own where ``head`` is ``""``."""
+        return self.head or self.backbone
+
 
 @dataclass
 class PseudoConfig:

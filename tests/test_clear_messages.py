@@ -825,6 +825,7 @@ def test_interrupted_pseudo_labels_say_where_they_stand_and_resume_keeps_their_q
     info = folders.done_info(folder)
     assert info["quality"] == folders.done_info(done["pseudo"])["quality"]
     assert info["wall_s_total"] > info["wall_s"], "the interrupted session's time, up to its last label, added"
+    assert info["sessions"] == 2 and "with the session before" in folders.step_state(folder)
     assert not (folder / "elapsed.json").exists(), "in done.json now"
 
 
@@ -955,7 +956,7 @@ def test_an_interrupted_evaluation_says_where_it_stands_and_resume_scores_what_i
     monkeypatch.setattr(labelling, "write_label_png", real)
     evaluate.run(mine, resume=True)
     assert "evaluate: --resume: 2 of 4 images predicted before, kept; 2 to go" in capsys.readouterr().err
-    assert re.fullmatch(r"done, reused \(took [\d.]+ s from its resume with 2 images written; [\d.]+ s with the sessions "
+    assert re.fullmatch(r"done, reused \(took [\d.]+ s from its resume with 2 images written; [\d.]+ s with the session "
                         r"before\)", folders.step_state(folder)), "its time: the rest, and with the session before"
     ours = json.loads((folder / "metrics.json").read_text())
     theirs = json.loads((done["eval"] / "metrics.json").read_text())

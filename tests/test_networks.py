@@ -77,7 +77,8 @@ def test_fc6_and_fc7_start_from_a_vgg16_file_only_under_vgg16s_head_on_its_trunk
     other = load_profile("demo", ["seg.init=imagenet", "seg.batch_norm=false", "seg.backbone_weights=w.pth",
                                   "seg.head=resnet101"])
     assert weights_misfit(other, "seg.backbone_weights", state) == []
-    assert how_read(other, "seg.backbone_weights", state) == "w.pth, a torchvision vgg16's: the trunk"
+    assert how_read(other, "seg.backbone_weights", state) == ("w.pth, a torchvision vgg16's: the trunk, resnet101's "
+                                                              "head at random (seg.head=resnet101)")
     net = build_seg_net(other, 3, torch.device("cpu"), init="none")
     assert net.head_name == "resnet101" and not hasattr(net.aspp[0], "fc6")
 
@@ -88,7 +89,8 @@ def test_a_resnet101_file_starts_the_resnet_trunk_under_vgg16s_head_whose_fc6_an
                                 "seg.freeze_bn=false", f"seg.backbone_weights={tmp_path / 'r.pth'}", "seg.head=vgg16"])
     state = read_weights(tmp_path / "r.pth")
     assert weights_misfit(cfg, "seg.backbone_weights", state) == []
-    assert how_read(cfg, "seg.backbone_weights", state) == f"{tmp_path / 'r.pth'}, a torchvision resnet101's: the trunk"
+    assert how_read(cfg, "seg.backbone_weights", state) == (f"{tmp_path / 'r.pth'}, a torchvision resnet101's: the "
+                                                            "trunk, vgg16's head at random (seg.head=vgg16)")
     torch.manual_seed(0)
     net = build_seg_net(cfg, 3, torch.device("cpu"))
     assert torch.equal(net.backbone.conv1.weight, state["conv1.weight"]) and net.aspp[0].fc6.in_channels == 256

@@ -771,6 +771,10 @@ def test_step_state_tells_done_interrupted_and_to_run(tmp_path):
     (done / "done.json").write_text('{"wall_s": 2.5, "resumed_with_images": 2, "wall_s_total": 4.0}')
     assert runs.step_state(done) == "done, reused (took 2.5 s from its resume with 2 images written; 4.0 s with the " \
                                     "sessions before)"
+    (done / "done.json").write_text('{"wall_s": 2.5, "resumed_with_images": 2, "wall_s_total": 4.0, "sessions": 3}')
+    assert runs.step_state(done).endswith("; 4.0 s with the 2 sessions before)")
+    (done / "done.json").write_text('{"wall_s": 2.5, "resumed_at_iteration": 9, "wall_s_total": 4.0, "sessions": 2}')
+    assert runs.step_state(done).endswith("; 4.0 s with the session before)")
     (done / "done.json").write_text('{}')
     assert runs.step_state(done) == "done, reused"
     # the checkpoint's iteration, not the log's last: --resume goes back to 100

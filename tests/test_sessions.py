@@ -20,6 +20,10 @@ def _seconds(folder):
     return json.loads((folder / "elapsed.json").read_text())["wall_s"]
 
 
+def _count(folder):
+    return json.loads((folder / "elapsed.json").read_text())["sessions"]
+
+
 def test_a_session_keeps_its_seconds_up_to_its_last_output_at_most_every_few_seconds(tmp_path):
     clock = FakeClock()
     sessions = Sessions(tmp_path, started=0.0, resume=False, every=5.0, now=clock)
@@ -32,17 +36,18 @@ def test_a_session_keeps_its_seconds_up_to_its_last_output_at_most_every_few_sec
     clock.t = 9.0                           # an interruption, 6 s after the last output
     sessions.save()
     assert _seconds(tmp_path) == 3.0, "the time after the last output kept is not counted"
+    assert _count(tmp_path) == 1
 
 
 def test_a_resumed_session_goes_on_from_the_seconds_before_and_one_that_starts_over_drops_them(tmp_path):
-    (tmp_path / "elapsed.json").write_text('{"wall_s": 3.0}')
+    (tmp_path / "elapsed.json").write_text('{"wall_s": 3.0, "sessions": 2}')
     clock = FakeClock()
     clock.t = 100.0
     resumed = Sessions(tmp_path, started=100.0, resume=True, now=clock)
-    assert resumed.earlier == 3.0
+    assert (resumed.earlier, resumed.before) == (3.0, 2)
     clock.t = 102.0
     resumed.kept()
-    assert _seconds(tmp_path) == 5.0
+    assert (_seconds(tmp_path), _count(tmp_path)) == (5.0, 3)
     over = Sessions(tmp_path, started=102.0, resume=False, now=clock)
     assert over.earlier == 0.0 and not (tmp_path / "elapsed.json").exists()
 
@@ -62,3 +67,13 @@ def test_a_file_that_cannot_be_read_counts_no_earlier_seconds(tmp_path):
     for text in ("{cut sh", '{"wall_s": -1}', '["wall_s"]', '{"wall_s": "3"}'):
         (tmp_path / "elapsed.json").write_text(text)
         assert Sessions(tmp_path, started=0.0, resume=True).earlier == 0.0, text
+
+
+def test_a_file_from_before_the_count_gives_the_seconds_and_no_count_from_then_on(tmp_path):
+    (tmp_path / "elapsed.json").write_text('{"wall_s": 3.0}')
+    clock = FakeClock()
+    resumed = Sessions(tmp_path, started=0.0, resume=True, now=clock)
+    assert (resumed.earlier, resumed.before) == (3.0, 0)
+    clock.t = 1.0
+    resumed.kept()
+    assert (_seconds(tmp_path), _count(tmp_path)) == (4.0, 0), "0: not known, not one session"

@@ -96,6 +96,7 @@ def _kill_and_resume(tmp_path: Path, *extra: str, twice: bool = False) -> tuple[
     assert 0 < since <= killed_at + 1 and f"from its resume at iteration {since}; " in runs.step_state(folder)
     assert info["wall_s_total"] > info["wall_s"] and runs.wall_time(folder) == info["wall_s_total"], \
         "the earlier session's training up to its checkpoint counts in the step's whole wall time"
+    assert info["sessions"] == 2, "the killed session and the resumed one"
     out = (_weights(folder), *(_weights(tmp_path / name / folder.name) for name in uninterrupted))
     assert all(w.keys() == out[0].keys() for w in out)
     return out

@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..overrides import key_of
 from ..files import atomic_dir, locked, save_image, write_json
 from .coco import convert_coco
 from .synthetic import (DEFAULT_CLASSES, SynthConfig, class_names, config_dict, render_scene, stored_config,
@@ -162,7 +163,7 @@ def require_coco_written_as(root: str | os.PathLike, synth: Any = None) -> None:
 def _classes_given(synth: Any) -> int | None:
     """The class count that a list of overrides sets (``classes=7``, the VOC form's default, means 7 here too);
     None where it sets none, or ``synth`` is a config."""
-    if isinstance(synth, (list, tuple)) and any(str(o).partition("=")[0].strip() == "classes" for o in synth):
+    if isinstance(synth, (list, tuple)) and any(key_of(str(o)) == "classes" for o in synth):
         return synth_config(synth).classes
     return None
 

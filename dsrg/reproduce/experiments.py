@@ -32,6 +32,7 @@ from ..data.dataset import EMBEDDED, open_split
 from ..data.voc import VOC_CLASSES
 from ..errors import InputError, Terminated, interruption_under, sigterm_interrupts
 from ..files import read_json
+from ..overrides import key_of
 from ..profile import PATH_KEYS, Profile, is_profile_file, load_profile
 from ..run import folders
 from ..run.provenance import describe
@@ -335,25 +336,20 @@ def profile(name: str = "demo", overrides: Sequence[str] = (), base: str | Path 
     return cfg
 
 
-def _key(item: str) -> str:
-    """The key of a ``key=value`` setting."""
-    return item.partition("=")[0].strip()
-
-
 def clashing(overrides: Sequence[str], row: Sequence[str]) -> list[str]:
     """The items of ``overrides`` whose key a table's ``row`` sets too (the row's value would overrule them)."""
-    keys = {_key(item) for item in row}
-    return [item for item in overrides if _key(item) in keys]
+    keys = {key_of(item) for item in row}
+    return [item for item in overrides if key_of(item) in keys]
 
 
 def refuse_row_keys(overrides: Sequence[str], row: Sequence[str]) -> None:
     """An InputError where ``overrides`` set a key that a table's ``row`` sets too (:func:`clashing`)."""
     clash = clashing(overrides, row)
     if clash:
-        keys = {_key(item): item for item in row}
-        names = ", ".join(_key(c) for c in clash)
+        keys = {key_of(item): item for item in row}
+        names = ", ".join(key_of(c) for c in clash)
         raise InputError(f"overrides: {', '.join(clash)}: this table sets {names} in its rows itself (this row: "
-                         f"{', '.join(keys[_key(c)] for c in clash)}), which would overrule "
+                         f"{', '.join(keys[key_of(c)] for c in clash)}), which would overrule "
                          f"the override; leave it out of the overrides: what the rows set is what the table "
                          f"compares (in Python, experiments.run(profile, overrides) without row= runs one setting)")
 
@@ -437,7 +433,7 @@ def start_not_taken_away(name: str, settings: Sequence[str], resnet_name: str, r
     cfgs = {}
     for label, row in DSRG_STEPS.items():
         profile_name, overrides = _step_settings(label, name, settings, resnet_name, resnet_settings)
-        keys = sorted({_key(item) for item in clashing(overrides, row)})
+        keys = sorted({key_of(item) for item in clashing(overrides, row)})
         if keys:
             return f"the settings give {', '.join(keys)}, which these runs set themselves"
         cfgs[label] = profile(profile_name, [*overrides, *row], base)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import InputError, plural
 from ..files import file_in_the_way, made_folders, read_json, writable, write_json
+from ..overrides import key_of
 from ..profile import load_profile
 from ..run import folders
 from ..run.dist import threads as torch_threads
@@ -168,7 +169,7 @@ def _checked(profile: str, seeds: Sequence[int], out: str | Path, runs: str | Pa
     settings or of other seeds measured on other image lists in the records' folder. Returns (the run folders'
     parent, the records' folder)."""
     for item in overrides:
-        key = item.partition("=")[0].strip()
+        key = key_of(item)
         if key in ("seed", "out"):
             raise InputError(f"override {item!r}: dsrg spread sets {key} itself (the seeds come from --seeds, "
                              f"the run folders from --runs); leave it out")
@@ -303,8 +304,8 @@ IDLE = {"seed", *folders.RUN_SETTINGS, *folders.NOT_RESULTS}
 def _compared(settings: str) -> set[str]:
     """A record's settings less its seed, run folder and the settings that change no result (:data:`IDLE`), each
     key at its last value, in any order: what records of one row must share."""
-    words = [w for w in shlex.split(settings) if w.partition("=")[0] not in IDLE]
-    last = {w.partition("=")[0]: w for w in words if "=" in w}
+    words = [w for w in shlex.split(settings) if key_of(w) not in IDLE]
+    last = {key_of(w): w for w in words if "=" in w}
     return {w for w in words if "=" not in w} | set(last.values())
 
 

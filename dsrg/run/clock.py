@@ -56,7 +56,8 @@ class Sessions:
     """The wall seconds an inference step has spent on the output it keeps, over the sessions of a resumed run.
     While it runs, ``<folder>/elapsed.json`` holds the earlier sessions' seconds plus this one's up to its last
     output kept (:meth:`kept`, written at most every ``every`` seconds, and by :meth:`save` as the session ends,
-    by an interruption too). ``resume`` goes on from the file (``earlier``); a run that starts over removes it.
+    by an interruption too), and in how many sessions, this one too. ``resume`` goes on from the file
+    (``earlier`` seconds over ``before`` sessions, 0 where it does not say); a run that starts over removes it.
     ``write``: this process keeps the file (torchrun's first, whose time stands for the session's: the others'
     outputs after its last are not counted)."""
 
@@ -64,7 +65,7 @@ class Sessions:
                  now: Callable[[], float] = time.perf_counter) -> None:
         self.path, self.started, self.write, self.every, self.now = folder / step_files.ELAPSED, started, write, \
             every, now
-        self.earlier = _earlier(self.path) if resume else 0.0
+        self.earlier, self.before = _earlier(self.path) if resume else (0.0, 0)
         if write and not resume:
             self.path.unlink(missing_ok=True)
         self.last = self.saved = None
@@ -78,15 +79,18 @@ class Sessions:
     def save(self) -> None:
         """Write the seconds up to the last output kept (nothing kept yet: nothing written)."""
         if self.write and self.last is not None:
-            write_json(self.path, {"wall_s": round(self.earlier + self.last - self.started, 2)})
+            write_json(self.path, {"wall_s": round(self.earlier + self.last - self.started, 2),
+                                   "sessions": self.before + 1 if self.before or not self.earlier else 0})
             self.saved = self.last
 
 
-def _earlier(path: Path) -> float:
-    """The seconds an ``elapsed.json`` holds; 0 where there is none (a session killed before it wrote one, a run
-    made before the file) or it cannot be read."""
+def _earlier(path: Path) -> tuple[float, int]:
+    """The seconds an ``elapsed.json`` holds and over how many sessions; 0 where there is none (a session killed
+    before it wrote one, a run made before the file) or it cannot be read, or (sessions) where it does not say."""
     try:
-        wall = read_json(path, "an interrupted step's seconds").get("wall_s") if path.is_file() else 0.0
+        info = read_json(path, "an interrupted step's seconds") if path.is_file() else {}
+        wall, count = info.get("wall_s", 0.0), info.get("sessions", 0)
     except (OSError, InputError, AttributeError):
-        return 0.0
-    return float(wall) if isinstance(wall, (int, float)) and wall >= 0 else 0.0
+        return 0.0, 0
+    wall = float(wall) if isinstance(wall, (int, float)) and wall >= 0 else 0.0
+    return wall, count if wall and isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0

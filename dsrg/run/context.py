@@ -82,4 +82,5 @@ def finish_training(folder: Path, started: float, model: nn.Module, ds, resumed:
     for name in (step_files.CHECKPOINT, *SET_ASIDE.values()):    # and an earlier run's, set aside at a new start
         (folder / name).unlink(missing_ok=True)
     return folders.finish(folder, started, resumed_at_iteration=resumed.iteration, earlier_s=resumed.earlier_s,
+                          sessions_before=resumed.sessions_before,
                           **summary)

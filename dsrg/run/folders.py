@@ -176,7 +176,7 @@ def step_config(cfg: Profile, step: str) -> dict:
             own[step]["crf_backend"] = backend
     if step == "seeds" and not (cfg.seeds.saliency == "folder" and cfg.seeds.saliency_resize):
         del own["seeds"]["saliency_resize"]    # the maps as they are, as before the setting: unnamed
-    if step == "seg" and cfg.seg.head in ("", cfg.seg.backbone):
+    if step == "seg" and cfg.seg.head_name == cfg.seg.backbone:
         del own["seg"]["head"]          # the backbone's own head, as before the setting: unnamed
     if step == "seg" and cfg.seg.init == "cls":
         own["init_from"] = step_hash(cfg, "cls")
@@ -341,10 +341,15 @@ def seconds(wall: float) -> str:
 
 
 def with_sessions_before(info: dict) -> str:
-    """``"; 40 s with the sessions before"`` (:func:`seconds`) where a complete step's ``done.json`` (``info``) has
-    the time of every session it was resumed over (``wall_s_total``), else ``""``."""
-    total = info.get("wall_s_total")
-    return f"; {seconds(total)} with the sessions before" if isinstance(total, (int, float)) else ""
+    """``"; 40 s with the 2 sessions before"`` (:func:`seconds`) where a complete step's ``done.json`` (``info``)
+    has the time of every session it was resumed over (``wall_s_total``; their count where it has ``sessions``),
+    else ``""``."""
+    total, count = info.get("wall_s_total"), info.get("sessions")
+    if not isinstance(total, (int, float)):
+        return ""
+    before = ("the session" if count == 2 else f"the {count - 1} sessions") if isinstance(count, int) and count > 1 \
+        else "the sessions"
+    return f"; {seconds(total)} with {before} before"
 
 
 def took(info: dict, fallback: float) -> str:
@@ -531,12 +536,13 @@ def config_of(folder: Path) -> dict:
 
 
 def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_with_images: int = 0,
-           earlier_s: float = 0.0, **summary) -> dict:
+           earlier_s: float = 0.0, sessions_before: int = 0, **summary) -> dict:
     """Write ``done.json`` (wall time and a summary) last, marking the step complete. A resumed step says where
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
     counts from there (:func:`step_state`); a step resumed also gives ``wall_s_total``, with ``earlier_s``, the
     earlier sessions' time up to the checkpoint it resumed from, or up to the last output they kept
-    (:class:`dsrg.run.clock.Sessions`; where that is not known, no ``wall_s_total``)."""
+    (:class:`dsrg.run.clock.Sessions`; where that is not known, no ``wall_s_total``), and ``sessions``, this one
+    and the ``sessions_before`` (where they are known)."""
     from .dist import machine, processes, threads
     from .provenance import code
 
@@ -544,6 +550,8 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
                                  ("resumed_with_images", resumed_with_images)) if v}
     wall = time.perf_counter() - started
     total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed and earlier_s else {}
+    if total and sessions_before:
+        total["sessions"] = sessions_before + 1
     info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "processes": processes(),
             "code": code(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     (folder / step_files.ELAPSED).unlink(missing_ok=True)      # an inference step's while it ran: in done.json now

@@ -59,7 +59,7 @@ def _cls_net(cfg: Profile, num_classes: int) -> CAMNet:
 def _seg_net(cfg: Profile, num_classes: int) -> DeepLabASPP:
     s = cfg.seg
     return DeepLabASPP(s.backbone, num_classes, s.width, freeze_bn=s.freeze_bn, dropout=s.dropout,
-                       batch_norm=s.batch_norm, head=s.head or None)
+                       batch_norm=s.batch_norm, head=s.head_name)
 
 
 def build_cls_net(cfg: Profile, num_classes: int, backbone_weights: bool = True) -> CAMNet:
@@ -106,7 +106,9 @@ def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
         kind += " with its fc6/fc7 (a dsrg CAM net's, as train-cls saves it)"
     elif not caffe and any(k in state for k in FC_KEYS) and cfg.data.normalize != "caffe":
         kind += " with Caffe's fc6/fc7 (a Caffe init renamed? it would want data.normalize=caffe)"
-    if not _vgg_fc(cfg, key):
+    if section == "seg" and cfg.seg.head_name != cfg.seg.backbone:
+        fc = f", {cfg.seg.head}'s head at random (seg.head={cfg.seg.head})"     # no VGG16 file's fc6/fc7 fits it
+    elif not _vgg_fc(cfg, key):
         fc = ""
     elif getattr(cfg, section).fc_init != "imagenet":
         fc = f", fc6/fc7 at random ({section}.fc_init=random)"
@@ -146,7 +148,7 @@ def _vgg_trunk(cfg: Profile, key: str) -> bool:
 
 def _vgg_fc(cfg: Profile, key: str) -> bool:
     """Whether that network has fc6/fc7 that a VGG16 file can start: a VGG trunk under VGG16's head."""
-    return _vgg_trunk(cfg, key) and (key.startswith("cls.") or (cfg.seg.head or cfg.seg.backbone) == "vgg16")
+    return _vgg_trunk(cfg, key) and (key.startswith("cls.") or cfg.seg.head_name == "vgg16")
 
 
 def _is_caffe(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> bool:

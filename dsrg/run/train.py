@@ -34,10 +34,12 @@ from . import step_files
 
 
 class Resumed(NamedTuple):
-    """Where :func:`fit` started: the ``iteration`` (0 for a fresh run) and the seconds earlier sessions trained
-    up to the checkpoint it resumed from (``earlier_s``), for the step's wall time over every session."""
+    """Where :func:`fit` started: the ``iteration`` (0 for a fresh run), the seconds earlier sessions trained
+    up to the checkpoint it resumed from (``earlier_s``), for the step's wall time over every session, and how
+    many sessions those were (``sessions_before``; 0 where an older checkpoint does not say)."""
     iteration: int = 0
     earlier_s: float = 0.0
+    sessions_before: int = 0
 
 
 def lr_factor(sec, it: int) -> float:
@@ -217,6 +219,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         g.setdefault("initial_lr", g["lr"])
     start, state = _starting_point(model, optimizer, sec, cfg, folder, desc, resume, records, world)
     earlier = float(state.get("elapsed_s", 0.0)) if state is not None else 0.0   # (0 in an older checkpoint)
+    before = int(state.get("sessions", 0)) if state is not None else 0            # (0: not said)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
@@ -273,7 +276,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 rngs = rng_states(device, world)                               # every process: gathers
                 if world.main:
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept,
-                                    elapsed_s=earlier + time.perf_counter() - session)
+                                    elapsed_s=earlier + time.perf_counter() - session,
+                                    sessions=before + 1 if before or state is None else 0)
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
         exc.starts_over = saved is None              # the command's last line offers no --resume then
@@ -291,7 +295,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         bar.close()
         if log is not None:
             log.close()
-    return Resumed(start, earlier)
+    return Resumed(start, earlier, before)
 
 
 def _starting_point(model, optimizer, sec, cfg, folder: Path, desc: str, resume: bool, records, world: World

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from ..data.voc import split_file_ids, split_path
 from ..errors import InputError, plural
+from ..overrides import key_of
 from ..profile import Profile
 from ..run import folders
 from .pipeline import planned_steps
@@ -90,7 +91,7 @@ def projection(cfg: Profile, profile: str, overrides: Sequence[str] = ()) -> str
     overrides that name the data or the run folder are left out: the benchmark writes its own set."""
     from ..run.dist import resolve_device
 
-    own = [o for o in overrides if o.partition("=")[0].strip() not in ("data.root", "out")]
+    own = [o for o in overrides if key_of(o) not in ("data.root", "out")]
     device = ["--device", "cuda"] if resolve_device(cfg.device).type == "cuda" else []
     return shlex.join([_python(), "benchmarks/paper_scale.py", "--profile", profile, *device, *own])
 

@@ -107,5 +107,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
         write_csv(folder / step_files.PER_IMAGE, rows)                  # columns id, miou
     write_json(folder / step_files.METRICS, summary, sort_keys=False)      # classes in the dataset's order
     folders.finish(folder, started, **{k: v for k, v in summary.items() if k != "iou"}, timed=timed,
-                   resumed_with_images=kept, earlier_s=sessions.earlier)
+                   resumed_with_images=kept, earlier_s=sessions.earlier,
+                   sessions_before=sessions.before)
     return folder

@@ -51,5 +51,6 @@ def run(cfg: Profile, resume: bool = False) -> Path:
     summary = {**meter.summary(), "classes": ds.class_names} if meter is not None else None   # names the lists
     kept = sum(k for _, k in loops)
     folders.finish(folder, started, images=len(ds), quality=summary, timed=combined([t for t, _ in loops]),
-                   resumed_with_images=kept, earlier_s=sessions.earlier)
+                   resumed_with_images=kept, earlier_s=sessions.earlier,
+                   sessions_before=sessions.before)
     return folder

@@ -283,7 +283,8 @@ def run(cfg: Profile, resume: bool = False, early: EarlyBackgrounds | None = Non
     store.save(folder / step_files.CUES)
     shutil.rmtree(folder / step_files.CUE_PARTS, ignore_errors=True)     # in cues.npz now
     folders.finish(folder, started, images=len(store), grid=list(store.grid), quality=cue_quality(store, ds),
-                   timed=timed, resumed_with_images=len(kept), earlier_s=sessions.earlier)
+                   timed=timed, resumed_with_images=len(kept), earlier_s=sessions.earlier,
+                   sessions_before=sessions.before)
     return folder
 
 
