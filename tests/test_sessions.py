@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from dsrg.run.clock import Sessions
+from dsrg.run.clock import Sessions, known_count, next_count
+from dsrg.run.folders import finish
 
 
 class FakeClock:
@@ -63,10 +64,35 @@ def test_nothing_kept_writes_nothing_and_only_the_writing_process_writes(tmp_pat
     assert not (tmp_path / "elapsed.json").exists()
 
 
-def test_a_file_that_cannot_be_read_counts_no_earlier_seconds(tmp_path):
-    for text in ("{cut sh", '{"wall_s": -1}', '["wall_s"]', '{"wall_s": "3"}'):
+def test_a_file_that_cannot_be_read_counts_no_earlier_seconds_nor_sessions(tmp_path):
+    for text in ("{cut sh", '{"wall_s": -1, "sessions": 2}', '["wall_s"]', '{"wall_s": "3", "sessions": 2}',
+                 '{"wall_s": true, "sessions": 2}', '{"wall_s": Infinity, "sessions": 2}', '{"wall_s": 0, "sessions": 4}'):
         (tmp_path / "elapsed.json").write_text(text)
-        assert Sessions(tmp_path, started=0.0, resume=True).earlier == 0.0, text
+        resumed = Sessions(tmp_path, started=0.0, resume=True)
+        assert (resumed.earlier, resumed.before) == (0.0, 0), text
+
+
+def test_a_count_that_is_not_a_whole_number_above_zero_is_not_known(tmp_path):
+    for count in ("true", '"2"', "2.0", "-1", "0", "null"):
+        (tmp_path / "elapsed.json").write_text(f'{{"wall_s": 3.0, "sessions": {count}}}')
+        resumed = Sessions(tmp_path, started=0.0, resume=True)
+        assert (resumed.earlier, resumed.before) == (3.0, 0), count
+    assert [known_count(v) for v in (3, True, 2.0, "2", -1, None)] == [3, 0, 0, 0, 0, 0]
+
+
+def test_the_count_goes_on_from_the_sessions_before_and_starts_where_no_earlier_time_is_known():
+    assert next_count(0, 0.0) == 1, "a fresh run, or one whose earlier time was lost: this session alone"
+    assert next_count(2, 40.0) == 3
+    assert next_count(0, 40.0) == 0, "earlier time over sessions not counted: not known from then on"
+
+
+def test_done_json_counts_the_sessions_only_with_the_time_over_them(tmp_path):
+    info = finish(tmp_path, 0.0, resumed_with_images=2, earlier_s=40.0, sessions_before=2)
+    assert info["sessions"] == 3 and "wall_s_total" in info
+    info = finish(tmp_path, 0.0, resumed_with_images=2, earlier_s=0.0, sessions_before=2)
+    assert "sessions" not in info and "wall_s_total" not in info, "no time over the sessions: no count of them"
+    info = finish(tmp_path, 0.0, resumed_at_iteration=10, earlier_s=40.0, sessions_before=0)
+    assert "sessions" not in info and "wall_s_total" in info, "an older checkpoint: time known, count not"
 
 
 def test_a_file_from_before_the_count_gives_the_seconds_and_no_count_from_then_on(tmp_path):

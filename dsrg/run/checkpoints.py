@@ -89,10 +89,10 @@ def load_checkpoint(ckpt: Path, model, optimizer, records) -> dict:
 
 
 def save_checkpoint(path: Path, model, optimizer, iteration: int, rngs: list[dict],
-                    records: dict | None = None, elapsed_s: float = 0.0, sessions: int = 1) -> None:
+                    records: dict | None = None, elapsed_s: float = 0.0, sessions: int = 0) -> None:
     """Weights, optimizer, every process's RNG states (:func:`~dsrg.run.dist.rng_states`), the step's ``records``
     state, the seconds its training has taken so far (``elapsed_s``, over every session) and in how many
-    sessions, this one too (``sessions``; 0: not known, a run resumed from a checkpoint that did not say),
+    sessions, this one included (``sessions``, :func:`~dsrg.run.clock.next_count`; 0: not known),
     atomically."""
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "rng": rngs, "records": records, "elapsed_s": elapsed_s, "sessions": sessions}

@@ -4,6 +4,7 @@ paper-scale projection (``benchmarks/paper_scale.py``), and its wall time over t
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -56,8 +57,9 @@ class Sessions:
     """The wall seconds an inference step has spent on the output it keeps, over the sessions of a resumed run.
     While it runs, ``<folder>/elapsed.json`` holds the earlier sessions' seconds plus this one's up to its last
     output kept (:meth:`kept`, written at most every ``every`` seconds, and by :meth:`save` as the session ends,
-    by an interruption too), and in how many sessions, this one too. ``resume`` goes on from the file
-    (``earlier`` seconds over ``before`` sessions, 0 where it does not say); a run that starts over removes it.
+    by an interruption too), and over how many sessions, this one included (:func:`next_count`). ``resume`` goes
+    on from the file (``earlier`` seconds over ``before`` sessions, 0 where it does not say); a run that starts
+    over removes it.
     ``write``: this process keeps the file (torchrun's first, whose time stands for the session's: the others'
     outputs after its last are not counted)."""
 
@@ -77,20 +79,35 @@ class Sessions:
             self.save()
 
     def save(self) -> None:
-        """Write the seconds up to the last output kept (nothing kept yet: nothing written)."""
+        """Write the seconds up to the last output kept and their sessions (nothing kept yet: nothing written)."""
         if self.write and self.last is not None:
             write_json(self.path, {"wall_s": round(self.earlier + self.last - self.started, 2),
-                                   "sessions": self.before + 1 if self.before or not self.earlier else 0})
+                                   "sessions": next_count(self.before, self.earlier)})
             self.saved = self.last
 
 
+def next_count(before: int, earlier_s: float) -> int:
+    """The sessions that a step's time over its sessions adds up once this one keeps output (a checkpoint, an
+    image's label): ``before`` and this one; this one alone where no earlier time is known (``earlier_s`` 0);
+    0, not known, where an earlier time is known but not over how many sessions (a file written before the
+    count). A session that kept nothing, or whose time was lost, is not one."""
+    return before + 1 if before or not earlier_s else 0
+
+
+def known_count(value) -> int:
+    """A session count as a checkpoint or ``elapsed.json`` holds it: a whole number above 0, else 0 (not known)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _earlier(path: Path) -> tuple[float, int]:
-    """The seconds an ``elapsed.json`` holds and over how many sessions; 0 where there is none (a session killed
-    before it wrote one, a run made before the file) or it cannot be read, or (sessions) where it does not say."""
+    """The seconds an ``elapsed.json`` holds and over how many sessions (:func:`known_count`). No seconds (0, 0)
+    where there is no file (a session killed before it wrote one, a run made before the file), it cannot be
+    read, or its seconds are not a finite number of 0 or more."""
     try:
         info = read_json(path, "an interrupted step's seconds") if path.is_file() else {}
         wall, count = info.get("wall_s", 0.0), info.get("sessions", 0)
     except (OSError, InputError, AttributeError):
         return 0.0, 0
-    wall = float(wall) if isinstance(wall, (int, float)) and wall >= 0 else 0.0
-    return wall, count if wall and isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+    if not isinstance(wall, (int, float)) or isinstance(wall, bool) or not math.isfinite(wall) or wall <= 0:
+        return 0.0, 0
+    return float(wall), known_count(count)

@@ -541,8 +541,8 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
     it resumed (a training step's iteration, or the images an inference step found written), as its wall time
     counts from there (:func:`step_state`); a step resumed also gives ``wall_s_total``, with ``earlier_s``, the
     earlier sessions' time up to the checkpoint it resumed from, or up to the last output they kept
-    (:class:`dsrg.run.clock.Sessions`; where that is not known, no ``wall_s_total``), and ``sessions``, this one
-    and the ``sessions_before`` (where they are known)."""
+    (:class:`dsrg.run.clock.Sessions`; where that is not known, no ``wall_s_total``), and ``sessions``, how many
+    sessions that total adds up, this one and the ``sessions_before`` (where those are known)."""
     from .dist import machine, processes, threads
     from .provenance import code
 

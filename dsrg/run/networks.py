@@ -107,7 +107,7 @@ def how_read(cfg: Profile, key: str, state: Mapping[str, torch.Tensor]) -> str:
     elif not caffe and any(k in state for k in FC_KEYS) and cfg.data.normalize != "caffe":
         kind += " with Caffe's fc6/fc7 (a Caffe init renamed? it would want data.normalize=caffe)"
     if section == "seg" and cfg.seg.head_name != cfg.seg.backbone:
-        fc = f", {cfg.seg.head}'s head at random (seg.head={cfg.seg.head})"     # no VGG16 file's fc6/fc7 fits it
+        fc = f", {cfg.seg.head_name}'s head at random (seg.head={cfg.seg.head_name})"   # no VGG16 fc6/fc7 fits it
     elif not _vgg_fc(cfg, key):
         fc = ""
     elif getattr(cfg, section).fc_init != "imagenet":

@@ -26,6 +26,7 @@ from ..data.dataset import collate
 from ..errors import InputError, plural
 from ..files import write_text
 from .workers import auto_workers, die_with_parent
+from .clock import known_count, next_count
 from .checkpoints import (checkpoint_iteration, load_checkpoint, save_checkpoint, saved_rng, set_aside,
                           set_aside_note)
 from .dist import World, all_reduce_mean, channels_last, rng_states
@@ -200,7 +201,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         step: Callable[[torch.nn.Module, list, int], dict], *, device: torch.device, world: World,
         desc: str, resume: bool = False, records: Any = None) -> Resumed:
     """Train ``model`` for ``sec.iterations`` iterations; returns where it started (:class:`Resumed`: iteration 0,
-    or where a resumed run's checkpoint stood, and the seconds the earlier sessions trained up to it).
+    or where a resumed run's checkpoint stood, and the seconds the earlier sessions trained up to it, and how many
+    sessions those were).
 
     Args:
         sec: the step's config section (batch_size, iterations, lr policy fields).
@@ -219,7 +221,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
         g.setdefault("initial_lr", g["lr"])
     start, state = _starting_point(model, optimizer, sec, cfg, folder, desc, resume, records, world)
     earlier = float(state.get("elapsed_s", 0.0)) if state is not None else 0.0   # (0 in an older checkpoint)
-    before = int(state.get("sessions", 0)) if state is not None else 0            # (0: not said)
+    before = known_count(state.get("sessions")) if state is not None else 0       # (0: not said)
     if world.main:
         kept = _read_log(log_path, start)
         write_text(log_path, "".join(line + "\n" for line in kept))
@@ -277,7 +279,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sec, cfg, fold
                 if world.main:
                     save_checkpoint(ckpt, model, optimizer, it + 1, rngs, kept,
                                     elapsed_s=earlier + time.perf_counter() - session,
-                                    sessions=before + 1 if before or state is None else 0)
+                                    sessions=next_count(before, earlier))
     except KeyboardInterrupt as exc:
         saved = checkpoint_iteration(ckpt)
         exc.starts_over = saved is None              # the command's last line offers no --resume then
