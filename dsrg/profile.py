@@ -126,7 +126,7 @@ class SegConfig(Schedule):
 
     @property
     def head_name(self) -> str:
-        """Whose head the network has: ``head``, or the backbone's own where ``head`` is ``""``."""
+        """Whose head the network has, by backbone name; ``head``, or the backbone's own where ``head`` is ``""``."""
         return self.head or self.backbone
 
 

@@ -331,8 +331,7 @@ def test_the_spread_dry_run_of_one_seed_says_it_gives_no_spread_unless_others_ar
     capsys.readouterr()
     assert main(argv) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == ("# one seed gives each row's mIoU but no spread: a "
-                                                                "spread needs two seeds or more (--seeds 0 1 2, as "
-                                                                "make spread measures the demo's)")
+                                                                "spread needs two seeds or more (e.g. --seeds 0 1 2)")
     (tmp_path / "s" / "smoke").mkdir(parents=True)
     (tmp_path / "s" / "smoke" / "DSRG-seed0.json").write_text('{"row": "DSRG", "seed": 0}')   # 3 adds to seed 0
     assert main(argv) == 0

@@ -244,7 +244,7 @@ def plan(profile: str, seeds: Sequence[int], out: str | Path = "spread", runs: s
     recorded = {int(m[1]) for path in there if (m := re.fullmatch(r".+-seed(-?\d+)", path.stem))} | set(seeds)
     if len(recorded) < 2:
         lines.append("# one seed gives each row's mIoU but no spread: a spread needs two seeds or more "
-                     "(--seeds 0 1 2, as make spread measures the demo's)")
+                     "(e.g. --seeds 0 1 2)")
     return "\n".join(lines)
 
 
