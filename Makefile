@@ -15,7 +15,7 @@ help:
 	@echo "make test-all  run every test, slow ones included (GPU tests skip without CUDA)"
 	@echo "make data      write the embedded dataset to $(DATA)"
 	@echo "make demo      run the whole pipeline on the embedded dataset (dsrg run --profile demo)"
-	@echo "make spread    Tables 1 and 2 and Fig. 4 over seeds 0 1 2: records in spread/ (about 80 min on 2 cores)"
+	@echo "make spread    Tables 1 and 2 and Fig. 4 over seeds 0-4: records in spread/ (about 2 h 10 min on 2 cores)"
 	@echo "make bench     run the benchmarks in benchmarks/ (CPU shapes)"
 	@echo "make bench-gpu on CUDA: the paper-shape benchmarks, recorded in benchmarks/results/ for the book"
 	@echo "make gpu-check on a CUDA machine without the venv: gpu tests + paper-shape benchmarks, about 6 min"
