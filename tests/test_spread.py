@@ -483,20 +483,6 @@ def test_one_seed_is_added_to_the_records_already_there(tmp_path, monkeypatch, c
     assert "--seeds: expected at least one integer seed" in capsys.readouterr().err
 
 
-def test_the_source_hash_follows_the_code_that_makes_the_numbers_not_the_pages(monkeypatch, tmp_path):
-    from dsrg.run import provenance
-
-    for rel in ("method/a.py", "reproduce/tables.py", "profiles/demo.yaml"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text("x = 1\n")
-    monkeypatch.setattr(provenance, "PACKAGE", tmp_path)
-    before = provenance.source_hash()
-    (tmp_path / "reproduce/tables.py").write_text("x = 2\n")
-    assert provenance.source_hash() == before
-    (tmp_path / "method/a.py").write_text("x = 2\n")
-    assert provenance.source_hash() != before
-
-
 class Trained(Exception):
     """What the tests' stand-in for training raises: a check that should have refused came too late."""
 

@@ -40,7 +40,7 @@ from ..data.voc import VOC_CLASSES, VOCSegmentation, image_labels_path, root_cla
 from ..errors import InputError, expect_choice
 from ..files import held, locked, made_folders, read_json, write_json
 from ..profile import PATH_KEYS, Profile, section_dict
-from . import step_files
+from . import clock, step_files
 
 # torch is imported inside step_config and step_state, where they need it: the command line reads this table
 # to build its parser, and `dsrg --help` or `dsrg data check` should not wait for torch to load.
@@ -344,11 +344,10 @@ def with_sessions_before(info: dict) -> str:
     """``"; 40 s with the 2 sessions before"`` (:func:`seconds`) where a complete step's ``done.json`` (``info``)
     has the time of every session it was resumed over (``wall_s_total``; their count where it has ``sessions``),
     else ``""``."""
-    total, count = info.get("wall_s_total"), info.get("sessions")
+    total, count = info.get("wall_s_total"), clock.known_count(info.get("sessions"))
     if not isinstance(total, (int, float)):
         return ""
-    before = ("the session" if count == 2 else f"the {count - 1} sessions") if isinstance(count, int) and count > 1 \
-        else "the sessions"
+    before = ("the session" if count == 2 else f"the {count - 1} sessions") if count > 1 else "the sessions"
     return f"; {seconds(total)} with {before} before"
 
 
@@ -550,8 +549,8 @@ def finish(folder: Path, started: float, resumed_at_iteration: int = 0, resumed_
                                  ("resumed_with_images", resumed_with_images)) if v}
     wall = time.perf_counter() - started
     total = {"wall_s_total": round(wall + earlier_s, 2)} if resumed and earlier_s else {}
-    if total and sessions_before:
-        total["sessions"] = sessions_before + 1
+    if total and (count := clock.next_count(sessions_before, earlier_s)):
+        total["sessions"] = count
     info = {"wall_s": round(wall, 2), **total, "machine": machine(), "threads": threads(), "processes": processes(),
             "code": code(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **summary, **resumed}
     (folder / step_files.ELAPSED).unlink(missing_ok=True)      # an inference step's while it ran: in done.json now

@@ -1,15 +1,23 @@
 """The code that made a result: the package's version, the git commit of its checkout (and whether it had
 uncommitted changes), and a hash of the ``dsrg/`` source tree that needs no git (the code that makes the
-numbers: ``dsrg/reproduce/``, which only reads runs and draws the book's tables and figures, left out). Each
+numbers: ``dsrg/reproduce/``, which only reads runs and draws the book's tables and figures, left out; so are
+docstrings, comments and a YAML file's layout, which change no number). Each
 step's ``done.json`` keeps it (:func:`dsrg.run.folders.finish`), so a table or figure can say which code made its
 numbers."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import io
+import json
+import re
 import subprocess
+import tokenize
 from pathlib import Path
+
+import yaml
 
 from .. import __version__
 
@@ -18,12 +26,48 @@ PACKAGE = Path(__file__).resolve().parents[1]          # dsrg/
 
 def source_hash() -> str:
     """12 hex digits of SHA-256 over the ``dsrg/`` source files (``.py``, ``.yaml``; not ``dsrg/reproduce/``),
-    paths and bytes."""
+    their paths and what :func:`code_only` keeps of each."""
     digest = hashlib.sha256()
     for path in sorted(p for p in PACKAGE.rglob("*") if p.suffix in (".py", ".yaml") and p.is_file()
                        and p.relative_to(PACKAGE).parts[0] != "reproduce"):
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + code_only(path).encode() + b"\0")
     return digest.hexdigest()[:12]
+
+
+def code_only(path: Path) -> str:
+    """What of a source file can change a number, as text.
+
+    Of Python, the source less its comments and its string statements (docstrings), less trailing blanks and
+    blank lines; of YAML, the values it holds, as sorted JSON. A file that does not parse counts whole."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".yaml":
+            return json.dumps(yaml.safe_load(text), sort_keys=True, default=str)
+        return _python_code_only(text)
+    except (SyntaxError, ValueError, tokenize.TokenError, yaml.YAMLError):
+        return text
+
+
+def _python_code_only(text: str) -> str:
+    """``text`` with comments and string statements blanked out (positions from ``tokenize`` and ``ast``, which
+    say the same in every Python since 3.8), then trailing blanks and blank lines dropped."""
+    lines = re.split(r"\r\n|\r|\n", text)                           # the line ends Python counts, no others
+    spans = [(t.start, (t.start[0], len(lines[t.start[0] - 1]))) for t in
+             tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT]
+
+    def column(row: int, byte_offset: int) -> int:                  # ast counts UTF-8 bytes, tokenize characters
+        return len(lines[row - 1].encode()[:byte_offset].decode())
+
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            spans.append(((node.lineno, column(node.lineno, node.col_offset)),
+                          (node.end_lineno, column(node.end_lineno, node.end_col_offset))))
+    for (row, col), (end_row, end_col) in spans:
+        for r in range(row, end_row + 1):
+            line = lines[r - 1]
+            start, end = (col if r == row else 0), (end_col if r == end_row else len(line))
+            lines[r - 1] = line[:start] + " " * (end - start) + line[end:]
+    return "\n".join(kept for line in lines if (kept := line.rstrip()))
 
 
 @functools.lru_cache(maxsize=1)
