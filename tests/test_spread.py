@@ -12,7 +12,7 @@ from conftest import tiny_overrides
 from dsrg.cli import main
 from dsrg.errors import InputError
 from dsrg.profile import PROFILE_DIR
-from dsrg.reproduce import spread
+from dsrg.reproduce import figures, spread
 from dsrg.run.provenance import source_hash
 
 
@@ -571,3 +571,46 @@ def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
     with pytest.raises(Trained) as got:
         _spread(tmp_path, "--seeds", "0", "1", "seg.theta_fg=0.5")
     assert got.value.args == ([0, 1], ["seg.theta_fg=0.5"])
+
+
+def _grown(row, seed, miou, seeds_iou, grown_iou):
+    rec = _record(row, seed, miou, recall=[seeds_iou, grown_iou], precision=[0.7, 0.7])
+    rec["seeds"] = {"iou": seeds_iou, "precision": 0.7, "recall": seeds_iou}
+    return rec
+
+
+def test_each_gain_is_paired_by_seed_with_the_interval_of_its_mean():
+    records = [_record("+BSL", 0, 0.40), _record("+BSL", 1, 0.44), _record("+DSRG", 0, 0.42),
+               _record("+DSRG", 1, 0.50), _record("baseline", 5, 0.1)]
+    gains = spread.paired_gains(records)
+    assert list(gains.index) == ["+DSRG over +BSL"], "baseline shares no seed with +BSL: no pair"
+    g = gains.loc["+DSRG over +BSL"]
+    assert [g["seed 0"], g["seed 1"], g["mean"]] == pytest.approx([2.0, 6.0, 4.0])
+    assert g["std"] == pytest.approx(8 ** 0.5)                            # sqrt(((2 - 4)^2 + (6 - 4)^2) / 1)
+    half = 12.7062 * 8 ** 0.5 / 2 ** 0.5                                  # t(0.975, 1 degree of freedom) * std / sqrt(2)
+    assert [g["low"], g["high"]] == pytest.approx([4.0 - half, 4.0 + half], abs=1e-3)
+
+
+def test_a_gain_over_one_seed_has_no_interval():
+    gains = spread.paired_gains([_record("+BSL", 3, 0.40), _record("+DSRG", 3, 0.45)])
+    assert gains.loc["+DSRG over +BSL", "mean"] == pytest.approx(5.0)
+    assert gains[["std", "low", "high"]].isna().all(axis=None)
+
+
+def test_gains_of_other_pairs_and_of_none():
+    records = [_record("baseline", 0, 0.2), _record("+Retrain", 0, 0.5)]
+    assert spread.paired_gains(records, [("baseline", "+Retrain")]).loc["+Retrain over baseline", "mean"] == \
+        pytest.approx(30.0)
+    assert spread.paired_gains([]).empty
+
+
+def test_supervision_and_miou_sets_what_each_row_trained_on_beside_its_score():
+    records = [_grown("+BSL", 0, 0.50, 0.30, 0.30), _grown("+DSRG", 0, 0.55, 0.30, 0.45),
+               _grown("+BSL", 1, 0.52, 0.32, 0.32)]                           # seed 1 has no +DSRG record
+    table = spread.supervision_and_miou(records)
+    assert list(table.index) == [0]
+    assert table.loc[0].tolist() == pytest.approx([30.0, 50.0, 45.0, 55.0])
+    fig = figures.growing_over_seeds(table)
+    assert len(fig.axes[0].texts) == 1, "one arrow per seed"
+    with pytest.raises(InputError, match="make spread"):
+        figures.growing_over_seeds(spread.supervision_and_miou([]))

@@ -236,6 +236,31 @@ def supervision_spread(records: list[dict]):
     return fig
 
 
+def growing_over_seeds(table: pd.DataFrame):
+    """What region growing changes in each seed: an arrow from +BSL (its supervision, the seeds, against its
+    mIoU) to +DSRG (its grown supervision at the last epoch, against its mIoU), one per seed
+    (:func:`dsrg.reproduce.spread.supervision_and_miou`'s table, %)."""
+    if table.empty:
+        raise InputError("no seed with both +BSL's and +DSRG's spread records: `make spread` writes them")
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    for i, (seed, r) in enumerate(table.iterrows()):
+        colour = f"C{i % 10}"
+        start, end = (r["+BSL supervision"], r["+BSL mIoU"]), (r["+DSRG supervision"], r["+DSRG mIoU"])
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": colour, "lw": 1.4})
+        ax.plot(*start, "o", color=colour, ms=6)
+        ax.plot(*end, "^", color=colour, ms=7, label=f"seed {seed}")
+    ax.plot([], [], "o", color="grey", label="+BSL (the seeds)")
+    ax.plot([], [], "^", color="grey", label="+DSRG (grown, last epoch)")
+    ax.set_xlabel("supervision at training's end: IoU (%)", fontsize=11)
+    ax.set_ylabel("mIoU (%)", fontsize=11)
+    ax.tick_params(labelsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.margins(0.12)
+    fig.tight_layout()
+    return fig
+
+
 def heatmap(grid: pd.DataFrame, title: str, fmt: str = "{:.1f}", min_span: float = 1.0):
     """A labelled heat map of a 2-D table (rows and columns from the DataFrame's index and columns). Its colours
     span ``min_span`` at least, centred on the values: cells that differ by a few hundredths (or tie) are not

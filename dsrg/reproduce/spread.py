@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from scipy import stats
 
 from ..errors import InputError, plural
 from ..files import file_in_the_way, made_folders, read_json, writable, write_json
@@ -439,6 +440,41 @@ def claims(records: list[dict]) -> pd.DataFrame:
     rows.append(_checked_claim("precision holds: its last epoch within 5 points of the seeds' (+DSRG)",
                                {s: c["precision"][-1] >= c["precision"][0] - 0.05 for s, c in dsrg.items()}))
     return _measured(rows)
+
+
+def paired_gains(records: list[dict], pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """The mIoU gain (points) of each ``(lower, upper)`` pair of rows (Table 2's rows, each over the one before,
+    unless told others), seed by seed: the rows of one seed share its CAM network and seeds, so each seed's
+    difference is one paired measurement. One row per pair with each seed's gain, their ``mean``, ``std``
+    (sample, ddof 1) and the 95 % interval of the mean (``low``, ``high``; Student's t with n - 1 degrees of
+    freedom; NaN with one seed); a pair no seed has both rows of is left out."""
+    order = list(ABLATION)
+    rows = []
+    for lower, upper in pairs if pairs is not None else zip(order, order[1:]):
+        a, b = _per_seed(records, lower), _per_seed(records, upper)
+        gains = {s: 100 * (b[s]["miou"] - a[s]["miou"]) for s in sorted(a) if s in b}
+        if not gains:
+            continue
+        values = pd.Series(list(gains.values()), dtype=float)
+        n, mean, std = len(values), values.mean(), values.std(ddof=1)
+        half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+        rows.append({"gain": f"{upper} over {lower}", **{f"seed {s}": g for s, g in gains.items()}, "mean": mean,
+                     "std": std, "low": mean - half, "high": mean + half})
+    table = pd.DataFrame(rows)
+    return table.set_index("gain") if rows else table
+
+
+def supervision_and_miou(records: list[dict]) -> pd.DataFrame:
+    """Per seed (index), what +BSL and +DSRG trained on and what they scored (%): the supervision's IoU at
+    training's end (+BSL's the seeds, +DSRG's grown, its last epoch) and the mIoU; seeds without both rows'
+    records are left out."""
+    bsl, dsrg = _per_seed(records, "+BSL"), _per_seed(records, "+DSRG")
+    grown = _last_iou(records, "+DSRG")
+    return pd.DataFrame([{"seed": s, "+BSL supervision": 100 * bsl[s]["seeds"]["iou"], "+BSL mIoU": 100 * bsl[s]["miou"],
+                          "+DSRG supervision": 100 * grown[s], "+DSRG mIoU": 100 * dsrg[s]["miou"]}
+                         for s in sorted(bsl) if s in grown and "seeds" in bsl[s]],
+                        columns=["seed", "+BSL supervision", "+BSL mIoU", "+DSRG supervision", "+DSRG mIoU"]
+                        ).set_index("seed")
 
 
 def _measured(rows: list[dict]) -> pd.DataFrame:
