@@ -513,6 +513,9 @@ def require(cfg: Profile, step: str) -> Path:
 def start(cfg: Profile, step: str, splits: dict[str, dict]) -> Path:
     """Create ``step``'s folder (if needed) and write its ``config.json``, with the image lists it reads
     (:func:`dsrg.run.split_lists.to_keep`; none: ``{}``); return the folder."""
+    from .provenance import code
+
+    code()                                  # taken once: the code this process runs, before anyone edits a file
     folder = step_dir(cfg, step)
     try:
         folder.mkdir(parents=True, exist_ok=True)
