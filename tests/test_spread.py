@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 import torch
 from conftest import tiny_overrides
@@ -573,8 +575,10 @@ def test_overrides_may_follow_the_seeds(tmp_path, monkeypatch):
     assert got.value.args == ([0, 1], ["seg.theta_fg=0.5"])
 
 
-def _grown(row, seed, miou, seeds_iou, grown_iou):
-    rec = _record(row, seed, miou, recall=[seeds_iou, grown_iou], precision=[0.7, 0.7])
+def _grown(row, seed, miou, seeds_iou, grown_iou=None):
+    """A record with its seeds' IoU and, where ``grown_iou`` is given, a supervision curve (+DSRG's)."""
+    rec = _record(row, seed, miou, **({} if grown_iou is None else
+                                      {"recall": [seeds_iou, grown_iou], "precision": [0.7, 0.7]}))
     rec["seeds"] = {"iou": seeds_iou, "precision": 0.7, "recall": seeds_iou}
     return rec
 
@@ -584,6 +588,7 @@ def test_each_gain_is_paired_by_seed_with_the_interval_of_its_mean():
                _record("+DSRG", 1, 0.50), _record("baseline", 5, 0.1)]
     gains = spread.paired_gains(records)
     assert list(gains.index) == ["+DSRG over +BSL"], "baseline shares no seed with +BSL: no pair"
+    assert list(gains.columns) == ["seed 0", "seed 1", "seeds", "mean", "std", "low", "high"]
     g = gains.loc["+DSRG over +BSL"]
     assert [g["seed 0"], g["seed 1"], g["mean"]] == pytest.approx([2.0, 6.0, 4.0])
     assert g["std"] == pytest.approx(8 ** 0.5)                            # sqrt(((2 - 4)^2 + (6 - 4)^2) / 1)
@@ -604,13 +609,23 @@ def test_gains_of_other_pairs_and_of_none():
     assert spread.paired_gains([]).empty
 
 
+def test_the_seeds_of_every_pair_come_first_in_their_order():
+    records = [_record("baseline", 10, 0.1), _record("+BSL", 10, 0.2), _record("+BSL", 2, 0.3),
+               _record("+DSRG", 2, 0.4)]
+    gains = spread.paired_gains(records)
+    assert list(gains.columns[:3]) == ["seed 2", "seed 10", "seeds"]
+    assert gains.loc["+BSL over baseline", "seed 10"] == pytest.approx(10.0)
+    assert pd.isna(gains.loc["+BSL over baseline", "seed 2"]), "a seed without both rows has no gain"
+
+
 def test_supervision_and_miou_sets_what_each_row_trained_on_beside_its_score():
-    records = [_grown("+BSL", 0, 0.50, 0.30, 0.30), _grown("+DSRG", 0, 0.55, 0.30, 0.45),
-               _grown("+BSL", 1, 0.52, 0.32, 0.32)]                           # seed 1 has no +DSRG record
+    records = [_grown("+BSL", 0, 0.50, 0.30), _grown("+DSRG", 0, 0.55, 0.30, 0.45),
+               _grown("+BSL", 1, 0.52, 0.32)]                                 # seed 1 has no +DSRG record
     table = spread.supervision_and_miou(records)
     assert list(table.index) == [0]
     assert table.loc[0].tolist() == pytest.approx([30.0, 50.0, 45.0, 55.0])
     fig = figures.growing_over_seeds(table)
     assert len(fig.axes[0].texts) == 1, "one arrow per seed"
+    plt.close(fig)
     with pytest.raises(InputError, match="make spread"):
         figures.growing_over_seeds(spread.supervision_and_miou([]))

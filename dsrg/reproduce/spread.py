@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-from scipy import stats
 
 from ..errors import InputError, plural
 from ..files import file_in_the_way, made_folders, read_json, writable, write_json
@@ -445,23 +444,27 @@ def claims(records: list[dict]) -> pd.DataFrame:
 def paired_gains(records: list[dict], pairs: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
     """The mIoU gain (points) of each ``(lower, upper)`` pair of rows (Table 2's rows, each over the one before,
     unless told others), seed by seed: the rows of one seed share its CAM network and seeds, so each seed's
-    difference is one paired measurement. One row per pair with each seed's gain, their ``mean``, ``std``
-    (sample, ddof 1) and the 95 % interval of the mean (``low``, ``high``; Student's t with n - 1 degrees of
-    freedom; NaN with one seed); a pair no seed has both rows of is left out."""
+    difference is one paired measurement. One row per pair: each seed's gain (``seed 0``, ...), ``seeds`` (how
+    many have both rows), their ``mean``, ``std`` (sample, ddof 1) and the 95 % interval of the mean (``low``,
+    ``high``; Student's t with n - 1 degrees of freedom; NaN with one seed); a pair no seed has both rows of is
+    left out."""
+    from scipy import stats
+
     order = list(ABLATION)
-    rows = []
+    rows, seeds = [], set()
     for lower, upper in pairs if pairs is not None else zip(order, order[1:]):
         a, b = _per_seed(records, lower), _per_seed(records, upper)
         gains = {s: 100 * (b[s]["miou"] - a[s]["miou"]) for s in sorted(a) if s in b}
         if not gains:
             continue
+        seeds |= set(gains)
         values = pd.Series(list(gains.values()), dtype=float)
         n, mean, std = len(values), values.mean(), values.std(ddof=1)
         half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else math.nan
-        rows.append({"gain": f"{upper} over {lower}", **{f"seed {s}": g for s, g in gains.items()}, "mean": mean,
-                     "std": std, "low": mean - half, "high": mean + half})
-    table = pd.DataFrame(rows)
-    return table.set_index("gain") if rows else table
+        rows.append({"gain": f"{upper} over {lower}", **{f"seed {s}": g for s, g in gains.items()}, "seeds": n,
+                     "mean": mean, "std": std, "low": mean - half, "high": mean + half})
+    columns = ["gain", *(f"seed {s}" for s in sorted(seeds)), "seeds", "mean", "std", "low", "high"]
+    return pd.DataFrame(rows, columns=columns).set_index("gain")
 
 
 def supervision_and_miou(records: list[dict]) -> pd.DataFrame:
