@@ -629,3 +629,17 @@ def test_supervision_and_miou_sets_what_each_row_trained_on_beside_its_score():
     plt.close(fig)
     with pytest.raises(InputError, match="make spread"):
         figures.growing_over_seeds(spread.supervision_and_miou([]))
+
+
+def test_table1_s_gains_are_named_as_table1_names_its_rows():
+    records = [_record("baseline", 0, 0.2), _record("+Retrain", 0, 0.5), _record(spread.RESNET, 0, 0.8)]
+    gains = spread.table1_gains(records)
+    assert list(gains.index) == ["DSRG (VGG16) over SEC", f"{spread.RESNET} over DSRG (VGG16)"]
+    assert gains["mean"].tolist() == pytest.approx([30.0, 30.0])
+
+
+def test_gains_read_as_a_page_says_them():
+    records = [_record("+BSL", 0, 0.40), _record("+BSL", 1, 0.44), _record("+DSRG", 0, 0.42),
+               _record("+DSRG", 1, 0.50), _record("+Retrain", 1, 0.45)]
+    assert spread.gains_text(spread.paired_gains(records)) == (
+        "+DSRG over +BSL +4.0 points [-21.4, +29.4] (2 seeds); +Retrain over +DSRG -5.0 points (1 seed: no interval)")

@@ -467,6 +467,16 @@ def paired_gains(records: list[dict], pairs: Sequence[tuple[str, str]] | None = 
     return pd.DataFrame(rows, columns=columns).set_index("gain")
 
 
+def gains_text(gains: pd.DataFrame) -> str:
+    """:func:`paired_gains` as a page says them: ``+DSRG over +BSL +1.0 points [-5.0, +7.1] (5 seeds); ...``."""
+    def said(name: str, g: pd.Series) -> str:
+        if g["seeds"] < 2:
+            return f"{name} {g['mean']:+.1f} points (1 seed: no interval)"
+        return f"{name} {g['mean']:+.1f} points [{g['low']:+.1f}, {g['high']:+.1f}] ({g['seeds']:.0f} seeds)"
+
+    return "; ".join(said(name, g) for name, g in gains.iterrows())
+
+
 def supervision_and_miou(records: list[dict]) -> pd.DataFrame:
     """Per seed (index), what +BSL and +DSRG trained on and what they scored (%): the supervision's IoU at
     training's end (+BSL's the seeds, +DSRG's grown, its last epoch) and the mIoU; seeds without both rows'
@@ -494,6 +504,14 @@ def table1_by_seed(records: list[dict]) -> pd.DataFrame:
     """:func:`miou_by_seed` of Table 1's rows, named as Table 1 names them (:data:`TABLE1_RECORDS`)."""
     named = {recorded: row for row, recorded in TABLE1_RECORDS.items()}
     return miou_by_seed(records, rows=list(named)).rename(index=named)
+
+
+def table1_gains(records: list[dict]) -> pd.DataFrame:
+    """:func:`paired_gains` of Table 1's rows, each over the one before, named as Table 1 names them."""
+    named = {recorded: row for row, recorded in TABLE1_RECORDS.items()}
+    pairs = list(zip(TABLE1_RECORDS.values(), list(TABLE1_RECORDS.values())[1:]))
+    return paired_gains(records, pairs).rename(
+        index={f"{upper} over {lower}": f"{named[upper]} over {named[lower]}" for lower, upper in pairs})
 
 
 def table1_claims(records: list[dict]) -> pd.DataFrame:
